@@ -1,0 +1,13 @@
+using System.CommandLine;
+using Bulwark.Cli.Commands;
+
+namespace Bulwark.Cli;
+
+/// <summary>Every top-level command of <c>bulwark</c>, in the order <c>--help</c> lists them.</summary>
+internal static class CommandCatalog
+{
+    public static IEnumerable<Command> All()
+    {
+        yield return InfoCommand.Create();
+    }
+}
