@@ -10,5 +10,6 @@ internal static class CommandCatalog
     {
         yield return InfoCommand.Create();
         yield return ModelsCommand.Create();
+        yield return BenchCommand.Create();
     }
 }
