@@ -18,6 +18,12 @@ public sealed class DataDirectory
 
     public string StatePath => Path.Combine(Root, "state");
 
+    /// <summary>The model registry: one folder per model name, one sub-folder per version.</summary>
+    public string RegistryPath => Path.Combine(Root, "registry");
+
+    /// <summary>Model-signing keys made by <c>bulwark models keygen</c> and the public keys trusted for loading.</summary>
+    public string SigningKeysPath => Path.Combine(Root, "signing-keys");
+
     public static DataDirectory Resolve(string? explicitPath)
     {
         var path = explicitPath;

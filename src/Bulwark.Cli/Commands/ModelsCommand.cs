@@ -16,6 +16,6 @@ internal static class ModelsCommand
     // One line per subcommand, each defined in its own file.
     private static IEnumerable<Command> Subcommands()
     {
-        yield break;
+        foreach (var c in ModelsRegistryCommands.All()) yield return c;
     }
 }

@@ -1,0 +1,44 @@
+using System.Diagnostics;
+
+namespace Bulwark.Cli.Terminal;
+
+/// <summary>
+/// A one-line progress bar on standard error (so standard output stays clean for --json),
+/// redrawn at most ten times a second; silent when standard error is not a terminal, except for
+/// the final line.
+/// </summary>
+internal sealed class ProgressBar(string label, long total) : IProgress<long>
+{
+    private readonly Stopwatch _clock = Stopwatch.StartNew();
+    private readonly bool _interactive = !Console.IsErrorRedirected;
+    private long _lastDrawMs = -1000;
+    private long _done;
+
+    public void Report(long value)
+    {
+        _done = value;
+        var now = _clock.ElapsedMilliseconds;
+        if (!_interactive || now - _lastDrawMs < 100) return;
+        _lastDrawMs = now;
+        Console.Error.Write("\r" + Line());
+    }
+
+    /// <summary>Draws the final state and ends the line.</summary>
+    public void Finish()
+    {
+        _done = Math.Max(_done, total);
+        Console.Error.WriteLine((_interactive ? "\r" : "") + Line());
+    }
+
+    private string Line()
+    {
+        const int width = 30;
+        var fraction = total > 0 ? Math.Clamp((double)_done / total, 0, 1) : 1;
+        var filled = (int)(fraction * width);
+        var seconds = Math.Max(_clock.Elapsed.TotalSeconds, 1e-3);
+        var rate = _done / seconds / (1 << 20);
+        return $"{label} [{new string('#', filled)}{new string('.', width - filled)}] {fraction * 100,5:0.0}% {Mib(_done)}/{Mib(total)} MiB {rate,7:0.0} MiB/s";
+    }
+
+    private static string Mib(long bytes) => (bytes / (double)(1 << 20)).ToString("0.0", System.Globalization.CultureInfo.InvariantCulture);
+}
