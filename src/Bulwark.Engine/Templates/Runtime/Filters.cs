@@ -182,7 +182,7 @@ internal static class Filters
         var x = PyOps.ToDouble(value);
         return Text(a.Get(1, "method", "common")) switch
         {
-            "common" => Math.Round(x, precision, MidpointRounding.AwayFromZero),
+            "common" => Math.Round(x, precision, MidpointRounding.ToEven), // Python's round(): half to even
             "ceil" => Math.Ceiling(x * Math.Pow(10, precision)) / Math.Pow(10, precision),
             "floor" => Math.Floor(x * Math.Pow(10, precision)) / Math.Pow(10, precision),
             var m => throw TemplateException.Type($"method must be common, ceil or floor; got {m}"),
