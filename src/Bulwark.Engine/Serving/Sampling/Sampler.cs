@@ -135,7 +135,8 @@ internal sealed class Sampler
                 {
                     cumulative += probs[_order[r2]];
                     r2++;
-                    if (cumulative >= p.TopP * kept)
+                    // The epsilon keeps float rounding of the probabilities from taking one token too many.
+                    if (cumulative >= p.TopP * kept - 1e-6)
                         break;
                 }
                 keep = r2;
