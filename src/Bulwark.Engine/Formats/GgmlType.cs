@@ -1,0 +1,80 @@
+namespace Bulwark.Engine.Formats;
+
+/// <summary>ggml tensor element types, with the numeric ids GGUF stores (ggml.h's <c>ggml_type</c>).</summary>
+public enum GgmlType : uint
+{
+    F32 = 0,
+    F16 = 1,
+    Q4_0 = 2,
+    Q4_1 = 3,
+    Q5_0 = 6,
+    Q5_1 = 7,
+    Q8_0 = 8,
+    Q8_1 = 9,
+    Q2_K = 10,
+    Q3_K = 11,
+    Q4_K = 12,
+    Q5_K = 13,
+    Q6_K = 14,
+    Q8_K = 15,
+    I8 = 24,
+    I16 = 25,
+    I32 = 26,
+    I64 = 27,
+    F64 = 28,
+    BF16 = 30,
+}
+
+/// <summary>Block geometry of each <see cref="GgmlType"/>: a row is a whole number of blocks.</summary>
+public static class GgmlTypes
+{
+    /// <summary>Elements per quantization block (1 for plain types).</summary>
+    public static int BlockSize(GgmlType type) => Geometry(type).Elements;
+
+    /// <summary>Bytes per quantization block.</summary>
+    public static int BlockBytes(GgmlType type) => Geometry(type).Bytes;
+
+    /// <summary>True when the id is one this reader knows the block geometry of.</summary>
+    public static bool IsKnown(uint id) => Enum.IsDefined((GgmlType)id);
+
+    /// <summary>
+    /// Bytes taken by <paramref name="elements"/> elements, or -1 when the count is not a whole
+    /// number of blocks or the size would overflow a long.
+    /// </summary>
+    public static long ByteSize(GgmlType type, long elements)
+    {
+        var (blockElements, blockBytes) = Geometry(type);
+        if (elements < 0 || elements % blockElements != 0) return -1;
+        var blocks = elements / blockElements;
+        if (blocks > long.MaxValue / blockBytes) return -1;
+        return blocks * blockBytes;
+    }
+
+    private static (int Elements, int Bytes) Geometry(GgmlType type) => type switch
+    {
+        GgmlType.F32 => (1, 4),
+        GgmlType.F16 => (1, 2),
+        GgmlType.BF16 => (1, 2),
+        // 32 elements: f16 scale + 16 bytes of nibbles.
+        GgmlType.Q4_0 => (32, 18),
+        GgmlType.Q4_1 => (32, 20),
+        GgmlType.Q5_0 => (32, 22),
+        GgmlType.Q5_1 => (32, 24),
+        // 32 elements: f16 scale + 32 signed bytes.
+        GgmlType.Q8_0 => (32, 34),
+        GgmlType.Q8_1 => (32, 36),
+        // K-quants use super-blocks of 256 (QK_K).
+        GgmlType.Q2_K => (256, 84),
+        GgmlType.Q3_K => (256, 110),
+        GgmlType.Q4_K => (256, 144),
+        GgmlType.Q5_K => (256, 176),
+        GgmlType.Q6_K => (256, 210),
+        GgmlType.Q8_K => (256, 292),
+        GgmlType.I8 => (1, 1),
+        GgmlType.I16 => (1, 2),
+        GgmlType.I32 => (1, 4),
+        GgmlType.I64 => (1, 8),
+        GgmlType.F64 => (1, 8),
+        _ => throw new ArgumentOutOfRangeException(nameof(type), type, "unknown ggml type"),
+    };
+}

@@ -1,0 +1,51 @@
+using Bulwark.Engine.Formats;
+using Bulwark.Engine.Kernels.Reference;
+
+namespace Bulwark.Engine.Model;
+
+/// <summary>
+/// A row-major [Rows × Columns] weight matrix in native memory (usually the model file's memory
+/// map) in its stored type. Every matmul in the model goes through <see cref="MatVec"/> and
+/// <see cref="MatMul"/>: the single place where faster kernels are swapped in.
+/// </summary>
+public sealed unsafe class WeightMatrix
+{
+    public WeightMatrix(string name, GgmlType type, int rows, int columns, byte* data)
+    {
+        if (!Dequantize.IsSupported(type))
+            throw new NotSupportedException($"{name}: weight type {type} is not supported (supported: F32, F16, BF16, Q8_0, Q4_0)");
+        Name = name;
+        Type = type;
+        Rows = rows;
+        Columns = columns;
+        RowBytes = GgmlTypes.ByteSize(type, columns);
+        Data = data;
+    }
+
+    public string Name { get; }
+    public GgmlType Type { get; }
+    public int Rows { get; }
+    public int Columns { get; }
+    public long RowBytes { get; }
+
+    /// <summary>First byte of row 0; rows follow each other <see cref="RowBytes"/> apart.</summary>
+    public byte* Data { get; }
+
+    /// <summary>y[Rows] = W · x[Columns].</summary>
+    public void MatVec(ReadOnlySpan<float> x, Span<float> y) =>
+        Kernels.Reference.MatVec.Apply(Type, Data, RowBytes, Rows, Columns, x, y);
+
+    /// <summary>Y[n × Rows] = X[n × Columns] · Wᵀ, one input row per token.</summary>
+    public void MatMul(ReadOnlySpan<float> x, Span<float> y, int tokens)
+    {
+        for (var t = 0; t < tokens; t++)
+            MatVec(x.Slice(t * Columns, Columns), y.Slice(t * Rows, Rows));
+    }
+
+    /// <summary>One row as float32 (embedding lookup).</summary>
+    public void DequantizeRow(int row, Span<float> destination)
+    {
+        if ((uint)row >= (uint)Rows) throw new ArgumentOutOfRangeException(nameof(row), row, $"{Name} has {Rows} rows");
+        Dequantize.Row(Type, new ReadOnlySpan<byte>(Data + row * RowBytes, checked((int)RowBytes)), destination[..Columns]);
+    }
+}

@@ -1,0 +1,72 @@
+using Bulwark.Engine.Formats;
+using Bulwark.Engine.Kernels.Reference;
+
+namespace Bulwark.Engine.Model;
+
+/// <summary>
+/// Builds <see cref="LlamaWeights"/> from any <see cref="ITensorSource"/>, checking that every
+/// tensor the config calls for exists with exactly the expected shape and a supported type.
+/// </summary>
+public sealed unsafe class WeightsBuilder(LlamaConfig config, ITensorSource source, TensorNames names)
+{
+    public LlamaWeights Build(IReadOnlyList<IDisposable> owned, ReadOnlySpan<float> ropeFrequencyFactors = default)
+    {
+        var c = config;
+        var embedding = Matrix(names.TokenEmbedding, c.VocabularySize, c.EmbeddingLength);
+        var layers = new List<LayerWeights>(c.LayerCount);
+        for (var i = 0; i < c.LayerCount; i++)
+        {
+            string N(string part) => names.Layer(i, part);
+            layers.Add(new LayerWeights
+            {
+                AttentionNorm = Vector(N(TensorNames.AttentionNorm), c.EmbeddingLength),
+                Query = Matrix(N(TensorNames.Query), c.QueryLength, c.EmbeddingLength),
+                Key = Matrix(N(TensorNames.Key), c.KeyValueLength, c.EmbeddingLength),
+                Value = Matrix(N(TensorNames.Value), c.KeyValueLength, c.EmbeddingLength),
+                Output = Matrix(N(TensorNames.AttentionOutput), c.EmbeddingLength, c.QueryLength),
+                QueryBias = c.HasQkvBias ? Vector(N(TensorNames.QueryBias), c.QueryLength) : null,
+                KeyBias = c.HasQkvBias ? Vector(N(TensorNames.KeyBias), c.KeyValueLength) : null,
+                ValueBias = c.HasQkvBias ? Vector(N(TensorNames.ValueBias), c.KeyValueLength) : null,
+                QueryNorm = c.HasQkNorm ? Vector(N(TensorNames.QueryNorm), c.HeadDim) : null,
+                KeyNorm = c.HasQkNorm ? Vector(N(TensorNames.KeyNorm), c.HeadDim) : null,
+                FeedForwardNorm = Vector(N(TensorNames.FeedForwardNorm), c.EmbeddingLength),
+                Gate = Matrix(N(TensorNames.Gate), c.FeedForwardLength, c.EmbeddingLength),
+                Up = Matrix(N(TensorNames.Up), c.FeedForwardLength, c.EmbeddingLength),
+                Down = Matrix(N(TensorNames.Down), c.EmbeddingLength, c.FeedForwardLength),
+            });
+        }
+        var outputNorm = Vector(names.OutputNorm, c.EmbeddingLength);
+        var output = c.TiedOutputHead ? embedding : Matrix(names.Output, c.VocabularySize, c.EmbeddingLength);
+        if (!ropeFrequencyFactors.IsEmpty && ropeFrequencyFactors.Length != c.HeadDim / 2)
+            throw new ModelFormatException(source.Location, "rope_freqs.weight", $"needs {c.HeadDim / 2} factors; got {ropeFrequencyFactors.Length}");
+        var frequencies = c.RopeScaling.InverseFrequencies(c.HeadDim, c.RopeTheta, ropeFrequencyFactors);
+        return new LlamaWeights(embedding, layers, outputNorm, output, frequencies, owned);
+    }
+
+    private TensorView Require(string name, params long[] expected)
+    {
+        if (!source.TryGet(name, out var tensor))
+            throw new ModelFormatException(source.Location, name, "tensor is missing");
+        if (!tensor.Shape.SequenceEqual(expected))
+            throw new ModelFormatException(source.Location, name,
+                $"shape [{string.Join(", ", tensor.Shape)}] does not match the config's [{string.Join(", ", expected)}]");
+        if (!Dequantize.IsSupported(tensor.Type))
+            throw new ModelFormatException(source.Location, name, $"weight type {tensor.Type} is not supported (supported: F32, F16, BF16, Q8_0, Q4_0)");
+        return tensor;
+    }
+
+    private WeightMatrix Matrix(string name, int rows, int columns)
+    {
+        var t = Require(name, rows, columns);
+        return new WeightMatrix(name, t.Type, rows, columns, t.Data);
+    }
+
+    /// <summary>Norm weights and biases are tiny; they are converted once to float32.</summary>
+    public NativeBuffer Vector(string name, int length)
+    {
+        var t = Require(name, length);
+        var buffer = new NativeBuffer(length);
+        Dequantize.Row(t.Type, new ReadOnlySpan<byte>(t.Data, (int)t.ByteSize), buffer.Span);
+        return buffer;
+    }
+}
