@@ -1,0 +1,57 @@
+namespace Bulwark.Engine.Serving;
+
+/// <summary>
+/// Engine state for metrics, written by the step loop and read from any thread. Token counts
+/// of the prefix cache are whole blocks looked up / found.
+/// </summary>
+public sealed class EngineCounters
+{
+    private long _running, _waiting, _kvBlocksUsed, _kvBlocksPeak, _prefixQueries, _prefixHits, _preemptions;
+    private long _steps, _batchedTokens, _batchedSequences, _maxBatchSequences, _promptTokens, _generatedTokens;
+
+    public int KvBlocksTotal { get; internal set; }
+
+    public int BlockSize { get; internal set; }
+
+    public long Running => Volatile.Read(ref _running);
+    public long Waiting => Volatile.Read(ref _waiting);
+    public long KvBlocksUsed => Volatile.Read(ref _kvBlocksUsed);
+    public long KvBlocksPeak => Volatile.Read(ref _kvBlocksPeak);
+    public long PrefixCacheQueryTokens => Volatile.Read(ref _prefixQueries);
+    public long PrefixCacheHitTokens => Volatile.Read(ref _prefixHits);
+    public long Preemptions => Volatile.Read(ref _preemptions);
+    public long Steps => Volatile.Read(ref _steps);
+    public long BatchedTokens => Volatile.Read(ref _batchedTokens);
+    public long BatchedSequences => Volatile.Read(ref _batchedSequences);
+    public long MaxBatchSequences => Volatile.Read(ref _maxBatchSequences);
+    public long PromptTokens => Volatile.Read(ref _promptTokens);
+    public long GeneratedTokens => Volatile.Read(ref _generatedTokens);
+
+    /// <summary>Starts a new peak measurement (benchmarks run several configurations on one engine).</summary>
+    public void ResetPeakKvBlocks() => Volatile.Write(ref _kvBlocksPeak, KvBlocksUsed);
+
+    internal void RecordQueues(int running, int waiting, int kvUsed, long prefixQueries, long prefixHits, long preemptions)
+    {
+        Volatile.Write(ref _running, running);
+        Volatile.Write(ref _waiting, waiting);
+        Volatile.Write(ref _kvBlocksUsed, kvUsed);
+        if (kvUsed > Volatile.Read(ref _kvBlocksPeak))
+            Volatile.Write(ref _kvBlocksPeak, kvUsed);
+        Volatile.Write(ref _prefixQueries, prefixQueries);
+        Volatile.Write(ref _prefixHits, prefixHits);
+        Volatile.Write(ref _preemptions, preemptions);
+    }
+
+    internal void RecordStep(int tokens, int sequences)
+    {
+        Interlocked.Increment(ref _steps);
+        Interlocked.Add(ref _batchedTokens, tokens);
+        Interlocked.Add(ref _batchedSequences, sequences);
+        if (sequences > Volatile.Read(ref _maxBatchSequences))
+            Volatile.Write(ref _maxBatchSequences, sequences);
+    }
+
+    internal void RecordPrompt(int tokens) => Interlocked.Add(ref _promptTokens, tokens);
+
+    internal void RecordGenerated() => Interlocked.Increment(ref _generatedTokens);
+}

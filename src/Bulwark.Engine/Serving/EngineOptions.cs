@@ -1,0 +1,24 @@
+using Bulwark.Engine.Serving.Scheduling;
+
+namespace Bulwark.Engine.Serving;
+
+public sealed record EngineOptions
+{
+    /// <summary>Memory for the KV block pool (<c>--kv-cache-memory</c>); ignored when <see cref="KvCacheBlocks"/> is set.</summary>
+    public long KvCacheMemoryBytes { get; init; } = 512L << 20;
+
+    /// <summary>Exact number of KV blocks, overriding the memory budget (tests and benchmarks).</summary>
+    public int? KvCacheBlocks { get; init; }
+
+    /// <summary>Token slots per KV block.</summary>
+    public int BlockSize { get; init; } = 16;
+
+    public bool PrefixCaching { get; init; } = true;
+
+    public SchedulerOptions Scheduler { get; init; } = new();
+
+    /// <summary>End-of-sequence token ids of the model; a choice stops on them unless IgnoreEos.</summary>
+    public IReadOnlyList<int> EosTokenIds { get; init; } = [];
+
+    public TimeProvider Time { get; init; } = TimeProvider.System;
+}

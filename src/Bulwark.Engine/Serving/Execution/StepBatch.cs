@@ -1,0 +1,93 @@
+using Bulwark.Engine.Serving.KvCache;
+using Bulwark.Engine.Serving.Scheduling;
+
+namespace Bulwark.Engine.Serving.Execution;
+
+/// <summary>
+/// The flat form of one scheduled step that a model executes: token ids and positions of all
+/// sequences back to back, each sequence's span and block table, and which sequences need logits.
+/// Buffers grow to the largest step seen and are reused.
+/// </summary>
+public sealed class StepBatch
+{
+    private int[] _tokens = new int[64];
+    private int[] _positions = new int[64];
+    private int[] _seqStart = new int[8];
+    private int[] _seqCount = new int[8];
+    private int[] _logitRow = new int[8];
+    private BlockTable[] _tables = new BlockTable[8];
+    private readonly List<BlockCopy> _copies = new();
+
+    public int TokenCount { get; private set; }
+
+    public int SequenceCount { get; private set; }
+
+    public int LogitRowCount { get; private set; }
+
+    public ReadOnlySpan<int> TokenIds => _tokens.AsSpan(0, TokenCount);
+
+    /// <summary>Position of each batch token within its own sequence.</summary>
+    public ReadOnlySpan<int> Positions => _positions.AsSpan(0, TokenCount);
+
+    public ReadOnlySpan<BlockCopy> Copies => System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_copies);
+
+    /// <summary>Index of the sequence's first token in <see cref="TokenIds"/>.</summary>
+    public int TokenStart(int seq) => _seqStart[seq];
+
+    public int TokenCountOf(int seq) => _seqCount[seq];
+
+    /// <summary>Position of the sequence's first batch token; its KV at lower positions is already cached.</summary>
+    public int StartPosition(int seq) => _positions[_seqStart[seq]];
+
+    /// <summary>Tokens of context the sequence's last batch token attends to (itself included).</summary>
+    public int ContextLength(int seq) => StartPosition(seq) + _seqCount[seq];
+
+    public ReadOnlySpan<int> BlockTable(int seq) => _tables[seq].AsSpan();
+
+    /// <summary>Row of logits for the sequence's last token, or -1 when it is mid-prefill and needs none.</summary>
+    public int LogitRow(int seq) => _logitRow[seq];
+
+    internal void Load(ScheduledStep step)
+    {
+        TokenCount = 0;
+        SequenceCount = 0;
+        LogitRowCount = 0;
+        _copies.Clear();
+        _copies.AddRange(step.Copies);
+        EnsureCapacity(step.TokenCount, step.Sequences.Count);
+        for (var s = 0; s < step.Sequences.Count; s++)
+        {
+            var seq = step.Sequences[s];
+            var count = step.Counts[s];
+            var start = seq.ComputedCount;
+            var tokens = seq.Tokens;
+            _seqStart[s] = TokenCount;
+            _seqCount[s] = count;
+            _tables[s] = seq.Blocks;
+            for (var j = 0; j < count; j++)
+            {
+                _tokens[TokenCount] = tokens[start + j];
+                _positions[TokenCount] = start + j;
+                TokenCount++;
+            }
+            _logitRow[s] = start + count == seq.Count ? LogitRowCount++ : -1;
+        }
+        SequenceCount = step.Sequences.Count;
+    }
+
+    private void EnsureCapacity(int tokens, int sequences)
+    {
+        if (_tokens.Length < tokens)
+        {
+            _tokens = new int[tokens];
+            _positions = new int[tokens];
+        }
+        if (_seqStart.Length < sequences)
+        {
+            _seqStart = new int[sequences];
+            _seqCount = new int[sequences];
+            _logitRow = new int[sequences];
+            _tables = new BlockTable[sequences];
+        }
+    }
+}

@@ -1,0 +1,23 @@
+using Bulwark.Engine.Serving.Sampling;
+
+namespace Bulwark.Engine.Serving;
+
+/// <summary>One generation asked of the engine: prompt tokens, sampling, who asks and how urgently.</summary>
+public sealed record GenerationRequest
+{
+    public required IReadOnlyList<int> PromptTokens { get; init; }
+
+    public SamplingParams Sampling { get; init; } = new();
+
+    /// <summary>Salts the prefix cache: a tenant can never hit blocks another tenant computed.</summary>
+    public string Tenant { get; init; } = "";
+
+    /// <summary>Further isolates the prefix cache within the tenant (vLLM's <c>cache_salt</c>).</summary>
+    public string? CacheSalt { get; init; }
+
+    /// <summary>Smaller runs first and is preempted last; equal priorities run in arrival order.</summary>
+    public int Priority { get; init; }
+
+    /// <summary>Turns output tokens into text for the events and for stop strings; without it, stop strings cannot be used.</summary>
+    public Func<IIncrementalDetokenizer>? Detokenizer { get; init; }
+}

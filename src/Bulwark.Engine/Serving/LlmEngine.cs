@@ -1,0 +1,269 @@
+using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
+using Bulwark.Engine.Serving.Execution;
+using Bulwark.Engine.Serving.KvCache;
+using Bulwark.Engine.Serving.Sampling;
+using Bulwark.Engine.Serving.Scheduling;
+
+namespace Bulwark.Engine.Serving;
+
+/// <summary>
+/// Serves many generations at once over one model: requests enter a queue, one thread runs
+/// steps (schedule → execute one batched forward → sample), and each request reads its own
+/// stream of token events. Cancelling a request frees its KV blocks at the next step boundary.
+/// </summary>
+public sealed class LlmEngine : IDisposable
+{
+    private readonly IModelExecutor _executor;
+    private readonly EngineOptions _options;
+    private readonly Scheduler _scheduler;
+    private readonly StepBatch _batch = new();
+    private readonly TokenEmitter _emitter;
+    private readonly ConcurrentQueue<RequestState> _arrivals = new();
+    private readonly ConcurrentQueue<RequestState> _cancellations = new();
+    private readonly ManualResetEventSlim _wake = new(false);
+    private readonly Thread _loop;
+    private float[] _logits = [];
+    private long _nextSequenceId;
+    private long _nextArrival;
+    private volatile bool _stopping;
+
+    public LlmEngine(IModelExecutor executor, EngineOptions? options = null)
+    {
+        _executor = executor;
+        _options = options ?? new EngineOptions();
+        _options.Scheduler.Validate();
+        var blocks = _options.KvCacheBlocks ?? BlocksForBudget(executor, _options);
+        if (blocks < 1)
+            throw new ArgumentOutOfRangeException(nameof(options), $"the KV cache needs at least 1 block; got {blocks}");
+        executor.AllocateKvCache(blocks, _options.BlockSize);
+        _scheduler = new Scheduler(_options.Scheduler, new BlockAllocator(blocks, _options.BlockSize, _options.PrefixCaching));
+        Counters.KvBlocksTotal = blocks;
+        Counters.BlockSize = _options.BlockSize;
+        _emitter = new TokenEmitter(new Sampler(executor.VocabSize), _options, Counters, executor.MaxContextLength);
+        _loop = new Thread(RunLoop) { IsBackground = true, Name = "bulwark-engine-step" };
+        _loop.Start();
+    }
+
+    public EngineCounters Counters { get; } = new();
+
+    public int VocabSize => _executor.VocabSize;
+
+    public int MaxContextLength => _executor.MaxContextLength;
+
+    /// <summary>Throws with the field, value and limit when the request can never be served.</summary>
+    public void Validate(GenerationRequest request)
+    {
+        var p = request.Sampling;
+        p.Validate(_executor.VocabSize);
+        var prompt = request.PromptTokens;
+        if (prompt.Count == 0)
+            throw new ArgumentException("the prompt must contain at least one token", nameof(request));
+        foreach (var t in prompt)
+            if ((uint)t >= (uint)_executor.VocabSize)
+                throw new ArgumentOutOfRangeException(nameof(request), $"prompt token id must be between 0 and {_executor.VocabSize - 1}; got {t}");
+        var total = (long)prompt.Count + p.MaxTokens;
+        if (total > _executor.MaxContextLength)
+            throw new ArgumentOutOfRangeException(nameof(request),
+                $"prompt tokens + max_tokens must be at most the context length {_executor.MaxContextLength}; got {prompt.Count} + {p.MaxTokens} = {total}");
+        var blocksNeeded = (total + _options.BlockSize - 1) / _options.BlockSize;
+        if (blocksNeeded > Counters.KvBlocksTotal)
+            throw new ArgumentOutOfRangeException(nameof(request),
+                $"prompt tokens + max_tokens need {blocksNeeded} KV blocks; the cache holds {Counters.KvBlocksTotal} (raise --kv-cache-memory)");
+        if (p.StopStrings is { Count: > 0 } && request.Detokenizer is null)
+            throw new ArgumentException("stop strings need a detokenizer on the request", nameof(request));
+    }
+
+    /// <summary>Streams the request's token events; enumerating stops when every choice has finished.</summary>
+    public async IAsyncEnumerable<TokenEvent> GenerateAsync(GenerationRequest request, [EnumeratorCancellation] CancellationToken ct = default)
+    {
+        Validate(request);
+        ObjectDisposedException.ThrowIf(_stopping, this);
+        var salt = request.Tenant + "\0" + (request.CacheSalt ?? "");
+        var state = new RequestState(request, _options.Time.GetTimestamp(), BlockHash.Root(salt));
+        _arrivals.Enqueue(state);
+        _wake.Set();
+        var finished = false;
+        try
+        {
+            await foreach (var e in state.Events.Reader.ReadAllAsync(ct).ConfigureAwait(false))
+                yield return e;
+            finished = true;
+        }
+        finally
+        {
+            if (!finished)
+            {
+                _cancellations.Enqueue(state);
+                _wake.Set();
+            }
+        }
+    }
+
+    public void Dispose()
+    {
+        _stopping = true;
+        _wake.Set();
+        _loop.Join();
+        _wake.Dispose();
+    }
+
+    private static int BlocksForBudget(IModelExecutor executor, EngineOptions options)
+    {
+        var perBlock = executor.KvBytesPerBlock(options.BlockSize);
+        return (int)Math.Min(int.MaxValue, options.KvCacheMemoryBytes / Math.Max(1, perBlock));
+    }
+
+    private void RunLoop()
+    {
+        while (true)
+        {
+            Admit();
+            if (!_scheduler.HasWork)
+            {
+                if (_stopping)
+                    break;
+                _wake.Wait();
+                _wake.Reset();
+                continue;
+            }
+            try
+            {
+                Step();
+            }
+            catch (Exception ex)
+            {
+                // A failing forward pass fails the requests in flight, not the engine.
+                FailAll(ex);
+            }
+            if (_stopping)
+                FailAll(new ObjectDisposedException(nameof(LlmEngine)));
+        }
+        PublishCounters();
+    }
+
+    private void Admit()
+    {
+        while (_cancellations.TryDequeue(out var cancelled))
+            Finish(cancelled, null);
+        while (_arrivals.TryDequeue(out var state))
+        {
+            if (state.Done)
+                continue; // cancelled before it was admitted
+            if (_stopping)
+            {
+                state.Events.Writer.TryComplete(new ObjectDisposedException(nameof(LlmEngine)));
+                continue;
+            }
+            var p = state.Sampling;
+            var seq = new Sequence(_nextSequenceId++, state.Prompt, p.MaxTokens, state.Request.Priority, _nextArrival++, state.CacheRoot);
+            var choice = new Choice(state, 0, seq) { ForkPending = p.N > 1 };
+            state.Choices.Add(choice);
+            state.Unfinished = p.N;
+            Counters.RecordPrompt(state.Prompt.Length);
+            _scheduler.Add(seq);
+        }
+        PublishCounters();
+    }
+
+    private void Step()
+    {
+        var step = _scheduler.Schedule(SeatsFor);
+        if (step.IsEmpty)
+        {
+            // Only possible if the head of the queue cannot fit even alone, which Validate rules out.
+            var head = (Choice)_scheduler.Waiting[0].Owner!;
+            Finish(head.Request, new InvalidOperationException("the request does not fit in the KV cache"));
+            return;
+        }
+        var scheduledAt = _options.Time.GetTimestamp();
+        foreach (var seq in step.Sequences)
+        {
+            var request = ((Choice)seq.Owner!).Request;
+            request.FirstScheduledTimestamp ??= scheduledAt;
+            if (request.CachedPromptTokens < 0)
+                request.CachedPromptTokens = seq.ComputedCount;
+        }
+        _batch.Load(step);
+        var vocab = _executor.VocabSize;
+        var rows = _batch.LogitRowCount * vocab;
+        if (_logits.Length < rows)
+            _logits = new float[rows];
+        _executor.Execute(_batch, _logits.AsSpan(0, rows));
+        _scheduler.Complete(step);
+        Counters.RecordStep(step.TokenCount, step.Sequences.Count);
+
+        var now = _options.Time.GetTimestamp();
+        for (var s = 0; s < _batch.SequenceCount; s++)
+        {
+            var row = _batch.LogitRow(s);
+            if (row < 0)
+                continue;
+            var logits = _logits.AsSpan(row * vocab, vocab);
+            var choice = (Choice)step.Sequences[s].Owner!;
+            if (choice.ForkPending)
+            {
+                // The other choices fork before choice 0 appends, so they share exactly the prompt.
+                choice.ForkPending = false;
+                var request = choice.Request;
+                for (var c = 1; c < request.Sampling.N; c++)
+                {
+                    var child = choice.Sequence.Fork(_nextSequenceId++, request.Sampling.MaxTokens);
+                    _scheduler.Blocks.Fork(choice.Sequence, child);
+                    _scheduler.AddRunning(child);
+                    var fork = new Choice(request, c, child);
+                    request.Choices.Add(fork);
+                    Emit(fork, logits, now);
+                }
+            }
+            Emit(choice, logits, now);
+        }
+        PublishCounters();
+    }
+
+    private void Emit(Choice choice, ReadOnlySpan<float> logits, long now)
+    {
+        if (!_emitter.Emit(choice, logits, now))
+            return;
+        _scheduler.Remove(choice.Sequence);
+        var request = choice.Request;
+        if (--request.Unfinished == 0)
+            Finish(request, null);
+    }
+
+    /// <summary>A waiting request takes n running slots once its choices fork.</summary>
+    private static int SeatsFor(Sequence seq)
+    {
+        var choice = (Choice)seq.Owner!;
+        return choice.ForkPending ? choice.Request.Sampling.N : 1;
+    }
+
+    /// <summary>Ends a request at once: frees every choice's blocks and completes its stream.</summary>
+    private void Finish(RequestState request, Exception? error)
+    {
+        if (request.Done)
+            return;
+        request.Done = true;
+        foreach (var choice in request.Choices)
+            _scheduler.Remove(choice.Sequence);
+        request.Events.Writer.TryComplete(error);
+    }
+
+    private void FailAll(Exception error)
+    {
+        var requests = new HashSet<RequestState>();
+        foreach (var seq in _scheduler.Running)
+            requests.Add(((Choice)seq.Owner!).Request);
+        foreach (var seq in _scheduler.Waiting)
+            requests.Add(((Choice)seq.Owner!).Request);
+        foreach (var request in requests)
+            Finish(request, error);
+    }
+
+    private void PublishCounters()
+    {
+        var blocks = _scheduler.Blocks;
+        Counters.RecordQueues(_scheduler.Running.Count, _scheduler.Waiting.Count, blocks.UsedBlocks,
+            blocks.PrefixQueryTokens, blocks.PrefixHitTokens, _scheduler.Preemptions);
+    }
+}

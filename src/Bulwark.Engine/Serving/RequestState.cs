@@ -1,0 +1,75 @@
+using System.Threading.Channels;
+using Bulwark.Engine.Serving.KvCache;
+using Bulwark.Engine.Serving.Sampling;
+using Bulwark.Engine.Serving.Scheduling;
+
+namespace Bulwark.Engine.Serving;
+
+/// <summary>A request inside the engine: its event channel, its choices and timing. Touched only by the step loop, except <see cref="Events"/>' reader.</summary>
+internal sealed class RequestState
+{
+    public RequestState(GenerationRequest request, long arrival, BlockHash cacheRoot)
+    {
+        Request = request;
+        ArrivalTimestamp = arrival;
+        CacheRoot = cacheRoot;
+        Prompt = request.PromptTokens.ToArray();
+    }
+
+    public GenerationRequest Request { get; }
+
+    public SamplingParams Sampling => Request.Sampling;
+
+    public int[] Prompt { get; }
+
+    public BlockHash CacheRoot { get; }
+
+    public long ArrivalTimestamp { get; }
+
+    public long? FirstScheduledTimestamp { get; set; }
+
+    public int CachedPromptTokens { get; set; } = -1;
+
+    public Channel<TokenEvent> Events { get; } = Channel.CreateUnbounded<TokenEvent>(
+        new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+
+    public List<Choice> Choices { get; } = new();
+
+    public int Unfinished { get; set; }
+
+    public bool Done { get; set; }
+}
+
+/// <summary>One of a request's n choices: its sequence, its random stream and its text state.</summary>
+internal sealed class Choice
+{
+    public Choice(RequestState request, int index, Sequence sequence)
+    {
+        Request = request;
+        Index = index;
+        Sequence = sequence;
+        sequence.Owner = this;
+        var p = request.Sampling;
+        Random = new SplitMixRandom(p.Seed is { } seed
+            ? SplitMixRandom.DeriveSeed(seed, index)
+            : (ulong)System.Random.Shared.NextInt64());
+        Detokenizer = request.Request.Detokenizer?.Invoke();
+        if (p.StopStrings is { Count: > 0 } stops)
+            StopMatcher = new StopStringMatcher(stops);
+    }
+
+    public RequestState Request { get; }
+
+    public int Index { get; }
+
+    public Sequence Sequence { get; }
+
+    public SplitMixRandom Random;
+
+    public IIncrementalDetokenizer? Detokenizer { get; }
+
+    public StopStringMatcher? StopMatcher { get; }
+
+    /// <summary>Set on choice 0 of an n &gt; 1 request until its prompt is computed and the other choices fork from it.</summary>
+    public bool ForkPending { get; set; }
+}

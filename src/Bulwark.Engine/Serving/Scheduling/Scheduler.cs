@@ -1,0 +1,160 @@
+using System.Diagnostics;
+using Bulwark.Engine.Serving.KvCache;
+
+namespace Bulwark.Engine.Serving.Scheduling;
+
+/// <summary>
+/// Continuous batching: every step packs the running sequences' next tokens (one per decoding
+/// sequence, a chunk per prefilling one) and then admits waiting sequences, all under the token
+/// budget and the sequence limit. When KV blocks run out the least urgent running sequence is
+/// preempted by recompute: its blocks are freed and it waits again with its tokens intact.
+/// </summary>
+/// <remarks>Single-threaded: only the engine's step loop calls it.</remarks>
+internal sealed class Scheduler
+{
+    private readonly SchedulerOptions _options;
+    private readonly BlockAllocator _blocks;
+    // Both kept in urgency order (priority, arrival, id): the head runs first, the tail is preempted first.
+    private readonly List<Sequence> _waiting = new();
+    private readonly List<Sequence> _running = new();
+    private readonly ScheduledStep _step = new();
+
+    public Scheduler(SchedulerOptions options, BlockAllocator blocks)
+    {
+        options.Validate();
+        _options = options;
+        _blocks = blocks;
+    }
+
+    public IReadOnlyList<Sequence> Waiting => _waiting;
+
+    public IReadOnlyList<Sequence> Running => _running;
+
+    public BlockAllocator Blocks => _blocks;
+
+    public long Preemptions { get; private set; }
+
+    public bool HasWork => _waiting.Count > 0 || _running.Count > 0;
+
+    /// <summary>Queues a sequence. <paramref name="seatsReserved"/> counts its future forks (n choices) against the sequence limit.</summary>
+    public void Add(Sequence seq)
+    {
+        Debug.Assert(seq.Blocks.Count == 0);
+        seq.Status = SequenceStatus.Waiting;
+        InsertByUrgency(_waiting, seq);
+    }
+
+    /// <summary>Adds a fork of a running sequence straight into the running queue (its blocks are shared).</summary>
+    public void AddRunning(Sequence seq)
+    {
+        seq.Status = SequenceStatus.Running;
+        InsertByUrgency(_running, seq);
+    }
+
+    /// <summary>Builds the next step. <paramref name="seatsFor"/> tells how many running slots a waiting sequence will take.</summary>
+    public ScheduledStep Schedule(Func<Sequence, int>? seatsFor = null)
+    {
+        _step.Clear();
+        var budget = _options.MaxBatchedTokens;
+
+        for (var i = 0; i < _running.Count && budget > 0;)
+        {
+            var seq = _running[i];
+            var count = Math.Min(Math.Min(seq.Count - seq.ComputedCount, budget), _options.MaxPrefillChunk);
+            Debug.Assert(count > 0, "a running sequence always has a token to compute");
+            var preemptedSelf = false;
+            while (!_blocks.TryReserve(seq, seq.ComputedCount + count, _step.Copies))
+            {
+                var victim = _running[^1];
+                Preempt(victim);
+                if (ReferenceEquals(victim, seq))
+                {
+                    preemptedSelf = true;
+                    break;
+                }
+            }
+            if (preemptedSelf)
+                break;
+            _step.Add(seq, count);
+            budget -= count;
+            i++;
+        }
+
+        // Admitting while preempting would only thrash: the freed blocks go to the running ones first.
+        if (_step.Preempted.Count == 0)
+        {
+            while (_waiting.Count > 0 && budget > 0)
+            {
+                var seq = _waiting[0];
+                if (_running.Count + (seatsFor?.Invoke(seq) ?? 1) > _options.MaxSequences)
+                    break;
+                if (seq.ComputedCount == 0 && seq.Blocks.Count == 0)
+                    _blocks.AttachCachedPrefix(seq);
+                var count = Math.Min(Math.Min(seq.Count - seq.ComputedCount, budget), _options.MaxPrefillChunk);
+                if (!_blocks.TryReserve(seq, seq.ComputedCount + count, _step.Copies))
+                {
+                    // Holding cached blocks while waiting could starve the running sequences.
+                    _blocks.Free(seq);
+                    break;
+                }
+                _waiting.RemoveAt(0);
+                seq.Status = SequenceStatus.Running;
+                InsertByUrgency(_running, seq);
+                _step.Add(seq, count);
+                budget -= count;
+            }
+        }
+        return _step;
+    }
+
+    /// <summary>Records that the step computed its tokens; publishes blocks that became full to the prefix cache.</summary>
+    public void Complete(ScheduledStep step)
+    {
+        for (var i = 0; i < step.Sequences.Count; i++)
+        {
+            var seq = step.Sequences[i];
+            seq.ComputedCount += step.Counts[i];
+            _blocks.PublishFullBlocks(seq);
+        }
+    }
+
+    /// <summary>Ends a sequence (finished or cancelled) wherever it is, freeing its blocks at once.</summary>
+    public void Remove(Sequence seq)
+    {
+        if (seq.Status == SequenceStatus.Finished)
+            return;
+        var list = seq.Status == SequenceStatus.Running ? _running : _waiting;
+        var removed = list.Remove(seq);
+        Debug.Assert(removed);
+        _blocks.Free(seq);
+        seq.Status = SequenceStatus.Finished;
+    }
+
+    /// <summary>Frees a running sequence's KV and sends it back to wait; it will recompute its tokens.</summary>
+    public void Preempt(Sequence seq)
+    {
+        Debug.Assert(seq.Status == SequenceStatus.Running);
+        _running.Remove(seq);
+        _blocks.Free(seq);
+        seq.Preemptions++;
+        Preemptions++;
+        _step.Preempted.Add(seq);
+        Add(seq);
+    }
+
+    private static void InsertByUrgency(List<Sequence> list, Sequence seq)
+    {
+        var index = list.Count;
+        while (index > 0 && Compare(list[index - 1], seq) > 0)
+            index--;
+        list.Insert(index, seq);
+    }
+
+    private static int Compare(Sequence a, Sequence b)
+    {
+        var c = a.Priority.CompareTo(b.Priority);
+        if (c != 0) return c;
+        c = a.Arrival.CompareTo(b.Arrival);
+        return c != 0 ? c : a.Id.CompareTo(b.Id);
+    }
+}

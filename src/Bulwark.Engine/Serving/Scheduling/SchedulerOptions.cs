@@ -1,0 +1,24 @@
+namespace Bulwark.Engine.Serving.Scheduling;
+
+/// <summary>Limits of one scheduler step.</summary>
+public sealed record SchedulerOptions
+{
+    /// <summary>Tokens computed in one forward pass, decode and prefill together (<c>--max-batched-tokens</c>).</summary>
+    public int MaxBatchedTokens { get; init; } = 512;
+
+    /// <summary>Sequences running at once (<c>--max-seqs</c>).</summary>
+    public int MaxSequences { get; init; } = 64;
+
+    /// <summary>Largest prefill chunk of one sequence in one step, so long prompts do not stall decodes.</summary>
+    public int MaxPrefillChunk { get; init; } = 512;
+
+    public void Validate()
+    {
+        if (MaxBatchedTokens is < 1 or > 1_048_576)
+            throw new ArgumentOutOfRangeException(nameof(MaxBatchedTokens), $"max batched tokens must be between 1 and 1048576; got {MaxBatchedTokens}");
+        if (MaxSequences is < 1 or > 4096)
+            throw new ArgumentOutOfRangeException(nameof(MaxSequences), $"max sequences must be between 1 and 4096; got {MaxSequences}");
+        if (MaxPrefillChunk < 1)
+            throw new ArgumentOutOfRangeException(nameof(MaxPrefillChunk), $"max prefill chunk must be at least 1; got {MaxPrefillChunk}");
+    }
+}

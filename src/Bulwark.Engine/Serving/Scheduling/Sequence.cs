@@ -1,0 +1,94 @@
+using Bulwark.Engine.Serving.KvCache;
+
+namespace Bulwark.Engine.Serving.Scheduling;
+
+/// <summary>
+/// One stream of tokens being generated: prompt followed by output. Its KV exists for the first
+/// <see cref="ComputedCount"/> tokens; each step computes some of the rest (a prefill chunk,
+/// or the one token sampled last step). Preemption drops all KV and sets the count back to 0,
+/// so the prompt and the output so far are recomputed later (preemption by recompute).
+/// </summary>
+internal sealed class Sequence
+{
+    private int[] _tokens;
+
+    public Sequence(long id, ReadOnlySpan<int> prompt, int maxNewTokens, int priority, long arrival, BlockHash cacheRoot)
+        : this(id, prompt, prompt.Length, maxNewTokens, priority, arrival, cacheRoot)
+    {
+    }
+
+    private Sequence(long id, ReadOnlySpan<int> tokens, int promptLength, int maxNewTokens, int priority, long arrival, BlockHash cacheRoot)
+    {
+        if (promptLength < 1)
+            throw new ArgumentException("a sequence needs at least one prompt token", nameof(tokens));
+        Id = id;
+        _tokens = new int[Math.Max(tokens.Length, promptLength + Math.Max(1, maxNewTokens))];
+        tokens.CopyTo(_tokens);
+        Count = tokens.Length;
+        PromptLength = promptLength;
+        Priority = priority;
+        Arrival = arrival;
+        CacheRoot = cacheRoot;
+        ChainHash = cacheRoot;
+    }
+
+    public long Id { get; }
+
+    /// <summary>Smaller is more urgent (vLLM's convention); equal priorities run in arrival order.</summary>
+    public int Priority { get; }
+
+    public long Arrival { get; }
+
+    public BlockHash CacheRoot { get; }
+
+    public int PromptLength { get; }
+
+    /// <summary>Prompt plus output tokens.</summary>
+    public int Count { get; private set; }
+
+    public int OutputCount => Count - PromptLength;
+
+    /// <summary>Tokens whose KV is in the cache, in position order.</summary>
+    public int ComputedCount { get; set; }
+
+    public BlockTable Blocks { get; } = new();
+
+    /// <summary>Full blocks whose chained hash is known (published to or found in the prefix cache).</summary>
+    public int HashedBlocks { get; set; }
+
+    /// <summary>Chain hash of the last hashed block (the root when none).</summary>
+    public BlockHash ChainHash { get; set; }
+
+    public SequenceStatus Status { get; set; } = SequenceStatus.Waiting;
+
+    public int Preemptions { get; set; }
+
+    /// <summary>Whatever the engine attaches (its per-choice state); the scheduler never looks at it.</summary>
+    public object? Owner { get; set; }
+
+    public ReadOnlySpan<int> Tokens => _tokens.AsSpan(0, Count);
+
+    public ReadOnlySpan<int> OutputTokens => _tokens.AsSpan(PromptLength, OutputCount);
+
+    public int LastToken => _tokens[Count - 1];
+
+    public void Append(int token)
+    {
+        if (Count == _tokens.Length)
+            Array.Resize(ref _tokens, _tokens.Length * 2);
+        _tokens[Count++] = token;
+    }
+
+    /// <summary>A child sharing this sequence's tokens (and, through the allocator, its blocks).</summary>
+    public Sequence Fork(long id, int maxNewTokens)
+    {
+        var child = new Sequence(id, Tokens, PromptLength, maxNewTokens, Priority, Arrival, CacheRoot)
+        {
+            ComputedCount = ComputedCount,
+            HashedBlocks = HashedBlocks,
+            ChainHash = ChainHash,
+            Status = Status,
+        };
+        return child;
+    }
+}

@@ -1,0 +1,8 @@
+namespace Bulwark.Engine.Serving.Scheduling;
+
+internal enum SequenceStatus
+{
+    Waiting,
+    Running,
+    Finished,
+}

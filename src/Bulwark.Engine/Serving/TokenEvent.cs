@@ -1,0 +1,40 @@
+using Bulwark.Engine.Serving.Sampling;
+
+namespace Bulwark.Engine.Serving;
+
+/// <summary>
+/// One generated token of one choice. <see cref="Text"/> is the text released with it (held
+/// back while it could be the start of a stop string; never part of a stop string). The last
+/// event of a choice carries its <see cref="FinishReason"/>.
+/// </summary>
+public readonly record struct TokenEvent
+{
+    /// <summary>Which of the request's n choices.</summary>
+    public int Index { get; init; }
+
+    public int TokenId { get; init; }
+
+    /// <summary>Null when the request has no detokenizer.</summary>
+    public string? Text { get; init; }
+
+    /// <summary>Log-probability of the token under the raw model distribution, when requested.</summary>
+    public float? Logprob { get; init; }
+
+    public TokenLogprob[]? TopLogprobs { get; init; }
+
+    public FinishReason? FinishReason { get; init; }
+
+    /// <summary>From arrival at the engine to this token (the first event's value is the time to first token).</summary>
+    public TimeSpan SinceArrival { get; init; }
+
+    /// <summary>From arrival to the first step that computed any of the prompt.</summary>
+    public TimeSpan QueueTime { get; init; }
+
+    public int PromptTokens { get; init; }
+
+    /// <summary>Prompt tokens served from the prefix cache on first admission.</summary>
+    public int CachedPromptTokens { get; init; }
+
+    /// <summary>Tokens this choice has produced so far, this one included.</summary>
+    public int CompletionTokens { get; init; }
+}

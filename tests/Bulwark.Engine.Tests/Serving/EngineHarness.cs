@@ -1,0 +1,31 @@
+using Bulwark.Engine.Serving;
+using Bulwark.Engine.Serving.Execution;
+
+namespace Bulwark.Engine.Tests.Serving;
+
+/// <summary>Runs requests through an engine and collects each choice's tokens and events.</summary>
+internal static class EngineHarness
+{
+    public static async Task<List<TokenEvent>> CollectAsync(LlmEngine engine, GenerationRequest request, CancellationToken ct = default)
+    {
+        var events = new List<TokenEvent>();
+        await foreach (var e in engine.GenerateAsync(request, ct))
+            events.Add(e);
+        return events;
+    }
+
+    public static int[] Ids(IEnumerable<TokenEvent> events, int choice = 0) =>
+        events.Where(e => e.Index == choice).Select(e => e.TokenId).ToArray();
+
+    /// <summary>Greedy ids of each prompt when it runs alone on a fresh engine.</summary>
+    public static async Task<int[][]> AloneAsync(Func<IModelExecutor> model, IReadOnlyList<GenerationRequest> requests, EngineOptions options)
+    {
+        var result = new int[requests.Count][];
+        for (var i = 0; i < requests.Count; i++)
+        {
+            using var engine = new LlmEngine(model(), options with { PrefixCaching = false });
+            result[i] = Ids(await CollectAsync(engine, requests[i]));
+        }
+        return result;
+    }
+}
