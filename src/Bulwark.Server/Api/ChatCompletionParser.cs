@@ -1,0 +1,110 @@
+using System.Text.Json;
+using Bulwark.Server.Backends;
+
+namespace Bulwark.Server.Api;
+
+/// <summary>Validates a <c>POST /v1/chat/completions</c> body and renders its messages into prompt tokens.</summary>
+public static class ChatCompletionParser
+{
+    private static readonly HashSet<string> Roles = ["system", "developer", "user", "assistant", "tool"];
+
+    public static CompletionJob Parse(JsonElement body, IGenerationBackend backend, ApiLimits limits)
+    {
+        var f = new JsonFields(body, "");
+        var model = ModelField.Read(f, backend.Model, limits);
+        var messages = ReadMessages(f, limits);
+        RefuseUnsupported(f);
+
+        var logprobs = f.Boolean("logprobs") ?? false;
+        var top = f.Integer("top_logprobs", 0, limits.MaxTopLogprobs);
+        if (top is not null && !logprobs)
+            throw ApiException.Invalid("top_logprobs", "top_logprobs requires logprobs to be true.");
+
+        var sampling = SamplingFields.Read(f, backend.Model, limits);
+        var choices = SamplingFields.Choices(f, limits);
+        var stop = SamplingFields.Stop(f, limits);
+        var (stream, includeUsage) = SamplingFields.Streaming(f);
+        var user = f.String("user", limits.MaxIdentifierLength);
+        // max_completion_tokens replaced max_tokens; when both are sent the newer one wins.
+        var newer = f.Integer("max_completion_tokens", 1, limits.MaxTokens);
+        var older = f.Integer("max_tokens", 1, limits.MaxTokens);
+        var fieldName = newer is not null ? "max_completion_tokens" : "max_tokens";
+
+        var prompt = backend.EncodeChat(messages);
+        var maxTokens = SamplingFields.MaxTokens(f, fieldName, (int?)(newer ?? older), prompt.Length, backend.Model, limits, limits.MaxTokens);
+        return new CompletionJob
+        {
+            Kind = ResponseKind.Chat,
+            Model = model,
+            PromptTokenIds = prompt,
+            MaxTokens = maxTokens,
+            Choices = choices,
+            Stream = stream,
+            IncludeUsage = includeUsage,
+            Stop = stop,
+            Sampling = sampling,
+            TopLogprobs = logprobs ? (int)(top ?? 0) : null,
+            User = user,
+        };
+    }
+
+    /// <summary>The messages, checked for role, content type and total size.</summary>
+    public static List<ChatMessage> ReadMessages(JsonFields f, ApiLimits limits)
+    {
+        var array = f.Array("messages", 1, limits.MaxMessages)
+            ?? throw ApiException.Invalid("messages", "messages is required.", "missing_required_parameter");
+        var messages = new List<ChatMessage>(array.GetArrayLength());
+        var characters = 0L;
+        var i = 0;
+        foreach (var item in array.EnumerateArray())
+        {
+            var m = new JsonFields(item, $"messages[{i}]");
+            var role = m.RequiredString("role", 32);
+            if (!Roles.Contains(role))
+                throw ApiException.Invalid(m.PathOf("role"), $"{m.PathOf("role")} must be one of system, developer, user, assistant, tool; got '{role}'.");
+            var content = Content(m, limits);
+            characters += content.Length;
+            if (characters > limits.MaxPromptCharacters)
+                throw ApiException.Invalid("messages", $"The messages must hold at most {limits.MaxPromptCharacters} characters in total; got more than that by message {i}.", "string_above_max_length");
+            messages.Add(new ChatMessage(role, content, m.String("name", 64)));
+            i++;
+        }
+        return messages;
+    }
+
+    /// <summary>A string, or OpenAI's array of text parts; other part types (images, audio) are refused.</summary>
+    private static string Content(JsonFields m, ApiLimits limits)
+    {
+        if (m.Get("content") is not { } content) return "";
+        if (content.ValueKind == JsonValueKind.String) return m.String("content", limits.MaxPromptCharacters)!;
+        var parts = m.Array("content", 0, limits.MaxMessages)!.Value;
+        var text = new System.Text.StringBuilder();
+        var j = 0;
+        foreach (var part in parts.EnumerateArray())
+        {
+            var p = new JsonFields(part, $"{m.PathOf("content")}[{j++}]");
+            var type = p.RequiredString("type", 32);
+            if (type != "text") throw ApiException.Unsupported(p.PathOf("type"), $"{p.PathOf("type")} '{type}' is not supported by this model; only 'text' parts are.");
+            text.Append(p.RequiredString("text", limits.MaxPromptCharacters));
+            if (text.Length > limits.MaxPromptCharacters)
+                throw ApiException.Invalid(m.PathOf("content"), $"{m.PathOf("content")} must be at most {limits.MaxPromptCharacters} characters.", "string_above_max_length");
+        }
+        return text.ToString();
+    }
+
+    private static void RefuseUnsupported(JsonFields f)
+    {
+        if (f.Object("response_format") is { } format)
+        {
+            var type = format.RequiredString("type", 32);
+            if (type is "json_object" or "json_schema")
+                throw ApiException.Unsupported("response_format.type", $"response_format.type '{type}' is not supported yet; only 'text' is.");
+            if (type != "text")
+                throw ApiException.Invalid("response_format.type", $"response_format.type must be 'text', 'json_object' or 'json_schema'; got '{type}'.");
+        }
+        foreach (var field in new[] { "tools", "functions" })
+            if (f.Get(field) is { ValueKind: JsonValueKind.Array } tools && tools.GetArrayLength() > 0)
+                throw ApiException.Unsupported(field, $"{field} are not supported by this server yet.");
+        if (f.Get("audio") is not null) throw ApiException.Unsupported("audio", "audio output is not supported by this server.");
+    }
+}

@@ -1,0 +1,186 @@
+using System.Text;
+using System.Text.Json;
+using Bulwark.Server.Backends;
+
+namespace Bulwark.Server.Api;
+
+/// <summary>
+/// Writes OpenAI's response objects for chat and text completions: the whole response, the
+/// streaming chunks (<c>chat.completion.chunk</c> / <c>text_completion</c>) and the usage chunk.
+/// Field order and nulls follow OpenAI's own responses so strict clients parse them.
+/// </summary>
+public sealed class CompletionResponseWriter(CompletionJob job, string id, long created)
+{
+    public const string SystemFingerprint = "bulwark";
+
+    /// <summary>The finished choices of a non-streaming request.</summary>
+    public sealed class Choice
+    {
+        public readonly StringBuilder Text = new();
+        public readonly List<GeneratedToken> Tokens = [];
+        public FinishReason Finish;
+    }
+
+    public void WriteResponse(Utf8JsonWriter json, IReadOnlyList<Choice> choices, int promptTokens, int completionTokens)
+    {
+        json.WriteStartObject();
+        WriteHeader(json, job.Kind == ResponseKind.Chat ? "chat.completion" : "text_completion");
+        json.WriteStartArray("choices");
+        for (var i = 0; i < choices.Count; i++)
+        {
+            var c = choices[i];
+            json.WriteStartObject();
+            json.WriteNumber("index", i);
+            if (job.Kind == ResponseKind.Chat)
+            {
+                json.WriteStartObject("message");
+                json.WriteString("role", "assistant");
+                json.WriteString("content", c.Text.ToString());
+                json.WriteNull("refusal");
+                json.WriteEndObject();
+            }
+            else json.WriteString("text", c.Text.ToString());
+            WriteLogprobs(json, c.Tokens, 0);
+            json.WriteString("finish_reason", Name(c.Finish));
+            json.WriteEndObject();
+        }
+        json.WriteEndArray();
+        WriteUsage(json, promptTokens, completionTokens);
+        json.WriteEndObject();
+    }
+
+    /// <summary>One streamed delta. <paramref name="first"/> marks a choice's first chunk, which carries the role.</summary>
+    public void WriteChunk(Utf8JsonWriter json, ChoiceDelta delta, bool first, int textOffset)
+    {
+        json.WriteStartObject();
+        WriteHeader(json, job.Kind == ResponseKind.Chat ? "chat.completion.chunk" : "text_completion");
+        json.WriteStartArray("choices");
+        json.WriteStartObject();
+        json.WriteNumber("index", delta.Index);
+        if (job.Kind == ResponseKind.Chat)
+        {
+            json.WriteStartObject("delta");
+            if (first) json.WriteString("role", "assistant");
+            if (delta.Text.Length > 0 || first) json.WriteString("content", delta.Text);
+            json.WriteEndObject();
+        }
+        else json.WriteString("text", delta.Text);
+        WriteLogprobs(json, delta.Tokens ?? [], textOffset);
+        if (delta.Finish == FinishReason.None) json.WriteNull("finish_reason"); else json.WriteString("finish_reason", Name(delta.Finish));
+        json.WriteEndObject();
+        json.WriteEndArray();
+        if (job.IncludeUsage) json.WriteNull("usage");
+        json.WriteEndObject();
+    }
+
+    /// <summary>The last chunk when <c>stream_options.include_usage</c> is set: no choices, only usage.</summary>
+    public void WriteUsageChunk(Utf8JsonWriter json, int promptTokens, int completionTokens)
+    {
+        json.WriteStartObject();
+        WriteHeader(json, job.Kind == ResponseKind.Chat ? "chat.completion.chunk" : "text_completion");
+        json.WriteStartArray("choices");
+        json.WriteEndArray();
+        WriteUsage(json, promptTokens, completionTokens);
+        json.WriteEndObject();
+    }
+
+    public static string Name(FinishReason finish) => finish switch
+    {
+        FinishReason.Length => "length",
+        _ => "stop",
+    };
+
+    private void WriteHeader(Utf8JsonWriter json, string objectName)
+    {
+        json.WriteString("id", id);
+        json.WriteString("object", objectName);
+        json.WriteNumber("created", created);
+        json.WriteString("model", job.Model);
+        json.WriteString("system_fingerprint", SystemFingerprint);
+    }
+
+    private static void WriteUsage(Utf8JsonWriter json, int promptTokens, int completionTokens)
+    {
+        json.WriteStartObject("usage");
+        json.WriteNumber("prompt_tokens", promptTokens);
+        json.WriteNumber("completion_tokens", completionTokens);
+        json.WriteNumber("total_tokens", promptTokens + completionTokens);
+        json.WriteEndObject();
+    }
+
+    private void WriteLogprobs(Utf8JsonWriter json, IReadOnlyList<GeneratedToken> tokens, int textOffset)
+    {
+        if (job.TopLogprobs is null)
+        {
+            json.WriteNull("logprobs");
+            return;
+        }
+        if (job.Kind == ResponseKind.Chat) WriteChatLogprobs(json, tokens);
+        else WriteLegacyLogprobs(json, tokens, textOffset);
+    }
+
+    private static void WriteChatLogprobs(Utf8JsonWriter json, IReadOnlyList<GeneratedToken> tokens)
+    {
+        json.WriteStartObject("logprobs");
+        json.WriteStartArray("content");
+        foreach (var t in tokens)
+        {
+            if (t.IsClosingOnly) continue;
+            json.WriteStartObject();
+            WriteTokenFields(json, t.Text, t.Logprob);
+            json.WriteStartArray("top_logprobs");
+            foreach (var alt in t.TopLogprobs ?? [])
+            {
+                json.WriteStartObject();
+                WriteTokenFields(json, alt.Text, alt.Logprob);
+                json.WriteEndObject();
+            }
+            json.WriteEndArray();
+            json.WriteEndObject();
+        }
+        json.WriteEndArray();
+        json.WriteNull("refusal");
+        json.WriteEndObject();
+    }
+
+    private static void WriteTokenFields(Utf8JsonWriter json, string text, float logprob)
+    {
+        json.WriteString("token", text);
+        json.WriteNumber("logprob", logprob);
+        json.WriteStartArray("bytes");
+        foreach (var b in Encoding.UTF8.GetBytes(text)) json.WriteNumberValue(b);
+        json.WriteEndArray();
+    }
+
+    /// <summary>The <c>/v1/completions</c> shape: parallel lists of tokens, logprobs, alternatives and text offsets.</summary>
+    private static void WriteLegacyLogprobs(Utf8JsonWriter json, IReadOnlyList<GeneratedToken> tokens, int textOffset)
+    {
+        json.WriteStartObject("logprobs");
+        json.WriteStartArray("tokens");
+        foreach (var t in tokens) if (!t.IsClosingOnly) json.WriteStringValue(t.Text);
+        json.WriteEndArray();
+        json.WriteStartArray("token_logprobs");
+        foreach (var t in tokens) if (!t.IsClosingOnly) json.WriteNumberValue(t.Logprob);
+        json.WriteEndArray();
+        json.WriteStartArray("top_logprobs");
+        foreach (var t in tokens)
+        {
+            if (t.IsClosingOnly) continue;
+            json.WriteStartObject();
+            foreach (var alt in t.TopLogprobs ?? [])
+                json.WriteNumber(alt.Text, alt.Logprob);
+            json.WriteEndObject();
+        }
+        json.WriteEndArray();
+        json.WriteStartArray("text_offset");
+        var offset = textOffset;
+        foreach (var t in tokens)
+        {
+            if (t.IsClosingOnly) continue;
+            json.WriteNumberValue(offset);
+            offset += t.Text.Length;
+        }
+        json.WriteEndArray();
+        json.WriteEndObject();
+    }
+}

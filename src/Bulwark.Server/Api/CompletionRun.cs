@@ -1,0 +1,93 @@
+using System.Threading.Channels;
+using Bulwark.Server.Backends;
+using Bulwark.Server.Observability;
+
+namespace Bulwark.Server.Api;
+
+/// <summary>
+/// Text a choice adds at one step. <see cref="Tokens"/> holds the generated tokens this text
+/// came from, when logprobs were asked for (their text may already have been shown, or be
+/// held back by a possible stop string).
+/// </summary>
+public readonly record struct ChoiceDelta(int Index, string Text, FinishReason Finish, IReadOnlyList<GeneratedToken>? Tokens, bool MatchedStopString = false);
+
+/// <summary>
+/// Runs the <c>n</c> choices of one job against the backend at the same time and merges their
+/// deltas into one ordered-per-choice stream. Applies stop strings on the decoded text, records
+/// time-to-first-token, inter-token latency and token counts. Cancelling the token (client gone,
+/// server stopping) or abandoning the enumeration cancels every sequence, which frees its KV blocks.
+/// </summary>
+public sealed class CompletionRun(CompletionJob job, IGenerationBackend backend, RequestCaller caller, ServerMetrics metrics, TimeProvider time, long startedAt)
+{
+    private int _completionTokens;
+    private int _firstTokenSeen;
+
+    public int PromptTokens => job.PromptTokenIds.Length;
+
+    public int CompletionTokens => Volatile.Read(ref _completionTokens);
+
+    public async IAsyncEnumerable<ChoiceDelta> RunAsync([System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        metrics.PromptTokens.Add(job.PromptTokenIds.Length);
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var channel = Channel.CreateUnbounded<ChoiceDelta>(new UnboundedChannelOptions { SingleReader = true });
+        var producers = new Task[job.Choices];
+        for (var i = 0; i < job.Choices; i++) producers[i] = ProduceAsync(i, channel.Writer, stop.Token);
+        var all = Task.WhenAll(producers).ContinueWith(t => channel.Writer.TryComplete(t.Exception?.InnerException), TaskScheduler.Default);
+        try
+        {
+            await foreach (var delta in channel.Reader.ReadAllAsync(CancellationToken.None))
+                yield return delta;
+        }
+        finally
+        {
+            // Reached on completion, on error and when the consumer stops early: in every case no sequence may outlive the request.
+            await stop.CancelAsync();
+            await all;
+        }
+    }
+
+    private async Task ProduceAsync(int index, ChannelWriter<ChoiceDelta> output, CancellationToken cancellationToken)
+    {
+        await Task.Yield();
+        var matcher = new StopStringMatcher(job.Stop);
+        List<GeneratedToken>? pending = job.TopLogprobs is null ? null : [];
+        var last = 0L;
+        var request = job.ToGenerationRequest(index, caller);
+        await foreach (var token in backend.GenerateAsync(request, cancellationToken).WithCancellation(cancellationToken))
+        {
+            if (!token.IsClosingOnly)
+            {
+                Interlocked.Increment(ref _completionTokens);
+                metrics.GenerationTokens.Add(1);
+                var now = time.GetTimestamp();
+                if (last == 0)
+                {
+                    if (Interlocked.Exchange(ref _firstTokenSeen, 1) == 0)
+                        metrics.TimeToFirstToken.Record(time.GetElapsedTime(startedAt, now).TotalSeconds);
+                }
+                else metrics.InterTokenLatency.Record(time.GetElapsedTime(last, now).TotalSeconds);
+                last = now;
+                pending?.Add(token);
+            }
+            var text = matcher.Push(token.Text);
+            var finish = matcher.Stopped ? FinishReason.Stop : token.Finish;
+            if (finish != FinishReason.None)
+            {
+                output.TryWrite(new ChoiceDelta(index, text + matcher.Flush(), finish, Take(ref pending), matcher.Stopped));
+                return;
+            }
+            if (text.Length > 0) output.TryWrite(new ChoiceDelta(index, text, FinishReason.None, Take(ref pending)));
+        }
+        // A backend that ends without a finish reason stopped at its own length bound.
+        output.TryWrite(new ChoiceDelta(index, matcher.Flush(), FinishReason.Length, Take(ref pending)));
+    }
+
+    private static IReadOnlyList<GeneratedToken>? Take(ref List<GeneratedToken>? pending)
+    {
+        if (pending is null || pending.Count == 0) return null;
+        var taken = pending;
+        pending = [];
+        return taken;
+    }
+}

@@ -1,0 +1,37 @@
+using System.Text.Json;
+using Microsoft.AspNetCore.Http;
+
+namespace Bulwark.Server.Api;
+
+/// <summary>Writes OpenAI's error body and status, plus <c>Retry-After</c> when the caller should come back.</summary>
+public static class ErrorResponse
+{
+    public static async Task WriteAsync(HttpContext context, ApiException error)
+    {
+        if (context.Response.HasStarted) return;
+        context.Response.Clear();
+        context.Response.StatusCode = error.Status;
+        if (error.RetryAfter is { } wait)
+            context.Response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(wait.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        context.Response.ContentType = "application/json";
+        await context.Response.Body.WriteAsync(Serialize(error));
+    }
+
+    /// <summary>The error object alone, UTF-8 JSON; also used as an SSE event when a stream fails midway.</summary>
+    public static byte[] Serialize(ApiException error)
+    {
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>(256);
+        using (var json = new Utf8JsonWriter(buffer))
+        {
+            json.WriteStartObject();
+            json.WriteStartObject("error");
+            json.WriteString("message", error.Message);
+            json.WriteString("type", error.Type);
+            if (error.Param is null) json.WriteNull("param"); else json.WriteString("param", error.Param);
+            if (error.Code is null) json.WriteNull("code"); else json.WriteString("code", error.Code);
+            json.WriteEndObject();
+            json.WriteEndObject();
+        }
+        return buffer.WrittenSpan.ToArray();
+    }
+}

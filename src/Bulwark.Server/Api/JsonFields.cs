@@ -1,0 +1,98 @@
+using System.Globalization;
+using System.Text.Json;
+
+namespace Bulwark.Server.Api;
+
+/// <summary>
+/// Typed, range-checked reads of one JSON object's fields. A missing field and an explicit
+/// <c>null</c> both mean "use the default", as in OpenAI's API; unknown fields are ignored.
+/// Every failure is an <see cref="ApiException"/> naming the field (with its path), the value and the limit.
+/// </summary>
+public readonly struct JsonFields
+{
+    private readonly JsonElement _object;
+    private readonly string _prefix;
+
+    public JsonFields(JsonElement element, string path)
+    {
+        if (element.ValueKind != JsonValueKind.Object)
+            throw ApiException.WrongType(path.Length == 0 ? "body" : path, "an object", Kind(element));
+        _object = element;
+        _prefix = path.Length == 0 ? "" : path + ".";
+    }
+
+    public string PathOf(string name) => _prefix + name;
+
+    /// <summary>The field's value, or null when absent or JSON null.</summary>
+    public JsonElement? Get(string name) =>
+        _object.TryGetProperty(name, out var value) && value.ValueKind != JsonValueKind.Null ? value : null;
+
+    public bool Has(string name) => Get(name) is not null;
+
+    public double? Number(string name, double min, double max, bool minExclusive = false)
+    {
+        if (Get(name) is not { } v) return null;
+        if (v.ValueKind != JsonValueKind.Number) throw ApiException.WrongType(PathOf(name), "a number", Kind(v));
+        var x = v.GetDouble();
+        if (x > max || (minExclusive ? x <= min : x < min))
+            throw ApiException.OutOfRange(PathOf(name), Show(x), minExclusive ? $"greater than {Show(min)} and at most {Show(max)}" : $"between {Show(min)} and {Show(max)}");
+        return x;
+    }
+
+    public long? Integer(string name, long min, long max)
+    {
+        if (Get(name) is not { } v) return null;
+        if (v.ValueKind != JsonValueKind.Number) throw ApiException.WrongType(PathOf(name), "an integer", Kind(v));
+        if (!v.TryGetInt64(out var x))
+            throw ApiException.Invalid(PathOf(name), $"{PathOf(name)} must be an integer between {min} and {max}; got {v.GetRawText()}.", "invalid_type");
+        if (x < min || x > max) throw ApiException.OutOfRange(PathOf(name), x, $"between {min} and {max}");
+        return x;
+    }
+
+    public bool? Boolean(string name)
+    {
+        if (Get(name) is not { } v) return null;
+        if (v.ValueKind is not (JsonValueKind.True or JsonValueKind.False)) throw ApiException.WrongType(PathOf(name), "a boolean", Kind(v));
+        return v.GetBoolean();
+    }
+
+    public string? String(string name, int maxLength)
+    {
+        if (Get(name) is not { } v) return null;
+        if (v.ValueKind != JsonValueKind.String) throw ApiException.WrongType(PathOf(name), "a string", Kind(v));
+        var s = v.GetString()!;
+        if (s.Length > maxLength)
+            throw ApiException.Invalid(PathOf(name), $"{PathOf(name)} must be at most {maxLength} characters; got {s.Length}.", "string_above_max_length");
+        return s;
+    }
+
+    public string RequiredString(string name, int maxLength) =>
+        String(name, maxLength) ?? throw ApiException.Invalid(PathOf(name), $"{PathOf(name)} is required.", "missing_required_parameter");
+
+    public JsonFields? Object(string name) => Get(name) is { } v ? new JsonFields(v, PathOf(name)) : null;
+
+    /// <summary>The field as an array of at most <paramref name="maxCount"/> items.</summary>
+    public JsonElement? Array(string name, int minCount, int maxCount)
+    {
+        if (Get(name) is not { } v) return null;
+        if (v.ValueKind != JsonValueKind.Array) throw ApiException.WrongType(PathOf(name), "an array", Kind(v));
+        var count = v.GetArrayLength();
+        if (count < minCount || count > maxCount)
+            throw ApiException.Invalid(PathOf(name), $"{PathOf(name)} must have between {minCount} and {maxCount} items; got {count}.",
+                count < minCount ? "array_below_min_length" : "array_above_max_length");
+        return v;
+    }
+
+    public static string Kind(JsonElement e) => e.ValueKind switch
+    {
+        JsonValueKind.Object => "an object",
+        JsonValueKind.Array => "an array",
+        JsonValueKind.String => "a string",
+        JsonValueKind.Number => $"the number {e.GetRawText()}",
+        JsonValueKind.True or JsonValueKind.False => "a boolean",
+        JsonValueKind.Null => "null",
+        _ => "nothing",
+    };
+
+    private static string Show(double x) => x.ToString("R", CultureInfo.InvariantCulture);
+}

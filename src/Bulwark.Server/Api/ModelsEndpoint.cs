@@ -1,0 +1,49 @@
+using System.Text.Json;
+using Bulwark.Server.Backends;
+using Microsoft.AspNetCore.Http;
+
+namespace Bulwark.Server.Api;
+
+/// <summary><c>GET /v1/models</c> and <c>GET /v1/models/{id}</c>, with Bulwark's metadata beside OpenAI's fields.</summary>
+public sealed class ModelsEndpoint(IGenerationBackend backend)
+{
+    public async Task ListAsync(HttpContext context)
+    {
+        context.Response.ContentType = "application/json";
+        await using var json = new Utf8JsonWriter(context.Response.BodyWriter);
+        json.WriteStartObject();
+        json.WriteString("object", "list");
+        json.WriteStartArray("data");
+        WriteModel(json, backend.Model);
+        json.WriteEndArray();
+        json.WriteEndObject();
+    }
+
+    public async Task GetAsync(HttpContext context, string id)
+    {
+        if (!string.Equals(id, backend.Model.Id, StringComparison.Ordinal))
+            throw new ApiException(StatusCodes.Status404NotFound, $"The model '{Truncate(id)}' does not exist; this server serves '{backend.Model.Id}'.",
+                "invalid_request_error", "model", "model_not_found");
+        context.Response.ContentType = "application/json";
+        await using var json = new Utf8JsonWriter(context.Response.BodyWriter);
+        WriteModel(json, backend.Model);
+    }
+
+    private static void WriteModel(Utf8JsonWriter json, ModelCard model)
+    {
+        json.WriteStartObject();
+        json.WriteString("id", model.Id);
+        json.WriteString("object", "model");
+        json.WriteNumber("created", model.Created.ToUnixTimeSeconds());
+        json.WriteString("owned_by", model.OwnedBy);
+        json.WriteNumber("max_model_len", model.ContextLength);
+        json.WriteStartObject("metadata");
+        json.WriteNumber("context_length", model.ContextLength);
+        json.WriteNumber("vocabulary_size", model.VocabularySize);
+        if (model.Notice is { } notice) json.WriteString("notice", notice);
+        json.WriteEndObject();
+        json.WriteEndObject();
+    }
+
+    private static string Truncate(string s) => s.Length <= 64 ? s : s[..64] + "...";
+}

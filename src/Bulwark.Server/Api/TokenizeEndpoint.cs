@@ -1,0 +1,57 @@
+using System.Text.Json;
+using Bulwark.Server.Backends;
+using Microsoft.AspNetCore.Http;
+
+namespace Bulwark.Server.Api;
+
+/// <summary>
+/// vLLM's <c>POST /tokenize</c> (a <c>prompt</c> or chat <c>messages</c> → token ids) and
+/// <c>POST /detokenize</c> (token ids → text), with the same limits as generation.
+/// </summary>
+public sealed class TokenizeEndpoint(IGenerationBackend backend, ApiLimits limits)
+{
+    public async Task TokenizeAsync(HttpContext context)
+    {
+        int[] tokens;
+        using (var body = await JsonBody.ReadAsync(context, limits))
+        {
+            var f = new JsonFields(body.RootElement, "");
+            if (f.Has("model")) ModelField.Read(f, backend.Model, limits);
+            if (f.Has("messages"))
+                tokens = backend.EncodeChat(ChatCompletionParser.ReadMessages(f, limits));
+            else
+            {
+                var prompt = f.String("prompt", limits.MaxPromptCharacters)
+                    ?? throw ApiException.Invalid("prompt", "prompt or messages is required.", "missing_required_parameter");
+                tokens = backend.Encode(prompt, f.Boolean("add_special_tokens") ?? true);
+            }
+        }
+        context.Response.ContentType = "application/json";
+        await using var json = new Utf8JsonWriter(context.Response.BodyWriter);
+        json.WriteStartObject();
+        json.WriteNumber("count", tokens.Length);
+        json.WriteNumber("max_model_len", backend.Model.ContextLength);
+        json.WriteStartArray("tokens");
+        foreach (var t in tokens) json.WriteNumberValue(t);
+        json.WriteEndArray();
+        json.WriteEndObject();
+    }
+
+    public async Task DetokenizeAsync(HttpContext context)
+    {
+        string text;
+        using (var body = await JsonBody.ReadAsync(context, limits))
+        {
+            var f = new JsonFields(body.RootElement, "");
+            if (f.Has("model")) ModelField.Read(f, backend.Model, limits);
+            var array = f.Array("tokens", 0, backend.Model.ContextLength)
+                ?? throw ApiException.Invalid("tokens", "tokens is required.", "missing_required_parameter");
+            text = backend.Decode(TextCompletionParser.TokenIds(array, "tokens", backend.Model.VocabularySize));
+        }
+        context.Response.ContentType = "application/json";
+        await using var json = new Utf8JsonWriter(context.Response.BodyWriter);
+        json.WriteStartObject();
+        json.WriteString("prompt", text);
+        json.WriteEndObject();
+    }
+}

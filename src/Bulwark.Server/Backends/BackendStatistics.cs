@@ -1,0 +1,13 @@
+namespace Bulwark.Server.Backends;
+
+/// <summary>
+/// A snapshot of the engine's own counters. Counts since start are monotonic; the others are
+/// current levels. <see cref="KvCacheUsage"/> is the fraction of KV blocks in use, 0..1.
+/// </summary>
+public readonly record struct BackendStatistics(
+    int RunningSequences,
+    int WaitingSequences,
+    double KvCacheUsage,
+    long PrefixCacheQueries,
+    long PrefixCacheHits,
+    long Preemptions);

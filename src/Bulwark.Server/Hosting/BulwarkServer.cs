@@ -1,0 +1,76 @@
+using Bulwark.Server.Admission;
+using Bulwark.Server.Api;
+using Bulwark.Server.Backends;
+using Bulwark.Server.Observability;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Hosting;
+
+namespace Bulwark.Server.Hosting;
+
+/// <summary>
+/// Composes the server: configuration (appsettings.json, <c>Bulwark__*</c> environment
+/// variables, command-line flags — later sources win), validated options, Kestrel limits, the
+/// services each stage needs, and the request pipeline from <see cref="RequestPipeline"/>.
+/// </summary>
+public static class BulwarkServer
+{
+    /// <summary>A builder with the standard ASP.NET Core sources plus <paramref name="overrides"/> (flags), which win.</summary>
+    public static WebApplicationBuilder CreateBuilder(string[] args, IEnumerable<KeyValuePair<string, string?>>? overrides = null)
+    {
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args });
+        if (overrides is not null) builder.Configuration.AddInMemoryCollection(overrides);
+        return builder;
+    }
+
+    /// <summary>Validates the configuration and builds the app serving <paramref name="backend"/>.</summary>
+    /// <exception cref="ServerConfigurationException">A setting is malformed or out of range; the message lists every problem.</exception>
+    public static WebApplication Build(WebApplicationBuilder builder, IGenerationBackend backend)
+    {
+        var settings = ServerSettings.Read(builder.Configuration);
+        var (server, limits, admission) = (settings.Server, settings.Limits, settings.Admission);
+
+        builder.WebHost.UseUrls(server.Url);
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            kestrel.AddServerHeader = false;
+            kestrel.Limits.MaxRequestBodySize = limits.MaxRequestBodyBytes;
+            kestrel.Limits.RequestHeadersTimeout = server.RequestHeadersTimeout;
+            kestrel.Limits.MinRequestBodyDataRate = new MinDataRate(server.MinRequestBodyBytesPerSecond, server.MinRequestBodyGracePeriod);
+            kestrel.Limits.KeepAliveTimeout = server.KeepAliveTimeout;
+            kestrel.Limits.MaxConcurrentConnections = server.MaxConcurrentConnections;
+            kestrel.Limits.MaxRequestHeadersTotalSize = server.MaxRequestHeadersBytes;
+        });
+        // Kestrel waits for in-flight requests until this passes; the drain cancels them a little earlier so each gets a clear error.
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = server.DrainTimeout + TimeSpan.FromSeconds(5));
+
+        var services = builder.Services;
+        services.TryAddSingleton(TimeProvider.System);
+        services.AddSingleton(backend);
+        services.AddSingleton(server);
+        services.AddSingleton(limits);
+        services.AddSingleton(admission);
+        services.AddSingleton(sp => new AdmissionQueue(admission, sp.GetRequiredService<TimeProvider>()));
+        services.AddSingleton(sp =>
+        {
+            var queue = sp.GetRequiredService<AdmissionQueue>();
+            return new ServerMetrics(() => backend.Statistics, () => (queue.Running, queue.Waiting));
+        });
+        services.AddSingleton(sp => new PrometheusExposition(sp.GetRequiredService<ServerMetrics>().Meter));
+        services.AddSingleton<AdmissionGate>();
+        services.AddSingleton<ShutdownDrain>();
+        services.AddSingleton<ReadinessProbe>();
+        services.AddApiEndpoints();
+
+        var app = builder.Build();
+        var drain = app.Services.GetRequiredService<ShutdownDrain>();
+        // ApplicationStopping fires before Kestrel stops accepting, so no request slips in between.
+        app.Lifetime.ApplicationStopping.Register(drain.BeginDrain);
+        RequestPipeline.Use(app);
+        return app;
+    }
+}

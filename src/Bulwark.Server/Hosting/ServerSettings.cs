@@ -1,0 +1,45 @@
+using Bulwark.Server.Admission;
+using Bulwark.Server.Api;
+using Microsoft.Extensions.Configuration;
+
+namespace Bulwark.Server.Hosting;
+
+/// <summary>All of the server's options, read from configuration and validated together at start-up.</summary>
+public sealed record ServerSettings(ServerOptions Server, ApiLimits Limits, AdmissionOptions Admission)
+{
+    /// <exception cref="ServerConfigurationException">Lists every malformed or out-of-range setting at once.</exception>
+    public static ServerSettings Read(IConfiguration configuration)
+    {
+        var problems = new List<string>();
+        var server = Bind<ServerOptions>(configuration, ServerOptions.Section, problems);
+        var limits = Bind<ApiLimits>(configuration, ApiLimits.Section, problems);
+        var admission = Bind<AdmissionOptions>(configuration, AdmissionOptions.Section, problems);
+        problems.AddRange(server.Validate());
+        problems.AddRange(limits.Validate());
+        problems.AddRange(admission.Validate());
+        if (problems.Count > 0) throw new ServerConfigurationException(problems);
+        return new ServerSettings(server, limits, admission);
+    }
+
+    private static T Bind<T>(IConfiguration configuration, string section, List<string> problems) where T : new()
+    {
+        var options = new T();
+        try
+        {
+            configuration.GetSection(section).Bind(options, o => o.ErrorOnUnknownConfiguration = true);
+        }
+        catch (InvalidOperationException e)
+        {
+            // The binder names the key and the type it expected ("Failed to convert configuration value at 'Bulwark:Server:Port'...").
+            problems.Add(e.Message);
+        }
+        return options;
+    }
+}
+
+/// <summary>The configuration cannot be used; <see cref="Exception.Message"/> lists each problem on its own line.</summary>
+public sealed class ServerConfigurationException(IReadOnlyList<string> problems)
+    : Exception("Invalid configuration:" + Environment.NewLine + string.Join(Environment.NewLine, problems.Select(p => "  - " + p)))
+{
+    public IReadOnlyList<string> Problems { get; } = problems;
+}

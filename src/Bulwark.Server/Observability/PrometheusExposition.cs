@@ -1,0 +1,164 @@
+using System.Collections.Concurrent;
+using System.Diagnostics.Metrics;
+using System.Globalization;
+using System.Text;
+
+namespace Bulwark.Server.Observability;
+
+/// <summary>
+/// Aggregates one <see cref="Meter"/>'s measurements and renders them in Prometheus' text
+/// exposition format 0.0.4. Written by hand because the OpenTelemetry Prometheus exporter is
+/// still a beta package and renames instruments; this keeps the documented names exact.
+/// Counters become <c>_total</c>, histograms get cumulative <c>_bucket</c>/<c>_sum</c>/<c>_count</c>.
+/// </summary>
+public sealed class PrometheusExposition : IDisposable
+{
+    /// <summary>Upper bounds in seconds: from 1 ms (fast tokens) to 2 minutes (long requests).</summary>
+    private static readonly double[] Bounds = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
+
+    private readonly MeterListener _listener = new();
+    private readonly ConcurrentDictionary<Instrument, Series> _series = new();
+    private readonly Lock _scrape = new();
+
+    public PrometheusExposition(Meter meter)
+    {
+        _listener.InstrumentPublished = (instrument, listener) =>
+        {
+            if (ReferenceEquals(instrument.Meter, meter)) listener.EnableMeasurementEvents(instrument);
+        };
+        _listener.SetMeasurementEventCallback<long>((i, v, tags, _) => Record(i, v, tags));
+        _listener.SetMeasurementEventCallback<int>((i, v, tags, _) => Record(i, v, tags));
+        _listener.SetMeasurementEventCallback<double>((i, v, tags, _) => Record(i, v, tags));
+        _listener.Start();
+    }
+
+    public string Render()
+    {
+        lock (_scrape)
+        {
+            // Observable gauges report their current value only when asked.
+            _listener.RecordObservableInstruments();
+            var text = new StringBuilder(4096);
+            foreach (var (instrument, series) in _series.OrderBy(p => p.Key.Name, StringComparer.Ordinal))
+                series.Write(instrument, text);
+            return text.ToString();
+        }
+    }
+
+    public void Dispose() => _listener.Dispose();
+
+    private void Record(Instrument instrument, double value, ReadOnlySpan<KeyValuePair<string, object?>> tags)
+    {
+        var series = _series.GetOrAdd(instrument, static i => new Series(Kind(i), i.IsObservable));
+        series.Record(Labels(tags), value);
+    }
+
+    private static string Labels(ReadOnlySpan<KeyValuePair<string, object?>> tags)
+    {
+        if (tags.Length == 0) return "";
+        var sorted = tags.ToArray();
+        Array.Sort(sorted, (a, b) => string.CompareOrdinal(a.Key, b.Key));
+        var text = new StringBuilder();
+        foreach (var (key, value) in sorted)
+        {
+            if (text.Length > 0) text.Append(',');
+            text.Append(key).Append("=\"");
+            foreach (var c in Convert.ToString(value, CultureInfo.InvariantCulture) ?? "")
+            {
+                // Label values escape backslash, quote and newline (exposition format 0.0.4).
+                if (c is '\\' or '"') text.Append('\\').Append(c);
+                else if (c == '\n') text.Append("\\n");
+                else text.Append(c);
+            }
+            text.Append('"');
+        }
+        return text.ToString();
+    }
+
+    private enum SeriesKind { Counter, Gauge, Histogram }
+
+    private static SeriesKind Kind(Instrument i) => i switch
+    {
+        Counter<long> or Counter<int> or Counter<double> => SeriesKind.Counter,
+        ObservableCounter<long> or ObservableCounter<int> or ObservableCounter<double> => SeriesKind.Counter,
+        Histogram<long> or Histogram<int> or Histogram<double> => SeriesKind.Histogram,
+        _ => SeriesKind.Gauge,
+    };
+
+    /// <summary>One instrument's values, one cell per label set.</summary>
+    private sealed class Series(SeriesKind kind, bool observable)
+    {
+        private readonly ConcurrentDictionary<string, Cell> _cells = new(StringComparer.Ordinal);
+
+        public void Record(string labels, double value)
+        {
+            var cell = _cells.GetOrAdd(labels, static _ => new Cell());
+            lock (cell)
+            {
+                switch (kind)
+                {
+                    // Observable counters report their running total, not an increment.
+                    case SeriesKind.Counter when observable: cell.Sum = value; break;
+                    case SeriesKind.Counter: cell.Sum += value; break;
+                    case SeriesKind.Gauge: cell.Sum = value; break;
+                    case SeriesKind.Histogram:
+                        cell.Sum += value;
+                        cell.Count++;
+                        var b = Array.BinarySearch(Bounds, value);
+                        cell.Buckets[b >= 0 ? b : ~b]++;
+                        break;
+                }
+            }
+        }
+
+        public void Write(Instrument instrument, StringBuilder text)
+        {
+            var name = kind == SeriesKind.Counter ? instrument.Name + "_total" : instrument.Name;
+            if (instrument.Description is { } help) text.Append("# HELP ").Append(name).Append(' ').Append(help).Append('\n');
+            text.Append("# TYPE ").Append(name).Append(' ').Append(kind switch
+            {
+                SeriesKind.Counter => "counter",
+                SeriesKind.Histogram => "histogram",
+                _ => "gauge",
+            }).Append('\n');
+            foreach (var (labels, cell) in _cells.OrderBy(c => c.Key, StringComparer.Ordinal))
+            {
+                lock (cell)
+                {
+                    if (kind != SeriesKind.Histogram)
+                    {
+                        Sample(text, name, labels, cell.Sum);
+                        continue;
+                    }
+                    long cumulative = 0;
+                    for (var i = 0; i < Bounds.Length; i++)
+                    {
+                        cumulative += cell.Buckets[i];
+                        Sample(text, name + "_bucket", Join(labels, $"le=\"{Format(Bounds[i])}\""), cumulative);
+                    }
+                    Sample(text, name + "_bucket", Join(labels, "le=\"+Inf\""), cell.Count);
+                    Sample(text, name + "_sum", labels, cell.Sum);
+                    Sample(text, name + "_count", labels, cell.Count);
+                }
+            }
+        }
+
+        private static string Join(string labels, string extra) => labels.Length == 0 ? extra : labels + "," + extra;
+
+        private static void Sample(StringBuilder text, string name, string labels, double value)
+        {
+            text.Append(name);
+            if (labels.Length > 0) text.Append('{').Append(labels).Append('}');
+            text.Append(' ').Append(Format(value)).Append('\n');
+        }
+
+        private static string Format(double v) => double.IsPositiveInfinity(v) ? "+Inf" : v.ToString("R", CultureInfo.InvariantCulture);
+    }
+
+    private sealed class Cell
+    {
+        public double Sum;
+        public long Count;
+        public readonly long[] Buckets = new long[Bounds.Length + 1];
+    }
+}

@@ -1,0 +1,59 @@
+using Bulwark.Server.Backends;
+
+namespace Bulwark.Server.Observability;
+
+/// <summary>
+/// <c>/ready</c>: the model is loaded and a one-token greedy generation works. A passing result
+/// is reused for <see cref="CacheFor"/> so frequent probes cost nothing; probes never queue
+/// behind user traffic in admission, so a busy server is not reported as broken.
+/// </summary>
+public sealed class ReadinessProbe(IGenerationBackend backend, TimeProvider time)
+{
+    public static readonly TimeSpan CacheFor = TimeSpan.FromSeconds(10);
+    public static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
+
+    private readonly SemaphoreSlim _one = new(1, 1);
+    private long _passedAt = -1;
+
+    public async Task<(bool Ready, string Detail)> CheckAsync(CancellationToken cancellationToken)
+    {
+        if (Fresh()) return (true, "ok");
+        await _one.WaitAsync(cancellationToken);
+        try
+        {
+            if (Fresh()) return (true, "ok");
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            timeout.CancelAfter(Timeout);
+            var prompt = backend.Encode("ready", addSpecialTokens: true);
+            var request = new GenerationRequest
+            {
+                PromptTokenIds = prompt.Length > 0 ? prompt : [0],
+                MaxTokens = 1,
+                Sampling = new SamplingParameters { Temperature = 0 },
+            };
+            var events = 0;
+            await foreach (var _ in backend.GenerateAsync(request, timeout.Token)) events++;
+            if (events == 0) return (false, "the model produced no output for a one-token generation");
+            Interlocked.Exchange(ref _passedAt, time.GetTimestamp());
+            return (true, "ok");
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            return (false, $"a one-token generation did not finish within {Timeout.TotalSeconds:0} s");
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            return (false, $"a one-token generation failed: {e.GetType().Name}");
+        }
+        finally
+        {
+            _one.Release();
+        }
+    }
+
+    private bool Fresh()
+    {
+        var at = Interlocked.Read(ref _passedAt);
+        return at >= 0 && time.GetElapsedTime(at) < CacheFor;
+    }
+}

@@ -1,0 +1,48 @@
+using System.Diagnostics.Metrics;
+using Bulwark.Server.Backends;
+
+namespace Bulwark.Server.Observability;
+
+/// <summary>
+/// Every instrument the server records, on one <see cref="Meter"/> per server instance (so
+/// several servers in one process, as in tests, never mix their numbers). Instrument names are
+/// already the Prometheus names (without the <c>_total</c> suffix counters get on export);
+/// docs/metrics.md lists them. Durations are in seconds.
+/// </summary>
+public sealed class ServerMetrics : IDisposable
+{
+    public const string MeterName = "Bulwark.Server";
+
+    public ServerMetrics(Func<BackendStatistics> engine, Func<(int Running, int Waiting)> admission)
+    {
+        Meter = new Meter(MeterName);
+        Requests = Meter.CreateCounter<long>("bulwark_http_requests", description: "HTTP requests answered, by route and status code.");
+        RequestDuration = Meter.CreateHistogram<double>("bulwark_request_duration_seconds", "s", "End-to-end request latency, by route.");
+        QueueTime = Meter.CreateHistogram<double>("bulwark_request_queue_time_seconds", "s", "Time a request waited in the admission queue.");
+        TimeToFirstToken = Meter.CreateHistogram<double>("bulwark_time_to_first_token_seconds", "s", "Time from request arrival to the first generated token.");
+        InterTokenLatency = Meter.CreateHistogram<double>("bulwark_inter_token_latency_seconds", "s", "Time between consecutive tokens of one sequence.");
+        PromptTokens = Meter.CreateCounter<long>("bulwark_prompt_tokens", description: "Prompt tokens processed.");
+        GenerationTokens = Meter.CreateCounter<long>("bulwark_generation_tokens", description: "Tokens generated.");
+        Rejected = Meter.CreateCounter<long>("bulwark_rejected_requests", description: "Requests refused before generation, by reason.");
+        Meter.CreateObservableGauge("bulwark_admission_running", () => admission().Running, description: "Requests holding an admission slot.");
+        Meter.CreateObservableGauge("bulwark_admission_waiting", () => admission().Waiting, description: "Requests waiting in the admission queue.");
+        Meter.CreateObservableGauge("bulwark_engine_running_sequences", () => engine().RunningSequences, description: "Sequences the engine is running.");
+        Meter.CreateObservableGauge("bulwark_engine_waiting_sequences", () => engine().WaitingSequences, description: "Sequences waiting inside the engine.");
+        Meter.CreateObservableGauge("bulwark_kv_cache_usage_ratio", () => engine().KvCacheUsage, description: "Fraction of KV-cache blocks in use (0..1).");
+        Meter.CreateObservableCounter("bulwark_prefix_cache_queries", () => engine().PrefixCacheQueries, description: "Prefix-cache lookups, in blocks.");
+        Meter.CreateObservableCounter("bulwark_prefix_cache_hits", () => engine().PrefixCacheHits, description: "Prefix-cache hits, in blocks.");
+        Meter.CreateObservableCounter("bulwark_preemptions", () => engine().Preemptions, description: "Sequences preempted because KV blocks ran out.");
+    }
+
+    public Meter Meter { get; }
+    public Counter<long> Requests { get; }
+    public Histogram<double> RequestDuration { get; }
+    public Histogram<double> QueueTime { get; }
+    public Histogram<double> TimeToFirstToken { get; }
+    public Histogram<double> InterTokenLatency { get; }
+    public Counter<long> PromptTokens { get; }
+    public Counter<long> GenerationTokens { get; }
+    public Counter<long> Rejected { get; }
+
+    public void Dispose() => Meter.Dispose();
+}
