@@ -14,5 +14,5 @@ public interface IQuotaStore
     ValueTask<QuotaVerdict> AdmitAsync(string keyId, KeyLimits limits, long tokens, string leaseId, CancellationToken ct);
 
     /// <summary>Corrects the token charge from <paramref name="reserved"/> to <paramref name="actual"/> and closes the lease.</summary>
-    ValueTask SettleAsync(string keyId, KeyLimits limits, string leaseId, long reserved, long actual, long day, CancellationToken ct);
+    ValueTask SettleAsync(string keyId, KeyLimits limits, string leaseId, long reserved, long actual, QuotaVerdict admitted, CancellationToken ct);
 }

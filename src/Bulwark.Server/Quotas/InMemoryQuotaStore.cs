@@ -70,11 +70,12 @@ public sealed class InMemoryQuotaStore(TimeProvider time) : IQuotaStore
             state.Day = day;
             state.DayUsed = used + tokens;
             state.Concurrent++;
-            return ValueTask.FromResult(new QuotaVerdict(true, null, 0, remR, (long)Math.Ceiling(resetR), remT, (long)Math.Ceiling(resetT), day));
+            return ValueTask.FromResult(new QuotaVerdict(true, null, 0, remR, (long)Math.Ceiling(resetR), remT, (long)Math.Ceiling(resetT), day,
+                (long)Math.Floor(newT)));
         }
     }
 
-    public ValueTask SettleAsync(string keyId, KeyLimits limits, string leaseId, long reserved, long actual, long day, CancellationToken ct)
+    public ValueTask SettleAsync(string keyId, KeyLimits limits, string leaseId, long reserved, long actual, QuotaVerdict admitted, CancellationToken ct)
     {
         if (!_states.TryGetValue(keyId, out var state)) return ValueTask.CompletedTask;
         var now = NowMicros();
@@ -84,10 +85,16 @@ public sealed class InMemoryQuotaStore(TimeProvider time) : IQuotaStore
             if (limits.TokensPerMinute > 0 && delta != 0)
             {
                 var interval = Window / limits.TokensPerMinute;
-                // A refund cannot push the TAT below now: a full bucket does not hold more than a minute.
-                state.TokenTat = delta < 0 ? Math.Max(state.TokenTat + delta * interval, now) : Math.Max(state.TokenTat, now) + delta * interval;
+                if (delta > 0) state.TokenTat = Math.Max(state.TokenTat, now) + delta * interval;
+                else
+                {
+                    // Refund only what of this reservation time has not already drained, and never
+                    // below now (a full bucket holds one minute, no more).
+                    var undrained = Math.Max(0, admitted.TokensReservedUntil - now);
+                    state.TokenTat = Math.Max(state.TokenTat - Math.Min(-delta * interval, undrained), now);
+                }
             }
-            if (state.Day == day) state.DayUsed = Math.Max(0, state.DayUsed + delta);
+            if (state.Day == admitted.Day) state.DayUsed = Math.Max(0, state.DayUsed + delta);
             state.Concurrent--;
             Debug.Assert(state.Concurrent >= 0, "a lease was settled twice");
         }

@@ -22,7 +22,7 @@ public sealed class QuotaGate(IQuotaStore store)
         var leaseId = Guid.NewGuid().ToString("N"); // unique across replicas, unlike TraceIdentifier
         var verdict = await store.AdmitAsync(caller.KeyId, limits, tokens, leaseId, ct);
         RateLimitHeaders.Write(context.Response.Headers, limits, verdict);
-        if (verdict.Admitted) return new QuotaLease(store, caller.KeyId, limits, leaseId, tokens, verdict.Day);
+        if (verdict.Admitted) return new QuotaLease(store, caller.KeyId, limits, leaseId, tokens, verdict);
 
         context.GetRequestUsage().RejectionReason = "rate_limit:" + verdict.Limit;
         await ErrorResponse.WriteAsync(context, StatusCodes.Status429TooManyRequests, "rate_limit_exceeded", verdict.Limit!,
@@ -48,17 +48,17 @@ public sealed class QuotaLease : IAsyncDisposable
     private readonly string _keyId;
     private readonly KeyLimits _limits;
     private readonly string _leaseId;
-    private readonly long _day;
+    private readonly QuotaVerdict _admitted;
     private int _settled;
 
-    internal QuotaLease(IQuotaStore store, string keyId, KeyLimits limits, string leaseId, long reserved, long day)
+    internal QuotaLease(IQuotaStore store, string keyId, KeyLimits limits, string leaseId, long reserved, QuotaVerdict admitted)
     {
         _store = store;
         _keyId = keyId;
         _limits = limits;
         _leaseId = leaseId;
         Reserved = reserved;
-        _day = day;
+        _admitted = admitted;
     }
 
     public long Reserved { get; }
@@ -68,7 +68,7 @@ public sealed class QuotaLease : IAsyncDisposable
     {
         ArgumentOutOfRangeException.ThrowIfNegative(actualTokens);
         if (Interlocked.Exchange(ref _settled, 1) == 1) return ValueTask.CompletedTask;
-        return _store.SettleAsync(_keyId, _limits, _leaseId, Reserved, actualTokens, _day, CancellationToken.None);
+        return _store.SettleAsync(_keyId, _limits, _leaseId, Reserved, actualTokens, _admitted, CancellationToken.None);
     }
 
     /// <summary>Without a settlement the whole reservation stays charged (the safe side).</summary>

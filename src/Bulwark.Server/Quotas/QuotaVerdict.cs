@@ -11,7 +11,10 @@ public static class QuotaLimits
 
 /// <summary>
 /// A quota store's answer. Times are microseconds. Remaining counts are -1 for a limit the key does
-/// not have. <see cref="Day"/> is the UTC day (days since the Unix epoch, by the store's clock) the
+/// not have. <see cref="TokensReservedUntil"/> is the tokens/min TAT right after this admission
+/// (µs since the Unix epoch): settlement refunds at most the part of the reservation not yet
+/// drained by time, so a refund never hands back capacity the bucket had regained anyway.
+/// <see cref="Day"/> is the UTC day (days since the Unix epoch, by the store's clock) the
 /// daily budget was charged to; settlement passes it back so a refund never lands on the next day.
 /// </summary>
 public readonly record struct QuotaVerdict(
@@ -22,4 +25,5 @@ public readonly record struct QuotaVerdict(
     long ResetRequestsMicros,
     long RemainingTokens,
     long ResetTokensMicros,
-    long Day);
+    long Day,
+    long TokensReservedUntil = 0);

@@ -22,13 +22,13 @@ public sealed class RedisQuotaStore(IConnectionMultiplexer redis, string prefix)
              (long)LeaseLifetime.TotalMicroseconds]))!;
         var admitted = (long)result[0] == 1;
         return new QuotaVerdict(admitted, admitted ? null : (string?)result[1], (long)result[2], (long)result[3], (long)result[4],
-            (long)result[5], (long)result[6], (long)result[7]);
+            (long)result[5], (long)result[6], (long)result[7], admitted ? (long)result[8] : 0);
     }
 
-    public async ValueTask SettleAsync(string keyId, KeyLimits limits, string leaseId, long reserved, long actual, long day, CancellationToken ct)
+    public async ValueTask SettleAsync(string keyId, KeyLimits limits, string leaseId, long reserved, long actual, QuotaVerdict admitted, CancellationToken ct)
     {
         await redis.GetDatabase().ScriptEvaluateAsync(QuotaScripts.Settle, Keys(keyId),
-            [limits.TokensPerMinute, limits.MaxConcurrent, reserved, actual, day, leaseId]);
+            [limits.TokensPerMinute, limits.MaxConcurrent, reserved, actual, admitted.Day, leaseId, admitted.TokensReservedUntil]);
     }
 
     private RedisKey[] Keys(string keyId) => [$"{prefix}{{{keyId}}}:q", $"{prefix}{{{keyId}}}:c"];
