@@ -1,0 +1,29 @@
+namespace Bulwark.Server.Audit;
+
+/// <summary>
+/// One audit event: a request (kind <c>request</c>) or an admin action (<c>key.created</c>,
+/// <c>key.revoked</c>, <c>key.rotated</c>, <c>ip.blocked</c>, <c>ip.unblocked</c>, <c>request.cancelled</c>,
+/// <c>log.level</c>, <c>model.loaded</c>, <c>model.unloaded</c>). Never holds a key, and holds prompt or
+/// completion text (in <see cref="Detail"/>) only for tenants an operator opted in.
+/// </summary>
+public sealed record AuditRecord
+{
+    public required DateTimeOffset At { get; init; }
+    public required string Kind { get; init; }
+    public string? RequestId { get; init; }
+    public string? KeyId { get; init; }
+    public string? Tenant { get; init; }
+    public string? Model { get; init; }
+    public string? ClientIp { get; init; }
+    public string? Route { get; init; }
+    public int? Status { get; init; }
+    public long? PromptTokens { get; init; }
+    public long? CompletionTokens { get; init; }
+    public long? LatencyMicroseconds { get; init; }
+    /// <summary>Why the request was refused (<c>missing_credentials</c>, <c>invalid_key</c>, <c>rate_limit:tokens</c>, ...).</summary>
+    public string? Reason { get; init; }
+    /// <summary>Admin action subject, or opted-in content.</summary>
+    public string? Detail { get; init; }
+
+    public const string RequestKind = "request";
+}

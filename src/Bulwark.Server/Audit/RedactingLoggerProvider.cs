@@ -1,0 +1,70 @@
+using Microsoft.Extensions.Logging;
+
+namespace Bulwark.Server.Audit;
+
+/// <summary>
+/// Wraps a logger provider so every message, every structured value and every exception text passes
+/// through <see cref="SecretRedactor"/> before the inner provider sees it: a key pasted into any
+/// field (a model name, a header echoed in an error) cannot reach a log sink.
+/// </summary>
+public sealed class RedactingLoggerProvider(ILoggerProvider inner) : ILoggerProvider
+{
+    public ILogger CreateLogger(string categoryName) => new RedactingLogger(inner.CreateLogger(categoryName));
+
+    public void Dispose() => inner.Dispose();
+
+    private sealed class RedactingLogger(ILogger inner) : ILogger
+    {
+        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => inner.BeginScope(new RedactedState(Values(state), Text(state)));
+
+        public bool IsEnabled(LogLevel logLevel) => inner.IsEnabled(logLevel);
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
+            if (!inner.IsEnabled(logLevel)) return;
+            var message = SecretRedactor.Redact(formatter(state, exception));
+            var redacted = new RedactedState(Values(state), message);
+            inner.Log(logLevel, eventId, redacted, Redact(exception), static (s, _) => s.Message);
+        }
+
+        private static string Text<TState>(TState state) => SecretRedactor.Redact(state?.ToString() ?? "");
+
+        private static List<KeyValuePair<string, object?>> Values<TState>(TState state)
+        {
+            var values = new List<KeyValuePair<string, object?>>();
+            if (state is IEnumerable<KeyValuePair<string, object?>> pairs)
+                foreach (var (key, value) in pairs)
+                    values.Add(new(key, value is null or ValueType ? value : SecretRedactor.Redact(value.ToString() ?? "")));
+            return values;
+        }
+
+        private static Exception? Redact(Exception? exception)
+        {
+            if (exception is null) return null;
+            var text = exception.ToString();
+            var clean = SecretRedactor.Redact(text);
+            return ReferenceEquals(text, clean) || text == clean ? exception : new RedactedException(exception.GetType().FullName!, clean);
+        }
+    }
+
+    /// <summary>Structured state with redacted values; its text is the redacted message.</summary>
+    private sealed class RedactedState(List<KeyValuePair<string, object?>> values, string message) : IReadOnlyList<KeyValuePair<string, object?>>
+    {
+        public string Message { get; } = message;
+        public KeyValuePair<string, object?> this[int index] => index == values.Count ? new("{OriginalFormat}", Message) : values[index];
+        public int Count => values.Count + (values.Exists(v => v.Key == "{OriginalFormat}") ? 0 : 1);
+        public IEnumerator<KeyValuePair<string, object?>> GetEnumerator()
+        {
+            for (var i = 0; i < Count; i++) yield return this[i];
+        }
+        System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
+        public override string ToString() => Message;
+    }
+}
+
+/// <summary>Stands in for an exception whose text held a secret; carries the redacted text only.</summary>
+public sealed class RedactedException(string originalType, string redactedText) : Exception($"{originalType} (redacted)")
+{
+    public override string ToString() => redactedText;
+    public override string? StackTrace => null;
+}

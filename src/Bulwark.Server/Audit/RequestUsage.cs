@@ -1,0 +1,32 @@
+using Microsoft.AspNetCore.Http;
+
+namespace Bulwark.Server.Audit;
+
+/// <summary>
+/// What later stages learn about a request and the audit record needs: the model, token counts,
+/// a rejection reason, and (kept only for opted-in tenants) the prompt and completion text.
+/// </summary>
+public sealed class RequestUsage
+{
+    public string? Model { get; set; }
+    public long? PromptTokens { get; set; }
+    public long? CompletionTokens { get; set; }
+    public string? RejectionReason { get; set; }
+    /// <summary>Prompt and completion text; stored only when <see cref="AuditOptions.ContentTenants"/> names the tenant.</summary>
+    public string? Content { get; set; }
+}
+
+public static class RequestUsageExtensions
+{
+    /// <summary>The usage record of this request, created on first use.</summary>
+    public static RequestUsage GetRequestUsage(this HttpContext context)
+    {
+        var usage = context.Features.Get<RequestUsage>();
+        if (usage is null)
+        {
+            usage = new RequestUsage();
+            context.Features.Set(usage);
+        }
+        return usage;
+    }
+}

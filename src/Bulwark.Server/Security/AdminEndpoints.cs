@@ -1,0 +1,115 @@
+using System.Text.Json.Serialization;
+using Bulwark.Server.Incidents;
+using Bulwark.Server.Storage;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+
+namespace Bulwark.Server.Security;
+
+/// <summary>Body of <c>POST /admin/keys</c>.</summary>
+public sealed record CreateKeyRequest(
+    [property: JsonPropertyName("name")] string Name,
+    [property: JsonPropertyName("tenant")] string? Tenant = null,
+    [property: JsonPropertyName("models")] string[]? Models = null,
+    [property: JsonPropertyName("rpm")] long Rpm = 0,
+    [property: JsonPropertyName("tpm")] long Tpm = 0,
+    [property: JsonPropertyName("tokens_per_day")] long TokensPerDay = 0,
+    [property: JsonPropertyName("concurrency")] long Concurrency = 0,
+    [property: JsonPropertyName("priority")] int Priority = 0,
+    [property: JsonPropertyName("expires_at")] DateTimeOffset? ExpiresAt = null,
+    [property: JsonPropertyName("admin")] bool Admin = false);
+
+public sealed record IpBlockRequest([property: JsonPropertyName("cidr")] string Cidr, [property: JsonPropertyName("reason")] string? Reason = null);
+
+public sealed record LogLevelRequest([property: JsonPropertyName("level")] string Level);
+
+/// <summary>
+/// The admin API: keys, IP blocks, active requests, log level. Every route needs the admin scope,
+/// which only admin keys carry. Changes go through <see cref="KeyIssuer"/> and
+/// <see cref="IncidentControls"/>, so they are audited and reach every replica within a second.
+/// </summary>
+public static class AdminEndpoints
+{
+    public static RouteGroupBuilder MapBulwarkAdmin(this IEndpointRouteBuilder endpoints, string prefix = "/admin")
+    {
+        var admin = endpoints.MapGroup(prefix).WithMetadata(new RequireScopeAttribute(Scopes.Admin));
+
+        admin.MapPost("/keys", async (CreateKeyRequest body, KeyIssuer issuer, HttpContext context) =>
+        {
+            var spec = new KeySpec
+            {
+                Name = body.Name ?? "", Tenant = body.Tenant ?? "default", Models = body.Models ?? [], Priority = body.Priority,
+                Limits = new KeyLimits(body.Rpm, body.Tpm, body.TokensPerDay, body.Concurrency), ExpiresAt = body.ExpiresAt, IsAdmin = body.Admin,
+            };
+            try
+            {
+                var issued = await issuer.CreateAsync(spec, Actor(context), context.RequestAborted);
+                return Results.Json(KeyView.Of(issued.Record, issued.Key), statusCode: StatusCodes.Status201Created);
+            }
+            catch (ArgumentException e) { return BadRequest(e.Message); }
+        });
+        admin.MapGet("/keys", async (SecurityStorage storage, CancellationToken ct) =>
+            Results.Json(new { data = (await storage.Keys.ListAsync(ct)).Select(k => KeyView.Of(k, null)) }));
+        admin.MapPost("/keys/{id}/revoke", async (string id, KeyIssuer issuer, HttpContext context) =>
+            await issuer.RevokeAsync(id, Actor(context), context.RequestAborted) ? Results.NoContent() : NotFound($"no key with id '{id}'"));
+        admin.MapPost("/keys/{id}/rotate", async (string id, KeyIssuer issuer, HttpContext context) =>
+            await issuer.RotateAsync(id, Actor(context), context.RequestAborted) is { } issued
+                ? Results.Json(KeyView.Of(issued.Record, issued.Key))
+                : NotFound($"no active key with id '{id}'"));
+
+        admin.MapGet("/ip-blocks", async (SecurityStorage storage, CancellationToken ct) =>
+            Results.Json(new { data = (await storage.IpBlocks.ListAsync(ct)).Select(b => new { cidr = b.Cidr, reason = b.Reason, created_at = b.CreatedAt }) }));
+        admin.MapPost("/ip-blocks", async (IpBlockRequest body, IncidentControls controls, HttpContext context) =>
+        {
+            try { return Results.Json(new { cidr = await controls.BlockIpAsync(body.Cidr ?? "", body.Reason ?? "", Actor(context), context.RequestAborted) }); }
+            catch (FormatException e) { return BadRequest(e.Message); }
+        });
+        admin.MapPost("/ip-blocks/remove", async (IpBlockRequest body, IncidentControls controls, HttpContext context) =>
+        {
+            try { return await controls.UnblockIpAsync(body.Cidr ?? "", Actor(context), context.RequestAborted) ? Results.NoContent() : NotFound($"'{body.Cidr}' is not blocked"); }
+            catch (FormatException e) { return BadRequest(e.Message); }
+        });
+
+        admin.MapGet("/requests", (ActiveRequests active) =>
+            Results.Json(new { data = active.List().Select(r => new { id = r.RequestId, key_id = r.KeyId, tenant = r.Tenant, route = r.Route, started_at = r.StartedAt }) }));
+        admin.MapPost("/requests/{id}/cancel", async (string id, IncidentControls controls, HttpContext context) =>
+        {
+            await controls.CancelRequestAsync(id, Actor(context), context.RequestAborted);
+            return Results.Accepted();
+        });
+        admin.MapPut("/log-level", async (LogLevelRequest body, IncidentControls controls, HttpContext context) =>
+        {
+            if (!RuntimeLogLevel.TryParse(body.Level ?? "", out var level))
+                return BadRequest($"level must be one of Trace, Debug, Information, Warning, Error, Critical, None or default; got '{body.Level}'");
+            await controls.SetLogLevelAsync(level, Actor(context), context.RequestAborted);
+            return Results.NoContent();
+        });
+        return admin;
+    }
+
+    private static string Actor(HttpContext context) => "admin key " + (context.GetCaller()?.KeyId ?? "?");
+
+    private static IResult BadRequest(string message) =>
+        Results.Json(new { error = new { message, type = "invalid_request_error", param = (string?)null, code = "invalid_value" } }, statusCode: 400);
+
+    private static IResult NotFound(string message) =>
+        Results.Json(new { error = new { message, type = "invalid_request_error", param = (string?)null, code = "not_found" } }, statusCode: 404);
+}
+
+/// <summary>A key as the admin API and <c>bulwark keys --json</c> show it: never the hash; the key text only right after issue.</summary>
+public static class KeyView
+{
+    public static Dictionary<string, object?> Of(ApiKeyRecord k, string? key)
+    {
+        var view = new Dictionary<string, object?>
+        {
+            ["id"] = k.Id, ["name"] = k.Name, ["tenant"] = k.Tenant, ["admin"] = k.IsAdmin, ["models"] = k.Models,
+            ["rpm"] = k.Limits.RequestsPerMinute, ["tpm"] = k.Limits.TokensPerMinute, ["tokens_per_day"] = k.Limits.TokensPerDay,
+            ["concurrency"] = k.Limits.MaxConcurrent, ["priority"] = k.Priority, ["expires_at"] = k.ExpiresAt, ["revoked"] = k.Revoked,
+            ["created_at"] = k.CreatedAt, ["last_used_at"] = k.LastUsedAt, ["replaced_by"] = k.ReplacedBy,
+        };
+        if (key is not null) view["key"] = key;
+        return view;
+    }
+}

@@ -1,0 +1,55 @@
+namespace Bulwark.Server.Security;
+
+/// <summary>Why a presented credential was refused; recorded in audit, never told to the client.</summary>
+public enum AuthFailure { None, Malformed, UnknownKey, WrongSecret, Revoked, Expired }
+
+/// <summary>
+/// Turns a presented bearer token into a <see cref="Caller"/>: parse the id, find the key (cached),
+/// verify the HMAC in constant time, then check revocation and expiry. The metrics token is checked
+/// the same way against its own HMAC.
+/// </summary>
+public sealed class ApiKeyAuthenticator
+{
+    private readonly KeyCache _keys;
+    private readonly ApiKeyHasher _hasher;
+    private readonly TimeProvider _time;
+    private readonly byte[]? _metricsTokenHash;
+    private static readonly byte[] NoHash = new byte[32];
+
+    public ApiKeyAuthenticator(KeyCache keys, ApiKeyHasher hasher, TimeProvider time, string? metricsToken)
+    {
+        _keys = keys;
+        _hasher = hasher;
+        _time = time;
+        if (!string.IsNullOrEmpty(metricsToken))
+        {
+            if (metricsToken.Length < 32)
+                throw new InvalidOperationException($"Bulwark:Security:MetricsToken must be at least 32 characters; got {metricsToken.Length}");
+            _metricsTokenHash = Convert.FromBase64String(hasher.Hash(metricsToken));
+        }
+    }
+
+    public async ValueTask<(Caller? Caller, AuthFailure Failure)> AuthenticateAsync(string token, CancellationToken ct)
+    {
+        if (!ApiKeyFormat.TryParse(token, out var idSpan, out var adminForm))
+        {
+            if (_metricsTokenHash is not null && _hasher.Verify(token, _metricsTokenHash))
+                return (new Caller(null, Scopes.MetricsToken), AuthFailure.None);
+            return (null, AuthFailure.Malformed);
+        }
+
+        var record = await _keys.GetAsync(idSpan, ct);
+        Span<byte> stored = stackalloc byte[32];
+        var hashOk = record is not null && Convert.TryFromBase64String(record.Hash, stored, out var n) && n == 32;
+        // Verify even for an unknown id, so timing says nothing about which secrets are close.
+        var matches = _hasher.Verify(token, hashOk ? stored : NoHash) && hashOk;
+        if (record is null) return (null, AuthFailure.UnknownKey);
+        if (!matches || record.IsAdmin != adminForm) return (null, AuthFailure.WrongSecret);
+        if (record.Revoked) return (null, AuthFailure.Revoked);
+        var now = _time.GetUtcNow();
+        if (record.IsExpired(now)) return (null, AuthFailure.Expired);
+
+        _keys.MarkUsed(record.Id, now);
+        return (new Caller(record, record.IsAdmin ? Scopes.AdminKey : Scopes.ApiKey), AuthFailure.None);
+    }
+}

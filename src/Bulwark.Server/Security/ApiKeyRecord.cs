@@ -1,0 +1,29 @@
+namespace Bulwark.Server.Security;
+
+/// <summary>The limits one key carries; 0 means "no limit" for every field.</summary>
+public sealed record KeyLimits(long RequestsPerMinute, long TokensPerMinute, long TokensPerDay, long MaxConcurrent)
+{
+    public static readonly KeyLimits None = new(0, 0, 0, 0);
+}
+
+/// <summary>
+/// One stored key. Holds the HMAC of the key, never the key. <see cref="Models"/> empty means
+/// every model. Admin keys reach only admin routes (and /metrics); API keys never do.
+/// </summary>
+public sealed record ApiKeyRecord(
+    string Id,
+    string Hash,
+    bool IsAdmin,
+    string Tenant,
+    string Name,
+    IReadOnlyList<string> Models,
+    KeyLimits Limits,
+    int Priority,
+    DateTimeOffset? ExpiresAt,
+    bool Revoked,
+    DateTimeOffset CreatedAt,
+    DateTimeOffset? LastUsedAt,
+    string? ReplacedBy)
+{
+    public bool IsExpired(DateTimeOffset now) => ExpiresAt is { } at && now >= at;
+}

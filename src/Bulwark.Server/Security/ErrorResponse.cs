@@ -1,0 +1,27 @@
+using System.Text.Json;
+using Microsoft.AspNetCore.Http;
+
+namespace Bulwark.Server.Security;
+
+/// <summary>Writes the OpenAI error shape <c>{"error":{"message","type","param","code"}}</c>.</summary>
+internal static class ErrorResponse
+{
+    public static Task WriteAsync(HttpContext context, int status, string type, string code, string message)
+    {
+        context.Response.StatusCode = status;
+        context.Response.ContentType = "application/json";
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>(256);
+        using (var json = new Utf8JsonWriter(buffer))
+        {
+            json.WriteStartObject();
+            json.WriteStartObject("error");
+            json.WriteString("message", message);
+            json.WriteString("type", type);
+            json.WriteNull("param");
+            json.WriteString("code", code);
+            json.WriteEndObject();
+            json.WriteEndObject();
+        }
+        return context.Response.Body.WriteAsync(buffer.WrittenMemory).AsTask();
+    }
+}

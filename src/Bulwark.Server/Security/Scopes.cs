@@ -1,0 +1,23 @@
+namespace Bulwark.Server.Security;
+
+/// <summary>
+/// What a credential may reach. Every endpoint needs <see cref="Inference"/> unless its metadata
+/// names another scope (<see cref="RequireScopeAttribute"/>) or its path is on the public list.
+/// </summary>
+public static class Scopes
+{
+    public const string Inference = "inference";
+    public const string Admin = "admin";
+    public const string Metrics = "metrics";
+
+    internal static readonly string[] ApiKey = [Inference];
+    internal static readonly string[] AdminKey = [Admin, Metrics];
+    internal static readonly string[] MetricsToken = [Metrics];
+}
+
+/// <summary>Endpoint metadata naming the scope a caller needs.</summary>
+[AttributeUsage(AttributeTargets.Method | AttributeTargets.Class)]
+public sealed class RequireScopeAttribute(string scope) : Attribute
+{
+    public string Scope { get; } = scope;
+}

@@ -1,0 +1,113 @@
+using Bulwark.Server.Audit;
+using Bulwark.Server.Incidents;
+using Bulwark.Server.Quotas;
+using Bulwark.Server.Storage;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using StackExchange.Redis;
+
+namespace Bulwark.Server.Security;
+
+/// <summary><c>Bulwark:Quotas</c> in configuration.</summary>
+public sealed class QuotaOptions
+{
+    /// <summary>StackExchange.Redis configuration (e.g. <c>redis:6379</c>); empty keeps quotas in memory.</summary>
+    public string? Redis { get; set; }
+
+    /// <summary>Prefix of every Redis key Bulwark writes.</summary>
+    public string RedisPrefix { get; set; } = "bulwark:";
+}
+
+/// <summary>Wiring of the security front: <c>AddBulwarkSecurity</c>, <c>UseBulwarkSecurity</c>, <c>AddBulwarkRedaction</c>.</summary>
+public static class SecurityServices
+{
+    /// <summary>
+    /// Registers keys, quotas, storage, audit and incident controls, configured from the
+    /// <c>Bulwark:Security</c>, <c>Bulwark:Storage</c>, <c>Bulwark:Quotas</c> and <c>Bulwark:Audit</c> sections.
+    /// </summary>
+    public static IServiceCollection AddBulwarkSecurity(this IServiceCollection services, IConfiguration configuration, DataDirectory dataDirectory)
+    {
+        var security = configuration.GetSection("Bulwark:Security").Get<SecurityOptions>() ?? new SecurityOptions();
+        var storage = configuration.GetSection("Bulwark:Storage").Get<StorageOptions>() ?? new StorageOptions();
+        var quotas = configuration.GetSection("Bulwark:Quotas").Get<QuotaOptions>() ?? new QuotaOptions();
+        var audit = configuration.GetSection("Bulwark:Audit").Get<AuditOptions>() ?? new AuditOptions();
+        RegisterSecrets(security, storage);
+
+        services.AddSingleton(security).AddSingleton(storage).AddSingleton(quotas).AddSingleton(audit).AddSingleton(dataDirectory);
+        services.TryAddTimeProvider();
+        services.AddSingleton(_ => SecurityStorage.OpenAsync(dataDirectory, storage).GetAwaiter().GetResult());
+        services.AddSingleton(_ =>
+        {
+            var secret = ServerSecret.Load(security.HmacSecret, dataDirectory.StatePath);
+            SecretRedactor.AddKnownSecret(Convert.ToBase64String(secret));
+            return new ApiKeyHasher(secret);
+        });
+        services.AddSingleton(sp => new KeyCache(sp.GetRequiredService<SecurityStorage>().Keys, sp.GetRequiredService<TimeProvider>(), security.KeyCacheLifetime));
+        services.AddSingleton(sp => new ApiKeyAuthenticator(sp.GetRequiredService<KeyCache>(), sp.GetRequiredService<ApiKeyHasher>(),
+            sp.GetRequiredService<TimeProvider>(), security.MetricsToken));
+        services.AddSingleton<IpBlockList>().AddSingleton<ActiveRequests>();
+        services.AddSingleton<KeyIssuer>().AddSingleton<IncidentControls>().AddSingleton<QuotaGate>();
+
+        var logLevel = new RuntimeLogLevel();
+        services.AddSingleton(logLevel);
+        services.AddSingleton<IPostConfigureOptions<LoggerFilterOptions>>(logLevel);
+        services.AddSingleton<IOptionsChangeTokenSource<LoggerFilterOptions>>(logLevel);
+
+        services.AddSingleton<AuditWriter>().AddHostedService(sp => sp.GetRequiredService<AuditWriter>());
+        services.AddSingleton<IncidentFeed>().AddHostedService(sp => sp.GetRequiredService<IncidentFeed>());
+
+        if (string.IsNullOrWhiteSpace(quotas.Redis))
+        {
+            services.AddSingleton<IQuotaStore>(sp => new InMemoryQuotaStore(sp.GetRequiredService<TimeProvider>()));
+        }
+        else
+        {
+            services.AddSingleton<IConnectionMultiplexer>(_ => ConnectionMultiplexer.Connect(quotas.Redis));
+            services.AddSingleton<IQuotaStore>(sp => new RedisQuotaStore(sp.GetRequiredService<IConnectionMultiplexer>(), quotas.RedisPrefix));
+        }
+        return services;
+    }
+
+    /// <summary>Adds the security middleware; call after routing (WebApplication adds routing first by itself).</summary>
+    public static IApplicationBuilder UseBulwarkSecurity(this IApplicationBuilder app) => app.UseMiddleware<SecurityMiddleware>();
+
+    /// <summary>
+    /// Wraps every logger provider registered so far in <see cref="RedactingLoggerProvider"/>;
+    /// call after the last provider is added.
+    /// </summary>
+    public static ILoggingBuilder AddBulwarkRedaction(this ILoggingBuilder logging)
+    {
+        var services = logging.Services;
+        for (var i = 0; i < services.Count; i++)
+        {
+            var d = services[i];
+            if (d.ServiceType != typeof(ILoggerProvider) || d.IsKeyedService) continue;
+            Func<IServiceProvider, ILoggerProvider> create = d switch
+            {
+                { ImplementationInstance: ILoggerProvider instance } => _ => instance,
+                { ImplementationFactory: { } factory } => sp => (ILoggerProvider)factory(sp),
+                _ => sp => (ILoggerProvider)ActivatorUtilities.CreateInstance(sp, d.ImplementationType!),
+            };
+            services[i] = ServiceDescriptor.Singleton<ILoggerProvider>(sp => new RedactingLoggerProvider(create(sp)));
+        }
+        return logging;
+    }
+
+    /// <summary>Registers <see cref="TimeProvider.System"/> unless a clock is already registered (tests inject their own).</summary>
+    public static IServiceCollection TryAddTimeProvider(this IServiceCollection services)
+    {
+        if (services.All(d => d.ServiceType != typeof(TimeProvider))) services.AddSingleton(TimeProvider.System);
+        return services;
+    }
+
+    private static void RegisterSecrets(SecurityOptions security, StorageOptions storage)
+    {
+        SecretRedactor.AddKnownSecret(security.HmacSecret);
+        SecretRedactor.AddKnownSecret(security.MetricsToken);
+        if (!string.IsNullOrWhiteSpace(storage.Postgres))
+            SecretRedactor.AddKnownSecret(new Npgsql.NpgsqlConnectionStringBuilder(storage.Postgres).Password);
+    }
+}

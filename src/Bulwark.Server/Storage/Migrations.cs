@@ -1,0 +1,110 @@
+namespace Bulwark.Server.Storage;
+
+/// <summary>
+/// The schema, as numbered steps applied once each and recorded in <c>schema_migrations</c>.
+/// Both databases run the same text; <c>{identity}</c> is the only dialect-specific token.
+/// Integers are BIGINT and instants are Unix milliseconds so both engines read them alike.
+/// </summary>
+public static class Migrations
+{
+    private static readonly string[] Steps =
+    [
+        """
+        CREATE TABLE api_keys (
+            id TEXT PRIMARY KEY,
+            hash TEXT NOT NULL,
+            is_admin BIGINT NOT NULL,
+            tenant TEXT NOT NULL,
+            name TEXT NOT NULL,
+            models TEXT NOT NULL,
+            requests_per_minute BIGINT NOT NULL,
+            tokens_per_minute BIGINT NOT NULL,
+            tokens_per_day BIGINT NOT NULL,
+            max_concurrent BIGINT NOT NULL,
+            priority BIGINT NOT NULL,
+            expires_at BIGINT NULL,
+            revoked BIGINT NOT NULL,
+            created_at BIGINT NOT NULL,
+            last_used_at BIGINT NULL,
+            replaced_by TEXT NULL
+        );
+        CREATE TABLE usage_daily (
+            key_id TEXT NOT NULL,
+            day TEXT NOT NULL,
+            requests BIGINT NOT NULL,
+            prompt_tokens BIGINT NOT NULL,
+            completion_tokens BIGINT NOT NULL,
+            PRIMARY KEY (key_id, day)
+        );
+        CREATE TABLE audit_events (
+            seq {identity},
+            at BIGINT NOT NULL,
+            kind TEXT NOT NULL,
+            request_id TEXT NULL,
+            key_id TEXT NULL,
+            tenant TEXT NULL,
+            model TEXT NULL,
+            client_ip TEXT NULL,
+            route TEXT NULL,
+            status BIGINT NULL,
+            prompt_tokens BIGINT NULL,
+            completion_tokens BIGINT NULL,
+            latency_us BIGINT NULL,
+            reason TEXT NULL,
+            detail TEXT NULL
+        );
+        CREATE INDEX audit_events_at ON audit_events (at);
+        CREATE TABLE ip_blocks (
+            cidr TEXT PRIMARY KEY,
+            reason TEXT NOT NULL,
+            created_at BIGINT NOT NULL
+        );
+        CREATE TABLE incident_events (
+            seq {identity},
+            at BIGINT NOT NULL,
+            kind TEXT NOT NULL,
+            subject TEXT NOT NULL
+        );
+        """,
+    ];
+
+    /// <summary>The schema version this build writes.</summary>
+    public static int Latest => Steps.Length;
+
+    /// <summary>Creates the schema (and for SQLite turns on WAL) and applies every missing step.</summary>
+    public static async Task ApplyAsync(Database database, CancellationToken ct = default)
+    {
+        await using var connection = await database.OpenAsync(ct);
+        if (database.Dialect == SqlDialect.Sqlite)
+            await connection.ExecuteAsync("PRAGMA journal_mode=WAL;", ct);
+        else
+            await connection.ExecuteAsync($"CREATE SCHEMA IF NOT EXISTS {database.Schema};", ct);
+
+        await connection.ExecuteAsync(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL);", ct);
+
+        for (var version = 1; version <= Steps.Length; version++)
+        {
+            await using var tx = await connection.BeginTransactionAsync(ct);
+            await using (var check = connection.Command("SELECT COUNT(*) FROM schema_migrations WHERE version = @v", ("@v", (long)version)))
+            {
+                check.Transaction = tx;
+                if (Convert.ToInt64(await check.ExecuteScalarAsync(ct)) > 0) { await tx.RollbackAsync(ct); continue; }
+            }
+            // Two processes may migrate at once: the primary key on version makes the loser fail
+            // here, after which its next start sees the step as applied.
+            await using (var step = connection.Command(Steps[version - 1].Replace("{identity}", database.Dialect.IdentityColumn)))
+            {
+                step.Transaction = tx;
+                await step.ExecuteNonQueryAsync(ct);
+            }
+            await using (var record = connection.Command("INSERT INTO schema_migrations (version, applied_at) VALUES (@v, @at)",
+                             ("@v", (long)version), ("@at", DateTimeOffset.UtcNow.ToUnixTimeMilliseconds())))
+            {
+                record.Transaction = tx;
+                await record.ExecuteNonQueryAsync(ct);
+            }
+            await tx.CommitAsync(ct);
+        }
+    }
+}

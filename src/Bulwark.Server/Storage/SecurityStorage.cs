@@ -1,0 +1,51 @@
+namespace Bulwark.Server.Storage;
+
+/// <summary>Where the security store lives: <c>Bulwark:Storage</c> in configuration.</summary>
+public sealed class StorageOptions
+{
+    /// <summary>PostgreSQL connection string; when empty the store is SQLite in the data directory.</summary>
+    public string? Postgres { get; set; }
+
+    /// <summary>PostgreSQL schema holding Bulwark's tables.</summary>
+    public string Schema { get; set; } = "bulwark";
+}
+
+/// <summary>The opened security store: one database and the tables' stores over it.</summary>
+public sealed class SecurityStorage : IAsyncDisposable
+{
+    public const string SqliteFileName = "bulwark.db";
+
+    private SecurityStorage(Database database)
+    {
+        Database = database;
+        Keys = new KeyStore(database);
+        IpBlocks = new IpBlockStore(database);
+        Incidents = new IncidentEventStore(database);
+        Audit = new AuditStore(database);
+    }
+
+    public Database Database { get; }
+    public KeyStore Keys { get; }
+    public IpBlockStore IpBlocks { get; }
+    public IncidentEventStore Incidents { get; }
+    public AuditStore Audit { get; }
+
+    /// <summary>Opens (creating and migrating as needed) the store the options point at.</summary>
+    public static async Task<SecurityStorage> OpenAsync(DataDirectory dataDirectory, StorageOptions options, CancellationToken ct = default)
+    {
+        Database database;
+        if (string.IsNullOrWhiteSpace(options.Postgres))
+        {
+            dataDirectory.EnsureCreated();
+            database = Database.Sqlite(Path.Combine(dataDirectory.StatePath, SqliteFileName));
+        }
+        else
+        {
+            database = Database.Postgres(options.Postgres, options.Schema);
+        }
+        await Migrations.ApplyAsync(database, ct);
+        return new SecurityStorage(database);
+    }
+
+    public ValueTask DisposeAsync() => Database.DisposeAsync();
+}

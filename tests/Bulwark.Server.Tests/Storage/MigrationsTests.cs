@@ -1,0 +1,78 @@
+using System.Data.Common;
+using Bulwark.Server.Storage;
+
+namespace Bulwark.Server.Tests.Storage;
+
+public class MigrationsTests
+{
+    [Fact]
+    public async Task SqliteAndPostgresGetTheSameTablesAndColumns()
+    {
+        var (sqlite, _) = await TestDatabases.OpenAsync(TestDatabases.Sqlite);
+        var (postgres, _) = await TestDatabases.OpenAsync(TestDatabases.Postgres);
+        await using (sqlite)
+        await using (postgres)
+        {
+            var fromSqlite = await SqliteColumnsAsync(sqlite.Database);
+            var fromPostgres = await PostgresColumnsAsync(postgres.Database);
+            Assert.Equal(fromSqlite, fromPostgres);
+            Assert.Contains("api_keys.hash", fromSqlite);
+            Assert.Contains("usage_daily.completion_tokens", fromSqlite);
+            Assert.Contains("audit_events.reason", fromSqlite);
+        }
+    }
+
+    [Fact]
+    public async Task SqliteStoreUsesWriteAheadLogging()
+    {
+        var (storage, _) = await TestDatabases.OpenAsync(TestDatabases.Sqlite);
+        await using (storage)
+        {
+            await using var connection = await storage.Database.OpenAsync();
+            await using var command = connection.Command("PRAGMA journal_mode;");
+            Assert.Equal("wal", (string?)await command.ExecuteScalarAsync());
+        }
+    }
+
+    [Theory]
+    [InlineData(TestDatabases.Sqlite)]
+    [InlineData(TestDatabases.Postgres)]
+    public async Task ApplyingMigrationsTwiceRecordsEachVersionOnce(string kind)
+    {
+        var (storage, _) = await TestDatabases.OpenAsync(kind);
+        await using (storage)
+        {
+            await Migrations.ApplyAsync(storage.Database);
+            await using var connection = await storage.Database.OpenAsync();
+            await using var command = connection.Command("SELECT COUNT(*) FROM schema_migrations");
+            Assert.Equal((long)Migrations.Latest, Convert.ToInt64(await command.ExecuteScalarAsync()));
+        }
+    }
+
+    private static async Task<SortedSet<string>> SqliteColumnsAsync(Database database)
+    {
+        var columns = new SortedSet<string>(StringComparer.Ordinal);
+        await using var connection = await database.OpenAsync();
+        foreach (var table in await ListAsync(connection, "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"))
+            foreach (var column in await ListAsync(connection, $"SELECT name FROM pragma_table_info('{table}')"))
+                columns.Add($"{table}.{column}");
+        return columns;
+    }
+
+    private static async Task<SortedSet<string>> PostgresColumnsAsync(Database database)
+    {
+        await using var connection = await database.OpenAsync();
+        var rows = await ListAsync(connection,
+            $"SELECT table_name || '.' || column_name FROM information_schema.columns WHERE table_schema = '{database.Schema}'");
+        return new SortedSet<string>(rows, StringComparer.Ordinal);
+    }
+
+    private static async Task<List<string>> ListAsync(DbConnection connection, string sql)
+    {
+        await using var command = connection.Command(sql);
+        await using var reader = await command.ExecuteReaderAsync();
+        var list = new List<string>();
+        while (await reader.ReadAsync()) list.Add(reader.GetString(0));
+        return list;
+    }
+}
