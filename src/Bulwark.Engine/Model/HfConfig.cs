@@ -37,6 +37,9 @@ public static class HfConfig
 
     public static LlamaConfig Parse(ReadOnlyMemory<byte> json, string source)
     {
+        // JsonDocument only notices invalid UTF-8 when a string is read; refuse it up front.
+        if (!System.Text.Unicode.Utf8.IsValid(json.Span))
+            throw new ModelFormatException(source, FileName, "is not valid UTF-8");
         JsonDocument document;
         try
         {

@@ -211,6 +211,13 @@ public class HfConfigTests
     }
 
     [Fact]
+    public void InvalidUtf8AnywhereIsRefused()
+    {
+        byte[] json = [.. "{\"model_type\":\"ll"u8, 0xC3, 0x28, .. "a\"}"u8];
+        Assert.Contains("config.json: is not valid UTF-8", Assert.Throws<ModelFormatException>(() => HfConfig.Parse(json, "config.json")).Message);
+    }
+
+    [Fact]
     public void DeeplyNestedJsonIsRefused()
     {
         var json = "{\"x\":" + new string('[', 100) + new string(']', 100) + "}";
