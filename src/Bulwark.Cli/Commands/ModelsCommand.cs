@@ -17,5 +17,6 @@ internal static class ModelsCommand
     private static IEnumerable<Command> Subcommands()
     {
         foreach (var c in ModelsRegistryCommands.All()) yield return c;
+        yield return SynthCommand.Create();
     }
 }
