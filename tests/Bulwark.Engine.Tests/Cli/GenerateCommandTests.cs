@@ -52,7 +52,7 @@ public sealed class GenerateCommandTests : IDisposable
             var row = new float[Spec.Vocab];
             Buffer.BlockCopy(bytes, step * Spec.Vocab * 4, row, 0, Spec.Vocab * 4);
             var reference = theirs[promptIds.Length - 1 + step];
-            var m = LogitComparison.Of(row, reference);
+            var m = LogitDifference.Of(row, reference);
             Assert.True(m.MaxDiff <= 1e-3 * m.MaxAbs, $"step {step}: dumped logits differ from llama.cpp's by {m.MaxDiff}");
             Assert.Equal(m.TheirArgMax, ids[step]);
         }
