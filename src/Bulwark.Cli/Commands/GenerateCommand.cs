@@ -51,7 +51,7 @@ internal static class GenerateCommand
             {
                 return Run(request, r.InvocationConfiguration.Output, stderr);
             }
-            catch (Exception e) when (e is ArgumentException or IOException or Engine.Formats.ModelFormatException or UnauthorizedAccessException)
+            catch (Exception e) when (e is ArgumentException or IOException or Engine.Formats.ModelFormatException or UnauthorizedAccessException or NotSupportedException)
             {
                 stderr.WriteLine("error: " + e.Message);
                 return 2;
