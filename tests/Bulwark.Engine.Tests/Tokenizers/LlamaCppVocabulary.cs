@@ -28,16 +28,28 @@ public sealed class LlamaCppVocabulary : IDisposable
         ?? throw new InvalidOperationException("LLamaSharp's Vocabulary.VocabNative was not found; the oracle needs it for llama_detokenize");
 
     private readonly LLamaWeights _weights;
-    private readonly string _directory;
+    private readonly string? _directory;
 
+    /// <summary>Writes <paramref name="definition"/> to a vocab-only GGUF in a temporary folder and opens it in both.</summary>
     public LlamaCppVocabulary(string name, TokenizerDefinition definition)
+        : this(name, WriteTemporary(name, definition, out var directory), directory, definition.PreTokenizerName)
+    {
+    }
+
+    /// <summary>Opens an existing GGUF (llama.cpp reads only its vocabulary).</summary>
+    public static LlamaCppVocabulary Open(string path)
+    {
+        using var gguf = GgufFile.Open(path);
+        return new LlamaCppVocabulary(System.IO.Path.GetFileNameWithoutExtension(path), path, null, gguf.GetStringOrNull("tokenizer.ggml.pre"));
+    }
+
+    private LlamaCppVocabulary(string name, string path, string? ownedDirectory, string? preTokenizer)
     {
         Name = name;
-        _directory = Fixtures.NewTempDirectory("llamacpp-" + name);
-        Path = System.IO.Path.Combine(_directory, name + ".gguf");
-        WriteVocabOnlyGguf(definition, Path);
+        Path = path;
+        _directory = ownedDirectory;
         Ours = TokenizerLoader.FromGguf(Path);
-        CleansSpaces = definition.PreTokenizerName is "gpt-2" or "llama-bpe";
+        CleansSpaces = preTokenizer is "gpt-2" or "llama-bpe";
         // llama.cpp's loader chatter is kept out of test output, but shown when loading fails.
         var log = new StringBuilder();
         NativeLogConfig.llama_log_set((level, message) => { lock (log) log.Append(message); });
@@ -49,6 +61,14 @@ public sealed class LlamaCppVocabulary : IDisposable
         {
             throw new InvalidOperationException($"llama.cpp could not load {Path}:\n{log}", e);
         }
+    }
+
+    private static string WriteTemporary(string name, TokenizerDefinition definition, out string directory)
+    {
+        directory = Fixtures.NewTempDirectory("llamacpp-" + name);
+        var path = System.IO.Path.Combine(directory, name + ".gguf");
+        WriteVocabOnlyGguf(definition, path);
+        return path;
     }
 
     public string Name { get; }
@@ -146,6 +166,7 @@ public sealed class LlamaCppVocabulary : IDisposable
     public void Dispose()
     {
         _weights.Dispose();
+        if (_directory is null) return;
         try { Directory.Delete(_directory, recursive: true); } catch (IOException) { }
     }
 }
