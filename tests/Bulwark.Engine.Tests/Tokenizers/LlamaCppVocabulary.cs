@@ -122,13 +122,15 @@ public sealed class LlamaCppVocabulary : IDisposable
         // LLamaSharp keeps llama_detokenize and the vocab pointer internal; the vocab pointer is
         // read by reflection and the function taken from the libllama LLamaSharp already loaded.
         var vocab = (nint)Pointer.Unbox(VocabPointerGetter.Invoke(_weights.NativeHandle.Vocab, null)!);
-        var buffer = new byte[Math.Max(64, ids.Length * 64)];
-        fixed (int* tokenPtr = ids)
-        fixed (byte* bufferPtr = buffer)
+        var buffer = new byte[Math.Max(64, ids.Length * 8)];
+        while (true)
         {
-            var length = LlamaDetokenize(vocab, tokenPtr, ids.Length, bufferPtr, buffer.Length, 0, renderSpecial ? (byte)1 : (byte)0);
-            if (length < 0) throw new InvalidOperationException($"llama_detokenize needs {-length} bytes; the buffer has {buffer.Length}");
-            return buffer[..length];
+            int length;
+            fixed (int* tokenPtr = ids)
+            fixed (byte* bufferPtr = buffer)
+                length = LlamaDetokenize(vocab, tokenPtr, ids.Length, bufferPtr, buffer.Length, 0, renderSpecial ? (byte)1 : (byte)0);
+            if (length >= 0) return buffer[..length];
+            buffer = new byte[-length]; // too small: llama_detokenize returns minus the size it needs
         }
     }
 
