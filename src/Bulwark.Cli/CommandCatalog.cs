@@ -12,6 +12,8 @@ internal static class CommandCatalog
         yield return InfoCommand.Create();
         yield return ModelsCommand.Create();
         yield return BenchCommand.Create();
+        yield return TokenizeCommand.Create();
+        yield return TemplateCommand.Create();
         yield return KeysCommand.Create();
         yield return AdminCommand.Create();
     }
