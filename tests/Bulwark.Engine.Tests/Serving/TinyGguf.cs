@@ -1,6 +1,9 @@
 using Bulwark.Engine.Formats;
 using Bulwark.Engine.Formats.Gguf;
 using Bulwark.Engine.Model;
+using Bulwark.Engine.Tokenizers;
+using Bulwark.Engine.Tokenizers.ByteLevel;
+using Bulwark.Engine.Tokenizers.Loading;
 using Bulwark.Testing;
 
 namespace Bulwark.Engine.Tests.Serving;
@@ -15,7 +18,9 @@ internal sealed record TinyModelSpec(
     int FeedForward = 48,
     int Vocab = 64,
     int Context = 128,
-    int Seed = 1);
+    int Seed = 1,
+    bool WithTokenizer = false,
+    string? ChatTemplate = null);
 
 /// <summary>
 /// Writes a small Llama-family GGUF with deterministic random F32 weights (llama.cpp's metadata
@@ -75,12 +80,40 @@ internal static class TinyGguf
         Vector("output_norm.weight", spec.Dim, 0.2f, 1f);
         Matrix("output.weight", spec.Vocab, spec.Dim);
 
+        if (spec.WithTokenizer)
+            writer.AddTokenizer(ByteTokenizer(spec.Vocab));
+        if (spec.ChatTemplate is not null)
+            writer.Add("tokenizer.chat_template", spec.ChatTemplate);
+
         var path = Path.Combine(Fixtures.NewTempDirectory("tiny-gguf"), $"{arch}.gguf");
         writer.WriteTo(path);
         return path;
     }
 
     public static LlamaModel Load(TinyModelSpec spec) => GgufModelLoader.Load(Write(spec));
+
+    /// <summary>Ids of the special tokens of <see cref="ByteTokenizer"/>: after the 256 byte tokens.</summary>
+    public const int EndOfText = 256, ImStart = 257, ImEnd = 258;
+
+    /// <summary>Byte-level BPE with no merges: one token per byte, then ChatML's specials.</summary>
+    public static TokenizerDefinition ByteTokenizer(int vocab)
+    {
+        if (vocab < 259)
+            throw new ArgumentOutOfRangeException(nameof(vocab), vocab, "the byte tokenizer needs a vocabulary of at least 259");
+        var tokens = Enumerable.Range(0, 256).Select(b => ByteLevelAlphabet.ToChar((byte)b).ToString())
+            .Concat(["<|endoftext|>", "<|im_start|>", "<|im_end|>"]).ToList();
+        var types = Enumerable.Repeat(TokenType.Normal, 256).Concat(Enumerable.Repeat(TokenType.Control, 3)).ToList();
+        return new TokenizerDefinition
+        {
+            Model = TokenizerModel.ByteLevelBpe,
+            Tokens = tokens,
+            Types = types,
+            Merges = [],
+            PreTokenizerPatterns = [PreTokenizerPatterns.Gpt2],
+            PreTokenizerName = "gpt2",
+            Special = new SpecialTokens { Bos = EndOfText, Eos = EndOfText, EndOfTurn = ImEnd },
+        };
+    }
 
     private static byte[] Floats(Random random, int count, float spread, float center)
     {
