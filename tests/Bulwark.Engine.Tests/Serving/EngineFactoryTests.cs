@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Bulwark.Engine.Model.Synthesis;
 using Bulwark.Engine.Serving;
 using Bulwark.Engine.Serving.Sampling;
 using Bulwark.Testing;
@@ -11,53 +12,57 @@ public class EngineFactoryTests
     private const string ChatMl =
         "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}";
 
+    // The synthetic vocabulary ends with <|endoftext|>, <|im_start|>, <|im_end|>; EOS is <|im_end|>.
+    private const int ImEnd = 299;
+
     private static readonly EngineOptions Small = new() { KvCacheBlocks = 64, BlockSize = 8 };
 
     [Fact]
     public async Task LoadsTokenizerTemplateAndEosAndServesTheSessionsGreedyIds()
     {
-        var path = TinyGguf.Write(new TinyModelSpec(Vocab: 300, WithTokenizer: true, ChatTemplate: ChatMl, Seed: 11));
+        var path = SyntheticGguf.Write(new SyntheticModelSpec { Vocab = 300, ChatTemplate = ChatMl, Seed = 11 });
         using var loaded = EngineFactory.Load(path, Small);
         Assert.Equal("llama", loaded.ModelId);
         Assert.Equal(Path.GetFullPath(path), loaded.Path);
-        Assert.Equal(new[] { TinyGguf.EndOfText, TinyGguf.ImEnd }, loaded.EosTokenIds);
+        Assert.Equal(new[] { ImEnd }, loaded.EosTokenIds);
         Assert.Equal(ChatMl, loaded.ChatTemplateSource);
         Assert.Null(loaded.ChatTemplateError);
-        Assert.Equal("<|endoftext|>", loaded.TemplateVariables()["eos_token"]);
-        Assert.Equal(128, loaded.ContextLength);
+        Assert.Equal("<|im_end|>", loaded.TemplateVariables()["eos_token"]);
+        Assert.Equal("<|endoftext|>", loaded.TemplateVariables()["bos_token"]);
+        Assert.Equal(256, loaded.ContextLength);
 
         using var messages = JsonDocument.Parse("""[{"role":"user","content":"hi"}]""");
         var text = loaded.ChatTemplate!.RenderChat(messages.RootElement, null, addGenerationPrompt: true, loaded.TemplateVariables());
         Assert.Equal("<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n", text);
         var prompt = loaded.Tokenizer.Encode(text, addSpecial: false, parseSpecial: true);
-        Assert.Equal(TinyGguf.ImStart, prompt[0]);
+        Assert.Equal(ImEnd - 1, prompt[0]); // <|im_start|>
 
         var events = await CollectAsync(loaded.Engine, new GenerationRequest
         {
             PromptTokens = prompt,
             Sampling = new SamplingParams { Temperature = 0, MaxTokens = 8, IgnoreEos = true },
         });
-        using var model = TinyGguf.Load(new TinyModelSpec(Vocab: 300, Seed: 11));
+        using var model = SyntheticGguf.Load(new SyntheticModelSpec { Vocab = 300, Seed = 11 });
         Assert.Equal(StepDriver.Alone(model, prompt, 8).Ids, Ids(events));
     }
 
     [Fact]
     public async Task TheModelsEndOfTurnIdEndsAChoice()
     {
-        using var loaded = EngineFactory.Load(TinyGguf.Write(new TinyModelSpec(Vocab: 300, WithTokenizer: true)), Small);
+        using var loaded = EngineFactory.Load(SyntheticGguf.Write(new SyntheticModelSpec { Vocab = 300 }), Small);
         var events = await CollectAsync(loaded.Engine, new GenerationRequest
         {
             PromptTokens = [1, 2, 3],
-            Sampling = new SamplingParams { Temperature = 0, MaxTokens = 8, LogitBias = new Dictionary<int, float> { [TinyGguf.ImEnd] = 100 } },
+            Sampling = new SamplingParams { Temperature = 0, MaxTokens = 8, LogitBias = new Dictionary<int, float> { [ImEnd] = 100 } },
         });
-        Assert.Equal(TinyGguf.ImEnd, Assert.Single(events).TokenId);
+        Assert.Equal(ImEnd, Assert.Single(events).TokenId);
         Assert.Equal(FinishReason.Stop, events[0].FinishReason);
     }
 
     [Fact]
     public void ATemplateOutsideTheSupportedSubsetIsReportedAndCompletionsStillWork()
     {
-        using var loaded = EngineFactory.Load(TinyGguf.Write(new TinyModelSpec(Vocab: 300, WithTokenizer: true, ChatTemplate: "{% if %}")), Small);
+        using var loaded = EngineFactory.Load(SyntheticGguf.Write(new SyntheticModelSpec { Vocab = 300, ChatTemplate = "{% if %}" }), Small);
         Assert.Null(loaded.ChatTemplate);
         Assert.StartsWith("the model's chat template cannot be used: ", loaded.ChatTemplateError);
         Assert.Equal("{% if %}", loaded.ChatTemplateSource);
@@ -66,7 +71,7 @@ public class EngineFactoryTests
     [Fact]
     public void AModelWithoutATemplateHasNone()
     {
-        using var loaded = EngineFactory.Load(TinyGguf.Write(new TinyModelSpec(Vocab: 300, WithTokenizer: true)), Small, maxContextLength: 64);
+        using var loaded = EngineFactory.Load(SyntheticGguf.Write(new SyntheticModelSpec { Vocab = 300 }), Small, maxContextLength: 64);
         Assert.Null(loaded.ChatTemplate);
         Assert.Null(loaded.ChatTemplateSource);
         Assert.Null(loaded.ChatTemplateError);
@@ -76,7 +81,7 @@ public class EngineFactoryTests
     [Fact]
     public async Task DisposeEndsRequestsInFlightWithAClearErrorAndFreesTheirBlocks()
     {
-        var loaded = EngineFactory.Load(TinyGguf.Write(new TinyModelSpec(Vocab: 300, WithTokenizer: true, Context: 4096)),
+        var loaded = EngineFactory.Load(SyntheticGguf.Write(new SyntheticModelSpec { Vocab = 300, Context = 4096 }),
             new EngineOptions { KvCacheBlocks = 1024, BlockSize = 8 });
         var engine = loaded.Engine;
         var request = new GenerationRequest { PromptTokens = [1, 2, 3], Sampling = new SamplingParams { Temperature = 0, MaxTokens = 4000, IgnoreEos = true } };
