@@ -16,6 +16,7 @@ internal static class BenchCommand
     // One line per subcommand, each defined in its own file.
     private static IEnumerable<Command> Subcommands()
     {
+        yield return BenchEngineCommand.Create();
         yield break;
     }
 }
