@@ -11,5 +11,7 @@ internal static class CommandCatalog
         yield return InfoCommand.Create();
         yield return ModelsCommand.Create();
         yield return BenchCommand.Create();
+        yield return KeysCommand.Create();
+        yield return AdminCommand.Create();
     }
 }
