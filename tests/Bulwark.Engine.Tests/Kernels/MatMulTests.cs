@@ -105,7 +105,14 @@ public unsafe class MatMulTests : IDisposable
                 var wide = F16Row.Load16((byte*)p, i);
                 for (var j = 0; j < 16; j++)
                 {
-                    var expected = BitConverter.SingleToInt32Bits((float)BitConverter.UInt16BitsToHalf(halves[i + j]));
+                    var value = (float)BitConverter.UInt16BitsToHalf(halves[i + j]);
+                    if (float.IsNaN(value))
+                    {
+                        // NaN payloads may differ (the runtime quiets signalling NaNs); NaN must stay NaN.
+                        Assert.True(float.IsNaN(wide[j]) && (j >= 8 || float.IsNaN(narrow[j])), $"half bits {halves[i + j]:X4}");
+                        continue;
+                    }
+                    var expected = BitConverter.SingleToInt32Bits(value);
                     Assert.Equal(expected, BitConverter.SingleToInt32Bits(wide[j]));
                     if (j < 8) Assert.Equal(expected, BitConverter.SingleToInt32Bits(narrow[j]));
                 }
