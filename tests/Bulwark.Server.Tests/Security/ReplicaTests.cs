@@ -109,8 +109,10 @@ public class ReplicaTests
             string? code = null;
             if (response.StatusCode != HttpStatusCode.OK)
             {
-                using var json = System.Text.Json.JsonDocument.Parse(await response.Content.ReadAsStringAsync());
-                code = json.RootElement.GetProperty("error").GetProperty("code").GetString();
+                var text = await response.Content.ReadAsStringAsync();
+                code = text.StartsWith('{')
+                    ? System.Text.Json.JsonDocument.Parse(text).RootElement.GetProperty("error").GetProperty("code").GetString()
+                    : "(no error body) " + string.Join(" | ", a.Logs.Lines.Concat(b.Logs.Lines).Where(l => l.StartsWith("Error", StringComparison.Ordinal) || l.StartsWith("Critical", StringComparison.Ordinal)));
             }
             return (response.StatusCode, retry, code);
         })).ToList();
