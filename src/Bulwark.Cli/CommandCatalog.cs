@@ -11,5 +11,6 @@ internal static class CommandCatalog
         yield return InfoCommand.Create();
         yield return ModelsCommand.Create();
         yield return BenchCommand.Create();
+        yield return GuardCommand.Create();
     }
 }
