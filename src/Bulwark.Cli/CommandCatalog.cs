@@ -12,5 +12,7 @@ internal static class CommandCatalog
         yield return ModelsCommand.Create();
         yield return BenchCommand.Create();
         yield return GuardCommand.Create();
+        yield return KeysCommand.Create();
+        yield return AdminCommand.Create();
     }
 }

@@ -156,9 +156,21 @@ public sealed class ModelRegistry(string root, SigningKeys keys, TimeProvider ti
 
     /// <summary>
     /// Verifies a version and returns the path to load (the GGUF file, or the safetensors folder).
-    /// A version that fails verification never yields a path.
+    /// A version that fails verification, or that the <see cref="QuantizationGate"/> holds back,
+    /// never yields a path.
     /// </summary>
     public async Task<(ModelManifest Manifest, string Path)> ResolveVerifiedAsync(string name, string? version, bool requireSignature, CancellationToken ct = default)
+    {
+        var (manifest, path) = await VerifiedPathAsync(name, version, requireSignature, ct).ConfigureAwait(false);
+        new QuantizationGate(this, time).EnsureServable(name, manifest);
+        return (manifest, path);
+    }
+
+    /// <summary>
+    /// Verifies a version and returns the path of its weights, without asking whether it may
+    /// serve: for tools that read a version (quantize, check), never for serving.
+    /// </summary>
+    public async Task<(ModelManifest Manifest, string Path)> VerifiedPathAsync(string name, string? version, bool requireSignature, CancellationToken ct = default)
     {
         var report = await VerifyAsync(name, version, requireSignature, null, ct).ConfigureAwait(false);
         if (!report.Ok)
@@ -171,6 +183,9 @@ public sealed class ModelRegistry(string root, SigningKeys keys, TimeProvider ti
     }
 
     private string ModelFolder(string name) => Path.Combine(Root, ModelName.Validate(name));
+
+    /// <summary>The model's folder (its versions, state and gate records).</summary>
+    internal string ModelFolderPath(string name) => ModelFolder(name);
 
     private string VersionsFolder(string name) => Path.Combine(ModelFolder(name), "versions");
 
