@@ -14,6 +14,7 @@ internal static class CommandCatalog
         yield return BenchCommand.Create();
         yield return TokenizeCommand.Create();
         yield return TemplateCommand.Create();
+        yield return GuardCommand.Create();
         yield return KeysCommand.Create();
         yield return AdminCommand.Create();
     }

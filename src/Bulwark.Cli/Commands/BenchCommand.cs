@@ -17,7 +17,6 @@ internal static class BenchCommand
     private static IEnumerable<Command> Subcommands()
     {
         yield return BenchEngineCommand.Create();
-
         yield return BenchSecurityCommand.Create();
     }
 }

@@ -23,6 +23,7 @@ public static class RequestPipeline
         // 2 Identity (API key / JWT → RequestCaller) — provided by the security stage; wire it here.
         // 3 Policy (model ACL, requests/tokens per minute, budgets) — provided by the security stage; wire it here.
         // 5 Input guard — provided by guardrails; wire it here (it runs on the parsed request).
+        app.UseMiddleware<Bulwark.Server.Guardrails.Input.InputGuardMiddleware>();
         // 4 Contract, 6 Prompt, 7 Admission, 8 Backend run inside the endpoints, in that order:
         //   parser (validate) → chat template/tokens → AdmissionGate → IGenerationBackend.
         // 9 Output guard (stop strings are applied in CompletionRun; redaction from guardrails wires here).
