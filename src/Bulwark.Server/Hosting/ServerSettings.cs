@@ -5,8 +5,14 @@ using Microsoft.Extensions.Configuration;
 namespace Bulwark.Server.Hosting;
 
 /// <summary>All of the server's options, read from configuration and validated together at start-up.</summary>
-public sealed record ServerSettings(ServerOptions Server, ApiLimits Limits, AdmissionOptions Admission)
+public sealed record ServerSettings(ServerOptions Server, ApiLimits Limits, AdmissionOptions Admission, DataDirectory Data, bool RedactSecrets)
 {
+    /// <summary>Configuration key of the data directory (<c>--data-dir</c>; else <c>BULWARK_DATA_DIR</c>, else the per-user default).</summary>
+    public const string DataDirKey = "Bulwark:DataDir";
+
+    /// <summary>Whether the output guard redacts secrets in generated text (default true).</summary>
+    public const string RedactSecretsKey = "Bulwark:Guardrails:RedactSecrets";
+
     /// <exception cref="ServerConfigurationException">Lists every malformed or out-of-range setting at once.</exception>
     public static ServerSettings Read(IConfiguration configuration)
     {
@@ -17,8 +23,11 @@ public sealed record ServerSettings(ServerOptions Server, ApiLimits Limits, Admi
         problems.AddRange(server.Validate());
         problems.AddRange(limits.Validate());
         problems.AddRange(admission.Validate());
+        var redact = true;
+        if (configuration[RedactSecretsKey] is { } text && !bool.TryParse(text, out redact))
+            problems.Add($"{RedactSecretsKey} must be true or false; got '{text}'.");
         if (problems.Count > 0) throw new ServerConfigurationException(problems);
-        return new ServerSettings(server, limits, admission);
+        return new ServerSettings(server, limits, admission, DataDirectory.Resolve(configuration[DataDirKey]), redact);
     }
 
     private static T Bind<T>(IConfiguration configuration, string section, List<string> problems) where T : new()
