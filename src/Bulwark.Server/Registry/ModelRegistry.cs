@@ -156,7 +156,8 @@ public sealed class ModelRegistry(string root, SigningKeys keys, TimeProvider ti
 
     /// <summary>
     /// Verifies a version and returns the path to load (the GGUF file, or the safetensors folder).
-    /// A version that fails verification never yields a path.
+    /// A version that fails verification, or that the <see cref="QuantizationGate"/> holds back,
+    /// never yields a path.
     /// </summary>
     public async Task<(ModelManifest Manifest, string Path)> ResolveVerifiedAsync(string name, string? version, bool requireSignature, CancellationToken ct = default)
     {
@@ -165,12 +166,16 @@ public sealed class ModelRegistry(string root, SigningKeys keys, TimeProvider ti
             throw new VerificationFailedException(
                 $"model '{name}' version {report.Version} failed verification and will not load: {string.Join("; ", report.Problems)}", report.Problems);
         var manifest = Manifest(name, report.Version);
+        new QuantizationGate(this, time).EnsureServable(name, manifest);
         var files = FilesFolder(name, report.Version);
         var path = manifest.Format == "gguf" ? Path.Combine(files, manifest.Files.Single().Path) : files;
         return (manifest, path);
     }
 
     private string ModelFolder(string name) => Path.Combine(Root, ModelName.Validate(name));
+
+    /// <summary>The model's folder (its versions, state and gate records).</summary>
+    internal string ModelFolderPath(string name) => ModelFolder(name);
 
     private string VersionsFolder(string name) => Path.Combine(ModelFolder(name), "versions");
 
