@@ -9,6 +9,7 @@ internal static class CommandCatalog
     public static IEnumerable<Command> All()
     {
         yield return InfoCommand.Create();
+        yield return ServeCommand.Create();
         yield return ModelsCommand.Create();
         yield return BenchCommand.Create();
     }

@@ -23,10 +23,14 @@ public sealed class EmbeddedBackend : IGenerationBackend, IDisposable
     private readonly ChatTemplate? _template;
     private readonly IReadOnlyDictionary<string, object?> _templateVariables;
     private readonly SearchValues<string>? _controlTexts;
+    private readonly IReadOnlyList<IDisposable> _owns;
 
     /// <param name="template">Null when the model ships none: chat requests are then refused with a clear error.</param>
-    public EmbeddedBackend(LlmEngine engine, ITokenizer tokenizer, ChatTemplate? template, string modelId, DateTimeOffset created, string? notice = null)
+    /// <param name="owns">Disposed after the engine stops, in order (the executor's KV blocks, then the mapped weights).</param>
+    public EmbeddedBackend(LlmEngine engine, ITokenizer tokenizer, ChatTemplate? template, string modelId, DateTimeOffset created,
+        string? notice = null, IReadOnlyList<IDisposable>? owns = null)
     {
+        _owns = owns ?? [];
         if (tokenizer.VocabSize > engine.VocabSize)
             throw new ArgumentException($"the tokenizer has {tokenizer.VocabSize} tokens but the model's vocabulary holds {engine.VocabSize}", nameof(tokenizer));
         _engine = engine;
@@ -129,7 +133,11 @@ public sealed class EmbeddedBackend : IGenerationBackend, IDisposable
         }
     }
 
-    public void Dispose() => _engine.Dispose();
+    public void Dispose()
+    {
+        _engine.Dispose();
+        foreach (var owned in _owns) owned.Dispose();
+    }
 
     private EngineRequest ToEngine(GenerationRequest request)
     {
