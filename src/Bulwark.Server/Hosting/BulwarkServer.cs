@@ -25,6 +25,11 @@ public static class BulwarkServer
     public static WebApplicationBuilder CreateBuilder(string[] args, IEnumerable<KeyValuePair<string, string?>>? overrides = null)
     {
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args });
+        // Defaults below every other source: ASP.NET Core's per-request lines are noise on a console, so Warning unless configured.
+        builder.Configuration.Sources.Insert(0, new Microsoft.Extensions.Configuration.Memory.MemoryConfigurationSource
+        {
+            InitialData = [new("Logging:LogLevel:Default", "Information"), new("Logging:LogLevel:Microsoft.AspNetCore", "Warning")],
+        });
         if (overrides is not null) builder.Configuration.AddInMemoryCollection(overrides);
         return builder;
     }

@@ -51,7 +51,7 @@ public sealed class ServeHostTests
         var again = new StringWriter();
         await using var second = await ServeHost.StartAsync(Builder(dataDir, flags), again, Alphabet);
         Assert.Null(second.InitialAdminKey);
-        Assert.DoesNotContain("bwk_", again.ToString());
+        Assert.DoesNotContain("bwa_", again.ToString());
         Assert.DoesNotContain(adminKey, again.ToString());
     }
 
