@@ -12,5 +12,7 @@ internal static class CommandCatalog
         yield return ServeCommand.Create();
         yield return ModelsCommand.Create();
         yield return BenchCommand.Create();
+        yield return KeysCommand.Create();
+        yield return AdminCommand.Create();
     }
 }

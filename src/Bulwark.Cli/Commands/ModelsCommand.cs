@@ -17,5 +17,6 @@ internal static class ModelsCommand
     private static IEnumerable<Command> Subcommands()
     {
         foreach (var c in ModelsRegistryCommands.All()) yield return c;
+        foreach (var c in ModelsQualityCommands.All()) yield return c;
     }
 }

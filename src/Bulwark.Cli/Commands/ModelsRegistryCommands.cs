@@ -128,12 +128,17 @@ internal static class ModelsRegistryCommands
         var name = new Argument<string>("name");
         var version = new Argument<string>("version");
         var command = new Command("use", "Make a version the serving one (the current one goes on the roll-back history).") { name, version, dataDir };
-        command.SetAction(r => Run(() =>
+        command.SetAction(r => Run(async () =>
         {
-            var registry = ModelRegistry.Open(DataDirectory.Resolve(r.GetValue(dataDir)));
-            var state = registry.SetCurrent(r.GetValue(name)!, r.GetValue(version)!);
-            Console.WriteLine($"{r.GetValue(name)}: serving {state.Current}");
-            return Task.FromResult(0);
+            var data = DataDirectory.Resolve(r.GetValue(dataDir));
+            var registry = ModelRegistry.Open(data);
+            var (n, v) = (r.GetValue(name)!, r.GetValue(version)!);
+            // A version the quantization gate holds back cannot become the serving one.
+            new QuantizationGate(registry, TimeProvider.System).EnsureServable(n, registry.Manifest(n, v));
+            var state = registry.SetCurrent(n, v);
+            await CliAudit.WriteAsync(data, "model.current", $"{n}:{state.Current}", "models use");
+            Console.WriteLine($"{n}: serving {state.Current}");
+            return 0;
         }));
         return command;
     }
@@ -143,12 +148,13 @@ internal static class ModelsRegistryCommands
         var dataDir = CommonOptions.DataDir();
         var name = new Argument<string>("name");
         var command = new Command("rollback", "Serve the version that served before the current one.") { name, dataDir };
-        command.SetAction(r => Run(() =>
+        command.SetAction(r => Run(async () =>
         {
-            var registry = ModelRegistry.Open(DataDirectory.Resolve(r.GetValue(dataDir)));
-            var state = registry.Rollback(r.GetValue(name)!);
+            var data = DataDirectory.Resolve(r.GetValue(dataDir));
+            var state = ModelRegistry.Open(data).Rollback(r.GetValue(name)!);
+            await CliAudit.WriteAsync(data, "model.rollback", $"{r.GetValue(name)}:{state.Current}", "models rollback");
             Console.WriteLine($"{r.GetValue(name)}: rolled back; serving {state.Current}");
-            return Task.FromResult(0);
+            return 0;
         }));
         return command;
     }
@@ -181,7 +187,7 @@ internal static class ModelsRegistryCommands
         : 0;
 
     /// <summary>Runs a command body; registry errors become one line on stderr and exit code 1.</summary>
-    private static async Task<int> Run(Func<Task<int>> body)
+    internal static async Task<int> Run(Func<Task<int>> body)
     {
         try
         {

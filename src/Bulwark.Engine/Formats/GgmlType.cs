@@ -50,6 +50,17 @@ public static class GgmlTypes
         return blocks * blockBytes;
     }
 
+    /// <summary>llama.cpp's <c>general.file_type</c> (<c>llama_ftype</c>) for a file whose matrices are all <paramref name="type"/>.</summary>
+    public static uint LlamaFileType(GgmlType type) => type switch
+    {
+        GgmlType.F32 => 0,
+        GgmlType.F16 => 1,
+        GgmlType.Q4_0 => 2,
+        GgmlType.Q8_0 => 7,
+        GgmlType.BF16 => 32,
+        _ => throw new ArgumentOutOfRangeException(nameof(type), type, "no llama_ftype for this type"),
+    };
+
     private static (int Elements, int Bytes) Geometry(GgmlType type) => type switch
     {
         GgmlType.F32 => (1, 4),

@@ -1,4 +1,5 @@
 using Bulwark.Engine.Formats;
+using Bulwark.Engine.Kernels.Cpu;
 using Bulwark.Engine.Kernels.Reference;
 
 namespace Bulwark.Engine.Model;
@@ -32,14 +33,23 @@ public sealed unsafe class WeightMatrix
     public byte* Data { get; }
 
     /// <summary>y[Rows] = W · x[Columns].</summary>
-    public void MatVec(ReadOnlySpan<float> x, Span<float> y) =>
-        Kernels.Reference.MatVec.Apply(Type, Data, RowBytes, Rows, Columns, x, y);
+    public void MatVec(ReadOnlySpan<float> x, Span<float> y) => MatMul(x, y, 1);
 
-    /// <summary>Y[n × Rows] = X[n × Columns] · Wᵀ, one input row per token.</summary>
+    /// <summary>
+    /// Y[n × Rows] = X[n × Columns] · Wᵀ, one input row per token, on <see cref="WorkerPool.Shared"/>
+    /// with the best <see cref="KernelIsa.Active"/> kernels. Quantized weights multiply 8-bit
+    /// quantized activations (as llama.cpp does); float weights use float32 FMA.
+    /// </summary>
     public void MatMul(ReadOnlySpan<float> x, Span<float> y, int tokens)
     {
-        for (var t = 0; t < tokens; t++)
-            MatVec(x.Slice(t * Columns, Columns), y.Slice(t * Rows, Rows));
+        ArgumentOutOfRangeException.ThrowIfNegative(tokens);
+        if (x.Length < (long)tokens * Columns)
+            throw new ArgumentException($"{Name}: input needs {tokens} × {Columns} floats; got {x.Length}", nameof(x));
+        if (y.Length < (long)tokens * Rows)
+            throw new ArgumentException($"{Name}: output needs {tokens} × {Rows} floats; got {y.Length}", nameof(y));
+        fixed (float* px = x)
+        fixed (float* py = y)
+            Kernels.Cpu.MatMul.Apply(Type, Data, RowBytes, Rows, Columns, px, py, tokens, KernelIsa.Active, WorkerPool.Shared);
     }
 
     /// <summary>One row as float32 (embedding lookup).</summary>

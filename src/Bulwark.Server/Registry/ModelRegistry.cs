@@ -161,12 +161,22 @@ public sealed class ModelRegistry(string root, SigningKeys keys, TimeProvider ti
     /// </summary>
     public async Task<(ModelManifest Manifest, string Path)> ResolveVerifiedAsync(string name, string? version, bool requireSignature, CancellationToken ct = default)
     {
+        var (manifest, path) = await VerifiedPathAsync(name, version, requireSignature, ct).ConfigureAwait(false);
+        new QuantizationGate(this, time).EnsureServable(name, manifest);
+        return (manifest, path);
+    }
+
+    /// <summary>
+    /// Verifies a version and returns the path of its weights, without asking whether it may
+    /// serve: for tools that read a version (quantize, check), never for serving.
+    /// </summary>
+    public async Task<(ModelManifest Manifest, string Path)> VerifiedPathAsync(string name, string? version, bool requireSignature, CancellationToken ct = default)
+    {
         var report = await VerifyAsync(name, version, requireSignature, null, ct).ConfigureAwait(false);
         if (!report.Ok)
             throw new VerificationFailedException(
                 $"model '{name}' version {report.Version} failed verification and will not load: {string.Join("; ", report.Problems)}", report.Problems);
         var manifest = Manifest(name, report.Version);
-        new QuantizationGate(this, time).EnsureServable(name, manifest);
         var files = FilesFolder(name, report.Version);
         var path = manifest.Format == "gguf" ? Path.Combine(files, manifest.Files.Single().Path) : files;
         return (manifest, path);

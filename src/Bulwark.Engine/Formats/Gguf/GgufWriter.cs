@@ -9,7 +9,7 @@ namespace Bulwark.Engine.Formats.Gguf;
 public sealed class GgufWriter
 {
     private readonly List<KeyValuePair<string, GgufValue>> _metadata = [];
-    private readonly List<(string Name, GgmlType Type, long[] Dims, byte[] Data)> _tensors = [];
+    private readonly List<(string Name, GgmlType Type, long[] Dims, long Size, byte[]? Data, Action<Stream>? Write)> _tensors = [];
 
     public uint Alignment { get; private set; } = GgufFile.DefaultAlignment;
 
@@ -39,14 +39,31 @@ public sealed class GgufWriter
     /// </summary>
     public GgufWriter AddTensor(string name, GgmlType type, long[] dimensions, byte[] data)
     {
+        var expected = ExpectedBytes(name, type, dimensions);
+        if (expected != data.Length)
+            throw new ArgumentException($"tensor {name}: {type} [{string.Join(", ", dimensions)}] needs {expected} bytes; got {data.Length}", nameof(data));
+        _tensors.Add((name, type, (long[])dimensions.Clone(), expected, data, null));
+        return this;
+    }
+
+    /// <summary>
+    /// Adds a tensor whose bytes <paramref name="write"/> produces while the file is written, so
+    /// tensors larger than memory (or than one array) can be streamed. It must write exactly the
+    /// bytes the type and shape need; the writer checks when the stream can tell its position.
+    /// </summary>
+    public GgufWriter AddTensor(string name, GgmlType type, long[] dimensions, Action<Stream> write)
+    {
+        ArgumentNullException.ThrowIfNull(write);
+        _tensors.Add((name, type, (long[])dimensions.Clone(), ExpectedBytes(name, type, dimensions), null, write));
+        return this;
+    }
+
+    private long ExpectedBytes(string name, GgmlType type, long[] dimensions)
+    {
         if (_tensors.Any(t => t.Name == name)) throw new ArgumentException($"tensor {name} was already added", nameof(name));
         long elements = 1;
         foreach (var d in dimensions) elements = checked(elements * d);
-        var expected = GgmlTypes.ByteSize(type, elements);
-        if (expected != data.Length)
-            throw new ArgumentException($"tensor {name}: {type} [{string.Join(", ", dimensions)}] needs {expected} bytes; got {data.Length}", nameof(data));
-        _tensors.Add((name, type, (long[])dimensions.Clone(), data));
-        return this;
+        return GgmlTypes.ByteSize(type, elements);
     }
 
     public void WriteTo(string path)
@@ -73,23 +90,34 @@ public sealed class GgufWriter
                 WriteValue(h, value.Type, value.Raw);
             }
             long offset = 0;
-            foreach (var (name, type, dims, data) in _tensors)
+            foreach (var (name, type, dims, size, _, _) in _tensors)
             {
                 WriteString(h, name);
                 h.Write((uint)dims.Length);
                 foreach (var d in dims) h.Write((ulong)d);
                 h.Write((uint)type);
                 h.Write((ulong)offset);
-                offset = AlignUp(offset + data.Length);
+                offset = AlignUp(offset + size);
             }
         }
         using var w = new BinaryWriter(stream, Encoding.UTF8, leaveOpen: true);
         w.Write(header.GetBuffer(), 0, (int)header.Length);
         Pad(w, AlignUp(header.Length) - header.Length);
-        foreach (var (_, _, _, data) in _tensors)
+        foreach (var (name, _, _, size, data, write) in _tensors)
         {
-            w.Write(data);
-            Pad(w, AlignUp(data.Length) - data.Length);
+            if (data is not null)
+            {
+                w.Write(data);
+            }
+            else
+            {
+                w.Flush();
+                var start = stream.CanSeek ? stream.Position : -1;
+                write!(stream);
+                if (start >= 0 && stream.Position - start != size)
+                    throw new InvalidOperationException($"tensor {name}: its writer produced {stream.Position - start} bytes; the type and shape need {size}");
+            }
+            Pad(w, AlignUp(size) - size);
         }
     }
 

@@ -109,15 +109,7 @@ public static class SyntheticModel
     }
 
     /// <summary>llama.cpp's <c>general.file_type</c> (<c>llama_ftype</c>) for the dtype of the 2-D weights.</summary>
-    public static uint FileType(GgmlType type) => type switch
-    {
-        GgmlType.F32 => 0,
-        GgmlType.F16 => 1,
-        GgmlType.Q4_0 => 2,
-        GgmlType.Q8_0 => 7,
-        GgmlType.BF16 => 32,
-        _ => throw new ArgumentOutOfRangeException(nameof(type), type, "no llama_ftype for this type"),
-    };
+    public static uint FileType(GgmlType type) => GgmlTypes.LlamaFileType(type);
 
     /// <summary>The Hugging Face name of a GGUF tensor name.</summary>
     public static string HuggingFaceName(string ggufName)

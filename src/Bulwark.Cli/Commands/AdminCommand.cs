@@ -1,0 +1,216 @@
+using System.CommandLine;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text.Json;
+using Bulwark.Server.Incidents;
+
+namespace Bulwark.Cli.Commands;
+
+/// <summary>
+/// <c>bulwark admin ...</c>: incident controls. IP blocks, cancels and the log level are written to
+/// the shared store's incident log, which every running server applies within a second, so they
+/// work with or without a server up. Listing active requests asks a running server (they live in
+/// its memory): <c>--url</c> plus an admin key in <c>BULWARK_ADMIN_KEY</c>.
+/// </summary>
+internal static class AdminCommand
+{
+    public const string AdminKeyVariable = "BULWARK_ADMIN_KEY";
+
+    public static Command Create()
+    {
+        var command = new Command("admin", "Incident controls: block IPs, list and cancel requests, set the log level, read the audit log.");
+        command.Subcommands.Add(BlockIp());
+        command.Subcommands.Add(UnblockIp());
+        command.Subcommands.Add(IpBlocks());
+        command.Subcommands.Add(Requests());
+        command.Subcommands.Add(Cancel());
+        command.Subcommands.Add(LogLevelCommand());
+        command.Subcommands.Add(Audit());
+        return command;
+    }
+
+    private static Command BlockIp()
+    {
+        var store = new SecurityStoreOptions();
+        var cidr = new Argument<string>("cidr") { Description = "An address or range: 203.0.113.7, 203.0.113.0/24, 2001:db8::/32." };
+        var reason = new Option<string>("--reason") { Description = "Why (kept with the block and in the audit log).", DefaultValueFactory = _ => "" };
+        var command = new Command("block-ip", "Refuse every request from an address or range, on every server, within a second.") { cidr, reason };
+        store.AddTo(command);
+        command.SetAction((r, ct) => CliRun.RunAsync(r, async output =>
+        {
+            await using var opened = await store.OpenAsync(r, ct);
+            var range = await opened.Incidents.BlockIpAsync(r.GetValue(cidr)!, r.GetValue(reason)!, SecurityStore.Actor, ct);
+            output.WriteLine($"blocked {range}");
+            return 0;
+        }));
+        return command;
+    }
+
+    private static Command UnblockIp()
+    {
+        var store = new SecurityStoreOptions();
+        var cidr = new Argument<string>("cidr") { Description = "A blocked address or range, as blocked." };
+        var command = new Command("unblock-ip", "Lift a block.") { cidr };
+        store.AddTo(command);
+        command.SetAction((r, ct) => CliRun.RunAsync(r, async output =>
+        {
+            await using var opened = await store.OpenAsync(r, ct);
+            var text = r.GetValue(cidr)!;
+            if (!await opened.Incidents.UnblockIpAsync(text, SecurityStore.Actor, ct)) throw new CliException($"'{text}' is not blocked");
+            output.WriteLine($"unblocked {text}");
+            return 0;
+        }));
+        return command;
+    }
+
+    private static Command IpBlocks()
+    {
+        var store = new SecurityStoreOptions();
+        var json = new Option<bool>("--json") { Description = "Print a JSON array." };
+        var command = new Command("ip-blocks", "List blocked addresses and ranges.") { json };
+        store.AddTo(command);
+        command.SetAction((r, ct) => CliRun.RunAsync(r, async output =>
+        {
+            await using var opened = await store.OpenAsync(r, ct);
+            var blocks = await opened.Storage.IpBlocks.ListAsync(ct);
+            if (r.GetValue(json))
+                output.WriteLine(JsonSerializer.Serialize(blocks.Select(b => new { cidr = b.Cidr, reason = b.Reason, created_at = b.CreatedAt })));
+            else if (blocks.Count == 0) output.WriteLine("no blocked addresses");
+            else foreach (var b in blocks) output.WriteLine($"{b.Cidr,-43}  {b.CreatedAt:u}  {b.Reason}");
+            return 0;
+        }));
+        return command;
+    }
+
+    private static Command Requests()
+    {
+        var url = UrlOption();
+        var json = new Option<bool>("--json") { Description = "Print the server's JSON answer." };
+        var command = new Command("requests", $"List the requests a running server is serving (needs --url and ${AdminKeyVariable}).") { url, json };
+        command.SetAction((r, ct) => CliRun.RunAsync(r, async output =>
+        {
+            using var http = AdminClient(r.GetValue(url)!);
+            using var response = await http.GetAsync("admin/requests", ct);
+            var body = await response.Content.ReadAsStringAsync(ct);
+            if (response.StatusCode != HttpStatusCode.OK)
+                throw new CliException($"the server answered {(int)response.StatusCode}: {ErrorMessage(body)}");
+            if (r.GetValue(json))
+            {
+                output.WriteLine(body);
+                return 0;
+            }
+            using var document = JsonDocument.Parse(body);
+            var rows = document.RootElement.GetProperty("data");
+            if (rows.GetArrayLength() == 0) output.WriteLine("no active requests");
+            foreach (var row in rows.EnumerateArray())
+                output.WriteLine($"{row.GetProperty("id").GetString(),-24}  {row.GetProperty("key_id").GetString(),-12}  {row.GetProperty("tenant").GetString(),-12}  " +
+                                 $"{row.GetProperty("started_at").GetDateTimeOffset():u}  {row.GetProperty("route").GetString()}");
+            return 0;
+        }));
+        return command;
+    }
+
+    private static Command Cancel()
+    {
+        var store = new SecurityStoreOptions();
+        var id = new Argument<string>("id") { Description = "Request id (x-request-id; see `bulwark admin requests`)." };
+        var command = new Command("cancel", "Cancel a request on whichever server serves it, within a second.") { id };
+        store.AddTo(command);
+        command.SetAction((r, ct) => CliRun.RunAsync(r, async output =>
+        {
+            var requestId = r.GetValue(id)!.Trim();
+            if (requestId.Length is 0 or > 200 || requestId.Any(char.IsControl))
+                throw new CliException($"request id must be 1 to 200 printable characters; got '{requestId}'");
+            await using var opened = await store.OpenAsync(r, ct);
+            await opened.Incidents.CancelRequestAsync(requestId, SecurityStore.Actor, ct);
+            output.WriteLine($"cancel of {requestId} sent to every server");
+            return 0;
+        }));
+        return command;
+    }
+
+    private static Command LogLevelCommand()
+    {
+        var store = new SecurityStoreOptions();
+        var level = new Argument<string>("level") { Description = "Trace, Debug, Information, Warning, Error, Critical, None, or default (back to configuration)." };
+        var command = new Command("log-level", "Set the log level of every running server, within a second.") { level };
+        store.AddTo(command);
+        command.SetAction((r, ct) => CliRun.RunAsync(r, async output =>
+        {
+            var text = r.GetValue(level)!;
+            if (!RuntimeLogLevel.TryParse(text, out var parsed))
+                throw new CliException($"level must be one of Trace, Debug, Information, Warning, Error, Critical, None or default; got '{text}'");
+            await using var opened = await store.OpenAsync(r, ct);
+            await opened.Incidents.SetLogLevelAsync(parsed, SecurityStore.Actor, ct);
+            output.WriteLine($"log level set to {parsed?.ToString() ?? "default (configuration)"} on every server");
+            return 0;
+        }));
+        return command;
+    }
+
+    private static Command Audit()
+    {
+        var store = new SecurityStoreOptions();
+        var limit = new Option<int>("--limit") { Description = "How many records, newest first (1 to 10000).", DefaultValueFactory = _ => 50 };
+        var kind = new Option<string?>("--kind") { Description = "Only one kind: request, key.created, key.revoked, key.rotated, ip.blocked, ..." };
+        var json = new Option<bool>("--json") { Description = "Print a JSON array." };
+        var command = new Command("audit", "Show the newest audit records.") { limit, kind, json };
+        store.AddTo(command);
+        command.SetAction((r, ct) => CliRun.RunAsync(r, async output =>
+        {
+            var n = r.GetValue(limit);
+            if (n is < 1 or > 10_000) throw new CliException($"--limit must be between 1 and 10000; got {n}");
+            await using var opened = await store.OpenAsync(r, ct);
+            var records = await opened.Storage.Audit.ReadRecentAsync(n, r.GetValue(kind), ct);
+            if (r.GetValue(json))
+            {
+                output.WriteLine(JsonSerializer.Serialize(records));
+                return 0;
+            }
+            foreach (var a in records)
+                output.WriteLine(a.Kind == Bulwark.Server.Audit.AuditRecord.RequestKind
+                    ? $"{a.At:u}  request  {a.Status}  {a.Route}  key={a.KeyId ?? "-"} tenant={a.Tenant ?? "-"} model={a.Model ?? "-"} ip={a.ClientIp} " +
+                      $"tokens={a.PromptTokens ?? 0}+{a.CompletionTokens ?? 0} {a.LatencyMicroseconds}µs{(a.Reason is null ? "" : " reason=" + a.Reason)}"
+                    : $"{a.At:u}  {a.Kind}  key={a.KeyId ?? "-"}  {a.Detail}");
+            return 0;
+        }));
+        return command;
+    }
+
+    private static Option<string> UrlOption() => new("--url")
+    {
+        Description = "Base URL of a running server, e.g. https://bulwark.internal:8000 (http only to a loopback address).",
+        Required = true,
+    };
+
+    /// <summary>
+    /// An HTTP client carrying the admin key from the environment (never a flag: flags land in shell
+    /// history and process lists). Plain HTTP is refused except to loopback, so the key is never sent
+    /// in clear over a network.
+    /// </summary>
+    private static HttpClient AdminClient(string url)
+    {
+        if (!Uri.TryCreate(url.TrimEnd('/') + "/", UriKind.Absolute, out var address) || (address.Scheme != "http" && address.Scheme != "https"))
+            throw new CliException($"--url must be an http or https URL; got '{url}'");
+        if (address.Scheme == "http" && !address.IsLoopback)
+            throw new CliException($"--url {url} is plain HTTP to a non-loopback host; use https so the admin key is not sent in clear");
+        var key = Environment.GetEnvironmentVariable(AdminKeyVariable);
+        if (string.IsNullOrWhiteSpace(key)) throw new CliException($"set {AdminKeyVariable} to an admin key (bwa_...)");
+        var http = new HttpClient { BaseAddress = address, Timeout = TimeSpan.FromSeconds(30) };
+        http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key.Trim());
+        return http;
+    }
+
+    private static string ErrorMessage(string body)
+    {
+        try
+        {
+            using var document = JsonDocument.Parse(body);
+            return document.RootElement.GetProperty("error").GetProperty("message").GetString() ?? body;
+        }
+        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException)
+        {
+            return body.Length > 200 ? body[..200] : body;
+        }
+    }
+}

@@ -1,0 +1,154 @@
+using System.CommandLine;
+using System.Text.Json;
+using Bulwark.Server.Security;
+
+namespace Bulwark.Cli.Commands;
+
+/// <summary>
+/// <c>bulwark keys create|list|revoke|rotate</c>: API and admin keys in the same store <c>serve</c>
+/// uses. Changes reach running servers through the incident log within a second. A key's text is
+/// printed once, at creation or rotation, and never stored.
+/// </summary>
+internal static class KeysCommand
+{
+    public static Command Create()
+    {
+        var command = new Command("keys", "Create, list, revoke and rotate API keys (acts on the data directory or database serve uses).");
+        command.Subcommands.Add(CreateKey());
+        command.Subcommands.Add(List());
+        command.Subcommands.Add(Revoke());
+        command.Subcommands.Add(Rotate());
+        return command;
+    }
+
+    private static Command CreateKey()
+    {
+        var store = new SecurityStoreOptions();
+        var name = new Option<string>("--name") { Description = "What the key is for (shown in lists and audit).", Required = true };
+        var tenant = new Option<string>("--tenant") { Description = "Tenant the key belongs to.", DefaultValueFactory = _ => "default" };
+        var models = new Option<string?>("--models") { Description = "Comma-separated model ids the key may use (default: every model)." };
+        var rpm = new Option<long>("--rpm") { Description = "Requests per minute (0: no limit)." };
+        var tpm = new Option<long>("--tpm") { Description = "Tokens per minute, prompt + max_tokens reserved up front (0: no limit)." };
+        var tpd = new Option<long>("--tpd") { Description = "Tokens per UTC day (0: no limit)." };
+        var concurrency = new Option<long>("--concurrency") { Description = "Requests in flight at once (0: no limit)." };
+        var priority = new Option<int>("--priority") { Description = $"Admission priority, 0 (lowest) to {KeySpec.MaxPriority}." };
+        var expires = new Option<string?>("--expires") { Description = "Lifetime (90m, 12h, 30d) or date (2027-01-01, 2027-01-01T12:00:00Z)." };
+        var admin = new Option<bool>("--admin") { Description = "An admin key: reaches only the admin API and /metrics, never inference." };
+        var json = new Option<bool>("--json") { Description = "Print one JSON object with id, key and every setting." };
+        var command = new Command("create", "Create a key and print it once.") { name, tenant, models, rpm, tpm, tpd, concurrency, priority, expires, admin, json };
+        store.AddTo(command);
+        command.SetAction((r, ct) => CliRun.RunAsync(r, async output =>
+        {
+            var now = DateTimeOffset.UtcNow;
+            var spec = new KeySpec
+            {
+                Name = r.GetValue(name)!,
+                Tenant = r.GetValue(tenant)!,
+                Models = (r.GetValue(models) ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
+                Limits = new KeyLimits(r.GetValue(rpm), r.GetValue(tpm), r.GetValue(tpd), r.GetValue(concurrency)),
+                Priority = r.GetValue(priority),
+                ExpiresAt = r.GetValue(expires) is { } text ? KeyExpiry.Parse(text, now) : null,
+                IsAdmin = r.GetValue(admin),
+            };
+            spec.Validate(now); // before opening (and perhaps creating) the store
+            await using var opened = await store.OpenAsync(r, ct);
+            var issued = await opened.Keys.CreateAsync(spec, SecurityStore.Actor, ct);
+            PrintIssued(output, issued, r.GetValue(json), "created");
+            return 0;
+        }));
+        return command;
+    }
+
+    private static Command List()
+    {
+        var store = new SecurityStoreOptions();
+        var json = new Option<bool>("--json") { Description = "Print a JSON array of keys (never their text or hash)." };
+        var command = new Command("list", "List keys with their limits and state.") { json };
+        store.AddTo(command);
+        command.SetAction((r, ct) => CliRun.RunAsync(r, async output =>
+        {
+            await using var opened = await store.OpenAsync(r, ct);
+            var keys = await opened.Storage.Keys.ListAsync(ct);
+            if (r.GetValue(json))
+            {
+                output.WriteLine(JsonSerializer.Serialize(keys.Select(k => KeyView.Of(k, null))));
+                return 0;
+            }
+            if (keys.Count == 0)
+            {
+                output.WriteLine("no keys (create one with: bulwark keys create --name NAME)");
+                return 0;
+            }
+            var now = DateTimeOffset.UtcNow;
+            output.WriteLine($"{"ID",-12}  {"KIND",-5}  {"STATE",-7}  {"TENANT",-12}  {"NAME",-20}  {"RPM",6}  {"TPM",8}  {"TPD",10}  {"CONC",4}  P  MODELS");
+            foreach (var k in keys)
+            {
+                var state = k.Revoked ? "revoked" : k.IsExpired(now) ? "expired" : "active";
+                output.WriteLine($"{k.Id,-12}  {(k.IsAdmin ? "admin" : "api"),-5}  {state,-7}  {Clip(k.Tenant, 12),-12}  {Clip(k.Name, 20),-20}  " +
+                                 $"{Limit(k.Limits.RequestsPerMinute),6}  {Limit(k.Limits.TokensPerMinute),8}  {Limit(k.Limits.TokensPerDay),10}  " +
+                                 $"{Limit(k.Limits.MaxConcurrent),4}  {k.Priority}  {(k.Models.Count == 0 ? "*" : string.Join(',', k.Models))}");
+            }
+            return 0;
+        }));
+        return command;
+    }
+
+    private static Command Revoke()
+    {
+        var store = new SecurityStoreOptions();
+        var id = new Argument<string>("id") { Description = "The key's public id (the 12 characters after bwk_ or bwa_)." };
+        var command = new Command("revoke", "Revoke a key; every running server refuses it within a second.") { id };
+        store.AddTo(command);
+        command.SetAction((r, ct) => CliRun.RunAsync(r, async output =>
+        {
+            await using var opened = await store.OpenAsync(r, ct);
+            var keyId = KeyId(r.GetValue(id)!);
+            if (!await opened.Keys.RevokeAsync(keyId, SecurityStore.Actor, ct)) throw new CliException($"no key with id '{keyId}'");
+            output.WriteLine($"revoked {keyId}");
+            return 0;
+        }));
+        return command;
+    }
+
+    private static Command Rotate()
+    {
+        var store = new SecurityStoreOptions();
+        var id = new Argument<string>("id") { Description = "The key's public id." };
+        var json = new Option<bool>("--json") { Description = "Print the new key as one JSON object." };
+        var command = new Command("rotate", "Issue a new key with the same settings and revoke the old one.") { id, json };
+        store.AddTo(command);
+        command.SetAction((r, ct) => CliRun.RunAsync(r, async output =>
+        {
+            await using var opened = await store.OpenAsync(r, ct);
+            var keyId = KeyId(r.GetValue(id)!);
+            var issued = await opened.Keys.RotateAsync(keyId, SecurityStore.Actor, ct) ?? throw new CliException($"no active key with id '{keyId}'");
+            PrintIssued(output, issued, r.GetValue(json), $"rotated {keyId} into");
+            return 0;
+        }));
+        return command;
+    }
+
+    private static void PrintIssued(TextWriter output, IssuedKey issued, bool json, string verb)
+    {
+        if (json)
+        {
+            output.WriteLine(JsonSerializer.Serialize(KeyView.Of(issued.Record, issued.Key)));
+            return;
+        }
+        var k = issued.Record;
+        output.WriteLine($"{verb} {(k.IsAdmin ? "admin" : "API")} key {k.Id} (name '{k.Name}', tenant '{k.Tenant}')");
+        output.WriteLine(issued.Key);
+        output.WriteLine("Store it now: it is shown only this once (only its HMAC is kept).");
+        output.WriteLine(k.IsAdmin
+            ? "Use it: curl -H \"Authorization: Bearer $BULWARK_ADMIN_KEY\" http://127.0.0.1:8000/admin/keys"
+            : "Use it: curl -H \"Authorization: Bearer $KEY\" http://127.0.0.1:8000/v1/models");
+    }
+
+    /// <summary>Accepts the id alone or, forgivingly, a whole key (only its id part is used; nothing is echoed).</summary>
+    private static string KeyId(string text) =>
+        ApiKeyFormat.TryParse(text, out var id, out _) ? id.ToString() : text.Trim();
+
+    private static string Limit(long value) => value == 0 ? "-" : value.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+    private static string Clip(string text, int width) => text.Length <= width ? text : text[..(width - 1)] + "…";
+}

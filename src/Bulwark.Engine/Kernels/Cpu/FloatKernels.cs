@@ -1,0 +1,224 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using Bulwark.Engine.Formats;
+
+namespace Bulwark.Engine.Kernels.Cpu;
+
+/// <summary>Elements of an F32/F16/BF16 weight row widened to float32, 8 or 16 at a time.</summary>
+internal unsafe interface IFloatRow
+{
+    static abstract Vector256<float> Load8(byte* row, int i);
+    static abstract Vector512<float> Load16(byte* row, int i);
+    static abstract float Load1(byte* row, int i);
+}
+
+internal unsafe struct F32Row : IFloatRow
+{
+    public static Vector256<float> Load8(byte* row, int i) => Vector256.Load((float*)row + i);
+    public static Vector512<float> Load16(byte* row, int i) => Vector512.Load((float*)row + i);
+    public static float Load1(byte* row, int i) => ((float*)row)[i];
+}
+
+/// <summary>bfloat16 is the top half of a float32's bits.</summary>
+internal unsafe struct BF16Row : IFloatRow
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Load8(byte* row, int i)
+    {
+        var (lo, hi) = Vector128.Widen(Vector128.Load((ushort*)row + i));
+        return Vector256.ShiftLeft(Vector256.Create(lo, hi), 16).AsSingle();
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> Load16(byte* row, int i)
+    {
+        var (lo, hi) = Vector256.Widen(Vector256.Load((ushort*)row + i));
+        return Vector512.ShiftLeft(Vector512.Create(lo, hi), 16).AsSingle();
+    }
+
+    public static float Load1(byte* row, int i) => BitConverter.Int32BitsToSingle(((ushort*)row)[i] << 16);
+}
+
+/// <summary>
+/// float16 widened with integer operations (.NET exposes no F16C intrinsic): exponent and mantissa
+/// shifted into place and rescaled by 2^112, which is exact for normal and subnormal halves;
+/// infinities and NaNs get the all-ones exponent back; the sign is copied.
+/// </summary>
+internal unsafe struct F16Row : IFloatRow
+{
+    private const float TwoTo112 = 5192296858534827628530496329220096f;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Load8(byte* row, int i)
+    {
+        var (lo, hi) = Vector128.Widen(Vector128.Load((ushort*)row + i));
+        return Convert(Vector256.Create(lo, hi));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> Load16(byte* row, int i)
+    {
+        var (lo, hi) = Vector256.Widen(Vector256.Load((ushort*)row + i));
+        return Vector512.Create(Convert(lo), Convert(hi));
+    }
+
+    public static float Load1(byte* row, int i) => HalfTable.ToSingle(((ushort*)row)[i]);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Convert(Vector256<uint> h)
+    {
+        var magnitude = h & Vector256.Create(0x7FFFu);
+        var shifted = Vector256.ShiftLeft(magnitude, 13);
+        var scaled = (shifted.AsSingle() * Vector256.Create(TwoTo112)).AsUInt32();
+        var special = Vector256.GreaterThanOrEqual(magnitude, Vector256.Create(0x7C00u));
+        var bits = Vector256.ConditionalSelect(special, shifted | Vector256.Create(0x7F800000u), scaled);
+        return (bits | Vector256.ShiftLeft(h & Vector256.Create(0x8000u), 16)).AsSingle();
+    }
+}
+
+/// <summary>
+/// F32/F16/BF16 weight rows times float32 activation rows with FMA, 4 tokens per weight load.
+/// The scalar twin is <see cref="Reference.MatVec.DotRow"/>.
+/// </summary>
+internal static unsafe class FloatKernels
+{
+    public static bool Handles(GgmlType type) => type is GgmlType.F32 or GgmlType.F16 or GgmlType.BF16;
+
+    /// <summary>y[t * yStride + r] = row r · x[t * columns ..], for r in [r0, r1) and t in [t0, t1).</summary>
+    public static void Tile(GgmlType type, InstructionSet isa, byte* w, long rowBytes, int columns, int r0, int r1,
+        float* x, int t0, int t1, float* y, int yStride)
+    {
+        if (isa == InstructionSet.Scalar)
+        {
+            for (var r = r0; r < r1; r++)
+            for (var t = t0; t < t1; t++)
+                y[(long)t * yStride + r] = Reference.MatVec.DotRow(type, w + r * rowBytes, columns, new ReadOnlySpan<float>(x + (long)t * columns, columns));
+            return;
+        }
+        var wide = isa == InstructionSet.Avx512;
+        switch (type)
+        {
+            case GgmlType.F32: Tile<F32Row>(wide, w, rowBytes, columns, r0, r1, x, t0, t1, y, yStride); break;
+            case GgmlType.F16: Tile<F16Row>(wide, w, rowBytes, columns, r0, r1, x, t0, t1, y, yStride); break;
+            case GgmlType.BF16: Tile<BF16Row>(wide, w, rowBytes, columns, r0, r1, x, t0, t1, y, yStride); break;
+            default: throw new NotSupportedException($"no float kernel for {type}");
+        }
+    }
+
+    private static void Tile<TR>(bool wide, byte* w, long rowBytes, int columns, int r0, int r1, float* x, int t0, int t1, float* y, int yStride)
+        where TR : IFloatRow
+    {
+        for (var r = r0; r < r1; r++)
+        {
+            var row = w + r * rowBytes;
+            var t = t0;
+            for (; t + 4 <= t1; t += 4)
+            {
+                if (wide) Dot4x512<TR>(row, columns, x + (long)t * columns, y + (long)t * yStride + r, yStride);
+                else Dot4x256<TR>(row, columns, x + (long)t * columns, y + (long)t * yStride + r, yStride);
+            }
+            for (; t < t1; t++)
+                y[(long)t * yStride + r] = wide ? Dot1x512<TR>(row, columns, x + (long)t * columns) : Dot1x256<TR>(row, columns, x + (long)t * columns);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static float Dot1x256<TR>(byte* row, int columns, float* x) where TR : IFloatRow
+    {
+        var a0 = Vector256<float>.Zero;
+        var a1 = Vector256<float>.Zero;
+        var i = 0;
+        for (; i + 16 <= columns; i += 16)
+        {
+            a0 = Vector256.FusedMultiplyAdd(TR.Load8(row, i), Vector256.Load(x + i), a0);
+            a1 = Vector256.FusedMultiplyAdd(TR.Load8(row, i + 8), Vector256.Load(x + i + 8), a1);
+        }
+        for (; i + 8 <= columns; i += 8)
+            a0 = Vector256.FusedMultiplyAdd(TR.Load8(row, i), Vector256.Load(x + i), a0);
+        var sum = Vector256.Sum(a0 + a1);
+        for (; i < columns; i++) sum += TR.Load1(row, i) * x[i];
+        return sum;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static float Dot1x512<TR>(byte* row, int columns, float* x) where TR : IFloatRow
+    {
+        var a0 = Vector512<float>.Zero;
+        var a1 = Vector512<float>.Zero;
+        var i = 0;
+        for (; i + 32 <= columns; i += 32)
+        {
+            a0 = Vector512.FusedMultiplyAdd(TR.Load16(row, i), Vector512.Load(x + i), a0);
+            a1 = Vector512.FusedMultiplyAdd(TR.Load16(row, i + 16), Vector512.Load(x + i + 16), a1);
+        }
+        for (; i + 16 <= columns; i += 16)
+            a0 = Vector512.FusedMultiplyAdd(TR.Load16(row, i), Vector512.Load(x + i), a0);
+        var sum = Vector512.Sum(a0 + a1);
+        for (; i < columns; i++) sum += TR.Load1(row, i) * x[i];
+        return sum;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Dot4x256<TR>(byte* row, int columns, float* x, float* y, int yStride) where TR : IFloatRow
+    {
+        var a0 = Vector256<float>.Zero;
+        var a1 = Vector256<float>.Zero;
+        var a2 = Vector256<float>.Zero;
+        var a3 = Vector256<float>.Zero;
+        float* x1 = x + columns, x2 = x1 + columns, x3 = x2 + columns;
+        var i = 0;
+        for (; i + 8 <= columns; i += 8)
+        {
+            var wv = TR.Load8(row, i);
+            a0 = Vector256.FusedMultiplyAdd(wv, Vector256.Load(x + i), a0);
+            a1 = Vector256.FusedMultiplyAdd(wv, Vector256.Load(x1 + i), a1);
+            a2 = Vector256.FusedMultiplyAdd(wv, Vector256.Load(x2 + i), a2);
+            a3 = Vector256.FusedMultiplyAdd(wv, Vector256.Load(x3 + i), a3);
+        }
+        float s0 = Vector256.Sum(a0), s1 = Vector256.Sum(a1), s2 = Vector256.Sum(a2), s3 = Vector256.Sum(a3);
+        for (; i < columns; i++)
+        {
+            var wi = TR.Load1(row, i);
+            s0 += wi * x[i];
+            s1 += wi * x1[i];
+            s2 += wi * x2[i];
+            s3 += wi * x3[i];
+        }
+        y[0] = s0;
+        y[yStride] = s1;
+        y[2L * yStride] = s2;
+        y[3L * yStride] = s3;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Dot4x512<TR>(byte* row, int columns, float* x, float* y, int yStride) where TR : IFloatRow
+    {
+        var a0 = Vector512<float>.Zero;
+        var a1 = Vector512<float>.Zero;
+        var a2 = Vector512<float>.Zero;
+        var a3 = Vector512<float>.Zero;
+        float* x1 = x + columns, x2 = x1 + columns, x3 = x2 + columns;
+        var i = 0;
+        for (; i + 16 <= columns; i += 16)
+        {
+            var wv = TR.Load16(row, i);
+            a0 = Vector512.FusedMultiplyAdd(wv, Vector512.Load(x + i), a0);
+            a1 = Vector512.FusedMultiplyAdd(wv, Vector512.Load(x1 + i), a1);
+            a2 = Vector512.FusedMultiplyAdd(wv, Vector512.Load(x2 + i), a2);
+            a3 = Vector512.FusedMultiplyAdd(wv, Vector512.Load(x3 + i), a3);
+        }
+        float s0 = Vector512.Sum(a0), s1 = Vector512.Sum(a1), s2 = Vector512.Sum(a2), s3 = Vector512.Sum(a3);
+        for (; i < columns; i++)
+        {
+            var wi = TR.Load1(row, i);
+            s0 += wi * x[i];
+            s1 += wi * x1[i];
+            s2 += wi * x2[i];
+            s3 += wi * x3[i];
+        }
+        y[0] = s0;
+        y[yStride] = s1;
+        y[2L * yStride] = s2;
+        y[3L * yStride] = s3;
+    }
+}

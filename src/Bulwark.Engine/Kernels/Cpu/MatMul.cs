@@ -1,0 +1,83 @@
+using Bulwark.Engine.Formats;
+
+namespace Bulwark.Engine.Kernels.Cpu;
+
+/// <summary>
+/// Y[tokens × rows] = X[tokens × columns] · Wᵀ on the worker pool. Quantized weights first turn the
+/// activation rows into 8-bit blocks (once, shared by all threads); then each work item takes a
+/// chunk of weight rows and walks it over tiles of tokens, so a chunk's weights stay in cache while
+/// every token of the tile uses them (GEMM), and a decode step (1 token) is a plain GEMV.
+/// </summary>
+public static unsafe class MatMul
+{
+    /// <summary>Tokens per tile: 64 rows of 8-bit activations (a few hundred KB at most) stay in L2.</summary>
+    private const int TokenTile = 64;
+
+    public static bool IsSupported(GgmlType type) => QuantizedKernels.Handles(type) || FloatKernels.Handles(type);
+
+    public static void Apply(GgmlType type, byte* weights, long rowBytes, int rows, int columns,
+        float* x, float* y, int tokens, InstructionSet isa, WorkerPool pool)
+    {
+        if (!KernelIsa.IsSupported(isa))
+            throw new ArgumentOutOfRangeException(nameof(isa), isa, $"this CPU supports up to {KernelIsa.Detected}");
+        if (tokens <= 0 || rows <= 0) return;
+        var job = new Job
+        {
+            Type = type,
+            Isa = isa,
+            Weights = weights,
+            RowBytes = rowBytes,
+            Rows = rows,
+            Columns = columns,
+            X = x,
+            Y = y,
+            Tokens = tokens,
+        };
+        if (QuantizedKernels.Handles(type))
+        {
+            job.Activations = Q8Activations.ForThread(tokens, columns).Rows;
+            if (tokens >= 8) pool.Run(&QuantizeItem, &job, tokens);
+            else job.Activations.Quantize(x, 0, tokens, isa);
+        }
+        else if (!FloatKernels.Handles(type))
+        {
+            throw new NotSupportedException($"no matmul kernel for weight type {type}");
+        }
+        // Enough chunks to balance the threads, few enough that each covers a useful run of rows.
+        var chunk = Math.Max(4, rows / (pool.ThreadCount * 8));
+        job.ChunkRows = chunk;
+        pool.Run(&RowChunkItem, &job, (rows + chunk - 1) / chunk);
+    }
+
+    private struct Job
+    {
+        public GgmlType Type;
+        public InstructionSet Isa;
+        public byte* Weights;
+        public long RowBytes;
+        public int Rows, Columns, Tokens, ChunkRows;
+        public float* X, Y;
+        public Q8Rows Activations;
+    }
+
+    private static void QuantizeItem(void* context, int token)
+    {
+        var job = (Job*)context;
+        job->Activations.Quantize(job->X, token, 1, job->Isa);
+    }
+
+    private static void RowChunkItem(void* context, int item)
+    {
+        var job = (Job*)context;
+        var r0 = item * job->ChunkRows;
+        var r1 = Math.Min(job->Rows, r0 + job->ChunkRows);
+        for (var t0 = 0; t0 < job->Tokens; t0 += TokenTile)
+        {
+            var t1 = Math.Min(job->Tokens, t0 + TokenTile);
+            if (job->Activations.Quants != null)
+                QuantizedKernels.Tile(job->Type, job->Isa, job->Weights, job->RowBytes, r0, r1, job->Activations, t0, t1, job->Y, job->Rows);
+            else
+                FloatKernels.Tile(job->Type, job->Isa, job->Weights, job->RowBytes, job->Columns, r0, r1, job->X, t0, t1, job->Y, job->Rows);
+        }
+    }
+}

@@ -1,0 +1,121 @@
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+
+namespace Bulwark.Engine.Kernels.Cpu;
+
+/// <summary>
+/// Activation rows quantized to ggml's Q8_0 scheme (blocks of 32 values, scale d = max|x| / 127
+/// rounded to float16, q = round(x / d)), kept as two planes: all int8 quants back to back
+/// (so 64 bytes of two blocks load as one 512-bit vector) and one float scale per block (the f16
+/// value widened once, so kernels do not convert it per row). Per-thread scratch grows to the
+/// largest batch seen and is reused: no allocation per call after warm-up.
+/// </summary>
+internal sealed unsafe class Q8Activations
+{
+    public const int Block = 32;
+
+    [ThreadStatic] private static Q8Activations? _scratch;
+
+    private long _capacityBlocks;
+
+    /// <summary>int8 quants: token t's block b at <c>Quants + (t * Blocks + b) * 32</c>.</summary>
+    public sbyte* Quants { get; private set; }
+
+    /// <summary>Scales: token t's block b at <c>Scales[t * Blocks + b]</c>.</summary>
+    public float* Scales { get; private set; }
+
+    public int Blocks { get; private set; }
+    public int Tokens { get; private set; }
+
+    /// <summary>The planes as a plain struct, for kernels running on worker threads.</summary>
+    public Q8Rows Rows => new(Quants, Scales, Blocks);
+
+    /// <summary>This thread's scratch buffer, sized for <paramref name="tokens"/> rows of <paramref name="columns"/>.</summary>
+    public static Q8Activations ForThread(int tokens, int columns)
+    {
+        var scratch = _scratch ??= new Q8Activations();
+        scratch.Reserve(tokens, columns);
+        return scratch;
+    }
+
+    private void Reserve(int tokens, int columns)
+    {
+        if (columns % Block != 0)
+            throw new ArgumentException($"columns must be a multiple of {Block} for 8-bit activations; got {columns}", nameof(columns));
+        Blocks = columns / Block;
+        Tokens = tokens;
+        var needed = (long)tokens * Blocks;
+        if (needed <= _capacityBlocks) return;
+        Free();
+        var capacity = Math.Max(needed, 64);
+        Quants = (sbyte*)NativeMemory.AlignedAlloc((nuint)(capacity * Block), 64);
+        Scales = (float*)NativeMemory.AlignedAlloc((nuint)(capacity * sizeof(float)), 64);
+        _capacityBlocks = capacity;
+    }
+
+    /// <summary>ggml's quantize_row_q8_0 for one block (rounding half to even, as its AVX2 path does).</summary>
+    public static void QuantizeBlockScalar(float* x, sbyte* q, float* scale)
+    {
+        var amax = 0f;
+        for (var i = 0; i < Block; i++) amax = MathF.Max(amax, MathF.Abs(x[i]));
+        var d = amax / 127f;
+        var id = d != 0 ? 1f / d : 0f;
+        for (var i = 0; i < Block; i++) q[i] = (sbyte)(int)MathF.Round(x[i] * id);
+        *scale = (float)(Half)d;
+    }
+
+    public static void QuantizeBlockVector(float* x, sbyte* q, float* scale)
+    {
+        var v0 = Vector256.Load(x);
+        var v1 = Vector256.Load(x + 8);
+        var v2 = Vector256.Load(x + 16);
+        var v3 = Vector256.Load(x + 24);
+        var m = Vector256.Max(Vector256.Max(Vector256.Abs(v0), Vector256.Abs(v1)), Vector256.Max(Vector256.Abs(v2), Vector256.Abs(v3)));
+        var amax = MathF.Max(MathF.Max(MathF.Max(m[0], m[1]), MathF.Max(m[2], m[3])), MathF.Max(MathF.Max(m[4], m[5]), MathF.Max(m[6], m[7])));
+        var d = amax / 127f;
+        var id = Vector256.Create(d != 0 ? 1f / d : 0f);
+        var i0 = Vector256.ConvertToInt32(Vector256.Round(v0 * id));
+        var i1 = Vector256.ConvertToInt32(Vector256.Round(v1 * id));
+        var i2 = Vector256.ConvertToInt32(Vector256.Round(v2 * id));
+        var i3 = Vector256.ConvertToInt32(Vector256.Round(v3 * id));
+        var s01 = Vector256.Narrow(i0, i1);
+        var s23 = Vector256.Narrow(i2, i3);
+        Vector256.Narrow(s01, s23).Store(q);
+        *scale = (float)(Half)d;
+    }
+
+    private void Free()
+    {
+        if (Quants != null) NativeMemory.AlignedFree(Quants);
+        if (Scales != null) NativeMemory.AlignedFree(Scales);
+        Quants = null;
+        Scales = null;
+        _capacityBlocks = 0;
+    }
+
+    ~Q8Activations() => Free();
+}
+
+/// <summary>Quantized activation rows as <see cref="Q8Activations"/> lays them out.</summary>
+internal readonly unsafe struct Q8Rows(sbyte* quants, float* scales, int blocks)
+{
+    public readonly sbyte* Quants = quants;
+    public readonly float* Scales = scales;
+    public readonly int Blocks = blocks;
+
+    /// <summary>Quantizes token rows [first, first + count) of x (row stride = columns).</summary>
+    public void Quantize(float* x, int first, int count, InstructionSet isa)
+    {
+        var columns = Blocks * Q8Activations.Block;
+        for (var t = first; t < first + count; t++)
+        {
+            for (var b = 0; b < Blocks; b++)
+            {
+                var source = x + (long)t * columns + b * Q8Activations.Block;
+                var index = (long)t * Blocks + b;
+                if (isa == InstructionSet.Scalar) Q8Activations.QuantizeBlockScalar(source, Quants + index * Q8Activations.Block, Scales + index);
+                else Q8Activations.QuantizeBlockVector(source, Quants + index * Q8Activations.Block, Scales + index);
+            }
+        }
+    }
+}

@@ -1,0 +1,245 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using Bulwark.Engine.Formats;
+
+namespace Bulwark.Engine.Kernels.Cpu;
+
+/// <summary>
+/// Q8_0/Q4_0 weight rows times 8-bit activation rows (<see cref="Q8Activations"/>): per block an
+/// integer dot product, scaled by both blocks' scales and summed in float, as ggml's vec_dot_q8_0_q8_0
+/// and vec_dot_q4_0_q8_0. A tile is a range of rows × a range of tokens; each weight block is loaded
+/// once per 4 tokens (the GEMM micro-kernel) so prefill and batched decode reuse it from registers.
+/// </summary>
+internal static unsafe class QuantizedKernels
+{
+    public static bool Handles(GgmlType type) => type is GgmlType.Q8_0 or GgmlType.Q4_0;
+
+    /// <summary>y[t * yStride + r] = row r · activation t, for r in [r0, r1) and t in [t0, t1).</summary>
+    public static void Tile(GgmlType type, InstructionSet isa, byte* w, long rowBytes, int r0, int r1,
+        Q8Rows x, int t0, int t1, float* y, int yStride)
+    {
+        if (type == GgmlType.Q8_0) Tile<Q8_0Block>(isa, w, rowBytes, r0, r1, x, t0, t1, y, yStride);
+        else if (type == GgmlType.Q4_0) Tile<Q4_0Block>(isa, w, rowBytes, r0, r1, x, t0, t1, y, yStride);
+        else throw new NotSupportedException($"no int8 kernel for {type}");
+    }
+
+    private static void Tile<TB>(InstructionSet isa, byte* w, long rowBytes, int r0, int r1,
+        Q8Rows x, int t0, int t1, float* y, int yStride) where TB : IQuantBlock
+    {
+        switch (isa)
+        {
+            case InstructionSet.Scalar: TileScalar<TB>(w, rowBytes, r0, r1, x, t0, t1, y, yStride); break;
+            case InstructionSet.Portable: Tile256<TB, PortableDot>(w, rowBytes, r0, r1, x, t0, t1, y, yStride); break;
+            case InstructionSet.Avx2: Tile256<TB, Avx2Dot>(w, rowBytes, r0, r1, x, t0, t1, y, yStride); break;
+            case InstructionSet.AvxVnni: Tile256<TB, VnniDot>(w, rowBytes, r0, r1, x, t0, t1, y, yStride); break;
+            case InstructionSet.Avx512: Tile512<TB>(w, rowBytes, r0, r1, x, t0, t1, y, yStride); break;
+            default: throw new ArgumentOutOfRangeException(nameof(isa), isa, "unknown instruction set");
+        }
+    }
+
+    /// <summary>The scalar twin: exact integer sums per block, float sums in block order.</summary>
+    private static void TileScalar<TB>(byte* w, long rowBytes, int r0, int r1, Q8Rows x, int t0, int t1, float* y, int yStride)
+        where TB : IQuantBlock
+    {
+        var blocks = x.Blocks;
+        for (var r = r0; r < r1; r++)
+        {
+            var row = w + r * rowBytes;
+            for (var t = t0; t < t1; t++)
+            {
+                var xq = x.Quants + (long)t * blocks * 32;
+                var xs = x.Scales + (long)t * blocks;
+                var sum = 0f;
+                for (var b = 0; b < blocks; b++)
+                {
+                    var block = row + b * TB.Bytes;
+                    var sumi = 0;
+                    for (var i = 0; i < 32; i++) sumi += TB.Quant(block, i) * xq[b * 32 + i];
+                    sum += sumi * (HalfTable.ToSingle(block) * xs[b]);
+                }
+                y[(long)t * yStride + r] = sum;
+            }
+        }
+    }
+
+    private static void Tile256<TB, TD>(byte* w, long rowBytes, int r0, int r1, Q8Rows x, int t0, int t1, float* y, int yStride)
+        where TB : IQuantBlock where TD : IInt8Dot
+    {
+        var blocks = x.Blocks;
+        var tokenQuants = (long)blocks * 32;
+        for (var r = r0; r < r1; r++)
+        {
+            var row = w + r * rowBytes;
+            var t = t0;
+            for (; t + 4 <= t1; t += 4)
+                Dot4x256<TB, TD>(row, blocks, x.Quants + t * tokenQuants, x.Scales + (long)t * blocks, tokenQuants, blocks, y + (long)t * yStride + r, yStride);
+            for (; t < t1; t++)
+                y[(long)t * yStride + r] = Dot1x256<TB, TD>(row, blocks, x.Quants + t * tokenQuants, x.Scales + (long)t * blocks);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static float Dot1x256<TB, TD>(byte* row, int blocks, sbyte* xq, float* xs)
+        where TB : IQuantBlock where TD : IInt8Dot
+    {
+        var acc0 = Vector256<float>.Zero;
+        var acc1 = Vector256<float>.Zero;
+        var b = 0;
+        for (; b + 2 <= blocks; b += 2)
+        {
+            var w0 = row + b * TB.Bytes;
+            var w1 = w0 + TB.Bytes;
+            var p0 = TD.Dot(TB.Quants(w0), Vector256.Load(xq + b * 32));
+            var p1 = TD.Dot(TB.Quants(w1), Vector256.Load(xq + b * 32 + 32));
+            acc0 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(p0), Vector256.Create(HalfTable.ToSingle(w0) * xs[b]), acc0);
+            acc1 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(p1), Vector256.Create(HalfTable.ToSingle(w1) * xs[b + 1]), acc1);
+        }
+        if (b < blocks)
+        {
+            var w0 = row + b * TB.Bytes;
+            var p0 = TD.Dot(TB.Quants(w0), Vector256.Load(xq + b * 32));
+            acc0 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(p0), Vector256.Create(HalfTable.ToSingle(w0) * xs[b]), acc0);
+        }
+        return Vector256.Sum(acc0 + acc1);
+    }
+
+    /// <summary>One weight row against 4 tokens: each weight block is unpacked once for all 4.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Dot4x256<TB, TD>(byte* row, int blocks, sbyte* xq, float* xs, long qStride, int sStride, float* y, int yStride)
+        where TB : IQuantBlock where TD : IInt8Dot
+    {
+        var a0 = Vector256<float>.Zero;
+        var a1 = Vector256<float>.Zero;
+        var a2 = Vector256<float>.Zero;
+        var a3 = Vector256<float>.Zero;
+        var q1 = xq + qStride;
+        var q2 = q1 + qStride;
+        var q3 = q2 + qStride;
+        var s1 = xs + sStride;
+        var s2 = s1 + sStride;
+        var s3 = s2 + sStride;
+        for (var b = 0; b < blocks; b++)
+        {
+            var block = row + b * TB.Bytes;
+            var wq = TB.Quants(block);
+            var d = HalfTable.ToSingle(block);
+            var o = b * 32;
+            a0 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(TD.Dot(wq, Vector256.Load(xq + o))), Vector256.Create(d * xs[b]), a0);
+            a1 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(TD.Dot(wq, Vector256.Load(q1 + o))), Vector256.Create(d * s1[b]), a1);
+            a2 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(TD.Dot(wq, Vector256.Load(q2 + o))), Vector256.Create(d * s2[b]), a2);
+            a3 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(TD.Dot(wq, Vector256.Load(q3 + o))), Vector256.Create(d * s3[b]), a3);
+        }
+        y[0] = Vector256.Sum(a0);
+        y[yStride] = Vector256.Sum(a1);
+        y[2L * yStride] = Vector256.Sum(a2);
+        y[3L * yStride] = Vector256.Sum(a3);
+    }
+
+    private static void Tile512<TB>(byte* w, long rowBytes, int r0, int r1, Q8Rows x, int t0, int t1, float* y, int yStride)
+        where TB : IQuantBlock
+    {
+        var blocks = x.Blocks;
+        var tokenQuants = (long)blocks * 32;
+        for (var r = r0; r < r1; r++)
+        {
+            var row = w + r * rowBytes;
+            var t = t0;
+            for (; t + 4 <= t1; t += 4)
+                Dot4x512<TB>(row, blocks, x.Quants + t * tokenQuants, x.Scales + (long)t * blocks, tokenQuants, blocks, y + (long)t * yStride + r, yStride);
+            for (; t < t1; t++)
+                y[(long)t * yStride + r] = Dot1x512<TB>(row, blocks, x.Quants + t * tokenQuants, x.Scales + (long)t * blocks);
+        }
+    }
+
+    /// <summary>
+    /// 64 int8 pairs (two blocks) as 16 int32 partial sums: lanes 0-7 the first block, 8-15 the second.
+    /// AVX-512 has no vpsignb, so x takes w's sign with a masked negate.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<int> Dot512(Vector512<sbyte> absW, Vector512<sbyte> negative, Vector512<sbyte> x)
+    {
+        var signed = Vector512.ConditionalSelect(negative, Vector512<sbyte>.Zero - x, x);
+        var pairs = Avx512BW.MultiplyAddAdjacent(absW.AsByte(), signed);
+        return Avx512BW.MultiplyAddAdjacent(pairs, Vector512.Create((short)1));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> PairScales(float a, float b) =>
+        Vector512.Create(Vector256.Create(a), Vector256.Create(b));
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static float Dot1x512<TB>(byte* row, int blocks, sbyte* xq, float* xs) where TB : IQuantBlock
+    {
+        var acc = Vector512<float>.Zero;
+        var b = 0;
+        for (; b + 2 <= blocks; b += 2)
+        {
+            var w0 = row + b * TB.Bytes;
+            var w1 = w0 + TB.Bytes;
+            var wq = Vector512.Create(TB.Quants(w0), TB.Quants(w1));
+            var p = Dot512(Vector512.Abs(wq), Vector512.LessThan(wq, Vector512<sbyte>.Zero), Vector512.Load(xq + b * 32));
+            acc = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(p),
+                PairScales(HalfTable.ToSingle(w0) * xs[b], HalfTable.ToSingle(w1) * xs[b + 1]), acc);
+        }
+        var sum = Vector512.Sum(acc);
+        if (b < blocks)
+        {
+            var w0 = row + b * TB.Bytes;
+            sum += Vector256.Sum(Vector256.ConvertToSingle(VnniOrAvx2(TB.Quants(w0), Vector256.Load(xq + b * 32)))) * (HalfTable.ToSingle(w0) * xs[b]);
+        }
+        return sum;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Dot4x512<TB>(byte* row, int blocks, sbyte* xq, float* xs, long qStride, int sStride, float* y, int yStride)
+        where TB : IQuantBlock
+    {
+        var a0 = Vector512<float>.Zero;
+        var a1 = Vector512<float>.Zero;
+        var a2 = Vector512<float>.Zero;
+        var a3 = Vector512<float>.Zero;
+        var q1 = xq + qStride;
+        var q2 = q1 + qStride;
+        var q3 = q2 + qStride;
+        var s1 = xs + sStride;
+        var s2 = s1 + sStride;
+        var s3 = s2 + sStride;
+        var b = 0;
+        for (; b + 2 <= blocks; b += 2)
+        {
+            var w0 = row + b * TB.Bytes;
+            var w1 = w0 + TB.Bytes;
+            var wq = Vector512.Create(TB.Quants(w0), TB.Quants(w1));
+            var absW = Vector512.Abs(wq);
+            var negative = Vector512.LessThan(wq, Vector512<sbyte>.Zero);
+            var d0 = HalfTable.ToSingle(w0);
+            var d1 = HalfTable.ToSingle(w1);
+            var o = b * 32;
+            a0 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(Dot512(absW, negative, Vector512.Load(xq + o))), PairScales(d0 * xs[b], d1 * xs[b + 1]), a0);
+            a1 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(Dot512(absW, negative, Vector512.Load(q1 + o))), PairScales(d0 * s1[b], d1 * s1[b + 1]), a1);
+            a2 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(Dot512(absW, negative, Vector512.Load(q2 + o))), PairScales(d0 * s2[b], d1 * s2[b + 1]), a2);
+            a3 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(Dot512(absW, negative, Vector512.Load(q3 + o))), PairScales(d0 * s3[b], d1 * s3[b + 1]), a3);
+        }
+        float r0 = Vector512.Sum(a0), r1 = Vector512.Sum(a1), r2 = Vector512.Sum(a2), r3 = Vector512.Sum(a3);
+        if (b < blocks)
+        {
+            var block = row + b * TB.Bytes;
+            var wq = TB.Quants(block);
+            var d = HalfTable.ToSingle(block);
+            var o = b * 32;
+            r0 += Vector256.Sum(Vector256.ConvertToSingle(VnniOrAvx2(wq, Vector256.Load(xq + o)))) * (d * xs[b]);
+            r1 += Vector256.Sum(Vector256.ConvertToSingle(VnniOrAvx2(wq, Vector256.Load(q1 + o)))) * (d * s1[b]);
+            r2 += Vector256.Sum(Vector256.ConvertToSingle(VnniOrAvx2(wq, Vector256.Load(q2 + o)))) * (d * s2[b]);
+            r3 += Vector256.Sum(Vector256.ConvertToSingle(VnniOrAvx2(wq, Vector256.Load(q3 + o)))) * (d * s3[b]);
+        }
+        y[0] = r0;
+        y[yStride] = r1;
+        y[2L * yStride] = r2;
+        y[3L * yStride] = r3;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> VnniOrAvx2(Vector256<sbyte> w, Vector256<sbyte> x) =>
+        AvxVnni.IsSupported ? VnniDot.Dot(w, x) : Avx2Dot.Dot(w, x);
+}

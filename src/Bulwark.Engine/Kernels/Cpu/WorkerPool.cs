@@ -1,0 +1,160 @@
+using System.Diagnostics;
+
+namespace Bulwark.Engine.Kernels.Cpu;
+
+/// <summary>
+/// A dedicated pool of worker threads for the kernels: one thread per core (the caller's thread
+/// counts as one), spin-then-park, work split into items claimed with an atomic counter.
+/// A call passes a function pointer and a pointer to a context the caller keeps on its stack,
+/// so <see cref="Run"/> allocates nothing. Only one caller uses the workers at a time; a second
+/// concurrent caller (another session on another thread) or a nested call runs its items inline.
+/// </summary>
+public sealed unsafe class WorkerPool : IDisposable
+{
+    // Perf: a layer's kernels follow each other within microseconds, so workers spin this long
+    // before parking; parking and waking costs tens of microseconds per step.
+    private static readonly long SpinTicks = Stopwatch.Frequency / 5_000; // 200 µs
+
+    private static WorkerPool? _shared;
+    private static readonly object SharedGate = new();
+
+    private readonly Thread[] _threads;
+    private readonly object _gate = new();
+    private volatile bool _disposed;
+    private int _busy;
+    private int _generation;
+    private int _parked;
+
+    // The current job; written by the caller before the generation is bumped.
+    private delegate*<void*, int, void> _work;
+    private void* _context;
+    private int _itemCount;
+    private int _nextItem;
+    private int _running;
+
+    [ThreadStatic] private static bool _isWorker;
+
+    /// <param name="threadCount">Threads that run items, the caller included (at least 1).</param>
+    public WorkerPool(int threadCount)
+    {
+        if (threadCount < 1 || threadCount > 1024)
+            throw new ArgumentOutOfRangeException(nameof(threadCount), threadCount, "thread count must be between 1 and 1024");
+        ThreadCount = threadCount;
+        _threads = new Thread[threadCount - 1];
+        for (var i = 0; i < _threads.Length; i++)
+        {
+            _threads[i] = new Thread(WorkerLoop) { IsBackground = true, Name = $"bulwark-kernel-{i + 1}" };
+            _threads[i].Start();
+        }
+    }
+
+    public int ThreadCount { get; }
+
+    /// <summary>The pool the model's kernels use; sized to the machine's cores unless <see cref="ConfigureShared"/> was called first.</summary>
+    public static WorkerPool Shared
+    {
+        get
+        {
+            if (Volatile.Read(ref _shared) is { } pool) return pool;
+            lock (SharedGate) return _shared ??= new WorkerPool(Environment.ProcessorCount);
+        }
+    }
+
+    /// <summary>Replaces the shared pool with one of <paramref name="threadCount"/> threads (the old one is stopped).</summary>
+    public static void ConfigureShared(int threadCount)
+    {
+        lock (SharedGate)
+        {
+            if (_shared?.ThreadCount == threadCount) return;
+            var old = _shared;
+            _shared = new WorkerPool(threadCount);
+            old?.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// Calls <paramref name="work"/>(context, item) once for every item in [0, itemCount), spread over
+    /// the pool's threads, and returns when all have finished. <paramref name="context"/> must stay
+    /// valid until then (a local of the caller).
+    /// </summary>
+    public void Run(delegate*<void*, int, void> work, void* context, int itemCount)
+    {
+        if (itemCount <= 0) return;
+        if (itemCount == 1 || _threads.Length == 0 || _isWorker || _disposed
+            || Interlocked.CompareExchange(ref _busy, 1, 0) != 0)
+        {
+            for (var i = 0; i < itemCount; i++) work(context, i);
+            return;
+        }
+        try
+        {
+            _work = work;
+            _context = context;
+            _itemCount = itemCount;
+            _nextItem = 0;
+            _running = _threads.Length;
+            Interlocked.Increment(ref _generation);
+            if (Volatile.Read(ref _parked) > 0)
+                lock (_gate) Monitor.PulseAll(_gate);
+            RunItems();
+            var spinner = new SpinWait();
+            while (Volatile.Read(ref _running) != 0) spinner.SpinOnce(-1);
+        }
+        finally
+        {
+            _work = null;
+            _context = null;
+            Volatile.Write(ref _busy, 0);
+        }
+    }
+
+    private void RunItems()
+    {
+        var work = _work;
+        var context = _context;
+        var count = _itemCount;
+        int item;
+        while ((item = Interlocked.Increment(ref _nextItem) - 1) < count)
+            work(context, item);
+    }
+
+    private void WorkerLoop()
+    {
+        _isWorker = true;
+        var seen = Volatile.Read(ref _generation);
+        while (true)
+        {
+            var start = Stopwatch.GetTimestamp();
+            var spins = 0;
+            while (Volatile.Read(ref _generation) == seen && !_disposed)
+            {
+                if ((++spins & 63) == 0 && Stopwatch.GetTimestamp() - start > SpinTicks)
+                {
+                    lock (_gate)
+                    {
+                        Interlocked.Increment(ref _parked);
+                        while (Volatile.Read(ref _generation) == seen && !_disposed) Monitor.Wait(_gate);
+                        Interlocked.Decrement(ref _parked);
+                    }
+                    break;
+                }
+                Thread.SpinWait(8);
+            }
+            if (_disposed) return;
+            seen = Volatile.Read(ref _generation);
+            RunItems();
+            Interlocked.Decrement(ref _running);
+        }
+    }
+
+    public void Dispose()
+    {
+        if (_disposed) return;
+        // Wait for a job in flight to finish before stopping the workers.
+        var spinner = new SpinWait();
+        while (Interlocked.CompareExchange(ref _busy, 1, 0) != 0) spinner.SpinOnce(-1);
+        _disposed = true;
+        lock (_gate) Monitor.PulseAll(_gate);
+        foreach (var t in _threads) t.Join();
+    }
+}

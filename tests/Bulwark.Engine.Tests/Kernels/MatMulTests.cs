@@ -1,0 +1,146 @@
+using Bulwark.Engine.Formats;
+using Bulwark.Engine.Kernels.Cpu;
+using Bulwark.Engine.Kernels.Reference;
+
+namespace Bulwark.Engine.Tests.Kernels;
+
+/// <summary>Every SIMD path against its scalar twin, on awkward sizes, each instruction set forced in turn.</summary>
+public unsafe class MatMulTests : IDisposable
+{
+    private readonly WorkerPool _pool = new(2);
+
+    public void Dispose() => _pool.Dispose();
+
+    public static TheoryData<GgmlType, InstructionSet> TypesAndPaths()
+    {
+        var data = new TheoryData<GgmlType, InstructionSet>();
+        foreach (var type in new[] { GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.F32, GgmlType.F16, GgmlType.BF16 })
+        foreach (var isa in Enum.GetValues<InstructionSet>())
+            if (isa != InstructionSet.Scalar && KernelIsa.IsSupported(isa)) data.Add(type, isa);
+        return data;
+    }
+
+    // rows, columns (a multiple of 32 as the block formats require), tokens.
+    private static readonly (int Rows, int Columns, int Tokens)[] Shapes =
+    [
+        (1, 32, 1), (3, 64, 1), (5, 96, 3), (17, 160, 4), (33, 224, 5), (70, 544, 9), (130, 96, 70),
+    ];
+
+    [Theory]
+    [MemberData(nameof(TypesAndPaths))]
+    public void SimdPathMatchesTheScalarTwin(GgmlType type, InstructionSet isa)
+    {
+        foreach (var (rows, columns, tokens) in Shapes)
+        {
+            using var w = new RandomMatrix(type, rows, columns, seed: rows * 31 + columns);
+            var x = RandomMatrix.Activations(tokens, columns, seed: tokens);
+            var expected = w.Multiply(x, tokens, InstructionSet.Scalar, _pool);
+            var actual = w.Multiply(x, tokens, isa, _pool);
+            for (var i = 0; i < expected.Length; i++)
+                Assert.True(Math.Abs(expected[i] - actual[i]) <= 1e-4f * (1 + Math.Abs(expected[i])),
+                    $"{type} {isa} [{rows}×{columns}]·{tokens} tokens: element {i} scalar {expected[i]} simd {actual[i]}");
+        }
+    }
+
+    [Theory]
+    [InlineData(GgmlType.F32)]
+    [InlineData(GgmlType.F16)]
+    [InlineData(GgmlType.BF16)]
+    public void FloatScalarPathIsTheReferenceMatVec(GgmlType type)
+    {
+        using var w = new RandomMatrix(type, 9, 100, seed: 5);
+        var x = RandomMatrix.Activations(2, 100, seed: 6);
+        var y = w.Multiply(x, 2, InstructionSet.Scalar, _pool);
+        for (var t = 0; t < 2; t++)
+        {
+            var expected = new float[9];
+            MatVec.Apply(type, w.Data, w.RowBytes, 9, 100, x.AsSpan(t * 100, 100), expected);
+            Assert.Equal(expected, y.AsSpan(t * 9, 9).ToArray());
+        }
+    }
+
+    [Theory]
+    [InlineData(GgmlType.Q8_0)]
+    [InlineData(GgmlType.Q4_0)]
+    public void QuantizedScalarPathIsCloseToTheFloatReference(GgmlType type)
+    {
+        // 8-bit activations lose at most half a step (max|x|/254) per element; the bound sums that
+        // error over the row against |w|.
+        const int rows = 11, columns = 256, tokens = 3;
+        using var w = new RandomMatrix(type, rows, columns, seed: 9);
+        var x = RandomMatrix.Activations(tokens, columns, seed: 10);
+        var y = w.Multiply(x, tokens, InstructionSet.Scalar, _pool);
+        var dequantized = new float[columns];
+        for (var r = 0; r < rows; r++)
+        {
+            Dequantize.Row(type, new ReadOnlySpan<byte>(w.Data + r * w.RowBytes, (int)w.RowBytes), dequantized);
+            for (var t = 0; t < tokens; t++)
+            {
+                var xt = x.AsSpan(t * columns, columns);
+                var exact = 0.0;
+                var bound = 0.0;
+                for (var i = 0; i < columns; i++)
+                {
+                    exact += (double)dequantized[i] * xt[i];
+                    var blockMax = 0f;
+                    for (var j = i / 32 * 32; j < i / 32 * 32 + 32; j++) blockMax = Math.Max(blockMax, Math.Abs(xt[j]));
+                    bound += Math.Abs(dequantized[i]) * (blockMax / 254 * 1.01 + 1e-6);
+                }
+                Assert.True(Math.Abs(y[t * rows + r] - exact) <= bound + 1e-4,
+                    $"{type} row {r} token {t}: int8 path {y[t * rows + r]} float {exact} bound {bound}");
+            }
+        }
+    }
+
+    [Fact]
+    public void VectorActivationQuantizerMatchesTheScalarOne()
+    {
+        var random = new Random(3);
+        var x = new float[32 * 50];
+        for (var i = 0; i < x.Length; i++) x[i] = (float)(random.NextDouble() * 10 - 5) * (i / 32 % 7 == 0 ? 1e-3f : 1f);
+        x.AsSpan(32 * 5, 32).Clear(); // an all-zero block: scale 0, quants 0
+        var qs = new sbyte[32];
+        var qv = new sbyte[32];
+        fixed (float* px = x)
+        fixed (sbyte* ps = qs)
+        fixed (sbyte* pv = qv)
+        {
+            for (var b = 0; b < 50; b++)
+            {
+                float ss, sv;
+                Q8Activations.QuantizeBlockScalar(px + b * 32, ps, &ss);
+                Q8Activations.QuantizeBlockVector(px + b * 32, pv, &sv);
+                Assert.Equal(ss, sv);
+                Assert.Equal(qs, qv);
+                Assert.All(qs, q => Assert.InRange(q, -127, 127));
+            }
+        }
+    }
+
+    [Fact]
+    public void TheActivePathRespectsTheMaxSwitch()
+    {
+        var saved = KernelIsa.Max;
+        try
+        {
+            foreach (var isa in Enum.GetValues<InstructionSet>())
+            {
+                KernelIsa.Max = isa;
+                Assert.True(KernelIsa.Active <= isa);
+                Assert.True(KernelIsa.IsSupported(KernelIsa.Active));
+            }
+        }
+        finally
+        {
+            KernelIsa.Max = saved;
+        }
+    }
+
+    [Fact]
+    public void AnUnsupportedPathIsRefusedWithTheBestSupportedOneNamed()
+    {
+        using var w = new RandomMatrix(GgmlType.Q8_0, 1, 32, 1);
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => w.Multiply(new float[32], 1, (InstructionSet)99, _pool));
+        Assert.Contains(KernelIsa.Detected.ToString(), e.Message);
+    }
+}

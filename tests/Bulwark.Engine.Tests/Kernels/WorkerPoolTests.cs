@@ -1,0 +1,133 @@
+using Bulwark.Engine.Kernels.Cpu;
+
+namespace Bulwark.Engine.Tests.Kernels;
+
+public unsafe class WorkerPoolTests
+{
+    private struct Counts
+    {
+        public int* PerItem;
+        public int Length;
+    }
+
+    private static void CountItem(void* context, int item)
+    {
+        var counts = (Counts*)context;
+        Interlocked.Increment(ref counts->PerItem[item]);
+    }
+
+    private static int[] RunOnce(WorkerPool pool, int items)
+    {
+        var perItem = new int[items];
+        fixed (int* p = perItem)
+        {
+            var counts = new Counts { PerItem = p, Length = items };
+            pool.Run(&CountItem, &counts, items);
+        }
+        return perItem;
+    }
+
+    [Theory]
+    [InlineData(1, 1)]
+    [InlineData(2, 1)]
+    [InlineData(2, 2)]
+    [InlineData(3, 7)]
+    [InlineData(4, 1000)]
+    public void EveryItemRunsExactlyOnce(int threads, int items)
+    {
+        using var pool = new WorkerPool(threads);
+        for (var round = 0; round < 50; round++)
+            Assert.All(RunOnce(pool, items), c => Assert.Equal(1, c));
+    }
+
+    [Fact]
+    public void ZeroItemsIsANoOp()
+    {
+        using var pool = new WorkerPool(2);
+        Assert.Empty(RunOnce(pool, 0));
+    }
+
+    [Fact]
+    public void ConcurrentCallersEachGetAllTheirItems()
+    {
+        using var pool = new WorkerPool(3);
+        var failures = 0;
+        var threads = Enumerable.Range(0, 4).Select(_ => new Thread(() =>
+        {
+            for (var round = 0; round < 200; round++)
+                if (RunOnce(pool, 37).Any(c => c != 1)) Interlocked.Increment(ref failures);
+        })).ToList();
+        threads.ForEach(t => t.Start());
+        threads.ForEach(t => t.Join());
+        Assert.Equal(0, failures);
+    }
+
+    private static WorkerPool? _nestedPool;
+
+    private static void NestedItem(void* context, int item)
+    {
+        var inner = RunOnce(_nestedPool!, 5);
+        if (inner.All(c => c == 1)) Interlocked.Increment(ref ((Counts*)context)->PerItem[item]);
+    }
+
+    [Fact]
+    public void ANestedCallFromAWorkerRunsInline()
+    {
+        using var pool = new WorkerPool(2);
+        _nestedPool = pool;
+        var perItem = new int[16];
+        fixed (int* p = perItem)
+        {
+            var counts = new Counts { PerItem = p, Length = 16 };
+            pool.Run(&NestedItem, &counts, 16);
+        }
+        Assert.All(perItem, c => Assert.Equal(1, c));
+    }
+
+    private static void NoOp(void* context, int item) { }
+
+    [Fact]
+    public void RunAllocatesNothingOnTheCallingThread()
+    {
+        using var pool = new WorkerPool(2);
+        var context = 0;
+        for (var i = 0; i < 10; i++) pool.Run(&NoOp, &context, 8);
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        for (var i = 0; i < 1000; i++) pool.Run(&NoOp, &context, 8);
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+
+    [Fact]
+    public void WorkersParkWhenIdleAndWakeForTheNextCall()
+    {
+        using var pool = new WorkerPool(2);
+        Thread.Sleep(50); // longer than the spin window: the worker parks
+        Assert.All(RunOnce(pool, 100), c => Assert.Equal(1, c));
+    }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(-1)]
+    [InlineData(1025)]
+    public void ThreadCountOutsideOneTo1024IsRejected(int threads)
+    {
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => new WorkerPool(threads));
+        Assert.Contains("between 1 and 1024", e.Message);
+    }
+
+    [Fact]
+    public void ThreadCountsInsideTheLimitsAreAccepted()
+    {
+        using (var one = new WorkerPool(1)) Assert.Equal(1, one.ThreadCount);
+        using var many = new WorkerPool(64);
+        Assert.All(RunOnce(many, 300), c => Assert.Equal(1, c));
+    }
+
+    [Fact]
+    public void ADisposedPoolStillRunsItemsInline()
+    {
+        var pool = new WorkerPool(2);
+        pool.Dispose();
+        Assert.All(RunOnce(pool, 10), c => Assert.Equal(1, c));
+    }
+}

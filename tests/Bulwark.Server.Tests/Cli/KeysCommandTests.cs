@@ -1,0 +1,161 @@
+using System.Net;
+using System.Text.Json;
+using Bulwark.Server.Tests.Security;
+
+namespace Bulwark.Server.Tests.Cli;
+
+public class KeysCommandTests
+{
+    [Fact]
+    public async Task CreateWithJsonPrintsOneObjectWhoseKeyARunningServerAccepts()
+    {
+        var dir = SecuredApp.NewDataDir();
+        await using var app = await SecuredApp.StartAsync(dir);
+        var created = await CliHarness.RunAsync("keys", "create", "--name", "ci", "--tenant", "team-a", "--models", "m1, m2", "--rpm", "60",
+            "--tpm", "1000", "--tpd", "50000", "--concurrency", "4", "--priority", "3", "--expires", "30d", "--json", "--data-dir", dir);
+        Assert.True(created.ExitCode == 0, created.Error);
+        using var json = JsonDocument.Parse(created.Output);
+        var root = json.RootElement;
+        var key = root.GetProperty("key").GetString()!;
+        Assert.StartsWith("bwk_" + root.GetProperty("id").GetString() + "_", key);
+        Assert.Equal("team-a", root.GetProperty("tenant").GetString());
+        Assert.Equal(["m1", "m2"], root.GetProperty("models").EnumerateArray().Select(m => m.GetString()));
+        Assert.Equal(60, root.GetProperty("rpm").GetInt64());
+        Assert.Equal(1000, root.GetProperty("tpm").GetInt64());
+        Assert.Equal(50000, root.GetProperty("tokens_per_day").GetInt64());
+        Assert.Equal(4, root.GetProperty("concurrency").GetInt64());
+        Assert.Equal(3, root.GetProperty("priority").GetInt32());
+        var expires = root.GetProperty("expires_at").GetDateTimeOffset();
+        Assert.InRange(expires - DateTimeOffset.UtcNow, TimeSpan.FromDays(29.9), TimeSpan.FromDays(30));
+
+        using var response = await app.Client(key).GetAsync("/v1/models");
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        using var denied = await app.Client(key).PostAsync("/v1/chat/completions", SecuredApp.Chat("m3"));
+        Assert.Equal(HttpStatusCode.Forbidden, denied.StatusCode);
+    }
+
+    [Fact]
+    public async Task CreateWithoutJsonShowsTheKeyOnceAndHowToUseIt()
+    {
+        var dir = SecuredApp.NewDataDir();
+        var created = await CliHarness.RunAsync("keys", "create", "--name", "plain", "--data-dir", dir);
+        Assert.Equal(0, created.ExitCode);
+        var lines = created.Output.Split('\n', StringSplitOptions.TrimEntries);
+        Assert.Single(lines, l => l.StartsWith("bwk_", StringComparison.Ordinal));
+        Assert.Contains("shown only this once", created.Output);
+        Assert.Contains("Authorization: Bearer", created.Output);
+
+        var list = await CliHarness.RunAsync("keys", "list", "--data-dir", dir);
+        Assert.Contains("plain", list.Output);
+        Assert.DoesNotContain(lines.Single(l => l.StartsWith("bwk_", StringComparison.Ordinal)), list.Output);
+    }
+
+    [Fact]
+    public async Task ListJsonShowsEveryKeyButNeverItsTextOrHash()
+    {
+        var dir = SecuredApp.NewDataDir();
+        var a = Key(await CliHarness.RunAsync("keys", "create", "--name", "a", "--json", "--data-dir", dir));
+        var b = Key(await CliHarness.RunAsync("keys", "create", "--name", "b", "--admin", "--json", "--data-dir", dir));
+        Assert.StartsWith("bwa_", b.Key);
+
+        var list = await CliHarness.RunAsync("keys", "list", "--json", "--data-dir", dir);
+        Assert.Equal(0, list.ExitCode);
+        using var json = JsonDocument.Parse(list.Output);
+        var rows = json.RootElement.EnumerateArray().ToList();
+        Assert.Equal([a.Id, b.Id], rows.Select(r => r.GetProperty("id").GetString()));
+        Assert.Equal([false, true], rows.Select(r => r.GetProperty("admin").GetBoolean()));
+        Assert.All(rows, r => Assert.False(r.TryGetProperty("key", out _)));
+        Assert.DoesNotContain(a.Key[17..], list.Output);
+        Assert.DoesNotContain("hash", list.Output);
+    }
+
+    [Fact]
+    public async Task RevokeThroughTheCliIsRefusedByARunningServerWithinOneSecond()
+    {
+        var dir = SecuredApp.NewDataDir();
+        await using var app = await SecuredApp.StartAsync(dir);
+        var issued = Key(await CliHarness.RunAsync("keys", "create", "--name", "r", "--json", "--data-dir", dir));
+        Assert.Equal(HttpStatusCode.OK, (await app.Client(issued.Key).GetAsync("/v1/models")).StatusCode); // now cached
+
+        var revoked = await CliHarness.RunAsync("keys", "revoke", issued.Id, "--data-dir", dir);
+        Assert.Equal(0, revoked.ExitCode);
+        Assert.Equal($"revoked {issued.Id}\n", revoked.Output.ReplaceLineEndings("\n"));
+        Assert.True(await Eventually.WithinAsync(TimeSpan.FromSeconds(1), async () =>
+            (await app.Client(issued.Key).GetAsync("/v1/models")).StatusCode == HttpStatusCode.Unauthorized));
+    }
+
+    [Fact]
+    public async Task RotateIssuesAWorkingKeyWithTheSameSettingsAndRetiresTheOld()
+    {
+        var dir = SecuredApp.NewDataDir();
+        await using var app = await SecuredApp.StartAsync(dir);
+        var old = Key(await CliHarness.RunAsync("keys", "create", "--name", "svc", "--tenant", "t9", "--rpm", "7", "--json", "--data-dir", dir));
+        var rotated = await CliHarness.RunAsync("keys", "rotate", old.Id, "--json", "--data-dir", dir);
+        Assert.True(rotated.ExitCode == 0, rotated.Error);
+        using var json = JsonDocument.Parse(rotated.Output);
+        var fresh = json.RootElement.GetProperty("key").GetString()!;
+        Assert.Equal("t9", json.RootElement.GetProperty("tenant").GetString());
+        Assert.Equal(7, json.RootElement.GetProperty("rpm").GetInt64());
+
+        Assert.Equal(HttpStatusCode.OK, (await app.Client(fresh).GetAsync("/v1/models")).StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await app.Client(old.Key).GetAsync("/v1/models")).StatusCode);
+        var again = await CliHarness.RunAsync("keys", "rotate", old.Id, "--data-dir", dir);
+        Assert.Equal(1, again.ExitCode);
+        Assert.Contains($"no active key with id '{old.Id}'", again.Error);
+    }
+
+    [Theory]
+    [InlineData("--rpm", "-1", "rpm must be 0 (no limit) or more; got -1")]
+    [InlineData("--tpm", "-5", "tpm must be 0 (no limit) or more; got -5")]
+    [InlineData("--tpd", "-2", "tokens-per-day must be 0 (no limit) or more; got -2")]
+    [InlineData("--concurrency", "-3", "concurrency must be 0 (no limit) or more; got -3")]
+    [InlineData("--priority", "10", "priority must be between 0 and 9; got 10")]
+    [InlineData("--priority", "-1", "priority must be between 0 and 9; got -1")]
+    [InlineData("--expires", "0d", "expires lifetime must be 1 to 3650 days")]
+    [InlineData("--expires", "3651d", "expires lifetime must be 1 to 3650 days")]
+    [InlineData("--expires", "2001-01-01", "expires must be in the future")]
+    [InlineData("--expires", "soon", "expires must be a lifetime (90m, 12h, 30d) or a date")]
+    [InlineData("--tenant", "a,b", "tenant must be 1 to 100 printable characters without commas; got 'a,b'")]
+    public async Task InvalidSettingsFailWithTheFieldAndValueAndCreateNothing(string flag, string value, string message)
+    {
+        var dir = SecuredApp.NewDataDir();
+        var result = await CliHarness.RunAsync("keys", "create", "--name", "x", flag, value, "--data-dir", dir);
+        Assert.Equal(1, result.ExitCode);
+        Assert.Contains(message, result.Error);
+        Assert.Equal("", result.Output);
+        var list = await CliHarness.RunAsync("keys", "list", "--json", "--data-dir", dir);
+        Assert.Equal("[]", list.Output.Trim());
+    }
+
+    [Theory]
+    [InlineData("9")]
+    [InlineData("0")]
+    public async Task PriorityAtTheLimitsIsAccepted(string priority)
+    {
+        var result = await CliHarness.RunAsync("keys", "create", "--name", "p", "--priority", priority, "--json", "--data-dir", SecuredApp.NewDataDir());
+        Assert.True(result.ExitCode == 0, result.Error);
+    }
+
+    [Fact]
+    public async Task RevokingAnUnknownIdFails()
+    {
+        var result = await CliHarness.RunAsync("keys", "revoke", "aaaaaaaaaaaa", "--data-dir", SecuredApp.NewDataDir());
+        Assert.Equal(1, result.ExitCode);
+        Assert.Contains("no key with id 'aaaaaaaaaaaa'", result.Error);
+    }
+
+    [Fact]
+    public async Task APostgresStoreWithoutTheSharedHmacSecretIsRefusedBeforeConnecting()
+    {
+        var result = await CliHarness.RunAsync("keys", "list", "--database", "Host=127.0.0.1;Port=1;Username=nobody", "--data-dir", SecuredApp.NewDataDir());
+        Assert.Equal(1, result.ExitCode);
+        Assert.Contains("Bulwark__Security__HmacSecret", result.Error);
+    }
+
+    internal static (string Id, string Key) Key(CliHarness.Result created)
+    {
+        Assert.True(created.ExitCode == 0, created.Error);
+        using var json = JsonDocument.Parse(created.Output);
+        return (json.RootElement.GetProperty("id").GetString()!, json.RootElement.GetProperty("key").GetString()!);
+    }
+}
