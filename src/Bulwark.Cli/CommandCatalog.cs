@@ -10,6 +10,7 @@ internal static class CommandCatalog
     {
         yield return GenerateCommand.Create();
         yield return InfoCommand.Create();
+        yield return ServeCommand.Create();
         yield return ModelsCommand.Create();
         yield return BenchCommand.Create();
         yield return TokenizeCommand.Create();
