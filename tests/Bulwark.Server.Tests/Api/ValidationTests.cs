@@ -208,6 +208,7 @@ public sealed class ValidationTests(ValidationTests.Server server) : IClassFixtu
 
         // Kestrel closes the connection after a 413; a fresh client keeps the other cases off that connection.
         using var http = new HttpClient { BaseAddress = server.Running.Http.BaseAddress };
+        http.DefaultRequestHeaders.Authorization = server.Running.Http.DefaultRequestHeaders.Authorization;
         var (status, body, _) = await RawHttp.PostJsonAsync(http, "v1/chat/completions", json);
 
         Assert.Equal(expected, status);
@@ -224,6 +225,7 @@ public sealed class ValidationTests(ValidationTests.Server server) : IClassFixtu
         request.Headers.TransferEncodingChunked = true;
 
         using var http = new HttpClient { BaseAddress = server.Running.Http.BaseAddress };
+        http.DefaultRequestHeaders.Authorization = server.Running.Http.DefaultRequestHeaders.Authorization;
         using var response = await http.SendAsync(request);
 
         Assert.Equal(413, (int)response.StatusCode);
