@@ -16,6 +16,6 @@ internal static class BenchCommand
     // One line per subcommand, each defined in its own file.
     private static IEnumerable<Command> Subcommands()
     {
-        yield break;
+        yield return BenchRedactorCommand.Create();
     }
 }

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Bulwark.Server.Admission;
 using Bulwark.Server.Backends;
+using Bulwark.Server.Guardrails.Output;
 using Bulwark.Server.Hosting;
 using Bulwark.Server.Observability;
 using Microsoft.AspNetCore.Http;
@@ -12,7 +13,7 @@ namespace Bulwark.Server.Api;
 /// backend → response, streamed as Server-Sent Events or answered whole.
 /// </summary>
 public sealed class CompletionEndpoint(
-    IGenerationBackend backend, ApiLimits limits, AdmissionGate admission, ShutdownDrain drain, ServerMetrics metrics, TimeProvider time)
+    IGenerationBackend backend, ApiLimits limits, AdmissionGate admission, ShutdownDrain drain, ServerMetrics metrics, TimeProvider time, OutputGuard outputGuard)
 {
     public async Task HandleAsync(HttpContext context, ResponseKind kind)
     {
@@ -40,7 +41,7 @@ public sealed class CompletionEndpoint(
         for (var i = 0; i < choices.Length; i++) choices[i] = new();
         try
         {
-            await foreach (var delta in run.RunAsync(cancellationToken))
+            await foreach (var delta in outputGuard.ApplyAsync(run.RunAsync(cancellationToken), job.Choices, cancellationToken))
             {
                 var c = choices[delta.Index];
                 c.Text.Append(delta.Text);
@@ -67,7 +68,7 @@ public sealed class CompletionEndpoint(
         var offsets = new int[job.Choices];
         try
         {
-            await foreach (var delta in run.RunAsync(cancellationToken))
+            await foreach (var delta in outputGuard.ApplyAsync(run.RunAsync(cancellationToken), job.Choices, cancellationToken))
             {
                 var first = !started[delta.Index];
                 started[delta.Index] = true;

@@ -14,7 +14,8 @@ namespace Bulwark.Server.Api;
 /// finish reasons <c>length</c>, <c>eos_token</c>, <c>stop_sequence</c>. Errors use the OpenAI shape.
 /// </summary>
 public sealed class TgiGenerateEndpoint(
-    IGenerationBackend backend, ApiLimits limits, AdmissionGate admission, ShutdownDrain drain, ServerMetrics metrics, TimeProvider time)
+    IGenerationBackend backend, ApiLimits limits, AdmissionGate admission, ShutdownDrain drain, ServerMetrics metrics, TimeProvider time,
+    Guardrails.Output.OutputGuard outputGuard)
 {
     /// <summary>TGI's own default for <c>max_new_tokens</c>.</summary>
     public const int DefaultMaxNewTokens = 100;
@@ -42,11 +43,11 @@ public sealed class TgiGenerateEndpoint(
         // Each token is sent one step late, so the last can carry generated_text and details as TGI's does.
         GeneratedToken? held = null;
         var index = 0;
-        await foreach (var delta in run.RunAsync(cancel.Token))
+        await foreach (var delta in outputGuard.ApplyAsync(run.RunAsync(cancel.Token), job.Choices, cancel.Token))
         {
             text.Append(delta.Text);
             if (delta.Finish != FinishReason.None)
-                finish = delta.Finish == FinishReason.Length ? "length" : delta.MatchedStopString ? "stop_sequence" : "eos_token";
+                finish = delta.Finish switch { FinishReason.Length => "length", FinishReason.ContentFilter => "content_filter", _ => delta.MatchedStopString ? "stop_sequence" : "eos_token" };
             foreach (var token in delta.Tokens ?? [])
             {
                 if (token.IsClosingOnly) continue;

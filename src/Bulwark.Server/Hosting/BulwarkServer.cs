@@ -64,6 +64,7 @@ public static class BulwarkServer
         services.AddSingleton<AdmissionGate>();
         services.AddSingleton<ShutdownDrain>();
         services.AddSingleton<ReadinessProbe>();
+        services.AddSingleton<Guardrails.Output.OutputGuard>();
         services.AddApiEndpoints();
 
         var app = builder.Build();
