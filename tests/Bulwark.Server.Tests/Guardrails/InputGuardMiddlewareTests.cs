@@ -17,7 +17,7 @@ public sealed class InputGuardMiddlewareTests
 
     private static async Task<RunningServer> Start(ScriptedBackend backend, string policy)
     {
-        var server = await RunningServer.StartAsync(backend, new() { ["Bulwark:Guardrails:Input:Policy"] = policy });
+        var server = await RunningServer.StartAsync(backend, new() { ["Bulwark:Guardrails:Input:Policy"] = policy }, secured: false);
         await server.Http.GetStringAsync("metrics"); // the exposition starts listening at the first scrape
         return server;
     }
