@@ -19,5 +19,6 @@ internal static class BenchCommand
         yield return BenchEngineCommand.Create();
         yield return BenchSecurityCommand.Create();
         yield return BenchServeCommand.Create();
+        yield return BenchRedactorCommand.Create();
     }
 }

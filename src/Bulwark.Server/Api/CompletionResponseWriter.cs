@@ -87,6 +87,7 @@ public sealed class CompletionResponseWriter(CompletionJob job, string id, long 
     public static string Name(FinishReason finish) => finish switch
     {
         FinishReason.Length => "length",
+        FinishReason.ContentFilter => "content_filter",
         _ => "stop",
     };
 

@@ -75,6 +75,12 @@ public sealed class CompletionRun(
                 pending?.Add(token);
             }
             var text = Pass(filter, matcher.Push(token.Text));
+            if (filter is { Blocked: true })
+            {
+                // The output guard ended this choice: what it let through is the last text; returning cancels the sequence.
+                output.TryWrite(new ChoiceDelta(index, text, FinishReason.ContentFilter, Take(ref pending)));
+                return;
+            }
             var finish = matcher.Stopped ? FinishReason.Stop : token.Finish;
             if (finish != FinishReason.None)
             {

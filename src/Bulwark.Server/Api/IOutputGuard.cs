@@ -1,3 +1,4 @@
+using Bulwark.Server.Backends;
 using Bulwark.Server.Guardrails.Output;
 
 namespace Bulwark.Server.Api;
@@ -18,6 +19,13 @@ public interface IOutputFilter
     string Push(string text);
 
     string Flush();
+
+    /// <summary>
+    /// True once the filter decided the choice must end here (a secret in block mode): the text
+    /// returned by the last <see cref="Push"/> is the last the client sees, and the choice finishes
+    /// with <see cref="FinishReason.ContentFilter"/>.
+    /// </summary>
+    bool Blocked => false;
 }
 
 /// <summary>No output guard (tests of the bare API).</summary>
@@ -28,15 +36,21 @@ public sealed class NoOutputGuard : IOutputGuard
     public IOutputFilter? Begin() => null;
 }
 
-/// <summary>Replaces secrets (API keys, private keys, tokens) in generated text with <c>[REDACTED:rule]</c>, whatever the token boundaries.</summary>
-public sealed class SecretRedactionGuard(SecretRuleSet? rules = null) : IOutputGuard
+/// <summary>
+/// Replaces secrets (API keys, private keys, tokens) in generated text with <c>[REDACTED:rule]</c>,
+/// whatever the token boundaries; in <see cref="OutputGuardMode.Block"/> mode the choice ends
+/// before the secret instead (<c>finish_reason: "content_filter"</c>).
+/// </summary>
+public sealed class SecretRedactionGuard(OutputGuardMode mode = OutputGuardMode.Redact, SecretRuleSet? rules = null) : IOutputGuard
 {
-    public IOutputFilter? Begin() => new Filter(new StreamingRedactor(OutputGuardMode.Redact, rules));
+    public IOutputFilter? Begin() => new Filter(new StreamingRedactor(mode, rules));
 
     private sealed class Filter(StreamingRedactor redactor) : IOutputFilter
     {
         public string Push(string text) => text.Length == 0 ? "" : redactor.Push(text);
 
         public string Flush() => redactor.Flush();
+
+        public bool Blocked => redactor.IsBlocked;
     }
 }

@@ -61,7 +61,7 @@ public sealed class TgiGenerateEndpoint(
         {
             text.Append(delta.Text);
             if (delta.Finish != FinishReason.None)
-                finish = delta.Finish == FinishReason.Length ? "length" : delta.MatchedStopString ? "stop_sequence" : "eos_token";
+                finish = delta.Finish switch { FinishReason.Length => "length", FinishReason.ContentFilter => "content_filter", _ => delta.MatchedStopString ? "stop_sequence" : "eos_token" };
             foreach (var token in delta.Tokens ?? [])
             {
                 if (token.IsClosingOnly) continue;

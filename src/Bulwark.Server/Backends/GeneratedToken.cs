@@ -9,6 +9,8 @@ public enum FinishReason
     Stop,
     /// <summary><c>max_tokens</c> or the context length was reached.</summary>
     Length,
+    /// <summary>The output guard ended the choice (a secret in block mode): <c>content_filter</c>.</summary>
+    ContentFilter,
 }
 
 /// <summary>One alternative at a position, for <c>top_logprobs</c>.</summary>

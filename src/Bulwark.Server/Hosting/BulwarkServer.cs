@@ -80,7 +80,7 @@ public static class BulwarkServer
         {
             services.AddBulwarkSecurity(builder.Configuration, settings.Data.EnsureCreated());
             services.AddSingleton<IRequestPolicy, KeyPolicy>();
-            services.AddSingleton<IOutputGuard>(settings.RedactSecrets ? new SecretRedactionGuard() : NoOutputGuard.Instance);
+            services.AddSingleton<IOutputGuard>(settings.RedactSecrets ? new SecretRedactionGuard(Guardrails.Output.OutputGuardModes.Read(builder.Configuration)) : NoOutputGuard.Instance);
             // After every provider the host or the caller added: each log line passes the secret redactor.
             builder.Logging.AddBulwarkRedaction();
         }
