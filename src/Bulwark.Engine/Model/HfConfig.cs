@@ -31,7 +31,7 @@ public static class HfConfig
     {
         var full = Path.GetFullPath(path);
         var size = new FileInfo(full).Length;
-        if (size > MaxBytes) throw new ModelFormatException(full, FileName, $"{size} bytes exceeds the limit of {MaxBytes}");
+        if (size > MaxBytes) throw new ModelFormatException(full, "size", $"{size} bytes exceeds the limit of {MaxBytes}");
         return Parse(File.ReadAllBytes(full), full);
     }
 
@@ -39,7 +39,7 @@ public static class HfConfig
     {
         // JsonDocument only notices invalid UTF-8 when a string is read; refuse it up front.
         if (!System.Text.Unicode.Utf8.IsValid(json.Span))
-            throw new ModelFormatException(source, FileName, "is not valid UTF-8");
+            throw new ModelFormatException(source, "content", "is not valid UTF-8");
         JsonDocument document;
         try
         {
@@ -47,12 +47,12 @@ public static class HfConfig
         }
         catch (JsonException e)
         {
-            throw new ModelFormatException(source, FileName, $"is not valid JSON: {e.Message}", e);
+            throw new ModelFormatException(source, "content", $"is not valid JSON: {e.Message}", e);
         }
         using (document)
         {
             if (document.RootElement.ValueKind != JsonValueKind.Object)
-                throw new ModelFormatException(source, FileName, $"must be a JSON object; got {document.RootElement.ValueKind}");
+                throw new ModelFormatException(source, "content", $"must be a JSON object; got {document.RootElement.ValueKind}");
             return Convert(new HfConfigFields(document.RootElement, source));
         }
     }

@@ -73,7 +73,7 @@ internal readonly struct HfConfigFields(JsonElement element, string file, string
     }
 
     /// <summary>Text from the file for an error message, cut short.</summary>
-    public static string Cut(string text) => text.Length <= 80 ? text : text[..80] + "…";
+    public static string Cut(string text) => ShownText.Of(text, 80);
 
     /// <summary>A JSON value for an error message, cut short so a hostile config cannot flood the log.</summary>
     public static string Show(JsonElement value)

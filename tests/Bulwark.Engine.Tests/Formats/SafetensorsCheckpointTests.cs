@@ -76,6 +76,14 @@ public class SafetensorsCheckpointTests
     }
 
     [Fact]
+    public void ControlCharactersFromTheFileAreEscapedInErrors()
+    {
+        var e = Refused(ShardedFolder(new() { ["a"] = ShardA, ["b"] = ShardA, ["c"] = "x\n2026-01-01 INFO forged.safetensors" }));
+        Assert.DoesNotContain("\n", e.Message);
+        Assert.Contains("x\\u000A2026-01-01 INFO forged.safetensors\" must be a plain file name", e.Message);
+    }
+
+    [Fact]
     public void ShardsMustBeSafetensorsFiles()
     {
         var e = Refused(ShardedFolder(new() { ["a"] = ShardA, ["b"] = ShardA, ["c"] = "pytorch_model.bin" }));

@@ -207,14 +207,14 @@ public class HfConfigTests
     public void InvalidJsonIsRefused(string json)
     {
         var e = Assert.Throws<ModelFormatException>(() => HfConfig.Parse(Encoding.UTF8.GetBytes(json), "config.json"));
-        Assert.StartsWith("config.json: config.json: ", e.Message);
+        Assert.StartsWith("config.json: content: ", e.Message);
     }
 
     [Fact]
     public void InvalidUtf8AnywhereIsRefused()
     {
         byte[] json = [.. "{\"model_type\":\"ll"u8, 0xC3, 0x28, .. "a\"}"u8];
-        Assert.Contains("config.json: is not valid UTF-8", Assert.Throws<ModelFormatException>(() => HfConfig.Parse(json, "config.json")).Message);
+        Assert.Contains("config.json: content: is not valid UTF-8", Assert.Throws<ModelFormatException>(() => HfConfig.Parse(json, "config.json")).Message);
     }
 
     [Fact]

@@ -27,7 +27,4 @@ internal static class JsonTokens
             throw new ModelFormatException(file, field, $"is not valid UTF-8 text (at byte {reader.TokenStartIndex + baseOffset})", e);
         }
     }
-
-    /// <summary>Names from a hostile file can be megabytes long; errors show at most 120 characters.</summary>
-    public static string Shorten(string text) => text.Length <= 120 ? text : text[..120] + $"…({text.Length} chars)";
 }

@@ -77,7 +77,7 @@ public sealed class SafetensorsCheckpoint : IDisposable
                 if (!File.Exists(path))
                 {
                     var example = index.WeightMap.First(kv => kv.Value == shard).Key;
-                    throw new ModelFormatException(index.Path, $"weight_map.{JsonTokens.Shorten(example)}", $"shard \"{shard}\" does not exist in {folder}");
+                    throw new ModelFormatException(index.Path, $"weight_map.{ShownText.Of(example)}", $"shard \"{ShownText.Of(shard)}\" does not exist in {folder}");
                 }
                 var file = SafetensorsFile.Open(path, limits);
                 files.Add(file);
@@ -85,16 +85,16 @@ public sealed class SafetensorsCheckpoint : IDisposable
                 foreach (var tensor in file.Tensors)
                 {
                     if (!index.WeightMap.TryGetValue(tensor.Name, out var named))
-                        throw new ModelFormatException(file.Path, JsonTokens.Shorten(tensor.Name), $"tensor is not listed in {SafetensorsIndex.FileName}");
+                        throw new ModelFormatException(file.Path, ShownText.Of(tensor.Name), $"tensor is not listed in {SafetensorsIndex.FileName}");
                     if (named != shard)
-                        throw new ModelFormatException(file.Path, JsonTokens.Shorten(tensor.Name), $"tensor is in \"{shard}\" but {SafetensorsIndex.FileName} places it in \"{named}\"");
+                        throw new ModelFormatException(file.Path, ShownText.Of(tensor.Name), $"tensor is in \"{shard}\" but {SafetensorsIndex.FileName} places it in \"{named}\"");
                 }
             }
             foreach (var (tensor, shard) in index.WeightMap)
             {
                 var file = byShard[shard];
                 if (!file.TryGetTensor(tensor, out _))
-                    throw new ModelFormatException(file.Path, JsonTokens.Shorten(tensor), $"tensor is missing although {SafetensorsIndex.FileName} places it in this shard");
+                    throw new ModelFormatException(file.Path, ShownText.Of(tensor), $"tensor is missing although {SafetensorsIndex.FileName} places it in this shard");
             }
             return new SafetensorsCheckpoint(folder, files);
         }

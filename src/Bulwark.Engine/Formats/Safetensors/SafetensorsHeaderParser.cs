@@ -62,7 +62,7 @@ internal static unsafe class SafetensorsHeaderParser
                     metadata = ReadMetadata(ref reader, file, limits);
                     continue;
                 }
-                if (!names.Add(key)) throw new ModelFormatException(file, JsonTokens.Shorten(key), "tensor name appears twice");
+                if (!names.Add(key)) throw new ModelFormatException(file, ShownText.Of(key), "tensor name appears twice");
                 if (tensors.Count == limits.MaxTensors)
                     throw new ModelFormatException(file, "header", $"more than the limit of {limits.MaxTensors} tensors");
                 tensors.Add(ReadTensor(ref reader, key, file, limits));
@@ -87,7 +87,7 @@ internal static unsafe class SafetensorsHeaderParser
         while (JsonTokens.Next(ref reader, file, MetadataKey) == JsonTokenType.PropertyName)
         {
             var key = JsonTokens.Text(ref reader, file, $"{MetadataKey} key", LengthPrefixBytes);
-            var field = $"{MetadataKey}.{JsonTokens.Shorten(key)}";
+            var field = $"{MetadataKey}.{ShownText.Of(key)}";
             if (JsonTokens.Next(ref reader, file, field) != JsonTokenType.String)
                 throw new ModelFormatException(file, field, $"must be a string; got {reader.TokenType}");
             if (metadata.Count == limits.MaxMetadataEntries)
@@ -100,7 +100,7 @@ internal static unsafe class SafetensorsHeaderParser
 
     private static RawTensor ReadTensor(ref Utf8JsonReader reader, string name, string file, SafetensorsLimits limits)
     {
-        var shown = JsonTokens.Shorten(name);
+        var shown = ShownText.Of(name);
         if (JsonTokens.Next(ref reader, file, shown) != JsonTokenType.StartObject)
             throw new ModelFormatException(file, shown, $"must be an object with dtype, shape and data_offsets; got {reader.TokenType}");
         string? dtype = null;
@@ -109,7 +109,7 @@ internal static unsafe class SafetensorsHeaderParser
         while (JsonTokens.Next(ref reader, file, shown) == JsonTokenType.PropertyName)
         {
             var property = JsonTokens.Text(ref reader, file, $"{shown} field", LengthPrefixBytes);
-            var field = $"{shown}.{JsonTokens.Shorten(property)}";
+            var field = $"{shown}.{ShownText.Of(property)}";
             switch (property)
             {
                 case "dtype" when dtype is null:
@@ -148,7 +148,7 @@ internal static unsafe class SafetensorsHeaderParser
         while (JsonTokens.Next(ref reader, file, field) != JsonTokenType.EndArray)
         {
             if (reader.TokenType != JsonTokenType.Number || !reader.TryGetUInt64(out var value))
-                throw new ModelFormatException(file, field, $"must hold non-negative integers below 2^64; got {reader.TokenType} {JsonTokens.Shorten(Encoding.UTF8.GetString(reader.ValueSpan))}");
+                throw new ModelFormatException(file, field, $"must hold non-negative integers below 2^64; got {reader.TokenType} {ShownText.Of(Encoding.UTF8.GetString(reader.ValueSpan))}");
             if (values.Count == maxCount)
                 throw new ModelFormatException(file, field, $"holds more than {maxCount} numbers");
             values.Add(value);
@@ -161,9 +161,9 @@ internal static unsafe class SafetensorsHeaderParser
         var tensors = new List<SafetensorsTensorInfo>(raw.Count);
         foreach (var t in raw)
         {
-            var shown = JsonTokens.Shorten(t.Name);
+            var shown = ShownText.Of(t.Name);
             var type = SafetensorsDTypes.ToGgml(t.DType) ?? throw new ModelFormatException(file, $"{shown}.dtype",
-                (SafetensorsDTypes.IsDefined(t.DType) ? $"\"{t.DType}\" is not supported" : $"\"{JsonTokens.Shorten(t.DType)}\" is not a safetensors dtype")
+                (SafetensorsDTypes.IsDefined(t.DType) ? $"\"{t.DType}\" is not supported" : $"\"{ShownText.Of(t.DType)}\" is not a safetensors dtype")
                 + $" (supported: {SafetensorsDTypes.Supported})");
             var elements = 1L;
             foreach (var d in t.Shape)
@@ -196,8 +196,8 @@ internal static unsafe class SafetensorsHeaderParser
         {
             var previous = sorted[i - 1];
             if (sorted[i].FileOffset < previous.FileOffset + previous.ByteSize)
-                throw new ModelFormatException(file, $"{JsonTokens.Shorten(sorted[i].Name)}.data_offsets",
-                    $"data at {sorted[i].FileOffset - dataOffset} overlaps tensor {JsonTokens.Shorten(previous.Name)} " +
+                throw new ModelFormatException(file, $"{ShownText.Of(sorted[i].Name)}.data_offsets",
+                    $"data at {sorted[i].FileOffset - dataOffset} overlaps tensor {ShownText.Of(previous.Name)} " +
                     $"({previous.FileOffset - dataOffset}..{previous.FileOffset - dataOffset + previous.ByteSize})");
         }
     }

@@ -59,7 +59,7 @@ public sealed class SafetensorsIndex
                 while (JsonTokens.Next(ref reader, full, "weight_map") == JsonTokenType.PropertyName)
                 {
                     var tensor = JsonTokens.Text(ref reader, full, "weight_map key");
-                    var field = $"weight_map.{JsonTokens.Shorten(tensor)}";
+                    var field = $"weight_map.{ShownText.Of(tensor)}";
                     if (JsonTokens.Next(ref reader, full, field) != JsonTokenType.String)
                         throw new ModelFormatException(full, field, $"must be a shard file name; got {reader.TokenType}");
                     var shard = JsonTokens.Text(ref reader, full, field);
@@ -86,9 +86,10 @@ public sealed class SafetensorsIndex
     /// <summary>A shard must be a plain file name ending in .safetensors, so it can only name a file in the same folder.</summary>
     private static void CheckShardName(string file, string field, string shard)
     {
-        var shown = JsonTokens.Shorten(shard);
+        var shown = ShownText.Of(shard);
         if (shard.Length == 0 || shard.Length > 255
-            || shard.IndexOfAny(['/', '\\', '\0', ':']) >= 0
+            || shard.IndexOfAny(['/', '\\', ':']) >= 0
+            || shard.Any(char.IsControl)
             || shard is "." or ".."
             || System.IO.Path.IsPathRooted(shard)
             || System.IO.Path.GetFileName(shard) != shard)

@@ -1,0 +1,68 @@
+using Bulwark.Engine.Formats;
+using Bulwark.Engine.Formats.Gguf;
+using Bulwark.Engine.Formats.Safetensors;
+using Bulwark.Engine.Model;
+
+namespace Bulwark.Fuzz;
+
+/// <summary>
+/// One fuzz target per reader. Each takes arbitrary bytes; a <see cref="ModelFormatException"/>
+/// is the expected answer to bad input, so <see cref="Run"/> swallows it; any other exception
+/// escapes and the fuzzer records the input as a crash.
+/// </summary>
+internal static class FuzzTargets
+{
+    public static readonly IReadOnlyList<string> Names = ["gguf", "safetensors", "index", "config"];
+
+    /// <summary>The fuzz target: <see cref="Read"/>, with clean refusals counted as success.</summary>
+    public static void Run(string target, byte[] bytes)
+    {
+        try
+        {
+            Read(target, bytes);
+        }
+        catch (ModelFormatException)
+        {
+            // A clean refusal: the behaviour wanted for hostile input.
+        }
+    }
+
+    /// <summary>Reads <paramref name="bytes"/> as Bulwark would read a file of that kind; throws <see cref="ModelFormatException"/> to refuse.</summary>
+    public static void Read(string target, byte[] bytes)
+    {
+        switch (target)
+        {
+            case "gguf":
+                // The header, then (when it is sound) the model loader over it.
+                using (GgufFile.Open(Scratch(bytes))) { }
+                GgufModelLoader.Load(Scratch(bytes)).Dispose();
+                break;
+            case "safetensors":
+                using (var file = SafetensorsFile.Open(Scratch(bytes)))
+                {
+                    // Touch the last byte of every tensor: an offset that escaped the file would fault here.
+                    var sum = 0;
+                    foreach (var t in file.Tensors)
+                        if (t.ByteSize is > 0 and <= int.MaxValue) sum += file.TensorBytes(t)[^1];
+                    GC.KeepAlive(sum);
+                }
+                break;
+            case "index":
+                SafetensorsIndex.Read(Scratch(bytes));
+                break;
+            case "config":
+                HfConfig.Parse(bytes, HfConfig.FileName);
+                break;
+            default:
+                throw new ArgumentException($"unknown target {target} (targets: {string.Join(", ", Names)})", nameof(target));
+        }
+    }
+
+    /// <summary>The readers map files, so each input is written to one scratch file per process.</summary>
+    private static string Scratch(byte[] bytes)
+    {
+        var path = Path.Combine(Path.GetTempPath(), $"bulwark-fuzz-{Environment.ProcessId}.bin");
+        File.WriteAllBytes(path, bytes);
+        return path;
+    }
+}
