@@ -17,7 +17,7 @@ namespace Bulwark.Cli.Commands;
 /// </summary>
 internal static class GenerateCommand
 {
-    public const string DemoFileName = "bulwark-demo.gguf";
+    public const string DemoFileName = Bulwark.Server.Hosting.ModelSource.DemoFileName;
     public const int MaxTokensLimit = 1 << 20;
     public const float MaxTemperature = 100f;
 
@@ -29,7 +29,7 @@ internal static class GenerateCommand
 
     public static Command Create()
     {
-        var model = new Option<string?>("--model") { Description = $"A .gguf file (default: the demo model, {DemoFileName} in the data directory, created on first use)." };
+        var model = new Option<string?>("--model") { Description = $"A .gguf file or a Hugging Face folder (config.json, *.safetensors, tokenizer.json). Default: the demo model, {DemoFileName} in the data directory, created on first use." };
         var prompt = new Option<string?>("--prompt") { Description = "Prompt text, tokenized with the model's tokenizer." };
         var promptIds = new Option<string?>("--prompt-ids") { Description = "Prompt as comma-separated token ids, e.g. 1,2,3." };
         var maxTokens = new Option<int>("--max-tokens") { Description = "Tokens to generate at most (generation also stops at end of sequence).", DefaultValueFactory = _ => 64 };
@@ -71,7 +71,7 @@ internal static class GenerateCommand
         var sampling = new SamplingParams { Temperature = request.Temperature, Seed = request.Seed, MaxTokens = request.MaxTokens };
 
         var path = request.Model ?? DemoModel(request.DataDir, stderr);
-        using var model = LoadModel(path);
+        using var model = ModelLoader.Load(path);
         var config = model.Config;
         var tokenizer = TryLoadTokenizer(path, request.Prompt is not null, stderr);
         var promptIds = request.PromptIds is { } ids ? ParseIds(ids, config.VocabularySize) : tokenizer!.Encode(request.Prompt!);
@@ -148,16 +148,8 @@ internal static class GenerateCommand
         var path = Path.Combine(directory.ModelsPath, DemoFileName);
         if (SyntheticModel.WriteDemoGgufIfMissing(path))
             stderr.WriteLine($"bulwark: created the demo model {path}");
-        stderr.WriteLine($"bulwark: using the demo model: its weights are random, so its text is gibberish. For real text pass --model FILE.gguf (any llama, qwen2 or qwen3 GGUF with F32, F16, BF16, Q8_0 or Q4_0 weights).");
+        stderr.WriteLine($"bulwark: using the demo model: its weights are random, so its text is gibberish. For real text pass --model FILE.gguf or a Hugging Face folder (llama, mistral, qwen2 or qwen3; F32, F16, BF16, Q8_0 or Q4_0 weights).");
         return path;
-    }
-
-    private static LlamaModel LoadModel(string path)
-    {
-        if (Directory.Exists(path))
-            throw new ArgumentException($"--model {path} is a folder; generate loads .gguf files (Hugging Face folders: convert with llama.cpp's convert_hf_to_gguf.py)");
-        if (!File.Exists(path)) throw new ArgumentException($"--model {path}: file not found");
-        return GgufModelLoader.Load(path);
     }
 
     private static ITokenizer? TryLoadTokenizer(string path, bool required, TextWriter stderr)

@@ -49,23 +49,7 @@ public sealed record ModelSource(string Id, string Path, string Origin, string? 
     {
         data.EnsureCreated();
         var path = System.IO.Path.Combine(data.ModelsPath, DemoFileName);
-        if (!File.Exists(path))
-        {
-            var temp = path + "." + Guid.NewGuid().ToString("N") + ".tmp";
-            try
-            {
-                SyntheticModel.WriteGguf(SyntheticModel.Demo, temp);
-                File.Move(temp, path, overwrite: false);
-            }
-            catch (IOException) when (File.Exists(path))
-            {
-                // Another process wrote it first; theirs is the same model.
-            }
-            finally
-            {
-                if (File.Exists(temp)) File.Delete(temp);
-            }
-        }
+        SyntheticModel.WriteDemoGgufIfMissing(path);
         return new ModelSource(DemoId, path, "demo model " + path, DemoNotice);
     }
 

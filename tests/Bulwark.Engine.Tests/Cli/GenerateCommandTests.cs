@@ -71,6 +71,22 @@ public sealed class GenerateCommandTests : IDisposable
     }
 
     [Fact]
+    public void AHuggingFaceFolderOfTheSameModelGeneratesTheSameIdsAndText()
+    {
+        var folder = Path.Combine(_dir, "hf");
+        SyntheticModel.WriteSafetensors(Spec, folder);
+        string[] Args(string model) => ["generate", "--model", model, "--prompt", "The quick brown fox", "--max-tokens", "16", "--temperature", "0", "--json"];
+        var gguf = CliRunner.Run(Args(_model));
+        var hf = CliRunner.Run(Args(folder));
+        Assert.True(hf.ExitCode == 0, hf.Error);
+        var (ggufPrompt, ggufIds, ggufText) = ParseJson(gguf.Output);
+        var (hfPrompt, hfIds, hfText) = ParseJson(hf.Output);
+        Assert.Equal(ggufPrompt, hfPrompt);
+        Assert.Equal(ggufIds, hfIds);
+        Assert.Equal(ggufText, hfText);
+    }
+
+    [Fact]
     public void SamplingIsReproducibleFromTheSeed()
     {
         string[] Args(string seed) => ["generate", "--model", _model, "--prompt-ids", "7", "--max-tokens", "20", "--temperature", "1.5", "--seed", seed, "--json"];
@@ -143,7 +159,8 @@ public sealed class GenerateCommandTests : IDisposable
     {
         var result = CliRunner.Run("generate", "--model", Path.Combine(_dir, "nope.gguf"), "--prompt", "hi");
         Assert.Equal(2, result.ExitCode);
-        Assert.Contains("nope.gguf: file not found", result.Error);
+        Assert.Contains("nope.gguf", result.Error);
+        Assert.Contains("does not exist", result.Error);
     }
 
     public void Dispose() => Directory.Delete(_dir, true);
