@@ -25,7 +25,8 @@ public static class ErrorResponse
         {
             json.WriteStartObject();
             json.WriteStartObject("error");
-            json.WriteString("message", error.Message);
+            // A key pasted into any field (the model name, say) must not come back in an error message.
+            json.WriteString("message", Audit.SecretRedactor.Redact(error.Message));
             json.WriteString("type", error.Type);
             if (error.Param is null) json.WriteNull("param"); else json.WriteString("param", error.Param);
             if (error.Code is null) json.WriteNull("code"); else json.WriteString("code", error.Code);

@@ -91,6 +91,9 @@ public static class BulwarkServer
         }
 
         var app = builder.Build();
+        // The exposition listens from its creation on: create it now, not at the first scrape,
+        // or everything counted before that scrape is lost.
+        app.Services.GetRequiredService<PrometheusExposition>();
         var drain = app.Services.GetRequiredService<ShutdownDrain>();
         // ApplicationStopping fires before Kestrel stops accepting, so no request slips in between.
         app.Lifetime.ApplicationStopping.Register(drain.BeginDrain);

@@ -1,6 +1,5 @@
 using Bulwark.Engine.Evaluation;
 using Bulwark.Engine.Formats;
-using Bulwark.Engine.Formats.Gguf;
 using Bulwark.Engine.Model;
 using Bulwark.Engine.Tokenizers;
 
@@ -67,11 +66,9 @@ public static class QuantizationCheck
 
     private static LlamaModel Load(string path)
     {
-        if (!path.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase))
-            throw new RegistryException($"{path}: checks compare GGUF versions; this version is a safetensors folder, which the check cannot load yet");
         try
         {
-            return GgufModelLoader.Load(path);
+            return ModelLoader.Load(path);
         }
         catch (ModelFormatException e)
         {
@@ -85,9 +82,9 @@ public static class QuantizationCheck
         ITokenizer? tokenizer = null;
         try
         {
-            tokenizer = TokenizerLoader.FromGguf(modelPath);
+            tokenizer = TokenizerLoader.FromPath(modelPath);
         }
-        catch (Exception e) when (e is ModelFormatException or NotSupportedException or InvalidDataException or KeyNotFoundException)
+        catch (Exception e) when (e is ModelFormatException or NotSupportedException or InvalidDataException or KeyNotFoundException or FileNotFoundException or System.Text.Json.JsonException)
         {
             // No usable vocabulary in the file: fall back to deterministic ids below.
         }
