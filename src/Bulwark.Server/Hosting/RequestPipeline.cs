@@ -31,6 +31,7 @@ public static class RequestPipeline
         // 3 Policy (model ACL, requests/tokens per minute, concurrency, budgets) runs inside the endpoints
         //   once the model and token need are known: IRequestPolicy = KeyPolicy (BulwarkServer registers it).
         // 5 Input guard — provided by guardrails; wire it here (it runs on the parsed request).
+        app.UseMiddleware<Bulwark.Server.Guardrails.Input.InputGuardMiddleware>();
         // 4 Contract, 6 Prompt, 7 Admission, 8 Backend run inside the endpoints, in that order:
         //   parser (validate) → chat template/tokens → AdmissionGate → IGenerationBackend.
         // 9 Output guard: stop strings, then IOutputGuard (SecretRedactionGuard) on every choice's text, in CompletionRun.

@@ -1,4 +1,5 @@
 using Bulwark.Engine.Model;
+using Bulwark.Engine.Model.Synthesis;
 using Bulwark.Engine.Serving;
 using Bulwark.Engine.Serving.Execution;
 using Bulwark.Engine.Serving.Sampling;
@@ -26,7 +27,7 @@ public class PagedLlamaExecutorTests
     [InlineData(512)] // the whole prompt in one step
     public void LogitsEqualTheSessionForEveryPrefillChunkSize(int chunk)
     {
-        using var model = TinyGguf.Load(new TinyModelSpec());
+        using var model = SyntheticGguf.Load(new SyntheticModelSpec());
         var prompt = RandomPrompt(new Random(chunk), 37, model.Config.VocabularySize);
         using var executor = new PagedLlamaExecutor(model);
         var driver = new StepDriver(executor, blocks: 16, blockSize: 8, prefixCaching: false, Chunked(chunk));
@@ -43,7 +44,7 @@ public class PagedLlamaExecutorTests
     [InlineData("qwen3", 4, 1)] // per-head q/k norm
     public void EveryArchitectureAndHeadLayoutMatchesTheSession(string architecture, int heads, int kvHeads)
     {
-        using var model = TinyGguf.Load(new TinyModelSpec(architecture, Heads: heads, KvHeads: kvHeads, Seed: heads * 10 + kvHeads));
+        using var model = SyntheticGguf.Load(new SyntheticModelSpec { Architecture = architecture, Heads = heads, KvHeads = kvHeads, Seed = (ulong)(heads * 10 + kvHeads) });
         var random = new Random(7);
         using var executor = new PagedLlamaExecutor(model);
         var driver = new StepDriver(executor, blocks: 32, blockSize: 4, prefixCaching: false, Chunked(5));
@@ -61,7 +62,7 @@ public class PagedLlamaExecutorTests
     [InlineData(4, 6, 12, 4, 8)]     // tighter still, larger blocks
     public void BatchedEqualsAloneForRandomArrivalsChunksAndPriorities(int seed, int blocks, int maxBatched, int maxSeqs, int blockSize)
     {
-        using var model = TinyGguf.Load(new TinyModelSpec(Seed: seed));
+        using var model = SyntheticGguf.Load(new SyntheticModelSpec { Seed = (ulong)seed });
         var random = new Random(seed);
         using var executor = new PagedLlamaExecutor(model);
         var driver = new StepDriver(executor, blocks, blockSize, prefixCaching: true, Chunked(maxBatched, maxBatched, maxSeqs));
@@ -85,7 +86,7 @@ public class PagedLlamaExecutorTests
     [Fact]
     public void PrefixCacheOnAndOffGiveTheSameOutputs()
     {
-        using var model = TinyGguf.Load(new TinyModelSpec(Seed: 5));
+        using var model = SyntheticGguf.Load(new SyntheticModelSpec { Seed = 5 });
         var random = new Random(5);
         var system = RandomPrompt(random, 21, model.Config.VocabularySize);
         var prompts = Enumerable.Range(0, 4).Select(i => system.Concat(RandomPrompt(random, 1 + i * 3, model.Config.VocabularySize)).ToArray()).ToArray();
@@ -115,7 +116,7 @@ public class PagedLlamaExecutorTests
     [Fact]
     public void BlocksFreedByOneTenantAreOverwrittenBeforeAnotherTenantReadsThem()
     {
-        using var model = TinyGguf.Load(new TinyModelSpec(Seed: 6));
+        using var model = SyntheticGguf.Load(new SyntheticModelSpec { Seed = 6 });
         var random = new Random(6);
         var prompts = Enumerable.Range(0, 3).Select(i => RandomPrompt(random, 10 + 7 * i, model.Config.VocabularySize)).ToArray();
         using var executor = new PagedLlamaExecutor(model);
@@ -139,7 +140,7 @@ public class PagedLlamaExecutorTests
     [Fact]
     public async Task TheEngineOverTheRealModelGivesEachChoiceTheSessionsGreedyIds()
     {
-        using var model = TinyGguf.Load(new TinyModelSpec("qwen2", Seed: 8));
+        using var model = SyntheticGguf.Load(new SyntheticModelSpec { Architecture = "qwen2", Seed = 8 });
         using var executor = new PagedLlamaExecutor(model);
         using var engine = new LlmEngine(executor, new EngineOptions
         {
@@ -170,7 +171,7 @@ public class PagedLlamaExecutorTests
     [Fact]
     public void ArgumentsAreCheckedWithClearMessages()
     {
-        using var model = TinyGguf.Load(new TinyModelSpec(Context: 64));
+        using var model = SyntheticGguf.Load(new SyntheticModelSpec { Context = 64 });
         Assert.Contains("between 1 and the model's 64; got 65",
             Assert.Throws<ArgumentOutOfRangeException>(() => new PagedLlamaExecutor(model, 65)).Message);
         Assert.Throws<ArgumentOutOfRangeException>(() => new PagedLlamaExecutor(model, 0));
@@ -179,8 +180,8 @@ public class PagedLlamaExecutorTests
         Assert.Contains("AllocateKvCache", Assert.Throws<InvalidOperationException>(() => executor.Execute(new StepBatch(), [])).Message);
         executor.AllocateKvCache(4, 16);
         Assert.Throws<InvalidOperationException>(() => executor.AllocateKvCache(4, 16));
-        // 2 layers × 16 slots × (2 kv heads × 8) floats × K and V × 4 bytes
-        Assert.Equal(2L * 16 * 16 * 2 * 4, executor.KvBytesPerBlock(16));
+        // 2 layers × 16 slots × (2 kv heads × 16) floats × K and V × 4 bytes
+        Assert.Equal(2L * 16 * 32 * 2 * 4, executor.KvBytesPerBlock(16));
     }
 
     private static double LogSoftmax(float[] logits, int id)
