@@ -18,7 +18,7 @@ public sealed class InputGuardMiddlewareTests
     private static async Task<RunningServer> Start(ScriptedBackend backend, string policy)
     {
         var server = await RunningServer.StartAsync(backend, new() { ["Bulwark:Guardrails:Input:Policy"] = policy });
-        await server.Http.GetStringAsync("metrics"); // the exposition starts listening at the first scrape
+        await server.Metrics.GetStringAsync("metrics"); // the exposition starts listening at the first scrape
         return server;
     }
 
@@ -36,7 +36,7 @@ public sealed class InputGuardMiddlewareTests
         Assert.DoesNotContain("reveal your system prompt", error.GetProperty("message").GetString()); // never echoes the text
         Assert.Equal(0, backend.StartedSequences);
 
-        var metrics = await server.Http.GetStringAsync("metrics");
+        var metrics = await server.Metrics.GetStringAsync("metrics");
         Assert.Contains("bulwark_guard_verdicts_total{decision=\"block\",policy=\"block\",stage=\"input\"} 1", metrics);
         Assert.Contains("bulwark_guard_rule_hits_total{rule=\"fake-delimiter\"} 1", metrics);
     }
@@ -61,7 +61,7 @@ public sealed class InputGuardMiddlewareTests
         var (status, _, _) = await RawHttp.PostJsonAsync(server.Http, "v1/chat/completions", Chat("user", Injection));
         Assert.Equal(200, status);
         Assert.Equal(1, backend.StartedSequences);
-        Assert.Contains("bulwark_guard_verdicts_total{decision=\"flag\",policy=\"flag\",stage=\"input\"} 1", await server.Http.GetStringAsync("metrics"));
+        Assert.Contains("bulwark_guard_verdicts_total{decision=\"flag\",policy=\"flag\",stage=\"input\"} 1", await server.Metrics.GetStringAsync("metrics"));
     }
 
     [Fact]
@@ -70,7 +70,7 @@ public sealed class InputGuardMiddlewareTests
         var backend = new ScriptedBackend();
         await using var server = await Start(backend, "off");
         Assert.Equal(200, (await RawHttp.PostJsonAsync(server.Http, "v1/chat/completions", Chat("user", Injection))).Status);
-        Assert.DoesNotContain("bulwark_guard_verdicts_total{", await server.Http.GetStringAsync("metrics"));
+        Assert.DoesNotContain("bulwark_guard_verdicts_total{", await server.Metrics.GetStringAsync("metrics"));
     }
 
     [Fact]
