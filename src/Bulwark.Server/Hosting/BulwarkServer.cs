@@ -45,7 +45,17 @@ public static class BulwarkServer
         var settings = ServerSettings.Read(builder.Configuration);
         var (server, limits, admission) = (settings.Server, settings.Limits, settings.Admission);
 
-        builder.WebHost.UseUrls(server.Url);
+        var scheme = "http";
+        if (secured)
+        {
+            // TLS and mTLS from Bulwark:Tls (certificate files, client CA); checked now so a bad path stops start-up.
+            try { scheme = KestrelTls.Scheme(builder.UseBulwarkTls()); }
+            catch (Exception e) when (e is InvalidOperationException or IOException or System.Security.Cryptography.CryptographicException)
+            {
+                throw new ServerConfigurationException([e.Message]);
+            }
+        }
+        builder.WebHost.UseUrls(server.UrlFor(scheme));
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;

@@ -33,7 +33,10 @@ public sealed class ServerOptions
 
     public int MaxRequestHeadersBytes { get; set; } = 32 * 1024;
 
-    public string Url => $"http://{(IPAddress.TryParse(Host, out var ip) && ip.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? $"[{Host}]" : Host)}:{Port}";
+    public string Url => UrlFor("http");
+
+    /// <summary>The listen URL with <paramref name="scheme"/> (https when TLS is configured).</summary>
+    public string UrlFor(string scheme) => $"{scheme}://{(IPAddress.TryParse(Host, out var ip) && ip.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? $"[{Host}]" : Host)}:{Port}";
 
     public bool IsLoopbackOnly => Host == "localhost" || (IPAddress.TryParse(Host, out var ip) && IPAddress.IsLoopback(ip));
 

@@ -20,6 +20,10 @@ public static class StartupReport
         var postgres = configuration["Bulwark:Storage:Postgres"];
         output.WriteLine($"  security   API keys on every route but /health and /ready; quotas {(string.IsNullOrWhiteSpace(redis) ? "in memory" : "in Redis")}; " +
             $"keys and audit in {(string.IsNullOrWhiteSpace(postgres) ? "SQLite" : "PostgreSQL")}; secret redaction of output {(settings.RedactSecrets ? "on" : "off")}");
+        var tls = configuration["Bulwark:Tls:CertificatePath"];
+        output.WriteLine(string.IsNullOrWhiteSpace(tls)
+            ? "  tls        off (plain HTTP; configure Bulwark:Tls, see docs/security.md, before leaving loopback)"
+            : $"  tls        on{(string.IsNullOrWhiteSpace(configuration["Bulwark:Tls:ClientCaPath"]) ? "" : ", client certificates checked against the configured CA")}");
         output.WriteLine($"  metrics    {url}/metrics (Prometheus; an admin key or the metrics token)");
         output.WriteLine($"  data       {settings.Data.Root}");
         output.WriteLine(server.IsLoopbackOnly

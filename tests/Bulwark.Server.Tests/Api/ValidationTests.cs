@@ -207,8 +207,7 @@ public sealed class ValidationTests(ValidationTests.Server server) : IClassFixtu
         Assert.Equal(size, json.Length);
 
         // Kestrel closes the connection after a 413; a fresh client keeps the other cases off that connection.
-        using var http = new HttpClient { BaseAddress = server.Running.Http.BaseAddress };
-        http.DefaultRequestHeaders.Authorization = server.Running.Http.DefaultRequestHeaders.Authorization;
+        using var http = server.Running.Client(server.Running.ApiKey);
         var (status, body, _) = await RawHttp.PostJsonAsync(http, "v1/chat/completions", json);
 
         Assert.Equal(expected, status);
@@ -224,8 +223,7 @@ public sealed class ValidationTests(ValidationTests.Server server) : IClassFixtu
         var request = new HttpRequestMessage(HttpMethod.Post, "v1/chat/completions") { Content = content };
         request.Headers.TransferEncodingChunked = true;
 
-        using var http = new HttpClient { BaseAddress = server.Running.Http.BaseAddress };
-        http.DefaultRequestHeaders.Authorization = server.Running.Http.DefaultRequestHeaders.Authorization;
+        using var http = server.Running.Client(server.Running.ApiKey);
         using var response = await http.SendAsync(request);
 
         Assert.Equal(413, (int)response.StatusCode);

@@ -15,24 +15,11 @@ public sealed class InputGuardMiddlewareTests
     private static string Chat(string role, string content) =>
         JsonSerializer.Serialize(new { model = "test-model", max_tokens = 3, temperature = 0, messages = new[] { new { role, content } } });
 
-    /// <summary>/metrics has its own credential; the API key the server's client sends is refused there.</summary>
-    private const string MetricsToken = "input-guard-tests-metrics-token";
-
     private static async Task<RunningServer> Start(ScriptedBackend backend, string policy)
     {
-        var server = await RunningServer.StartAsync(backend, new()
-        {
-            ["Bulwark:Guardrails:Input:Policy"] = policy,
-            ["Bulwark:Security:MetricsToken"] = MetricsToken,
-        });
-        await Scrape(server); // the exposition starts listening at the first scrape
+        var server = await RunningServer.StartAsync(backend, new() { ["Bulwark:Guardrails:Input:Policy"] = policy });
+        await server.Metrics.GetStringAsync("metrics"); // the exposition starts listening at the first scrape
         return server;
-    }
-
-    private static async Task<string> Scrape(RunningServer server)
-    {
-        using var client = server.Client(MetricsToken);
-        return await client.GetStringAsync("metrics");
     }
 
     [Fact]
@@ -49,7 +36,7 @@ public sealed class InputGuardMiddlewareTests
         Assert.DoesNotContain("reveal your system prompt", error.GetProperty("message").GetString()); // never echoes the text
         Assert.Equal(0, backend.StartedSequences);
 
-        var metrics = await Scrape(server);
+        var metrics = await server.Metrics.GetStringAsync("metrics");
         Assert.Contains("bulwark_guard_verdicts_total{decision=\"block\",policy=\"block\",stage=\"input\"} 1", metrics);
         Assert.Contains("bulwark_guard_rule_hits_total{rule=\"fake-delimiter\"} 1", metrics);
     }
@@ -74,7 +61,7 @@ public sealed class InputGuardMiddlewareTests
         var (status, _, _) = await RawHttp.PostJsonAsync(server.Http, "v1/chat/completions", Chat("user", Injection));
         Assert.Equal(200, status);
         Assert.Equal(1, backend.StartedSequences);
-        Assert.Contains("bulwark_guard_verdicts_total{decision=\"flag\",policy=\"flag\",stage=\"input\"} 1", await Scrape(server));
+        Assert.Contains("bulwark_guard_verdicts_total{decision=\"flag\",policy=\"flag\",stage=\"input\"} 1", await server.Metrics.GetStringAsync("metrics"));
     }
 
     [Fact]
@@ -83,7 +70,7 @@ public sealed class InputGuardMiddlewareTests
         var backend = new ScriptedBackend();
         await using var server = await Start(backend, "off");
         Assert.Equal(200, (await RawHttp.PostJsonAsync(server.Http, "v1/chat/completions", Chat("user", Injection))).Status);
-        Assert.DoesNotContain("bulwark_guard_verdicts_total{", await Scrape(server));
+        Assert.DoesNotContain("bulwark_guard_verdicts_total{", await server.Metrics.GetStringAsync("metrics"));
     }
 
     [Fact]

@@ -21,18 +21,21 @@ namespace Bulwark.Server.Tests.Hosting;
 /// </summary>
 public sealed class RunningServer : IAsyncDisposable
 {
-    private RunningServer(WebApplication app, Uri address, string? apiKey)
+    private RunningServer(WebApplication app, Uri address, string? apiKey, string metricsToken)
     {
         App = app;
         Address = address;
         ApiKey = apiKey;
-        Http = new HttpClient { BaseAddress = address, Timeout = TimeSpan.FromSeconds(60) };
-        if (apiKey is not null) Http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", apiKey);
+        Http = Client(apiKey);
+        Metrics = Client(metricsToken);
     }
 
     public WebApplication App { get; }
     public Uri Address { get; }
     public HttpClient Http { get; }
+
+    /// <summary>A client holding the metrics token, for <c>GET /metrics</c> (an API key may not read metrics).</summary>
+    public HttpClient Metrics { get; }
 
     /// <summary>An ordinary inference key (null without the security front).</summary>
     public string? ApiKey { get; }
@@ -43,6 +46,7 @@ public sealed class RunningServer : IAsyncDisposable
         {
             ["Bulwark:Server:Port"] = "0",
             [ServerSettings.DataDirKey] = Fixtures.NewTempDirectory("server"),
+            ["Bulwark:Security:MetricsToken"] = MetricsToken,
         };
         foreach (var (k, v) in settings ?? []) overrides[k] = v;
         var builder = BulwarkServer.CreateBuilder([], overrides);
@@ -52,8 +56,10 @@ public sealed class RunningServer : IAsyncDisposable
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         string? key = null;
         if (secured) key = (await app.Services.GetRequiredService<KeyIssuer>().CreateAsync(new KeySpec { Name = "tests" }, "tests")).Key;
-        return new RunningServer(app, new Uri(address.TrimEnd('/') + "/"), key);
+        return new RunningServer(app, new Uri(address.TrimEnd('/') + "/"), key, MetricsToken);
     }
+
+    private const string MetricsToken = "test-metrics-token-0123456789abcdef0123456789";
 
     public T Get<T>() where T : notnull => App.Services.GetRequiredService<T>();
 
@@ -71,6 +77,7 @@ public sealed class RunningServer : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         Http.Dispose();
+        Metrics.Dispose();
         await App.StopAsync();
         await App.DisposeAsync();
     }
