@@ -5,6 +5,7 @@ return args.FirstOrDefault() switch
 {
     "kernels" => KernelBench.Run(args[1..]),
     "model" => ModelBench.Run(args[1..]),
+    "tokenizers" => TokenizersBenchmark.Run(args[1..]),
     EngineRun.ChildCommand => EngineRun.RunChild(args[1..]),
     _ => Usage(),
 };
@@ -19,6 +20,8 @@ static int Usage()
                   [--prefill 512] [--decode 128] [--batch 8,32] [--dir /tmp/bulwark-bench] [--json]
                   ours vs llama.cpp (LLamaSharp) on the same synthetic GGUF file, alternating runs
                   in separate processes, medians; peak RSS of each process
+          tokenizers [--mb N] [--runs N] [--spm tokenizer.model]
+                  encode MB/s, ours vs Microsoft.ML.Tokenizers (GPT-2, cl100k; SentencePiece with --spm)
         """);
     return 2;
 }
