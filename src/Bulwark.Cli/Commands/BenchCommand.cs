@@ -17,6 +17,7 @@ internal static class BenchCommand
     private static IEnumerable<Command> Subcommands()
     {
         yield return BenchEngineCommand.Create();
-        yield break;
+        yield return BenchSecurityCommand.Create();
+        yield return BenchServeCommand.Create();
     }
 }

@@ -32,6 +32,10 @@ public sealed class ContiguousKvCache : IDisposable
     public ReadOnlySpan<float> Keys(int layer, int count) => _keys.Slice(Offset(layer, 0), count * _kvLength);
     public ReadOnlySpan<float> Values(int layer, int count) => _values.Slice(Offset(layer, 0), count * _kvLength);
 
+    /// <summary>Keys of positions [start, start + count) of one layer, back to back, writable.</summary>
+    public Span<float> KeyRange(int layer, int start, int count) => _keys.Slice(Offset(layer, start), count * _kvLength);
+    public Span<float> ValueRange(int layer, int start, int count) => _values.Slice(Offset(layer, start), count * _kvLength);
+
     private long Offset(int layer, int position) => ((long)layer * Capacity + position) * _kvLength;
 
     public void Dispose()

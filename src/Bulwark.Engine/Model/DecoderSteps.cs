@@ -1,4 +1,4 @@
-using Bulwark.Engine.Kernels.Reference;
+using Bulwark.Engine.Kernels.Cpu;
 
 namespace Bulwark.Engine.Model;
 
@@ -9,15 +9,14 @@ namespace Bulwark.Engine.Model;
 public static class DecoderSteps
 {
     public static void Norm(ReadOnlySpan<float> x, NativeBuffer weight, float epsilon, Span<float> output) =>
-        RmsNorm.Apply(x, weight.Span, epsilon, output);
+        VectorOps.RmsNorm(x, weight.Span, epsilon, output);
 
     /// <summary>y = W·x (+ bias).</summary>
     public static void Project(WeightMatrix weight, ReadOnlySpan<float> x, Span<float> y, NativeBuffer? bias = null)
     {
         weight.MatVec(x, y);
         if (bias is null) return;
-        var b = bias.Span;
-        for (var i = 0; i < y.Length; i++) y[i] += b[i];
+        VectorOps.Add(y, bias.Span);
     }
 
     /// <summary>Qwen3's q/k norm: RMSNorm over each head separately, in place.</summary>
@@ -26,12 +25,15 @@ public static class DecoderSteps
         for (var start = 0; start < vector.Length; start += headDim)
         {
             var head = vector.Slice(start, headDim);
-            RmsNorm.Apply(head, weight.Span, epsilon, head);
+            VectorOps.RmsNorm(head, weight.Span, epsilon, head);
         }
     }
 
-    public static void ApplyRope(Span<float> vector, LlamaConfig config, int position, ReadOnlySpan<float> inverseFrequencies) =>
-        Rope.Apply(vector, config.HeadDim, position, inverseFrequencies, config.RopeLayout);
+    public static void ApplyRope(Span<float> vector, LlamaConfig config, int position, ReadOnlySpan<float> inverseFrequencies)
+    {
+        Span<float> cosSin = stackalloc float[config.HeadDim];
+        VectorOps.Rope(vector, config.HeadDim, position, inverseFrequencies, config.RopeLayout, cosSin);
+    }
 
     /// <summary>
     /// Causal attention of one query over <paramref name="positions"/> cached keys/values laid out
@@ -39,37 +41,15 @@ public static class DecoderSteps
     /// <paramref name="scores"/> needs at least <paramref name="positions"/> floats.
     /// </summary>
     public static void Attend(ReadOnlySpan<float> query, ReadOnlySpan<float> keys, ReadOnlySpan<float> values,
-        int positions, LlamaConfig config, Span<float> scores, Span<float> output)
-    {
-        var headDim = config.HeadDim;
-        var kvLength = config.KeyValueLength;
-        var group = config.HeadCount / config.KeyValueHeadCount;
-        var scale = 1f / MathF.Sqrt(headDim);
-        var s = scores[..positions];
-        for (var head = 0; head < config.HeadCount; head++)
-        {
-            var q = query.Slice(head * headDim, headDim);
-            var kvOffset = head / group * headDim;
-            for (var t = 0; t < positions; t++)
-                s[t] = MatVec.Dot(q, keys.Slice(t * kvLength + kvOffset, headDim)) * scale;
-            Softmax.Apply(s);
-            var o = output.Slice(head * headDim, headDim);
-            o.Clear();
-            for (var t = 0; t < positions; t++)
-            {
-                var v = values.Slice(t * kvLength + kvOffset, headDim);
-                var a = s[t];
-                for (var i = 0; i < headDim; i++) o[i] += a * v[i];
-            }
-        }
-    }
+        int positions, LlamaConfig config, Span<float> scores, Span<float> output) =>
+        Kernels.Cpu.Attention.Attend(query, keys, values, positions, config.HeadCount, config.KeyValueHeadCount, config.HeadDim, scores, output);
 
     /// <summary>SwiGLU MLP: output = Down(silu(Gate·x) ⊙ Up·x). gate/up need feed_forward_length floats.</summary>
     public static void Mlp(LayerWeights layer, ReadOnlySpan<float> x, Span<float> gate, Span<float> up, Span<float> output)
     {
         layer.Gate.MatVec(x, gate);
         layer.Up.MatVec(x, up);
-        Silu.GateInPlace(gate, up);
+        VectorOps.SiluGate(gate, up);
         layer.Down.MatVec(gate, output);
     }
 }

@@ -4,7 +4,7 @@ namespace Bulwark.Engine.Model;
 /// Runs the forward pass for one sequence, one token at a time, over a contiguous KV cache.
 /// All buffers are allocated once here; <see cref="Forward"/> allocates nothing.
 /// </summary>
-public sealed class LlamaSession : IDisposable
+public sealed partial class LlamaSession : IDisposable
 {
     private readonly LlamaModel _model;
     private readonly ContiguousKvCache _cache;
@@ -74,14 +74,12 @@ public sealed class LlamaSession : IDisposable
         return _logits.Span;
     }
 
-    private static void Add(Span<float> x, ReadOnlySpan<float> delta)
-    {
-        for (var i = 0; i < x.Length; i++) x[i] += delta[i];
-    }
+    private static void Add(Span<float> x, ReadOnlySpan<float> delta) => Kernels.Cpu.VectorOps.Add(x, delta);
 
     public void Dispose()
     {
         _cache.Dispose();
+        DisposeBatch();
         foreach (var b in new[] { _x, _normed, _query, _attention, _residual, _gate, _up, _scores, _logits }) b.Dispose();
     }
 }

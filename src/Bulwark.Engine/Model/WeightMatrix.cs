@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using Bulwark.Engine.Formats;
 using Bulwark.Engine.Kernels.Cpu;
 using Bulwark.Engine.Kernels.Reference;
@@ -9,8 +10,12 @@ namespace Bulwark.Engine.Model;
 /// map) in its stored type. Every matmul in the model goes through <see cref="MatVec"/> and
 /// <see cref="MatMul"/>: the single place where faster kernels are swapped in.
 /// </summary>
-public sealed unsafe class WeightMatrix
+public sealed unsafe class WeightMatrix : IDisposable
 {
+    /// <summary>Native memory this matrix allocated itself (see <see cref="Quantize"/>); null for a view of a mapped file.</summary>
+    private byte* _owned;
+    private bool _freed;
+
     public WeightMatrix(string name, GgmlType type, int rows, int columns, byte* data)
     {
         if (!Dequantize.IsSupported(type))
@@ -42,6 +47,7 @@ public sealed unsafe class WeightMatrix
     /// </summary>
     public void MatMul(ReadOnlySpan<float> x, Span<float> y, int tokens)
     {
+        ObjectDisposedException.ThrowIf(_freed, this);
         ArgumentOutOfRangeException.ThrowIfNegative(tokens);
         if (x.Length < (long)tokens * Columns)
             throw new ArgumentException($"{Name}: input needs {tokens} × {Columns} floats; got {x.Length}", nameof(x));
@@ -55,7 +61,57 @@ public sealed unsafe class WeightMatrix
     /// <summary>One row as float32 (embedding lookup).</summary>
     public void DequantizeRow(int row, Span<float> destination)
     {
+        ObjectDisposedException.ThrowIf(_freed, this);
         if ((uint)row >= (uint)Rows) throw new ArgumentOutOfRangeException(nameof(row), row, $"{Name} has {Rows} rows");
         Dequantize.Row(Type, new ReadOnlySpan<byte>(Data + row * RowBytes, checked((int)RowBytes)), destination[..Columns]);
+    }
+
+    /// <summary>
+    /// A new matrix holding this one's weights converted to <paramref name="target"/> (Q8_0 or Q4_0)
+    /// in native memory it owns, quantized exactly as ggml's reference quantizers do: on-the-fly
+    /// quantization of F32/F16/BF16 weights at load (<c>--quantize q8_0|q4_0</c>). Rows are
+    /// converted in parallel on <see cref="WorkerPool.Shared"/>. Dispose the result to free it.
+    /// </summary>
+    public WeightMatrix Quantize(GgmlType target)
+    {
+        if (target is not (GgmlType.Q8_0 or GgmlType.Q4_0))
+            throw new ArgumentException($"{Name}: quantization target must be Q8_0 or Q4_0; got {target}", nameof(target));
+        if (Type is not (GgmlType.F32 or GgmlType.F16 or GgmlType.BF16))
+            throw new NotSupportedException($"{Name}: only F32, F16 and BF16 weights can be quantized on load; this matrix is {Type}");
+        if (Columns % Dequantize.QuantBlock != 0)
+            throw new ArgumentException($"{Name}: {target} needs a row length that is a multiple of {Dequantize.QuantBlock}; got {Columns}");
+        var rowBytes = GgmlTypes.ByteSize(target, Columns);
+        var data = (byte*)NativeMemory.AlignedAlloc((nuint)(rowBytes * Rows), 64);
+        var job = new QuantizeJob { Source = this.Data, SourceType = Type, SourceRowBytes = RowBytes, Target = target, TargetRowBytes = rowBytes, Destination = data, Columns = Columns };
+        WorkerPool.Shared.Run(&QuantizeRow, &job, Rows);
+        return new WeightMatrix(Name, target, Rows, Columns, data) { _owned = data };
+    }
+
+    private struct QuantizeJob
+    {
+        public byte* Source, Destination;
+        public GgmlType SourceType, Target;
+        public long SourceRowBytes, TargetRowBytes;
+        public int Columns;
+    }
+
+    [ThreadStatic] private static float[]? _rowScratch;
+
+    private static void QuantizeRow(void* context, int row)
+    {
+        var job = (QuantizeJob*)context;
+        var floats = _rowScratch is { } f && f.Length >= job->Columns ? f : (_rowScratch = new float[job->Columns]);
+        var values = floats.AsSpan(0, job->Columns);
+        Dequantize.Row(job->SourceType, new ReadOnlySpan<byte>(job->Source + row * job->SourceRowBytes, checked((int)job->SourceRowBytes)), values);
+        Kernels.Reference.Quantize.Row(job->Target, values, new Span<byte>(job->Destination + row * job->TargetRowBytes, checked((int)job->TargetRowBytes)));
+    }
+
+    /// <summary>Frees memory this matrix owns (a quantized copy); a view of a mapped file owns none.</summary>
+    public void Dispose()
+    {
+        if (_owned == null) return;
+        NativeMemory.AlignedFree(_owned);
+        _owned = null;
+        _freed = true;
     }
 }

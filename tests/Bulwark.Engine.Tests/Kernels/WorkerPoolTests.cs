@@ -41,6 +41,18 @@ public unsafe class WorkerPoolTests
     }
 
     [Fact]
+    public void ARunStartedBeforeTheWorkersFirstGetScheduledCompletes()
+    {
+        // Regression: a worker that read the generation only once running missed the first job
+        // and the caller waited for it forever.
+        for (var i = 0; i < 200; i++)
+        {
+            using var pool = new WorkerPool(4);
+            Assert.All(RunOnce(pool, 8), c => Assert.Equal(1, c));
+        }
+    }
+
+    [Fact]
     public void ZeroItemsIsANoOp()
     {
         using var pool = new WorkerPool(2);

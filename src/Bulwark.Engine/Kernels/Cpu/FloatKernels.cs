@@ -41,12 +41,14 @@ internal unsafe struct BF16Row : IFloatRow
 
 /// <summary>
 /// float16 widened with integer operations (.NET exposes no F16C intrinsic): exponent and mantissa
-/// shifted into place and rescaled by 2^112, which is exact for normal and subnormal halves;
-/// infinities and NaNs get the all-ones exponent back; the sign is copied.
+/// shifted into place and the exponent rebiased; subnormal halves through one exact float subtract
+/// (a multiply by 2^112 would take a denormal operand, which costs a microcode assist per element);
+/// infinities and NaNs get the all-ones exponent; the sign is copied.
 /// </summary>
 internal unsafe struct F16Row : IFloatRow
 {
-    private const float TwoTo112 = 5192296858534827628530496329220096f;
+    /// <summary>2^-14, the smallest normal half.</summary>
+    private const float MinNormal = 6.103515625e-05f;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> Load8(byte* row, int i)
@@ -67,11 +69,14 @@ internal unsafe struct F16Row : IFloatRow
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<float> Convert(Vector256<uint> h)
     {
-        var magnitude = h & Vector256.Create(0x7FFFu);
-        var shifted = Vector256.ShiftLeft(magnitude, 13);
-        var scaled = (shifted.AsSingle() * Vector256.Create(TwoTo112)).AsUInt32();
-        var special = Vector256.GreaterThanOrEqual(magnitude, Vector256.Create(0x7C00u));
-        var bits = Vector256.ConditionalSelect(special, shifted | Vector256.Create(0x7F800000u), scaled);
+        var shifted = Vector256.ShiftLeft(h & Vector256.Create(0x7FFFu), 13);
+        var exponent = shifted & Vector256.Create(0x0F800000u);
+        // Normal halves: rebias the exponent with an integer add (no float operation at all).
+        var normal = shifted + Vector256.Create(112u << 23);
+        // Subnormal halves (and zero): exponent 1 then subtract 2^-14, exact and never a denormal operand.
+        var subnormal = ((shifted + Vector256.Create(113u << 23)).AsSingle() - Vector256.Create(MinNormal)).AsUInt32();
+        var bits = Vector256.ConditionalSelect(Vector256.Equals(exponent, Vector256<uint>.Zero), subnormal, normal);
+        bits = Vector256.ConditionalSelect(Vector256.Equals(exponent, Vector256.Create(0x0F800000u)), shifted | Vector256.Create(0x7F800000u), bits);
         return (bits | Vector256.ShiftLeft(h & Vector256.Create(0x8000u), 16)).AsSingle();
     }
 }

@@ -121,7 +121,9 @@ public sealed unsafe class WorkerPool : IDisposable
     private void WorkerLoop()
     {
         _isWorker = true;
-        var seen = Volatile.Read(ref _generation);
+        // Generation 0 is the pool's state at construction: a Run that starts before this thread
+        // first gets scheduled has already moved past it, and this worker must still take part.
+        var seen = 0;
         while (true)
         {
             var start = Stopwatch.GetTimestamp();

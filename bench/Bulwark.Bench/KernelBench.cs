@@ -1,0 +1,81 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using Bulwark.Engine.Formats;
+using Bulwark.Engine.Kernels.Cpu;
+
+namespace Bulwark.Bench;
+
+/// <summary>
+/// Matmul throughput of each weight type on each instruction set: a GEMV (decode: weight bytes
+/// read per second, to compare with the memory roofline) and a GEMM over many tokens (prefill:
+/// multiply-adds per second).
+/// </summary>
+internal static unsafe class KernelBench
+{
+    public static int Run(string[] args)
+    {
+        var a = new BenchArgs(args);
+        var threads = a.Int("threads", 2, 1, 256);
+        var rows = a.Int("rows", 5632, 1, 1 << 20);
+        var columns = a.Int("cols", 2048, 32, 1 << 20);
+        var tokens = a.Int("tokens", 128, 1, 4096);
+        if (columns % 32 != 0) throw new ArgumentException($"--cols must be a multiple of 32; got {columns}");
+        using var pool = new WorkerPool(threads);
+        var x = (float*)NativeMemory.AlignedAlloc((nuint)((long)tokens * columns * 4), 64);
+        var y = (float*)NativeMemory.AlignedAlloc((nuint)((long)tokens * rows * 4), 64);
+        var random = new Random(1);
+        for (long i = 0; i < (long)tokens * columns; i++) x[i] = (float)(random.NextDouble() * 2 - 1);
+
+        Console.WriteLine($"[{rows} x {columns}] weights, {threads} threads; GEMV over 1 token, GEMM over {tokens}");
+        Console.WriteLine($"{"type",-5} {"isa",-9} {"GEMV GB/s",10} {"GEMM GMAC/s",12}");
+        foreach (var type in new[] { GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.F16, GgmlType.BF16, GgmlType.F32 })
+        {
+            var rowBytes = GgmlTypes.ByteSize(type, columns);
+            var bytes = rowBytes * rows;
+            var w = (byte*)NativeMemory.AlignedAlloc((nuint)bytes, 64);
+            FillWeights(type, w, bytes, random);
+            foreach (var isa in Enum.GetValues<InstructionSet>().Where(KernelIsa.IsSupported))
+            {
+                if (isa == InstructionSet.Scalar && rows * (long)columns > 4_000_000) continue; // minutes, not seconds
+                var gemv = Time(() => MatMul.Apply(type, w, rowBytes, rows, columns, x, y, 1, isa, pool), 0.5);
+                var gemm = Time(() => MatMul.Apply(type, w, rowBytes, rows, columns, x, y, tokens, isa, pool), 1.0);
+                Console.WriteLine($"{type,-5} {isa,-9} {bytes / gemv / 1e9,10:F1} {(double)rows * columns * tokens / gemm / 1e9,12:F1}");
+            }
+            NativeMemory.AlignedFree(w);
+        }
+        NativeMemory.AlignedFree(x);
+        NativeMemory.AlignedFree(y);
+        return 0;
+    }
+
+    private static void FillWeights(GgmlType type, byte* w, long bytes, Random random)
+    {
+        var span = new Span<byte>(w, checked((int)bytes));
+        random.NextBytes(span);
+        if (type is GgmlType.F16 or GgmlType.BF16 or GgmlType.F32)
+        {
+            // Keep values finite: clear the top exponent bit of every element.
+            var size = type == GgmlType.F32 ? 4 : 2;
+            for (long i = size - 1; i < bytes; i += size) w[i] &= 0x3F;
+            return;
+        }
+        var blockBytes = GgmlTypes.BlockBytes(type);
+        for (long b = 0; b < bytes / blockBytes; b++) *(Half*)(w + b * blockBytes) = (Half)0.01f;
+    }
+
+    /// <summary>Median seconds per call over at least <paramref name="budget"/> seconds (after one warm-up).</summary>
+    private static double Time(Action action, double budget)
+    {
+        action();
+        var times = new List<double>();
+        var total = Stopwatch.StartNew();
+        while (total.Elapsed.TotalSeconds < budget || times.Count < 3)
+        {
+            var clock = Stopwatch.StartNew();
+            action();
+            times.Add(clock.Elapsed.TotalSeconds);
+        }
+        times.Sort();
+        return times[times.Count / 2];
+    }
+}
