@@ -17,7 +17,7 @@ internal static class BenchEngineCommand
 {
     public static Command Create()
     {
-        var model = new Option<string>("--model") { Description = "A .gguf model file.", Required = true };
+        var model = new Option<string>("--model") { Description = "A .gguf file or a Hugging Face model folder.", Required = true };
         var concurrency = new Option<string>("--concurrency") { Description = "Comma-separated numbers of concurrent sequences.", DefaultValueFactory = _ => "1,8,32" };
         var promptTokens = new Option<int>("--prompt-tokens") { Description = "Prompt length of every request, in tokens.", DefaultValueFactory = _ => 128 };
         var genTokens = new Option<int>("--gen-tokens") { Description = "Tokens generated per request (EOS ignored).", DefaultValueFactory = _ => 64 };
@@ -55,9 +55,9 @@ internal static class BenchEngineCommand
     public static async Task<IReadOnlyList<EngineBenchResult>> RunAsync(BenchEngineSettings s, TextWriter progress)
     {
         s.Validate();
-        if (!File.Exists(s.ModelPath))
+        if (!File.Exists(s.ModelPath) && !Directory.Exists(s.ModelPath))
             throw new FileNotFoundException($"model file not found: {s.ModelPath}", s.ModelPath);
-        using var model = GgufModelLoader.Load(s.ModelPath);
+        using var model = ModelLoader.Load(s.ModelPath);
         using var executor = new PagedLlamaExecutor(model);
         var perSequence = (s.PromptTokens + s.GenTokens + s.BlockSize - 1) / s.BlockSize;
         var options = new EngineOptions

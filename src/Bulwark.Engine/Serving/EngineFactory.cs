@@ -1,4 +1,3 @@
-using Bulwark.Engine.Formats.Gguf;
 using Bulwark.Engine.Model;
 using Bulwark.Engine.Serving.Execution;
 using Bulwark.Engine.Templates;
@@ -9,44 +8,55 @@ namespace Bulwark.Engine.Serving;
 /// <summary>Loads a model file into a running <see cref="LlmEngine"/> over the paged executor, with its tokenizer and chat template.</summary>
 public static class EngineFactory
 {
-    /// <param name="modelPath">A GGUF file.</param>
+    /// <param name="modelPath">A GGUF file or a Hugging Face folder (config.json, *.safetensors, tokenizer files), as <see cref="ModelLoader"/> reads them.</param>
     /// <param name="options">Engine options; an empty <see cref="EngineOptions.EosTokenIds"/> is filled from the tokenizer.</param>
     /// <param name="maxContextLength">Caps the model's context length (smaller KV needs per sequence); null keeps it.</param>
     public static LoadedEngine Load(string modelPath, EngineOptions? options = null, int? maxContextLength = null)
     {
         options ??= new EngineOptions();
-        if (Directory.Exists(modelPath))
-            throw new NotSupportedException($"{modelPath} is a folder; the engine loads a .gguf file (safetensors folders need the safetensors loader)");
-        if (!File.Exists(modelPath))
-            throw new FileNotFoundException($"model file not found: {modelPath}", modelPath);
+        var full = System.IO.Path.GetFullPath(modelPath);
+        if (!File.Exists(full) && !Directory.Exists(full))
+            throw new FileNotFoundException($"model not found: {modelPath} ({ModelLoader.Expected})", modelPath);
 
-        ITokenizer tokenizer;
-        string? templateSource;
-        using (var gguf = GgufFile.Open(modelPath))
-        {
-            tokenizer = TokenizerLoader.FromGguf(gguf);
-            templateSource = gguf.GetStringOrNull("tokenizer.chat_template");
-        }
-        var (template, templateError) = ParseTemplate(templateSource);
+        var tokenizer = TokenizerLoader.FromPath(full);
+        var templateSource = TemplateOf(full);
+        var (template, templateError) = ParseTemplate(templateSource?.Source);
 
-        var model = GgufModelLoader.Load(modelPath);
+        var model = ModelLoader.Load(full);
         PagedLlamaExecutor? executor = null;
         try
         {
             if (tokenizer.VocabSize > model.Config.VocabularySize)
-                throw new Formats.ModelFormatException(modelPath, "tokenizer.ggml.tokens",
+                throw new Formats.ModelFormatException(full, "vocab_size",
                     $"the tokenizer has {tokenizer.VocabSize} tokens; the model's embedding has only {model.Config.VocabularySize} rows");
             executor = new PagedLlamaExecutor(model, maxContextLength);
             var eos = options.EosTokenIds.Count > 0 ? options.EosTokenIds : EosIds(tokenizer.Special);
             var engine = new LlmEngine(executor, options with { EosTokenIds = eos });
-            var id = System.IO.Path.GetFileNameWithoutExtension(modelPath);
-            return new LoadedEngine(id, System.IO.Path.GetFullPath(modelPath), model, executor, engine, tokenizer, templateSource, template, templateError, eos);
+            var id = Directory.Exists(full) ? System.IO.Path.GetFileName(full.TrimEnd(System.IO.Path.DirectorySeparatorChar)) : System.IO.Path.GetFileNameWithoutExtension(full);
+            return new LoadedEngine(id, full, model, executor, engine, tokenizer, templateSource, template, templateError, eos);
         }
         catch
         {
             executor?.Dispose();
             model.Dispose();
             throw;
+        }
+    }
+
+    /// <summary>The model's own template (GGUF metadata, tokenizer_config.json or chat_template.jinja); null when it ships none.</summary>
+    private static ChatTemplateSource? TemplateOf(string path)
+    {
+        try
+        {
+            return ChatTemplateSource.FromModel(path);
+        }
+        catch (Formats.ModelFormatException e) when (e.Field == "tokenizer.chat_template")
+        {
+            return null;
+        }
+        catch (FileNotFoundException)
+        {
+            return null;
         }
     }
 

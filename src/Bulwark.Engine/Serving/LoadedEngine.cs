@@ -14,10 +14,11 @@ public sealed class LoadedEngine : IDisposable
 {
     private readonly LlamaModel _model;
     private readonly PagedLlamaExecutor _executor;
+    private readonly Templates.ChatTemplateSource? _templateSource;
     private int _disposed;
 
     internal LoadedEngine(string modelId, string path, LlamaModel model, PagedLlamaExecutor executor, LlmEngine engine,
-        ITokenizer tokenizer, string? chatTemplateSource, ChatTemplate? chatTemplate, string? chatTemplateError, IReadOnlyList<int> eosTokenIds)
+        ITokenizer tokenizer, Templates.ChatTemplateSource? chatTemplateSource, ChatTemplate? chatTemplate, string? chatTemplateError, IReadOnlyList<int> eosTokenIds)
     {
         ModelId = modelId;
         Path = path;
@@ -25,7 +26,7 @@ public sealed class LoadedEngine : IDisposable
         _executor = executor;
         Engine = engine;
         Tokenizer = tokenizer;
-        ChatTemplateSource = chatTemplateSource;
+        _templateSource = chatTemplateSource;
         ChatTemplate = chatTemplate;
         ChatTemplateError = chatTemplateError;
         EosTokenIds = eosTokenIds;
@@ -43,7 +44,7 @@ public sealed class LoadedEngine : IDisposable
     public ITokenizer Tokenizer { get; }
 
     /// <summary>The template text the model ships with; null when it has none.</summary>
-    public string? ChatTemplateSource { get; }
+    public string? ChatTemplateSource => _templateSource?.Source;
 
     /// <summary>The parsed template; null when the model has none or it failed to parse (see <see cref="ChatTemplateError"/>).</summary>
     public ChatTemplate? ChatTemplate { get; }
@@ -57,15 +58,21 @@ public sealed class LoadedEngine : IDisposable
     /// <summary>Longest prompt + output the engine accepts.</summary>
     public int ContextLength => Engine.MaxContextLength;
 
-    /// <summary>The special-token variables chat templates read (<c>bos_token</c>, <c>eos_token</c>).</summary>
+    /// <summary>
+    /// The special-token variables chat templates read (<c>bos_token</c>, <c>eos_token</c>, ...): as the
+    /// model's template source names them, else the tokenizer's BOS/EOS texts.
+    /// </summary>
     public IReadOnlyDictionary<string, object?> TemplateVariables()
     {
         var special = Tokenizer.Special;
-        return new Dictionary<string, object?>(StringComparer.Ordinal)
+        var variables = new Dictionary<string, object?>(StringComparer.Ordinal)
         {
             ["bos_token"] = special.Bos >= 0 ? Tokenizer.TokenText(special.Bos) : "",
             ["eos_token"] = special.Eos >= 0 ? Tokenizer.TokenText(special.Eos) : "",
         };
+        foreach (var (name, text) in _templateSource?.SpecialTokens ?? new Dictionary<string, string>())
+            variables[name] = text;
+        return variables;
     }
 
     public void Dispose()

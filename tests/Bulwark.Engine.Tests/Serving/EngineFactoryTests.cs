@@ -103,11 +103,26 @@ public class EngineFactoryTests
     }
 
     [Fact]
+    public async Task AHuggingFaceFolderServesTheSameModelAsItsGguf()
+    {
+        var spec = new SyntheticModelSpec { Vocab = 300, ChatTemplate = ChatMl, Seed = 12 };
+        var folder = Fixtures.NewTempDirectory();
+        SyntheticModel.WriteSafetensors(spec, folder);
+        using var fromFolder = EngineFactory.Load(folder, Small);
+        using var fromGguf = EngineFactory.Load(SyntheticGguf.Write(spec), Small);
+        Assert.Equal(Path.GetFileName(folder), fromFolder.ModelId);
+        Assert.Equal(ChatMl, fromFolder.ChatTemplateSource);
+        Assert.Equal(fromGguf.EosTokenIds, fromFolder.EosTokenIds);
+        var request = new GenerationRequest { PromptTokens = [5, 77, 123, 9], Sampling = new SamplingParams { Temperature = 0, MaxTokens = 6, IgnoreEos = true } };
+        Assert.Equal(Ids(await CollectAsync(fromGguf.Engine, request)), Ids(await CollectAsync(fromFolder.Engine, request)));
+    }
+
+    [Fact]
     public void MissingOrUnsupportedPathsSayWhatIsWrong()
     {
         var missing = Path.Combine(Fixtures.NewTempDirectory(), "none.gguf");
         Assert.Contains(missing, Assert.Throws<FileNotFoundException>(() => EngineFactory.Load(missing)).Message);
-        var folder = Fixtures.NewTempDirectory();
-        Assert.Contains("is a folder", Assert.Throws<NotSupportedException>(() => EngineFactory.Load(folder)).Message);
+        var empty = Fixtures.NewTempDirectory();
+        Assert.Contains("no tokenizer.json", Assert.Throws<FileNotFoundException>(() => EngineFactory.Load(empty)).Message);
     }
 }

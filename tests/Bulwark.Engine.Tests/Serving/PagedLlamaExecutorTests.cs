@@ -169,6 +169,21 @@ public class PagedLlamaExecutorTests
     }
 
     [Fact]
+    public void StepsAfterTheLargestOneAllocateNoManagedMemory()
+    {
+        using var model = SyntheticGguf.Load(new SyntheticModelSpec { Architecture = "qwen2", Seed = 9 });
+        using var executor = new PagedLlamaExecutor(model);
+        var driver = new StepDriver(executor, 32, 4, prefixCaching: true, Chunked(64));
+        var random = new Random(9);
+        foreach (var length in new[] { 5, 9, 14 })
+            driver.Add(RandomPrompt(random, length, model.Config.VocabularySize), maxTokens: 8);
+        driver.RunToEnd();
+        // The first step (all three prompts) sizes the buffers; every decode step after it reuses them.
+        Assert.True(driver.ExecuteAllocations.Count > 5);
+        Assert.All(driver.ExecuteAllocations.Skip(1), bytes => Assert.Equal(0, bytes));
+    }
+
+    [Fact]
     public void ArgumentsAreCheckedWithClearMessages()
     {
         using var model = SyntheticGguf.Load(new SyntheticModelSpec { Context = 64 });

@@ -36,6 +36,9 @@ internal sealed class StepDriver
 
     public long Preemptions => _scheduler.Preemptions;
 
+    /// <summary>Managed bytes each step's <see cref="IModelExecutor.Execute"/> allocated on the calling thread.</summary>
+    public List<long> ExecuteAllocations { get; } = new();
+
     /// <summary>Queues a prompt to arrive before step <paramref name="atStep"/> of the next <see cref="RunToEnd"/>.</summary>
     public GreedyRun Add(int[] prompt, int maxTokens, int priority = 0, string tenant = "t", int atStep = 0)
     {
@@ -69,7 +72,9 @@ internal sealed class StepDriver
         var size = _batch.LogitRowCount * vocab;
         if (_logits.Length < size)
             _logits = new float[size];
+        var before = GC.GetAllocatedBytesForCurrentThread();
         _executor.Execute(_batch, _logits.AsSpan(0, size));
+        ExecuteAllocations.Add(GC.GetAllocatedBytesForCurrentThread() - before);
         _scheduler.Complete(step);
         var sequences = step.Sequences.ToArray();
         for (var s = 0; s < sequences.Length; s++)
