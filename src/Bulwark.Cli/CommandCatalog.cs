@@ -8,9 +8,14 @@ internal static class CommandCatalog
 {
     public static IEnumerable<Command> All()
     {
+        yield return GenerateCommand.Create();
         yield return InfoCommand.Create();
+        yield return ServeCommand.Create();
         yield return ModelsCommand.Create();
         yield return BenchCommand.Create();
+        yield return TokenizeCommand.Create();
+        yield return TemplateCommand.Create();
+        yield return GuardCommand.Create();
         yield return KeysCommand.Create();
         yield return AdminCommand.Create();
     }

@@ -16,6 +16,8 @@ internal static class BenchCommand
     // One line per subcommand, each defined in its own file.
     private static IEnumerable<Command> Subcommands()
     {
-        yield break;
+        yield return BenchEngineCommand.Create();
+        yield return BenchSecurityCommand.Create();
+        yield return BenchServeCommand.Create();
     }
 }

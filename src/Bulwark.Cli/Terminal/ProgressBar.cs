@@ -5,9 +5,9 @@ namespace Bulwark.Cli.Terminal;
 /// <summary>
 /// A one-line progress bar on standard error (so standard output stays clean for --json),
 /// redrawn at most ten times a second; silent when standard error is not a terminal, except for
-/// the final line.
+/// the final line. Counts bytes (shown in MiB) unless a <c>unit</c> is given, e.g. "requests".
 /// </summary>
-internal sealed class ProgressBar(string label, long total) : IProgress<long>
+internal sealed class ProgressBar(string label, long total, string? unit = null) : IProgress<long>
 {
     private readonly Stopwatch _clock = Stopwatch.StartNew();
     private readonly bool _interactive = !Console.IsErrorRedirected;
@@ -36,6 +36,9 @@ internal sealed class ProgressBar(string label, long total) : IProgress<long>
         var fraction = total > 0 ? Math.Clamp((double)_done / total, 0, 1) : 1;
         var filled = (int)(fraction * width);
         var seconds = Math.Max(_clock.Elapsed.TotalSeconds, 1e-3);
+        if (unit is not null)
+            return string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"{label} [{new string('#', filled)}{new string('.', width - filled)}] {fraction * 100,5:0.0}% {_done}/{total} {unit} {_done / seconds,7:0.0} {unit}/s");
         var rate = _done / seconds / (1 << 20);
         return $"{label} [{new string('#', filled)}{new string('.', width - filled)}] {fraction * 100,5:0.0}% {Mib(_done)}/{Mib(total)} MiB {rate,7:0.0} MiB/s";
     }

@@ -27,6 +27,8 @@ public sealed class LlmEngine : IDisposable
     private long _nextSequenceId;
     private long _nextArrival;
     private volatile bool _stopping;
+    private volatile bool _exited;
+    private int _disposed;
 
     public LlmEngine(IModelExecutor executor, EngineOptions? options = null)
     {
@@ -78,11 +80,16 @@ public sealed class LlmEngine : IDisposable
     public async IAsyncEnumerable<TokenEvent> GenerateAsync(GenerationRequest request, [EnumeratorCancellation] CancellationToken ct = default)
     {
         Validate(request);
-        ObjectDisposedException.ThrowIf(_stopping, this);
+        if (_stopping)
+            throw new EngineStoppedException();
         var salt = request.Tenant + "\0" + (request.CacheSalt ?? "");
         var state = new RequestState(request, _options.Time.GetTimestamp(), BlockHash.Root(salt));
         _arrivals.Enqueue(state);
-        _wake.Set();
+        // The loop drains arrivals after it exits; one that raced past that drain is ended here.
+        if (_exited)
+            RejectArrivals();
+        else
+            _wake.Set();
         var finished = false;
         try
         {
@@ -100,12 +107,18 @@ public sealed class LlmEngine : IDisposable
         }
     }
 
+    /// <summary>
+    /// Drains: every queued or running request ends at the next step boundary with an
+    /// <see cref="EngineStoppedException"/>, its KV blocks are freed, and the step thread exits.
+    /// The executor is the caller's to dispose afterwards.
+    /// </summary>
     public void Dispose()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+            return;
         _stopping = true;
         _wake.Set();
         _loop.Join();
-        _wake.Dispose();
     }
 
     private static int BlocksForBudget(IModelExecutor executor, EngineOptions options)
@@ -137,9 +150,17 @@ public sealed class LlmEngine : IDisposable
                 FailAll(ex);
             }
             if (_stopping)
-                FailAll(new ObjectDisposedException(nameof(LlmEngine)));
+                FailAll(new EngineStoppedException());
         }
+        _exited = true;
+        RejectArrivals();
         PublishCounters();
+    }
+
+    private void RejectArrivals()
+    {
+        while (_arrivals.TryDequeue(out var state))
+            state.Events.Writer.TryComplete(new EngineStoppedException());
     }
 
     private void Admit()
@@ -152,7 +173,7 @@ public sealed class LlmEngine : IDisposable
                 continue; // cancelled before it was admitted
             if (_stopping)
             {
-                state.Events.Writer.TryComplete(new ObjectDisposedException(nameof(LlmEngine)));
+                state.Events.Writer.TryComplete(new EngineStoppedException());
                 continue;
             }
             var p = state.Sampling;

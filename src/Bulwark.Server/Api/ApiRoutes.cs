@@ -1,4 +1,5 @@
 using Bulwark.Server.Observability;
+using Bulwark.Server.Security;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
@@ -26,8 +27,9 @@ public static class ApiRoutes
             var (ready, detail) = await probe.CheckAsync(c.RequestAborted);
             return Results.Text(detail + "\n", "text/plain", statusCode: ready ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable);
         });
+        // Metrics have their own credential (the metrics token or an admin key), not an inference key.
         routes.MapGet("/metrics", (PrometheusExposition exposition) =>
-            Results.Text(exposition.Render(), "text/plain; version=0.0.4; charset=utf-8"));
+            Results.Text(exposition.Render(), "text/plain; version=0.0.4; charset=utf-8")).WithMetadata(new RequireScopeAttribute(Scopes.Metrics));
 
         routes.MapFallback((HttpContext c) => throw new ApiException(StatusCodes.Status404NotFound,
             $"There is no route {c.Request.Method} {Truncate(c.Request.Path.Value ?? "")}. See GET /v1/models, POST /v1/chat/completions, POST /v1/completions.",

@@ -12,7 +12,8 @@ namespace Bulwark.Server.Api;
 /// backend → response, streamed as Server-Sent Events or answered whole.
 /// </summary>
 public sealed class CompletionEndpoint(
-    IGenerationBackend backend, ApiLimits limits, AdmissionGate admission, ShutdownDrain drain, ServerMetrics metrics, TimeProvider time)
+    IGenerationBackend backend, ApiLimits limits, IRequestPolicy policy, AdmissionGate admission, IOutputGuard guard,
+    ShutdownDrain drain, ServerMetrics metrics, TimeProvider time)
 {
     public async Task HandleAsync(HttpContext context, ResponseKind kind)
     {
@@ -24,14 +25,24 @@ public sealed class CompletionEndpoint(
                 ? ChatCompletionParser.Parse(body.RootElement, backend, limits)
                 : TextCompletionParser.Parse(body.RootElement, backend, limits);
         }
+        await using var grant = await policy.AdmitAsync(context, job.Model, job.ReservedTokens);
+        if (grant is null) return; // refused; the policy wrote the answer
         var caller = RequestCaller.Of(context);
         using var lease = await admission.EnterAsync(caller.Priority, context.RequestAborted);
         using var cancel = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, drain.HardStop);
-        var run = new CompletionRun(job, backend, caller, metrics, time, started);
+        var run = new CompletionRun(job, backend, caller, metrics, time, started, guard);
         var id = (kind == ResponseKind.Chat ? "chatcmpl-" : "cmpl-") + Guid.NewGuid().ToString("N");
         var writer = new CompletionResponseWriter(job, id, time.GetUtcNow().ToUnixTimeSeconds());
-        if (job.Stream) await StreamAsync(context, job, run, writer, cancel.Token);
-        else await RespondAsync(context, job, run, writer, cancel.Token);
+        try
+        {
+            if (job.Stream) await StreamAsync(context, job, run, writer, cancel.Token);
+            else await RespondAsync(context, job, run, writer, cancel.Token);
+        }
+        finally
+        {
+            // Whatever happened, the tokens computed are the ones charged.
+            await grant.SettleAsync(run.PromptTokens, run.CompletionTokens);
+        }
     }
 
     private async Task RespondAsync(HttpContext context, CompletionJob job, CompletionRun run, CompletionResponseWriter writer, CancellationToken cancellationToken)

@@ -32,6 +32,9 @@ public sealed record CompletionJob
 
     public string? User { get; init; }
 
+    /// <summary>What the quota reserves up front: the prompt plus every choice's max_tokens.</summary>
+    public long ReservedTokens => PromptTokenIds.Length + (long)Choices * MaxTokens;
+
     public GenerationRequest ToGenerationRequest(int choiceIndex, RequestCaller caller) => new()
     {
         PromptTokenIds = PromptTokenIds,

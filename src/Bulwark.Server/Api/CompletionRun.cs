@@ -14,10 +14,13 @@ public readonly record struct ChoiceDelta(int Index, string Text, FinishReason F
 /// <summary>
 /// Runs the <c>n</c> choices of one job against the backend at the same time and merges their
 /// deltas into one ordered-per-choice stream. Applies stop strings on the decoded text, records
-/// time-to-first-token, inter-token latency and token counts. Cancelling the token (client gone,
-/// server stopping) or abandoning the enumeration cancels every sequence, which frees its KV blocks.
+/// time-to-first-token, inter-token latency and token counts. Each choice's text then passes the
+/// output guard (stage 9), so a stop string is matched on what the model wrote and redaction sees
+/// exactly what the client would. Cancelling the token (client gone, server stopping) or
+/// abandoning the enumeration cancels every sequence, which frees its KV blocks.
 /// </summary>
-public sealed class CompletionRun(CompletionJob job, IGenerationBackend backend, RequestCaller caller, ServerMetrics metrics, TimeProvider time, long startedAt)
+public sealed class CompletionRun(
+    CompletionJob job, IGenerationBackend backend, RequestCaller caller, ServerMetrics metrics, TimeProvider time, long startedAt, IOutputGuard? guard = null)
 {
     private int _completionTokens;
     private int _firstTokenSeen;
@@ -51,6 +54,7 @@ public sealed class CompletionRun(CompletionJob job, IGenerationBackend backend,
     {
         await Task.Yield();
         var matcher = new StopStringMatcher(job.Stop);
+        var filter = guard?.Begin();
         List<GeneratedToken>? pending = job.TopLogprobs is null ? null : [];
         var last = 0L;
         var request = job.ToGenerationRequest(index, caller);
@@ -70,18 +74,23 @@ public sealed class CompletionRun(CompletionJob job, IGenerationBackend backend,
                 last = now;
                 pending?.Add(token);
             }
-            var text = matcher.Push(token.Text);
+            var text = Pass(filter, matcher.Push(token.Text));
             var finish = matcher.Stopped ? FinishReason.Stop : token.Finish;
             if (finish != FinishReason.None)
             {
-                output.TryWrite(new ChoiceDelta(index, text + matcher.Flush(), finish, Take(ref pending), matcher.Stopped));
+                output.TryWrite(new ChoiceDelta(index, text + Close(filter, matcher.Flush()), finish, Take(ref pending), matcher.Stopped));
                 return;
             }
             if (text.Length > 0) output.TryWrite(new ChoiceDelta(index, text, FinishReason.None, Take(ref pending)));
         }
         // A backend that ends without a finish reason stopped at its own length bound.
-        output.TryWrite(new ChoiceDelta(index, matcher.Flush(), FinishReason.Length, Take(ref pending)));
+        output.TryWrite(new ChoiceDelta(index, Close(filter, matcher.Flush()), FinishReason.Length, Take(ref pending)));
     }
+
+    private static string Pass(IOutputFilter? filter, string text) => filter is null ? text : filter.Push(text);
+
+    /// <summary>The last text of a choice: through the filter, then whatever the filter still held back.</summary>
+    private static string Close(IOutputFilter? filter, string text) => filter is null ? text : filter.Push(text) + filter.Flush();
 
     private static IReadOnlyList<GeneratedToken>? Take(ref List<GeneratedToken>? pending)
     {

@@ -14,7 +14,8 @@ namespace Bulwark.Server.Api;
 /// finish reasons <c>length</c>, <c>eos_token</c>, <c>stop_sequence</c>. Errors use the OpenAI shape.
 /// </summary>
 public sealed class TgiGenerateEndpoint(
-    IGenerationBackend backend, ApiLimits limits, AdmissionGate admission, ShutdownDrain drain, ServerMetrics metrics, TimeProvider time)
+    IGenerationBackend backend, ApiLimits limits, IRequestPolicy policy, AdmissionGate admission, IOutputGuard guard,
+    ShutdownDrain drain, ServerMetrics metrics, TimeProvider time)
 {
     /// <summary>TGI's own default for <c>max_new_tokens</c>.</summary>
     public const int DefaultMaxNewTokens = 100;
@@ -26,10 +27,24 @@ public sealed class TgiGenerateEndpoint(
         using (var body = await JsonBody.ReadAsync(context, limits))
             request = Parse(body.RootElement, stream);
         var (job, details, fullText, inputs) = request;
+        await using var grant = await policy.AdmitAsync(context, job.Model, job.ReservedTokens);
+        if (grant is null) return; // refused; the policy wrote the answer
         var caller = RequestCaller.Of(context);
         using var lease = await admission.EnterAsync(caller.Priority, context.RequestAborted);
         using var cancel = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, drain.HardStop);
-        var run = new CompletionRun(job, backend, caller, metrics, time, started);
+        var run = new CompletionRun(job, backend, caller, metrics, time, started, guard);
+        try
+        {
+            await RunAsync(context, stream, job, details, fullText, inputs, run, cancel.Token);
+        }
+        finally
+        {
+            await grant.SettleAsync(run.PromptTokens, run.CompletionTokens);
+        }
+    }
+
+    private async Task RunAsync(HttpContext context, bool stream, CompletionJob job, bool details, bool fullText, string inputs, CompletionRun run, CancellationToken cancellationToken)
+    {
         var text = new StringBuilder(fullText ? inputs : "");
         var tokens = new List<GeneratedToken>();
         var finish = "length";
@@ -42,7 +57,7 @@ public sealed class TgiGenerateEndpoint(
         // Each token is sent one step late, so the last can carry generated_text and details as TGI's does.
         GeneratedToken? held = null;
         var index = 0;
-        await foreach (var delta in run.RunAsync(cancel.Token))
+        await foreach (var delta in run.RunAsync(cancellationToken))
         {
             text.Append(delta.Text);
             if (delta.Finish != FinishReason.None)

@@ -2,6 +2,7 @@ using Bulwark.Server.Admission;
 using Bulwark.Server.Api;
 using Bulwark.Server.Backends;
 using Bulwark.Server.Observability;
+using Bulwark.Server.Security;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
@@ -9,6 +10,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 
 namespace Bulwark.Server.Hosting;
 
@@ -23,13 +25,22 @@ public static class BulwarkServer
     public static WebApplicationBuilder CreateBuilder(string[] args, IEnumerable<KeyValuePair<string, string?>>? overrides = null)
     {
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args });
+        // Defaults below every other source: ASP.NET Core's per-request lines are noise on a console, so Warning unless configured.
+        builder.Configuration.Sources.Insert(0, new Microsoft.Extensions.Configuration.Memory.MemoryConfigurationSource
+        {
+            InitialData = [new("Logging:LogLevel:Default", "Information"), new("Logging:LogLevel:Microsoft.AspNetCore", "Warning")],
+        });
         if (overrides is not null) builder.Configuration.AddInMemoryCollection(overrides);
         return builder;
     }
 
     /// <summary>Validates the configuration and builds the app serving <paramref name="backend"/>.</summary>
+    /// <param name="secured">
+    /// The security front (keys, quotas, audit, admin API, secret redaction). Always on for
+    /// <c>bulwark serve</c>; false only for tests that exercise the bare API.
+    /// </param>
     /// <exception cref="ServerConfigurationException">A setting is malformed or out of range; the message lists every problem.</exception>
-    public static WebApplication Build(WebApplicationBuilder builder, IGenerationBackend backend)
+    public static WebApplication Build(WebApplicationBuilder builder, IGenerationBackend backend, bool secured = true)
     {
         var settings = ServerSettings.Read(builder.Configuration);
         var (server, limits, admission) = (settings.Server, settings.Limits, settings.Admission);
@@ -65,12 +76,25 @@ public static class BulwarkServer
         services.AddSingleton<ShutdownDrain>();
         services.AddSingleton<ReadinessProbe>();
         services.AddApiEndpoints();
+        if (secured)
+        {
+            services.AddBulwarkSecurity(builder.Configuration, settings.Data.EnsureCreated());
+            services.AddSingleton<IRequestPolicy, KeyPolicy>();
+            services.AddSingleton<IOutputGuard>(settings.RedactSecrets ? new SecretRedactionGuard() : NoOutputGuard.Instance);
+            // After every provider the host or the caller added: each log line passes the secret redactor.
+            builder.Logging.AddBulwarkRedaction();
+        }
+        else
+        {
+            services.AddSingleton<IRequestPolicy>(OpenPolicy.Instance);
+            services.AddSingleton<IOutputGuard>(NoOutputGuard.Instance);
+        }
 
         var app = builder.Build();
         var drain = app.Services.GetRequiredService<ShutdownDrain>();
         // ApplicationStopping fires before Kestrel stops accepting, so no request slips in between.
         app.Lifetime.ApplicationStopping.Register(drain.BeginDrain);
-        RequestPipeline.Use(app);
+        RequestPipeline.Use(app, secured);
         return app;
     }
 }

@@ -1,5 +1,6 @@
 using Bulwark.Server.Api;
 using Bulwark.Server.Observability;
+using Bulwark.Server.Security;
 using Microsoft.AspNetCore.Builder;
 
 namespace Bulwark.Server.Hosting;
@@ -11,7 +12,8 @@ namespace Bulwark.Server.Hosting;
 /// </summary>
 public static class RequestPipeline
 {
-    public static void Use(WebApplication app)
+    /// <param name="secured">False only in tests of the bare API: stages 2, 3 and 9 are then absent.</param>
+    public static void Use(WebApplication app, bool secured = true)
     {
         // 10 Meter (HTTP part): outermost, so it sees the final status of every request, refusals included.
         app.UseMiddleware<RequestMetricsMiddleware>();
@@ -20,12 +22,20 @@ public static class RequestPipeline
         app.UseMiddleware<ApiErrorMiddleware>();
         app.UseMiddleware<RequestIdMiddleware>();
         app.UseRouting();
-        // 2 Identity (API key / JWT → RequestCaller) — provided by the security stage; wire it here.
-        // 3 Policy (model ACL, requests/tokens per minute, budgets) — provided by the security stage; wire it here.
+        if (secured)
+        {
+            // 2 Identity: IP block list, API key (or metrics token) → Caller with scopes; 401/403 here; audit record at the end.
+            app.UseBulwarkSecurity();
+            app.UseMiddleware<CallerMiddleware>();
+        }
+        // 3 Policy (model ACL, requests/tokens per minute, concurrency, budgets) runs inside the endpoints
+        //   once the model and token need are known: IRequestPolicy = KeyPolicy (BulwarkServer registers it).
         // 5 Input guard — provided by guardrails; wire it here (it runs on the parsed request).
+        app.UseMiddleware<Bulwark.Server.Guardrails.Input.InputGuardMiddleware>();
         // 4 Contract, 6 Prompt, 7 Admission, 8 Backend run inside the endpoints, in that order:
         //   parser (validate) → chat template/tokens → AdmissionGate → IGenerationBackend.
-        // 9 Output guard (stop strings are applied in CompletionRun; redaction from guardrails wires here).
+        // 9 Output guard: stop strings, then IOutputGuard (SecretRedactionGuard) on every choice's text, in CompletionRun.
         ApiRoutes.Map(app);
+        if (secured) app.MapBulwarkAdmin();
     }
 }

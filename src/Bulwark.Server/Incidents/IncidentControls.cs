@@ -16,6 +16,7 @@ public sealed class IncidentControls(SecurityStorage storage, TimeProvider time)
     public async Task<string> BlockIpAsync(string cidr, string reason, string actor, CancellationToken ct = default)
     {
         var range = CidrRange.Parse(cidr).ToString();
+        reason = SecretRedactor.Redact(reason);
         await storage.IpBlocks.AddAsync(new IpBlock(range, reason, time.GetUtcNow()), ct);
         await storage.Incidents.AppendAsync(IncidentKinds.IpBlocksChanged, range, ct);
         await AuditAsync("ip.blocked", $"{range} by {actor}: {reason}", ct);

@@ -1,3 +1,4 @@
+using Bulwark.Server.Audit;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 
@@ -23,6 +24,10 @@ public sealed class RequestMetricsMiddleware(RequestDelegate next, ServerMetrics
             var status = context.Response.StatusCode;
             metrics.Requests.Add(1, new KeyValuePair<string, object?>("route", route), new KeyValuePair<string, object?>("status", status));
             metrics.RequestDuration.Record(time.GetElapsedTime(start).TotalSeconds, new KeyValuePair<string, object?>("route", route));
+            // Refusals by the security front (auth, IP block, model ACL, quotas) leave their reason on the usage record;
+            // only the part before ':' is a label, so the number of series stays bounded.
+            if (context.Features.Get<RequestUsage>()?.RejectionReason is { } reason)
+                metrics.Rejected.Add(1, new KeyValuePair<string, object?>("reason", reason.Split(':')[0]));
         }
     }
 }

@@ -58,14 +58,14 @@ internal static class QuotaScripts
         local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
         local W = 60000000
         local tpm, maxc = tonumber(ARGV[1]), tonumber(ARGV[2])
-        local reserved, actual, day, lease, until = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6], tonumber(ARGV[7])
+        local reserved, actual, day, lease, reservedUntil = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6], tonumber(ARGV[7])
         local delta = actual - reserved
         if delta ~= 0 and redis.call('EXISTS', KEYS[1]) == 1 then
           if tpm > 0 then
             local tt = tonumber(redis.call('HGET', KEYS[1], 'tt')) or 0
             local interval = W / tpm
             if delta > 0 then tt = math.max(tt, now) + delta * interval
-            else tt = math.max(tt - math.min(-delta * interval, math.max(0, until - now)), now) end
+            else tt = math.max(tt - math.min(-delta * interval, math.max(0, reservedUntil - now)), now) end
             redis.call('HSET', KEYS[1], 'tt', string.format('%.17g', tt))
           end
           if tonumber(redis.call('HGET', KEYS[1], 'day')) == day then

@@ -1,3 +1,4 @@
+using Bulwark.Server.Audit;
 using System.Text.Json.Serialization;
 using Bulwark.Server.Incidents;
 using Bulwark.Server.Storage;
@@ -90,11 +91,12 @@ public static class AdminEndpoints
 
     private static string Actor(HttpContext context) => "admin key " + (context.GetCaller()?.KeyId ?? "?");
 
+    // Messages quote the offending value; a key pasted into a field is masked before it is echoed.
     private static IResult BadRequest(string message) =>
-        Results.Json(new { error = new { message, type = "invalid_request_error", param = (string?)null, code = "invalid_value" } }, statusCode: 400);
+        Results.Json(new { error = new { message = SecretRedactor.Redact(message), type = "invalid_request_error", param = (string?)null, code = "invalid_value" } }, statusCode: 400);
 
     private static IResult NotFound(string message) =>
-        Results.Json(new { error = new { message, type = "invalid_request_error", param = (string?)null, code = "not_found" } }, statusCode: 404);
+        Results.Json(new { error = new { message = SecretRedactor.Redact(message), type = "invalid_request_error", param = (string?)null, code = "not_found" } }, statusCode: 404);
 }
 
 /// <summary>A key as the admin API and <c>bulwark keys --json</c> show it: never the hash; the key text only right after issue.</summary>

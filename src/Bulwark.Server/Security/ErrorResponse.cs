@@ -3,7 +3,10 @@ using Microsoft.AspNetCore.Http;
 
 namespace Bulwark.Server.Security;
 
-/// <summary>Writes the OpenAI error shape <c>{"error":{"message","type","param","code"}}</c>.</summary>
+/// <summary>
+/// Writes the OpenAI error shape <c>{"error":{"message","type","param","code"}}</c>. Messages may
+/// quote what the client sent; anything key-shaped in them is masked, so no response carries a key.
+/// </summary>
 internal static class ErrorResponse
 {
     public static Task WriteAsync(HttpContext context, int status, string type, string code, string message)
@@ -15,7 +18,7 @@ internal static class ErrorResponse
         {
             json.WriteStartObject();
             json.WriteStartObject("error");
-            json.WriteString("message", message);
+            json.WriteString("message", Audit.SecretRedactor.Redact(message));
             json.WriteString("type", type);
             json.WriteNull("param");
             json.WriteString("code", code);

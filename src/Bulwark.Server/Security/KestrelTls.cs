@@ -37,7 +37,9 @@ public static class KestrelTls
     public static TlsOptions UseBulwarkTls(this WebApplicationBuilder builder)
     {
         var options = Read(builder.Configuration);
-        if (options.Enabled) builder.WebHost.ConfigureKestrel(kestrel => Configure(kestrel, options));
+        if (!options.Enabled) return options;
+        builder.WebHost.UseKestrelHttpsConfiguration(); // a slim builder leaves https:// addresses off
+        builder.WebHost.ConfigureKestrel(kestrel => Configure(kestrel, options));
         return options;
     }
 

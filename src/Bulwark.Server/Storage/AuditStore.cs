@@ -20,8 +20,8 @@ public sealed class AuditStore(Database database)
                 "INSERT INTO audit_events (at, kind, request_id, key_id, tenant, model, client_ip, route, status, prompt_tokens, completion_tokens, latency_us, reason, detail) " +
                 "VALUES (@at, @kind, @rid, @key, @tenant, @model, @ip, @route, @status, @pt, @ct, @lat, @reason, @detail)",
                 ("@at", r.At.ToUnixTimeMilliseconds()), ("@kind", r.Kind), ("@rid", r.RequestId), ("@key", r.KeyId), ("@tenant", r.Tenant),
-                ("@model", r.Model), ("@ip", r.ClientIp), ("@route", r.Route), ("@status", (long?)r.Status), ("@pt", r.PromptTokens),
-                ("@ct", r.CompletionTokens), ("@lat", r.LatencyMicroseconds), ("@reason", r.Reason), ("@detail", r.Detail));
+                ("@model", Clean(r.Model)), ("@ip", r.ClientIp), ("@route", Clean(r.Route)), ("@status", (long?)r.Status), ("@pt", r.PromptTokens),
+                ("@ct", r.CompletionTokens), ("@lat", r.LatencyMicroseconds), ("@reason", Clean(r.Reason)), ("@detail", Clean(r.Detail)));
             insert.Transaction = tx;
             await insert.ExecuteNonQueryAsync(ct);
 
@@ -36,6 +36,10 @@ public sealed class AuditStore(Database database)
         }
         await tx.CommitAsync(ct);
     }
+
+    // Fields a client or operator typed (a model name, a reason, opted-in prompt text) may hold a
+    // pasted key; the audit log is kept long and read widely, so it is masked here, off the request path.
+    private static string? Clean(string? text) => text is null ? null : SecretRedactor.Redact(text);
 
     /// <summary>The newest <paramref name="limit"/> events, newest first (optionally of one kind).</summary>
     public async Task<IReadOnlyList<AuditRecord>> ReadRecentAsync(int limit, string? kind = null, CancellationToken ct = default)

@@ -47,7 +47,7 @@ internal static class SafetensorsBytes
         return Encoding.UTF8.GetString(stream.ToArray());
     }
 
-    public static byte[] File(IEnumerable<Tensor> tensors, IReadOnlyDictionary<string, string>? metadata = null)
+    public static byte[] Build(IEnumerable<Tensor> tensors, IReadOnlyDictionary<string, string>? metadata = null)
     {
         var list = tensors.ToList();
         return Raw(Encoding.UTF8.GetBytes(Header(list, metadata)), list.SelectMany(t => t.Data).ToArray());

@@ -50,7 +50,7 @@ public class SafetensorsReaderTests
         var f16 = new Tensor("half", "F16", [2, 3], Enumerable.Range(0, 12).Select(i => (byte)i).ToArray());
         var bf16 = new Tensor("brain", "BF16", [4], Enumerable.Range(100, 8).Select(i => (byte)i).ToArray());
         var f32 = F32("single", [2], 1.5f, -2f);
-        using var file = SafetensorsFile.Open(Write(SafetensorsBytes.File([f16, bf16, f32], new Dictionary<string, string> { ["format"] = "pt" })));
+        using var file = SafetensorsFile.Open(Write(SafetensorsBytes.Build([f16, bf16, f32], new Dictionary<string, string> { ["format"] = "pt" })));
         Assert.Equal(new[] { "half", "brain", "single" }, file.Tensors.Select(t => t.Name));
         Assert.Equal((GgmlType.F16, 12L), (file.GetTensor("half").Type, file.GetTensor("half").ByteSize));
         Assert.Equal(GgmlType.BF16, file.GetTensor("brain").Type);
@@ -184,7 +184,7 @@ public class SafetensorsReaderTests
     [Fact]
     public void TensorCountIsLimitedAtTheLimitAndAbove()
     {
-        var path = Write(SafetensorsBytes.File([F32("a", [1], 1), F32("b", [1], 2), F32("c", [1], 3)]));
+        var path = Write(SafetensorsBytes.Build([F32("a", [1], 1), F32("b", [1], 2), F32("c", [1], 3)]));
         SafetensorsFile.Open(path, new SafetensorsLimits { MaxTensors = 3 }).Dispose();
         var e = Assert.Throws<ModelFormatException>(() => SafetensorsFile.Open(path, new SafetensorsLimits { MaxTensors = 2 }));
         Assert.Contains("more than the limit of 2 tensors", e.Message);
@@ -193,7 +193,7 @@ public class SafetensorsReaderTests
     [Fact]
     public void MetadataEntriesAreLimitedAtTheLimitAndAbove()
     {
-        var path = Write(SafetensorsBytes.File([F32("a", [1], 1)], new Dictionary<string, string> { ["x"] = "1", ["y"] = "2" }));
+        var path = Write(SafetensorsBytes.Build([F32("a", [1], 1)], new Dictionary<string, string> { ["x"] = "1", ["y"] = "2" }));
         SafetensorsFile.Open(path, new SafetensorsLimits { MaxMetadataEntries = 2 }).Dispose();
         var e = Assert.Throws<ModelFormatException>(() => SafetensorsFile.Open(path, new SafetensorsLimits { MaxMetadataEntries = 1 }));
         Assert.Contains("more than the limit of 1 entries", e.Message);
@@ -220,7 +220,7 @@ public class SafetensorsReaderTests
     [Fact]
     public void MissingTensorErrorNamesFileAndTensor()
     {
-        using var file = SafetensorsFile.Open(Write(SafetensorsBytes.File([F32("a", [1], 1)]), "weights.safetensors"));
+        using var file = SafetensorsFile.Open(Write(SafetensorsBytes.Build([F32("a", [1], 1)]), "weights.safetensors"));
         var e = Assert.Throws<ModelFormatException>(() => file.GetTensor("lm_head.weight"));
         Assert.Equal("weights.safetensors: lm_head.weight: tensor is missing", e.Message);
     }

@@ -1,3 +1,4 @@
+using Bulwark.Engine.Evaluation;
 using Bulwark.Engine.Formats;
 using Bulwark.Engine.Model;
 using Bulwark.Engine.Model.Synthesis;
@@ -73,7 +74,7 @@ public class LlamaCppParityTests(ITestOutputHelper output)
         var agree = 0;
         for (var p = 0; p < PromptLength; p++)
         {
-            var m = LogitComparison.Of(ours[p], theirs[p]);
+            var m = LogitDifference.Of(ours[p], theirs[p]);
             output.WriteLine($"pos {p,2}: max|logit| {m.MaxAbs,7:0.000} max|Δ| {m.MaxDiff:0.0e+0} cosine {m.Cosine:0.000000} argmax {m.OurArgMax}/{m.TheirArgMax}");
             if (m.OurArgMax == m.TheirArgMax) agree++;
             else Assert.True(theirs[p][m.TheirArgMax] - theirs[p][m.OurArgMax] <= m.MaxDiff,
@@ -99,24 +100,18 @@ public class LlamaCppParityTests(ITestOutputHelper output)
     }
 }
 
-/// <summary>How two logit rows differ.</summary>
-internal readonly record struct LogitComparison(double MaxAbs, double MaxDiff, double Cosine, int OurArgMax, int TheirArgMax)
+/// <summary>How two logit rows differ: the largest reference magnitude and difference, cosine, and both argmaxes.</summary>
+internal readonly record struct LogitDifference(double MaxAbs, double MaxDiff, double Cosine, int OurArgMax, int TheirArgMax)
 {
-    public static LogitComparison Of(float[] ours, float[] theirs)
+    public static LogitDifference Of(float[] ours, float[] theirs)
     {
         Assert.Equal(theirs.Length, ours.Length);
-        double maxAbs = 0, maxDiff = 0, dot = 0, oo = 0, tt = 0;
-        int ourArg = 0, theirArg = 0;
+        double maxAbs = 0, maxDiff = 0;
         for (var v = 0; v < ours.Length; v++)
         {
             maxAbs = Math.Max(maxAbs, Math.Abs(theirs[v]));
             maxDiff = Math.Max(maxDiff, Math.Abs(ours[v] - theirs[v]));
-            dot += (double)ours[v] * theirs[v];
-            oo += (double)ours[v] * ours[v];
-            tt += (double)theirs[v] * theirs[v];
-            if (ours[v] > ours[ourArg]) ourArg = v;
-            if (theirs[v] > theirs[theirArg]) theirArg = v;
         }
-        return new LogitComparison(maxAbs, maxDiff, dot / Math.Sqrt(oo * tt), ourArg, theirArg);
+        return new LogitDifference(maxAbs, maxDiff, LogitComparison.Cosine(ours, theirs), LogitComparison.Argmax(ours), LogitComparison.Argmax(theirs));
     }
 }

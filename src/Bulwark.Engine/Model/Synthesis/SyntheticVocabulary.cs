@@ -23,7 +23,7 @@ public static class SyntheticVocabulary
     public const int MaximumSize = 50256 + 3;
 
     /// <summary>llama.cpp's <c>tokenizer.ggml.pre</c> for GPT-2's pre-tokenizer regex.</summary>
-    public const string PreTokenizer = "gpt-2";
+    public const string PreTokenizer = "gpt-2"; // llama.cpp refuses "gpt2"
 
     private static readonly Lazy<string[]> RankLines = new(ReadRankLines);
 

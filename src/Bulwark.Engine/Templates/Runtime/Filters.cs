@@ -126,7 +126,18 @@ internal static class Filters
     {
         a.Check("indent", "width", "first", "blank");
         var width = a.Get(0, "width", 4L);
-        var indentation = width is string w ? w : new string(' ', (int)Math.Clamp(PyOps.ToLong(width), 0, 1024));
+        string indentation;
+        if (width is string w)
+        {
+            indentation = w;
+        }
+        else
+        {
+            // Jinja would build the whole indentation; a width past the output limit can only fail.
+            var spaces = Math.Max(0, PyOps.ToLong(width));
+            r.CheckStringLength(spaces);
+            indentation = new string(' ', (int)spaces);
+        }
         var lines = StringSplitting.SplitLines(Text(value) + "\n", keepEnds: false).Cast<string>().ToList();
         string result;
         if (PyOps.IsTrue(a.Get(2, "blank", false)))

@@ -252,7 +252,7 @@ internal sealed partial class TemplateParser
     private void EnterNesting()
     {
         if (++_depth > _maxDepth)
-            throw Error($"template nests deeper than the limit of {_maxDepth} levels");
+            throw new TemplateException(TemplateErrorKind.Limit, $"template nests deeper than the limit of {_maxDepth} levels (line {Current.Line})", Current.Line);
     }
 
     private Token Expect(TokenKind kind)

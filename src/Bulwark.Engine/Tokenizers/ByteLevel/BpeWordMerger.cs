@@ -49,8 +49,15 @@ internal static class BpeWordMerger
     }
 
     /// <summary>Heap of (rank, position) over a doubly linked list of symbols; stale entries are skipped on pop.</summary>
-    internal static int MergeByHeap(Span<int> ids, BpeMergeTable table)
+    internal static int MergeByHeap(Span<int> ids, BpeMergeTable table) => MergeByHeap(ids, table, out _);
+
+    /// <summary>
+    /// As above, also counting heap operations (pushes and pops): each merge pushes at most two
+    /// pairs, so the count stays linear in the word's length, which tests assert without timing.
+    /// </summary>
+    internal static int MergeByHeap(Span<int> ids, BpeMergeTable table, out long heapOperations)
     {
+        heapOperations = 0;
         var n = ids.Length;
         if (n < 2) return n;
         var next = ArrayPool<int>.Shared.Rent(n);
@@ -59,10 +66,11 @@ internal static class BpeWordMerger
         try
         {
             for (var i = 0; i < n; i++) { next[i] = i + 1 < n ? i + 1 : -1; prev[i] = i - 1; }
-            for (var i = 0; i + 1 < n; i++) Push(heap, table, ids, i, i + 1);
+            for (var i = 0; i + 1 < n; i++) heapOperations += Push(heap, table, ids, i, i + 1);
 
             while (heap.TryDequeue(out var left, out var priority))
             {
+                heapOperations++;
                 var right = next[left];
                 if (ids[left] < 0 || right < 0) continue;
                 var rank = table.RankOf(ids[left], ids[right], out var merged);
@@ -73,8 +81,8 @@ internal static class BpeWordMerger
                 var after = next[right];
                 next[left] = after;
                 if (after >= 0) prev[after] = left;
-                if (prev[left] >= 0) Push(heap, table, ids, prev[left], left);
-                if (after >= 0) Push(heap, table, ids, left, after);
+                if (prev[left] >= 0) heapOperations += Push(heap, table, ids, prev[left], left);
+                if (after >= 0) heapOperations += Push(heap, table, ids, left, after);
             }
 
             var count = 0;
@@ -88,9 +96,12 @@ internal static class BpeWordMerger
         }
     }
 
-    private static void Push(PriorityQueue<int, long> heap, BpeMergeTable table, Span<int> ids, int left, int right)
+    /// <summary>Queues the pair starting at <paramref name="left"/> if it merges; returns how many entries were queued (0 or 1).</summary>
+    private static int Push(PriorityQueue<int, long> heap, BpeMergeTable table, Span<int> ids, int left, int right)
     {
         var rank = table.RankOf(ids[left], ids[right], out _);
-        if (rank != int.MaxValue) heap.Enqueue(left, ((long)rank << 32) | (uint)left);
+        if (rank == int.MaxValue) return 0;
+        heap.Enqueue(left, ((long)rank << 32) | (uint)left);
+        return 1;
     }
 }

@@ -135,6 +135,24 @@ internal sealed class ByteLevelBpeTokenizer : Tokenizer
         }
     }
 
+    /// <summary>
+    /// The heap operations merging <paramref name="piece"/> as one pre-token takes (a long run of
+    /// one letter is one pre-token): how tests check merging stays linear without timing it.
+    /// </summary>
+    internal long MergeOperations(ReadOnlySpan<byte> piece)
+    {
+        var ids = new int[piece.Length];
+        for (var i = 0; i < piece.Length; i++) ids[i] = _byteTokens[piece[i]];
+        BpeWordMerger.MergeByHeap(ids, _merges, out var operations);
+        return operations;
+    }
+
+    /// <summary>The merge table, for tests that hold the fast merge against its slow twin.</summary>
+    internal BpeMergeTable Merges => _merges;
+
+    /// <summary>The token of one raw byte (the starting symbols of every piece).</summary>
+    internal int ByteToken(byte b) => _byteTokens[b];
+
     private void Remember(ReadOnlySpan<char> piece, int[] ids)
     {
         // Bounded: once full, the cache stops growing rather than evicting (no per-call bookkeeping).

@@ -38,7 +38,8 @@ public static class PreTokenizerPatterns
     /// </summary>
     public static (string[] Patterns, bool IgnoreMerges)? ForLlamaCpp(string? pre) => pre switch
     {
-        "gpt2" or "gpt-2" or "mpt" or "olmo" or "jais" => ([Gpt2], false),
+        // llama.cpp spells GPT-2's "gpt-2" and refuses "gpt2".
+        "gpt-2" or "phi-2" or "mpt" or "olmo" or "jais" => ([Gpt2], false),
         "llama3" or "llama-v3" or "llama-bpe" or "falcon3" or "pixtral" => ([Llama3], true),
         "qwen2" or "deepseek-r1-qwen" or "megrez" => ([Qwen2], false),
         "smollm" or "starcoder" or "refact" or "command-r" or "codeshell" or "exaone" or "minerva-7b" => ([SingleDigits, Gpt2], false),

@@ -24,6 +24,10 @@ internal static class GgufTokenizerReader
             _ => throw new ModelFormatException(gguf.Path, "tokenizer.ggml.model", $"'{model}' is not supported (gpt2 and llama are)"),
         };
 
+        var pre = isSentencePiece ? null : gguf.GetStringOrNull("tokenizer.ggml.pre");
+        var preTokenizer = isSentencePiece ? default : PreTokenizerPatterns.ForLlamaCpp(pre)
+            ?? throw new ModelFormatException(gguf.Path, "tokenizer.ggml.pre", $"pre-tokenizer '{pre ?? "(absent)"}' is not supported");
+
         var special = new SpecialTokens
         {
             Bos = Id(gguf, "tokenizer.ggml.bos_token_id", isSentencePiece ? 1 : -1, tokens.Length),
@@ -31,7 +35,8 @@ internal static class GgufTokenizerReader
             Unknown = Id(gguf, "tokenizer.ggml.unknown_token_id", isSentencePiece ? 0 : -1, tokens.Length),
             Padding = Id(gguf, "tokenizer.ggml.padding_token_id", -1, tokens.Length),
             EndOfTurn = Id(gguf, "tokenizer.ggml.eot_token_id", -1, tokens.Length),
-            AddBos = gguf.GetBoolOrNull("tokenizer.ggml.add_bos_token") ?? isSentencePiece,
+            // llama.cpp adds BOS by default for SentencePiece and the Llama 3 family (the pre-tokenizers that ignore merges).
+            AddBos = gguf.GetBoolOrNull("tokenizer.ggml.add_bos_token") ?? (isSentencePiece || preTokenizer.IgnoreMerges),
             AddEos = gguf.GetBoolOrNull("tokenizer.ggml.add_eos_token") ?? false,
         };
 
@@ -51,9 +56,7 @@ internal static class GgufTokenizerReader
             };
         }
 
-        var pre = gguf.GetStringOrNull("tokenizer.ggml.pre");
-        var (patterns, ignoreMerges) = PreTokenizerPatterns.ForLlamaCpp(pre)
-            ?? throw new ModelFormatException(gguf.Path, "tokenizer.ggml.pre", $"pre-tokenizer '{pre ?? "(absent)"}' is not supported");
+        var (patterns, ignoreMerges) = preTokenizer;
         var merges = gguf.GetArrayOrNull<string>("tokenizer.ggml.merges")
             ?? throw new ModelFormatException(gguf.Path, "tokenizer.ggml.merges", "missing (byte-level BPE needs merges)");
         var pairs = new (string, string)[merges.Length];

@@ -78,7 +78,10 @@ internal sealed class SentencePieceBpeTokenizer : Tokenizer
         }
     }
 
-    private void EncodeFragment(ReadOnlySpan<byte> text, bool prefixSpace, List<int> output)
+    /// <summary>The merge heap operations encoding <paramref name="utf8"/> (no specials) takes: how tests check it stays linear.</summary>
+    internal long MergeOperations(ReadOnlySpan<byte> utf8) => EncodeFragment(utf8, AddSpacePrefix, []);
+
+    private long EncodeFragment(ReadOnlySpan<byte> text, bool prefixSpace, List<int> output)
     {
         var spaces = text.Count((byte)' ');
         var length = text.Length + spaces * (SpaceMarker.Length - 1) + (prefixSpace ? SpaceMarker.Length : 0);
@@ -93,7 +96,7 @@ internal sealed class SentencePieceBpeTokenizer : Tokenizer
                 if (b == (byte)' ') { SpaceMarker.CopyTo(escaped[n..]); n += SpaceMarker.Length; }
                 else escaped[n++] = b;
             }
-            new SentencePieceMerger(escaped, _idsByBytes, _scores).Run(output, _byteTokens);
+            return new SentencePieceMerger(escaped, _idsByBytes, _scores).Run(output, _byteTokens);
         }
         finally
         {

@@ -32,9 +32,11 @@ internal ref struct SentencePieceMerger
         }
     }
 
-    public void Run(List<int> output, int[] byteTokens)
+    /// <summary>Merges and appends the ids; returns the heap operations (pushes and pops) it took, linear in the text's length.</summary>
+    public long Run(List<int> output, int[] byteTokens)
     {
-        if (_text.Length == 0) return;
+        if (_text.Length == 0) return 0;
+        long operations = 0;
         // Symbols are indexed by their start offset in the text; length 0 marks a merged-away symbol.
         var n = _text.Length;
         var length = ArrayPool<int>.Shared.Rent(n);
@@ -55,10 +57,11 @@ internal ref struct SentencePieceMerger
             next[last] = -1;
 
             var heap = new PriorityQueue<(int Left, int Size), (float Score, int Left)>(Leftmost.HighestScoreFirst);
-            for (var s = 0; next[s] >= 0; s = next[s]) TryQueue(heap, length, s, next[s]);
+            for (var s = 0; next[s] >= 0; s = next[s]) operations += TryQueue(heap, length, s, next[s]);
 
             while (heap.TryDequeue(out var candidate, out _))
             {
+                operations++;
                 var left = candidate.Left;
                 var right = left + length[left];
                 // Stale: the left symbol grew or vanished, or the right one is gone.
@@ -68,11 +71,12 @@ internal ref struct SentencePieceMerger
                 length[right] = 0;
                 next[left] = next[right];
                 if (next[left] >= 0) prev[next[left]] = left;
-                if (prev[left] >= 0) TryQueue(heap, length, prev[left], left);
-                if (next[left] >= 0) TryQueue(heap, length, left, next[left]);
+                if (prev[left] >= 0) operations += TryQueue(heap, length, prev[left], left);
+                if (next[left] >= 0) operations += TryQueue(heap, length, left, next[left]);
             }
 
             for (var s = 0; s >= 0; s = next[s]) Emit(_text.Slice(s, length[s]), output, byteTokens);
+            return operations;
         }
         finally
         {
@@ -82,10 +86,13 @@ internal ref struct SentencePieceMerger
         }
     }
 
-    private readonly void TryQueue(PriorityQueue<(int Left, int Size), (float Score, int Left)> heap, int[] length, int left, int right)
+    /// <summary>Queues the pair if its joined text is a token; returns how many entries were queued (0 or 1).</summary>
+    private readonly int TryQueue(PriorityQueue<(int Left, int Size), (float Score, int Left)> heap, int[] length, int left, int right)
     {
         var size = length[left] + length[right];
-        if (_ids.TryGet(_text.Slice(left, size), out var id)) heap.Enqueue((left, size), (_scores[id], left));
+        if (!_ids.TryGet(_text.Slice(left, size), out var id)) return 0;
+        heap.Enqueue((left, size), (_scores[id], left));
+        return 1;
     }
 
     private readonly void Emit(ReadOnlySpan<byte> symbol, List<int> output, int[] byteTokens)

@@ -1,0 +1,59 @@
+using System.CommandLine;
+using Bulwark.Server.Hosting;
+using Microsoft.Extensions.Hosting;
+
+namespace Bulwark.Cli.Commands;
+
+/// <summary>
+/// <c>bulwark serve</c>: the OpenAI-compatible server on Kestrel. Flags become configuration keys
+/// that override appsettings.json and <c>Bulwark__*</c> environment variables; everything else is
+/// <see cref="ServeHost"/>.
+/// </summary>
+internal static class ServeCommand
+{
+    public static Command Create()
+    {
+        var model = new Option<string?>("--model") { Description = "A .gguf file or a registered model name (verified before it loads). Default: the demo model bulwark-demo (random weights)." };
+        var host = new Option<string?>("--host") { Description = "Address to listen on (default 127.0.0.1; 0.0.0.0 accepts other machines)." };
+        var port = new Option<int?>("--port") { Description = "Port to listen on (default 8000)." };
+        var dataDir = CommonOptions.DataDir();
+        var kvMemory = new Option<string?>("--kv-cache-memory") { Description = "Memory for the KV cache, e.g. 512MiB or 2GiB (default 512MiB)." };
+        var batched = new Option<int?>("--max-batched-tokens") { Description = "Tokens computed per engine step, prefill and decode together (default 512)." };
+        var seqs = new Option<int?>("--max-seqs") { Description = "Sequences running at once in the engine (default 64)." };
+        var concurrent = new Option<int?>("--max-concurrent-requests") { Description = "Requests generating at once; more wait in the admission queue (default 16)." };
+        var requireSigned = new Option<bool>("--require-signature") { Description = "Serve a registered model only if its manifest is signed by a trusted key." };
+        var command = new Command("serve", "Serve a model through the OpenAI-compatible API (with keys, quotas, audit and metrics).")
+        {
+            model, host, port, dataDir, kvMemory, batched, seqs, concurrent, requireSigned,
+        };
+        command.SetAction(async (result, ct) =>
+        {
+            var flags = new Dictionary<string, string?>();
+            void Set(string key, object? value)
+            {
+                if (value is not null) flags[key] = Convert.ToString(value, System.Globalization.CultureInfo.InvariantCulture);
+            }
+            Set(ServeOptions.Section + ":Model", result.GetValue(model));
+            Set(ServerOptions.Section + ":Host", result.GetValue(host));
+            Set(ServerOptions.Section + ":Port", result.GetValue(port));
+            Set(ServerSettings.DataDirKey, result.GetValue(dataDir));
+            Set(ServeOptions.Section + ":KvCacheMemory", result.GetValue(kvMemory));
+            Set(ServeOptions.Section + ":MaxBatchedTokens", result.GetValue(batched));
+            Set(ServeOptions.Section + ":MaxSequences", result.GetValue(seqs));
+            Set(Server.Admission.AdmissionOptions.Section + ":MaxConcurrentRequests", result.GetValue(concurrent));
+            if (result.GetValue(requireSigned)) Set(ServeOptions.Section + ":RequireSignature", true);
+            try
+            {
+                await using var serve = await ServeHost.StartAsync(BulwarkServer.CreateBuilder([], flags), Console.Out, ct: ct);
+                await serve.App.WaitForShutdownAsync(ct);
+                return 0;
+            }
+            catch (ServerConfigurationException e)
+            {
+                Console.Error.WriteLine(e.Message);
+                return 2;
+            }
+        });
+        return command;
+    }
+}

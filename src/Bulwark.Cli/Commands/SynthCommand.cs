@@ -1,0 +1,99 @@
+using System.CommandLine;
+using Bulwark.Cli.Terminal;
+using Bulwark.Engine.Formats;
+using Bulwark.Engine.Model.Synthesis;
+
+namespace Bulwark.Cli.Commands;
+
+/// <summary>
+/// <c>bulwark models synth</c>: a deterministic synthetic model (seeded random weights, a
+/// GPT-2-derived vocabulary) as GGUF or as a Hugging Face folder, for tests and benchmarks.
+/// </summary>
+internal static class SynthCommand
+{
+    public static Command Create()
+    {
+        var defaults = new SyntheticModelSpec();
+        var arch = new Option<string>("--arch") { Description = "Architecture: llama, qwen2 (q/k/v biases) or qwen3 (q/k norms).", DefaultValueFactory = _ => defaults.Architecture };
+        arch.AcceptOnlyFromAmong([.. SyntheticModelSpec.Architectures]);
+        var layers = new Option<int>("--layers") { Description = "Decoder layers.", DefaultValueFactory = _ => defaults.Layers };
+        var dim = new Option<int>("--dim") { Description = "Embedding width.", DefaultValueFactory = _ => defaults.Dim };
+        var heads = new Option<int>("--heads") { Description = "Attention (query) heads; dim / heads must be even.", DefaultValueFactory = _ => defaults.Heads };
+        var kvHeads = new Option<int>("--kv-heads") { Description = "Key/value heads; must divide --heads (equal: MHA, 1: MQA).", DefaultValueFactory = _ => defaults.KvHeads };
+        var ff = new Option<int>("--ff") { Description = "Feed-forward (SwiGLU) width.", DefaultValueFactory = _ => defaults.FeedForward };
+        var vocab = new Option<int>("--vocab") { Description = $"Vocabulary size, {SyntheticVocabulary.MinimumSize}..{SyntheticVocabulary.MaximumSize} (GPT-2's first ranks plus 3 chat specials).", DefaultValueFactory = _ => defaults.Vocab };
+        var ctx = new Option<int>("--ctx") { Description = "Context length.", DefaultValueFactory = _ => defaults.Context };
+        var dtype = new Option<string>("--dtype") { Description = "Type of the 2-D weights: f32, f16, bf16, q8_0, q4_0 (quantized: dim and ff multiples of 32; GGUF only).", DefaultValueFactory = _ => "f32" };
+        dtype.AcceptOnlyFromAmong("f32", "f16", "bf16", "q8_0", "q4_0");
+        var format = new Option<string>("--format") { Description = "gguf (one file) or safetensors (a Hugging Face folder).", DefaultValueFactory = _ => "gguf" };
+        format.AcceptOnlyFromAmong("gguf", "safetensors");
+        var seed = new Option<ulong>("--seed") { Description = "Seed of the weights: same arguments, same bytes.", DefaultValueFactory = _ => 0 };
+        var tied = new Option<bool>("--tied") { Description = "No separate output head: logits use the token embedding." };
+        var chat = new Option<bool>("--chat-template") { Description = "Add a ChatML chat template." };
+        var output = new Option<string>("--out") { Description = "Output .gguf file, or folder for safetensors.", Required = true };
+        var command = new Command("synth", "Write a deterministic synthetic model (random weights, real BPE vocabulary) for tests and benchmarks.")
+        {
+            arch, layers, dim, heads, kvHeads, ff, vocab, ctx, dtype, format, seed, tied, chat, output,
+        };
+        command.SetAction(r =>
+        {
+            var stderr = r.InvocationConfiguration.Error;
+            var spec = new SyntheticModelSpec
+            {
+                Architecture = r.GetValue(arch)!,
+                Layers = r.GetValue(layers),
+                Dim = r.GetValue(dim),
+                Heads = r.GetValue(heads),
+                KvHeads = r.GetValue(kvHeads),
+                FeedForward = r.GetValue(ff),
+                Vocab = r.GetValue(vocab),
+                Context = r.GetValue(ctx),
+                DType = ParseDType(r.GetValue(dtype)!),
+                Seed = r.GetValue(seed),
+                TiedOutput = r.GetValue(tied),
+                ChatTemplate = r.GetValue(chat) ? SyntheticModel.ChatMlTemplate : null,
+            };
+            var path = r.GetValue(output)!;
+            var asGguf = r.GetValue(format) == "gguf";
+            try
+            {
+                spec.Validate();
+                if (!asGguf && spec.DType is not (GgmlType.F32 or GgmlType.F16 or GgmlType.BF16))
+                    throw new ArgumentException($"--format safetensors needs --dtype f32, f16 or bf16; got {r.GetValue(dtype)} (quantized weights belong in GGUF)");
+                var parameters = SyntheticWeights.ParameterCount(spec);
+                // Big models take a while; the bar counts float32 bytes generated.
+                var bar = parameters >= BarThreshold ? new ProgressBar("generating", parameters * 4) : null;
+                var progress = bar is null ? null : new FloatBytes(bar);
+                if (asGguf) SyntheticModel.WriteGguf(spec, path, progress);
+                else SyntheticModel.WriteSafetensors(spec, path, progress);
+                bar?.Finish();
+                r.InvocationConfiguration.Output.WriteLine(
+                    $"wrote {path}: {spec.Architecture}, {parameters:N0} parameters, {spec.DType}, {spec.Layers} layers, dim {spec.Dim}, heads {spec.Heads}/{spec.KvHeads}, ff {spec.FeedForward}, vocab {spec.Vocab}, ctx {spec.Context}, seed {spec.Seed}");
+                return 0;
+            }
+            catch (ArgumentException e)
+            {
+                stderr.WriteLine("error: " + e.Message);
+                return 2;
+            }
+        });
+        return command;
+    }
+
+    private const long BarThreshold = 1 << 24;
+
+    private sealed class FloatBytes(ProgressBar bar) : IProgress<long>
+    {
+        public void Report(long parameters) => bar.Report(parameters * 4);
+    }
+
+    public static GgmlType ParseDType(string text) => text.ToLowerInvariant() switch
+    {
+        "f32" => GgmlType.F32,
+        "f16" => GgmlType.F16,
+        "bf16" => GgmlType.BF16,
+        "q8_0" => GgmlType.Q8_0,
+        "q4_0" => GgmlType.Q4_0,
+        _ => throw new ArgumentException($"--dtype must be f32, f16, bf16, q8_0 or q4_0; got {text}"),
+    };
+}

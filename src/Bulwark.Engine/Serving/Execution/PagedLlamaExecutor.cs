@@ -1,0 +1,260 @@
+using Bulwark.Engine.Kernels.Reference;
+using Bulwark.Engine.Model;
+
+namespace Bulwark.Engine.Serving.Execution;
+
+/// <summary>
+/// A Llama-family decoder run over a paged KV cache: one forward pass per step for all batch
+/// tokens of all sequences. Every weight multiplication is one <see cref="WeightMatrix.MatMul"/>
+/// over the whole batch, so a GEMM kernel reuses each weight block across tokens; attention
+/// runs per sequence over its own block table. Same arithmetic as <see cref="LlamaSession"/>,
+/// which is the single-sequence reference it is tested against.
+/// </summary>
+/// <remarks>Not thread-safe: the engine's step loop is its only caller. Does not own the model.</remarks>
+public sealed unsafe class PagedLlamaExecutor : IModelExecutor, IDisposable
+{
+    private readonly LlamaModel _model;
+    private readonly LlamaConfig _config;
+    private readonly StepActivations _act;
+    private KvBlockStore? _kv;
+    private float[] _scores = [];
+
+    /// <param name="maxContextLength">Caps the model's context length (positions per sequence); null keeps it.</param>
+    public PagedLlamaExecutor(LlamaModel model, int? maxContextLength = null)
+    {
+        _model = model;
+        _config = model.Config;
+        var max = maxContextLength ?? _config.ContextLength;
+        if (max < 1 || max > _config.ContextLength)
+            throw new ArgumentOutOfRangeException(nameof(maxContextLength), max, $"context length must be between 1 and the model's {_config.ContextLength}; got {max}");
+        MaxContextLength = max;
+        _act = new StepActivations(_config);
+    }
+
+    public int VocabSize => _config.VocabularySize;
+
+    public int MaxContextLength { get; }
+
+    public long KvBytesPerBlock(int blockSize) => KvBlockStore.BytesPerBlock(_config.LayerCount, blockSize, _config.KeyValueLength);
+
+    public void AllocateKvCache(int blockCount, int blockSize)
+    {
+        if (_kv is not null)
+            throw new InvalidOperationException("the KV cache is already allocated");
+        _kv = new KvBlockStore(_config.LayerCount, blockCount, blockSize, _config.KeyValueLength);
+        _scores = new float[blockSize];
+    }
+
+    /// <summary>Fills every KV slot with <paramref name="value"/>; tests poison the cache with NaN to catch reads of unwritten slots.</summary>
+    internal void FillKvCache(float value) => Kv.Fill(value);
+
+    private KvBlockStore Kv => _kv ?? throw new InvalidOperationException("AllocateKvCache must be called before the first step");
+
+    public void Execute(StepBatch batch, Span<float> logits)
+    {
+        var kv = Kv;
+        var c = _config;
+        var w = _model.Weights;
+        var tokens = batch.TokenCount;
+        var rows = batch.LogitRowCount;
+        if (logits.Length != rows * c.VocabularySize)
+            throw new ArgumentException($"logits must hold {rows} rows of {c.VocabularySize}; got {logits.Length} floats", nameof(logits));
+        CheckSequences(batch, kv);
+
+        // Copies first: a sequence that got a private copy of a shared block writes into the copy below.
+        foreach (var copy in batch.Copies)
+            kv.Copy(copy);
+        if (tokens == 0)
+            return;
+        _act.Ensure(tokens, rows);
+
+        var dim = c.EmbeddingLength;
+        var hidden = _act.Hidden.Span[..(tokens * dim)];
+        var normed = _act.Normed.Span[..(tokens * dim)];
+        var ids = batch.TokenIds;
+        for (var t = 0; t < tokens; t++)
+            w.TokenEmbedding.DequantizeRow(ids[t], hidden.Slice(t * dim, dim));
+        FillRopeTables(batch.Positions, w.RopeInverseFrequencies);
+
+        for (var l = 0; l < c.LayerCount; l++)
+        {
+            var layer = w.Layers[l];
+            NormRows(hidden, layer.AttentionNorm, normed, tokens);
+            var q = Project(layer.Query, normed, _act.Query, layer.QueryBias, tokens);
+            var k = Project(layer.Key, normed, _act.Key, layer.KeyBias, tokens);
+            var v = Project(layer.Value, normed, _act.Value, layer.ValueBias, tokens);
+            if (layer.QueryNorm is not null && layer.KeyNorm is not null)
+            {
+                DecoderSteps.NormHeads(q, c.HeadDim, layer.QueryNorm, c.RmsNormEpsilon);
+                DecoderSteps.NormHeads(k, c.HeadDim, layer.KeyNorm, c.RmsNormEpsilon);
+            }
+            ApplyRope(q, c.QueryLength, tokens);
+            ApplyRope(k, c.KeyValueLength, tokens);
+            StoreKv(batch, kv, l, k, v);
+            Attend(batch, kv, l);
+
+            var attention = _act.Attention.Span[..(tokens * c.QueryLength)];
+            var delta = _act.Delta.Span[..(tokens * dim)];
+            layer.Output.MatMul(attention, delta, tokens);
+            Add(hidden, delta);
+
+            NormRows(hidden, layer.FeedForwardNorm, normed, tokens);
+            var gate = _act.Gate.Span[..(tokens * c.FeedForwardLength)];
+            var up = _act.Up.Span[..(tokens * c.FeedForwardLength)];
+            layer.Gate.MatMul(normed, gate, tokens);
+            layer.Up.MatMul(normed, up, tokens);
+            Silu.GateInPlace(gate, up);
+            layer.Down.MatMul(gate, delta, tokens);
+            Add(hidden, delta);
+        }
+
+        // Logits only for each sequence's last token, and only where the sequence needs them.
+        if (rows == 0)
+            return;
+        var last = _act.LastHidden.Span[..(rows * dim)];
+        for (var s = 0; s < batch.SequenceCount; s++)
+        {
+            var row = batch.LogitRow(s);
+            if (row < 0)
+                continue;
+            var index = batch.TokenStart(s) + batch.TokenCountOf(s) - 1;
+            DecoderSteps.Norm(hidden.Slice(index * dim, dim), w.OutputNorm, c.RmsNormEpsilon, last.Slice(row * dim, dim));
+        }
+        w.Output.MatMul(last, logits, rows);
+    }
+
+    private void CheckSequences(StepBatch batch, KvBlockStore kv)
+    {
+        for (var s = 0; s < batch.SequenceCount; s++)
+        {
+            var context = batch.ContextLength(s);
+            if (context > MaxContextLength)
+                throw new ArgumentOutOfRangeException(nameof(batch), $"sequence {s} reaches position {context - 1}; the context length is {MaxContextLength}");
+            if ((long)batch.BlockTable(s).Length * kv.BlockSize < context)
+                throw new ArgumentException($"sequence {s} has {batch.BlockTable(s).Length} KV blocks of {kv.BlockSize} slots for {context} positions", nameof(batch));
+            foreach (var block in batch.BlockTable(s))
+                if ((uint)block >= (uint)kv.BlockCount)
+                    throw new ArgumentOutOfRangeException(nameof(batch), $"KV block id must be below {kv.BlockCount}; got {block}");
+        }
+    }
+
+    private void NormRows(ReadOnlySpan<float> x, NativeBuffer weight, Span<float> output, int tokens)
+    {
+        var dim = _config.EmbeddingLength;
+        for (var t = 0; t < tokens; t++)
+            DecoderSteps.Norm(x.Slice(t * dim, dim), weight, _config.RmsNormEpsilon, output.Slice(t * dim, dim));
+    }
+
+    /// <summary>One batched matmul for all tokens, then the bias on every row.</summary>
+    private static Span<float> Project(WeightMatrix weight, ReadOnlySpan<float> x, NativeBuffer destination, NativeBuffer? bias, int tokens)
+    {
+        var y = destination.Span[..(tokens * weight.Rows)];
+        weight.MatMul(x, y, tokens);
+        if (bias is null)
+            return y;
+        var b = bias.Span;
+        for (var t = 0; t < tokens; t++)
+        {
+            var row = y.Slice(t * weight.Rows, weight.Rows);
+            for (var i = 0; i < row.Length; i++)
+                row[i] += b[i];
+        }
+        return y;
+    }
+
+    // Perf: positions are the same in every layer, so cos/sin are computed once per step instead of
+    // once per layer and head. Same float operations as Rope.Apply, so the results are identical.
+    private void FillRopeTables(ReadOnlySpan<int> positions, ReadOnlySpan<float> inverseFrequencies)
+    {
+        var half = _config.HeadDim / 2;
+        var cos = _act.Cos.Span;
+        var sin = _act.Sin.Span;
+        for (var t = 0; t < positions.Length; t++)
+        {
+            for (var i = 0; i < half; i++)
+            {
+                var angle = positions[t] * inverseFrequencies[i];
+                cos[t * half + i] = MathF.Cos(angle);
+                sin[t * half + i] = MathF.Sin(angle);
+            }
+        }
+    }
+
+    private void ApplyRope(Span<float> rows, int rowLength, int tokens)
+    {
+        var headDim = _config.HeadDim;
+        var half = headDim / 2;
+        var adjacent = _config.RopeLayout == RopeLayout.AdjacentPairs;
+        var cosTable = _act.Cos.Span;
+        var sinTable = _act.Sin.Span;
+        for (var t = 0; t < tokens; t++)
+        {
+            var cos = cosTable.Slice(t * half, half);
+            var sin = sinTable.Slice(t * half, half);
+            var row = rows.Slice(t * rowLength, rowLength);
+            for (var start = 0; start < rowLength; start += headDim)
+            {
+                var h = row.Slice(start, headDim);
+                for (var i = 0; i < half; i++)
+                {
+                    var (a, b) = adjacent ? (2 * i, 2 * i + 1) : (i, i + half);
+                    var x0 = h[a];
+                    var x1 = h[b];
+                    h[a] = x0 * cos[i] - x1 * sin[i];
+                    h[b] = x0 * sin[i] + x1 * cos[i];
+                }
+            }
+        }
+    }
+
+    /// <summary>Writes each batch token's K and V into its slot, before any query of the step reads them.</summary>
+    private static void StoreKv(StepBatch batch, KvBlockStore kv, int layer, ReadOnlySpan<float> k, ReadOnlySpan<float> v)
+    {
+        var kvLength = kv.KvLength;
+        var keys = kv.Keys(layer);
+        var values = kv.Values(layer);
+        var positions = batch.Positions;
+        for (var s = 0; s < batch.SequenceCount; s++)
+        {
+            var table = batch.BlockTable(s);
+            var end = batch.TokenStart(s) + batch.TokenCountOf(s);
+            for (var t = batch.TokenStart(s); t < end; t++)
+            {
+                var slot = kv.SlotOffset(table, positions[t]);
+                k.Slice(t * kvLength, kvLength).CopyTo(new Span<float>(keys + slot, kvLength));
+                v.Slice(t * kvLength, kvLength).CopyTo(new Span<float>(values + slot, kvLength));
+            }
+        }
+    }
+
+    private void Attend(StepBatch batch, KvBlockStore kv, int layer)
+    {
+        var c = _config;
+        var q = _act.Query.Pointer;
+        var output = _act.Attention.Pointer;
+        var positions = batch.Positions;
+        for (var s = 0; s < batch.SequenceCount; s++)
+        {
+            var table = batch.BlockTable(s);
+            var end = batch.TokenStart(s) + batch.TokenCountOf(s);
+            for (var t = batch.TokenStart(s); t < end; t++)
+            {
+                // Causal: token t sees its own position and every earlier one of its sequence.
+                PagedAttention.Attend(kv, layer, table, q + (long)t * c.QueryLength, positions[t] + 1,
+                    c.HeadCount, c.KeyValueHeadCount, c.HeadDim, output + (long)t * c.QueryLength, _scores);
+            }
+        }
+    }
+
+    private static void Add(Span<float> x, ReadOnlySpan<float> delta)
+    {
+        for (var i = 0; i < x.Length; i++)
+            x[i] += delta[i];
+    }
+
+    public void Dispose()
+    {
+        _kv?.Dispose();
+        _act.Dispose();
+    }
+}

@@ -1,0 +1,79 @@
+using Bulwark.Engine.Model;
+using Bulwark.Engine.Serving.Execution;
+using Bulwark.Engine.Templates;
+using Bulwark.Engine.Tokenizers;
+
+namespace Bulwark.Engine.Serving;
+
+/// <summary>
+/// A model ready to serve: the running engine with its tokenizer, chat template and stop ids.
+/// Made by <see cref="EngineFactory.Load"/>. Disposing drains the engine (requests in flight end
+/// with <see cref="EngineStoppedException"/>), then frees the KV cache and unmaps the weights.
+/// </summary>
+public sealed class LoadedEngine : IDisposable
+{
+    private readonly LlamaModel _model;
+    private readonly PagedLlamaExecutor _executor;
+    private int _disposed;
+
+    internal LoadedEngine(string modelId, string path, LlamaModel model, PagedLlamaExecutor executor, LlmEngine engine,
+        ITokenizer tokenizer, string? chatTemplateSource, ChatTemplate? chatTemplate, string? chatTemplateError, IReadOnlyList<int> eosTokenIds)
+    {
+        ModelId = modelId;
+        Path = path;
+        _model = model;
+        _executor = executor;
+        Engine = engine;
+        Tokenizer = tokenizer;
+        ChatTemplateSource = chatTemplateSource;
+        ChatTemplate = chatTemplate;
+        ChatTemplateError = chatTemplateError;
+        EosTokenIds = eosTokenIds;
+    }
+
+    /// <summary>The file's name without extension (or the folder's name).</summary>
+    public string ModelId { get; }
+
+    public string Path { get; }
+
+    public LlamaConfig Config => _model.Config;
+
+    public LlmEngine Engine { get; }
+
+    public ITokenizer Tokenizer { get; }
+
+    /// <summary>The template text the model ships with; null when it has none.</summary>
+    public string? ChatTemplateSource { get; }
+
+    /// <summary>The parsed template; null when the model has none or it failed to parse (see <see cref="ChatTemplateError"/>).</summary>
+    public ChatTemplate? ChatTemplate { get; }
+
+    /// <summary>Why the shipped template cannot be used, safe to show a client; null when it parsed or is absent.</summary>
+    public string? ChatTemplateError { get; }
+
+    /// <summary>Ids that end a choice: the tokenizer's EOS and end-of-turn ids (or what the options named).</summary>
+    public IReadOnlyList<int> EosTokenIds { get; }
+
+    /// <summary>Longest prompt + output the engine accepts.</summary>
+    public int ContextLength => Engine.MaxContextLength;
+
+    /// <summary>The special-token variables chat templates read (<c>bos_token</c>, <c>eos_token</c>).</summary>
+    public IReadOnlyDictionary<string, object?> TemplateVariables()
+    {
+        var special = Tokenizer.Special;
+        return new Dictionary<string, object?>(StringComparer.Ordinal)
+        {
+            ["bos_token"] = special.Bos >= 0 ? Tokenizer.TokenText(special.Bos) : "",
+            ["eos_token"] = special.Eos >= 0 ? Tokenizer.TokenText(special.Eos) : "",
+        };
+    }
+
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+            return;
+        Engine.Dispose();
+        _executor.Dispose();
+        _model.Dispose();
+    }
+}

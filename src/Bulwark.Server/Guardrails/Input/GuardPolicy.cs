@@ -1,0 +1,38 @@
+namespace Bulwark.Server.Guardrails.Input;
+
+/// <summary>What the input guard does with a request (per key or tenant; configuration <c>Bulwark:Guardrails:Input</c>).</summary>
+public enum GuardPolicy
+{
+    /// <summary>Neither sanitized nor scanned.</summary>
+    Off,
+
+    /// <summary>Sanitized and scanned; verdicts are counted and audited, the request always goes on.</summary>
+    Flag,
+
+    /// <summary>As <see cref="Flag"/>, and a request scoring at or above the block threshold is refused with 400 <c>prompt_injection</c>.</summary>
+    Block,
+}
+
+/// <summary>The outcome of scanning one text, in increasing severity.</summary>
+public enum GuardDecision
+{
+    Allow,
+    Flag,
+    Block,
+}
+
+public static class GuardPolicyNames
+{
+    /// <summary>Parses <c>off | flag | block</c> (any case); the error names <paramref name="field"/> and the value.</summary>
+    public static GuardPolicy Parse(string? value, string field) => value?.Trim().ToLowerInvariant() switch
+    {
+        "off" => GuardPolicy.Off,
+        "flag" => GuardPolicy.Flag,
+        "block" => GuardPolicy.Block,
+        _ => throw new FormatException($"{field} must be one of off, flag, block; got '{value}'"),
+    };
+
+    public static string Name(this GuardPolicy policy) => policy.ToString().ToLowerInvariant();
+
+    public static string Name(this GuardDecision decision) => decision.ToString().ToLowerInvariant();
+}

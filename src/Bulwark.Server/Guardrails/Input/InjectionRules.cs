@@ -1,0 +1,111 @@
+namespace Bulwark.Server.Guardrails.Input;
+
+/// <summary>
+/// The built-in rule set. Wording rules cover English and German (the languages of the
+/// development data); their patterns run on <see cref="ScanText.Normalized"/>, so they are written
+/// in lower case with single spaces. Ids are stable: they appear in metrics, audit records and
+/// the model file (one feature per rule).
+/// </summary>
+public static class InjectionRules
+{
+    public const string InstructionOverride = "instruction-override";
+    public const string RoleSwitch = "role-switch";
+    public const string Jailbreak = "jailbreak-persona";
+    public const string FakeDelimiter = "fake-delimiter";
+    public const string PromptLeak = "prompt-leak";
+    public const string ResponseDirective = "response-directive";
+    public const string EncodedPayload = "encoded-payload";
+    public const string UnicodeTags = "unicode-tags";
+    public const string InvisibleText = "invisible-text";
+
+    /// <summary>Invisible characters (zero-width and the like) from which text counts as carrying hidden content.</summary>
+    public const int InvisibleThreshold = 3;
+
+    /// <summary>Smuggled tag-character ASCII from which it is an attack rather than a stray character.</summary>
+    public const int TagThreshold = 4;
+
+    private const string Qualifier =
+        "(?:previous|prior|above|earlier|preceding|foregoing|initial|original|former|old|existing|given|system|all|any|every|your|the|these|those|my)";
+
+    private const string Instructions =
+        "(?:instructions?|prompts?|rules|directions?|directives?|guidelines|guidance|context|commands?|orders|tasks?|assignments?|restrictions|constraints|text|messages?|information|input|programming|policies|content)";
+
+    public static IReadOnlyList<InjectionRule> Default { get; } =
+    [
+        new(InstructionOverride, "asks the model to ignore or replace the instructions it was given", GuardDecision.Allow,
+            // English: "ignore (all) previous instructions", "forget everything above", "new instructions:"
+            $@"\b(?:ignore|disregard|forget|skip|override|bypass|overlook|neglect|discard|abandon|drop|nevermind|never mind)\b(?: {Qualifier}\b){{1,3}} ?{Instructions}?"
+            + $@"|\b(?:ignore|disregard|forget)\b (?:everything|anything|all)\b(?: (?:above|before|else|previously|that|i|you))?"
+            + $@"|\b(?:new|updated|real|actual|revised|different)(?: set of)? (?:instructions?|tasks?|rules|directives?|orders)\s?:"
+            + $@"|\b{Qualifier} {Instructions} (?:are|is) (?:false|void|cancell?ed|revoked|obsolete|no longer valid)"
+            // German: "ignoriere alle vorherigen Anweisungen", "vergiss alles", "neue Aufgabe"
+            + @"|\b(?:ignorier\w*|vergiss|vergessen sie|missachte\w*|übergeh\w*|verwirf)\b(?: \w+){0,3} (?:alle\w*|vorherige\w*|bisherige\w*|obige\w*|vorigen?|anweisung\w*|aufgabe\w*|auftr[äa]ge\w*|instruktion\w*|informationen)"
+            + @"|\b(?:lass|lassen sie) alle\w* (?:vorherige\w*|bisherige\w*) \w+ hinter sich"
+            + @"|\bneue(?:n|r)? (?:aufgabe|anweisung|anweisungen|instruktion)\b"),
+        new(RoleSwitch, "tells the model it is now someone else or that its rules changed", GuardDecision.Allow,
+            @"\byou are now\b|\bfrom now on,? (?:you|your|we|i)\b|\byou(?:'re| are) no longer\b|\bno longer (?:bound|restricted|limited)\b"
+            + @"|\b(?:pretend|imagine) (?:to be|that you are|you are|you're)\b|\bstay in character\b|\bbreak(?:ing)? character\b"
+            + @"|\b(?:simulate|enable|activate|enter) (?:the )?(?:developer|dev|god|sudo|admin|debug|unrestricted) mode\b"
+            + @"|\bdu bist (?:jetzt|nun|ab sofort|ab jetzt|keine?)\b|\bab (?:jetzt|sofort) bist du\b|\bvon nun an\b"),
+        new(Jailbreak, "describes an unrestricted persona or the removal of safety rules", GuardDecision.Allow,
+            @"\b(?:dan|do anything now|developer mode|jailbr(?:eak|oken)\w*|aim|stan|dude|evil confidant)\b.{0,200}\b(?:no|without|any|never)\b.{0,40}\b(?:restrictions?|filters?|censorship|limits|guidelines|rules|ethic\w*|moral\w*)"
+            + @"|\b(?:unfiltered|uncensored|unrestricted|amoral|unethical)\b.{0,40}\b(?:ai|assistant|chatbot|model|response|answers?|mode|version)\b"
+            + @"|\b(?:no|without|free of|free from|freed from|not bound by|ignores?|break the) (?:any )?(?:ethical|moral|legal|safety|content)?,? ?(?:and )?(?:moral |ethical |legal )?(?:restrictions|guidelines|filters|constraints|rules|policies|boundaries|limitations|principles)\b"
+            + @"|\bopen ?ai(?:'s)? (?:content )?polic(?:y|ies)\b"),
+        new(FakeDelimiter, "spells a chat format's turn or system delimiter to fake a new turn", GuardDecision.Block,
+            @"<\|im_start\|> ?(?:system|assistant|user|tool)|<\|im_end\|>|\[/?inst\]|<</?sys>>|<start_of_turn> ?(?:user|model|system)|<end_of_turn>"
+            + @"|<\|start_header_id\|>|<\|end_header_id\|>|<\|eot_id\|>|<\|begin_of_text\|>|<\|endoftext\|>|<\|(?:system|user|assistant|end)\|>"),
+        new(PromptLeak, "asks for the system prompt or the instructions the model was given", GuardDecision.Allow,
+            @"\b(?:reveal|show|print|repeat|output|display|tell|give|spell out|leak|dump|write out|recite|share|disclose|what (?:is|are|was|were))\b(?: me| us)?(?: \w+){0,3} (?:your|the|my|its|initial|original|hidden|secret|first)(?: \w+){0,2} (?:system prompt|prompt|instructions|system message|initial instructions|guidelines|pre-?prompt|configuration)\b"
+            + @"|\b(?:repeat|print|output|copy) (?:the |all |everything |all the )?(?:words|text|lines|everything) (?:above|before)\b"
+            + @"|\b(?:zeig\w*|nenn\w*|gib|verrat\w*|wiederhol\w*)(?: \w+){0,3} (?:deine?n?|den|die|ihre?n?) (?:system-?prompt|prompt|anweisungen|instruktionen)\b"),
+        new(ResponseDirective, "tells the model what to put in or how to shape its answer (typical of instructions planted in documents)", GuardDecision.Allow,
+            @"\b(?:include|incorporate|add|append|insert|embed|integrate|utili[sz]e|use|merge|feature|weave|introduce|supplement\w*|render|format|write|rewrite|express|modify|enhance|augment|reverse|translate|reply|respond|encode|invert|apply|provide|mention|suggest)\b[^.?!\n]{0,60}\b(?:in|into|to|within|throughout|as|for|with|using) your (?:\w+ )?(?:response|answer|reply|message|output|summary|elucidation|explanation|code|codebase|implementation|solution|program|algorithm|program logic|code foundation)\b"
+            + @"|\b(?:the )?(?:following|below|subsequent) code (?:snippet|block|excerpt|section|segment)\b|\bin your (?:response|answer|reply),"
+            + @"|\b(?:render|write|express|reverse|translate|encode|invert|format|modify|enhance|augment) your (?:response|answer|reply|message|output)\b"),
+        new(EncodedPayload, "base64, hex or rot13 text that decodes to an injection", GuardDecision.Block),
+        new(UnicodeTags, "ASCII hidden in invisible Unicode tag characters", GuardDecision.Block),
+        new(InvisibleText, "several invisible or bidirectional-override characters", GuardDecision.Flag),
+    ];
+
+    /// <summary>The rules whose patterns read words, rerun on decoded payloads.</summary>
+    private static readonly InjectionRule[] Wording = Default.Where(r => r.Pattern is not null && r.Id != FakeDelimiter).ToArray();
+
+    /// <summary>Ids of the rules <paramref name="text"/> hits, in <see cref="Default"/> order.</summary>
+    public static List<string> Hits(string text, ScanText scan)
+    {
+        var hits = new List<string>();
+        foreach (var rule in Default)
+        {
+            var hit = rule.Id switch
+            {
+                EncodedPayload => HasEncodedInjection(text),
+                UnicodeTags => scan.SmuggledAscii.Length >= TagThreshold,
+                InvisibleText => scan.InvisibleCount >= InvisibleThreshold || scan.BidiOverrideCount > 0,
+                _ => rule.Matches(scan.Normalized),
+            };
+            if (hit) hits.Add(rule.Id);
+        }
+        return hits;
+    }
+
+    public static InjectionRule ById(string id) =>
+        Default.FirstOrDefault(r => r.Id == id) ?? throw new ArgumentException($"unknown injection rule id '{id}'", nameof(id));
+
+    private static bool HasEncodedInjection(string text)
+    {
+        foreach (var decoded in EncodedPayloads.Decoded(text))
+        {
+            if (WordingHit(ScanText.Fold(decoded))) return true;
+        }
+        // rot13 only where the plain reading has no hit: "ignore" must not count twice.
+        var plain = ScanText.Fold(text);
+        return !WordingHit(plain) && WordingHit(EncodedPayloads.Rot13(plain));
+    }
+
+    private static bool WordingHit(string normalized)
+    {
+        foreach (var rule in Wording) if (rule.Matches(normalized)) return true;
+        return false;
+    }
+}

@@ -1,0 +1,11 @@
+namespace Bulwark.Server.Guardrails.Input;
+
+/// <summary>
+/// What the scanner concluded about one text: the rules it hit, the model's probability, and the
+/// decision under the policy it was asked for. Carries no text, so it can go to metrics and the
+/// audit record as it is.
+/// </summary>
+public sealed record InjectionVerdict(IReadOnlyList<string> RuleIds, double Score, GuardDecision Decision)
+{
+    public static readonly InjectionVerdict Skipped = new([], 0, GuardDecision.Allow);
+}

@@ -1,0 +1,77 @@
+using Bulwark.Engine.Model.Synthesis;
+using Bulwark.Server.Registry;
+
+namespace Bulwark.Server.Hosting;
+
+/// <summary>Where the served model comes from, as start-up reports it.</summary>
+public sealed record ModelSource(string Id, string Path, string Origin, string? Notice)
+{
+    public const string DemoId = "bulwark-demo";
+    public const string DemoFileName = "bulwark-demo.gguf";
+
+    public const string DemoNotice =
+        "bulwark-demo has random weights: its replies are gibberish; it only shows the server working. " +
+        "Serve a real model instead with: bulwark serve --model /path/to/model.gguf";
+
+    /// <summary>
+    /// Resolves <paramref name="model"/>: empty → the demo model (written once into the data
+    /// directory); an existing file or folder → that path; otherwise a registered model, verified
+    /// against its manifest before anything loads.
+    /// </summary>
+    /// <exception cref="ServerConfigurationException">Nothing matches, or the registered model fails verification.</exception>
+    public static async Task<ModelSource> ResolveAsync(string? model, DataDirectory data, bool requireSignature, CancellationToken ct = default)
+    {
+        if (string.IsNullOrWhiteSpace(model)) return EnsureDemo(data);
+        if (File.Exists(model) || Directory.Exists(model))
+        {
+            var full = System.IO.Path.GetFullPath(model);
+            var id = File.Exists(full) ? System.IO.Path.GetFileNameWithoutExtension(full) : new DirectoryInfo(full).Name;
+            return new ModelSource(id, full, "file " + full + " (not verified: register it with 'bulwark models add' to verify it on load)", null);
+        }
+        var registry = ModelRegistry.Open(data);
+        if (!registry.Names().Contains(model, StringComparer.Ordinal))
+            throw new ServerConfigurationException([
+                $"--model '{model}' is neither an existing file or folder nor a registered model (registered: {Registered(registry)}). " +
+                "Give a path to a GGUF file or model folder, or register one with: bulwark models add NAME --from PATH"]);
+        try
+        {
+            var (manifest, path) = await registry.ResolveVerifiedAsync(model, null, requireSignature, ct).ConfigureAwait(false);
+            return new ModelSource(model, path, $"registered model {model} version {manifest.Version}, verified" + (requireSignature ? " and signed" : ""), null);
+        }
+        catch (RegistryException e)
+        {
+            throw new ServerConfigurationException([$"--model '{model}' cannot be served: {e.Message}"]);
+        }
+    }
+
+    /// <summary>The demo model's file, written once: into a temporary file, then renamed, so a crash never leaves half a model.</summary>
+    public static ModelSource EnsureDemo(DataDirectory data)
+    {
+        data.EnsureCreated();
+        var path = System.IO.Path.Combine(data.ModelsPath, DemoFileName);
+        if (!File.Exists(path))
+        {
+            var temp = path + "." + Guid.NewGuid().ToString("N") + ".tmp";
+            try
+            {
+                SyntheticModel.WriteGguf(SyntheticModel.Demo, temp);
+                File.Move(temp, path, overwrite: false);
+            }
+            catch (IOException) when (File.Exists(path))
+            {
+                // Another process wrote it first; theirs is the same model.
+            }
+            finally
+            {
+                if (File.Exists(temp)) File.Delete(temp);
+            }
+        }
+        return new ModelSource(DemoId, path, "demo model " + path, DemoNotice);
+    }
+
+    private static string Registered(ModelRegistry registry)
+    {
+        var names = registry.Names();
+        return names.Count == 0 ? "none" : string.Join(", ", names.Take(10)) + (names.Count > 10 ? ", ..." : "");
+    }
+}

@@ -1,0 +1,79 @@
+using System.Globalization;
+using Bulwark.Engine.Serving;
+using Bulwark.Engine.Serving.Scheduling;
+
+namespace Bulwark.Server.Hosting;
+
+/// <summary>
+/// What <c>bulwark serve</c> loads and how the engine is sized (configuration section
+/// <c>Bulwark:Serve</c>; flags <c>--model</c>, <c>--kv-cache-memory</c>, <c>--max-batched-tokens</c>,
+/// <c>--max-seqs</c>; environment <c>Bulwark__Serve__Model</c>...).
+/// </summary>
+public sealed class ServeOptions
+{
+    public const string Section = "Bulwark:Serve";
+
+    /// <summary>A GGUF file, a model folder, or the name of a registered model; empty serves the demo model.</summary>
+    public string? Model { get; set; }
+
+    /// <summary>Registered models must carry a valid signature from a trusted key.</summary>
+    public bool RequireSignature { get; set; }
+
+    /// <summary>Memory for the KV cache, in bytes or with a unit: <c>512MiB</c>, <c>2GiB</c>, <c>300MB</c>.</summary>
+    public string KvCacheMemory { get; set; } = "512MiB";
+
+    public int MaxBatchedTokens { get; set; } = new SchedulerOptions().MaxBatchedTokens;
+
+    public int MaxSequences { get; set; } = new SchedulerOptions().MaxSequences;
+
+    public const long MinKvCacheMemory = 1L << 20;
+    public const long MaxKvCacheMemory = 1L << 40;
+
+    public long KvCacheMemoryBytes => ParseBytes(KvCacheMemory) ?? -1;
+
+    public IEnumerable<string> Validate()
+    {
+        if (Model is { Length: > 4096 }) yield return $"{Section}:Model must be at most 4096 characters; got {Model.Length}.";
+        var bytes = ParseBytes(KvCacheMemory);
+        if (bytes is null)
+            yield return $"{Section}:KvCacheMemory must be a size such as 512MiB, 2GiB or 1073741824; got '{KvCacheMemory}'.";
+        else if (bytes is < MinKvCacheMemory or > MaxKvCacheMemory)
+            yield return $"{Section}:KvCacheMemory must be between 1MiB and 1TiB; got '{KvCacheMemory}' ({bytes} bytes).";
+        if (MaxBatchedTokens is < 1 or > 1_048_576)
+            yield return $"{Section}:MaxBatchedTokens must be between 1 and 1048576; got {MaxBatchedTokens}.";
+        if (MaxSequences is < 1 or > 4096)
+            yield return $"{Section}:MaxSequences must be between 1 and 4096; got {MaxSequences}.";
+    }
+
+    /// <summary>Engine options for a model whose end-of-sequence tokens are <paramref name="eosTokenIds"/>.</summary>
+    public EngineOptions ToEngineOptions(IReadOnlyList<int> eosTokenIds) => new()
+    {
+        KvCacheMemoryBytes = KvCacheMemoryBytes,
+        Scheduler = new SchedulerOptions
+        {
+            MaxBatchedTokens = MaxBatchedTokens,
+            MaxSequences = MaxSequences,
+            MaxPrefillChunk = Math.Min(MaxBatchedTokens, new SchedulerOptions().MaxPrefillChunk),
+        },
+        EosTokenIds = eosTokenIds,
+    };
+
+    /// <summary>Bytes of "123", "512KiB", "512MiB", "2GiB", "1TiB" or "300KB"/"300MB"/"2GB" (powers of 1000); null when malformed.</summary>
+    public static long? ParseBytes(string? text)
+    {
+        if (string.IsNullOrWhiteSpace(text)) return null;
+        var t = text.Trim();
+        var split = t.Length;
+        while (split > 0 && char.IsLetter(t[split - 1])) split--;
+        long multiplier = t[split..].ToUpperInvariant() switch
+        {
+            "" or "B" => 1,
+            "KIB" => 1L << 10, "MIB" => 1L << 20, "GIB" => 1L << 30, "TIB" => 1L << 40,
+            "KB" => 1_000, "MB" => 1_000_000, "GB" => 1_000_000_000, "TB" => 1_000_000_000_000,
+            _ => 0,
+        };
+        if (multiplier == 0 || !decimal.TryParse(t[..split].Trim(), NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out var number)) return null;
+        var bytes = number * multiplier;
+        return bytes > long.MaxValue ? null : (long)bytes;
+    }
+}

@@ -1,0 +1,94 @@
+using System.Security.Cryptography;
+using Bulwark.Engine.Formats;
+using Bulwark.Engine.Model;
+using Bulwark.Testing;
+
+namespace Bulwark.Engine.Tests.Cli;
+
+public sealed class SynthCommandTests : IDisposable
+{
+    private readonly string _dir = Fixtures.NewTempDirectory();
+
+    /// <summary>A small qwen2 model's arguments; <paramref name="changes"/> are option/value pairs that replace or add to them.</summary>
+    private string[] Args(string output, params string[] changes)
+    {
+        var args = new List<string> { "models", "synth", "--arch", "qwen2", "--layers", "1", "--dim", "64", "--heads", "4", "--kv-heads", "1",
+            "--ff", "64", "--vocab", "400", "--ctx", "32", "--dtype", "q8_0", "--seed", "5", "--out", Path.Combine(_dir, output) };
+        for (var i = 0; i < changes.Length; i++)
+        {
+            var at = args.IndexOf(changes[i]);
+            if (at >= 0) args[at + 1] = changes[++i];
+            else if (i + 1 < changes.Length && !changes[i + 1].StartsWith("--", StringComparison.Ordinal)) args.AddRange([changes[i], changes[++i]]);
+            else args.Add(changes[i]);
+        }
+        return [.. args];
+    }
+
+    [Fact]
+    public void WritesAGgufWithTheRequestedShapeAndTheSameBytesEachTime()
+    {
+        var first = CliRunner.Run(Args("a.gguf"));
+        Assert.True(first.ExitCode == 0, first.Error);
+        Assert.Contains("qwen2", first.Output);
+        Assert.Equal(0, CliRunner.Run(Args("b.gguf")).ExitCode);
+        Assert.Equal(SHA256.HashData(File.ReadAllBytes(Path.Combine(_dir, "a.gguf"))), SHA256.HashData(File.ReadAllBytes(Path.Combine(_dir, "b.gguf"))));
+        using var model = GgufModelLoader.Load(Path.Combine(_dir, "a.gguf"));
+        var c = model.Config;
+        Assert.Equal((ModelArchitecture.Qwen2, 1, 64, 4, 1, 64, 400, 32), (c.Architecture, c.LayerCount, c.EmbeddingLength, c.HeadCount, c.KeyValueHeadCount, c.FeedForwardLength, c.VocabularySize, c.ContextLength));
+        Assert.Equal(GgmlType.Q8_0, model.Weights.Layers[0].Query.Type);
+        Assert.False(c.TiedOutputHead);
+    }
+
+    [Fact]
+    public void TiedWritesNoOutputHead()
+    {
+        Assert.Equal(0, CliRunner.Run(Args("t.gguf", "--tied")).ExitCode);
+        using var model = GgufModelLoader.Load(Path.Combine(_dir, "t.gguf"));
+        Assert.True(model.Config.TiedOutputHead);
+    }
+
+    [Fact]
+    public void WritesAHuggingFaceFolder()
+    {
+        var result = CliRunner.Run(Args("hf", "--format", "safetensors", "--dtype", "bf16"));
+        Assert.True(result.ExitCode == 0, result.Error);
+        foreach (var file in new[] { "config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json" })
+            Assert.True(File.Exists(Path.Combine(_dir, "hf", file)), file);
+    }
+
+    [Theory]
+    [InlineData("kv-heads", "--kv-heads", "3")]
+    [InlineData("ff", "--ff", "48")]
+    [InlineData("vocab", "--vocab", "100")]
+    [InlineData("layers", "--layers", "0")]
+    [InlineData("dim", "--dim", "60")]
+    public void InvalidShapesAreRefusedNamingTheArgument(string field, string option, string value)
+    {
+        var result = CliRunner.Run(Args("x.gguf", option, value));
+        Assert.NotEqual(0, result.ExitCode);
+        Assert.Contains(field, result.Error);
+        Assert.False(File.Exists(Path.Combine(_dir, "x.gguf")));
+    }
+
+    [Theory]
+    [InlineData("--dtype", "q4_k")]
+    [InlineData("--arch", "gpt2")]
+    [InlineData("--format", "onnx")]
+    [InlineData("--layers", "two")]
+    public void UnknownChoicesAreRefusedByTheParser(string option, string value)
+    {
+        var result = CliRunner.Run(Args("x.gguf", option, value));
+        Assert.NotEqual(0, result.ExitCode);
+        Assert.Contains(value, result.Error);
+    }
+
+    [Fact]
+    public void QuantizedSafetensorsAreRefused()
+    {
+        var result = CliRunner.Run(Args("hf", "--format", "safetensors"));
+        Assert.Equal(2, result.ExitCode);
+        Assert.Contains("--dtype f32, f16 or bf16", result.Error);
+    }
+
+    public void Dispose() => Directory.Delete(_dir, true);
+}

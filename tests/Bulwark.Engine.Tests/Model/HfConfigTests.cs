@@ -1,0 +1,238 @@
+using System.Text;
+using System.Text.Json.Nodes;
+using Bulwark.Engine.Formats;
+using Bulwark.Engine.Kernels.Reference;
+using Bulwark.Engine.Model;
+using Bulwark.Testing;
+
+namespace Bulwark.Engine.Tests.Model;
+
+public class HfConfigTests
+{
+    /// <summary>A small but complete llama config; tests change one key at a time.</summary>
+    private static JsonObject Llama() => new()
+    {
+        ["architectures"] = new JsonArray("LlamaForCausalLM"),
+        ["model_type"] = "llama",
+        ["hidden_size"] = 64,
+        ["num_hidden_layers"] = 2,
+        ["num_attention_heads"] = 8,
+        ["num_key_value_heads"] = 2,
+        ["intermediate_size"] = 160,
+        ["vocab_size"] = 300,
+        ["max_position_embeddings"] = 1024,
+        ["rms_norm_eps"] = 1e-5,
+        ["rope_theta"] = 10000.0,
+        ["hidden_act"] = "silu",
+    };
+
+    private static JsonObject With(JsonObject config, string key, JsonNode? value)
+    {
+        config[key] = value;
+        return config;
+    }
+
+    private static JsonObject Without(JsonObject config, string key)
+    {
+        config.Remove(key);
+        return config;
+    }
+
+    private static LlamaConfig Parse(JsonNode config) => HfConfig.Parse(Encoding.UTF8.GetBytes(config.ToJsonString()), "/models/x/config.json");
+
+    private static ModelFormatException Refused(JsonNode config) => Assert.Throws<ModelFormatException>(() => Parse(config));
+
+    [FixtureFact]
+    public void FixtureConfigGivesTheCheckpointShape()
+    {
+        var c = HfConfig.Read(Fixtures.PathOf("model-260k", "hf", "config.json"));
+        Assert.Equal((ModelArchitecture.Llama, 64, 5, 8, 4, 8, 172, 512, 512), (c.Architecture, c.EmbeddingLength, c.LayerCount, c.HeadCount, c.KeyValueHeadCount, c.HeadDim, c.FeedForwardLength, c.VocabularySize, c.ContextLength));
+        Assert.Equal((1e-5f, 10000f, RopeLayout.RotateHalf, true), (c.RmsNormEpsilon, c.RopeTheta, c.RopeLayout, c.TiedOutputHead));
+        Assert.Equal(RopeScaling.None, c.RopeScaling);
+        Assert.False(HfConfig.Read(Fixtures.PathOf("model-260k", "hf-explicit-lm-head", "config.json")).TiedOutputHead);
+    }
+
+    [Fact]
+    public void AbsentKeysTakeTransformersDefaults()
+    {
+        var config = Without(Without(Without(Without(Without(Llama(), "num_key_value_heads"), "rms_norm_eps"), "rope_theta"), "hidden_act"), "architectures");
+        var c = Parse(config);
+        Assert.Equal((8, 8, 1e-6f, 10000f, false), (c.KeyValueHeadCount, c.HeadDim, c.RmsNormEpsilon, c.RopeTheta, c.TiedOutputHead));
+        Assert.Equal(8, Parse(With(Llama(), "num_key_value_heads", null)).KeyValueHeadCount);
+    }
+
+    [Fact]
+    public void Llama3RopeScalingIsReadFromRopeScaling()
+    {
+        // Llama 3.1/3.2's config.json values.
+        var config = With(With(Llama(), "rope_theta", 500000.0), "rope_scaling", new JsonObject
+        {
+            ["factor"] = 32.0, ["high_freq_factor"] = 4.0, ["low_freq_factor"] = 1.0,
+            ["original_max_position_embeddings"] = 8192, ["rope_type"] = "llama3",
+        });
+        var c = Parse(config);
+        Assert.Equal(500000f, c.RopeTheta);
+        Assert.Equal(new RopeScaling(RopeScalingKind.Llama3, 32f, 1f, 4f, 8192), c.RopeScaling);
+    }
+
+    [Fact]
+    public void RopeParametersGiveTheSameConfigAsRopeThetaAndRopeScaling()
+    {
+        var old = With(With(Llama(), "rope_theta", 500000.0), "rope_scaling", new JsonObject
+        {
+            ["factor"] = 8.0, ["high_freq_factor"] = 4.0, ["low_freq_factor"] = 1.0,
+            ["original_max_position_embeddings"] = 8192, ["rope_type"] = "llama3",
+        });
+        var v5 = With(Without(Llama(), "rope_theta"), "rope_parameters", new JsonObject
+        {
+            ["rope_theta"] = 500000.0, ["rope_type"] = "llama3", ["factor"] = 8.0, ["high_freq_factor"] = 4.0,
+            ["low_freq_factor"] = 1.0, ["original_max_position_embeddings"] = 8192,
+        });
+        Assert.Equal(Parse(old), Parse(v5));
+        var plain = Parse(With(Without(Llama(), "rope_theta"), "rope_parameters", new JsonObject { ["rope_theta"] = 1e6, ["rope_type"] = "default" }));
+        Assert.Equal((1e6f, RopeScaling.None), (plain.RopeTheta, plain.RopeScaling));
+    }
+
+    [Fact]
+    public void OlderLinearScalingSpelledTypeIsRead()
+    {
+        var c = Parse(With(Llama(), "rope_scaling", new JsonObject { ["type"] = "linear", ["factor"] = 2.0 }));
+        Assert.Equal(new RopeScaling(RopeScalingKind.Linear, 2f), c.RopeScaling);
+    }
+
+    [Fact]
+    public void Qwen2HasQkvBiasesAndQwen3HasQkNormsWithItsOwnHeadDim()
+    {
+        var qwen2 = Parse(With(With(Llama(), "model_type", "qwen2"), "architectures", new JsonArray("Qwen2ForCausalLM")));
+        Assert.Equal((ModelArchitecture.Qwen2, true, false), (qwen2.Architecture, qwen2.HasQkvBias, qwen2.HasQkNorm));
+        var qwen3 = Parse(With(With(With(Llama(), "model_type", "qwen3"), "architectures", new JsonArray("Qwen3ForCausalLM")), "head_dim", 16));
+        Assert.Equal((ModelArchitecture.Qwen3, false, true, 16, 128), (qwen3.Architecture, qwen3.HasQkvBias, qwen3.HasQkNorm, qwen3.HeadDim, qwen3.QueryLength));
+        Assert.All(new[] { qwen2, qwen3 }, c => Assert.Equal(RopeLayout.RotateHalf, c.RopeLayout));
+    }
+
+    [Fact]
+    public void SlidingWindowCapsTheContextWhereItIsUsed()
+    {
+        var mistral = With(With(With(Llama(), "model_type", "mistral"), "architectures", new JsonArray("MistralForCausalLM")), "sliding_window", 512);
+        Assert.Equal((ModelArchitecture.Mistral, 512), (Parse(mistral).Architecture, Parse(mistral).ContextLength));
+        Assert.Equal(1024, Parse(With(mistral, "sliding_window", null)).ContextLength);
+        var qwen2 = With(With(With(Llama(), "model_type", "qwen2"), "architectures", new JsonArray("Qwen2ForCausalLM")), "sliding_window", 256);
+        Assert.Equal(1024, Parse(With(qwen2, "use_sliding_window", false)).ContextLength);
+        Assert.Equal(256, Parse(With(qwen2, "use_sliding_window", true)).ContextLength);
+    }
+
+    [Theory]
+    [InlineData("gemma2")]
+    [InlineData("phi3")]
+    public void UnknownArchitecturesAreRefusedWithTheSupportedList(string modelType)
+    {
+        var e = Refused(With(Llama(), "model_type", modelType));
+        Assert.Contains($"model_type: \"{modelType}\" is not supported (supported: llama (LlamaForCausalLM), mistral (MistralForCausalLM), qwen2 (Qwen2ForCausalLM), qwen3 (Qwen3ForCausalLM))", e.Message);
+        Assert.StartsWith("config.json: ", e.Message);
+    }
+
+    [Fact]
+    public void ModelsWithoutACausalLmHeadAreRefused()
+    {
+        var e = Refused(With(Llama(), "architectures", new JsonArray("LlamaForSequenceClassification")));
+        Assert.Contains("architectures: [LlamaForSequenceClassification] does not include LlamaForCausalLM", e.Message);
+        Assert.Contains("model_type: is missing", Refused(Without(Llama(), "model_type")).Message);
+    }
+
+    public static TheoryData<string, string, string> UnsupportedFeatures() => new()
+    {
+        { "quantization_config", """{"quant_method":"gptq","bits":4}""", "quantization_config: quantized Hugging Face checkpoints" },
+        { "hidden_act", "\"gelu\"", "hidden_act: \"gelu\" is not supported" },
+        { "attention_bias", "true", "attention_bias: true is not supported for llama" },
+        { "mlp_bias", "true", "mlp_bias: true is not supported" },
+        { "partial_rotary_factor", "0.5", "partial_rotary_factor: partial RoPE is not supported: must be 1; got 0.5" },
+        { "rope_scaling", """{"rope_type":"yarn","factor":4.0}""", "rope_scaling.rope_type: \"yarn\" is not supported (supported: default, linear, llama3)" },
+        { "rope_scaling", """{"type":"dynamic","factor":4.0}""", "rope_scaling.type: \"dynamic\" is not supported" },
+        { "rope_scaling", """{"rope_type":"linear"}""", "rope_scaling.factor: is missing" },
+        { "rope_scaling", """{"rope_type":"linear","factor":-1}""", "rope_scaling.factor: must be above 0" },
+        { "rope_scaling", """{"rope_type":"llama3","factor":8.0,"low_freq_factor":4.0,"high_freq_factor":4.0}""", "rope_scaling.high_freq_factor: must be above low_freq_factor 4; got 4" },
+        { "rope_scaling", "[1]", "rope_scaling: must be an object" },
+        { "rope_parameters", """{"rope_type":"default","partial_rotary_factor":0.25}""", "rope_parameters.partial_rotary_factor" },
+        { "rope_theta", "0.5", "rope_theta: must be above 1 and at most 1000000000000; got 0.5" },
+        { "rms_norm_eps", "\"1e-5\"", "rms_norm_eps: must be a finite number; got \"1e-5\"" },
+        { "rms_norm_eps", "0", "rms_norm_eps: must be in (0, 1); got 0" },
+        { "vocab_size", "12.5", "vocab_size: must be an integer; got 12.5" },
+        { "vocab_size", "-3", "vocab_size: must be between 1 and 16777216; got -3" },
+        { "vocab_size", "1099511627776", "vocab_size: must be between 1 and 16777216; got 1099511627776" },
+        { "num_key_value_heads", "3", "num_key_value_heads: must divide num_attention_heads 8; got 3" },
+        { "num_key_value_heads", "16", "num_key_value_heads: must be between 1 and 8; got 16" },
+        { "head_dim", "7", "head_dim: must be even for RoPE; got 7" },
+        { "tie_word_embeddings", "\"yes\"", "tie_word_embeddings: must be true or false" },
+        { "architectures", "\"LlamaForCausalLM\"", "architectures: must be an array of class names" },
+    };
+
+    [Theory]
+    [MemberData(nameof(UnsupportedFeatures))]
+    public void UnsupportedOrOutOfRangeValuesAreRefusedNamingTheKey(string key, string json, string expected)
+    {
+        var e = Refused(With(Llama(), key, JsonNode.Parse(json)));
+        Assert.Contains(expected, e.Message);
+    }
+
+    [Fact]
+    public void Qwen2MayDeclareAttentionBias()
+    {
+        var qwen2 = With(With(With(Llama(), "model_type", "qwen2"), "architectures", new JsonArray("Qwen2ForCausalLM")), "attention_bias", true);
+        Assert.True(Parse(qwen2).HasQkvBias);
+    }
+
+    [Theory]
+    [InlineData(0, false)]
+    [InlineData(1, true)]
+    [InlineData(4096, true)]
+    [InlineData(4097, false)]
+    public void LayerCountIsCheckedAtItsLimits(int layers, bool accepted)
+    {
+        var config = With(Llama(), "num_hidden_layers", layers);
+        if (accepted) Assert.Equal(layers, Parse(config).LayerCount);
+        else Assert.Contains("num_hidden_layers: must be between 1 and 4096", Refused(config).Message);
+    }
+
+    [Fact]
+    public void MissingRequiredKeysAreNamed()
+    {
+        foreach (var key in new[] { "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "vocab_size", "max_position_embeddings" })
+            Assert.Contains($"{key}: is missing", Refused(Without(Llama(), key)).Message);
+    }
+
+    [Theory]
+    [InlineData("{")]
+    [InlineData("[]")]
+    [InlineData("{\"model_type\":\"llama\",}")]
+    public void InvalidJsonIsRefused(string json)
+    {
+        var e = Assert.Throws<ModelFormatException>(() => HfConfig.Parse(Encoding.UTF8.GetBytes(json), "config.json"));
+        Assert.StartsWith("config.json: config.json: ", e.Message);
+    }
+
+    [Fact]
+    public void InvalidUtf8AnywhereIsRefused()
+    {
+        byte[] json = [.. "{\"model_type\":\"ll"u8, 0xC3, 0x28, .. "a\"}"u8];
+        Assert.Contains("config.json: is not valid UTF-8", Assert.Throws<ModelFormatException>(() => HfConfig.Parse(json, "config.json")).Message);
+    }
+
+    [Fact]
+    public void DeeplyNestedJsonIsRefused()
+    {
+        var json = "{\"x\":" + new string('[', 100) + new string(']', 100) + "}";
+        Assert.Contains("is not valid JSON", Assert.Throws<ModelFormatException>(() => HfConfig.Parse(Encoding.UTF8.GetBytes(json), "config.json")).Message);
+    }
+
+    [Fact]
+    public void ConfigFileSizeIsLimitedAtTheLimitAndAbove()
+    {
+        var folder = Fixtures.NewTempDirectory("bigconfig");
+        var path = Path.Combine(folder, "config.json");
+        var body = Llama().ToJsonString();
+        File.WriteAllText(path, body + new string(' ', (int)(HfConfig.MaxBytes - body.Length)));
+        Assert.Equal(64, HfConfig.Read(path).EmbeddingLength);
+        File.AppendAllText(path, " ");
+        Assert.Contains($"{HfConfig.MaxBytes + 1} bytes exceeds the limit of {HfConfig.MaxBytes}", Assert.Throws<ModelFormatException>(() => HfConfig.Read(path)).Message);
+    }
+}

@@ -1,0 +1,116 @@
+using Bulwark.Server.Hosting;
+using Bulwark.Testing;
+using Microsoft.Extensions.Logging;
+
+namespace Bulwark.Server.Tests.Hosting;
+
+/// <summary><c>bulwark serve</c>'s composition: settings checked first, model resolved, first admin key, start-up report.</summary>
+public sealed class ServeHostTests
+{
+    private static Microsoft.AspNetCore.Builder.WebApplicationBuilder Builder(string dataDir, Dictionary<string, string?>? flags = null)
+    {
+        var all = new Dictionary<string, string?> { ["Bulwark:Server:Port"] = "0", [ServerSettings.DataDirKey] = dataDir };
+        foreach (var (k, v) in flags ?? []) all[k] = v;
+        var builder = BulwarkServer.CreateBuilder([], all);
+        builder.Logging.ClearProviders();
+        return builder;
+    }
+
+    private static Backends.IGenerationBackend Alphabet(ModelSource source, ServeOptions options) => AlphabetModel.Backend(notice: source.Notice);
+
+    [Fact]
+    public async Task FirstStartPrintsOneAdminKeyThatManagesKeysAndLaterStartsPrintNone()
+    {
+        var dataDir = Fixtures.NewTempDirectory("serve");
+        var model = Path.Combine(dataDir, "alphabet.gguf");
+        await File.WriteAllTextAsync(model, "stand-in: the test's loader never reads it");
+        var flags = new Dictionary<string, string?> { ["Bulwark:Serve:Model"] = model };
+        var output = new StringWriter();
+        string adminKey;
+        await using (var first = await ServeHost.StartAsync(Builder(dataDir, flags), output, Alphabet))
+        {
+            adminKey = first.InitialAdminKey!.Key;
+            var text = output.ToString();
+            Assert.Contains("  " + adminKey + Environment.NewLine, text);
+            Assert.Contains($"Bulwark is serving 'alphabet' at {first.Address.ToString().TrimEnd('/')}", text);
+            Assert.Contains("loopback only", text);
+            Assert.Contains("not verified", text);
+
+            using var admin = new HttpClient { BaseAddress = first.Address };
+            admin.DefaultRequestHeaders.Authorization = new("Bearer", adminKey);
+            using var created = await admin.PostAsync("admin/keys", new StringContent("""{"name":"my-app"}""", System.Text.Encoding.UTF8, "application/json"));
+            Assert.Equal(System.Net.HttpStatusCode.Created, created.StatusCode);
+            var apiKey = System.Text.Json.JsonDocument.Parse(await created.Content.ReadAsStringAsync()).RootElement.GetProperty("key").GetString();
+            using var api = new HttpClient { BaseAddress = first.Address };
+            api.DefaultRequestHeaders.Authorization = new("Bearer", apiKey);
+            Assert.Contains("\"alphabet\"", await api.GetStringAsync("v1/models"));
+            // The admin key itself cannot call the API.
+            Assert.Equal(System.Net.HttpStatusCode.Forbidden, (await admin.GetAsync("v1/models")).StatusCode);
+        }
+
+        var again = new StringWriter();
+        await using var second = await ServeHost.StartAsync(Builder(dataDir, flags), again, Alphabet);
+        Assert.Null(second.InitialAdminKey);
+        Assert.DoesNotContain("bwa_", again.ToString());
+        Assert.DoesNotContain(adminKey, again.ToString());
+    }
+
+    [Fact]
+    public async Task EveryInvalidSettingIsReportedBeforeTheModelLoads()
+    {
+        var loaded = false;
+        var flags = new Dictionary<string, string?>
+        {
+            ["Bulwark:Server:Port"] = "70000",
+            ["Bulwark:Serve:KvCacheMemory"] = "lots",
+            ["Bulwark:Serve:MaxSequences"] = "0",
+        };
+        var e = await Assert.ThrowsAsync<ServerConfigurationException>(() => ServeHost.StartAsync(Builder(Fixtures.NewTempDirectory("serve"), flags), TextWriter.Null,
+            (s, o) => { loaded = true; return Alphabet(s, o); }));
+        Assert.False(loaded);
+        Assert.Equal(3, e.Problems.Count);
+        Assert.Contains(e.Problems, p => p.Contains("Port must be between 0 and 65535; got 70000"));
+        Assert.Contains(e.Problems, p => p.Contains("KvCacheMemory must be a size such as 512MiB") && p.Contains("'lots'"));
+        Assert.Contains(e.Problems, p => p.Contains("MaxSequences must be between 1 and 4096; got 0"));
+    }
+
+    [Fact]
+    public async Task UnknownModelNameSaysWhatWasTriedAndHowToRegisterOne()
+    {
+        var e = await Assert.ThrowsAsync<ServerConfigurationException>(() => ServeHost.StartAsync(
+            Builder(Fixtures.NewTempDirectory("serve"), new() { ["Bulwark:Serve:Model"] = "no-such-model" }), TextWriter.Null, Alphabet));
+        var problem = Assert.Single(e.Problems);
+        Assert.Contains("'no-such-model' is neither an existing file or folder nor a registered model (registered: none)", problem);
+        Assert.Contains("bulwark models add", problem);
+    }
+
+    [Theory]
+    [InlineData("1048576", 1L << 20)]
+    [InlineData("1MiB", 1L << 20)]
+    [InlineData("512MiB", 512L << 20)]
+    [InlineData("1.5GiB", 3L << 29)]
+    [InlineData("300MB", 300_000_000L)]
+    [InlineData("1TiB", 1L << 40)]
+    public void KvCacheMemoryAcceptsSizesWithUnits(string text, long bytes)
+    {
+        Assert.Equal(bytes, ServeOptions.ParseBytes(text));
+        Assert.Empty(new ServeOptions { KvCacheMemory = text }.Validate());
+    }
+
+    [Theory]
+    [InlineData("1048575")] // one byte below 1 MiB
+    [InlineData("1025GiB")] // above 1 TiB
+    [InlineData("12 parsecs")]
+    [InlineData("-5MiB")]
+    [InlineData("")]
+    public void KvCacheMemoryOutsideItsRangeOrMalformedIsRefused(string text) =>
+        Assert.Contains(new ServeOptions { KvCacheMemory = text }.Validate(), p => p.Contains("KvCacheMemory"));
+
+    [Fact]
+    public void MaxBatchedTokensAndSequencesAreCheckedAtTheirLimits()
+    {
+        Assert.Empty(new ServeOptions { MaxBatchedTokens = 1, MaxSequences = 1 }.Validate());
+        Assert.Empty(new ServeOptions { MaxBatchedTokens = 1_048_576, MaxSequences = 4096 }.Validate());
+        Assert.Equal(2, new ServeOptions { MaxBatchedTokens = 1_048_577, MaxSequences = 4097 }.Validate().Count());
+    }
+}

@@ -1,0 +1,147 @@
+using System.Net;
+using System.Security.Cryptography;
+using Bulwark.Server.Security;
+using Bulwark.Server.Tests.Storage;
+
+namespace Bulwark.Server.Tests.Security;
+
+/// <summary>
+/// Two replicas of the security front (two apps, each with its own caches, Redis connection and
+/// database pool, as two processes would have) sharing one store and one Redis.
+/// </summary>
+public class ReplicaTests
+{
+    [Theory]
+    [InlineData(TestDatabases.Postgres)]
+    [InlineData(TestDatabases.Sqlite)]
+    public async Task AKeyRevokedThroughReplicaAIsRefusedByReplicaBWithinOneSecond(string store)
+    {
+        var (a, b) = await StartPairAsync(store);
+        await using (a)
+        await using (b)
+        {
+            var admin = (await a.CreateKeyAsync(new KeySpec { Name = "ops", IsAdmin = true })).Key;
+            var key = await a.CreateKeyAsync(new KeySpec { Name = "victim" });
+            // Both replicas have the key cached as valid.
+            Assert.Equal(HttpStatusCode.OK, (await a.Client(key.Key).GetAsync("/v1/models")).StatusCode);
+            Assert.Equal(HttpStatusCode.OK, (await b.Client(key.Key).GetAsync("/v1/models")).StatusCode);
+
+            using var revoke = await a.Client(admin).PostAsync($"/admin/keys/{key.Record.Id}/revoke", null);
+            Assert.Equal(HttpStatusCode.NoContent, revoke.StatusCode);
+            Assert.True(await Eventually.WithinAsync(TimeSpan.FromSeconds(1), async () =>
+                (await b.Client(key.Key).GetAsync("/v1/models")).StatusCode == HttpStatusCode.Unauthorized),
+                "replica B still accepted the key a second after replica A revoked it");
+        }
+    }
+
+    [Theory]
+    [InlineData(5, 7)]
+    [InlineData(10, 10)]
+    public async Task ABurstAcrossTwoReplicasWithRedisAdmitsExactlyTheRequestsPerMinute(int limit, int extra)
+    {
+        var (a, b) = await StartPairAsync(TestDatabases.Postgres, redis: true);
+        await using (a)
+        await using (b)
+        {
+            var key = (await a.CreateKeyAsync(new KeySpec { Name = "burst", Limits = new KeyLimits(limit, 0, 0, 0) })).Key;
+            // GCRA refills one request every 60/limit s (6 s at 10/min): the burst is exact well within that.
+            var statuses = await BurstAsync(a, b, key, limit + extra, _ => SecuredApp.Chat("m1"));
+            Assert.True(statuses.All(s => s.Status is HttpStatusCode.OK or HttpStatusCode.TooManyRequests), Describe(statuses));
+            Assert.Equal(limit, statuses.Count(s => s.Status == HttpStatusCode.OK));
+            Assert.Equal(extra, statuses.Count(s => s.Status == HttpStatusCode.TooManyRequests));
+            Assert.All(statuses.Where(s => s.Status == HttpStatusCode.TooManyRequests), s => Assert.True(s.RetryAfter >= 1));
+        }
+    }
+
+    [Fact]
+    public async Task TokenReservationsAcrossTwoReplicasNeverExceedTheTokensPerMinute()
+    {
+        var (a, b) = await StartPairAsync(TestDatabases.Postgres, redis: true);
+        await using (a)
+        await using (b)
+        {
+            // 1500 tokens reserved per request (prompt 500 + max_tokens 1000) against 6000 per minute:
+            // exactly 4 fit; a fifth would need 15 s of refill.
+            var key = (await a.CreateKeyAsync(new KeySpec { Name = "tokens", Limits = new KeyLimits(0, 6000, 0, 0) })).Key;
+            var statuses = await BurstAsync(a, b, key, 10, _ => SecuredApp.Chat("m1", promptTokens: 500, maxTokens: 1000));
+            Assert.True(statuses.All(s => s.Status is HttpStatusCode.OK or HttpStatusCode.TooManyRequests), Describe(statuses));
+            Assert.Equal(4, statuses.Count(s => s.Status == HttpStatusCode.OK));
+            Assert.All(statuses.Where(s => s.Status == HttpStatusCode.TooManyRequests), s => Assert.Equal("tokens", s.Code));
+        }
+    }
+
+    [Fact]
+    public async Task SettlementOnOneReplicaRefundsUnusedTokensForTheOther()
+    {
+        var (a, b) = await StartPairAsync(TestDatabases.Postgres, redis: true);
+        await using (a)
+        await using (b)
+        {
+            // 6000 tokens per minute refill 100 per second; the margins below hold for 20 s or more.
+            var key = (await a.CreateKeyAsync(new KeySpec { Name = "refund", Limits = new KeyLimits(0, 6000, 0, 0) })).Key;
+            // Reserves 1 + 5000 but generates nothing: settles at 1 token, refunding 5000.
+            using var first = await a.Client(key).PostAsync("/v1/chat/completions", SecuredApp.Chat("m1", 1, 5000, completionTokens: 0));
+            Assert.Equal(HttpStatusCode.OK, first.StatusCode);
+            // Without the refund about 1000 tokens would be left, not 5001.
+            using var second = await b.Client(key).PostAsync("/v1/chat/completions", SecuredApp.Chat("m1", 1, 5000, completionTokens: 5000));
+            Assert.Equal(HttpStatusCode.OK, second.StatusCode);
+            // About 5002 are charged now: 3000 more do not fit on either replica.
+            using var tooMany = await a.Client(key).PostAsync("/v1/chat/completions", SecuredApp.Chat("m1", 1, 3000));
+            Assert.Equal(HttpStatusCode.TooManyRequests, tooMany.StatusCode);
+            Assert.InRange(long.Parse(tooMany.Headers.GetValues("x-ratelimit-remaining-tokens").Single()), 998, 3000);
+        }
+    }
+
+    private static string Describe(List<(HttpStatusCode Status, long RetryAfter, string? Code)> statuses) =>
+        "statuses: " + string.Join(", ", statuses.Select(s => $"{(int)s.Status}{(s.Code is null ? "" : ":" + s.Code)}"));
+
+    private static async Task<List<(HttpStatusCode Status, long RetryAfter, string? Code)>> BurstAsync(
+        SecuredApp a, SecuredApp b, string key, int count, Func<int, HttpContent> body)
+    {
+        using var clientA = a.Client(key);
+        using var clientB = b.Client(key);
+        using var start = new ManualResetEventSlim();
+        var tasks = Enumerable.Range(0, count).Select(i => Task.Run(async () =>
+        {
+            start.Wait();
+            using var response = await (i % 2 == 0 ? clientA : clientB).PostAsync("/v1/chat/completions", body(i));
+            var retry = response.Headers.RetryAfter?.Delta is { } d ? (long)d.TotalSeconds : 0;
+            string? code = null;
+            if (response.StatusCode != HttpStatusCode.OK)
+            {
+                var text = await response.Content.ReadAsStringAsync();
+                code = text.StartsWith('{')
+                    ? System.Text.Json.JsonDocument.Parse(text).RootElement.GetProperty("error").GetProperty("code").GetString()
+                    : "(no error body) " + string.Join(" | ", a.Logs.Lines.Concat(b.Logs.Lines).Where(l => l.StartsWith("Error", StringComparison.Ordinal) || l.StartsWith("Critical", StringComparison.Ordinal)));
+            }
+            return (response.StatusCode, retry, code);
+        })).ToList();
+        start.Set();
+        return [.. await Task.WhenAll(tasks)];
+    }
+
+    /// <summary>Two replicas over one store (a PostgreSQL schema, or one SQLite data directory) and, optionally, one Redis.</summary>
+    internal static async Task<(SecuredApp A, SecuredApp B)> StartPairAsync(string store, bool redis = false)
+    {
+        var settings = new Dictionary<string, string?>
+        {
+            ["Bulwark:Security:HmacSecret"] = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)),
+        };
+        var options = TestDatabases.Options(store);
+        if (options.Postgres is not null)
+        {
+            settings["Bulwark:Storage:Postgres"] = options.Postgres;
+            settings["Bulwark:Storage:Schema"] = options.Schema;
+        }
+        if (redis)
+        {
+            settings["Bulwark:Quotas:Redis"] = TestDatabases.RedisConfiguration;
+            settings["Bulwark:Quotas:RedisPrefix"] = $"bulwark-test-{Guid.NewGuid():N}:";
+        }
+        var dir = SecuredApp.NewDataDir("replicas");
+        var a = await SecuredApp.StartAsync(dir, settings);
+        // Replica B's data directory is its own unless the store is the SQLite file in A's.
+        var b = await SecuredApp.StartAsync(store == TestDatabases.Sqlite ? dir : SecuredApp.NewDataDir("replica-b"), settings);
+        return (a, b);
+    }
+}
