@@ -14,10 +14,17 @@ internal static class LlamaCppOracle
     private static readonly Lazy<bool> Initialised = new(() =>
     {
         // Quiet: llama.cpp logs every tensor it loads. Errors still reach the test output.
-        NativeLibraryConfig.All.WithLogCallback((level, message) =>
+        try
         {
-            if (level == LLamaLogLevel.Error) Console.Error.Write("llama.cpp: " + message);
-        });
+            NativeLibraryConfig.All.WithLogCallback((level, message) =>
+            {
+                if (level == LLamaLogLevel.Error) Console.Error.Write("llama.cpp: " + message);
+            });
+        }
+        catch (InvalidOperationException)
+        {
+            // Another oracle (the tokenizer tests') loaded the native library first; its logging stays.
+        }
         NativeApi.llama_empty_call();
         return true;
     });
