@@ -54,7 +54,7 @@ internal static class ModelBench
                 var order = rep % 2 == 0 ? new[] { "ours", "llama" } : ["llama", "ours"];
                 foreach (var engine in order)
                 {
-                    var r = Child(engine, file, threads, prefill, decode, engine == "llama" ? batch : "", vocab);
+                    var r = Child(engine, file, threads, prefill, decode, batch, vocab);
                     (engine == "ours" ? ours : llama).Add(r);
                     Console.Error.WriteLine($"  {model} {dtype} rep {rep + 1} {r.Engine}: prefill {r.PrefillTokensPerSecond:F1} tok/s, decode {r.DecodeTokensPerSecond:F1} tok/s, " +
                         string.Join(", ", r.BatchedTokensPerSecond.Select(kv => $"x{kv.Key} {kv.Value:F1} tok/s")) + $" peak RSS {r.PeakRssMiB:F0} MiB");
@@ -63,7 +63,7 @@ internal static class ModelBench
             rows.Add(new(model, dtype, $"prefill {prefill} (tok/s)", Median(ours, r => r.PrefillTokensPerSecond), Median(llama, r => r.PrefillTokensPerSecond)));
             rows.Add(new(model, dtype, $"decode {decode} (tok/s)", Median(ours, r => r.DecodeTokensPerSecond), Median(llama, r => r.DecodeTokensPerSecond)));
             foreach (var s in llama[0].BatchedTokensPerSecond.Keys)
-                rows.Add(new(model, dtype, $"decode x{s} seqs (tok/s)", double.NaN, Median(llama, r => r.BatchedTokensPerSecond[s])));
+                rows.Add(new(model, dtype, $"decode x{s} seqs (tok/s)", Median(ours, r => r.BatchedTokensPerSecond.GetValueOrDefault(s, double.NaN)), Median(llama, r => r.BatchedTokensPerSecond[s])));
             rows.Add(new(model, dtype, "peak RSS (MiB)", Median(ours, r => r.PeakRssMiB), Median(llama, r => r.PeakRssMiB)));
         }
 

@@ -19,7 +19,7 @@ public sealed unsafe class WeightMatrix : IDisposable
     public WeightMatrix(string name, GgmlType type, int rows, int columns, byte* data)
     {
         if (!Dequantize.IsSupported(type))
-            throw new NotSupportedException($"{name}: weight type {type} is not supported (supported: F32, F16, BF16, Q8_0, Q4_0)");
+            throw new NotSupportedException($"{name}: weight type {type} is not supported (supported: {Dequantize.SupportedList})");
         Name = name;
         Type = type;
         Rows = rows;

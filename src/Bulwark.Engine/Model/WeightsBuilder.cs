@@ -51,7 +51,7 @@ public sealed unsafe class WeightsBuilder(LlamaConfig config, ITensorSource sour
             throw new ModelFormatException(source.Location, name,
                 $"shape [{string.Join(", ", tensor.Shape)}] does not match the config's [{string.Join(", ", expected)}]");
         if (!Dequantize.IsSupported(tensor.Type))
-            throw new ModelFormatException(source.Location, name, $"weight type {tensor.Type} is not supported (supported: F32, F16, BF16, Q8_0, Q4_0)");
+            throw new ModelFormatException(source.Location, name, $"weight type {tensor.Type} is not supported (supported: {Dequantize.SupportedList})");
         return tensor;
     }
 

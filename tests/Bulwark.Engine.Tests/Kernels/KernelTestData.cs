@@ -34,8 +34,16 @@ internal sealed unsafe class RandomMatrix : IDisposable
                 // Quant bytes fully random (Q8_0 includes -128, which ggml files may hold), scales sane.
                 random.NextBytes(bytes);
                 var blockBytes = GgmlTypes.BlockBytes(type);
+                // Where each format keeps its f16 scales: Q8_0/Q4_0 d first, Q4_K d and dmin first, Q6_K d last.
+                int[] scaleOffsets = type switch
+                {
+                    GgmlType.Q4_K => [0, 2],
+                    GgmlType.Q6_K => [208],
+                    _ => [0],
+                };
                 for (var b = 0; b < bytes.Length / blockBytes; b++)
-                    MemoryMarshal.Write(bytes.Slice(b * blockBytes), (Half)(random.NextDouble() * 0.02 + 0.001));
+                foreach (var offset in scaleOffsets)
+                    MemoryMarshal.Write(bytes.Slice(b * blockBytes + offset), (Half)(random.NextDouble() * 0.02 + 0.001));
                 break;
         }
     }

@@ -23,8 +23,7 @@ internal static class LlamaCppOracle
         }
         catch (InvalidOperationException)
         {
-            // Another oracle in this test run (the tokenizer one) loaded the native library first
-            // and set its own logging; the library is usable as it is.
+            // Another oracle (the tokenizer tests') loaded the native library first; its logging stays.
         }
         NativeApi.llama_empty_call();
         return true;

@@ -13,7 +13,14 @@ public static unsafe class MatMul
     /// <summary>Tokens per tile: 64 rows of 8-bit activations (a few hundred KB at most) stay in L2.</summary>
     private const int TokenTile = 64;
 
-    public static bool IsSupported(GgmlType type) => QuantizedKernels.Handles(type) || FloatKernels.Handles(type);
+    public static bool IsSupported(GgmlType type) => QuantizedKernels.Handles(type) || FloatKernels.Handles(type) || IsKQuant(type);
+
+    /// <summary>
+    /// K-quants (Q4_K, Q6_K: the formats of Q4_K_M downloads) run through the reference dequantizer,
+    /// one row at a time into float scratch, then the F32 kernels over every token: correct and
+    /// allocation-free, but not yet an int8 dot product.
+    /// </summary>
+    private static bool IsKQuant(GgmlType type) => type is GgmlType.Q4_K or GgmlType.Q6_K;
 
     public static void Apply(GgmlType type, byte* weights, long rowBytes, int rows, int columns,
         float* x, float* y, int tokens, InstructionSet isa, WorkerPool pool)
@@ -39,7 +46,7 @@ public static unsafe class MatMul
             if (tokens >= 8) pool.Run(&QuantizeItem, &job, tokens);
             else job.Activations.Quantize(x, 0, tokens, isa);
         }
-        else if (!FloatKernels.Handles(type))
+        else if (!FloatKernels.Handles(type) && !IsKQuant(type))
         {
             throw new NotSupportedException($"no matmul kernel for weight type {type}");
         }
@@ -71,6 +78,11 @@ public static unsafe class MatMul
         var job = (Job*)context;
         var r0 = item * job->ChunkRows;
         var r1 = Math.Min(job->Rows, r0 + job->ChunkRows);
+        if (IsKQuant(job->Type))
+        {
+            DequantizedRows(job, r0, r1);
+            return;
+        }
         for (var t0 = 0; t0 < job->Tokens; t0 += TokenTile)
         {
             var t1 = Math.Min(job->Tokens, t0 + TokenTile);
@@ -78,6 +90,23 @@ public static unsafe class MatMul
                 QuantizedKernels.Tile(job->Type, job->Isa, job->Weights, job->RowBytes, r0, r1, job->Activations, t0, t1, job->Y, job->Rows);
             else
                 FloatKernels.Tile(job->Type, job->Isa, job->Weights, job->RowBytes, job->Columns, r0, r1, job->X, t0, t1, job->Y, job->Rows);
+        }
+    }
+
+    [ThreadStatic] private static float[]? _rowScratch;
+
+    private static void DequantizedRows(Job* job, int r0, int r1)
+    {
+        var columns = job->Columns;
+        var scratch = _rowScratch is { } s && s.Length >= columns ? s : (_rowScratch = new float[columns]);
+        fixed (float* row = scratch)
+        {
+            for (var r = r0; r < r1; r++)
+            {
+                Reference.Dequantize.Row(job->Type, new ReadOnlySpan<byte>(job->Weights + r * job->RowBytes, checked((int)job->RowBytes)), scratch.AsSpan(0, columns));
+                // One dequantized row, all tokens: y[t * Rows + r].
+                FloatKernels.Tile(GgmlType.F32, job->Isa, (byte*)row, columns * 4L, columns, 0, 1, job->X, 0, job->Tokens, job->Y + r, job->Rows);
+            }
         }
     }
 }

@@ -20,12 +20,20 @@ public static class Dequantize
             case GgmlType.BF16: BF16(source, destination); break;
             case GgmlType.Q8_0: Q8_0(source, destination); break;
             case GgmlType.Q4_0: Q4_0(source, destination); break;
-            default: throw new NotSupportedException($"weight type {type} is not supported (supported: F32, F16, BF16, Q8_0, Q4_0)");
+            case GgmlType.Q4_K: Q4_K(source, destination); break;
+            case GgmlType.Q6_K: Q6_K(source, destination); break;
+            default: throw new NotSupportedException($"weight type {type} is not supported (supported: {SupportedList})");
         }
     }
 
     public static bool IsSupported(GgmlType type) =>
-        type is GgmlType.F32 or GgmlType.F16 or GgmlType.BF16 or GgmlType.Q8_0 or GgmlType.Q4_0;
+        type is GgmlType.F32 or GgmlType.F16 or GgmlType.BF16 or GgmlType.Q8_0 or GgmlType.Q4_0 or GgmlType.Q4_K or GgmlType.Q6_K;
+
+    /// <summary>The supported types, for error messages.</summary>
+    public const string SupportedList = "F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K";
+
+    /// <summary>Elements in a K-quant super-block (ggml's QK_K).</summary>
+    public const int SuperBlock = 256;
 
     public static void F32(ReadOnlySpan<byte> source, Span<float> destination)
     {
@@ -72,6 +80,72 @@ public static class Dequantize
             {
                 destination[block * QuantBlock + j] = d * ((b[2 + j] & 0x0F) - 8);
                 destination[block * QuantBlock + j + 16] = d * ((b[2 + j] >> 4) - 8);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Q4_K super-blocks of 256 (144 bytes): f16 d, f16 dmin, 12 bytes packing eight 6-bit scales and
+    /// eight 6-bit mins, 128 bytes of nibbles. Each 64 values use two (scale, min) pairs: the low
+    /// nibbles of 32 bytes with the first, their high nibbles with the second; x = d·sc·q − dmin·m.
+    /// As ggml-quants.c's dequantize_row_q4_K.
+    /// </summary>
+    public static void Q4_K(ReadOnlySpan<byte> source, Span<float> destination)
+    {
+        for (var block = 0; block * SuperBlock < destination.Length; block++)
+        {
+            var b = source.Slice(block * 144, 144);
+            var d = (float)BinaryPrimitives.ReadHalfLittleEndian(b);
+            var min = (float)BinaryPrimitives.ReadHalfLittleEndian(b[2..]);
+            var scales = b.Slice(4, 12);
+            var q = b.Slice(16, 128);
+            var y = destination.Slice(block * SuperBlock, SuperBlock);
+            for (int j = 0, sub = 0; j < SuperBlock; j += 64, sub += 2)
+            {
+                var (sc1, m1) = ScaleMinK4(sub, scales);
+                var (sc2, m2) = ScaleMinK4(sub + 1, scales);
+                float d1 = d * sc1, min1 = min * m1, d2 = d * sc2, min2 = min * m2;
+                var qs = q.Slice(j / 2, 32);
+                for (var l = 0; l < 32; l++) y[j + l] = d1 * (qs[l] & 0xF) - min1;
+                for (var l = 0; l < 32; l++) y[j + 32 + l] = d2 * (qs[l] >> 4) - min2;
+            }
+        }
+    }
+
+    /// <summary>ggml's get_scale_min_k4: the 6-bit scale and min of sub-block j from the 12 packed bytes.</summary>
+    public static (int Scale, int Min) ScaleMinK4(int j, ReadOnlySpan<byte> q) => j < 4
+        ? (q[j] & 63, q[j + 4] & 63)
+        : ((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4), (q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+
+    /// <summary>
+    /// Q6_K super-blocks of 256 (210 bytes): 128 bytes of low nibbles, 64 bytes of 2-bit high parts,
+    /// 16 signed 8-bit scales (one per 16 values), f16 d; x = d·scale·(q − 32). As dequantize_row_q6_K.
+    /// </summary>
+    public static void Q6_K(ReadOnlySpan<byte> source, Span<float> destination)
+    {
+        for (var block = 0; block * SuperBlock < destination.Length; block++)
+        {
+            var b = source.Slice(block * 210, 210);
+            var d = (float)BinaryPrimitives.ReadHalfLittleEndian(b[208..]);
+            var y = destination.Slice(block * SuperBlock, SuperBlock);
+            for (var half = 0; half < 2; half++)
+            {
+                var ql = b.Slice(half * 64, 64);
+                var qh = b.Slice(128 + half * 32, 32);
+                var sc = b.Slice(192 + half * 8, 8);
+                var o = half * 128;
+                for (var l = 0; l < 32; l++)
+                {
+                    var s = l / 16;
+                    var q1 = ((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32;
+                    var q2 = ((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32;
+                    var q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
+                    var q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+                    y[o + l] = d * (sbyte)sc[s] * q1;
+                    y[o + l + 32] = d * (sbyte)sc[s + 2] * q2;
+                    y[o + l + 64] = d * (sbyte)sc[s + 4] * q3;
+                    y[o + l + 96] = d * (sbyte)sc[s + 6] * q4;
+                }
             }
         }
     }

@@ -4,12 +4,13 @@ namespace Bulwark.Engine.Kernels.Reference;
 
 /// <summary>
 /// y = W·x for a row-major weight matrix of any supported type. Each row is dequantized a block
-/// (or 32 plain elements) at a time into stack scratch and dotted with x, summing strictly in
+/// (or 256 plain elements) at a time into stack scratch and dotted with x, summing strictly in
 /// order as llama2.c does: slow, allocation-free and obviously correct.
 /// </summary>
 public static unsafe class MatVec
 {
-    private const int Chunk = 32;
+    // A whole K-quant super-block; also whole 32-blocks of Q8_0/Q4_0.
+    private const int Chunk = Dequantize.SuperBlock;
 
     public static void Apply(GgmlType type, byte* weights, long rowBytes, int rows, int columns,
         ReadOnlySpan<float> x, Span<float> y)

@@ -16,7 +16,7 @@ public static class Quantize
     /// <summary>Bytes <paramref name="elements"/> floats take as <paramref name="type"/>; throws when they are not whole blocks.</summary>
     public static int RowBytes(GgmlType type, int elements)
     {
-        if (!Dequantize.IsSupported(type))
+        if (!Dequantize.IsSupported(type) || type is GgmlType.Q4_K or GgmlType.Q6_K)
             throw new NotSupportedException($"weight type {type} cannot be written (supported: F32, F16, BF16, Q8_0, Q4_0)");
         var bytes = GgmlTypes.ByteSize(type, elements);
         if (bytes < 0 || bytes > int.MaxValue)
@@ -36,6 +36,7 @@ public static class Quantize
             case GgmlType.BF16: BF16(source, destination); break;
             case GgmlType.Q8_0: Q8_0(source, destination); break;
             case GgmlType.Q4_0: Q4_0(source, destination); break;
+            default: throw new NotSupportedException($"weight type {type} cannot be written (supported: F32, F16, BF16, Q8_0, Q4_0)");
         }
     }
 
