@@ -76,7 +76,7 @@ internal sealed class AlphabetModel : IModelExecutor
         });
     }
 
-    public static EmbeddedBackend Backend(AlphabetModel? model = null, int? kvBlocks = null, string? notice = null) =>
+    public static EmbeddedBackend Backend(AlphabetModel? model = null, int? kvBlocks = null, string? notice = null, string? template = null) =>
         new(new LlmEngine(model ?? new AlphabetModel(), new EngineOptions { EosTokenIds = [Eos], KvCacheBlocks = kvBlocks ?? 256 }),
-            Tokenizer(), ChatTemplate.Parse(Template), "alphabet", new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero), notice);
+            Tokenizer(), ChatTemplate.Parse(template ?? Template), "alphabet", new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero), notice);
 }

@@ -76,6 +76,25 @@ public sealed class EmbeddedBackendTests
     }
 
     [Fact]
+    public async Task AChatTemplateThatRefusesTheMessagesIsA400NamingItsReason()
+    {
+        // Like Mistral's and Gemma's templates, this one raises on a role it does not support.
+        const string template = "{% if messages[0].role == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}"
+            + "{% for m in messages %}<|{{ m.role }}|>{{ m.content }}{% endfor %}<|assistant|>";
+        using var backend = AlphabetModel.Backend(template: template);
+        await using var server = await RunningServer.StartAsync(backend);
+        var withSystem = """{"model":"alphabet","messages":[{"role":"system","content":"be brief"},{"role":"user","content":"a"}],"max_tokens":2}""";
+
+        var (status, body, _) = await RawHttp.PostJsonAsync(server.Http, "v1/chat/completions", withSystem);
+
+        Assert.Equal(400, status);
+        var error = RawHttp.Error(body);
+        Assert.Equal("chat_template_error", error.GetProperty("code").GetString());
+        Assert.Contains("System role not supported", error.GetProperty("message").GetString());
+        Assert.Equal(200, (await RawHttp.PostJsonAsync(server.Http, "v1/chat/completions", Chat("a", maxTokens: 2))).Status);
+    }
+
+    [Fact]
     public async Task ClientDisconnectMidStreamFreesTheEngineSequenceAndItsBlocks()
     {
         using var backend = AlphabetModel.Backend(new AlphabetModel { StepDelay = TimeSpan.FromMilliseconds(5) });
