@@ -154,7 +154,7 @@ internal static class ModelsQualityCommands
     {
         ProgressBar? bar = null;
         var record = await QuantizationCheck.RunAsync(registry, name, version, against, thresholds, probes, TimeProvider.System,
-            new Progress<(int Done, int Total)>(p => (bar ??= new ProgressBar("checking probes", p.Total)).Report(p.Done)));
+            new Progress<(int Done, int Total)>(p => (bar ??= new ProgressBar("checking probes", p.Total, "probes")).Report(p.Done)));
         bar?.Finish();
         await CliAudit.WriteAsync(data, "model.checked", $"{name}:{version}",
             $"against {against}: {(record.Passed ? "passed" : "failed: " + string.Join("; ", record.Failures))}");
