@@ -6,6 +6,9 @@ namespace Bulwark.Server.Hosting;
 /// <summary>Where the served model comes from, as start-up reports it.</summary>
 public sealed record ModelSource(string Id, string Path, string Origin, string? Notice)
 {
+    /// <summary>The registry name and version when the model came from the registry (null for a plain path or the demo).</summary>
+    public (string Name, string Version)? RegisteredAs { get; init; }
+
     public const string DemoId = "bulwark-demo";
     public const string DemoFileName = "bulwark-demo.gguf";
 
@@ -36,7 +39,10 @@ public sealed record ModelSource(string Id, string Path, string Origin, string? 
         try
         {
             var (manifest, path) = await registry.ResolveVerifiedAsync(model, null, requireSignature, ct).ConfigureAwait(false);
-            return new ModelSource(model, path, $"registered model {model} version {manifest.Version}, verified" + (requireSignature ? " and signed" : ""), null);
+            return new ModelSource(model, path, $"registered model {model} version {manifest.Version}, verified" + (requireSignature ? " and signed" : ""), null)
+            {
+                RegisteredAs = (model, manifest.Version),
+            };
         }
         catch (RegistryException e)
         {

@@ -1,5 +1,9 @@
+using Bulwark.Server.Audit;
 using Bulwark.Server.Backends;
+using Bulwark.Server.Observability;
+using Bulwark.Server.Registry;
 using Bulwark.Server.Security;
+using Microsoft.Extensions.Logging;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
@@ -14,6 +18,11 @@ namespace Bulwark.Server.Hosting;
 /// </summary>
 public sealed class ServeHost : IAsyncDisposable
 {
+    /// <summary>How often a registered model's files are re-hashed even when no change notification came.</summary>
+    public static readonly TimeSpan ModelVerifyPeriod = TimeSpan.FromMinutes(5);
+
+    private ModelFileWatcher? _watcher;
+
     private ServeHost(WebApplication app, IGenerationBackend backend, ModelSource model, Uri address, IssuedKey? initialAdminKey)
     {
         App = app;
@@ -52,6 +61,9 @@ public sealed class ServeHost : IAsyncDisposable
             await app.StartAsync(ct);
             var address = new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
             var host = new ServeHost(app, backend, model, address, admin);
+            app.Services.GetService<AuditWriter>()?.Enqueue(new AuditRecord { At = DateTimeOffset.UtcNow, Kind = "model.loaded", Model = model.Id, Detail = model.Origin });
+            if (model.RegisteredAs is { } registered)
+                host._watcher = WatchModel(app, ModelRegistry.Open(data), registered.Name, registered.Version, settings.Serve.RequireSignature);
             StartupReport.Write(output, host, settings, builder.Configuration);
             return host;
         }
@@ -63,8 +75,39 @@ public sealed class ServeHost : IAsyncDisposable
         }
     }
 
+    /// <summary>The watcher over the served registered model's files (null for a plain path or the demo).</summary>
+    public ModelFileWatcher? Watcher => _watcher;
+
+    /// <summary>
+    /// Re-verifies the served version's files on change and every <see cref="ModelVerifyPeriod"/>.
+    /// A mismatch is counted, audited and logged; the copy already loaded keeps serving, and any
+    /// later load of these files goes through verification again and is refused.
+    /// </summary>
+    private static ModelFileWatcher WatchModel(WebApplication app, ModelRegistry registry, string name, string version, bool requireSignature)
+    {
+        var watcher = new ModelFileWatcher(registry, name, version, requireSignature, ModelVerifyPeriod, TimeProvider.System);
+        var metrics = app.Services.GetRequiredService<ServerMetrics>();
+        var audit = app.Services.GetService<AuditWriter>();
+        var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Bulwark.Models");
+        watcher.TamperDetected += report =>
+        {
+            metrics.ModelTamperAlerts.Add(1, new KeyValuePair<string, object?>("model", name));
+            audit?.Enqueue(new AuditRecord
+            {
+                At = DateTimeOffset.UtcNow,
+                Kind = "model.tampered",
+                Model = $"{name}:{version}",
+                Detail = string.Join("; ", report.Problems),
+            });
+            logger.LogError("Model {Model} version {Version}: files no longer match the manifest ({Problems}); serving the copy loaded at start-up, and the files will not load again until fixed",
+                name, version, string.Join("; ", report.Problems));
+        };
+        return watcher;
+    }
+
     public async ValueTask DisposeAsync()
     {
+        if (_watcher is not null) await _watcher.DisposeAsync();
         await App.StopAsync();
         await App.DisposeAsync();
         (Backend as IDisposable)?.Dispose();

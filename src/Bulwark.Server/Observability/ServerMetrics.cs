@@ -24,6 +24,7 @@ public sealed class ServerMetrics : IDisposable
         PromptTokens = Meter.CreateCounter<long>("bulwark_prompt_tokens", description: "Prompt tokens processed.");
         GenerationTokens = Meter.CreateCounter<long>("bulwark_generation_tokens", description: "Tokens generated.");
         Rejected = Meter.CreateCounter<long>("bulwark_rejected_requests", description: "Requests refused before generation, by reason.");
+        ModelTamperAlerts = Meter.CreateCounter<long>("bulwark_model_tamper_alerts", description: "Times the served model's files stopped matching its manifest (the loaded copy keeps serving).");
         Meter.CreateObservableGauge("bulwark_admission_running", () => admission().Running, description: "Requests holding an admission slot.");
         Meter.CreateObservableGauge("bulwark_admission_waiting", () => admission().Waiting, description: "Requests waiting in the admission queue.");
         Meter.CreateObservableGauge("bulwark_engine_running_sequences", () => engine().RunningSequences, description: "Sequences the engine is running.");
@@ -43,6 +44,7 @@ public sealed class ServerMetrics : IDisposable
     public Counter<long> PromptTokens { get; }
     public Counter<long> GenerationTokens { get; }
     public Counter<long> Rejected { get; }
+    public Counter<long> ModelTamperAlerts { get; }
 
     public void Dispose() => Meter.Dispose();
 }

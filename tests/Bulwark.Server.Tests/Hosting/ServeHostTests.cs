@@ -1,5 +1,6 @@
 using Bulwark.Server.Hosting;
 using Bulwark.Testing;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
 namespace Bulwark.Server.Tests.Hosting;
@@ -72,6 +73,37 @@ public sealed class ServeHostTests
         Assert.Contains(e.Problems, p => p.Contains("Port must be between 0 and 65535; got 70000"));
         Assert.Contains(e.Problems, p => p.Contains("KvCacheMemory must be a size such as 512MiB") && p.Contains("'lots'"));
         Assert.Contains(e.Problems, p => p.Contains("MaxSequences must be between 1 and 4096; got 0"));
+    }
+
+    [Fact]
+    public async Task ATamperedRegisteredModelIsCountedAndAuditedWhileTheLoadedCopyKeepsServing()
+    {
+        var dataDir = Fixtures.NewTempDirectory("serve");
+        var source = Path.Combine(Fixtures.NewTempDirectory("serve-src"), "alphabet.gguf");
+        await File.WriteAllBytesAsync(source, Enumerable.Range(0, 4096).Select(i => (byte)i).ToArray());
+        var registry = Bulwark.Server.Registry.ModelRegistry.Open(DataDirectory.Resolve(dataDir).EnsureCreated());
+        await registry.AddAsync("alpha", source, new Bulwark.Server.Registry.AddOptions());
+        await using var host = await ServeHost.StartAsync(Builder(dataDir, new() { ["Bulwark:Serve:Model"] = "alpha" }), TextWriter.Null, Alphabet);
+        Assert.NotNull(host.Watcher);
+        Assert.True((await host.Watcher!.CheckNowAsync()).Ok);
+
+        var file = Directory.GetFiles(registry.FilesFolder("alpha", "v1")).Single();
+        await File.WriteAllBytesAsync(file, new byte[4096]);
+        Assert.False((await host.Watcher.CheckNowAsync()).Ok);
+
+        using var admin = new HttpClient { BaseAddress = host.Address };
+        admin.DefaultRequestHeaders.Authorization = new("Bearer", host.InitialAdminKey!.Key);
+        Assert.Contains("bulwark_model_tamper_alerts_total{model=\"alpha\"} 1", await admin.GetStringAsync("metrics"));
+        var writer = host.App.Services.GetRequiredService<Bulwark.Server.Audit.AuditWriter>();
+        await writer.FlushAsync();
+        var events = await host.App.Services.GetRequiredService<Bulwark.Server.Storage.SecurityStorage>().Audit.ReadRecentAsync(20);
+        Assert.Contains(events, e => e.Kind == "model.tampered" && e.Model == "alpha:v1" && e.Detail!.Contains("content changed"));
+        Assert.Contains(events, e => e.Kind == "model.loaded" && e.Model == "alpha");
+        // The copy loaded at start-up keeps serving; a new start from the tampered files is refused.
+        Assert.Equal(200, (int)(await admin.GetAsync("health")).StatusCode);
+        var refused = await Assert.ThrowsAsync<ServerConfigurationException>(() =>
+            ServeHost.StartAsync(Builder(dataDir, new() { ["Bulwark:Serve:Model"] = "alpha" }), TextWriter.Null, Alphabet));
+        Assert.Contains("failed verification", Assert.Single(refused.Problems));
     }
 
     [Fact]
