@@ -1,55 +1,36 @@
-using Bulwark.Engine.Formats.Gguf;
-using Bulwark.Engine.Model;
+using Bulwark.Engine.Formats;
 using Bulwark.Engine.Serving;
-using Bulwark.Engine.Serving.Execution;
 using Bulwark.Engine.Templates;
-using Bulwark.Engine.Tokenizers;
 using Bulwark.Server.Hosting;
 
 namespace Bulwark.Server.Backends;
 
 /// <summary>
-/// Loads a GGUF model for <see cref="EmbeddedBackend"/>: weights (memory-mapped) into the paged
-/// executor, the tokenizer and chat template from the file's metadata, the end-of-sequence and
-/// end-of-turn ids the engine stops on.
+/// Loads a model for <see cref="EmbeddedBackend"/> through <see cref="EngineFactory"/>: a GGUF file
+/// or a Hugging Face folder (config.json + safetensors), its tokenizer and chat template, and the
+/// end-of-sequence and end-of-turn ids the engine stops on, into the paged executor.
 /// </summary>
 public static class EmbeddedModelLoader
 {
-    public const string ChatTemplateKey = "tokenizer.chat_template";
-
-    /// <exception cref="ServerConfigurationException">The model is not a GGUF file or cannot be read; the message says why.</exception>
+    /// <exception cref="ServerConfigurationException">The model cannot be read, or its chat template is outside what Bulwark renders; the message says why.</exception>
     public static EmbeddedBackend Load(ModelSource source, ServeOptions options)
     {
-        if (!File.Exists(source.Path) || !source.Path.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase))
-            throw new ServerConfigurationException([$"the embedded engine serves GGUF files; '{source.Path}' is not one (convert a Hugging Face folder with llama.cpp's convert_hf_to_gguf.py)"]);
-        ITokenizer tokenizer;
-        ChatTemplate? template;
+        LoadedEngine loaded;
         try
         {
-            using (var gguf = GgufFile.Open(source.Path))
-            {
-                tokenizer = TokenizerLoader.FromGguf(gguf);
-                template = gguf.GetStringOrNull(ChatTemplateKey) is { } text ? ChatTemplate.Parse(text) : null;
-            }
+            // An empty stop list lets the factory use the model's own EOS and end-of-turn ids.
+            loaded = EngineFactory.Load(source.Path, options.ToEngineOptions([]));
         }
-        catch (Exception e) when (e is InvalidDataException or TemplateException or ArgumentException or NotSupportedException)
+        catch (Exception e) when (e is ModelFormatException or FileNotFoundException or InvalidDataException or TemplateException or ArgumentException or NotSupportedException)
         {
             throw new ServerConfigurationException([$"cannot load '{source.Path}': {e.Message}"]);
         }
-        var special = tokenizer.Special;
-        var stops = new[] { special.Eos, special.EndOfTurn }.Where(id => id >= 0).Distinct().ToArray();
-        var model = GgufModelLoader.Load(source.Path);
-        var executor = new PagedLlamaExecutor(model);
-        try
+        if (loaded.ChatTemplateError is { } templateError)
         {
-            var engine = new LlmEngine(executor, options.ToEngineOptions(stops));
-            return new EmbeddedBackend(engine, tokenizer, template, source.Id, File.GetLastWriteTimeUtc(source.Path), source.Notice, owns: [executor, model]);
+            loaded.Dispose();
+            throw new ServerConfigurationException([$"cannot serve '{source.Path}': its chat template cannot be used ({templateError})"]);
         }
-        catch
-        {
-            executor.Dispose();
-            model.Dispose();
-            throw;
-        }
+        var created = Directory.Exists(source.Path) ? Directory.GetLastWriteTimeUtc(source.Path) : File.GetLastWriteTimeUtc(source.Path);
+        return new EmbeddedBackend(loaded.Engine, loaded.Tokenizer, loaded.ChatTemplate, source.Id, created, source.Notice, owns: [loaded]);
     }
 }

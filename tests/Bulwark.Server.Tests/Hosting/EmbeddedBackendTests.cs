@@ -97,7 +97,8 @@ public sealed class EmbeddedBackendTests
     [Fact]
     public async Task ClientDisconnectMidStreamFreesTheEngineSequenceAndItsBlocks()
     {
-        using var backend = AlphabetModel.Backend(new AlphabetModel { StepDelay = TimeSpan.FromMilliseconds(5) });
+        // 500 steps of 20 ms: the whole generation takes 10 s, far longer than a loaded machine needs to notice the disconnect.
+        using var backend = AlphabetModel.Backend(new AlphabetModel { StepDelay = TimeSpan.FromMilliseconds(20) });
         await using var server = await RunningServer.StartAsync(backend);
         // Without end-of-sequence the alphabet repeats until max_tokens.
         var body = Chat("hi", 500, ""","stream":true,"logit_bias":{"2":-100}""");

@@ -107,6 +107,39 @@ public sealed class ServeHostTests
     }
 
     [Fact]
+    public async Task AHuggingFaceFolderServesTheSameTextAsItsGguf()
+    {
+        var spec = new Bulwark.Engine.Model.Synthesis.SyntheticModelSpec
+        {
+            Layers = 2, Dim = 64, Heads = 4, KvHeads = 2, FeedForward = 128, Vocab = 512, Context = 256, Seed = 5,
+            ChatTemplate = Bulwark.Engine.Model.Synthesis.SyntheticModel.ChatMlTemplate,
+        };
+        var models = Fixtures.NewTempDirectory("serve-hf");
+        var folder = Path.Combine(models, "synthetic-hf");
+        var gguf = Path.Combine(models, "synthetic.gguf");
+        Bulwark.Engine.Model.Synthesis.SyntheticModel.WriteSafetensors(spec, folder);
+        Bulwark.Engine.Model.Synthesis.SyntheticModel.WriteGguf(spec, gguf);
+
+        async Task<string> Complete(string model)
+        {
+            await using var host = await ServeHost.StartAsync(Builder(Fixtures.NewTempDirectory("serve"), new() { ["Bulwark:Serve:Model"] = model }), TextWriter.Null);
+            var key = (await host.App.Services.GetRequiredService<Bulwark.Server.Security.KeyIssuer>().CreateAsync(new Bulwark.Server.Security.KeySpec { Name = "t" }, "tests")).Key;
+            using var http = new HttpClient { BaseAddress = host.Address };
+            http.DefaultRequestHeaders.Authorization = new("Bearer", key);
+            var body = $$"""{"model":"{{host.Model.Id}}","messages":[{"role":"user","content":"Hello there"}],"max_tokens":12,"temperature":0}""";
+            using var response = await http.PostAsync("v1/chat/completions", new StringContent(body, System.Text.Encoding.UTF8, "application/json"));
+            var text = await response.Content.ReadAsStringAsync();
+            Assert.True(response.IsSuccessStatusCode, text);
+            using var json = System.Text.Json.JsonDocument.Parse(text);
+            return json.RootElement.GetProperty("choices")[0].GetProperty("message").GetProperty("content").GetString()!;
+        }
+
+        var fromFolder = await Complete(folder);
+        Assert.NotEmpty(fromFolder);
+        Assert.Equal(await Complete(gguf), fromFolder);
+    }
+
+    [Fact]
     public async Task UnknownModelNameSaysWhatWasTriedAndHowToRegisterOne()
     {
         var e = await Assert.ThrowsAsync<ServerConfigurationException>(() => ServeHost.StartAsync(
