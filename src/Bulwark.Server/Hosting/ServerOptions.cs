@@ -51,8 +51,9 @@ public sealed class ServerOptions
             yield return $"Bulwark:Server:RequestHeadersTimeout must be more than 0 and at most 00:05:00; got {RequestHeadersTimeout}.";
         if (MinRequestBodyBytesPerSecond is < 1 or > 1e9)
             yield return $"Bulwark:Server:MinRequestBodyBytesPerSecond must be between 1 and 1000000000; got {MinRequestBodyBytesPerSecond}.";
-        if (MinRequestBodyGracePeriod < TimeSpan.FromSeconds(1) || MinRequestBodyGracePeriod > TimeSpan.FromMinutes(5))
-            yield return $"Bulwark:Server:MinRequestBodyGracePeriod must be between 00:00:01 and 00:05:00; got {MinRequestBodyGracePeriod}.";
+        // Kestrel's MinDataRate refuses a grace period of one second or less (and would fail at start-up).
+        if (MinRequestBodyGracePeriod <= TimeSpan.FromSeconds(1) || MinRequestBodyGracePeriod > TimeSpan.FromMinutes(5))
+            yield return $"Bulwark:Server:MinRequestBodyGracePeriod must be more than 00:00:01 and at most 00:05:00; got {MinRequestBodyGracePeriod}.";
         if (KeepAliveTimeout <= TimeSpan.Zero || KeepAliveTimeout > TimeSpan.FromHours(1))
             yield return $"Bulwark:Server:KeepAliveTimeout must be more than 0 and at most 01:00:00; got {KeepAliveTimeout}.";
         if (MaxConcurrentConnections is < 1 or > 1_000_000)
