@@ -88,7 +88,11 @@ public sealed class ServeHostTests
         Assert.True((await host.Watcher!.CheckNowAsync()).Ok);
 
         var file = Directory.GetFiles(registry.FilesFolder("alpha", "v1")).Single();
-        await File.WriteAllBytesAsync(file, new byte[4096]);
+        using (var stream = new FileStream(file, FileMode.Open, FileAccess.Write)) // in place: the size never changes
+        {
+            stream.Position = 100;
+            stream.WriteByte(0xFF);
+        }
         Assert.False((await host.Watcher.CheckNowAsync()).Ok);
 
         using var admin = new HttpClient { BaseAddress = host.Address };

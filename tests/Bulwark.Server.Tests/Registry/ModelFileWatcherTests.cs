@@ -16,9 +16,15 @@ public class ModelFileWatcherTests
         Assert.True((await watcher.CheckNowAsync()).Ok);
 
         var file = Path.Combine(bed.Registry.FilesFolder("m", m.Version), "w.gguf");
-        var bytes = File.ReadAllBytes(file);
-        bytes[10] ^= 1;
-        File.WriteAllBytes(file, bytes);
+        // Flip one byte in place: rewriting the whole file would briefly show it truncated to 0
+        // bytes, and the notification could report that size change first.
+        using (var stream = new FileStream(file, FileMode.Open, FileAccess.ReadWrite))
+        {
+            stream.Position = 10;
+            var b = stream.ReadByte();
+            stream.Position = 10;
+            stream.WriteByte((byte)(b ^ 1));
+        }
 
         // The notification normally fires; an explicit check covers file systems that drop it.
         var explicitCheck = await watcher.CheckNowAsync();
