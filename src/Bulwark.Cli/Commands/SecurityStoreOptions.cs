@@ -30,14 +30,21 @@ internal sealed class SecurityStoreOptions
         command.Options.Add(Database);
     }
 
+    /// <summary>Configuration as the server reads it, without flags: <c>appsettings.json</c> in the working directory, then <c>Bulwark__*</c> environment variables.</summary>
+    public static IConfiguration ReadConfiguration() => new ConfigurationBuilder()
+        .AddJsonFile(Path.Combine(Environment.CurrentDirectory, "appsettings.json"), optional: true)
+        .AddEnvironmentVariables()
+        .Build();
+
+    /// <summary>Where the store lives (<c>Bulwark:Storage</c>).</summary>
+    public static StorageOptions StorageOf(IConfiguration configuration) =>
+        configuration.GetSection("Bulwark:Storage").Get<StorageOptions>() ?? new StorageOptions();
+
     /// <summary>The opened store and the services that change it, as the server builds them.</summary>
     public async Task<SecurityStore> OpenAsync(ParseResult result, CancellationToken ct)
     {
-        var configuration = new ConfigurationBuilder()
-            .AddJsonFile(Path.Combine(Environment.CurrentDirectory, "appsettings.json"), optional: true)
-            .AddEnvironmentVariables()
-            .Build();
-        var storage = configuration.GetSection("Bulwark:Storage").Get<StorageOptions>() ?? new StorageOptions();
+        var configuration = ReadConfiguration();
+        var storage = StorageOf(configuration);
         var security = configuration.GetSection("Bulwark:Security").Get<SecurityOptions>() ?? new SecurityOptions();
         if (result.GetValue(Database) is { Length: > 0 } database) storage.Postgres = database;
         if (!string.IsNullOrWhiteSpace(storage.Postgres) && string.IsNullOrWhiteSpace(security.HmacSecret))
