@@ -23,6 +23,8 @@ public sealed class InMemoryQuotaStore(TimeProvider time) : IQuotaStore
         public readonly Lock Gate = new();
         public double RequestTat;
         public double TokenTat;
+        /// <summary>Total µs of token time refunded so far; see <see cref="SettleAsync"/>.</summary>
+        public double TokenRefunded;
         public long Day;
         public long DayUsed;
         public long Concurrent;
@@ -70,8 +72,9 @@ public sealed class InMemoryQuotaStore(TimeProvider time) : IQuotaStore
             state.Day = day;
             state.DayUsed = used + tokens;
             state.Concurrent++;
+            // The lease remembers where its slot ended plus the refunds made so far (see SettleAsync).
             return ValueTask.FromResult(new QuotaVerdict(true, null, 0, remR, (long)Math.Ceiling(resetR), remT, (long)Math.Ceiling(resetT), day,
-                (long)Math.Floor(newT)));
+                (long)Math.Floor(newT + state.TokenRefunded)));
         }
     }
 
@@ -90,8 +93,14 @@ public sealed class InMemoryQuotaStore(TimeProvider time) : IQuotaStore
                 {
                     // Refund only what of this reservation time has not already drained, and never
                     // below now (a full bucket holds one minute, no more).
-                    var undrained = Math.Max(0, admitted.TokensReservedUntil - now);
+                    // Refunds made since this lease was admitted may have moved its slot back; assuming
+                    // they all did keeps the estimate of its end on the safe side, and it never ends
+                    // after the bucket's current TAT.
+                    var end = Math.Min(admitted.TokensReservedUntil - state.TokenRefunded, state.TokenTat);
+                    var undrained = Math.Max(0, end - now);
+                    var before = state.TokenTat;
                     state.TokenTat = Math.Max(state.TokenTat - Math.Min(-delta * interval, undrained), now);
+                    state.TokenRefunded += Math.Max(0, before - state.TokenTat);
                 }
             }
             if (state.Day == admitted.Day) state.DayUsed = Math.Max(0, state.DayUsed + delta);
