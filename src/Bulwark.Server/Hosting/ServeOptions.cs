@@ -22,6 +22,16 @@ public sealed class ServeOptions
     /// <summary>Memory for the KV cache, in bytes or with a unit: <c>512MiB</c>, <c>2GiB</c>, <c>300MB</c>.</summary>
     public string KvCacheMemory { get; set; } = "512MiB";
 
+    /// <summary>
+    /// Memory all loaded models may hold together (weights as on disk + each model's KV cache), as a
+    /// size like <c>16GiB</c>; empty means no limit. A load through the admin API that would pass it is
+    /// refused. A model being replaced counts until its last request ends.
+    /// </summary>
+    public string? ModelMemoryBudget { get; set; }
+
+    /// <summary>The budget in bytes; null when there is none.</summary>
+    public long? ModelMemoryBudgetBytes => string.IsNullOrWhiteSpace(ModelMemoryBudget) ? null : ParseBytes(ModelMemoryBudget);
+
     public int MaxBatchedTokens { get; set; } = new SchedulerOptions().MaxBatchedTokens;
 
     public int MaxSequences { get; set; } = new SchedulerOptions().MaxSequences;
@@ -39,6 +49,8 @@ public sealed class ServeOptions
             yield return $"{Section}:KvCacheMemory must be a size such as 512MiB, 2GiB or 1073741824; got '{KvCacheMemory}'.";
         else if (bytes is < MinKvCacheMemory or > MaxKvCacheMemory)
             yield return $"{Section}:KvCacheMemory must be between 1MiB and 1TiB; got '{KvCacheMemory}' ({bytes} bytes).";
+        if (!string.IsNullOrWhiteSpace(ModelMemoryBudget) && ParseBytes(ModelMemoryBudget) is not > 0)
+            yield return $"{Section}:ModelMemoryBudget must be a size such as 16GiB or 8000MB (or empty for no limit); got '{ModelMemoryBudget}'.";
         if (MaxBatchedTokens is < 1 or > 1_048_576)
             yield return $"{Section}:MaxBatchedTokens must be between 1 and 1048576; got {MaxBatchedTokens}.";
         if (MaxSequences is < 1 or > 4096)
