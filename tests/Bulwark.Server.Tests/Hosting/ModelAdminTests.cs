@@ -19,6 +19,7 @@ namespace Bulwark.Server.Tests.Hosting;
 /// registered models while requests run. The loader stands in for the engine with a
 /// <see cref="ScriptedBackend"/> that answers "name vN." so each reply says which version served it.
 /// </summary>
+[Collection("BULWARK_ADMIN_KEY")] // the CLI test sets the environment variable
 public sealed class ModelAdminTests
 {
     private const int FileBytes = 4096;
@@ -299,5 +300,41 @@ public sealed class ModelAdminTests
         // Nothing changed: the refused calls never reached the lifecycle.
         Assert.Equal("v1", bed.Registry.State("alpha").Current);
         Assert.Equal(["alpha"], bed.Host.Models.List().Select(m => m.Id));
+    }
+
+    [Fact]
+    public async Task TheCliActsOnARunningServer()
+    {
+        await using var bed = await StartAsync();
+        var url = bed.Host.Address.ToString();
+        Environment.SetEnvironmentVariable("BULWARK_ADMIN_KEY", bed.Host.InitialAdminKey!.Key);
+        try
+        {
+            var used = await Cli.CliHarness.RunAsync("models", "use", "alpha", "v2", "--url", url);
+            Assert.True(used.ExitCode == 0, used.Error);
+            Assert.Equal("alpha: serving v2 (replaced v1, 0 requests finishing on it)", used.Output.Trim());
+            Assert.Equal((HttpStatusCode.OK, "alpha v2"), await bed.CompleteAsync("alpha"));
+
+            var rolled = await Cli.CliHarness.RunAsync("models", "rollback", "alpha", "--url", url);
+            Assert.True(rolled.ExitCode == 0, rolled.Error);
+            Assert.StartsWith("alpha: serving v1", rolled.Output);
+
+            Assert.Equal("loaded beta v1", (await Cli.CliHarness.RunAsync("models", "load", "beta", "--url", url)).Output.Trim());
+            var listed = await Cli.CliHarness.RunAsync("models", "loaded", "--url", url);
+            Assert.Matches(@"^\* alpha\s+v1\s+0 in flight", listed.Output);
+            Assert.Contains("  beta ", listed.Output);
+            Assert.StartsWith("unloaded beta", (await Cli.CliHarness.RunAsync("models", "unload", "beta", "--url", url)).Output);
+
+            var refused = await Cli.CliHarness.RunAsync("models", "unload", "beta", "--url", url);
+            Assert.Equal(1, refused.ExitCode);
+            Assert.Contains("the server answered 404: The model 'beta' is not loaded.", refused.Error);
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("BULWARK_ADMIN_KEY", null);
+        }
+        var missingKey = await Cli.CliHarness.RunAsync("models", "loaded", "--url", url);
+        Assert.Equal(1, missingKey.ExitCode);
+        Assert.Contains("set BULWARK_ADMIN_KEY", missingKey.Error);
     }
 }
