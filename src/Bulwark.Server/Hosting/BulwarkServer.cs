@@ -96,7 +96,11 @@ public static class BulwarkServer
             var data = settings.Data.EnsureCreated();
             services.AddBulwarkSecurity(builder.Configuration, data);
             // Hot load/unload of registered models (admin API); the loader is the embedded engine unless the host gave another.
-            services.TryAddSingleton<BackendLoader>((source, options) => EmbeddedModelLoader.Load(source, options));
+            services.TryAddSingleton<BackendLoader>(sp =>
+            {
+                var log = sp.GetRequiredService<ILoggerFactory>().CreateLogger("Bulwark.Models");
+                return (source, options) => EmbeddedModelLoader.Load(source, options, line => log.LogInformation("{Line}", line));
+            });
             services.AddSingleton(sp => new ModelLifecycle(models, Registry.ModelRegistry.Open(data), sp.GetRequiredService<BackendLoader>(), settings.Serve,
                 sp.GetRequiredService<ServerMetrics>(), sp.GetService<Audit.AuditWriter>(), sp.GetRequiredService<ILoggerFactory>().CreateLogger("Bulwark.Models"),
                 sp.GetRequiredService<TimeProvider>()));

@@ -16,6 +16,15 @@ public sealed class ServeOptions
     /// <summary>A GGUF file, a model folder, or the name of a registered model; empty serves the demo model.</summary>
     public string? Model { get; set; }
 
+    /// <summary>
+    /// <c>q8_0</c> or <c>q4_0</c>: quantize the model's F32/F16/BF16 matrices while loading (<c>--quantize</c>);
+    /// empty or <c>none</c> serves them as stored. Applies to models the admin API loads too.
+    /// </summary>
+    public string? Quantize { get; set; }
+
+    /// <summary>The parsed <see cref="Quantize"/> (null: none); only valid after <see cref="Validate"/>.</summary>
+    public Bulwark.Engine.Formats.GgmlType? QuantizeType => Bulwark.Engine.Model.LoadQuantization.TryParse(Quantize, out var type) ? type : null;
+
     /// <summary>Registered models must carry a valid signature from a trusted key.</summary>
     public bool RequireSignature { get; set; }
 
@@ -44,6 +53,8 @@ public sealed class ServeOptions
     public IEnumerable<string> Validate()
     {
         if (Model is { Length: > 4096 }) yield return $"{Section}:Model must be at most 4096 characters; got {Model.Length}.";
+        if (!Bulwark.Engine.Model.LoadQuantization.TryParse(Quantize, out _))
+            yield return $"{Section}:Quantize must be {Bulwark.Engine.Model.LoadQuantization.Allowed}; got '{Quantize}'.";
         var bytes = ParseBytes(KvCacheMemory);
         if (bytes is null)
             yield return $"{Section}:KvCacheMemory must be a size such as 512MiB, 2GiB or 1073741824; got '{KvCacheMemory}'.";
