@@ -64,11 +64,17 @@ public sealed unsafe class WeightsBuilder(LlamaConfig config, ITensorSource sour
         if (!ropeFrequencyFactors.IsEmpty && ropeFrequencyFactors.Length != c.HeadDim / 2)
             throw new ModelFormatException(source.Location, "rope_freqs.weight", $"needs {c.HeadDim / 2} factors; got {ropeFrequencyFactors.Length}");
         var frequencies = c.RopeScaling.InverseFrequencies(c.HeadDim, c.RopeTheta, ropeFrequencyFactors);
+        // Every matrix the forward pass multiplies by (not the embedding table, which is only looked up).
+        foreach (var layer in layers)
+            foreach (var matrix in new[] { layer.Query, layer.Key, layer.Value, layer.Output, layer.Gate, layer.Up, layer.Down })
+                matrix.PrepareForKernels(source.IsFileMapped);
+        output.PrepareForKernels(source.IsFileMapped);
+        // LlamaWeights disposes every matrix (quantized copies included) and then what it owns.
         if (_load.QuantizeTo is null || _keptAsStored.Count > 0)
-            return new LlamaWeights(embedding, layers, outputNorm, output, frequencies, [.. _quantized, .. owned]);
+            return new LlamaWeights(embedding, layers, outputNorm, output, frequencies, owned);
         // Every matrix now lives in its own quantized memory and every vector was copied: unmap the files.
         foreach (var o in owned) o.Dispose();
-        return new LlamaWeights(embedding, layers, outputNorm, output, frequencies, [.. _quantized]);
+        return new LlamaWeights(embedding, layers, outputNorm, output, frequencies, []);
     }
 
     private void Report()
