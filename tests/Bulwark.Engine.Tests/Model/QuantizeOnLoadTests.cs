@@ -38,30 +38,20 @@ public sealed unsafe class QuantizeOnLoadTests
         AssertSameLogits(offline, onLoad);
     }
 
+    // qwen2/qwen3 rotate halves in both formats, so a folder and a GGUF run the same computation: logits are identical.
     [Theory]
-    [InlineData(GgmlType.Q8_0)]
-    [InlineData(GgmlType.Q4_0)]
-    public void AnF32GgufQuantizedAtLoadEqualsTheGeneratorsOwnQuantizedGguf(GgmlType target)
+    [InlineData("qwen3", false, GgmlType.Q8_0)]
+    [InlineData("qwen3", false, GgmlType.Q4_0)]
+    [InlineData("qwen2", true, GgmlType.Q8_0)]
+    [InlineData("qwen2", true, GgmlType.Q4_0)]
+    public void AnF32ModelQuantizedAtLoadEqualsTheGeneratorsOwnQuantizedGguf(string arch, bool safetensors, GgmlType target)
     {
         var dir = Fixtures.NewTempDirectory("quantize-on-load");
-        SyntheticModel.WriteGguf(Spec("qwen3", GgmlType.F32), Path.Combine(dir, "f32.gguf"));
-        SyntheticModel.WriteGguf(Spec("qwen3", target), Path.Combine(dir, "q.gguf"));
-        using var onLoad = ModelLoader.Load(Path.Combine(dir, "f32.gguf"), new ModelLoadOptions { QuantizeTo = target });
-        using var generated = ModelLoader.Load(Path.Combine(dir, "q.gguf"));
-        AssertSameWeights(generated, onLoad, target);
-        AssertSameLogits(generated, onLoad);
-    }
-
-    // qwen2 rotates halves in both formats, so the two loads run the same computation: logits are identical.
-    [Theory]
-    [InlineData(GgmlType.Q8_0)]
-    [InlineData(GgmlType.Q4_0)]
-    public void ASafetensorsFolderQuantizedAtLoadEqualsTheGeneratorsQuantizedGguf(GgmlType target)
-    {
-        var dir = Fixtures.NewTempDirectory("quantize-on-load");
-        SyntheticModel.WriteSafetensors(Spec("qwen2", GgmlType.F32), Path.Combine(dir, "hf"));
-        SyntheticModel.WriteGguf(Spec("qwen2", target), Path.Combine(dir, "q.gguf"));
-        using var onLoad = ModelLoader.Load(Path.Combine(dir, "hf"), new ModelLoadOptions { QuantizeTo = target });
+        var source = Path.Combine(dir, safetensors ? "hf" : "f32.gguf");
+        if (safetensors) SyntheticModel.WriteSafetensors(Spec(arch, GgmlType.F32), source);
+        else SyntheticModel.WriteGguf(Spec(arch, GgmlType.F32), source);
+        SyntheticModel.WriteGguf(Spec(arch, target), Path.Combine(dir, "q.gguf"));
+        using var onLoad = ModelLoader.Load(source, new ModelLoadOptions { QuantizeTo = target });
         using var generated = ModelLoader.Load(Path.Combine(dir, "q.gguf"));
         AssertSameWeights(generated, onLoad, target);
         AssertSameLogits(generated, onLoad);
