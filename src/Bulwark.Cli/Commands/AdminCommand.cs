@@ -188,7 +188,7 @@ internal static class AdminCommand
     /// history and process lists). Plain HTTP is refused except to loopback, so the key is never sent
     /// in clear over a network.
     /// </summary>
-    private static HttpClient AdminClient(string url)
+    internal static HttpClient AdminClient(string url)
     {
         if (!Uri.TryCreate(url.TrimEnd('/') + "/", UriKind.Absolute, out var address) || (address.Scheme != "http" && address.Scheme != "https"))
             throw new CliException($"--url must be an http or https URL; got '{url}'");
@@ -201,7 +201,7 @@ internal static class AdminCommand
         return http;
     }
 
-    private static string ErrorMessage(string body)
+    internal static string ErrorMessage(string body)
     {
         try
         {

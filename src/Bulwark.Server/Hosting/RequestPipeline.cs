@@ -37,5 +37,6 @@ public static class RequestPipeline
         // 9 Output guard: stop strings, then IOutputGuard (SecretRedactionGuard) on every choice's text, in CompletionRun.
         ApiRoutes.Map(app);
         if (secured) app.MapBulwarkAdmin();
+        if (secured) app.MapModelAdmin();
     }
 }
