@@ -65,7 +65,14 @@ public static class SecurityServices
         }
         else
         {
-            services.AddSingleton<IConnectionMultiplexer>(_ => ConnectionMultiplexer.Connect(quotas.Redis));
+            services.AddSingleton<IConnectionMultiplexer>(_ =>
+            {
+                // A first connection slower than the connect timeout (a loaded host, Redis restarting) must not
+                // fail requests for good: the multiplexer keeps retrying and queues commands meanwhile.
+                var options = ConfigurationOptions.Parse(quotas.Redis);
+                options.AbortOnConnectFail = false;
+                return ConnectionMultiplexer.Connect(options);
+            });
             services.AddSingleton<IQuotaStore>(sp => new RedisQuotaStore(sp.GetRequiredService<IConnectionMultiplexer>(), quotas.RedisPrefix));
         }
         return services;
