@@ -29,6 +29,7 @@ public class BenchServeCompareSecurityTests
         }
         Assert.Equal(root.GetProperty("on_p50_us").GetDouble() - root.GetProperty("off_p50_us").GetDouble(), root.GetProperty("overhead_p50_us").GetDouble(), 6);
         Assert.Equal(root.GetProperty("on_p99_us").GetDouble() - root.GetProperty("off_p99_us").GetDouble(), root.GetProperty("overhead_p99_us").GetDouble(), 6);
+        Assert.Equal(JsonValueKind.Number, root.GetProperty("paired_difference_p50_us").ValueKind);
     }
 
     [Fact]
@@ -40,6 +41,7 @@ public class BenchServeCompareSecurityTests
         Assert.Contains("security on : p50 ", result.Output);
         Assert.Contains("security off: p50 ", result.Output);
         Assert.Contains("overhead    : p50 ", result.Output);
+        Assert.Contains("on − off within each pair: p50 ", result.Output);
         Assert.Contains("audit records written for the key: 1", result.Output);
     }
 
