@@ -104,6 +104,8 @@ public static unsafe class GgufModelLoader
     {
         public string Location => file.Path;
 
+        public bool IsFileMapped => true;
+
         public bool TryGet(string name, out TensorView tensor)
         {
             if (!file.TryGetTensor(name, out var info))

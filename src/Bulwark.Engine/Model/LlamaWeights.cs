@@ -37,6 +37,12 @@ public sealed class LlamaWeights : IDisposable
                 buffer?.Dispose();
         }
         OutputNorm.Dispose();
+        // Packed copies (and quantized copies) of the matrices live in native memory of their own.
+        foreach (var layer in Layers)
+            foreach (var matrix in new[] { layer.Query, layer.Key, layer.Value, layer.Output, layer.Gate, layer.Up, layer.Down })
+                matrix.Dispose();
+        Output.Dispose();
+        TokenEmbedding.Dispose();
         foreach (var o in _owned) o.Dispose();
     }
 }

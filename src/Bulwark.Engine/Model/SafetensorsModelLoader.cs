@@ -34,6 +34,8 @@ public static unsafe class SafetensorsModelLoader
     {
         public string Location => checkpoint.Folder;
 
+        public bool IsFileMapped => true;
+
         public bool TryGet(string name, out TensorView tensor)
         {
             if (!checkpoint.TryGetTensor(name, out var file, out var info))

@@ -22,4 +22,10 @@ public interface ITensorSource
     string Location { get; }
 
     bool TryGet(string name, out TensorView tensor);
+
+    /// <summary>
+    /// Whether tensor data is a read-only memory map of the files (pages can be handed back to the
+    /// page cache once a packed copy exists); false for data in anonymous memory.
+    /// </summary>
+    bool IsFileMapped => false;
 }

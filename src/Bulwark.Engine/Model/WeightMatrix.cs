@@ -16,6 +16,9 @@ public sealed unsafe class WeightMatrix : IDisposable
     private byte* _owned;
     private bool _freed;
 
+    /// <summary>The weights repacked for the VNNI kernel (see <see cref="PrepareForKernels"/>); null when not packed.</summary>
+    private PackedQuantMatrix? _packed;
+
     public WeightMatrix(string name, GgmlType type, int rows, int columns, byte* data)
     {
         if (!Dequantize.IsSupported(type))
@@ -53,9 +56,36 @@ public sealed unsafe class WeightMatrix : IDisposable
             throw new ArgumentException($"{Name}: input needs {tokens} × {Columns} floats; got {x.Length}", nameof(x));
         if (y.Length < (long)tokens * Rows)
             throw new ArgumentException($"{Name}: output needs {tokens} × {Rows} floats; got {y.Length}", nameof(y));
+        var isa = KernelIsa.Active;
         fixed (float* px = x)
         fixed (float* py = y)
-            Kernels.Cpu.MatMul.Apply(Type, Data, RowBytes, Rows, Columns, px, py, tokens, KernelIsa.Active, WorkerPool.Shared);
+        {
+            if (_packed != null && PackedMatMul.HasFastPath(isa))
+                PackedMatMul.Apply(_packed, px, py, tokens, isa, WorkerPool.Shared);
+            else
+                Kernels.Cpu.MatMul.Apply(Type, Data, RowBytes, Rows, Columns, px, py, tokens, isa, WorkerPool.Shared);
+        }
+    }
+
+    /// <summary>Whether <see cref="MatMul"/> runs on the repacked copy.</summary>
+    public bool IsPacked => _packed != null;
+
+    /// <summary>
+    /// Repacks Q8_0/Q4_0 weights for the VNNI kernel when this CPU runs it (a no-op otherwise), so
+    /// every later <see cref="MatMul"/> reads the packed copy. When the weights are a view of a
+    /// memory-mapped file (<paramref name="releaseMappedPages"/>), the file's pages are then handed back
+    /// to the page cache: the process keeps one resident copy, not two. The file view stays valid
+    /// (rows read through <see cref="DequantizeRow"/> or a lower instruction set fault back in).
+    /// </summary>
+    public void PrepareForKernels(bool releaseMappedPages) => PrepareForKernels(releaseMappedPages, KernelIsa.Active);
+
+    /// <summary>As <see cref="PrepareForKernels(bool)"/> for an explicit instruction set (tests).</summary>
+    public void PrepareForKernels(bool releaseMappedPages, InstructionSet isa)
+    {
+        ObjectDisposedException.ThrowIf(_freed, this);
+        if (_packed != null || !PackedQuantMatrix.CanPack(Type, Columns) || !PackedMatMul.HasFastPath(isa)) return;
+        _packed = PackedQuantMatrix.Pack(Type, Data, RowBytes, Rows, Columns, WorkerPool.Shared);
+        if (releaseMappedPages && _owned == null) MappedPages.Release(Data, RowBytes * Rows);
     }
 
     /// <summary>One row as float32 (embedding lookup).</summary>
@@ -109,6 +139,12 @@ public sealed unsafe class WeightMatrix : IDisposable
     /// <summary>Frees memory this matrix owns (a quantized copy); a view of a mapped file owns none.</summary>
     public void Dispose()
     {
+        if (_packed != null)
+        {
+            _packed.Dispose();
+            _packed = null;
+            _freed = true;
+        }
         if (_owned == null) return;
         NativeMemory.AlignedFree(_owned);
         _owned = null;

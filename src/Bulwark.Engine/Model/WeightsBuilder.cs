@@ -40,6 +40,11 @@ public sealed unsafe class WeightsBuilder(LlamaConfig config, ITensorSource sour
         if (!ropeFrequencyFactors.IsEmpty && ropeFrequencyFactors.Length != c.HeadDim / 2)
             throw new ModelFormatException(source.Location, "rope_freqs.weight", $"needs {c.HeadDim / 2} factors; got {ropeFrequencyFactors.Length}");
         var frequencies = c.RopeScaling.InverseFrequencies(c.HeadDim, c.RopeTheta, ropeFrequencyFactors);
+        // Every matrix the forward pass multiplies by (not the embedding table, which is only looked up).
+        foreach (var layer in layers)
+            foreach (var matrix in new[] { layer.Query, layer.Key, layer.Value, layer.Output, layer.Gate, layer.Up, layer.Down })
+                matrix.PrepareForKernels(source.IsFileMapped);
+        output.PrepareForKernels(source.IsFileMapped);
         return new LlamaWeights(embedding, layers, outputNorm, output, frequencies, owned);
     }
 

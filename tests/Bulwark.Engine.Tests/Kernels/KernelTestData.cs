@@ -7,7 +7,7 @@ namespace Bulwark.Engine.Tests.Kernels;
 /// <summary>Random weights in ggml block layouts and random activations, in native memory, for kernel tests.</summary>
 internal sealed unsafe class RandomMatrix : IDisposable
 {
-    public RandomMatrix(GgmlType type, int rows, int columns, int seed)
+    public RandomMatrix(GgmlType type, int rows, int columns, int seed, bool negativeScales = false)
     {
         Type = type;
         Rows = rows;
@@ -43,7 +43,7 @@ internal sealed unsafe class RandomMatrix : IDisposable
                 };
                 for (var b = 0; b < bytes.Length / blockBytes; b++)
                 foreach (var offset in scaleOffsets)
-                    MemoryMarshal.Write(bytes.Slice(b * blockBytes + offset), (Half)(random.NextDouble() * 0.02 + 0.001));
+                    MemoryMarshal.Write(bytes.Slice(b * blockBytes + offset), (Half)((random.NextDouble() * 0.02 + 0.001) * (negativeScales && random.Next(2) == 0 ? -1 : 1)));
                 break;
         }
     }

@@ -27,8 +27,11 @@ internal sealed unsafe class Q8Activations
     public int Blocks { get; private set; }
     public int Tokens { get; private set; }
 
+    /// <summary>Per block, Σ of its quants times the packed kernel's offset (see <see cref="Q8Rows.Quantize(float*, int, int, InstructionSet, int)"/>).</summary>
+    public int* Sums { get; private set; }
+
     /// <summary>The planes as a plain struct, for kernels running on worker threads.</summary>
-    public Q8Rows Rows => new(Quants, Scales, Blocks);
+    public Q8Rows Rows => new(Quants, Scales, Sums, Blocks);
 
     /// <summary>This thread's scratch buffer, sized for <paramref name="tokens"/> rows of <paramref name="columns"/>.</summary>
     public static Q8Activations ForThread(int tokens, int columns)
@@ -50,6 +53,7 @@ internal sealed unsafe class Q8Activations
         var capacity = Math.Max(needed, 64);
         Quants = (sbyte*)NativeMemory.AlignedAlloc((nuint)(capacity * Block), 64);
         Scales = (float*)NativeMemory.AlignedAlloc((nuint)(capacity * sizeof(float)), 64);
+        Sums = (int*)NativeMemory.AlignedAlloc((nuint)(capacity * sizeof(int)), 64);
         _capacityBlocks = capacity;
     }
 
@@ -88,8 +92,10 @@ internal sealed unsafe class Q8Activations
     {
         if (Quants != null) NativeMemory.AlignedFree(Quants);
         if (Scales != null) NativeMemory.AlignedFree(Scales);
+        if (Sums != null) NativeMemory.AlignedFree(Sums);
         Quants = null;
         Scales = null;
+        Sums = null;
         _capacityBlocks = 0;
     }
 
@@ -97,10 +103,11 @@ internal sealed unsafe class Q8Activations
 }
 
 /// <summary>Quantized activation rows as <see cref="Q8Activations"/> lays them out.</summary>
-internal readonly unsafe struct Q8Rows(sbyte* quants, float* scales, int blocks)
+internal readonly unsafe struct Q8Rows(sbyte* quants, float* scales, int* sums, int blocks)
 {
     public readonly sbyte* Quants = quants;
     public readonly float* Scales = scales;
+    public readonly int* Sums = sums;
     public readonly int Blocks = blocks;
 
     /// <summary>Quantizes token rows [first, first + count) of x (row stride = columns).</summary>
@@ -117,5 +124,35 @@ internal readonly unsafe struct Q8Rows(sbyte* quants, float* scales, int blocks)
                 else Q8Activations.QuantizeBlockVector(source, Quants + index * Q8Activations.Block, Scales + index);
             }
         }
+    }
+
+    /// <summary>
+    /// As <see cref="Quantize(float*, int, int, InstructionSet)"/>, and also each block's Σq times
+    /// <paramref name="offset"/>: what the packed kernel subtracts for its unsigned weights.
+    /// </summary>
+    public void Quantize(float* x, int first, int count, InstructionSet isa, int offset)
+    {
+        Quantize(x, first, count, isa);
+        for (var t = first; t < first + count; t++)
+        {
+            for (var b = 0; b < Blocks; b++)
+            {
+                var index = (long)t * Blocks + b;
+                Sums[index] = offset * (isa == InstructionSet.Scalar ? SumScalar(Quants + index * Q8Activations.Block) : SumVector(Quants + index * Q8Activations.Block));
+            }
+        }
+    }
+
+    private static int SumScalar(sbyte* q)
+    {
+        var sum = 0;
+        for (var i = 0; i < Q8Activations.Block; i++) sum += q[i];
+        return sum;
+    }
+
+    private static int SumVector(sbyte* q)
+    {
+        var (low, high) = Vector256.Widen(Vector256.Load(q));
+        return Vector256.Sum(low + high);
     }
 }

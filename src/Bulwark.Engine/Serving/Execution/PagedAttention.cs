@@ -16,14 +16,16 @@ internal static unsafe class PagedAttention
     /// <param name="output">heads × head_dim floats.</param>
     /// <param name="scores">At least block_size floats of scratch.</param>
     public static void Attend(KvBlockStore store, int layer, ReadOnlySpan<int> blockTable, float* query, int context,
-        int headCount, int kvHeadCount, int headDim, float* output, Span<float> scores)
+        int headCount, int kvHeadCount, int headDim, float* output, Span<float> scores) =>
+        Attend(store.Keys(layer), store.Values(layer), store.BlockSize, store.BlockStride, store.KvLength, blockTable,
+            query, context, headCount, kvHeadCount, headDim, output, scores);
+
+    /// <summary>As above, on one layer's key and value planes given as pointers (for worker threads).</summary>
+    public static void Attend(float* keys, float* values, int blockSize, long blockStride, int kvLength, ReadOnlySpan<int> blockTable,
+        float* query, int context, int headCount, int kvHeadCount, int headDim, float* output, Span<float> scores)
     {
-        var blockSize = store.BlockSize;
-        var kvLength = store.KvLength;
         var group = headCount / kvHeadCount;
         var scale = 1f / MathF.Sqrt(headDim);
-        var keys = store.Keys(layer);
-        var values = store.Values(layer);
         var blocks = (context + blockSize - 1) / blockSize;
         for (var head = 0; head < headCount; head++)
         {
@@ -36,7 +38,7 @@ internal static unsafe class PagedAttention
             for (var b = 0; b < blocks; b++)
             {
                 var n = Math.Min(blockSize, context - b * blockSize);
-                var blockStart = blockTable[b] * store.BlockStride + kvOffset;
+                var blockStart = blockTable[b] * blockStride + kvOffset;
                 var k = keys + blockStart;
                 var blockMax = float.NegativeInfinity;
                 for (var t = 0; t < n; t++)

@@ -17,7 +17,11 @@ public sealed unsafe class PagedLlamaExecutor : IModelExecutor, IDisposable
     private readonly LlamaConfig _config;
     private readonly StepActivations _act;
     private KvBlockStore? _kv;
-    private float[] _scores = [];
+
+    // Per step, for attention on the worker pool: each token's sequence, and every sequence's block
+    // table flattened into native memory (workers cannot hold the batch's managed spans).
+    private int* _tokenSequence, _tableStart, _tableLength, _tables;
+    private int _tokenCapacity, _sequenceCapacity, _tableCapacity;
 
     /// <param name="maxContextLength">Caps the model's context length (positions per sequence); null keeps it.</param>
     public PagedLlamaExecutor(LlamaModel model, int? maxContextLength = null)
@@ -42,7 +46,6 @@ public sealed unsafe class PagedLlamaExecutor : IModelExecutor, IDisposable
         if (_kv is not null)
             throw new InvalidOperationException("the KV cache is already allocated");
         _kv = new KvBlockStore(_config.LayerCount, blockCount, blockSize, _config.KeyValueLength);
-        _scores = new float[blockSize];
     }
 
     /// <summary>Fills every KV slot with <paramref name="value"/>; tests poison the cache with NaN to catch reads of unwritten slots.</summary>
@@ -75,6 +78,7 @@ public sealed unsafe class PagedLlamaExecutor : IModelExecutor, IDisposable
         for (var t = 0; t < tokens; t++)
             w.TokenEmbedding.DequantizeRow(ids[t], hidden.Slice(t * dim, dim));
         FillRopeTables(batch.Positions, w.RopeInverseFrequencies);
+        var positions = FlattenTables(batch);
 
         for (var l = 0; l < c.LayerCount; l++)
         {
@@ -91,7 +95,7 @@ public sealed unsafe class PagedLlamaExecutor : IModelExecutor, IDisposable
             ApplyRope(q, c.QueryLength, tokens);
             ApplyRope(k, c.KeyValueLength, tokens);
             StoreKv(batch, kv, l, k, v);
-            Attend(batch, kv, l);
+            Attend(batch, kv, l, positions);
 
             var attention = _act.Attention.Span[..(tokens * c.QueryLength)];
             var delta = _act.Delta.Span[..(tokens * dim)];
@@ -227,23 +231,75 @@ public sealed unsafe class PagedLlamaExecutor : IModelExecutor, IDisposable
         }
     }
 
-    private void Attend(StepBatch batch, KvBlockStore kv, int layer)
+    /// <summary>Copies the batch's block tables and token→sequence map to native memory; returns the positions, pinned likewise.</summary>
+    private int* FlattenTables(StepBatch batch)
     {
-        var c = _config;
-        var q = _act.Query.Pointer;
-        var output = _act.Attention.Pointer;
-        var positions = batch.Positions;
-        for (var s = 0; s < batch.SequenceCount; s++)
+        var tokens = batch.TokenCount;
+        var sequences = batch.SequenceCount;
+        var tableInts = 0;
+        for (var s = 0; s < sequences; s++) tableInts += batch.BlockTable(s).Length;
+        Grow(ref _tokenSequence, ref _tokenCapacity, 2 * tokens); // token → sequence, then positions
+        Grow(ref _tableStart, ref _sequenceCapacity, 2 * sequences); // start, then length
+        Grow(ref _tables, ref _tableCapacity, tableInts);
+        _tableLength = _tableStart + sequences;
+        var offset = 0;
+        for (var s = 0; s < sequences; s++)
         {
             var table = batch.BlockTable(s);
+            table.CopyTo(new Span<int>(_tables + offset, table.Length));
+            _tableStart[s] = offset;
+            _tableLength[s] = table.Length;
+            offset += table.Length;
             var end = batch.TokenStart(s) + batch.TokenCountOf(s);
-            for (var t = batch.TokenStart(s); t < end; t++)
-            {
-                // Causal: token t sees its own position and every earlier one of its sequence.
-                PagedAttention.Attend(kv, layer, table, q + (long)t * c.QueryLength, positions[t] + 1,
-                    c.HeadCount, c.KeyValueHeadCount, c.HeadDim, output + (long)t * c.QueryLength, _scores);
-            }
+            for (var t = batch.TokenStart(s); t < end; t++) _tokenSequence[t] = s;
         }
+        var positions = _tokenSequence + tokens;
+        batch.Positions.CopyTo(new Span<int>(positions, tokens));
+        return positions;
+    }
+
+    private static void Grow(ref int* buffer, ref int capacity, int needed)
+    {
+        if (needed <= capacity) return;
+        if (buffer != null) System.Runtime.InteropServices.NativeMemory.Free(buffer);
+        capacity = Math.Max(needed, Math.Max(64, capacity * 2));
+        buffer = (int*)System.Runtime.InteropServices.NativeMemory.Alloc((nuint)capacity, sizeof(int));
+    }
+
+    private struct AttendJob
+    {
+        public float* Keys, Values, Query, Output;
+        public int* TokenSequence, Positions, TableStart, TableLength, Tables;
+        public long BlockStride;
+        public int BlockSize, KvLength, QueryLength, HeadCount, KvHeadCount, HeadDim;
+    }
+
+    /// <summary>Each token's causal attention over its own sequence's blocks, tokens spread over the worker pool.</summary>
+    private void Attend(StepBatch batch, KvBlockStore kv, int layer, int* positions)
+    {
+        var c = _config;
+        var job = new AttendJob
+        {
+            Keys = kv.Keys(layer), Values = kv.Values(layer), Query = _act.Query.Pointer, Output = _act.Attention.Pointer,
+            TokenSequence = _tokenSequence, Positions = positions, TableStart = _tableStart, TableLength = _tableLength, Tables = _tables,
+            BlockStride = kv.BlockStride, BlockSize = kv.BlockSize, KvLength = kv.KvLength, QueryLength = c.QueryLength,
+            HeadCount = c.HeadCount, KvHeadCount = c.KeyValueHeadCount, HeadDim = c.HeadDim,
+        };
+        Kernels.Cpu.WorkerPool.Shared.Run(&AttendItem, &job, batch.TokenCount);
+    }
+
+    [ThreadStatic] private static float[]? _threadScores;
+
+    private static void AttendItem(void* context, int t)
+    {
+        var job = (AttendJob*)context;
+        var scores = _threadScores is { } s && s.Length >= job->BlockSize ? s : (_threadScores = new float[job->BlockSize]);
+        var sequence = job->TokenSequence[t];
+        var table = new ReadOnlySpan<int>(job->Tables + job->TableStart[sequence], job->TableLength[sequence]);
+        // Causal: token t sees its own position and every earlier one of its sequence.
+        PagedAttention.Attend(job->Keys, job->Values, job->BlockSize, job->BlockStride, job->KvLength, table,
+            job->Query + (long)t * job->QueryLength, job->Positions[t] + 1, job->HeadCount, job->KvHeadCount, job->HeadDim,
+            job->Output + (long)t * job->QueryLength, scores);
     }
 
     private static void Add(Span<float> x, ReadOnlySpan<float> delta)
@@ -256,5 +312,8 @@ public sealed unsafe class PagedLlamaExecutor : IModelExecutor, IDisposable
     {
         _kv?.Dispose();
         _act.Dispose();
+        foreach (var buffer in new[] { (nint)_tokenSequence, (nint)_tableStart, (nint)_tables })
+            if (buffer != 0) System.Runtime.InteropServices.NativeMemory.Free((void*)buffer);
+        _tokenSequence = _tableStart = _tableLength = _tables = null;
     }
 }

@@ -1,0 +1,396 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using Bulwark.Engine.Formats;
+
+namespace Bulwark.Engine.Kernels.Cpu;
+
+/// <summary>
+/// Q8_0 or Q4_0 weights repacked for the VNNI kernel: rows in groups of 8, interleaved 4 bytes at a
+/// time, so one 256-bit vector holds the same 4 quants of 8 rows and one <c>vpdpbusd</c> against 4
+/// broadcast activation bytes advances 8 dot products at once. The per-block work that the
+/// ggml layout pays for every (row, token) pair (sign fix-up, int→float, scale) is then paid once
+/// per 8 rows, and each group's weights stay in registers across a tile of 4 tokens.
+/// <para>
+/// <c>vpdpbusd</c> multiplies unsigned by signed bytes, so the weights are stored unsigned: a Q8_0
+/// quant w as w + 128 (w ^ 0x80), a Q4_0 nibble as it is (value + 8). The offset times Σx of the
+/// activation block is subtracted once per block (<see cref="Q8Rows.Sums"/>). Integer sums are
+/// exact, so the result equals the scalar twin bit for bit.
+/// </para>
+/// Layout: <see cref="Quants"/> holds, per group and block, Q8_0: 8 vectors k = 0..7 of [row 0
+/// quants 4k..4k+3, row 1 …, row 7 …]; Q4_0: 4 vectors k = 0..3 of the same rows' ggml bytes
+/// 4k..4k+3 (low nibbles are quants 4k.., high nibbles quants 16+4k..). <see cref="Scales"/> holds the
+/// 8 rows' f16 scales per group and block. Rows past the end of the matrix are zero.
+/// </summary>
+public sealed unsafe class PackedQuantMatrix : IDisposable
+{
+    public const int GroupRows = 8;
+    private const int Block = 32;
+
+    private PackedQuantMatrix(GgmlType type, int rows, int columns)
+    {
+        Type = type;
+        Rows = rows;
+        Columns = columns;
+        Groups = (rows + GroupRows - 1) / GroupRows;
+        Blocks = columns / Block;
+        GroupBlockBytes = type == GgmlType.Q8_0 ? GroupRows * Block : GroupRows * Block / 2;
+        var blocks = (long)Groups * Blocks;
+        Quants = (byte*)NativeMemory.AlignedAlloc((nuint)(blocks * GroupBlockBytes), 64);
+        Scales = (ushort*)NativeMemory.AlignedAlloc((nuint)(blocks * GroupRows * sizeof(ushort)), 64);
+    }
+
+    public GgmlType Type { get; }
+    public int Rows { get; }
+    public int Columns { get; }
+    public int Groups { get; }
+    public int Blocks { get; }
+
+    /// <summary>Bytes of quants per group and block: 256 for Q8_0, 128 for Q4_0.</summary>
+    public int GroupBlockBytes { get; }
+
+    public byte* Quants { get; private set; }
+    public ushort* Scales { get; private set; }
+
+    /// <summary>What Σx is multiplied by to undo the unsigned storage: 128 for Q8_0, 8 for Q4_0.</summary>
+    public int Offset => Type == GgmlType.Q8_0 ? 128 : 8;
+
+    /// <summary>Bytes this copy holds (quants and scales).</summary>
+    public long ByteSize => (long)Groups * Blocks * (GroupBlockBytes + GroupRows * sizeof(ushort));
+
+    public static bool CanPack(GgmlType type, int columns) =>
+        type is GgmlType.Q8_0 or GgmlType.Q4_0 && columns > 0 && columns % Block == 0;
+
+    /// <summary>Repacks rows of ggml Q8_0/Q4_0 blocks (<paramref name="rowBytes"/> apart), one group per work item.</summary>
+    public static PackedQuantMatrix Pack(GgmlType type, byte* data, long rowBytes, int rows, int columns, WorkerPool pool)
+    {
+        if (!CanPack(type, columns))
+            throw new ArgumentException($"only Q8_0/Q4_0 rows of whole 32-value blocks can be packed; got {type} with {columns} columns");
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(rows);
+        var packed = new PackedQuantMatrix(type, rows, columns);
+        var job = new PackJob { Source = data, RowBytes = rowBytes, Packed = packed.Quants, Scales = packed.Scales, Rows = rows, Blocks = packed.Blocks, GroupBlockBytes = packed.GroupBlockBytes, IsQ8 = type == GgmlType.Q8_0 };
+        pool.Run(&PackGroup, &job, packed.Groups);
+        return packed;
+    }
+
+    private struct PackJob
+    {
+        public byte* Source, Packed;
+        public ushort* Scales;
+        public long RowBytes;
+        public int Rows, Blocks, GroupBlockBytes;
+        public bool IsQ8;
+    }
+
+    private static void PackGroup(void* context, int group)
+    {
+        var job = (PackJob*)context;
+        var blockBytes = job->IsQ8 ? 34 : 18;
+        var words = job->IsQ8 ? 8 : 4; // 4-byte words of quants per row and block
+        for (var b = 0; b < job->Blocks; b++)
+        {
+            var index = (long)group * job->Blocks + b;
+            var destination = job->Packed + index * job->GroupBlockBytes;
+            var scales = job->Scales + index * GroupRows;
+            for (var lane = 0; lane < GroupRows; lane++)
+            {
+                var row = group * GroupRows + lane;
+                if (row >= job->Rows)
+                {
+                    scales[lane] = 0;
+                    for (var k = 0; k < words; k++) *(uint*)(destination + (k * GroupRows + lane) * 4) = 0;
+                    continue;
+                }
+                var block = job->Source + row * job->RowBytes + b * blockBytes;
+                scales[lane] = *(ushort*)block;
+                for (var k = 0; k < words; k++)
+                {
+                    var word = *(uint*)(block + 2 + k * 4);
+                    *(uint*)(destination + (k * GroupRows + lane) * 4) = job->IsQ8 ? word ^ 0x80808080u : word;
+                }
+            }
+        }
+    }
+
+    public void Dispose()
+    {
+        if (Quants != null) NativeMemory.AlignedFree(Quants);
+        if (Scales != null) NativeMemory.AlignedFree(Scales);
+        Quants = null;
+        Scales = null;
+    }
+}
+
+/// <summary>
+/// Y[tokens × rows] = X · Wᵀ over a <see cref="PackedQuantMatrix"/>: activations quantized to 8-bit
+/// blocks with their sums, then work items of row groups, each walking every tile of tokens.
+/// The VNNI micro-kernel computes 8 rows × 4 tokens; its scalar twin does the same arithmetic in
+/// the same order.
+/// </summary>
+public static unsafe class PackedMatMul
+{
+    /// <summary>Tokens per cache tile: 64 activation rows stay in L2 while a row group is walked over them.</summary>
+    private const int TokenTile = 64;
+
+    /// <summary>Whether the VNNI kernel can run at <paramref name="isa"/> (the scalar twin always can).</summary>
+    public static bool HasFastPath(InstructionSet isa) => isa >= InstructionSet.AvxVnni && AvxVnni.IsSupported;
+
+    public static void Apply(PackedQuantMatrix w, float* x, float* y, int tokens, InstructionSet isa, WorkerPool pool)
+    {
+        if (isa != InstructionSet.Scalar && !HasFastPath(isa))
+            throw new ArgumentOutOfRangeException(nameof(isa), isa, "the packed kernel runs on AVX-VNNI or as its scalar twin");
+        if (tokens <= 0) return;
+        var activations = Q8Activations.ForThread(tokens, w.Columns).Rows;
+        var job = new Job { W = w.Quants, Scales = w.Scales, Offset = w.Offset, IsQ8 = w.Type == GgmlType.Q8_0, GroupBlockBytes = w.GroupBlockBytes, Rows = w.Rows, Groups = w.Groups, X = x, Y = y, Tokens = tokens, Activations = activations, Scalar = isa == InstructionSet.Scalar };
+        var quantizeIsa = isa == InstructionSet.Scalar ? InstructionSet.Scalar : InstructionSet.Avx2;
+        job.QuantizeIsa = quantizeIsa;
+        if (tokens >= 8) pool.Run(&QuantizeItem, &job, tokens);
+        else activations.Quantize(x, 0, tokens, quantizeIsa, w.Offset);
+        // Enough items to balance the threads; each a run of groups whose weights are reused by all tokens.
+        var chunk = Math.Max(1, w.Groups / (pool.ThreadCount * 8));
+        job.ChunkGroups = chunk;
+        pool.Run(&GroupChunk, &job, (w.Groups + chunk - 1) / chunk);
+    }
+
+    private struct Job
+    {
+        public byte* W;
+        public ushort* Scales;
+        public int Offset, GroupBlockBytes, Rows, Groups, Tokens, ChunkGroups;
+        public bool IsQ8, Scalar;
+        public InstructionSet QuantizeIsa;
+        public float* X, Y;
+        public Q8Rows Activations;
+    }
+
+    private static void QuantizeItem(void* context, int token)
+    {
+        var job = (Job*)context;
+        job->Activations.Quantize(job->X, token, 1, job->QuantizeIsa, job->Offset);
+    }
+
+    private static void GroupChunk(void* context, int item)
+    {
+        var job = (Job*)context;
+        var g0 = item * job->ChunkGroups;
+        var g1 = Math.Min(job->Groups, g0 + job->ChunkGroups);
+        for (var t0 = 0; t0 < job->Tokens; t0 += TokenTile)
+        {
+            var t1 = Math.Min(job->Tokens, t0 + TokenTile);
+            for (var g = g0; g < g1; g++)
+            {
+                if (job->Scalar) GroupScalar(job, g, t0, t1);
+                else if (job->IsQ8) GroupVnni<Q8Packed>(job, g, t0, t1);
+                else GroupVnni<Q4Packed>(job, g, t0, t1);
+            }
+        }
+    }
+
+    /// <summary>The twin: per lane (row) and token, the block's exact integer sum, then one FMA per block in block order.</summary>
+    private static void GroupScalar(Job* job, int g, int t0, int t1)
+    {
+        var x = job->Activations;
+        var blocks = x.Blocks;
+        for (var lane = 0; lane < PackedQuantMatrix.GroupRows; lane++)
+        {
+            var row = g * PackedQuantMatrix.GroupRows + lane;
+            if (row >= job->Rows) break;
+            for (var t = t0; t < t1; t++)
+            {
+                var sum = 0f;
+                for (var b = 0; b < blocks; b++)
+                {
+                    var index = (long)g * blocks + b;
+                    var w = job->W + index * job->GroupBlockBytes;
+                    var xq = x.Quants + ((long)t * blocks + b) * 32;
+                    var dot = 0;
+                    for (var i = 0; i < 32; i++) dot += PackedQuant(w, job->IsQ8, lane, i) * xq[i];
+                    dot -= x.Sums[(long)t * blocks + b];
+                    sum = MathF.FusedMultiplyAdd(dot, HalfTable.ToSingle(job->Scales[index * PackedQuantMatrix.GroupRows + lane]) * x.Scales[(long)t * blocks + b], sum);
+                }
+                job->Y[(long)t * job->Rows + row] = sum;
+            }
+        }
+    }
+
+    /// <summary>Stored (unsigned) quant i of one lane in a packed group block.</summary>
+    private static int PackedQuant(byte* w, bool isQ8, int lane, int i)
+    {
+        if (isQ8) return w[((i / 4) * PackedQuantMatrix.GroupRows + lane) * 4 + i % 4];
+        var j = i % 16;
+        var b = w[((j / 4) * PackedQuantMatrix.GroupRows + lane) * 4 + j % 4];
+        return i < 16 ? b & 0x0F : b >> 4;
+    }
+
+    /// <summary>8 rows × 8 tokens per pass (then 4, then 1); the group's blocks are re-read from L1 for each pass.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void GroupVnni<TF>(Job* job, int g, int t0, int t1) where TF : struct, IPackedFormat
+    {
+        var x = job->Activations;
+        var w = job->W + (long)g * x.Blocks * job->GroupBlockBytes;
+        var scales = job->Scales + (long)g * x.Blocks * PackedQuantMatrix.GroupRows;
+        var rowsHere = Math.Min(PackedQuantMatrix.GroupRows, job->Rows - g * PackedQuantMatrix.GroupRows);
+        var y = job->Y + (long)g * PackedQuantMatrix.GroupRows;
+        var t = t0;
+        for (; t + 8 <= t1; t += 8) Tile<TF, Eight>(w, scales, job->GroupBlockBytes, x, t, y, job->Rows, rowsHere);
+        for (; t + 4 <= t1; t += 4) Tile<TF, Four>(w, scales, job->GroupBlockBytes, x, t, y, job->Rows, rowsHere);
+        for (; t < t1; t++) Tile<TF, One>(w, scales, job->GroupBlockBytes, x, t, y, job->Rows, rowsHere);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> RowScales(ushort* scales) =>
+        Avx2.GatherVector256(HalfTable.Pointer, Avx2.ConvertToVector256Int32(scales), 4);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<sbyte> Broadcast(sbyte* quants) => Vector256.Create(*(int*)quants).AsSByte();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store(Vector256<float> v, float* y, int rowsHere)
+    {
+        if (rowsHere == PackedQuantMatrix.GroupRows) { v.Store(y); return; }
+        for (var i = 0; i < rowsHere; i++) y[i] = v.GetElement(i);
+    }
+
+    /// <summary>y += Σ (stored·x − offset·Σx) · (row scale · token scale), for one block and one token's accumulator.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Scale(Vector256<float> f, Vector256<int> dot, Vector256<float> rowScales, Q8Rows x, long index) =>
+        Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(dot - Vector256.Create(x.Sums[index])), rowScales * Vector256.Create(x.Scales[index]), f);
+
+    /// <summary>
+    /// The micro-kernel: 8 rows × <typeparamref name="TN"/> tokens (8, 4 or 1; the JIT drops the unused
+    /// lanes). One weight vector feeds every token's <c>vpdpbusd</c>; separate accumulators per token
+    /// keep enough independent chains in flight to hide the instruction's latency.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Tile<TF, TN>(byte* w, ushort* scales, int groupBlockBytes, Q8Rows x, int t, float* y, int yStride, int rowsHere)
+        where TF : struct, IPackedFormat where TN : struct, ITokenCount
+    {
+        var blocks = x.Blocks;
+        var stride = (long)blocks * 32;
+        var q0 = x.Quants + t * stride;
+        var q1 = q0 + stride;
+        var q2 = q1 + stride;
+        var q3 = q2 + stride;
+        var q4 = q3 + stride;
+        var q5 = q4 + stride;
+        var q6 = q5 + stride;
+        var q7 = q6 + stride;
+        var f0 = Vector256<float>.Zero;
+        var f1 = Vector256<float>.Zero;
+        var f2 = Vector256<float>.Zero;
+        var f3 = Vector256<float>.Zero;
+        var f4 = Vector256<float>.Zero;
+        var f5 = Vector256<float>.Zero;
+        var f6 = Vector256<float>.Zero;
+        var f7 = Vector256<float>.Zero;
+        var n = TN.Count;
+        for (var b = 0; b < blocks; b++)
+        {
+            var wb = w + (long)b * groupBlockBytes;
+            var i0 = Vector256<int>.Zero;
+            var i1 = Vector256<int>.Zero;
+            var i2 = Vector256<int>.Zero;
+            var i3 = Vector256<int>.Zero;
+            var i4 = Vector256<int>.Zero;
+            var i5 = Vector256<int>.Zero;
+            var i6 = Vector256<int>.Zero;
+            var i7 = Vector256<int>.Zero;
+            for (var c = 0; c < 8; c++)
+            {
+                var v = TF.Chunk(wb, c);
+                var o = b * 32 + TF.Offset(c);
+                if (n == 1)
+                {
+                    // One token: alternate two accumulators so consecutive vpdpbusd do not wait on each other.
+                    if ((c & 1) == 0) i0 = AvxVnni.MultiplyWideningAndAdd(i0, v, Broadcast(q0 + o));
+                    else i1 = AvxVnni.MultiplyWideningAndAdd(i1, v, Broadcast(q0 + o));
+                    continue;
+                }
+                i0 = AvxVnni.MultiplyWideningAndAdd(i0, v, Broadcast(q0 + o));
+                i1 = AvxVnni.MultiplyWideningAndAdd(i1, v, Broadcast(q1 + o));
+                i2 = AvxVnni.MultiplyWideningAndAdd(i2, v, Broadcast(q2 + o));
+                i3 = AvxVnni.MultiplyWideningAndAdd(i3, v, Broadcast(q3 + o));
+                if (n == 8)
+                {
+                    i4 = AvxVnni.MultiplyWideningAndAdd(i4, v, Broadcast(q4 + o));
+                    i5 = AvxVnni.MultiplyWideningAndAdd(i5, v, Broadcast(q5 + o));
+                    i6 = AvxVnni.MultiplyWideningAndAdd(i6, v, Broadcast(q6 + o));
+                    i7 = AvxVnni.MultiplyWideningAndAdd(i7, v, Broadcast(q7 + o));
+                }
+            }
+            var ws = RowScales(scales + b * PackedQuantMatrix.GroupRows);
+            var index = (long)t * blocks + b;
+            if (n == 1)
+            {
+                f0 = Scale(f0, i0 + i1, ws, x, index);
+                continue;
+            }
+            f0 = Scale(f0, i0, ws, x, index);
+            f1 = Scale(f1, i1, ws, x, index + blocks);
+            f2 = Scale(f2, i2, ws, x, index + 2 * blocks);
+            f3 = Scale(f3, i3, ws, x, index + 3 * blocks);
+            if (n == 8)
+            {
+                f4 = Scale(f4, i4, ws, x, index + 4 * blocks);
+                f5 = Scale(f5, i5, ws, x, index + 5 * blocks);
+                f6 = Scale(f6, i6, ws, x, index + 6 * blocks);
+                f7 = Scale(f7, i7, ws, x, index + 7 * blocks);
+            }
+        }
+        var yt = y + (long)t * yStride;
+        Store(f0, yt, rowsHere);
+        if (n == 1) return;
+        Store(f1, yt + yStride, rowsHere);
+        Store(f2, yt + 2L * yStride, rowsHere);
+        Store(f3, yt + 3L * yStride, rowsHere);
+        if (n == 4) return;
+        Store(f4, yt + 4L * yStride, rowsHere);
+        Store(f5, yt + 5L * yStride, rowsHere);
+        Store(f6, yt + 6L * yStride, rowsHere);
+        Store(f7, yt + 7L * yStride, rowsHere);
+    }
+
+    private interface ITokenCount
+    {
+        static abstract int Count { get; }
+    }
+
+    private struct One : ITokenCount { public static int Count => 1; }
+    private struct Four : ITokenCount { public static int Count => 4; }
+    private struct Eight : ITokenCount { public static int Count => 8; }
+
+    /// <summary>A packed group block as 8 chunks: chunk c holds 4 stored quants of each of the 8 rows.</summary>
+    private interface IPackedFormat
+    {
+        /// <summary>Chunk c (0..7) as unsigned bytes.</summary>
+        static abstract Vector256<byte> Chunk(byte* block, int c);
+
+        /// <summary>Index within the 32-value block of the first of chunk c's 4 quants.</summary>
+        static abstract int Offset(int c);
+    }
+
+    private struct Q8Packed : IPackedFormat
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<byte> Chunk(byte* block, int c) => Vector256.Load(block + c * 32);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static int Offset(int c) => c * 4;
+    }
+
+    /// <summary>Chunks 0..3 are the low nibbles of the 4 stored vectors (quants 4c..), 4..7 their high nibbles (quants 16 + 4(c−4)..).</summary>
+    private struct Q4Packed : IPackedFormat
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<byte> Chunk(byte* block, int c)
+        {
+            var v = Vector256.Load(block + (c & 3) * 32);
+            if (c >= 4) v = Vector256.ShiftRightLogical(v.AsUInt16(), 4).AsByte();
+            return v & Vector256.Create((byte)0x0F);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static int Offset(int c) => c < 4 ? c * 4 : 16 + (c - 4) * 4;
+    }
+}

@@ -1,0 +1,105 @@
+using Bulwark.Engine.Formats;
+using Bulwark.Engine.Kernels.Cpu;
+using Bulwark.Engine.Model;
+
+namespace Bulwark.Engine.Tests.Kernels;
+
+/// <summary>
+/// The repacked VNNI kernel against its scalar twin (bit for bit: same integer sums, same FMA order)
+/// and the twin against the ggml-layout scalar reference (same math, another summation order).
+/// </summary>
+public unsafe class PackedMatMulTests : IDisposable
+{
+    private readonly WorkerPool _pool = new(2);
+
+    public void Dispose() => _pool.Dispose();
+
+    // Rows not a multiple of the 8-row group, columns not a multiple of 64, tokens around the 4-token tile.
+    private static readonly (int Rows, int Columns, int Tokens)[] Shapes =
+    [
+        (1, 32, 1), (3, 64, 1), (8, 96, 3), (13, 160, 4), (17, 224, 5), (70, 544, 9), (130, 96, 70), (16, 32, 130),
+    ];
+
+    public static TheoryData<GgmlType> Types() => new() { GgmlType.Q8_0, GgmlType.Q4_0 };
+
+    private float[] Packed(RandomMatrix w, float[] x, int tokens, InstructionSet isa)
+    {
+        using var packed = PackedQuantMatrix.Pack(w.Type, w.Data, w.RowBytes, w.Rows, w.Columns, _pool);
+        var y = new float[tokens * w.Rows];
+        fixed (float* px = x)
+        fixed (float* py = y)
+            PackedMatMul.Apply(packed, px, py, tokens, isa, _pool);
+        return y;
+    }
+
+    [Theory]
+    [MemberData(nameof(Types))]
+    public void VnniKernelEqualsItsScalarTwinBitForBit(GgmlType type)
+    {
+        if (!PackedMatMul.HasFastPath(InstructionSet.AvxVnni)) return; // no AVX-VNNI here: nothing packed runs
+        foreach (var (rows, columns, tokens) in Shapes)
+        {
+            using var w = new RandomMatrix(type, rows, columns, seed: rows * 7 + columns, negativeScales: true);
+            var x = RandomMatrix.Activations(tokens, columns, seed: tokens + 1);
+            var twin = Packed(w, x, tokens, InstructionSet.Scalar);
+            foreach (var isa in new[] { InstructionSet.AvxVnni, InstructionSet.Avx512 })
+            {
+                if (!KernelIsa.IsSupported(isa)) continue;
+                var fast = Packed(w, x, tokens, isa);
+                for (var i = 0; i < twin.Length; i++)
+                    Assert.True(BitConverter.SingleToInt32Bits(twin[i]) == BitConverter.SingleToInt32Bits(fast[i]),
+                        $"{type} {isa} [{rows}×{columns}]·{tokens}: element {i} twin {twin[i]} vnni {fast[i]}");
+            }
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Types))]
+    public void ScalarTwinMatchesTheGgmlLayoutReference(GgmlType type)
+    {
+        foreach (var (rows, columns, tokens) in Shapes)
+        {
+            using var w = new RandomMatrix(type, rows, columns, seed: rows * 13 + columns, negativeScales: true);
+            var x = RandomMatrix.Activations(tokens, columns, seed: tokens + 2);
+            var reference = w.Multiply(x, tokens, InstructionSet.Scalar, _pool);
+            var twin = Packed(w, x, tokens, InstructionSet.Scalar);
+            for (var i = 0; i < reference.Length; i++)
+            {
+                // Both sum exact block products in float; only the order of the per-block terms differs.
+                var tolerance = 1e-5f * MathF.Max(1f, MathF.Abs(reference[i])) * columns / 32;
+                Assert.True(MathF.Abs(reference[i] - twin[i]) <= tolerance,
+                    $"{type} [{rows}×{columns}]·{tokens}: element {i} reference {reference[i]} packed {twin[i]}");
+            }
+        }
+    }
+
+    [Fact]
+    public void OnlyWholeBlockQ8AndQ4RowsPack()
+    {
+        Assert.True(PackedQuantMatrix.CanPack(GgmlType.Q8_0, 64));
+        Assert.True(PackedQuantMatrix.CanPack(GgmlType.Q4_0, 32));
+        Assert.False(PackedQuantMatrix.CanPack(GgmlType.Q8_0, 48));
+        Assert.False(PackedQuantMatrix.CanPack(GgmlType.F16, 64));
+        Assert.False(PackedQuantMatrix.CanPack(GgmlType.Q4_K, 256));
+        using var w = new RandomMatrix(GgmlType.F16, 8, 64, seed: 1);
+        Assert.Throws<ArgumentException>(() => PackedQuantMatrix.Pack(GgmlType.F16, w.Data, w.RowBytes, 8, 64, _pool));
+    }
+
+    [Fact]
+    public void APackedWeightMatrixMultipliesLikeTheUnpackedOne()
+    {
+        if (!PackedMatMul.HasFastPath(InstructionSet.AvxVnni)) return; // no AVX-VNNI here: nothing packed runs
+        using var w = new RandomMatrix(GgmlType.Q8_0, 40, 256, seed: 3);
+        var x = RandomMatrix.Activations(6, 256, seed: 4);
+        var plain = new WeightMatrix("w", GgmlType.Q8_0, 40, 256, w.Data);
+        var expected = new float[6 * 40];
+        plain.MatMul(x, expected, 6);
+        using var packed = new WeightMatrix("w", GgmlType.Q8_0, 40, 256, w.Data);
+        packed.PrepareForKernels(releaseMappedPages: false, InstructionSet.AvxVnni);
+        Assert.True(packed.IsPacked);
+        var actual = new float[6 * 40];
+        packed.MatMul(x, actual, 6);
+        for (var i = 0; i < expected.Length; i++)
+            Assert.True(MathF.Abs(expected[i] - actual[i]) <= 1e-4f * MathF.Max(1f, MathF.Abs(expected[i])), $"element {i}: {expected[i]} vs {actual[i]}");
+    }
+}
