@@ -1,4 +1,3 @@
-using System.Net.Http.Headers;
 using System.CommandLine;
 using System.Text.Json;
 using Bulwark.Server.Incidents;
@@ -215,39 +214,5 @@ internal static class AdminCommand
             return 0;
         }));
         return command;
-    }
-
-    /// <summary>The variable the admin key is read from (see <see cref="AdminApi.KeyVariable"/>).</summary>
-    internal const string AdminKeyVariable = AdminApi.KeyVariable;
-
-    /// <summary>
-    /// An HTTP client carrying the admin key from the environment (never a flag: flags land in shell
-    /// history and process lists). Plain HTTP is refused except to loopback, so the key is never sent
-    /// in clear over a network.
-    /// </summary>
-    internal static HttpClient AdminClient(string url)
-    {
-        if (!Uri.TryCreate(url.TrimEnd('/') + "/", UriKind.Absolute, out var address) || (address.Scheme != "http" && address.Scheme != "https"))
-            throw new CliException($"--url must be an http or https URL; got '{url}'");
-        if (address.Scheme == "http" && !address.IsLoopback)
-            throw new CliException($"--url {url} is plain HTTP to a non-loopback host; use https so the admin key is not sent in clear");
-        var key = Environment.GetEnvironmentVariable(AdminKeyVariable);
-        if (string.IsNullOrWhiteSpace(key)) throw new CliException($"set {AdminKeyVariable} to an admin key (bwa_...)");
-        var http = new HttpClient { BaseAddress = address, Timeout = TimeSpan.FromSeconds(30) };
-        http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key.Trim());
-        return http;
-    }
-
-    internal static string ErrorMessage(string body)
-    {
-        try
-        {
-            using var document = JsonDocument.Parse(body);
-            return document.RootElement.GetProperty("error").GetProperty("message").GetString() ?? body;
-        }
-        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException)
-        {
-            return body.Length > 200 ? body[..200] : body;
-        }
     }
 }
