@@ -37,8 +37,12 @@ public sealed unsafe class WeightMatrix : IDisposable
     public int Columns { get; }
     public long RowBytes { get; }
 
-    /// <summary>First byte of row 0; rows follow each other <see cref="RowBytes"/> apart.</summary>
-    public byte* Data { get; }
+    /// <summary>
+    /// First byte of row 0; rows follow each other <see cref="RowBytes"/> apart. Null once a matrix
+    /// that owned its rows (a copy quantized at load) has been packed: the packed copy is then the
+    /// only one (see <see cref="StoredRow"/>).
+    /// </summary>
+    public byte* Data { get; private set; }
 
     /// <summary>y[Rows] = W · x[Columns].</summary>
     public void MatVec(ReadOnlySpan<float> x, Span<float> y) => MatMul(x, y, 1);
@@ -56,12 +60,19 @@ public sealed unsafe class WeightMatrix : IDisposable
             throw new ArgumentException($"{Name}: input needs {tokens} × {Columns} floats; got {x.Length}", nameof(x));
         if (y.Length < (long)tokens * Rows)
             throw new ArgumentException($"{Name}: output needs {tokens} × {Rows} floats; got {y.Length}", nameof(y));
-        var isa = KernelIsa.Active;
+        MatMul(x, y, tokens, KernelIsa.Active);
+    }
+
+    /// <summary>As <see cref="MatMul(ReadOnlySpan{float}, Span{float}, int)"/> on an explicit instruction set (tests).</summary>
+    internal void MatMul(ReadOnlySpan<float> x, Span<float> y, int tokens, InstructionSet isa)
+    {
         fixed (float* px = x)
         fixed (float* py = y)
         {
             if (_packed != null && PackedMatMul.HasFastPath(isa))
                 PackedMatMul.Apply(_packed, px, py, tokens, isa, WorkerPool.Shared);
+            else if (Data == null)
+                PackedMatMul.Apply(_packed!, px, py, tokens, InstructionSet.Scalar, WorkerPool.Shared); // only the packed copy is left
             else
                 Kernels.Cpu.MatMul.Apply(Type, Data, RowBytes, Rows, Columns, px, py, tokens, isa, WorkerPool.Shared);
         }
@@ -101,7 +112,26 @@ public sealed unsafe class WeightMatrix : IDisposable
         {
             return;
         }
-        if (releaseMappedPages && _owned == null) MappedPages.Release(Data, RowBytes * Rows);
+        if (_owned != null && _packed.Type == Type)
+        {
+            // A copy quantized at load: the packed one replaces it, so the weights are held once.
+            NativeMemory.AlignedFree(_owned);
+            _owned = null;
+            Data = null;
+        }
+        else if (releaseMappedPages && _owned == null)
+        {
+            MappedPages.Release(Data, RowBytes * Rows);
+        }
+    }
+
+    /// <summary>Row <paramref name="row"/> in the stored layout (<see cref="RowBytes"/> bytes), from the rows or rebuilt from the packed copy.</summary>
+    public void StoredRow(int row, Span<byte> destination)
+    {
+        ObjectDisposedException.ThrowIf(_freed, this);
+        if ((uint)row >= (uint)Rows) throw new ArgumentOutOfRangeException(nameof(row), row, $"{Name} has {Rows} rows");
+        if (Data != null) new ReadOnlySpan<byte>(Data + row * RowBytes, checked((int)RowBytes)).CopyTo(destination);
+        else _packed!.StoredRow(row, destination);
     }
 
     /// <summary>One row as float32 (embedding lookup).</summary>
@@ -109,8 +139,17 @@ public sealed unsafe class WeightMatrix : IDisposable
     {
         ObjectDisposedException.ThrowIf(_freed, this);
         if ((uint)row >= (uint)Rows) throw new ArgumentOutOfRangeException(nameof(row), row, $"{Name} has {Rows} rows");
-        Dequantize.Row(Type, new ReadOnlySpan<byte>(Data + row * RowBytes, checked((int)RowBytes)), destination[..Columns]);
+        if (Data != null)
+        {
+            Dequantize.Row(Type, new ReadOnlySpan<byte>(Data + row * RowBytes, checked((int)RowBytes)), destination[..Columns]);
+            return;
+        }
+        var stored = _storedRowScratch is { } b && b.Length >= RowBytes ? b : (_storedRowScratch = new byte[RowBytes]);
+        _packed!.StoredRow(row, stored);
+        Dequantize.Row(Type, stored.AsSpan(0, checked((int)RowBytes)), destination[..Columns]);
     }
+
+    [ThreadStatic] private static byte[]? _storedRowScratch;
 
     /// <summary>
     /// A new matrix holding this one's weights converted to <paramref name="target"/> (Q8_0 or Q4_0)
@@ -130,6 +169,7 @@ public sealed unsafe class WeightMatrix : IDisposable
     /// <summary>Any supported type → Q8_0/Q4_0 through float32, row by row on the worker pool.</summary>
     private WeightMatrix Convert(GgmlType target)
     {
+        if (Data == null) throw new InvalidOperationException($"{Name}: only the packed copy of this matrix is left; convert it before packing");
         if (Columns % Dequantize.QuantBlock != 0)
             throw new ArgumentException($"{Name}: {target} needs a row length that is a multiple of {Dequantize.QuantBlock}; got {Columns}");
         var rowBytes = GgmlTypes.ByteSize(target, Columns);

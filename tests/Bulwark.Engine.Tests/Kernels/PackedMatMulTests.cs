@@ -148,4 +148,52 @@ public unsafe class PackedMatMulTests : IDisposable
             Assert.True(Math.Abs(reference[i] - actual[i]) <= 0.01 * scale, $"{type} element {i}: reference {reference[i]} packed {actual[i]} (Σ|w·x| {scale})");
         }
     }
+
+    [Theory]
+    [InlineData(GgmlType.Q8_0)]
+    [InlineData(GgmlType.Q4_0)]
+    public void AMatrixQuantizedAtLoadKeepsOnlyThePackedCopy(GgmlType type)
+    {
+        if (!PackedMatMul.HasFastPath(InstructionSet.AvxVnni)) return; // no AVX-VNNI here: nothing is packed
+        const int rows = 19, columns = 160, tokens = 5;
+        using var source = new RandomMatrix(GgmlType.F32, rows, columns, seed: 21);
+        var x = RandomMatrix.Activations(tokens, columns, seed: 22);
+        using var owned = new WeightMatrix("q", GgmlType.F32, rows, columns, source.Data).Quantize(type);
+        var stored = new byte[rows * owned.RowBytes];
+        new ReadOnlySpan<byte>(owned.Data, stored.Length).CopyTo(stored);
+        var plainRow = new float[columns];
+        owned.DequantizeRow(7, plainRow);
+        var plain = new float[tokens * rows];
+        owned.MatMul(x, plain, tokens, InstructionSet.Avx2);
+
+        owned.PrepareForKernels(releaseMappedPages: false, InstructionSet.AvxVnni);
+        Assert.True(owned.IsPacked);
+        Assert.True(owned.Data == null); // the ggml-layout copy is freed: the weights are held once
+
+        // Every row comes back byte for byte, lookups dequantize the same floats.
+        var rebuilt = new byte[stored.Length];
+        for (var r = 0; r < rows; r++) owned.StoredRow(r, rebuilt.AsSpan((int)(r * owned.RowBytes), (int)owned.RowBytes));
+        Assert.Equal(stored, rebuilt);
+        var row = new float[columns];
+        owned.DequantizeRow(7, row);
+        Assert.Equal(plainRow, row);
+
+        // The fast path, and below VNNI the packed copy's scalar twin: both equal the twin over the same bytes.
+        var twin = new float[tokens * rows];
+        fixed (byte* pq = stored)
+        fixed (float* px = x)
+        fixed (float* py = twin)
+        {
+            using var packed = PackedQuantMatrix.Pack(type, pq, owned.RowBytes, rows, columns, _pool);
+            PackedMatMul.Apply(packed, px, py, tokens, InstructionSet.Scalar, _pool);
+        }
+        var fast = new float[tokens * rows];
+        owned.MatMul(x, fast, tokens, InstructionSet.AvxVnni);
+        Assert.Equal(twin, fast);
+        var lower = new float[tokens * rows];
+        owned.MatMul(x, lower, tokens, InstructionSet.Avx2);
+        Assert.Equal(twin, lower);
+        for (var i = 0; i < plain.Length; i++)
+            Assert.True(MathF.Abs(plain[i] - fast[i]) <= 1e-4f * MathF.Max(1f, MathF.Abs(plain[i])), $"element {i}: {plain[i]} vs {fast[i]}");
+    }
 }

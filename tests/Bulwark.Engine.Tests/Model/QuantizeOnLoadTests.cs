@@ -191,7 +191,13 @@ public sealed unsafe class QuantizeOnLoadTests
         Assert.All(session.Forward(3, 0).ToArray(), v => Assert.True(float.IsFinite(v)));
     }
 
-    private static byte[] Bytes(WeightMatrix m) => new ReadOnlySpan<byte>(m.Data, checked((int)(m.RowBytes * m.Rows))).ToArray();
+    /// <summary>The matrix's rows in their stored layout (rebuilt from the packed copy when that is the only one).</summary>
+    private static byte[] Bytes(WeightMatrix m)
+    {
+        var bytes = new byte[checked((int)(m.RowBytes * m.Rows))];
+        for (var r = 0; r < m.Rows; r++) m.StoredRow(r, bytes.AsSpan((int)(r * m.RowBytes), (int)m.RowBytes));
+        return bytes;
+    }
 
     private static byte[][] Rows(WeightMatrix m)
     {

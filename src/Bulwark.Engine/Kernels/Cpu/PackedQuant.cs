@@ -113,6 +113,37 @@ public sealed unsafe class PackedQuantMatrix : IDisposable
         }
     }
 
+    /// <summary>
+    /// Row <paramref name="row"/> back in its ggml layout (f16 scale and quants per 32-value block),
+    /// exactly the bytes that were packed: for a matrix that kept only this copy.
+    /// </summary>
+    public void StoredRow(int row, Span<byte> destination)
+    {
+        if ((uint)row >= (uint)Rows) throw new ArgumentOutOfRangeException(nameof(row), row, $"the matrix has {Rows} rows");
+        var isQ8 = Type == GgmlType.Q8_0;
+        var blockBytes = isQ8 ? 34 : 18;
+        var words = isQ8 ? 8 : 4;
+        if (destination.Length < Blocks * blockBytes)
+            throw new ArgumentException($"a row needs {Blocks * blockBytes} bytes; got {destination.Length}", nameof(destination));
+        var group = row / GroupRows;
+        var lane = row % GroupRows;
+        fixed (byte* d = destination)
+        {
+            for (var b = 0; b < Blocks; b++)
+            {
+                var index = (long)group * Blocks + b;
+                var block = d + b * blockBytes;
+                *(ushort*)block = Scales[index * GroupRows + lane];
+                var source = Quants + index * GroupBlockBytes;
+                for (var k = 0; k < words; k++)
+                {
+                    var word = *(uint*)(source + (k * GroupRows + lane) * 4);
+                    *(uint*)(block + 2 + k * 4) = isQ8 ? word ^ 0x80808080u : word;
+                }
+            }
+        }
+    }
+
     public void Dispose()
     {
         if (Quants != null) NativeMemory.AlignedFree(Quants);
