@@ -66,6 +66,14 @@ public static class Migrations
             subject TEXT NOT NULL
         );
         """,
+        // Each replica's active requests, so an operator sees them all from any replica.
+        """
+        CREATE TABLE replica_requests (
+            replica TEXT PRIMARY KEY,
+            updated_at BIGINT NOT NULL,
+            requests TEXT NOT NULL
+        );
+        """,
     ];
 
     /// <summary>The schema version this build writes.</summary>
