@@ -36,7 +36,8 @@ internal sealed class AdminApi : IDisposable
         return Connect(text);
     }
 
-    public static AdminApi Connect(string url)
+    /// <param name="timeout">How long one request may take (default 30 s; loading a model takes longer).</param>
+    public static AdminApi Connect(string url, TimeSpan? timeout = null)
     {
         if (!Uri.TryCreate(url.TrimEnd('/') + "/", UriKind.Absolute, out var address) || (address.Scheme != "http" && address.Scheme != "https"))
             throw new CliException($"--url must be an http or https URL; got '{url}'");
@@ -44,7 +45,7 @@ internal sealed class AdminApi : IDisposable
             throw new CliException($"--url {url} is plain HTTP to a non-loopback host; use https so the admin key is not sent in clear");
         var key = Environment.GetEnvironmentVariable(KeyVariable);
         if (string.IsNullOrWhiteSpace(key)) throw new CliException($"set {KeyVariable} to an admin key (bwa_...)");
-        var http = new HttpClient { BaseAddress = address, Timeout = TimeSpan.FromSeconds(30) };
+        var http = new HttpClient { BaseAddress = address, Timeout = timeout ?? TimeSpan.FromSeconds(30) };
         http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key.Trim());
         return new AdminApi(http);
     }

@@ -35,7 +35,8 @@ internal static class KeysCommand
         var expires = new Option<string?>("--expires") { Description = "Lifetime (90m, 12h, 30d) or date (2027-01-01, 2027-01-01T12:00:00Z)." };
         var admin = new Option<bool>("--admin") { Description = "An admin key: reaches only the admin API and /metrics, never inference." };
         var json = new Option<bool>("--json") { Description = "Print one JSON object with id, key and every setting." };
-        var command = new Command("create", "Create a key and print it once.") { name, tenant, models, rpm, tpm, tpd, concurrency, priority, expires, admin, json };
+        var guard = new Option<string?>("--guard") { Description = "Input guard policy of this key: off, flag or block (default: the tenant's)." };
+        var command = new Command("create", "Create a key and print it once.") { name, tenant, models, rpm, tpm, tpd, concurrency, priority, expires, admin, json, guard };
         store.AddTo(command);
         command.SetAction((r, ct) => CliRun.RunAsync(r, async output =>
         {
@@ -49,6 +50,7 @@ internal static class KeysCommand
                 Priority = r.GetValue(priority),
                 ExpiresAt = r.GetValue(expires) is { } text ? KeyExpiry.Parse(text, now) : null,
                 IsAdmin = r.GetValue(admin),
+                Guard = r.GetValue(guard) is { } g ? Bulwark.Server.Guardrails.Input.GuardPolicyNames.ParseForKey(g, "--guard") : null,
             };
             spec.Validate(now); // before opening (and perhaps creating) the store
             await using var opened = await store.OpenAsync(r, ct);

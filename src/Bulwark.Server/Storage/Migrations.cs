@@ -66,7 +66,13 @@ public static class Migrations
             subject TEXT NOT NULL
         );
         """,
-        // Each replica's active requests, so an operator sees them all from any replica.
+        // 2: the input guard's verdict (rule ids and score as JSON, never text) on request records,
+        // and a key's own input guard policy (off|flag|block; NULL: its tenant's).
+        """
+        ALTER TABLE audit_events ADD COLUMN guard TEXT NULL;
+        ALTER TABLE api_keys ADD COLUMN guard TEXT NULL;
+        """,
+        // 3: each replica's active requests, so an operator sees them all from any replica.
         """
         CREATE TABLE replica_requests (
             replica TEXT PRIMARY KEY,

@@ -8,6 +8,7 @@ using Microsoft.Extensions.Logging;
 
 namespace Bulwark.Server.Tests.Cli;
 
+[Collection("BULWARK_ADMIN_KEY")] // tests that set the environment variable run one at a time
 public class AdminCommandTests
 {
     /// <summary>
