@@ -19,7 +19,7 @@ namespace Bulwark.Cli.Bench;
 
 /// <summary>What <c>bench serve --compare-security</c> measured: client-side latency of the same request through each server, in µs.</summary>
 /// <param name="PairedDifference">Percentiles of on − off within each pair: steadier than the difference of p50s when the engine's own latency is noisy.</param>
-internal sealed record SecurityComparisonReport(int Requests, int Warmup, int MaxTokens, Percentiles On, Percentiles Off, Percentiles PairedDifference, long Audited)
+internal sealed record SecurityComparisonReport(int Requests, int Warmup, int MaxTokens, bool InstantEngine, Percentiles On, Percentiles Off, Percentiles PairedDifference, long Audited)
 {
     public double OverheadP50 => On.P50 - Off.P50;
     public double OverheadP99 => On.P99 - Off.P99;
@@ -28,7 +28,7 @@ internal sealed record SecurityComparisonReport(int Requests, int Warmup, int Ma
     {
         string F(double v) => v.ToString("0.0", CultureInfo.InvariantCulture);
         var t = new StringBuilder();
-        t.AppendLine(CultureInfo.InvariantCulture, $"security on vs off over HTTP, {Requests} requests each (after {Warmup} warm-up), max_tokens {MaxTokens}, alternating, same engine");
+        t.AppendLine(CultureInfo.InvariantCulture, $"security on vs off over HTTP, {Requests} requests each (after {Warmup} warm-up), max_tokens {MaxTokens}, alternating, same engine{(InstantEngine ? " (instant stand-in: tokenizer only, no generation)" : "")}");
         t.AppendLine(CultureInfo.InvariantCulture, $"  security on : p50 {F(On.P50)} µs   p99 {F(On.P99)} µs   (API key, in-memory quotas, SQLite audit)");
         t.AppendLine(CultureInfo.InvariantCulture, $"  security off: p50 {F(Off.P50)} µs   p99 {F(Off.P99)} µs");
         t.AppendLine(CultureInfo.InvariantCulture, $"  overhead    : p50 {F(OverheadP50)} µs   p99 {F(OverheadP99)} µs   (target p50 <= 100 µs)");
@@ -39,7 +39,7 @@ internal sealed record SecurityComparisonReport(int Requests, int Warmup, int Ma
 
     public string ToJson() => JsonSerializer.Serialize(new
     {
-        requests = Requests, warmup = Warmup, max_tokens = MaxTokens,
+        requests = Requests, warmup = Warmup, max_tokens = MaxTokens, instant_engine = InstantEngine,
         on_p50_us = On.P50, on_p99_us = On.P99, off_p50_us = Off.P50, off_p99_us = Off.P99,
         overhead_p50_us = OverheadP50, overhead_p99_us = OverheadP99, paired_difference_p50_us = PairedDifference.P50, audited = Audited,
     });
@@ -56,14 +56,16 @@ internal sealed record SecurityComparisonReport(int Requests, int Warmup, int Ma
 /// </summary>
 internal static class SecurityComparison
 {
-    public static async Task<SecurityComparisonReport> RunAsync(int requests, int warmup, int maxTokens, ProgressBar? bar, CancellationToken ct)
+    /// <param name="instantEngine">Serve through <see cref="InstantBackend"/> instead of generating, to take the engine's jitter out.</param>
+    public static async Task<SecurityComparisonReport> RunAsync(int requests, int warmup, int maxTokens, bool instantEngine, ProgressBar? bar, CancellationToken ct)
     {
         var dir = Path.Combine(Path.GetTempPath(), "bulwark-bench-compare-" + Guid.NewGuid().ToString("N"));
         try
         {
             var data = DataDirectory.Resolve(dir).EnsureCreated();
             var model = ModelSource.EnsureDemo(data);
-            using var backend = EmbeddedModelLoader.Load(model, new ServeOptions { KvCacheMemory = "64MiB" });
+            using var engine = EmbeddedModelLoader.Load(model, new ServeOptions { KvCacheMemory = "64MiB" });
+            IGenerationBackend backend = instantEngine ? new InstantBackend(engine) : engine;
             await using var on = await StartAsync(backend, Path.Combine(dir, "on"), secured: true, ct);
             await using var off = await StartAsync(backend, Path.Combine(dir, "off"), secured: false, ct);
             var issued = await on.App.Services.GetRequiredService<KeyIssuer>().CreateAsync(AlternatingPairs.UnrefusedKey, "bench", ct);
@@ -75,7 +77,7 @@ internal static class SecurityComparison
             await services.GetRequiredService<Bulwark.Server.Audit.AuditWriter>().FlushAsync(ct);
             var usage = await services.GetRequiredService<Bulwark.Server.Storage.SecurityStorage>().Audit
                 .UsageAsync(issued.Record.Id, DateTime.UtcNow.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture), ct);
-            return new SecurityComparisonReport(requests, warmup, maxTokens, Percentiles.Of(onTimes), Percentiles.Of(offTimes),
+            return new SecurityComparisonReport(requests, warmup, maxTokens, instantEngine, Percentiles.Of(onTimes), Percentiles.Of(offTimes),
                 Percentiles.Of(onTimes.Zip(offTimes, (a, b) => a - b)), usage?.Requests ?? 0);
         }
         finally

@@ -113,7 +113,7 @@ internal static class AdminCommand
     {
         var url = AdminApi.UrlOption(required: true);
         var json = new Option<bool>("--json") { Description = "Print the server's JSON answer." };
-        var command = new Command("requests", $"List the requests a running server is serving (needs --url and ${AdminApi.KeyVariable}).") { url, json };
+        var command = new Command("requests", $"List the requests every server sharing the store is serving, as one server sees them (needs --url and ${AdminApi.KeyVariable}).") { url, json };
         command.SetAction((r, ct) => CliRun.RunAsync(r, async output =>
         {
             using var server = AdminApi.From(r, url)!;
@@ -127,7 +127,7 @@ internal static class AdminCommand
             if (rows.GetArrayLength() == 0) output.WriteLine("no active requests");
             foreach (var row in rows.EnumerateArray())
                 output.WriteLine($"{row.GetProperty("id").GetString(),-24}  {row.GetProperty("key_id").GetString(),-12}  {row.GetProperty("tenant").GetString(),-12}  " +
-                                 $"{row.GetProperty("started_at").GetDateTimeOffset():u}  {row.GetProperty("route").GetString()}");
+                                 $"{row.GetProperty("started_at").GetDateTimeOffset():u}  {row.GetProperty("replica").GetString()}  {row.GetProperty("route").GetString()}");
             return 0;
         }));
         return command;

@@ -21,6 +21,10 @@ internal static class BenchServeCommand
             Description = "Instead of loading --url: start two servers in this process on the demo model, security on (key, in-memory quotas, audit) " +
                           "and off, alternate requests between them and print p50/p99 of each and the difference. --requests defaults to 1000, --max-tokens to 1.",
         };
+        var instant = new Option<bool>("--instant-engine")
+        {
+            Description = "With --compare-security: answer from the tokenizer at once instead of generating, to take the engine's latency and jitter out of the comparison.",
+        };
         var warmup = new Option<int?>("--warmup") { Description = "With --compare-security: unmeasured requests per server first (0..1000000; default --requests / 10)." };
         var concurrency = new Option<int>("--concurrency") { Description = "Requests in flight at once (1..1024).", DefaultValueFactory = _ => 4 };
         var requests = new Option<int>("--requests") { Description = "Requests to send in all (1..1000000).", DefaultValueFactory = _ => 64 };
@@ -32,12 +36,13 @@ internal static class BenchServeCommand
         var prompt = new Option<string?>("--prompt") { Description = "The user message every request sends." };
         var command = new Command("serve", "Load a running OpenAI-compatible server: requests/s, tokens/s, TTFT and ITL p50/p90/p99, errors.")
         {
-            url, concurrency, requests, stream, json, keyEnv, model, maxTokens, prompt, compare, warmup,
+            url, concurrency, requests, stream, json, keyEnv, model, maxTokens, prompt, compare, warmup, instant,
         };
         command.SetAction(async (result, ct) =>
         {
             if (result.GetValue(compare)) return await CompareSecurityAsync(result, ct);
             var problems = new List<string>();
+            if (result.GetValue(instant)) problems.Add("--instant-engine applies only to --compare-security");
             if (result.GetValue(url) is null) problems.Add("--url is required (or --compare-security)");
             else if (!Uri.TryCreate(result.GetValue(url), UriKind.Absolute, out var parsed) || parsed.Scheme is not ("http" or "https"))
                 problems.Add($"--url must be an absolute http(s) URL; got '{result.GetValue(url)}'");
@@ -99,7 +104,7 @@ internal static class BenchServeCommand
             SecurityComparisonReport report;
             try
             {
-                report = await SecurityComparison.RunAsync(n, w, m, bar, ct);
+                report = await SecurityComparison.RunAsync(n, w, m, result.GetValue(instant), bar, ct);
             }
             catch (InvalidOperationException e)
             {

@@ -74,8 +74,9 @@ public static class AdminEndpoints
             catch (FormatException e) { return BadRequest(e.Message); }
         });
 
-        admin.MapGet("/requests", (ActiveRequests active) =>
-            Results.Json(new { data = active.List().Select(r => new { id = r.RequestId, key_id = r.KeyId, tenant = r.Tenant, route = r.Route, started_at = r.StartedAt }) }));
+        // Every replica's requests: this one's live, the others' as published within the last few seconds.
+        admin.MapGet("/requests", async (ActiveRequestPublisher requests, CancellationToken ct) =>
+            Results.Json(new { data = await requests.AllAsync(ct), replica = requests.ReplicaId }));
         admin.MapPost("/requests/{id}/cancel", async (string id, IncidentControls controls, HttpContext context) =>
         {
             await controls.CancelRequestAsync(id, Actor(context), context.RequestAborted);

@@ -58,6 +58,7 @@ public static class SecurityServices
 
         services.AddSingleton<AuditWriter>().AddHostedService(sp => sp.GetRequiredService<AuditWriter>());
         services.AddSingleton<IncidentFeed>().AddHostedService(sp => sp.GetRequiredService<IncidentFeed>());
+        services.AddSingleton<ActiveRequestPublisher>().AddHostedService(sp => sp.GetRequiredService<ActiveRequestPublisher>());
 
         if (string.IsNullOrWhiteSpace(quotas.Redis))
         {

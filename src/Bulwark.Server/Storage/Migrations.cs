@@ -72,15 +72,51 @@ public static class Migrations
         ALTER TABLE audit_events ADD COLUMN guard TEXT NULL;
         ALTER TABLE api_keys ADD COLUMN guard TEXT NULL;
         """,
+        // 3: each replica's active requests, so an operator sees them all from any replica.
+        """
+        CREATE TABLE replica_requests (
+            replica TEXT PRIMARY KEY,
+            updated_at BIGINT NOT NULL,
+            requests TEXT NOT NULL
+        );
+        """,
     ];
 
     /// <summary>The schema version this build writes.</summary>
     public static int Latest => Steps.Length;
 
     /// <summary>Creates the schema (and for SQLite turns on WAL) and applies every missing step.</summary>
+    /// <remarks>
+    /// Replicas of a fresh deployment start, and so migrate, at the same moment. On PostgreSQL,
+    /// even <c>CREATE SCHEMA IF NOT EXISTS</c> fails in the loser of such a race, so the whole
+    /// migration holds an advisory lock named after the schema; the others wait, then find every
+    /// step applied. SQLite serialises by itself: each step's transaction begins IMMEDIATE and
+    /// waits out the busy timeout.
+    /// </remarks>
     public static async Task ApplyAsync(Database database, CancellationToken ct = default)
     {
         await using var connection = await database.OpenAsync(ct);
+        if (database.Dialect == SqlDialect.Sqlite)
+        {
+            await ApplyStepsAsync(database, connection, ct);
+            return;
+        }
+        // The schema name is a checked plain identifier (Database.Postgres), and a parameter besides.
+        const string lockId = "hashtext('bulwark migrations ' || @schema)";
+        await connection.ExecuteAsync($"SELECT pg_advisory_lock({lockId});", ct, ("@schema", database.Schema));
+        try
+        {
+            await ApplyStepsAsync(database, connection, ct);
+        }
+        finally
+        {
+            // A session lock outlives the pooled connection's return: release it explicitly.
+            await connection.ExecuteAsync($"SELECT pg_advisory_unlock({lockId});", CancellationToken.None, ("@schema", database.Schema));
+        }
+    }
+
+    private static async Task ApplyStepsAsync(Database database, System.Data.Common.DbConnection connection, CancellationToken ct)
+    {
         if (database.Dialect == SqlDialect.Sqlite)
             await connection.ExecuteAsync("PRAGMA journal_mode=WAL;", ct);
         else
@@ -97,8 +133,8 @@ public static class Migrations
                 check.Transaction = tx;
                 if (Convert.ToInt64(await check.ExecuteScalarAsync(ct)) > 0) { await tx.RollbackAsync(ct); continue; }
             }
-            // Two processes may migrate at once: the primary key on version makes the loser fail
-            // here, after which its next start sees the step as applied.
+            // Processes migrating at once are serialised (see ApplyAsync); the primary key on
+            // version stays as the last line of defence against a step recorded twice.
             await using (var step = connection.Command(Steps[version - 1].Replace("{identity}", database.Dialect.IdentityColumn)))
             {
                 step.Transaction = tx;

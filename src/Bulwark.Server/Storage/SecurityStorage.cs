@@ -22,6 +22,7 @@ public sealed class SecurityStorage : IAsyncDisposable
         IpBlocks = new IpBlockStore(database);
         Incidents = new IncidentEventStore(database);
         Audit = new AuditStore(database);
+        ReplicaRequests = new ReplicaRequestStore(database);
     }
 
     public Database Database { get; }
@@ -29,6 +30,7 @@ public sealed class SecurityStorage : IAsyncDisposable
     public IpBlockStore IpBlocks { get; }
     public IncidentEventStore Incidents { get; }
     public AuditStore Audit { get; }
+    public ReplicaRequestStore ReplicaRequests { get; }
 
     /// <summary>Opens (creating and migrating as needed) the store the options point at.</summary>
     public static async Task<SecurityStorage> OpenAsync(DataDirectory dataDirectory, StorageOptions options, CancellationToken ct = default)

@@ -85,6 +85,11 @@ public class AdminThroughServerTests
         var pending = app.Client(key).GetAsync("/v1/wait");
         Assert.True(await Eventually.WithinAsync(TimeSpan.FromSeconds(5), () => Task.FromResult(app.Get<ActiveRequests>().Count == 1)));
         var id = app.Get<ActiveRequests>().List().Single().RequestId;
+        var table = await CliHarness.RunWithAdminKeyAsync(admin, "admin", "requests", "--url", url);
+        Assert.True(table.ExitCode == 0, table.Error);
+        var line = Assert.Single(table.Output.Split('\n'), l => l.StartsWith(id, StringComparison.Ordinal));
+        Assert.Contains(app.Get<ActiveRequestPublisher>().ReplicaId, line);
+        Assert.EndsWith("/v1/wait", line.TrimEnd());
 
         var cancelled = await CliHarness.RunWithAdminKeyAsync(admin, "admin", "cancel", id, "--url", url);
         Assert.True(cancelled.ExitCode == 0, cancelled.Error);

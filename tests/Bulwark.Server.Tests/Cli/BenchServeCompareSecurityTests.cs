@@ -19,6 +19,7 @@ public class BenchServeCompareSecurityTests
         Assert.Equal(12, root.GetProperty("requests").GetInt32());
         Assert.Equal(3, root.GetProperty("warmup").GetInt32());
         Assert.Equal(1, root.GetProperty("max_tokens").GetInt32());
+        Assert.False(root.GetProperty("instant_engine").GetBoolean());
         // Every request to the secured server, warm-up included, left one audit record under the bench key.
         Assert.Equal(15, root.GetProperty("audited").GetInt64());
         foreach (var side in new[] { "on", "off" })
@@ -58,6 +59,27 @@ public class BenchServeCompareSecurityTests
         var result = await CliHarness.RunAsync(["bench", "serve", "--compare-security", .. flags.Split(' ')]);
         Assert.Equal(2, result.ExitCode);
         Assert.Contains(message, result.Error);
+    }
+
+    [Fact]
+    public async Task TheInstantEngineRunsTheSameComparisonWithoutGenerating()
+    {
+        var result = await CliHarness.RunAsync("bench", "serve", "--compare-security", "--instant-engine", "--requests", "10", "--warmup", "0", "--max-tokens", "3", "--json");
+        Assert.True(result.ExitCode == 0, result.Error);
+        using var json = JsonDocument.Parse(result.Output);
+        Assert.True(json.RootElement.GetProperty("instant_engine").GetBoolean());
+        Assert.Equal(10, json.RootElement.GetProperty("audited").GetInt64());
+
+        var text = await CliHarness.RunAsync("bench", "serve", "--compare-security", "--instant-engine", "--requests", "1", "--warmup", "0");
+        Assert.Contains("(instant stand-in: tokenizer only, no generation)", text.Output);
+    }
+
+    [Fact]
+    public async Task TheInstantEngineNeedsCompareSecurity()
+    {
+        var result = await CliHarness.RunAsync("bench", "serve", "--url", "http://127.0.0.1:9", "--instant-engine");
+        Assert.Equal(2, result.ExitCode);
+        Assert.Contains("--instant-engine applies only to --compare-security", result.Error);
     }
 
     [Fact]

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Http.Json;
+using System.Text.Json;
 using Bulwark.Server.Incidents;
 using System.Security.Cryptography;
 using Bulwark.Server.Security;
@@ -49,13 +50,26 @@ public class ReplicaTests
             var pending = client.GetAsync("/v1/wait");
             Assert.True(await Eventually.WithinAsync(TimeSpan.FromSeconds(5), () => Task.FromResult(b.Get<ActiveRequests>().Count == 1)));
             var id = b.Get<ActiveRequests>().List().Single().RequestId;
-            // Replica A does not serve it, so its own list does not show it; the cancel still reaches B.
+            // Replica A does not serve it, yet its admin API lists it, with the replica that does, within a publication period or two.
             Assert.Equal(0, a.Get<ActiveRequests>().Count);
+            using var adminOnA = a.Client(admin);
+            JsonElement? listed = null;
+            Assert.True(await Eventually.WithinAsync(ActiveRequestPublisher.Period * 3, async () =>
+            {
+                var rows = (await adminOnA.GetFromJsonAsync<JsonElement>("/admin/requests")).GetProperty("data");
+                listed = rows.EnumerateArray().Where(r => r.GetProperty("id").GetString() == id).Select(r => (JsonElement?)r).FirstOrDefault();
+                return listed is not null;
+            }), "replica A's admin API did not list the request replica B serves");
+            Assert.Equal(b.Get<ActiveRequestPublisher>().ReplicaId, listed!.Value.GetProperty("replica").GetString());
+            Assert.Equal("/v1/wait", listed.Value.GetProperty("route").GetString());
 
             using var cancel = await a.Client(admin).PostAsync($"/admin/requests/{id}/cancel", null);
             Assert.Equal(HttpStatusCode.Accepted, cancel.StatusCode);
             await Assert.ThrowsAnyAsync<HttpRequestException>(() => pending.WaitAsync(TimeSpan.FromSeconds(1)));
             Assert.Equal(0, b.Get<ActiveRequests>().Count);
+            // Once B has published again, the request is gone from A's listing too.
+            Assert.True(await Eventually.WithinAsync(ActiveRequestPublisher.Period * 3, async () =>
+                !(await adminOnA.GetFromJsonAsync<JsonElement>("/admin/requests")).GetProperty("data").EnumerateArray().Any(r => r.GetProperty("id").GetString() == id)));
         }
     }
 

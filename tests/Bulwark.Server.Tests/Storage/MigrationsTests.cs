@@ -34,6 +34,39 @@ public class MigrationsTests
         }
     }
 
+    /// <summary>Replicas started together on an empty store (a fresh deployment) must all come up.</summary>
+    [Theory]
+    [InlineData(TestDatabases.Sqlite)]
+    [InlineData(TestDatabases.Postgres)]
+    public async Task SeveralProcessesMigratingAFreshStoreAtOnceAllSucceed(string kind)
+    {
+        var file = Path.Combine(Bulwark.Testing.Fixtures.NewTempDirectory("migrate"), "bulwark.db");
+        var schema = TestDatabases.NewSchemaName();
+        // One Database (connection pool) per "process".
+        var databases = Enumerable.Range(0, 4).Select(_ => kind == TestDatabases.Sqlite
+            ? Database.Sqlite(file)
+            : Database.Postgres(TestDatabases.PostgresConnectionString, schema)).ToList();
+        try
+        {
+            using var go = new ManualResetEventSlim();
+            var runs = databases.Select(d => Task.Run(async () =>
+            {
+                go.Wait();
+                await Migrations.ApplyAsync(d);
+            })).ToList();
+            go.Set();
+            await Task.WhenAll(runs);
+
+            await using var connection = await databases[0].OpenAsync();
+            await using var command = connection.Command("SELECT COUNT(*) FROM schema_migrations");
+            Assert.Equal((long)Migrations.Latest, Convert.ToInt64(await command.ExecuteScalarAsync()));
+        }
+        finally
+        {
+            foreach (var d in databases) await d.DisposeAsync();
+        }
+    }
+
     [Theory]
     [InlineData(TestDatabases.Sqlite)]
     [InlineData(TestDatabases.Postgres)]
