@@ -21,8 +21,10 @@ public sealed class ModelsQuantizeCommandTests
         var registry = ModelRegistry.Open(DataDirectory.Resolve(dataDir).EnsureCreated());
         Assert.Equal("safetensors", (await registry.AddAsync("syn", Path.Combine(root, "hf"), new AddOptions())).Format);
 
-        var result = await CliHarness.RunAsync("models", "quantize", "syn", "--to", "q8_0", "--no-check", "--data-dir", dataDir);
+        // The check runs the quantized GGUF against its safetensors parent on the probe set; Q8_0 passes the default gate.
+        var result = await CliHarness.RunAsync("models", "quantize", "syn", "--to", "q8_0", "--data-dir", dataDir);
         Assert.True(result.ExitCode == 0, result.Error);
+        Assert.Equal(GateStatus.Passed, new QuantizationGate(registry, TimeProvider.System).Status("syn", registry.Manifest("syn", "v2")).Status);
 
         var added = registry.Manifest("syn", "v2");
         Assert.Equal(("gguf", "q8_0", "v1"), (added.Format, added.Quantization, added.Parent));
