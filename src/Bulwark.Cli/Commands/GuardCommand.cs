@@ -18,6 +18,7 @@ internal static class GuardCommand
         command.Subcommands.Add(Scan());
         command.Subcommands.Add(Eval());
         command.Subcommands.Add(Train());
+        command.Subcommands.Add(CrossValidate());
         return command;
     }
 
@@ -104,6 +105,41 @@ internal static class GuardCommand
             Print(output, "cross-validated, flag policy", cv.Flag);
             Print(output, "cross-validated, block policy", cv.Block);
             output.WriteLine($"wrote {r.GetValue(outFile)} ({bytes.Length} bytes, sha256 {Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(bytes))})");
+            return 0;
+        }));
+        return command;
+    }
+
+    private static Command CrossValidate()
+    {
+        var data = new Option<string>("--data") { Description = "Labelled JSON Lines (text, label, source).", Required = true };
+        var folds = new Option<int>("--folds") { Description = "Number of folds, at least 2 (default 5).", DefaultValueFactory = _ => 5 };
+        var json = new Option<bool>("--json") { Description = "Print one JSON object: overall figures per policy and per source." };
+        var command = new Command("cv", "Cross-validate the training recipe honestly: each fold is scored by a model trained on the other folds, at thresholds calibrated by an inner cross-validation on those folds only; near-duplicate texts share a fold.")
+        {
+            data, folds, json,
+        };
+        command.SetAction(r => Run(r, output =>
+        {
+            var texts = LabeledText.ReadJsonLines(r.GetValue(data)!);
+            var k = r.GetValue(folds);
+            if (k < 2) throw new ArgumentException($"--folds must be at least 2; got {k}");
+            var cv = new InjectionTrainer(new InjectionTrainingOptions { Folds = k }).NestedCrossValidate(texts);
+            if (r.GetValue(json))
+            {
+                object Figures(InjectionEvaluation e) => new
+                {
+                    overall = JsonSerializer.Deserialize<JsonElement>(Json(e.Overall)),
+                    sources = e.BySource.ToDictionary(p => p.Key, p => JsonSerializer.Deserialize<JsonElement>(Json(p.Value))),
+                };
+                output.WriteLine(JsonSerializer.Serialize(new { folds = k, flag = Figures(cv.Flag), block = Figures(cv.Block) }));
+                return 0;
+            }
+            output.WriteLine($"{k}-fold nested cross-validation of {texts.Count} texts ({texts.Count(t => t.IsAttack)} attacks)");
+            output.WriteLine($"flag thresholds per fold:  {string.Join(", ", cv.FlagThresholds.Select(t => t.ToString("F4", System.Globalization.CultureInfo.InvariantCulture)))}");
+            output.WriteLine($"block thresholds per fold: {string.Join(", ", cv.BlockThresholds.Select(t => t.ToString("F4", System.Globalization.CultureInfo.InvariantCulture)))}");
+            Print(output, "flag policy", cv.Flag);
+            Print(output, "block policy", cv.Block);
             return 0;
         }));
         return command;

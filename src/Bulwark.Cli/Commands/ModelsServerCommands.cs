@@ -1,6 +1,4 @@
 using System.CommandLine;
-using System.Net;
-using System.Text;
 using System.Text.Json;
 
 namespace Bulwark.Cli.Commands;
@@ -20,10 +18,10 @@ internal static class ModelsServerCommands
         var url = UrlOption(required: true);
         var name = new Argument<string>("name") { Description = "A registered model name." };
         var version = new Option<string?>("--version") { Description = "Version to load (default: the registry's serving version)." };
-        var command = new Command("load", $"Load a registered model into a running server, verified first (needs --url and ${AdminCommand.AdminKeyVariable}).") { name, version, url };
+        var command = new Command("load", $"Load a registered model into a running server, verified first (needs --url and ${AdminApi.KeyVariable}).") { name, version, url };
         command.SetAction((r, ct) => CliRun.RunAsync(r, async output =>
         {
-            var body = r.GetValue(version) is { } v ? JsonSerializer.Serialize(new { version = v }) : "{}";
+            object body = r.GetValue(version) is { } v ? new { version = v } : new { };
             var answer = await PostAsync(r.GetValue(url)!, $"admin/models/{Uri.EscapeDataString(r.GetValue(name)!)}/load", body, ct);
             var loaded = answer.GetProperty("loaded");
             output.WriteLine($"loaded {loaded.GetProperty("id").GetString()} {loaded.GetProperty("version").GetString()}");
@@ -39,7 +37,7 @@ internal static class ModelsServerCommands
         var command = new Command("unload", "Stop serving a model in a running server; requests it is running finish first.") { name, url };
         command.SetAction((r, ct) => CliRun.RunAsync(r, async output =>
         {
-            var answer = await PostAsync(r.GetValue(url)!, $"admin/models/{Uri.EscapeDataString(r.GetValue(name)!)}/unload", "{}", ct);
+            var answer = await PostAsync(r.GetValue(url)!, $"admin/models/{Uri.EscapeDataString(r.GetValue(name)!)}/unload", new { }, ct);
             var gone = answer.GetProperty("unloaded");
             output.WriteLine($"unloaded {gone.GetProperty("id").GetString()} ({gone.GetProperty("in_flight").GetInt32()} requests finishing on it)");
             return 0;
@@ -54,17 +52,14 @@ internal static class ModelsServerCommands
         var command = new Command("loaded", "List the models a running server has loaded, and the memory they hold.") { url, json };
         command.SetAction((r, ct) => CliRun.RunAsync(r, async output =>
         {
-            using var http = AdminCommand.AdminClient(r.GetValue(url)!);
-            using var response = await http.GetAsync("admin/models", ct);
-            var text = await response.Content.ReadAsStringAsync(ct);
-            if (response.StatusCode != HttpStatusCode.OK) throw new CliException($"the server answered {(int)response.StatusCode}: {AdminCommand.ErrorMessage(text)}");
+            using var server = AdminApi.Connect(r.GetValue(url)!);
+            var answer = await server.SendAsync(HttpMethod.Get, "admin/models", null, ct);
             if (r.GetValue(json))
             {
-                output.WriteLine(text);
+                output.WriteLine(answer.GetRawText());
                 return 0;
             }
-            using var document = JsonDocument.Parse(text);
-            var loaded = document.RootElement.GetProperty("loaded");
+            var loaded = answer.GetProperty("loaded");
             if (loaded.GetArrayLength() == 0) output.WriteLine("no model loaded");
             foreach (var m in loaded.EnumerateArray())
                 output.WriteLine($"{(m.GetProperty("default").GetBoolean() ? "*" : " ")} {m.GetProperty("id").GetString(),-24} {m.GetProperty("version").GetString() ?? "-",-5} " +
@@ -78,7 +73,7 @@ internal static class ModelsServerCommands
     public static Task<int> UseAsync(ParseResult r, string url, string name, string version, CancellationToken ct) =>
         CliRun.RunAsync(r, async output =>
         {
-            var answer = await PostAsync(url, $"admin/models/{Uri.EscapeDataString(name)}/use", JsonSerializer.Serialize(new { version }), ct);
+            var answer = await PostAsync(url, $"admin/models/{Uri.EscapeDataString(name)}/use", new { version }, ct);
             output.WriteLine(Switched(name, answer));
             return 0;
         });
@@ -87,14 +82,14 @@ internal static class ModelsServerCommands
     public static Task<int> RollbackAsync(ParseResult r, string url, string name, CancellationToken ct) =>
         CliRun.RunAsync(r, async output =>
         {
-            var answer = await PostAsync(url, $"admin/models/{Uri.EscapeDataString(name)}/rollback", "{}", ct);
+            var answer = await PostAsync(url, $"admin/models/{Uri.EscapeDataString(name)}/rollback", new { }, ct);
             output.WriteLine(Switched(name, answer));
             return 0;
         });
 
     public static Option<string?> UrlOption(bool required) => new("--url")
     {
-        Description = $"Act on the running server at this URL through its admin API (admin key from ${AdminCommand.AdminKeyVariable}); " +
+        Description = $"Act on the running server at this URL through its admin API (admin key from ${AdminApi.KeyVariable}); " +
                       "http only to a loopback address.",
         Required = required,
     };
@@ -107,15 +102,10 @@ internal static class ModelsServerCommands
             : $"{name}: serving {serving}";
     }
 
-    private static async Task<JsonElement> PostAsync(string url, string path, string body, CancellationToken ct)
+    private static async Task<JsonElement> PostAsync(string url, string path, object body, CancellationToken ct)
     {
-        using var http = AdminCommand.AdminClient(url);
         // Loading a large model takes a while: the server answers once it serves.
-        http.Timeout = TimeSpan.FromMinutes(30);
-        using var response = await http.PostAsync(path, new StringContent(body, Encoding.UTF8, "application/json"), ct);
-        var text = await response.Content.ReadAsStringAsync(ct);
-        if (!response.IsSuccessStatusCode) throw new CliException($"the server answered {(int)response.StatusCode}: {AdminCommand.ErrorMessage(text)}");
-        using var document = JsonDocument.Parse(text);
-        return document.RootElement.Clone();
+        using var server = AdminApi.Connect(url, TimeSpan.FromMinutes(30));
+        return await server.SendAsync(HttpMethod.Post, path, body, ct);
     }
 }

@@ -60,6 +60,7 @@ public sealed class CompletionEndpoint(
                 c.Text.Append(delta.Text);
                 if (delta.Tokens is not null) c.Tokens.AddRange(delta.Tokens);
                 if (delta.Finish != FinishReason.None) c.Finish = delta.Finish;
+                if (delta.Format is not null) c.Format = delta.Format;
             }
         }
         catch (OperationCanceledException) when (drain.HardStop.IsCancellationRequested && !context.RequestAborted.IsCancellationRequested)

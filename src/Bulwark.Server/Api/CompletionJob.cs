@@ -32,6 +32,9 @@ public sealed record CompletionJob
 
     public string? User { get; init; }
 
+    /// <summary><c>response_format</c> <c>json_object</c>/<c>json_schema</c>: each choice's final text is checked (null: plain text).</summary>
+    public Guardrails.Output.JsonOutputFormat? ResponseFormat { get; init; }
+
     /// <summary>What the quota reserves up front: the prompt plus every choice's max_tokens.</summary>
     public long ReservedTokens => PromptTokenIds.Length + (long)Choices * MaxTokens;
 

@@ -19,6 +19,7 @@ public sealed class CompletionResponseWriter(CompletionJob job, string id, long 
         public readonly StringBuilder Text = new();
         public readonly List<GeneratedToken> Tokens = [];
         public FinishReason Finish;
+        public Guardrails.Output.FormatCheck? Format;
     }
 
     public void WriteResponse(Utf8JsonWriter json, IReadOnlyList<Choice> choices, int promptTokens, int completionTokens)
@@ -42,6 +43,7 @@ public sealed class CompletionResponseWriter(CompletionJob job, string id, long 
             else json.WriteString("text", c.Text.ToString());
             WriteLogprobs(json, c.Tokens, 0);
             json.WriteString("finish_reason", Name(c.Finish));
+            WriteFormatCheck(json, c.Format);
             json.WriteEndObject();
         }
         json.WriteEndArray();
@@ -67,6 +69,7 @@ public sealed class CompletionResponseWriter(CompletionJob job, string id, long 
         else json.WriteString("text", delta.Text);
         WriteLogprobs(json, delta.Tokens ?? [], textOffset);
         if (delta.Finish == FinishReason.None) json.WriteNull("finish_reason"); else json.WriteString("finish_reason", Name(delta.Finish));
+        WriteFormatCheck(json, delta.Format);
         json.WriteEndObject();
         json.WriteEndArray();
         if (job.IncludeUsage) json.WriteNull("usage");
@@ -81,6 +84,19 @@ public sealed class CompletionResponseWriter(CompletionJob job, string id, long 
         json.WriteStartArray("choices");
         json.WriteEndArray();
         WriteUsage(json, promptTokens, completionTokens);
+        json.WriteEndObject();
+    }
+
+    /// <summary>
+    /// Bulwark's extension on a finished choice of a request with a JSON <c>response_format</c>:
+    /// <c>"format_check": {"valid": true}</c> or <c>{"valid": false, "error": "$.age: expected integer; got string"}</c>.
+    /// </summary>
+    private static void WriteFormatCheck(Utf8JsonWriter json, Guardrails.Output.FormatCheck? check)
+    {
+        if (check is null) return;
+        json.WriteStartObject("format_check");
+        json.WriteBoolean("valid", check.Valid);
+        if (check.Error is not null) json.WriteString("error", check.Error);
         json.WriteEndObject();
     }
 

@@ -9,7 +9,9 @@ namespace Bulwark.Server.Api;
 /// came from, when logprobs were asked for (their text may already have been shown, or be
 /// held back by a possible stop string).
 /// </summary>
-public readonly record struct ChoiceDelta(int Index, string Text, FinishReason Finish, IReadOnlyList<GeneratedToken>? Tokens, bool MatchedStopString = false);
+/// <see cref="Format"/> is set on a choice's last delta when the request asked for JSON output.
+public readonly record struct ChoiceDelta(int Index, string Text, FinishReason Finish, IReadOnlyList<GeneratedToken>? Tokens, bool MatchedStopString = false,
+    Guardrails.Output.FormatCheck? Format = null);
 
 /// <summary>
 /// Runs the <c>n</c> choices of one job against the backend at the same time and merges their
@@ -54,7 +56,9 @@ public sealed class CompletionRun(
     {
         await Task.Yield();
         var matcher = new StopStringMatcher(job.Stop);
-        var filter = guard?.Begin();
+        var filter = guard?.Begin(caller, job);
+        // With response_format JSON the client's final text (after the guard) is checked when the choice ends.
+        var sent = job.ResponseFormat is null ? null : new System.Text.StringBuilder();
         List<GeneratedToken>? pending = job.TopLogprobs is null ? null : [];
         var last = 0L;
         var request = job.ToGenerationRequest(index, caller);
@@ -78,20 +82,27 @@ public sealed class CompletionRun(
             if (filter is { Blocked: true })
             {
                 // The output guard ended this choice: what it let through is the last text; returning cancels the sequence.
-                output.TryWrite(new ChoiceDelta(index, text, FinishReason.ContentFilter, Take(ref pending)));
+                output.TryWrite(new ChoiceDelta(index, text, FinishReason.ContentFilter, Take(ref pending), Format: Check(sent, text)));
                 return;
             }
             var finish = matcher.Stopped ? FinishReason.Stop : token.Finish;
             if (finish != FinishReason.None)
             {
-                output.TryWrite(new ChoiceDelta(index, text + Close(filter, matcher.Flush()), finish, Take(ref pending), matcher.Stopped));
+                var final = text + Close(filter, matcher.Flush());
+                output.TryWrite(new ChoiceDelta(index, final, finish, Take(ref pending), matcher.Stopped, Check(sent, final)));
                 return;
             }
+            sent?.Append(text);
             if (text.Length > 0) output.TryWrite(new ChoiceDelta(index, text, FinishReason.None, Take(ref pending)));
         }
         // A backend that ends without a finish reason stopped at its own length bound.
-        output.TryWrite(new ChoiceDelta(index, Close(filter, matcher.Flush()), FinishReason.Length, Take(ref pending)));
+        var rest = Close(filter, matcher.Flush());
+        output.TryWrite(new ChoiceDelta(index, rest, FinishReason.Length, Take(ref pending), Format: Check(sent, rest)));
     }
+
+    /// <summary>The check of a choice's whole text (what was sent plus <paramref name="last"/>), or null without a JSON response_format.</summary>
+    private Guardrails.Output.FormatCheck? Check(System.Text.StringBuilder? sent, string last) =>
+        sent is null ? null : job.ResponseFormat!.Check(sent.Append(last).ToString());
 
     private static string Pass(IOutputFilter? filter, string text) => filter is null ? text : filter.Push(text);
 

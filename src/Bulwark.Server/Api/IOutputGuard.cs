@@ -11,6 +11,9 @@ public interface IOutputGuard
 {
     /// <summary>A filter for one choice, or null when the guard is off.</summary>
     IOutputFilter? Begin();
+
+    /// <summary>A filter for one choice of <paramref name="job"/> made for <paramref name="caller"/> (guards that depend on the tenant or the request override this).</summary>
+    IOutputFilter? Begin(RequestCaller caller, CompletionJob job) => Begin();
 }
 
 /// <summary>Transforms one choice's text as it streams; may hold text back until <see cref="Flush"/>.</summary>

@@ -22,6 +22,12 @@ public sealed record AuditRecord
     public long? LatencyMicroseconds { get; init; }
     /// <summary>Why the request was refused (<c>missing_credentials</c>, <c>invalid_key</c>, <c>rate_limit:tokens</c>, ...).</summary>
     public string? Reason { get; init; }
+    /// <summary>
+    /// The input guard's verdict on a request it scanned, as compact JSON:
+    /// <c>{"decision":"flag","score":0.4123,"rules":["instruction-override"]}</c>. Rule ids and a
+    /// score only, never text (the text goes to <see cref="Detail"/> only for opted-in tenants).
+    /// </summary>
+    public string? Guard { get; init; }
     /// <summary>Admin action subject, or opted-in content.</summary>
     public string? Detail { get; init; }
 

@@ -105,14 +105,16 @@ public static class BulwarkServer
                 sp.GetRequiredService<ServerMetrics>(), sp.GetService<Audit.AuditWriter>(), sp.GetRequiredService<ILoggerFactory>().CreateLogger("Bulwark.Models"),
                 sp.GetRequiredService<TimeProvider>()));
             services.AddSingleton<IRequestPolicy, KeyPolicy>();
-            services.AddSingleton<IOutputGuard>(settings.RedactSecrets ? new SecretRedactionGuard(Guardrails.Output.OutputGuardModes.Read(builder.Configuration)) : NoOutputGuard.Instance);
+            services.AddSingleton<IOutputGuard>(Guardrails.Output.HtmlEscapingGuard.Wrap(
+                settings.RedactSecrets ? new SecretRedactionGuard(Guardrails.Output.OutputGuardModes.Read(builder.Configuration)) : NoOutputGuard.Instance,
+                Guardrails.Output.HtmlEscapeOptions.Read(builder.Configuration)));
             // After every provider the host or the caller added: each log line passes the secret redactor.
             builder.Logging.AddBulwarkRedaction();
         }
         else
         {
             services.AddSingleton<IRequestPolicy>(OpenPolicy.Instance);
-            services.AddSingleton<IOutputGuard>(NoOutputGuard.Instance);
+            services.AddSingleton<IOutputGuard>(Guardrails.Output.HtmlEscapingGuard.Wrap(NoOutputGuard.Instance, Guardrails.Output.HtmlEscapeOptions.Read(builder.Configuration)));
         }
 
         var app = builder.Build();

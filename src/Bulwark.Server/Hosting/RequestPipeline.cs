@@ -34,7 +34,7 @@ public static class RequestPipeline
         app.UseMiddleware<Bulwark.Server.Guardrails.Input.InputGuardMiddleware>();
         // 4 Contract, 6 Prompt, 7 Admission, 8 Backend run inside the endpoints, in that order:
         //   parser (validate) → chat template/tokens → AdmissionGate → IGenerationBackend.
-        // 9 Output guard: stop strings, then IOutputGuard (SecretRedactionGuard) on every choice's text, in CompletionRun.
+        // 9 Output guard: stop strings, then IOutputGuard (SecretRedactionGuard, HtmlEscapingGuard when opted in) on every choice's text, and the JSON response_format check, in CompletionRun.
         ApiRoutes.Map(app);
         if (secured) app.MapBulwarkAdmin();
         if (secured) app.MapModelAdmin();

@@ -19,7 +19,8 @@ public sealed record CreateKeyRequest(
     [property: JsonPropertyName("concurrency")] long Concurrency = 0,
     [property: JsonPropertyName("priority")] int Priority = 0,
     [property: JsonPropertyName("expires_at")] DateTimeOffset? ExpiresAt = null,
-    [property: JsonPropertyName("admin")] bool Admin = false);
+    [property: JsonPropertyName("admin")] bool Admin = false,
+    [property: JsonPropertyName("guard")] string? Guard = null);
 
 public sealed record IpBlockRequest([property: JsonPropertyName("cidr")] string Cidr, [property: JsonPropertyName("reason")] string? Reason = null);
 
@@ -38,13 +39,14 @@ public static class AdminEndpoints
 
         admin.MapPost("/keys", async (CreateKeyRequest body, KeyIssuer issuer, HttpContext context) =>
         {
-            var spec = new KeySpec
-            {
-                Name = body.Name ?? "", Tenant = body.Tenant ?? "default", Models = body.Models ?? [], Priority = body.Priority,
-                Limits = new KeyLimits(body.Rpm, body.Tpm, body.TokensPerDay, body.Concurrency), ExpiresAt = body.ExpiresAt, IsAdmin = body.Admin,
-            };
             try
             {
+                var spec = new KeySpec
+                {
+                    Name = body.Name ?? "", Tenant = body.Tenant ?? "default", Models = body.Models ?? [], Priority = body.Priority,
+                    Limits = new KeyLimits(body.Rpm, body.Tpm, body.TokensPerDay, body.Concurrency), ExpiresAt = body.ExpiresAt, IsAdmin = body.Admin,
+                    Guard = body.Guard is null ? null : Guardrails.Input.GuardPolicyNames.ParseForKey(body.Guard, "guard"),
+                };
                 var issued = await issuer.CreateAsync(spec, Actor(context), context.RequestAborted);
                 return Results.Json(KeyView.Of(issued.Record, issued.Key), statusCode: StatusCodes.Status201Created);
             }
@@ -110,6 +112,7 @@ public static class KeyView
             ["rpm"] = k.Limits.RequestsPerMinute, ["tpm"] = k.Limits.TokensPerMinute, ["tokens_per_day"] = k.Limits.TokensPerDay,
             ["concurrency"] = k.Limits.MaxConcurrent, ["priority"] = k.Priority, ["expires_at"] = k.ExpiresAt, ["revoked"] = k.Revoked,
             ["created_at"] = k.CreatedAt, ["last_used_at"] = k.LastUsedAt, ["replaced_by"] = k.ReplacedBy,
+            ["guard"] = k.Guard is { } guard ? Guardrails.Input.GuardPolicyNames.Name(guard) : null,
         };
         if (key is not null) view["key"] = key;
         return view;

@@ -26,4 +26,7 @@ public sealed record ApiKeyRecord(
     string? ReplacedBy)
 {
     public bool IsExpired(DateTimeOffset now) => ExpiresAt is { } at && now >= at;
+
+    /// <summary>The input guard policy for this key (<c>off|flag|block</c>); null: the tenant's or the server's. The key wins over its tenant.</summary>
+    public Guardrails.Input.GuardPolicy? Guard { get; init; }
 }

@@ -24,6 +24,8 @@ public sealed class Caller
     public KeyLimits Limits => Key?.Limits ?? KeyLimits.None;
     public int Priority => Key?.Priority ?? 0;
     public bool IsAdmin => Key?.IsAdmin ?? false;
+    /// <summary>The key's own input guard policy, or null (the tenant's applies).</summary>
+    public Guardrails.Input.GuardPolicy? Guard => Key?.Guard;
 
     public bool HasScope(string scope)
     {

@@ -18,7 +18,7 @@ public sealed class KeyIssuer(SecurityStorage storage, ApiKeyHasher hasher, Time
         spec.Validate(now);
         var (id, key) = ApiKeyFormat.Generate(spec.IsAdmin);
         var record = new ApiKeyRecord(id, hasher.Hash(key), spec.IsAdmin, spec.Tenant, spec.Name, spec.Models, spec.Limits,
-            spec.Priority, spec.ExpiresAt, Revoked: false, CreatedAt: now, LastUsedAt: null, ReplacedBy: null);
+            spec.Priority, spec.ExpiresAt, Revoked: false, CreatedAt: now, LastUsedAt: null, ReplacedBy: null) { Guard = spec.Guard };
         await storage.Keys.InsertAsync(record, ct);
         await AuditAsync("key.created", record, $"by {actor}", ct);
         return new IssuedKey(record, key);
@@ -46,6 +46,7 @@ public sealed class KeyIssuer(SecurityStorage storage, ApiKeyHasher hasher, Time
         {
             Name = old.Name, Tenant = old.Tenant, Models = old.Models, Limits = old.Limits, Priority = old.Priority,
             ExpiresAt = old.IsExpired(time.GetUtcNow()) ? null : old.ExpiresAt, IsAdmin = old.IsAdmin,
+            Guard = old.Guard,
         }, actor, ct);
         await storage.Keys.RevokeAsync(id, issued.Record.Id, ct);
         await storage.Incidents.AppendAsync(IncidentKinds.KeyChanged, id, ct);

@@ -14,6 +14,8 @@ public sealed record KeySpec
     public int Priority { get; init; }
     public DateTimeOffset? ExpiresAt { get; init; }
     public bool IsAdmin { get; init; }
+    /// <summary>Input guard policy of this key, overriding its tenant's; null: no override.</summary>
+    public Guardrails.Input.GuardPolicy? Guard { get; init; }
 
     /// <summary>Throws <see cref="ArgumentException"/> naming the field, the value and the limit.</summary>
     public void Validate(DateTimeOffset now)

@@ -106,6 +106,7 @@ public sealed class SecurityMiddleware(
             LatencyMicroseconds = (long)Stopwatch.GetElapsedTime(started).TotalMicroseconds,
             Reason = reason ?? usage?.RejectionReason,
             Detail = caller is not null && usage?.Content is { } content && _contentTenants.Contains(caller.Tenant) ? content : null,
+            Guard = context.Features.Get<Guardrails.Input.InjectionVerdict>()?.ToAuditJson(),
         });
     }
 

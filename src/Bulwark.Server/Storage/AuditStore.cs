@@ -17,11 +17,11 @@ public sealed class AuditStore(Database database)
         foreach (var r in records)
         {
             await using var insert = connection.Command(
-                "INSERT INTO audit_events (at, kind, request_id, key_id, tenant, model, client_ip, route, status, prompt_tokens, completion_tokens, latency_us, reason, detail) " +
-                "VALUES (@at, @kind, @rid, @key, @tenant, @model, @ip, @route, @status, @pt, @ct, @lat, @reason, @detail)",
+                "INSERT INTO audit_events (at, kind, request_id, key_id, tenant, model, client_ip, route, status, prompt_tokens, completion_tokens, latency_us, reason, detail, guard) " +
+                "VALUES (@at, @kind, @rid, @key, @tenant, @model, @ip, @route, @status, @pt, @ct, @lat, @reason, @detail, @guard)",
                 ("@at", r.At.ToUnixTimeMilliseconds()), ("@kind", r.Kind), ("@rid", r.RequestId), ("@key", r.KeyId), ("@tenant", r.Tenant),
                 ("@model", Clean(r.Model)), ("@ip", r.ClientIp), ("@route", Clean(r.Route)), ("@status", (long?)r.Status), ("@pt", r.PromptTokens),
-                ("@ct", r.CompletionTokens), ("@lat", r.LatencyMicroseconds), ("@reason", Clean(r.Reason)), ("@detail", Clean(r.Detail)));
+                ("@ct", r.CompletionTokens), ("@lat", r.LatencyMicroseconds), ("@reason", Clean(r.Reason)), ("@detail", Clean(r.Detail)), ("@guard", r.Guard));
             insert.Transaction = tx;
             await insert.ExecuteNonQueryAsync(ct);
 
@@ -46,7 +46,7 @@ public sealed class AuditStore(Database database)
     {
         await using var connection = await database.OpenAsync(ct);
         await using var command = connection.Command(
-            "SELECT at, kind, request_id, key_id, tenant, model, client_ip, route, status, prompt_tokens, completion_tokens, latency_us, reason, detail " +
+            "SELECT at, kind, request_id, key_id, tenant, model, client_ip, route, status, prompt_tokens, completion_tokens, latency_us, reason, detail, guard " +
             (kind is null ? "FROM audit_events " : "FROM audit_events WHERE kind = @kind ") + "ORDER BY seq DESC LIMIT @limit",
             kind is null ? [("@limit", (long)limit)] : [("@kind", kind), ("@limit", (long)limit)]);
         await using var reader = await command.ExecuteReaderAsync(ct);
@@ -80,5 +80,6 @@ public sealed class AuditStore(Database database)
         LatencyMicroseconds = r.NullableInt64(11),
         Reason = r.NullableString(12),
         Detail = r.NullableString(13),
+        Guard = r.NullableString(14),
     };
 }

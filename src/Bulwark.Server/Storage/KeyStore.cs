@@ -8,19 +8,19 @@ public sealed class KeyStore(Database database)
 {
     private const string Columns =
         "id, hash, is_admin, tenant, name, models, requests_per_minute, tokens_per_minute, tokens_per_day, " +
-        "max_concurrent, priority, expires_at, revoked, created_at, last_used_at, replaced_by";
+        "max_concurrent, priority, expires_at, revoked, created_at, last_used_at, replaced_by, guard";
 
     public async Task InsertAsync(ApiKeyRecord key, CancellationToken ct = default)
     {
         await using var connection = await database.OpenAsync(ct);
         await connection.ExecuteAsync(
-            $"INSERT INTO api_keys ({Columns}) VALUES (@id, @hash, @admin, @tenant, @name, @models, @rpm, @tpm, @tpd, @conc, @prio, @exp, @rev, @created, NULL, NULL)",
+            $"INSERT INTO api_keys ({Columns}) VALUES (@id, @hash, @admin, @tenant, @name, @models, @rpm, @tpm, @tpd, @conc, @prio, @exp, @rev, @created, NULL, NULL, @guard)",
             ct,
             ("@id", key.Id), ("@hash", key.Hash), ("@admin", key.IsAdmin ? 1L : 0L), ("@tenant", key.Tenant), ("@name", key.Name),
             ("@models", string.Join(',', key.Models)), ("@rpm", key.Limits.RequestsPerMinute), ("@tpm", key.Limits.TokensPerMinute),
             ("@tpd", key.Limits.TokensPerDay), ("@conc", key.Limits.MaxConcurrent), ("@prio", (long)key.Priority),
             ("@exp", key.ExpiresAt?.ToUnixTimeMilliseconds()), ("@rev", key.Revoked ? 1L : 0L),
-            ("@created", key.CreatedAt.ToUnixTimeMilliseconds()));
+            ("@created", key.CreatedAt.ToUnixTimeMilliseconds()), ("@guard", key.Guard is { } guard ? Guardrails.Input.GuardPolicyNames.Name(guard) : null));
     }
 
     public async Task<ApiKeyRecord?> FindAsync(string id, CancellationToken ct = default)
@@ -79,5 +79,8 @@ public sealed class KeyStore(Database database)
         Revoked: r.GetInt64(12) != 0,
         CreatedAt: DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(13)),
         LastUsedAt: r.NullableInt64(14) is { } used ? DateTimeOffset.FromUnixTimeMilliseconds(used) : null,
-        ReplacedBy: r.NullableString(15));
+        ReplacedBy: r.NullableString(15))
+    {
+        Guard = r.NullableString(16) is { } guard ? Guardrails.Input.GuardPolicyNames.Parse(guard, "api_keys.guard") : null,
+    };
 }

@@ -66,6 +66,12 @@ public static class Migrations
             subject TEXT NOT NULL
         );
         """,
+        // 2: the input guard's verdict (rule ids and score as JSON, never text) on request records,
+        // and a key's own input guard policy (off|flag|block; NULL: its tenant's).
+        """
+        ALTER TABLE audit_events ADD COLUMN guard TEXT NULL;
+        ALTER TABLE api_keys ADD COLUMN guard TEXT NULL;
+        """,
     ];
 
     /// <summary>The schema version this build writes.</summary>

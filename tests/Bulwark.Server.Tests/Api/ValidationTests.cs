@@ -132,8 +132,12 @@ public sealed class ValidationTests(ValidationTests.Server server) : IClassFixtu
         // streaming options and formats
         { """{"stream_options":{"include_usage":true}}""", 400, "stream_options" },
         { """{"response_format":{"type":"text"}}""", 200, null },
-        { """{"response_format":{"type":"json_object"}}""", 400, "response_format.type" },
-        { """{"response_format":{"type":"json_schema","json_schema":{}}}""", 400, "response_format.type" },
+        { """{"response_format":{"type":"json_object"}}""", 200, null },
+        { """{"response_format":{"type":"json_schema","json_schema":{"name":"x","schema":{"type":"object","properties":{"a":{"type":"integer"}},"required":["a"]}}}}""", 200, null },
+        { """{"response_format":{"type":"json_schema","json_schema":{}}}""", 400, "response_format.json_schema.schema" },
+        { """{"response_format":{"type":"json_schema"}}""", 400, "response_format.json_schema" },
+        { """{"response_format":{"type":"json_schema","json_schema":{"schema":{"type":"string","pattern":"^a"}}}}""", 400, "response_format.json_schema.schema" },
+        { """{"response_format":{"type":"json_schema","json_schema":{"schema":{"type":"decimal"}}}}""", 400, "response_format.json_schema.schema" },
         { """{"response_format":{"type":"yaml"}}""", 400, "response_format.type" },
         { """{"tools":[{"type":"function","function":{"name":"f"}}]}""", 400, "tools" },
         // unknown fields are ignored, as OpenAI does; explicit nulls mean "default"

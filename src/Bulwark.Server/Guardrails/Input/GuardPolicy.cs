@@ -32,6 +32,19 @@ public static class GuardPolicyNames
         _ => throw new FormatException($"{field} must be one of off, flag, block; got '{value}'"),
     };
 
+    /// <summary>As <see cref="Parse"/>, but the error is an <see cref="ArgumentException"/> (what key validation reports as 400 / exit 1).</summary>
+    public static GuardPolicy ParseForKey(string value, string field)
+    {
+        try
+        {
+            return Parse(value, field);
+        }
+        catch (FormatException e)
+        {
+            throw new ArgumentException(e.Message);
+        }
+    }
+
     public static string Name(this GuardPolicy policy) => policy.ToString().ToLowerInvariant();
 
     public static string Name(this GuardDecision decision) => decision.ToString().ToLowerInvariant();

@@ -10,15 +10,28 @@ namespace Bulwark.Server.Guardrails.Input;
 /// </summary>
 public sealed class InjectionFeatures
 {
-    public InjectionFeatures(int hashBits, int minN, int maxN, IReadOnlyList<string> ruleIds)
+    public InjectionFeatures(int hashBits, int minN, int maxN, IReadOnlyList<string> ruleIds, InjectionFeatureLayout layout = InjectionFeatureLayout.None)
     {
+        if ((layout & ~InjectionFeatureLayout.All) != 0) throw new ArgumentOutOfRangeException(nameof(layout), layout, $"unknown feature layout flags {(int)layout}");
         if (hashBits is < 8 or > 24) throw new ArgumentOutOfRangeException(nameof(hashBits), hashBits, $"hashBits must be between 8 and 24; got {hashBits}");
         if (minN < 1 || maxN < minN || maxN > 8) throw new ArgumentOutOfRangeException(nameof(maxN), $"character n-gram range must be within 1..8; got {minN}..{maxN}");
         HashBits = hashBits;
         MinN = minN;
         MaxN = maxN;
         RuleIds = ruleIds;
+        Layout = layout;
     }
+
+    /// <summary>Which optional feature groups and instances are used (stored in the model file).</summary>
+    public InjectionFeatureLayout Layout { get; }
+
+    /// <summary>Length buckets of an instance (floor of log2 of its length, capped).</summary>
+    public const int LengthBuckets = 14;
+
+    /// <summary>Buckets of the number of segments of the whole text: 1, 2, 3, 4–7, 8 or more.</summary>
+    public const int SegmentBuckets = 5;
+
+    private int ShapeCount => (Layout & InjectionFeatureLayout.Shape) != 0 ? LengthBuckets + SegmentBuckets : 0;
 
     public int HashBits { get; }
     public int MinN { get; }
@@ -27,8 +40,8 @@ public sealed class InjectionFeatures
 
     public int Buckets => 1 << HashBits;
 
-    /// <summary>Hashed buckets plus one slot per rule.</summary>
-    public int Dimension => Buckets + RuleIds.Count;
+    /// <summary>Hashed buckets, one slot per rule, then the shape slots when <see cref="InjectionFeatureLayout.Shape"/> is on.</summary>
+    public int Dimension => Buckets + RuleIds.Count + ShapeCount;
 
     /// <summary>
     /// The vectors the model scores for one text: the whole text first, then each of its
@@ -39,16 +52,38 @@ public sealed class InjectionFeatures
     {
         var segments = ScanText.Segments(normalized);
         var instances = new List<(int[], float[])>(segments.Count + 1);
-        instances.Add(Extract(normalized, ruleHits));
+        if (segments.Count <= 1 || (Layout & InjectionFeatureLayout.SegmentsOnly) == 0) instances.Add(Extract(normalized, ruleHits, segments.Count));
         if (segments.Count > 1)
         {
-            foreach (var segment in segments) instances.Add(Extract(segment, ruleHits));
+            var perSegment = segments.Select(segment => (Layout & InjectionFeatureLayout.SegmentRules) != 0 ? SegmentHits(segment, ruleHits) : [.. ruleHits]).ToList();
+            // A wording rule whose match spans segments ("DAN, an AI ... . ... without restrictions") matches none of them alone: every segment carries it.
+            foreach (var id in ruleHits)
+            {
+                if (!perSegment.Any(hits => hits.Contains(id))) perSegment.ForEach(hits => hits.Add(id));
+            }
+            for (var i = 0; i < segments.Count; i++) instances.Add(Extract(segments[i], perSegment[i], segments.Count));
         }
         return instances;
     }
 
+    /// <summary>
+    /// The rules a segment carries: the text's structural hits (encodings, hidden characters: they
+    /// are properties of the whole text) and the wording rules that match the segment itself, so
+    /// the instruction planted in a document is the instance that carries the rule, not every line.
+    /// </summary>
+    private static List<string> SegmentHits(string segment, IReadOnlyCollection<string> ruleHits)
+    {
+        var hits = new List<string>(ruleHits.Count);
+        foreach (var id in ruleHits)
+        {
+            var rule = InjectionRules.ById(id);
+            if (rule.Pattern is null || rule.Matches(segment)) hits.Add(id);
+        }
+        return hits;
+    }
+
     /// <summary>Sorted distinct indices and their values.</summary>
-    public (int[] Indices, float[] Values) Extract(string normalized, IReadOnlyCollection<string> ruleHits)
+    public (int[] Indices, float[] Values) Extract(string normalized, IReadOnlyCollection<string> ruleHits, int segmentCount = 1)
     {
         var mask = (uint)Buckets - 1;
         var padded = " " + normalized + " ";
@@ -76,7 +111,7 @@ public sealed class InjectionFeatures
         {
             if (distinct == 0 || hashed[i] != hashed[distinct - 1]) hashed[distinct++] = hashed[i];
         }
-        var indices = new int[distinct + ruleHits.Count];
+        var indices = new int[distinct + ruleHits.Count + 2];
         var values = new float[indices.Length];
         hashed.AsSpan(0, distinct).CopyTo(indices);
         values.AsSpan(0, distinct).Fill(distinct == 0 ? 0f : (float)(1.0 / Math.Sqrt(distinct)));
@@ -85,6 +120,14 @@ public sealed class InjectionFeatures
         {
             if (!ruleHits.Contains(RuleIds[r])) continue;
             indices[n] = Buckets + r;
+            values[n++] = 1f;
+        }
+        if (ShapeCount > 0)
+        {
+            var shape = Buckets + RuleIds.Count;
+            indices[n] = shape + Math.Min(LengthBuckets - 1, (int)Math.Log2(normalized.Length + 1));
+            values[n++] = 1f;
+            indices[n] = shape + LengthBuckets + segmentCount switch { <= 1 => 0, 2 => 1, 3 => 2, < 8 => 3, _ => 4 };
             values[n++] = 1f;
         }
         return (indices[..n], values[..n]);
@@ -117,4 +160,22 @@ public sealed class InjectionFeatures
         }
         return words;
     }
+}
+
+/// <summary>Optional parts of <see cref="InjectionFeatures"/>; the value is stored in the model file.</summary>
+[Flags]
+public enum InjectionFeatureLayout
+{
+    None = 0,
+
+    /// <summary>A text cut into several segments is scored by its segments only, not also as a whole (a clean document that shares all but one sentence with an attacked twin then has no instance that looks like the attack).</summary>
+    SegmentsOnly = 1,
+
+    /// <summary>One-hot length bucket of the instance and segment-count bucket of the text.</summary>
+    Shape = 2,
+
+    /// <summary>A segment carries the wording rules that match the segment itself (a match spanning segments is carried by all), not every rule the whole text hit.</summary>
+    SegmentRules = 4,
+
+    All = SegmentsOnly | Shape | SegmentRules,
 }

@@ -8,14 +8,14 @@ namespace Bulwark.Server.Guardrails.Input;
 /// <see cref="InjectionFeatures"/>, a bias, and the two calibrated thresholds on its probability.
 /// The shipped file (<c>injection-model.bin</c>, embedded in this assembly) is produced by
 /// <c>bulwark guard train</c>; the format is little-endian:
-/// magic <c>BWINJ</c>, version, hash bits, n-gram range, rule ids (their order is the order of the
+/// magic <c>BWINJ</c>, version (2), hash bits, n-gram range, feature layout flags, rule ids (their order is the order of the
 /// rule features), bias, flag and block thresholds, then one float32 weight per dimension.
 /// </summary>
 public sealed class InjectionModel
 {
     public const string ResourceName = "Bulwark.Server.Guardrails.Input.injection-model.bin";
     private static readonly byte[] Magic = "BWINJ"u8.ToArray();
-    private const int Version = 1;
+    private const int Version = 2;
     private static readonly Lazy<InjectionModel> DefaultLazy = new(LoadEmbedded);
 
     public InjectionModel(InjectionFeatures features, float[] weights, float bias, float flagThreshold, float blockThreshold)
@@ -72,6 +72,7 @@ public sealed class InjectionModel
         w.Write(Features.HashBits);
         w.Write(Features.MinN);
         w.Write(Features.MaxN);
+        w.Write((int)Features.Layout);
         w.Write(Features.RuleIds.Count);
         foreach (var id in Features.RuleIds) w.Write(id);
         w.Write(Bias);
@@ -98,11 +99,12 @@ public sealed class InjectionModel
             var hashBits = r.ReadInt32();
             var minN = r.ReadInt32();
             var maxN = r.ReadInt32();
+            var layout = (InjectionFeatureLayout)r.ReadInt32();
             var ruleCount = r.ReadInt32();
             if (ruleCount is < 0 or > 1024) throw new InvalidDataException($"injection model rule count must be within 0..1024; got {ruleCount}");
             var ids = new string[ruleCount];
             for (var i = 0; i < ruleCount; i++) ids[i] = r.ReadString();
-            var features = new InjectionFeatures(hashBits, minN, maxN, ids);
+            var features = new InjectionFeatures(hashBits, minN, maxN, ids, layout);
             var bias = r.ReadSingle();
             var flag = r.ReadSingle();
             var block = r.ReadSingle();

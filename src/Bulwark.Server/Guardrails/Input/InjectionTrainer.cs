@@ -4,6 +4,16 @@ namespace Bulwark.Server.Guardrails.Input;
 public sealed record InjectionTrainingOptions
 {
     public int HashBits { get; init; } = 16;
+    public InjectionFeatureLayout Layout { get; init; } = InjectionFeatureLayout.SegmentsOnly | InjectionFeatureLayout.SegmentRules;
+
+    /// <summary>Return the average of the weights over all steps of the last half of training instead of the last weights (averaged SGD: less sensitive to the order of the last examples).</summary>
+    public bool Average { get; init; }
+
+    /// <summary>Keep rule weights non-negative (a rule hit is never evidence of innocence).</summary>
+    public bool NonNegativeRules { get; init; } = true;
+
+    /// <summary>Multiplies the weight of attacks in the loss on top of class balancing (1 = balanced).</summary>
+    public double PositiveWeight { get; init; } = 1;
     public int MinN { get; init; } = 3;
     public int MaxN { get; init; } = 5;
     public int Epochs { get; init; } = 20;
@@ -31,21 +41,76 @@ public sealed class InjectionTrainer(InjectionTrainingOptions options)
     public InjectionTrainingOptions Options { get; } = options;
 
     /// <summary>One text turned into features once, reused by every fold.</summary>
-    public sealed record Example(List<(int[] Indices, float[] Values)> Instances, bool IsAttack, string Source, GuardDecision Floor);
+    public sealed record Example(List<(int[] Indices, float[] Values)> Instances, bool IsAttack, string Source, GuardDecision Floor)
+    {
+        /// <summary>Near-duplicate group (see <see cref="GroupNearDuplicates"/>): texts of one group always share a fold.</summary>
+        public int Group { get; set; } = -1;
+    }
 
     public InjectionFeatures NewFeatures() =>
-        new(Options.HashBits, Options.MinN, Options.MaxN, InjectionRules.Default.Select(r => r.Id).ToArray());
+        new(Options.HashBits, Options.MinN, Options.MaxN, InjectionRules.Default.Select(r => r.Id).ToArray(), Options.Layout);
 
     public static List<Example> Prepare(InjectionFeatures features, IEnumerable<LabeledText> texts)
     {
         var examples = new List<Example>();
+        var segments = new List<string[]>();
         foreach (var t in texts)
         {
             var scan = ScanText.From(t.Text);
             var hits = InjectionRules.Hits(t.Text, scan);
             examples.Add(new Example(features.Instances(scan.Normalized, hits), t.IsAttack, t.Source, InjectionScanner.Floor(hits)));
+            segments.Add(ScanText.Segments(scan.Normalized).Distinct(StringComparer.Ordinal).ToArray());
         }
+        GroupNearDuplicates(examples, segments);
         return examples;
+    }
+
+    /// <summary>Segments shared by more texts than this are boilerplate (a code fence, a table rule) and do not link texts.</summary>
+    private const int CommonSegment = 16;
+
+    /// <summary>
+    /// Puts texts of one source that share at least half of the smaller one's segments into one
+    /// group (union-find), so cross-validation never trains on a document and scores its
+    /// near-copy: BIPIA holds every document once clean and once with an instruction inserted,
+    /// and deepset reuses the same questions in many of its texts. Without this the figures
+    /// measure memory of the other copy, not detection.
+    /// </summary>
+    public static void GroupNearDuplicates(IReadOnlyList<Example> examples, IReadOnlyList<string[]> segments)
+    {
+        var parent = Enumerable.Range(0, examples.Count).ToArray();
+        int Find(int i)
+        {
+            while (parent[i] != i) i = parent[i] = parent[parent[i]];
+            return i;
+        }
+        var bySegment = new Dictionary<(string Source, string Segment), List<int>>();
+        for (var i = 0; i < examples.Count; i++)
+        {
+            foreach (var segment in segments[i])
+            {
+                var key = (examples[i].Source, segment);
+                if (!bySegment.TryGetValue(key, out var list)) bySegment[key] = list = [];
+                list.Add(i);
+            }
+        }
+        for (var i = 0; i < examples.Count; i++)
+        {
+            var shared = new Dictionary<int, int>();
+            foreach (var segment in segments[i])
+            {
+                var list = bySegment[(examples[i].Source, segment)];
+                if (list.Count > CommonSegment) continue;
+                foreach (var j in list)
+                {
+                    if (j > i) shared[j] = shared.GetValueOrDefault(j) + 1;
+                }
+            }
+            foreach (var (j, count) in shared)
+            {
+                if (2 * count >= Math.Min(segments[i].Length, segments[j].Length)) parent[Find(i)] = Find(j);
+            }
+        }
+        for (var i = 0; i < examples.Count; i++) examples[i].Group = Find(i);
     }
 
     /// <summary>
@@ -56,13 +121,53 @@ public sealed class InjectionTrainer(InjectionTrainingOptions options)
     public (InjectionModel Model, InjectionCrossValidation CrossValidation) Train(IReadOnlyList<LabeledText> texts)
     {
         var features = NewFeatures();
-        var ordered = texts.OrderBy(t => t.Source, StringComparer.Ordinal).ThenBy(t => t.IsAttack).ThenBy(t => t.Text, StringComparer.Ordinal).ToList();
-        var examples = Prepare(features, ordered);
+        var examples = Prepare(features, Canonical(texts));
         var scores = CrossValidatedScores(features, examples, out _);
         var (flag, block) = Calibrate(scores, examples);
-        var (weights, bias) = Fit(features.Dimension, examples);
+        var (weights, bias) = Fit(features, examples);
         var model = new InjectionModel(features, weights, bias, flag, block);
         return (model, InjectionCrossValidation.Of(new InjectionScanner(model), examples, scores));
+    }
+
+    private static List<LabeledText> Canonical(IEnumerable<LabeledText> texts) =>
+        texts.OrderBy(t => t.Source, StringComparer.Ordinal).ThenBy(t => t.IsAttack).ThenBy(t => t.Text, StringComparer.Ordinal).ToList();
+
+    /// <summary>
+    /// Honest k-fold cross-validation of the whole recipe: for each fold, the thresholds are
+    /// calibrated by an inner cross-validation on the other folds only, the model is trained on
+    /// the other folds, and the fold is scored at those thresholds. Nothing about the scored fold
+    /// (not even its score distribution) reaches its model or thresholds.
+    /// </summary>
+    public InjectionNestedCrossValidation NestedCrossValidate(IReadOnlyList<LabeledText> texts)
+    {
+        var features = NewFeatures();
+        var examples = Prepare(features, Canonical(texts));
+        var folds = AssignFolds(examples, Options.Folds);
+        var flagThresholds = new float[Options.Folds];
+        var blockThresholds = new float[Options.Folds];
+        var scores = new double[examples.Count];
+        var flagged = new bool[examples.Count];
+        var blocked = new bool[examples.Count];
+        for (var f = 0; f < Options.Folds; f++)
+        {
+            var fold = f;
+            var train = examples.Where((_, i) => folds[i] != fold).ToList();
+            var inner = CrossValidatedScores(features, train, out _);
+            var (flag, block) = Calibrate(inner, train);
+            var (weights, bias) = Fit(features, train);
+            var scanner = new InjectionScanner(new InjectionModel(features, weights, bias, flag, block));
+            (flagThresholds[f], blockThresholds[f]) = (flag, block);
+            for (var i = 0; i < examples.Count; i++)
+            {
+                if (folds[i] != fold) continue;
+                scores[i] = scanner.Model.Score(examples[i].Instances);
+                flagged[i] = InjectionEvaluation.Positive(scanner.Decide(scores[i], examples[i].Floor, GuardPolicy.Flag), GuardPolicy.Flag);
+                blocked[i] = InjectionEvaluation.Positive(scanner.Decide(scores[i], examples[i].Floor, GuardPolicy.Block), GuardPolicy.Block);
+            }
+        }
+        return new InjectionNestedCrossValidation(flagThresholds, blockThresholds,
+            InjectionEvaluation.Of(examples.Select((e, i) => (e.Source, flagged[i], e.IsAttack))),
+            InjectionEvaluation.Of(examples.Select((e, i) => (e.Source, blocked[i], e.IsAttack))));
     }
 
     /// <summary>Out-of-fold probability of every example (each scored by the model trained on the other folds).</summary>
@@ -75,7 +180,7 @@ public sealed class InjectionTrainer(InjectionTrainingOptions options)
             var fold = f;
             var assigned = folds;
             var train = examples.Where((_, i) => assigned[i] != fold).ToList();
-            var (weights, bias) = Fit(features.Dimension, train);
+            var (weights, bias) = Fit(features, train);
             var model = new InjectionModel(features, weights, bias, 0.5f, 0.5f);
             for (var i = 0; i < examples.Count; i++)
             {
@@ -101,16 +206,27 @@ public sealed class InjectionTrainer(InjectionTrainingOptions options)
         return Math.Min(1f, MathF.BitIncrement(descending[allowed]));
     }
 
-    /// <summary>Folds stratified by (source, label); inside a stratum texts are ordered by a hash of their features, so input order does not matter.</summary>
+    /// <summary>
+    /// Folds stratified by (source, label) with near-duplicate groups kept whole: a group counts
+    /// as an attack when any member is one; inside a stratum groups are ordered by a hash of their
+    /// members' features, so input order does not matter.
+    /// </summary>
     public static int[] AssignFolds(IReadOnlyList<Example> examples, int folds)
     {
         if (folds < 2) throw new ArgumentOutOfRangeException(nameof(folds), folds, $"folds must be at least 2; got {folds}");
         var assignment = new int[examples.Count];
-        var strata = Enumerable.Range(0, examples.Count).GroupBy(i => (examples[i].Source, examples[i].IsAttack)).OrderBy(g => g.Key.Source, StringComparer.Ordinal).ThenBy(g => g.Key.IsAttack);
+        var groups = Enumerable.Range(0, examples.Count).GroupBy(i => examples[i].Group < 0 ? -1 - i : examples[i].Group)
+            .Select(g => (Members: g.ToArray(), Source: examples[g.First()].Source, IsAttack: g.Any(i => examples[i].IsAttack),
+                Fingerprint: g.Select(i => Fingerprint(examples[i])).Order().First()));
+        var strata = groups.GroupBy(g => (g.Source, g.IsAttack)).OrderBy(s => s.Key.Source, StringComparer.Ordinal).ThenBy(s => s.Key.IsAttack);
         foreach (var stratum in strata)
         {
             var k = 0;
-            foreach (var i in stratum.OrderBy(i => Fingerprint(examples[i])).ThenBy(i => i)) assignment[i] = k++ % folds;
+            foreach (var group in stratum.OrderBy(g => g.Fingerprint).ThenBy(g => g.Members[0]))
+            {
+                foreach (var i in group.Members) assignment[i] = k % folds;
+                k++;
+            }
         }
         return assignment;
     }
@@ -120,16 +236,26 @@ public sealed class InjectionTrainer(InjectionTrainingOptions options)
     /// highest-scoring instance (for an attack, the segment most like one; for a benign text, the
     /// one most at risk of a false alarm). Returns float weights (what the model file stores) and bias.
     /// </summary>
-    public (float[] Weights, float Bias) Fit(int dimension, IReadOnlyList<Example> examples)
+    public (float[] Weights, float Bias) Fit(InjectionFeatures features, IReadOnlyList<Example> examples)
     {
+        var dimension = features.Dimension;
+        // Rule features are kept non-negative (projected after each step): a rule hit is evidence
+        // for an attack or nothing, never evidence of innocence an attacker could add on purpose.
+        var rulesFrom = features.Buckets;
+        var rulesTo = features.Buckets + features.RuleIds.Count;
         var w = new double[dimension];
         var g2 = new double[dimension];
         double b = 0, gb2 = 0;
         var positives = examples.Count(e => e.IsAttack);
         var negatives = examples.Count - positives;
         // Balanced class weights: attacks are a sixth of the data, and missing one costs as much as a false alarm.
-        var wPos = positives == 0 ? 0 : examples.Count / (2.0 * positives);
+        var wPos = positives == 0 ? 0 : Options.PositiveWeight * examples.Count / (2.0 * positives);
         var wNeg = negatives == 0 ? 0 : examples.Count / (2.0 * negatives);
+        // Averaging (Daumé's trick, exact for sparse updates): u accumulates step × change, the mean is w − u / steps.
+        var u = Options.Average ? new double[dimension] : null;
+        double ub = 0;
+        long step = 1;
+        var averageFrom = Options.Epochs / 2;
         var order = Enumerable.Range(0, examples.Count).ToArray();
         var rng = new SplitMix64(Options.Seed);
         for (var epoch = 0; epoch < Options.Epochs; epoch++)
@@ -156,11 +282,28 @@ public sealed class InjectionTrainer(InjectionTrainingOptions options)
                     var f = x.Indices[k];
                     var grad = error * x.Values[k] + Options.L2 * w[f];
                     g2[f] += grad * grad;
-                    w[f] -= Options.LearningRate * grad / (Math.Sqrt(g2[f]) + 1e-8);
+                    var delta = Options.LearningRate * grad / (Math.Sqrt(g2[f]) + 1e-8);
+                    if (Options.NonNegativeRules && f >= rulesFrom && f < rulesTo && w[f] - delta < 0) delta = w[f];
+                    w[f] -= delta;
+                    if (u is not null && epoch >= averageFrom) u[f] -= (step - 1) * delta;
                 }
                 gb2 += error * error;
-                b -= Options.LearningRate * error / (Math.Sqrt(gb2) + 1e-8);
+                var deltaB = Options.LearningRate * error / (Math.Sqrt(gb2) + 1e-8);
+                b -= deltaB;
+                if (u is not null && epoch >= averageFrom)
+                {
+                    ub -= (step - 1) * deltaB;
+                    step++;
+                }
             }
+        }
+        if (u is not null && step > 1)
+        {
+            // Mean of w_t over the averaged steps t = 1..T: w_T − Σ (t − 1)·Δ_t / T.
+            var steps = (double)(step - 1);
+            var averaged = new float[dimension];
+            for (var i = 0; i < dimension; i++) averaged[i] = (float)(w[i] - u[i] / steps);
+            return (averaged, (float)(b - ub / steps));
         }
         return (w.Select(x => (float)x).ToArray(), (float)b);
     }
@@ -186,3 +329,6 @@ public sealed class InjectionTrainer(InjectionTrainingOptions options)
         }
     }
 }
+
+/// <summary>Figures of <see cref="InjectionTrainer.NestedCrossValidate"/>, with the thresholds each fold's training part chose.</summary>
+public sealed record InjectionNestedCrossValidation(float[] FlagThresholds, float[] BlockThresholds, InjectionEvaluation Flag, InjectionEvaluation Block);

@@ -1,3 +1,5 @@
+using System.Text.Json;
+
 namespace Bulwark.Server.Guardrails.Input;
 
 /// <summary>
@@ -8,4 +10,8 @@ namespace Bulwark.Server.Guardrails.Input;
 public sealed record InjectionVerdict(IReadOnlyList<string> RuleIds, double Score, GuardDecision Decision)
 {
     public static readonly InjectionVerdict Skipped = new([], 0, GuardDecision.Allow);
+
+    /// <summary>The audit record's <c>guard</c> field: <c>{"decision":...,"score":...,"rules":[...]}</c>, the score rounded to 4 decimals.</summary>
+    public string ToAuditJson() =>
+        JsonSerializer.Serialize(new { decision = Decision.Name(), score = Math.Round(Score, 4), rules = RuleIds });
 }

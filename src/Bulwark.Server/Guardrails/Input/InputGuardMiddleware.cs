@@ -42,8 +42,8 @@ public sealed class InputGuardMiddleware
     {
         var request = context.Request;
         if (!HttpMethods.IsPost(request.Method) || !IsGenerationRoute(request.Path)) { await _next(context); return; }
-        var tenant = context.GetCaller()?.Tenant ?? RequestCaller.Of(context).Tenant;
-        var policy = _options.PolicyFor(tenant);
+        var caller = context.GetCaller();
+        var policy = _options.PolicyFor(caller?.Tenant ?? RequestCaller.Of(context).Tenant, caller?.Guard);
         if (policy == GuardPolicy.Off) { await _next(context); return; }
 
         request.EnableBuffering();

@@ -23,6 +23,9 @@ public sealed class InputGuardOptions
     public GuardPolicy PolicyFor(string? tenant) =>
         tenant is not null && TenantPolicies.TryGetValue(tenant, out var policy) ? policy : Policy;
 
+    /// <summary>The key's own policy when it has one (the key wins over its tenant), else <see cref="PolicyFor(string?)"/>.</summary>
+    public GuardPolicy PolicyFor(string? tenant, GuardPolicy? keyPolicy) => keyPolicy ?? PolicyFor(tenant);
+
     /// <summary>Reads and validates the section; the error names the key and the value.</summary>
     public static InputGuardOptions Read(IConfiguration configuration)
     {
