@@ -386,4 +386,27 @@ public sealed class ModelAdminTests
             Assert.Equal(HttpStatusCode.OK, unloaded.StatusCode);
         Assert.True(await Eventually.WithinAsync(TimeSpan.FromSeconds(5), () => Task.FromResult(host.Models.Retiring().Count == 0)));
     }
+
+    [Theory]
+    [InlineData("", true)]
+    [InlineData("1", true)]
+    [InlineData("16GiB", true)]
+    [InlineData("0", false)]
+    [InlineData("-1MiB", false)]
+    [InlineData("lots", false)]
+    public void TheMemoryBudgetIsASizeOrEmpty(string budget, bool valid)
+    {
+        var problems = new ServeOptions { ModelMemoryBudget = budget }.Validate().ToList();
+        if (valid) Assert.Empty(problems);
+        else Assert.Equal($"Bulwark:Serve:ModelMemoryBudget must be a size such as 16GiB or 8000MB (or empty for no limit); got '{budget}'.", Assert.Single(problems));
+    }
+
+    [Fact]
+    public async Task AStartUpModelBeyondTheBudgetIsRefusedBeforeItLoads()
+    {
+        // alpha's file is 4096 bytes and its KV cache 1 MiB: one byte less does not fit.
+        var e = await Assert.ThrowsAsync<ServerConfigurationException>(() =>
+            StartAsync(new() { ["Bulwark:Serve:ModelMemoryBudget"] = (FileBytes + KvBytes - 1).ToString(System.Globalization.CultureInfo.InvariantCulture) }));
+        Assert.Contains("more than Bulwark:Serve:ModelMemoryBudget", Assert.Single(e.Problems));
+    }
 }
