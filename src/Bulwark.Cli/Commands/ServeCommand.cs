@@ -19,13 +19,14 @@ internal static class ServeCommand
         var dataDir = CommonOptions.DataDir();
         var kvMemory = new Option<string?>("--kv-cache-memory") { Description = "Memory for the KV cache, e.g. 512MiB or 2GiB (default 512MiB)." };
         var batched = new Option<int?>("--max-batched-tokens") { Description = "Tokens computed per engine step, prefill and decode together (default 512)." };
+        var prefillWhileDecoding = new Option<int?>("--max-prefill-while-decoding") { Description = "Prefill tokens a step may carry while streams are decoding, so new prompts do not stall them (default 64)." };
         var seqs = new Option<int?>("--max-seqs") { Description = "Sequences running at once in the engine (default 64)." };
         var concurrent = new Option<int?>("--max-concurrent-requests") { Description = "Requests generating at once; more wait in the admission queue (default 16)." };
         var requireSigned = new Option<bool>("--require-signature") { Description = "Serve a registered model only if its manifest is signed by a trusted key." };
         var quantize = QuantizeOption.Create();
         var command = new Command("serve", "Serve a model through the OpenAI-compatible API (with keys, quotas, audit and metrics).")
         {
-            model, host, port, dataDir, kvMemory, batched, seqs, concurrent, requireSigned, quantize,
+            model, host, port, dataDir, kvMemory, batched, prefillWhileDecoding, seqs, concurrent, requireSigned, quantize,
         };
         command.SetAction(async (result, ct) =>
         {
@@ -41,6 +42,7 @@ internal static class ServeCommand
             Set(ServeOptions.Section + ":KvCacheMemory", result.GetValue(kvMemory));
             Set(ServeOptions.Section + ":MaxBatchedTokens", result.GetValue(batched));
             Set(ServeOptions.Section + ":MaxSequences", result.GetValue(seqs));
+            Set(ServeOptions.Section + ":MaxPrefillTokensWhileDecoding", result.GetValue(prefillWhileDecoding));
             Set(Server.Admission.AdmissionOptions.Section + ":MaxConcurrentRequests", result.GetValue(concurrent));
             if (result.GetValue(requireSigned)) Set(ServeOptions.Section + ":RequireSignature", true);
             Set(ServeOptions.Section + ":Quantize", result.GetValue(quantize));

@@ -45,6 +45,9 @@ public sealed class ServeOptions
 
     public int MaxSequences { get; set; } = new SchedulerOptions().MaxSequences;
 
+    /// <summary>Prefill tokens a step may carry while streams are decoding (protects their inter-token latency).</summary>
+    public int MaxPrefillTokensWhileDecoding { get; set; } = new SchedulerOptions().MaxPrefillTokensWhileDecoding;
+
     public const long MinKvCacheMemory = 1L << 20;
     public const long MaxKvCacheMemory = 1L << 40;
 
@@ -66,6 +69,8 @@ public sealed class ServeOptions
             yield return $"{Section}:MaxBatchedTokens must be between 1 and 1048576; got {MaxBatchedTokens}.";
         if (MaxSequences is < 1 or > 4096)
             yield return $"{Section}:MaxSequences must be between 1 and 4096; got {MaxSequences}.";
+        if (MaxPrefillTokensWhileDecoding is < 1 or > 1_048_576)
+            yield return $"{Section}:MaxPrefillTokensWhileDecoding must be between 1 and 1048576; got {MaxPrefillTokensWhileDecoding}.";
     }
 
     /// <summary>Engine options for a model whose end-of-sequence tokens are <paramref name="eosTokenIds"/>.</summary>
@@ -77,6 +82,7 @@ public sealed class ServeOptions
             MaxBatchedTokens = MaxBatchedTokens,
             MaxSequences = MaxSequences,
             MaxPrefillChunk = Math.Min(MaxBatchedTokens, new SchedulerOptions().MaxPrefillChunk),
+            MaxPrefillTokensWhileDecoding = MaxPrefillTokensWhileDecoding,
         },
         EosTokenIds = eosTokenIds,
     };

@@ -56,11 +56,23 @@ internal sealed class Scheduler
     {
         _step.Clear();
         var budget = _options.MaxBatchedTokens;
+        // While any stream is decoding, prefill shares its steps only in small amounts (see the option).
+        var prefillBudget = AnyDecoding() ? _options.MaxPrefillTokensWhileDecoding : int.MaxValue;
 
         for (var i = 0; i < _running.Count && budget > 0;)
         {
             var seq = _running[i];
-            var count = Math.Min(Math.Min(seq.Count - seq.ComputedCount, budget), _options.MaxPrefillChunk);
+            var remaining = seq.Count - seq.ComputedCount;
+            var count = Math.Min(Math.Min(remaining, budget), _options.MaxPrefillChunk);
+            if (remaining > 1)
+            {
+                count = Math.Min(count, prefillBudget);
+                if (count == 0)
+                {
+                    i++;
+                    continue;
+                }
+            }
             Debug.Assert(count > 0, "a running sequence always has a token to compute");
             var preemptedSelf = false;
             while (!_blocks.TryReserve(seq, seq.ComputedCount + count, _step.Copies))
@@ -77,20 +89,21 @@ internal sealed class Scheduler
                 break;
             _step.Add(seq, count);
             budget -= count;
+            if (remaining > 1) prefillBudget -= count;
             i++;
         }
 
         // Admitting while preempting would only thrash: the freed blocks go to the running ones first.
         if (_step.Preempted.Count == 0)
         {
-            while (_waiting.Count > 0 && budget > 0)
+            while (_waiting.Count > 0 && budget > 0 && prefillBudget > 0)
             {
                 var seq = _waiting[0];
                 if (_running.Count + (seatsFor?.Invoke(seq) ?? 1) > _options.MaxSequences)
                     break;
                 if (seq.ComputedCount == 0 && seq.Blocks.Count == 0)
                     _blocks.AttachCachedPrefix(seq);
-                var count = Math.Min(Math.Min(seq.Count - seq.ComputedCount, budget), _options.MaxPrefillChunk);
+                var count = Math.Min(Math.Min(Math.Min(seq.Count - seq.ComputedCount, budget), _options.MaxPrefillChunk), prefillBudget);
                 if (!_blocks.TryReserve(seq, seq.ComputedCount + count, _step.Copies))
                 {
                     // Holding cached blocks while waiting could starve the running sequences.
@@ -102,9 +115,19 @@ internal sealed class Scheduler
                 InsertByUrgency(_running, seq);
                 _step.Add(seq, count);
                 budget -= count;
+                prefillBudget -= count;
             }
         }
         return _step;
+    }
+
+    /// <summary>Whether a running sequence has all its tokens computed but the last (its next step is a decode).</summary>
+    private bool AnyDecoding()
+    {
+        foreach (var seq in _running)
+            if (seq.Count - seq.ComputedCount == 1)
+                return true;
+        return false;
     }
 
     /// <summary>Records that the step computed its tokens; publishes blocks that became full to the prefix cache.</summary>

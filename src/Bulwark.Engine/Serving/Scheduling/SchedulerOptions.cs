@@ -12,6 +12,14 @@ public sealed record SchedulerOptions
     /// <summary>Largest prefill chunk of one sequence in one step, so long prompts do not stall decodes.</summary>
     public int MaxPrefillChunk { get; init; } = 512;
 
+    /// <summary>
+    /// Prefill tokens a step may carry while any sequence is decoding. A step's time grows with its
+    /// tokens, and every decoding sequence waits for the whole step: on a CPU a 512-token prefill
+    /// step takes seconds, so without this cap new arrivals stall the streams already running
+    /// (inter-token latency). Steps with no decode use the full <see cref="MaxBatchedTokens"/>.
+    /// </summary>
+    public int MaxPrefillTokensWhileDecoding { get; init; } = 64;
+
     public void Validate()
     {
         if (MaxBatchedTokens is < 1 or > 1_048_576)
@@ -20,5 +28,7 @@ public sealed record SchedulerOptions
             throw new ArgumentOutOfRangeException(nameof(MaxSequences), $"max sequences must be between 1 and 4096; got {MaxSequences}");
         if (MaxPrefillChunk < 1)
             throw new ArgumentOutOfRangeException(nameof(MaxPrefillChunk), $"max prefill chunk must be at least 1; got {MaxPrefillChunk}");
+        if (MaxPrefillTokensWhileDecoding < 1)
+            throw new ArgumentOutOfRangeException(nameof(MaxPrefillTokensWhileDecoding), $"max prefill tokens while decoding must be at least 1; got {MaxPrefillTokensWhileDecoding}");
     }
 }
