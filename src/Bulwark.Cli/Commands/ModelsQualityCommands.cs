@@ -15,7 +15,7 @@ namespace Bulwark.Cli.Commands;
 /// </summary>
 internal static class ModelsQualityCommands
 {
-    public static IEnumerable<Command> All() => [Quantize(), Check(), Override()];
+    public static IEnumerable<Command> All() => [Quantize(), Convert(), Check(), Override()];
 
     private static Command Quantize()
     {
@@ -92,6 +92,52 @@ internal static class ModelsQualityCommands
             finally
             {
                 Directory.Delete(Path.GetDirectoryName(temp)!, recursive: true);
+            }
+        }));
+        return command;
+    }
+
+    private static Command Convert()
+    {
+        var dataDir = CommonOptions.DataDir();
+        var name = new Argument<string>("name") { Description = "Registered model name." };
+        var version = new Option<string?>("--version") { Description = "The safetensors (Hugging Face folder) version to convert (default: the serving one)." };
+        var command = new Command("convert", "Write a GGUF copy of a safetensors version as a new version (parent linked; the weights keep their type).") { name, version, dataDir };
+        command.SetAction(r => ModelsRegistryCommands.Run(async () =>
+        {
+            var data = DataDirectory.Resolve(r.GetValue(dataDir)).EnsureCreated();
+            var registry = ModelRegistry.Open(data);
+            var n = r.GetValue(name)!;
+            var from = r.GetValue(version) ?? registry.State(n).Current ?? throw new RegistryException($"model '{n}' has no versions");
+            var (manifest, path) = await registry.VerifiedPathAsync(n, from, requireSignature: false);
+            if (manifest.Format == "gguf") throw new RegistryException($"model '{n}' version {from} is already GGUF");
+            var temp = Path.Combine(registry.Root, $".convert-{Guid.NewGuid():N}", $"{n}.gguf");
+            try
+            {
+                var bar = new ProgressBar("converting to GGUF", manifest.TotalBytes);
+                try
+                {
+                    Engine.Model.HuggingFaceToGguf.Convert(path, temp, bar);
+                }
+                catch (ModelFormatException e)
+                {
+                    throw new RegistryException(e.Message);
+                }
+                bar.Finish();
+                var added = await registry.AddAsync(n, temp, new AddOptions
+                {
+                    Parent = from,
+                    Architecture = manifest.Architecture,
+                    Source = new ManifestSource("version", $"{n}:{from}", null),
+                });
+                Console.WriteLine($"added {n} {added.Version}: GGUF of {from}, {added.TotalBytes} bytes");
+                await CliAudit.WriteAsync(data, "model.converted", $"{n}:{added.Version}", $"GGUF of {from}");
+                return 0;
+            }
+            finally
+            {
+                var folder = Path.GetDirectoryName(temp)!;
+                if (Directory.Exists(folder)) Directory.Delete(folder, recursive: true);
             }
         }));
         return command;

@@ -111,6 +111,8 @@ public sealed unsafe class WeightsBuilder(LlamaConfig config, ITensorSource sour
             return stored;
         }
         var quantized = stored.Quantize(target);
+        // The float rows were read once; hand their pages back now so peak memory holds one float matrix, not all of them.
+        if (source.IsFileMapped) MappedPages.Release(t.Data, stored.RowBytes * rows);
         _quantized.Add(quantized);
         _bytesBefore += stored.RowBytes * rows;
         _bytesAfter += quantized.RowBytes * rows;

@@ -337,4 +337,76 @@ public sealed class ModelAdminTests
         Assert.Equal(1, missingKey.ExitCode);
         Assert.Contains("set BULWARK_ADMIN_KEY", missingKey.Error);
     }
+
+    [Fact]
+    public async Task TheEmbeddedEngineLoadsAndSwapsRegisteredModelsThroughTheAdminApi()
+    {
+        var dataDir = Fixtures.NewTempDirectory("model-admin-real");
+        var registry = ModelRegistry.Open(DataDirectory.Resolve(dataDir).EnsureCreated());
+        var sources = Fixtures.NewTempDirectory("model-admin-real-src");
+        var spec = new Bulwark.Engine.Model.Synthesis.SyntheticModelSpec { Layers = 1, Dim = 64, Heads = 4, KvHeads = 2, FeedForward = 128, Vocab = 320, Context = 128, Seed = 1 };
+        foreach (var seed in new[] { 1, 2 })
+        {
+            var file = Path.Combine(sources, $"syn-{seed}.gguf");
+            Bulwark.Engine.Model.Synthesis.SyntheticModel.WriteGguf(spec with { Seed = (ulong)seed }, file);
+            await registry.AddAsync("syn", file, new AddOptions());
+        }
+        var builder = BulwarkServer.CreateBuilder([], new Dictionary<string, string?>
+        {
+            ["Bulwark:Server:Port"] = "0", [ServerSettings.DataDirKey] = dataDir, ["Bulwark:Serve:KvCacheMemory"] = "4MiB",
+            ["Bulwark:Serve:Model"] = Path.Combine(sources, "syn-1.gguf"),
+        });
+        builder.Logging.ClearProviders();
+        // A plain file serves as syn-1; the registered syn is loaded beside it, switched to v2 and unloaded.
+        await using var host = await ServeHost.StartAsync(builder, TextWriter.Null);
+        using var admin = new HttpClient { BaseAddress = host.Address };
+        admin.DefaultRequestHeaders.Authorization = new("Bearer", host.InitialAdminKey!.Key);
+        var apiKey = (await host.App.Services.GetRequiredService<KeyIssuer>().CreateAsync(new KeySpec { Name = "api" }, "tests")).Key;
+        using var api = new HttpClient { BaseAddress = host.Address };
+        api.DefaultRequestHeaders.Authorization = new("Bearer", apiKey);
+        async Task<string> Logprobs()
+        {
+            var body = """{"model":"syn","prompt":[1,2,3],"max_tokens":6,"temperature":0,"logprobs":0}""";
+            using var response = await api.PostAsync("v1/completions", new StringContent(body, Encoding.UTF8, "application/json"));
+            var text = await response.Content.ReadAsStringAsync();
+            Assert.True(response.IsSuccessStatusCode, text);
+            return JsonDocument.Parse(text).RootElement.GetProperty("choices")[0].GetProperty("logprobs").GetRawText();
+        }
+
+        using (var loaded = await admin.PostAsync("admin/models/syn/load", null))
+            Assert.Equal(HttpStatusCode.Created, loaded.StatusCode);
+        var v1 = await Logprobs();
+        using (var used = await admin.PostAsync("admin/models/syn/use", new StringContent("""{"version":"v2"}""", Encoding.UTF8, "application/json")))
+            Assert.Equal(HttpStatusCode.OK, used.StatusCode);
+        // Other weights: other tokens or log-probabilities.
+        Assert.NotEqual(v1, await Logprobs());
+        var models = JsonDocument.Parse(await api.GetStringAsync("v1/models")).RootElement.GetProperty("data").EnumerateArray().Select(m => m.GetProperty("id").GetString());
+        Assert.Equal(["syn-1", "syn"], models);
+        using (var unloaded = await admin.PostAsync("admin/models/syn/unload", null))
+            Assert.Equal(HttpStatusCode.OK, unloaded.StatusCode);
+        Assert.True(await Eventually.WithinAsync(TimeSpan.FromSeconds(5), () => Task.FromResult(host.Models.Retiring().Count == 0)));
+    }
+
+    [Theory]
+    [InlineData("", true)]
+    [InlineData("1", true)]
+    [InlineData("16GiB", true)]
+    [InlineData("0", false)]
+    [InlineData("-1MiB", false)]
+    [InlineData("lots", false)]
+    public void TheMemoryBudgetIsASizeOrEmpty(string budget, bool valid)
+    {
+        var problems = new ServeOptions { ModelMemoryBudget = budget }.Validate().ToList();
+        if (valid) Assert.Empty(problems);
+        else Assert.Equal($"Bulwark:Serve:ModelMemoryBudget must be a size such as 16GiB or 8000MB (or empty for no limit); got '{budget}'.", Assert.Single(problems));
+    }
+
+    [Fact]
+    public async Task AStartUpModelBeyondTheBudgetIsRefusedBeforeItLoads()
+    {
+        // alpha's file is 4096 bytes and its KV cache 1 MiB: one byte less does not fit.
+        var e = await Assert.ThrowsAsync<ServerConfigurationException>(() =>
+            StartAsync(new() { ["Bulwark:Serve:ModelMemoryBudget"] = (FileBytes + KvBytes - 1).ToString(System.Globalization.CultureInfo.InvariantCulture) }));
+        Assert.Contains("more than Bulwark:Serve:ModelMemoryBudget", Assert.Single(e.Problems));
+    }
 }
