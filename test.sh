@@ -11,7 +11,12 @@ if [ ! -d "$here/../shared/fixtures" ] && [ -z "${BULWARK_FIXTURES:-}" ]; then
   exit 1
 fi
 
-eval "$(scripts/test-services.sh)"
+# Fail here, with the cause, when the services cannot start (eval of an empty output would go on).
+if ! services="$(scripts/test-services.sh)"; then
+  echo "test.sh: Redis or PostgreSQL could not be started (scripts/test-services.sh said why above); no test was run." >&2
+  exit 1
+fi
+eval "$services"
 
 results="$here/.build/test-results"
 rm -rf "$results"

@@ -7,9 +7,13 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 state="$here/.build/services"
 mkdir -p "$state"
 redis_port="${BULWARK_TEST_REDIS_PORT:-6391}"
-pg_port="${BULWARK_TEST_PG_PORT:-5441}"
+# The port this clone's PostgreSQL last listened on (another clone's may hold the default).
+pg_port_file="$state/pg.port"
+pg_port="${BULWARK_TEST_PG_PORT:-$(cat "$pg_port_file" 2>/dev/null || echo 5441)}"
 
 log() { echo "test-services: $*" >&2; }
+fail() { log "$*"; exit 1; }
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
@@ -27,6 +31,8 @@ if ! redis-cli -p "$redis_port" ping >/dev/null 2>&1; then
   redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
     --dir "$state" --logfile "$state/redis.log" --pidfile "$state/redis.pid" >&2
   for _ in $(seq 1 50); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+  redis-cli -p "$redis_port" ping >/dev/null 2>&1 \
+    || fail "redis did not answer on 127.0.0.1:$redis_port (is something else on that port? see $state/redis.log; set BULWARK_TEST_REDIS_PORT)"
 fi
 
 # PostgreSQL: a private cluster owned by the postgres user, trust auth on loopback.
@@ -39,11 +45,25 @@ if [ ! -f "$pgdata/PG_VERSION" ]; then
   [ "$(id -u)" = 0 ] && chown -R postgres:postgres "$state/pg"
   run_pg "$pgbin/initdb" -D "$pgdata" -U postgres --auth=trust -E UTF8 >/dev/null
 fi
-if ! run_pg "$pgbin/pg_isready" -h 127.0.0.1 -p "$pg_port" -q; then
+# Only this clone's own cluster is used: a server another clone left running (perhaps with its
+# data directory deleted since) may hold the port, so this one then moves to the next free port.
+if run_pg "$pgbin/pg_ctl" -D "$pgdata" status >/dev/null 2>&1; then
+  pg_port="$(sed -n 4p "$pgdata/postmaster.pid")"
+else
+  rm -f "$pgdata/postmaster.pid" # left by a cluster that was killed; pg_ctl status says it is not running
+  first="$pg_port"
+  while port_busy "$pg_port"; do
+    [ -n "${BULWARK_TEST_PG_PORT:-}" ] && fail "port $pg_port (BULWARK_TEST_PG_PORT) is taken by another server"
+    pg_port=$((pg_port + 1))
+    [ "$pg_port" -gt $((first + 50)) ] && fail "no free port for postgres in $first..$((first + 50))"
+  done
+  [ "$pg_port" != "$first" ] && log "port $first is taken by another server (not this clone's cluster); using $pg_port"
   log "starting postgres on 127.0.0.1:$pg_port"
   run_pg "$pgbin/pg_ctl" -D "$pgdata" -l "$pgdata/server.log" -w \
-    -o "-c listen_addresses=127.0.0.1 -p $pg_port -k /tmp" start >/dev/null
+    -o "-c listen_addresses=127.0.0.1 -p $pg_port -k /tmp" start >/dev/null \
+    || { tail -n 20 "$pgdata/server.log" >&2 || true; fail "postgres did not start on 127.0.0.1:$pg_port (log above: $pgdata/server.log)"; }
 fi
+echo "$pg_port" > "$pg_port_file"
 run_pg "$pgbin/psql" -h 127.0.0.1 -p "$pg_port" -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='bulwark_test'" | grep -q 1 \
   || run_pg "$pgbin/createdb" -h 127.0.0.1 -p "$pg_port" -U postgres bulwark_test
 

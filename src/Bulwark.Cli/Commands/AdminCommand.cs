@@ -1,21 +1,19 @@
-using System.CommandLine;
-using System.Net;
 using System.Net.Http.Headers;
+using System.CommandLine;
 using System.Text.Json;
 using Bulwark.Server.Incidents;
 
 namespace Bulwark.Cli.Commands;
 
 /// <summary>
-/// <c>bulwark admin ...</c>: incident controls. IP blocks, cancels and the log level are written to
-/// the shared store's incident log, which every running server applies within a second, so they
-/// work with or without a server up. Listing active requests asks a running server (they live in
-/// its memory): <c>--url</c> plus an admin key in <c>BULWARK_ADMIN_KEY</c>.
+/// <c>bulwark admin ...</c>: incident controls. With <c>--url</c> (and an admin key in
+/// <c>BULWARK_ADMIN_KEY</c>) each acts through a running server's admin API; without it, IP blocks,
+/// cancels and the log level are written straight to the shared store's incident log. Either way
+/// every running server applies them within a second. Listing active requests always asks a
+/// running server (they live in its memory).
 /// </summary>
 internal static class AdminCommand
 {
-    public const string AdminKeyVariable = "BULWARK_ADMIN_KEY";
-
     public static Command Create()
     {
         var command = new Command("admin", "Incident controls: block IPs, list and cancel requests, set the log level, read the audit log.");
@@ -34,12 +32,23 @@ internal static class AdminCommand
         var store = new SecurityStoreOptions();
         var cidr = new Argument<string>("cidr") { Description = "An address or range: 203.0.113.7, 203.0.113.0/24, 2001:db8::/32." };
         var reason = new Option<string>("--reason") { Description = "Why (kept with the block and in the audit log).", DefaultValueFactory = _ => "" };
-        var command = new Command("block-ip", "Refuse every request from an address or range, on every server, within a second.") { cidr, reason };
+        var url = AdminApi.UrlOption();
+        var command = new Command("block-ip", "Refuse every request from an address or range, on every server, within a second.") { cidr, reason, url };
         store.AddTo(command);
         command.SetAction((r, ct) => CliRun.RunAsync(r, async output =>
         {
-            await using var opened = await store.OpenAsync(r, ct);
-            var range = await opened.Incidents.BlockIpAsync(r.GetValue(cidr)!, r.GetValue(reason)!, SecurityStore.Actor, ct);
+            string range;
+            using (var server = AdminApi.From(r, url, store))
+            {
+                if (server is not null)
+                    range = (await server.SendAsync(HttpMethod.Post, "admin/ip-blocks", new { cidr = r.GetValue(cidr), reason = r.GetValue(reason) }, ct))
+                        .GetProperty("cidr").GetString()!;
+                else
+                {
+                    await using var opened = await store.OpenAsync(r, ct);
+                    range = await opened.Incidents.BlockIpAsync(r.GetValue(cidr)!, r.GetValue(reason)!, SecurityStore.Actor, ct);
+                }
+            }
             output.WriteLine($"blocked {range}");
             return 0;
         }));
@@ -50,13 +59,21 @@ internal static class AdminCommand
     {
         var store = new SecurityStoreOptions();
         var cidr = new Argument<string>("cidr") { Description = "A blocked address or range, as blocked." };
-        var command = new Command("unblock-ip", "Lift a block.") { cidr };
+        var url = AdminApi.UrlOption();
+        var command = new Command("unblock-ip", "Lift a block.") { cidr, url };
         store.AddTo(command);
         command.SetAction((r, ct) => CliRun.RunAsync(r, async output =>
         {
-            await using var opened = await store.OpenAsync(r, ct);
             var text = r.GetValue(cidr)!;
-            if (!await opened.Incidents.UnblockIpAsync(text, SecurityStore.Actor, ct)) throw new CliException($"'{text}' is not blocked");
+            using (var server = AdminApi.From(r, url, store))
+            {
+                if (server is not null) await server.SendAsync(HttpMethod.Post, "admin/ip-blocks/remove", new { cidr = text }, ct);
+                else
+                {
+                    await using var opened = await store.OpenAsync(r, ct);
+                    if (!await opened.Incidents.UnblockIpAsync(text, SecurityStore.Actor, ct)) throw new CliException($"'{text}' is not blocked");
+                }
+            }
             output.WriteLine($"unblocked {text}");
             return 0;
         }));
@@ -67,12 +84,23 @@ internal static class AdminCommand
     {
         var store = new SecurityStoreOptions();
         var json = new Option<bool>("--json") { Description = "Print a JSON array." };
-        var command = new Command("ip-blocks", "List blocked addresses and ranges.") { json };
+        var url = AdminApi.UrlOption();
+        var command = new Command("ip-blocks", "List blocked addresses and ranges.") { json, url };
         store.AddTo(command);
         command.SetAction((r, ct) => CliRun.RunAsync(r, async output =>
         {
-            await using var opened = await store.OpenAsync(r, ct);
-            var blocks = await opened.Storage.IpBlocks.ListAsync(ct);
+            List<(string Cidr, string Reason, DateTimeOffset CreatedAt)> blocks;
+            using (var server = AdminApi.From(r, url, store))
+            {
+                if (server is not null)
+                    blocks = [.. (await server.SendAsync(HttpMethod.Get, "admin/ip-blocks", null, ct)).GetProperty("data").EnumerateArray()
+                        .Select(b => (b.GetProperty("cidr").GetString()!, b.GetProperty("reason").GetString() ?? "", b.GetProperty("created_at").GetDateTimeOffset()))];
+                else
+                {
+                    await using var opened = await store.OpenAsync(r, ct);
+                    blocks = [.. (await opened.Storage.IpBlocks.ListAsync(ct)).Select(b => (b.Cidr, b.Reason, b.CreatedAt))];
+                }
+            }
             if (r.GetValue(json))
                 output.WriteLine(JsonSerializer.Serialize(blocks.Select(b => new { cidr = b.Cidr, reason = b.Reason, created_at = b.CreatedAt })));
             else if (blocks.Count == 0) output.WriteLine("no blocked addresses");
@@ -84,23 +112,19 @@ internal static class AdminCommand
 
     private static Command Requests()
     {
-        var url = UrlOption();
+        var url = AdminApi.UrlOption(required: true);
         var json = new Option<bool>("--json") { Description = "Print the server's JSON answer." };
-        var command = new Command("requests", $"List the requests a running server is serving (needs --url and ${AdminKeyVariable}).") { url, json };
+        var command = new Command("requests", $"List the requests a running server is serving (needs --url and ${AdminApi.KeyVariable}).") { url, json };
         command.SetAction((r, ct) => CliRun.RunAsync(r, async output =>
         {
-            using var http = AdminClient(r.GetValue(url)!);
-            using var response = await http.GetAsync("admin/requests", ct);
-            var body = await response.Content.ReadAsStringAsync(ct);
-            if (response.StatusCode != HttpStatusCode.OK)
-                throw new CliException($"the server answered {(int)response.StatusCode}: {ErrorMessage(body)}");
+            using var server = AdminApi.From(r, url)!;
+            var answer = await server.SendAsync(HttpMethod.Get, "admin/requests", null, ct);
             if (r.GetValue(json))
             {
-                output.WriteLine(body);
+                output.WriteLine(answer.GetRawText());
                 return 0;
             }
-            using var document = JsonDocument.Parse(body);
-            var rows = document.RootElement.GetProperty("data");
+            var rows = answer.GetProperty("data");
             if (rows.GetArrayLength() == 0) output.WriteLine("no active requests");
             foreach (var row in rows.EnumerateArray())
                 output.WriteLine($"{row.GetProperty("id").GetString(),-24}  {row.GetProperty("key_id").GetString(),-12}  {row.GetProperty("tenant").GetString(),-12}  " +
@@ -114,15 +138,23 @@ internal static class AdminCommand
     {
         var store = new SecurityStoreOptions();
         var id = new Argument<string>("id") { Description = "Request id (x-request-id; see `bulwark admin requests`)." };
-        var command = new Command("cancel", "Cancel a request on whichever server serves it, within a second.") { id };
+        var url = AdminApi.UrlOption();
+        var command = new Command("cancel", "Cancel a request on whichever server serves it, within a second.") { id, url };
         store.AddTo(command);
         command.SetAction((r, ct) => CliRun.RunAsync(r, async output =>
         {
             var requestId = r.GetValue(id)!.Trim();
             if (requestId.Length is 0 or > 200 || requestId.Any(char.IsControl))
                 throw new CliException($"request id must be 1 to 200 printable characters; got '{requestId}'");
-            await using var opened = await store.OpenAsync(r, ct);
-            await opened.Incidents.CancelRequestAsync(requestId, SecurityStore.Actor, ct);
+            using (var server = AdminApi.From(r, url, store))
+            {
+                if (server is not null) await server.SendAsync(HttpMethod.Post, $"admin/requests/{Uri.EscapeDataString(requestId)}/cancel", null, ct);
+                else
+                {
+                    await using var opened = await store.OpenAsync(r, ct);
+                    await opened.Incidents.CancelRequestAsync(requestId, SecurityStore.Actor, ct);
+                }
+            }
             output.WriteLine($"cancel of {requestId} sent to every server");
             return 0;
         }));
@@ -133,15 +165,23 @@ internal static class AdminCommand
     {
         var store = new SecurityStoreOptions();
         var level = new Argument<string>("level") { Description = "Trace, Debug, Information, Warning, Error, Critical, None, or default (back to configuration)." };
-        var command = new Command("log-level", "Set the log level of every running server, within a second.") { level };
+        var url = AdminApi.UrlOption();
+        var command = new Command("log-level", "Set the log level of every running server, within a second.") { level, url };
         store.AddTo(command);
         command.SetAction((r, ct) => CliRun.RunAsync(r, async output =>
         {
             var text = r.GetValue(level)!;
             if (!RuntimeLogLevel.TryParse(text, out var parsed))
                 throw new CliException($"level must be one of Trace, Debug, Information, Warning, Error, Critical, None or default; got '{text}'");
-            await using var opened = await store.OpenAsync(r, ct);
-            await opened.Incidents.SetLogLevelAsync(parsed, SecurityStore.Actor, ct);
+            using (var server = AdminApi.From(r, url, store))
+            {
+                if (server is not null) await server.SendAsync(HttpMethod.Put, "admin/log-level", new { level = parsed?.ToString() ?? "default" }, ct);
+                else
+                {
+                    await using var opened = await store.OpenAsync(r, ct);
+                    await opened.Incidents.SetLogLevelAsync(parsed, SecurityStore.Actor, ct);
+                }
+            }
             output.WriteLine($"log level set to {parsed?.ToString() ?? "default (configuration)"} on every server");
             return 0;
         }));
@@ -177,18 +217,15 @@ internal static class AdminCommand
         return command;
     }
 
-    private static Option<string> UrlOption() => new("--url")
-    {
-        Description = "Base URL of a running server, e.g. https://bulwark.internal:8000 (http only to a loopback address).",
-        Required = true,
-    };
+    /// <summary>The variable the admin key is read from (see <see cref="AdminApi.KeyVariable"/>).</summary>
+    internal const string AdminKeyVariable = AdminApi.KeyVariable;
 
     /// <summary>
     /// An HTTP client carrying the admin key from the environment (never a flag: flags land in shell
     /// history and process lists). Plain HTTP is refused except to loopback, so the key is never sent
     /// in clear over a network.
     /// </summary>
-    private static HttpClient AdminClient(string url)
+    internal static HttpClient AdminClient(string url)
     {
         if (!Uri.TryCreate(url.TrimEnd('/') + "/", UriKind.Absolute, out var address) || (address.Scheme != "http" && address.Scheme != "https"))
             throw new CliException($"--url must be an http or https URL; got '{url}'");
@@ -201,7 +238,7 @@ internal static class AdminCommand
         return http;
     }
 
-    private static string ErrorMessage(string body)
+    internal static string ErrorMessage(string body)
     {
         try
         {

@@ -27,9 +27,10 @@ internal static class BenchEngineCommand
         var maxBatched = new Option<int>("--max-batched-tokens") { Description = "Tokens per forward step.", DefaultValueFactory = _ => 512 };
         var blockSize = new Option<int>("--block-size") { Description = "Token slots per KV block.", DefaultValueFactory = _ => 16 };
         var seed = new Option<int>("--seed") { Description = "Seed of the random prompts.", DefaultValueFactory = _ => 1 };
+        var quantize = QuantizeOption.Create();
         var command = new Command("engine", "Measure the serving engine in-process at several concurrency levels.")
         {
-            model, concurrency, promptTokens, genTokens, sharedPrefix, json, kvMemory, maxBatched, blockSize, seed,
+            model, concurrency, promptTokens, genTokens, sharedPrefix, json, kvMemory, maxBatched, blockSize, seed, quantize,
         };
         command.SetAction(async (result, ct) =>
         {
@@ -38,7 +39,7 @@ internal static class BenchEngineCommand
                 var settings = new BenchEngineSettings(
                     result.GetValue(model)!, ParseConcurrency(result.GetValue(concurrency)!), result.GetValue(promptTokens),
                     result.GetValue(genTokens), result.GetValue(sharedPrefix), ParseSize(result.GetValue(kvMemory)),
-                    result.GetValue(maxBatched), result.GetValue(blockSize), result.GetValue(seed));
+                    result.GetValue(maxBatched), result.GetValue(blockSize), result.GetValue(seed), LoadQuantization.Parse(result.GetValue(quantize)));
                 var results = await RunAsync(settings, Console.Error);
                 Console.WriteLine(result.GetValue(json) ? ToJson(results) : ToTable(results));
                 return 0;
@@ -57,7 +58,7 @@ internal static class BenchEngineCommand
         s.Validate();
         if (!File.Exists(s.ModelPath) && !Directory.Exists(s.ModelPath))
             throw new FileNotFoundException($"model file not found: {s.ModelPath}", s.ModelPath);
-        using var model = ModelLoader.Load(s.ModelPath);
+        using var model = ModelLoader.Load(s.ModelPath, new ModelLoadOptions { QuantizeTo = s.QuantizeTo, Notice = progress.WriteLine });
         using var executor = new PagedLlamaExecutor(model);
         var perSequence = (s.PromptTokens + s.GenTokens + s.BlockSize - 1) / s.BlockSize;
         var options = new EngineOptions
@@ -161,7 +162,7 @@ internal static class BenchEngineCommand
 /// <summary>The arguments of <c>bench engine</c>, checked together.</summary>
 internal sealed record BenchEngineSettings(
     string ModelPath, int[] Concurrency, int PromptTokens, int GenTokens, int SharedPrefix,
-    long? KvCacheBytes = null, int MaxBatchedTokens = 512, int BlockSize = 16, int Seed = 1)
+    long? KvCacheBytes = null, int MaxBatchedTokens = 512, int BlockSize = 16, int Seed = 1, Engine.Formats.GgmlType? QuantizeTo = null)
 {
     public void Validate()
     {

@@ -4,14 +4,24 @@ using Bulwark.Cli.Terminal;
 
 namespace Bulwark.Cli.Commands;
 
-/// <summary><c>bulwark bench serve</c>: load an OpenAI-compatible server over HTTP and report throughput and latency percentiles.</summary>
+/// <summary>
+/// <c>bulwark bench serve</c>: load an OpenAI-compatible server over HTTP and report throughput and
+/// latency percentiles; or, with <c>--compare-security</c>, measure the security front's overhead
+/// between two in-process servers (<see cref="SecurityComparison"/>).
+/// </summary>
 internal static class BenchServeCommand
 {
     public const string DefaultKeyVariable = "BULWARK_API_KEY";
 
     public static Command Create()
     {
-        var url = new Option<string>("--url") { Description = "Base URL of the server, e.g. http://127.0.0.1:8000.", Required = true };
+        var url = new Option<string?>("--url") { Description = "Base URL of the server, e.g. http://127.0.0.1:8000 (required unless --compare-security)." };
+        var compare = new Option<bool>("--compare-security")
+        {
+            Description = "Instead of loading --url: start two servers in this process on the demo model, security on (key, in-memory quotas, audit) " +
+                          "and off, alternate requests between them and print p50/p99 of each and the difference. --requests defaults to 1000, --max-tokens to 1.",
+        };
+        var warmup = new Option<int?>("--warmup") { Description = "With --compare-security: unmeasured requests per server first (0..1000000; default --requests / 10)." };
         var concurrency = new Option<int>("--concurrency") { Description = "Requests in flight at once (1..1024).", DefaultValueFactory = _ => 4 };
         var requests = new Option<int>("--requests") { Description = "Requests to send in all (1..1000000).", DefaultValueFactory = _ => 64 };
         var stream = new Option<bool>("--stream") { Description = "Stream responses (measures time to first token and inter-token latency)." };
@@ -22,13 +32,16 @@ internal static class BenchServeCommand
         var prompt = new Option<string?>("--prompt") { Description = "The user message every request sends." };
         var command = new Command("serve", "Load a running OpenAI-compatible server: requests/s, tokens/s, TTFT and ITL p50/p90/p99, errors.")
         {
-            url, concurrency, requests, stream, json, keyEnv, model, maxTokens, prompt,
+            url, concurrency, requests, stream, json, keyEnv, model, maxTokens, prompt, compare, warmup,
         };
         command.SetAction(async (result, ct) =>
         {
+            if (result.GetValue(compare)) return await CompareSecurityAsync(result, ct);
             var problems = new List<string>();
-            if (!Uri.TryCreate(result.GetValue(url), UriKind.Absolute, out var baseUrl) || baseUrl.Scheme is not ("http" or "https"))
+            if (result.GetValue(url) is null) problems.Add("--url is required (or --compare-security)");
+            else if (!Uri.TryCreate(result.GetValue(url), UriKind.Absolute, out var parsed) || parsed.Scheme is not ("http" or "https"))
                 problems.Add($"--url must be an absolute http(s) URL; got '{result.GetValue(url)}'");
+            Uri.TryCreate(result.GetValue(url), UriKind.Absolute, out var baseUrl);
             var (c, n, m) = (result.GetValue(concurrency), result.GetValue(requests), result.GetValue(maxTokens));
             if (c is < 1 or > 1024) problems.Add($"--concurrency must be between 1 and 1024; got {c}");
             if (n is < 1 or > 1_000_000) problems.Add($"--requests must be between 1 and 1000000; got {n}");
@@ -38,7 +51,7 @@ internal static class BenchServeCommand
             if (string.IsNullOrEmpty(key) && variable != DefaultKeyVariable) problems.Add($"--api-key-env names {variable}, which is not set");
             if (problems.Count > 0)
             {
-                foreach (var p in problems) Console.Error.WriteLine(p);
+                foreach (var p in problems) result.InvocationConfiguration.Error.WriteLine(p);
                 return 2;
             }
             var settings = new LoadSettings
@@ -62,5 +75,40 @@ internal static class BenchServeCommand
             return report.Succeeded == report.Requests ? 0 : 1;
         });
         return command;
+
+        async Task<int> CompareSecurityAsync(ParseResult result, CancellationToken ct)
+        {
+            var output = result.InvocationConfiguration.Output;
+            var error = result.InvocationConfiguration.Error;
+            var problems = new List<string>();
+            if (result.GetValue(url) is not null) problems.Add("--compare-security starts its own servers; drop --url");
+            foreach (var unused in new Option[] { concurrency, stream, keyEnv, model, prompt })
+                if (result.GetResult(unused) is { Implicit: false }) problems.Add($"{unused.Name} does not apply to --compare-security (requests go one at a time to the demo model)");
+            var n = result.GetResult(requests) is { Implicit: false } ? result.GetValue(requests) : 1000;
+            var m = result.GetResult(maxTokens) is { Implicit: false } ? result.GetValue(maxTokens) : 1;
+            var w = result.GetValue(warmup) ?? n / 10;
+            if (n is < 1 or > 1_000_000) problems.Add($"--requests must be between 1 and 1000000; got {n}");
+            if (m is < 1 or > 65536) problems.Add($"--max-tokens must be between 1 and 65536; got {m}");
+            if (w is < 0 or > 1_000_000) problems.Add($"--warmup must be between 0 and 1000000; got {w}");
+            if (problems.Count > 0)
+            {
+                foreach (var p in problems) error.WriteLine(p);
+                return 2;
+            }
+            var bar = result.GetValue(json) ? null : new ProgressBar("pairs", n, "req");
+            SecurityComparisonReport report;
+            try
+            {
+                report = await SecurityComparison.RunAsync(n, w, m, bar, ct);
+            }
+            catch (InvalidOperationException e)
+            {
+                error.WriteLine("bench serve: " + e.Message);
+                return 1;
+            }
+            bar?.Finish();
+            output.Write(result.GetValue(json) ? report.ToJson() + Environment.NewLine : report.ToTable());
+            return 0;
+        }
     }
 }

@@ -25,7 +25,7 @@ internal static class GenerateCommand
     private static readonly JsonSerializerOptions ReadableJson = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     private sealed record Request(string? Model, string? Prompt, string? PromptIds, int MaxTokens, float Temperature,
-        long Seed, bool Json, string? DumpLogits, string? DataDir);
+        long Seed, bool Json, string? DumpLogits, string? DataDir, string? Quantize);
 
     public static Command Create()
     {
@@ -38,14 +38,15 @@ internal static class GenerateCommand
         var json = new Option<bool>("--json") { Description = "Print one JSON object: {\"prompt_ids\":[...],\"ids\":[...],\"text\":\"...\"}." };
         var dumpLogits = new Option<string?>("--dump-logits") { Description = "Write the logits of each generated step to FILE: float32 little-endian, one vocabulary-sized row per step." };
         var dataDir = CommonOptions.DataDir();
+        var quantize = QuantizeOption.Create();
         var command = new Command("generate", "Generate text from a prompt with a local model (the demo model when --model is not given).")
         {
-            model, prompt, promptIds, maxTokens, temperature, seed, json, dumpLogits, dataDir,
+            model, prompt, promptIds, maxTokens, temperature, seed, json, dumpLogits, dataDir, quantize,
         };
         command.SetAction(r =>
         {
             var request = new Request(r.GetValue(model), r.GetValue(prompt), r.GetValue(promptIds), r.GetValue(maxTokens),
-                r.GetValue(temperature), r.GetValue(seed), r.GetValue(json), r.GetValue(dumpLogits), r.GetValue(dataDir));
+                r.GetValue(temperature), r.GetValue(seed), r.GetValue(json), r.GetValue(dumpLogits), r.GetValue(dataDir), r.GetValue(quantize));
             var stderr = r.InvocationConfiguration.Error;
             try
             {
@@ -69,9 +70,10 @@ internal static class GenerateCommand
         if (!(request.Temperature >= 0f && request.Temperature <= MaxTemperature))
             throw new ArgumentException($"--temperature must be between 0 and {MaxTemperature}; got {request.Temperature}");
         var sampling = new SamplingParams { Temperature = request.Temperature, Seed = request.Seed, MaxTokens = request.MaxTokens };
+        var quantizeTo = LoadQuantization.Parse(request.Quantize);
 
         var path = request.Model ?? DemoModel(request.DataDir, stderr);
-        using var model = ModelLoader.Load(path);
+        using var model = ModelLoader.Load(path, new ModelLoadOptions { QuantizeTo = quantizeTo, Notice = stderr.WriteLine });
         var config = model.Config;
         var tokenizer = TryLoadTokenizer(path, request.Prompt is not null, stderr);
         var promptIds = request.PromptIds is { } ids ? ParseIds(ids, config.VocabularySize) : tokenizer!.Encode(request.Prompt!);

@@ -55,7 +55,7 @@ internal static class KeysCommand
             spec.Validate(now); // before opening (and perhaps creating) the store
             await using var opened = await store.OpenAsync(r, ct);
             var issued = await opened.Keys.CreateAsync(spec, SecurityStore.Actor, ct);
-            PrintIssued(output, issued, r.GetValue(json), "created");
+            PrintIssued(output, View(issued), r.GetValue(json), "created");
             return 0;
         }));
         return command;
@@ -99,13 +99,21 @@ internal static class KeysCommand
     {
         var store = new SecurityStoreOptions();
         var id = new Argument<string>("id") { Description = "The key's public id (the 12 characters after bwk_ or bwa_)." };
-        var command = new Command("revoke", "Revoke a key; every running server refuses it within a second.") { id };
+        var url = AdminApi.UrlOption();
+        var command = new Command("revoke", "Revoke a key; every running server refuses it within a second.") { id, url };
         store.AddTo(command);
         command.SetAction((r, ct) => CliRun.RunAsync(r, async output =>
         {
-            await using var opened = await store.OpenAsync(r, ct);
             var keyId = KeyId(r.GetValue(id)!);
-            if (!await opened.Keys.RevokeAsync(keyId, SecurityStore.Actor, ct)) throw new CliException($"no key with id '{keyId}'");
+            using (var server = AdminApi.From(r, url, store))
+            {
+                if (server is not null) await server.SendAsync(HttpMethod.Post, $"admin/keys/{Uri.EscapeDataString(keyId)}/revoke", null, ct);
+                else
+                {
+                    await using var opened = await store.OpenAsync(r, ct);
+                    if (!await opened.Keys.RevokeAsync(keyId, SecurityStore.Actor, ct)) throw new CliException($"no key with id '{keyId}'");
+                }
+            }
             output.WriteLine($"revoked {keyId}");
             return 0;
         }));
@@ -117,31 +125,44 @@ internal static class KeysCommand
         var store = new SecurityStoreOptions();
         var id = new Argument<string>("id") { Description = "The key's public id." };
         var json = new Option<bool>("--json") { Description = "Print the new key as one JSON object." };
-        var command = new Command("rotate", "Issue a new key with the same settings and revoke the old one.") { id, json };
+        var url = AdminApi.UrlOption();
+        var command = new Command("rotate", "Issue a new key with the same settings and revoke the old one.") { id, json, url };
         store.AddTo(command);
         command.SetAction((r, ct) => CliRun.RunAsync(r, async output =>
         {
-            await using var opened = await store.OpenAsync(r, ct);
             var keyId = KeyId(r.GetValue(id)!);
-            var issued = await opened.Keys.RotateAsync(keyId, SecurityStore.Actor, ct) ?? throw new CliException($"no active key with id '{keyId}'");
+            JsonElement issued;
+            using (var server = AdminApi.From(r, url, store))
+            {
+                if (server is not null) issued = await server.SendAsync(HttpMethod.Post, $"admin/keys/{Uri.EscapeDataString(keyId)}/rotate", null, ct);
+                else
+                {
+                    await using var opened = await store.OpenAsync(r, ct);
+                    issued = View(await opened.Keys.RotateAsync(keyId, SecurityStore.Actor, ct) ?? throw new CliException($"no active key with id '{keyId}'"));
+                }
+            }
             PrintIssued(output, issued, r.GetValue(json), $"rotated {keyId} into");
             return 0;
         }));
         return command;
     }
 
-    private static void PrintIssued(TextWriter output, IssuedKey issued, bool json, string verb)
+    /// <summary>A new key as the admin API answers it, so keys made through the store and through a server print alike.</summary>
+    private static JsonElement View(IssuedKey issued) => JsonSerializer.SerializeToElement(KeyView.Of(issued.Record, issued.Key));
+
+    private static void PrintIssued(TextWriter output, JsonElement view, bool json, string verb)
     {
         if (json)
         {
-            output.WriteLine(JsonSerializer.Serialize(KeyView.Of(issued.Record, issued.Key)));
+            output.WriteLine(view.GetRawText());
             return;
         }
-        var k = issued.Record;
-        output.WriteLine($"{verb} {(k.IsAdmin ? "admin" : "API")} key {k.Id} (name '{k.Name}', tenant '{k.Tenant}')");
-        output.WriteLine(issued.Key);
+        var admin = view.GetProperty("admin").GetBoolean();
+        output.WriteLine($"{verb} {(admin ? "admin" : "API")} key {view.GetProperty("id").GetString()} " +
+                         $"(name '{view.GetProperty("name").GetString()}', tenant '{view.GetProperty("tenant").GetString()}')");
+        output.WriteLine(view.GetProperty("key").GetString());
         output.WriteLine("Store it now: it is shown only this once (only its HMAC is kept).");
-        output.WriteLine(k.IsAdmin
+        output.WriteLine(admin
             ? "Use it: curl -H \"Authorization: Bearer $BULWARK_ADMIN_KEY\" http://127.0.0.1:8000/admin/keys"
             : "Use it: curl -H \"Authorization: Bearer $KEY\" http://127.0.0.1:8000/v1/models");
     }

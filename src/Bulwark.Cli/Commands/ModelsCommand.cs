@@ -18,6 +18,7 @@ internal static class ModelsCommand
     {
         foreach (var c in ModelsRegistryCommands.All()) yield return c;
         foreach (var c in ModelsQualityCommands.All()) yield return c;
+        foreach (var c in ModelsServerCommands.All()) yield return c;
         yield return SynthCommand.Create();
     }
 }

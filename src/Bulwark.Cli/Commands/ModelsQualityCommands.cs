@@ -22,7 +22,7 @@ internal static class ModelsQualityCommands
         var dataDir = CommonOptions.DataDir();
         var name = new Argument<string>("name") { Description = "Registered model name." };
         var to = new Option<string>("--to") { Description = "Target type: q8_0 or q4_0.", Required = true };
-        var version = new Option<string?>("--version") { Description = "Version to quantize (default: the serving one); must be F32, F16 or BF16." };
+        var version = new Option<string?>("--version") { Description = "Version to quantize (default: the serving one): an F32, F16 or BF16 GGUF, or a Hugging Face folder (converted to GGUF first)." };
         var noCheck = new Option<bool>("--no-check") { Description = "Do not check the new version against its parent now (it cannot serve until checked or overridden)." };
         var use = new Option<bool>("--use") { Description = "Make the new version the serving one if its check passes." };
         var command = new Command("quantize", "Write a quantized GGUF copy of a version as a new version (parent linked), then check it against its parent.")
@@ -40,23 +40,30 @@ internal static class ModelsQualityCommands
             };
             var from = r.GetValue(version) ?? registry.State(n).Current ?? throw new RegistryException($"model '{n}' has no versions");
             var (manifest, path) = await registry.VerifiedPathAsync(n, from, requireSignature: false);
-            if (manifest.Format != "gguf")
-                throw new RegistryException($"model '{n}' version {from} is a safetensors folder; quantize converts GGUF versions only (convert it to GGUF first)");
 
             var temp = Path.Combine(registry.Root, $".quantize-{Guid.NewGuid():N}", $"{n}-{r.GetValue(to)!.ToLowerInvariant()}.gguf");
             Directory.CreateDirectory(Path.GetDirectoryName(temp)!);
             try
             {
-                var bar = new ProgressBar($"quantizing to {target}", new FileInfo(path).Length);
                 try
                 {
+                    if (manifest.Format != "gguf")
+                    {
+                        // A Hugging Face folder is converted to GGUF first (llama.cpp's layout), then quantized like any GGUF.
+                        var converted = Path.Combine(Path.GetDirectoryName(temp)!, "converted.gguf");
+                        var converting = new ProgressBar("converting to GGUF", manifest.TotalBytes);
+                        Engine.Model.HuggingFaceToGguf.Convert(path, converted, converting);
+                        converting.Finish();
+                        path = converted;
+                    }
+                    var bar = new ProgressBar($"quantizing to {target}", new FileInfo(path).Length);
                     GgufRequantizer.Requantize(path, temp, target, bar);
+                    bar.Finish();
                 }
                 catch (ModelFormatException e)
                 {
                     throw new RegistryException(e.Message);
                 }
-                bar.Finish();
                 var hashing = new ProgressBar("hashing", new FileInfo(temp).Length);
                 var added = await registry.AddAsync(n, temp, new AddOptions
                 {

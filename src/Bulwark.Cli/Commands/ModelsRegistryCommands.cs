@@ -44,7 +44,7 @@ internal static class ModelsRegistryCommands
         {
             var registry = ModelRegistry.Open(DataDirectory.Resolve(r.GetValue(dataDir)).EnsureCreated());
             var source = r.GetValue(from)!;
-            var bar = new ProgressBar("hashing", SizeOf(source));
+            var bar = new ProgressBar("hashing", Bulwark.Server.Hosting.ModelMemory.OnDisk(source));
             var manifest = await registry.AddAsync(r.GetValue(name)!, source,
                 new AddOptions { Sign = r.GetValue(sign), KeyId = r.GetValue(key), MakeCurrent = r.GetValue(use) }, bar);
             bar.Finish();
@@ -127,8 +127,9 @@ internal static class ModelsRegistryCommands
         var dataDir = CommonOptions.DataDir();
         var name = new Argument<string>("name");
         var version = new Argument<string>("version");
-        var command = new Command("use", "Make a version the serving one (the current one goes on the roll-back history).") { name, version, dataDir };
-        command.SetAction(r => Run(async () =>
+        var url = ModelsServerCommands.UrlOption(required: false);
+        var command = new Command("use", "Make a version the serving one (the current one goes on the roll-back history); with --url, also swap it into that running server.") { name, version, dataDir, url };
+        command.SetAction((r, ct) => r.GetValue(url) is { } server ? ModelsServerCommands.UseAsync(r, server, r.GetValue(name)!, r.GetValue(version)!, ct) : Run(async () =>
         {
             var data = DataDirectory.Resolve(r.GetValue(dataDir));
             var registry = ModelRegistry.Open(data);
@@ -147,8 +148,9 @@ internal static class ModelsRegistryCommands
     {
         var dataDir = CommonOptions.DataDir();
         var name = new Argument<string>("name");
-        var command = new Command("rollback", "Serve the version that served before the current one.") { name, dataDir };
-        command.SetAction(r => Run(async () =>
+        var url = ModelsServerCommands.UrlOption(required: false);
+        var command = new Command("rollback", "Serve the version that served before the current one; with --url, in that running server at once.") { name, dataDir, url };
+        command.SetAction((r, ct) => r.GetValue(url) is { } server ? ModelsServerCommands.RollbackAsync(r, server, r.GetValue(name)!, ct) : Run(async () =>
         {
             var data = DataDirectory.Resolve(r.GetValue(dataDir));
             var state = ModelRegistry.Open(data).Rollback(r.GetValue(name)!);
@@ -180,11 +182,6 @@ internal static class ModelsRegistryCommands
         }));
         return command;
     }
-
-    private static long SizeOf(string path) =>
-        File.Exists(path) ? new FileInfo(path).Length
-        : Directory.Exists(path) ? new DirectoryInfo(path).EnumerateFiles("*", SearchOption.AllDirectories).Sum(f => f.Length)
-        : 0;
 
     /// <summary>Runs a command body; registry errors become one line on stderr and exit code 1.</summary>
     internal static async Task<int> Run(Func<Task<int>> body)

@@ -35,36 +35,12 @@ internal static class SecurityOverheadBenchmark
         try
         {
             var services = host.Services;
-            // Limits high enough never to refuse, so every limit's arithmetic still runs.
-            var issued = await services.GetRequiredService<KeyIssuer>().CreateAsync(new KeySpec
-            {
-                Name = "bench", Limits = new KeyLimits(1_000_000_000, 1_000_000_000_000, 1_000_000_000_000_000, 1_000_000),
-            }, "bench", ct);
+            var issued = await services.GetRequiredService<KeyIssuer>().CreateAsync(Bench.AlternatingPairs.UnrefusedKey, "bench", ct);
             var secured = Pipeline(services, secured: true);
             var bare = Pipeline(services, secured: false);
             var authorization = "Bearer " + issued.Key;
-
-            for (var i = 0; i < warmup; i++)
-            {
-                await InvokeAsync(secured, services, authorization);
-                await InvokeAsync(bare, services, authorization);
-            }
-            var on = new double[iterations];
-            var off = new double[iterations];
-            for (var i = 0; i < iterations; i++)
-            {
-                // Alternate which goes first so neither always runs on a warmer cache.
-                if (i % 2 == 0)
-                {
-                    on[i] = await InvokeAsync(secured, services, authorization);
-                    off[i] = await InvokeAsync(bare, services, authorization);
-                }
-                else
-                {
-                    off[i] = await InvokeAsync(bare, services, authorization);
-                    on[i] = await InvokeAsync(secured, services, authorization);
-                }
-            }
+            var (on, off) = await Bench.AlternatingPairs.MeasureAsync(
+                () => InvokeAsync(secured, services, authorization), () => InvokeAsync(bare, services, authorization), warmup, iterations);
             var audit = services.GetRequiredService<AuditWriter>();
             await audit.FlushAsync(ct);
             var storage = services.GetRequiredService<Bulwark.Server.Storage.SecurityStorage>();

@@ -22,9 +22,10 @@ internal static class ServeCommand
         var seqs = new Option<int?>("--max-seqs") { Description = "Sequences running at once in the engine (default 64)." };
         var concurrent = new Option<int?>("--max-concurrent-requests") { Description = "Requests generating at once; more wait in the admission queue (default 16)." };
         var requireSigned = new Option<bool>("--require-signature") { Description = "Serve a registered model only if its manifest is signed by a trusted key." };
+        var quantize = QuantizeOption.Create();
         var command = new Command("serve", "Serve a model through the OpenAI-compatible API (with keys, quotas, audit and metrics).")
         {
-            model, host, port, dataDir, kvMemory, batched, seqs, concurrent, requireSigned,
+            model, host, port, dataDir, kvMemory, batched, seqs, concurrent, requireSigned, quantize,
         };
         command.SetAction(async (result, ct) =>
         {
@@ -42,6 +43,7 @@ internal static class ServeCommand
             Set(ServeOptions.Section + ":MaxSequences", result.GetValue(seqs));
             Set(Server.Admission.AdmissionOptions.Section + ":MaxConcurrentRequests", result.GetValue(concurrent));
             if (result.GetValue(requireSigned)) Set(ServeOptions.Section + ":RequireSignature", true);
+            Set(ServeOptions.Section + ":Quantize", result.GetValue(quantize));
             try
             {
                 await using var serve = await ServeHost.StartAsync(BulwarkServer.CreateBuilder([], flags), Console.Out, ct: ct);

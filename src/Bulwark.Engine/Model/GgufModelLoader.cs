@@ -10,7 +10,7 @@ namespace Bulwark.Engine.Model;
 /// </summary>
 public static unsafe class GgufModelLoader
 {
-    public static LlamaModel Load(string path)
+    public static LlamaModel Load(string path, ModelLoadOptions? load = null)
     {
         var file = GgufFile.Open(path);
         try
@@ -25,7 +25,7 @@ public static unsafe class GgufModelLoader
                 factors = new float[config.HeadDim / 2];
                 Dequantize.F32(file.TensorBytes(freqs), factors);
             }
-            var weights = new WeightsBuilder(config, source, TensorNames.Gguf).Build([file], factors);
+            var weights = new WeightsBuilder(config, source, TensorNames.Gguf, load).Build([file], factors);
             return new LlamaModel(config, weights);
         }
         catch

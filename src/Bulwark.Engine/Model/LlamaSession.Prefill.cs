@@ -129,7 +129,7 @@ public sealed unsafe partial class LlamaSession
     {
         var job = (AttendJob*)context;
         var positions = job->Start + t + 1;
-        var scores = _threadScores is { } s && s.Length >= positions ? s : (_threadScores = new float[Math.Max(positions, 1024)]);
+        var scores = _threadScores is { } s && s.Length >= positions ? s : (_threadScores = new float[Math.Max(2 * positions, 1024)]);
         var kvLength = job->KvHeadCount * job->HeadDim;
         Attention.Attend(
             new ReadOnlySpan<float>(job->Query + (long)t * job->QueryLength, job->QueryLength),

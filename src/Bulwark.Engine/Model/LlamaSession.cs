@@ -4,11 +4,11 @@ namespace Bulwark.Engine.Model;
 /// Runs the forward pass for one sequence, one token at a time, over a contiguous KV cache.
 /// All buffers are allocated once here; <see cref="Forward"/> allocates nothing.
 /// </summary>
-public sealed partial class LlamaSession : IDisposable
+public sealed unsafe partial class LlamaSession : IDisposable
 {
     private readonly LlamaModel _model;
     private readonly ContiguousKvCache _cache;
-    private readonly NativeBuffer _x, _normed, _query, _attention, _residual, _gate, _up, _scores, _logits;
+    private readonly NativeBuffer _x, _normed, _query, _attention, _residual, _gate, _up, _logits;
 
     internal LlamaSession(LlamaModel model, int contextLength)
     {
@@ -22,7 +22,6 @@ public sealed partial class LlamaSession : IDisposable
         _residual = new NativeBuffer(c.EmbeddingLength);
         _gate = new NativeBuffer(c.FeedForwardLength);
         _up = new NativeBuffer(c.FeedForwardLength);
-        _scores = new NativeBuffer(contextLength);
         _logits = new NativeBuffer(c.VocabularySize);
     }
 
@@ -61,7 +60,7 @@ public sealed partial class LlamaSession : IDisposable
             }
             DecoderSteps.ApplyRope(q, c, position, w.RopeInverseFrequencies);
             DecoderSteps.ApplyRope(k, c, position, w.RopeInverseFrequencies);
-            DecoderSteps.Attend(q, _cache.Keys(l, position + 1), _cache.Values(l, position + 1), position + 1, c, _scores.Span, _attention.Span);
+            AttendHeads(q, _cache.Keys(l, position + 1), _cache.Values(l, position + 1), position + 1);
             DecoderSteps.Project(layer.Output, _attention.Span, _residual.Span);
             Add(x, _residual.Span);
 
@@ -76,10 +75,43 @@ public sealed partial class LlamaSession : IDisposable
 
     private static void Add(Span<float> x, ReadOnlySpan<float> delta) => Kernels.Cpu.VectorOps.Add(x, delta);
 
+    private struct HeadsJob
+    {
+        public float* Query, Keys, Values, Output;
+        public int Positions, HeadCount, KvHeadCount, HeadDim;
+    }
+
+    /// <summary>One decode token's attention, its query heads spread over the worker pool (they were one thread's work while the matmuls used all).</summary>
+    private void AttendHeads(Span<float> query, ReadOnlySpan<float> keys, ReadOnlySpan<float> values, int positions)
+    {
+        var c = _model.Config;
+        fixed (float* q = query)
+        fixed (float* k = keys)
+        fixed (float* v = values)
+        fixed (float* o = _attention.Span)
+        {
+            var job = new HeadsJob { Query = q, Keys = k, Values = v, Output = o, Positions = positions, HeadCount = c.HeadCount, KvHeadCount = c.KeyValueHeadCount, HeadDim = c.HeadDim };
+            Kernels.Cpu.WorkerPool.Shared.Run(&HeadItem, &job, c.HeadCount);
+        }
+    }
+
+    [ThreadStatic] private static float[]? _headScores;
+
+    private static void HeadItem(void* context, int head)
+    {
+        var job = (HeadsJob*)context;
+        var scores = _headScores is { } s && s.Length >= job->Positions ? s : (_headScores = new float[Math.Max(2 * job->Positions, 1024)]);
+        var kvLength = (long)job->KvHeadCount * job->HeadDim;
+        var queryLength = job->HeadCount * job->HeadDim;
+        Kernels.Cpu.Attention.AttendHeads(new ReadOnlySpan<float>(job->Query, queryLength),
+            new ReadOnlySpan<float>(job->Keys, checked((int)(job->Positions * kvLength))), new ReadOnlySpan<float>(job->Values, checked((int)(job->Positions * kvLength))),
+            job->Positions, head, head + 1, job->HeadCount, job->KvHeadCount, job->HeadDim, scores, new Span<float>(job->Output, queryLength));
+    }
+
     public void Dispose()
     {
         _cache.Dispose();
         DisposeBatch();
-        foreach (var b in new[] { _x, _normed, _query, _attention, _residual, _gate, _up, _scores, _logits }) b.Dispose();
+        foreach (var b in new[] { _x, _normed, _query, _attention, _residual, _gate, _up, _logits }) b.Dispose();
     }
 }

@@ -13,27 +13,28 @@ public static class ModelLoader
 {
     public const string Expected = "expected a .gguf file or a Hugging Face folder with config.json and *.safetensors";
 
-    public static LlamaModel Load(string path)
+    /// <param name="load">How stored weights become running weights (<c>--quantize</c>); null keeps them as stored.</param>
+    public static LlamaModel Load(string path, ModelLoadOptions? load = null)
     {
         var full = Path.GetFullPath(path);
-        if (Directory.Exists(full)) return LoadFolder(full);
+        if (Directory.Exists(full)) return LoadFolder(full, load);
         if (!File.Exists(full)) throw new ModelFormatException(full, "path", $"does not exist ({Expected})");
         // The magic decides, not the name: old GGML-era files were often called .bin.
-        if (StartsWithGgufMagic(full)) return GgufModelLoader.Load(full);
+        if (StartsWithGgufMagic(full)) return GgufModelLoader.Load(full, load);
         if (PickleRefusal.IsPickle(full)) throw PickleRefusal.Refuse(full);
         if (full.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase))
             throw new ModelFormatException(full, "path", "a safetensors file needs its config.json: pass the folder that holds both");
         throw new ModelFormatException(full, "format", $"is neither GGUF nor a model folder ({Expected})");
     }
 
-    private static LlamaModel LoadFolder(string folder)
+    private static LlamaModel LoadFolder(string folder, ModelLoadOptions? load)
     {
         var files = Directory.GetFiles(folder);
         var safetensors = files.Where(f => f.EndsWith(".safetensors", StringComparison.Ordinal)).ToList();
         var hasIndex = File.Exists(Path.Combine(folder, SafetensorsIndex.FileName));
-        if (safetensors.Count > 0 || hasIndex) return SafetensorsModelLoader.Load(folder);
+        if (safetensors.Count > 0 || hasIndex) return SafetensorsModelLoader.Load(folder, load);
         var ggufs = files.Where(f => f.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase)).ToList();
-        if (ggufs.Count == 1) return GgufModelLoader.Load(ggufs[0]);
+        if (ggufs.Count == 1) return GgufModelLoader.Load(ggufs[0], load);
         if (ggufs.Count > 1)
             throw new ModelFormatException(folder, "path", $"holds {ggufs.Count} .gguf files; pass the one to load");
         var pickles = files.Where(PickleRefusal.HasPickleExtension).Order(StringComparer.Ordinal).ToList();

@@ -10,7 +10,7 @@ namespace Bulwark.Engine.Model;
 /// </summary>
 public static unsafe class SafetensorsModelLoader
 {
-    public static LlamaModel Load(string folder)
+    public static LlamaModel Load(string folder, ModelLoadOptions? load = null)
     {
         var full = Path.GetFullPath(folder);
         var configPath = Path.Combine(full, HfConfig.FileName);
@@ -20,7 +20,7 @@ public static unsafe class SafetensorsModelLoader
         var checkpoint = SafetensorsCheckpoint.Open(full);
         try
         {
-            var weights = new WeightsBuilder(config, new CheckpointSource(checkpoint), TensorNames.HuggingFace).Build([checkpoint]);
+            var weights = new WeightsBuilder(config, new CheckpointSource(checkpoint), TensorNames.HuggingFace, load).Build([checkpoint]);
             return new LlamaModel(config, weights);
         }
         catch

@@ -83,8 +83,24 @@ public sealed unsafe class WeightMatrix : IDisposable
     public void PrepareForKernels(bool releaseMappedPages, InstructionSet isa)
     {
         ObjectDisposedException.ThrowIf(_freed, this);
-        if (_packed != null || !PackedQuantMatrix.CanPack(Type, Columns) || !PackedMatMul.HasFastPath(isa)) return;
-        _packed = PackedQuantMatrix.Pack(Type, Data, RowBytes, Rows, Columns, WorkerPool.Shared);
+        if (_packed != null || !PackedMatMul.HasFastPath(isa)) return;
+        if (PackedQuantMatrix.CanPack(Type, Columns))
+        {
+            _packed = PackedQuantMatrix.Pack(Type, Data, RowBytes, Rows, Columns, WorkerPool.Shared);
+        }
+        else if (Type is GgmlType.Q4_K or GgmlType.Q6_K)
+        {
+            // K-quants (Q4_K_M downloads) have no int8 kernel of their own: each row is dequantized and
+            // requantized to Q8_0 (ggml's quantizer), then packed. Q8_0's rounding (≤ 1/254 of a block's
+            // largest value) is far finer than the 16 or 64 levels the K-quant stores, and the matmul
+            // runs at Q8_0 speed instead of through a float dequantization per row and call.
+            using var q8 = Convert(GgmlType.Q8_0);
+            _packed = PackedQuantMatrix.Pack(GgmlType.Q8_0, q8.Data, q8.RowBytes, Rows, Columns, WorkerPool.Shared);
+        }
+        else
+        {
+            return;
+        }
         if (releaseMappedPages && _owned == null) MappedPages.Release(Data, RowBytes * Rows);
     }
 
@@ -108,6 +124,12 @@ public sealed unsafe class WeightMatrix : IDisposable
             throw new ArgumentException($"{Name}: quantization target must be Q8_0 or Q4_0; got {target}", nameof(target));
         if (Type is not (GgmlType.F32 or GgmlType.F16 or GgmlType.BF16))
             throw new NotSupportedException($"{Name}: only F32, F16 and BF16 weights can be quantized on load; this matrix is {Type}");
+        return Convert(target);
+    }
+
+    /// <summary>Any supported type → Q8_0/Q4_0 through float32, row by row on the worker pool.</summary>
+    private WeightMatrix Convert(GgmlType target)
+    {
         if (Columns % Dequantize.QuantBlock != 0)
             throw new ArgumentException($"{Name}: {target} needs a row length that is a multiple of {Dequantize.QuantBlock}; got {Columns}");
         var rowBytes = GgmlTypes.ByteSize(target, Columns);

@@ -6,10 +6,34 @@ namespace Bulwark.Engine.Model;
 /// <summary>
 /// Builds <see cref="LlamaWeights"/> from any <see cref="ITensorSource"/>, checking that every
 /// tensor the config calls for exists with exactly the expected shape and a supported type.
+/// With <see cref="ModelLoadOptions.QuantizeTo"/>, float matrices are quantized into memory the
+/// weights own; when that leaves nothing pointing into the source files, they are closed at once,
+/// so the float copy is not kept.
 /// </summary>
-public sealed unsafe class WeightsBuilder(LlamaConfig config, ITensorSource source, TensorNames names)
+public sealed unsafe class WeightsBuilder(LlamaConfig config, ITensorSource source, TensorNames names, ModelLoadOptions? load = null)
 {
+    private readonly ModelLoadOptions _load = load ?? ModelLoadOptions.None;
+    private readonly List<WeightMatrix> _quantized = [];
+    private readonly List<string> _keptAsStored = [];
+    private long _bytesBefore, _bytesAfter;
+
+    /// <param name="owned">The source files the matrices point into: kept open by the weights, or disposed here when no matrix needs them.</param>
     public LlamaWeights Build(IReadOnlyList<IDisposable> owned, ReadOnlySpan<float> ropeFrequencyFactors = default)
+    {
+        try
+        {
+            var weights = BuildMatrices(owned, ropeFrequencyFactors);
+            Report();
+            return weights;
+        }
+        catch
+        {
+            foreach (var m in _quantized) m.Dispose();
+            throw;
+        }
+    }
+
+    private LlamaWeights BuildMatrices(IReadOnlyList<IDisposable> owned, ReadOnlySpan<float> ropeFrequencyFactors)
     {
         var c = config;
         var embedding = Matrix(names.TokenEmbedding, c.VocabularySize, c.EmbeddingLength);
@@ -45,7 +69,22 @@ public sealed unsafe class WeightsBuilder(LlamaConfig config, ITensorSource sour
             foreach (var matrix in new[] { layer.Query, layer.Key, layer.Value, layer.Output, layer.Gate, layer.Up, layer.Down })
                 matrix.PrepareForKernels(source.IsFileMapped);
         output.PrepareForKernels(source.IsFileMapped);
-        return new LlamaWeights(embedding, layers, outputNorm, output, frequencies, owned);
+        // LlamaWeights disposes every matrix (quantized copies included) and then what it owns.
+        if (_load.QuantizeTo is null || _keptAsStored.Count > 0)
+            return new LlamaWeights(embedding, layers, outputNorm, output, frequencies, owned);
+        // Every matrix now lives in its own quantized memory and every vector was copied: unmap the files.
+        foreach (var o in owned) o.Dispose();
+        return new LlamaWeights(embedding, layers, outputNorm, output, frequencies, []);
+    }
+
+    private void Report()
+    {
+        if (_load.QuantizeTo is not { } target || _load.Notice is not { } notice) return;
+        var mib = (double)(1 << 20);
+        var line = $"quantized {_quantized.Count} matrices to {target} at load ({_bytesBefore / mib:0.#} MiB -> {_bytesAfter / mib:0.#} MiB)";
+        if (_keptAsStored.Count > 0)
+            line += $"; {_keptAsStored.Count} left as stored ({string.Join(", ", _keptAsStored.Take(3))}{(_keptAsStored.Count > 3 ? ", ..." : "")})";
+        notice(line);
     }
 
     private TensorView Require(string name, params long[] expected)
@@ -63,7 +102,19 @@ public sealed unsafe class WeightsBuilder(LlamaConfig config, ITensorSource sour
     private WeightMatrix Matrix(string name, int rows, int columns)
     {
         var t = Require(name, rows, columns);
-        return new WeightMatrix(name, t.Type, rows, columns, t.Data);
+        var stored = new WeightMatrix(name, t.Type, rows, columns, t.Data);
+        if (_load.QuantizeTo is not { } target) return stored;
+        // The same rule as `bulwark models quantize` (GgufRequantizer): float matrices whose rows are whole blocks.
+        if (t.Type is not (GgmlType.F32 or GgmlType.F16 or GgmlType.BF16) || columns % GgmlTypes.BlockSize(target) != 0)
+        {
+            _keptAsStored.Add($"{name} {t.Type}");
+            return stored;
+        }
+        var quantized = stored.Quantize(target);
+        _quantized.Add(quantized);
+        _bytesBefore += stored.RowBytes * rows;
+        _bytesAfter += quantized.RowBytes * rows;
+        return quantized;
     }
 
     /// <summary>Norm weights and biases are tiny; they are converted once to float32.</summary>

@@ -11,7 +11,8 @@ public static class EngineFactory
     /// <param name="modelPath">A GGUF file or a Hugging Face folder (config.json, *.safetensors, tokenizer files), as <see cref="ModelLoader"/> reads them.</param>
     /// <param name="options">Engine options; an empty <see cref="EngineOptions.EosTokenIds"/> is filled from the tokenizer.</param>
     /// <param name="maxContextLength">Caps the model's context length (smaller KV needs per sequence); null keeps it.</param>
-    public static LoadedEngine Load(string modelPath, EngineOptions? options = null, int? maxContextLength = null)
+    /// <param name="load">How stored weights become running weights (<c>--quantize</c>); null keeps them as stored.</param>
+    public static LoadedEngine Load(string modelPath, EngineOptions? options = null, int? maxContextLength = null, Model.ModelLoadOptions? load = null)
     {
         options ??= new EngineOptions();
         var full = System.IO.Path.GetFullPath(modelPath);
@@ -22,7 +23,7 @@ public static class EngineFactory
         var templateSource = TemplateOf(full);
         var (template, templateError) = ParseTemplate(templateSource?.Source);
 
-        var model = ModelLoader.Load(full);
+        var model = ModelLoader.Load(full, load);
         PagedLlamaExecutor? executor = null;
         try
         {

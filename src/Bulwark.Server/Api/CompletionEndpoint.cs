@@ -12,25 +12,28 @@ namespace Bulwark.Server.Api;
 /// backend → response, streamed as Server-Sent Events or answered whole.
 /// </summary>
 public sealed class CompletionEndpoint(
-    IGenerationBackend backend, ApiLimits limits, IRequestPolicy policy, AdmissionGate admission, IOutputGuard guard,
+    ServedModels models, ApiLimits limits, IRequestPolicy policy, AdmissionGate admission, IOutputGuard guard,
     ShutdownDrain drain, ServerMetrics metrics, TimeProvider time)
 {
     public async Task HandleAsync(HttpContext context, ResponseKind kind)
     {
         var started = time.GetTimestamp();
         CompletionJob job;
+        ModelLease model;
         using (var body = await JsonBody.ReadAsync(context, limits))
         {
-            job = kind == ResponseKind.Chat
+            // The lease keeps this model in memory until the response is written, even if it is replaced or unloaded meanwhile.
+            (model, job) = models.AcquireFor(ModelField.Name(body.RootElement, limits), backend => kind == ResponseKind.Chat
                 ? ChatCompletionParser.Parse(body.RootElement, backend, limits)
-                : TextCompletionParser.Parse(body.RootElement, backend, limits);
+                : TextCompletionParser.Parse(body.RootElement, backend, limits));
         }
+        using var _ = model;
         await using var grant = await policy.AdmitAsync(context, job.Model, job.ReservedTokens);
         if (grant is null) return; // refused; the policy wrote the answer
         var caller = RequestCaller.Of(context);
         using var lease = await admission.EnterAsync(caller.Priority, context.RequestAborted);
         using var cancel = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, drain.HardStop);
-        var run = new CompletionRun(job, backend, caller, metrics, time, started, guard);
+        var run = new CompletionRun(job, model.Backend, caller, metrics, time, started, guard);
         var id = (kind == ResponseKind.Chat ? "chatcmpl-" : "cmpl-") + Guid.NewGuid().ToString("N");
         var writer = new CompletionResponseWriter(job, id, time.GetUtcNow().ToUnixTimeSeconds());
         try

@@ -4,8 +4,11 @@ using Microsoft.AspNetCore.Http;
 
 namespace Bulwark.Server.Api;
 
-/// <summary><c>GET /v1/models</c> and <c>GET /v1/models/{id}</c>, with Bulwark's metadata beside OpenAI's fields.</summary>
-public sealed class ModelsEndpoint(IGenerationBackend backend)
+/// <summary>
+/// <c>GET /v1/models</c> and <c>GET /v1/models/{id}</c>, with Bulwark's metadata beside OpenAI's
+/// fields: every model loaded now (the admin API loads and unloads them), the default first.
+/// </summary>
+public sealed class ModelsEndpoint(ServedModels models)
 {
     public async Task ListAsync(HttpContext context)
     {
@@ -14,19 +17,18 @@ public sealed class ModelsEndpoint(IGenerationBackend backend)
         json.WriteStartObject();
         json.WriteString("object", "list");
         json.WriteStartArray("data");
-        WriteModel(json, backend.Model);
+        foreach (var model in models.List()) WriteModel(json, model.Backend.Model);
         json.WriteEndArray();
         json.WriteEndObject();
     }
 
     public async Task GetAsync(HttpContext context, string id)
     {
-        if (!string.Equals(id, backend.Model.Id, StringComparison.Ordinal))
-            throw new ApiException(StatusCodes.Status404NotFound, $"The model '{Truncate(id)}' does not exist; this server serves '{backend.Model.Id}'.",
-                "invalid_request_error", "model", "model_not_found");
+        ModelCard card;
+        using (var lease = models.Acquire(id)) card = lease.Backend.Model;
         context.Response.ContentType = "application/json";
         await using var json = new Utf8JsonWriter(context.Response.BodyWriter);
-        WriteModel(json, backend.Model);
+        WriteModel(json, card);
     }
 
     private static void WriteModel(Utf8JsonWriter json, ModelCard model)
@@ -44,6 +46,4 @@ public sealed class ModelsEndpoint(IGenerationBackend backend)
         json.WriteEndObject();
         json.WriteEndObject();
     }
-
-    private static string Truncate(string s) => s.Length <= 64 ? s : s[..64] + "...";
 }

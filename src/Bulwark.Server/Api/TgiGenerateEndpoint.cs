@@ -14,7 +14,7 @@ namespace Bulwark.Server.Api;
 /// finish reasons <c>length</c>, <c>eos_token</c>, <c>stop_sequence</c>. Errors use the OpenAI shape.
 /// </summary>
 public sealed class TgiGenerateEndpoint(
-    IGenerationBackend backend, ApiLimits limits, IRequestPolicy policy, AdmissionGate admission, IOutputGuard guard,
+    ServedModels models, ApiLimits limits, IRequestPolicy policy, AdmissionGate admission, IOutputGuard guard,
     ShutdownDrain drain, ServerMetrics metrics, TimeProvider time)
 {
     /// <summary>TGI's own default for <c>max_new_tokens</c>.</summary>
@@ -24,15 +24,18 @@ public sealed class TgiGenerateEndpoint(
     {
         var started = time.GetTimestamp();
         (CompletionJob Job, bool Details, bool FullText, string Inputs) request;
+        ModelLease model;
+        // TGI's body names no model: the default one serves it.
         using (var body = await JsonBody.ReadAsync(context, limits))
-            request = Parse(body.RootElement, stream);
+            (model, request) = models.AcquireFor(null, backend => Parse(body.RootElement, stream, backend));
+        using var _ = model;
         var (job, details, fullText, inputs) = request;
         await using var grant = await policy.AdmitAsync(context, job.Model, job.ReservedTokens);
         if (grant is null) return; // refused; the policy wrote the answer
         var caller = RequestCaller.Of(context);
         using var lease = await admission.EnterAsync(caller.Priority, context.RequestAborted);
         using var cancel = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, drain.HardStop);
-        var run = new CompletionRun(job, backend, caller, metrics, time, started, guard);
+        var run = new CompletionRun(job, model.Backend, caller, metrics, time, started, guard);
         try
         {
             await RunAsync(context, stream, job, details, fullText, inputs, run, cancel.Token);
@@ -91,7 +94,7 @@ public sealed class TgiGenerateEndpoint(
         writer.WriteEndObject();
     }
 
-    private (CompletionJob, bool, bool, string) Parse(JsonElement body, bool stream)
+    private (CompletionJob, bool, bool, string) Parse(JsonElement body, bool stream, IGenerationBackend backend)
     {
         var f = new JsonFields(body, "");
         var inputs = f.RequiredString("inputs", limits.MaxPromptCharacters);

@@ -8,15 +8,19 @@ namespace Bulwark.Server.Api;
 /// vLLM's <c>POST /tokenize</c> (a <c>prompt</c> or chat <c>messages</c> → token ids) and
 /// <c>POST /detokenize</c> (token ids → text), with the same limits as generation.
 /// </summary>
-public sealed class TokenizeEndpoint(IGenerationBackend backend, ApiLimits limits)
+public sealed class TokenizeEndpoint(ServedModels models, ApiLimits limits)
 {
     public async Task TokenizeAsync(HttpContext context)
     {
         int[] tokens;
+        int contextLength;
         using (var body = await JsonBody.ReadAsync(context, limits))
         {
             var f = new JsonFields(body.RootElement, "");
-            if (f.Has("model")) ModelField.Read(f, backend.Model, limits);
+            // Without a model field the default model tokenizes.
+            using var lease = models.Acquire(ModelField.OptionalName(f, limits));
+            var backend = lease.Backend;
+            contextLength = backend.Model.ContextLength;
             if (f.Has("messages"))
                 tokens = backend.EncodeChat(ChatCompletionParser.ReadMessages(f, limits));
             else
@@ -30,7 +34,7 @@ public sealed class TokenizeEndpoint(IGenerationBackend backend, ApiLimits limit
         await using var json = new Utf8JsonWriter(context.Response.BodyWriter);
         json.WriteStartObject();
         json.WriteNumber("count", tokens.Length);
-        json.WriteNumber("max_model_len", backend.Model.ContextLength);
+        json.WriteNumber("max_model_len", contextLength);
         json.WriteStartArray("tokens");
         foreach (var t in tokens) json.WriteNumberValue(t);
         json.WriteEndArray();
@@ -43,7 +47,8 @@ public sealed class TokenizeEndpoint(IGenerationBackend backend, ApiLimits limit
         using (var body = await JsonBody.ReadAsync(context, limits))
         {
             var f = new JsonFields(body.RootElement, "");
-            if (f.Has("model")) ModelField.Read(f, backend.Model, limits);
+            using var lease = models.Acquire(ModelField.OptionalName(f, limits));
+            var backend = lease.Backend;
             var array = f.Array("tokens", 0, backend.Model.ContextLength)
                 ?? throw ApiException.Invalid("tokens", "tokens is required.", "missing_required_parameter");
             text = backend.Decode(TextCompletionParser.TokenIds(array, "tokens", backend.Model.VocabularySize));

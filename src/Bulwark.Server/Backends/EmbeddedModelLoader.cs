@@ -13,13 +13,15 @@ namespace Bulwark.Server.Backends;
 public static class EmbeddedModelLoader
 {
     /// <exception cref="ServerConfigurationException">The model cannot be read, or its chat template is outside what Bulwark renders; the message says why.</exception>
-    public static EmbeddedBackend Load(ModelSource source, ServeOptions options)
+    /// <param name="notice">Receives what quantizing at load did (<see cref="ServeOptions.Quantize"/>), once.</param>
+    public static EmbeddedBackend Load(ModelSource source, ServeOptions options, Action<string>? notice = null)
     {
         LoadedEngine loaded;
         try
         {
             // An empty stop list lets the factory use the model's own EOS and end-of-turn ids.
-            loaded = EngineFactory.Load(source.Path, options.ToEngineOptions([]));
+            loaded = EngineFactory.Load(source.Path, options.ToEngineOptions([]),
+                load: new Bulwark.Engine.Model.ModelLoadOptions { QuantizeTo = options.QuantizeType, Notice = notice is null ? null : line => notice($"{source.Id}: {line}") });
         }
         catch (Exception e) when (e is ModelFormatException or FileNotFoundException or InvalidDataException or TemplateException or ArgumentException or NotSupportedException)
         {

@@ -40,7 +40,12 @@ public static class BulwarkServer
     /// <c>bulwark serve</c>; false only for tests that exercise the bare API.
     /// </param>
     /// <exception cref="ServerConfigurationException">A setting is malformed or out of range; the message lists every problem.</exception>
-    public static WebApplication Build(WebApplicationBuilder builder, IGenerationBackend backend, bool secured = true)
+    public static WebApplication Build(WebApplicationBuilder builder, IGenerationBackend backend, bool secured = true) =>
+        Build(builder, new ServedModels(backend), secured);
+
+    /// <summary>Validates the configuration and builds the app serving <paramref name="models"/> (which the caller owns and disposes).</summary>
+    /// <exception cref="ServerConfigurationException">A setting is malformed or out of range; the message lists every problem.</exception>
+    public static WebApplication Build(WebApplicationBuilder builder, ServedModels models, bool secured = true)
     {
         var settings = ServerSettings.Read(builder.Configuration);
         var (server, limits, admission) = (settings.Server, settings.Limits, settings.Admission);
@@ -71,7 +76,7 @@ public static class BulwarkServer
 
         var services = builder.Services;
         services.TryAddSingleton(TimeProvider.System);
-        services.AddSingleton(backend);
+        services.AddSingleton(models);
         services.AddSingleton(server);
         services.AddSingleton(limits);
         services.AddSingleton(admission);
@@ -79,7 +84,7 @@ public static class BulwarkServer
         services.AddSingleton(sp =>
         {
             var queue = sp.GetRequiredService<AdmissionQueue>();
-            return new ServerMetrics(() => backend.Statistics, () => (queue.Running, queue.Waiting));
+            return new ServerMetrics(() => models.Statistics, () => (queue.Running, queue.Waiting));
         });
         services.AddSingleton(sp => new PrometheusExposition(sp.GetRequiredService<ServerMetrics>().Meter));
         services.AddSingleton<AdmissionGate>();
@@ -88,7 +93,17 @@ public static class BulwarkServer
         services.AddApiEndpoints();
         if (secured)
         {
-            services.AddBulwarkSecurity(builder.Configuration, settings.Data.EnsureCreated());
+            var data = settings.Data.EnsureCreated();
+            services.AddBulwarkSecurity(builder.Configuration, data);
+            // Hot load/unload of registered models (admin API); the loader is the embedded engine unless the host gave another.
+            services.TryAddSingleton<BackendLoader>(sp =>
+            {
+                var log = sp.GetRequiredService<ILoggerFactory>().CreateLogger("Bulwark.Models");
+                return (source, options) => EmbeddedModelLoader.Load(source, options, line => log.LogInformation("{Line}", line));
+            });
+            services.AddSingleton(sp => new ModelLifecycle(models, Registry.ModelRegistry.Open(data), sp.GetRequiredService<BackendLoader>(), settings.Serve,
+                sp.GetRequiredService<ServerMetrics>(), sp.GetService<Audit.AuditWriter>(), sp.GetRequiredService<ILoggerFactory>().CreateLogger("Bulwark.Models"),
+                sp.GetRequiredService<TimeProvider>()));
             services.AddSingleton<IRequestPolicy, KeyPolicy>();
             services.AddSingleton<IOutputGuard>(Guardrails.Output.HtmlEscapingGuard.Wrap(
                 settings.RedactSecrets ? new SecretRedactionGuard(Guardrails.Output.OutputGuardModes.Read(builder.Configuration)) : NoOutputGuard.Instance,

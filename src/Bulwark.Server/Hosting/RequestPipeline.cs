@@ -37,5 +37,6 @@ public static class RequestPipeline
         // 9 Output guard: stop strings, then IOutputGuard (SecretRedactionGuard, HtmlEscapingGuard when opted in) on every choice's text, and the JSON response_format check, in CompletionRun.
         ApiRoutes.Map(app);
         if (secured) app.MapBulwarkAdmin();
+        if (secured) app.MapModelAdmin();
     }
 }

@@ -19,21 +19,26 @@ namespace Bulwark.Server.Hosting;
 public sealed class ServeHost : IAsyncDisposable
 {
     /// <summary>How often a registered model's files are re-hashed even when no change notification came.</summary>
-    public static readonly TimeSpan ModelVerifyPeriod = TimeSpan.FromMinutes(5);
+    public static TimeSpan ModelVerifyPeriod => ModelLifecycle.VerifyPeriod;
 
-    private ModelFileWatcher? _watcher;
-
-    private ServeHost(WebApplication app, IGenerationBackend backend, ModelSource model, Uri address, IssuedKey? initialAdminKey)
+    private ServeHost(WebApplication app, IGenerationBackend backend, ServedModels models, ModelSource model, Uri address, IssuedKey? initialAdminKey)
     {
         App = app;
         Backend = backend;
+        Models = models;
         Model = model;
         Address = address;
         InitialAdminKey = initialAdminKey;
     }
 
     public WebApplication App { get; }
+    /// <summary>The model loaded at start-up (the admin API may since have replaced or unloaded it: see <see cref="Models"/>).</summary>
     public IGenerationBackend Backend { get; }
+
+    /// <summary>The models served now; the host owns them and disposes them when it stops.</summary>
+    public ServedModels Models { get; }
+
+    public ModelLifecycle Lifecycle => App.Services.GetRequiredService<ModelLifecycle>();
     public ModelSource Model { get; }
     public Uri Address { get; }
 
@@ -51,65 +56,43 @@ public sealed class ServeHost : IAsyncDisposable
         if (!File.Exists(Path.Combine(data.ModelsPath, ModelSource.DemoFileName)) && string.IsNullOrWhiteSpace(settings.Serve.Model))
             output.WriteLine($"Creating the demo model in {data.ModelsPath} (once)...");
         var model = await ModelSource.ResolveAsync(settings.Serve.Model, data, settings.Serve.RequireSignature, ct);
-        load ??= (m, o) => EmbeddedModelLoader.Load(m, o);
+        load ??= (m, o) => EmbeddedModelLoader.Load(m, o, line => output.WriteLine(line));
+        var need = ModelMemory.OnDisk(model.Path) + settings.Serve.KvCacheMemoryBytes;
+        if (settings.Serve.ModelMemoryBudgetBytes is { } budget && need > budget)
+            throw new ServerConfigurationException([$"--model '{model.Id}' needs about {ModelLifecycle.Size(need)} (weights + KV cache {settings.Serve.KvCacheMemory}), " +
+                $"more than {ServeOptions.Section}:ModelMemoryBudget ({settings.Serve.ModelMemoryBudget})."]);
         var backend = load(model, settings.Serve);
+        var models = new ServedModels(backend, new ServedModelInfo(model.Origin, model.RegisteredAs, need, DateTimeOffset.UtcNow));
         WebApplication? app = null;
         try
         {
-            app = BulwarkServer.Build(builder, backend);
+            // Models loaded later through the admin API go through the same loader.
+            builder.Services.AddSingleton<BackendLoader>((source, options) => load(source, options));
+            app = BulwarkServer.Build(builder, models);
             var admin = await app.Services.GetRequiredService<KeyIssuer>().EnsureInitialAdminKeyAsync(ct);
             await app.StartAsync(ct);
             var address = new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
-            var host = new ServeHost(app, backend, model, address, admin);
+            var host = new ServeHost(app, backend, models, model, address, admin);
             app.Services.GetService<AuditWriter>()?.Enqueue(new AuditRecord { At = DateTimeOffset.UtcNow, Kind = "model.loaded", Model = model.Id, Detail = model.Origin });
-            if (model.RegisteredAs is { } registered)
-                host._watcher = WatchModel(app, ModelRegistry.Open(data), registered.Name, registered.Version, settings.Serve.RequireSignature);
+            host.Lifecycle.Adopt(models.List()[0]);
             StartupReport.Write(output, host, settings, builder.Configuration);
             return host;
         }
         catch
         {
             if (app is not null) await app.DisposeAsync();
-            (backend as IDisposable)?.Dispose();
+            models.Dispose();
             throw;
         }
     }
 
-    /// <summary>The watcher over the served registered model's files (null for a plain path or the demo).</summary>
-    public ModelFileWatcher? Watcher => _watcher;
-
-    /// <summary>
-    /// Re-verifies the served version's files on change and every <see cref="ModelVerifyPeriod"/>.
-    /// A mismatch is counted, audited and logged; the copy already loaded keeps serving, and any
-    /// later load of these files goes through verification again and is refused.
-    /// </summary>
-    private static ModelFileWatcher WatchModel(WebApplication app, ModelRegistry registry, string name, string version, bool requireSignature)
-    {
-        var watcher = new ModelFileWatcher(registry, name, version, requireSignature, ModelVerifyPeriod, TimeProvider.System);
-        var metrics = app.Services.GetRequiredService<ServerMetrics>();
-        var audit = app.Services.GetService<AuditWriter>();
-        var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Bulwark.Models");
-        watcher.TamperDetected += report =>
-        {
-            metrics.ModelTamperAlerts.Add(1, new KeyValuePair<string, object?>("model", name));
-            audit?.Enqueue(new AuditRecord
-            {
-                At = DateTimeOffset.UtcNow,
-                Kind = "model.tampered",
-                Model = $"{name}:{version}",
-                Detail = string.Join("; ", report.Problems),
-            });
-            logger.LogError("Model {Model} version {Version}: files no longer match the manifest ({Problems}); serving the copy loaded at start-up, and the files will not load again until fixed",
-                name, version, string.Join("; ", report.Problems));
-        };
-        return watcher;
-    }
+    /// <summary>The watcher over the start-up model's files while it is loaded and registered (null for a plain path or the demo).</summary>
+    public ModelFileWatcher? Watcher => Lifecycle.WatcherOf(Backend.Model.Id);
 
     public async ValueTask DisposeAsync()
     {
-        if (_watcher is not null) await _watcher.DisposeAsync();
         await App.StopAsync();
         await App.DisposeAsync();
-        (Backend as IDisposable)?.Dispose();
+        Models.Dispose();
     }
 }

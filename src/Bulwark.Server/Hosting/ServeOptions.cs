@@ -16,11 +16,30 @@ public sealed class ServeOptions
     /// <summary>A GGUF file, a model folder, or the name of a registered model; empty serves the demo model.</summary>
     public string? Model { get; set; }
 
+    /// <summary>
+    /// <c>q8_0</c> or <c>q4_0</c>: quantize the model's F32/F16/BF16 matrices while loading (<c>--quantize</c>);
+    /// empty or <c>none</c> serves them as stored. Applies to models the admin API loads too.
+    /// </summary>
+    public string? Quantize { get; set; }
+
+    /// <summary>The parsed <see cref="Quantize"/> (null: none); only valid after <see cref="Validate"/>.</summary>
+    public Bulwark.Engine.Formats.GgmlType? QuantizeType => Bulwark.Engine.Model.LoadQuantization.TryParse(Quantize, out var type) ? type : null;
+
     /// <summary>Registered models must carry a valid signature from a trusted key.</summary>
     public bool RequireSignature { get; set; }
 
     /// <summary>Memory for the KV cache, in bytes or with a unit: <c>512MiB</c>, <c>2GiB</c>, <c>300MB</c>.</summary>
     public string KvCacheMemory { get; set; } = "512MiB";
+
+    /// <summary>
+    /// Memory all loaded models may hold together (weights as on disk + each model's KV cache), as a
+    /// size like <c>16GiB</c>; empty means no limit. A load through the admin API that would pass it is
+    /// refused. A model being replaced counts until its last request ends.
+    /// </summary>
+    public string? ModelMemoryBudget { get; set; }
+
+    /// <summary>The budget in bytes; null when there is none.</summary>
+    public long? ModelMemoryBudgetBytes => string.IsNullOrWhiteSpace(ModelMemoryBudget) ? null : ParseBytes(ModelMemoryBudget);
 
     public int MaxBatchedTokens { get; set; } = new SchedulerOptions().MaxBatchedTokens;
 
@@ -34,11 +53,15 @@ public sealed class ServeOptions
     public IEnumerable<string> Validate()
     {
         if (Model is { Length: > 4096 }) yield return $"{Section}:Model must be at most 4096 characters; got {Model.Length}.";
+        if (!Bulwark.Engine.Model.LoadQuantization.TryParse(Quantize, out _))
+            yield return $"{Section}:Quantize must be {Bulwark.Engine.Model.LoadQuantization.Allowed}; got '{Quantize}'.";
         var bytes = ParseBytes(KvCacheMemory);
         if (bytes is null)
             yield return $"{Section}:KvCacheMemory must be a size such as 512MiB, 2GiB or 1073741824; got '{KvCacheMemory}'.";
         else if (bytes is < MinKvCacheMemory or > MaxKvCacheMemory)
             yield return $"{Section}:KvCacheMemory must be between 1MiB and 1TiB; got '{KvCacheMemory}' ({bytes} bytes).";
+        if (!string.IsNullOrWhiteSpace(ModelMemoryBudget) && ParseBytes(ModelMemoryBudget) is not > 0)
+            yield return $"{Section}:ModelMemoryBudget must be a size such as 16GiB or 8000MB (or empty for no limit); got '{ModelMemoryBudget}'.";
         if (MaxBatchedTokens is < 1 or > 1_048_576)
             yield return $"{Section}:MaxBatchedTokens must be between 1 and 1048576; got {MaxBatchedTokens}.";
         if (MaxSequences is < 1 or > 4096)

@@ -3,11 +3,11 @@ using Bulwark.Server.Backends;
 namespace Bulwark.Server.Observability;
 
 /// <summary>
-/// <c>/ready</c>: the model is loaded and a one-token greedy generation works. A passing result
+/// <c>/ready</c>: a model is loaded and a one-token greedy generation on the default model works. A passing result
 /// is reused for <see cref="CacheFor"/> so frequent probes cost nothing; probes never queue
 /// behind user traffic in admission, so a busy server is not reported as broken.
 /// </summary>
-public sealed class ReadinessProbe(IGenerationBackend backend, TimeProvider time)
+public sealed class ReadinessProbe(ServedModels models, TimeProvider time)
 {
     public static readonly TimeSpan CacheFor = TimeSpan.FromSeconds(10);
     public static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
@@ -24,6 +24,9 @@ public sealed class ReadinessProbe(IGenerationBackend backend, TimeProvider time
             if (Fresh()) return (true, "ok");
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             timeout.CancelAfter(Timeout);
+            if (models.List().Count == 0) return (false, "no model is loaded");
+            using var lease = models.Acquire(null);
+            var backend = lease.Backend;
             var prompt = backend.Encode("ready", addSpecialTokens: true);
             var request = new GenerationRequest
             {

@@ -5,18 +5,26 @@ namespace Bulwark.Server.Quotas;
 /// time comes from Redis's own clock (<c>TIME</c>), not from replicas whose clocks may disagree.
 /// Same algorithm and constants as <see cref="InMemoryQuotaStore"/>. Numbers are kept with 17
 /// significant digits because a TAT in microseconds since 1970 has 16.
-/// KEYS[1] = hash {rt, tt, day, used}; KEYS[2] = sorted set of open leases scored by expiry.
+/// KEYS[1] = hash {rt, tt, rf, day, used}; KEYS[2] = sorted set of open leases scored by expiry.
+/// <c>rf</c> is the running total of token time refunded (µs), as in the in-memory store: an
+/// admission returns its slot end plus the refunds made before it, so a later settlement can tell
+/// how far the refunds in between may have moved that slot back.
+/// The last argument of each script is "now" in µs when a test drives the clock by hand, and empty
+/// otherwise (then, always in production, now is Redis's <c>TIME</c>).
 /// </summary>
 internal static class QuotaScripts
 {
     public const string Admit = """
-        local t = redis.call('TIME')
-        local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+        local now = tonumber(ARGV[8])
+        if now == nil then
+          local t = redis.call('TIME')
+          now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+        end
         local W, DAY, TOL = 60000000, 86400000000, 0.5
         local rpm, tpm, tpd, maxc = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
         local tokens, lease, leaseTtl = tonumber(ARGV[5]), ARGV[6], tonumber(ARGV[7])
-        local s = redis.call('HMGET', KEYS[1], 'rt', 'tt', 'day', 'used')
-        local rt, tt = tonumber(s[1]) or 0, tonumber(s[2]) or 0
+        local s = redis.call('HMGET', KEYS[1], 'rt', 'tt', 'day', 'used', 'rf')
+        local rt, tt, rf = tonumber(s[1]) or 0, tonumber(s[2]) or 0, tonumber(s[5]) or 0
         local day = math.floor(now / DAY)
         local used = 0
         if tonumber(s[3]) == day then used = tonumber(s[4]) or 0 end
@@ -50,23 +58,35 @@ internal static class QuotaScripts
         end
         redis.call('HSET', KEYS[1], 'rt', string.format('%.17g', newR), 'tt', string.format('%.17g', newT), 'day', day, 'used', used + tokens)
         redis.call('PEXPIRE', KEYS[1], 90000000)
-        return {1, '', 0, remR, math.ceil(resetR), remT, math.ceil(resetT), day, math.floor(newT)}
+        return {1, '', 0, remR, math.ceil(resetR), remT, math.ceil(resetT), day, math.floor(newT + rf)}
         """;
 
     public const string Settle = """
-        local t = redis.call('TIME')
-        local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+        local now = tonumber(ARGV[8])
+        if now == nil then
+          local t = redis.call('TIME')
+          now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+        end
         local W = 60000000
         local tpm, maxc = tonumber(ARGV[1]), tonumber(ARGV[2])
         local reserved, actual, day, lease, reservedUntil = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6], tonumber(ARGV[7])
         local delta = actual - reserved
         if delta ~= 0 and redis.call('EXISTS', KEYS[1]) == 1 then
           if tpm > 0 then
-            local tt = tonumber(redis.call('HGET', KEYS[1], 'tt')) or 0
+            local s = redis.call('HMGET', KEYS[1], 'tt', 'rf')
+            local tt, rf = tonumber(s[1]) or 0, tonumber(s[2]) or 0
             local interval = W / tpm
             if delta > 0 then tt = math.max(tt, now) + delta * interval
-            else tt = math.max(tt - math.min(-delta * interval, math.max(0, reservedUntil - now)), now) end
-            redis.call('HSET', KEYS[1], 'tt', string.format('%.17g', tt))
+            else
+              -- Refund only what of this reservation has not drained yet, never below now. Refunds
+              -- made since the admission may have moved its slot back; assuming they all did keeps
+              -- the estimate of its end on the safe side, and it never ends after the current TAT.
+              local stop = math.min(reservedUntil - rf, tt)
+              local before = tt
+              tt = math.max(tt - math.min(-delta * interval, math.max(0, stop - now)), now)
+              rf = rf + math.max(0, before - tt)
+            end
+            redis.call('HSET', KEYS[1], 'tt', string.format('%.17g', tt), 'rf', string.format('%.17g', rf))
           end
           if tonumber(redis.call('HGET', KEYS[1], 'day')) == day then
             local used = tonumber(redis.call('HGET', KEYS[1], 'used')) or 0

@@ -13,9 +13,9 @@ public static class QuotaLimits
 /// A quota store's answer. Times are microseconds. Remaining counts are -1 for a limit the key does
 /// not have. <see cref="TokensReservedUntil"/> is the tokens/min TAT right after this admission
 /// (µs since the Unix epoch): settlement refunds at most the part of the reservation not yet
-/// drained by time, so a refund never hands back capacity the bucket had regained anyway. (The
-/// in-memory store adds the refunds made before the admission to it, so it can tell how far later
-/// refunds may have moved the lease's slot; only that store reads it back.)
+/// drained by time, so a refund never hands back capacity the bucket had regained anyway. (Both
+/// stores add the refunds made before the admission to it, so settlement can tell how far later
+/// refunds may have moved the lease's slot; only the store that issued it reads it back.)
 /// <see cref="Day"/> is the UTC day (days since the Unix epoch, by the store's clock) the
 /// daily budget was charged to; settlement passes it back so a refund never lands on the next day.
 /// </summary>

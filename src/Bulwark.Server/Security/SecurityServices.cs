@@ -34,7 +34,7 @@ public static class SecurityServices
         var storage = configuration.GetSection("Bulwark:Storage").Get<StorageOptions>() ?? new StorageOptions();
         var quotas = configuration.GetSection("Bulwark:Quotas").Get<QuotaOptions>() ?? new QuotaOptions();
         var audit = configuration.GetSection("Bulwark:Audit").Get<AuditOptions>() ?? new AuditOptions();
-        RegisterSecrets(security, storage);
+        RegisterSecrets(security, storage, quotas);
 
         services.AddSingleton(security).AddSingleton(storage).AddSingleton(quotas).AddSingleton(audit).AddSingleton(dataDirectory);
         services.TryAddTimeProvider();
@@ -65,7 +65,14 @@ public static class SecurityServices
         }
         else
         {
-            services.AddSingleton<IConnectionMultiplexer>(_ => ConnectionMultiplexer.Connect(quotas.Redis));
+            services.AddSingleton<IConnectionMultiplexer>(_ =>
+            {
+                // A first connection slower than the connect timeout (a loaded host, Redis restarting) must not
+                // fail requests for good: the multiplexer keeps retrying and queues commands meanwhile.
+                var options = ConfigurationOptions.Parse(quotas.Redis);
+                options.AbortOnConnectFail = false;
+                return ConnectionMultiplexer.Connect(options);
+            });
             services.AddSingleton<IQuotaStore>(sp => new RedisQuotaStore(sp.GetRequiredService<IConnectionMultiplexer>(), quotas.RedisPrefix));
         }
         return services;
@@ -103,8 +110,10 @@ public static class SecurityServices
         return services;
     }
 
-    private static void RegisterSecrets(SecurityOptions security, StorageOptions storage)
+    private static void RegisterSecrets(SecurityOptions security, StorageOptions storage, QuotaOptions quotas)
     {
+        if (!string.IsNullOrWhiteSpace(quotas.Redis))
+            SecretRedactor.AddKnownSecret(ConfigurationOptions.Parse(quotas.Redis).Password);
         SecretRedactor.AddKnownSecret(security.HmacSecret);
         SecretRedactor.AddKnownSecret(security.MetricsToken);
         if (!string.IsNullOrWhiteSpace(storage.Postgres))

@@ -8,6 +8,7 @@ using Microsoft.Extensions.Logging;
 
 namespace Bulwark.Server.Tests.Cli;
 
+[Collection("BULWARK_ADMIN_KEY")] // tests that set the environment variable run one at a time
 public class AdminCommandTests
 {
     /// <summary>
@@ -15,7 +16,7 @@ public class AdminCommandTests
     /// the issue asks; the test allows 2 s because a loaded 2-core CI machine can delay the poll
     /// and the probing request themselves (the replica tests hold the 1 s line).
     /// </summary>
-    private static readonly TimeSpan PropagationAllowance = TimeSpan.FromSeconds(2);
+    internal static readonly TimeSpan PropagationAllowance = TimeSpan.FromSeconds(2);
 
     [Fact]
     public async Task BlockIpRefusesTheAddressOnARunningServerWithinOneSecondAndUnblockLiftsIt()
@@ -90,10 +91,7 @@ public class AdminCommandTests
         var pending = app.Client(key).GetAsync("/v1/wait");
         Assert.True(await Eventually.WithinAsync(TimeSpan.FromSeconds(5), () => Task.FromResult(app.Get<ActiveRequests>().Count == 1)));
 
-        CliHarness.Result listed;
-        Environment.SetEnvironmentVariable("BULWARK_ADMIN_KEY", admin); // read by no other test
-        try { listed = await CliHarness.RunAsync("admin", "requests", "--url", app.Address.ToString(), "--json"); }
-        finally { Environment.SetEnvironmentVariable("BULWARK_ADMIN_KEY", null); }
+        var listed = await CliHarness.RunWithAdminKeyAsync(admin, "admin", "requests", "--url", app.Address.ToString(), "--json");
         Assert.True(listed.ExitCode == 0, listed.Error);
         using var json = JsonDocument.Parse(listed.Output);
         // The listing request itself is active too while it is served.

@@ -17,4 +17,23 @@ internal static class CliHarness
         var exit = await root.Parse(args).InvokeAsync(new InvocationConfiguration { Output = output, Error = error });
         return new Result(exit, output.ToString(), error.ToString());
     }
+
+    // BULWARK_ADMIN_KEY is process-wide: commands that need it run one at a time.
+    private static readonly SemaphoreSlim AdminKeyGate = new(1, 1);
+
+    /// <summary>Runs a command with <c>BULWARK_ADMIN_KEY</c> set to <paramref name="adminKey"/> (unset when null), as an operator's shell would.</summary>
+    public static async Task<Result> RunWithAdminKeyAsync(string? adminKey, params string[] args)
+    {
+        await AdminKeyGate.WaitAsync();
+        try
+        {
+            Environment.SetEnvironmentVariable(Bulwark.Cli.Commands.AdminApi.KeyVariable, adminKey);
+            return await RunAsync(args);
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable(Bulwark.Cli.Commands.AdminApi.KeyVariable, null);
+            AdminKeyGate.Release();
+        }
+    }
 }

@@ -10,15 +10,20 @@ namespace Bulwark.Server.Tests.Hosting;
 /// over; sampled ones draw letters from a generator seeded by the request's seed. It counts the
 /// sequences it is running, so tests can see that cancellation frees them.
 /// </summary>
-public sealed class ScriptedBackend : IGenerationBackend
+public sealed class ScriptedBackend : IGenerationBackend, IDisposable
 {
     public const int EndOfSequence = 256;
 
     private int _active;
     private int _started;
 
-    public ScriptedBackend(int contextLength = 256) =>
-        Model = new ModelCard("test-model", contextLength, 257, new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero), Notice: "test weights");
+    public ScriptedBackend(int contextLength = 256, string id = "test-model") =>
+        Model = new ModelCard(id, contextLength, 257, new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero), Notice: "test weights");
+
+    /// <summary>Set once the server disposed this backend (a replaced or unloaded model, after its last request).</summary>
+    public bool Disposed { get; private set; }
+
+    public void Dispose() => Disposed = true;
 
     public ModelCard Model { get; }
 

@@ -1,4 +1,6 @@
 using System.Net;
+using System.Net.Http.Json;
+using Bulwark.Server.Incidents;
 using System.Security.Cryptography;
 using Bulwark.Server.Security;
 using Bulwark.Server.Tests.Storage;
@@ -31,6 +33,55 @@ public class ReplicaTests
             Assert.True(await Eventually.WithinAsync(TimeSpan.FromSeconds(1), async () =>
                 (await b.Client(key.Key).GetAsync("/v1/models")).StatusCode == HttpStatusCode.Unauthorized),
                 "replica B still accepted the key a second after replica A revoked it");
+        }
+    }
+
+    [Fact]
+    public async Task ARequestCancelledThroughReplicaAStopsOnReplicaBWithinOneSecond()
+    {
+        var (a, b) = await StartPairAsync(TestDatabases.Postgres);
+        await using (a)
+        await using (b)
+        {
+            var admin = (await a.CreateKeyAsync(new KeySpec { Name = "ops", IsAdmin = true })).Key;
+            var key = (await a.CreateKeyAsync(new KeySpec { Name = "slow" })).Key;
+            using var client = b.Client(key);
+            var pending = client.GetAsync("/v1/wait");
+            Assert.True(await Eventually.WithinAsync(TimeSpan.FromSeconds(5), () => Task.FromResult(b.Get<ActiveRequests>().Count == 1)));
+            var id = b.Get<ActiveRequests>().List().Single().RequestId;
+            // Replica A does not serve it, so its own list does not show it; the cancel still reaches B.
+            Assert.Equal(0, a.Get<ActiveRequests>().Count);
+
+            using var cancel = await a.Client(admin).PostAsync($"/admin/requests/{id}/cancel", null);
+            Assert.Equal(HttpStatusCode.Accepted, cancel.StatusCode);
+            await Assert.ThrowsAnyAsync<HttpRequestException>(() => pending.WaitAsync(TimeSpan.FromSeconds(1)));
+            Assert.Equal(0, b.Get<ActiveRequests>().Count);
+        }
+    }
+
+    [Fact]
+    public async Task BlocksAndLogLevelSetThroughReplicaAReachReplicaBWithinOneSecond()
+    {
+        var (a, b) = await StartPairAsync(TestDatabases.Postgres);
+        await using (a)
+        await using (b)
+        {
+            using var admin = a.Client((await a.CreateKeyAsync(new KeySpec { Name = "ops", IsAdmin = true })).Key);
+            var outsider = IPAddress.Parse("198.51.100.9");
+            using (var block = await admin.PostAsJsonAsync("/admin/ip-blocks", new { cidr = "198.51.100.0/24", reason = "drill" }))
+                Assert.Equal(HttpStatusCode.OK, block.StatusCode);
+            Assert.True(await Eventually.WithinAsync(TimeSpan.FromSeconds(1), () => Task.FromResult(b.Get<IpBlockList>().IsBlocked(outsider))),
+                "replica B did not block the range a second after replica A blocked it");
+            using (var unblock = await admin.PostAsJsonAsync("/admin/ip-blocks/remove", new { cidr = "198.51.100.0/24" }))
+                Assert.Equal(HttpStatusCode.NoContent, unblock.StatusCode);
+            Assert.True(await Eventually.WithinAsync(TimeSpan.FromSeconds(1), () => Task.FromResult(!b.Get<IpBlockList>().IsBlocked(outsider))),
+                "replica B still blocked the range a second after replica A unblocked it");
+
+            using (var level = await admin.PutAsJsonAsync("/admin/log-level", new { level = "Debug" }))
+                Assert.Equal(HttpStatusCode.NoContent, level.StatusCode);
+            Assert.True(await Eventually.WithinAsync(TimeSpan.FromSeconds(1), () =>
+                Task.FromResult(b.Get<RuntimeLogLevel>().Override == Microsoft.Extensions.Logging.LogLevel.Debug)),
+                "replica B did not take the log level a second after replica A set it");
         }
     }
 

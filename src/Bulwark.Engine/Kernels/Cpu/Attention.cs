@@ -13,13 +13,18 @@ public static class Attention
 {
     /// <param name="scores">Scratch of at least <paramref name="positions"/> floats.</param>
     public static void Attend(ReadOnlySpan<float> query, ReadOnlySpan<float> keys, ReadOnlySpan<float> values,
-        int positions, int headCount, int kvHeadCount, int headDim, Span<float> scores, Span<float> output)
+        int positions, int headCount, int kvHeadCount, int headDim, Span<float> scores, Span<float> output) =>
+        AttendHeads(query, keys, values, positions, 0, headCount, headCount, kvHeadCount, headDim, scores, output);
+
+    /// <summary>As <see cref="Attend"/> for query heads [first, end) only (one work item of a parallel decode step).</summary>
+    public static void AttendHeads(ReadOnlySpan<float> query, ReadOnlySpan<float> keys, ReadOnlySpan<float> values,
+        int positions, int first, int end, int headCount, int kvHeadCount, int headDim, Span<float> scores, Span<float> output)
     {
         var kvLength = kvHeadCount * headDim;
         var group = headCount / kvHeadCount;
         var scale = 1f / MathF.Sqrt(headDim);
         var s = scores[..positions];
-        for (var head = 0; head < headCount; head++)
+        for (var head = first; head < end; head++)
         {
             var q = query.Slice(head * headDim, headDim);
             var kvOffset = head / group * headDim;

@@ -296,29 +296,16 @@ public static unsafe class PackedMatMul
             var i5 = Vector256<int>.Zero;
             var i6 = Vector256<int>.Zero;
             var i7 = Vector256<int>.Zero;
-            for (var c = 0; c < 8; c++)
-            {
-                var v = TF.Chunk(wb, c);
-                var o = b * 32 + TF.Offset(c);
-                if (n == 1)
-                {
-                    // One token: alternate two accumulators so consecutive vpdpbusd do not wait on each other.
-                    if ((c & 1) == 0) i0 = AvxVnni.MultiplyWideningAndAdd(i0, v, Broadcast(q0 + o));
-                    else i1 = AvxVnni.MultiplyWideningAndAdd(i1, v, Broadcast(q0 + o));
-                    continue;
-                }
-                i0 = AvxVnni.MultiplyWideningAndAdd(i0, v, Broadcast(q0 + o));
-                i1 = AvxVnni.MultiplyWideningAndAdd(i1, v, Broadcast(q1 + o));
-                i2 = AvxVnni.MultiplyWideningAndAdd(i2, v, Broadcast(q2 + o));
-                i3 = AvxVnni.MultiplyWideningAndAdd(i3, v, Broadcast(q3 + o));
-                if (n == 8)
-                {
-                    i4 = AvxVnni.MultiplyWideningAndAdd(i4, v, Broadcast(q4 + o));
-                    i5 = AvxVnni.MultiplyWideningAndAdd(i5, v, Broadcast(q5 + o));
-                    i6 = AvxVnni.MultiplyWideningAndAdd(i6, v, Broadcast(q6 + o));
-                    i7 = AvxVnni.MultiplyWideningAndAdd(i7, v, Broadcast(q7 + o));
-                }
-            }
+            var xo = b * 32;
+            // The 8 chunks written out: constant offsets, no loop counter between the vpdpbusd.
+            Chunk<TF, TN>(TF.Chunk(wb, 0), xo + TF.Offset(0), q0, q1, q2, q3, q4, q5, q6, q7, ref i0, ref i1, ref i2, ref i3, ref i4, ref i5, ref i6, ref i7, first: true);
+            Chunk<TF, TN>(TF.Chunk(wb, 1), xo + TF.Offset(1), q0, q1, q2, q3, q4, q5, q6, q7, ref i0, ref i1, ref i2, ref i3, ref i4, ref i5, ref i6, ref i7, first: false);
+            Chunk<TF, TN>(TF.Chunk(wb, 2), xo + TF.Offset(2), q0, q1, q2, q3, q4, q5, q6, q7, ref i0, ref i1, ref i2, ref i3, ref i4, ref i5, ref i6, ref i7, first: true);
+            Chunk<TF, TN>(TF.Chunk(wb, 3), xo + TF.Offset(3), q0, q1, q2, q3, q4, q5, q6, q7, ref i0, ref i1, ref i2, ref i3, ref i4, ref i5, ref i6, ref i7, first: false);
+            Chunk<TF, TN>(TF.Chunk(wb, 4), xo + TF.Offset(4), q0, q1, q2, q3, q4, q5, q6, q7, ref i0, ref i1, ref i2, ref i3, ref i4, ref i5, ref i6, ref i7, first: true);
+            Chunk<TF, TN>(TF.Chunk(wb, 5), xo + TF.Offset(5), q0, q1, q2, q3, q4, q5, q6, q7, ref i0, ref i1, ref i2, ref i3, ref i4, ref i5, ref i6, ref i7, first: false);
+            Chunk<TF, TN>(TF.Chunk(wb, 6), xo + TF.Offset(6), q0, q1, q2, q3, q4, q5, q6, q7, ref i0, ref i1, ref i2, ref i3, ref i4, ref i5, ref i6, ref i7, first: true);
+            Chunk<TF, TN>(TF.Chunk(wb, 7), xo + TF.Offset(7), q0, q1, q2, q3, q4, q5, q6, q7, ref i0, ref i1, ref i2, ref i3, ref i4, ref i5, ref i6, ref i7, first: false);
             var ws = RowScales(scales + b * PackedQuantMatrix.GroupRows);
             var index = (long)t * blocks + b;
             if (n == 1)
@@ -349,6 +336,35 @@ public static unsafe class PackedMatMul
         Store(f5, yt + 5L * yStride, rowsHere);
         Store(f6, yt + 6L * yStride, rowsHere);
         Store(f7, yt + 7L * yStride, rowsHere);
+    }
+
+    /// <summary>
+    /// One chunk (4 quants of each of the 8 rows) into every token's accumulator. With one token, even
+    /// and odd chunks go to two accumulators so consecutive <c>vpdpbusd</c> do not wait on each other.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Chunk<TF, TN>(Vector256<byte> v, int o, sbyte* q0, sbyte* q1, sbyte* q2, sbyte* q3, sbyte* q4, sbyte* q5, sbyte* q6, sbyte* q7,
+        ref Vector256<int> i0, ref Vector256<int> i1, ref Vector256<int> i2, ref Vector256<int> i3,
+        ref Vector256<int> i4, ref Vector256<int> i5, ref Vector256<int> i6, ref Vector256<int> i7, bool first)
+        where TF : struct, IPackedFormat where TN : struct, ITokenCount
+    {
+        if (TN.Count == 1)
+        {
+            if (first) i0 = AvxVnni.MultiplyWideningAndAdd(i0, v, Broadcast(q0 + o));
+            else i1 = AvxVnni.MultiplyWideningAndAdd(i1, v, Broadcast(q0 + o));
+            return;
+        }
+        i0 = AvxVnni.MultiplyWideningAndAdd(i0, v, Broadcast(q0 + o));
+        i1 = AvxVnni.MultiplyWideningAndAdd(i1, v, Broadcast(q1 + o));
+        i2 = AvxVnni.MultiplyWideningAndAdd(i2, v, Broadcast(q2 + o));
+        i3 = AvxVnni.MultiplyWideningAndAdd(i3, v, Broadcast(q3 + o));
+        if (TN.Count == 8)
+        {
+            i4 = AvxVnni.MultiplyWideningAndAdd(i4, v, Broadcast(q4 + o));
+            i5 = AvxVnni.MultiplyWideningAndAdd(i5, v, Broadcast(q5 + o));
+            i6 = AvxVnni.MultiplyWideningAndAdd(i6, v, Broadcast(q6 + o));
+            i7 = AvxVnni.MultiplyWideningAndAdd(i7, v, Broadcast(q7 + o));
+        }
     }
 
     private interface ITokenCount

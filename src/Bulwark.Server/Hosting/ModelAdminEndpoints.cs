@@ -1,0 +1,115 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Bulwark.Server.Api;
+using Bulwark.Server.Backends;
+using Bulwark.Server.Registry;
+using Bulwark.Server.Security;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+
+namespace Bulwark.Server.Hosting;
+
+/// <summary>Body of the model admin routes that take a version.</summary>
+public sealed record ModelVersionRequest([property: JsonPropertyName("version")] string? Version = null);
+
+/// <summary>
+/// The models admin API (admin keys only, like every <c>/admin</c> route): list registered models
+/// and what is loaded; load, unload, switch the serving version and roll back in a running server.
+/// The work and its audit records are <see cref="ModelLifecycle"/>'s; errors use the OpenAI shape.
+/// </summary>
+public static class ModelAdminEndpoints
+{
+    public static RouteGroupBuilder MapModelAdmin(this IEndpointRouteBuilder endpoints, string prefix = "/admin/models")
+    {
+        var admin = endpoints.MapGroup(prefix).WithMetadata(new RequireScopeAttribute(Scopes.Admin));
+
+        admin.MapGet("", (ModelLifecycle lifecycle) => Results.Json(List(lifecycle)));
+        admin.MapPost("/{name}/load", async (string name, HttpContext context, ModelLifecycle lifecycle) =>
+        {
+            var body = await ReadAsync(context);
+            var model = await lifecycle.LoadAsync(name, body.Version, KeyId(context), context.RequestAborted);
+            return Results.Json(new { loaded = Loaded(model, lifecycle) }, statusCode: StatusCodes.Status201Created);
+        });
+        admin.MapPost("/{name}/unload", async (string name, HttpContext context, ModelLifecycle lifecycle) =>
+        {
+            var removed = await lifecycle.UnloadAsync(name, KeyId(context), context.RequestAborted);
+            return Results.Json(new { unloaded = Loaded(removed, lifecycle) });
+        });
+        admin.MapPost("/{name}/use", async (string name, HttpContext context, ModelLifecycle lifecycle) =>
+        {
+            var body = await ReadAsync(context);
+            if (string.IsNullOrWhiteSpace(body.Version))
+                throw ApiException.Invalid("version", "version is required (v1, v2, ...; see GET /admin/models).", "missing_required_parameter");
+            var (serving, replaced) = await lifecycle.UseAsync(name, body.Version, KeyId(context), context.RequestAborted);
+            return Results.Json(new { serving = Loaded(serving, lifecycle), replaced = replaced is null ? null : Loaded(replaced, lifecycle) });
+        });
+        admin.MapPost("/{name}/rollback", async (string name, HttpContext context, ModelLifecycle lifecycle) =>
+        {
+            var (serving, replaced) = await lifecycle.RollbackAsync(name, KeyId(context), context.RequestAborted);
+            return Results.Json(new { serving = Loaded(serving, lifecycle), replaced = replaced is null ? null : Loaded(replaced, lifecycle) });
+        });
+        return admin;
+    }
+
+    private static object List(ModelLifecycle lifecycle)
+    {
+        var registry = lifecycle.Registry;
+        var gate = new QuantizationGate(registry, TimeProvider.System);
+        var registered = registry.Names().Select(name =>
+        {
+            var state = registry.State(name);
+            return new
+            {
+                name,
+                current = state.Current,
+                history = state.History,
+                versions = registry.Versions(name).Select(m => new
+                {
+                    version = m.Version, format = m.Format, architecture = m.Architecture, quantization = m.Quantization, parent = m.Parent,
+                    files = m.Files.Count, bytes = m.TotalBytes, created_at = m.Created, signed = m.Signature is not null,
+                    gate = JsonNamingPolicy.SnakeCaseLower.ConvertName(gate.Status(name, m).Status.ToString()),
+                }),
+            };
+        });
+        var models = lifecycle.Models;
+        return new
+        {
+            data = registered,
+            loaded = models.List().Select(m => Loaded(m, lifecycle)),
+            retiring = models.Retiring().Select(m => Loaded(m, lifecycle)),
+            memory = new { used_bytes = models.MemoryBytes, budget_bytes = lifecycle.MemoryBudget },
+        };
+    }
+
+    private static object Loaded(ServedModel m, ModelLifecycle lifecycle) => new
+    {
+        id = m.Id,
+        version = m.Info.Registered?.Version,
+        origin = m.Info.Origin,
+        @default = lifecycle.Models.List().FirstOrDefault() == m,
+        in_flight = m.InFlight,
+        memory_bytes = m.Info.MemoryBytes,
+        loaded_at = m.Info.LoadedAt,
+        context_length = m.Backend.Model.ContextLength,
+    };
+
+    private static async Task<ModelVersionRequest> ReadAsync(HttpContext context)
+    {
+        if (context.Request.ContentLength is 0 || (context.Request.ContentLength is null && !context.Request.Headers.ContainsKey("Transfer-Encoding")))
+            return new ModelVersionRequest();
+        try
+        {
+            using var document = await JsonDocument.ParseAsync(context.Request.Body, cancellationToken: context.RequestAborted);
+            if (document.RootElement.ValueKind != JsonValueKind.Object) throw ApiException.WrongType("body", "an object", document.RootElement.ValueKind.ToString().ToLowerInvariant());
+            var f = new JsonFields(document.RootElement, "");
+            return new ModelVersionRequest(f.String("version", 16));
+        }
+        catch (JsonException)
+        {
+            throw ApiException.Invalid("body", "the body must be a JSON object such as {\"version\":\"v2\"}.", "invalid_json");
+        }
+    }
+
+    private static string KeyId(HttpContext context) => context.GetCaller()?.KeyId ?? "?";
+}

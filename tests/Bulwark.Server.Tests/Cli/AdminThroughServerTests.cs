@@ -1,0 +1,164 @@
+using System.Net;
+using System.Text.Json;
+using Bulwark.Server.Incidents;
+using Bulwark.Server.Security;
+using Bulwark.Server.Storage;
+using Bulwark.Server.Tests.Security;
+using Microsoft.Extensions.Logging;
+
+namespace Bulwark.Server.Tests.Cli;
+
+/// <summary>
+/// The CLI's incident controls with <c>--url</c>: each goes through a running server's admin API with
+/// the admin key from <c>BULWARK_ADMIN_KEY</c> (the audit log names that admin key as the actor, which
+/// the store-based mode cannot), and takes effect on the server as the store-based mode does.
+/// </summary>
+public class AdminThroughServerTests
+{
+    private static readonly TimeSpan PropagationAllowance = AdminCommandTests.PropagationAllowance;
+
+    private static async Task<(SecuredApp App, string Url, string Admin, string AdminId)> StartAsync()
+    {
+        var app = await SecuredApp.StartAsync(SecuredApp.NewDataDir());
+        var admin = await app.CreateKeyAsync(new KeySpec { Name = "ops", IsAdmin = true });
+        return (app, app.Address.ToString(), admin.Key, admin.Record.Id);
+    }
+
+    [Fact]
+    public async Task BlockListAndUnblockGoThroughTheServer()
+    {
+        var (app, url, admin, adminId) = await StartAsync();
+        await using var _ = app;
+
+        var blocked = await CliHarness.RunWithAdminKeyAsync(admin, "admin", "block-ip", "192.0.2.7/24", "--reason", "drill", "--url", url);
+        Assert.True(blocked.ExitCode == 0, blocked.Error);
+        Assert.Equal("blocked 192.0.2.0/24", blocked.Output.Trim());
+        Assert.True(await Eventually.WithinAsync(PropagationAllowance, () => Task.FromResult(app.Get<IpBlockList>().IsBlocked(IPAddress.Parse("192.0.2.200")))));
+        var audit = Assert.Single(await app.Get<SecurityStorage>().Audit.ReadRecentAsync(10, "ip.blocked"));
+        Assert.Contains($"by admin key {adminId}", audit.Detail);
+
+        var listed = await CliHarness.RunWithAdminKeyAsync(admin, "admin", "ip-blocks", "--json", "--url", url);
+        Assert.True(listed.ExitCode == 0, listed.Error);
+        using (var json = JsonDocument.Parse(listed.Output))
+        {
+            var only = Assert.Single(json.RootElement.EnumerateArray());
+            Assert.Equal("192.0.2.0/24", only.GetProperty("cidr").GetString());
+            Assert.Equal("drill", only.GetProperty("reason").GetString());
+        }
+        var table = await CliHarness.RunWithAdminKeyAsync(admin, "admin", "ip-blocks", "--url", url);
+        Assert.Contains("192.0.2.0/24", table.Output);
+
+        var unblocked = await CliHarness.RunWithAdminKeyAsync(admin, "admin", "unblock-ip", "192.0.2.0/24", "--url", url);
+        Assert.True(unblocked.ExitCode == 0, unblocked.Error);
+        Assert.Equal("unblocked 192.0.2.0/24", unblocked.Output.Trim());
+        Assert.True(await Eventually.WithinAsync(PropagationAllowance, () => Task.FromResult(!app.Get<IpBlockList>().IsBlocked(IPAddress.Parse("192.0.2.200")))));
+
+        var again = await CliHarness.RunWithAdminKeyAsync(admin, "admin", "unblock-ip", "192.0.2.0/24", "--url", url);
+        Assert.Equal(1, again.ExitCode);
+        Assert.Contains("the server answered 404: '192.0.2.0/24' is not blocked", again.Error);
+        var bad = await CliHarness.RunWithAdminKeyAsync(admin, "admin", "block-ip", "10.0.0.0/33", "--url", url);
+        Assert.Equal(1, bad.ExitCode);
+        Assert.Contains("the server answered 400: prefix length in '10.0.0.0/33' must be between 0 and 32", bad.Error);
+    }
+
+    [Fact]
+    public async Task LogLevelGoesThroughTheServer()
+    {
+        var (app, url, admin, adminId) = await StartAsync();
+        await using var _ = app;
+        var set = await CliHarness.RunWithAdminKeyAsync(admin, "admin", "log-level", "warning", "--url", url);
+        Assert.True(set.ExitCode == 0, set.Error);
+        Assert.Equal("log level set to Warning on every server", set.Output.Trim());
+        Assert.True(await Eventually.WithinAsync(PropagationAllowance, () => Task.FromResult(app.Get<RuntimeLogLevel>().Override == LogLevel.Warning)));
+        Assert.Contains($"by admin key {adminId}", Assert.Single(await app.Get<SecurityStorage>().Audit.ReadRecentAsync(10, "log.level")).Detail);
+
+        Assert.Equal(0, (await CliHarness.RunWithAdminKeyAsync(admin, "admin", "log-level", "default", "--url", url)).ExitCode);
+        Assert.True(await Eventually.WithinAsync(PropagationAllowance, () => Task.FromResult(app.Get<RuntimeLogLevel>().Override is null)));
+    }
+
+    [Fact]
+    public async Task CancelGoesThroughTheServerAndStopsTheRequest()
+    {
+        var (app, url, admin, _) = await StartAsync();
+        await using var __ = app;
+        var key = (await app.CreateKeyAsync(new KeySpec { Name = "slow" })).Key;
+        var pending = app.Client(key).GetAsync("/v1/wait");
+        Assert.True(await Eventually.WithinAsync(TimeSpan.FromSeconds(5), () => Task.FromResult(app.Get<ActiveRequests>().Count == 1)));
+        var id = app.Get<ActiveRequests>().List().Single().RequestId;
+
+        var cancelled = await CliHarness.RunWithAdminKeyAsync(admin, "admin", "cancel", id, "--url", url);
+        Assert.True(cancelled.ExitCode == 0, cancelled.Error);
+        Assert.Equal($"cancel of {id} sent to every server", cancelled.Output.Trim());
+        await Assert.ThrowsAnyAsync<HttpRequestException>(() => pending.WaitAsync(TimeSpan.FromSeconds(5)));
+    }
+
+    [Fact]
+    public async Task RevokeAndRotateGoThroughTheServer()
+    {
+        var (app, url, admin, adminId) = await StartAsync();
+        await using var _ = app;
+        var victim = await app.CreateKeyAsync(new KeySpec { Name = "victim" });
+        var rotating = await app.CreateKeyAsync(new KeySpec { Name = "rotating", Tenant = "team-a" });
+
+        var revoked = await CliHarness.RunWithAdminKeyAsync(admin, "keys", "revoke", victim.Record.Id, "--url", url);
+        Assert.True(revoked.ExitCode == 0, revoked.Error);
+        Assert.Equal($"revoked {victim.Record.Id}", revoked.Output.Trim());
+        Assert.True(await Eventually.WithinAsync(PropagationAllowance, async () =>
+            (await app.Client(victim.Key).GetAsync("/v1/models")).StatusCode == HttpStatusCode.Unauthorized));
+
+        var rotated = await CliHarness.RunWithAdminKeyAsync(admin, "keys", "rotate", rotating.Record.Id, "--json", "--url", url);
+        Assert.True(rotated.ExitCode == 0, rotated.Error);
+        using var json = JsonDocument.Parse(rotated.Output);
+        var replacement = json.RootElement.GetProperty("key").GetString()!;
+        Assert.Equal("team-a", json.RootElement.GetProperty("tenant").GetString());
+        Assert.Equal(HttpStatusCode.OK, (await app.Client(replacement).GetAsync("/v1/models")).StatusCode);
+        Assert.True(await Eventually.WithinAsync(PropagationAllowance, async () =>
+            (await app.Client(rotating.Key).GetAsync("/v1/models")).StatusCode == HttpStatusCode.Unauthorized));
+        Assert.Contains($"by admin key {adminId}", Assert.Single(await app.Get<SecurityStorage>().Audit.ReadRecentAsync(10, "key.rotated")).Detail);
+
+        var text = await CliHarness.RunWithAdminKeyAsync(admin, "keys", "rotate", json.RootElement.GetProperty("id").GetString()!, "--url", url);
+        Assert.True(text.ExitCode == 0, text.Error);
+        Assert.StartsWith($"rotated {json.RootElement.GetProperty("id").GetString()} into API key ", text.Output);
+        Assert.Contains("(name 'rotating', tenant 'team-a')", text.Output);
+
+        var unknown = await CliHarness.RunWithAdminKeyAsync(admin, "keys", "revoke", "zzzzzzzzzzzz", "--url", url);
+        Assert.Equal(1, unknown.ExitCode);
+        Assert.Contains("the server answered 404: no key with id 'zzzzzzzzzzzz'", unknown.Error);
+    }
+
+    [Fact]
+    public async Task AnApiKeyIsRefusedByTheAdminApi()
+    {
+        var (app, url, _, _) = await StartAsync();
+        await using var __ = app;
+        var key = (await app.CreateKeyAsync(new KeySpec { Name = "plain" })).Key;
+        var result = await CliHarness.RunWithAdminKeyAsync(key, "admin", "log-level", "debug", "--url", url);
+        Assert.Equal(1, result.ExitCode);
+        Assert.Contains("the server answered 403", result.Error);
+        Assert.DoesNotContain(key, result.Error);
+        Assert.Null(app.Get<RuntimeLogLevel>().Override);
+    }
+
+    [Theory]
+    [InlineData("admin", "block-ip", "192.0.2.1")]
+    [InlineData("admin", "unblock-ip", "192.0.2.1")]
+    [InlineData("admin", "ip-blocks")]
+    [InlineData("admin", "cancel", "req-1")]
+    [InlineData("admin", "log-level", "debug")]
+    [InlineData("keys", "revoke", "abcdefghijkm")]
+    [InlineData("keys", "rotate", "abcdefghijkm")]
+    public async Task EveryUrlVerbNeedsTheAdminKeyVariableAndRefusesAStoreFlagBesideIt(params string[] verb)
+    {
+        var withoutKey = await CliHarness.RunWithAdminKeyAsync(null, [.. verb, "--url", "http://127.0.0.1:9"]);
+        Assert.Equal(1, withoutKey.ExitCode);
+        Assert.Contains("set BULWARK_ADMIN_KEY to an admin key", withoutKey.Error);
+
+        var both = await CliHarness.RunWithAdminKeyAsync("bwa_x", [.. verb, "--url", "http://127.0.0.1:9", "--data-dir", SecuredApp.NewDataDir()]);
+        Assert.Equal(1, both.ExitCode);
+        Assert.Contains("--url acts through a running server; --data-dir and --database act on the store directly", both.Error);
+
+        var clear = await CliHarness.RunWithAdminKeyAsync("bwa_x", [.. verb, "--url", "http://192.0.2.10:8000"]);
+        Assert.Equal(1, clear.ExitCode);
+        Assert.Contains("plain HTTP to a non-loopback host", clear.Error);
+    }
+}

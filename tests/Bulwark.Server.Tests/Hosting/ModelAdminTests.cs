@@ -1,0 +1,340 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using Bulwark.Server.Audit;
+using Bulwark.Server.Hosting;
+using Bulwark.Server.Registry;
+using Bulwark.Server.Security;
+using Bulwark.Server.Storage;
+using Bulwark.Server.Tests.Security;
+using Bulwark.Testing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace Bulwark.Server.Tests.Hosting;
+
+/// <summary>
+/// The models admin API on a running <c>bulwark serve</c>: loads, switches, rolls back and unloads
+/// registered models while requests run. The loader stands in for the engine with a
+/// <see cref="ScriptedBackend"/> that answers "name vN." so each reply says which version served it.
+/// </summary>
+[Collection("BULWARK_ADMIN_KEY")] // the CLI test sets the environment variable
+public sealed class ModelAdminTests
+{
+    private const int FileBytes = 4096;
+    private const long KvBytes = 1L << 20;
+
+    private sealed class Bed : IAsyncDisposable
+    {
+        public required ServeHost Host { get; init; }
+        public required ModelRegistry Registry { get; init; }
+        public required HttpClient Admin { get; init; }
+        public required HttpClient Api { get; init; }
+        public required string AdminKeyId { get; init; }
+        public required ConcurrentDictionary<string, ScriptedBackend> Loaded { get; init; }
+
+        public ScriptedBackend Backend(string name, string version) => Loaded[name + ":" + version];
+
+        public async Task<(HttpStatusCode Status, JsonElement Body)> AdminAsync(string path, string? body = null)
+        {
+            using var response = await Admin.PostAsync(path, body is null ? null : new StringContent(body, Encoding.UTF8, "application/json"));
+            return (response.StatusCode, JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.Clone());
+        }
+
+        public async Task<(HttpStatusCode Status, string Text)> CompleteAsync(string model, int maxTokens = 8)
+        {
+            var body = $$"""{"model":"{{model}}","prompt":"hi","max_tokens":{{maxTokens}},"temperature":0}""";
+            using var response = await Api.PostAsync("v1/completions", new StringContent(body, Encoding.UTF8, "application/json"));
+            var text = await response.Content.ReadAsStringAsync();
+            if (response.StatusCode != HttpStatusCode.OK) return (response.StatusCode, text);
+            return (response.StatusCode, JsonDocument.Parse(text).RootElement.GetProperty("choices")[0].GetProperty("text").GetString()!);
+        }
+
+        public async Task<IReadOnlyList<AuditRecord>> AuditAsync()
+        {
+            await Host.App.Services.GetRequiredService<AuditWriter>().FlushAsync();
+            return await Host.App.Services.GetRequiredService<SecurityStorage>().Audit.ReadRecentAsync(200);
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            Admin.Dispose();
+            Api.Dispose();
+            await Host.DisposeAsync();
+        }
+    }
+
+    /// <summary>Registers alpha (v1 serving, v2 added), beta and gamma (v1 each), and serves alpha.</summary>
+    private static async Task<Bed> StartAsync(Dictionary<string, string?>? settings = null)
+    {
+        var dataDir = Fixtures.NewTempDirectory("model-admin");
+        var registry = ModelRegistry.Open(DataDirectory.Resolve(dataDir).EnsureCreated());
+        var sources = Fixtures.NewTempDirectory("model-admin-src");
+        var seed = 0;
+        async Task Add(string name)
+        {
+            var file = Path.Combine(sources, $"{name}-{++seed}.gguf");
+            var bytes = new byte[FileBytes];
+            new Random(seed).NextBytes(bytes);
+            await File.WriteAllBytesAsync(file, bytes);
+            await registry.AddAsync(name, file, new AddOptions());
+        }
+        await Add("alpha");
+        await Add("alpha");
+        await Add("beta");
+        await Add("gamma");
+
+        var all = new Dictionary<string, string?>
+        {
+            ["Bulwark:Server:Port"] = "0",
+            [ServerSettings.DataDirKey] = dataDir,
+            ["Bulwark:Serve:Model"] = "alpha",
+            ["Bulwark:Serve:KvCacheMemory"] = "1MiB",
+        };
+        foreach (var (k, v) in settings ?? []) all[k] = v;
+        var builder = BulwarkServer.CreateBuilder([], all);
+        builder.Logging.ClearProviders();
+        var loaded = new ConcurrentDictionary<string, ScriptedBackend>();
+        var host = await ServeHost.StartAsync(builder, TextWriter.Null, (source, _) =>
+        {
+            var (name, version) = source.RegisteredAs!.Value;
+            var backend = new ScriptedBackend(id: source.Id) { Reply = $"{name} {version}. " };
+            loaded[name + ":" + version] = backend;
+            return backend;
+        });
+        var admin = new HttpClient { BaseAddress = host.Address };
+        admin.DefaultRequestHeaders.Authorization = new("Bearer", host.InitialAdminKey!.Key);
+        var apiKey = (await host.App.Services.GetRequiredService<KeyIssuer>().CreateAsync(new KeySpec { Name = "api" }, "tests")).Key;
+        var api = new HttpClient { BaseAddress = host.Address };
+        api.DefaultRequestHeaders.Authorization = new("Bearer", apiKey);
+        return new Bed { Host = host, Registry = registry, Admin = admin, Api = api, AdminKeyId = host.InitialAdminKey.Record.Id, Loaded = loaded };
+    }
+
+    [Fact]
+    public async Task UseRollbackLoadAndUnloadChangeWhatServesAndAreAuditedWithTheAdminKey()
+    {
+        await using var bed = await StartAsync();
+        Assert.Equal((HttpStatusCode.OK, "alpha v1"), await bed.CompleteAsync("alpha"));
+
+        var (status, body) = await bed.AdminAsync("admin/models/alpha/use", """{"version":"v2"}""");
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Equal("v2", body.GetProperty("serving").GetProperty("version").GetString());
+        Assert.Equal("v1", body.GetProperty("replaced").GetProperty("version").GetString());
+        Assert.Equal((HttpStatusCode.OK, "alpha v2"), await bed.CompleteAsync("alpha"));
+        Assert.Equal("v2", bed.Registry.State("alpha").Current);
+        // Nothing held v1: it was disposed at once.
+        Assert.True(bed.Backend("alpha", "v1").Disposed);
+
+        (status, body) = await bed.AdminAsync("admin/models/alpha/rollback");
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Equal("v1", body.GetProperty("serving").GetProperty("version").GetString());
+        Assert.Equal((HttpStatusCode.OK, "alpha v1"), await bed.CompleteAsync("alpha"));
+        Assert.Equal("v1", bed.Registry.State("alpha").Current);
+        Assert.Empty(bed.Registry.State("alpha").History);
+
+        Assert.Equal(HttpStatusCode.Created, (await bed.AdminAsync("admin/models/beta/load", "{}")).Status);
+        Assert.Equal((HttpStatusCode.OK, "beta v1"), await bed.CompleteAsync("beta", 7));
+        var models = JsonDocument.Parse(await bed.Api.GetStringAsync("v1/models")).RootElement.GetProperty("data").EnumerateArray().Select(m => m.GetProperty("id").GetString()).ToList();
+        Assert.Equal(["alpha", "beta"], models);
+        var list = JsonDocument.Parse(await bed.Admin.GetStringAsync("admin/models")).RootElement;
+        Assert.Equal(["alpha", "beta", "gamma"], list.GetProperty("data").EnumerateArray().Select(m => m.GetProperty("name").GetString()).ToList());
+        Assert.Equal(["v1", "v2"], list.GetProperty("data")[0].GetProperty("versions").EnumerateArray().Select(v => v.GetProperty("version").GetString()).ToList());
+        Assert.Equal(["alpha", "beta"], list.GetProperty("loaded").EnumerateArray().Select(m => m.GetProperty("id").GetString()).ToList());
+        Assert.True(list.GetProperty("loaded")[0].GetProperty("default").GetBoolean());
+
+        (status, body) = await bed.AdminAsync("admin/models/beta/unload");
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.True(bed.Backend("beta", "v1").Disposed);
+        var (missing, error) = await bed.CompleteAsync("beta");
+        Assert.Equal(HttpStatusCode.NotFound, missing);
+        Assert.Equal("model_not_found", JsonDocument.Parse(error).RootElement.GetProperty("error").GetProperty("code").GetString());
+        Assert.DoesNotContain("\"beta\"", await bed.Api.GetStringAsync("v1/models"));
+        Assert.Equal(HttpStatusCode.NotFound, (await bed.Api.GetAsync("v1/models/beta")).StatusCode);
+
+        var audit = await bed.AuditAsync();
+        foreach (var (kind, model) in new[] { ("model.current", "alpha:v2"), ("model.rollback", "alpha:v1"), ("model.loaded", "beta:v1"), ("model.unloaded", "beta:v1") })
+            Assert.Contains(audit, a => a.Kind == kind && a.Model == model && a.KeyId == bed.AdminKeyId);
+        Assert.Contains(audit, a => a.Kind == "model.current" && a.Detail!.StartsWith("v1 -> v2", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task AStreamRunningDuringASwapFinishesOnTheOldVersionWhichIsDisposedAfterIt()
+    {
+        await using var bed = await StartAsync();
+        var old = bed.Backend("alpha", "v1");
+        var release = new TaskCompletionSource();
+        var started = new TaskCompletionSource();
+        old.BeforeEachToken = async ct =>
+        {
+            started.TrySetResult();
+            await release.Task.WaitAsync(ct);
+        };
+        var body = """{"model":"alpha","prompt":"hi","max_tokens":8,"temperature":0,"stream":true}""";
+        using var request = new HttpRequestMessage(HttpMethod.Post, "v1/completions") { Content = new StringContent(body, Encoding.UTF8, "application/json") };
+        var streaming = bed.Api.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        await started.Task.WaitAsync(TimeSpan.FromSeconds(30));
+
+        var (status, swap) = await bed.AdminAsync("admin/models/alpha/use", """{"version":"v2"}""");
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Equal(1, swap.GetProperty("replaced").GetProperty("in_flight").GetInt32());
+        // New requests go to v2 at once, while v1 still holds the stream.
+        Assert.Equal((HttpStatusCode.OK, "alpha v2"), await bed.CompleteAsync("alpha"));
+        Assert.False(old.Disposed);
+        var retiring = JsonDocument.Parse(await bed.Admin.GetStringAsync("admin/models")).RootElement.GetProperty("retiring");
+        Assert.Equal("v1", Assert.Single(retiring.EnumerateArray()).GetProperty("version").GetString());
+
+        release.SetResult();
+        using var response = await streaming;
+        var events = await response.Content.ReadAsStringAsync();
+        var text = string.Concat(events.Split('\n').Where(l => l.StartsWith("data: {", StringComparison.Ordinal))
+            .Select(l => JsonDocument.Parse(l["data: ".Length..]).RootElement)
+            .Where(e => e.TryGetProperty("choices", out var c) && c.GetArrayLength() > 0)
+            .Select(e => e.GetProperty("choices")[0].GetProperty("text").GetString()));
+        Assert.Equal("alpha v1", text);
+        Assert.DoesNotContain("\"error\"", events);
+        Assert.True(await Eventually.WithinAsync(TimeSpan.FromSeconds(5), () => Task.FromResult(old.Disposed)));
+        Assert.False(bed.Backend("alpha", "v2").Disposed);
+    }
+
+    [Fact]
+    public async Task ATamperedVersionIsRefusedAuditedAndLeavesTheServingVersionAndTheRegistryAsTheyWere()
+    {
+        await using var bed = await StartAsync();
+        var file = Directory.GetFiles(bed.Registry.FilesFolder("alpha", "v2")).Single();
+        using (var stream = new FileStream(file, FileMode.Open, FileAccess.Write))
+        {
+            stream.Position = 10;
+            stream.WriteByte(0xEE);
+        }
+        var (status, body) = await bed.AdminAsync("admin/models/alpha/use", """{"version":"v2"}""");
+        Assert.Equal(HttpStatusCode.Conflict, status);
+        Assert.Equal("model_verification_failed", body.GetProperty("error").GetProperty("code").GetString());
+        Assert.Contains("failed verification", body.GetProperty("error").GetProperty("message").GetString());
+        Assert.False(bed.Loaded.ContainsKey("alpha:v2"));
+        Assert.Equal((HttpStatusCode.OK, "alpha v1"), await bed.CompleteAsync("alpha"));
+        Assert.Equal("v1", bed.Registry.State("alpha").Current);
+        var audit = await bed.AuditAsync();
+        Assert.Contains(audit, a => a.Kind == "model.tampered" && a.Model == "alpha:v2" && a.KeyId == bed.AdminKeyId && a.Detail!.Contains("content changed"));
+    }
+
+    [Fact]
+    public async Task AQuantizedVersionNeverCheckedIsHeldBackByTheGate()
+    {
+        await using var bed = await StartAsync();
+        var file = Path.Combine(Fixtures.NewTempDirectory("model-admin-q"), "alpha-q8.gguf");
+        await File.WriteAllBytesAsync(file, new byte[FileBytes]);
+        await bed.Registry.AddAsync("alpha", file, new AddOptions { Quantization = "q8_0", Parent = "v1" });
+
+        var (status, body) = await bed.AdminAsync("admin/models/alpha/use", """{"version":"v3"}""");
+        Assert.Equal(HttpStatusCode.Conflict, status);
+        Assert.Equal("quantization_gate", body.GetProperty("error").GetProperty("code").GetString());
+        Assert.Contains("never checked", body.GetProperty("error").GetProperty("message").GetString());
+        Assert.Equal((HttpStatusCode.OK, "alpha v1"), await bed.CompleteAsync("alpha"));
+        Assert.Contains(await bed.AuditAsync(), a => a.Kind == "model.load_refused" && a.Model == "alpha:v3");
+
+        new QuantizationGate(bed.Registry, TimeProvider.System).Override("alpha", "v3", "accepted for the test");
+        Assert.Equal(HttpStatusCode.OK, (await bed.AdminAsync("admin/models/alpha/use", """{"version":"v3"}""")).Status);
+        Assert.Equal((HttpStatusCode.OK, "alpha v3"), await bed.CompleteAsync("alpha"));
+    }
+
+    // Each model needs its file (4096 bytes) plus its KV cache (1 MiB); alpha is loaded at start.
+    [Theory]
+    [InlineData(2 * (FileBytes + KvBytes) - 1, false)]
+    [InlineData(2 * (FileBytes + KvBytes), true)]
+    [InlineData(2 * (FileBytes + KvBytes) + 1, true)]
+    public async Task ALoadBeyondTheMemoryBudgetIsRefused(long budget, bool fits)
+    {
+        await using var bed = await StartAsync(new() { ["Bulwark:Serve:ModelMemoryBudget"] = budget.ToString(System.Globalization.CultureInfo.InvariantCulture) });
+        var (status, body) = await bed.AdminAsync("admin/models/beta/load");
+        if (fits)
+        {
+            Assert.Equal(HttpStatusCode.Created, status);
+            // A third model never fits; nor does a second alpha version while v1 is still in memory.
+            Assert.Equal(HttpStatusCode.Conflict, (await bed.AdminAsync("admin/models/gamma/load")).Status);
+            (status, body) = await bed.AdminAsync("admin/models/alpha/use", """{"version":"v2"}""");
+        }
+        Assert.Equal(HttpStatusCode.Conflict, status);
+        Assert.Equal("memory_budget_exceeded", body.GetProperty("error").GetProperty("code").GetString());
+        Assert.Contains("ModelMemoryBudget", body.GetProperty("error").GetProperty("message").GetString());
+        Assert.Equal((HttpStatusCode.OK, "alpha v1"), await bed.CompleteAsync("alpha"));
+    }
+
+    [Fact]
+    public async Task UnusableRequestsGetClearErrors()
+    {
+        await using var bed = await StartAsync();
+        async Task Expect(string path, string? body, HttpStatusCode status, string code, string text)
+        {
+            var (actual, answer) = await bed.AdminAsync(path, body);
+            Assert.Equal(status, actual);
+            var error = answer.GetProperty("error");
+            Assert.Equal(code, error.GetProperty("code").GetString());
+            Assert.Contains(text, error.GetProperty("message").GetString());
+        }
+        await Expect("admin/models/nope/load", null, HttpStatusCode.NotFound, "model_not_registered", "'nope' is not a registered model");
+        await Expect("admin/models/alpha/load", null, HttpStatusCode.Conflict, "model_already_loaded", "already loaded (version v1)");
+        await Expect("admin/models/beta/unload", null, HttpStatusCode.NotFound, "model_not_found", "'beta' is not loaded");
+        await Expect("admin/models/alpha/use", "{}", HttpStatusCode.BadRequest, "missing_required_parameter", "version is required");
+        await Expect("admin/models/alpha/use", """{"version":"v9"}""", HttpStatusCode.NotFound, "version_not_found", "v9");
+        await Expect("admin/models/alpha/use", """{"version":"latest"}""", HttpStatusCode.BadRequest, "invalid_value", "version 'latest' is invalid");
+        await Expect("admin/models/Bad..Name/load", null, HttpStatusCode.BadRequest, "invalid_value", "is invalid");
+        await Expect("admin/models/beta/rollback", null, HttpStatusCode.Conflict, "no_previous_version", "no earlier serving version");
+        await Expect("admin/models/alpha/use", "[1]", HttpStatusCode.BadRequest, "invalid_type", "body must be an object");
+    }
+
+    [Fact]
+    public async Task EveryRouteOfTheFullServerRefusesMissingCredentialsAndKeysWithoutItsScope()
+    {
+        await using var bed = await StartAsync();
+        var apiKey = bed.Api.DefaultRequestHeaders.Authorization!.Parameter!;
+        var probes = RouteAuthenticationAudit.Enumerate(bed.Host.App.Services);
+        Assert.Contains(probes, p => p.Path == "/admin/models/probe1/use" && p.Method == "POST");
+        var results = await RouteAuthenticationAudit.RunAsync(bed.Host.Address, probes, apiKey, bed.Host.InitialAdminKey!.Key);
+        foreach (var (probe, anonymous, wrongScope) in results)
+        {
+            if (probe.Path is "/health" or "/ready") continue;
+            Assert.True(anonymous == HttpStatusCode.Unauthorized, $"{probe.Method} {probe.Path} answered {anonymous} without credentials");
+            Assert.True(wrongScope == HttpStatusCode.Forbidden, $"{probe.Method} {probe.Path} answered {wrongScope} to a key without '{probe.Scope}'");
+        }
+        // Nothing changed: the refused calls never reached the lifecycle.
+        Assert.Equal("v1", bed.Registry.State("alpha").Current);
+        Assert.Equal(["alpha"], bed.Host.Models.List().Select(m => m.Id));
+    }
+
+    [Fact]
+    public async Task TheCliActsOnARunningServer()
+    {
+        await using var bed = await StartAsync();
+        var url = bed.Host.Address.ToString();
+        Environment.SetEnvironmentVariable("BULWARK_ADMIN_KEY", bed.Host.InitialAdminKey!.Key);
+        try
+        {
+            var used = await Cli.CliHarness.RunAsync("models", "use", "alpha", "v2", "--url", url);
+            Assert.True(used.ExitCode == 0, used.Error);
+            Assert.Equal("alpha: serving v2 (replaced v1, 0 requests finishing on it)", used.Output.Trim());
+            Assert.Equal((HttpStatusCode.OK, "alpha v2"), await bed.CompleteAsync("alpha"));
+
+            var rolled = await Cli.CliHarness.RunAsync("models", "rollback", "alpha", "--url", url);
+            Assert.True(rolled.ExitCode == 0, rolled.Error);
+            Assert.StartsWith("alpha: serving v1", rolled.Output);
+
+            Assert.Equal("loaded beta v1", (await Cli.CliHarness.RunAsync("models", "load", "beta", "--url", url)).Output.Trim());
+            var listed = await Cli.CliHarness.RunAsync("models", "loaded", "--url", url);
+            Assert.Matches(@"^\* alpha\s+v1\s+0 in flight", listed.Output);
+            Assert.Contains("  beta ", listed.Output);
+            Assert.StartsWith("unloaded beta", (await Cli.CliHarness.RunAsync("models", "unload", "beta", "--url", url)).Output);
+
+            var refused = await Cli.CliHarness.RunAsync("models", "unload", "beta", "--url", url);
+            Assert.Equal(1, refused.ExitCode);
+            Assert.Contains("the server answered 404: The model 'beta' is not loaded.", refused.Error);
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("BULWARK_ADMIN_KEY", null);
+        }
+        var missingKey = await Cli.CliHarness.RunAsync("models", "loaded", "--url", url);
+        Assert.Equal(1, missingKey.ExitCode);
+        Assert.Contains("set BULWARK_ADMIN_KEY", missingKey.Error);
+    }
+}
