@@ -88,6 +88,19 @@ public sealed class OutputFormatTests
     }
 
     [Fact]
+    public async Task HtmlEscapingAlsoCoversTextCompletionsAndTgi()
+    {
+        await using var server = await RunningServer.StartAsync(new ScriptedBackend { Reply = Markup }, new() { ["Bulwark:Guardrails:Output:HtmlEscape"] = "true" });
+        var expected = SlowEscape(Markup[..20]);
+        var (_, text, _) = await RawHttp.PostJsonAsync(server.Http, "v1/completions",
+            JsonSerializer.Serialize(new { model = "test-model", prompt = "x", max_tokens = 20, temperature = 0 }));
+        Assert.Equal(expected, text.GetProperty("choices")[0].GetProperty("text").GetString());
+        var (_, tgi, _) = await RawHttp.PostJsonAsync(server.Http, "generate",
+            JsonSerializer.Serialize(new { inputs = "x", parameters = new { max_new_tokens = 20 } }));
+        Assert.Equal(expected, tgi.GetProperty("generated_text").GetString());
+    }
+
+    [Fact]
     public async Task HtmlEscapingComposesWithRedactionAndSkipsJsonOutputs()
     {
         const string token = "ghp_aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5";

@@ -3,7 +3,7 @@ namespace Bulwark.Server.Guardrails.Input;
 /// <summary>Settings of <see cref="InjectionTrainer"/>; the defaults produce the shipped model.</summary>
 public sealed record InjectionTrainingOptions
 {
-    public int HashBits { get; init; } = 16;
+    public int HashBits { get; init; } = 15;
     public InjectionFeatureLayout Layout { get; init; } = InjectionFeatureLayout.SegmentsOnly | InjectionFeatureLayout.SegmentRules;
 
     /// <summary>Return the average of the weights over all steps of the last half of training instead of the last weights (averaged SGD: less sensitive to the order of the last examples).</summary>
@@ -18,7 +18,7 @@ public sealed record InjectionTrainingOptions
     public int MaxN { get; init; } = 5;
     public int Epochs { get; init; } = 20;
     public double LearningRate { get; init; } = 0.5;
-    public double L2 { get; init; } = 3e-3;
+    public double L2 { get; init; } = 1e-2;
     public int Folds { get; init; } = 5;
 
     /// <summary>False-positive rate the flag threshold is calibrated to on out-of-fold scores (below the 0.05 goal, for margin).</summary>
