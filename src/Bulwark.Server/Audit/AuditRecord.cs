@@ -3,7 +3,9 @@ namespace Bulwark.Server.Audit;
 /// <summary>
 /// One audit event: a request (kind <c>request</c>) or an admin action (<c>key.created</c>,
 /// <c>key.revoked</c>, <c>key.rotated</c>, <c>ip.blocked</c>, <c>ip.unblocked</c>, <c>request.cancelled</c>,
-/// <c>log.level</c>, <c>model.loaded</c>, <c>model.unloaded</c>). Never holds a key, and holds prompt or
+/// <c>log.level</c>, <c>model.loaded</c>, <c>model.unloaded</c>, <c>model.current</c>, <c>model.rollback</c>,
+/// <c>model.load_refused</c>, <c>model.tampered</c>, <c>model.quantized</c>, <c>model.converted</c>,
+/// <c>model.checked</c>, <c>model.gate_override</c>). Never holds a key, and holds prompt or
 /// completion text (in <see cref="Detail"/>) only for tenants an operator opted in.
 /// </summary>
 public sealed record AuditRecord
