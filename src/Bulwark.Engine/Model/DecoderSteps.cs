@@ -47,8 +47,7 @@ public static class DecoderSteps
     /// <summary>SwiGLU MLP: output = Down(silu(Gate·x) ⊙ Up·x). gate/up need feed_forward_length floats.</summary>
     public static void Mlp(LayerWeights layer, ReadOnlySpan<float> x, Span<float> gate, Span<float> up, Span<float> output)
     {
-        layer.Gate.MatVec(x, gate);
-        layer.Up.MatVec(x, up);
+        WeightMatrix.MatMulShared(x, 1, layer.Gate, gate, layer.Up, up);
         VectorOps.SiluGate(gate, up);
         layer.Down.MatVec(gate, output);
     }

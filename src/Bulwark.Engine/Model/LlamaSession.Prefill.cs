@@ -64,9 +64,7 @@ public sealed unsafe partial class LlamaSession
                 DecoderSteps.Norm(x.Slice(t * dim, dim), layer.AttentionNorm, c.RmsNormEpsilon, normed.Slice(t * dim, dim));
             var keys = _cache.KeyRange(l, start, n);
             var values = _cache.ValueRange(l, start, n);
-            layer.Query.MatMul(normed, query, n);
-            layer.Key.MatMul(normed, keys, n);
-            layer.Value.MatMul(normed, values, n);
+            WeightMatrix.MatMulShared(normed, n, layer.Query, query, layer.Key, keys, layer.Value, values);
             for (var t = 0; t < n; t++)
             {
                 var q = query.Slice(t * qLen, qLen);
@@ -88,8 +86,7 @@ public sealed unsafe partial class LlamaSession
 
             for (var t = 0; t < n; t++)
                 DecoderSteps.Norm(x.Slice(t * dim, dim), layer.FeedForwardNorm, c.RmsNormEpsilon, normed.Slice(t * dim, dim));
-            layer.Gate.MatMul(normed, gate, n);
-            layer.Up.MatMul(normed, up, n);
+            WeightMatrix.MatMulShared(normed, n, layer.Gate, gate, layer.Up, up);
             VectorOps.SiluGate(gate, up);
             layer.Down.MatMul(gate, residual, n);
             VectorOps.Add(x, residual);

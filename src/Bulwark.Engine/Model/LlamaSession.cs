@@ -50,9 +50,10 @@ public sealed unsafe partial class LlamaSession : IDisposable
             var q = _query.Span;
             var k = _cache.Key(l, position);
             var v = _cache.Value(l, position);
-            DecoderSteps.Project(layer.Query, normed, q, layer.QueryBias);
-            DecoderSteps.Project(layer.Key, normed, k, layer.KeyBias);
-            DecoderSteps.Project(layer.Value, normed, v, layer.ValueBias);
+            WeightMatrix.MatMulShared(normed, 1, layer.Query, q, layer.Key, k, layer.Value, v);
+            if (layer.QueryBias is not null) Kernels.Cpu.VectorOps.Add(q, layer.QueryBias.Span);
+            if (layer.KeyBias is not null) Kernels.Cpu.VectorOps.Add(k, layer.KeyBias.Span);
+            if (layer.ValueBias is not null) Kernels.Cpu.VectorOps.Add(v, layer.ValueBias.Span);
             if (layer.QueryNorm is not null && layer.KeyNorm is not null)
             {
                 DecoderSteps.NormHeads(q, c.HeadDim, layer.QueryNorm, c.RmsNormEpsilon);

@@ -54,13 +54,45 @@ public sealed unsafe class WeightMatrix : IDisposable
     /// </summary>
     public void MatMul(ReadOnlySpan<float> x, Span<float> y, int tokens)
     {
+        Check(x, y, tokens);
+        MatMul(x, y, tokens, KernelIsa.Active);
+    }
+
+    private void Check(ReadOnlySpan<float> x, Span<float> y, int tokens)
+    {
         ObjectDisposedException.ThrowIf(_freed, this);
         ArgumentOutOfRangeException.ThrowIfNegative(tokens);
         if (x.Length < (long)tokens * Columns)
             throw new ArgumentException($"{Name}: input needs {tokens} × {Columns} floats; got {x.Length}", nameof(x));
         if (y.Length < (long)tokens * Rows)
             throw new ArgumentException($"{Name}: output needs {tokens} × {Rows} floats; got {y.Length}", nameof(y));
-        MatMul(x, y, tokens, KernelIsa.Active);
+    }
+
+    /// <summary>
+    /// Y_a = X·Aᵀ and Y_b = X·Bᵀ (and Y_c = X·Cᵀ when <paramref name="c"/> is given) over the same input:
+    /// Q/K/V, gate/up. When all are packed alike the input is quantized once and one pool dispatch
+    /// covers all of them; otherwise they run one after another. Results equal separate calls.
+    /// </summary>
+    public static void MatMulShared(ReadOnlySpan<float> x, int tokens, WeightMatrix a, Span<float> ya, WeightMatrix b, Span<float> yb,
+        WeightMatrix? c = null, Span<float> yc = default)
+    {
+        a.Check(x, ya, tokens);
+        b.Check(x, yb, tokens);
+        c?.Check(x, yc, tokens);
+        var isa = KernelIsa.Active;
+        if (a._packed is { } pa && b._packed is { } pb && PackedMatMul.HasFastPath(isa) && PackedMatMul.CanShare(pa, pb)
+            && (c is null || (c._packed is { } pc && PackedMatMul.CanShare(pa, pc))))
+        {
+            fixed (float* px = x)
+            fixed (float* pya = ya)
+            fixed (float* pyb = yb)
+            fixed (float* pyc = yc)
+                PackedMatMul.ApplyShared(px, tokens, pa, pya, pb, pyb, c?._packed, pyc, isa, WorkerPool.Shared);
+            return;
+        }
+        a.MatMul(x, ya, tokens, isa);
+        b.MatMul(x, yb, tokens, isa);
+        c?.MatMul(x, yc, tokens, isa);
     }
 
     /// <summary>As <see cref="MatMul(ReadOnlySpan{float}, Span{float}, int)"/> on an explicit instruction set (tests).</summary>

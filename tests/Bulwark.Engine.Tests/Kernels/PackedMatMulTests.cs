@@ -196,4 +196,48 @@ public unsafe class PackedMatMulTests : IDisposable
         for (var i = 0; i < plain.Length; i++)
             Assert.True(MathF.Abs(plain[i] - fast[i]) <= 1e-4f * MathF.Max(1f, MathF.Abs(plain[i])), $"element {i}: {plain[i]} vs {fast[i]}");
     }
+
+    [Theory]
+    [InlineData(GgmlType.Q8_0, GgmlType.Q8_0, true)]
+    [InlineData(GgmlType.Q4_0, GgmlType.Q4_0, false)]
+    [InlineData(GgmlType.Q8_0, GgmlType.Q4_0, true)] // types differ: runs one after another
+    public void SharedMatMulsEqualSeparateOnes(GgmlType first, GgmlType second, bool three)
+    {
+        const int columns = 224;
+        foreach (var tokens in new[] { 1, 5, 19 })
+        {
+            using var wa = new RandomMatrix(first, 40, columns, seed: 31);
+            using var wb = new RandomMatrix(second, 9, columns, seed: 32);
+            using var wc = new RandomMatrix(first, 17, columns, seed: 33);
+            var x = RandomMatrix.Activations(tokens, columns, seed: 34);
+            using var a = new WeightMatrix("a", first, 40, columns, wa.Data);
+            using var b = new WeightMatrix("b", second, 9, columns, wb.Data);
+            using var c = new WeightMatrix("c", first, 17, columns, wc.Data);
+            foreach (var m in new[] { a, b, c }) m.PrepareForKernels(releaseMappedPages: false, InstructionSet.AvxVnni);
+            float[] Separate(WeightMatrix m)
+            {
+                var y = new float[tokens * m.Rows];
+                m.MatMul(x, y, tokens);
+                return y;
+            }
+            var (ea, eb, ec) = (Separate(a), Separate(b), Separate(c));
+            var (ya, yb, yc) = (new float[tokens * 40], new float[tokens * 9], new float[tokens * 17]);
+            if (three) WeightMatrix.MatMulShared(x, tokens, a, ya, b, yb, c, yc);
+            else WeightMatrix.MatMulShared(x, tokens, a, ya, b, yb);
+            Assert.Equal(ea, ya);
+            Assert.Equal(eb, yb);
+            if (three) Assert.Equal(ec, yc);
+        }
+    }
+
+    [Fact]
+    public void SharedMatMulsCheckEveryOutput()
+    {
+        using var w = new RandomMatrix(GgmlType.Q8_0, 8, 64, seed: 1);
+        using var a = new WeightMatrix("a", GgmlType.Q8_0, 8, 64, w.Data);
+        using var b = new WeightMatrix("b", GgmlType.Q8_0, 8, 64, w.Data);
+        var x = new float[2 * 64];
+        var e = Assert.Throws<ArgumentException>(() => WeightMatrix.MatMulShared(x, 2, a, new float[16], b, new float[15]));
+        Assert.Contains("b: output needs 2 × 8 floats; got 15", e.Message);
+    }
 }

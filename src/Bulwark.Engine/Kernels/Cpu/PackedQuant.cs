@@ -169,26 +169,89 @@ public static unsafe class PackedMatMul
 
     public static void Apply(PackedQuantMatrix w, float* x, float* y, int tokens, InstructionSet isa, WorkerPool pool)
     {
+        CheckIsa(isa);
+        if (tokens <= 0) return;
+        var job = Part(w, y, tokens, isa, pool);
+        Quantize(&job, x, tokens, pool);
+        pool.Run(&GroupChunk, &job, job.Items);
+    }
+
+    /// <summary>
+    /// Two or three matrices over the same input (Q/K/V, gate/up): the activations are quantized once
+    /// and one dispatch of the worker pool covers every matrix's row groups, instead of one each.
+    /// The matrices must share their type and column count; <paramref name="c"/> may be null.
+    /// </summary>
+    public static void ApplyShared(float* x, int tokens, PackedQuantMatrix a, float* ya, PackedQuantMatrix b, float* yb,
+        PackedQuantMatrix? c, float* yc, InstructionSet isa, WorkerPool pool)
+    {
+        CheckIsa(isa);
+        if (!CanShare(a, b) || (c is not null && !CanShare(a, c)))
+            throw new ArgumentException("shared matrices must have the same type and column count");
+        if (tokens <= 0) return;
+        var ja = Part(a, ya, tokens, isa, pool);
+        var jb = Part(b, yb, tokens, isa, pool);
+        var jc = c is null ? default : Part(c, yc, tokens, isa, pool);
+        Quantize(&ja, x, tokens, pool);
+        jb.Activations = jc.Activations = ja.Activations;
+        var shared = new SharedJob { A = &ja, B = &jb, C = &jc, ItemsA = ja.Items, ItemsB = jb.Items };
+        pool.Run(&SharedChunk, &shared, ja.Items + jb.Items + (c is null ? 0 : jc.Items));
+    }
+
+    /// <summary>Whether two packed matrices can run from one quantization of the same input.</summary>
+    public static bool CanShare(PackedQuantMatrix a, PackedQuantMatrix b) => a.Type == b.Type && a.Columns == b.Columns;
+
+    private static void CheckIsa(InstructionSet isa)
+    {
         if (isa != InstructionSet.Scalar && !HasFastPath(isa))
             throw new ArgumentOutOfRangeException(nameof(isa), isa, "the packed kernel runs on AVX-VNNI or as its scalar twin");
-        if (tokens <= 0) return;
-        var activations = Q8Activations.ForThread(tokens, w.Columns).Rows;
-        var job = new Job { W = w.Quants, Scales = w.Scales, Offset = w.Offset, IsQ8 = w.Type == GgmlType.Q8_0, GroupBlockBytes = w.GroupBlockBytes, Rows = w.Rows, Groups = w.Groups, X = x, Y = y, Tokens = tokens, Activations = activations, Scalar = isa == InstructionSet.Scalar };
-        var quantizeIsa = isa == InstructionSet.Scalar ? InstructionSet.Scalar : InstructionSet.Avx2;
-        job.QuantizeIsa = quantizeIsa;
-        if (tokens >= 8) pool.Run(&QuantizeItem, &job, tokens);
-        else activations.Quantize(x, 0, tokens, quantizeIsa, w.Offset);
+    }
+
+    private static Job Part(PackedQuantMatrix w, float* y, int tokens, InstructionSet isa, WorkerPool pool)
+    {
         // Enough items to balance the threads; each a run of groups whose weights are reused by all tokens.
         var chunk = Math.Max(1, w.Groups / (pool.ThreadCount * 8));
-        job.ChunkGroups = chunk;
-        pool.Run(&GroupChunk, &job, (w.Groups + chunk - 1) / chunk);
+        return new Job
+        {
+            W = w.Quants, Scales = w.Scales, Offset = w.Offset, IsQ8 = w.Type == GgmlType.Q8_0, GroupBlockBytes = w.GroupBlockBytes,
+            Rows = w.Rows, Groups = w.Groups, Columns = w.Columns, Y = y, Tokens = tokens, Scalar = isa == InstructionSet.Scalar,
+            QuantizeIsa = isa == InstructionSet.Scalar ? InstructionSet.Scalar : InstructionSet.Avx2,
+            ChunkGroups = chunk, Items = (w.Groups + chunk - 1) / chunk,
+        };
+    }
+
+    /// <summary>The input's 8-bit blocks and sums, in this thread's scratch, for <paramref name="job"/>'s offset.</summary>
+    private static void Quantize(Job* job, float* x, int tokens, WorkerPool pool)
+    {
+        job->Activations = Q8Activations.ForThread(tokens, job->Columns).Rows;
+        job->X = x;
+        if (tokens >= 8) pool.Run(&QuantizeItem, job, tokens);
+        else job->Activations.Quantize(x, 0, tokens, job->QuantizeIsa, job->Offset);
+    }
+
+    private struct SharedJob
+    {
+        public Job* A, B, C;
+        public int ItemsA, ItemsB;
+    }
+
+    private static void SharedChunk(void* context, int item)
+    {
+        var shared = (SharedJob*)context;
+        if (item < shared->ItemsA)
+        {
+            GroupChunk(shared->A, item);
+            return;
+        }
+        item -= shared->ItemsA;
+        if (item < shared->ItemsB) GroupChunk(shared->B, item);
+        else GroupChunk(shared->C, item - shared->ItemsB);
     }
 
     private struct Job
     {
         public byte* W;
         public ushort* Scales;
-        public int Offset, GroupBlockBytes, Rows, Groups, Tokens, ChunkGroups;
+        public int Offset, GroupBlockBytes, Rows, Groups, Columns, Tokens, ChunkGroups, Items;
         public bool IsQ8, Scalar;
         public InstructionSet QuantizeIsa;
         public float* X, Y;

@@ -84,9 +84,13 @@ public sealed unsafe class PagedLlamaExecutor : IModelExecutor, IDisposable
         {
             var layer = w.Layers[l];
             NormRows(hidden, layer.AttentionNorm, normed, tokens);
-            var q = Project(layer.Query, normed, _act.Query, layer.QueryBias, tokens);
-            var k = Project(layer.Key, normed, _act.Key, layer.KeyBias, tokens);
-            var v = Project(layer.Value, normed, _act.Value, layer.ValueBias, tokens);
+            var q = _act.Query.Span[..(tokens * layer.Query.Rows)];
+            var k = _act.Key.Span[..(tokens * layer.Key.Rows)];
+            var v = _act.Value.Span[..(tokens * layer.Value.Rows)];
+            WeightMatrix.MatMulShared(normed, tokens, layer.Query, q, layer.Key, k, layer.Value, v);
+            AddBias(q, layer.QueryBias, tokens);
+            AddBias(k, layer.KeyBias, tokens);
+            AddBias(v, layer.ValueBias, tokens);
             if (layer.QueryNorm is not null && layer.KeyNorm is not null)
             {
                 DecoderSteps.NormHeads(q, c.HeadDim, layer.QueryNorm, c.RmsNormEpsilon);
@@ -105,8 +109,7 @@ public sealed unsafe class PagedLlamaExecutor : IModelExecutor, IDisposable
             NormRows(hidden, layer.FeedForwardNorm, normed, tokens);
             var gate = _act.Gate.Span[..(tokens * c.FeedForwardLength)];
             var up = _act.Up.Span[..(tokens * c.FeedForwardLength)];
-            layer.Gate.MatMul(normed, gate, tokens);
-            layer.Up.MatMul(normed, up, tokens);
+            WeightMatrix.MatMulShared(normed, tokens, layer.Gate, gate, layer.Up, up);
             Silu.GateInPlace(gate, up);
             layer.Down.MatMul(gate, delta, tokens);
             Add(hidden, delta);
@@ -149,21 +152,15 @@ public sealed unsafe class PagedLlamaExecutor : IModelExecutor, IDisposable
             DecoderSteps.Norm(x.Slice(t * dim, dim), weight, _config.RmsNormEpsilon, output.Slice(t * dim, dim));
     }
 
-    /// <summary>One batched matmul for all tokens, then the bias on every row.</summary>
-    private static Span<float> Project(WeightMatrix weight, ReadOnlySpan<float> x, NativeBuffer destination, NativeBuffer? bias, int tokens)
+    /// <summary>The bias on every token's row (Qwen2's q/k/v biases).</summary>
+    private static void AddBias(Span<float> y, NativeBuffer? bias, int tokens)
     {
-        var y = destination.Span[..(tokens * weight.Rows)];
-        weight.MatMul(x, y, tokens);
         if (bias is null)
-            return y;
+            return;
         var b = bias.Span;
+        var rows = y.Length / tokens;
         for (var t = 0; t < tokens; t++)
-        {
-            var row = y.Slice(t * weight.Rows, weight.Rows);
-            for (var i = 0; i < row.Length; i++)
-                row[i] += b[i];
-        }
-        return y;
+            Kernels.Cpu.VectorOps.Add(y.Slice(t * rows, rows), b);
     }
 
     // Perf: positions are the same in every layer, so cos/sin are computed once per step instead of
