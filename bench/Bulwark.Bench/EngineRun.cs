@@ -60,16 +60,20 @@ internal static class EngineRun
     {
         WorkerPool.ConfigureShared(threads);
         using var model = GgufModelLoader.Load(file);
-        using var session = model.CreateSession(prefill + decode);
-        session.Prefill(tokens.AsSpan(0, Math.Min(16, prefill)), 0); // JIT and scratch warm-up
-        session.Forward(tokens[0], Math.Min(16, prefill));
+        double prefillSeconds, decodeSeconds;
+        // The session is gone before the batched runs, as llama.cpp's single-sequence context is.
+        using (var session = model.CreateSession(prefill + decode))
+        {
+            session.Prefill(tokens.AsSpan(0, Math.Min(16, prefill)), 0); // JIT and scratch warm-up
+            session.Forward(tokens[0], Math.Min(16, prefill));
 
-        var clock = Stopwatch.StartNew();
-        session.Prefill(tokens.AsSpan(0, prefill), 0);
-        var prefillSeconds = clock.Elapsed.TotalSeconds;
-        clock.Restart();
-        for (var i = 0; i < decode; i++) session.Forward(tokens[prefill + i], prefill + i);
-        var decodeSeconds = clock.Elapsed.TotalSeconds;
+            var clock = Stopwatch.StartNew();
+            session.Prefill(tokens.AsSpan(0, prefill), 0);
+            prefillSeconds = clock.Elapsed.TotalSeconds;
+            clock.Restart();
+            for (var i = 0; i < decode; i++) session.Forward(tokens[prefill + i], prefill + i);
+            decodeSeconds = clock.Elapsed.TotalSeconds;
+        }
         var batched = new Dictionary<int, double>();
         foreach (var sequences in batches) batched[sequences] = OursBatched(model, sequences, tokens);
         return new EngineResult("ours", prefill / prefillSeconds, decode / decodeSeconds, batched, PeakMemory.MiB());
