@@ -22,4 +22,7 @@ public sealed class LayerWeights
     public required WeightMatrix Gate { get; init; }
     public required WeightMatrix Up { get; init; }
     public required WeightMatrix Down { get; init; }
+
+    /// <summary>The block's seven weight matrices (what is packed at load and disposed with the model).</summary>
+    public WeightMatrix[] Matrices => [Query, Key, Value, Output, Gate, Up, Down];
 }

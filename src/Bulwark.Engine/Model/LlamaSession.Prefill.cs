@@ -120,13 +120,11 @@ public sealed unsafe partial class LlamaSession
         }
     }
 
-    [ThreadStatic] private static float[]? _threadScores;
-
     private static void AttendItem(void* context, int t)
     {
         var job = (AttendJob*)context;
         var positions = job->Start + t + 1;
-        var scores = _threadScores is { } s && s.Length >= positions ? s : (_threadScores = new float[Math.Max(2 * positions, 1024)]);
+        var scores = Attention.ScoreScratch(positions);
         var kvLength = job->KvHeadCount * job->HeadDim;
         Attention.Attend(
             new ReadOnlySpan<float>(job->Query + (long)t * job->QueryLength, job->QueryLength),

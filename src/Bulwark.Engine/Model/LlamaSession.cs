@@ -96,12 +96,10 @@ public sealed unsafe partial class LlamaSession : IDisposable
         }
     }
 
-    [ThreadStatic] private static float[]? _headScores;
-
     private static void HeadItem(void* context, int head)
     {
         var job = (HeadsJob*)context;
-        var scores = _headScores is { } s && s.Length >= job->Positions ? s : (_headScores = new float[Math.Max(2 * job->Positions, 1024)]);
+        var scores = Kernels.Cpu.Attention.ScoreScratch(job->Positions);
         var kvLength = (long)job->KvHeadCount * job->HeadDim;
         var queryLength = job->HeadCount * job->HeadDim;
         Kernels.Cpu.Attention.AttendHeads(new ReadOnlySpan<float>(job->Query, queryLength),

@@ -39,7 +39,7 @@ public sealed class LlamaWeights : IDisposable
         OutputNorm.Dispose();
         // Packed copies (and quantized copies) of the matrices live in native memory of their own.
         foreach (var layer in Layers)
-            foreach (var matrix in new[] { layer.Query, layer.Key, layer.Value, layer.Output, layer.Gate, layer.Up, layer.Down })
+            foreach (var matrix in layer.Matrices)
                 matrix.Dispose();
         Output.Dispose();
         TokenEmbedding.Dispose();

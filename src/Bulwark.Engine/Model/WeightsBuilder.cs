@@ -66,7 +66,7 @@ public sealed unsafe class WeightsBuilder(LlamaConfig config, ITensorSource sour
         var frequencies = c.RopeScaling.InverseFrequencies(c.HeadDim, c.RopeTheta, ropeFrequencyFactors);
         // Every matrix the forward pass multiplies by (not the embedding table, which is only looked up).
         foreach (var layer in layers)
-            foreach (var matrix in new[] { layer.Query, layer.Key, layer.Value, layer.Output, layer.Gate, layer.Up, layer.Down })
+            foreach (var matrix in layer.Matrices)
                 matrix.PrepareForKernels(source.IsFileMapped);
         output.PrepareForKernels(source.IsFileMapped);
         // LlamaWeights disposes every matrix (quantized copies included) and then what it owns.

@@ -164,7 +164,7 @@ public sealed unsafe class QuantizeOnLoadTests
     private static void AssertSameWeights(LlamaModel expected, LlamaModel actual, GgmlType type)
     {
         IEnumerable<WeightMatrix> All(LlamaModel m) =>
-            new[] { m.Weights.TokenEmbedding, m.Weights.Output }.Concat(m.Weights.Layers.SelectMany(l => new[] { l.Query, l.Key, l.Value, l.Output, l.Gate, l.Up, l.Down }));
+            new[] { m.Weights.TokenEmbedding, m.Weights.Output }.Concat(m.Weights.Layers.SelectMany(l => l.Matrices));
         foreach (var (x, y) in All(expected).Zip(All(actual)))
         {
             Assert.Equal(type, x.Type);

@@ -50,6 +50,15 @@ public static class Attention
         }
     }
 
+    [ThreadStatic] private static float[]? _scores;
+
+    /// <summary>
+    /// This thread's score scratch of at least <paramref name="length"/> floats, for attention run on
+    /// worker threads; it grows by doubling, so a growing context does not reallocate every token.
+    /// </summary>
+    public static float[] ScoreScratch(int length) =>
+        _scores is { } s && s.Length >= length ? s : (_scores = new float[Math.Max(2 * length, 1024)]);
+
     public static float Dot(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
     {
         var acc = Vector<float>.Zero;

@@ -285,12 +285,10 @@ public sealed unsafe class PagedLlamaExecutor : IModelExecutor, IDisposable
         Kernels.Cpu.WorkerPool.Shared.Run(&AttendItem, &job, batch.TokenCount);
     }
 
-    [ThreadStatic] private static float[]? _threadScores;
-
     private static void AttendItem(void* context, int t)
     {
         var job = (AttendJob*)context;
-        var scores = _threadScores is { } s && s.Length >= job->BlockSize ? s : (_threadScores = new float[job->BlockSize]);
+        var scores = Kernels.Cpu.Attention.ScoreScratch(job->BlockSize);
         var sequence = job->TokenSequence[t];
         var table = new ReadOnlySpan<int>(job->Tables + job->TableStart[sequence], job->TableLength[sequence]);
         // Causal: token t sees its own position and every earlier one of its sequence.
