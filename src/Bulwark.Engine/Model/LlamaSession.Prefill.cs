@@ -116,6 +116,7 @@ public sealed unsafe partial class LlamaSession
                 Query = q, Output = o, Keys = k, Values = v, Start = start, QueryLength = c.QueryLength,
                 HeadCount = c.HeadCount, KvHeadCount = c.KeyValueHeadCount, HeadDim = c.HeadDim,
             };
+            _ = Attention.ScoreScratch(start + n); // the caller's own, see ScoreScratch
             WorkerPool.Shared.Run(&AttendItem, &job, n);
         }
     }

@@ -92,6 +92,7 @@ public sealed unsafe partial class LlamaSession : IDisposable
         fixed (float* o = _attention.Span)
         {
             var job = new HeadsJob { Query = q, Keys = k, Values = v, Output = o, Positions = positions, HeadCount = c.HeadCount, KvHeadCount = c.KeyValueHeadCount, HeadDim = c.HeadDim };
+            _ = Kernels.Cpu.Attention.ScoreScratch(job.Positions); // the caller's own, see ScoreScratch
             Kernels.Cpu.WorkerPool.Shared.Run(&HeadItem, &job, c.HeadCount);
         }
     }

@@ -110,6 +110,33 @@ public unsafe class WorkerPoolTests
     }
 
     [Fact]
+    public void WakingParkedWorkersAllocatesNothingOnAThreadThatHasRunBefore()
+    {
+        // Parked workers are woken through a monitor; a decode step that wakes them (after a pause
+        // longer than the spin window) must allocate nothing either. A fresh thread stands for a
+        // request thread that has not woken anyone yet.
+        using var pool = new WorkerPool(2);
+        long allocated = -1;
+        var caller = new Thread(() =>
+        {
+            var context = 0;
+            pool.Run(&NoOp, &context, 8);
+            for (var i = 0; i < 3; i++)
+            {
+                var deadline = Environment.TickCount64 + 5_000;
+                while (!pool.AnyParked && Environment.TickCount64 < deadline) Thread.Sleep(5);
+                Assert.True(pool.AnyParked, "the worker never parked");
+                var before = GC.GetAllocatedBytesForCurrentThread();
+                pool.Run(&NoOp, &context, 8);
+                allocated = Math.Max(allocated, GC.GetAllocatedBytesForCurrentThread() - before);
+            }
+        });
+        caller.Start();
+        caller.Join();
+        Assert.Equal(0, allocated);
+    }
+
+    [Fact]
     public void WorkersParkWhenIdleAndWakeForTheNextCall()
     {
         using var pool = new WorkerPool(2);

@@ -56,6 +56,11 @@ public static class Attention
     /// This thread's score scratch of at least <paramref name="length"/> floats, for attention run on
     /// worker threads; it grows by doubling, so a growing context does not reallocate every token.
     /// </summary>
+    /// <remarks>
+    /// A caller that is about to spread attention over the pool reserves its own first (it takes
+    /// items too, but only sometimes: the workers may claim them all), so that which step first
+    /// lands an item on the calling thread does not decide when its scratch is allocated.
+    /// </remarks>
     public static float[] ScoreScratch(int length) =>
         _scores is { } s && s.Length >= length ? s : (_scores = new float[Math.Max(2 * length, 1024)]);
 

@@ -50,6 +50,9 @@ public sealed unsafe class WorkerPool : IDisposable
 
     public int ThreadCount { get; }
 
+    /// <summary>Whether a worker is parked now (waiting to be woken rather than spinning).</summary>
+    internal bool AnyParked => Volatile.Read(ref _parked) > 0;
+
     /// <summary>The pool the model's kernels use; sized to the machine's cores unless <see cref="ConfigureShared"/> was called first.</summary>
     public static WorkerPool Shared
     {

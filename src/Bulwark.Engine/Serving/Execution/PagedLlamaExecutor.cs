@@ -282,6 +282,7 @@ public sealed unsafe class PagedLlamaExecutor : IModelExecutor, IDisposable
             BlockStride = kv.BlockStride, BlockSize = kv.BlockSize, KvLength = kv.KvLength, QueryLength = c.QueryLength,
             HeadCount = c.HeadCount, KvHeadCount = c.KeyValueHeadCount, HeadDim = c.HeadDim,
         };
+        _ = Kernels.Cpu.Attention.ScoreScratch(job.BlockSize); // the caller's own, see ScoreScratch
         Kernels.Cpu.WorkerPool.Shared.Run(&AttendItem, &job, batch.TokenCount);
     }
 
