@@ -338,7 +338,7 @@ public sealed class InjectionTrainer(InjectionTrainingOptions options)
     private static ulong Fingerprint(Example e)
     {
         var h = 14695981039346656037ul;
-        foreach (var i in e.Instances[0].Indices) h = (h ^ (uint)i) * 1099511628211ul;
+        foreach (var i in e.Instances[0].Indices.Order()) h = (h ^ (uint)i) * 1099511628211ul;
         return h;
     }
 
