@@ -93,7 +93,7 @@ public sealed class InjectionDetectionTests(InjectionDetectionTests.Training tra
     }
 
     /// <summary>The figures reported in docs/guardrails.md for <see cref="HardNegatives"/> under the shipped model.</summary>
-    private const int HardNegativesBlocked = 4, HardNegativesFlagged = 1;
+    private const int HardNegativesBlocked = 3, HardNegativesFlagged = 1;
 
     [Fact]
     public void ClassicAttacksAreCaught()
