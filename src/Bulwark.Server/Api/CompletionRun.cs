@@ -60,6 +60,8 @@ public sealed class CompletionRun(
         // With response_format JSON the client's final text (after the guard) is checked when the choice ends.
         var sent = job.ResponseFormat is null ? null : new System.Text.StringBuilder();
         List<GeneratedToken>? pending = job.TopLogprobs is null ? null : [];
+        // Token texts (logprobs, TGI token events) pass a filter of their own, so a secret spelt over several tokens is redacted there too.
+        var tokens = pending is null || filter is null ? null : new TokenGuard(() => guard!.Begin(caller, job));
         var last = 0L;
         var request = job.ToGenerationRequest(index, caller);
         await foreach (var token in backend.GenerateAsync(request, cancellationToken).WithCancellation(cancellationToken))
@@ -76,12 +78,14 @@ public sealed class CompletionRun(
                 }
                 else metrics.InterTokenLatency.Record(time.GetElapsedTime(last, now).TotalSeconds);
                 last = now;
-                pending?.Add(token);
+                if (tokens is not null) tokens.Pass(token, pending!);
+                else pending?.Add(token);
             }
             var text = Pass(filter, matcher.Push(token.Text));
             if (filter is { Blocked: true })
             {
                 // The output guard ended this choice: what it let through is the last text; returning cancels the sequence.
+                tokens?.Close(pending);
                 output.TryWrite(new ChoiceDelta(index, text, FinishReason.ContentFilter, Take(ref pending), Format: Check(sent, text)));
                 return;
             }
@@ -89,6 +93,7 @@ public sealed class CompletionRun(
             if (finish != FinishReason.None)
             {
                 var final = text + Close(filter, matcher.Flush());
+                tokens?.Close(pending);
                 output.TryWrite(new ChoiceDelta(index, final, finish, Take(ref pending), matcher.Stopped, Check(sent, final)));
                 return;
             }
@@ -97,6 +102,7 @@ public sealed class CompletionRun(
         }
         // A backend that ends without a finish reason stopped at its own length bound.
         var rest = Close(filter, matcher.Flush());
+        tokens?.Close(pending);
         output.TryWrite(new ChoiceDelta(index, rest, FinishReason.Length, Take(ref pending), Format: Check(sent, rest)));
     }
 
@@ -108,6 +114,78 @@ public sealed class CompletionRun(
 
     /// <summary>The last text of a choice: through the filter, then whatever the filter still held back.</summary>
     private static string Close(IOutputFilter? filter, string text) => filter is null ? text : filter.Push(text) + filter.Flush();
+
+    /// <summary>
+    /// The output guard applied to a choice's token texts, which <c>logprobs</c> and TGI's token
+    /// events show beside the content. The chosen tokens' texts stream through one filter of
+    /// their own: each token shows what that filter releases when it is pushed (empty while text is
+    /// held back, the redaction where a secret ends), so the token texts join to the guarded
+    /// content. A token's alternatives (<c>top_logprobs</c>, which include the chosen token) are
+    /// kept, each passed through the guard alone, once the stream filter has released exactly what
+    /// the tokens since the last such point give one by one (nothing held back, no secret spanning
+    /// tokens), and each of those tokens then shows its own guarded text. Until then the tokens
+    /// wait (their logprobs come in a later chunk than their text; at most <see cref="MaxUndecided"/>
+    /// tokens, and the choice's end releases all). Tokens whose text became part of a redaction (or
+    /// of a blocked ending) show what the filter released (empty, or the redaction where the secret
+    /// ends) and lose their alternatives, which would spell the secret's pieces. The shown token
+    /// texts always join to the guarded content.
+    /// </summary>
+    private sealed class TokenGuard(Func<IOutputFilter?> begin)
+    {
+        /// <summary>Most tokens kept undecided; past it they are released as the filter showed them, without alternatives.</summary>
+        public const int MaxUndecided = 64;
+
+        private readonly IOutputFilter _stream = begin() ?? throw new InvalidOperationException("the output guard gave no filter for token texts");
+        private readonly System.Text.StringBuilder _shown = new();
+        private readonly System.Text.StringBuilder _alone = new();
+        private readonly List<(GeneratedToken Token, string Shown, string Alone)> _undecided = [];
+
+        /// <summary>Takes <paramref name="token"/>; adds to <paramref name="pending"/> every token whose guarded text and alternatives are now settled.</summary>
+        public void Pass(GeneratedToken token, List<GeneratedToken> pending)
+        {
+            var shown = _stream.Blocked ? "" : _stream.Push(token.Text);
+            var alone = Alone(token.Text);
+            _undecided.Add((token, shown, alone));
+            _shown.Append(shown);
+            _alone.Append(alone);
+            if (!_stream.Blocked && _shown.Equals(_alone.ToString())) Release(pending, safe: true);
+            else if (_undecided.Count >= MaxUndecided) Release(pending, safe: false);
+        }
+
+        /// <summary>At the end of the choice: what the filter still held goes to the last token; every token is released.</summary>
+        public void Close(List<GeneratedToken>? pending)
+        {
+            var rest = _stream.Blocked ? "" : _stream.Flush();
+            if (pending is null || _undecided.Count == 0) return;
+            _shown.Append(rest);
+            _undecided[^1] = _undecided[^1] with { Shown = _undecided[^1].Shown + rest };
+            Release(pending, safe: !_stream.Blocked && _shown.Equals(_alone.ToString()));
+        }
+
+        private void Release(List<GeneratedToken> pending, bool safe)
+        {
+            // Safe: nothing was held or rewritten across these tokens, so each shows its own guarded text (matching its
+            // logprob) and its alternatives, each guarded alone. Otherwise they show what the filter released, no alternatives.
+            foreach (var (token, shown, alone) in _undecided)
+            {
+                pending.Add(token with
+                {
+                    Text = safe ? alone : shown,
+                    TopLogprobs = token.TopLogprobs is null ? null : safe ? token.TopLogprobs.Select(a => a with { Text = Alone(a.Text) }).ToArray() : [],
+                });
+            }
+            _undecided.Clear();
+            _shown.Clear();
+            _alone.Clear();
+        }
+
+        private string Alone(string text)
+        {
+            if (text.Length == 0) return text;
+            var filter = begin()!;
+            return filter.Push(text) + filter.Flush();
+        }
+    }
 
     private static IReadOnlyList<GeneratedToken>? Take(ref List<GeneratedToken>? pending)
     {

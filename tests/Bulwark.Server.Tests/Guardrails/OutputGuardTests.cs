@@ -70,6 +70,39 @@ public sealed class OutputGuardTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task LogprobTokenTextsAreRedactedAndTheirAlternativesDoNotSpellTheSecret()
+    {
+        await using var server = await Start("redact");
+        var body = JsonSerializer.Serialize(new { model = "test-model", max_tokens = Reply.Length, temperature = 0, logprobs = true, top_logprobs = 2, messages = new[] { new { role = "user", content = "x" } } });
+        var (status, json, _) = await RawHttp.PostJsonAsync(server.Http, "v1/chat/completions", body);
+        Assert.Equal(200, status);
+        var choice = json.GetProperty("choices")[0];
+        var content = choice.GetProperty("message").GetProperty("content").GetString();
+        Assert.Equal("Sure, use [REDACTED:github-token] to log in. ", content);
+        var entries = choice.GetProperty("logprobs").GetProperty("content").EnumerateArray().ToList();
+        Assert.Equal(content, string.Concat(entries.Select(e => e.GetProperty("token").GetString())));
+        // The scripted backend's first alternative is the chosen token itself: kept alternatives must not spell any part of the secret.
+        var firstAlternatives = string.Concat(entries.Select(e => e.GetProperty("top_logprobs").EnumerateArray().Select(a => a.GetProperty("token").GetString()).FirstOrDefault()));
+        Assert.DoesNotContain(Token[4..10], firstAlternatives);
+        Assert.StartsWith("Sure, us", firstAlternatives); // text before the secret keeps its alternatives
+        Assert.Contains(entries, e => e.GetProperty("top_logprobs").GetArrayLength() == 0);
+    }
+
+    [Fact]
+    public async Task TgiStreamTokenEventsCarryRedactedText()
+    {
+        await using var server = await Start("redact");
+        var body = JsonSerializer.Serialize(new { inputs = "x", parameters = new { max_new_tokens = Reply.Length } });
+        var (status, _, response) = await RawHttp.PostJsonAsync(server.Http, "generate_stream", body);
+        Assert.Equal(200, status);
+        var raw = await response.Content.ReadAsStringAsync();
+        var events = RawHttp.Events(raw).Select(e => JsonDocument.Parse(e).RootElement).ToList();
+        var joined = string.Concat(events.Select(e => e.GetProperty("token").GetProperty("text").GetString()));
+        Assert.Equal("Sure, use [REDACTED:github-token] to log in. ", joined);
+        Assert.Equal(joined, events[^1].GetProperty("generated_text").GetString());
+    }
+
+    [Fact]
     public async Task OffModePassesTextThrough()
     {
         await using var server = await Start("off");
