@@ -123,9 +123,10 @@ public sealed class CompletionRun(
     /// content. A token's alternatives (<c>top_logprobs</c>, which include the chosen token) are
     /// kept, each passed through the guard alone, once the stream filter has released exactly what
     /// the tokens since the last such point give one by one (nothing held back, no secret spanning
-    /// tokens), and each of those tokens then shows its own guarded text. Until then the tokens
-    /// wait (their logprobs come in a later chunk than their text; at most <see cref="MaxUndecided"/>
-    /// tokens, and the choice's end releases all). Tokens whose text became part of a redaction (or
+    /// tokens), and each of those tokens then shows its own guarded text. While the filter holds
+    /// text the tokens wait (their logprobs come in a later chunk than their text; at most
+    /// <see cref="MaxUndecided"/> tokens, and the choice's end releases all); when it holds nothing
+    /// and the released text differs, those tokens were rewritten. Tokens whose text became part of a redaction (or
     /// of a blocked ending) show what the filter released (empty, or the redaction where the secret
     /// ends) and lose their alternatives, which would spell the secret's pieces. The shown token
     /// texts always join to the guarded content.
@@ -148,8 +149,10 @@ public sealed class CompletionRun(
             _undecided.Add((token, shown, alone));
             _shown.Append(shown);
             _alone.Append(alone);
-            if (!_stream.Blocked && _shown.Equals(_alone.ToString())) Release(pending, safe: true);
-            else if (_undecided.Count >= MaxUndecided) Release(pending, safe: false);
+            if (_stream.Blocked) return;
+            if (_shown.Equals(_alone.ToString())) Release(pending, safe: true);
+            // The filter holds nothing: these tokens are settled, and they differ from their own texts (a redaction).
+            else if (_stream.Held == 0 || _undecided.Count >= MaxUndecided) Release(pending, safe: false);
         }
 
         /// <summary>At the end of the choice: what the filter still held goes to the last token; every token is released.</summary>

@@ -29,6 +29,9 @@ public interface IOutputFilter
     /// with <see cref="FinishReason.ContentFilter"/>.
     /// </summary>
     bool Blocked => false;
+
+    /// <summary>Characters pushed but not yet released (held back while they may still become a secret).</summary>
+    int Held => 0;
 }
 
 /// <summary>No output guard (tests of the bare API).</summary>
@@ -55,5 +58,7 @@ public sealed class SecretRedactionGuard(OutputGuardMode mode = OutputGuardMode.
         public string Flush() => redactor.Flush();
 
         public bool Blocked => redactor.IsBlocked;
+
+        public int Held => redactor.Pending;
     }
 }

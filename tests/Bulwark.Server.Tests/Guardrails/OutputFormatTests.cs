@@ -101,6 +101,19 @@ public sealed class OutputFormatTests
     }
 
     [Fact]
+    public async Task HtmlEscapingCoversLogprobTokenTexts()
+    {
+        await using var server = await RunningServer.StartAsync(new ScriptedBackend { Reply = Markup }, new() { ["Bulwark:Guardrails:Output:HtmlEscape"] = "true" });
+        var (_, text, _) = await RawHttp.PostJsonAsync(server.Http, "v1/completions",
+            JsonSerializer.Serialize(new { model = "test-model", prompt = "x", max_tokens = 20, temperature = 0, logprobs = 1 }));
+        var logprobs = text.GetProperty("choices")[0].GetProperty("logprobs");
+        var tokens = logprobs.GetProperty("tokens").EnumerateArray().Select(t => t.GetString()!).ToList();
+        Assert.Equal(SlowEscape(Markup[..20]), string.Concat(tokens));
+        Assert.Equal("&lt;", tokens[0]); // one token, one escaped character: the token keeps its own text
+        Assert.Equal("&lt;", logprobs.GetProperty("top_logprobs")[0].EnumerateObject().Single().Name); // the scripted first alternative is the chosen token
+    }
+
+    [Fact]
     public async Task HtmlEscapingComposesWithRedactionAndSkipsJsonOutputs()
     {
         const string token = "ghp_aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5";

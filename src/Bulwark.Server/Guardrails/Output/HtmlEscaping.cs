@@ -90,5 +90,7 @@ public sealed class HtmlEscapingGuard(IOutputGuard inner, HtmlEscapeOptions opti
         public string Flush() => inner is null ? "" : HtmlEscaper.Escape(inner.Flush());
 
         public bool Blocked => inner?.Blocked ?? false;
+
+        public int Held => inner?.Held ?? 0;
     }
 }
