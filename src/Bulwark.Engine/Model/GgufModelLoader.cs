@@ -114,7 +114,11 @@ public static unsafe class GgufModelLoader
                 return false;
             }
             // GGUF stores dimensions innermost-first; views are outermost-first.
-            tensor = new TensorView(name, info.Type, info.Dimensions.Reverse().ToArray(), file.TensorPointer(info), info.ByteSize);
+            tensor = new TensorView(name, info.Type, info.Dimensions.Reverse().ToArray(), file.TensorPointer(info), info.ByteSize)
+            {
+                FilePath = file.Path,
+                FileOffset = info.FileOffset,
+            };
             return true;
         }
     }

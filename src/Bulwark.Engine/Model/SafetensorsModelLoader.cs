@@ -44,7 +44,11 @@ public static unsafe class SafetensorsModelLoader
                 return false;
             }
             // safetensors, like PyTorch, stores shapes outermost first: no reversal.
-            tensor = new TensorView(name, info.Type, info.Shape, file.TensorPointer(info), info.ByteSize);
+            tensor = new TensorView(name, info.Type, info.Shape, file.TensorPointer(info), info.ByteSize)
+            {
+                FilePath = file.Path,
+                FileOffset = info.FileOffset,
+            };
             return true;
         }
     }

@@ -13,6 +13,11 @@ public readonly unsafe struct TensorView(string name, GgmlType type, long[] shap
     public long[] Shape { get; } = shape;
     public byte* Data { get; } = data;
     public long ByteSize { get; } = byteSize;
+
+    /// <summary>The file the bytes are mapped from and where in it they start (null when not file-backed).</summary>
+    public string? FilePath { get; init; }
+
+    public long FileOffset { get; init; }
 }
 
 /// <summary>Tensors by name from one model (one or several files).</summary>

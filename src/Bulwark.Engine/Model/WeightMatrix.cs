@@ -16,6 +16,10 @@ public sealed unsafe class WeightMatrix : IDisposable
     private byte* _owned;
     private bool _freed;
 
+    /// <summary>Set by <see cref="ReadRowsFromFile"/>: row lookups read the file instead of the mapping.</summary>
+    private Microsoft.Win32.SafeHandles.SafeFileHandle? _rowFile;
+    private long _rowFileOffset;
+
     /// <summary>The weights repacked for the VNNI kernel (see <see cref="PrepareForKernels"/>); null when not packed.</summary>
     private PackedQuantMatrix? _packed;
 
@@ -162,8 +166,45 @@ public sealed unsafe class WeightMatrix : IDisposable
     {
         ObjectDisposedException.ThrowIf(_freed, this);
         if ((uint)row >= (uint)Rows) throw new ArgumentOutOfRangeException(nameof(row), row, $"{Name} has {Rows} rows");
-        if (Data != null) new ReadOnlySpan<byte>(Data + row * RowBytes, checked((int)RowBytes)).CopyTo(destination);
+        if (_rowFile != null) ReadStoredRow(row, destination);
+        else if (Data != null) new ReadOnlySpan<byte>(Data + row * RowBytes, checked((int)RowBytes)).CopyTo(destination);
         else _packed!.StoredRow(row, destination);
+    }
+
+    /// <summary>
+    /// Row lookups (<see cref="DequantizeRow"/>, <see cref="StoredRow"/>) read the rows from
+    /// <paramref name="path"/> at <paramref name="offset"/> with positioned reads, and the mapped pages
+    /// are handed back. For the token embedding: a lookup touches one row, but a page fault on the
+    /// mapping brings in the kernel's fault-around window (64 KiB) of resident pages, so serving a
+    /// varied vocabulary made the whole table resident in this process. Read through the page cache,
+    /// it is shared and reclaimable instead. The file must hold the same bytes as the mapping.
+    /// </summary>
+    internal bool ReadsRowsFromFile => _rowFile != null;
+
+    internal void ReadRowsFromFile(string path, long offset)
+    {
+        ObjectDisposedException.ThrowIf(_freed, this);
+        if (Data == null) throw new InvalidOperationException($"{Name}: no stored rows to read from a file");
+        var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read);
+        if (RandomAccess.GetLength(handle) < offset + RowBytes * Rows)
+        {
+            handle.Dispose();
+            throw new InvalidDataException($"{Name}: {path} ends before the {RowBytes * Rows} bytes at offset {offset}");
+        }
+        _rowFile = handle;
+        _rowFileOffset = offset;
+        MappedPages.Release(Data, RowBytes * Rows);
+    }
+
+    private void ReadStoredRow(int row, Span<byte> destination)
+    {
+        var rowBytes = checked((int)RowBytes);
+        for (var done = 0; done < rowBytes;)
+        {
+            var read = RandomAccess.Read(_rowFile!, destination.Slice(done, rowBytes - done), _rowFileOffset + row * RowBytes + done);
+            if (read == 0) throw new EndOfStreamException($"{Name}: row {row} ends past the end of the file");
+            done += read;
+        }
     }
 
     /// <summary>One row as float32 (embedding lookup).</summary>
@@ -171,6 +212,13 @@ public sealed unsafe class WeightMatrix : IDisposable
     {
         ObjectDisposedException.ThrowIf(_freed, this);
         if ((uint)row >= (uint)Rows) throw new ArgumentOutOfRangeException(nameof(row), row, $"{Name} has {Rows} rows");
+        if (_rowFile != null)
+        {
+            var bytes = _storedRowScratch is { } r && r.Length >= RowBytes ? r : (_storedRowScratch = new byte[RowBytes]);
+            ReadStoredRow(row, bytes);
+            Dequantize.Row(Type, bytes.AsSpan(0, checked((int)RowBytes)), destination[..Columns]);
+            return;
+        }
         if (Data != null)
         {
             Dequantize.Row(Type, new ReadOnlySpan<byte>(Data + row * RowBytes, checked((int)RowBytes)), destination[..Columns]);
@@ -233,6 +281,8 @@ public sealed unsafe class WeightMatrix : IDisposable
     /// <summary>Frees memory this matrix owns (a quantized copy); a view of a mapped file owns none.</summary>
     public void Dispose()
     {
+        _rowFile?.Dispose();
+        _rowFile = null;
         if (_packed != null)
         {
             _packed.Dispose();

@@ -69,6 +69,12 @@ public sealed unsafe class WeightsBuilder(LlamaConfig config, ITensorSource sour
             foreach (var matrix in layer.Matrices)
                 matrix.PrepareForKernels(source.IsFileMapped);
         output.PrepareForKernels(source.IsFileMapped);
+        // The embedding table is only looked up, row by row: read those rows from the file rather than
+        // fault its mapping in (unless a tied output head still multiplies by the mapped rows).
+        if (source.IsFileMapped && embedding.Data != null && (!ReferenceEquals(output, embedding) || output.IsPacked)
+            && source.TryGet(names.TokenEmbedding, out var embeddingView) && embeddingView.FilePath is { } embeddingFile
+            && embeddingView.Data == embedding.Data)
+            embedding.ReadRowsFromFile(embeddingFile, embeddingView.FileOffset);
         // LlamaWeights disposes every matrix (quantized copies included) and then what it owns.
         if (_load.QuantizeTo is null || _keptAsStored.Count > 0)
             return new LlamaWeights(embedding, layers, outputNorm, output, frequencies, owned);

@@ -3,6 +3,9 @@ namespace Bulwark.Server.Audit;
 /// <summary><c>Bulwark:Audit</c> in configuration.</summary>
 public sealed class AuditOptions
 {
+    /// <summary>Longest <see cref="FlushInterval"/> accepted: records must reach the store while they still matter to an operator.</summary>
+    public static readonly TimeSpan MaxFlushInterval = TimeSpan.FromSeconds(10);
+
     /// <summary>Tenants whose prompt and completion text may be stored in audit records. Empty by default.</summary>
     public string[] ContentTenants { get; set; } = [];
 
@@ -11,4 +14,21 @@ public sealed class AuditOptions
 
     /// <summary>Most records written in one transaction.</summary>
     public int BatchSize { get; set; } = 500;
+
+    /// <summary>
+    /// How long the writer gathers records after the first one arrives before it writes them, in one
+    /// transaction. Zero writes as soon as records arrive (a transaction per request under light load).
+    /// </summary>
+    public TimeSpan FlushInterval { get; set; } = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>Every problem with these options, naming the setting and the value; empty when valid.</summary>
+    public IReadOnlyList<string> Validate()
+    {
+        var problems = new List<string>();
+        if (QueueCapacity < 1) problems.Add($"Bulwark:Audit:QueueCapacity must be at least 1; got {QueueCapacity}");
+        if (BatchSize < 1) problems.Add($"Bulwark:Audit:BatchSize must be at least 1; got {BatchSize}");
+        if (FlushInterval < TimeSpan.Zero || FlushInterval > MaxFlushInterval)
+            problems.Add($"Bulwark:Audit:FlushInterval must be between 00:00:00 and {MaxFlushInterval:c}; got {FlushInterval:c}");
+        return problems;
+    }
 }

@@ -19,7 +19,7 @@ public sealed class QuotaGate(IQuotaStore store)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(tokens);
         var limits = caller.Limits;
-        var leaseId = Guid.NewGuid().ToString("N"); // unique across replicas, unlike TraceIdentifier
+        var leaseId = LeaseIds.Next(); // unique across replicas, unlike TraceIdentifier
         var verdict = await store.AdmitAsync(caller.KeyId, limits, tokens, leaseId, ct);
         RateLimitHeaders.Write(context.Response.Headers, limits, verdict);
         if (verdict.Admitted) return new QuotaLease(store, caller.KeyId, limits, leaseId, tokens, verdict);

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
 using Bulwark.Server.Storage;
 
 namespace Bulwark.Server.Security;
@@ -14,7 +15,9 @@ public sealed class KeyCache(KeyStore store, TimeProvider time, TimeSpan lifetim
     public const int MaxEntries = 100_000;
 
     private readonly ConcurrentDictionary<string, Entry> _entries = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<string, DateTimeOffset> _lastUsed = new(StringComparer.Ordinal);
+    // Perf: one box per key, written in place, so noting a use allocates nothing (a dictionary of
+    // DateTimeOffset values allocates a node per write). 0 = not used since the last take.
+    private readonly ConcurrentDictionary<string, StrongBox<long>> _lastUsed = new(StringComparer.Ordinal);
 
     private sealed record Entry(ApiKeyRecord? Record, long LoadedAt);
 
@@ -31,13 +34,25 @@ public sealed class KeyCache(KeyStore store, TimeProvider time, TimeSpan lifetim
     public void Evict(string id) => _entries.TryRemove(id, out _);
 
     /// <summary>Notes a successful use; written to the store in batches by <see cref="TakeLastUsed"/>'s caller.</summary>
-    public void MarkUsed(string id, DateTimeOffset at) => _lastUsed[id] = at;
+    public void MarkUsed(string id, DateTimeOffset at)
+    {
+        var box = _lastUsed.GetOrAdd(id, static _ => new StrongBox<long>());
+        // Never back: requests on other threads may note a later time first.
+        var ticks = at.UtcTicks;
+        for (var seen = Volatile.Read(ref box.Value); seen < ticks;)
+        {
+            var was = Interlocked.CompareExchange(ref box.Value, ticks, seen);
+            if (was == seen) break;
+            seen = was;
+        }
+    }
 
-    public IReadOnlyList<KeyValuePair<string, DateTimeOffset>> TakeLastUsed()
+    /// <summary>The keys used since the last call, each with its latest use.</summary>
+    public IReadOnlyCollection<KeyValuePair<string, DateTimeOffset>> TakeLastUsed()
     {
         var taken = new List<KeyValuePair<string, DateTimeOffset>>();
-        foreach (var id in _lastUsed.Keys)
-            if (_lastUsed.TryRemove(id, out var at)) taken.Add(new(id, at));
+        foreach (var (id, box) in _lastUsed)
+            if (Interlocked.Exchange(ref box.Value, 0) is var ticks and not 0) taken.Add(new(id, new DateTimeOffset(ticks, TimeSpan.Zero)));
         return taken;
     }
 

@@ -98,8 +98,9 @@ public sealed class SecurityMiddleware(
             Tenant = caller?.Tenant,
             Model = usage?.Model,
             ClientIp = context.Connection.RemoteIpAddress?.ToString(),
-            // The path only: a query string may carry what a client should not have sent.
-            Route = SecretRedactor.Redact(context.Request.Method + " " + context.Request.Path.Value),
+            // The path only: a query string may carry what a client should not have sent. A key pasted into
+            // the path is masked when the record is written (AuditStore), off the request path.
+            Route = context.Request.Method + " " + context.Request.Path.Value,
             Status = status,
             PromptTokens = usage?.PromptTokens,
             CompletionTokens = usage?.CompletionTokens,

@@ -34,6 +34,7 @@ public static class SecurityServices
         var storage = configuration.GetSection("Bulwark:Storage").Get<StorageOptions>() ?? new StorageOptions();
         var quotas = configuration.GetSection("Bulwark:Quotas").Get<QuotaOptions>() ?? new QuotaOptions();
         var audit = configuration.GetSection("Bulwark:Audit").Get<AuditOptions>() ?? new AuditOptions();
+        if (audit.Validate() is { Count: > 0 } problems) throw new Hosting.ServerConfigurationException(problems);
         RegisterSecrets(security, storage, quotas);
 
         services.AddSingleton(security).AddSingleton(storage).AddSingleton(quotas).AddSingleton(audit).AddSingleton(dataDirectory);

@@ -9,32 +9,65 @@ public sealed record DailyUsage(string KeyId, string Day, long Requests, long Pr
 /// <summary>The <c>audit_events</c> and <c>usage_daily</c> tables, written in batches.</summary>
 public sealed class AuditStore(Database database)
 {
-    public async Task WriteAsync(IReadOnlyList<AuditRecord> records, CancellationToken ct = default)
+    private const string InsertEvent =
+        "INSERT INTO audit_events (at, kind, request_id, key_id, tenant, model, client_ip, route, status, prompt_tokens, completion_tokens, latency_us, reason, detail, guard) " +
+        "VALUES (@at, @kind, @rid, @key, @tenant, @model, @ip, @route, @status, @pt, @ct, @lat, @reason, @detail, @guard)";
+
+    private const string AddUsage =
+        "INSERT INTO usage_daily (key_id, day, requests, prompt_tokens, completion_tokens) VALUES (@key, @day, @n, @pt, @ct) " +
+        "ON CONFLICT (key_id, day) DO UPDATE SET requests = usage_daily.requests + excluded.requests, " +
+        "prompt_tokens = usage_daily.prompt_tokens + excluded.prompt_tokens, completion_tokens = usage_daily.completion_tokens + excluded.completion_tokens";
+
+    public Task WriteAsync(IReadOnlyList<AuditRecord> records, CancellationToken ct = default) => WriteAsync(records, [], ct);
+
+    /// <summary>
+    /// Writes <paramref name="records"/>, adds the admitted requests among them to <c>usage_daily</c>, and
+    /// moves keys' last-used times forward (<paramref name="lastUsed"/>), all in one transaction.
+    /// </summary>
+    public async Task WriteAsync(IReadOnlyList<AuditRecord> records, IReadOnlyCollection<KeyValuePair<string, DateTimeOffset>> lastUsed, CancellationToken ct = default)
     {
-        if (records.Count == 0) return;
+        if (records.Count == 0 && lastUsed.Count == 0) return;
         await using var connection = await database.OpenAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
+        // Perf: one command per statement for the whole batch, parameters re-bound per row, so SQLite
+        // parses each statement once per batch rather than once per record.
+        await using (var insert = connection.Command(InsertEvent, ("@at", null), ("@kind", null), ("@rid", null), ("@key", null), ("@tenant", null),
+                         ("@model", null), ("@ip", null), ("@route", null), ("@status", null), ("@pt", null), ("@ct", null), ("@lat", null),
+                         ("@reason", null), ("@detail", null), ("@guard", null)))
+        {
+            insert.Transaction = tx;
+            foreach (var r in records)
+            {
+                insert.Bind(r.At.ToUnixTimeMilliseconds(), r.Kind, r.RequestId, r.KeyId, r.Tenant, Clean(r.Model), r.ClientIp, Clean(r.Route), (long?)r.Status,
+                    r.PromptTokens, r.CompletionTokens, r.LatencyMicroseconds, Clean(r.Reason), Clean(r.Detail), r.Guard);
+                await insert.ExecuteNonQueryAsync(ct);
+            }
+        }
+        await using (var usage = connection.Command(AddUsage, ("@key", null), ("@day", null), ("@n", null), ("@pt", null), ("@ct", null)))
+        {
+            usage.Transaction = tx;
+            foreach (var ((key, day), total) in DailyTotals(records))
+            {
+                usage.Bind(key, day, total.Requests, total.PromptTokens, total.CompletionTokens);
+                await usage.ExecuteNonQueryAsync(ct);
+            }
+        }
+        await KeyStore.TouchAsync(connection, tx, lastUsed, ct);
+        await tx.CommitAsync(ct);
+    }
+
+    /// <summary>Admitted requests (a key, no refusal) summed per key and UTC day.</summary>
+    internal static Dictionary<(string Key, string Day), (long Requests, long PromptTokens, long CompletionTokens)> DailyTotals(IEnumerable<AuditRecord> records)
+    {
+        var totals = new Dictionary<(string, string), (long, long, long)>();
         foreach (var r in records)
         {
-            await using var insert = connection.Command(
-                "INSERT INTO audit_events (at, kind, request_id, key_id, tenant, model, client_ip, route, status, prompt_tokens, completion_tokens, latency_us, reason, detail, guard) " +
-                "VALUES (@at, @kind, @rid, @key, @tenant, @model, @ip, @route, @status, @pt, @ct, @lat, @reason, @detail, @guard)",
-                ("@at", r.At.ToUnixTimeMilliseconds()), ("@kind", r.Kind), ("@rid", r.RequestId), ("@key", r.KeyId), ("@tenant", r.Tenant),
-                ("@model", Clean(r.Model)), ("@ip", r.ClientIp), ("@route", Clean(r.Route)), ("@status", (long?)r.Status), ("@pt", r.PromptTokens),
-                ("@ct", r.CompletionTokens), ("@lat", r.LatencyMicroseconds), ("@reason", Clean(r.Reason)), ("@detail", Clean(r.Detail)), ("@guard", r.Guard));
-            insert.Transaction = tx;
-            await insert.ExecuteNonQueryAsync(ct);
-
             if (r.Kind != AuditRecord.RequestKind || r.KeyId is null || r.Reason is not null) continue;
-            await using var usage = connection.Command(
-                "INSERT INTO usage_daily (key_id, day, requests, prompt_tokens, completion_tokens) VALUES (@key, @day, 1, @pt, @ct) " +
-                "ON CONFLICT (key_id, day) DO UPDATE SET requests = usage_daily.requests + 1, " +
-                "prompt_tokens = usage_daily.prompt_tokens + excluded.prompt_tokens, completion_tokens = usage_daily.completion_tokens + excluded.completion_tokens",
-                ("@key", r.KeyId), ("@day", r.At.UtcDateTime.ToString("yyyy-MM-dd")), ("@pt", r.PromptTokens ?? 0), ("@ct", r.CompletionTokens ?? 0));
-            usage.Transaction = tx;
-            await usage.ExecuteNonQueryAsync(ct);
+            var day = (r.KeyId, r.At.UtcDateTime.ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture));
+            var (n, pt, ct) = totals.GetValueOrDefault(day);
+            totals[day] = (n + 1, pt + (r.PromptTokens ?? 0), ct + (r.CompletionTokens ?? 0));
         }
-        await tx.CommitAsync(ct);
+        return totals;
     }
 
     // Fields a client or operator typed (a model name, a reason, opted-in prompt text) may hold a

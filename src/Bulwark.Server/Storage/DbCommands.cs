@@ -19,6 +19,14 @@ internal static class DbCommands
         return command;
     }
 
+    /// <summary>Sets the command's parameters, in the order they were created, to <paramref name="values"/> (null as SQL NULL).</summary>
+    public static void Bind(this DbCommand command, params ReadOnlySpan<object?> values)
+    {
+        if (values.Length != command.Parameters.Count)
+            throw new ArgumentException($"the command has {command.Parameters.Count} parameters; got {values.Length} values", nameof(values));
+        for (var i = 0; i < values.Length; i++) command.Parameters[i].Value = values[i] ?? DBNull.Value;
+    }
+
     public static async Task<int> ExecuteAsync(this DbConnection connection, string sql, CancellationToken ct, params (string, object?)[] parameters)
     {
         await using var command = connection.Command(sql, parameters);

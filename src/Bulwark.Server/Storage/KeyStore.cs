@@ -57,13 +57,17 @@ public sealed class KeyStore(Database database)
             ("@id", id), ("@by", replacedBy)) > 0;
     }
 
-    public async Task TouchAsync(IEnumerable<KeyValuePair<string, DateTimeOffset>> lastUsed, CancellationToken ct = default)
+    /// <summary>Moves keys' last-used times forward (never back: another replica may have written a later one), in the caller's transaction.</summary>
+    internal static async Task TouchAsync(DbConnection connection, DbTransaction tx, IEnumerable<KeyValuePair<string, DateTimeOffset>> lastUsed, CancellationToken ct)
     {
-        await using var connection = await database.OpenAsync(ct);
+        await using var update = connection.Command(
+            "UPDATE api_keys SET last_used_at = @at WHERE id = @id AND (last_used_at IS NULL OR last_used_at < @at)", ("@id", null), ("@at", null));
+        update.Transaction = tx;
         foreach (var (id, at) in lastUsed)
-            await connection.ExecuteAsync(
-                "UPDATE api_keys SET last_used_at = @at WHERE id = @id AND (last_used_at IS NULL OR last_used_at < @at)", ct,
-                ("@id", id), ("@at", at.ToUnixTimeMilliseconds()));
+        {
+            update.Bind(id, at.ToUnixTimeMilliseconds());
+            await update.ExecuteNonQueryAsync(ct);
+        }
     }
 
     private static ApiKeyRecord Read(DbDataReader r) => new(
