@@ -132,5 +132,18 @@ public sealed class InjectionModelTests
         Assert.Equal(0.8, m.Recall, 12);
         Assert.Equal(0.8, m.F1, 12);
         Assert.Equal(2.0 / 90, m.FalsePositiveRate, 12);
+        Assert.Equal("n=100 precision=0.800 recall=0.800 f1=0.800 fpr=0.022 (tp=8 fp=2 tn=88 fn=2)", m.ToString());
+    }
+
+    [Fact]
+    public void FiguresWithNothingToMeasurePrintAsNotApplicable()
+    {
+        // A benign-only source: no recall; an attack-only source: no false-positive rate.
+        Assert.Equal("n=101 precision=0.000 recall=n/a f1=n/a fpr=0.188 (tp=0 fp=19 tn=82 fn=0)",
+            new ClassifierMetrics(0, 19, 82, 0).ToString());
+        Assert.Equal("n=43 precision=1.000 recall=1.000 f1=1.000 fpr=n/a (tp=43 fp=0 tn=0 fn=0)",
+            new ClassifierMetrics(43, 0, 0, 0).ToString());
+        Assert.Equal("n=180 precision=n/a recall=n/a f1=n/a fpr=0.000 (tp=0 fp=0 tn=180 fn=0)",
+            new ClassifierMetrics(0, 0, 180, 0).ToString());
     }
 }

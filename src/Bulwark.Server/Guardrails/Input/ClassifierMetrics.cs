@@ -33,6 +33,12 @@ public readonly record struct ClassifierMetrics(int TruePositives, int FalsePosi
         return m;
     }
 
-    public override string ToString() =>
-        $"n={N} precision={Precision:F3} recall={Recall:F3} f1={F1:F3} fpr={FalsePositiveRate:F3} (tp={TruePositives} fp={FalsePositives} tn={TrueNegatives} fn={FalseNegatives})";
+    /// <summary>One line; a figure with nothing to measure (recall without attacks, FPR without benign texts) prints as n/a.</summary>
+    public override string ToString()
+    {
+        var predicted = TruePositives + FalsePositives;
+        static string F(bool defined, double value) => defined ? value.ToString("F3", System.Globalization.CultureInfo.InvariantCulture) : "n/a";
+        return $"n={N} precision={F(predicted > 0, Precision)} recall={F(Positives > 0, Recall)} f1={F(predicted > 0 && Positives > 0, F1)} " +
+            $"fpr={F(Negatives > 0, FalsePositiveRate)} (tp={TruePositives} fp={FalsePositives} tn={TrueNegatives} fn={FalseNegatives})";
+    }
 }
