@@ -3,8 +3,9 @@ using System.Runtime.InteropServices;
 namespace Bulwark.Engine.Model;
 
 /// <summary>
-/// A float32 array in 64-byte-aligned native memory, outside the GC heap: activations, KV cache,
-/// and small weights converted at load time.
+/// A zeroed float32 array in 64-byte-aligned native memory, outside the GC heap: activations, KV cache,
+/// and small weights converted at load time. Large ones are mapped pages (<see cref="AnonymousPages"/>):
+/// resident only where written, returned to the system on dispose.
 /// </summary>
 public sealed unsafe class NativeBuffer : IDisposable
 {
@@ -15,8 +16,7 @@ public sealed unsafe class NativeBuffer : IDisposable
         ArgumentOutOfRangeException.ThrowIfNegative(length);
         Length = length;
         var bytes = checked((nuint)Math.Max(1, length) * sizeof(float));
-        _data = (float*)NativeMemory.AlignedAlloc(bytes, 64);
-        NativeMemory.Clear(_data, bytes);
+        _data = (float*)AnonymousPages.Allocate((long)bytes);
     }
 
     public long Length { get; }
@@ -41,7 +41,7 @@ public sealed unsafe class NativeBuffer : IDisposable
     public void Dispose()
     {
         if (_data == null) return;
-        NativeMemory.AlignedFree(_data);
+        AnonymousPages.Free(_data, Math.Max(1, Length) * sizeof(float));
         _data = null;
     }
 }

@@ -147,7 +147,7 @@ public sealed unsafe class WeightMatrix : IDisposable
         if (_owned != null && _packed.Type == Type)
         {
             // A copy quantized at load: the packed one replaces it, so the weights are held once.
-            NativeMemory.AlignedFree(_owned);
+            AnonymousPages.Free(_owned, RowBytes * Rows);
             _owned = null;
             Data = null;
         }
@@ -205,7 +205,7 @@ public sealed unsafe class WeightMatrix : IDisposable
         if (Columns % Dequantize.QuantBlock != 0)
             throw new ArgumentException($"{Name}: {target} needs a row length that is a multiple of {Dequantize.QuantBlock}; got {Columns}");
         var rowBytes = GgmlTypes.ByteSize(target, Columns);
-        var data = (byte*)NativeMemory.AlignedAlloc((nuint)(rowBytes * Rows), 64);
+        var data = (byte*)AnonymousPages.Allocate(rowBytes * Rows);
         var job = new QuantizeJob { Source = this.Data, SourceType = Type, SourceRowBytes = RowBytes, Target = target, TargetRowBytes = rowBytes, Destination = data, Columns = Columns };
         WorkerPool.Shared.Run(&QuantizeRow, &job, Rows);
         return new WeightMatrix(Name, target, Rows, Columns, data) { _owned = data };
@@ -240,7 +240,7 @@ public sealed unsafe class WeightMatrix : IDisposable
             _freed = true;
         }
         if (_owned == null) return;
-        NativeMemory.AlignedFree(_owned);
+        AnonymousPages.Free(_owned, RowBytes * Rows);
         _owned = null;
         _freed = true;
     }

@@ -42,14 +42,14 @@ public sealed class InjectionDetectionTests(InjectionDetectionTests.Training tra
     {
         var cv = training.CrossValidation;
         Assert.InRange(cv.Flag.Overall.FalsePositiveRate, 0, 0.045);
-        Assert.InRange(cv.Flag.Overall.Recall, 0.79, 1);
+        Assert.InRange(cv.Flag.Overall.Recall, 0.85, 1);
         Assert.InRange(cv.Block.Overall.FalsePositiveRate, 0, 0.015);
-        Assert.InRange(cv.Block.Overall.Recall, 0.58, 1);
-        Assert.InRange(cv.Flag.BySource["jailbreakchat"].Recall, 0.90, 1);
-        Assert.InRange(cv.Flag.BySource["bipia_indirect"].Recall, 0.80, 1);
-        Assert.InRange(cv.Flag.BySource["bipia_indirect"].FalsePositiveRate, 0, 0.19);
-        Assert.InRange(cv.Flag.BySource["deepset_prompt_injections"].Recall, 0.72, 1);
-        Assert.InRange(cv.Flag.BySource["notinject"].FalsePositiveRate, 0, 0.045); // the external hard negatives
+        Assert.InRange(cv.Block.Overall.Recall, 0.73, 1);
+        Assert.InRange(cv.Flag.BySource["jailbreakchat"].Recall, 0.95, 1);
+        Assert.InRange(cv.Flag.BySource["bipia_indirect"].Recall, 0.87, 1);
+        Assert.InRange(cv.Flag.BySource["bipia_indirect"].FalsePositiveRate, 0, 0.03);
+        Assert.InRange(cv.Flag.BySource["deepset_prompt_injections"].Recall, 0.79, 1);
+        Assert.InRange(cv.Flag.BySource["notinject"].FalsePositiveRate, 0, 0.03); // the external hard negatives
     }
 
     [Fact]
@@ -93,7 +93,7 @@ public sealed class InjectionDetectionTests(InjectionDetectionTests.Training tra
     }
 
     /// <summary>The figures reported in docs/guardrails.md for <see cref="HardNegatives"/> under the shipped model.</summary>
-    private const int HardNegativesBlocked = 1, HardNegativesFlagged = 6;
+    private const int HardNegativesBlocked = 3, HardNegativesFlagged = 1;
 
     [Fact]
     public void ClassicAttacksAreCaught()

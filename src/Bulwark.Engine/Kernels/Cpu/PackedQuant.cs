@@ -37,8 +37,8 @@ public sealed unsafe class PackedQuantMatrix : IDisposable
         Blocks = columns / Block;
         GroupBlockBytes = type == GgmlType.Q8_0 ? GroupRows * Block : GroupRows * Block / 2;
         var blocks = (long)Groups * Blocks;
-        Quants = (byte*)NativeMemory.AlignedAlloc((nuint)(blocks * GroupBlockBytes), 64);
-        Scales = (ushort*)NativeMemory.AlignedAlloc((nuint)(blocks * GroupRows * sizeof(ushort)), 64);
+        Quants = (byte*)Model.AnonymousPages.Allocate(QuantBytes);
+        Scales = (ushort*)Model.AnonymousPages.Allocate(ScaleBytes);
     }
 
     public GgmlType Type { get; }
@@ -57,7 +57,10 @@ public sealed unsafe class PackedQuantMatrix : IDisposable
     public int Offset => Type == GgmlType.Q8_0 ? 128 : 8;
 
     /// <summary>Bytes this copy holds (quants and scales).</summary>
-    public long ByteSize => (long)Groups * Blocks * (GroupBlockBytes + GroupRows * sizeof(ushort));
+    public long ByteSize => QuantBytes + ScaleBytes;
+
+    private long QuantBytes => (long)Groups * Blocks * GroupBlockBytes;
+    private long ScaleBytes => (long)Groups * Blocks * GroupRows * sizeof(ushort);
 
     public static bool CanPack(GgmlType type, int columns) =>
         type is GgmlType.Q8_0 or GgmlType.Q4_0 && columns > 0 && columns % Block == 0;
@@ -146,8 +149,8 @@ public sealed unsafe class PackedQuantMatrix : IDisposable
 
     public void Dispose()
     {
-        if (Quants != null) NativeMemory.AlignedFree(Quants);
-        if (Scales != null) NativeMemory.AlignedFree(Scales);
+        Model.AnonymousPages.Free(Quants, QuantBytes);
+        Model.AnonymousPages.Free(Scales, ScaleBytes);
         Quants = null;
         Scales = null;
     }

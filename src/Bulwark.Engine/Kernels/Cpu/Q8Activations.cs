@@ -51,9 +51,9 @@ internal sealed unsafe class Q8Activations
         if (needed <= _capacityBlocks) return;
         Free();
         var capacity = Math.Max(needed, 64);
-        Quants = (sbyte*)NativeMemory.AlignedAlloc((nuint)(capacity * Block), 64);
-        Scales = (float*)NativeMemory.AlignedAlloc((nuint)(capacity * sizeof(float)), 64);
-        Sums = (int*)NativeMemory.AlignedAlloc((nuint)(capacity * sizeof(int)), 64);
+        Quants = (sbyte*)Model.AnonymousPages.Allocate(capacity * Block);
+        Scales = (float*)Model.AnonymousPages.Allocate(capacity * sizeof(float));
+        Sums = (int*)Model.AnonymousPages.Allocate(capacity * sizeof(int));
         _capacityBlocks = capacity;
     }
 
@@ -90,9 +90,9 @@ internal sealed unsafe class Q8Activations
 
     private void Free()
     {
-        if (Quants != null) NativeMemory.AlignedFree(Quants);
-        if (Scales != null) NativeMemory.AlignedFree(Scales);
-        if (Sums != null) NativeMemory.AlignedFree(Sums);
+        Model.AnonymousPages.Free(Quants, _capacityBlocks * Block);
+        Model.AnonymousPages.Free(Scales, _capacityBlocks * sizeof(float));
+        Model.AnonymousPages.Free(Sums, _capacityBlocks * sizeof(int));
         Quants = null;
         Scales = null;
         Sums = null;

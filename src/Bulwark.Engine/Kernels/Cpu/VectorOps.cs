@@ -38,6 +38,16 @@ public static class VectorOps
         for (; i < x.Length; i++) x[i] += delta[i];
     }
 
+    /// <summary>x *= factor.</summary>
+    public static void Scale(Span<float> x, float factor)
+    {
+        var i = 0;
+        var f = new Vector<float>(factor);
+        for (; i + Vector<float>.Count <= x.Length; i += Vector<float>.Count)
+            (new Vector<float>(x.Slice(i)) * f).CopyTo(x.Slice(i));
+        for (; i < x.Length; i++) x[i] *= factor;
+    }
+
     /// <summary>gate = silu(gate) ⊙ up, as <see cref="Silu.GateInPlace"/>, with a vectorized exp.</summary>
     public static void SiluGate(Span<float> gate, ReadOnlySpan<float> up)
     {

@@ -1,5 +1,4 @@
-using System.Numerics;
-using System.Runtime.CompilerServices;
+using Bulwark.Engine.Kernels.Cpu;
 
 namespace Bulwark.Engine.Serving.Execution;
 
@@ -27,73 +26,33 @@ internal static unsafe class PagedAttention
         var group = headCount / kvHeadCount;
         var scale = 1f / MathF.Sqrt(headDim);
         var blocks = (context + blockSize - 1) / blockSize;
-        for (var head = 0; head < headCount; head++)
+        var isa = KernelIsa.Active;
+        if (scores.Length < Math.Min(blockSize, context) || blockTable.Length < blocks)
+            throw new ArgumentException($"attention over {context} positions needs {blocks} blocks and {blockSize} floats of scratch");
+        fixed (float* s = scores)
         {
-            var q = query + head * headDim;
-            var o = output + head * headDim;
-            var kvOffset = head / group * headDim;
-            new Span<float>(o, headDim).Clear();
-            var max = float.NegativeInfinity;
-            var sum = 0f;
-            for (var b = 0; b < blocks; b++)
+            for (var head = 0; head < headCount; head++)
             {
-                var n = Math.Min(blockSize, context - b * blockSize);
-                var blockStart = blockTable[b] * blockStride + kvOffset;
-                var k = keys + blockStart;
-                var blockMax = float.NegativeInfinity;
-                for (var t = 0; t < n; t++)
+                var q = query + head * headDim;
+                var o = output + head * headDim;
+                var kvOffset = head / group * headDim;
+                var max = float.NegativeInfinity;
+                var sum = 0f;
+                for (var b = 0; b < blocks; b++)
                 {
-                    var s = Dot(q, k + t * kvLength, headDim) * scale;
-                    scores[t] = s;
-                    blockMax = MathF.Max(blockMax, s);
+                    var n = Math.Min(blockSize, context - b * blockSize);
+                    var blockStart = blockTable[b] * blockStride + kvOffset;
+                    var blockMax = AttentionKernels.Scores(q, keys + blockStart, kvLength, n, headDim, scale, s, isa);
+                    // The running sum and output are rescaled when a block raises the maximum; on the
+                    // first block (max = -inf) the factor is 0 and the output starts afresh.
+                    var newMax = MathF.Max(max, blockMax);
+                    var keep = MathF.Exp(max - newMax);
+                    max = newMax;
+                    sum = sum * keep + AttentionKernels.Exponentials(s, n, max, isa);
+                    AttentionKernels.WeightedSum(values + blockStart, kvLength, n, headDim, s, keep, o, isa);
                 }
-                if (blockMax > max)
-                {
-                    // exp(-inf) = 0 on the first block, when the output and sum are still zero.
-                    var correction = MathF.Exp(max - blockMax);
-                    sum *= correction;
-                    Scale(o, correction, headDim);
-                    max = blockMax;
-                }
-                var v = values + blockStart;
-                for (var t = 0; t < n; t++)
-                {
-                    var w = MathF.Exp(scores[t] - max);
-                    sum += w;
-                    AddScaled(o, v + t * kvLength, w, headDim);
-                }
+                VectorOps.Scale(new Span<float>(o, headDim), 1f / sum);
             }
-            Scale(o, 1f / sum, headDim);
         }
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float Dot(float* a, float* b, int length)
-    {
-        var i = 0;
-        var acc = Vector<float>.Zero;
-        for (; i <= length - Vector<float>.Count; i += Vector<float>.Count)
-            acc += Vector.Load(a + i) * Vector.Load(b + i);
-        var sum = Vector.Sum(acc);
-        for (; i < length; i++)
-            sum += a[i] * b[i];
-        return sum;
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void AddScaled(float* destination, float* source, float factor, int length)
-    {
-        var i = 0;
-        var f = new Vector<float>(factor);
-        for (; i <= length - Vector<float>.Count; i += Vector<float>.Count)
-            (Vector.Load(destination + i) + f * Vector.Load(source + i)).Store(destination + i);
-        for (; i < length; i++)
-            destination[i] += factor * source[i];
-    }
-
-    private static void Scale(float* destination, float factor, int length)
-    {
-        for (var i = 0; i < length; i++)
-            destination[i] *= factor;
     }
 }

@@ -110,7 +110,7 @@ public sealed unsafe class PagedLlamaExecutor : IModelExecutor, IDisposable
             var gate = _act.Gate.Span[..(tokens * c.FeedForwardLength)];
             var up = _act.Up.Span[..(tokens * c.FeedForwardLength)];
             WeightMatrix.MatMulShared(normed, tokens, layer.Gate, gate, layer.Up, up);
-            Silu.GateInPlace(gate, up);
+            Kernels.Cpu.VectorOps.SiluGate(gate, up);
             layer.Down.MatMul(gate, delta, tokens);
             Add(hidden, delta);
         }

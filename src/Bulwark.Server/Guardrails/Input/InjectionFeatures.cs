@@ -82,7 +82,7 @@ public sealed class InjectionFeatures
         return hits;
     }
 
-    /// <summary>Sorted distinct indices and their values.</summary>
+    /// <summary>Distinct indices (hashed n-grams in order of first occurrence, then rules, then shape) and their values.</summary>
     public (int[] Indices, float[] Values) Extract(string normalized, IReadOnlyCollection<string> ruleHits, int segmentCount = 1)
     {
         var mask = (uint)Buckets - 1;
@@ -102,14 +102,29 @@ public sealed class InjectionFeatures
         }
         for (var w = 0; w < words.Count; w++)
         {
-            hashed[count++] = (int)(Hash(words[w], 101) & mask);
-            if (w > 0) hashed[count++] = (int)(Hash(words[w - 1] + " " + words[w], 102) & mask);
+            var word = normalized.AsSpan(words[w].Start, words[w].Length);
+            hashed[count++] = (int)(Hash(word, 101) & mask);
+            if (w > 0)
+            {
+                // Perf: the bigram "previous word" is hashed in place, without concatenating.
+                var h = Step(Hash(normalized.AsSpan(words[w - 1].Start, words[w - 1].Length), 102), ' ');
+                foreach (var c in word) h = Step(h, c);
+                hashed[count++] = (int)(h & mask);
+            }
         }
-        Array.Sort(hashed, 0, count);
+        // Perf: duplicates are dropped with a per-thread "seen in this call" stamp per bucket instead of sorting; indices keep first-occurrence order.
+        var seen = _seen is { } table && table.Length == Buckets ? table : _seen = new int[Buckets];
+        if (++_stamp == int.MaxValue)
+        {
+            Array.Clear(seen);
+            _stamp = 1;
+        }
         var distinct = 0;
         for (var i = 0; i < count; i++)
         {
-            if (distinct == 0 || hashed[i] != hashed[distinct - 1]) hashed[distinct++] = hashed[i];
+            if (seen[hashed[i]] == _stamp) continue;
+            seen[hashed[i]] = _stamp;
+            hashed[distinct++] = hashed[i];
         }
         var indices = new int[distinct + ruleHits.Count + 2];
         var values = new float[indices.Length];
@@ -133,6 +148,9 @@ public sealed class InjectionFeatures
         return (indices[..n], values[..n]);
     }
 
+    [ThreadStatic] private static int[]? _seen;
+    [ThreadStatic] private static int _stamp;
+
     private const uint Offset = 2166136261u;
 
     private static uint Step(uint h, char c) => ((h ^ (byte)c) * 16777619u ^ (uint)(c >> 8)) * 16777619u;
@@ -144,9 +162,10 @@ public sealed class InjectionFeatures
         return h;
     }
 
-    private static List<string> Words(string text)
+    /// <summary>Runs of letters and digits, as (start, length) into <paramref name="text"/>.</summary>
+    private static List<(int Start, int Length)> Words(string text)
     {
-        var words = new List<string>();
+        var words = new List<(int, int)>();
         var start = -1;
         for (var i = 0; i <= text.Length; i++)
         {
@@ -154,7 +173,7 @@ public sealed class InjectionFeatures
             if (inWord && start < 0) start = i;
             else if (!inWord && start >= 0)
             {
-                words.Add(text[start..i]);
+                words.Add((start, i - start));
                 start = -1;
             }
         }

@@ -2,7 +2,8 @@ namespace Bulwark.Server.Guardrails.Input;
 
 /// <summary>
 /// The built-in rule set. Wording rules cover English and German (the languages of the
-/// development data); their patterns run on <see cref="ScanText.Normalized"/>, so they are written
+/// development data) and, for the plain "forget/ignore the instructions" and "you are now" shapes,
+/// Spanish, Portuguese, French, Italian, Dutch, Polish, Croatian/Serbian and Russian; their patterns run on <see cref="ScanText.Normalized"/>, so they are written
 /// in lower case with single spaces. Ids are stable: they appear in metrics, audit records and
 /// the model file (one feature per rule).
 /// </summary>
@@ -34,19 +35,31 @@ public static class InjectionRules
     [
         new(InstructionOverride, "asks the model to ignore or replace the instructions it was given", GuardDecision.Allow,
             // English: "ignore (all) previous instructions", "forget everything above", "new instructions:"
-            $@"\b(?:ignore|disregard|forget|skip|override|bypass|overlook|neglect|discard|abandon|drop|nevermind|never mind)\b(?: {Qualifier}\b){{1,3}} ?{Instructions}?"
+            // The qualifiers must lead to an instruction noun or end the clause ("ignore the above."): "ignore the typos in my previous message" is no override.
+            $@"\b(?:ignore|disregard|forget|skip|override|bypass|overlook|neglect|discard|abandon|drop|nevermind|never mind)\b(?: {Qualifier}\b){{1,3}}(?: {Instructions}\b| ?[.,;:!?\n""'`)]|$| and\b| then\b| but\b| instead\b)"
             + $@"|\b(?:ignore|disregard|forget)\b (?:everything|anything|all)\b(?: (?:above|before|else|previously|that|i|you))?"
             + $@"|\b(?:new|updated|real|actual|revised|different)(?: set of)? (?:instructions?|tasks?|rules|directives?|orders)\s?:"
             + $@"|\b{Qualifier} {Instructions} (?:are|is) (?:false|void|cancell?ed|revoked|obsolete|no longer valid)"
             // German: "ignoriere alle vorherigen Anweisungen", "vergiss alles", "neue Aufgabe"
             + @"|\b(?:ignorier\w*|vergiss|vergessen sie|missachte\w*|übergeh\w*|verwirf)\b(?: \w+){0,3} (?:alle\w*|vorherige\w*|bisherige\w*|obige\w*|vorigen?|anweisung\w*|aufgabe\w*|auftr[äa]ge\w*|instruktion\w*|informationen)"
             + @"|\b(?:lass|lassen sie) alle\w* (?:vorherige\w*|bisherige\w*) \w+ hinter sich"
-            + @"|\bneue(?:n|r)? (?:aufgabe|anweisung|anweisungen|instruktion)\b"),
+            + @"|\bneue(?:n|r)? (?:aufgabe|anweisung|anweisungen|instruktion)\b"
+            // Other languages an attacker switches to (general vocabulary, one "forget/ignore ... instructions|previous|everything" shape each):
+            // Spanish, Portuguese, French, Italian, Dutch, Polish, Croatian/Serbian/Bosnian, Russian.
+            + @"|\b(?:olvid[ae]\w*|ignor[ae]|ignorad|descarta|omite|desatiende|esque[çc]a|esquece|desconsidere)\b(?: \w+){0,3} (?:instrucci[oó]n\w*|indicaciones|[oó]rdenes|reglas|anterior\w*|previ[ao]s?|todo lo|instru[çc][õo]es|regras|orienta[çc][õo]es|tudo)\b"
+            + @"|\b(?:oublie[zs]?|ignore[zs])\b(?: \w+){0,3} (?:instructions|consignes|r[èe]gles|directives|pr[ée]c[ée]dent\w*|tout)\b"
+            + @"|\b(?:dimentica\w*|ignora(?:te)?)\b(?: \w+){0,3} (?:istruzioni|indicazioni|regole|precedent\w*|tutto)\b"
+            + @"|\b(?:negeer|vergeet)\b(?: \w+){0,3} (?:instructies|opdrachten|regels|vorige|alles)\b"
+            + @"|\b(?:zapomnij|zignoruj|ignoruj)\b(?: \w+){0,3} (?:instrukcj\w*|polece\w*|zasady|poprzedni\w*|wszystko)\b"
+            + @"|\b(?:zaboravi\w*|ignoriraj\w*|ignori[sš]i|zanemari\w*)\b(?: \w+){0,3} (?:upute|uputstva|instrukcij\w*|naredbe|pravila|prethodn\w*|sve)\b"
+            + @"|(?:забудь\w*|игнорируй\w*|проигнорируй\w*|не обращай\w*)(?: \w+){0,3} (?:инструкци\w*|указани\w*|правил\w*|предыдущ\w*|вс[её])\b"),
         new(RoleSwitch, "tells the model it is now someone else or that its rules changed", GuardDecision.Allow,
             @"\byou are now\b|\bfrom now on,? (?:you|your|we|i)\b|\byou(?:'re| are) no longer\b|\bno longer (?:bound|restricted|limited)\b"
             + @"|\b(?:pretend|imagine) (?:to be|that you are|you are|you're)\b|\bstay in character\b|\bbreak(?:ing)? character\b"
             + @"|\b(?:simulate|enable|activate|enter) (?:the )?(?:developer|dev|god|sudo|admin|debug|unrestricted) mode\b"
-            + @"|\bdu bist (?:jetzt|nun|ab sofort|ab jetzt|keine?)\b|\bab (?:jetzt|sofort) bist du\b|\bvon nun an\b"),
+            + @"|\bdu bist (?:jetzt|nun|ab sofort|ab jetzt|keine?)\b|\bab (?:jetzt|sofort) bist du\b|\bvon nun an\b"
+            // Spanish, Portuguese, French, Italian, Russian: "you are now", "from now on you".
+            + @"|\bahora eres\b|\ba partir de ahora,? (?:eres|ser[aá]s|t[uú])\b|\bagora voc[eê] [eé]\b|\btu es maintenant\b|\bd[ée]sormais,? tu\b|\bora sei\b|\bd'ora in poi,? (?:sei|tu)\b|теперь ты\b|отныне ты\b"),
         new(Jailbreak, "describes an unrestricted persona or the removal of safety rules", GuardDecision.Allow,
             @"\b(?:dan|do anything now|developer mode|jailbr(?:eak|oken)\w*|aim|stan|dude|evil confidant)\b.{0,200}\b(?:no|without|any|never)\b.{0,40}\b(?:restrictions?|filters?|censorship|limits|guidelines|rules|ethic\w*|moral\w*)"
             + @"|\b(?:unfiltered|uncensored|unrestricted|amoral|unethical)\b.{0,40}\b(?:ai|assistant|chatbot|model|response|answers?|mode|version)\b"

@@ -14,6 +14,12 @@ public sealed record InjectionTrainingOptions
 
     /// <summary>Multiplies the weight of attacks in the loss on top of class balancing (1 = balanced).</summary>
     public double PositiveWeight { get; init; } = 1;
+
+    /// <summary>Multiplies the weight of benign texts from sources that also hold attacks (their twins), 1 = plain class balancing.</summary>
+    public double MixedNegativeWeight { get; init; } = 4;
+
+    /// <summary>When above 0, every instance of a benign text (not only its highest-scoring one) is also updated as benign, with this share of its weight.</summary>
+    public double NegativeInstanceWeight { get; init; } = 1;
     public int MinN { get; init; } = 3;
     public int MaxN { get; init; } = 5;
     public int Epochs { get; init; } = 20;
@@ -251,6 +257,11 @@ public sealed class InjectionTrainer(InjectionTrainingOptions options)
         // Balanced class weights: attacks are a sixth of the data, and missing one costs as much as a false alarm.
         var wPos = positives == 0 ? 0 : Options.PositiveWeight * examples.Count / (2.0 * positives);
         var wNeg = negatives == 0 ? 0 : examples.Count / (2.0 * negatives);
+        // A benign text from a source that also holds attacks (BIPIA's clean twin of an attacked document, deepset's
+        // benign questions) weighs MixedNegativeWeight times more: class balancing alone makes the attacked copy ~5× heavier
+        // than its clean twin, so the rows they share were learnt as attack evidence (BIPIA FPR 0.21 → 0.01).
+        var mixedSources = examples.Where(e => e.IsAttack).Select(e => e.Source).ToHashSet(StringComparer.Ordinal);
+        var weight = examples.Select(e => e.IsAttack ? wPos : mixedSources.Contains(e.Source) ? wNeg * Options.MixedNegativeWeight : wNeg).ToArray();
         // Averaging (Daumé's trick, exact for sparse updates): u accumulates step × change, the mean is w − u / steps.
         var u = Options.Average ? new double[dimension] : null;
         double ub = 0;
@@ -258,7 +269,35 @@ public sealed class InjectionTrainer(InjectionTrainingOptions options)
         var averageFrom = Options.Epochs / 2;
         var order = Enumerable.Range(0, examples.Count).ToArray();
         var rng = new SplitMix64(Options.Seed);
-        for (var epoch = 0; epoch < Options.Epochs; epoch++)
+        var epoch = 0;
+        double Dot((int[] Indices, float[] Values) instance)
+        {
+            var zi = b;
+            for (var k = 0; k < instance.Indices.Length; k++) zi += w[instance.Indices[k]] * instance.Values[k];
+            return zi;
+        }
+        void Update((int[] Indices, float[] Values) x, double error)
+        {
+            for (var k = 0; k < x.Indices.Length; k++)
+            {
+                var f = x.Indices[k];
+                var grad = error * x.Values[k] + Options.L2 * w[f];
+                g2[f] += grad * grad;
+                var delta = Options.LearningRate * grad / (Math.Sqrt(g2[f]) + 1e-8);
+                if (Options.NonNegativeRules && f >= rulesFrom && f < rulesTo && w[f] - delta < 0) delta = w[f];
+                w[f] -= delta;
+                if (u is not null && epoch >= averageFrom) u[f] -= (step - 1) * delta;
+            }
+            gb2 += error * error;
+            var deltaB = Options.LearningRate * error / (Math.Sqrt(gb2) + 1e-8);
+            b -= deltaB;
+            if (u is not null && epoch >= averageFrom)
+            {
+                ub -= (step - 1) * deltaB;
+                step++;
+            }
+        }
+        for (epoch = 0; epoch < Options.Epochs; epoch++)
         {
             for (var i = order.Length - 1; i > 0; i--)
             {
@@ -272,28 +311,17 @@ public sealed class InjectionTrainer(InjectionTrainingOptions options)
                 var x = e.Instances[0];
                 foreach (var instance in e.Instances)
                 {
-                    var zi = b;
-                    for (var k = 0; k < instance.Indices.Length; k++) zi += w[instance.Indices[k]] * instance.Values[k];
+                    var zi = Dot(instance);
                     if (zi > z) (z, x) = (zi, instance);
                 }
-                var error = (InjectionModel.Sigmoid(z) - (e.IsAttack ? 1 : 0)) * (e.IsAttack ? wPos : wNeg);
-                for (var k = 0; k < x.Indices.Length; k++)
+                Update(x, (InjectionModel.Sigmoid(z) - (e.IsAttack ? 1 : 0)) * weight[index]);
+                if (!e.IsAttack && Options.NegativeInstanceWeight > 0 && e.Instances.Count > 1)
                 {
-                    var f = x.Indices[k];
-                    var grad = error * x.Values[k] + Options.L2 * w[f];
-                    g2[f] += grad * grad;
-                    var delta = Options.LearningRate * grad / (Math.Sqrt(g2[f]) + 1e-8);
-                    if (Options.NonNegativeRules && f >= rulesFrom && f < rulesTo && w[f] - delta < 0) delta = w[f];
-                    w[f] -= delta;
-                    if (u is not null && epoch >= averageFrom) u[f] -= (step - 1) * delta;
-                }
-                gb2 += error * error;
-                var deltaB = Options.LearningRate * error / (Math.Sqrt(gb2) + 1e-8);
-                b -= deltaB;
-                if (u is not null && epoch >= averageFrom)
-                {
-                    ub -= (step - 1) * deltaB;
-                    step++;
+                    // Every instance of a benign text is benign (multiple-instance learning's negative bags), not only its highest.
+                    foreach (var instance in e.Instances)
+                    {
+                        if (!ReferenceEquals(instance.Indices, x.Indices)) Update(instance, InjectionModel.Sigmoid(Dot(instance)) * weight[index] * Options.NegativeInstanceWeight);
+                    }
                 }
             }
         }
@@ -301,9 +329,8 @@ public sealed class InjectionTrainer(InjectionTrainingOptions options)
         {
             // Mean of w_t over the averaged steps t = 1..T: w_T − Σ (t − 1)·Δ_t / T.
             var steps = (double)(step - 1);
-            var averaged = new float[dimension];
-            for (var i = 0; i < dimension; i++) averaged[i] = (float)(w[i] - u[i] / steps);
-            return (averaged, (float)(b - ub / steps));
+            for (var i = 0; i < dimension; i++) w[i] -= u[i] / steps;
+            b -= ub / steps;
         }
         return (w.Select(x => (float)x).ToArray(), (float)b);
     }
@@ -311,7 +338,7 @@ public sealed class InjectionTrainer(InjectionTrainingOptions options)
     private static ulong Fingerprint(Example e)
     {
         var h = 14695981039346656037ul;
-        foreach (var i in e.Instances[0].Indices) h = (h ^ (uint)i) * 1099511628211ul;
+        foreach (var i in e.Instances[0].Indices.Order()) h = (h ^ (uint)i) * 1099511628211ul;
         return h;
     }
 
