@@ -36,7 +36,8 @@ internal static class KeysCommand
         var admin = new Option<bool>("--admin") { Description = "An admin key: reaches only the admin API and /metrics, never inference." };
         var json = new Option<bool>("--json") { Description = "Print one JSON object with id, key and every setting." };
         var guard = new Option<string?>("--guard") { Description = "Input guard policy of this key: off, flag or block (default: the tenant's)." };
-        var command = new Command("create", "Create a key and print it once.") { name, tenant, models, rpm, tpm, tpd, concurrency, priority, expires, admin, json, guard };
+        var url = AdminApi.UrlOption();
+        var command = new Command("create", "Create a key and print it once.") { name, tenant, models, rpm, tpm, tpd, concurrency, priority, expires, admin, json, guard, url };
         store.AddTo(command);
         command.SetAction((r, ct) => CliRun.RunAsync(r, async output =>
         {
@@ -52,10 +53,21 @@ internal static class KeysCommand
                 IsAdmin = r.GetValue(admin),
                 Guard = r.GetValue(guard) is { } g ? Bulwark.Server.Guardrails.Input.GuardPolicyNames.ParseForKey(g, "--guard") : null,
             };
-            spec.Validate(now); // before opening (and perhaps creating) the store
-            await using var opened = await store.OpenAsync(r, ct);
-            var issued = await opened.Keys.CreateAsync(spec, SecurityStore.Actor, ct);
-            PrintIssued(output, View(issued), r.GetValue(json), "created");
+            spec.Validate(now); // before opening (and perhaps creating) the store, or calling a server
+            JsonElement issued;
+            using (var server = AdminApi.From(r, url, store))
+            {
+                if (server is not null)
+                    issued = await server.SendAsync(HttpMethod.Post, "admin/keys", new CreateKeyRequest(spec.Name, spec.Tenant, [.. spec.Models],
+                        spec.Limits.RequestsPerMinute, spec.Limits.TokensPerMinute, spec.Limits.TokensPerDay, spec.Limits.MaxConcurrent, spec.Priority,
+                        spec.ExpiresAt, spec.IsAdmin, spec.Guard is { } policy ? Bulwark.Server.Guardrails.Input.GuardPolicyNames.Name(policy) : null), ct);
+                else
+                {
+                    await using var opened = await store.OpenAsync(r, ct);
+                    issued = View(await opened.Keys.CreateAsync(spec, SecurityStore.Actor, ct));
+                }
+            }
+            PrintIssued(output, issued, r.GetValue(json), "created");
             return 0;
         }));
         return command;

@@ -98,6 +98,35 @@ public class AdminThroughServerTests
     }
 
     [Fact]
+    public async Task CreateGoesThroughTheServer()
+    {
+        var (app, url, admin, adminId) = await StartAsync();
+        await using var _ = app;
+
+        var created = await CliHarness.RunWithAdminKeyAsync(admin, "keys", "create", "--name", "remote", "--tenant", "team-b", "--rpm", "60",
+            "--models", "m1,m2", "--guard", "block", "--json", "--url", url);
+        Assert.True(created.ExitCode == 0, created.Error);
+        using var json = JsonDocument.Parse(created.Output);
+        var root = json.RootElement;
+        Assert.Equal("team-b", root.GetProperty("tenant").GetString());
+        Assert.Equal(60, root.GetProperty("rpm").GetInt64());
+        Assert.Equal(["m1", "m2"], root.GetProperty("models").EnumerateArray().Select(m => m.GetString()));
+        Assert.Equal("block", root.GetProperty("guard").GetString());
+        Assert.Equal(HttpStatusCode.OK, (await app.Client(root.GetProperty("key").GetString()!).GetAsync("/v1/models")).StatusCode);
+        Assert.Contains($"by admin key {adminId}", Assert.Single(await app.Get<SecurityStorage>().Audit.ReadRecentAsync(10, "key.created"),
+            e => e.KeyId == root.GetProperty("id").GetString()).Detail);
+
+        var text = await CliHarness.RunWithAdminKeyAsync(admin, "keys", "create", "--name", "ops2", "--admin", "--url", url);
+        Assert.True(text.ExitCode == 0, text.Error);
+        Assert.StartsWith("created admin key ", text.Output);
+        Assert.Contains("\nbwa_", text.Output);
+
+        var invalid = await CliHarness.RunWithAdminKeyAsync(admin, "keys", "create", "--name", "x", "--priority", "-1", "--url", url);
+        Assert.NotEqual(0, invalid.ExitCode);
+        Assert.Single(await app.Get<SecurityStorage>().Keys.ListAsync(), k => k.Name == "remote");
+    }
+
+    [Fact]
     public async Task RevokeAndRotateGoThroughTheServer()
     {
         var (app, url, admin, adminId) = await StartAsync();
