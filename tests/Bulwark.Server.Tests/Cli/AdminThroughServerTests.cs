@@ -127,6 +127,40 @@ public class AdminThroughServerTests
     }
 
     [Fact]
+    public async Task ListGoesThroughTheServerAndPrintsAsTheStoreDoes()
+    {
+        var dir = SecuredApp.NewDataDir();
+        await using var app = await SecuredApp.StartAsync(dir);
+        var admin = await app.CreateKeyAsync(new KeySpec { Name = "ops", IsAdmin = true });
+        var revoked = await app.CreateKeyAsync(new KeySpec { Name = "old", Tenant = "team-c", Limits = new KeyLimits(60, 1000, 0, 2) });
+        await app.Get<KeyIssuer>().RevokeAsync(revoked.Record.Id, "test");
+        var url = app.Address.ToString();
+
+        var remote = await CliHarness.RunWithAdminKeyAsync(admin.Key, "keys", "list", "--json", "--url", url);
+        Assert.True(remote.ExitCode == 0, remote.Error);
+        var local = await CliHarness.RunAsync("keys", "list", "--json", "--data-dir", dir);
+        Assert.True(local.ExitCode == 0, local.Error);
+        using (var remoteJson = JsonDocument.Parse(remote.Output))
+        using (var localJson = JsonDocument.Parse(local.Output))
+        {
+            Assert.Equal(localJson.RootElement.GetArrayLength(), remoteJson.RootElement.GetArrayLength());
+            Assert.Equal(localJson.RootElement.EnumerateArray().Select(k => k.GetProperty("id").GetString()),
+                remoteJson.RootElement.EnumerateArray().Select(k => k.GetProperty("id").GetString()));
+            Assert.DoesNotContain(remoteJson.RootElement.EnumerateArray(), k => k.TryGetProperty("key", out _) || k.TryGetProperty("hash", out _));
+        }
+
+        var table = await CliHarness.RunWithAdminKeyAsync(admin.Key, "keys", "list", "--url", url);
+        Assert.True(table.ExitCode == 0, table.Error);
+        Assert.Equal((await CliHarness.RunAsync("keys", "list", "--data-dir", dir)).Output, table.Output);
+        Assert.Matches($@"{revoked.Record.Id}\s+api\s+revoked\s+team-c\s+old\s+60\s+1000\s+-\s+2\s+0\s+\*", table.Output);
+        Assert.Matches($@"{admin.Record.Id}\s+admin\s+active", table.Output);
+
+        var both = await CliHarness.RunWithAdminKeyAsync(admin.Key, "keys", "list", "--url", url, "--data-dir", dir);
+        Assert.NotEqual(0, both.ExitCode);
+        Assert.Contains("give one or the other", both.Error);
+    }
+
+    [Fact]
     public async Task RevokeAndRotateGoThroughTheServer()
     {
         var (app, url, admin, adminId) = await StartAsync();
