@@ -161,6 +161,36 @@ public class AdminThroughServerTests
     }
 
     [Fact]
+    public async Task AuditGoesThroughTheServerAndPrintsAsTheStoreDoes()
+    {
+        var dir = SecuredApp.NewDataDir();
+        await using var app = await SecuredApp.StartAsync(dir);
+        var admin = await app.CreateKeyAsync(new KeySpec { Name = "ops", IsAdmin = true });
+        var user = await app.CreateKeyAsync(new KeySpec { Name = "user" });
+        Assert.Equal(HttpStatusCode.OK, (await app.Client(user.Key).GetAsync("/v1/models")).StatusCode);
+        await app.Get<Bulwark.Server.Audit.AuditWriter>().FlushAsync();
+        var url = app.Address.ToString();
+
+        foreach (var args in new[] { new[] { "--json" }, [], ["--kind", "key.created", "--limit", "1"], ["--kind", "request"] })
+        {
+            var remote = await CliHarness.RunWithAdminKeyAsync(admin.Key, ["admin", "audit", .. args, "--url", url]);
+            Assert.True(remote.ExitCode == 0, remote.Error);
+            var local = await CliHarness.RunAsync(["admin", "audit", .. args, "--data-dir", dir]);
+            Assert.True(local.ExitCode == 0, local.Error);
+            Assert.Equal(local.Output, remote.Output);
+        }
+        var created = await CliHarness.RunWithAdminKeyAsync(admin.Key, "admin", "audit", "--kind", "key.created", "--limit", "1", "--url", url);
+        Assert.Contains($"key.created  key={user.Record.Id}", Assert.Single(created.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries)));
+        Assert.Contains("request  200  GET /v1/models", (await CliHarness.RunWithAdminKeyAsync(admin.Key, "admin", "audit", "--kind", "request", "--url", url)).Output);
+
+        using var api = app.Client(admin.Key);
+        Assert.Equal(HttpStatusCode.BadRequest, (await api.GetAsync("/admin/audit?limit=0")).StatusCode);
+        Assert.Equal(HttpStatusCode.BadRequest, (await api.GetAsync("/admin/audit?limit=10001")).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await api.GetAsync("/admin/audit?limit=10000")).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await api.GetAsync("/admin/audit?limit=1")).StatusCode);
+    }
+
+    [Fact]
     public async Task RevokeAndRotateGoThroughTheServer()
     {
         var (app, url, admin, adminId) = await StartAsync();
