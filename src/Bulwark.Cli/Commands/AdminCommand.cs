@@ -1,6 +1,8 @@
 using System.CommandLine;
 using System.Text.Json;
+using Bulwark.Server.Audit;
 using Bulwark.Server.Incidents;
+using Bulwark.Server.Security;
 
 namespace Bulwark.Cli.Commands;
 
@@ -193,21 +195,34 @@ internal static class AdminCommand
         var limit = new Option<int>("--limit") { Description = "How many records, newest first (1 to 10000).", DefaultValueFactory = _ => 50 };
         var kind = new Option<string?>("--kind") { Description = "Only one kind: request, key.created, key.revoked, key.rotated, ip.blocked, ..." };
         var json = new Option<bool>("--json") { Description = "Print a JSON array." };
-        var command = new Command("audit", "Show the newest audit records.") { limit, kind, json };
+        var url = AdminApi.UrlOption();
+        var command = new Command("audit", "Show the newest audit records.") { limit, kind, json, url };
         store.AddTo(command);
         command.SetAction((r, ct) => CliRun.RunAsync(r, async output =>
         {
             var n = r.GetValue(limit);
-            if (n is < 1 or > 10_000) throw new CliException($"--limit must be between 1 and 10000; got {n}");
-            await using var opened = await store.OpenAsync(r, ct);
-            var records = await opened.Storage.Audit.ReadRecentAsync(n, r.GetValue(kind), ct);
+            if (n is < 1 or > AdminEndpoints.MaxAuditLimit) throw new CliException($"--limit must be between 1 and {AdminEndpoints.MaxAuditLimit}; got {n}");
+            IReadOnlyList<AuditRecord> records;
+            using (var server = AdminApi.From(r, url, store))
+            {
+                if (server is not null)
+                {
+                    var query = $"admin/audit?limit={n}" + (r.GetValue(kind) is { } k ? "&kind=" + Uri.EscapeDataString(k) : "");
+                    records = (await server.SendAsync(HttpMethod.Get, query, null, ct)).GetProperty("data").Deserialize<AuditRecord[]>(JsonSerializerOptions.Web)!;
+                }
+                else
+                {
+                    await using var opened = await store.OpenAsync(r, ct);
+                    records = await opened.Storage.Audit.ReadRecentAsync(n, r.GetValue(kind), ct);
+                }
+            }
             if (r.GetValue(json))
             {
                 output.WriteLine(JsonSerializer.Serialize(records));
                 return 0;
             }
             foreach (var a in records)
-                output.WriteLine(a.Kind == Bulwark.Server.Audit.AuditRecord.RequestKind
+                output.WriteLine(a.Kind == AuditRecord.RequestKind
                     ? $"{a.At:u}  request  {a.Status}  {a.Route}  key={a.KeyId ?? "-"} tenant={a.Tenant ?? "-"} model={a.Model ?? "-"} ip={a.ClientIp} " +
                       $"tokens={a.PromptTokens ?? 0}+{a.CompletionTokens ?? 0} {a.LatencyMicroseconds}µs{(a.Reason is null ? "" : " reason=" + a.Reason)}"
                     : $"{a.At:u}  {a.Kind}  key={a.KeyId ?? "-"}  {a.Detail}");

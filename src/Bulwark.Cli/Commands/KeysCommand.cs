@@ -36,7 +36,8 @@ internal static class KeysCommand
         var admin = new Option<bool>("--admin") { Description = "An admin key: reaches only the admin API and /metrics, never inference." };
         var json = new Option<bool>("--json") { Description = "Print one JSON object with id, key and every setting." };
         var guard = new Option<string?>("--guard") { Description = "Input guard policy of this key: off, flag or block (default: the tenant's)." };
-        var command = new Command("create", "Create a key and print it once.") { name, tenant, models, rpm, tpm, tpd, concurrency, priority, expires, admin, json, guard };
+        var url = AdminApi.UrlOption();
+        var command = new Command("create", "Create a key and print it once.") { name, tenant, models, rpm, tpm, tpd, concurrency, priority, expires, admin, json, guard, url };
         store.AddTo(command);
         command.SetAction((r, ct) => CliRun.RunAsync(r, async output =>
         {
@@ -52,10 +53,21 @@ internal static class KeysCommand
                 IsAdmin = r.GetValue(admin),
                 Guard = r.GetValue(guard) is { } g ? Bulwark.Server.Guardrails.Input.GuardPolicyNames.ParseForKey(g, "--guard") : null,
             };
-            spec.Validate(now); // before opening (and perhaps creating) the store
-            await using var opened = await store.OpenAsync(r, ct);
-            var issued = await opened.Keys.CreateAsync(spec, SecurityStore.Actor, ct);
-            PrintIssued(output, View(issued), r.GetValue(json), "created");
+            spec.Validate(now); // before opening (and perhaps creating) the store, or calling a server
+            JsonElement issued;
+            using (var server = AdminApi.From(r, url, store))
+            {
+                if (server is not null)
+                    issued = await server.SendAsync(HttpMethod.Post, "admin/keys", new CreateKeyRequest(spec.Name, spec.Tenant, [.. spec.Models],
+                        spec.Limits.RequestsPerMinute, spec.Limits.TokensPerMinute, spec.Limits.TokensPerDay, spec.Limits.MaxConcurrent, spec.Priority,
+                        spec.ExpiresAt, spec.IsAdmin, spec.Guard is { } policy ? Bulwark.Server.Guardrails.Input.GuardPolicyNames.Name(policy) : null), ct);
+                else
+                {
+                    await using var opened = await store.OpenAsync(r, ct);
+                    issued = View(await opened.Keys.CreateAsync(spec, SecurityStore.Actor, ct));
+                }
+            }
+            PrintIssued(output, issued, r.GetValue(json), "created");
             return 0;
         }));
         return command;
@@ -65,30 +77,43 @@ internal static class KeysCommand
     {
         var store = new SecurityStoreOptions();
         var json = new Option<bool>("--json") { Description = "Print a JSON array of keys (never their text or hash)." };
-        var command = new Command("list", "List keys with their limits and state.") { json };
+        var url = AdminApi.UrlOption();
+        var command = new Command("list", "List keys with their limits and state.") { json, url };
         store.AddTo(command);
         command.SetAction((r, ct) => CliRun.RunAsync(r, async output =>
         {
-            await using var opened = await store.OpenAsync(r, ct);
-            var keys = await opened.Storage.Keys.ListAsync(ct);
+            // Keys as the admin API lists them, so the store and a server print alike.
+            JsonElement keys;
+            using (var server = AdminApi.From(r, url, store))
+            {
+                if (server is not null) keys = (await server.SendAsync(HttpMethod.Get, "admin/keys", null, ct)).GetProperty("data");
+                else
+                {
+                    await using var opened = await store.OpenAsync(r, ct);
+                    keys = JsonSerializer.SerializeToElement((await opened.Storage.Keys.ListAsync(ct)).Select(k => KeyView.Of(k, null)));
+                }
+            }
             if (r.GetValue(json))
             {
-                output.WriteLine(JsonSerializer.Serialize(keys.Select(k => KeyView.Of(k, null))));
+                output.WriteLine(keys.GetRawText());
                 return 0;
             }
-            if (keys.Count == 0)
+            if (keys.GetArrayLength() == 0)
             {
                 output.WriteLine("no keys (create one with: bulwark keys create --name NAME)");
                 return 0;
             }
             var now = DateTimeOffset.UtcNow;
             output.WriteLine($"{"ID",-12}  {"KIND",-5}  {"STATE",-7}  {"TENANT",-12}  {"NAME",-20}  {"RPM",6}  {"TPM",8}  {"TPD",10}  {"CONC",4}  P  MODELS");
-            foreach (var k in keys)
+            foreach (var k in keys.EnumerateArray())
             {
-                var state = k.Revoked ? "revoked" : k.IsExpired(now) ? "expired" : "active";
-                output.WriteLine($"{k.Id,-12}  {(k.IsAdmin ? "admin" : "api"),-5}  {state,-7}  {Clip(k.Tenant, 12),-12}  {Clip(k.Name, 20),-20}  " +
-                                 $"{Limit(k.Limits.RequestsPerMinute),6}  {Limit(k.Limits.TokensPerMinute),8}  {Limit(k.Limits.TokensPerDay),10}  " +
-                                 $"{Limit(k.Limits.MaxConcurrent),4}  {k.Priority}  {(k.Models.Count == 0 ? "*" : string.Join(',', k.Models))}");
+                var expires = k.GetProperty("expires_at") is { ValueKind: JsonValueKind.String } e ? e.GetDateTimeOffset() : (DateTimeOffset?)null;
+                var state = k.GetProperty("revoked").GetBoolean() ? "revoked" : expires <= now ? "expired" : "active";
+                var models = k.GetProperty("models").EnumerateArray().Select(m => m.GetString()).ToList();
+                output.WriteLine($"{k.GetProperty("id").GetString(),-12}  {(k.GetProperty("admin").GetBoolean() ? "admin" : "api"),-5}  {state,-7}  " +
+                                 $"{Clip(k.GetProperty("tenant").GetString()!, 12),-12}  {Clip(k.GetProperty("name").GetString()!, 20),-20}  " +
+                                 $"{Limit(k.GetProperty("rpm").GetInt64()),6}  {Limit(k.GetProperty("tpm").GetInt64()),8}  {Limit(k.GetProperty("tokens_per_day").GetInt64()),10}  " +
+                                 $"{Limit(k.GetProperty("concurrency").GetInt64()),4}  {k.GetProperty("priority").GetInt32()}  {(models.Count == 0 ? "*" : string.Join(',', models))}");
             }
             return 0;
         }));

@@ -27,12 +27,15 @@ public sealed record IpBlockRequest([property: JsonPropertyName("cidr")] string 
 public sealed record LogLevelRequest([property: JsonPropertyName("level")] string Level);
 
 /// <summary>
-/// The admin API: keys, IP blocks, active requests, log level. Every route needs the admin scope,
+/// The admin API: keys, IP blocks, active requests, log level, the audit log. Every route needs the admin scope,
 /// which only admin keys carry. Changes go through <see cref="KeyIssuer"/> and
 /// <see cref="IncidentControls"/>, so they are audited and reach every replica within a second.
 /// </summary>
 public static class AdminEndpoints
 {
+    public const int DefaultAuditLimit = 50;
+    public const int MaxAuditLimit = 10_000;
+
     public static RouteGroupBuilder MapBulwarkAdmin(this IEndpointRouteBuilder endpoints, string prefix = "/admin")
     {
         var admin = endpoints.MapGroup(prefix).WithMetadata(new RequireScopeAttribute(Scopes.Admin));
@@ -72,6 +75,14 @@ public static class AdminEndpoints
         {
             try { return await controls.UnblockIpAsync(body.Cidr ?? "", Actor(context), context.RequestAborted) ? Results.NoContent() : NotFound($"'{body.Cidr}' is not blocked"); }
             catch (FormatException e) { return BadRequest(e.Message); }
+        });
+
+        // The newest audit records, newest first, as `bulwark admin audit` shows them.
+        admin.MapGet("/audit", async (int? limit, string? kind, SecurityStorage storage, CancellationToken ct) =>
+        {
+            var n = limit ?? DefaultAuditLimit;
+            if (n is < 1 or > MaxAuditLimit) return BadRequest($"limit must be between 1 and {MaxAuditLimit}; got {n}");
+            return Results.Json(new { data = await storage.Audit.ReadRecentAsync(n, kind, ct) });
         });
 
         // Every replica's requests: this one's live, the others' as published within the last few seconds.

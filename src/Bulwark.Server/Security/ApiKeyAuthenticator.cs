@@ -5,7 +5,8 @@ public enum AuthFailure { None, Malformed, UnknownKey, WrongSecret, Revoked, Exp
 
 /// <summary>
 /// Turns a presented bearer token into a <see cref="Caller"/>: parse the id, find the key (cached),
-/// verify the HMAC in constant time, then check revocation and expiry. The metrics token is checked
+/// verify the HMAC in constant time (or recognise, in constant time, the credential that verified
+/// last, <see cref="CachedKey"/>), then check revocation and expiry. The metrics token is checked
 /// the same way against its own HMAC.
 /// </summary>
 public sealed class ApiKeyAuthenticator
@@ -38,11 +39,18 @@ public sealed class ApiKeyAuthenticator
             return (null, AuthFailure.Malformed);
         }
 
-        var record = await _keys.GetAsync(idSpan, ct);
-        Span<byte> stored = stackalloc byte[32];
-        var hashOk = record is not null && Convert.TryFromBase64String(record.Hash, stored, out var n) && n == 32;
-        // Verify even for an unknown id, so timing says nothing about which secrets are close.
-        var matches = _hasher.Verify(token, hashOk ? stored : NoHash) && hashOk;
+        var key = await _keys.GetAsync(idSpan, ct);
+        var record = key.Record;
+        // The credential that verified last time needs no HMAC (see CachedKey); any other goes the whole way.
+        var matches = key.IsVerified(token);
+        if (!matches)
+        {
+            Span<byte> stored = stackalloc byte[32];
+            var hashOk = record is not null && Convert.TryFromBase64String(record.Hash, stored, out var n) && n == 32;
+            // Verify even for an unknown id, so timing says nothing about which secrets are close.
+            matches = _hasher.Verify(token, hashOk ? stored : NoHash) && hashOk;
+            if (matches) key.RememberVerified(token);
+        }
         if (record is null) return (null, AuthFailure.UnknownKey);
         if (!matches || record.IsAdmin != adminForm) return (null, AuthFailure.WrongSecret);
         if (record.Revoked) return (null, AuthFailure.Revoked);

@@ -98,6 +98,99 @@ public class AdminThroughServerTests
     }
 
     [Fact]
+    public async Task CreateGoesThroughTheServer()
+    {
+        var (app, url, admin, adminId) = await StartAsync();
+        await using var _ = app;
+
+        var created = await CliHarness.RunWithAdminKeyAsync(admin, "keys", "create", "--name", "remote", "--tenant", "team-b", "--rpm", "60",
+            "--models", "m1,m2", "--guard", "block", "--json", "--url", url);
+        Assert.True(created.ExitCode == 0, created.Error);
+        using var json = JsonDocument.Parse(created.Output);
+        var root = json.RootElement;
+        Assert.Equal("team-b", root.GetProperty("tenant").GetString());
+        Assert.Equal(60, root.GetProperty("rpm").GetInt64());
+        Assert.Equal(["m1", "m2"], root.GetProperty("models").EnumerateArray().Select(m => m.GetString()));
+        Assert.Equal("block", root.GetProperty("guard").GetString());
+        Assert.Equal(HttpStatusCode.OK, (await app.Client(root.GetProperty("key").GetString()!).GetAsync("/v1/models")).StatusCode);
+        Assert.Contains($"by admin key {adminId}", Assert.Single(await app.Get<SecurityStorage>().Audit.ReadRecentAsync(10, "key.created"),
+            e => e.KeyId == root.GetProperty("id").GetString()).Detail);
+
+        var text = await CliHarness.RunWithAdminKeyAsync(admin, "keys", "create", "--name", "ops2", "--admin", "--url", url);
+        Assert.True(text.ExitCode == 0, text.Error);
+        Assert.StartsWith("created admin key ", text.Output);
+        Assert.Contains("\nbwa_", text.Output);
+
+        var invalid = await CliHarness.RunWithAdminKeyAsync(admin, "keys", "create", "--name", "x", "--priority", "-1", "--url", url);
+        Assert.NotEqual(0, invalid.ExitCode);
+        Assert.Single(await app.Get<SecurityStorage>().Keys.ListAsync(), k => k.Name == "remote");
+    }
+
+    [Fact]
+    public async Task ListGoesThroughTheServerAndPrintsAsTheStoreDoes()
+    {
+        var dir = SecuredApp.NewDataDir();
+        await using var app = await SecuredApp.StartAsync(dir);
+        var admin = await app.CreateKeyAsync(new KeySpec { Name = "ops", IsAdmin = true });
+        var revoked = await app.CreateKeyAsync(new KeySpec { Name = "old", Tenant = "team-c", Limits = new KeyLimits(60, 1000, 0, 2) });
+        await app.Get<KeyIssuer>().RevokeAsync(revoked.Record.Id, "test");
+        var url = app.Address.ToString();
+
+        var remote = await CliHarness.RunWithAdminKeyAsync(admin.Key, "keys", "list", "--json", "--url", url);
+        Assert.True(remote.ExitCode == 0, remote.Error);
+        var local = await CliHarness.RunAsync("keys", "list", "--json", "--data-dir", dir);
+        Assert.True(local.ExitCode == 0, local.Error);
+        using (var remoteJson = JsonDocument.Parse(remote.Output))
+        using (var localJson = JsonDocument.Parse(local.Output))
+        {
+            Assert.Equal(localJson.RootElement.GetArrayLength(), remoteJson.RootElement.GetArrayLength());
+            Assert.Equal(localJson.RootElement.EnumerateArray().Select(k => k.GetProperty("id").GetString()),
+                remoteJson.RootElement.EnumerateArray().Select(k => k.GetProperty("id").GetString()));
+            Assert.DoesNotContain(remoteJson.RootElement.EnumerateArray(), k => k.TryGetProperty("key", out _) || k.TryGetProperty("hash", out _));
+        }
+
+        var table = await CliHarness.RunWithAdminKeyAsync(admin.Key, "keys", "list", "--url", url);
+        Assert.True(table.ExitCode == 0, table.Error);
+        Assert.Equal((await CliHarness.RunAsync("keys", "list", "--data-dir", dir)).Output, table.Output);
+        Assert.Matches($@"{revoked.Record.Id}\s+api\s+revoked\s+team-c\s+old\s+60\s+1000\s+-\s+2\s+0\s+\*", table.Output);
+        Assert.Matches($@"{admin.Record.Id}\s+admin\s+active", table.Output);
+
+        var both = await CliHarness.RunWithAdminKeyAsync(admin.Key, "keys", "list", "--url", url, "--data-dir", dir);
+        Assert.NotEqual(0, both.ExitCode);
+        Assert.Contains("give one or the other", both.Error);
+    }
+
+    [Fact]
+    public async Task AuditGoesThroughTheServerAndPrintsAsTheStoreDoes()
+    {
+        var dir = SecuredApp.NewDataDir();
+        await using var app = await SecuredApp.StartAsync(dir);
+        var admin = await app.CreateKeyAsync(new KeySpec { Name = "ops", IsAdmin = true });
+        var user = await app.CreateKeyAsync(new KeySpec { Name = "user" });
+        Assert.Equal(HttpStatusCode.OK, (await app.Client(user.Key).GetAsync("/v1/models")).StatusCode);
+        await app.Get<Bulwark.Server.Audit.AuditWriter>().FlushAsync();
+        var url = app.Address.ToString();
+
+        foreach (var args in new[] { new[] { "--json" }, [], ["--kind", "key.created", "--limit", "1"], ["--kind", "request"] })
+        {
+            var remote = await CliHarness.RunWithAdminKeyAsync(admin.Key, ["admin", "audit", .. args, "--url", url]);
+            Assert.True(remote.ExitCode == 0, remote.Error);
+            var local = await CliHarness.RunAsync(["admin", "audit", .. args, "--data-dir", dir]);
+            Assert.True(local.ExitCode == 0, local.Error);
+            Assert.Equal(local.Output, remote.Output);
+        }
+        var created = await CliHarness.RunWithAdminKeyAsync(admin.Key, "admin", "audit", "--kind", "key.created", "--limit", "1", "--url", url);
+        Assert.Contains($"key.created  key={user.Record.Id}", Assert.Single(created.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries)));
+        Assert.Contains("request  200  GET /v1/models", (await CliHarness.RunWithAdminKeyAsync(admin.Key, "admin", "audit", "--kind", "request", "--url", url)).Output);
+
+        using var api = app.Client(admin.Key);
+        Assert.Equal(HttpStatusCode.BadRequest, (await api.GetAsync("/admin/audit?limit=0")).StatusCode);
+        Assert.Equal(HttpStatusCode.BadRequest, (await api.GetAsync("/admin/audit?limit=10001")).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await api.GetAsync("/admin/audit?limit=10000")).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await api.GetAsync("/admin/audit?limit=1")).StatusCode);
+    }
+
+    [Fact]
     public async Task RevokeAndRotateGoThroughTheServer()
     {
         var (app, url, admin, adminId) = await StartAsync();
