@@ -110,10 +110,13 @@ public class ReplicaTests
         {
             var key = (await a.CreateKeyAsync(new KeySpec { Name = "burst", Limits = new KeyLimits(limit, 0, 0, 0) })).Key;
             // GCRA refills one request every 60/limit s (6 s at 10/min): the burst is exact well within that.
+            var clock = System.Diagnostics.Stopwatch.StartNew();
             var statuses = await BurstAsync(a, b, key, limit + extra, _ => SecuredApp.Chat("m1"));
+            var (least, most) = GcraBurst.Admissible(limit, clock.Elapsed);
             Assert.True(statuses.All(s => s.Status is HttpStatusCode.OK or HttpStatusCode.TooManyRequests), Describe(statuses));
-            Assert.Equal(limit, statuses.Count(s => s.Status == HttpStatusCode.OK));
-            Assert.Equal(extra, statuses.Count(s => s.Status == HttpStatusCode.TooManyRequests));
+            var admitted = statuses.Count(s => s.Status == HttpStatusCode.OK);
+            Assert.True(admitted >= least && admitted <= most, $"admitted {admitted} of {limit + extra} in {clock.Elapsed.TotalSeconds:F1} s (allowed {least}..{most})");
+            Assert.Equal(limit + extra - admitted, statuses.Count(s => s.Status == HttpStatusCode.TooManyRequests));
             Assert.All(statuses.Where(s => s.Status == HttpStatusCode.TooManyRequests), s => Assert.True(s.RetryAfter >= 1));
         }
     }
@@ -165,10 +168,12 @@ public class ReplicaTests
     {
         using var clientA = a.Client(key);
         using var clientB = b.Client(key);
-        using var start = new ManualResetEventSlim();
+        // An awaited gate, not a blocking one: blocked pool threads would let the thread pool start the
+        // requests one by one, seconds apart on two cores, and the burst would no longer be a burst.
+        var start = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var tasks = Enumerable.Range(0, count).Select(i => Task.Run(async () =>
         {
-            start.Wait();
+            await start.Task;
             using var response = await (i % 2 == 0 ? clientA : clientB).PostAsync("/v1/chat/completions", body(i));
             var retry = response.Headers.RetryAfter?.Delta is { } d ? (long)d.TotalSeconds : 0;
             string? code = null;
@@ -181,7 +186,7 @@ public class ReplicaTests
             }
             return (response.StatusCode, retry, code);
         })).ToList();
-        start.Set();
+        start.SetResult();
         return [.. await Task.WhenAll(tasks)];
     }
 
