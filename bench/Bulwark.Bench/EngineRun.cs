@@ -85,7 +85,8 @@ internal static class EngineRun
     /// </summary>
     private static double OursBatched(LlamaModel model, int sequences, int[] tokens)
     {
-        using var executor = new PagedLlamaExecutor(model);
+        // An f16 KV cache, as llama.cpp's context holds by default (type_k/type_v f16): the same bytes per token on both sides.
+        using var executor = new PagedLlamaExecutor(model, kvCacheType: KvCacheType.F16);
         const int blockSize = 16;
         var options = new EngineOptions
         {

@@ -79,7 +79,7 @@ internal static class ModelBench
         }
         else
         {
-            Console.WriteLine($"threads {threads}, {reps} repetitions, medians; CPU kernels: {Bulwark.Engine.Kernels.Cpu.KernelIsa.Active}");
+            Console.WriteLine($"threads {threads}, {reps} repetitions, medians; CPU kernels: {Bulwark.Engine.Kernels.Cpu.KernelIsa.Active}; batched runs: f16 KV cache on both sides");
             Console.WriteLine($"{"model",-6} {"dtype",-5} {"metric",-26} {"ours",10} {"llama.cpp",10} {"ours/llama",10}");
             foreach (var r in rows)
                 Console.WriteLine($"{r.Model,-6} {r.DType,-5} {r.Metric,-26} {Format(r.Ours),10} {Format(r.Llama),10} {(double.IsNaN(r.Ours) ? "n/a" : (r.Ours / r.Llama).ToString("F2", CultureInfo.InvariantCulture)),10}");

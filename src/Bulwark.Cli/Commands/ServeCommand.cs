@@ -18,6 +18,7 @@ internal static class ServeCommand
         var port = new Option<int?>("--port") { Description = "Port to listen on (default 8000)." };
         var dataDir = CommonOptions.DataDir();
         var kvMemory = new Option<string?>("--kv-cache-memory") { Description = "Memory for the KV cache, e.g. 512MiB or 2GiB (default 512MiB)." };
+        var kvDtype = new Option<string?>("--kv-cache-dtype") { Description = "How the KV cache stores keys and values: f32 (default) or f16 (half the memory per token, as llama.cpp does)." };
         var batched = new Option<int?>("--max-batched-tokens") { Description = "Tokens computed per engine step, prefill and decode together (default 512)." };
         var prefillWhileDecoding = new Option<int?>("--max-prefill-while-decoding") { Description = "Prefill tokens a step may carry while streams are decoding, so new prompts do not stall them (default 64)." };
         var seqs = new Option<int?>("--max-seqs") { Description = "Sequences running at once in the engine (default 64)." };
@@ -26,7 +27,7 @@ internal static class ServeCommand
         var quantize = QuantizeOption.Create();
         var command = new Command("serve", "Serve a model through the OpenAI-compatible API (with keys, quotas, audit and metrics).")
         {
-            model, host, port, dataDir, kvMemory, batched, prefillWhileDecoding, seqs, concurrent, requireSigned, quantize,
+            model, host, port, dataDir, kvMemory, kvDtype, batched, prefillWhileDecoding, seqs, concurrent, requireSigned, quantize,
         };
         command.SetAction(async (result, ct) =>
         {
@@ -40,6 +41,7 @@ internal static class ServeCommand
             Set(ServerOptions.Section + ":Port", result.GetValue(port));
             Set(ServerSettings.DataDirKey, result.GetValue(dataDir));
             Set(ServeOptions.Section + ":KvCacheMemory", result.GetValue(kvMemory));
+            Set(ServeOptions.Section + ":KvCacheDtype", result.GetValue(kvDtype));
             Set(ServeOptions.Section + ":MaxBatchedTokens", result.GetValue(batched));
             Set(ServeOptions.Section + ":MaxSequences", result.GetValue(seqs));
             Set(ServeOptions.Section + ":MaxPrefillTokensWhileDecoding", result.GetValue(prefillWhileDecoding));

@@ -30,7 +30,7 @@ public static class EngineFactory
             if (tokenizer.VocabSize > model.Config.VocabularySize)
                 throw new Formats.ModelFormatException(full, "vocab_size",
                     $"the tokenizer has {tokenizer.VocabSize} tokens; the model's embedding has only {model.Config.VocabularySize} rows");
-            executor = new PagedLlamaExecutor(model, maxContextLength);
+            executor = new PagedLlamaExecutor(model, maxContextLength, options.KvCacheType);
             var eos = options.EosTokenIds.Count > 0 ? options.EosTokenIds : EosIds(tokenizer.Special);
             var engine = new LlmEngine(executor, options with { EosTokenIds = eos });
             var id = Directory.Exists(full) ? System.IO.Path.GetFileName(full.TrimEnd(System.IO.Path.DirectorySeparatorChar)) : System.IO.Path.GetFileNameWithoutExtension(full);

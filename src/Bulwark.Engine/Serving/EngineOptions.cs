@@ -10,6 +10,9 @@ public sealed record EngineOptions
     /// <summary>Exact number of KV blocks, overriding the memory budget (tests and benchmarks).</summary>
     public int? KvCacheBlocks { get; init; }
 
+    /// <summary>How the KV cache stores keys and values; F16 fits twice the tokens in the same memory.</summary>
+    public Execution.KvCacheType KvCacheType { get; init; } = Execution.KvCacheType.F32;
+
     /// <summary>Token slots per KV block.</summary>
     public int BlockSize { get; init; } = 16;
 

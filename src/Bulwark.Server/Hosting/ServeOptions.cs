@@ -31,6 +31,13 @@ public sealed class ServeOptions
     /// <summary>Memory for the KV cache, in bytes or with a unit: <c>512MiB</c>, <c>2GiB</c>, <c>300MB</c>.</summary>
     public string KvCacheMemory { get; set; } = "512MiB";
 
+    /// <summary>How the KV cache stores keys and values: <c>f32</c> (default) or <c>f16</c> (half the memory per token, as llama.cpp stores it).</summary>
+    public string KvCacheDtype { get; set; } = "f32";
+
+    /// <summary>The parsed <see cref="KvCacheDtype"/>; only valid after <see cref="Validate"/>.</summary>
+    public Bulwark.Engine.Serving.Execution.KvCacheType KvCacheType =>
+        string.Equals(KvCacheDtype?.Trim(), "f16", StringComparison.OrdinalIgnoreCase) ? Bulwark.Engine.Serving.Execution.KvCacheType.F16 : Bulwark.Engine.Serving.Execution.KvCacheType.F32;
+
     /// <summary>
     /// Memory all loaded models may hold together (weights as on disk + each model's KV cache), as a
     /// size like <c>16GiB</c>; empty means no limit. A load through the admin API that would pass it is
@@ -58,6 +65,8 @@ public sealed class ServeOptions
         if (Model is { Length: > 4096 }) yield return $"{Section}:Model must be at most 4096 characters; got {Model.Length}.";
         if (!Bulwark.Engine.Model.LoadQuantization.TryParse(Quantize, out _))
             yield return $"{Section}:Quantize must be {Bulwark.Engine.Model.LoadQuantization.Allowed}; got '{Quantize}'.";
+        if (KvCacheDtype?.Trim().ToLowerInvariant() is not ("f32" or "f16"))
+            yield return $"{Section}:KvCacheDtype must be f32 or f16; got '{KvCacheDtype}'.";
         var bytes = ParseBytes(KvCacheMemory);
         if (bytes is null)
             yield return $"{Section}:KvCacheMemory must be a size such as 512MiB, 2GiB or 1073741824; got '{KvCacheMemory}'.";
@@ -77,6 +86,7 @@ public sealed class ServeOptions
     public EngineOptions ToEngineOptions(IReadOnlyList<int> eosTokenIds) => new()
     {
         KvCacheMemoryBytes = KvCacheMemoryBytes,
+        KvCacheType = KvCacheType,
         Scheduler = new SchedulerOptions
         {
             MaxBatchedTokens = MaxBatchedTokens,

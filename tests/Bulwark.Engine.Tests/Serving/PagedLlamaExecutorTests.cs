@@ -83,6 +83,52 @@ public class PagedLlamaExecutorTests
             Assert.True(driver.Preemptions > 0, "the tight cache should have forced preemptions");
     }
 
+    [Theory]
+    [InlineData(1, 64, 512, 8, 16)]
+    [InlineData(3, 14, 9, 6, 4)] // preemption by recompute
+    public void AnF16CacheGivesBatchedTheOutputsOfAloneAndStaysCloseToF32(int seed, int blocks, int maxBatched, int maxSeqs, int blockSize)
+    {
+        using var model = SyntheticGguf.Load(new SyntheticModelSpec { Seed = (ulong)seed, Heads = 8, KvHeads = 2 });
+        var random = new Random(seed);
+        using var executor = new PagedLlamaExecutor(model, kvCacheType: KvCacheType.F16);
+        Assert.Equal(KvCacheType.F16, executor.KvCacheType);
+        Assert.Equal(new PagedLlamaExecutor(model).KvBytesPerBlock(blockSize) / 2, executor.KvBytesPerBlock(blockSize));
+        var driver = new StepDriver(executor, blocks, blockSize, prefixCaching: true, Chunked(maxBatched, maxBatched, maxSeqs));
+        executor.FillKvCache(float.NaN); // a read of a slot nobody wrote shows as NaN
+        var cases = Enumerable.Range(0, 6).Select(_ =>
+        (
+            Prompt: RandomPrompt(random, random.Next(1, 30), model.Config.VocabularySize),
+            MaxTokens: random.Next(1, 9),
+            AtStep: random.Next(12)
+        )).ToArray();
+        var runs = cases.Select(c => driver.Add(c.Prompt, c.MaxTokens, atStep: c.AtStep)).ToArray();
+        driver.RunToEnd();
+        for (var i = 0; i < cases.Length; i++)
+        {
+            // Alone through an F16 executor of its own: the same rounded keys and values, so the same outputs.
+            using var alone = new PagedLlamaExecutor(model, kvCacheType: KvCacheType.F16);
+            var single = new StepDriver(alone, 64, blockSize, prefixCaching: false, Chunked(512));
+            var expected = single.Add(cases[i].Prompt, cases[i].MaxTokens);
+            single.RunToEnd();
+            AssertSame(expected, runs[i], $"f16 seed {seed} request {i}");
+            // And near the f32 session: keys and values rounded to 11 significant bits move the logits a little.
+            var f32 = Alone(model, cases[i].Prompt, cases[i].MaxTokens);
+            var e = f32.Logits[0];
+            var a = runs[i].Logits[0];
+            var scale = Math.Max(1f, e.Max(MathF.Abs));
+            for (var v = 0; v < e.Length; v++)
+                Assert.True(MathF.Abs(e[v] - a[v]) <= 1e-2f * scale, $"f16 seed {seed} request {i} logit {v}: {a[v]} vs f32 {e[v]}");
+        }
+        Assert.Equal(0, driver.Blocks.UsedBlocks);
+    }
+
+    [Fact]
+    public void AnUnknownKvCacheTypeIsRefused()
+    {
+        using var model = SyntheticGguf.Load(new SyntheticModelSpec());
+        Assert.Throws<ArgumentOutOfRangeException>(() => new PagedLlamaExecutor(model, kvCacheType: (KvCacheType)7));
+    }
+
     [Fact]
     public void PrefixCacheOnAndOffGiveTheSameOutputs()
     {

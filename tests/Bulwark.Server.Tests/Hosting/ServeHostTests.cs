@@ -182,4 +182,26 @@ public sealed class ServeHostTests
         Assert.Empty(new ServeOptions { MaxBatchedTokens = 1_048_576, MaxSequences = 4096 }.Validate());
         Assert.Equal(2, new ServeOptions { MaxBatchedTokens = 1_048_577, MaxSequences = 4097 }.Validate().Count());
     }
+
+    [Theory]
+    [InlineData("f32", Bulwark.Engine.Serving.Execution.KvCacheType.F32)]
+    [InlineData("f16", Bulwark.Engine.Serving.Execution.KvCacheType.F16)]
+    [InlineData(" F16 ", Bulwark.Engine.Serving.Execution.KvCacheType.F16)]
+    public void KvCacheDtypeReachesTheEngine(string text, Bulwark.Engine.Serving.Execution.KvCacheType type)
+    {
+        var options = new ServeOptions { KvCacheDtype = text };
+        Assert.Empty(options.Validate());
+        Assert.Equal(type, options.ToEngineOptions([]).KvCacheType);
+    }
+
+    [Theory]
+    [InlineData("bf16")]
+    [InlineData("q8_0")]
+    [InlineData("")]
+    public void AnotherKvCacheDtypeIsRefused(string text) =>
+        Assert.Contains(new ServeOptions { KvCacheDtype = text }.Validate(), p => p.Contains("KvCacheDtype must be f32 or f16"));
+
+    [Fact]
+    public void TheKvCacheDtypeDefaultsToF32() =>
+        Assert.Equal(Bulwark.Engine.Serving.Execution.KvCacheType.F32, new ServeOptions().ToEngineOptions([]).KvCacheType);
 }

@@ -55,4 +55,59 @@ internal static unsafe class PagedAttention
             }
         }
     }
+    /// <summary>Scratch floats <see cref="AttendHalf"/> needs: a block's scores, keys and values.</summary>
+    public static int HalfScratchLength(int blockSize, int headDim) => checked(blockSize * (1 + 2 * headDim));
+
+    /// <summary>
+    /// As <see cref="Attend(float*, float*, int, long, int, ReadOnlySpan{int}, float*, int, int, int, int, float*, Span{float})"/>
+    /// over an F16 cache. KV head by KV head, each block's keys and values are converted to f32 once and
+    /// then serve every query head of the group (8 in TinyLlama), each with its own online softmax.
+    /// </summary>
+    /// <param name="scratch">At least <see cref="HalfScratchLength"/> floats.</param>
+    public static void AttendHalf(Half* keys, Half* values, int blockSize, long blockStride, int kvLength, ReadOnlySpan<int> blockTable,
+        float* query, int context, int headCount, int kvHeadCount, int headDim, float* output, Span<float> scratch)
+    {
+        var group = headCount / kvHeadCount;
+        var scale = 1f / MathF.Sqrt(headDim);
+        var blocks = (context + blockSize - 1) / blockSize;
+        var isa = KernelIsa.Active;
+        if (scratch.Length < HalfScratchLength(blockSize, headDim) || blockTable.Length < blocks || group > 1024)
+            throw new ArgumentException($"attention over {context} positions needs {blocks} blocks and {HalfScratchLength(blockSize, headDim)} floats of scratch");
+        Span<float> maxes = stackalloc float[group];
+        Span<float> sums = stackalloc float[group];
+        fixed (float* s = scratch)
+        {
+            var k = s + blockSize;
+            var v = k + blockSize * headDim;
+            for (var kvHead = 0; kvHead < kvHeadCount; kvHead++)
+            {
+                maxes.Fill(float.NegativeInfinity);
+                sums.Clear();
+                var kvOffset = kvHead * headDim;
+                for (var b = 0; b < blocks; b++)
+                {
+                    var n = Math.Min(blockSize, context - b * blockSize);
+                    var blockStart = blockTable[b] * blockStride + kvOffset;
+                    for (var t = 0; t < n; t++)
+                    {
+                        System.Numerics.Tensors.TensorPrimitives.ConvertToSingle(new ReadOnlySpan<Half>(keys + blockStart + t * kvLength, headDim), new Span<float>(k + t * headDim, headDim));
+                        System.Numerics.Tensors.TensorPrimitives.ConvertToSingle(new ReadOnlySpan<Half>(values + blockStart + t * kvLength, headDim), new Span<float>(v + t * headDim, headDim));
+                    }
+                    for (var g = 0; g < group; g++)
+                    {
+                        var head = kvHead * group + g;
+                        var o = output + head * headDim;
+                        var blockMax = AttentionKernels.Scores(query + head * headDim, k, headDim, n, headDim, scale, s, isa);
+                        var newMax = MathF.Max(maxes[g], blockMax);
+                        var keep = MathF.Exp(maxes[g] - newMax); // 0 on the first block: the output starts afresh
+                        maxes[g] = newMax;
+                        sums[g] = sums[g] * keep + AttentionKernels.Exponentials(s, n, newMax, isa);
+                        AttentionKernels.WeightedSum(v, headDim, n, headDim, s, keep, o, isa);
+                    }
+                }
+                for (var g = 0; g < group; g++)
+                    VectorOps.Scale(new Span<float>(output + (kvHead * group + g) * headDim, headDim), 1f / sums[g]);
+            }
+        }
+    }
 }

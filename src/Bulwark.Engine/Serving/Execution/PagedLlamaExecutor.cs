@@ -24,8 +24,11 @@ public sealed unsafe class PagedLlamaExecutor : IModelExecutor, IDisposable
     private int _tokenCapacity, _sequenceCapacity, _tableCapacity;
 
     /// <param name="maxContextLength">Caps the model's context length (positions per sequence); null keeps it.</param>
-    public PagedLlamaExecutor(LlamaModel model, int? maxContextLength = null)
+    /// <param name="kvCacheType">How the KV blocks store keys and values (<see cref="KvCacheType.F16"/>: half the memory).</param>
+    public PagedLlamaExecutor(LlamaModel model, int? maxContextLength = null, KvCacheType kvCacheType = KvCacheType.F32)
     {
+        if (!Enum.IsDefined(kvCacheType)) throw new ArgumentOutOfRangeException(nameof(kvCacheType), kvCacheType, "KV cache type must be F32 or F16");
+        KvCacheType = kvCacheType;
         _model = model;
         _config = model.Config;
         var max = maxContextLength ?? _config.ContextLength;
@@ -39,13 +42,15 @@ public sealed unsafe class PagedLlamaExecutor : IModelExecutor, IDisposable
 
     public int MaxContextLength { get; }
 
-    public long KvBytesPerBlock(int blockSize) => KvBlockStore.BytesPerBlock(_config.LayerCount, blockSize, _config.KeyValueLength);
+    public KvCacheType KvCacheType { get; }
+
+    public long KvBytesPerBlock(int blockSize) => KvBlockStore.BytesPerBlock(_config.LayerCount, blockSize, _config.KeyValueLength, KvCacheType);
 
     public void AllocateKvCache(int blockCount, int blockSize)
     {
         if (_kv is not null)
             throw new InvalidOperationException("the KV cache is already allocated");
-        _kv = new KvBlockStore(_config.LayerCount, blockCount, blockSize, _config.KeyValueLength);
+        _kv = new KvBlockStore(_config.LayerCount, blockCount, blockSize, _config.KeyValueLength, KvCacheType);
     }
 
     /// <summary>Fills every KV slot with <paramref name="value"/>; tests poison the cache with NaN to catch reads of unwritten slots.</summary>
@@ -212,8 +217,11 @@ public sealed unsafe class PagedLlamaExecutor : IModelExecutor, IDisposable
     private static void StoreKv(StepBatch batch, KvBlockStore kv, int layer, ReadOnlySpan<float> k, ReadOnlySpan<float> v)
     {
         var kvLength = kv.KvLength;
-        var keys = kv.Keys(layer);
-        var values = kv.Values(layer);
+        var half = kv.Type == KvCacheType.F16;
+        var keys = half ? null : kv.Keys(layer);
+        var values = half ? null : kv.Values(layer);
+        var halfKeys = half ? kv.HalfKeys(layer) : null;
+        var halfValues = half ? kv.HalfValues(layer) : null;
         var positions = batch.Positions;
         for (var s = 0; s < batch.SequenceCount; s++)
         {
@@ -222,6 +230,12 @@ public sealed unsafe class PagedLlamaExecutor : IModelExecutor, IDisposable
             for (var t = batch.TokenStart(s); t < end; t++)
             {
                 var slot = kv.SlotOffset(table, positions[t]);
+                if (half)
+                {
+                    System.Numerics.Tensors.TensorPrimitives.ConvertToHalf(k.Slice(t * kvLength, kvLength), new Span<Half>(halfKeys + slot, kvLength));
+                    System.Numerics.Tensors.TensorPrimitives.ConvertToHalf(v.Slice(t * kvLength, kvLength), new Span<Half>(halfValues + slot, kvLength));
+                    continue;
+                }
                 k.Slice(t * kvLength, kvLength).CopyTo(new Span<float>(keys + slot, kvLength));
                 v.Slice(t * kvLength, kvLength).CopyTo(new Span<float>(values + slot, kvLength));
             }
@@ -265,7 +279,9 @@ public sealed unsafe class PagedLlamaExecutor : IModelExecutor, IDisposable
 
     private struct AttendJob
     {
-        public float* Keys, Values, Query, Output;
+        public void* Keys, Values;
+        public float* Query, Output;
+        public bool Half;
         public int* TokenSequence, Positions, TableStart, TableLength, Tables;
         public long BlockStride;
         public int BlockSize, KvLength, QueryLength, HeadCount, KvHeadCount, HeadDim;
@@ -277,25 +293,37 @@ public sealed unsafe class PagedLlamaExecutor : IModelExecutor, IDisposable
         var c = _config;
         var job = new AttendJob
         {
-            Keys = kv.Keys(layer), Values = kv.Values(layer), Query = _act.Query.Pointer, Output = _act.Attention.Pointer,
+            Half = kv.Type == KvCacheType.F16,
+            Keys = kv.Type == KvCacheType.F16 ? kv.HalfKeys(layer) : kv.Keys(layer),
+            Values = kv.Type == KvCacheType.F16 ? kv.HalfValues(layer) : kv.Values(layer),
+            Query = _act.Query.Pointer, Output = _act.Attention.Pointer,
             TokenSequence = _tokenSequence, Positions = positions, TableStart = _tableStart, TableLength = _tableLength, Tables = _tables,
             BlockStride = kv.BlockStride, BlockSize = kv.BlockSize, KvLength = kv.KvLength, QueryLength = c.QueryLength,
             HeadCount = c.HeadCount, KvHeadCount = c.KeyValueHeadCount, HeadDim = c.HeadDim,
         };
-        _ = Kernels.Cpu.Attention.ScoreScratch(job.BlockSize); // the caller's own, see ScoreScratch
+        _ = Kernels.Cpu.Attention.ScoreScratch(ScratchLength(&job)); // the caller's own, see ScoreScratch
         Kernels.Cpu.WorkerPool.Shared.Run(&AttendItem, &job, batch.TokenCount);
     }
+
+    /// <summary>Scores of one block, and for an F16 cache a block of keys and one of values converted to f32.</summary>
+    private static int ScratchLength(AttendJob* job) =>
+        job->Half ? PagedAttention.HalfScratchLength(job->BlockSize, job->HeadDim) : job->BlockSize;
 
     private static void AttendItem(void* context, int t)
     {
         var job = (AttendJob*)context;
-        var scores = Kernels.Cpu.Attention.ScoreScratch(job->BlockSize);
+        var scores = Kernels.Cpu.Attention.ScoreScratch(ScratchLength(job));
         var sequence = job->TokenSequence[t];
         var table = new ReadOnlySpan<int>(job->Tables + job->TableStart[sequence], job->TableLength[sequence]);
         // Causal: token t sees its own position and every earlier one of its sequence.
-        PagedAttention.Attend(job->Keys, job->Values, job->BlockSize, job->BlockStride, job->KvLength, table,
-            job->Query + (long)t * job->QueryLength, job->Positions[t] + 1, job->HeadCount, job->KvHeadCount, job->HeadDim,
-            job->Output + (long)t * job->QueryLength, scores);
+        if (job->Half)
+            PagedAttention.AttendHalf((Half*)job->Keys, (Half*)job->Values, job->BlockSize, job->BlockStride, job->KvLength, table,
+                job->Query + (long)t * job->QueryLength, job->Positions[t] + 1, job->HeadCount, job->KvHeadCount, job->HeadDim,
+                job->Output + (long)t * job->QueryLength, scores);
+        else
+            PagedAttention.Attend((float*)job->Keys, (float*)job->Values, job->BlockSize, job->BlockStride, job->KvLength, table,
+                job->Query + (long)t * job->QueryLength, job->Positions[t] + 1, job->HeadCount, job->KvHeadCount, job->HeadDim,
+                job->Output + (long)t * job->QueryLength, scores);
     }
 
     private static void Add(Span<float> x, ReadOnlySpan<float> delta)
