@@ -28,9 +28,10 @@ internal static class BenchEngineCommand
         var blockSize = new Option<int>("--block-size") { Description = "Token slots per KV block.", DefaultValueFactory = _ => 16 };
         var seed = new Option<int>("--seed") { Description = "Seed of the random prompts.", DefaultValueFactory = _ => 1 };
         var quantize = QuantizeOption.Create();
+        var kvDtype = new Option<string>("--kv-cache-dtype") { Description = "How the KV cache stores keys and values: f32 or f16.", DefaultValueFactory = _ => "f32" };
         var command = new Command("engine", "Measure the serving engine in-process at several concurrency levels.")
         {
-            model, concurrency, promptTokens, genTokens, sharedPrefix, json, kvMemory, maxBatched, blockSize, seed, quantize,
+            model, concurrency, promptTokens, genTokens, sharedPrefix, json, kvMemory, maxBatched, blockSize, seed, quantize, kvDtype,
         };
         command.SetAction(async (result, ct) =>
         {
@@ -39,7 +40,8 @@ internal static class BenchEngineCommand
                 var settings = new BenchEngineSettings(
                     result.GetValue(model)!, ParseConcurrency(result.GetValue(concurrency)!), result.GetValue(promptTokens),
                     result.GetValue(genTokens), result.GetValue(sharedPrefix), ParseSize(result.GetValue(kvMemory)),
-                    result.GetValue(maxBatched), result.GetValue(blockSize), result.GetValue(seed), LoadQuantization.Parse(result.GetValue(quantize)));
+                    result.GetValue(maxBatched), result.GetValue(blockSize), result.GetValue(seed), LoadQuantization.Parse(result.GetValue(quantize)),
+                    KvCacheTypeNames.Parse(result.GetValue(kvDtype)!));
                 var results = await RunAsync(settings, Console.Error);
                 Console.WriteLine(result.GetValue(json) ? ToJson(results) : ToTable(results));
                 return 0;
@@ -59,7 +61,7 @@ internal static class BenchEngineCommand
         if (!File.Exists(s.ModelPath) && !Directory.Exists(s.ModelPath))
             throw new FileNotFoundException($"model file not found: {s.ModelPath}", s.ModelPath);
         using var model = ModelLoader.Load(s.ModelPath, new ModelLoadOptions { QuantizeTo = s.QuantizeTo, Notice = progress.WriteLine });
-        using var executor = new PagedLlamaExecutor(model);
+        using var executor = new PagedLlamaExecutor(model, kvCacheType: s.KvCacheType);
         var perSequence = (s.PromptTokens + s.GenTokens + s.BlockSize - 1) / s.BlockSize;
         var options = new EngineOptions
         {
@@ -160,9 +162,20 @@ internal static class BenchEngineCommand
 }
 
 /// <summary>The arguments of <c>bench engine</c>, checked together.</summary>
+internal static class KvCacheTypeNames
+{
+    public static KvCacheType Parse(string text) => text.Trim().ToLowerInvariant() switch
+    {
+        "f32" => KvCacheType.F32,
+        "f16" => KvCacheType.F16,
+        _ => throw new ArgumentException($"--kv-cache-dtype must be f32 or f16; got \"{text}\""),
+    };
+}
+
 internal sealed record BenchEngineSettings(
     string ModelPath, int[] Concurrency, int PromptTokens, int GenTokens, int SharedPrefix,
-    long? KvCacheBytes = null, int MaxBatchedTokens = 512, int BlockSize = 16, int Seed = 1, Engine.Formats.GgmlType? QuantizeTo = null)
+    long? KvCacheBytes = null, int MaxBatchedTokens = 512, int BlockSize = 16, int Seed = 1, Engine.Formats.GgmlType? QuantizeTo = null,
+    KvCacheType KvCacheType = KvCacheType.F32)
 {
     public void Validate()
     {

@@ -36,6 +36,25 @@ public class BenchEngineCommandTests
     }
 
     [Fact]
+    public async Task AnF16CacheRunDeliversEveryToken()
+    {
+        var path = SyntheticGguf.Write(new SyntheticModelSpec { Seed = 22 });
+        var results = await BenchEngineCommand.RunAsync(new BenchEngineSettings(path, [2], PromptTokens: 9, GenTokens: 4, SharedPrefix: 0, BlockSize: 4,
+            KvCacheType: Bulwark.Engine.Serving.Execution.KvCacheType.F16), new StringWriter());
+        Assert.Equal(8, results.Single().GeneratedTokens);
+    }
+
+    [Theory]
+    [InlineData("f32", Bulwark.Engine.Serving.Execution.KvCacheType.F32)]
+    [InlineData(" F16", Bulwark.Engine.Serving.Execution.KvCacheType.F16)]
+    public void KvCacheDtypeNamesParse(string text, Bulwark.Engine.Serving.Execution.KvCacheType type) =>
+        Assert.Equal(type, KvCacheTypeNames.Parse(text));
+
+    [Fact]
+    public void AnotherKvCacheDtypeNameIsRefused() =>
+        Assert.Contains("--kv-cache-dtype must be f32 or f16; got \"bf16\"", Assert.Throws<ArgumentException>(() => KvCacheTypeNames.Parse("bf16")).Message);
+
+    [Fact]
     public async Task ATightKvBudgetStillDeliversEveryToken()
     {
         var path = SyntheticGguf.Write(new SyntheticModelSpec { Seed = 22 });
