@@ -41,7 +41,7 @@ internal static class BenchEngineCommand
                     result.GetValue(model)!, ParseConcurrency(result.GetValue(concurrency)!), result.GetValue(promptTokens),
                     result.GetValue(genTokens), result.GetValue(sharedPrefix), ParseSize(result.GetValue(kvMemory)),
                     result.GetValue(maxBatched), result.GetValue(blockSize), result.GetValue(seed), LoadQuantization.Parse(result.GetValue(quantize)),
-                    KvCacheTypeNames.Parse(result.GetValue(kvDtype)!));
+                    ParseKvCacheType(result.GetValue(kvDtype)!));
                 var results = await RunAsync(settings, Console.Error);
                 Console.WriteLine(result.GetValue(json) ? ToJson(results) : ToTable(results));
                 return 0;
@@ -159,19 +159,12 @@ internal static class BenchEngineCommand
             throw new ArgumentException($"--kv-cache-memory must be a positive size such as 512MiB or 2GiB; got \"{text}\"");
         return value * factor;
     }
+
+    internal static KvCacheType ParseKvCacheType(string text) =>
+        KvCacheTypeNames.TryParse(text, out var type) ? type : throw new ArgumentException($"--kv-cache-dtype must be f32 or f16; got \"{text}\"");
 }
 
 /// <summary>The arguments of <c>bench engine</c>, checked together.</summary>
-internal static class KvCacheTypeNames
-{
-    public static KvCacheType Parse(string text) => text.Trim().ToLowerInvariant() switch
-    {
-        "f32" => KvCacheType.F32,
-        "f16" => KvCacheType.F16,
-        _ => throw new ArgumentException($"--kv-cache-dtype must be f32 or f16; got \"{text}\""),
-    };
-}
-
 internal sealed record BenchEngineSettings(
     string ModelPath, int[] Concurrency, int PromptTokens, int GenTokens, int SharedPrefix,
     long? KvCacheBytes = null, int MaxBatchedTokens = 512, int BlockSize = 16, int Seed = 1, Engine.Formats.GgmlType? QuantizeTo = null,

@@ -48,11 +48,11 @@ public class BenchEngineCommandTests
     [InlineData("f32", Bulwark.Engine.Serving.Execution.KvCacheType.F32)]
     [InlineData(" F16", Bulwark.Engine.Serving.Execution.KvCacheType.F16)]
     public void KvCacheDtypeNamesParse(string text, Bulwark.Engine.Serving.Execution.KvCacheType type) =>
-        Assert.Equal(type, KvCacheTypeNames.Parse(text));
+        Assert.Equal(type, BenchEngineCommand.ParseKvCacheType(text));
 
     [Fact]
     public void AnotherKvCacheDtypeNameIsRefused() =>
-        Assert.Contains("--kv-cache-dtype must be f32 or f16; got \"bf16\"", Assert.Throws<ArgumentException>(() => KvCacheTypeNames.Parse("bf16")).Message);
+        Assert.Contains("--kv-cache-dtype must be f32 or f16; got \"bf16\"", Assert.Throws<ArgumentException>(() => BenchEngineCommand.ParseKvCacheType("bf16")).Message);
 
     [Fact]
     public async Task ATightKvBudgetStillDeliversEveryToken()
