@@ -42,19 +42,28 @@ internal static unsafe class PagedAttention
                 {
                     var n = Math.Min(blockSize, context - b * blockSize);
                     var blockStart = blockTable[b] * blockStride + kvOffset;
-                    var blockMax = AttentionKernels.Scores(q, keys + blockStart, kvLength, n, headDim, scale, s, isa);
-                    // The running sum and output are rescaled when a block raises the maximum; on the
-                    // first block (max = -inf) the factor is 0 and the output starts afresh.
-                    var newMax = MathF.Max(max, blockMax);
-                    var keep = MathF.Exp(max - newMax);
-                    max = newMax;
-                    sum = sum * keep + AttentionKernels.Exponentials(s, n, max, isa);
-                    AttentionKernels.WeightedSum(values + blockStart, kvLength, n, headDim, s, keep, o, isa);
+                    Block(q, keys + blockStart, values + blockStart, kvLength, n, headDim, scale, s, ref max, ref sum, o, isa);
                 }
                 VectorOps.Scale(new Span<float>(o, headDim), 1f / sum);
             }
         }
     }
+    /// <summary>
+    /// One block of the online softmax for one query head: scores into <paramref name="s"/>, then the running
+    /// maximum, sum and output are rescaled when the block raises the maximum (on the first block, max = -inf,
+    /// the factor is 0 and the output starts afresh) and the block's weighted values are added.
+    /// </summary>
+    private static void Block(float* q, float* k, float* v, long stride, int n, int headDim, float scale, float* s,
+        ref float max, ref float sum, float* o, InstructionSet isa)
+    {
+        var blockMax = AttentionKernels.Scores(q, k, stride, n, headDim, scale, s, isa);
+        var newMax = MathF.Max(max, blockMax);
+        var keep = MathF.Exp(max - newMax);
+        max = newMax;
+        sum = sum * keep + AttentionKernels.Exponentials(s, n, newMax, isa);
+        AttentionKernels.WeightedSum(v, stride, n, headDim, s, keep, o, isa);
+    }
+
     /// <summary>Scratch floats <see cref="AttendHalf"/> needs: a block's scores, keys and values.</summary>
     public static int HalfScratchLength(int blockSize, int headDim) => checked(blockSize * (1 + 2 * headDim));
 
@@ -96,13 +105,7 @@ internal static unsafe class PagedAttention
                     for (var g = 0; g < group; g++)
                     {
                         var head = kvHead * group + g;
-                        var o = output + head * headDim;
-                        var blockMax = AttentionKernels.Scores(query + head * headDim, k, headDim, n, headDim, scale, s, isa);
-                        var newMax = MathF.Max(maxes[g], blockMax);
-                        var keep = MathF.Exp(maxes[g] - newMax); // 0 on the first block: the output starts afresh
-                        maxes[g] = newMax;
-                        sums[g] = sums[g] * keep + AttentionKernels.Exponentials(s, n, newMax, isa);
-                        AttentionKernels.WeightedSum(v, headDim, n, headDim, s, keep, o, isa);
+                        Block(query + head * headDim, k, v, headDim, n, headDim, scale, s, ref maxes[g], ref sums[g], output + head * headDim, isa);
                     }
                 }
                 for (var g = 0; g < group; g++)
