@@ -489,6 +489,7 @@ public static unsafe class PackedMatMul
     /// Groups g and g + 1 (16 rows) of a Q4_0 matrix: tiles of 8 tokens through <see cref="TileWide"/>,
     /// the last tokens (fewer than 8) through the 256-bit kernel one group at a time.
     /// </summary>
+    [SkipLocalsInit] // the scale scratch is written in full before it is read
     private static void GroupPairWide(Job* job, int g, int t0, int t1)
     {
         var x = job->Activations;
