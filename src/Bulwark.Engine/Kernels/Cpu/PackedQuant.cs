@@ -170,7 +170,7 @@ public static unsafe class PackedMatMul
     /// <summary>Whether the VNNI kernel can run at <paramref name="isa"/> (the scalar twin always can).</summary>
     public static bool HasFastPath(InstructionSet isa) => isa >= InstructionSet.AvxVnni && AvxVnni.IsSupported;
 
-    /// <summary>Widest rows the 512-bit kernel takes: their float scales (64 bytes a block) sit on the stack, at most 64 KiB.</summary>
+    /// <summary>Widest rows the 512-bit kernel takes: a group pair's float scales (64 bytes a block) sit on the stack, at most 64 KiB.</summary>
     public const int MaxWideColumns = 32768;
 
     /// <summary>
@@ -501,13 +501,13 @@ public static unsafe class PackedMatMul
         var t = t0;
         if (t + 8 <= t1)
         {
-            // The 16 rows' scales as floats, once for every tile of tokens (a gather per tile and block cost ~2 cycles per token and block).
-            var ws = stackalloc float[x.Blocks * 2 * PackedQuantMatrix.GroupRows];
-            var s1 = scales + x.Blocks * PackedQuantMatrix.GroupRows;
-            for (var b = 0; b < x.Blocks; b++)
-                Vector512.Create(RowScales(scales + b * PackedQuantMatrix.GroupRows), RowScales(s1 + b * PackedQuantMatrix.GroupRows)).Store(ws + b * 16);
+            // Both groups' scales as floats, once for all tiles of tokens (a gather per tile and block cost
+            // about 2 cycles per token and block): the groups' f16 scales are contiguous, one conversion.
+            var count = x.Blocks * 2 * PackedQuantMatrix.GroupRows;
+            var ws = stackalloc float[count];
+            HalfTable.ToSingle(scales, ws, count);
             for (; t + 8 <= t1; t += 8)
-                TileWide(w, w + groupBytes, ws, x, t, y, job->Rows, rowsHere);
+                TileWide(w, w + groupBytes, ws, ws + x.Blocks * PackedQuantMatrix.GroupRows, x, t, y, job->Rows, rowsHere);
         }
         if (t == t1) return;
         GroupVnni<Q4Packed>(job, g, t, t1);
@@ -523,7 +523,7 @@ public static unsafe class PackedMatMul
     /// equal bit for bit.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void TileWide(byte* w0, byte* w1, float* scales, Q8Rows x, int t, float* y, int yStride, int rowsHere)
+    private static void TileWide(byte* w0, byte* w1, float* scales0, float* scales1, Q8Rows x, int t, float* y, int yStride, int rowsHere)
     {
         var blocks = x.Blocks;
         var stride = (long)blocks * 32;
@@ -544,7 +544,7 @@ public static unsafe class PackedMatMul
                 Vector512.ShiftRightLogical(v1.AsUInt16(), 4).AsByte() & nibble,
                 Vector512.ShiftRightLogical(v2.AsUInt16(), 4).AsByte() & nibble,
                 Vector512.ShiftRightLogical(v3.AsUInt16(), 4).AsByte() & nibble);
-            var ws = Vector512.Load(scales + b * 16);
+            var ws = Vector512.Create(Vector256.Load(scales0 + b * PackedQuantMatrix.GroupRows), Vector256.Load(scales1 + b * PackedQuantMatrix.GroupRows));
             var q = tokens + b * 32;
             var index = (long)t * blocks + b;
             f0 = TokenWide(f0, l, h, q, ws, x, index);
