@@ -57,6 +57,57 @@ public unsafe class TiledAttentionTests
         }
     }
 
+    /// <summary>
+    /// The same keys and values scattered over a paged cache (blocks in shuffled order, block sizes that
+    /// hold 8 positions in a row and sizes that do not) give the contiguous cache's result.
+    /// </summary>
+    [Theory]
+    [InlineData(16, 0, 20)]
+    [InlineData(16, 37, 11)]
+    [InlineData(5, 3, 30)]
+    [InlineData(12, 9, 9)]
+    public void APagedCacheGivesTheContiguousResult(int blockSize, int start, int tokens)
+    {
+        if (!TiledAttention.CanRun(KernelIsa.Detected, 32)) return;
+        const int heads = 8, kvHeads = 2, headDim = 32;
+        const int queryLength = heads * headDim, kvLength = kvHeads * headDim;
+        var positions = start + tokens;
+        var q = Random(tokens * queryLength, 4);
+        var k = Random(positions * kvLength, 5);
+        var v = Random(positions * kvLength, 6);
+        var blocks = (positions + blockSize - 1) / blockSize;
+        var table = Enumerable.Range(0, blocks).Select(b => (b * 5 + 3) % blocks).ToArray(); // a permutation (5 and blocks coprime below)
+        Assert.Equal(blocks, table.Distinct().Count());
+        var blockStride = (long)blockSize * kvLength;
+        var pagedK = new float[blocks * blockStride];
+        var pagedV = new float[blocks * blockStride];
+        for (var p = 0; p < positions; p++)
+        {
+            Array.Copy(k, p * kvLength, pagedK, table[p / blockSize] * blockStride + p % blockSize * kvLength, kvLength);
+            Array.Copy(v, p * kvLength, pagedV, table[p / blockSize] * blockStride + p % blockSize * kvLength, kvLength);
+        }
+        var contiguous = new float[tokens * queryLength];
+        var paged = new float[tokens * queryLength];
+        fixed (float* pq = q)
+        fixed (float* pk = k)
+        fixed (float* pv = v)
+        fixed (float* ppk = pagedK)
+        fixed (float* ppv = pagedV)
+        fixed (int* pt = table)
+        fixed (float* pc = contiguous)
+        fixed (float* pp = paged)
+        {
+            var planes = new TiledAttention.KvPlanes(ppk, ppv, pt, blockSize, blockStride);
+            for (var item = 0; item < TiledAttention.Items(tokens, heads, kvHeads); item++)
+            {
+                TiledAttention.Run(item, pq, pc, queryLength, pk, pv, start, tokens, heads, kvHeads, headDim);
+                TiledAttention.Run(item, pq, pp, queryLength, planes, start, tokens, heads, kvHeads, headDim);
+            }
+        }
+        for (var i = 0; i < contiguous.Length; i++)
+            Assert.True(MathF.Abs(contiguous[i] - paged[i]) <= 1e-5f * MathF.Max(1f, MathF.Abs(contiguous[i])), $"element {i}: contiguous {contiguous[i]} paged {paged[i]}");
+    }
+
     [Fact]
     public void ItemsCoverEveryRowOnce()
     {

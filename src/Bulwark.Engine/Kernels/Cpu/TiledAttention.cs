@@ -40,12 +40,55 @@ internal static unsafe class TiledAttention
     private static int TilesPerKvHead(int tokens, int group) => (tokens * group + Rows - 1) / Rows;
 
     /// <summary>
+    /// Where a position's keys and values are: a contiguous cache ([position][kvHeads × headDim]) or a
+    /// paged one (blocks of <see cref="BlockSize"/> positions, <see cref="BlockStride"/> floats apart,
+    /// found through a block table).
+    /// </summary>
+    public readonly struct KvPlanes
+    {
+        public readonly float* Keys, Values;
+        public readonly int* Table;
+        public readonly int BlockSize;
+        public readonly long BlockStride;
+
+        /// <summary>A contiguous cache.</summary>
+        public KvPlanes(float* keys, float* values)
+        {
+            Keys = keys;
+            Values = values;
+        }
+
+        /// <summary>A paged cache: position p is in block <paramref name="table"/>[p / blockSize].</summary>
+        public KvPlanes(float* keys, float* values, int* table, int blockSize, long blockStride)
+        {
+            if (blockSize < 1) throw new ArgumentOutOfRangeException(nameof(blockSize), blockSize, "a KV block holds at least one position");
+            Keys = keys;
+            Values = values;
+            Table = table;
+            BlockSize = blockSize;
+            BlockStride = blockStride;
+        }
+
+        /// <summary>Floats from the plane's start to position p's row.</summary>
+        public long Offset(int p, long kvLength) =>
+            Table == null ? p * kvLength : Table[p / BlockSize] * BlockStride + p % BlockSize * kvLength;
+
+        /// <summary>Whether positions [p, p + 8) are consecutive rows.</summary>
+        public bool EightInARow(int p) => Table == null || p % BlockSize + Positions <= BlockSize;
+    }
+
+    /// <summary>As <see cref="Run(int, float*, float*, long, in KvPlanes, int, int, int, int, int)"/> over a contiguous cache.</summary>
+    public static void Run(int item, float* query, float* output, long queryStride, float* keys, float* values,
+        int start, int tokens, int headCount, int kvHeadCount, int headDim) =>
+        Run(item, query, output, queryStride, new KvPlanes(keys, values), start, tokens, headCount, kvHeadCount, headDim);
+
+    /// <summary>
     /// One work item. Token t of the chunk is at position <paramref name="start"/> + t; its query heads
     /// are at <paramref name="query"/> + t·<paramref name="queryStride"/>, its output likewise; the cache
-    /// holds positions [0, start + tokens) as [position][kvHeads × headDim].
+    /// holds positions [0, start + tokens).
     /// </summary>
     [SkipLocalsInit]
-    public static void Run(int item, float* query, float* output, long queryStride, float* keys, float* values,
+    public static void Run(int item, float* query, float* output, long queryStride, in KvPlanes kv,
         int start, int tokens, int headCount, int kvHeadCount, int headDim)
     {
         if (headDim is <= 0 or > MaxHeadDim || kvHeadCount < 1 || headCount % kvHeadCount != 0 || tokens < 1 || start < 0)
@@ -86,13 +129,22 @@ internal static unsafe class TiledAttention
         var max = Vector512.Create(float.NegativeInfinity);
         var sum = Vector512<float>.Zero;
         var positions = last + 1;
-        var k = keys + kvHead * headDim;
-        var v = values + kvHead * headDim;
-        var p = 0;
-        for (; p + Positions <= positions; p += Positions)
-            Block8(qt, ot, k + p * kvLength, v + p * kvLength, kvLength, headDim, p, limit, ref max, ref sum);
-        for (; p < positions; p++)
-            Block1(qt, ot, k + p * kvLength, v + p * kvLength, headDim, p, limit, ref max, ref sum);
+        var k = kv.Keys + kvHead * headDim;
+        var v = kv.Values + kvHead * headDim;
+        for (var p = 0; p < positions;)
+        {
+            var offset = kv.Offset(p, kvLength);
+            if (p + Positions <= positions && kv.EightInARow(p))
+            {
+                Block8(qt, ot, k + offset, v + offset, kvLength, headDim, p, limit, ref max, ref sum);
+                p += Positions;
+            }
+            else
+            {
+                Block1(qt, ot, k + offset, v + offset, headDim, p, limit, ref max, ref sum);
+                p++;
+            }
+        }
 
         var inverse = Vector512<float>.One / sum;
         for (var d = 0; d < headDim; d++) (Vector512.Load(ot + d * Rows) * inverse).Store(ot + d * Rows);
