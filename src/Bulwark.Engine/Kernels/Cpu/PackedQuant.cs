@@ -406,6 +406,9 @@ public static unsafe class PackedMatMul
         for (var b = 0; b < blocks; b++)
         {
             var wb = w + (long)b * groupBlockBytes;
+            // 16 blocks ahead: with few tokens the weights stream from memory faster than the prefetcher fetches them.
+            var ahead = wb + 16 * groupBlockBytes;
+            for (var line = 0; line < groupBlockBytes; line += 64) Sse.Prefetch0(ahead + line);
             var i0 = Vector256<int>.Zero;
             var i1 = Vector256<int>.Zero;
             var i2 = Vector256<int>.Zero;
@@ -506,6 +509,9 @@ public static unsafe class PackedMatMul
             var count = x.Blocks * 2 * PackedQuantMatrix.GroupRows;
             var ws = stackalloc float[count];
             HalfTable.ToSingle(scales, ws, count);
+            // The next pair's scales are a separate short run the hardware prefetcher does not see coming.
+            if (g + 3 < job->Groups)
+                for (var line = 0; line < count * sizeof(ushort); line += 64) Sse.Prefetch0((byte*)(scales + count) + line);
             for (; t + 8 <= t1; t += 8)
                 TileWide(w, w + groupBytes, ws, ws + x.Blocks * PackedQuantMatrix.GroupRows, x, t, y, job->Rows, rowsHere);
         }
@@ -534,6 +540,11 @@ public static unsafe class PackedMatMul
         {
             var a = w0 + (long)b * 128;
             var c = w1 + (long)b * 128;
+            // 16 blocks ahead in both groups: with few tokens the weights stream from memory faster than the prefetcher fetches them.
+            Sse.Prefetch0(a + 2048);
+            Sse.Prefetch0(a + 2112);
+            Sse.Prefetch0(c + 2048);
+            Sse.Prefetch0(c + 2112);
             var v0 = Vector512.Create(Vector256.Load(a), Vector256.Load(c));
             var v1 = Vector512.Create(Vector256.Load(a + 32), Vector256.Load(c + 32));
             var v2 = Vector512.Create(Vector256.Load(a + 64), Vector256.Load(c + 64));

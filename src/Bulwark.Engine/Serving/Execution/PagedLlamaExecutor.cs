@@ -110,15 +110,15 @@ public sealed unsafe class PagedLlamaExecutor : IModelExecutor, IDisposable
             var attention = _act.Attention.Span[..(tokens * c.QueryLength)];
             var delta = _act.Delta.Span[..(tokens * dim)];
             layer.Output.MatMul(attention, delta, tokens);
-            Add(hidden, delta);
+            VectorOps.Add(hidden, delta);
 
             NormRows(hidden, layer.FeedForwardNorm, normed, tokens);
             var gate = _act.Gate.Span[..(tokens * c.FeedForwardLength)];
             var up = _act.Up.Span[..(tokens * c.FeedForwardLength)];
             WeightMatrix.MatMulShared(normed, tokens, layer.Gate, gate, layer.Up, up);
-            Kernels.Cpu.VectorOps.SiluGate(gate, up);
+            VectorOps.SiluGate(gate, up);
             layer.Down.MatMul(gate, delta, tokens);
-            Add(hidden, delta);
+            VectorOps.Add(hidden, delta);
         }
 
         // Logits only for each sequence's last token, and only where the sequence needs them.
@@ -166,7 +166,7 @@ public sealed unsafe class PagedLlamaExecutor : IModelExecutor, IDisposable
         var b = bias.Span;
         var rows = y.Length / tokens;
         for (var t = 0; t < tokens; t++)
-            Kernels.Cpu.VectorOps.Add(y.Slice(t * rows, rows), b);
+            VectorOps.Add(y.Slice(t * rows, rows), b);
     }
 
     // Perf: positions are the same in every layer, so cos/sin are computed once per step instead of
@@ -402,12 +402,6 @@ public sealed unsafe class PagedLlamaExecutor : IModelExecutor, IDisposable
             PagedAttention.Attend((float*)job->Keys, (float*)job->Values, job->BlockSize, job->BlockStride, job->KvLength, table,
                 job->Query + (long)t * job->QueryLength, job->Positions[t] + 1, job->HeadCount, job->KvHeadCount, job->HeadDim,
                 job->Output + (long)t * job->QueryLength, scores);
-    }
-
-    private static void Add(Span<float> x, ReadOnlySpan<float> delta)
-    {
-        for (var i = 0; i < x.Length; i++)
-            x[i] += delta[i];
     }
 
     public void Dispose()
