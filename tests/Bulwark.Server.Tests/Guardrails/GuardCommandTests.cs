@@ -162,4 +162,29 @@ public sealed class GuardCommandTests
         Assert.Equal(1, bad);
         Assert.Contains("--folds must be at least 2; got 1", error);
     }
+
+    [Fact]
+    public void CvWithSeveralSeedsPrintsEachRunAndTheirMean()
+    {
+        var (_, data) = TrainingFile();
+        var (code, output, _) = Run("cv", "--data", data, "--folds", "2", "--seeds", "3", "--seed", "2");
+        Assert.Equal(0, code);
+        Assert.Contains("2-fold nested cross-validation of 40 texts (20 attacks), 3 training seeds", output);
+        // The given seed first, then 1, 2, ... without repeating it.
+        Assert.Equal(["seed 2:", "seed 1:", "seed 3:"], output.Split('\n').Where(l => l.StartsWith("seed ")).Select(l => l.Trim()));
+        Assert.Contains("mean of 3 seeds: flag recall ", output);
+        var (jsonCode, json, _) = Run("cv", "--data", data, "--folds", "2", "--seeds", "2", "--json");
+        Assert.Equal(0, jsonCode);
+        using var doc = JsonDocument.Parse(json);
+        var runs = doc.RootElement.GetProperty("runs").EnumerateArray().ToList();
+        Assert.Equal([20261126ul, 1ul], runs.Select(x => x.GetProperty("seed").GetUInt64()));
+        var mean = runs.Average(x => x.GetProperty("flag").GetProperty("recall").GetDouble());
+        Assert.Equal(mean, doc.RootElement.GetProperty("mean").GetProperty("flag").GetProperty("recall").GetDouble(), 5);
+        foreach (var bad in new[] { "0", "101" })
+        {
+            var (badCode, _, error) = Run("cv", "--data", data, "--seeds", bad);
+            Assert.Equal(1, badCode);
+            Assert.Contains($"--seeds must be within 1..100; got {bad}", error);
+        }
+    }
 }
