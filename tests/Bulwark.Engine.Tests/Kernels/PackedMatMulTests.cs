@@ -14,10 +14,12 @@ public unsafe class PackedMatMulTests : IDisposable
 
     public void Dispose() => _pool.Dispose();
 
-    // Rows not a multiple of the 8-row group, columns not a multiple of 64, tokens around the 4-token tile.
+    // Rows not a multiple of the 8-row group nor of the 512-bit kernel's 16-row pair (an odd group
+    // left over, a pair cut short), columns not a multiple of 64, tokens around the 4- and 8-token tiles.
     private static readonly (int Rows, int Columns, int Tokens)[] Shapes =
     [
         (1, 32, 1), (3, 64, 1), (8, 96, 3), (13, 160, 4), (17, 224, 5), (70, 544, 9), (130, 96, 70), (16, 32, 130),
+        (13, 64, 8), (29, 96, 17), (24, 128, 15), (40, 32, 16), (9, 64, 7),
     ];
 
     public static TheoryData<GgmlType> Types() => new() { GgmlType.Q8_0, GgmlType.Q4_0 };
@@ -51,6 +53,62 @@ public unsafe class PackedMatMulTests : IDisposable
                         $"{type} {isa} [{rows}×{columns}]·{tokens}: element {i} twin {twin[i]} vnni {fast[i]}");
             }
         }
+    }
+
+    /// <summary>
+    /// The 512-bit Q4_0 kernel sums a block's 16 products per row lane in 16 bits: at the extremes
+    /// (every nibble 15 or 0, every activation ±127) the sum reaches ±30480 and must still be exact.
+    /// </summary>
+    [Theory]
+    [InlineData(0xFF, 1f)]
+    [InlineData(0xFF, -1f)]
+    [InlineData(0x00, 1f)]
+    [InlineData(0x00, -1f)]
+    [InlineData(0xF0, 1f)]
+    public void ExtremeQ4QuantsAndActivationsStayExact(byte quantByte, float activation)
+    {
+        const int rows = 32, columns = 128, tokens = 16;
+        var rowBytes = GgmlTypes.ByteSize(GgmlType.Q4_0, columns);
+        var data = new byte[rows * rowBytes];
+        for (var block = 0; block < data.Length / 18; block++)
+        {
+            BitConverter.TryWriteBytes(data.AsSpan(block * 18), (Half)0.5f);
+            data.AsSpan(block * 18 + 2, 16).Fill(quantByte);
+        }
+        var x = new float[tokens * columns];
+        Array.Fill(x, activation);
+        fixed (byte* pw = data)
+        {
+            using var packed = PackedQuantMatrix.Pack(GgmlType.Q4_0, pw, rowBytes, rows, columns, _pool);
+            float[] Run(InstructionSet isa)
+            {
+                var y = new float[tokens * rows];
+                fixed (float* px = x)
+                fixed (float* py = y)
+                    PackedMatMul.Apply(packed, px, py, tokens, isa, _pool);
+                return y;
+            }
+            var twin = Run(InstructionSet.Scalar);
+            // The twin against plain arithmetic: (nibble − 8) · 0.5 · activation summed over the row, to the
+            // f16 rounding of the activation scale (a saturated 16-bit sum would be 7 % off).
+            var lo = (quantByte & 0x0F) - 8;
+            var hi = (quantByte >> 4) - 8;
+            var expected = 0.5f * activation * (lo + hi) * 16 * (columns / 32);
+            Assert.All(twin, v => Assert.True(MathF.Abs(v - expected) <= 1e-3f * MathF.Abs(expected), $"{v} vs {expected}"));
+            foreach (var isa in new[] { InstructionSet.AvxVnni, InstructionSet.Avx512 })
+                if (PackedMatMul.HasFastPath(isa) && KernelIsa.IsSupported(isa))
+                    Assert.Equal(twin, Run(isa));
+        }
+    }
+
+    [Fact]
+    public void OnlyQ4RowsOfBoundedWidthTakeTheWidePath()
+    {
+        if (!PackedMatMul.HasFastPath(InstructionSet.Avx512) || !KernelIsa.IsSupported(InstructionSet.Avx512)) return;
+        Assert.True(PackedMatMul.HasWidePath(GgmlType.Q4_0, PackedMatMul.MaxWideColumns, InstructionSet.Avx512));
+        Assert.False(PackedMatMul.HasWidePath(GgmlType.Q4_0, PackedMatMul.MaxWideColumns + 32, InstructionSet.Avx512));
+        Assert.False(PackedMatMul.HasWidePath(GgmlType.Q8_0, 64, InstructionSet.Avx512));
+        Assert.False(PackedMatMul.HasWidePath(GgmlType.Q4_0, 64, InstructionSet.AvxVnni));
     }
 
     [Theory]

@@ -222,6 +222,23 @@ public static unsafe class AttentionKernels
         }
     }
 
+    /// <summary>
+    /// One block of <paramref name="n"/> positions of the online softmax for one query head: scores into
+    /// <paramref name="s"/>, then the running maximum, sum and output are rescaled when the block raises the
+    /// maximum (on the first block, max = -inf, the factor is 0 and the output starts afresh) and the
+    /// block's weighted values are added. The caller divides the output by the final sum.
+    /// </summary>
+    public static void OnlineBlock(float* q, float* k, float* v, long stride, int n, int headDim, float scale, float* s,
+        ref float max, ref float sum, float* o, InstructionSet isa)
+    {
+        var blockMax = Scores(q, k, stride, n, headDim, scale, s, isa);
+        var newMax = MathF.Max(max, blockMax);
+        var keep = MathF.Exp(max - newMax);
+        max = newMax;
+        sum = sum * keep + Exponentials(s, n, newMax, isa);
+        WeightedSum(v, stride, n, headDim, s, keep, o, isa);
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Finish(float* o, Vector512<float> sum, float keep) =>
         (keep == 0 ? sum : Vector512.FusedMultiplyAdd(Vector512.Load(o), Vector512.Create(keep), sum)).Store(o);

@@ -42,28 +42,12 @@ internal static unsafe class PagedAttention
                 {
                     var n = Math.Min(blockSize, context - b * blockSize);
                     var blockStart = blockTable[b] * blockStride + kvOffset;
-                    Block(q, keys + blockStart, values + blockStart, kvLength, n, headDim, scale, s, ref max, ref sum, o, isa);
+                    AttentionKernels.OnlineBlock(q, keys + blockStart, values + blockStart, kvLength, n, headDim, scale, s, ref max, ref sum, o, isa);
                 }
                 VectorOps.Scale(new Span<float>(o, headDim), 1f / sum);
             }
         }
     }
-    /// <summary>
-    /// One block of the online softmax for one query head: scores into <paramref name="s"/>, then the running
-    /// maximum, sum and output are rescaled when the block raises the maximum (on the first block, max = -inf,
-    /// the factor is 0 and the output starts afresh) and the block's weighted values are added.
-    /// </summary>
-    private static void Block(float* q, float* k, float* v, long stride, int n, int headDim, float scale, float* s,
-        ref float max, ref float sum, float* o, InstructionSet isa)
-    {
-        var blockMax = AttentionKernels.Scores(q, k, stride, n, headDim, scale, s, isa);
-        var newMax = MathF.Max(max, blockMax);
-        var keep = MathF.Exp(max - newMax);
-        max = newMax;
-        sum = sum * keep + AttentionKernels.Exponentials(s, n, newMax, isa);
-        AttentionKernels.WeightedSum(v, stride, n, headDim, s, keep, o, isa);
-    }
-
     /// <summary>Scratch floats <see cref="AttendHalf"/> needs: a block's scores, keys and values.</summary>
     public static int HalfScratchLength(int blockSize, int headDim) => checked(blockSize * (1 + 2 * headDim));
 
@@ -99,13 +83,13 @@ internal static unsafe class PagedAttention
                     var blockStart = blockTable[b] * blockStride + kvOffset;
                     for (var t = 0; t < n; t++)
                     {
-                        System.Numerics.Tensors.TensorPrimitives.ConvertToSingle(new ReadOnlySpan<Half>(keys + blockStart + t * kvLength, headDim), new Span<float>(k + t * headDim, headDim));
-                        System.Numerics.Tensors.TensorPrimitives.ConvertToSingle(new ReadOnlySpan<Half>(values + blockStart + t * kvLength, headDim), new Span<float>(v + t * headDim, headDim));
+                        HalfTable.ToSingle((ushort*)(keys + blockStart + t * kvLength), k + t * headDim, headDim);
+                        HalfTable.ToSingle((ushort*)(values + blockStart + t * kvLength), v + t * headDim, headDim);
                     }
                     for (var g = 0; g < group; g++)
                     {
                         var head = kvHead * group + g;
-                        Block(query + head * headDim, k, v, headDim, n, headDim, scale, s, ref maxes[g], ref sums[g], output + head * headDim, isa);
+                        AttentionKernels.OnlineBlock(query + head * headDim, k, v, headDim, n, headDim, scale, s, ref maxes[g], ref sums[g], output + head * headDim, isa);
                     }
                 }
                 for (var g = 0; g < group; g++)
