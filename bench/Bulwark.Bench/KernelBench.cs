@@ -44,11 +44,18 @@ internal static unsafe class KernelBench
             }
             if (PackedQuantMatrix.CanPack(type, columns) && PackedMatMul.HasFastPath(KernelIsa.Detected))
             {
-                // The layout the model uses on this CPU: rows repacked in groups of 8 for vpdpbusd.
+                // The layout the model uses on this CPU: rows repacked in groups of 8 for vpdpbusd; Q4_0 with
+                // AVX-512 BW also through the 512-bit kernel ("packed", the model's path) next to the 256-bit one.
                 using var packed = PackedQuantMatrix.Pack(type, w, rowBytes, rows, columns, pool);
-                var gemv = Time(() => PackedMatMul.Apply(packed, x, y, 1, KernelIsa.Detected, pool), 0.5);
-                var gemm = Time(() => PackedMatMul.Apply(packed, x, y, tokens, KernelIsa.Detected, pool), 1.0);
-                Console.WriteLine($"{type,-5} {"packed",-9} {bytes / gemv / 1e9,10:F1} {(double)rows * columns * tokens / gemm / 1e9,12:F1}");
+                var paths = PackedMatMul.HasWidePath(type, columns, KernelIsa.Detected)
+                    ? new[] { ("packed", KernelIsa.Detected), ("packed256", InstructionSet.AvxVnni) }
+                    : [("packed", KernelIsa.Detected)];
+                foreach (var (name, isa) in paths)
+                {
+                    var gemv = Time(() => PackedMatMul.Apply(packed, x, y, 1, isa, pool), 0.5);
+                    var gemm = Time(() => PackedMatMul.Apply(packed, x, y, tokens, isa, pool), 1.0);
+                    Console.WriteLine($"{type,-5} {name,-9} {bytes / gemv / 1e9,10:F1} {(double)rows * columns * tokens / gemm / 1e9,12:F1}");
+                }
             }
             NativeMemory.AlignedFree(w);
         }

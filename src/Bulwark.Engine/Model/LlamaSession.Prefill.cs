@@ -96,7 +96,7 @@ public sealed unsafe partial class LlamaSession
     private struct AttendJob
     {
         public float* Query, Output, Keys, Values;
-        public int Start, QueryLength, HeadCount, KvHeadCount, HeadDim;
+        public int Start, Tokens, QueryLength, HeadCount, KvHeadCount, HeadDim;
         public nint Scratch;
     }
 
@@ -116,9 +116,22 @@ public sealed unsafe partial class LlamaSession
                 Query = q, Output = o, Keys = k, Values = v, Start = start, QueryLength = c.QueryLength,
                 HeadCount = c.HeadCount, KvHeadCount = c.KeyValueHeadCount, HeadDim = c.HeadDim,
             };
+            if (TiledAttention.CanRun(KernelIsa.Active, c.HeadDim))
+            {
+                job.Tokens = n;
+                WorkerPool.Shared.Run(&TiledItem, &job, TiledAttention.Items(n, c.HeadCount, c.KeyValueHeadCount));
+                return;
+            }
             _ = Attention.ScoreScratch(start + n); // the caller's own, see ScoreScratch
             WorkerPool.Shared.Run(&AttendItem, &job, n);
         }
+    }
+
+    private static void TiledItem(void* context, int item)
+    {
+        var job = (AttendJob*)context;
+        TiledAttention.Run(item, job->Query, job->Output, job->QueryLength, job->Keys, job->Values,
+            job->Start, job->Tokens, job->HeadCount, job->KvHeadCount, job->HeadDim);
     }
 
     private static void AttendItem(void* context, int t)

@@ -1,3 +1,4 @@
+using Bulwark.Engine.Kernels.Cpu;
 using Bulwark.Engine.Kernels.Reference;
 using Bulwark.Engine.Model;
 
@@ -20,8 +21,8 @@ public sealed unsafe class PagedLlamaExecutor : IModelExecutor, IDisposable
 
     // Per step, for attention on the worker pool: each token's sequence, and every sequence's block
     // table flattened into native memory (workers cannot hold the batch's managed spans).
-    private int* _tokenSequence, _tableStart, _tableLength, _tables;
-    private int _tokenCapacity, _sequenceCapacity, _tableCapacity;
+    private int* _tokenSequence, _tableStart, _tableLength, _tables, _plan;
+    private int _tokenCapacity, _sequenceCapacity, _tableCapacity, _planCapacity;
 
     /// <param name="maxContextLength">Caps the model's context length (positions per sequence); null keeps it.</param>
     /// <param name="kvCacheType">How the KV blocks store keys and values (<see cref="KvCacheType.F16"/>: half the memory).</param>
@@ -285,6 +286,9 @@ public sealed unsafe class PagedLlamaExecutor : IModelExecutor, IDisposable
         public int* TokenSequence, Positions, TableStart, TableLength, Tables;
         public long BlockStride;
         public int BlockSize, KvLength, QueryLength, HeadCount, KvHeadCount, HeadDim;
+
+        /// <summary>With tiles: per work item, its sequence (−1: one token alone) and its tile or token index; per sequence, its first token and count.</summary>
+        public int* ItemSequence, ItemLocal, SequenceStart, SequenceCount;
     }
 
     /// <summary>Each token's causal attention over its own sequence's blocks, tokens spread over the worker pool.</summary>
@@ -302,7 +306,81 @@ public sealed unsafe class PagedLlamaExecutor : IModelExecutor, IDisposable
             HeadCount = c.HeadCount, KvHeadCount = c.KeyValueHeadCount, HeadDim = c.HeadDim,
         };
         _ = Kernels.Cpu.Attention.ScoreScratch(ScratchLength(&job)); // the caller's own, see ScoreScratch
+        if (!job.Half && TiledAttention.CanRun(KernelIsa.Active, c.HeadDim))
+        {
+            var items = PlanTiles(batch, &job);
+            Kernels.Cpu.WorkerPool.Shared.Run(&PlannedItem, &job, items);
+            return;
+        }
         Kernels.Cpu.WorkerPool.Shared.Run(&AttendItem, &job, batch.TokenCount);
+    }
+
+    /// <summary>
+    /// Work items of a step whose cache is f32: a sequence with several tokens here (a prompt chunk)
+    /// attends in tiles (<see cref="TiledAttention"/>), a sequence with one token (decoding) token by token.
+    /// Returns the number of items.
+    /// </summary>
+    private int PlanTiles(StepBatch batch, AttendJob* job)
+    {
+        var sequences = batch.SequenceCount;
+        var items = 0;
+        for (var s = 0; s < sequences; s++)
+            items += Tiled(batch, job, s) ? TiledAttention.Items(batch.TokenCountOf(s), job->HeadCount, job->KvHeadCount) : batch.TokenCountOf(s);
+        Grow(ref _plan, ref _planCapacity, 2 * items + 2 * sequences);
+        job->ItemSequence = _plan;
+        job->ItemLocal = _plan + items;
+        job->SequenceStart = job->ItemLocal + items;
+        job->SequenceCount = job->SequenceStart + sequences;
+        var item = 0;
+        for (var s = 0; s < sequences; s++)
+        {
+            var start = batch.TokenStart(s);
+            var count = batch.TokenCountOf(s);
+            job->SequenceStart[s] = start;
+            job->SequenceCount[s] = count;
+            if (Tiled(batch, job, s))
+            {
+                var tiles = TiledAttention.Items(count, job->HeadCount, job->KvHeadCount);
+                for (var i = 0; i < tiles; i++, item++)
+                {
+                    job->ItemSequence[item] = s;
+                    job->ItemLocal[item] = i;
+                }
+                continue;
+            }
+            for (var t = start; t < start + count; t++, item++)
+            {
+                job->ItemSequence[item] = -1;
+                job->ItemLocal[item] = t;
+            }
+        }
+        return items;
+    }
+
+    /// <summary>Tiles for a sequence with at least two tokens in the step at consecutive positions.</summary>
+    private static bool Tiled(StepBatch batch, AttendJob* job, int s)
+    {
+        var count = batch.TokenCountOf(s);
+        if (count < 2) return false;
+        var start = batch.TokenStart(s);
+        for (var t = start + 1; t < start + count; t++)
+            if (job->Positions[t] != job->Positions[t - 1] + 1) return false;
+        return true;
+    }
+
+    private static void PlannedItem(void* context, int item)
+    {
+        var job = (AttendJob*)context;
+        var sequence = job->ItemSequence[item];
+        if (sequence < 0)
+        {
+            AttendItem(context, job->ItemLocal[item]);
+            return;
+        }
+        var first = job->SequenceStart[sequence];
+        var planes = new TiledAttention.KvPlanes((float*)job->Keys, (float*)job->Values, job->Tables + job->TableStart[sequence], job->BlockSize, job->BlockStride);
+        TiledAttention.Run(job->ItemLocal[item], job->Query + (long)first * job->QueryLength, job->Output + (long)first * job->QueryLength, job->QueryLength,
+            planes, job->Positions[first], job->SequenceCount[sequence], job->HeadCount, job->KvHeadCount, job->HeadDim);
     }
 
     /// <summary>Scores of one block, and for an F16 cache a block of keys and one of values converted to f32.</summary>
@@ -336,8 +414,8 @@ public sealed unsafe class PagedLlamaExecutor : IModelExecutor, IDisposable
     {
         _kv?.Dispose();
         _act.Dispose();
-        foreach (var buffer in new[] { (nint)_tokenSequence, (nint)_tableStart, (nint)_tables })
+        foreach (var buffer in new[] { (nint)_tokenSequence, (nint)_tableStart, (nint)_tables, (nint)_plan })
             if (buffer != 0) System.Runtime.InteropServices.NativeMemory.Free((void*)buffer);
-        _tokenSequence = _tableStart = _tableLength = _tables = null;
+        _tokenSequence = _tableStart = _tableLength = _tables = _plan = null;
     }
 }
