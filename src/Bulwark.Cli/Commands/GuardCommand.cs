@@ -22,6 +22,26 @@ internal static class GuardCommand
         return command;
     }
 
+    private static Option<ulong> SeedOption() => new("--seed")
+    {
+        Description = "Seed of the training shuffle (default: the shipped model's). The figures move with it: report several seeds when comparing recipes.",
+        DefaultValueFactory = _ => new InjectionTrainingOptions().Seed,
+    };
+
+    private static Option<int> HiddenUnitsOption() => new("--hidden-units")
+    {
+        Description = $"ReLU units of a hidden layer trained jointly with the linear model, 0..{InjectionModel.MaxHiddenUnits} (default 0: the shipped linear model).",
+        DefaultValueFactory = _ => 0,
+    };
+
+    /// <summary>The training options from the recipe flags; the defaults are the shipped recipe.</summary>
+    private static InjectionTrainingOptions Recipe(ParseResult r, Option<ulong> seed, Option<int> hidden, int folds = 5)
+    {
+        var units = r.GetValue(hidden);
+        if (units is < 0 or > InjectionModel.MaxHiddenUnits) throw new ArgumentException($"--hidden-units must be within 0..{InjectionModel.MaxHiddenUnits}; got {units}");
+        return new InjectionTrainingOptions { Seed = r.GetValue(seed), HiddenUnits = units, Folds = folds };
+    }
+
     private static Option<string?> ModelOption() => new("--model") { Description = "Model file made by 'guard train' (default: the one built into Bulwark)." };
 
     private static Option<string> PolicyOption() => new("--policy")
@@ -91,14 +111,16 @@ internal static class GuardCommand
     {
         var data = new Option<string>("--data") { Description = "Training JSON Lines (text, label, source).", Required = true };
         var outFile = new Option<string>("--out") { Description = "Model file to write.", Required = true };
+        var seed = SeedOption();
+        var hidden = HiddenUnitsOption();
         var command = new Command("train", "Train the injection model (deterministic: the same texts give the same bytes); thresholds are calibrated by 5-fold cross-validation, whose figures are printed.")
         {
-            data, outFile,
+            data, outFile, seed, hidden,
         };
         command.SetAction(r => Run(r, output =>
         {
             var texts = LabeledText.ReadJsonLines(r.GetValue(data)!);
-            var (model, cv) = new InjectionTrainer(new InjectionTrainingOptions()).Train(texts);
+            var (model, cv) = new InjectionTrainer(Recipe(r, seed, hidden)).Train(texts);
             var bytes = model.ToBytes();
             File.WriteAllBytes(r.GetValue(outFile)!, bytes);
             output.WriteLine($"trained on {texts.Count} texts ({texts.Count(t => t.IsAttack)} attacks): flag threshold {model.FlagThreshold:F4}, block threshold {model.BlockThreshold:F4}");
@@ -115,16 +137,31 @@ internal static class GuardCommand
         var data = new Option<string>("--data") { Description = "Labelled JSON Lines (text, label, source).", Required = true };
         var folds = new Option<int>("--folds") { Description = "Number of folds, at least 2 (default 5).", DefaultValueFactory = _ => 5 };
         var json = new Option<bool>("--json") { Description = "Print one JSON object: overall figures per policy and per source." };
+        var seed = SeedOption();
+        var hidden = HiddenUnitsOption();
+        var seeds = new Option<int>("--seeds")
+        {
+            Description = "Repeat the whole cross-validation with this many training seeds (--seed, then 1, 2, ...) and print each run's overall figures and their mean; single runs of one recipe differ by about ±0.02 in recall (default 1: one run, with per-source figures).",
+            DefaultValueFactory = _ => 1,
+        };
         var command = new Command("cv", "Cross-validate the training recipe honestly: each fold is scored by a model trained on the other folds, at thresholds calibrated by an inner cross-validation on those folds only; near-duplicate texts share a fold.")
         {
-            data, folds, json,
+            data, folds, json, seed, hidden, seeds,
         };
         command.SetAction(r => Run(r, output =>
         {
             var texts = LabeledText.ReadJsonLines(r.GetValue(data)!);
             var k = r.GetValue(folds);
             if (k < 2) throw new ArgumentException($"--folds must be at least 2; got {k}");
-            var cv = new InjectionTrainer(new InjectionTrainingOptions { Folds = k }).NestedCrossValidate(texts);
+            var runs = r.GetValue(seeds);
+            if (runs is < 1 or > 100) throw new ArgumentException($"--seeds must be within 1..100; got {runs}");
+            var recipe = Recipe(r, seed, hidden, k);
+            if (runs > 1)
+            {
+                PrintSeeds(output, texts, recipe, runs, r.GetValue(json));
+                return 0;
+            }
+            var cv = new InjectionTrainer(recipe).NestedCrossValidate(texts);
             if (r.GetValue(json))
             {
                 object Figures(InjectionEvaluation e) => new
@@ -143,6 +180,49 @@ internal static class GuardCommand
             return 0;
         }));
         return command;
+    }
+
+    /// <summary>The nested cross-validation repeated with <paramref name="runs"/> training seeds: the recipe's seed first, then 1, 2, ... (skipping it).</summary>
+    private static void PrintSeeds(TextWriter output, List<LabeledText> texts, InjectionTrainingOptions recipe, int runs, bool json)
+    {
+        var seeds = new List<ulong> { recipe.Seed };
+        for (var s = 1ul; seeds.Count < runs; s++)
+        {
+            if (s != recipe.Seed) seeds.Add(s);
+        }
+        var results = seeds.Select(s => (Seed: s, Cv: new InjectionTrainer(recipe with { Seed = s }).NestedCrossValidate(texts))).ToList();
+        double Mean(Func<InjectionNestedCrossValidation, double> figure) => results.Average(x => figure(x.Cv));
+        if (json)
+        {
+            object Policy(Func<InjectionNestedCrossValidation, ClassifierMetrics> m) => new
+            {
+                recall = Math.Round(Mean(cv => m(cv).Recall), 6),
+                fpr = Math.Round(Mean(cv => m(cv).FalsePositiveRate), 6),
+            };
+            output.WriteLine(JsonSerializer.Serialize(new
+            {
+                folds = recipe.Folds,
+                runs = results.Select(x => new
+                {
+                    seed = x.Seed,
+                    flag = JsonSerializer.Deserialize<JsonElement>(Json(x.Cv.Flag.Overall)),
+                    block = JsonSerializer.Deserialize<JsonElement>(Json(x.Cv.Block.Overall)),
+                }),
+                mean = new { flag = Policy(cv => cv.Flag.Overall), block = Policy(cv => cv.Block.Overall) },
+            }));
+            return;
+        }
+        output.WriteLine($"{recipe.Folds}-fold nested cross-validation of {texts.Count} texts ({texts.Count(t => t.IsAttack)} attacks), {runs} training seeds");
+        foreach (var (s, cv) in results)
+        {
+            output.WriteLine($"seed {s}:");
+            output.WriteLine($"  flag policy:  {cv.Flag.Overall}");
+            output.WriteLine($"  block policy: {cv.Block.Overall}");
+        }
+        string F(double x) => x.ToString("F3", System.Globalization.CultureInfo.InvariantCulture);
+        string Range(Func<InjectionNestedCrossValidation, double> figure) => $"{F(results.Min(x => figure(x.Cv)))}–{F(results.Max(x => figure(x.Cv)))}";
+        output.WriteLine($"mean of {runs} seeds: flag recall {F(Mean(cv => cv.Flag.Overall.Recall))} (range {Range(cv => cv.Flag.Overall.Recall)}) at FPR {F(Mean(cv => cv.Flag.Overall.FalsePositiveRate))}; " +
+            $"block recall {F(Mean(cv => cv.Block.Overall.Recall))} (range {Range(cv => cv.Block.Overall.Recall)}) at FPR {F(Mean(cv => cv.Block.Overall.FalsePositiveRate))}");
     }
 
     private static InjectionScanner Scanner(string? modelPath) =>

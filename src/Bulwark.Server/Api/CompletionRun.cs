@@ -55,8 +55,25 @@ public sealed class CompletionRun(
     private async Task ProduceAsync(int index, ChannelWriter<ChoiceDelta> output, CancellationToken cancellationToken)
     {
         await Task.Yield();
-        var matcher = new StopStringMatcher(job.Stop);
         var filter = guard?.Begin(caller, job);
+        try
+        {
+            await ProduceAsync(index, filter, output, cancellationToken);
+        }
+        finally
+        {
+            // Counted once per choice from its content filter (the token-text filter sees the same secrets again), however the choice ended.
+            if (filter is not null)
+            {
+                var action = filter.Blocked ? "block" : "redact";
+                foreach (var rule in filter.Hits) metrics.OutputSecrets.Add(1, new KeyValuePair<string, object?>("rule", rule), new("action", action));
+            }
+        }
+    }
+
+    private async Task ProduceAsync(int index, IOutputFilter? filter, ChannelWriter<ChoiceDelta> output, CancellationToken cancellationToken)
+    {
+        var matcher = new StopStringMatcher(job.Stop);
         // With response_format JSON the client's final text (after the guard) is checked when the choice ends.
         var sent = job.ResponseFormat is null ? null : new System.Text.StringBuilder();
         List<GeneratedToken>? pending = job.TopLogprobs is null ? null : [];

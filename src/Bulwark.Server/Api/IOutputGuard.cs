@@ -32,6 +32,9 @@ public interface IOutputFilter
 
     /// <summary>Characters pushed but not yet released (held back while they may still become a secret).</summary>
     int Held => 0;
+
+    /// <summary>Rule ids of the secrets this filter found so far, one per secret, in order (counted in metrics when the choice ends).</summary>
+    IReadOnlyList<string> Hits => [];
 }
 
 /// <summary>No output guard (tests of the bare API).</summary>
@@ -60,5 +63,7 @@ public sealed class SecretRedactionGuard(OutputGuardMode mode = OutputGuardMode.
         public bool Blocked => redactor.IsBlocked;
 
         public int Held => redactor.Pending;
+
+        public IReadOnlyList<string> Hits => redactor.Hits;
     }
 }

@@ -24,6 +24,7 @@ public sealed class ServerMetrics : IDisposable
         PromptTokens = Meter.CreateCounter<long>("bulwark_prompt_tokens", description: "Prompt tokens processed.");
         GenerationTokens = Meter.CreateCounter<long>("bulwark_generation_tokens", description: "Tokens generated.");
         Rejected = Meter.CreateCounter<long>("bulwark_rejected_requests", description: "Requests refused before generation, by reason.");
+        OutputSecrets = Meter.CreateCounter<long>("bulwark_guard_output_secrets", description: "Secrets the output guard found in generated text, by rule id and action (redact or block).");
         ModelTamperAlerts = Meter.CreateCounter<long>("bulwark_model_tamper_alerts", description: "Times the served model's files stopped matching its manifest (the loaded copy keeps serving).");
         Meter.CreateObservableGauge("bulwark_admission_running", () => admission().Running, description: "Requests holding an admission slot.");
         Meter.CreateObservableGauge("bulwark_admission_waiting", () => admission().Waiting, description: "Requests waiting in the admission queue.");
@@ -45,6 +46,7 @@ public sealed class ServerMetrics : IDisposable
     public Counter<long> GenerationTokens { get; }
     public Counter<long> Rejected { get; }
     public Counter<long> ModelTamperAlerts { get; }
+    public Counter<long> OutputSecrets { get; }
 
     public void Dispose() => Meter.Dispose();
 }

@@ -70,6 +70,42 @@ public sealed class OutputGuardTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task SecretsFoundAreCountedInMetricsByRuleOncePerChoice()
+    {
+        await using var server = await Start("redact");
+        await server.Metrics.GetStringAsync("metrics"); // the exposition starts listening at the first scrape
+        Assert.DoesNotContain("bulwark_guard_output_secrets_total{", await server.Metrics.GetStringAsync("metrics"));
+        // Whole with logprobs (the token texts pass a filter of their own that finds the secret again: not counted twice), then streamed.
+        var body = JsonSerializer.Serialize(new { model = "test-model", max_tokens = Reply.Length, temperature = 0, logprobs = true, top_logprobs = 1, messages = new[] { new { role = "user", content = "x" } } });
+        Assert.Equal(200, (await RawHttp.PostJsonAsync(server.Http, "v1/chat/completions", body)).Item1);
+        var options = new ChatCompletionOptions { Temperature = 0, MaxOutputTokenCount = Reply.Length };
+        await foreach (var _ in server.OpenAI().GetChatClient("test-model").CompleteChatStreamingAsync(Ask, options)) { }
+        var metrics = await server.Metrics.GetStringAsync("metrics");
+        Assert.Contains("bulwark_guard_output_secrets_total{action=\"redact\",rule=\"github-token\"} 2", metrics);
+        Assert.DoesNotContain("action=\"block\"", metrics);
+        Assert.DoesNotContain(Token, metrics);
+    }
+
+    [Fact]
+    public async Task BlockedSecretsAreCountedWithTheBlockAction()
+    {
+        await using var server = await Start("block");
+        await server.Metrics.GetStringAsync("metrics");
+        await foreach (var _ in server.OpenAI().GetChatClient("test-model").CompleteChatStreamingAsync(Ask, new ChatCompletionOptions { Temperature = 0, MaxOutputTokenCount = 120 })) { }
+        Assert.Contains("bulwark_guard_output_secrets_total{action=\"block\",rule=\"github-token\"} 1", await server.Metrics.GetStringAsync("metrics"));
+    }
+
+    [Fact]
+    public async Task TextWithoutSecretsCountsNothing()
+    {
+        await using var server = await RunningServer.StartAsync(new ScriptedBackend { Reply = "Nothing secret here, just prose. " }, new() { [OutputGuardModes.Key] = "redact" });
+        await server.Metrics.GetStringAsync("metrics");
+        ChatCompletion whole = await server.OpenAI().GetChatClient("test-model").CompleteChatAsync(Ask, new ChatCompletionOptions { Temperature = 0, MaxOutputTokenCount = 20 });
+        Assert.DoesNotContain("REDACTED", whole.Content[0].Text);
+        Assert.DoesNotContain("bulwark_guard_output_secrets_total{", await server.Metrics.GetStringAsync("metrics"));
+    }
+
+    [Fact]
     public async Task LogprobTokenTextsAreRedactedAndTheirAlternativesDoNotSpellTheSecret()
     {
         await using var server = await Start("redact");

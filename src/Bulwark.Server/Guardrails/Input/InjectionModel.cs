@@ -9,17 +9,20 @@ namespace Bulwark.Server.Guardrails.Input;
 /// The shipped file (<c>injection-model.bin</c>, embedded in this assembly) is produced by
 /// <c>bulwark guard train</c>; the format is little-endian:
 /// magic <c>BWINJ</c>, version (2), hash bits, n-gram range, feature layout flags, rule ids (their order is the order of the
-/// rule features), bias, flag and block thresholds, then one float32 weight per dimension.
+/// rule features), bias, flag and block thresholds, then one float32 weight per dimension, then the number of hidden units H (0: none) and, when H > 0,
+/// the hidden layer's input weights (dimension × H, row per feature), its H biases and H output weights.
 /// </summary>
 public sealed class InjectionModel
 {
     public const string ResourceName = "Bulwark.Server.Guardrails.Input.injection-model.bin";
     private static readonly byte[] Magic = "BWINJ"u8.ToArray();
-    private const int Version = 2;
+    private const int Version = 3;
     private static readonly Lazy<InjectionModel> DefaultLazy = new(LoadEmbedded);
 
-    public InjectionModel(InjectionFeatures features, float[] weights, float bias, float flagThreshold, float blockThreshold)
+    public InjectionModel(InjectionFeatures features, float[] weights, float bias, float flagThreshold, float blockThreshold, InjectionHiddenLayer? hidden = null)
     {
+        if (hidden is not null && hidden.InputWeights.Length != features.Dimension * hidden.Units)
+            throw new ArgumentException($"hidden layer must have {features.Dimension} x {hidden.Units} input weights for these features; got {hidden.InputWeights.Length}", nameof(hidden));
         if (weights.Length != features.Dimension)
             throw new ArgumentException($"weights must have {features.Dimension} entries for these features; got {weights.Length}", nameof(weights));
         CheckThreshold(flagThreshold, nameof(flagThreshold));
@@ -29,6 +32,7 @@ public sealed class InjectionModel
         Bias = bias;
         FlagThreshold = flagThreshold;
         BlockThreshold = blockThreshold;
+        Hidden = hidden;
     }
 
     /// <summary>The model shipped with Bulwark.</summary>
@@ -38,20 +42,26 @@ public sealed class InjectionModel
     public float[] Weights { get; }
     public float Bias { get; }
 
+    /// <summary>The non-linear part (ReLU units over the same features), added to the linear logit; null for a purely linear model.</summary>
+    public InjectionHiddenLayer? Hidden { get; }
+
     /// <summary>Probability from which a text is flagged (calibrated to the flag policy's false-positive target).</summary>
     public float FlagThreshold { get; }
 
     /// <summary>Probability from which a text is blocked under the block policy (a stricter false-positive target).</summary>
     public float BlockThreshold { get; }
 
-    public InjectionModel WithThresholds(float flag, float block) => new(Features, Weights, Bias, flag, block);
+    public InjectionModel WithThresholds(float flag, float block) => new(Features, Weights, Bias, flag, block, Hidden);
 
     /// <summary>Probability that the text is an injection attempt.</summary>
-    public double Score(int[] indices, float[] values)
+    public double Score(int[] indices, float[] values) => Sigmoid(Logit(indices, values));
+
+    /// <summary>Log-odds of one instance: bias + linear weights · x, plus the hidden layer's output when there is one.</summary>
+    public double Logit(int[] indices, float[] values)
     {
         double z = Bias;
         for (var i = 0; i < indices.Length; i++) z += Weights[indices[i]] * (double)values[i];
-        return Sigmoid(z);
+        return Hidden is null ? z : z + Hidden.Output(indices, values);
     }
 
     /// <summary>The text's probability: the highest over its instances (see <see cref="InjectionFeatures.Instances"/>).</summary>
@@ -79,6 +89,11 @@ public sealed class InjectionModel
         w.Write(FlagThreshold);
         w.Write(BlockThreshold);
         foreach (var weight in Weights) w.Write(weight);
+        w.Write(Hidden?.Units ?? 0);
+        if (Hidden is null) return;
+        foreach (var weight in Hidden.InputWeights) w.Write(weight);
+        foreach (var weight in Hidden.Biases) w.Write(weight);
+        foreach (var weight in Hidden.OutputWeights) w.Write(weight);
     }
 
     public byte[] ToBytes()
@@ -108,13 +123,13 @@ public sealed class InjectionModel
             var bias = r.ReadSingle();
             var flag = r.ReadSingle();
             var block = r.ReadSingle();
-            var bytes = r.ReadBytes(features.Dimension * sizeof(float));
-            if (bytes.Length != features.Dimension * sizeof(float))
-                throw new InvalidDataException($"injection model is truncated: {features.Dimension} weights expected, {bytes.Length / sizeof(float)} present");
-            var weights = new float[features.Dimension];
-            for (var i = 0; i < weights.Length; i++) weights[i] = BinaryPrimitives.ReadSingleLittleEndian(bytes.AsSpan(i * sizeof(float)));
+            var weights = ReadFloats(r, features.Dimension, "weights");
+            var units = r.ReadInt32();
+            if (units is < 0 or > MaxHiddenUnits) throw new InvalidDataException($"injection model hidden units must be within 0..{MaxHiddenUnits}; got {units}");
+            var hidden = units == 0 ? null
+                : new InjectionHiddenLayer(ReadFloats(r, features.Dimension * units, "hidden input weights"), ReadFloats(r, units, "hidden biases"), ReadFloats(r, units, "hidden output weights"));
             if (stream.CanSeek && stream.Position != stream.Length) throw new InvalidDataException("injection model has trailing bytes");
-            return new InjectionModel(features, weights, bias, flag, block);
+            return new InjectionModel(features, weights, bias, flag, block, hidden);
         }
         catch (EndOfStreamException)
         {
@@ -124,6 +139,19 @@ public sealed class InjectionModel
         {
             throw new InvalidDataException("injection model header is invalid: " + e.Message);
         }
+    }
+
+    /// <summary>Most hidden units a model file may declare (a 2^15-bucket model with 64 units is 8 MiB).</summary>
+    public const int MaxHiddenUnits = 256;
+
+    private static float[] ReadFloats(BinaryReader r, int count, string what)
+    {
+        var bytes = r.ReadBytes(count * sizeof(float));
+        if (bytes.Length != count * sizeof(float))
+            throw new InvalidDataException($"injection model is truncated: {count} {what} expected, {bytes.Length / sizeof(float)} present");
+        var values = new float[count];
+        for (var i = 0; i < values.Length; i++) values[i] = BinaryPrimitives.ReadSingleLittleEndian(bytes.AsSpan(i * sizeof(float)));
+        return values;
     }
 
     public static InjectionModel Load(string path)
@@ -142,5 +170,49 @@ public sealed class InjectionModel
     private static void CheckThreshold(float value, string name)
     {
         if (!(value is >= 0f and <= 1f)) throw new ArgumentOutOfRangeException(name, value, $"{name} must be a probability within 0..1; got {value}");
+    }
+}
+
+/// <summary>
+/// One layer of ReLU units over the sparse features, whose weighted sum is added to the linear
+/// logit (a wide-and-deep model): the linear part keeps what single n-grams say, the units can
+/// form conjunctions a linear model cannot (a request phrased as an order *and* aimed at the
+/// model's own instructions). Input weights are stored a row per feature, so a sparse instance
+/// reads only its own rows.
+/// </summary>
+public sealed class InjectionHiddenLayer
+{
+    public InjectionHiddenLayer(float[] inputWeights, float[] biases, float[] outputWeights)
+    {
+        if (biases.Length == 0 || biases.Length != outputWeights.Length || inputWeights.Length % biases.Length != 0)
+            throw new ArgumentException($"hidden layer needs as many biases as output weights (got {biases.Length} and {outputWeights.Length}) and input weights a multiple of them (got {inputWeights.Length})", nameof(biases));
+        InputWeights = inputWeights;
+        Biases = biases;
+        OutputWeights = outputWeights;
+    }
+
+    public int Units => Biases.Length;
+    public float[] InputWeights { get; }
+    public float[] Biases { get; }
+    public float[] OutputWeights { get; }
+
+    /// <summary>Σ_j v_j · max(0, b_j + Σ_i x_i W_ij) for one sparse instance.</summary>
+    public double Output(int[] indices, float[] values)
+    {
+        var units = Units;
+        Span<double> a = units <= 128 ? stackalloc double[units] : new double[units];
+        for (var j = 0; j < units; j++) a[j] = Biases[j];
+        for (var i = 0; i < indices.Length; i++)
+        {
+            var row = InputWeights.AsSpan(indices[i] * units, units);
+            double x = values[i];
+            for (var j = 0; j < units; j++) a[j] += row[j] * x;
+        }
+        var z = 0.0;
+        for (var j = 0; j < units; j++)
+        {
+            if (a[j] > 0) z += a[j] * OutputWeights[j];
+        }
+        return z;
     }
 }

@@ -34,6 +34,21 @@ public sealed record InjectionTrainingOptions
     public double BlockFpr { get; init; } = 0.01;
 
     public ulong Seed { get; init; } = 20261126;
+
+    /// <summary>ReLU units of the hidden layer added to the linear model (0: a purely linear model).</summary>
+    public int HiddenUnits { get; init; }
+
+    /// <summary>AdaGrad step size of the hidden layer's weights.</summary>
+    public double HiddenLearningRate { get; init; } = 0.3;
+
+    /// <summary>L2 penalty of the hidden layer's weights (applied to the rows an instance touches, like the linear part's).</summary>
+    public double HiddenL2 { get; init; } = 1e-2;
+
+    /// <summary>Hidden input weights start uniform in ±this (seeded), output weights in ±1/√units.</summary>
+    public double HiddenInitScale { get; init; } = 0.1;
+
+    /// <summary>Train the linear part too (false: only the hidden layer and the bias, a plain one-hidden-layer network).</summary>
+    public bool Wide { get; init; } = true;
 }
 
 /// <summary>
@@ -130,8 +145,7 @@ public sealed class InjectionTrainer(InjectionTrainingOptions options)
         var examples = Prepare(features, Canonical(texts));
         var scores = CrossValidatedScores(features, examples, out _);
         var (flag, block) = Calibrate(scores, examples);
-        var (weights, bias) = Fit(features, examples);
-        var model = new InjectionModel(features, weights, bias, flag, block);
+        var model = Fit(features, examples).WithThresholds(flag, block);
         return (model, InjectionCrossValidation.Of(new InjectionScanner(model), examples, scores));
     }
 
@@ -160,8 +174,7 @@ public sealed class InjectionTrainer(InjectionTrainingOptions options)
             var train = examples.Where((_, i) => folds[i] != fold).ToList();
             var inner = CrossValidatedScores(features, train, out _);
             var (flag, block) = Calibrate(inner, train);
-            var (weights, bias) = Fit(features, train);
-            var scanner = new InjectionScanner(new InjectionModel(features, weights, bias, flag, block));
+            var scanner = new InjectionScanner(Fit(features, train).WithThresholds(flag, block));
             (flagThresholds[f], blockThresholds[f]) = (flag, block);
             for (var i = 0; i < examples.Count; i++)
             {
@@ -186,8 +199,7 @@ public sealed class InjectionTrainer(InjectionTrainingOptions options)
             var fold = f;
             var assigned = folds;
             var train = examples.Where((_, i) => assigned[i] != fold).ToList();
-            var (weights, bias) = Fit(features, train);
-            var model = new InjectionModel(features, weights, bias, 0.5f, 0.5f);
+            var model = Fit(features, train);
             for (var i = 0; i < examples.Count; i++)
             {
                 if (folds[i] == fold) scores[i] = model.Score(examples[i].Instances);
@@ -240,9 +252,11 @@ public sealed class InjectionTrainer(InjectionTrainingOptions options)
     /// <summary>
     /// Multiple-instance logistic regression by AdaGrad: each step updates on the text's
     /// highest-scoring instance (for an attack, the segment most like one; for a benign text, the
-    /// one most at risk of a false alarm). Returns float weights (what the model file stores) and bias.
+    /// one most at risk of a false alarm). With <see cref="InjectionTrainingOptions.HiddenUnits"/>
+    /// a layer of ReLU units is trained jointly (its output added to the linear logit). Returns the
+    /// model with float weights (what the file stores) and placeholder thresholds of 0.5.
     /// </summary>
-    public (float[] Weights, float Bias) Fit(InjectionFeatures features, IReadOnlyList<Example> examples)
+    public InjectionModel Fit(InjectionFeatures features, IReadOnlyList<Example> examples)
     {
         var dimension = features.Dimension;
         // Rule features are kept non-negative (projected after each step): a rule hit is evidence
@@ -270,23 +284,82 @@ public sealed class InjectionTrainer(InjectionTrainingOptions options)
         var order = Enumerable.Range(0, examples.Count).ToArray();
         var rng = new SplitMix64(Options.Seed);
         var epoch = 0;
-        double Dot((int[] Indices, float[] Values) instance)
+        // The hidden layer: input weights a row of H per feature, biases, output weights; AdaGrad accumulators beside each.
+        var units = Options.HiddenUnits;
+        var hw = new double[dimension * units];
+        var hwG2 = new double[hw.Length];
+        var hb = new double[units];
+        var hbG2 = new double[units];
+        var hv = new double[units];
+        var hvG2 = new double[units];
+        var act = new double[units];
+        var delta = new double[units];
+        if (units > 0)
+        {
+            // Perf and determinism: the initial weights come from the same seeded generator, before any shuffle.
+            var init = new SplitMix64(Options.Seed ^ 0x5EED1A7Eul);
+            for (var i = 0; i < hw.Length; i++) hw[i] = (init.NextDouble() * 2 - 1) * Options.HiddenInitScale;
+            for (var j = 0; j < units; j++) hv[j] = (init.NextDouble() * 2 - 1) / Math.Sqrt(units);
+        }
+        double Logit((int[] Indices, float[] Values) instance)
         {
             var zi = b;
             for (var k = 0; k < instance.Indices.Length; k++) zi += w[instance.Indices[k]] * instance.Values[k];
+            if (units == 0) return zi;
+            for (var j = 0; j < units; j++) act[j] = hb[j];
+            for (var k = 0; k < instance.Indices.Length; k++)
+            {
+                var row = instance.Indices[k] * units;
+                double x = instance.Values[k];
+                for (var j = 0; j < units; j++) act[j] += hw[row + j] * x;
+            }
+            for (var j = 0; j < units; j++)
+            {
+                if (act[j] > 0) zi += act[j] * hv[j];
+            }
             return zi;
         }
         void Update((int[] Indices, float[] Values) x, double error)
         {
-            for (var k = 0; k < x.Indices.Length; k++)
+            if (units > 0)
             {
-                var f = x.Indices[k];
-                var grad = error * x.Values[k] + Options.L2 * w[f];
-                g2[f] += grad * grad;
-                var delta = Options.LearningRate * grad / (Math.Sqrt(g2[f]) + 1e-8);
-                if (Options.NonNegativeRules && f >= rulesFrom && f < rulesTo && w[f] - delta < 0) delta = w[f];
-                w[f] -= delta;
-                if (u is not null && epoch >= averageFrom) u[f] -= (step - 1) * delta;
+                Logit(x); // the activations of this instance under the current weights
+                var lr = Options.HiddenLearningRate;
+                var l2 = Options.HiddenL2;
+                for (var j = 0; j < units; j++)
+                {
+                    var h = act[j] > 0 ? act[j] : 0;
+                    delta[j] = act[j] > 0 ? error * hv[j] : 0;
+                    var grad = error * h + l2 * hv[j];
+                    hvG2[j] += grad * grad;
+                    hv[j] -= lr * grad / (Math.Sqrt(hvG2[j]) + 1e-8);
+                    hbG2[j] += delta[j] * delta[j];
+                    hb[j] -= lr * delta[j] / (Math.Sqrt(hbG2[j]) + 1e-8);
+                }
+                for (var k = 0; k < x.Indices.Length; k++)
+                {
+                    var row = x.Indices[k] * units;
+                    double xv = x.Values[k];
+                    for (var j = 0; j < units; j++)
+                    {
+                        var grad = delta[j] * xv + l2 * hw[row + j];
+                        hwG2[row + j] += grad * grad;
+                        hw[row + j] -= lr * grad / (Math.Sqrt(hwG2[row + j]) + 1e-8);
+                    }
+                }
+            }
+            if (Options.Wide)
+            {
+                for (var k = 0; k < x.Indices.Length; k++)
+                {
+                    var f = x.Indices[k];
+                    var grad = error * x.Values[k] + Options.L2 * w[f];
+                    g2[f] += grad * grad;
+                    var change = Options.LearningRate * grad / (Math.Sqrt(g2[f]) + 1e-8);
+                    if (Options.NonNegativeRules && f >= rulesFrom && f < rulesTo && w[f] - change < 0) change = w[f];
+                    w[f] -= change;
+                    if (u is not null && epoch >= averageFrom) u[f] -= (step - 1) * change;
+                }
             }
             gb2 += error * error;
             var deltaB = Options.LearningRate * error / (Math.Sqrt(gb2) + 1e-8);
@@ -311,7 +384,7 @@ public sealed class InjectionTrainer(InjectionTrainingOptions options)
                 var x = e.Instances[0];
                 foreach (var instance in e.Instances)
                 {
-                    var zi = Dot(instance);
+                    var zi = Logit(instance);
                     if (zi > z) (z, x) = (zi, instance);
                 }
                 Update(x, (InjectionModel.Sigmoid(z) - (e.IsAttack ? 1 : 0)) * weight[index]);
@@ -320,7 +393,7 @@ public sealed class InjectionTrainer(InjectionTrainingOptions options)
                     // Every instance of a benign text is benign (multiple-instance learning's negative bags), not only its highest.
                     foreach (var instance in e.Instances)
                     {
-                        if (!ReferenceEquals(instance.Indices, x.Indices)) Update(instance, InjectionModel.Sigmoid(Dot(instance)) * weight[index] * Options.NegativeInstanceWeight);
+                        if (!ReferenceEquals(instance.Indices, x.Indices)) Update(instance, InjectionModel.Sigmoid(Logit(instance)) * weight[index] * Options.NegativeInstanceWeight);
                     }
                 }
             }
@@ -332,7 +405,9 @@ public sealed class InjectionTrainer(InjectionTrainingOptions options)
             for (var i = 0; i < dimension; i++) w[i] -= u[i] / steps;
             b -= ub / steps;
         }
-        return (w.Select(x => (float)x).ToArray(), (float)b);
+        static float[] Floats(double[] values) => values.Select(x => (float)x).ToArray();
+        var hidden = units == 0 ? null : new InjectionHiddenLayer(Floats(hw), Floats(hb), Floats(hv));
+        return new InjectionModel(features, Floats(w), (float)b, 0.5f, 0.5f, hidden);
     }
 
     private static ulong Fingerprint(Example e)
@@ -354,6 +429,9 @@ public sealed class InjectionTrainer(InjectionTrainingOptions options)
             z = (z ^ (z >> 27)) * 0x94D049BB133111EBul;
             return z ^ (z >> 31);
         }
+
+        /// <summary>Uniform in [0, 1) from the top 53 bits.</summary>
+        public double NextDouble() => (Next() >> 11) * (1.0 / (1ul << 53));
     }
 }
 

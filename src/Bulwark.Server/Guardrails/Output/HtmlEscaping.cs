@@ -92,5 +92,7 @@ public sealed class HtmlEscapingGuard(IOutputGuard inner, HtmlEscapeOptions opti
         public bool Blocked => inner?.Blocked ?? false;
 
         public int Held => inner?.Held ?? 0;
+
+        public IReadOnlyList<string> Hits => inner?.Hits ?? [];
     }
 }
