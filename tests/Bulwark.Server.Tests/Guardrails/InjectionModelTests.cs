@@ -115,6 +115,23 @@ public sealed class InjectionModelTests
         Assert.Contains("version", Assert.Throws<InvalidDataException>(() => InjectionModel.Read(new MemoryStream(badVersion))).Message);
     }
 
+    [Fact]
+    public void AVersionTwoFileWithoutTheHiddenUnitCountStillLoads()
+    {
+        var model = Tiny();
+        var bytes = model.ToBytes();
+        Assert.Equal(3, BitConverter.ToInt32(bytes, 5));
+        Assert.Equal(0, BitConverter.ToInt32(bytes, bytes.Length - 4)); // a linear model: no hidden units
+        var version2 = bytes[..^4];
+        BitConverter.TryWriteBytes(version2.AsSpan(5), 2);
+        var read = InjectionModel.Read(new MemoryStream(version2));
+        Assert.Equal(model.Weights, read.Weights);
+        Assert.Equal(model.Bias, read.Bias);
+        Assert.Equal(model.FlagThreshold, read.FlagThreshold);
+        Assert.Equal(model.BlockThreshold, read.BlockThreshold);
+        Assert.Equal(bytes, read.ToBytes()); // written back as version 3
+    }
+
     [Theory]
     [InlineData(-0.01f)]
     [InlineData(1.01f)]

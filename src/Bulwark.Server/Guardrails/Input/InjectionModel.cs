@@ -8,7 +8,7 @@ namespace Bulwark.Server.Guardrails.Input;
 /// <see cref="InjectionFeatures"/>, a bias, and the two calibrated thresholds on its probability.
 /// The shipped file (<c>injection-model.bin</c>, embedded in this assembly) is produced by
 /// <c>bulwark guard train</c>; the format is little-endian:
-/// magic <c>BWINJ</c>, version (2), hash bits, n-gram range, feature layout flags, rule ids (their order is the order of the
+/// magic <c>BWINJ</c>, version (3; version 2 files, without the hidden-unit count, are read too), hash bits, n-gram range, feature layout flags, rule ids (their order is the order of the
 /// rule features), bias, flag and block thresholds, then one float32 weight per dimension, then the number of hidden units H (0: none) and, when H > 0,
 /// the hidden layer's input weights (dimension × H, row per feature), its H biases and H output weights.
 /// </summary>
@@ -110,7 +110,8 @@ public sealed class InjectionModel
         {
             if (!r.ReadBytes(Magic.Length).AsSpan().SequenceEqual(Magic)) throw new InvalidDataException("not an injection model file (bad magic)");
             var version = r.ReadInt32();
-            if (version != Version) throw new InvalidDataException($"injection model version must be {Version}; got {version}");
+            // Version 2 (before the hidden layer) is version 3 without the hidden-unit count: files trained then still load.
+            if (version is not (2 or Version)) throw new InvalidDataException($"injection model version must be 2 or {Version}; got {version}");
             var hashBits = r.ReadInt32();
             var minN = r.ReadInt32();
             var maxN = r.ReadInt32();
@@ -124,7 +125,7 @@ public sealed class InjectionModel
             var flag = r.ReadSingle();
             var block = r.ReadSingle();
             var weights = ReadFloats(r, features.Dimension, "weights");
-            var units = r.ReadInt32();
+            var units = version == 2 ? 0 : r.ReadInt32();
             if (units is < 0 or > MaxHiddenUnits) throw new InvalidDataException($"injection model hidden units must be within 0..{MaxHiddenUnits}; got {units}");
             var hidden = units == 0 ? null
                 : new InjectionHiddenLayer(ReadFloats(r, features.Dimension * units, "hidden input weights"), ReadFloats(r, units, "hidden biases"), ReadFloats(r, units, "hidden output weights"));
