@@ -92,9 +92,22 @@ public sealed unsafe partial class LlamaSession : IDisposable
         fixed (float* o = _attention.Span)
         {
             var job = new HeadsJob { Query = q, Keys = k, Values = v, Output = o, Positions = positions, HeadCount = c.HeadCount, KvHeadCount = c.KeyValueHeadCount, HeadDim = c.HeadDim };
+            if (Kernels.Cpu.TiledAttention.CanRun(Kernels.Cpu.KernelIsa.Active, c.HeadDim))
+            {
+                // The query heads of a KV group as the rows of one tile: each key and value element read once for all of them.
+                Kernels.Cpu.WorkerPool.Shared.Run(&TiledHeadsItem, &job, Kernels.Cpu.TiledAttention.Items(1, c.HeadCount, c.KeyValueHeadCount));
+                return;
+            }
             _ = Kernels.Cpu.Attention.ScoreScratch(job.Positions); // the caller's own, see ScoreScratch
             Kernels.Cpu.WorkerPool.Shared.Run(&HeadItem, &job, c.HeadCount);
         }
+    }
+
+    private static void TiledHeadsItem(void* context, int item)
+    {
+        var job = (HeadsJob*)context;
+        Kernels.Cpu.TiledAttention.Run(item, job->Query, job->Output, job->HeadCount * job->HeadDim, job->Keys, job->Values,
+            job->Positions - 1, 1, job->HeadCount, job->KvHeadCount, job->HeadDim);
     }
 
     private static void HeadItem(void* context, int head)

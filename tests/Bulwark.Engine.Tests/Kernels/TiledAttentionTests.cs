@@ -25,6 +25,7 @@ public unsafe class TiledAttentionTests
     [InlineData(0, 40, 8, 8, 16)]
     [InlineData(13, 5, 32, 1, 8)]
     [InlineData(64, 24, 9, 3, 5)]
+    [InlineData(200, 1, 32, 4, 64)] // a decode step: one token late in the context
     public void EveryTokenMatchesTheReference(int start, int tokens, int heads, int kvHeads, int headDim)
     {
         if (!TiledAttention.CanRun(KernelIsa.Detected, headDim)) return; // no 512-bit vectors here: prefill attends head by head
