@@ -64,6 +64,48 @@ public unsafe class MatMulTests : IDisposable
         return result;
     }
 
+    /// <summary>
+    /// From <see cref="MatMul.WidenFrom"/> tokens, F16/BF16 rows are widened once and run through the F32
+    /// kernel: the same values in the same FMA order as converting them per tile of 4 tokens, so equal bit for bit.
+    /// Rows around the 16-row widening run, columns off the vector widths, tokens at, below and above the switch.
+    /// </summary>
+    [Theory]
+    [InlineData(GgmlType.F16)]
+    [InlineData(GgmlType.BF16)]
+    public void WidenedRowsEqualPerTileConversionBitForBit(GgmlType type)
+    {
+        foreach (var isa in Enum.GetValues<InstructionSet>().Where(i => i != InstructionSet.Scalar && KernelIsa.IsSupported(i)))
+        foreach (var (rows, columns) in new[] { (15, 100), (16, 64), (17, 2056), (40, 24) })
+        foreach (var tokens in new[] { MatMul.WidenFrom - 1, MatMul.WidenFrom, MatMul.WidenFrom + 1, 70 })
+        {
+            using var w = new RandomMatrix(type, rows, columns, seed: rows + columns);
+            var x = RandomMatrix.Activations(tokens, columns, seed: tokens);
+            var perTile = new float[tokens * rows];
+            fixed (float* px = x)
+            fixed (float* py = perTile)
+                FloatKernels.Tile(type, isa, w.Data, w.RowBytes, columns, 0, rows, px, 0, tokens, py, rows);
+            var actual = w.Multiply(x, tokens, isa, _pool);
+            for (var i = 0; i < perTile.Length; i++)
+                Assert.True(BitConverter.SingleToInt32Bits(perTile[i]) == BitConverter.SingleToInt32Bits(actual[i]),
+                    $"{type} {isa} [{rows}×{columns}]·{tokens}: element {i} per tile {perTile[i]} widened {actual[i]}");
+        }
+    }
+
+    [Fact]
+    public void OnlyF16AndBF16RowsAreWidened()
+    {
+        var row = new byte[64];
+        var output = new float[16];
+        fixed (byte* r = row)
+        fixed (float* o = output)
+        {
+            var pr = r;
+            var po = o;
+            Assert.Throws<NotSupportedException>(() => FloatKernels.Widen(GgmlType.F32, pr, 16, po));
+            Assert.Throws<NotSupportedException>(() => FloatKernels.Widen(GgmlType.Q8_0, pr, 16, po));
+        }
+    }
+
     [Theory]
     [InlineData(GgmlType.F32)]
     [InlineData(GgmlType.F16)]

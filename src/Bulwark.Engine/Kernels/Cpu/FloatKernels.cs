@@ -110,6 +110,26 @@ internal static unsafe class FloatKernels
         }
     }
 
+    /// <summary>An F16 or BF16 row as float32, with the same conversion the kernels apply as they load it.</summary>
+    public static void Widen(GgmlType type, byte* row, int columns, float* destination)
+    {
+        switch (type)
+        {
+            case GgmlType.F16: Widen<F16Row>(row, columns, destination); break;
+            case GgmlType.BF16: Widen<BF16Row>(row, columns, destination); break;
+            default: throw new NotSupportedException($"only F16 and BF16 rows are widened; got {type}");
+        }
+    }
+
+    private static void Widen<TR>(byte* row, int columns, float* destination) where TR : IFloatRow
+    {
+        var i = 0;
+        if (Vector512.IsHardwareAccelerated)
+            for (; i + 16 <= columns; i += 16) TR.Load16(row, i).Store(destination + i);
+        for (; i + 8 <= columns; i += 8) TR.Load8(row, i).Store(destination + i);
+        for (; i < columns; i++) destination[i] = TR.Load1(row, i);
+    }
+
     private static void Tile<TR>(bool wide, byte* w, long rowBytes, int columns, int r0, int r1, float* x, int t0, int t1, float* y, int yStride)
         where TR : IFloatRow
     {
