@@ -133,7 +133,23 @@ internal static unsafe class FloatKernels
     private static void Tile<TR>(bool wide, byte* w, long rowBytes, int columns, int r0, int r1, float* x, int t0, int t1, float* y, int yStride)
         where TR : IFloatRow
     {
-        for (var r = r0; r < r1; r++)
+        var r = r0;
+        if (wide && typeof(TR) == typeof(F32Row) && t1 - t0 >= 4)
+        {
+            // Float32 rows (F32 weights, or F16/BF16 widened once): 4 rows × 4 tokens per pass, each loaded
+            // vector feeding 4 FMAs; per (row, token) the same FMA sequence as Dot4x512, so the same bits.
+            for (; r + 4 <= r1; r += 4)
+            {
+                var row = w + r * rowBytes;
+                var t = t0;
+                for (; t + 4 <= t1; t += 4)
+                    Dot4x4x512((float*)row, rowBytes / sizeof(float), columns, x + (long)t * columns, y + (long)t * yStride + r, yStride);
+                for (; t < t1; t++)
+                for (var i = 0; i < 4; i++)
+                    y[(long)t * yStride + r + i] = Dot1x512<TR>(row + i * rowBytes, columns, x + (long)t * columns);
+            }
+        }
+        for (; r < r1; r++)
         {
             var row = w + r * rowBytes;
             var t = t0;
@@ -183,6 +199,69 @@ internal static unsafe class FloatKernels
         return sum;
     }
 
+    /// <summary>Rows r..r+3 (<paramref name="rowStride"/> floats apart) × tokens t..t+3: y[t·yStride + r].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Dot4x4x512(float* w, long rowStride, int columns, float* x, float* y, int yStride)
+    {
+        Vector512<float> a00 = default, a01 = default, a02 = default, a03 = default;
+        Vector512<float> a10 = default, a11 = default, a12 = default, a13 = default;
+        Vector512<float> a20 = default, a21 = default, a22 = default, a23 = default;
+        Vector512<float> a30 = default, a31 = default, a32 = default, a33 = default;
+        float* w1 = w + rowStride, w2 = w1 + rowStride, w3 = w2 + rowStride;
+        float* x1 = x + columns, x2 = x1 + columns, x3 = x2 + columns;
+        var i = 0;
+        for (; i + 16 <= columns; i += 16)
+        {
+            var v0 = Vector512.Load(w + i);
+            var v1 = Vector512.Load(w1 + i);
+            var v2 = Vector512.Load(w2 + i);
+            var v3 = Vector512.Load(w3 + i);
+            var u = Vector512.Load(x + i);
+            a00 = Vector512.FusedMultiplyAdd(v0, u, a00);
+            a10 = Vector512.FusedMultiplyAdd(v1, u, a10);
+            a20 = Vector512.FusedMultiplyAdd(v2, u, a20);
+            a30 = Vector512.FusedMultiplyAdd(v3, u, a30);
+            u = Vector512.Load(x1 + i);
+            a01 = Vector512.FusedMultiplyAdd(v0, u, a01);
+            a11 = Vector512.FusedMultiplyAdd(v1, u, a11);
+            a21 = Vector512.FusedMultiplyAdd(v2, u, a21);
+            a31 = Vector512.FusedMultiplyAdd(v3, u, a31);
+            u = Vector512.Load(x2 + i);
+            a02 = Vector512.FusedMultiplyAdd(v0, u, a02);
+            a12 = Vector512.FusedMultiplyAdd(v1, u, a12);
+            a22 = Vector512.FusedMultiplyAdd(v2, u, a22);
+            a32 = Vector512.FusedMultiplyAdd(v3, u, a32);
+            u = Vector512.Load(x3 + i);
+            a03 = Vector512.FusedMultiplyAdd(v0, u, a03);
+            a13 = Vector512.FusedMultiplyAdd(v1, u, a13);
+            a23 = Vector512.FusedMultiplyAdd(v2, u, a23);
+            a33 = Vector512.FusedMultiplyAdd(v3, u, a33);
+        }
+        Tail4<F32Row>((byte*)w, columns, i, x, x1, x2, x3, Vector512.Sum(a00), Vector512.Sum(a01), Vector512.Sum(a02), Vector512.Sum(a03), y, yStride);
+        Tail4<F32Row>((byte*)w1, columns, i, x, x1, x2, x3, Vector512.Sum(a10), Vector512.Sum(a11), Vector512.Sum(a12), Vector512.Sum(a13), y + 1, yStride);
+        Tail4<F32Row>((byte*)w2, columns, i, x, x1, x2, x3, Vector512.Sum(a20), Vector512.Sum(a21), Vector512.Sum(a22), Vector512.Sum(a23), y + 2, yStride);
+        Tail4<F32Row>((byte*)w3, columns, i, x, x1, x2, x3, Vector512.Sum(a30), Vector512.Sum(a31), Vector512.Sum(a32), Vector512.Sum(a33), y + 3, yStride);
+    }
+
+    /// <summary>One row's 4 token sums finished: the vector sums, then the last columns one by one, stored.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Tail4<TR>(byte* row, int columns, int i, float* x, float* x1, float* x2, float* x3,
+        float s0, float s1, float s2, float s3, float* y, int yStride) where TR : IFloatRow
+    {
+        for (; i < columns; i++)
+        {
+            var wi = TR.Load1(row, i);
+            s0 += wi * x[i];
+            s1 += wi * x1[i];
+            s2 += wi * x2[i];
+            s3 += wi * x3[i];
+        }
+        y[0] = s0;
+        y[yStride] = s1;
+        y[2L * yStride] = s2;
+        y[3L * yStride] = s3;
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Dot4x256<TR>(byte* row, int columns, float* x, float* y, int yStride) where TR : IFloatRow
     {
@@ -200,19 +279,7 @@ internal static unsafe class FloatKernels
             a2 = Vector256.FusedMultiplyAdd(wv, Vector256.Load(x2 + i), a2);
             a3 = Vector256.FusedMultiplyAdd(wv, Vector256.Load(x3 + i), a3);
         }
-        float s0 = Vector256.Sum(a0), s1 = Vector256.Sum(a1), s2 = Vector256.Sum(a2), s3 = Vector256.Sum(a3);
-        for (; i < columns; i++)
-        {
-            var wi = TR.Load1(row, i);
-            s0 += wi * x[i];
-            s1 += wi * x1[i];
-            s2 += wi * x2[i];
-            s3 += wi * x3[i];
-        }
-        y[0] = s0;
-        y[yStride] = s1;
-        y[2L * yStride] = s2;
-        y[3L * yStride] = s3;
+        Tail4<TR>(row, columns, i, x, x1, x2, x3, Vector256.Sum(a0), Vector256.Sum(a1), Vector256.Sum(a2), Vector256.Sum(a3), y, yStride);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -232,18 +299,6 @@ internal static unsafe class FloatKernels
             a2 = Vector512.FusedMultiplyAdd(wv, Vector512.Load(x2 + i), a2);
             a3 = Vector512.FusedMultiplyAdd(wv, Vector512.Load(x3 + i), a3);
         }
-        float s0 = Vector512.Sum(a0), s1 = Vector512.Sum(a1), s2 = Vector512.Sum(a2), s3 = Vector512.Sum(a3);
-        for (; i < columns; i++)
-        {
-            var wi = TR.Load1(row, i);
-            s0 += wi * x[i];
-            s1 += wi * x1[i];
-            s2 += wi * x2[i];
-            s3 += wi * x3[i];
-        }
-        y[0] = s0;
-        y[yStride] = s1;
-        y[2L * yStride] = s2;
-        y[3L * yStride] = s3;
+        Tail4<TR>(row, columns, i, x, x1, x2, x3, Vector512.Sum(a0), Vector512.Sum(a1), Vector512.Sum(a2), Vector512.Sum(a3), y, yStride);
     }
 }
