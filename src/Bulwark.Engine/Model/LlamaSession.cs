@@ -92,7 +92,7 @@ public sealed unsafe partial class LlamaSession : IDisposable
         fixed (float* o = _attention.Span)
         {
             var job = new HeadsJob { Query = q, Keys = k, Values = v, Output = o, Positions = positions, HeadCount = c.HeadCount, KvHeadCount = c.KeyValueHeadCount, HeadDim = c.HeadDim };
-            if (Kernels.Cpu.TiledAttention.CanRun(Kernels.Cpu.KernelIsa.Active, c.HeadDim))
+            if (Kernels.Cpu.TiledAttention.CanRun(Kernels.Cpu.KernelIsa.Active, c.HeadDim) && Kernels.Cpu.TiledAttention.FillsForOneToken(c.HeadCount, c.KeyValueHeadCount))
             {
                 // The query heads of a KV group as the rows of one tile: each key and value element read once for all of them.
                 Kernels.Cpu.WorkerPool.Shared.Run(&TiledHeadsItem, &job, Kernels.Cpu.TiledAttention.Items(1, c.HeadCount, c.KeyValueHeadCount));

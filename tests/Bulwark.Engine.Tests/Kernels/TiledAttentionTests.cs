@@ -110,6 +110,16 @@ public unsafe class TiledAttentionTests
     }
 
     [Fact]
+    public void OneTokenTakesATileOnlyWhenItsGroupFillsHalfTheLanes()
+    {
+        Assert.True(TiledAttention.FillsForOneToken(32, 4)); // TinyLlama: 8 of 16 lanes
+        Assert.True(TiledAttention.FillsForOneToken(32, 1));
+        Assert.False(TiledAttention.FillsForOneToken(28, 4)); // 7 of 16
+        Assert.False(TiledAttention.FillsForOneToken(12, 12)); // no grouping: 1 of 16
+        Assert.False(TiledAttention.FillsForOneToken(8, 0));
+    }
+
+    [Fact]
     public void ItemsCoverEveryRowOnce()
     {
         Assert.Equal(4 * 32, TiledAttention.Items(64, 32, 4)); // 64 tokens × 8 heads = 512 rows per KV head

@@ -39,6 +39,13 @@ internal static unsafe class TiledAttention
     public static bool CanRun(InstructionSet isa, int headDim) =>
         isa >= InstructionSet.Avx512 && Vector512.IsHardwareAccelerated && headDim is > 0 and <= MaxHeadDim;
 
+    /// <summary>
+    /// Whether one token alone (a decode step) is worth a tile: its rows are only its group's query heads,
+    /// so with fewer than half the lanes used (groups below 8 heads) head by head is faster. Measured on
+    /// a 12-head model without grouping: 1 of 16 lanes, and half of each decode step in the tiles.
+    /// </summary>
+    public static bool FillsForOneToken(int headCount, int kvHeadCount) => kvHeadCount > 0 && headCount / kvHeadCount >= Rows / 2;
+
     /// <summary>Work items for <paramref name="tokens"/> query tokens: KV heads × tiles of 16 rows each.</summary>
     public static int Items(int tokens, int headCount, int kvHeadCount) =>
         kvHeadCount * TilesPerKvHead(tokens, headCount / kvHeadCount);
