@@ -24,6 +24,9 @@ public sealed unsafe class PagedLlamaExecutor : IModelExecutor, IDisposable
     private int* _tokenSequence, _tableStart, _tableLength, _tables, _plan;
     private int _tokenCapacity, _sequenceCapacity, _tableCapacity, _planCapacity;
 
+    /// <summary>Attention work items of the current step's plan (<see cref="PlanTiles"/>); 0 when it attends token by token.</summary>
+    private int _planItems;
+
     /// <param name="maxContextLength">Caps the model's context length (positions per sequence); null keeps it.</param>
     /// <param name="kvCacheType">How the KV blocks store keys and values (<see cref="KvCacheType.F16"/>: half the memory).</param>
     public PagedLlamaExecutor(LlamaModel model, int? maxContextLength = null, KvCacheType kvCacheType = KvCacheType.F32)
@@ -85,6 +88,8 @@ public sealed unsafe class PagedLlamaExecutor : IModelExecutor, IDisposable
             w.TokenEmbedding.DequantizeRow(ids[t], hidden.Slice(t * dim, dim));
         FillRopeTables(batch.Positions, w.RopeInverseFrequencies);
         var positions = FlattenTables(batch);
+        // The same for every layer: planned once per step.
+        _planItems = kv.Type != KvCacheType.F16 && TiledAttention.CanRun(KernelIsa.Active, c.HeadDim) ? PlanTiles(batch, positions) : 0;
 
         for (var l = 0; l < c.LayerCount; l++)
         {
@@ -306,10 +311,13 @@ public sealed unsafe class PagedLlamaExecutor : IModelExecutor, IDisposable
             HeadCount = c.HeadCount, KvHeadCount = c.KeyValueHeadCount, HeadDim = c.HeadDim,
         };
         _ = Kernels.Cpu.Attention.ScoreScratch(ScratchLength(&job)); // the caller's own, see ScoreScratch
-        if (!job.Half && TiledAttention.CanRun(KernelIsa.Active, c.HeadDim))
+        if (_planItems > 0)
         {
-            var items = PlanTiles(batch, &job);
-            Kernels.Cpu.WorkerPool.Shared.Run(&PlannedItem, &job, items);
+            job.ItemSequence = _plan;
+            job.ItemLocal = _plan + _planItems;
+            job.SequenceStart = job.ItemLocal + _planItems;
+            job.SequenceCount = job.SequenceStart + batch.SequenceCount;
+            Kernels.Cpu.WorkerPool.Shared.Run(&PlannedItem, &job, _planItems);
             return;
         }
         Kernels.Cpu.WorkerPool.Shared.Run(&AttendItem, &job, batch.TokenCount);
@@ -318,53 +326,55 @@ public sealed unsafe class PagedLlamaExecutor : IModelExecutor, IDisposable
     /// <summary>
     /// Work items of a step whose cache is f32: a sequence with several tokens here (a prompt chunk)
     /// attends in tiles (<see cref="TiledAttention"/>), a sequence with one token (decoding) token by token.
-    /// Returns the number of items.
+    /// Fills <see cref="_plan"/> with, per item, its sequence (−1: one token alone) and its tile or token
+    /// index, then per sequence its first token and count; returns the number of items.
     /// </summary>
-    private int PlanTiles(StepBatch batch, AttendJob* job)
+    private int PlanTiles(StepBatch batch, int* positions)
     {
+        var c = _config;
         var sequences = batch.SequenceCount;
         var items = 0;
         for (var s = 0; s < sequences; s++)
-            items += Tiled(batch, job, s) ? TiledAttention.Items(batch.TokenCountOf(s), job->HeadCount, job->KvHeadCount) : batch.TokenCountOf(s);
+            items += Tiled(batch, positions, s) ? TiledAttention.Items(batch.TokenCountOf(s), c.HeadCount, c.KeyValueHeadCount) : batch.TokenCountOf(s);
         Grow(ref _plan, ref _planCapacity, 2 * items + 2 * sequences);
-        job->ItemSequence = _plan;
-        job->ItemLocal = _plan + items;
-        job->SequenceStart = job->ItemLocal + items;
-        job->SequenceCount = job->SequenceStart + sequences;
+        var itemSequence = _plan;
+        var itemLocal = _plan + items;
+        var sequenceStart = itemLocal + items;
+        var sequenceCount = sequenceStart + sequences;
         var item = 0;
         for (var s = 0; s < sequences; s++)
         {
             var start = batch.TokenStart(s);
             var count = batch.TokenCountOf(s);
-            job->SequenceStart[s] = start;
-            job->SequenceCount[s] = count;
-            if (Tiled(batch, job, s))
+            sequenceStart[s] = start;
+            sequenceCount[s] = count;
+            if (Tiled(batch, positions, s))
             {
-                var tiles = TiledAttention.Items(count, job->HeadCount, job->KvHeadCount);
+                var tiles = TiledAttention.Items(count, c.HeadCount, c.KeyValueHeadCount);
                 for (var i = 0; i < tiles; i++, item++)
                 {
-                    job->ItemSequence[item] = s;
-                    job->ItemLocal[item] = i;
+                    itemSequence[item] = s;
+                    itemLocal[item] = i;
                 }
                 continue;
             }
             for (var t = start; t < start + count; t++, item++)
             {
-                job->ItemSequence[item] = -1;
-                job->ItemLocal[item] = t;
+                itemSequence[item] = -1;
+                itemLocal[item] = t;
             }
         }
         return items;
     }
 
     /// <summary>Tiles for a sequence with at least two tokens in the step at consecutive positions.</summary>
-    private static bool Tiled(StepBatch batch, AttendJob* job, int s)
+    private static bool Tiled(StepBatch batch, int* positions, int s)
     {
         var count = batch.TokenCountOf(s);
         if (count < 2) return false;
         var start = batch.TokenStart(s);
         for (var t = start + 1; t < start + count; t++)
-            if (job->Positions[t] != job->Positions[t - 1] + 1) return false;
+            if (positions[t] != positions[t - 1] + 1) return false;
         return true;
     }
 
