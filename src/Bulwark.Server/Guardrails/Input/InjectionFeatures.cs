@@ -33,6 +33,11 @@ public sealed class InjectionFeatures
 
     private int ShapeCount => (Layout & InjectionFeatureLayout.Shape) != 0 ? LengthBuckets + SegmentBuckets : 0;
 
+    /// <summary>Slots of a prose segment in a table: at its edge, inside it.</summary>
+    public const int ContextSlots = 2;
+
+    private int ContextCount => (Layout & InjectionFeatureLayout.DocumentContext) != 0 ? ContextSlots : 0;
+
     public int HashBits { get; }
     public int MinN { get; }
     public int MaxN { get; }
@@ -40,8 +45,8 @@ public sealed class InjectionFeatures
 
     public int Buckets => 1 << HashBits;
 
-    /// <summary>Hashed buckets, one slot per rule, then the shape slots when <see cref="InjectionFeatureLayout.Shape"/> is on.</summary>
-    public int Dimension => Buckets + RuleIds.Count + ShapeCount;
+    /// <summary>Hashed buckets, one slot per rule, then the shape slots when <see cref="InjectionFeatureLayout.Shape"/> is on, then the table slots when <see cref="InjectionFeatureLayout.DocumentContext"/> is.</summary>
+    public int Dimension => Buckets + RuleIds.Count + ShapeCount + ContextCount;
 
     /// <summary>
     /// The vectors the model scores for one text: the whole text first, then each of its
@@ -61,7 +66,8 @@ public sealed class InjectionFeatures
             {
                 if (!perSegment.Any(hits => hits.Contains(id))) perSegment.ForEach(hits => hits.Add(id));
             }
-            for (var i = 0; i < segments.Count; i++) instances.Add(Extract(segments[i], perSegment[i], segments.Count));
+            var context = (Layout & InjectionFeatureLayout.DocumentContext) != 0 ? DocumentContext.Of(segments) : null;
+            for (var i = 0; i < segments.Count; i++) instances.Add(Extract(segments[i], perSegment[i], segments.Count, context?.Of(i) ?? default));
         }
         return instances;
     }
@@ -77,13 +83,13 @@ public sealed class InjectionFeatures
         foreach (var id in ruleHits)
         {
             var rule = InjectionRules.ById(id);
-            if (rule.Pattern is null || rule.Matches(segment)) hits.Add(id);
+            if (!rule.HasPattern || rule.Matches(segment)) hits.Add(id);
         }
         return hits;
     }
 
-    /// <summary>Distinct indices (hashed n-grams in order of first occurrence, then rules, then shape) and their values.</summary>
-    public (int[] Indices, float[] Values) Extract(string normalized, IReadOnlyCollection<string> ruleHits, int segmentCount = 1)
+    /// <summary>Distinct indices (hashed n-grams in order of first occurrence, then rules, then shape, then table context) and their values.</summary>
+    public (int[] Indices, float[] Values) Extract(string normalized, IReadOnlyCollection<string> ruleHits, int segmentCount = 1, SegmentContext context = default)
     {
         var mask = (uint)Buckets - 1;
         var padded = " " + normalized + " ";
@@ -126,7 +132,7 @@ public sealed class InjectionFeatures
             seen[hashed[i]] = _stamp;
             hashed[distinct++] = hashed[i];
         }
-        var indices = new int[distinct + ruleHits.Count + 2];
+        var indices = new int[distinct + ruleHits.Count + 3];
         var values = new float[indices.Length];
         hashed.AsSpan(0, distinct).CopyTo(indices);
         values.AsSpan(0, distinct).Fill(distinct == 0 ? 0f : (float)(1.0 / Math.Sqrt(distinct)));
@@ -143,6 +149,11 @@ public sealed class InjectionFeatures
             indices[n] = shape + Math.Min(LengthBuckets - 1, (int)Math.Log2(normalized.Length + 1));
             values[n++] = 1f;
             indices[n] = shape + LengthBuckets + segmentCount switch { <= 1 => 0, 2 => 1, 3 => 2, < 8 => 3, _ => 4 };
+            values[n++] = 1f;
+        }
+        if (context.InTable)
+        {
+            indices[n] = Buckets + RuleIds.Count + ShapeCount + (context.Inside ? 1 : 0);
             values[n++] = 1f;
         }
         return (indices[..n], values[..n]);
@@ -196,5 +207,60 @@ public enum InjectionFeatureLayout
     /// <summary>A segment carries the wording rules that match the segment itself (a match spanning segments is carried by all), not every rule the whole text hit.</summary>
     SegmentRules = 4,
 
-    All = SegmentsOnly | Shape | SegmentRules,
+    /// <summary>
+    /// A segment of prose among the rows of a pipe table carries one of two extra features: at
+    /// the table's edge (first or last) or inside it (<see cref="Input.DocumentContext"/>).
+    /// </summary>
+    DocumentContext = 8,
+
+    All = SegmentsOnly | Shape | SegmentRules | DocumentContext,
+}
+
+/// <summary>Where a segment sits: <see cref="InTable"/> only for a prose segment of a table (not for its rows, nor for texts that are no table).</summary>
+public readonly record struct SegmentContext(bool InTable, bool Inside);
+
+/// <summary>
+/// Recognises a table in pipe syntax (the form tables take when an application passes retrieved
+/// data to a model), so that a sentence of prose among its rows can be told from the same
+/// sentence typed on its own: "Write a script to rename all files" is an ordinary request as a
+/// prompt and a planted instruction between two rows of a box-office table. Clean tables have no
+/// prose rows, so the feature separates them from their attacked copies; e-mails were tried the
+/// same way and not kept (every line of an e-mail is prose, so the feature only marked e-mails).
+/// </summary>
+public sealed class DocumentContext
+{
+    private readonly bool[] _rows;
+
+    private DocumentContext(bool[] rows) => _rows = rows;
+
+    /// <summary>Rows from which a text whose segments are at least half rows is a table.</summary>
+    public const int MinTableRows = 3;
+
+    /// <summary>The context of <paramref name="segments"/>, or null when they are not a table.</summary>
+    public static DocumentContext? Of(IReadOnlyList<string> segments)
+    {
+        var rows = new bool[segments.Count];
+        var count = 0;
+        for (var i = 0; i < segments.Count; i++)
+        {
+            rows[i] = IsTableRow(segments[i]);
+            if (rows[i]) count++;
+        }
+        return count >= MinTableRows && 2 * count >= segments.Count ? new DocumentContext(rows) : null;
+    }
+
+    /// <summary>The context of segment <paramref name="index"/>: none for a row; for prose, whether segments lie on both sides.</summary>
+    public SegmentContext Of(int index) => _rows[index] ? default : new SegmentContext(true, index > 0 && index < _rows.Length - 1);
+
+    /// <summary>A line of a pipe table: starts with <c>|</c> or holds at least two.</summary>
+    public static bool IsTableRow(string segment)
+    {
+        if (segment.StartsWith('|')) return true;
+        var pipes = 0;
+        foreach (var c in segment)
+        {
+            if (c == '|' && ++pipes == 2) return true;
+        }
+        return false;
+    }
 }

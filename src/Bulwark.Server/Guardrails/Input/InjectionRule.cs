@@ -9,7 +9,7 @@ namespace Bulwark.Server.Guardrails.Input;
 /// delimiters, hidden or encoded instructions) have no benign reading and are decisive; wording
 /// rules ("ignore previous instructions") are evidence the model weighs with everything else.
 /// </summary>
-public sealed class InjectionRule(string id, string description, GuardDecision floor, string? pattern = null)
+public sealed class InjectionRule(string id, string description, GuardDecision floor, params string[] patterns)
 {
     public string Id { get; } = id;
 
@@ -17,15 +17,27 @@ public sealed class InjectionRule(string id, string description, GuardDecision f
 
     public GuardDecision Floor { get; } = floor;
 
-    /// <summary>Null for the rules computed from the text's structure rather than matched (encodings, invisible text).</summary>
+    /// <summary>Empty for the rules computed from the text's structure rather than matched (encodings, invisible text); else the rule hits when any matches.</summary>
     /// <remarks>
     /// Patterns are written with single spaces; a space also matches the line feed a folded line
     /// break leaves. The engine is the non-backtracking one: time linear in the input, whatever a
-    /// user sends (no ReDoS), so no match timeout can fire under load.
+    /// user sends (no ReDoS), so no match timeout can fire under load. A rule may need several
+    /// patterns because that engine caps the size of one pattern's automaton (bounded repeats
+    /// such as <c>.{0,60}</c> inside an alternation exceed it).
     /// </remarks>
-    public Regex? Pattern { get; } = pattern is null ? null
-        : new Regex(pattern.Replace(" ", "[ \n]"), RegexOptions.CultureInvariant | RegexOptions.NonBacktracking | RegexOptions.ExplicitCapture | RegexOptions.Singleline,
-            Regex.InfiniteMatchTimeout);
+    public IReadOnlyList<Regex> Patterns { get; } = patterns.Select(pattern =>
+        new Regex(pattern.Replace(" ", "[ \n]"), RegexOptions.CultureInvariant | RegexOptions.NonBacktracking | RegexOptions.ExplicitCapture | RegexOptions.Singleline,
+            Regex.InfiniteMatchTimeout)).ToArray();
 
-    public bool Matches(string normalized) => Pattern is not null && Pattern.IsMatch(normalized);
+    /// <summary>Whether the rule is matched against the text (false for the structural rules).</summary>
+    public bool HasPattern => Patterns.Count > 0;
+
+    public bool Matches(string normalized)
+    {
+        foreach (var pattern in Patterns)
+        {
+            if (pattern.IsMatch(normalized)) return true;
+        }
+        return false;
+    }
 }

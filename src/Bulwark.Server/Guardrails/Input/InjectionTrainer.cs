@@ -4,7 +4,7 @@ namespace Bulwark.Server.Guardrails.Input;
 public sealed record InjectionTrainingOptions
 {
     public int HashBits { get; init; } = 15;
-    public InjectionFeatureLayout Layout { get; init; } = InjectionFeatureLayout.SegmentsOnly | InjectionFeatureLayout.SegmentRules;
+    public InjectionFeatureLayout Layout { get; init; } = InjectionFeatureLayout.SegmentsOnly | InjectionFeatureLayout.SegmentRules | InjectionFeatureLayout.DocumentContext;
 
     /// <summary>Return the average of the weights over all steps of the last half of training instead of the last weights (averaged SGD: less sensitive to the order of the last examples).</summary>
     public bool Average { get; init; }
@@ -28,7 +28,7 @@ public sealed record InjectionTrainingOptions
     public int Folds { get; init; } = 5;
 
     /// <summary>False-positive rate the flag threshold is calibrated to on out-of-fold scores (below the 0.05 goal, for margin).</summary>
-    public double FlagFpr { get; init; } = 0.04;
+    public double FlagFpr { get; init; } = 0.035;
 
     /// <summary>False-positive rate the block threshold is calibrated to.</summary>
     public double BlockFpr { get; init; } = 0.01;
