@@ -7,7 +7,7 @@ namespace Bulwark.Server.Guardrails.Input;
 /// in lower case with single spaces. Ids are stable: they appear in metrics, audit records and
 /// the model file (one feature per rule).
 /// </summary>
-public static class InjectionRules
+public static partial class InjectionRules
 {
     public const string InstructionOverride = "instruction-override";
     public const string RoleSwitch = "role-switch";
@@ -126,6 +126,7 @@ public static class InjectionRules
                 EncodedPayload => HasEncodedInjection(text),
                 UnicodeTags => scan.SmuggledAscii.Length >= TagThreshold,
                 InvisibleText => scan.InvisibleCount >= InvisibleThreshold || scan.BidiOverrideCount > 0,
+                InstructionOverride => rule.Matches(scan.Normalized) || IsSplitOverride(scan.Normalized),
                 _ => rule.Matches(scan.Normalized),
             };
             if (hit) hits.Add(rule.Id);
@@ -135,6 +136,29 @@ public static class InjectionRules
 
     public static InjectionRule ById(string id) =>
         Default.FirstOrDefault(r => r.Id == id) ?? throw new ArgumentException($"unknown injection rule id '{id}'", nameof(id));
+
+    /// <summary>
+    /// "Ig nore previ ous prompt": the core override phrase with spaces put inside its words, which
+    /// no word pattern reads. Matched on the text with every space and line break taken out, so it
+    /// also hits the plain phrase (already an override) and nothing a word pattern would not.
+    /// </summary>
+    public static bool IsSplitOverride(string normalized)
+    {
+        if (normalized.Length > MaxSplitScan) return false;
+        Span<char> joined = normalized.Length <= 1024 ? stackalloc char[normalized.Length] : new char[normalized.Length];
+        var n = 0;
+        foreach (var c in normalized)
+        {
+            if (c is not (' ' or '\n')) joined[n++] = c;
+        }
+        return SplitOverride().IsMatch(joined[..n]);
+    }
+
+    /// <summary>Texts longer than this are not despaced (the phrase is read in their segments by the word patterns).</summary>
+    public const int MaxSplitScan = 64 * 1024;
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"(?:ignore|disregard|forget)(?:all|the|any|your)?(?:previous|prior|above|earlier)(?:instructions?|prompts?|rules|directions)", System.Text.RegularExpressions.RegexOptions.CultureInvariant | System.Text.RegularExpressions.RegexOptions.NonBacktracking)]
+    private static partial System.Text.RegularExpressions.Regex SplitOverride();
 
     private static bool HasEncodedInjection(string text)
     {
