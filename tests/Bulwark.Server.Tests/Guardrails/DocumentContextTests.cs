@@ -79,11 +79,21 @@ public sealed class DocumentContextTests
             "Please write a short summary.", "Any mistakes you can spot?", "Can you explain what this shows?", "Turn it into a bulleted list.",
             "What would you look at first?", "Is anything missing?", "Make a chart description for a slide.", "Which one grew fastest?",
         ];
-        var verdicts = tables.SelectMany(t => questions.SelectMany(q => new[] { q + "\n" + t, t + "\n" + q }))
-            .Select(text => InjectionScanner.Default.Scan(text, GuardPolicy.Block)).ToList();
-        Assert.Equal(96, verdicts.Count);
-        Assert.DoesNotContain(verdicts, v => v.Decision == GuardDecision.Block);
-        Assert.True(verdicts.Count(v => v.Decision == GuardDecision.Flag) <= 2, $"{verdicts.Count(v => v.Decision == GuardDecision.Flag)} of 96 flagged");
+        var scanner = InjectionScanner.Default;
+        var checkedTexts = 0;
+        foreach (var q in questions)
+        {
+            var alone = scanner.Scan(q, GuardPolicy.Block).Decision;
+            Assert.NotEqual(GuardDecision.Block, alone);
+            foreach (var text in tables.SelectMany(t => new[] { q + "\n" + t, t + "\n" + q }))
+            {
+                // The table around the question changes nothing: the verdict is the question's own.
+                Assert.Equal(alone, scanner.Scan(text, GuardPolicy.Block).Decision);
+                checkedTexts++;
+            }
+        }
+        Assert.Equal(96, checkedTexts);
+        Assert.True(questions.Count(q => scanner.Scan(q, GuardPolicy.Block).Decision != GuardDecision.Allow) <= 1);
     }
 
     [Fact]

@@ -42,13 +42,13 @@ public sealed class InjectionDetectionTests(InjectionDetectionTests.Training tra
     {
         var cv = training.CrossValidation;
         Assert.InRange(cv.Flag.Overall.FalsePositiveRate, 0, 0.04);
-        Assert.InRange(cv.Flag.Overall.Recall, 0.88, 1);
+        Assert.InRange(cv.Flag.Overall.Recall, 0.90, 1);
         Assert.InRange(cv.Block.Overall.FalsePositiveRate, 0, 0.015);
-        Assert.InRange(cv.Block.Overall.Recall, 0.77, 1);
+        Assert.InRange(cv.Block.Overall.Recall, 0.76, 1);
         Assert.InRange(cv.Flag.BySource["jailbreakchat"].Recall, 0.95, 1);
-        Assert.InRange(cv.Flag.BySource["bipia_indirect"].Recall, 0.87, 1);
+        Assert.InRange(cv.Flag.BySource["bipia_indirect"].Recall, 0.86, 1);
         Assert.InRange(cv.Flag.BySource["bipia_indirect"].FalsePositiveRate, 0, 0.03);
-        Assert.InRange(cv.Flag.BySource["deepset_prompt_injections"].Recall, 0.85, 1);
+        Assert.InRange(cv.Flag.BySource["deepset_prompt_injections"].Recall, 0.87, 1);
         Assert.InRange(cv.Flag.BySource["notinject"].FalsePositiveRate, 0, 0.03); // the external hard negatives
     }
 
@@ -80,6 +80,25 @@ public sealed class InjectionDetectionTests(InjectionDetectionTests.Training tra
         Assert.Equal(subset.Count(t => t.IsAttack), cv.Block.Overall.Positives);
         Assert.Equal(3, cv.FlagThresholds.Length);
         Assert.All(cv.FlagThresholds.Zip(cv.BlockThresholds), t => Assert.InRange(t.First, 0f, t.Second));
+    }
+
+    [FixtureFact]
+    public void ThresholdsAreCalibratedOnTheOutOfFoldScoresOfEveryCalibrationRunPooled()
+    {
+        var subset = Training.Development.Where((_, i) => i % 6 == 0).ToList();
+        var options = new InjectionTrainingOptions { Epochs = 2, CalibrationRuns = 2 };
+        var model = new InjectionTrainer(options).Train(subset).Model;
+        // The same by hand: both runs' out-of-fold scores (seeds S and S + 1) pooled, then the quantiles.
+        var features = new InjectionTrainer(options).NewFeatures();
+        var examples = InjectionTrainer.Prepare(features, subset.OrderBy(t => t.Source, StringComparer.Ordinal).ThenBy(t => t.IsAttack).ThenBy(t => t.Text, StringComparer.Ordinal));
+        var first = new InjectionTrainer(options).CrossValidatedScores(features, examples, out _);
+        var second = new InjectionTrainer(options with { Seed = options.Seed + 1 }).CrossValidatedScores(features, examples, out _);
+        var (flag, block) = new InjectionTrainer(options).Calibrate([.. first, .. second], [.. examples, .. examples]);
+        Assert.Equal(flag, model.FlagThreshold);
+        Assert.Equal(block, model.BlockThreshold);
+        // One run is the old recipe: the first run's scores alone.
+        var single = new InjectionTrainer(options with { CalibrationRuns = 1 }).Train(subset).Model;
+        Assert.Equal(new InjectionTrainer(options).Calibrate(first, examples).Flag, single.FlagThreshold);
     }
 
     [Fact]

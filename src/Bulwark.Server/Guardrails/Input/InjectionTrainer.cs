@@ -30,6 +30,9 @@ public sealed record InjectionTrainingOptions
     /// <summary>False-positive rate the flag threshold is calibrated to on out-of-fold scores (below the 0.05 goal, for margin).</summary>
     public double FlagFpr { get; init; } = 0.035;
 
+    /// <summary>Cross-validations (training seeds <see cref="Seed"/>, +1, …) whose out-of-fold scores are pooled to calibrate the thresholds.</summary>
+    public int CalibrationRuns { get; init; } = 3;
+
     /// <summary>False-positive rate the block threshold is calibrated to.</summary>
     public double BlockFpr { get; init; } = 0.01;
 
@@ -144,7 +147,7 @@ public sealed class InjectionTrainer(InjectionTrainingOptions options)
         var features = NewFeatures();
         var examples = Prepare(features, Canonical(texts));
         var scores = CrossValidatedScores(features, examples, out _);
-        var (flag, block) = Calibrate(scores, examples);
+        var (flag, block) = CalibrateOver(features, examples, scores);
         var model = Fit(features, examples).WithThresholds(flag, block);
         return (model, InjectionCrossValidation.Of(new InjectionScanner(model), examples, scores));
     }
@@ -173,7 +176,7 @@ public sealed class InjectionTrainer(InjectionTrainingOptions options)
             var fold = f;
             var train = examples.Where((_, i) => folds[i] != fold).ToList();
             var inner = CrossValidatedScores(features, train, out _);
-            var (flag, block) = Calibrate(inner, train);
+            var (flag, block) = CalibrateOver(features, train, inner);
             var scanner = new InjectionScanner(Fit(features, train).WithThresholds(flag, block));
             (flagThresholds[f], blockThresholds[f]) = (flag, block);
             for (var i = 0; i < examples.Count; i++)
@@ -206,6 +209,24 @@ public sealed class InjectionTrainer(InjectionTrainingOptions options)
             }
         }
         return scores;
+    }
+
+    /// <summary>
+    /// <see cref="Calibrate"/> on the out-of-fold scores of <see cref="InjectionTrainingOptions.CalibrationRuns"/>
+    /// cross-validations pooled (<paramref name="first"/> is the run with <see cref="InjectionTrainingOptions.Seed"/>):
+    /// one run's quantile moves with its shuffle as much as the recipe's figures do.
+    /// </summary>
+    private (float Flag, float Block) CalibrateOver(InjectionFeatures features, IReadOnlyList<Example> examples, double[] first)
+    {
+        if (Options.CalibrationRuns <= 1) return Calibrate(first, examples);
+        var scores = new List<double>(first);
+        var pooled = new List<Example>(examples);
+        for (var run = 1; run < Options.CalibrationRuns; run++)
+        {
+            scores.AddRange(new InjectionTrainer(Options with { Seed = Options.Seed + (ulong)run }).CrossValidatedScores(features, examples, out _));
+            pooled.AddRange(examples);
+        }
+        return Calibrate(scores, pooled);
     }
 
     /// <summary>Thresholds at which at most the target share of benign texts scores at or above them.</summary>
