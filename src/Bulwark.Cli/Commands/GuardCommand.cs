@@ -113,7 +113,7 @@ internal static class GuardCommand
         var outFile = new Option<string>("--out") { Description = "Model file to write.", Required = true };
         var seed = SeedOption();
         var hidden = HiddenUnitsOption();
-        var command = new Command("train", "Train the injection model (deterministic: the same texts give the same bytes); thresholds are calibrated by 5-fold cross-validation, whose figures are printed.")
+        var command = new Command("train", "Train the injection model (deterministic: the same texts give the same bytes); thresholds are calibrated on the out-of-fold scores of three 5-fold cross-validations (training seeds S, S+1, S+2) pooled; the first one's figures are printed.")
         {
             data, outFile, seed, hidden,
         };
@@ -144,7 +144,7 @@ internal static class GuardCommand
             Description = "Repeat the whole cross-validation with this many training seeds (--seed, then 1, 2, ...) and print each run's overall figures and their mean; single runs of one recipe differ by about ±0.02 in recall (default 1: one run, with per-source figures).",
             DefaultValueFactory = _ => 1,
         };
-        var command = new Command("cv", "Cross-validate the training recipe honestly: each fold is scored by a model trained on the other folds, at thresholds calibrated by an inner cross-validation on those folds only; near-duplicate texts share a fold.")
+        var command = new Command("cv", "Cross-validate the training recipe honestly: each fold is scored by a model trained on the other folds, at thresholds calibrated by inner cross-validations (three runs pooled) on those folds only; near-duplicate texts share a fold.")
         {
             data, folds, json, seed, hidden, seeds,
         };
