@@ -140,7 +140,8 @@ public static partial class InjectionRules
     /// <summary>
     /// "Ig nore previ ous prompt": the core override phrase with spaces put inside its words, which
     /// no word pattern reads. Matched on the text with every space and line break taken out, so it
-    /// also hits the plain phrase (already an override) and nothing a word pattern would not.
+    /// also hits the plain phrase (already an override); without word boundaries it can hit inside a
+    /// longer word ("signore previous rules"), which is why it is limited to this one phrase.
     /// </summary>
     public static bool IsSplitOverride(string normalized)
     {
@@ -154,7 +155,7 @@ public static partial class InjectionRules
         return SplitOverride().IsMatch(joined[..n]);
     }
 
-    /// <summary>Texts longer than this are not despaced (the phrase is read in their segments by the word patterns).</summary>
+    /// <summary>Longest text that is despaced (the copy is bounded); a split phrase in a longer text goes unread.</summary>
     public const int MaxSplitScan = 64 * 1024;
 
     [System.Text.RegularExpressions.GeneratedRegex(@"(?:ignore|disregard|forget)(?:all|the|any|your)?(?:previous|prior|above|earlier)(?:instructions?|prompts?|rules|directions)", System.Text.RegularExpressions.RegexOptions.CultureInvariant | System.Text.RegularExpressions.RegexOptions.NonBacktracking)]
