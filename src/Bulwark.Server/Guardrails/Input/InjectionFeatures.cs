@@ -224,8 +224,15 @@ public enum InjectionFeatureLayout
 public sealed class DocumentContext
 {
     private readonly bool[] _rows;
+    private readonly int _firstRow;
+    private readonly int _lastRow;
 
-    private DocumentContext(bool[] rows) => _rows = rows;
+    private DocumentContext(bool[] rows)
+    {
+        _rows = rows;
+        _firstRow = Array.IndexOf(rows, true);
+        _lastRow = Array.LastIndexOf(rows, true);
+    }
 
     /// <summary>Rows from which a text whose segments are at least half rows is a table.</summary>
     public const int MinTableRows = 3;
@@ -250,15 +257,7 @@ public sealed class DocumentContext
     /// tables are BIPIA's, cannot teach the difference (a feature for edges blocked 106 of 120 such
     /// questions written to check it).
     /// </summary>
-    public bool BetweenRows(int index)
-    {
-        if (_rows[index]) return false;
-        var before = false;
-        for (var i = 0; i < index && !before; i++) before = _rows[i];
-        var after = false;
-        for (var i = index + 1; i < _rows.Length && !after; i++) after = _rows[i];
-        return before && after;
-    }
+    public bool BetweenRows(int index) => !_rows[index] && index > _firstRow && index < _lastRow;
 
     /// <summary>A line of a pipe table: starts with <c>|</c> or holds at least two.</summary>
     public static bool IsTableRow(string segment)
