@@ -58,7 +58,7 @@ public static partial class InjectionRules
             + @"|\bneue(?:n|r)? (?:aufgabe|anweisung|anweisungen|instruktion)\b"
             // Other languages an attacker switches to (general vocabulary, one "forget/ignore ... instructions|previous|everything" shape each):
             // Spanish, Portuguese, French, Italian, Dutch, Polish, Croatian/Serbian/Bosnian, Russian.
-            + @"|\b(?:olvid[ae]\w*|ignor[ae]|ignorad|descarta|omite|desatiende|esque[çc]a|esquece|desconsidere)\b(?: \w+){0,3} (?:instrucci[oó]n\w*|indicaciones|[oó]rdenes|reglas|anterior\w*|previ[ao]s?|todo|instru[çc][õo]es|regras|orienta[çc][õo]es|tudo)\b"
+            + @"|\b(?:olvid[ae]\w*|ignor[ae]|ignorad|descarta|omite|desatiende|esque[çc]a|esquece|desconsidere)\b(?: \w+){0,3} (?:instrucci[oó]n\w*|indicaciones|[oó]rdenes|reglas|anterior\w*|previ[ao]s?|todo (?:lo|que|y)|instru[çc][õo]es|regras|orienta[çc][õo]es|tudo)\b"
             + @"|\b(?:oublie[zs]?|ignore[zs])\b(?: \w+){0,3} (?:instructions|consignes|r[èe]gles|directives|pr[ée]c[ée]dent\w*|tout)\b"
             + @"|\b(?:dimentica\w*|ignora(?:te)?)\b(?: \w+){0,3} (?:istruzioni|indicazioni|regole|precedent\w*|tutto)\b"
             + @"|\b(?:negeer|vergeet)\b(?: \w+){0,3} (?:instructies|opdrachten|regels|vorige|alles)\b"
