@@ -1,3 +1,4 @@
+using Bulwark.Server.Requests;
 using Bulwark.Server.Security;
 
 namespace Bulwark.Cli.Bench;

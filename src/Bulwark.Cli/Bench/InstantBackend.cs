@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using Bulwark.Server.Backends;
+using Bulwark.Server.Observability;
 
 namespace Bulwark.Cli.Bench;
 

@@ -1,17 +1,18 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Net;
 using System.Net.Http.Headers;
-using System.Text;
+using System.Net;
 using System.Text.Json;
+using System.Text;
 using Bulwark.Cli.Terminal;
-using Bulwark.Server;
 using Bulwark.Server.Backends;
 using Bulwark.Server.Hosting;
+using Bulwark.Server.Models;
 using Bulwark.Server.Security;
+using Bulwark.Server;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 

@@ -1,8 +1,10 @@
 using System.CommandLine;
 using System.Text.Json;
+using Bulwark.Server.Admin;
 using Bulwark.Server.Audit;
 using Bulwark.Server.Incidents;
 using Bulwark.Server.Security;
+using Bulwark.Server.Storage;
 
 namespace Bulwark.Cli.Commands;
 

@@ -20,7 +20,7 @@ internal static class CliRun
         }
         catch (Exception e) when (e is CliException or ArgumentException or FormatException or InvalidOperationException or HttpRequestException)
         {
-            await error.WriteLineAsync("error: " + Bulwark.Server.Audit.SecretRedactor.Redact(e.Message));
+            await error.WriteLineAsync("error: " + Bulwark.Server.Redaction.SecretRedactor.Redact(e.Message));
             return 1;
         }
     }

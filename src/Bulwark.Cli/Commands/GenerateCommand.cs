@@ -17,7 +17,7 @@ namespace Bulwark.Cli.Commands;
 /// </summary>
 internal static class GenerateCommand
 {
-    public const string DemoFileName = Bulwark.Server.Hosting.ModelSource.DemoFileName;
+    public const string DemoFileName = Bulwark.Server.Models.ModelSource.DemoFileName;
     public const int MaxTokensLimit = 1 << 20;
     public const float MaxTemperature = 100f;
 

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Text.Json;
 using Bulwark.Server.Guardrails.Input;
+using Bulwark.Server.Requests;
 
 namespace Bulwark.Cli.Commands;
 

@@ -1,5 +1,7 @@
 using System.CommandLine;
 using System.Text.Json;
+using Bulwark.Server.Admin;
+using Bulwark.Server.Requests;
 using Bulwark.Server.Security;
 
 namespace Bulwark.Cli.Commands;
@@ -51,7 +53,7 @@ internal static class KeysCommand
                 Priority = r.GetValue(priority),
                 ExpiresAt = r.GetValue(expires) is { } text ? KeyExpiry.Parse(text, now) : null,
                 IsAdmin = r.GetValue(admin),
-                Guard = r.GetValue(guard) is { } g ? Bulwark.Server.Guardrails.Input.GuardPolicyNames.ParseForKey(g, "--guard") : null,
+                Guard = r.GetValue(guard) is { } g ? Bulwark.Server.Requests.GuardPolicyNames.ParseForKey(g, "--guard") : null,
             };
             spec.Validate(now); // before opening (and perhaps creating) the store, or calling a server
             JsonElement issued;
@@ -60,7 +62,7 @@ internal static class KeysCommand
                 if (server is not null)
                     issued = await server.SendAsync(HttpMethod.Post, "admin/keys", new CreateKeyRequest(spec.Name, spec.Tenant, [.. spec.Models],
                         spec.Limits.RequestsPerMinute, spec.Limits.TokensPerMinute, spec.Limits.TokensPerDay, spec.Limits.MaxConcurrent, spec.Priority,
-                        spec.ExpiresAt, spec.IsAdmin, spec.Guard is { } policy ? Bulwark.Server.Guardrails.Input.GuardPolicyNames.Name(policy) : null), ct);
+                        spec.ExpiresAt, spec.IsAdmin, spec.Guard is { } policy ? Bulwark.Server.Requests.GuardPolicyNames.Name(policy) : null), ct);
                 else
                 {
                     await using var opened = await store.OpenAsync(r, ct);

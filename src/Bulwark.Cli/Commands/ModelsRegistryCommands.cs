@@ -44,7 +44,7 @@ internal static class ModelsRegistryCommands
         {
             var registry = ModelRegistry.Open(DataDirectory.Resolve(r.GetValue(dataDir)).EnsureCreated());
             var source = r.GetValue(from)!;
-            var bar = new ProgressBar("hashing", Bulwark.Server.Hosting.ModelMemory.OnDisk(source));
+            var bar = new ProgressBar("hashing", Bulwark.Server.Models.ModelMemory.OnDisk(source));
             var manifest = await registry.AddAsync(r.GetValue(name)!, source,
                 new AddOptions { Sign = r.GetValue(sign), KeyId = r.GetValue(key), MakeCurrent = r.GetValue(use) }, bar);
             bar.Finish();

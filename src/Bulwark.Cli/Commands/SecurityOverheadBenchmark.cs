@@ -1,7 +1,9 @@
 using System.Diagnostics;
 using Bulwark.Server;
 using Bulwark.Server.Audit;
+using Bulwark.Server.Hosting;
 using Bulwark.Server.Quotas;
+using Bulwark.Server.Requests;
 using Bulwark.Server.Security;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -61,14 +63,19 @@ internal static class SecurityOverheadBenchmark
     private static RequestDelegate Pipeline(IServiceProvider services, bool secured)
     {
         var app = new ApplicationBuilder(services);
-        if (secured) app.UseBulwarkSecurity();
+        if (secured)
+        {
+            // The stages a real server runs around the identity stage: the audit record and the list of active requests.
+            app.UseBulwarkAudit();
+            app.UseBulwarkSecurity();
+        }
         var gate = services.GetRequiredService<QuotaGate>();
         app.Run(async context =>
         {
             if (secured)
             {
-                await using var lease = await gate.AdmitAsync(context, context.GetCaller()!, 2);
-                if (lease is null) throw new InvalidOperationException("the benchmark key was rate limited; its limits are too low");
+                await using var lease = await gate.AdmitRequestAsync(context, context.GetCaller()!);
+                await lease.ReserveTokensAsync(2);
                 var usage = context.GetRequestUsage();
                 (usage.Model, usage.PromptTokens, usage.CompletionTokens) = ("bench-model", 1, 1);
                 await lease.SettleAsync(2);

@@ -1,5 +1,7 @@
 using System.CommandLine;
 using Bulwark.Server.Hosting;
+using Bulwark.Server.Models;
+using Bulwark.Server;
 using Microsoft.Extensions.Hosting;
 
 namespace Bulwark.Cli.Commands;

@@ -18,6 +18,9 @@ public sealed record GenerationRequest
     /// <summary>Smaller runs first and is preempted last; equal priorities run in arrival order.</summary>
     public int Priority { get; init; }
 
+    /// <summary>Lets the reader end single choices early; null when it never will.</summary>
+    public ChoiceControl? Choices { get; init; }
+
     /// <summary>Turns output tokens into text for the events and for stop strings; without it, stop strings cannot be used.</summary>
     public Func<IIncrementalDetokenizer>? Detokenizer { get; init; }
 }

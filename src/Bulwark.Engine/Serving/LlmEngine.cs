@@ -21,6 +21,7 @@ public sealed class LlmEngine : IDisposable
     private readonly TokenEmitter _emitter;
     private readonly ConcurrentQueue<RequestState> _arrivals = new();
     private readonly ConcurrentQueue<RequestState> _cancellations = new();
+    private readonly ConcurrentQueue<(RequestState Request, int Index)> _choiceStops = new();
     private readonly ManualResetEventSlim _wake = new(false);
     private readonly Thread _loop;
     private float[] _logits = [];
@@ -72,6 +73,9 @@ public sealed class LlmEngine : IDisposable
         if (blocksNeeded > Counters.KvBlocksTotal)
             throw new ArgumentOutOfRangeException(nameof(request),
                 $"prompt tokens + max_tokens need {blocksNeeded} KV blocks; the cache holds {Counters.KvBlocksTotal} (raise --kv-cache-memory)");
+        if (p.N > _options.Scheduler.MaxSequences)
+            throw new ArgumentOutOfRangeException(nameof(request),
+                $"n must be at most the engine's maximum number of sequences {_options.Scheduler.MaxSequences}; got {p.N}");
         if (p.StopStrings is { Count: > 0 } && request.Detokenizer is null)
             throw new ArgumentException("stop strings need a detokenizer on the request", nameof(request));
     }
@@ -84,6 +88,11 @@ public sealed class LlmEngine : IDisposable
             throw new EngineStoppedException();
         var salt = request.Tenant + "\0" + (request.CacheSalt ?? "");
         var state = new RequestState(request, _options.Time.GetTimestamp(), BlockHash.Root(salt));
+        request.Choices?.Attach(index =>
+        {
+            _choiceStops.Enqueue((state, index));
+            _wake.Set();
+        });
         _arrivals.Enqueue(state);
         // The loop drains arrivals after it exits; one that raced past that drain is ended here.
         if (_exited)
@@ -184,7 +193,33 @@ public sealed class LlmEngine : IDisposable
             Counters.RecordPrompt(state.Prompt.Length);
             _scheduler.Add(seq);
         }
+        while (_choiceStops.TryDequeue(out var stop))
+            StopChoice(stop.Request, stop.Index);
         PublishCounters();
+    }
+
+    /// <summary>
+    /// Ends one choice the reader no longer wants: its sequence leaves the scheduler (freeing its
+    /// blocks) and it emits nothing more. Choice 0 still waiting to fork stays until the others
+    /// have forked from its prompt; a fork not created yet never will be.
+    /// </summary>
+    private void StopChoice(RequestState request, int index)
+    {
+        if (request.Done || !request.StoppedEarly.Add(index))
+            return;
+        var choice = request.Choices.Find(c => c.Index == index);
+        if (choice is null || choice.Finished || choice.ForkPending)
+            return;
+        EndChoice(choice);
+    }
+
+    private void EndChoice(Choice choice)
+    {
+        choice.Finished = true;
+        _scheduler.Remove(choice.Sequence);
+        var request = choice.Request;
+        if (--request.Unfinished == 0)
+            Finish(request, null);
     }
 
     private void Step()
@@ -229,12 +264,22 @@ public sealed class LlmEngine : IDisposable
                 var request = choice.Request;
                 for (var c = 1; c < request.Sampling.N; c++)
                 {
+                    if (request.StoppedEarly.Contains(c))
+                    {
+                        request.Unfinished--;
+                        continue;
+                    }
                     var child = choice.Sequence.Fork(_nextSequenceId++, request.Sampling.MaxTokens);
                     _scheduler.Blocks.Fork(choice.Sequence, child);
                     _scheduler.AddRunning(child);
                     var fork = new Choice(request, c, child);
                     request.Choices.Add(fork);
                     Emit(fork, logits, now);
+                }
+                if (request.StoppedEarly.Contains(0))
+                {
+                    EndChoice(choice);
+                    continue;
                 }
             }
             Emit(choice, logits, now);
@@ -244,12 +289,8 @@ public sealed class LlmEngine : IDisposable
 
     private void Emit(Choice choice, ReadOnlySpan<float> logits, long now)
     {
-        if (!_emitter.Emit(choice, logits, now))
-            return;
-        _scheduler.Remove(choice.Sequence);
-        var request = choice.Request;
-        if (--request.Unfinished == 0)
-            Finish(request, null);
+        if (_emitter.Emit(choice, logits, now))
+            EndChoice(choice);
     }
 
     /// <summary>A waiting request takes n running slots once its choices fork.</summary>

@@ -37,6 +37,9 @@ internal sealed class RequestState
 
     public int Unfinished { get; set; }
 
+    /// <summary>Choices the reader ended early (<see cref="ChoiceControl"/>); a fork listed here is never created.</summary>
+    public HashSet<int> StoppedEarly { get; } = [];
+
     public bool Done { get; set; }
 }
 
@@ -72,4 +75,7 @@ internal sealed class Choice
 
     /// <summary>Set on choice 0 of an n &gt; 1 request until its prompt is computed and the other choices fork from it.</summary>
     public bool ForkPending { get; set; }
+
+    /// <summary>The choice has ended: it emitted its last event, or the reader stopped it.</summary>
+    public bool Finished { get; set; }
 }

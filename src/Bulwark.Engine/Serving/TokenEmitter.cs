@@ -37,7 +37,8 @@ internal sealed class TokenEmitter
 
         FinishReason? finish = null;
         var isStopToken = (!p.IgnoreEos && _eos.Contains(token)) || (p.StopTokenIds?.Contains(token) ?? false);
-        string? text = null;
+        string? text = null, tokenText = null;
+        var stopString = false;
         if (isStopToken)
         {
             finish = FinishReason.Stop;
@@ -47,12 +48,15 @@ internal sealed class TokenEmitter
         {
             if (choice.Detokenizer is { } detokenizer)
             {
-                text = detokenizer.Push(token);
+                text = tokenText = detokenizer.Push(token);
                 if (choice.StopMatcher is { } matcher)
                 {
                     text = matcher.Push(text);
                     if (matcher.Stopped)
+                    {
                         finish = FinishReason.Stop;
+                        stopString = true;
+                    }
                 }
             }
             if (finish is null && (seq.OutputCount >= p.MaxTokens || seq.Count >= _maxContext))
@@ -68,6 +72,9 @@ internal sealed class TokenEmitter
             Index = choice.Index,
             TokenId = token,
             Text = text,
+            TokenText = tokenText,
+            StopStringMatched = stopString,
+            IsStopToken = isStopToken,
             Logprob = p.Logprobs || top is not null ? logprob : null,
             TopLogprobs = top,
             FinishReason = finish,

@@ -17,6 +17,22 @@ public readonly record struct TokenEvent
     /// <summary>Null when the request has no detokenizer.</summary>
     public string? Text { get; init; }
 
+    /// <summary>
+    /// The text of this token alone, as the detokenizer gave it before stop strings held anything
+    /// back (empty while a multi-byte character is incomplete; null without a detokenizer). What
+    /// <c>logprobs</c> show for the token.
+    /// </summary>
+    public string? TokenText { get; init; }
+
+    /// <summary>True when the choice ended on a stop string (rather than a stop or end-of-sequence token).</summary>
+    public bool StopStringMatched { get; init; }
+
+    /// <summary>
+    /// True when <see cref="TokenId"/> is a stop or end-of-sequence token: it ends the choice, its
+    /// text is never shown, and it is not counted as output.
+    /// </summary>
+    public bool IsStopToken { get; init; }
+
     /// <summary>Log-probability of the token under the raw model distribution, when requested.</summary>
     public float? Logprob { get; init; }
 

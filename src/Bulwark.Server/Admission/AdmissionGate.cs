@@ -1,5 +1,6 @@
 using Bulwark.Server.Api;
 using Bulwark.Server.Observability;
+using Bulwark.Server.Requests;
 using Microsoft.AspNetCore.Http;
 
 namespace Bulwark.Server.Admission;

@@ -1,3 +1,4 @@
+using Bulwark.Server.Requests;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 

@@ -1,4 +1,5 @@
 using Bulwark.Server.Observability;
+using Bulwark.Server.Requests;
 using Bulwark.Server.Security;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;

@@ -3,6 +3,7 @@ using Bulwark.Server.Admission;
 using Bulwark.Server.Backends;
 using Bulwark.Server.Hosting;
 using Bulwark.Server.Observability;
+using Bulwark.Server.Requests;
 using Microsoft.AspNetCore.Http;
 
 namespace Bulwark.Server.Api;

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Bulwark.Server.Requests;
 using Microsoft.AspNetCore.Http;
 
 namespace Bulwark.Server.Api;

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
+using Bulwark.Server.Requests;
 
 namespace Bulwark.Server.Api;
 

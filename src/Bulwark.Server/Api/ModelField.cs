@@ -1,4 +1,5 @@
 using Bulwark.Server.Backends;
+using Bulwark.Server.Requests;
 using Microsoft.AspNetCore.Http;
 
 namespace Bulwark.Server.Api;

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using Bulwark.Server.Backends;
+using Bulwark.Server.Requests;
 
 namespace Bulwark.Server.Api;
 

@@ -1,7 +1,8 @@
 using System.Buffers;
 using System.Text.Json;
-using Microsoft.AspNetCore.Http;
+using Bulwark.Server.Requests;
 using Microsoft.AspNetCore.Http.Features;
+using Microsoft.AspNetCore.Http;
 
 namespace Bulwark.Server.Api;
 

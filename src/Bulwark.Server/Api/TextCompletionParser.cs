@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Bulwark.Server.Backends;
+using Bulwark.Server.Requests;
 
 namespace Bulwark.Server.Api;
 

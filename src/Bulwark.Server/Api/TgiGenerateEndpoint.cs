@@ -1,9 +1,10 @@
-using System.Text;
 using System.Text.Json;
+using System.Text;
 using Bulwark.Server.Admission;
 using Bulwark.Server.Backends;
 using Bulwark.Server.Hosting;
 using Bulwark.Server.Observability;
+using Bulwark.Server.Requests;
 using Microsoft.AspNetCore.Http;
 
 namespace Bulwark.Server.Api;

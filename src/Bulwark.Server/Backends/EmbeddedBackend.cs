@@ -5,9 +5,11 @@ using Bulwark.Engine.Serving;
 using Bulwark.Engine.Templates;
 using Bulwark.Engine.Tokenizers;
 using Bulwark.Server.Api;
+using Bulwark.Server.Observability;
+using Bulwark.Server.Requests;
+using EngineFinish = Bulwark.Engine.Serving.FinishReason;
 using EngineRequest = Bulwark.Engine.Serving.GenerationRequest;
 using EngineSampling = Bulwark.Engine.Serving.Sampling.SamplingParams;
-using EngineFinish = Bulwark.Engine.Serving.FinishReason;
 
 namespace Bulwark.Server.Backends;
 

@@ -2,6 +2,7 @@ using Bulwark.Engine.Formats;
 using Bulwark.Engine.Serving;
 using Bulwark.Engine.Templates;
 using Bulwark.Server.Hosting;
+using Bulwark.Server.Models;
 
 namespace Bulwark.Server.Backends;
 

@@ -1,3 +1,4 @@
+using Bulwark.Server.Observability;
 namespace Bulwark.Server.Backends;
 
 /// <summary>

@@ -1,5 +1,7 @@
 using System.Diagnostics;
 using Bulwark.Server.Api;
+using Bulwark.Server.Observability;
+using Bulwark.Server.Requests;
 using Microsoft.AspNetCore.Http;
 
 namespace Bulwark.Server.Backends;

@@ -1,14 +1,15 @@
 using Bulwark.Server.Admission;
 using Bulwark.Server.Api;
 using Bulwark.Server.Backends;
+using Bulwark.Server.Models;
 using Bulwark.Server.Observability;
 using Bulwark.Server.Security;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Configuration;
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 

@@ -1,3 +1,4 @@
+using Bulwark.Server.Requests;
 using Bulwark.Server.Api;
 using Bulwark.Server.Security;
 using Microsoft.AspNetCore.Http;

@@ -1,3 +1,4 @@
+using Bulwark.Server.Admin;
 using Bulwark.Server.Api;
 using Bulwark.Server.Observability;
 using Bulwark.Server.Security;
@@ -17,6 +18,8 @@ public static class RequestPipeline
     {
         // 10 Meter (HTTP part): outermost, so it sees the final status of every request, refusals included.
         app.UseMiddleware<RequestMetricsMiddleware>();
+        // 10 Meter (audit part): a record of every request the identity stage saw, with its final status.
+        if (secured) app.UseBulwarkAudit();
         // 1 Edge: every failure answered in OpenAI's shape; a request id on every response. Body size,
         //   header and body-rate limits are Kestrel's, set in BulwarkServer from ServerOptions/ApiLimits.
         app.UseMiddleware<ApiErrorMiddleware>();

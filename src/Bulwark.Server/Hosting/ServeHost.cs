@@ -1,13 +1,15 @@
 using Bulwark.Server.Audit;
 using Bulwark.Server.Backends;
+using Bulwark.Server.Models;
 using Bulwark.Server.Observability;
 using Bulwark.Server.Registry;
 using Bulwark.Server.Security;
-using Microsoft.Extensions.Logging;
+using Bulwark.Server.Storage;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 
 namespace Bulwark.Server.Hosting;
 

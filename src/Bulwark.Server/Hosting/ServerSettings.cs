@@ -1,5 +1,6 @@
 using Bulwark.Server.Admission;
 using Bulwark.Server.Api;
+using Bulwark.Server.Models;
 using Microsoft.Extensions.Configuration;
 
 namespace Bulwark.Server.Hosting;
@@ -46,11 +47,4 @@ public sealed record ServerSettings(ServerOptions Server, ApiLimits Limits, Admi
         }
         return options;
     }
-}
-
-/// <summary>The configuration cannot be used; <see cref="Exception.Message"/> lists each problem on its own line.</summary>
-public sealed class ServerConfigurationException(IReadOnlyList<string> problems)
-    : Exception("Invalid configuration:" + Environment.NewLine + string.Join(Environment.NewLine, problems.Select(p => "  - " + p)))
-{
-    public IReadOnlyList<string> Problems { get; } = problems;
 }

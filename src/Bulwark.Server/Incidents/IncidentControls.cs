@@ -1,4 +1,5 @@
 using Bulwark.Server.Audit;
+using Bulwark.Server.Redaction;
 using Bulwark.Server.Security;
 using Bulwark.Server.Storage;
 using Microsoft.Extensions.Logging;

@@ -1,4 +1,5 @@
 using Bulwark.Server.Audit;
+using Bulwark.Server.Requests;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using Bulwark.Server.Requests;
 using Bulwark.Server.Security;
 
 namespace Bulwark.Server.Quotas;
@@ -71,7 +72,8 @@ public sealed class InMemoryQuotaStore(TimeProvider time) : IQuotaStore
             state.TokenTat = newT;
             state.Day = day;
             state.DayUsed = used + tokens;
-            state.Concurrent++;
+            // Like the Redis script, a lease holds a slot only where the key has a concurrency limit.
+            if (limits.MaxConcurrent > 0) state.Concurrent++;
             // The lease remembers where its slot ended plus the refunds made so far (see SettleAsync).
             return ValueTask.FromResult(new QuotaVerdict(true, null, 0, remR, (long)Math.Ceiling(resetR), remT, (long)Math.Ceiling(resetT), day,
                 (long)Math.Floor(newT + state.TokenRefunded)));
@@ -104,8 +106,8 @@ public sealed class InMemoryQuotaStore(TimeProvider time) : IQuotaStore
                 }
             }
             if (state.Day == admitted.Day) state.DayUsed = Math.Max(0, state.DayUsed + delta);
-            state.Concurrent--;
-            Debug.Assert(state.Concurrent >= 0, "a lease was settled twice");
+            // Never below zero: a key whose concurrency limit was added while a lease was open settles one it never counted.
+            if (limits.MaxConcurrent > 0) state.Concurrent = Math.Max(0, state.Concurrent - 1);
         }
         return ValueTask.CompletedTask;
     }

@@ -1,33 +1,41 @@
-using Bulwark.Server.Audit;
-using Bulwark.Server.Security;
+using Bulwark.Server.Requests;
 using Microsoft.AspNetCore.Http;
 
 namespace Bulwark.Server.Quotas;
 
 /// <summary>
-/// The policy stage's quota check, called once the request's token need is known (prompt tokens +
-/// max_tokens): admits or answers 429. An admitted request holds a <see cref="QuotaLease"/> until it
-/// ends, which settles the real token count (refunding the unused part) and frees its concurrency slot.
+/// The quota stage, in two steps so the cheapest refusal comes first. <see cref="AdmitRequestAsync"/>
+/// runs before anything is parsed, scanned or tokenized: requests/min and concurrency, which need no
+/// token count. <see cref="QuotaLease.ReserveTokensAsync"/> runs once the prompt is counted: it
+/// reserves prompt + n × max_tokens against tokens/min and tokens/day. A request refused at the
+/// second step still counts as a request (it was made), and its concurrency slot is freed. Both steps
+/// answer 429 with the rate-limit headers; the lease settles the real token count when the request ends.
 /// </summary>
 public sealed class QuotaGate(IQuotaStore store)
 {
-    /// <summary>
-    /// Admits the request and writes the rate-limit headers, or writes the 429 answer and returns
-    /// null. Callers return at once on null; the response is complete.
-    /// </summary>
-    public async ValueTask<QuotaLease?> AdmitAsync(HttpContext context, Caller caller, long tokens, CancellationToken ct = default)
+    /// <summary>Checks requests/min and concurrency and opens the request's lease; throws the 429 refusal.</summary>
+    /// <exception cref="ApiException">429 <c>rate_limit_exceeded</c> with the rate-limit headers.</exception>
+    public async ValueTask<QuotaLease> AdmitRequestAsync(HttpContext context, Caller caller, CancellationToken ct = default)
     {
-        ArgumentOutOfRangeException.ThrowIfNegative(tokens);
         var limits = caller.Limits;
-        var leaseId = LeaseIds.Next(); // unique across replicas, unlike TraceIdentifier
-        var verdict = await store.AdmitAsync(caller.KeyId, limits, tokens, leaseId, ct);
-        RateLimitHeaders.Write(context.Response.Headers, limits, verdict);
-        if (verdict.Admitted) return new QuotaLease(store, caller.KeyId, limits, leaseId, tokens, verdict);
+        var lease = new QuotaLease(store, context, caller, LeaseIds.Next()); // unique across replicas, unlike TraceIdentifier
+        if (limits.RequestsPerMinute == 0 && limits.MaxConcurrent == 0) return lease;
+        var verdict = await store.AdmitAsync(caller.KeyId, limits with { TokensPerMinute = 0, TokensPerDay = 0 }, 0, lease.Id, ct);
+        RateLimitHeaders.Write(context.Response.Headers, limits with { TokensPerMinute = 0 }, verdict);
+        if (!verdict.Admitted) throw Refused(context, limits, verdict, 0);
+        lease.Opened(verdict);
+        return lease;
+    }
 
+    internal static ApiException Refused(HttpContext context, KeyLimits limits, in QuotaVerdict verdict, long tokens)
+    {
         context.GetRequestUsage().RejectionReason = "rate_limit:" + verdict.Limit;
-        await ErrorResponse.WriteAsync(context, StatusCodes.Status429TooManyRequests, "rate_limit_exceeded", verdict.Limit!,
-            Message(verdict.Limit!, limits, tokens));
-        return null;
+        var headers = new HeaderDictionary();
+        RateLimitHeaders.Write(headers, limits, verdict);
+        return new ApiException(StatusCodes.Status429TooManyRequests, Message(verdict.Limit!, limits, tokens), "rate_limit_exceeded", null, verdict.Limit)
+        {
+            Headers = headers.ToDictionary(h => h.Key, h => h.Value.ToString(), StringComparer.OrdinalIgnoreCase),
+        };
     }
 
     private static string Message(string limit, KeyLimits limits, long tokens) => limit switch
@@ -41,34 +49,61 @@ public sealed class QuotaGate(IQuotaStore store)
     };
 }
 
-/// <summary>An admitted request's hold on its quota; settle it with the real token count when it ends.</summary>
+/// <summary>
+/// An admitted request's hold on its key's quota: its concurrency slot from admission on, its token
+/// reservation once made. Settle it with the real token count when the request ends; disposing
+/// without settling keeps the whole reservation charged (the safe side).
+/// </summary>
 public sealed class QuotaLease : IAsyncDisposable
 {
     private readonly IQuotaStore _store;
-    private readonly string _keyId;
+    private readonly HttpContext _context;
     private readonly KeyLimits _limits;
-    private readonly string _leaseId;
-    private readonly QuotaVerdict _admitted;
+    private readonly string _keyId;
+    private bool _slotOpen;
+    private QuotaVerdict _tokens;
     private int _settled;
 
-    internal QuotaLease(IQuotaStore store, string keyId, KeyLimits limits, string leaseId, long reserved, QuotaVerdict admitted)
+    internal QuotaLease(IQuotaStore store, HttpContext context, Caller caller, string id)
     {
-        _store = store;
-        _keyId = keyId;
-        _limits = limits;
-        _leaseId = leaseId;
-        Reserved = reserved;
-        _admitted = admitted;
+        (_store, _context, _limits, _keyId, Id) = (store, context, caller.Limits, caller.KeyId, id);
     }
 
-    public long Reserved { get; }
+    internal string Id { get; }
+
+    /// <summary>Tokens reserved for this request so far (0 before <see cref="ReserveTokensAsync"/>).</summary>
+    public long Reserved { get; private set; }
+
+    internal void Opened(in QuotaVerdict verdict) => _slotOpen = _limits.MaxConcurrent > 0;
+
+    /// <summary>Reserves <paramref name="tokens"/> against tokens/min and tokens/day; once per lease.</summary>
+    /// <exception cref="ApiException">429 <c>rate_limit_exceeded</c> with the rate-limit headers; the concurrency slot is freed.</exception>
+    public async ValueTask ReserveTokensAsync(long tokens, CancellationToken ct = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(tokens);
+        if (_limits.TokensPerMinute == 0 && _limits.TokensPerDay == 0) return;
+        var verdict = await _store.AdmitAsync(_keyId, _limits with { RequestsPerMinute = 0, MaxConcurrent = 0 }, tokens, Id, ct);
+        RateLimitHeaders.Write(_context.Response.Headers, _limits with { RequestsPerMinute = 0 }, verdict);
+        if (!verdict.Admitted)
+        {
+            await SettleAsync(0);
+            throw QuotaGate.Refused(_context, _limits, verdict, tokens);
+        }
+        _tokens = verdict;
+        Reserved = tokens;
+    }
 
     /// <summary>Charges <paramref name="actualTokens"/> instead of the reservation and frees the concurrency slot. Once only.</summary>
     public ValueTask SettleAsync(long actualTokens, CancellationToken ct = default)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(actualTokens);
         if (Interlocked.Exchange(ref _settled, 1) == 1) return ValueTask.CompletedTask;
-        return _store.SettleAsync(_keyId, _limits, _leaseId, Reserved, actualTokens, _admitted, CancellationToken.None);
+        // Without a reservation there is nothing to correct: only the slot closes.
+        var actual = Reserved == 0 ? 0 : actualTokens;
+        if (Reserved == 0 && !_slotOpen) return ValueTask.CompletedTask;
+        var limits = Reserved == 0 ? _limits with { TokensPerMinute = 0, TokensPerDay = 0 } : _limits;
+        if (!_slotOpen) limits = limits with { MaxConcurrent = 0 };
+        return _store.SettleAsync(_keyId, limits, Id, Reserved, actual, _tokens, CancellationToken.None);
     }
 
     /// <summary>Without a settlement the whole reservation stays charged (the safe side).</summary>

@@ -1,3 +1,4 @@
+using Bulwark.Server.Requests;
 using System.Globalization;
 using Microsoft.AspNetCore.Http;
 
@@ -10,7 +11,7 @@ namespace Bulwark.Server.Quotas;
 /// </summary>
 public static class RateLimitHeaders
 {
-    public static void Write(IHeaderDictionary headers, Security.KeyLimits limits, in QuotaVerdict verdict)
+    public static void Write(IHeaderDictionary headers, KeyLimits limits, in QuotaVerdict verdict)
     {
         if (limits.RequestsPerMinute > 0)
         {

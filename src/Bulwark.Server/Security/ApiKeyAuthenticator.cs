@@ -1,3 +1,5 @@
+using Bulwark.Server.Requests;
+using Bulwark.Server.Storage;
 namespace Bulwark.Server.Security;
 
 /// <summary>Why a presented credential was refused; recorded in audit, never told to the client.</summary>
@@ -35,7 +37,7 @@ public sealed class ApiKeyAuthenticator
         if (!ApiKeyFormat.TryParse(token, out var idSpan, out var adminForm))
         {
             if (_metricsTokenHash is not null && _hasher.Verify(token, _metricsTokenHash))
-                return (new Caller(null, Scopes.MetricsToken), AuthFailure.None);
+                return (MetricsCaller, AuthFailure.None);
             return (null, AuthFailure.Malformed);
         }
 
@@ -58,6 +60,23 @@ public sealed class ApiKeyAuthenticator
         if (record.IsExpired(now)) return (null, AuthFailure.Expired);
 
         _keys.MarkUsed(record.Id, now);
-        return (new Caller(record, record.IsAdmin ? Scopes.AdminKey : Scopes.ApiKey), AuthFailure.None);
+        return (CallerOf(record), AuthFailure.None);
     }
+
+    /// <summary>The metrics token's caller: it reaches /metrics and nothing else.</summary>
+    private static readonly Caller MetricsCaller = new() { KeyId = "metrics-token", KeyName = "metrics-token", Scopes = Scopes.MetricsToken, IsKey = false };
+
+    /// <summary>The caller a stored key makes: admin keys get the admin scopes, API keys the inference scope.</summary>
+    public static Caller CallerOf(ApiKeyRecord record) => new()
+    {
+        KeyId = record.Id,
+        Tenant = record.Tenant,
+        KeyName = record.Name,
+        Scopes = record.IsAdmin ? Scopes.AdminKey : Scopes.ApiKey,
+        Limits = record.Limits,
+        Priority = record.Priority,
+        IsAdmin = record.IsAdmin,
+        Models = record.Models,
+        Guard = record.Guard,
+    };
 }

@@ -1,3 +1,4 @@
+using Bulwark.Server.Requests;
 namespace Bulwark.Server.Security;
 
 /// <summary>What an operator asks for when creating a key; checked by <see cref="Validate"/>.</summary>
@@ -15,7 +16,7 @@ public sealed record KeySpec
     public DateTimeOffset? ExpiresAt { get; init; }
     public bool IsAdmin { get; init; }
     /// <summary>Input guard policy of this key, overriding its tenant's; null: no override.</summary>
-    public Guardrails.Input.GuardPolicy? Guard { get; init; }
+    public GuardPolicy? Guard { get; init; }
 
     /// <summary>Throws <see cref="ArgumentException"/> naming the field, the value and the limit.</summary>
     public void Validate(DateTimeOffset now)

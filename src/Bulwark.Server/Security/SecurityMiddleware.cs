@@ -1,32 +1,25 @@
-using System.Diagnostics;
-using Bulwark.Server.Audit;
-using Bulwark.Server.Incidents;
+using Bulwark.Server.Requests;
 using Microsoft.AspNetCore.Http;
 
 namespace Bulwark.Server.Security;
 
 /// <summary>
-/// Stages 1–2 of the spine plus the audit record: refuse blocked addresses, let only the public
-/// paths through without credentials, authenticate everything else, check the endpoint's scope,
-/// attach the <see cref="Caller"/>, track the request for incident control, and audit it at the end.
-/// Runs after routing so it sees endpoint metadata; unmatched paths still need credentials, so
-/// probing for routes without a key learns nothing.
+/// Stages 1–2 of the spine: refuse blocked addresses, let only the public paths through without
+/// credentials, authenticate everything else, check the endpoint's scope and attach the
+/// <see cref="Caller"/>. Runs after routing so it sees endpoint metadata; unmatched paths still need
+/// credentials, so probing for routes without a key learns nothing. A refusal records its reason on
+/// the request's <see cref="RequestUsage"/>, which the audit stage around it writes.
 /// </summary>
-public sealed class SecurityMiddleware(
-    RequestDelegate next, ApiKeyAuthenticator authenticator, IpBlockList blocks, ActiveRequests active,
-    AuditWriter audit, AuditOptions auditOptions, SecurityOptions options, TimeProvider time)
+public sealed class SecurityMiddleware(RequestDelegate next, ApiKeyAuthenticator authenticator, IpBlockList blocks, SecurityOptions options)
 {
     private readonly HashSet<string> _publicPaths = new(options.PublicPaths, StringComparer.OrdinalIgnoreCase);
-    private readonly HashSet<string> _contentTenants = new(auditOptions.ContentTenants, StringComparer.Ordinal);
 
     public async Task InvokeAsync(HttpContext context)
     {
-        var started = Stopwatch.GetTimestamp();
         var path = context.Request.Path.Value ?? "/";
         if (blocks.IsBlocked(context.Connection.RemoteIpAddress))
         {
-            await RefuseAsync(context, null, started, StatusCodes.Status403Forbidden, "ip_blocked", "permission_error",
-                "Requests from this address are blocked.");
+            await RefuseAsync(context, StatusCodes.Status403Forbidden, "ip_blocked", "permission_error", "Requests from this address are blocked.");
             return;
         }
         if (_publicPaths.Contains(path))
@@ -42,8 +35,7 @@ public sealed class SecurityMiddleware(
             (caller, failure) = await authenticator.AuthenticateAsync(token.ToString(), context.RequestAborted);
         if (caller is null)
         {
-            context.Response.Headers.WWWAuthenticate = "Bearer";
-            await RefuseAsync(context, null, started, StatusCodes.Status401Unauthorized, Reason(outcome, failure), "invalid_request_error",
+            await RefuseAsync(context, StatusCodes.Status401Unauthorized, Reason(outcome, failure), "invalid_request_error",
                 outcome switch
                 {
                     CredentialReader.Outcome.Missing => "Missing API key: send it as 'Authorization: Bearer <key>'.",
@@ -55,61 +47,30 @@ public sealed class SecurityMiddleware(
             return;
         }
 
+        // Known from here on, refused or not: the audit record names the key.
+        context.SetCaller(caller);
         var scope = context.GetEndpoint()?.Metadata.GetMetadata<RequireScopeAttribute>()?.Scope ?? Scopes.Inference;
         if (!caller.HasScope(scope))
         {
-            await RefuseAsync(context, caller, started, StatusCodes.Status403Forbidden, "missing_scope:" + scope, "permission_error",
+            await RefuseAsync(context, StatusCodes.Status403Forbidden, "missing_scope:" + scope, "permission_error",
                 $"This key may not use this route (it needs the '{scope}' scope).");
             return;
         }
-
-        context.SetCaller(caller);
-        var requestId = context.TraceIdentifier;
-        context.Response.Headers["x-request-id"] = requestId;
-        active.Add(new ActiveRequest(requestId, caller.KeyId, caller.Tenant, path, time.GetUtcNow()), context);
-        try
-        {
-            await next(context);
-        }
-        finally
-        {
-            active.Remove(requestId);
-            Audit(context, caller, started, context.RequestAborted.IsCancellationRequested && !context.Response.HasStarted ? 499 : context.Response.StatusCode, null);
-        }
+        context.Response.Headers["x-request-id"] = context.TraceIdentifier;
+        await next(context);
     }
 
-    private async Task RefuseAsync(HttpContext context, Caller? caller, long started, int status, string reason, string type, string message)
+    private static Task RefuseAsync(HttpContext context, int status, string reason, string type, string message)
     {
         context.GetRequestUsage().RejectionReason = reason;
         var code = status == StatusCodes.Status401Unauthorized ? "invalid_api_key" : reason.Split(':')[0];
-        await ErrorResponse.WriteAsync(context, status, type, code, message);
-        Audit(context, caller, started, status, reason);
-    }
-
-    private void Audit(HttpContext context, Caller? caller, long started, int status, string? reason)
-    {
-        var usage = context.Features.Get<RequestUsage>();
-        audit.Enqueue(new AuditRecord
+        return ErrorResponse.WriteAsync(context, new ApiException(status, message, type, null, code)
         {
-            At = time.GetUtcNow(),
-            Kind = AuditRecord.RequestKind,
-            RequestId = context.TraceIdentifier,
-            KeyId = caller?.KeyId,
-            Tenant = caller?.Tenant,
-            Model = usage?.Model,
-            ClientIp = context.Connection.RemoteIpAddress?.ToString(),
-            // The path only: a query string may carry what a client should not have sent. A key pasted into
-            // the path is masked when the record is written (AuditStore), off the request path.
-            Route = context.Request.Method + " " + context.Request.Path.Value,
-            Status = status,
-            PromptTokens = usage?.PromptTokens,
-            CompletionTokens = usage?.CompletionTokens,
-            LatencyMicroseconds = (long)Stopwatch.GetElapsedTime(started).TotalMicroseconds,
-            Reason = reason ?? usage?.RejectionReason,
-            Detail = caller is not null && usage?.Content is { } content && _contentTenants.Contains(caller.Tenant) ? content : null,
-            Guard = context.Features.Get<Guardrails.Input.InjectionVerdict>()?.ToAuditJson(),
+            Headers = status == StatusCodes.Status401Unauthorized ? Challenge : null,
         });
     }
+
+    private static readonly Dictionary<string, string> Challenge = new() { ["WWW-Authenticate"] = "Bearer" };
 
     private static string Reason(CredentialReader.Outcome outcome, AuthFailure failure) => outcome switch
     {

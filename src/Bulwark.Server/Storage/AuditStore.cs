@@ -1,5 +1,6 @@
 using System.Data.Common;
 using Bulwark.Server.Audit;
+using Bulwark.Server.Redaction;
 
 namespace Bulwark.Server.Storage;
 

@@ -1,4 +1,5 @@
 using System.Data.Common;
+using Bulwark.Server.Requests;
 using Bulwark.Server.Security;
 
 namespace Bulwark.Server.Storage;
@@ -20,7 +21,7 @@ public sealed class KeyStore(Database database)
             ("@models", string.Join(',', key.Models)), ("@rpm", key.Limits.RequestsPerMinute), ("@tpm", key.Limits.TokensPerMinute),
             ("@tpd", key.Limits.TokensPerDay), ("@conc", key.Limits.MaxConcurrent), ("@prio", (long)key.Priority),
             ("@exp", key.ExpiresAt?.ToUnixTimeMilliseconds()), ("@rev", key.Revoked ? 1L : 0L),
-            ("@created", key.CreatedAt.ToUnixTimeMilliseconds()), ("@guard", key.Guard is { } guard ? Guardrails.Input.GuardPolicyNames.Name(guard) : null));
+            ("@created", key.CreatedAt.ToUnixTimeMilliseconds()), ("@guard", key.Guard is { } guard ? GuardPolicyNames.Name(guard) : null));
     }
 
     public async Task<ApiKeyRecord?> FindAsync(string id, CancellationToken ct = default)
@@ -85,6 +86,6 @@ public sealed class KeyStore(Database database)
         LastUsedAt: r.NullableInt64(14) is { } used ? DateTimeOffset.FromUnixTimeMilliseconds(used) : null,
         ReplacedBy: r.NullableString(15))
     {
-        Guard = r.NullableString(16) is { } guard ? Guardrails.Input.GuardPolicyNames.Parse(guard, "api_keys.guard") : null,
+        Guard = r.NullableString(16) is { } guard ? GuardPolicyNames.Parse(guard, "api_keys.guard") : null,
     };
 }

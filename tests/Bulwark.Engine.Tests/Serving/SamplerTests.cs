@@ -173,8 +173,8 @@ public class SamplerTests
     [Theory]
     [InlineData(0, false)]
     [InlineData(1, true)]
-    [InlineData(16, true)]
-    [InlineData(17, false)]
+    [InlineData(128, true)]
+    [InlineData(129, false)]
     public void ChoiceCountIsValidatedAtItsLimits(int n, bool valid) => CheckValid(new SamplingParams { N = n }, valid, "n must be");
 
     [Theory]

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text.Json;
 using Bulwark.Server.Incidents;
+using Bulwark.Server.Requests;
 using Bulwark.Server.Security;
 using Bulwark.Server.Storage;
 using Bulwark.Server.Tests.Security;

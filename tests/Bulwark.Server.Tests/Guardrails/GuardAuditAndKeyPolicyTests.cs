@@ -1,10 +1,11 @@
-using System.Net;
 using System.Net.Http.Headers;
-using System.Text;
+using System.Net;
 using System.Text.Json;
+using System.Text;
 using Bulwark.Server.Audit;
 using Bulwark.Server.Guardrails.Input;
 using Bulwark.Server.Hosting;
+using Bulwark.Server.Requests;
 using Bulwark.Server.Security;
 using Bulwark.Server.Storage;
 using Bulwark.Server.Tests.Cli;

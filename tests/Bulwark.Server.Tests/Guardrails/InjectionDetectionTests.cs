@@ -1,4 +1,5 @@
 using Bulwark.Server.Guardrails.Input;
+using Bulwark.Server.Requests;
 using Bulwark.Testing;
 
 namespace Bulwark.Server.Tests.Guardrails;

@@ -1,6 +1,7 @@
-using System.Text;
 using System.Text.Json;
+using System.Text;
 using Bulwark.Server.Guardrails.Input;
+using Bulwark.Server.Requests;
 using Bulwark.Server.Tests.Api;
 using Bulwark.Server.Tests.Hosting;
 using Microsoft.Extensions.Configuration;

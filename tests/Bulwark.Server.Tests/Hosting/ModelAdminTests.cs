@@ -1,9 +1,10 @@
 using System.Collections.Concurrent;
 using System.Net;
-using System.Text;
 using System.Text.Json;
+using System.Text;
 using Bulwark.Server.Audit;
 using Bulwark.Server.Hosting;
+using Bulwark.Server.Models;
 using Bulwark.Server.Registry;
 using Bulwark.Server.Security;
 using Bulwark.Server.Storage;

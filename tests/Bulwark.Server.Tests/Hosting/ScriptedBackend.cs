@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Text;
 using Bulwark.Server.Backends;
+using Bulwark.Server.Observability;
 
 namespace Bulwark.Server.Tests.Hosting;
 

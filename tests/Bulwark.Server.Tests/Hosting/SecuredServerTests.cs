@@ -1,4 +1,5 @@
 using System.Net;
+using Bulwark.Server.Requests;
 using Bulwark.Server.Security;
 using Bulwark.Server.Tests.Api;
 using Bulwark.Server.Tests.Security;

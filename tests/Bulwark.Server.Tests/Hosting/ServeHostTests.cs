@@ -1,4 +1,5 @@
 using Bulwark.Server.Hosting;
+using Bulwark.Server.Models;
 using Bulwark.Testing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;

@@ -1,5 +1,7 @@
 using Bulwark.Server.Api;
 using Bulwark.Server.Backends;
+using Bulwark.Server.Observability;
+using Bulwark.Server.Requests;
 
 namespace Bulwark.Server.Tests.Hosting;
 

@@ -80,7 +80,7 @@ public sealed class ServerLifecycleTests
         await Until(() => backend.ActiveSequences == 1, "the request runs");
 
         var stopping = server.App.StopAsync();
-        await Until(() => server.Get<Bulwark.Server.Hosting.ShutdownDrain>().IsDraining, "the drain begins");
+        await Until(() => server.Get<Bulwark.Server.Admission.ShutdownDrain>().IsDraining, "the drain begins");
         gate.SetResult();
         var (status, body, _) = await inFlight;
         Assert.Equal(200, status);

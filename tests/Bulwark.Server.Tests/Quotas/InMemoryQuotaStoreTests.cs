@@ -1,4 +1,5 @@
 using Bulwark.Server.Quotas;
+using Bulwark.Server.Requests;
 using Bulwark.Server.Security;
 
 namespace Bulwark.Server.Tests.Quotas;

@@ -1,4 +1,5 @@
 using Bulwark.Server.Quotas;
+using Bulwark.Server.Requests;
 using Bulwark.Server.Security;
 using Bulwark.Server.Tests.Storage;
 using StackExchange.Redis;

@@ -1,4 +1,6 @@
+using Bulwark.Server.Hosting;
 using Bulwark.Server.Audit;
+using Bulwark.Server.Redaction;
 using Bulwark.Server.Security;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;

@@ -1,8 +1,9 @@
-using System.Net;
 using System.Net.Http.Json;
+using System.Net;
+using System.Security.Cryptography;
 using System.Text.Json;
 using Bulwark.Server.Incidents;
-using System.Security.Cryptography;
+using Bulwark.Server.Requests;
 using Bulwark.Server.Security;
 using Bulwark.Server.Tests.Storage;
 

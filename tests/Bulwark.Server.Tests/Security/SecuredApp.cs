@@ -2,14 +2,17 @@ using System.Collections.Concurrent;
 using System.Net.Http.Headers;
 using System.Text.Json;
 using Bulwark.Server.Audit;
+using Bulwark.Server.Admin;
+using Bulwark.Server.Hosting;
 using Bulwark.Server.Quotas;
+using Bulwark.Server.Requests;
 using Bulwark.Server.Security;
 using Bulwark.Testing;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
-using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
@@ -50,6 +53,7 @@ internal sealed class SecuredApp : IAsyncDisposable
         builder.Services.AddBulwarkSecurity(builder.Configuration, DataDirectory.Resolve(dataDir).EnsureCreated());
 
         var app = builder.Build();
+        app.UseBulwarkAudit();
         app.UseBulwarkSecurity();
         MapStandIns(app);
         app.MapBulwarkAdmin();
@@ -81,20 +85,30 @@ internal sealed class SecuredApp : IAsyncDisposable
             log.LogInformation("chat request for model {Model}", model);
             if (!caller.CanUseModel(model))
             {
-                await ErrorResponse.WriteAsync(context, 403, "permission_error", "model_not_allowed", $"model '{model}' is not allowed for this key");
+                await ErrorResponse.WriteAsync(context, new ApiException(403, $"model '{model}' is not allowed for this key", "permission_error", null, "model_not_allowed"));
                 return Results.Empty;
             }
             // Like the real API, an unknown model is refused with its name quoted, through the product's error writer.
             if (model is not ("m1" or "m2" or "m3"))
             {
-                await ErrorResponse.WriteAsync(context, 404, "invalid_request_error", "model_not_found", $"The model '{model}' does not exist.");
+                await ErrorResponse.WriteAsync(context, new ApiException(404, $"The model '{model}' does not exist.", "invalid_request_error", null, "model_not_found"));
                 return Results.Empty;
             }
             var prompt = root.TryGetProperty("prompt_tokens", out var p) ? p.GetInt64() : 1;
             var max = root.TryGetProperty("max_tokens", out var m) ? m.GetInt64() : 1;
             var actual = root.TryGetProperty("completion_tokens", out var c) ? c.GetInt64() : max;
-            await using var lease = await gate.AdmitAsync(context, caller, prompt + max);
-            if (lease is null) return Results.Empty;
+            QuotaLease lease;
+            try
+            {
+                lease = await gate.AdmitRequestAsync(context, caller);
+                await lease.ReserveTokensAsync(prompt + max);
+            }
+            catch (ApiException e)
+            {
+                await ErrorResponse.WriteAsync(context, e);
+                return Results.Empty;
+            }
+            await using var _ = lease;
             usage.PromptTokens = prompt;
             usage.CompletionTokens = actual;
             usage.Content = "prompt text of " + caller.Tenant;

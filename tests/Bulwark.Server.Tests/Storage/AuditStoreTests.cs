@@ -1,4 +1,5 @@
 using Bulwark.Server.Audit;
+using Bulwark.Server.Requests;
 using Bulwark.Server.Security;
 using Bulwark.Server.Storage;
 

@@ -8,7 +8,7 @@ namespace Bulwark.Engine.Serving.Sampling;
 public sealed record SamplingParams
 {
     public const int MaxTopLogprobs = 20;
-    public const int MaxChoices = 16;
+    public const int MaxChoices = 128;
 
     public float Temperature { get; init; } = 1f;
 

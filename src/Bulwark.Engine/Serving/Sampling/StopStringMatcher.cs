@@ -7,7 +7,7 @@ namespace Bulwark.Engine.Serving.Sampling;
 /// across several tokens is still caught. Text that could still become the start of a stop
 /// string is held back; nothing of a stop string is ever released.
 /// </summary>
-internal sealed class StopStringMatcher
+public sealed class StopStringMatcher
 {
     private readonly IReadOnlyList<string> _stops;
     private readonly StringBuilder _pending = new();

@@ -1,4 +1,5 @@
 using System.Diagnostics.Metrics;
+using Bulwark.Server.Requests;
 
 namespace Bulwark.Server.Guardrails.Input;
 

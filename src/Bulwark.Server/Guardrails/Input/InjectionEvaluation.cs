@@ -1,3 +1,4 @@
+using Bulwark.Server.Requests;
 namespace Bulwark.Server.Guardrails.Input;
 
 /// <summary>Metrics of the scanner on labelled texts: overall and per source.</summary>

@@ -1,3 +1,4 @@
+using Bulwark.Server.Requests;
 namespace Bulwark.Server.Guardrails.Input;
 
 /// <summary>

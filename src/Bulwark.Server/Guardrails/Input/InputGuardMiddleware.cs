@@ -1,8 +1,9 @@
-using System.Text.Json;
 using System.Text.Json.Nodes;
+using System.Text.Json;
 using Bulwark.Server.Api;
 using Bulwark.Server.Audit;
 using Bulwark.Server.Observability;
+using Bulwark.Server.Requests;
 using Bulwark.Server.Security;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Configuration;
@@ -66,7 +67,7 @@ public sealed class InputGuardMiddleware
         var scanned = new List<string>();
         var changed = Visit(root, scanned);
         var verdict = Scan(scanned, policy);
-        context.Features.Set(verdict);
+        context.GetRequestUsage().GuardVerdict = verdict.ToAuditJson();
         _metrics.Record(verdict, policy);
         if (verdict.Decision == GuardDecision.Block)
         {

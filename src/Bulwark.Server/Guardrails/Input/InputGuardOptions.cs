@@ -1,3 +1,4 @@
+using Bulwark.Server.Requests;
 using Microsoft.Extensions.Configuration;
 
 namespace Bulwark.Server.Guardrails.Input;

@@ -1,4 +1,4 @@
-namespace Bulwark.Server.Guardrails.Input;
+namespace Bulwark.Server.Requests;
 
 /// <summary>What the input guard does with a request (per key or tenant; configuration <c>Bulwark:Guardrails:Input</c>).</summary>
 public enum GuardPolicy
@@ -10,14 +10,6 @@ public enum GuardPolicy
     Flag,
 
     /// <summary>As <see cref="Flag"/>, and a request scoring at or above the block threshold is refused with 400 <c>prompt_injection</c>.</summary>
-    Block,
-}
-
-/// <summary>The outcome of scanning one text, in increasing severity.</summary>
-public enum GuardDecision
-{
-    Allow,
-    Flag,
     Block,
 }
 
@@ -46,6 +38,4 @@ public static class GuardPolicyNames
     }
 
     public static string Name(this GuardPolicy policy) => policy.ToString().ToLowerInvariant();
-
-    public static string Name(this GuardDecision decision) => decision.ToString().ToLowerInvariant();
 }

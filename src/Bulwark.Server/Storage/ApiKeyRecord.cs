@@ -1,10 +1,6 @@
-namespace Bulwark.Server.Security;
+using Bulwark.Server.Requests;
 
-/// <summary>The limits one key carries; 0 means "no limit" for every field.</summary>
-public sealed record KeyLimits(long RequestsPerMinute, long TokensPerMinute, long TokensPerDay, long MaxConcurrent)
-{
-    public static readonly KeyLimits None = new(0, 0, 0, 0);
-}
+namespace Bulwark.Server.Storage;
 
 /// <summary>
 /// One stored key. Holds the HMAC of the key, never the key. <see cref="Models"/> empty means
@@ -28,5 +24,5 @@ public sealed record ApiKeyRecord(
     public bool IsExpired(DateTimeOffset now) => ExpiresAt is { } at && now >= at;
 
     /// <summary>The input guard policy for this key (<c>off|flag|block</c>); null: the tenant's or the server's. The key wins over its tenant.</summary>
-    public Guardrails.Input.GuardPolicy? Guard { get; init; }
+    public GuardPolicy? Guard { get; init; }
 }

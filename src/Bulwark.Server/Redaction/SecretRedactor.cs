@@ -1,6 +1,6 @@
 using System.Text.RegularExpressions;
 
-namespace Bulwark.Server.Audit;
+namespace Bulwark.Server.Redaction;
 
 /// <summary>
 /// Removes secrets from text bound for logs and audit: anything shaped like a Bulwark key (in any

@@ -1,7 +1,7 @@
 using Bulwark.Engine.Model.Synthesis;
 using Bulwark.Server.Registry;
 
-namespace Bulwark.Server.Hosting;
+namespace Bulwark.Server.Models;
 
 /// <summary>Where the served model comes from, as start-up reports it.</summary>
 public sealed record ModelSource(string Id, string Path, string Origin, string? Notice)

@@ -1,7 +1,8 @@
 using Bulwark.Server.Admission;
+using Bulwark.Server.Hosting;
 using Microsoft.Extensions.Hosting;
 
-namespace Bulwark.Server.Hosting;
+namespace Bulwark.Server.Admission;
 
 /// <summary>
 /// Graceful shutdown in two steps. When the host starts stopping, the admission queue stops

@@ -2,11 +2,14 @@ using Bulwark.Server.Api;
 using Bulwark.Server.Audit;
 using Bulwark.Server.Backends;
 using Bulwark.Server.Observability;
+using Bulwark.Server.Redaction;
 using Bulwark.Server.Registry;
+using Bulwark.Server.Requests;
+using Bulwark.Server.Storage;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 
-namespace Bulwark.Server.Hosting;
+namespace Bulwark.Server.Models;
 
 /// <summary>Turns a resolved model into a backend (the embedded engine; tests pass small ones).</summary>
 public delegate IGenerationBackend BackendLoader(ModelSource source, ServeOptions options);

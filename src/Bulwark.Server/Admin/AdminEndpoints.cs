@@ -1,12 +1,15 @@
-using Bulwark.Server.Audit;
 using System.Text.Json.Serialization;
+using Bulwark.Server.Audit;
 using Bulwark.Server.Incidents;
+using Bulwark.Server.Redaction;
+using Bulwark.Server.Requests;
+using Bulwark.Server.Security;
 using Bulwark.Server.Storage;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 
-namespace Bulwark.Server.Security;
+namespace Bulwark.Server.Admin;
 
 /// <summary>Body of <c>POST /admin/keys</c>.</summary>
 public sealed record CreateKeyRequest(
@@ -48,7 +51,7 @@ public static class AdminEndpoints
                 {
                     Name = body.Name ?? "", Tenant = body.Tenant ?? "default", Models = body.Models ?? [], Priority = body.Priority,
                     Limits = new KeyLimits(body.Rpm, body.Tpm, body.TokensPerDay, body.Concurrency), ExpiresAt = body.ExpiresAt, IsAdmin = body.Admin,
-                    Guard = body.Guard is null ? null : Guardrails.Input.GuardPolicyNames.ParseForKey(body.Guard, "guard"),
+                    Guard = body.Guard is null ? null : GuardPolicyNames.ParseForKey(body.Guard, "guard"),
                 };
                 var issued = await issuer.CreateAsync(spec, Actor(context), context.RequestAborted);
                 return Results.Json(KeyView.Of(issued.Record, issued.Key), statusCode: StatusCodes.Status201Created);
@@ -124,7 +127,7 @@ public static class KeyView
             ["rpm"] = k.Limits.RequestsPerMinute, ["tpm"] = k.Limits.TokensPerMinute, ["tokens_per_day"] = k.Limits.TokensPerDay,
             ["concurrency"] = k.Limits.MaxConcurrent, ["priority"] = k.Priority, ["expires_at"] = k.ExpiresAt, ["revoked"] = k.Revoked,
             ["created_at"] = k.CreatedAt, ["last_used_at"] = k.LastUsedAt, ["replaced_by"] = k.ReplacedBy,
-            ["guard"] = k.Guard is { } guard ? Guardrails.Input.GuardPolicyNames.Name(guard) : null,
+            ["guard"] = k.Guard is { } guard ? GuardPolicyNames.Name(guard) : null,
         };
         if (key is not null) view["key"] = key;
         return view;

@@ -1,14 +1,16 @@
-using System.Text.Json;
 using System.Text.Json.Serialization;
+using System.Text.Json;
 using Bulwark.Server.Api;
 using Bulwark.Server.Backends;
+using Bulwark.Server.Models;
 using Bulwark.Server.Registry;
+using Bulwark.Server.Requests;
 using Bulwark.Server.Security;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 
-namespace Bulwark.Server.Hosting;
+namespace Bulwark.Server.Admin;
 
 /// <summary>Body of the model admin routes that take a version.</summary>
 public sealed record ModelVersionRequest([property: JsonPropertyName("version")] string? Version = null);

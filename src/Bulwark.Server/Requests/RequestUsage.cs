@@ -1,6 +1,6 @@
 using Microsoft.AspNetCore.Http;
 
-namespace Bulwark.Server.Audit;
+namespace Bulwark.Server.Requests;
 
 /// <summary>
 /// What later stages learn about a request and the audit record needs: the model, token counts,
@@ -12,7 +12,10 @@ public sealed class RequestUsage
     public long? PromptTokens { get; set; }
     public long? CompletionTokens { get; set; }
     public string? RejectionReason { get; set; }
-    /// <summary>Prompt and completion text; stored only when <see cref="AuditOptions.ContentTenants"/> names the tenant.</summary>
+
+    /// <summary>The input guard's verdict as compact JSON (rule ids and a score, never text); null when it did not scan.</summary>
+    public string? GuardVerdict { get; set; }
+    /// <summary>Prompt and completion text; stored only when <c>Bulwark:Audit:ContentTenants</c> names the tenant.</summary>
     public string? Content { get; set; }
 }
 

@@ -1,4 +1,4 @@
-namespace Bulwark.Server.Hosting;
+namespace Bulwark.Server.Models;
 
 /// <summary>What a model's weights weigh, as the memory budget counts them: their size on disk (they are mapped, not copied).</summary>
 public static class ModelMemory

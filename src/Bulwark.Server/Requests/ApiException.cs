@@ -1,10 +1,11 @@
 using Microsoft.AspNetCore.Http;
 
-namespace Bulwark.Server.Api;
+namespace Bulwark.Server.Requests;
 
 /// <summary>
-/// A request the API refuses, carrying everything OpenAI's error shape needs:
-/// <c>{"error":{"message","type","param","code"}}</c>. Messages name the field, the value and the limit.
+/// A request the server refuses, carrying everything OpenAI's error shape needs:
+/// <c>{"error":{"message","type","param","code"}}</c>. Messages name the field, the value and the
+/// limit. The one error type of every stage: <see cref="ErrorResponse"/> writes it.
 /// </summary>
 public sealed class ApiException(int status, string message, string type, string? param = null, string? code = null, TimeSpan? retryAfter = null)
     : Exception(message)
@@ -16,6 +17,9 @@ public sealed class ApiException(int status, string message, string type, string
 
     /// <summary>When set, the response carries <c>Retry-After</c> in whole seconds (at least 1).</summary>
     public TimeSpan? RetryAfter { get; } = retryAfter;
+
+    /// <summary>More headers the refusal carries (the rate-limit headers of a 429); they win over <see cref="RetryAfter"/>.</summary>
+    public IReadOnlyDictionary<string, string>? Headers { get; init; }
 
     public static ApiException Invalid(string param, string message, string code = "invalid_value") =>
         new(StatusCodes.Status400BadRequest, message, "invalid_request_error", param, code);

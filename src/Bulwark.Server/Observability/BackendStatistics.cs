@@ -1,4 +1,4 @@
-namespace Bulwark.Server.Backends;
+namespace Bulwark.Server.Observability;
 
 /// <summary>
 /// A snapshot of the engine's own counters. Counts since start are monotonic; the others are

@@ -1,6 +1,6 @@
 using Microsoft.Extensions.Logging;
 
-namespace Bulwark.Server.Audit;
+namespace Bulwark.Server.Redaction;
 
 /// <summary>
 /// Wraps a logger provider so every message, every structured value and every exception text passes

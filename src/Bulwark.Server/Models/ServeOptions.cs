@@ -2,7 +2,7 @@ using System.Globalization;
 using Bulwark.Engine.Serving;
 using Bulwark.Engine.Serving.Scheduling;
 
-namespace Bulwark.Server.Hosting;
+namespace Bulwark.Server.Models;
 
 /// <summary>
 /// What <c>bulwark serve</c> loads and how the engine is sized (configuration section

@@ -1,6 +1,8 @@
 using Bulwark.Server.Audit;
 using Bulwark.Server.Incidents;
 using Bulwark.Server.Quotas;
+using Bulwark.Server.Redaction;
+using Bulwark.Server.Security;
 using Bulwark.Server.Storage;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Configuration;
@@ -9,7 +11,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using StackExchange.Redis;
 
-namespace Bulwark.Server.Security;
+namespace Bulwark.Server.Hosting;
 
 /// <summary><c>Bulwark:Quotas</c> in configuration.</summary>
 public sealed class QuotaOptions
@@ -34,7 +36,7 @@ public static class SecurityServices
         var storage = configuration.GetSection("Bulwark:Storage").Get<StorageOptions>() ?? new StorageOptions();
         var quotas = configuration.GetSection("Bulwark:Quotas").Get<QuotaOptions>() ?? new QuotaOptions();
         var audit = configuration.GetSection("Bulwark:Audit").Get<AuditOptions>() ?? new AuditOptions();
-        if (audit.Validate() is { Count: > 0 } problems) throw new Hosting.ServerConfigurationException(problems);
+        if (audit.Validate() is { Count: > 0 } problems) throw new ServerConfigurationException(problems);
         RegisterSecrets(security, storage, quotas);
 
         services.AddSingleton(security).AddSingleton(storage).AddSingleton(quotas).AddSingleton(audit).AddSingleton(dataDirectory);
@@ -80,8 +82,15 @@ public static class SecurityServices
         return services;
     }
 
-    /// <summary>Adds the security middleware; call after routing (WebApplication adds routing first by itself).</summary>
-    public static IApplicationBuilder UseBulwarkSecurity(this IApplicationBuilder app) => app.UseMiddleware<SecurityMiddleware>();
+    /// <summary>
+    /// Adds the identity stage and the list of active requests; call after routing (WebApplication adds
+    /// routing first by itself) and after <see cref="UseBulwarkAudit"/>.
+    /// </summary>
+    public static IApplicationBuilder UseBulwarkSecurity(this IApplicationBuilder app) =>
+        app.UseMiddleware<SecurityMiddleware>().UseMiddleware<ActiveRequestsMiddleware>();
+
+    /// <summary>Adds the audit record of every request the identity stage sees; call before <see cref="UseBulwarkSecurity"/>, outside the error handler so it sees final statuses.</summary>
+    public static IApplicationBuilder UseBulwarkAudit(this IApplicationBuilder app) => app.UseMiddleware<AuditMiddleware>();
 
     /// <summary>
     /// Wraps every logger provider registered so far in <see cref="RedactingLoggerProvider"/>;

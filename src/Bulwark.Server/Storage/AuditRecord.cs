@@ -1,4 +1,4 @@
-namespace Bulwark.Server.Audit;
+namespace Bulwark.Server.Storage;
 
 /// <summary>
 /// One audit event: a request (kind <c>request</c>) or an admin action (<c>key.created</c>,

@@ -1,6 +1,6 @@
 using Bulwark.Server.Backends;
 
-namespace Bulwark.Server.Observability;
+namespace Bulwark.Server.Api;
 
 /// <summary>
 /// <c>/ready</c>: a model is loaded and a one-token greedy generation on the default model works. A passing result
