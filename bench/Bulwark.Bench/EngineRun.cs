@@ -95,7 +95,7 @@ internal static class EngineRun
             Scheduler = new SchedulerOptions { MaxSequences = sequences, MaxBatchedTokens = 512, MaxPrefillChunk = 512 },
         };
         using var engine = new LlmEngine(executor, options);
-        var requests = Enumerable.Range(0, sequences).Select(s => new GenerationRequest
+        var requests = Enumerable.Range(0, sequences).Select(s => new EngineRequest
         {
             PromptTokens = Enumerable.Range(0, BatchPrompt).Select(i => tokens[(s * 7 + i) % tokens.Length]).ToArray(),
             Sampling = new SamplingParams { Temperature = 0, MaxTokens = BatchSteps + 1, IgnoreEos = true },

@@ -1,29 +1,34 @@
 using System.Runtime.CompilerServices;
+using Bulwark.Engine.Serving;
 using Bulwark.Server.Backends;
+using Bulwark.Server.Backends.Embedded;
 using Bulwark.Server.Observability;
+using Bulwark.Server.Requests;
 
 namespace Bulwark.Cli.Bench;
 
 /// <summary>
 /// For <c>bench serve --compare-security --instant-engine</c> only: the demo model's tokenizer and
 /// chat template (so the request path is the real one up to the engine) with generation replaced
-/// by answering the first prompt token back at once. It takes the engine's own latency and
-/// scheduling jitter out of the comparison, leaving the HTTP front and the security stages.
+/// by answering the last prompt token back at once, max_tokens times per choice. It takes the
+/// engine's own latency and scheduling jitter out of the comparison, leaving the HTTP front and the
+/// security stages.
 /// </summary>
-internal sealed class InstantBackend(IGenerationBackend tokenizer) : IGenerationBackend
+internal sealed class InstantBackend(EmbeddedBackend model) : IGenerationBackend
 {
-    public ModelCard Model => tokenizer.Model;
-    public BackendStatistics Statistics => tokenizer.Statistics;
-    public int[] Encode(string text, bool addSpecialTokens) => tokenizer.Encode(text, addSpecialTokens);
-    public string Decode(ReadOnlySpan<int> tokenIds) => tokenizer.Decode(tokenIds);
-    public int[] EncodeChat(IReadOnlyList<ChatMessage> messages) => tokenizer.EncodeChat(messages);
+    public ModelCard Model => model.Model;
+    public BackendStatistics Statistics => model.Statistics;
+    public PreparedPrompt Prepare(GenerationRequest request) => model.Prepare(request);
 
-    public async IAsyncEnumerable<GeneratedToken> GenerateAsync(GenerationRequest request, [EnumeratorCancellation] CancellationToken cancellationToken)
+    public async IAsyncEnumerable<ChoiceDelta> GenerateAsync(BackendCall call, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        var token = request.PromptTokenIds[^1];
-        for (var i = 1; i <= request.MaxTokens; i++)
-            yield return new GeneratedToken(token, tokenizer.Decode([token]), i == request.MaxTokens ? FinishReason.Length : FinishReason.None);
+        var token = call.Prompt.TokenIds![^1];
+        var text = model.Decode([token]);
+        var max = call.Request.Sampling.MaxTokens;
+        for (var choice = 0; choice < call.Request.Choices; choice++)
+            for (var i = 1; i <= max; i++)
+                yield return new ChoiceDelta(choice, text, i == max ? FinishReason.Length : null, GeneratedTokens: 1);
         await Task.CompletedTask;
     }
 }

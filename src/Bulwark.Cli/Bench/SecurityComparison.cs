@@ -65,7 +65,7 @@ internal static class SecurityComparison
         {
             var data = DataDirectory.Resolve(dir).EnsureCreated();
             var model = ModelSource.EnsureDemo(data);
-            using var engine = EmbeddedModelLoader.Load(model, new ServeOptions { KvCacheMemory = "64MiB" });
+            using var engine = model.LoadEmbedded(new ServeOptions { KvCacheMemory = "64MiB" });
             IGenerationBackend backend = instantEngine ? new InstantBackend(engine) : engine;
             await using var on = await StartAsync(backend, Path.Combine(dir, "on"), secured: true, ct);
             await using var off = await StartAsync(backend, Path.Combine(dir, "off"), secured: false, ct);

@@ -36,7 +36,7 @@ internal static class EngineBenchmark
         var random = new Random(seed);
         var vocab = engine.VocabSize;
         var prefix = RandomTokens(random, sharedPrefix, vocab);
-        var requests = Enumerable.Range(0, concurrency).Select(_ => new GenerationRequest
+        var requests = Enumerable.Range(0, concurrency).Select(_ => new EngineRequest
         {
             PromptTokens = [.. prefix, .. RandomTokens(random, promptTokens - sharedPrefix, vocab)],
             Sampling = new SamplingParams { Temperature = 0, MaxTokens = genTokens, IgnoreEos = true },

@@ -54,8 +54,11 @@ public sealed class LlmEngine : IDisposable
 
     public int MaxContextLength => _executor.MaxContextLength;
 
+    /// <summary>Sequences the scheduler runs at once: an upper bound on a request's n.</summary>
+    public int MaxSequences => _options.Scheduler.MaxSequences;
+
     /// <summary>Throws with the field, value and limit when the request can never be served.</summary>
-    public void Validate(GenerationRequest request)
+    public void Validate(EngineRequest request)
     {
         var p = request.Sampling;
         p.Validate(_executor.VocabSize);
@@ -81,7 +84,7 @@ public sealed class LlmEngine : IDisposable
     }
 
     /// <summary>Streams the request's token events; enumerating stops when every choice has finished.</summary>
-    public async IAsyncEnumerable<TokenEvent> GenerateAsync(GenerationRequest request, [EnumeratorCancellation] CancellationToken ct = default)
+    public async IAsyncEnumerable<TokenEvent> GenerateAsync(EngineRequest request, [EnumeratorCancellation] CancellationToken ct = default)
     {
         Validate(request);
         if (_stopping)

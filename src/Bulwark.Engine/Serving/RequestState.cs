@@ -8,7 +8,7 @@ namespace Bulwark.Engine.Serving;
 /// <summary>A request inside the engine: its event channel, its choices and timing. Touched only by the step loop, except <see cref="Events"/>' reader.</summary>
 internal sealed class RequestState
 {
-    public RequestState(GenerationRequest request, long arrival, BlockHash cacheRoot)
+    public RequestState(EngineRequest request, long arrival, BlockHash cacheRoot)
     {
         Request = request;
         ArrivalTimestamp = arrival;
@@ -16,7 +16,7 @@ internal sealed class RequestState
         Prompt = request.PromptTokens.ToArray();
     }
 
-    public GenerationRequest Request { get; }
+    public EngineRequest Request { get; }
 
     public SamplingParams Sampling => Request.Sampling;
 

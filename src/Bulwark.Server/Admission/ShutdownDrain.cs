@@ -1,5 +1,3 @@
-using Bulwark.Server.Admission;
-using Bulwark.Server.Hosting;
 using Microsoft.Extensions.Hosting;
 
 namespace Bulwark.Server.Admission;
@@ -7,7 +5,7 @@ namespace Bulwark.Server.Admission;
 /// <summary>
 /// Graceful shutdown in two steps. When the host starts stopping, the admission queue stops
 /// accepting (new requests get 503 with Retry-After; Kestrel stops taking connections) and
-/// in-flight requests keep going. After <see cref="ServerOptions.DrainTimeout"/>,
+/// in-flight requests keep going. After the drain timeout (<c>Bulwark:Server:DrainTimeout</c>),
 /// <see cref="HardStop"/> fires: every request still generating is cancelled and told why.
 /// </summary>
 public sealed class ShutdownDrain : IHostedService, IDisposable
@@ -18,10 +16,10 @@ public sealed class ShutdownDrain : IHostedService, IDisposable
     private readonly TimeProvider _time;
     private ITimer? _timer;
 
-    public ShutdownDrain(AdmissionQueue admission, ServerOptions options, TimeProvider time)
+    public ShutdownDrain(AdmissionQueue admission, TimeSpan drainTimeout, TimeProvider time)
     {
         _admission = admission;
-        _drainTimeout = options.DrainTimeout;
+        _drainTimeout = drainTimeout;
         _time = time;
     }
 

@@ -9,10 +9,10 @@ public static class ChatCompletionParser
 {
     private static readonly HashSet<string> Roles = ["system", "developer", "user", "assistant", "tool"];
 
-    public static CompletionJob Parse(JsonElement body, IGenerationBackend backend, ApiLimits limits)
+    /// <summary>Stage 4 for <c>/v1/chat/completions</c>; the prompt stage renders the messages later.</summary>
+    public static GenerationRequest Parse(JsonElement body, ModelCard model, ApiLimits limits)
     {
         var f = new JsonFields(body, "");
-        var model = ModelField.Read(f, backend.Model, limits);
         var messages = ReadMessages(f, limits);
         var format = RefuseUnsupported(f);
 
@@ -21,32 +21,30 @@ public static class ChatCompletionParser
         if (top is not null && !logprobs)
             throw ApiException.Invalid("top_logprobs", "top_logprobs requires logprobs to be true.");
 
-        var sampling = SamplingFields.Read(f, backend.Model, limits);
-        var choices = SamplingFields.Choices(f, limits);
-        var stop = SamplingFields.Stop(f, limits);
+        var sampling = SamplingFields.Read(f, model, limits) with
+        {
+            N = SamplingFields.Choices(f, limits),
+            StopStrings = SamplingFields.Stop(f, limits),
+            Logprobs = logprobs,
+            TopLogprobs = (int)(top ?? 0),
+        };
         var (stream, includeUsage) = SamplingFields.Streaming(f);
         var user = f.String("user", limits.MaxIdentifierLength);
         // max_completion_tokens replaced max_tokens; when both are sent the newer one wins.
         var newer = f.Integer("max_completion_tokens", 1, limits.MaxTokens);
         var older = f.Integer("max_tokens", 1, limits.MaxTokens);
-        var fieldName = newer is not null ? "max_completion_tokens" : "max_tokens";
-
-        var prompt = backend.EncodeChat(messages);
-        var maxTokens = SamplingFields.MaxTokens(f, fieldName, (int?)(newer ?? older), prompt.Length, backend.Model, limits, limits.MaxTokens);
-        return new CompletionJob
+        return new GenerationRequest
         {
-            Kind = ResponseKind.Chat,
-            Model = model,
-            PromptTokenIds = prompt,
-            MaxTokens = maxTokens,
-            Choices = choices,
+            Model = model.Id,
+            Messages = messages,
+            Sampling = sampling,
+            RequestedMaxTokens = (int?)(newer ?? older),
+            DefaultMaxTokens = limits.MaxTokens,
+            MaxTokensParam = newer is not null ? "max_completion_tokens" : "max_tokens",
             Stream = stream,
             IncludeUsage = includeUsage,
-            Stop = stop,
-            Sampling = sampling,
-            TopLogprobs = logprobs ? (int)(top ?? 0) : null,
             User = user,
-            ResponseFormat = format,
+            ResponseFormat = format?.ToResponseFormat(),
         };
     }
 

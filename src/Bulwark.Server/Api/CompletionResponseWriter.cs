@@ -1,15 +1,25 @@
 using System.Text;
 using System.Text.Json;
-using Bulwark.Server.Backends;
+using Bulwark.Engine.Serving;
+using Bulwark.Server.Requests;
 
 namespace Bulwark.Server.Api;
+
+/// <summary>Which OpenAI response shape a request is answered in.</summary>
+public enum ResponseKind
+{
+    /// <summary><c>/v1/chat/completions</c>: <c>message</c>/<c>delta</c> objects, logprobs as <c>content</c> entries.</summary>
+    Chat,
+    /// <summary><c>/v1/completions</c>: <c>text</c>, legacy logprobs lists.</summary>
+    Text,
+}
 
 /// <summary>
 /// Writes OpenAI's response objects for chat and text completions: the whole response, the
 /// streaming chunks (<c>chat.completion.chunk</c> / <c>text_completion</c>) and the usage chunk.
 /// Field order and nulls follow OpenAI's own responses so strict clients parse them.
 /// </summary>
-public sealed class CompletionResponseWriter(CompletionJob job, string id, long created)
+public sealed class CompletionResponseWriter(ResponseKind kind, GenerationRequest request, string id, long created)
 {
     public const string SystemFingerprint = "bulwark";
 
@@ -18,21 +28,21 @@ public sealed class CompletionResponseWriter(CompletionJob job, string id, long 
     {
         public readonly StringBuilder Text = new();
         public readonly List<GeneratedToken> Tokens = [];
-        public FinishReason Finish;
-        public Guardrails.Output.FormatCheck? Format;
+        public FinishReason? Finish;
+        public FormatCheck? Format;
     }
 
     public void WriteResponse(Utf8JsonWriter json, IReadOnlyList<Choice> choices, int promptTokens, int completionTokens)
     {
         json.WriteStartObject();
-        WriteHeader(json, job.Kind == ResponseKind.Chat ? "chat.completion" : "text_completion");
+        WriteHeader(json, kind == ResponseKind.Chat ? "chat.completion" : "text_completion");
         json.WriteStartArray("choices");
         for (var i = 0; i < choices.Count; i++)
         {
             var c = choices[i];
             json.WriteStartObject();
             json.WriteNumber("index", i);
-            if (job.Kind == ResponseKind.Chat)
+            if (kind == ResponseKind.Chat)
             {
                 json.WriteStartObject("message");
                 json.WriteString("role", "assistant");
@@ -42,7 +52,7 @@ public sealed class CompletionResponseWriter(CompletionJob job, string id, long 
             }
             else json.WriteString("text", c.Text.ToString());
             WriteLogprobs(json, c.Tokens, 0);
-            json.WriteString("finish_reason", Name(c.Finish));
+            json.WriteString("finish_reason", Name(c.Finish ?? FinishReason.Length));
             WriteFormatCheck(json, c.Format);
             json.WriteEndObject();
         }
@@ -55,11 +65,11 @@ public sealed class CompletionResponseWriter(CompletionJob job, string id, long 
     public void WriteChunk(Utf8JsonWriter json, ChoiceDelta delta, bool first, int textOffset)
     {
         json.WriteStartObject();
-        WriteHeader(json, job.Kind == ResponseKind.Chat ? "chat.completion.chunk" : "text_completion");
+        WriteHeader(json, kind == ResponseKind.Chat ? "chat.completion.chunk" : "text_completion");
         json.WriteStartArray("choices");
         json.WriteStartObject();
         json.WriteNumber("index", delta.Index);
-        if (job.Kind == ResponseKind.Chat)
+        if (kind == ResponseKind.Chat)
         {
             json.WriteStartObject("delta");
             if (first) json.WriteString("role", "assistant");
@@ -68,11 +78,11 @@ public sealed class CompletionResponseWriter(CompletionJob job, string id, long 
         }
         else json.WriteString("text", delta.Text);
         WriteLogprobs(json, delta.Tokens ?? [], textOffset);
-        if (delta.Finish == FinishReason.None) json.WriteNull("finish_reason"); else json.WriteString("finish_reason", Name(delta.Finish));
+        if (delta.Finish is { } finish) json.WriteString("finish_reason", Name(finish)); else json.WriteNull("finish_reason");
         WriteFormatCheck(json, delta.Format);
         json.WriteEndObject();
         json.WriteEndArray();
-        if (job.IncludeUsage) json.WriteNull("usage");
+        if (request.IncludeUsage) json.WriteNull("usage");
         json.WriteEndObject();
     }
 
@@ -80,7 +90,7 @@ public sealed class CompletionResponseWriter(CompletionJob job, string id, long 
     public void WriteUsageChunk(Utf8JsonWriter json, int promptTokens, int completionTokens)
     {
         json.WriteStartObject();
-        WriteHeader(json, job.Kind == ResponseKind.Chat ? "chat.completion.chunk" : "text_completion");
+        WriteHeader(json, kind == ResponseKind.Chat ? "chat.completion.chunk" : "text_completion");
         json.WriteStartArray("choices");
         json.WriteEndArray();
         WriteUsage(json, promptTokens, completionTokens);
@@ -91,7 +101,7 @@ public sealed class CompletionResponseWriter(CompletionJob job, string id, long 
     /// Bulwark's extension on a finished choice of a request with a JSON <c>response_format</c>:
     /// <c>"format_check": {"valid": true}</c> or <c>{"valid": false, "error": "$.age: expected integer; got string"}</c>.
     /// </summary>
-    private static void WriteFormatCheck(Utf8JsonWriter json, Guardrails.Output.FormatCheck? check)
+    private static void WriteFormatCheck(Utf8JsonWriter json, FormatCheck? check)
     {
         if (check is null) return;
         json.WriteStartObject("format_check");
@@ -112,7 +122,7 @@ public sealed class CompletionResponseWriter(CompletionJob job, string id, long 
         json.WriteString("id", id);
         json.WriteString("object", objectName);
         json.WriteNumber("created", created);
-        json.WriteString("model", job.Model);
+        json.WriteString("model", request.Model);
         json.WriteString("system_fingerprint", SystemFingerprint);
     }
 
@@ -127,12 +137,12 @@ public sealed class CompletionResponseWriter(CompletionJob job, string id, long 
 
     private void WriteLogprobs(Utf8JsonWriter json, IReadOnlyList<GeneratedToken> tokens, int textOffset)
     {
-        if (job.TopLogprobs is null)
+        if (request.TopLogprobs is null)
         {
             json.WriteNull("logprobs");
             return;
         }
-        if (job.Kind == ResponseKind.Chat) WriteChatLogprobs(json, tokens);
+        if (kind == ResponseKind.Chat) WriteChatLogprobs(json, tokens);
         else WriteLegacyLogprobs(json, tokens, textOffset);
     }
 

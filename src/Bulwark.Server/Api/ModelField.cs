@@ -4,7 +4,7 @@ using Microsoft.AspNetCore.Http;
 
 namespace Bulwark.Server.Api;
 
-/// <summary><c>model</c>: required, and must name the served model (404 otherwise, as OpenAI answers).</summary>
+/// <summary><c>model</c>: required on OpenAI's routes; a name no model is served under gets 404, as OpenAI answers.</summary>
 public static class ModelField
 {
     /// <summary>The <c>model</c> a body names (required), read before the model is resolved.</summary>
@@ -14,13 +14,4 @@ public static class ModelField
     /// <summary>The <c>model</c> a body names when it has one; null sends the request to the default model.</summary>
     public static string? OptionalName(JsonFields f, ApiLimits limits) =>
         f.Has("model") ? f.RequiredString("model", limits.MaxIdentifierLength) : null;
-
-    public static string Read(JsonFields f, ModelCard model, ApiLimits limits)
-    {
-        var name = f.RequiredString("model", limits.MaxIdentifierLength);
-        if (!string.Equals(name, model.Id, StringComparison.Ordinal))
-            throw new ApiException(StatusCodes.Status404NotFound,
-                $"The model '{name}' does not exist; this server serves '{model.Id}'.", "invalid_request_error", "model", "model_not_found");
-        return name;
-    }
 }

@@ -1,4 +1,6 @@
+using Bulwark.Engine.Serving.Sampling;
 using Bulwark.Server.Backends;
+using Bulwark.Server.Requests;
 
 namespace Bulwark.Server.Api;
 
@@ -27,15 +29,14 @@ public sealed class ReadinessProbe(ServedModels models, TimeProvider time)
             if (models.List().Count == 0) return (false, "no model is loaded");
             using var lease = models.Acquire(null);
             var backend = lease.Backend;
-            var prompt = backend.Encode("ready", addSpecialTokens: true);
             var request = new GenerationRequest
             {
-                PromptTokenIds = prompt.Length > 0 ? prompt : [0],
-                MaxTokens = 1,
-                Sampling = new SamplingParameters { Temperature = 0 },
+                Model = backend.Model.Id,
+                Prompt = PromptInput.FromText("ready"),
+                Sampling = new SamplingParams { Temperature = 0, MaxTokens = 1 },
             };
             var events = 0;
-            await foreach (var _ in backend.GenerateAsync(request, timeout.Token)) events++;
+            await foreach (var _ in backend.GenerateAsync(new BackendCall(request, backend.Prepare(request)), timeout.Token)) events++;
             if (events == 0) return (false, "the model produced no output for a one-token generation");
             Interlocked.Exchange(ref _passedAt, time.GetTimestamp());
             return (true, "ok");

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
+using Bulwark.Engine.Serving.Sampling;
 using Bulwark.Server.Backends;
 using Bulwark.Server.Requests;
 
@@ -12,7 +13,8 @@ namespace Bulwark.Server.Api;
 /// </summary>
 public static class SamplingFields
 {
-    public static SamplingParameters Read(JsonFields f, ModelCard model, ApiLimits limits) => new()
+    /// <summary>The sampling fields; <c>n</c>, <c>stop</c>, logprobs and max_tokens are each route's to add.</summary>
+    public static SamplingParams Read(JsonFields f, ModelCard model, ApiLimits limits) => new()
     {
         Temperature = (float)(f.Number("temperature", 0, 2) ?? 1),
         TopP = (float)(f.Number("top_p", 0, 1, minExclusive: true) ?? 1),
@@ -23,15 +25,15 @@ public static class SamplingFields
         FrequencyPenalty = (float)(f.Number("frequency_penalty", -2, 2) ?? 0),
         RepetitionPenalty = (float)(f.Number("repetition_penalty", 0, 2, minExclusive: true) ?? 1),
         LogitBias = ReadLogitBias(f, model, limits),
-        Seed = f.Integer("seed", long.MinValue, long.MaxValue) is { } seed ? unchecked((ulong)seed) : null,
+        Seed = f.Integer("seed", long.MinValue, long.MaxValue),
     };
 
     public static int Choices(JsonFields f, ApiLimits limits) => (int)(f.Integer("n", 1, limits.MaxChoices) ?? 1);
 
     /// <summary><c>stop</c>: a string or an array of strings, each non-empty and bounded.</summary>
-    public static IReadOnlyList<string> Stop(JsonFields f, ApiLimits limits)
+    public static IReadOnlyList<string>? Stop(JsonFields f, ApiLimits limits)
     {
-        if (f.Get("stop") is not { } v) return [];
+        if (f.Get("stop") is not { } v) return null;
         if (v.ValueKind == JsonValueKind.String) return [CheckStop(f.PathOf("stop"), v.GetString()!, limits)];
         var array = f.Array("stop", 0, limits.MaxStopStrings)!.Value;
         var stops = new List<string>(array.GetArrayLength());
@@ -42,7 +44,7 @@ public static class SamplingFields
             if (item.ValueKind != JsonValueKind.String) throw ApiException.WrongType(path, "a string", JsonFields.Kind(item));
             stops.Add(CheckStop(path, item.GetString()!, limits));
         }
-        return stops;
+        return stops.Count > 0 ? stops : null;
     }
 
     /// <summary><c>stream</c> and <c>stream_options.include_usage</c>; options without streaming are refused, as OpenAI does.</summary>
@@ -54,22 +56,6 @@ public static class SamplingFields
         return (true, options.Boolean("include_usage") ?? false);
     }
 
-    /// <summary>The requested output length, bounded by the limit and by what is left of the context.</summary>
-    public static int MaxTokens(JsonFields f, string name, int? requested, int promptTokens, ModelCard model, ApiLimits limits, int defaultTokens)
-    {
-        var room = model.ContextLength - promptTokens;
-        if (room < 1)
-            throw ApiException.Invalid("messages",
-                $"This model's maximum context length is {model.ContextLength} tokens; the prompt has {promptTokens} tokens, which leaves no room for output.",
-                "context_length_exceeded");
-        if (requested is not { } wanted) return Math.Min(Math.Min(defaultTokens, limits.MaxTokens), room);
-        if (wanted > room)
-            throw ApiException.Invalid(f.PathOf(name),
-                $"This model's maximum context length is {model.ContextLength} tokens. However, you requested {promptTokens + wanted} tokens ({promptTokens} in the prompt, {wanted} in the completion). Reduce the prompt or {name}.",
-                "context_length_exceeded");
-        return wanted;
-    }
-
     private static string CheckStop(string path, string stop, ApiLimits limits)
     {
         if (stop.Length is 0 || stop.Length > limits.MaxStopLength)
@@ -77,9 +63,9 @@ public static class SamplingFields
         return stop;
     }
 
-    private static IReadOnlyDictionary<int, float> ReadLogitBias(JsonFields f, ModelCard model, ApiLimits limits)
+    private static IReadOnlyDictionary<int, float>? ReadLogitBias(JsonFields f, ModelCard model, ApiLimits limits)
     {
-        if (f.Object("logit_bias") is null) return new Dictionary<int, float>();
+        if (f.Object("logit_bias") is null) return null;
         var element = f.Get("logit_bias")!.Value;
         var bias = new Dictionary<int, float>();
         foreach (var entry in element.EnumerateObject())
@@ -94,7 +80,7 @@ public static class SamplingFields
             if (value is < -100 or > 100) throw ApiException.OutOfRange(path, value.ToString("R", CultureInfo.InvariantCulture), "between -100 and 100");
             bias[token] = (float)value;
         }
-        return bias;
+        return bias.Count > 0 ? bias : null;
     }
 
     private static int CountOf(JsonElement o) => o.EnumerateObject().Count();

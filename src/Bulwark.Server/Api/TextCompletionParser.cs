@@ -13,45 +13,45 @@ public static class TextCompletionParser
     /// <summary>The legacy <c>logprobs</c> field allows at most 5 alternatives.</summary>
     public const int MaxLegacyLogprobs = 5;
 
-    public static CompletionJob Parse(JsonElement body, IGenerationBackend backend, ApiLimits limits)
+    /// <summary>Stage 4 for <c>/v1/completions</c>; the prompt stage tokenizes a text prompt later.</summary>
+    public static GenerationRequest Parse(JsonElement body, ModelCard model, ApiLimits limits)
     {
         var f = new JsonFields(body, "");
-        var model = ModelField.Read(f, backend.Model, limits);
-        var prompt = Prompt(f, backend, limits);
+        var prompt = Prompt(f, model, limits);
         if (f.Boolean("echo") == true) throw ApiException.Unsupported("echo", "echo is not supported by this server.");
         if (f.Has("suffix")) throw ApiException.Unsupported("suffix", "suffix (insertion) is not supported by this model.");
         var choices = SamplingFields.Choices(f, limits);
         if (f.Integer("best_of", 1, limits.MaxChoices) is { } bestOf && bestOf != choices)
             throw ApiException.Unsupported("best_of", $"best_of must equal n ({choices}) on this server; got {bestOf}.");
         var logprobs = f.Integer("logprobs", 0, Math.Min(MaxLegacyLogprobs, limits.MaxTopLogprobs));
-        var sampling = SamplingFields.Read(f, backend.Model, limits);
-        var stop = SamplingFields.Stop(f, limits);
+        var sampling = SamplingFields.Read(f, model, limits) with
+        {
+            N = choices,
+            StopStrings = SamplingFields.Stop(f, limits),
+            Logprobs = logprobs is not null,
+            TopLogprobs = (int)(logprobs ?? 0),
+        };
         var (stream, includeUsage) = SamplingFields.Streaming(f);
         var user = f.String("user", limits.MaxIdentifierLength);
-        var requested = f.Integer("max_tokens", 1, limits.MaxTokens);
-        var maxTokens = SamplingFields.MaxTokens(f, "max_tokens", (int?)requested, prompt.Length, backend.Model, limits, DefaultMaxTokens);
-        return new CompletionJob
+        return new GenerationRequest
         {
-            Kind = ResponseKind.Text,
-            Model = model,
-            PromptTokenIds = prompt,
-            MaxTokens = maxTokens,
-            Choices = choices,
+            Model = model.Id,
+            Prompt = prompt,
+            Sampling = sampling,
+            RequestedMaxTokens = (int?)f.Integer("max_tokens", 1, limits.MaxTokens),
+            DefaultMaxTokens = DefaultMaxTokens,
             Stream = stream,
             IncludeUsage = includeUsage,
-            Stop = stop,
-            Sampling = sampling,
-            TopLogprobs = (int?)logprobs,
             User = user,
         };
     }
 
     /// <summary>A string, an array of one string, an array of token ids, or an array of one such array.</summary>
-    private static int[] Prompt(JsonFields f, IGenerationBackend backend, ApiLimits limits)
+    private static PromptInput Prompt(JsonFields f, ModelCard model, ApiLimits limits)
     {
         var value = f.Get("prompt") ?? throw ApiException.Invalid("prompt", "prompt is required.", "missing_required_parameter");
-        if (value.ValueKind == JsonValueKind.String) return Encode(f.String("prompt", limits.MaxPromptCharacters)!, backend);
-        var array = f.Array("prompt", 1, backend.Model.ContextLength)!.Value;
+        if (value.ValueKind == JsonValueKind.String) return PromptInput.FromText(f.String("prompt", limits.MaxPromptCharacters)!);
+        var array = f.Array("prompt", 1, model.ContextLength)!.Value;
         var first = array[0];
         if (first.ValueKind is JsonValueKind.String or JsonValueKind.Array)
         {
@@ -62,20 +62,13 @@ public static class TextCompletionParser
                 var text = first.GetString()!;
                 if (text.Length > limits.MaxPromptCharacters)
                     throw ApiException.Invalid("prompt[0]", $"prompt[0] must be at most {limits.MaxPromptCharacters} characters; got {text.Length}.", "string_above_max_length");
-                return Encode(text, backend);
+                return PromptInput.FromText(text);
             }
-            if (first.GetArrayLength() is 0 || first.GetArrayLength() > backend.Model.ContextLength)
-                throw ApiException.Invalid("prompt[0]", $"prompt[0] must have between 1 and {backend.Model.ContextLength} token ids; got {first.GetArrayLength()}.");
-            return TokenIds(first, "prompt[0]", backend.Model.VocabularySize);
+            if (first.GetArrayLength() is 0 || first.GetArrayLength() > model.ContextLength)
+                throw ApiException.Invalid("prompt[0]", $"prompt[0] must have between 1 and {model.ContextLength} token ids; got {first.GetArrayLength()}.");
+            return PromptInput.FromTokens(TokenIds(first, "prompt[0]", model.VocabularySize));
         }
-        return TokenIds(array, "prompt", backend.Model.VocabularySize);
-    }
-
-    private static int[] Encode(string text, IGenerationBackend backend)
-    {
-        var ids = backend.Encode(text, addSpecialTokens: true);
-        if (ids.Length == 0) throw ApiException.Invalid("prompt", "prompt must not be empty.");
-        return ids;
+        return PromptInput.FromTokens(TokenIds(array, "prompt", model.VocabularySize));
     }
 
     public static int[] TokenIds(JsonElement array, string path, int vocabularySize)

@@ -1,10 +1,10 @@
-using System.Text.Json;
 using System.Text;
-using Bulwark.Server.Admission;
+using System.Text.Json;
+using Bulwark.Engine.Serving;
+using Bulwark.Engine.Serving.Sampling;
 using Bulwark.Server.Backends;
-using Bulwark.Server.Hosting;
-using Bulwark.Server.Observability;
 using Bulwark.Server.Requests;
+using Bulwark.Server.Spine;
 using Microsoft.AspNetCore.Http;
 
 namespace Bulwark.Server.Api;
@@ -12,44 +12,34 @@ namespace Bulwark.Server.Api;
 /// <summary>
 /// Text Generation Inference's <c>POST /generate</c> and <c>POST /generate_stream</c>, for teams
 /// moving from TGI: <c>{"inputs", "parameters"}</c> in, <c>generated_text</c> and <c>details</c> out,
-/// finish reasons <c>length</c>, <c>eos_token</c>, <c>stop_sequence</c>. Errors use the OpenAI shape.
+/// finish reasons <c>length</c>, <c>eos_token</c>, <c>stop_sequence</c>. TGI's body names no model:
+/// the default model serves it. Errors use the OpenAI shape.
 /// </summary>
-public sealed class TgiGenerateEndpoint(
-    ServedModels models, ApiLimits limits, IRequestPolicy policy, AdmissionGate admission, IOutputGuard guard,
-    ShutdownDrain drain, ServerMetrics metrics, TimeProvider time)
+public sealed class TgiGenerateEndpoint(GenerationSpine spine, ApiLimits limits)
 {
     /// <summary>TGI's own default for <c>max_new_tokens</c>.</summary>
     public const int DefaultMaxNewTokens = 100;
 
     public async Task HandleAsync(HttpContext context, bool stream)
     {
-        var started = time.GetTimestamp();
-        (CompletionJob Job, bool Details, bool FullText, string Inputs) request;
-        ModelLease model;
-        // TGI's body names no model: the default one serves it.
-        using (var body = await JsonBody.ReadAsync(context, limits))
-            (model, request) = models.AcquireFor(null, backend => Parse(body.RootElement, stream, backend));
-        using var _ = model;
-        var (job, details, fullText, inputs) = request;
-        await using var grant = await policy.AdmitAsync(context, job.Model, job.ReservedTokens);
-        if (grant is null) return; // refused; the policy wrote the answer
-        var caller = RequestCaller.Of(context);
-        using var lease = await admission.EnterAsync(caller.Priority, context.RequestAborted);
-        using var cancel = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, drain.HardStop);
-        var run = new CompletionRun(job, model.Backend, caller, metrics, time, started, guard);
-        try
-        {
-            await RunAsync(context, stream, job, details, fullText, inputs, run, cancel.Token);
-        }
-        finally
-        {
-            await grant.SettleAsync(run.PromptTokens, run.CompletionTokens);
-        }
+        var body = await JsonBody.ReadAsync(context, limits);
+        var options = default(Options);
+        await spine.RunAsync(context, body, static _ => null,
+            (root, model) =>
+            {
+                (var request, options) = Parse(root, stream, model);
+                return request;
+            },
+            run => RespondAsync(context, stream, options, run));
     }
 
-    private async Task RunAsync(HttpContext context, bool stream, CompletionJob job, bool details, bool fullText, string inputs, CompletionRun run, CancellationToken cancellationToken)
+    /// <summary>What TGI's response needs beside the request: the details flag and whether to repeat the inputs.</summary>
+    private readonly record struct Options(bool Details, bool FullText);
+
+    private static async Task RespondAsync(HttpContext context, bool stream, Options options, GenerationRun run)
     {
-        var text = new StringBuilder(fullText ? inputs : "");
+        // The inputs as the model saw them (after the input guard's sanitizing), for return_full_text.
+        var text = new StringBuilder(options.FullText ? run.Request.Prompt?.Text : "");
         var tokens = new List<GeneratedToken>();
         var finish = "length";
         ServerEventStream? events = null;
@@ -61,26 +51,32 @@ public sealed class TgiGenerateEndpoint(
         // Each token is sent one step late, so the last can carry generated_text and details as TGI's does.
         GeneratedToken? held = null;
         var index = 0;
-        await foreach (var delta in run.RunAsync(cancellationToken))
+        try
         {
-            text.Append(delta.Text);
-            if (delta.Finish != FinishReason.None)
-                finish = delta.Finish switch { FinishReason.Length => "length", FinishReason.ContentFilter => "content_filter", _ => delta.MatchedStopString ? "stop_sequence" : "eos_token" };
-            foreach (var token in delta.Tokens ?? [])
+            await foreach (var delta in run.GenerateAsync())
             {
-                if (token.IsClosingOnly) continue;
-                tokens.Add(token);
-                if (events is null) continue;
-                if (held is { } previous)
-                    await events.WriteAsync((previous, ++index), static (json, s) => WriteTokenEvent(json, s.previous, s.Item2, null), context.RequestAborted);
-                held = token;
+                text.Append(delta.Text);
+                if (delta.Finish is { } reason)
+                    finish = reason switch { FinishReason.Length => "length", FinishReason.ContentFilter => "content_filter", _ => delta.StopStringMatched ? "stop_sequence" : "eos_token" };
+                foreach (var token in delta.Tokens ?? [])
+                {
+                    if (token.IsClosingOnly) continue;
+                    tokens.Add(token);
+                    if (events is null) continue;
+                    if (held is { } previous)
+                        await events.WriteAsync((previous, ++index), static (json, s) => WriteTokenEvent(json, s.previous, s.Item2, null), context.RequestAborted);
+                    held = token;
+                }
             }
         }
+        catch (ApiException error) when (events is not null && !context.RequestAborted.IsCancellationRequested)
+        {
+            // Headers are gone: the refusal (the server shutting down) goes out as the stream's last event.
+            await events.WriteErrorAsync(error, context.RequestAborted);
+            return;
+        }
         context.RequestAborted.ThrowIfCancellationRequested();
-        if (drain.HardStop.IsCancellationRequested)
-            throw new ApiException(StatusCodes.Status503ServiceUnavailable, "The server is shutting down and cancelled this request before it finished.",
-                "server_error", null, "server_shutting_down", TimeSpan.FromSeconds(1));
-        var summary = new Summary(text.ToString(), finish, run.CompletionTokens, job.Sampling.Seed);
+        var summary = new Summary(text.ToString(), finish, run.CompletionTokens, run.Request.Sampling.Seed);
         if (events is not null)
         {
             var last = held ?? new GeneratedToken(-1, "");
@@ -91,11 +87,11 @@ public sealed class TgiGenerateEndpoint(
         await using var writer = new Utf8JsonWriter(context.Response.BodyWriter);
         writer.WriteStartObject();
         writer.WriteString("generated_text", summary.Text);
-        if (details) WriteDetails(writer, summary, tokens);
+        if (options.Details) WriteDetails(writer, summary, tokens);
         writer.WriteEndObject();
     }
 
-    private (CompletionJob, bool, bool, string) Parse(JsonElement body, bool stream, IGenerationBackend backend)
+    private (GenerationRequest, Options) Parse(JsonElement body, bool stream, ModelCard model)
     {
         var f = new JsonFields(body, "");
         var inputs = f.RequiredString("inputs", limits.MaxPromptCharacters);
@@ -108,36 +104,35 @@ public sealed class TgiGenerateEndpoint(
         var temperature = p.Number("temperature", 0, 2, minExclusive: true);
         // TGI samples when do_sample is set or any sampling knob is given; otherwise it is greedy.
         var sampling = p.Has("temperature") || p.Has("top_p") || p.Has("top_k") || doSample;
-        var prompt = backend.Encode(inputs, addSpecialTokens: true);
         var requested = p.Integer("max_new_tokens", 1, limits.MaxTokens);
-        var maxTokens = SamplingFields.MaxTokens(p, "max_new_tokens", (int?)requested, prompt.Length, backend.Model, limits, DefaultMaxNewTokens);
-        var parameters = new SamplingParameters
+        var details = p.Boolean("details") ?? false;
+        var parameters = new SamplingParams
         {
             Temperature = sampling ? (float)(temperature ?? 1) : 0f,
             TopP = (float)(p.Number("top_p", 0, 1, minExclusive: true) ?? 1),
-            TopK = (int)(p.Integer("top_k", 1, backend.Model.VocabularySize) ?? 0),
+            TopK = (int)(p.Integer("top_k", 1, model.VocabularySize) ?? 0),
             RepetitionPenalty = (float)(p.Number("repetition_penalty", 0, 2, minExclusive: true) ?? 1),
             FrequencyPenalty = (float)(p.Number("frequency_penalty", -2, 2) ?? 0),
-            Seed = p.Integer("seed", 0, long.MaxValue) is { } seed ? (ulong)seed : null,
-        };
-        var details = p.Boolean("details") ?? false;
-        var job = new CompletionJob
-        {
-            Kind = ResponseKind.Text,
-            Model = backend.Model.Id,
-            PromptTokenIds = prompt,
-            MaxTokens = maxTokens,
-            Stop = SamplingFields.Stop(p, limits),
-            Sampling = parameters,
+            Seed = p.Integer("seed", 0, long.MaxValue),
+            StopStrings = SamplingFields.Stop(p, limits),
             // Streams always carry each token with its log-probability, as TGI's do.
-            TopLogprobs = details || stream ? 0 : null,
+            Logprobs = details || stream,
         };
-        return (job, details, p.Boolean("return_full_text") ?? false, inputs);
+        var request = new GenerationRequest
+        {
+            Model = model.Id,
+            Prompt = PromptInput.FromText(inputs),
+            Sampling = parameters,
+            RequestedMaxTokens = (int?)requested,
+            DefaultMaxTokens = DefaultMaxNewTokens,
+            MaxTokensParam = p.PathOf("max_new_tokens"),
+        };
+        return (request, new Options(details, p.Boolean("return_full_text") ?? false));
     }
 
     private static readonly JsonElement EmptyObject = JsonDocument.Parse("{}").RootElement;
 
-    private sealed record Summary(string Text, string Finish, int Generated, ulong? Seed);
+    private sealed record Summary(string Text, string Finish, int Generated, long? Seed);
 
     private static void WriteTokenEvent(Utf8JsonWriter json, GeneratedToken token, int index, Summary? summary)
     {

@@ -20,8 +20,8 @@ public sealed class TokenizeEndpoint(ServedModels models, ApiLimits limits)
             var f = new JsonFields(body.RootElement, "");
             // Without a model field the default model tokenizes.
             using var lease = models.Acquire(ModelField.OptionalName(f, limits));
-            var backend = lease.Backend;
-            contextLength = backend.Model.ContextLength;
+            var backend = Tokenizing(lease);
+            contextLength = lease.Backend.Model.ContextLength;
             if (f.Has("messages"))
                 tokens = backend.EncodeChat(ChatCompletionParser.ReadMessages(f, limits));
             else
@@ -49,10 +49,10 @@ public sealed class TokenizeEndpoint(ServedModels models, ApiLimits limits)
         {
             var f = new JsonFields(body.RootElement, "");
             using var lease = models.Acquire(ModelField.OptionalName(f, limits));
-            var backend = lease.Backend;
-            var array = f.Array("tokens", 0, backend.Model.ContextLength)
+            var model = lease.Backend.Model;
+            var array = f.Array("tokens", 0, model.ContextLength)
                 ?? throw ApiException.Invalid("tokens", "tokens is required.", "missing_required_parameter");
-            text = backend.Decode(TextCompletionParser.TokenIds(array, "tokens", backend.Model.VocabularySize));
+            text = Tokenizing(lease).Decode(TextCompletionParser.TokenIds(array, "tokens", model.VocabularySize));
         }
         context.Response.ContentType = "application/json";
         await using var json = new Utf8JsonWriter(context.Response.BodyWriter);
@@ -60,4 +60,8 @@ public sealed class TokenizeEndpoint(ServedModels models, ApiLimits limits)
         json.WriteString("prompt", text);
         json.WriteEndObject();
     }
+
+    /// <summary>The model's token-level services; a backend without them (an upstream that only generates) gets a clear 400.</summary>
+    private static ITokenizingBackend Tokenizing(ModelLease lease) => lease.Backend as ITokenizingBackend
+        ?? throw ApiException.Unsupported("model", $"The model '{lease.Backend.Model.Id}' does not offer tokenization on this server.");
 }

@@ -1,5 +1,9 @@
 using Bulwark.Server.Admission;
 using Bulwark.Server.Api;
+using Bulwark.Server.Guardrails.Input;
+using Bulwark.Server.Guardrails.Output;
+using Bulwark.Server.Quotas;
+using Bulwark.Server.Spine;
 using Bulwark.Server.Backends;
 using Bulwark.Server.Models;
 using Bulwark.Server.Observability;
@@ -89,7 +93,13 @@ public static class BulwarkServer
         });
         services.AddSingleton(sp => new PrometheusExposition(sp.GetRequiredService<ServerMetrics>().Meter));
         services.AddSingleton<AdmissionGate>();
-        services.AddSingleton<ShutdownDrain>();
+        services.AddSingleton(sp => new ShutdownDrain(sp.GetRequiredService<AdmissionQueue>(), server.DrainTimeout, sp.GetRequiredService<TimeProvider>()));
+        // Read now, so a malformed guard setting stops start-up rather than the first request.
+        var inputGuard = InputGuardOptions.Read(builder.Configuration);
+        services.AddSingleton(sp => new InputGuard(inputGuard, sp.GetRequiredService<ServerMetrics>()));
+        services.AddSingleton(sp => new GenerationSpine(models, sp.GetRequiredService<InputGuard>(), sp.GetRequiredService<AdmissionGate>(),
+            sp.GetRequiredService<IOutputGuard>(), sp.GetRequiredService<ServerMetrics>(), sp.GetRequiredService<ShutdownDrain>(),
+            sp.GetRequiredService<TimeProvider>(), limits.MaxTokens, secured ? sp.GetRequiredService<QuotaGate>() : null));
         services.AddSingleton<ReadinessProbe>();
         services.AddApiEndpoints();
         if (secured)
@@ -100,12 +110,11 @@ public static class BulwarkServer
             services.TryAddSingleton<BackendLoader>(sp =>
             {
                 var log = sp.GetRequiredService<ILoggerFactory>().CreateLogger("Bulwark.Models");
-                return (source, options) => EmbeddedModelLoader.Load(source, options, line => log.LogInformation("{Line}", line));
+                return (source, options) => source.LoadEmbedded(options, line => log.LogInformation("{Line}", line));
             });
             services.AddSingleton(sp => new ModelLifecycle(models, Registry.ModelRegistry.Open(data), sp.GetRequiredService<BackendLoader>(), settings.Serve,
                 sp.GetRequiredService<ServerMetrics>(), sp.GetService<Audit.AuditWriter>(), sp.GetRequiredService<ILoggerFactory>().CreateLogger("Bulwark.Models"),
                 sp.GetRequiredService<TimeProvider>()));
-            services.AddSingleton<IRequestPolicy, KeyPolicy>();
             services.AddSingleton<IOutputGuard>(Guardrails.Output.HtmlEscapingGuard.Wrap(
                 settings.RedactSecrets ? new SecretRedactionGuard(Guardrails.Output.OutputGuardModes.Read(builder.Configuration)) : NoOutputGuard.Instance,
                 Guardrails.Output.HtmlEscapeOptions.Read(builder.Configuration)));
@@ -114,7 +123,6 @@ public static class BulwarkServer
         }
         else
         {
-            services.AddSingleton<IRequestPolicy>(OpenPolicy.Instance);
             services.AddSingleton<IOutputGuard>(Guardrails.Output.HtmlEscapingGuard.Wrap(NoOutputGuard.Instance, Guardrails.Output.HtmlEscapeOptions.Read(builder.Configuration)));
         }
 

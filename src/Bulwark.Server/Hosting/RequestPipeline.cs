@@ -7,13 +7,14 @@ using Microsoft.AspNetCore.Builder;
 namespace Bulwark.Server.Hosting;
 
 /// <summary>
-/// THE place where the stages of a request are put in order (DESIGN.md, "the spine"). Read top
-/// to bottom, this is the way of one request. Stages that other parts provide are wired here,
-/// at their numbered position, and nowhere else.
+/// The middleware half of the way of one request (docs/architecture.md, "The spine"): the stages
+/// every route shares, in order. The generation stages that follow identity (policy, contract,
+/// input guard, prompt, token quota, admission, backend, output guard, settlement) run in
+/// <see cref="Spine.GenerationSpine"/>, in one place.
 /// </summary>
 public static class RequestPipeline
 {
-    /// <param name="secured">False only in tests of the bare API: stages 2, 3 and 9 are then absent.</param>
+    /// <param name="secured">False only in tests of the bare API: identity, audit and the admin routes are then absent.</param>
     public static void Use(WebApplication app, bool secured = true)
     {
         // 10 Meter (HTTP part): outermost, so it sees the final status of every request, refusals included.
@@ -25,19 +26,9 @@ public static class RequestPipeline
         app.UseMiddleware<ApiErrorMiddleware>();
         app.UseMiddleware<RequestIdMiddleware>();
         app.UseRouting();
-        if (secured)
-        {
-            // 2 Identity: IP block list, API key (or metrics token) → Caller with scopes; 401/403 here; audit record at the end.
-            app.UseBulwarkSecurity();
-            app.UseMiddleware<CallerMiddleware>();
-        }
-        // 3 Policy (model ACL, requests/tokens per minute, concurrency, budgets) runs inside the endpoints
-        //   once the model and token need are known: IRequestPolicy = KeyPolicy (BulwarkServer registers it).
-        // 5 Input guard — provided by guardrails; wire it here (it runs on the parsed request).
-        app.UseMiddleware<Bulwark.Server.Guardrails.Input.InputGuardMiddleware>();
-        // 4 Contract, 6 Prompt, 7 Admission, 8 Backend run inside the endpoints, in that order:
-        //   parser (validate) → chat template/tokens → AdmissionGate → IGenerationBackend.
-        // 9 Output guard: stop strings, then IOutputGuard (SecretRedactionGuard, HtmlEscapingGuard when opted in) on every choice's text, and the JSON response_format check, in CompletionRun.
+        // 2 Identity: IP block list, API key (or metrics token) → Caller with scopes; 401/403 here.
+        if (secured) app.UseBulwarkSecurity();
+        // 3–10 for generation routes: GenerationSpine, called by each route after it parsed its body.
         ApiRoutes.Map(app);
         if (secured) app.MapBulwarkAdmin();
         if (secured) app.MapModelAdmin();

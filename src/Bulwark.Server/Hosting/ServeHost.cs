@@ -58,7 +58,7 @@ public sealed class ServeHost : IAsyncDisposable
         if (!File.Exists(Path.Combine(data.ModelsPath, ModelSource.DemoFileName)) && string.IsNullOrWhiteSpace(settings.Serve.Model))
             output.WriteLine($"Creating the demo model in {data.ModelsPath} (once)...");
         var model = await ModelSource.ResolveAsync(settings.Serve.Model, data, settings.Serve.RequireSignature, ct);
-        load ??= (m, o) => EmbeddedModelLoader.Load(m, o, line => output.WriteLine(line));
+        load ??= (m, o) => m.LoadEmbedded(o, line => output.WriteLine(line));
         var need = ModelMemory.OnDisk(model.Path) + settings.Serve.KvCacheMemoryBytes;
         if (settings.Serve.ModelMemoryBudgetBytes is { } budget && need > budget)
             throw new ServerConfigurationException([$"--model '{model.Id}' needs about {ModelLifecycle.Size(need)} (weights + KV cache {settings.Serve.KvCacheMemory}), " +

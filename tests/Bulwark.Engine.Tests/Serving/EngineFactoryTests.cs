@@ -37,7 +37,7 @@ public class EngineFactoryTests
         var prompt = loaded.Tokenizer.Encode(text, addSpecial: false, parseSpecial: true);
         Assert.Equal(ImEnd - 1, prompt[0]); // <|im_start|>
 
-        var events = await CollectAsync(loaded.Engine, new GenerationRequest
+        var events = await CollectAsync(loaded.Engine, new EngineRequest
         {
             PromptTokens = prompt,
             Sampling = new SamplingParams { Temperature = 0, MaxTokens = 8, IgnoreEos = true },
@@ -61,7 +61,7 @@ public class EngineFactoryTests
     public async Task TheModelsEndOfTurnIdEndsAChoice()
     {
         using var loaded = EngineFactory.Load(SyntheticGguf.Write(new SyntheticModelSpec { Vocab = 300 }), Small);
-        var events = await CollectAsync(loaded.Engine, new GenerationRequest
+        var events = await CollectAsync(loaded.Engine, new EngineRequest
         {
             PromptTokens = [1, 2, 3],
             Sampling = new SamplingParams { Temperature = 0, MaxTokens = 8, LogitBias = new Dictionary<int, float> { [ImEnd] = 100 } },
@@ -95,7 +95,7 @@ public class EngineFactoryTests
         var loaded = EngineFactory.Load(SyntheticGguf.Write(new SyntheticModelSpec { Vocab = 300, Context = 4096 }),
             new EngineOptions { KvCacheBlocks = 1024, BlockSize = 8 });
         var engine = loaded.Engine;
-        var request = new GenerationRequest { PromptTokens = [1, 2, 3], Sampling = new SamplingParams { Temperature = 0, MaxTokens = 4000, IgnoreEos = true } };
+        var request = new EngineRequest { PromptTokens = [1, 2, 3], Sampling = new SamplingParams { Temperature = 0, MaxTokens = 4000, IgnoreEos = true } };
         var started = new TaskCompletionSource();
         var running = Task.Run(async () =>
         {
@@ -124,7 +124,7 @@ public class EngineFactoryTests
         Assert.Equal(Path.GetFileName(folder), fromFolder.ModelId);
         Assert.Equal(ChatMl, fromFolder.ChatTemplateSource);
         Assert.Equal(fromGguf.EosTokenIds, fromFolder.EosTokenIds);
-        var request = new GenerationRequest { PromptTokens = [5, 77, 123, 9], Sampling = new SamplingParams { Temperature = 0, MaxTokens = 6, IgnoreEos = true } };
+        var request = new EngineRequest { PromptTokens = [5, 77, 123, 9], Sampling = new SamplingParams { Temperature = 0, MaxTokens = 6, IgnoreEos = true } };
         Assert.Equal(Ids(await CollectAsync(fromGguf.Engine, request)), Ids(await CollectAsync(fromFolder.Engine, request)));
     }
 

@@ -6,7 +6,7 @@ namespace Bulwark.Engine.Tests.Serving;
 /// <summary>Runs requests through an engine and collects each choice's tokens and events.</summary>
 internal static class EngineHarness
 {
-    public static async Task<List<TokenEvent>> CollectAsync(LlmEngine engine, GenerationRequest request, CancellationToken ct = default)
+    public static async Task<List<TokenEvent>> CollectAsync(LlmEngine engine, EngineRequest request, CancellationToken ct = default)
     {
         var events = new List<TokenEvent>();
         await foreach (var e in engine.GenerateAsync(request, ct))
@@ -18,7 +18,7 @@ internal static class EngineHarness
         events.Where(e => e.Index == choice).Select(e => e.TokenId).ToArray();
 
     /// <summary>Greedy ids of each prompt when it runs alone on a fresh engine.</summary>
-    public static async Task<int[][]> AloneAsync(Func<IModelExecutor> model, IReadOnlyList<GenerationRequest> requests, EngineOptions options)
+    public static async Task<int[][]> AloneAsync(Func<IModelExecutor> model, IReadOnlyList<EngineRequest> requests, EngineOptions options)
     {
         var result = new int[requests.Count][];
         for (var i = 0; i < requests.Count; i++)

@@ -9,7 +9,7 @@ public class LlmEngineTests
 {
     private static readonly SamplingParams Greedy = new() { Temperature = 0, MaxTokens = 12, IgnoreEos = true };
 
-    private static GenerationRequest Prompt(int[] tokens, SamplingParams? p = null, string tenant = "t", int priority = 0) =>
+    private static EngineRequest Prompt(int[] tokens, SamplingParams? p = null, string tenant = "t", int priority = 0) =>
         new() { PromptTokens = tokens, Sampling = p ?? Greedy, Tenant = tenant, Priority = priority };
 
     private static int[] RandomPrompt(Random random, int length) => Enumerable.Range(0, length).Select(_ => random.Next(32)).ToArray();

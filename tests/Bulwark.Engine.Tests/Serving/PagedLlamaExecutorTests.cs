@@ -199,7 +199,7 @@ public class PagedLlamaExecutorTests
         // n = 3 greedy choices fork from a shared partial block: each must copy it before writing.
         var sampling = new SamplingParams { Temperature = 0, MaxTokens = 6, IgnoreEos = true, N = 3, Logprobs = true };
         var tasks = prompts.Select(p => Task.Run(() => EngineHarness.CollectAsync(engine,
-            new GenerationRequest { PromptTokens = p, Sampling = sampling }))).ToArray();
+            new EngineRequest { PromptTokens = p, Sampling = sampling }))).ToArray();
         var results = await Task.WhenAll(tasks);
         for (var i = 0; i < prompts.Length; i++)
         {

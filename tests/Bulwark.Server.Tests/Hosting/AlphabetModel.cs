@@ -1,7 +1,8 @@
-using Bulwark.Engine.Serving;
 using Bulwark.Engine.Serving.Execution;
+using Bulwark.Engine.Serving;
 using Bulwark.Engine.Templates;
 using Bulwark.Engine.Tokenizers;
+using Bulwark.Server.Backends.Embedded;
 using Bulwark.Server.Backends;
 
 namespace Bulwark.Server.Tests.Hosting;

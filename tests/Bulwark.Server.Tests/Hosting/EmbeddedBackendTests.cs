@@ -1,5 +1,6 @@
 using System.Net;
 using Bulwark.Server.Backends;
+using Bulwark.Server.Requests;
 using Bulwark.Server.Tests.Api;
 
 namespace Bulwark.Server.Tests.Hosting;

@@ -1,22 +1,28 @@
 using System.Runtime.CompilerServices;
 using System.Text;
+using Bulwark.Engine.Serving;
+using Bulwark.Engine.Serving.Sampling;
 using Bulwark.Server.Backends;
 using Bulwark.Server.Observability;
+using Bulwark.Server.Requests;
 
 namespace Bulwark.Server.Tests.Hosting;
 
 /// <summary>
 /// A deterministic backend for testing the HTTP layer: one token per UTF-8 byte (ids 0..255),
 /// id 256 is end-of-sequence. Greedy requests (temperature 0) spell <see cref="Reply"/> over and
-/// over; sampled ones draw letters from a generator seeded by the request's seed. It counts the
-/// sequences it is running, so tests can see that cancellation frees them.
+/// over; sampled ones draw letters from a generator seeded by the request's seed (choice i: seed + i).
+/// Like every backend it applies the request's stop strings and generates its n choices itself,
+/// one token of each in turn. It counts the sequences (choices) it is running, so tests can see
+/// that cancellation frees them.
 /// </summary>
-public sealed class ScriptedBackend : IGenerationBackend, IDisposable
+public sealed class ScriptedBackend : IGenerationBackend, ITokenizingBackend, IDisposable
 {
     public const int EndOfSequence = 256;
 
     private int _active;
     private int _started;
+    private int _prepared;
 
     public ScriptedBackend(int contextLength = 256, string id = "test-model") =>
         Model = new ModelCard(id, contextLength, 257, new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero), Notice: "test weights");
@@ -30,7 +36,13 @@ public sealed class ScriptedBackend : IGenerationBackend, IDisposable
 
     public string Reply { get; init; } = "Hello from the scripted backend. ";
 
-    /// <summary>When set, the sequence ends with end-of-sequence after this many tokens.</summary>
+    /// <summary>When set, greedy choice i spells <c>ChoiceReplies[i % Count]</c> instead of <see cref="Reply"/>.</summary>
+    public IReadOnlyList<string>? ChoiceReplies { get; init; }
+
+    /// <summary>Prompts rendered and tokenized so far (the prompt stage, stage 6).</summary>
+    public int PreparedPrompts => Volatile.Read(ref _prepared);
+
+    /// <summary>When set, every choice ends with end-of-sequence after this many tokens.</summary>
     public int? EndAfter { get; init; }
 
     /// <summary>Awaited before each token: tests hold generation here to fill queues or to disconnect mid-stream.</summary>
@@ -40,7 +52,8 @@ public sealed class ScriptedBackend : IGenerationBackend, IDisposable
 
     public int StartedSequences => Volatile.Read(ref _started);
 
-    public List<GenerationRequest> Requests { get; } = [];
+    /// <summary>Every call the spine made, in order.</summary>
+    public List<BackendCall> Requests { get; } = [];
 
     public int[] Encode(string text, bool addSpecialTokens) => Encoding.UTF8.GetBytes(text).Select(b => (int)b).ToArray();
 
@@ -58,41 +71,89 @@ public sealed class ScriptedBackend : IGenerationBackend, IDisposable
     public int[] EncodeChat(IReadOnlyList<ChatMessage> messages) =>
         Encode(string.Concat(messages.Select(m => $"<{m.Role}>{m.Content}\n")) + "<assistant>", false);
 
+    public PreparedPrompt Prepare(GenerationRequest request)
+    {
+        Interlocked.Increment(ref _prepared);
+        if (request.Messages is { } messages) return PreparedPrompt.Exact(EncodeChat(messages));
+        if (request.Prompt!.TokenIds is { } ids) return PreparedPrompt.Exact(ids);
+        var tokens = Encode(request.Prompt.Text!, true);
+        if (tokens.Length == 0) throw ApiException.Invalid("prompt", "prompt must not be empty.");
+        return PreparedPrompt.Exact(tokens);
+    }
+
     public BackendStatistics Statistics => new(ActiveSequences, 0, ActiveSequences / 10.0, 7, 3, 0);
 
-    public async IAsyncEnumerable<GeneratedToken> GenerateAsync(GenerationRequest request, [EnumeratorCancellation] CancellationToken cancellationToken)
+    public async IAsyncEnumerable<ChoiceDelta> GenerateAsync(BackendCall call, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        lock (Requests) Requests.Add(request);
-        Interlocked.Increment(ref _active);
-        Interlocked.Increment(ref _started);
+        lock (Requests) Requests.Add(call);
+        var request = call.Request;
+        var n = request.Choices;
+        var choices = Enumerable.Range(0, n).Select(i => new Choice(request, i)).ToArray();
+        Interlocked.Add(ref _active, n);
+        Interlocked.Add(ref _started, n);
+        var live = n;
         try
         {
-            var reply = Encoding.UTF8.GetBytes(Reply);
-            var random = new Random(unchecked((int)(request.Sampling.Seed ?? (ulong)Random.Shared.Next())));
-            var decoder = Encoding.UTF8.GetDecoder();
-            var chars = new char[4];
-            for (var i = 0; i < request.MaxTokens; i++)
+            var replies = (ChoiceReplies ?? [Reply]).Select(Encoding.UTF8.GetBytes).ToArray();
+            var max = request.Sampling.MaxTokens;
+            for (var i = 0; i < max && live > 0; i++)
             {
-                if (BeforeEachToken is { } wait) await wait(cancellationToken);
-                await Task.Yield();
-                cancellationToken.ThrowIfCancellationRequested();
-                if (EndAfter is { } end && i == end)
+                foreach (var c in choices)
                 {
-                    yield return new GeneratedToken(-1, "", FinishReason.Stop);
-                    yield break;
+                    if (c.Done) continue;
+                    if (call.Choices.IsStopped(c.Index))
+                    {
+                        c.Done = true;
+                        live--;
+                        Interlocked.Decrement(ref _active);
+                        continue;
+                    }
+                    if (BeforeEachToken is { } wait) await wait(cancellationToken);
+                    await Task.Yield();
+                    cancellationToken.ThrowIfCancellationRequested();
+                    var delta = c.Next(i, replies[c.Index % replies.Length], max, EndAfter);
+                    if (delta.Finish is not null)
+                    {
+                        c.Done = true;
+                        live--;
+                        Interlocked.Decrement(ref _active);
+                    }
+                    yield return delta;
                 }
-                var id = request.Sampling.Temperature == 0 ? reply[i % reply.Length] : (byte)"abcdefgh "[random.Next(9)];
-                var n = decoder.GetChars([(byte)id], 0, 1, chars, 0);
-                var finish = i == request.MaxTokens - 1 ? FinishReason.Length : FinishReason.None;
-                TokenLogprob[]? top = request.TopLogprobs is { } k
-                    ? Enumerable.Range(0, k).Select(j => new TokenLogprob((id + j) % 256, ((char)((id + j) % 128)).ToString(), -0.5f - j)).ToArray()
-                    : null;
-                yield return new GeneratedToken(id, new string(chars, 0, n), finish, -0.5f, top);
             }
         }
         finally
         {
-            Interlocked.Decrement(ref _active);
+            Interlocked.Add(ref _active, -live);
+        }
+    }
+
+    /// <summary>One choice: its random stream, its UTF-8 decoder and its stop-string matcher.</summary>
+    private sealed class Choice(GenerationRequest request, int index)
+    {
+        private readonly Random _random = new(unchecked((int)((ulong)(request.Sampling.Seed ?? Random.Shared.Next()) + (ulong)index)));
+        private readonly Decoder _decoder = Encoding.UTF8.GetDecoder();
+        private readonly StopStringMatcher? _stops = request.Sampling.StopStrings is { Count: > 0 } stops ? new StopStringMatcher(stops) : null;
+        private readonly char[] _chars = new char[4];
+
+        public int Index { get; } = index;
+
+        public bool Done { get; set; }
+
+        public ChoiceDelta Next(int position, byte[] reply, int max, int? endAfter)
+        {
+            if (endAfter is { } end && position == end)
+                return new ChoiceDelta(Index, _stops?.Flush() ?? "", FinishReason.Stop);
+            var id = request.Sampling.Temperature == 0 ? reply[position % reply.Length] : (byte)"abcdefgh "[_random.Next(9)];
+            var piece = new string(_chars, 0, _decoder.GetChars([(byte)id], 0, 1, _chars, 0));
+            TokenLogprob[]? top = request.TopLogprobs is { } k
+                ? Enumerable.Range(0, k).Select(j => new TokenLogprob((id + j) % 256, -0.5f - j, ((char)((id + j) % 128)).ToString())).ToArray()
+                : null;
+            GeneratedToken[]? tokens = request.TopLogprobs is null ? null : [new GeneratedToken(id, piece, -0.5f, top)];
+            var text = _stops is null ? piece : _stops.Push(piece);
+            if (_stops is { Stopped: true }) return new ChoiceDelta(Index, text, FinishReason.Stop, tokens, 1) { StopStringMatched = true };
+            if (position == max - 1) return new ChoiceDelta(Index, text + (_stops?.Flush() ?? ""), FinishReason.Length, tokens, 1);
+            return new ChoiceDelta(Index, text, null, tokens, 1);
         }
     }
 }

@@ -18,10 +18,8 @@ public sealed class ServedModelsTests
         public int Disposals;
         public bool DisposedWhileUsed;
         public ModelCard Model { get; } = new(id, 16, 257, DateTimeOffset.UnixEpoch);
-        public int[] Encode(string text, bool addSpecialTokens) => [];
-        public string Decode(ReadOnlySpan<int> tokenIds) => "";
-        public int[] EncodeChat(IReadOnlyList<ChatMessage> messages) => [];
-        public IAsyncEnumerable<GeneratedToken> GenerateAsync(GenerationRequest request, CancellationToken cancellationToken) => throw new NotSupportedException();
+        public PreparedPrompt Prepare(GenerationRequest request) => throw new NotSupportedException();
+        public IAsyncEnumerable<ChoiceDelta> GenerateAsync(BackendCall call, CancellationToken cancellationToken) => throw new NotSupportedException();
         public BackendStatistics Statistics => new(Volatile.Read(ref Users), 0, 0, 10, 4, 1);
 
         public void Dispose()

@@ -1,5 +1,5 @@
 using System.Text;
-using Bulwark.Server.Api;
+using Bulwark.Server.Requests;
 using Microsoft.Extensions.Configuration;
 
 namespace Bulwark.Server.Guardrails.Output;
@@ -76,10 +76,10 @@ public sealed class HtmlEscapingGuard(IOutputGuard inner, HtmlEscapeOptions opti
 
     public IOutputFilter? Begin() => inner.Begin();
 
-    public IOutputFilter? Begin(RequestCaller caller, CompletionJob job)
+    public IOutputFilter? Begin(Caller? caller, GenerationRequest request)
     {
-        var filter = inner.Begin(caller, job);
-        if (!options.AppliesTo(caller.Tenant) || job.ResponseFormat is not null) return filter;
+        var filter = inner.Begin(caller, request);
+        if (!options.AppliesTo(request.Tenant) || request.ResponseFormat is not null) return filter;
         return new Filter(filter);
     }
 

@@ -1,15 +1,8 @@
 using System.Globalization;
 using System.Text.Json;
+using Bulwark.Server.Requests;
 
 namespace Bulwark.Server.Guardrails.Output;
-
-/// <summary>The outcome of checking a choice's final text against the requested <c>response_format</c>.</summary>
-public sealed record FormatCheck(bool Valid, string? Error)
-{
-    public static readonly FormatCheck Passed = new(true, null);
-
-    public static FormatCheck Failed(string error) => new(false, error);
-}
 
 /// <summary>
 /// <c>response_format</c> <c>json_object</c> or <c>json_schema</c>. Bulwark does not constrain
@@ -42,6 +35,12 @@ public sealed class JsonOutputFormat
     public JsonElement? Schema { get; }
 
     public static JsonOutputFormat JsonObject() => new("json_object", null);
+
+    /// <summary>The checker of a format the contract stage accepted (its schema was checked there).</summary>
+    public static JsonOutputFormat Of(ResponseFormat format) => new(format.Type, format.Schema);
+
+    /// <summary>The request vocabulary's description of this format.</summary>
+    public ResponseFormat ToResponseFormat() => new(Type, Schema);
 
     /// <summary>Checks <paramref name="schema"/> is within the supported subset; the error names the path (under <paramref name="path"/>) and the keyword.</summary>
     public static JsonOutputFormat JsonSchema(JsonElement schema, string path)

@@ -2,23 +2,21 @@ using System.Buffers;
 using System.Runtime.CompilerServices;
 using System.Text.Json;
 using Bulwark.Engine.Serving;
+using Bulwark.Engine.Serving.Sampling;
 using Bulwark.Engine.Templates;
 using Bulwark.Engine.Tokenizers;
-using Bulwark.Server.Api;
 using Bulwark.Server.Observability;
 using Bulwark.Server.Requests;
-using EngineFinish = Bulwark.Engine.Serving.FinishReason;
-using EngineRequest = Bulwark.Engine.Serving.GenerationRequest;
-using EngineSampling = Bulwark.Engine.Serving.Sampling.SamplingParams;
 
-namespace Bulwark.Server.Backends;
+namespace Bulwark.Server.Backends.Embedded;
 
 /// <summary>
 /// The in-process backend: <see cref="LlmEngine"/> (continuous batching over a paged KV cache)
-/// with the model's tokenizer and chat template. Text is decoded here, on the request's own
-/// thread, so the engine's step loop only computes and samples. Disposing the backend stops the engine.
+/// with the model's tokenizer and chat template. A request's n choices are one engine request, so
+/// the prompt is prefilled once and the choices fork from it; the engine also turns tokens into text
+/// and applies stop strings, on its step thread. Disposing the backend stops the engine.
 /// </summary>
-public sealed class EmbeddedBackend : IGenerationBackend, IDisposable
+public sealed class EmbeddedBackend : IGenerationBackend, ITokenizingBackend, IDisposable
 {
     private readonly LlmEngine _engine;
     private readonly ITokenizer _tokenizer;
@@ -92,6 +90,18 @@ public sealed class EmbeddedBackend : IGenerationBackend, IDisposable
         return _tokenizer.Encode(rendered, addSpecial: false, parseSpecial: true);
     }
 
+    public PreparedPrompt Prepare(GenerationRequest request)
+    {
+        if (request.Choices > _engine.MaxSequences)
+            throw ApiException.Invalid("n", $"n must be at most {_engine.MaxSequences} on this server (the engine's --max-seqs); got {request.Choices}.");
+        if (request.Messages is { } messages) return PreparedPrompt.Exact(EncodeChat(messages));
+        var prompt = request.Prompt ?? throw new ArgumentException("a request has messages or a prompt", nameof(request));
+        if (prompt.TokenIds is { } ids) return PreparedPrompt.Exact(ids);
+        var tokens = Encode(prompt.Text!, addSpecialTokens: true);
+        if (tokens.Length == 0) throw ApiException.Invalid("prompt", "prompt must not be empty.");
+        return PreparedPrompt.Exact(tokens);
+    }
+
     public BackendStatistics Statistics
     {
         get
@@ -102,9 +112,19 @@ public sealed class EmbeddedBackend : IGenerationBackend, IDisposable
         }
     }
 
-    public async IAsyncEnumerable<GeneratedToken> GenerateAsync(GenerationRequest request, [EnumeratorCancellation] CancellationToken cancellationToken)
+    public async IAsyncEnumerable<ChoiceDelta> GenerateAsync(BackendCall call, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        var engineRequest = ToEngine(request);
+        var request = call.Request;
+        var engineRequest = new EngineRequest
+        {
+            PromptTokens = call.Prompt.TokenIds ?? throw new ArgumentException("the embedded backend runs prompts it prepared itself", nameof(call)),
+            Sampling = request.Sampling,
+            Tenant = request.Tenant ?? "",
+            // The API's priority runs higher first; the engine's runs smaller first.
+            Priority = -request.Priority,
+            Detokenizer = () => new Detokenizer(_tokenizer.CreateIncrementalDecoder()),
+            Choices = call.Choices,
+        };
         try
         {
             _engine.Validate(engineRequest);
@@ -114,24 +134,12 @@ public sealed class EmbeddedBackend : IGenerationBackend, IDisposable
             // The API checked context and ranges already; what is left is the KV budget of this server.
             throw ApiException.Invalid("max_tokens", e.Message.Split(" (Parameter")[0], "request_too_large");
         }
-        var decoder = _tokenizer.CreateIncrementalDecoder();
+        var logprobs = request.Sampling.Logprobs;
         await foreach (var e in _engine.GenerateAsync(engineRequest, cancellationToken).ConfigureAwait(false))
         {
-            var top = e.TopLogprobs is { } alternatives ? Array.ConvertAll(alternatives, a => new TokenLogprob(a.TokenId, TokenText(a.TokenId), a.Logprob)) : null;
-            switch (e.FinishReason)
-            {
-                case null:
-                    yield return new GeneratedToken(e.TokenId, decoder.Push(e.TokenId), FinishReason.None, e.Logprob ?? 0f, top);
-                    break;
-                case EngineFinish.Length:
-                    yield return new GeneratedToken(e.TokenId, decoder.Push(e.TokenId) + decoder.Flush(), FinishReason.Length, e.Logprob ?? 0f, top);
-                    yield break;
-                default:
-                    // The engine is given no stop strings (the API applies them on text), so Stop means an
-                    // end-of-sequence or stop token: its text is never shown.
-                    yield return new GeneratedToken(-1, decoder.Flush(), FinishReason.Stop);
-                    yield break;
-            }
+            // A stop or end-of-sequence token ends the choice; its text is never shown and it is not output.
+            GeneratedToken[]? tokens = logprobs && !e.IsStopToken ? [Token(e)] : null;
+            yield return new ChoiceDelta(e.Index, e.Text ?? "", e.FinishReason, tokens, e.IsStopToken ? 0 : 1) { StopStringMatched = e.StopStringMatched };
         }
     }
 
@@ -141,35 +149,8 @@ public sealed class EmbeddedBackend : IGenerationBackend, IDisposable
         foreach (var owned in _owns) owned.Dispose();
     }
 
-    private EngineRequest ToEngine(GenerationRequest request)
-    {
-        var s = request.Sampling;
-        return new EngineRequest
-        {
-            PromptTokens = request.PromptTokenIds,
-            Sampling = new EngineSampling
-            {
-                Temperature = s.Temperature,
-                TopP = s.TopP,
-                TopK = s.TopK,
-                MinP = s.MinP,
-                RepetitionPenalty = s.RepetitionPenalty,
-                FrequencyPenalty = s.FrequencyPenalty,
-                PresencePenalty = s.PresencePenalty,
-                LogitBias = s.LogitBias.Count > 0 ? s.LogitBias : null,
-                Seed = s.Seed is { } seed ? unchecked((long)seed) : null,
-                MaxTokens = request.MaxTokens,
-                StopTokenIds = request.StopTokenIds.Count > 0 ? request.StopTokenIds : null,
-                Logprobs = request.TopLogprobs is not null,
-                TopLogprobs = request.TopLogprobs ?? 0,
-            },
-            Tenant = request.Tenant ?? "",
-            // The API's priority runs higher first; the engine's runs smaller first.
-            Priority = -request.Priority,
-        };
-    }
-
-    private string TokenText(int id) => _tokenizer.Decode([id]);
+    private GeneratedToken Token(in TokenEvent e) => new(e.TokenId, e.TokenText ?? "", e.Logprob ?? 0f,
+        e.TopLogprobs is { } alternatives ? Array.ConvertAll(alternatives, a => a with { Text = _tokenizer.Decode([a.TokenId]) }) : null);
 
     private static JsonElement ToJson(IReadOnlyList<ChatMessage> messages)
     {
@@ -189,5 +170,13 @@ public sealed class EmbeddedBackend : IGenerationBackend, IDisposable
         }
         using var document = JsonDocument.Parse(buffer.WrittenMemory);
         return document.RootElement.Clone();
+    }
+
+    /// <summary>The tokenizer's incremental decoder as the engine asks for one (one per choice).</summary>
+    private sealed class Detokenizer(IncrementalDecoder decoder) : IIncrementalDetokenizer
+    {
+        public string Push(int tokenId) => decoder.Push(tokenId);
+
+        public string Flush() => decoder.Flush();
     }
 }

@@ -2,8 +2,8 @@ using Bulwark.Engine.Serving.Sampling;
 
 namespace Bulwark.Engine.Serving;
 
-/// <summary>One generation asked of the engine: prompt tokens, sampling, who asks and how urgently.</summary>
-public sealed record GenerationRequest
+/// <summary>One generation asked of the engine, in tokens: the prompt, sampling, who asks and how urgently. A server builds it from its own request vocabulary.</summary>
+public sealed record EngineRequest
 {
     public required IReadOnlyList<int> PromptTokens { get; init; }
 

@@ -1,0 +1,121 @@
+using System.Text.Json;
+using Bulwark.Server.Admission;
+using Bulwark.Server.Backends;
+using Bulwark.Server.Guardrails.Input;
+using Bulwark.Server.Guardrails.Output;
+using Bulwark.Server.Observability;
+using Bulwark.Server.Quotas;
+using Bulwark.Server.Requests;
+using Microsoft.AspNetCore.Http;
+
+namespace Bulwark.Server.Spine;
+
+/// <summary>Stage 4 of a route: its wire format (OpenAI chat, OpenAI completions, TGI) validated into the request vocabulary.</summary>
+/// <exception cref="ApiException">A field is missing, of the wrong type or out of range; the message names it.</exception>
+public delegate GenerationRequest RouteContract(JsonElement body, ModelCard model);
+
+/// <summary>
+/// THE way of one generation request, every stage after identity in the documented order, cheapest
+/// refusals first (docs/architecture.md, "The spine"). Stages 1–2 (edge, identity) and the HTTP
+/// part of stage 10 run before it as middleware (<c>Hosting/RequestPipeline</c>); a route only
+/// parses its wire format (<see cref="RouteContract"/>) and writes its response from the
+/// <see cref="GenerationRun"/>. A request its key may not make (model, rate, concurrency) is
+/// refused before it is validated, scanned, templated or tokenized; the token quota is checked once
+/// the prompt is counted.
+/// </summary>
+public sealed class GenerationSpine(
+    ServedModels models, InputGuard inputGuard, AdmissionGate admission, IOutputGuard outputGuard, ServerMetrics metrics,
+    ShutdownDrain drain, TimeProvider time, int maxTokensLimit, QuotaGate? quotas = null)
+{
+    /// <param name="body">The request body, parsed once by the route; the spine disposes it as soon as the contract has read it.</param>
+    /// <param name="modelOf">The model the body names (null: the default model).</param>
+    /// <param name="contract">Stage 4: the route's validation of its wire format.</param>
+    /// <param name="respond">Writes the route's response from the run's deltas.</param>
+    public async Task RunAsync(HttpContext context, JsonDocument body, Func<JsonElement, string?> modelOf, RouteContract contract, Func<GenerationRun, Task> respond)
+    {
+        var started = time.GetTimestamp();
+        var aborted = context.RequestAborted;
+        var caller = context.GetCaller();
+        var usage = context.GetRequestUsage();
+        using var parsed = body; // a second Dispose, after the contract, is a no-op
+
+        // The model the request names: 404 when it is not served. Leased until the response is written,
+        // even if it is replaced or unloaded meanwhile.
+        using var model = models.Acquire(modelOf(body.RootElement));
+        var backend = model.Backend;
+        usage.Model = backend.Model.Id;
+
+        // 3 Policy that needs no tokens: the key's models, requests/min, concurrent requests.
+        await using var quota = await AdmitAsync(context, caller, backend.Model.Id);
+
+        // 4 Contract: every field validated into the one request vocabulary.
+        var request = contract(body.RootElement, backend.Model) with { Tenant = caller?.Tenant, Priority = caller?.Priority ?? 0 };
+        body.Dispose();
+
+        // 5 Input guard: texts sanitized, the client's texts scanned (off | flag | block).
+        request = inputGuard.Apply(request, caller, usage);
+
+        // 6 Prompt: chat template and tokens (or the backend's estimate), length limits, max_tokens.
+        var prompt = backend.Prepare(request);
+        request = request with { Sampling = request.Sampling with { MaxTokens = MaxTokens(request, prompt, backend.Model) } };
+
+        // 6b Token quota: prompt + n × max_tokens against tokens/min and tokens/day.
+        if (quota is not null) await quota.ReserveTokensAsync(prompt.TokenCount + (long)request.Choices * request.Sampling.MaxTokens, aborted);
+
+        // 7 Admission: a slot, or a wait in priority order, or 429/503 with Retry-After.
+        using var slot = await admission.EnterAsync(request.Priority, aborted);
+
+        // 8 Backend, 9 Output guard: the run's deltas, which the route writes.
+        using var cancel = CancellationTokenSource.CreateLinkedTokenSource(aborted, drain.HardStop);
+        var run = new GenerationRun(new BackendCall(request, prompt), backend, outputGuard, caller, metrics, time, started, cancel.Token, drain.HardStop, aborted);
+        try
+        {
+            await respond(run);
+        }
+        finally
+        {
+            // 10 Meter: whatever happened, the tokens computed are the ones charged and audited.
+            usage.PromptTokens = run.PromptTokens;
+            usage.CompletionTokens = run.CompletionTokens;
+            if (quota is not null) await quota.SettleAsync(run.PromptTokens + run.CompletionTokens);
+        }
+    }
+
+    /// <summary>The model access list, then requests/min and concurrency; null when the server runs without the security front.</summary>
+    private async ValueTask<QuotaLease?> AdmitAsync(HttpContext context, Caller? caller, string model)
+    {
+        if (caller is null) return null;
+        if (!caller.CanUseModel(model))
+        {
+            context.GetRequestUsage().RejectionReason = "model_not_allowed";
+            throw new ApiException(StatusCodes.Status403Forbidden, $"This key may not use the model '{model}'; ask an administrator to add it to the key's models.",
+                "permission_error", "model", "model_not_allowed");
+        }
+        return quotas is null ? null : await quotas.AdmitRequestAsync(context, caller, context.RequestAborted);
+    }
+
+    /// <summary>
+    /// The output length: what the client asked for, or the route's default (capped by the server's
+    /// limit), bounded by what the prompt leaves of the context. A count that is only an estimate
+    /// refuses nothing: the backend that could not count judges the context itself.
+    /// </summary>
+    private int MaxTokens(GenerationRequest request, PreparedPrompt prompt, ModelCard model)
+    {
+        var room = model.ContextLength - prompt.TokenCount;
+        var fallback = Math.Min(request.DefaultMaxTokens, maxTokensLimit);
+        if (!prompt.IsExact) return request.RequestedMaxTokens ?? (room >= 1 ? Math.Min(fallback, room) : fallback);
+        if (room < 1)
+            throw ApiException.Invalid("messages",
+                $"This model's maximum context length is {model.ContextLength} tokens; the prompt has {prompt.TokenCount} tokens, which leaves no room for output.",
+                "context_length_exceeded");
+        if (request.RequestedMaxTokens is not { } wanted) return Math.Min(fallback, room);
+        if (wanted > room)
+        {
+            var name = request.MaxTokensParam[(request.MaxTokensParam.LastIndexOf('.') + 1)..];
+            throw ApiException.Invalid(request.MaxTokensParam,
+                $"This model's maximum context length is {model.ContextLength} tokens. However, you requested {prompt.TokenCount + wanted} tokens ({prompt.TokenCount} in the prompt, {wanted} in the completion). Reduce the prompt or {name}.",
+                "context_length_exceeded");
+        }
+        return wanted;
+    }
+}
