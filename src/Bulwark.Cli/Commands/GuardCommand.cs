@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Text.Json;
+using Bulwark.Cli.GuardTraining;
 using Bulwark.Server.Guardrails.Input;
 using Bulwark.Server.Requests;
 

@@ -1,3 +1,4 @@
+using Bulwark.Cli.GuardTraining;
 using Bulwark.Server.Guardrails.Input;
 using Bulwark.Server.Requests;
 using Bulwark.Testing;

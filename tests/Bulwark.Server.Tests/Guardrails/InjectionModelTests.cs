@@ -1,4 +1,5 @@
 using System.Text;
+using Bulwark.Cli.GuardTraining;
 using Bulwark.Server.Guardrails.Input;
 using Bulwark.Server.Requests;
 

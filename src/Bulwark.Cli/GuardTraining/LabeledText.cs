@@ -1,6 +1,6 @@
 using System.Text.Json;
 
-namespace Bulwark.Server.Guardrails.Input;
+namespace Bulwark.Cli.GuardTraining;
 
 /// <summary>One line of an evaluation or training file: <c>{"text": ..., "label": 0|1, "source"?: ...}</c>; label 1 is an attack.</summary>
 public sealed record LabeledText(string Text, bool IsAttack, string Source)

@@ -1,4 +1,4 @@
-namespace Bulwark.Server.Guardrails.Input;
+namespace Bulwark.Cli.GuardTraining;
 
 /// <summary>Confusion counts of a binary detector (positive = attack) and the figures derived from them.</summary>
 public readonly record struct ClassifierMetrics(int TruePositives, int FalsePositives, int TrueNegatives, int FalseNegatives)

@@ -1,5 +1,6 @@
+using Bulwark.Server.Guardrails.Input;
 using Bulwark.Server.Requests;
-namespace Bulwark.Server.Guardrails.Input;
+namespace Bulwark.Cli.GuardTraining;
 
 /// <summary>Metrics of the scanner on labelled texts: overall and per source.</summary>
 public sealed record InjectionEvaluation(ClassifierMetrics Overall, IReadOnlyDictionary<string, ClassifierMetrics> BySource)

@@ -1,5 +1,6 @@
+using Bulwark.Server.Guardrails.Input;
 using Bulwark.Server.Requests;
-namespace Bulwark.Server.Guardrails.Input;
+namespace Bulwark.Cli.GuardTraining;
 
 /// <summary>Settings of <see cref="InjectionTrainer"/>; the defaults produce the shipped model.</summary>
 public sealed record InjectionTrainingOptions
