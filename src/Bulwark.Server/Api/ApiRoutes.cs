@@ -4,7 +4,6 @@ using Bulwark.Server.Security;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
-using Microsoft.Extensions.DependencyInjection;
 
 namespace Bulwark.Server.Api;
 
@@ -38,11 +37,4 @@ public static class ApiRoutes
     }
 
     private static string Truncate(string s) => s.Length <= 128 ? s : s[..128] + "...";
-
-    /// <summary>The endpoint types the routes resolve, one instance each.</summary>
-    public static IServiceCollection AddApiEndpoints(this IServiceCollection services) => services
-        .AddSingleton<CompletionEndpoint>()
-        .AddSingleton<TgiGenerateEndpoint>()
-        .AddSingleton<ModelsEndpoint>()
-        .AddSingleton<TokenizeEndpoint>();
 }

@@ -101,7 +101,8 @@ public static class BulwarkServer
             sp.GetRequiredService<IOutputGuard>(), sp.GetRequiredService<ServerMetrics>(), sp.GetRequiredService<ShutdownDrain>(),
             sp.GetRequiredService<TimeProvider>(), limits.MaxTokens, secured ? sp.GetRequiredService<QuotaGate>() : null));
         services.AddSingleton<ReadinessProbe>();
-        services.AddApiEndpoints();
+        // The endpoint types the routes resolve, one instance each.
+        services.AddSingleton<CompletionEndpoint>().AddSingleton<TgiGenerateEndpoint>().AddSingleton<ModelsEndpoint>().AddSingleton<TokenizeEndpoint>();
         if (secured)
         {
             var data = settings.Data.EnsureCreated();

@@ -13,16 +13,6 @@ using StackExchange.Redis;
 
 namespace Bulwark.Server.Hosting;
 
-/// <summary><c>Bulwark:Quotas</c> in configuration.</summary>
-public sealed class QuotaOptions
-{
-    /// <summary>StackExchange.Redis configuration (e.g. <c>redis:6379</c>); empty keeps quotas in memory.</summary>
-    public string? Redis { get; set; }
-
-    /// <summary>Prefix of every Redis key Bulwark writes.</summary>
-    public string RedisPrefix { get; set; } = "bulwark:";
-}
-
 /// <summary>Wiring of the security front: <c>AddBulwarkSecurity</c>, <c>UseBulwarkSecurity</c>, <c>AddBulwarkRedaction</c>.</summary>
 public static class SecurityServices
 {
