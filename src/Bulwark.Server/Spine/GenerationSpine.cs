@@ -59,25 +59,30 @@ public sealed class GenerationSpine(
         var prompt = backend.Prepare(request);
         request = request with { Sampling = request.Sampling with { MaxTokens = MaxTokens(request, prompt, backend.Model) } };
 
-        // 6b Token quota: prompt + n × max_tokens against tokens/min and tokens/day.
-        if (quota is not null) await quota.ReserveTokensAsync(prompt.TokenCount + (long)request.Choices * request.Sampling.MaxTokens, aborted);
-
-        // 7 Admission: a slot, or a wait in priority order, or 429/503 with Retry-After.
-        using var slot = await admission.EnterAsync(request.Priority, aborted);
-
-        // 8 Backend, 9 Output guard: the run's deltas, which the route writes.
-        using var cancel = CancellationTokenSource.CreateLinkedTokenSource(aborted, drain.HardStop);
-        var run = new GenerationRun(new BackendCall(request, prompt), backend, outputGuard, caller, metrics, time, started, cancel.Token, drain.HardStop, aborted);
+        GenerationRun? run = null;
         try
         {
+            // 6b Token quota: prompt + n × max_tokens against tokens/min and tokens/day.
+            if (quota is not null) await quota.ReserveTokensAsync(prompt.TokenCount + (long)request.Choices * request.Sampling.MaxTokens, aborted);
+
+            // 7 Admission: a slot, or a wait in priority order, or 429/503 with Retry-After.
+            using var slot = await admission.EnterAsync(request.Priority, aborted);
+
+            // 8 Backend, 9 Output guard: the run's deltas, which the route writes.
+            using var cancel = CancellationTokenSource.CreateLinkedTokenSource(aborted, drain.HardStop);
+            run = new GenerationRun(new BackendCall(request, prompt), backend, outputGuard, caller, metrics, time, started, cancel.Token, drain.HardStop, aborted);
             await respond(run);
         }
         finally
         {
-            // 10 Meter: whatever happened, the tokens computed are the ones charged and audited.
-            usage.PromptTokens = run.PromptTokens;
-            usage.CompletionTokens = run.CompletionTokens;
-            if (quota is not null) await quota.SettleAsync(run.PromptTokens + run.CompletionTokens);
+            // 10 Meter: whatever happened, the tokens computed are the ones charged and audited; a request
+            // refused before the backend (queue full, shutting down) computed none.
+            if (run is not null)
+            {
+                usage.PromptTokens = run.PromptTokens;
+                usage.CompletionTokens = run.CompletionTokens;
+            }
+            if (quota is not null) await quota.SettleAsync(run is null ? 0 : run.PromptTokens + run.CompletionTokens);
         }
     }
 

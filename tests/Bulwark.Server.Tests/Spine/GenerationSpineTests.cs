@@ -128,4 +128,35 @@ public sealed class GenerationSpineTests
         Assert.Equal(prompt, counters.PromptTokens);
         Assert.Equal(prompt + 3, counters.BatchedTokens);
     }
+
+    [Fact]
+    public async Task ARequestRefusedByAFullQueueIsNotChargedItsReservation()
+    {
+        var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var backend = new ScriptedBackend(contextLength: 4096) { BeforeEachToken = ct => gate.Task.WaitAsync(ct) };
+        await using var server = await RunningServer.StartAsync(backend, new()
+        {
+            ["Bulwark:Admission:MaxConcurrentRequests"] = "1",
+            ["Bulwark:Admission:MaxQueueLength"] = "0",
+        });
+        var key = (await server.Get<KeyIssuer>().CreateAsync(new KeySpec { Name = "tokens", Limits = new KeyLimits(0, 6000, 0, 0) }, "tests")).Key;
+        using var client = server.Client(key);
+
+        var holding = RawHttp.PostJsonAsync(client, "v1/chat/completions", Chat("hi"));
+        for (var i = 0; i < 1000 && backend.ActiveSequences == 0; i++) await Task.Delay(5);
+        Assert.Equal(1, backend.ActiveSequences);
+        // Reserves about 2,000 tokens, then finds the queue full.
+        var (refused, body, _) = await RawHttp.PostJsonAsync(client, "v1/chat/completions", Chat("hi", new { max_tokens = 2000 }));
+        Assert.Equal(429, refused);
+        Assert.Equal("queue_full", RawHttp.Error(body).GetProperty("code").GetString());
+        gate.SetResult();
+        Assert.Equal(200, (await holding).Status);
+
+        var (status, _, response) = await RawHttp.PostJsonAsync(client, "v1/chat/completions", Chat("hi", new { max_tokens = 1 }));
+        Assert.Equal(200, status);
+        // Charged: the first request (prompt + 3) and this one's reservation, a few dozen tokens; the refused
+        // request's 2,000 came back when it was refused.
+        var remaining = long.Parse(response.Headers.GetValues("x-ratelimit-remaining-tokens").Single(), System.Globalization.CultureInfo.InvariantCulture);
+        Assert.InRange(remaining, 5900, 6000);
+    }
 }
