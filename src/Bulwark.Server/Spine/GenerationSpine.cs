@@ -89,7 +89,14 @@ public sealed class GenerationSpine(
     /// <summary>The model access list, then requests/min and concurrency; null when the server runs without the security front.</summary>
     private async ValueTask<QuotaLease?> AdmitAsync(HttpContext context, Caller? caller, string model)
     {
-        if (caller is null) return null;
+        if (caller is null)
+        {
+            if (quotas is null) return null;
+            // A secured server never generates for nobody: a generation route listed in Bulwark:Security:PublicPaths still needs a key.
+            context.GetRequestUsage().RejectionReason = "missing_credentials";
+            throw new ApiException(StatusCodes.Status401Unauthorized, "Generation needs an API key, even on a route listed as public: send it as 'Authorization: Bearer <key>'.",
+                "invalid_request_error", null, "invalid_api_key");
+        }
         if (!caller.CanUseModel(model))
         {
             context.GetRequestUsage().RejectionReason = "model_not_allowed";

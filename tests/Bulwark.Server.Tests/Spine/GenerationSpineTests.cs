@@ -159,4 +159,18 @@ public sealed class GenerationSpineTests
         var remaining = long.Parse(response.Headers.GetValues("x-ratelimit-remaining-tokens").Single(), System.Globalization.CultureInfo.InvariantCulture);
         Assert.InRange(remaining, 5900, 6000);
     }
+
+    [Fact]
+    public async Task AGenerationRouteMadePublicStillNeedsAKey()
+    {
+        var backend = new ScriptedBackend();
+        await using var server = await RunningServer.StartAsync(backend, new() { ["Bulwark:Security:PublicPaths:0"] = "/v1/chat/completions" });
+        using var anonymous = server.Client(null);
+
+        var (status, body, _) = await RawHttp.PostJsonAsync(anonymous, "v1/chat/completions", Chat("hi"));
+
+        Assert.Equal(401, status);
+        Assert.Equal("invalid_api_key", RawHttp.Error(body).GetProperty("code").GetString());
+        Assert.Equal(0, backend.PreparedPrompts);
+    }
 }
