@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
 using Bulwark.Engine.Kernels.Cpu;
+using Bulwark.Engine.KvCache;
 using Bulwark.Engine.Model;
 using Bulwark.Engine.Serving;
 using Bulwark.Engine.Serving.Execution;

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
+using Bulwark.Engine.KvCache;
 using Bulwark.Engine.Model;
 using Bulwark.Engine.Serving;
 using Bulwark.Engine.Serving.Execution;

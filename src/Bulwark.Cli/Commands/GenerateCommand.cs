@@ -4,6 +4,7 @@ using System.Globalization;
 using System.Text.Json;
 using Bulwark.Engine.Model;
 using Bulwark.Engine.Model.Synthesis;
+using Bulwark.Engine.Randomness;
 using Bulwark.Engine.Serving.Sampling;
 using Bulwark.Engine.Tokenizers;
 using Bulwark.Server;

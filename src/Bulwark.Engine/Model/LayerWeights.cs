@@ -1,3 +1,5 @@
+using Bulwark.Engine.Memory;
+
 namespace Bulwark.Engine.Model;
 
 /// <summary>One decoder block's weights (read-only), named as in the Llama paper's block.</summary>

@@ -1,4 +1,5 @@
 using Bulwark.Engine.Kernels.Cpu;
+using Bulwark.Engine.Memory;
 
 namespace Bulwark.Engine.Model;
 

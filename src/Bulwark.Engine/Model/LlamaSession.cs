@@ -1,3 +1,6 @@
+using Bulwark.Engine.KvCache;
+using Bulwark.Engine.Memory;
+
 namespace Bulwark.Engine.Model;
 
 /// <summary>

@@ -1,3 +1,5 @@
+using Bulwark.Engine.Memory;
+
 namespace Bulwark.Engine.Model;
 
 /// <summary>

@@ -2,6 +2,7 @@ using System.Runtime.InteropServices;
 using Bulwark.Engine.Formats;
 using Bulwark.Engine.Kernels.Cpu;
 using Bulwark.Engine.Kernels.Reference;
+using Bulwark.Engine.Memory;
 
 namespace Bulwark.Engine.Model;
 

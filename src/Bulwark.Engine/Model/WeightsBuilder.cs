@@ -1,5 +1,6 @@
 using Bulwark.Engine.Formats;
 using Bulwark.Engine.Kernels.Reference;
+using Bulwark.Engine.Memory;
 
 namespace Bulwark.Engine.Model;
 

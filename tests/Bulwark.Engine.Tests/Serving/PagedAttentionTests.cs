@@ -1,7 +1,7 @@
 using Bulwark.Engine.Kernels.Reference;
 using Bulwark.Engine.Model;
 using Bulwark.Engine.Serving.Execution;
-using Bulwark.Engine.Serving.KvCache;
+using Bulwark.Engine.KvCache;
 
 namespace Bulwark.Engine.Tests.Serving;
 

@@ -1,3 +1,4 @@
+using Bulwark.Engine.KvCache;
 using Bulwark.Engine.Model;
 using Bulwark.Engine.Model.Synthesis;
 using Bulwark.Engine.Serving;

@@ -1,6 +1,6 @@
 using Bulwark.Engine.Model;
 using Bulwark.Engine.Serving.Execution;
-using Bulwark.Engine.Serving.KvCache;
+using Bulwark.Engine.KvCache;
 using Bulwark.Engine.Serving.Scheduling;
 
 namespace Bulwark.Engine.Tests.Serving;

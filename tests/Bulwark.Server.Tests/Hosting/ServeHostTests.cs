@@ -184,10 +184,10 @@ public sealed class ServeHostTests
     }
 
     [Theory]
-    [InlineData("f32", Bulwark.Engine.Serving.Execution.KvCacheType.F32)]
-    [InlineData("f16", Bulwark.Engine.Serving.Execution.KvCacheType.F16)]
-    [InlineData(" F16 ", Bulwark.Engine.Serving.Execution.KvCacheType.F16)]
-    public void KvCacheDtypeReachesTheEngine(string text, Bulwark.Engine.Serving.Execution.KvCacheType type)
+    [InlineData("f32", Bulwark.Engine.KvCache.KvCacheType.F32)]
+    [InlineData("f16", Bulwark.Engine.KvCache.KvCacheType.F16)]
+    [InlineData(" F16 ", Bulwark.Engine.KvCache.KvCacheType.F16)]
+    public void KvCacheDtypeReachesTheEngine(string text, Bulwark.Engine.KvCache.KvCacheType type)
     {
         var options = new ServeOptions { KvCacheDtype = text };
         Assert.Empty(options.Validate());
@@ -203,5 +203,5 @@ public sealed class ServeHostTests
 
     [Fact]
     public void TheKvCacheDtypeDefaultsToF32() =>
-        Assert.Equal(Bulwark.Engine.Serving.Execution.KvCacheType.F32, new ServeOptions().ToEngineOptions([]).KvCacheType);
+        Assert.Equal(Bulwark.Engine.KvCache.KvCacheType.F32, new ServeOptions().ToEngineOptions([]).KvCacheType);
 }

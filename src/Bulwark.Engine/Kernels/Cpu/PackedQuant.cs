@@ -3,6 +3,7 @@ using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using Bulwark.Engine.Formats;
+using Bulwark.Engine.Memory;
 
 namespace Bulwark.Engine.Kernels.Cpu;
 
@@ -37,8 +38,8 @@ public sealed unsafe class PackedQuantMatrix : IDisposable
         Blocks = columns / Block;
         GroupBlockBytes = type == GgmlType.Q8_0 ? GroupRows * Block : GroupRows * Block / 2;
         var blocks = (long)Groups * Blocks;
-        Quants = (byte*)Model.AnonymousPages.Allocate(QuantBytes);
-        Scales = (ushort*)Model.AnonymousPages.Allocate(ScaleBytes);
+        Quants = (byte*)AnonymousPages.Allocate(QuantBytes);
+        Scales = (ushort*)AnonymousPages.Allocate(ScaleBytes);
     }
 
     public GgmlType Type { get; }
@@ -149,8 +150,8 @@ public sealed unsafe class PackedQuantMatrix : IDisposable
 
     public void Dispose()
     {
-        Model.AnonymousPages.Free(Quants, QuantBytes);
-        Model.AnonymousPages.Free(Scales, ScaleBytes);
+        AnonymousPages.Free(Quants, QuantBytes);
+        AnonymousPages.Free(Scales, ScaleBytes);
         Quants = null;
         Scales = null;
     }

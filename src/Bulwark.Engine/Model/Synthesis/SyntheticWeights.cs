@@ -1,7 +1,7 @@
 using System.Text;
 using Bulwark.Engine.Formats;
 using Bulwark.Engine.Kernels.Reference;
-using Bulwark.Engine.Serving.Sampling;
+using Bulwark.Engine.Randomness;
 
 namespace Bulwark.Engine.Model.Synthesis;
 

@@ -1,5 +1,7 @@
 using Bulwark.Engine.Kernels.Cpu;
 using Bulwark.Engine.Kernels.Reference;
+using Bulwark.Engine.KvCache;
+using Bulwark.Engine.Memory;
 using Bulwark.Engine.Model;
 
 namespace Bulwark.Engine.Serving.Execution;

@@ -1,3 +1,4 @@
+using Bulwark.Engine.Memory;
 using Bulwark.Engine.Model;
 
 namespace Bulwark.Engine.Serving.Execution;

@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using Bulwark.Engine.Serving.KvCache;
+using Bulwark.Engine.KvCache;
 
 namespace Bulwark.Engine.Serving.Scheduling;
 

@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace Bulwark.Engine.Model;
+namespace Bulwark.Engine.Memory;
 
 /// <summary>
 /// Large zeroed buffers straight from the kernel (Linux <c>mmap(MAP_ANONYMOUS)</c>), given back whole

@@ -1,4 +1,4 @@
-namespace Bulwark.Engine.Serving.KvCache;
+namespace Bulwark.Engine.KvCache;
 
 /// <summary>
 /// Maps the chained hash of a full block to the block holding its KV. The block's tokens are

@@ -1,6 +1,6 @@
 using System.Diagnostics;
 
-namespace Bulwark.Engine.Serving.KvCache;
+namespace Bulwark.Engine.KvCache;
 
 /// <summary>
 /// A fixed pool of KV blocks with reference counts. Unreferenced blocks sit on a free list in

@@ -1,7 +1,7 @@
 using System.Diagnostics;
-using Bulwark.Engine.Serving.Scheduling;
+using Bulwark.Engine.KvCache;
 
-namespace Bulwark.Engine.Serving.KvCache;
+namespace Bulwark.Engine.Serving.Scheduling;
 
 /// <summary>
 /// Gives sequences the KV blocks they need: reuses cached full blocks of the same salted prefix,

@@ -2,7 +2,7 @@ using System.Buffers.Binary;
 using System.Security.Cryptography;
 using System.Text;
 
-namespace Bulwark.Engine.Serving.KvCache;
+namespace Bulwark.Engine.KvCache;
 
 /// <summary>
 /// SHA-256 of one full KV block chained to the hash of the block before it. The chain starts

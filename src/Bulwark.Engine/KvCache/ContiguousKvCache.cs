@@ -1,4 +1,6 @@
-namespace Bulwark.Engine.Model;
+using Bulwark.Engine.Memory;
+
+namespace Bulwark.Engine.KvCache;
 
 /// <summary>
 /// One sequence's keys and values, contiguous per layer: [layer][position][kv_heads × head_dim]

@@ -1,4 +1,4 @@
-namespace Bulwark.Engine.Serving.KvCache;
+namespace Bulwark.Engine.KvCache;
 
 /// <summary>One sequence's KV blocks in position order: token at position p lives in block [p / blockSize].</summary>
 internal sealed class BlockTable

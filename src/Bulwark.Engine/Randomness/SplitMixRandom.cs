@@ -1,4 +1,4 @@
-namespace Bulwark.Engine.Serving.Sampling;
+namespace Bulwark.Engine.Randomness;
 
 /// <summary>
 /// Small seeded generator (xoshiro256** seeded through SplitMix64). Our own so a seed gives the

@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace Bulwark.Engine.Model;
+namespace Bulwark.Engine.Memory;
 
 /// <summary>
 /// A zeroed float32 array in 64-byte-aligned native memory, outside the GC heap: activations, KV cache,

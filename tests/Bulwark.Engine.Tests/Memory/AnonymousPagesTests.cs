@@ -1,7 +1,8 @@
 using System.Runtime.InteropServices;
+using Bulwark.Engine.Memory;
 using Bulwark.Engine.Model;
 
-namespace Bulwark.Engine.Tests.Model;
+namespace Bulwark.Engine.Tests.Memory;
 
 public unsafe partial class AnonymousPagesTests
 {

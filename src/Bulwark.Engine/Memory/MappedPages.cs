@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace Bulwark.Engine.Model;
+namespace Bulwark.Engine.Memory;
 
 /// <summary>
 /// Hands the resident pages of a read-only file mapping back to the page cache (Linux
