@@ -3,7 +3,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
 using Bulwark.Engine.Model;
-using Bulwark.Engine.Model.Synthesis;
+using Bulwark.Engine.Synthesis;
 using Bulwark.Engine.Randomness;
 using Bulwark.Engine.Serving.Sampling;
 using Bulwark.Engine.Tokenizers;

@@ -1,4 +1,4 @@
-using Bulwark.Engine.Model.Synthesis;
+using Bulwark.Engine.Synthesis;
 using Bulwark.Server.Registry;
 
 namespace Bulwark.Server.Hosting;

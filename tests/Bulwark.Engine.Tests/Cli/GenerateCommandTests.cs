@@ -1,7 +1,7 @@
 using System.Text.Json;
 using Bulwark.Cli.Commands;
 using Bulwark.Engine.Model;
-using Bulwark.Engine.Model.Synthesis;
+using Bulwark.Engine.Synthesis;
 using Bulwark.Engine.Serving.Sampling;
 using Bulwark.Engine.Tests.Parity;
 using Bulwark.Engine.Tokenizers;

@@ -1,7 +1,7 @@
 using Bulwark.Engine.Formats;
 using Bulwark.Engine.Kernels.Reference;
 using Bulwark.Engine.Model;
-using Bulwark.Engine.Model.Synthesis;
+using Bulwark.Engine.Synthesis;
 using Bulwark.Testing;
 
 namespace Bulwark.Engine.Tests.Model;

@@ -1,4 +1,4 @@
-using Bulwark.Engine.Model.Synthesis;
+using Bulwark.Engine.Synthesis;
 using Bulwark.Engine.Tokenizers;
 using Bulwark.Testing;
 

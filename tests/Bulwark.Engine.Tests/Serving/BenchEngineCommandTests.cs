@@ -1,7 +1,7 @@
 using System.CommandLine;
 using System.Text.Json;
 using Bulwark.Cli.Commands;
-using Bulwark.Engine.Model.Synthesis;
+using Bulwark.Engine.Synthesis;
 
 namespace Bulwark.Engine.Tests.Serving;
 

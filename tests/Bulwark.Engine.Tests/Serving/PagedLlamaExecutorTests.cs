@@ -1,6 +1,6 @@
 using Bulwark.Engine.KvCache;
 using Bulwark.Engine.Model;
-using Bulwark.Engine.Model.Synthesis;
+using Bulwark.Engine.Synthesis;
 using Bulwark.Engine.Serving;
 using Bulwark.Engine.Serving.Execution;
 using Bulwark.Engine.Serving.Sampling;

@@ -1,6 +1,8 @@
+using Bulwark.Engine.Formats;
+using Bulwark.Engine.Formats.Gguf;
 using Bulwark.Engine.Kernels.Reference;
 
-namespace Bulwark.Engine.Formats.Gguf;
+namespace Bulwark.Engine.Conversion;
 
 /// <summary>
 /// Writes a copy of a full-precision GGUF model with its matrices quantized to Q8_0 or Q4_0

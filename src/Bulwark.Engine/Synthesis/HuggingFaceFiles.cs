@@ -2,7 +2,7 @@ using System.Text.Json;
 using Bulwark.Engine.Formats;
 using Bulwark.Engine.Tokenizers;
 
-namespace Bulwark.Engine.Model.Synthesis;
+namespace Bulwark.Engine.Synthesis;
 
 /// <summary>
 /// The JSON files of a Hugging Face model folder for a synthetic model: config.json,

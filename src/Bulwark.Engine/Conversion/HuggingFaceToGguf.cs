@@ -2,13 +2,13 @@ using Bulwark.Engine.Formats;
 using Bulwark.Engine.Formats.Gguf;
 using Bulwark.Engine.Formats.Safetensors;
 using Bulwark.Engine.Kernels.Reference;
-using Bulwark.Engine.Model.Synthesis;
+using Bulwark.Engine.Model;
 using Bulwark.Engine.Templates;
 using Bulwark.Engine.Tokenizers;
 using Bulwark.Engine.Tokenizers.ByteLevel;
 using Bulwark.Engine.Tokenizers.Loading;
 
-namespace Bulwark.Engine.Model;
+namespace Bulwark.Engine.Conversion;
 
 /// <summary>
 /// Converts a Hugging Face folder (config.json, safetensors, tokenizer files) into one GGUF file
@@ -157,7 +157,7 @@ public static unsafe class HuggingFaceToGguf
     /// <summary>The <c>tokenizer.ggml.pre</c> name whose pre-tokenizer is exactly this one's, so llama.cpp splits text the same way.</summary>
     private static string LlamaCppPreTokenizer(TokenizerDefinition definition, string path)
     {
-        string[] candidates = [SyntheticVocabulary.PreTokenizer, "llama-bpe", "qwen2", "smollm", "gpt-4o"];
+        string[] candidates = ["gpt-2", "llama-bpe", "qwen2", "smollm", "gpt-4o"];
         foreach (var name in candidates)
             if (PreTokenizerPatterns.ForLlamaCpp(name) is { } known && known.Patterns.SequenceEqual(definition.PreTokenizerPatterns) && known.IgnoreMerges == definition.IgnoreMerges)
                 return name;

@@ -3,11 +3,11 @@ using System.Text.Json;
 using Bulwark.Engine.Formats;
 using Bulwark.Engine.Formats.Gguf;
 using Bulwark.Engine.Model;
-using Bulwark.Engine.Model.Synthesis;
+using Bulwark.Engine.Synthesis;
 using Bulwark.Engine.Tokenizers;
 using Bulwark.Testing;
 
-namespace Bulwark.Engine.Tests.Model.Synthesis;
+namespace Bulwark.Engine.Tests.Synthesis;
 
 public class SyntheticModelTests
 {

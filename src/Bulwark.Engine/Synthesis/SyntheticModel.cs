@@ -2,9 +2,10 @@ using Bulwark.Engine.Formats;
 using Bulwark.Engine.Formats.Gguf;
 using Bulwark.Engine.Formats.Safetensors;
 using Bulwark.Engine.Kernels.Reference;
+using Bulwark.Engine.Model;
 using Bulwark.Engine.Tokenizers.Loading;
 
-namespace Bulwark.Engine.Model.Synthesis;
+namespace Bulwark.Engine.Synthesis;
 
 /// <summary>
 /// Writes synthetic models (seeded random weights, a real GPT-2-derived vocabulary) as one GGUF

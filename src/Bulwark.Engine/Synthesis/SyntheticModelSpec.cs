@@ -1,6 +1,6 @@
 using Bulwark.Engine.Formats;
 
-namespace Bulwark.Engine.Model.Synthesis;
+namespace Bulwark.Engine.Synthesis;
 
 /// <summary>
 /// The shape of a synthetic model: a decoder with seeded random weights and a byte-level BPE

@@ -1,4 +1,4 @@
-namespace Bulwark.Engine.Model.Synthesis;
+namespace Bulwark.Engine.Synthesis;
 
 /// <summary>
 /// The two orders of q/k projection rows within a head. Hugging Face llama rotates dimension i

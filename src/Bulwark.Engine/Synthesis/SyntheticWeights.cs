@@ -3,7 +3,7 @@ using Bulwark.Engine.Formats;
 using Bulwark.Engine.Kernels.Reference;
 using Bulwark.Engine.Randomness;
 
-namespace Bulwark.Engine.Model.Synthesis;
+namespace Bulwark.Engine.Synthesis;
 
 /// <summary>
 /// Generates a synthetic model's weights. Each tensor has its own PRNG stream seeded from the

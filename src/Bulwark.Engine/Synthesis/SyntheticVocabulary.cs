@@ -3,7 +3,7 @@ using System.Reflection;
 using System.Text;
 using Bulwark.Engine.Tokenizers;
 
-namespace Bulwark.Engine.Model.Synthesis;
+namespace Bulwark.Engine.Synthesis;
 
 /// <summary>
 /// A real byte-level BPE vocabulary for synthetic models: GPT-2's first ranks (the 256 byte

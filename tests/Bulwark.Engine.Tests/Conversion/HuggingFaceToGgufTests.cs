@@ -1,11 +1,12 @@
+using Bulwark.Engine.Conversion;
 using Bulwark.Engine.Formats;
 using Bulwark.Engine.Formats.Gguf;
 using Bulwark.Engine.Model;
-using Bulwark.Engine.Model.Synthesis;
+using Bulwark.Engine.Synthesis;
 using Bulwark.Engine.Tokenizers;
 using Bulwark.Testing;
 
-namespace Bulwark.Engine.Tests.Model;
+namespace Bulwark.Engine.Tests.Conversion;
 
 /// <summary>
 /// The synthetic generator writes one model both as a Hugging Face folder and as GGUF (in

@@ -1,4 +1,4 @@
-namespace Bulwark.Engine.Model.Synthesis;
+namespace Bulwark.Engine.Synthesis;
 
 /// <summary>
 /// One generated weight in float32, named as in GGUF (<c>blk.0.attn_q.weight</c>), with its shape
