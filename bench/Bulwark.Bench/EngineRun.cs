@@ -3,6 +3,7 @@ using System.Text.Json;
 using Bulwark.Engine.Kernels.Cpu;
 using Bulwark.Engine.KvCache;
 using Bulwark.Engine.Model;
+using Bulwark.Engine.Model.Loading;
 using Bulwark.Engine.Serving;
 using Bulwark.Engine.Serving.Execution;
 using Bulwark.Engine.Serving.Sampling;
@@ -20,8 +21,9 @@ internal sealed record EngineResult(
 
 /// <summary>
 /// One measurement in a fresh process (so peak RSS belongs to one engine): load the file, warm up,
-/// time a prefill of N tokens, then N single-token decode steps, then (llama.cpp, and ours when a
-/// batched executor exists) aggregate decode over several sequences. Prints one JSON line.
+/// time a prefill of N tokens, then N single-token decode steps, then aggregate decode over several
+/// sequences. Ours runs through the serving engine (the paged executor), the forward pass it serves
+/// with. Prints one JSON line.
 /// </summary>
 internal static class EngineRun
 {
@@ -62,18 +64,26 @@ internal static class EngineRun
         WorkerPool.ConfigureShared(threads);
         using var model = GgufModelLoader.Load(file);
         double prefillSeconds, decodeSeconds;
-        // The session is gone before the batched runs, as llama.cpp's single-sequence context is.
-        using (var session = model.CreateSession(prefill + decode))
+        // The engine's own forward pass (the paged executor under LlmEngine) for one sequence: the
+        // whole prompt in one step, as llama.cpp takes it in one decode call, then a token per step.
+        // An f32 cache, as the single-sequence runs always measured (an f16 cache attends token by
+        // token, without the tiles). No prefix cache: the warm-up prompt is the measured one's prefix.
+        // The engine is gone before the batched runs, as llama.cpp's single-sequence context is.
+        const int blockSize = 16;
+        var options = new EngineOptions
         {
-            session.Prefill(tokens.AsSpan(0, Math.Min(16, prefill)), 0); // JIT and scratch warm-up
-            session.Forward(tokens[0], Math.Min(16, prefill));
-
-            var clock = Stopwatch.StartNew();
-            session.Prefill(tokens.AsSpan(0, prefill), 0);
-            prefillSeconds = clock.Elapsed.TotalSeconds;
-            clock.Restart();
-            for (var i = 0; i < decode; i++) session.Forward(tokens[prefill + i], prefill + i);
-            decodeSeconds = clock.Elapsed.TotalSeconds;
+            BlockSize = blockSize,
+            KvCacheBlocks = (prefill + decode + 1 + blockSize - 1) / blockSize + 1,
+            PrefixCaching = false,
+            Scheduler = new SchedulerOptions { MaxSequences = 1, MaxBatchedTokens = prefill, MaxPrefillChunk = prefill },
+        };
+        using (var executor = new PagedLlamaExecutor(model))
+        using (var engine = new LlmEngine(executor, options))
+        {
+            Generate(engine, [Greedy(tokens[..Math.Min(16, prefill)], 2)]); // JIT and scratch warm-up
+            var (first, last) = Generate(engine, [Greedy(tokens[..prefill], decode + 1)]);
+            prefillSeconds = first[0];
+            decodeSeconds = last[0] - first[0];
         }
         var batched = new Dictionary<int, double>();
         foreach (var sequences in batches) batched[sequences] = OursBatched(model, sequences, tokens);
@@ -96,28 +106,40 @@ internal static class EngineRun
             Scheduler = new SchedulerOptions { MaxSequences = sequences, MaxBatchedTokens = 512, MaxPrefillChunk = 512 },
         };
         using var engine = new LlmEngine(executor, options);
-        var requests = Enumerable.Range(0, sequences).Select(s => new GenerationRequest
-        {
-            PromptTokens = Enumerable.Range(0, BatchPrompt).Select(i => tokens[(s * 7 + i) % tokens.Length]).ToArray(),
-            Sampling = new SamplingParams { Temperature = 0, MaxTokens = BatchSteps + 1, IgnoreEos = true },
-        }).ToArray();
+        var requests = Enumerable.Range(0, sequences)
+            .Select(s => Greedy(Enumerable.Range(0, BatchPrompt).Select(i => tokens[(s * 7 + i) % tokens.Length]).ToArray(), BatchSteps + 1))
+            .ToArray();
+        var (firstTokenAt, lastTokenAt) = Generate(engine, requests);
+        // Decode window: from the last first token (all prompts done) to the end.
+        return sequences * BatchSteps / (lastTokenAt.Max() - firstTokenAt.Max() + 1e-9) is var rate && firstTokenAt.Max() < lastTokenAt.Max()
+            ? rate
+            : double.NaN;
+    }
+
+    /// <summary>Exactly <paramref name="tokens"/> greedy tokens, end of sequence ignored: the same work every run.</summary>
+    private static GenerationRequest Greedy(int[] prompt, int tokens) => new()
+    {
+        PromptTokens = prompt,
+        Sampling = new SamplingParams { Temperature = 0, MaxTokens = tokens, IgnoreEos = true },
+    };
+
+    /// <summary>Runs the requests at once; per request, the seconds from the start to its first and to its last token.</summary>
+    private static (double[] First, double[] Last) Generate(LlmEngine engine, GenerationRequest[] requests)
+    {
         var clock = Stopwatch.StartNew();
-        var firstTokenAt = new double[sequences];
-        var lastTokenAt = new double[sequences];
+        var first = new double[requests.Length];
+        var last = new double[requests.Length];
         var runs = requests.Select((request, s) => Task.Run(async () =>
         {
             var count = 0;
             await foreach (var e in engine.GenerateAsync(request))
             {
-                if (count++ == 0) firstTokenAt[s] = clock.Elapsed.TotalSeconds;
-                lastTokenAt[s] = clock.Elapsed.TotalSeconds;
+                if (count++ == 0) first[s] = clock.Elapsed.TotalSeconds;
+                last[s] = clock.Elapsed.TotalSeconds;
             }
         })).ToArray();
         Task.WaitAll(runs);
-        // Decode window: from the last first token (all prompts done) to the end.
-        return sequences * BatchSteps / (lastTokenAt.Max() - firstTokenAt.Max() + 1e-9) is var rate && firstTokenAt.Max() < lastTokenAt.Max()
-            ? rate
-            : double.NaN;
+        return (first, last);
     }
 
     private static EngineResult Llama(string file, int threads, int[] tokens, int prefill, int decode, int[] batches)

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json;
 using Bulwark.Engine.KvCache;
 using Bulwark.Engine.Model;
+using Bulwark.Engine.Model.Loading;
 using Bulwark.Engine.Serving;
 using Bulwark.Engine.Serving.Execution;
 using Bulwark.Engine.Serving.Scheduling;

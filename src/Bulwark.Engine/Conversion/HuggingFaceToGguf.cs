@@ -3,6 +3,8 @@ using Bulwark.Engine.Formats.Gguf;
 using Bulwark.Engine.Formats.Safetensors;
 using Bulwark.Engine.Kernels.Reference;
 using Bulwark.Engine.Model;
+using Bulwark.Engine.Model.Config;
+using Bulwark.Engine.Model.Loading;
 using Bulwark.Engine.Templates;
 using Bulwark.Engine.Tokenizers;
 using Bulwark.Engine.Tokenizers.ByteLevel;

@@ -3,6 +3,7 @@ using Bulwark.Engine.Formats.Gguf;
 using Bulwark.Engine.Formats.Safetensors;
 using Bulwark.Engine.Kernels.Reference;
 using Bulwark.Engine.Model;
+using Bulwark.Engine.Model.Loading;
 using Bulwark.Engine.Tokenizers.Loading;
 
 namespace Bulwark.Engine.Synthesis;

@@ -21,7 +21,7 @@ public static class EmbeddedModelLoader
         {
             // An empty stop list lets the factory use the model's own EOS and end-of-turn ids.
             loaded = EngineFactory.Load(source.Path, options.ToEngineOptions([]),
-                load: new Bulwark.Engine.Model.ModelLoadOptions { QuantizeTo = options.QuantizeType, Notice = notice is null ? null : line => notice($"{source.Id}: {line}") });
+                load: new Bulwark.Engine.Model.Loading.ModelLoadOptions { QuantizeTo = options.QuantizeType, Notice = notice is null ? null : line => notice($"{source.Id}: {line}") });
         }
         catch (Exception e) when (e is ModelFormatException or FileNotFoundException or InvalidDataException or TemplateException or ArgumentException or NotSupportedException)
         {

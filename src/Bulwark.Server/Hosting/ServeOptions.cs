@@ -23,7 +23,7 @@ public sealed class ServeOptions
     public string? Quantize { get; set; }
 
     /// <summary>The parsed <see cref="Quantize"/> (null: none); only valid after <see cref="Validate"/>.</summary>
-    public Bulwark.Engine.Formats.GgmlType? QuantizeType => Bulwark.Engine.Model.LoadQuantization.TryParse(Quantize, out var type) ? type : null;
+    public Bulwark.Engine.Formats.GgmlType? QuantizeType => Bulwark.Engine.Model.Loading.LoadQuantization.TryParse(Quantize, out var type) ? type : null;
 
     /// <summary>Registered models must carry a valid signature from a trusted key.</summary>
     public bool RequireSignature { get; set; }
@@ -63,8 +63,8 @@ public sealed class ServeOptions
     public IEnumerable<string> Validate()
     {
         if (Model is { Length: > 4096 }) yield return $"{Section}:Model must be at most 4096 characters; got {Model.Length}.";
-        if (!Bulwark.Engine.Model.LoadQuantization.TryParse(Quantize, out _))
-            yield return $"{Section}:Quantize must be {Bulwark.Engine.Model.LoadQuantization.Allowed}; got '{Quantize}'.";
+        if (!Bulwark.Engine.Model.Loading.LoadQuantization.TryParse(Quantize, out _))
+            yield return $"{Section}:Quantize must be {Bulwark.Engine.Model.Loading.LoadQuantization.Allowed}; got '{Quantize}'.";
         if (!Bulwark.Engine.KvCache.KvCacheTypeNames.TryParse(KvCacheDtype, out _))
             yield return $"{Section}:KvCacheDtype must be f32 or f16; got '{KvCacheDtype}'.";
         var bytes = ParseBytes(KvCacheMemory);

@@ -1,6 +1,8 @@
 using Bulwark.Engine.Evaluation;
 using Bulwark.Engine.Formats;
 using Bulwark.Engine.Model;
+using Bulwark.Engine.Model.Config;
+using Bulwark.Engine.Model.Loading;
 using Bulwark.Engine.Tokenizers;
 
 namespace Bulwark.Server.Registry;

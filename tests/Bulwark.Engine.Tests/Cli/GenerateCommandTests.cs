@@ -1,8 +1,9 @@
 using System.Text.Json;
 using Bulwark.Cli.Commands;
 using Bulwark.Engine.Model;
-using Bulwark.Engine.Synthesis;
+using Bulwark.Engine.Model.Loading;
 using Bulwark.Engine.Serving.Sampling;
+using Bulwark.Engine.Synthesis;
 using Bulwark.Engine.Tests.Parity;
 using Bulwark.Engine.Tokenizers;
 using Bulwark.Testing;

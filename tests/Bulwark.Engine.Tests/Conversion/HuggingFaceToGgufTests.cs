@@ -2,6 +2,8 @@ using Bulwark.Engine.Conversion;
 using Bulwark.Engine.Formats;
 using Bulwark.Engine.Formats.Gguf;
 using Bulwark.Engine.Model;
+using Bulwark.Engine.Model.Loading;
+using Bulwark.Engine.Model.Reference;
 using Bulwark.Engine.Synthesis;
 using Bulwark.Engine.Tokenizers;
 using Bulwark.Testing;
@@ -53,8 +55,8 @@ public sealed class HuggingFaceToGgufTests
         Assert.Equal(TokenizerLoader.FromGguf(Path.Combine(dir, "expected.gguf")).Encode(text), TokenizerLoader.FromGguf(Path.Combine(dir, "converted.gguf")).Encode(text));
         using var a = ModelLoader.Load(Path.Combine(dir, "expected.gguf"));
         using var b = ModelLoader.Load(Path.Combine(dir, "converted.gguf"));
-        using var sa = a.CreateSession(8);
-        using var sb = b.CreateSession(8);
+        using var sa = new LlamaSession(a, 8);
+        using var sb = new LlamaSession(b, 8);
         for (var pos = 0; pos < 8; pos++)
             Assert.Equal(sa.Forward(pos * 31 % spec.Vocab, pos).ToArray(), sb.Forward(pos * 31 % spec.Vocab, pos).ToArray());
     }

@@ -1,4 +1,5 @@
 using Bulwark.Engine.Model;
+using Bulwark.Engine.Model.Loading;
 using Bulwark.Engine.Synthesis;
 using Bulwark.Testing;
 

@@ -3,6 +3,8 @@ using System.Text.Json;
 using Bulwark.Engine.Formats;
 using Bulwark.Engine.Formats.Gguf;
 using Bulwark.Engine.Model;
+using Bulwark.Engine.Model.Loading;
+using Bulwark.Engine.Model.Reference;
 using Bulwark.Engine.Synthesis;
 using Bulwark.Engine.Tokenizers;
 using Bulwark.Testing;
@@ -96,7 +98,7 @@ public class SyntheticModelTests
         var path = Path.Combine(dir, "m.gguf");
         SyntheticModel.WriteGguf(Small with { Layers = 4 }, path);
         using var model = GgufModelLoader.Load(path);
-        using var session = model.CreateSession();
+        using var session = new LlamaSession(model);
         var margins = new List<float>();
         var argmaxes = new HashSet<int>();
         for (var pos = 0; pos < 32; pos++)

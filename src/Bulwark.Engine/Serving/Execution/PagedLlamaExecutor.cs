@@ -3,6 +3,8 @@ using Bulwark.Engine.Kernels.Reference;
 using Bulwark.Engine.KvCache;
 using Bulwark.Engine.Memory;
 using Bulwark.Engine.Model;
+using Bulwark.Engine.Model.Config;
+using Bulwark.Engine.Model.Weights;
 
 namespace Bulwark.Engine.Serving.Execution;
 

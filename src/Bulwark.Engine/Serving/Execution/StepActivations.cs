@@ -1,5 +1,6 @@
 using Bulwark.Engine.Memory;
 using Bulwark.Engine.Model;
+using Bulwark.Engine.Model.Config;
 
 namespace Bulwark.Engine.Serving.Execution;
 

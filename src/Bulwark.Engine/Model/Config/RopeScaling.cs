@@ -1,4 +1,4 @@
-namespace Bulwark.Engine.Model;
+namespace Bulwark.Engine.Model.Config;
 
 public enum RopeScalingKind
 {

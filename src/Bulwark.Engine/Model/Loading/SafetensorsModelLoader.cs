@@ -1,7 +1,8 @@
 using Bulwark.Engine.Formats;
 using Bulwark.Engine.Formats.Safetensors;
+using Bulwark.Engine.Model.Config;
 
-namespace Bulwark.Engine.Model;
+namespace Bulwark.Engine.Model.Loading;
 
 /// <summary>
 /// Loads a Hugging Face model folder: <c>config.json</c> plus safetensors weights (one file or

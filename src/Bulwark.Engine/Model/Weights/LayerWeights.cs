@@ -1,6 +1,6 @@
 using Bulwark.Engine.Memory;
 
-namespace Bulwark.Engine.Model;
+namespace Bulwark.Engine.Model.Weights;
 
 /// <summary>One decoder block's weights (read-only), named as in the Llama paper's block.</summary>
 public sealed class LayerWeights

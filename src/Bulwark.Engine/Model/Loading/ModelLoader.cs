@@ -2,7 +2,7 @@ using Bulwark.Engine.Formats;
 using Bulwark.Engine.Formats.Gguf;
 using Bulwark.Engine.Formats.Safetensors;
 
-namespace Bulwark.Engine.Model;
+namespace Bulwark.Engine.Model.Loading;
 
 /// <summary>
 /// Loads a model from whatever the user points at: a GGUF file, a Hugging Face folder

@@ -1,7 +1,7 @@
 using System.Text.Json;
 using Bulwark.Engine.Formats;
 
-namespace Bulwark.Engine.Model;
+namespace Bulwark.Engine.Model.Config;
 
 /// <summary>
 /// Typed, range-checked reads from one JSON object of a Hugging Face config.json. Every error

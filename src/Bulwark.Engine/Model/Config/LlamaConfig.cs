@@ -1,6 +1,6 @@
 using Bulwark.Engine.Kernels.Reference;
 
-namespace Bulwark.Engine.Model;
+namespace Bulwark.Engine.Model.Config;
 
 /// <summary>The shape and switches of a Llama-family decoder, whatever file format it came from.</summary>
 public sealed record LlamaConfig

@@ -1,6 +1,6 @@
 using Bulwark.Engine.Formats;
 
-namespace Bulwark.Engine.Model;
+namespace Bulwark.Engine.Model.Loading;
 
 /// <summary>How <see cref="ModelLoader"/> turns stored weights into the weights that run.</summary>
 public sealed record ModelLoadOptions

@@ -2,7 +2,7 @@ using System.Text.Json;
 using Bulwark.Engine.Formats;
 using Bulwark.Engine.Kernels.Reference;
 
-namespace Bulwark.Engine.Model;
+namespace Bulwark.Engine.Model.Config;
 
 /// <summary>
 /// Reads a Hugging Face <c>config.json</c> of a Llama-family causal LM (llama, mistral, qwen2,

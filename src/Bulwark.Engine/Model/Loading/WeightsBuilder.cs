@@ -1,8 +1,10 @@
 using Bulwark.Engine.Formats;
 using Bulwark.Engine.Kernels.Reference;
 using Bulwark.Engine.Memory;
+using Bulwark.Engine.Model.Config;
+using Bulwark.Engine.Model.Weights;
 
-namespace Bulwark.Engine.Model;
+namespace Bulwark.Engine.Model.Loading;
 
 /// <summary>
 /// Builds <see cref="LlamaWeights"/> from any <see cref="ITensorSource"/>, checking that every

@@ -1,6 +1,6 @@
 using Bulwark.Engine.Formats;
 
-namespace Bulwark.Engine.Model;
+namespace Bulwark.Engine.Model.Loading;
 
 /// <summary>
 /// A tensor as a model loader sees it, whatever the file format: its type, its shape outermost

@@ -1,4 +1,4 @@
-namespace Bulwark.Engine.Model;
+namespace Bulwark.Engine.Model.Config;
 
 /// <summary>The Llama-family variants the decoder runs; they differ only in a few switches of <see cref="LlamaConfig"/>.</summary>
 public enum ModelArchitecture

@@ -1,4 +1,4 @@
-namespace Bulwark.Engine.Model;
+namespace Bulwark.Engine.Model.Config;
 
 /// <summary>
 /// RoPE settings of a Hugging Face config: the older top-level <c>rope_theta</c> + <c>rope_scaling</c>

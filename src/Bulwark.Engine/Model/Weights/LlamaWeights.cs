@@ -1,6 +1,6 @@
 using Bulwark.Engine.Memory;
 
-namespace Bulwark.Engine.Model;
+namespace Bulwark.Engine.Model.Weights;
 
 /// <summary>
 /// All weights of a decoder. Matrices point into the memory-mapped model files, which this

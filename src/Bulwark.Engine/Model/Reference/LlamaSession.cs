@@ -1,23 +1,31 @@
 using Bulwark.Engine.KvCache;
 using Bulwark.Engine.Memory;
+using Bulwark.Engine.Model.Weights;
 
-namespace Bulwark.Engine.Model;
+namespace Bulwark.Engine.Model.Reference;
 
 /// <summary>
-/// Runs the forward pass for one sequence, one token at a time, over a contiguous KV cache.
+/// The reference forward pass, llama2.c style: one sequence, one token at a time, over a
+/// contiguous KV cache, the decoder block read top to bottom. The serving engine runs the batched
+/// pass (<c>Serving/Execution/PagedLlamaExecutor</c>) and is tested against this one; <c>bulwark
+/// generate</c> and the quantization check (<c>Evaluation/ModelComparison</c>) run it directly.
 /// All buffers are allocated once here; <see cref="Forward"/> allocates nothing.
 /// </summary>
-public sealed unsafe partial class LlamaSession : IDisposable
+public sealed unsafe class LlamaSession : IDisposable
 {
     private readonly LlamaModel _model;
     private readonly ContiguousKvCache _cache;
     private readonly NativeBuffer _x, _normed, _query, _attention, _residual, _gate, _up, _logits;
 
-    internal LlamaSession(LlamaModel model, int contextLength)
+    /// <summary>A session over <paramref name="model"/> with its own KV cache of <paramref name="contextLength"/> positions (the model's context length when null).</summary>
+    public LlamaSession(LlamaModel model, int? contextLength = null)
     {
-        _model = model;
         var c = model.Config;
-        _cache = new ContiguousKvCache(c.LayerCount, contextLength, c.KeyValueLength);
+        var length = contextLength ?? c.ContextLength;
+        if (length < 1 || length > c.ContextLength)
+            throw new ArgumentOutOfRangeException(nameof(contextLength), length, $"context length must be between 1 and the model's {c.ContextLength}");
+        _model = model;
+        _cache = new ContiguousKvCache(c.LayerCount, length, c.KeyValueLength);
         _x = new NativeBuffer(c.EmbeddingLength);
         _normed = new NativeBuffer(c.EmbeddingLength);
         _query = new NativeBuffer(c.QueryLength);
@@ -127,7 +135,6 @@ public sealed unsafe partial class LlamaSession : IDisposable
     public void Dispose()
     {
         _cache.Dispose();
-        DisposeBatch();
         foreach (var b in new[] { _x, _normed, _query, _attention, _residual, _gate, _up, _logits }) b.Dispose();
     }
 }

@@ -4,7 +4,7 @@ using Bulwark.Engine.Kernels.Cpu;
 using Bulwark.Engine.Kernels.Reference;
 using Bulwark.Engine.Memory;
 
-namespace Bulwark.Engine.Model;
+namespace Bulwark.Engine.Model.Weights;
 
 /// <summary>
 /// A row-major [Rows × Columns] weight matrix in native memory (usually the model file's memory

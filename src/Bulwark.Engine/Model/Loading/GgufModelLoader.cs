@@ -1,8 +1,9 @@
 using Bulwark.Engine.Formats;
 using Bulwark.Engine.Formats.Gguf;
 using Bulwark.Engine.Kernels.Reference;
+using Bulwark.Engine.Model.Config;
 
-namespace Bulwark.Engine.Model;
+namespace Bulwark.Engine.Model.Loading;
 
 /// <summary>
 /// Reads a decoder's config and weights from a GGUF file, using llama.cpp's metadata keys

@@ -1,4 +1,4 @@
-namespace Bulwark.Engine.Model;
+namespace Bulwark.Engine.Model.Loading;
 
 /// <summary>How one file format names a decoder's tensors.</summary>
 public sealed record TensorNames(
