@@ -1,7 +1,7 @@
 namespace Bulwark.Engine.Templates.Runtime;
 
-/// <summary>The tests a template may apply (<c>value is name(args)</c>), with Jinja2's semantics.</summary>
-internal static class Tests
+/// <summary>Jinja's test functions, the names <c>value is name(args)</c> may use (<c>defined</c>, <c>none</c>, <c>divisibleby</c>, ...), with Jinja2's semantics.</summary>
+internal static class TestFunctions
 {
     private delegate bool Test(Renderer r, object? value, CallArguments args);
 
