@@ -9,6 +9,7 @@ using Bulwark.Engine.Randomness;
 using Bulwark.Engine.Serving.Sampling;
 using Bulwark.Engine.Synthesis;
 using Bulwark.Engine.Tokenizers;
+using Bulwark.Engine.Tokenizers.Loading;
 using Bulwark.Server;
 
 namespace Bulwark.Cli.Commands;

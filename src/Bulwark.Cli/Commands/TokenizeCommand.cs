@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using Bulwark.Engine.Tokenizers;
+using Bulwark.Engine.Tokenizers.Loading;
 
 namespace Bulwark.Cli.Commands;
 

@@ -3,6 +3,7 @@ using Bulwark.Engine.Model.Loading;
 using Bulwark.Engine.Serving.Execution;
 using Bulwark.Engine.Templates;
 using Bulwark.Engine.Tokenizers;
+using Bulwark.Engine.Tokenizers.Loading;
 
 namespace Bulwark.Engine.Serving;
 

@@ -2,6 +2,7 @@ using System.IO.Compression;
 using System.Reflection;
 using System.Text;
 using Bulwark.Engine.Tokenizers;
+using Bulwark.Engine.Tokenizers.Loading;
 
 namespace Bulwark.Engine.Synthesis;
 

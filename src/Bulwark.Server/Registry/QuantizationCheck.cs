@@ -4,6 +4,7 @@ using Bulwark.Engine.Model;
 using Bulwark.Engine.Model.Config;
 using Bulwark.Engine.Model.Loading;
 using Bulwark.Engine.Tokenizers;
+using Bulwark.Engine.Tokenizers.Loading;
 
 namespace Bulwark.Server.Registry;
 

@@ -6,6 +6,7 @@ using Bulwark.Engine.Serving.Sampling;
 using Bulwark.Engine.Synthesis;
 using Bulwark.Engine.Tests.Parity;
 using Bulwark.Engine.Tokenizers;
+using Bulwark.Engine.Tokenizers.Loading;
 using Bulwark.Testing;
 
 namespace Bulwark.Engine.Tests.Cli;

@@ -1,5 +1,6 @@
 using Bulwark.Engine.Synthesis;
 using Bulwark.Engine.Tokenizers;
+using Bulwark.Engine.Tokenizers.Loading;
 using Bulwark.Testing;
 
 namespace Bulwark.Engine.Tests.Parity;

@@ -7,6 +7,7 @@ using Bulwark.Engine.Model.Loading;
 using Bulwark.Engine.Model.Reference;
 using Bulwark.Engine.Synthesis;
 using Bulwark.Engine.Tokenizers;
+using Bulwark.Engine.Tokenizers.Loading;
 using Bulwark.Testing;
 
 namespace Bulwark.Engine.Tests.Synthesis;

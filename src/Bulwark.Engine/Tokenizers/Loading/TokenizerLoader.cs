@@ -1,8 +1,7 @@
 using Bulwark.Engine.Formats.Gguf;
 using Bulwark.Engine.Tokenizers.ByteLevel;
-using Bulwark.Engine.Tokenizers.Loading;
 
-namespace Bulwark.Engine.Tokenizers;
+namespace Bulwark.Engine.Tokenizers.Loading;
 
 /// <summary>Loads a tokenizer from the files models ship with.</summary>
 public static class TokenizerLoader

@@ -1,7 +1,7 @@
 using Bulwark.Engine.Tokenizers.ByteLevel;
 using Bulwark.Engine.Tokenizers.SentencePiece;
 
-namespace Bulwark.Engine.Tokenizers;
+namespace Bulwark.Engine.Tokenizers.Loading;
 
 /// <summary>Builds the tokenizer a definition describes.</summary>
 public static class TokenizerFactory
