@@ -64,30 +64,51 @@ internal static class EngineRun
         WorkerPool.ConfigureShared(threads);
         using var model = GgufModelLoader.Load(file);
         double prefillSeconds, decodeSeconds;
-        // The engine's own forward pass (the paged executor under LlmEngine) for one sequence: the
-        // whole prompt in one step, as llama.cpp takes it in one decode call, then a token per step.
-        // An f32 cache, as the single-sequence runs always measured (an f16 cache attends token by
-        // token, without the tiles). No prefix cache: the warm-up prompt is the measured one's prefix.
         // The engine is gone before the batched runs, as llama.cpp's single-sequence context is.
+        using (var executor = new PagedLlamaExecutor(model))
+        using (var engine = new LlmEngine(executor, SingleSequence(prefill, decode)))
+        {
+            OursSingle(engine, tokens[..Math.Min(16, prefill)], 1); // JIT and scratch warm-up
+            (prefillSeconds, decodeSeconds) = OursSingle(engine, tokens[..prefill], decode);
+        }
+        var batched = new Dictionary<int, double>();
+        foreach (var sequences in batches) batched[sequences] = OursBatched(model, sequences, tokens);
+        return new EngineResult("ours", prefill / prefillSeconds, decode / decodeSeconds, batched, PeakMemory.MiB());
+    }
+
+    /// <summary>
+    /// One sequence: the whole prompt in one step, as llama.cpp takes it in one decode call, then a token
+    /// per step. An f32 cache, as the single-sequence runs always measured (an f16 cache attends token by
+    /// token, without the tiles); no prefix cache, since the warm-up prompt is the measured one's prefix.
+    /// </summary>
+    private static EngineOptions SingleSequence(int prefill, int decode)
+    {
         const int blockSize = 16;
-        var options = new EngineOptions
+        return new EngineOptions
         {
             BlockSize = blockSize,
             KvCacheBlocks = (prefill + decode + 1 + blockSize - 1) / blockSize + 1,
             PrefixCaching = false,
             Scheduler = new SchedulerOptions { MaxSequences = 1, MaxBatchedTokens = prefill, MaxPrefillChunk = prefill },
         };
-        using (var executor = new PagedLlamaExecutor(model))
-        using (var engine = new LlmEngine(executor, options))
+    }
+
+    /// <summary>Seconds from the request to its first token (the prefill step) and from there to the last of <paramref name="decode"/> more.</summary>
+    private static (double Prefill, double Decode) OursSingle(LlmEngine engine, int[] prompt, int decode)
+    {
+        double first = 0, last = 0;
+        var clock = Stopwatch.StartNew();
+        Task.Run(async () =>
         {
-            Generate(engine, [Greedy(tokens[..Math.Min(16, prefill)], 2)]); // JIT and scratch warm-up
-            var (first, last) = Generate(engine, [Greedy(tokens[..prefill], decode + 1)]);
-            prefillSeconds = first[0];
-            decodeSeconds = last[0] - first[0];
-        }
-        var batched = new Dictionary<int, double>();
-        foreach (var sequences in batches) batched[sequences] = OursBatched(model, sequences, tokens);
-        return new EngineResult("ours", prefill / prefillSeconds, decode / decodeSeconds, batched, PeakMemory.MiB());
+            var count = 0;
+            // decode + 1 greedy tokens, end of sequence ignored: the prompt's step gives the first.
+            await foreach (var e in engine.GenerateAsync(new() { PromptTokens = prompt, Sampling = new SamplingParams { Temperature = 0, MaxTokens = decode + 1, IgnoreEos = true } }))
+            {
+                if (count++ == 0) first = clock.Elapsed.TotalSeconds;
+                last = clock.Elapsed.TotalSeconds;
+            }
+        }).Wait();
+        return (first, last - first);
     }
 
     /// <summary>
@@ -106,40 +127,28 @@ internal static class EngineRun
             Scheduler = new SchedulerOptions { MaxSequences = sequences, MaxBatchedTokens = 512, MaxPrefillChunk = 512 },
         };
         using var engine = new LlmEngine(executor, options);
-        var requests = Enumerable.Range(0, sequences)
-            .Select(s => Greedy(Enumerable.Range(0, BatchPrompt).Select(i => tokens[(s * 7 + i) % tokens.Length]).ToArray(), BatchSteps + 1))
-            .ToArray();
-        var (firstTokenAt, lastTokenAt) = Generate(engine, requests);
-        // Decode window: from the last first token (all prompts done) to the end.
-        return sequences * BatchSteps / (lastTokenAt.Max() - firstTokenAt.Max() + 1e-9) is var rate && firstTokenAt.Max() < lastTokenAt.Max()
-            ? rate
-            : double.NaN;
-    }
-
-    /// <summary>Exactly <paramref name="tokens"/> greedy tokens, end of sequence ignored: the same work every run.</summary>
-    private static GenerationRequest Greedy(int[] prompt, int tokens) => new()
-    {
-        PromptTokens = prompt,
-        Sampling = new SamplingParams { Temperature = 0, MaxTokens = tokens, IgnoreEos = true },
-    };
-
-    /// <summary>Runs the requests at once; per request, the seconds from the start to its first and to its last token.</summary>
-    private static (double[] First, double[] Last) Generate(LlmEngine engine, GenerationRequest[] requests)
-    {
+        var requests = Enumerable.Range(0, sequences).Select(s => new GenerationRequest
+        {
+            PromptTokens = Enumerable.Range(0, BatchPrompt).Select(i => tokens[(s * 7 + i) % tokens.Length]).ToArray(),
+            Sampling = new SamplingParams { Temperature = 0, MaxTokens = BatchSteps + 1, IgnoreEos = true },
+        }).ToArray();
         var clock = Stopwatch.StartNew();
-        var first = new double[requests.Length];
-        var last = new double[requests.Length];
+        var firstTokenAt = new double[sequences];
+        var lastTokenAt = new double[sequences];
         var runs = requests.Select((request, s) => Task.Run(async () =>
         {
             var count = 0;
             await foreach (var e in engine.GenerateAsync(request))
             {
-                if (count++ == 0) first[s] = clock.Elapsed.TotalSeconds;
-                last[s] = clock.Elapsed.TotalSeconds;
+                if (count++ == 0) firstTokenAt[s] = clock.Elapsed.TotalSeconds;
+                lastTokenAt[s] = clock.Elapsed.TotalSeconds;
             }
         })).ToArray();
         Task.WaitAll(runs);
-        return (first, last);
+        // Decode window: from the last first token (all prompts done) to the end.
+        return sequences * BatchSteps / (lastTokenAt.Max() - firstTokenAt.Max() + 1e-9) is var rate && firstTokenAt.Max() < lastTokenAt.Max()
+            ? rate
+            : double.NaN;
     }
 
     private static EngineResult Llama(string file, int threads, int[] tokens, int prefill, int decode, int[] batches)

@@ -2,7 +2,6 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
 using Bulwark.Engine.KvCache;
-using Bulwark.Engine.Model;
 using Bulwark.Engine.Model.Loading;
 using Bulwark.Engine.Serving;
 using Bulwark.Engine.Serving.Execution;

@@ -4,7 +4,6 @@ using System.Text.Json;
 using Bulwark.Cli.Terminal;
 using Bulwark.Engine.Conversion;
 using Bulwark.Engine.Formats;
-using Bulwark.Engine.Formats.Gguf;
 using Bulwark.Server;
 using Bulwark.Server.Registry;
 

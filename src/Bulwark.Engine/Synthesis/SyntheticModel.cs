@@ -2,7 +2,6 @@ using Bulwark.Engine.Formats;
 using Bulwark.Engine.Formats.Gguf;
 using Bulwark.Engine.Formats.Safetensors;
 using Bulwark.Engine.Kernels.Reference;
-using Bulwark.Engine.Model;
 using Bulwark.Engine.Model.Loading;
 using Bulwark.Engine.Tokenizers.Loading;
 

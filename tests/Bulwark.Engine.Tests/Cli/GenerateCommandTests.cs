@@ -1,6 +1,5 @@
 using System.Text.Json;
 using Bulwark.Cli.Commands;
-using Bulwark.Engine.Model;
 using Bulwark.Engine.Model.Loading;
 using Bulwark.Engine.Serving.Sampling;
 using Bulwark.Engine.Synthesis;

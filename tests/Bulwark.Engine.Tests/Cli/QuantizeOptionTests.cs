@@ -1,6 +1,5 @@
 using Bulwark.Engine.Conversion;
 using Bulwark.Engine.Formats;
-using Bulwark.Engine.Formats.Gguf;
 using Bulwark.Engine.Synthesis;
 using Bulwark.Testing;
 

@@ -1,6 +1,5 @@
 using System.Security.Cryptography;
 using Bulwark.Engine.Formats;
-using Bulwark.Engine.Model;
 using Bulwark.Engine.Model.Config;
 using Bulwark.Engine.Model.Loading;
 using Bulwark.Testing;

@@ -1,11 +1,9 @@
 using Bulwark.Engine.Conversion;
 using Bulwark.Engine.Formats;
 using Bulwark.Engine.Formats.Gguf;
-using Bulwark.Engine.Model;
 using Bulwark.Engine.Model.Loading;
 using Bulwark.Engine.Model.Reference;
 using Bulwark.Engine.Synthesis;
-using Bulwark.Engine.Tokenizers;
 using Bulwark.Engine.Tokenizers.Loading;
 using Bulwark.Testing;
 

@@ -1,4 +1,3 @@
-using Bulwark.Engine.Model;
 using Bulwark.Engine.Model.Loading;
 using Bulwark.Engine.Model.Reference;
 using Bulwark.Testing;

@@ -1,6 +1,5 @@
 using System.Runtime.InteropServices;
 using Bulwark.Engine.Memory;
-using Bulwark.Engine.Model;
 
 namespace Bulwark.Engine.Tests.Memory;
 

@@ -1,7 +1,6 @@
 using Bulwark.Engine.Formats;
 using Bulwark.Engine.Formats.Gguf;
 using Bulwark.Engine.Kernels.Cpu;
-using Bulwark.Engine.Model;
 using Bulwark.Engine.Model.Loading;
 using Bulwark.Engine.Model.Weights;
 using Bulwark.Engine.Synthesis;

@@ -1,6 +1,5 @@
 using Bulwark.Engine.Formats;
 using Bulwark.Engine.Kernels.Reference;
-using Bulwark.Engine.Model;
 using Bulwark.Engine.Model.Loading;
 using Bulwark.Engine.Model.Reference;
 using Bulwark.Engine.Synthesis;

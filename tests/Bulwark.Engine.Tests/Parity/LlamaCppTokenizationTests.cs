@@ -1,5 +1,4 @@
 using Bulwark.Engine.Synthesis;
-using Bulwark.Engine.Tokenizers;
 using Bulwark.Engine.Tokenizers.Loading;
 using Bulwark.Testing;
 

@@ -1,7 +1,7 @@
 using System.Text.Json;
-using Bulwark.Engine.Synthesis;
 using Bulwark.Engine.Serving;
 using Bulwark.Engine.Serving.Sampling;
+using Bulwark.Engine.Synthesis;
 using Bulwark.Testing;
 using static Bulwark.Engine.Tests.Serving.EngineHarness;
 

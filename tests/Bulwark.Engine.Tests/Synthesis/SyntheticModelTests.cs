@@ -2,7 +2,6 @@ using System.Security.Cryptography;
 using System.Text.Json;
 using Bulwark.Engine.Formats;
 using Bulwark.Engine.Formats.Gguf;
-using Bulwark.Engine.Model;
 using Bulwark.Engine.Model.Loading;
 using Bulwark.Engine.Model.Reference;
 using Bulwark.Engine.Synthesis;

@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using Bulwark.Engine.Tokenizers;
 using Bulwark.Engine.Tokenizers.Loading;
 using Bulwark.Testing;
 

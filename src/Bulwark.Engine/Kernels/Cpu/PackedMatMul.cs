@@ -3,7 +3,6 @@ using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using Bulwark.Engine.Formats;
-using Bulwark.Engine.Memory;
 
 namespace Bulwark.Engine.Kernels.Cpu;
 

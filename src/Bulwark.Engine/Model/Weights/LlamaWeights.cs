@@ -28,7 +28,7 @@ public sealed class LlamaWeights : IDisposable
     /// <summary>The output head; the same object as <see cref="TokenEmbedding"/> when tied.</summary>
     public WeightMatrix Output { get; }
 
-    /// <summary>Per rotated pair, with rope scaling applied (see <see cref="RopeScaling"/>).</summary>
+    /// <summary>Per rotated pair, with rope scaling applied (see <see cref="Config.RopeScaling"/>).</summary>
     public float[] RopeInverseFrequencies { get; }
 
     public void Dispose()

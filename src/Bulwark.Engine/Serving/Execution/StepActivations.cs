@@ -1,5 +1,4 @@
 using Bulwark.Engine.Memory;
-using Bulwark.Engine.Model;
 using Bulwark.Engine.Model.Config;
 
 namespace Bulwark.Engine.Serving.Execution;

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using Bulwark.Engine.KvCache;
 
 namespace Bulwark.Engine.Serving.Scheduling;
 
