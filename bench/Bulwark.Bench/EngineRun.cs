@@ -1,7 +1,9 @@
 using System.Diagnostics;
 using System.Text.Json;
 using Bulwark.Engine.Kernels.Cpu;
+using Bulwark.Engine.KvCache;
 using Bulwark.Engine.Model;
+using Bulwark.Engine.Model.Loading;
 using Bulwark.Engine.Serving;
 using Bulwark.Engine.Serving.Execution;
 using Bulwark.Engine.Serving.Sampling;
@@ -19,8 +21,9 @@ internal sealed record EngineResult(
 
 /// <summary>
 /// One measurement in a fresh process (so peak RSS belongs to one engine): load the file, warm up,
-/// time a prefill of N tokens, then N single-token decode steps, then (llama.cpp, and ours when a
-/// batched executor exists) aggregate decode over several sequences. Prints one JSON line.
+/// time a prefill of N tokens, then N single-token decode steps, then aggregate decode over several
+/// sequences. Ours runs through the serving engine (the paged executor), the forward pass it serves
+/// with. Prints one JSON line.
 /// </summary>
 internal static class EngineRun
 {
@@ -61,22 +64,51 @@ internal static class EngineRun
         WorkerPool.ConfigureShared(threads);
         using var model = GgufModelLoader.Load(file);
         double prefillSeconds, decodeSeconds;
-        // The session is gone before the batched runs, as llama.cpp's single-sequence context is.
-        using (var session = model.CreateSession(prefill + decode))
+        // The engine is gone before the batched runs, as llama.cpp's single-sequence context is.
+        using (var executor = new PagedLlamaExecutor(model))
+        using (var engine = new LlmEngine(executor, SingleSequence(prefill, decode)))
         {
-            session.Prefill(tokens.AsSpan(0, Math.Min(16, prefill)), 0); // JIT and scratch warm-up
-            session.Forward(tokens[0], Math.Min(16, prefill));
-
-            var clock = Stopwatch.StartNew();
-            session.Prefill(tokens.AsSpan(0, prefill), 0);
-            prefillSeconds = clock.Elapsed.TotalSeconds;
-            clock.Restart();
-            for (var i = 0; i < decode; i++) session.Forward(tokens[prefill + i], prefill + i);
-            decodeSeconds = clock.Elapsed.TotalSeconds;
+            OursSingle(engine, tokens[..Math.Min(16, prefill)], 1); // JIT and scratch warm-up
+            (prefillSeconds, decodeSeconds) = OursSingle(engine, tokens[..prefill], decode);
         }
         var batched = new Dictionary<int, double>();
         foreach (var sequences in batches) batched[sequences] = OursBatched(model, sequences, tokens);
         return new EngineResult("ours", prefill / prefillSeconds, decode / decodeSeconds, batched, PeakMemory.MiB());
+    }
+
+    /// <summary>
+    /// One sequence: the whole prompt in one step, as llama.cpp takes it in one decode call, then a token
+    /// per step. An f32 cache, as the single-sequence runs always measured (an f16 cache attends token by
+    /// token, without the tiles); no prefix cache, since the warm-up prompt is the measured one's prefix.
+    /// </summary>
+    private static EngineOptions SingleSequence(int prefill, int decode)
+    {
+        const int blockSize = 16;
+        return new EngineOptions
+        {
+            BlockSize = blockSize,
+            KvCacheBlocks = (prefill + decode + 1 + blockSize - 1) / blockSize + 1,
+            PrefixCaching = false,
+            Scheduler = new SchedulerOptions { MaxSequences = 1, MaxBatchedTokens = prefill, MaxPrefillChunk = prefill },
+        };
+    }
+
+    /// <summary>Seconds from the request to its first token (the prefill step) and from there to the last of <paramref name="decode"/> more.</summary>
+    private static (double Prefill, double Decode) OursSingle(LlmEngine engine, int[] prompt, int decode)
+    {
+        double first = 0, last = 0;
+        var clock = Stopwatch.StartNew();
+        Task.Run(async () =>
+        {
+            var count = 0;
+            // decode + 1 greedy tokens, end of sequence ignored: the prompt's step gives the first.
+            await foreach (var e in engine.GenerateAsync(new() { PromptTokens = prompt, Sampling = new SamplingParams { Temperature = 0, MaxTokens = decode + 1, IgnoreEos = true } }))
+            {
+                if (count++ == 0) first = clock.Elapsed.TotalSeconds;
+                last = clock.Elapsed.TotalSeconds;
+            }
+        }).Wait();
+        return (first, last - first);
     }
 
     /// <summary>

@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using Bulwark.Engine.Formats;
-using Bulwark.Engine.Model.Synthesis;
+using Bulwark.Engine.Synthesis;
 
 namespace Bulwark.Bench;
 

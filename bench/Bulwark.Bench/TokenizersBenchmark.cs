@@ -3,6 +3,7 @@ using System.IO.Compression;
 using System.Reflection;
 using System.Text;
 using Bulwark.Engine.Tokenizers;
+using Bulwark.Engine.Tokenizers.Loading;
 using Microsoft.ML.Tokenizers;
 using MlTokenizer = Microsoft.ML.Tokenizers.Tokenizer;
 

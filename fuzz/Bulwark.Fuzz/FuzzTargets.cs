@@ -1,7 +1,8 @@
 using Bulwark.Engine.Formats;
 using Bulwark.Engine.Formats.Gguf;
 using Bulwark.Engine.Formats.Safetensors;
-using Bulwark.Engine.Model;
+using Bulwark.Engine.Model.Config;
+using Bulwark.Engine.Model.Loading;
 
 namespace Bulwark.Fuzz;
 

@@ -1,7 +1,8 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
-using Bulwark.Engine.Model;
+using Bulwark.Engine.KvCache;
+using Bulwark.Engine.Model.Loading;
 using Bulwark.Engine.Serving;
 using Bulwark.Engine.Serving.Execution;
 using Bulwark.Engine.Serving.Scheduling;

@@ -3,9 +3,13 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
 using Bulwark.Engine.Model;
-using Bulwark.Engine.Model.Synthesis;
+using Bulwark.Engine.Model.Loading;
+using Bulwark.Engine.Model.Reference;
+using Bulwark.Engine.Randomness;
 using Bulwark.Engine.Serving.Sampling;
+using Bulwark.Engine.Synthesis;
 using Bulwark.Engine.Tokenizers;
+using Bulwark.Engine.Tokenizers.Loading;
 using Bulwark.Server;
 
 namespace Bulwark.Cli.Commands;
@@ -121,7 +125,7 @@ internal static class GenerateCommand
     internal static List<int> Generate(LlamaModel model, int contextLength, int[] prompt, SamplingParams sampling, ITokenizer? tokenizer,
         Action<int, ReadOnlySpan<float>> onToken)
     {
-        using var session = model.CreateSession(contextLength);
+        using var session = new LlamaSession(model, contextLength);
         var sampler = new Sampler(model.Config.VocabularySize);
         var random = new SplitMixRandom(SplitMixRandom.DeriveSeed(sampling.Seed ?? 0, 0));
         var output = new List<int>(sampling.MaxTokens);

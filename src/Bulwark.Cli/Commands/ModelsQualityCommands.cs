@@ -2,8 +2,8 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
 using Bulwark.Cli.Terminal;
+using Bulwark.Engine.Conversion;
 using Bulwark.Engine.Formats;
-using Bulwark.Engine.Formats.Gguf;
 using Bulwark.Server;
 using Bulwark.Server.Registry;
 
@@ -52,7 +52,7 @@ internal static class ModelsQualityCommands
                         // A Hugging Face folder is converted to GGUF first (llama.cpp's layout), then quantized like any GGUF.
                         var converted = Path.Combine(Path.GetDirectoryName(temp)!, "converted.gguf");
                         var converting = new ProgressBar("converting to GGUF", manifest.TotalBytes);
-                        Engine.Model.HuggingFaceToGguf.Convert(path, converted, converting);
+                        HuggingFaceToGguf.Convert(path, converted, converting);
                         converting.Finish();
                         path = converted;
                     }
@@ -117,7 +117,7 @@ internal static class ModelsQualityCommands
                 var bar = new ProgressBar("converting to GGUF", manifest.TotalBytes);
                 try
                 {
-                    Engine.Model.HuggingFaceToGguf.Convert(path, temp, bar);
+                    HuggingFaceToGguf.Convert(path, temp, bar);
                 }
                 catch (ModelFormatException e)
                 {

@@ -1,7 +1,7 @@
 using System.CommandLine;
 using Bulwark.Cli.Terminal;
 using Bulwark.Engine.Formats;
-using Bulwark.Engine.Model.Synthesis;
+using Bulwark.Engine.Synthesis;
 
 namespace Bulwark.Cli.Commands;
 

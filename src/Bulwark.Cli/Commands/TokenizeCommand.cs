@@ -2,7 +2,7 @@ using System.CommandLine;
 using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
-using Bulwark.Engine.Tokenizers;
+using Bulwark.Engine.Tokenizers.Loading;
 
 namespace Bulwark.Cli.Commands;
 

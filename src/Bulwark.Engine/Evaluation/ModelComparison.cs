@@ -1,4 +1,5 @@
 using Bulwark.Engine.Model;
+using Bulwark.Engine.Model.Reference;
 
 namespace Bulwark.Engine.Evaluation;
 
@@ -35,7 +36,7 @@ public static class ModelComparison
             var tokens = new int[length];
             probe.CopyTo(tokens, 0);
             referenceRows.Clear();
-            using (var session = reference.CreateSession(length))
+            using (var session = new LlamaSession(reference, length))
             {
                 for (var pos = 0; pos < length; pos++)
                 {
@@ -44,7 +45,7 @@ public static class ModelComparison
                     if (pos + 1 < length && pos + 1 >= probe.Length) tokens[pos + 1] = LogitComparison.Argmax(logits);
                 }
             }
-            using (var session = candidate.CreateSession(length))
+            using (var session = new LlamaSession(candidate, length))
             {
                 for (var pos = 0; pos < length; pos++)
                 {

@@ -1,4 +1,7 @@
 using Bulwark.Engine.Kernels.Cpu;
+using Bulwark.Engine.Memory;
+using Bulwark.Engine.Model.Config;
+using Bulwark.Engine.Model.Weights;
 
 namespace Bulwark.Engine.Model;
 

@@ -1,7 +1,8 @@
-using Bulwark.Engine.Model;
+using Bulwark.Engine.Model.Loading;
 using Bulwark.Engine.Serving.Execution;
 using Bulwark.Engine.Templates;
 using Bulwark.Engine.Tokenizers;
+using Bulwark.Engine.Tokenizers.Loading;
 
 namespace Bulwark.Engine.Serving;
 
@@ -12,7 +13,7 @@ public static class EngineFactory
     /// <param name="options">Engine options; an empty <see cref="EngineOptions.EosTokenIds"/> is filled from the tokenizer.</param>
     /// <param name="maxContextLength">Caps the model's context length (smaller KV needs per sequence); null keeps it.</param>
     /// <param name="load">How stored weights become running weights (<c>--quantize</c>); null keeps them as stored.</param>
-    public static LoadedEngine Load(string modelPath, EngineOptions? options = null, int? maxContextLength = null, Model.ModelLoadOptions? load = null)
+    public static LoadedEngine Load(string modelPath, EngineOptions? options = null, int? maxContextLength = null, ModelLoadOptions? load = null)
     {
         options ??= new EngineOptions();
         var full = System.IO.Path.GetFullPath(modelPath);

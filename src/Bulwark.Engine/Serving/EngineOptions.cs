@@ -1,3 +1,4 @@
+using Bulwark.Engine.KvCache;
 using Bulwark.Engine.Serving.Scheduling;
 
 namespace Bulwark.Engine.Serving;
@@ -11,7 +12,7 @@ public sealed record EngineOptions
     public int? KvCacheBlocks { get; init; }
 
     /// <summary>How the KV cache stores keys and values; F16 fits twice the tokens in the same memory.</summary>
-    public Execution.KvCacheType KvCacheType { get; init; } = Execution.KvCacheType.F32;
+    public KvCacheType KvCacheType { get; init; } = KvCacheType.F32;
 
     /// <summary>Token slots per KV block.</summary>
     public int BlockSize { get; init; } = 16;

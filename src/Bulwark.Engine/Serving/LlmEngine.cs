@@ -1,7 +1,7 @@
 using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
+using Bulwark.Engine.KvCache;
 using Bulwark.Engine.Serving.Execution;
-using Bulwark.Engine.Serving.KvCache;
 using Bulwark.Engine.Serving.Sampling;
 using Bulwark.Engine.Serving.Scheduling;
 

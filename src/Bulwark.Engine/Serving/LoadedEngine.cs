@@ -1,4 +1,5 @@
 using Bulwark.Engine.Model;
+using Bulwark.Engine.Model.Config;
 using Bulwark.Engine.Serving.Execution;
 using Bulwark.Engine.Templates;
 using Bulwark.Engine.Tokenizers;

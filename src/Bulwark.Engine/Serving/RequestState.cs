@@ -1,5 +1,6 @@
 using System.Threading.Channels;
-using Bulwark.Engine.Serving.KvCache;
+using Bulwark.Engine.KvCache;
+using Bulwark.Engine.Randomness;
 using Bulwark.Engine.Serving.Sampling;
 using Bulwark.Engine.Serving.Scheduling;
 

@@ -11,7 +11,7 @@ public enum TokenizerModel
 
 /// <summary>
 /// Everything a tokenizer is built from, whatever file it came from: the same fields GGUF's
-/// <c>tokenizer.ggml.*</c> metadata carries. Loaders produce it; <see cref="TokenizerFactory"/>
+/// <c>tokenizer.ggml.*</c> metadata carries. Loaders produce it; <see cref="Loading.TokenizerFactory"/>
 /// turns it into an <see cref="ITokenizer"/>; tests write it back out as GGUF or tokenizer.json.
 /// </summary>
 public sealed record TokenizerDefinition

@@ -1,4 +1,4 @@
-using Bulwark.Engine.Model.Synthesis;
+using Bulwark.Engine.Synthesis;
 using Bulwark.Server.Backends.Embedded;
 using Bulwark.Server.Registry;
 

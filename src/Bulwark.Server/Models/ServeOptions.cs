@@ -23,7 +23,7 @@ public sealed class ServeOptions
     public string? Quantize { get; set; }
 
     /// <summary>The parsed <see cref="Quantize"/> (null: none); only valid after <see cref="Validate"/>.</summary>
-    public Bulwark.Engine.Formats.GgmlType? QuantizeType => Bulwark.Engine.Model.LoadQuantization.TryParse(Quantize, out var type) ? type : null;
+    public Bulwark.Engine.Formats.GgmlType? QuantizeType => Bulwark.Engine.Model.Loading.LoadQuantization.TryParse(Quantize, out var type) ? type : null;
 
     /// <summary>Registered models must carry a valid signature from a trusted key.</summary>
     public bool RequireSignature { get; set; }
@@ -35,8 +35,8 @@ public sealed class ServeOptions
     public string KvCacheDtype { get; set; } = "f32";
 
     /// <summary>The parsed <see cref="KvCacheDtype"/>; only valid after <see cref="Validate"/>.</summary>
-    public Bulwark.Engine.Serving.Execution.KvCacheType KvCacheType =>
-        Bulwark.Engine.Serving.Execution.KvCacheTypeNames.TryParse(KvCacheDtype, out var type) ? type : Bulwark.Engine.Serving.Execution.KvCacheType.F32;
+    public Bulwark.Engine.KvCache.KvCacheType KvCacheType =>
+        Bulwark.Engine.KvCache.KvCacheTypeNames.TryParse(KvCacheDtype, out var type) ? type : Bulwark.Engine.KvCache.KvCacheType.F32;
 
     /// <summary>
     /// Memory all loaded models may hold together (weights as on disk + each model's KV cache), as a
@@ -63,9 +63,9 @@ public sealed class ServeOptions
     public IEnumerable<string> Validate()
     {
         if (Model is { Length: > 4096 }) yield return $"{Section}:Model must be at most 4096 characters; got {Model.Length}.";
-        if (!Bulwark.Engine.Model.LoadQuantization.TryParse(Quantize, out _))
-            yield return $"{Section}:Quantize must be {Bulwark.Engine.Model.LoadQuantization.Allowed}; got '{Quantize}'.";
-        if (!Bulwark.Engine.Serving.Execution.KvCacheTypeNames.TryParse(KvCacheDtype, out _))
+        if (!Bulwark.Engine.Model.Loading.LoadQuantization.TryParse(Quantize, out _))
+            yield return $"{Section}:Quantize must be {Bulwark.Engine.Model.Loading.LoadQuantization.Allowed}; got '{Quantize}'.";
+        if (!Bulwark.Engine.KvCache.KvCacheTypeNames.TryParse(KvCacheDtype, out _))
             yield return $"{Section}:KvCacheDtype must be f32 or f16; got '{KvCacheDtype}'.";
         var bytes = ParseBytes(KvCacheMemory);
         if (bytes is null)

@@ -1,7 +1,10 @@
 using Bulwark.Engine.Evaluation;
 using Bulwark.Engine.Formats;
 using Bulwark.Engine.Model;
+using Bulwark.Engine.Model.Config;
+using Bulwark.Engine.Model.Loading;
 using Bulwark.Engine.Tokenizers;
+using Bulwark.Engine.Tokenizers.Loading;
 
 namespace Bulwark.Server.Registry;
 

@@ -1,10 +1,11 @@
 using System.Text.Json;
 using Bulwark.Cli.Commands;
-using Bulwark.Engine.Model;
-using Bulwark.Engine.Model.Synthesis;
+using Bulwark.Engine.Model.Loading;
 using Bulwark.Engine.Serving.Sampling;
+using Bulwark.Engine.Synthesis;
 using Bulwark.Engine.Tests.Parity;
 using Bulwark.Engine.Tokenizers;
+using Bulwark.Engine.Tokenizers.Loading;
 using Bulwark.Testing;
 
 namespace Bulwark.Engine.Tests.Cli;

@@ -1,6 +1,6 @@
+using Bulwark.Engine.Conversion;
 using Bulwark.Engine.Formats;
-using Bulwark.Engine.Formats.Gguf;
-using Bulwark.Engine.Model.Synthesis;
+using Bulwark.Engine.Synthesis;
 using Bulwark.Testing;
 
 namespace Bulwark.Engine.Tests.Cli;

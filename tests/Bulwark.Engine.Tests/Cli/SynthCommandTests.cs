@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using Bulwark.Engine.Formats;
-using Bulwark.Engine.Model;
+using Bulwark.Engine.Model.Config;
+using Bulwark.Engine.Model.Loading;
 using Bulwark.Testing;
 
 namespace Bulwark.Engine.Tests.Cli;

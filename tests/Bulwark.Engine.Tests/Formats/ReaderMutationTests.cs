@@ -2,7 +2,7 @@ using System.Text;
 using Bulwark.Engine.Formats;
 using Bulwark.Engine.Formats.Gguf;
 using Bulwark.Engine.Formats.Safetensors;
-using Bulwark.Engine.Model;
+using Bulwark.Engine.Model.Config;
 using Bulwark.Testing;
 using CsCheck;
 

@@ -1,7 +1,7 @@
 using System.Runtime.InteropServices;
 using Bulwark.Engine.Formats;
 using Bulwark.Engine.Kernels.Reference;
-using Bulwark.Engine.Model;
+using Bulwark.Engine.Model.Weights;
 
 namespace Bulwark.Engine.Tests.Kernels;
 

@@ -1,6 +1,6 @@
 using Bulwark.Engine.Formats;
 using Bulwark.Engine.Kernels.Reference;
-using Bulwark.Engine.Model;
+using Bulwark.Engine.Model.Weights;
 
 namespace Bulwark.Engine.Tests.Kernels;
 

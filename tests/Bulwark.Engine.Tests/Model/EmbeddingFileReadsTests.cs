@@ -1,8 +1,9 @@
 using Bulwark.Engine.Formats;
 using Bulwark.Engine.Formats.Gguf;
 using Bulwark.Engine.Kernels.Cpu;
-using Bulwark.Engine.Model;
-using Bulwark.Engine.Model.Synthesis;
+using Bulwark.Engine.Model.Loading;
+using Bulwark.Engine.Model.Weights;
+using Bulwark.Engine.Synthesis;
 using Bulwark.Testing;
 
 namespace Bulwark.Engine.Tests.Model;

@@ -2,7 +2,7 @@ using System.Text;
 using System.Text.Json.Nodes;
 using Bulwark.Engine.Formats;
 using Bulwark.Engine.Kernels.Reference;
-using Bulwark.Engine.Model;
+using Bulwark.Engine.Model.Config;
 using Bulwark.Testing;
 
 namespace Bulwark.Engine.Tests.Model;

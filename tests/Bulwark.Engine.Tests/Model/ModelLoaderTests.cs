@@ -1,6 +1,7 @@
 using Bulwark.Engine.Formats;
 using Bulwark.Engine.Kernels.Reference;
-using Bulwark.Engine.Model;
+using Bulwark.Engine.Model.Config;
+using Bulwark.Engine.Model.Loading;
 using Bulwark.Testing;
 
 namespace Bulwark.Engine.Tests.Model;

@@ -1,7 +1,10 @@
+using Bulwark.Engine.Conversion;
 using Bulwark.Engine.Formats;
-using Bulwark.Engine.Formats.Gguf;
 using Bulwark.Engine.Model;
-using Bulwark.Engine.Model.Synthesis;
+using Bulwark.Engine.Model.Loading;
+using Bulwark.Engine.Model.Reference;
+using Bulwark.Engine.Model.Weights;
+using Bulwark.Engine.Synthesis;
 using Bulwark.Testing;
 
 namespace Bulwark.Engine.Tests.Model;
@@ -175,8 +178,8 @@ public sealed unsafe class QuantizeOnLoadTests
 
     private static void AssertSameLogits(LlamaModel expected, LlamaModel actual)
     {
-        using var a = expected.CreateSession(16);
-        using var b = actual.CreateSession(16);
+        using var a = new LlamaSession(expected, 16);
+        using var b = new LlamaSession(actual, 16);
         for (var pos = 0; pos < 16; pos++)
         {
             var token = (pos * 37 + 5) % expected.Config.VocabularySize;
@@ -187,7 +190,7 @@ public sealed unsafe class QuantizeOnLoadTests
 
     private static void AssertRuns(LlamaModel model)
     {
-        using var session = model.CreateSession(4);
+        using var session = new LlamaSession(model, 4);
         Assert.All(session.Forward(3, 0).ToArray(), v => Assert.True(float.IsFinite(v)));
     }
 

@@ -1,7 +1,8 @@
 using Bulwark.Engine.Formats;
 using Bulwark.Engine.Kernels.Reference;
-using Bulwark.Engine.Model;
-using Bulwark.Engine.Model.Synthesis;
+using Bulwark.Engine.Model.Loading;
+using Bulwark.Engine.Model.Reference;
+using Bulwark.Engine.Synthesis;
 using Bulwark.Testing;
 
 namespace Bulwark.Engine.Tests.Model;
@@ -36,8 +37,8 @@ public class SafetensorsGgufAgreementTests
         Assert.Equal(type, hf.Weights.Layers[0].Up.Type);
         // The same config apart from the RoPE layout (which is the point of the test).
         Assert.Equal(gguf.Config with { RopeLayout = RopeLayout.RotateHalf }, hf.Config);
-        using var a = gguf.CreateSession(16);
-        using var b = hf.CreateSession(16);
+        using var a = new LlamaSession(gguf, 16);
+        using var b = new LlamaSession(hf, 16);
         for (var pos = 0; pos < 16; pos++)
         {
             var token = (pos * 37 + 5) % spec.Vocab;

@@ -1,6 +1,8 @@
 using Bulwark.Engine.Formats;
 using Bulwark.Engine.Kernels.Reference;
 using Bulwark.Engine.Model;
+using Bulwark.Engine.Model.Loading;
+using Bulwark.Engine.Model.Reference;
 using Bulwark.Testing;
 
 namespace Bulwark.Engine.Tests.Model;
@@ -37,7 +39,7 @@ public class Stories260KTests
     {
         var reference = Stories260KReference.Load(name);
         using var model = Load(file);
-        using var session = model.CreateSession(64);
+        using var session = new LlamaSession(model, 64);
         var sequence = reference.PromptIds.Concat(reference.GeneratedIds).ToArray();
         for (var pos = 0; pos < 8; pos++)
         {
@@ -86,8 +88,8 @@ public class Stories260KTests
         // over unpermuted rows. Only the summation order inside attention may differ.
         using var gguf = Load("stories260K-f32.gguf");
         using var hf = Load("hf-explicit-lm-head");
-        using var a = gguf.CreateSession(32);
-        using var b = hf.CreateSession(32);
+        using var a = new LlamaSession(gguf, 32);
+        using var b = new LlamaSession(hf, 32);
         var prompt = Stories260KReference.Load("prompt-a-greedy-128").PromptIds;
         for (var pos = 0; pos < 32; pos++)
         {
@@ -106,7 +108,7 @@ internal static class Greedy
 {
     public static List<int> Run(LlamaModel model, int[] prompt, int steps)
     {
-        using var session = model.CreateSession(prompt.Length + steps);
+        using var session = new LlamaSession(model, prompt.Length + steps);
         var ids = new List<int>();
         var token = prompt[0];
         for (var pos = 0; ids.Count < steps; pos++)

@@ -1,7 +1,8 @@
 using Bulwark.Engine.Evaluation;
 using Bulwark.Engine.Formats;
-using Bulwark.Engine.Model;
-using Bulwark.Engine.Model.Synthesis;
+using Bulwark.Engine.Model.Loading;
+using Bulwark.Engine.Model.Reference;
+using Bulwark.Engine.Synthesis;
 using Bulwark.Testing;
 using Xunit.Abstractions;
 
@@ -95,7 +96,7 @@ public class LlamaCppParityTests(ITestOutputHelper output)
     internal static float[][] OurLogits(string path, IReadOnlyList<int> prompt)
     {
         using var model = GgufModelLoader.Load(path);
-        using var session = model.CreateSession(prompt.Count);
+        using var session = new LlamaSession(model, prompt.Count);
         return prompt.Select((token, position) => session.Forward(token, position).ToArray()).ToArray();
     }
 }

@@ -1,5 +1,5 @@
-using Bulwark.Engine.Model.Synthesis;
-using Bulwark.Engine.Tokenizers;
+using Bulwark.Engine.Synthesis;
+using Bulwark.Engine.Tokenizers.Loading;
 using Bulwark.Testing;
 
 namespace Bulwark.Engine.Tests.Parity;

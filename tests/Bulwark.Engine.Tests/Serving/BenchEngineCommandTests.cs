@@ -1,7 +1,7 @@
 using System.CommandLine;
 using System.Text.Json;
 using Bulwark.Cli.Commands;
-using Bulwark.Engine.Model.Synthesis;
+using Bulwark.Engine.Synthesis;
 
 namespace Bulwark.Engine.Tests.Serving;
 
@@ -40,14 +40,14 @@ public class BenchEngineCommandTests
     {
         var path = SyntheticGguf.Write(new SyntheticModelSpec { Seed = 22 });
         var results = await BenchEngineCommand.RunAsync(new BenchEngineSettings(path, [2], PromptTokens: 9, GenTokens: 4, SharedPrefix: 0, BlockSize: 4,
-            KvCacheType: Bulwark.Engine.Serving.Execution.KvCacheType.F16), new StringWriter());
+            KvCacheType: Bulwark.Engine.KvCache.KvCacheType.F16), new StringWriter());
         Assert.Equal(8, results.Single().GeneratedTokens);
     }
 
     [Theory]
-    [InlineData("f32", Bulwark.Engine.Serving.Execution.KvCacheType.F32)]
-    [InlineData(" F16", Bulwark.Engine.Serving.Execution.KvCacheType.F16)]
-    public void KvCacheDtypeNamesParse(string text, Bulwark.Engine.Serving.Execution.KvCacheType type) =>
+    [InlineData("f32", Bulwark.Engine.KvCache.KvCacheType.F32)]
+    [InlineData(" F16", Bulwark.Engine.KvCache.KvCacheType.F16)]
+    public void KvCacheDtypeNamesParse(string text, Bulwark.Engine.KvCache.KvCacheType type) =>
         Assert.Equal(type, BenchEngineCommand.ParseKvCacheType(text));
 
     [Fact]

@@ -1,7 +1,7 @@
 using System.Text.Json;
-using Bulwark.Engine.Model.Synthesis;
 using Bulwark.Engine.Serving;
 using Bulwark.Engine.Serving.Sampling;
+using Bulwark.Engine.Synthesis;
 using Bulwark.Testing;
 using static Bulwark.Engine.Tests.Serving.EngineHarness;
 
@@ -52,7 +52,7 @@ public class EngineFactoryTests
         var path = SyntheticGguf.Write(new SyntheticModelSpec { Vocab = 300, Seed = 11 });
         var budget = new EngineOptions { KvCacheMemoryBytes = 4L << 20, BlockSize = 8 };
         using var f32 = EngineFactory.Load(path, budget);
-        using var f16 = EngineFactory.Load(path, budget with { KvCacheType = Bulwark.Engine.Serving.Execution.KvCacheType.F16 });
+        using var f16 = EngineFactory.Load(path, budget with { KvCacheType = Bulwark.Engine.KvCache.KvCacheType.F16 });
         // floor(2B / p) is 2·floor(B / p) or one more.
         Assert.InRange(f16.Engine.Counters.KvBlocksTotal, 2 * f32.Engine.Counters.KvBlocksTotal, 2 * f32.Engine.Counters.KvBlocksTotal + 1);
     }

@@ -1,7 +1,8 @@
 using Bulwark.Engine.Kernels.Reference;
+using Bulwark.Engine.KvCache;
 using Bulwark.Engine.Model;
+using Bulwark.Engine.Model.Config;
 using Bulwark.Engine.Serving.Execution;
-using Bulwark.Engine.Serving.KvCache;
 
 namespace Bulwark.Engine.Tests.Serving;
 

@@ -1,4 +1,4 @@
-using Bulwark.Engine.Model;
+using Bulwark.Engine.Model.Loading;
 using Bulwark.Engine.Serving.Execution;
 using Bulwark.Engine.Serving.Scheduling;
 using Bulwark.Engine.Tests.Model;

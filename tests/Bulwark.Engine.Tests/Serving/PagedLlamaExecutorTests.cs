@@ -1,15 +1,15 @@
-using Bulwark.Engine.Model;
-using Bulwark.Engine.Model.Synthesis;
+using Bulwark.Engine.KvCache;
 using Bulwark.Engine.Serving;
 using Bulwark.Engine.Serving.Execution;
 using Bulwark.Engine.Serving.Sampling;
 using Bulwark.Engine.Serving.Scheduling;
+using Bulwark.Engine.Synthesis;
 using static Bulwark.Engine.Tests.Serving.StepDriver;
 
 namespace Bulwark.Engine.Tests.Serving;
 
 /// <summary>
-/// The paged, batched forward pass against <see cref="LlamaSession"/> (one sequence, contiguous
+/// The paged, batched forward pass against <see cref="Bulwark.Engine.Model.Reference.LlamaSession"/> (one sequence, contiguous
 /// cache, one token at a time) on small random models of each supported shape.
 /// </summary>
 public class PagedLlamaExecutorTests

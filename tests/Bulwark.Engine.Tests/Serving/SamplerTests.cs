@@ -1,3 +1,4 @@
+using Bulwark.Engine.Randomness;
 using Bulwark.Engine.Serving.Sampling;
 
 namespace Bulwark.Engine.Tests.Serving;

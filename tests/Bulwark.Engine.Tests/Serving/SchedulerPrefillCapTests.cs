@@ -1,4 +1,4 @@
-using Bulwark.Engine.Serving.KvCache;
+using Bulwark.Engine.KvCache;
 using Bulwark.Engine.Serving.Scheduling;
 
 namespace Bulwark.Engine.Tests.Serving;

@@ -1,6 +1,7 @@
+using Bulwark.Engine.KvCache;
 using Bulwark.Engine.Model;
+using Bulwark.Engine.Model.Reference;
 using Bulwark.Engine.Serving.Execution;
-using Bulwark.Engine.Serving.KvCache;
 using Bulwark.Engine.Serving.Scheduling;
 
 namespace Bulwark.Engine.Tests.Serving;
@@ -98,7 +99,7 @@ internal sealed class StepDriver
     public static GreedyRun Alone(LlamaModel model, int[] prompt, int maxTokens)
     {
         var run = new GreedyRun();
-        using var session = model.CreateSession(prompt.Length + maxTokens);
+        using var session = new LlamaSession(model, prompt.Length + maxTokens);
         ReadOnlySpan<float> logits = default;
         for (var p = 0; p < prompt.Length; p++)
             logits = session.Forward(prompt[p], p);

@@ -1,5 +1,6 @@
 using Bulwark.Engine.Model;
-using Bulwark.Engine.Model.Synthesis;
+using Bulwark.Engine.Model.Loading;
+using Bulwark.Engine.Synthesis;
 using Bulwark.Testing;
 
 namespace Bulwark.Engine.Tests.Serving;

@@ -1,5 +1,5 @@
 using System.Collections.Concurrent;
-using Bulwark.Engine.Tokenizers;
+using Bulwark.Engine.Tokenizers.Loading;
 using Bulwark.Testing;
 
 namespace Bulwark.Engine.Tests.Tokenizers;

@@ -1,6 +1,7 @@
 using System.IO.Compression;
 using System.Reflection;
 using Bulwark.Engine.Tokenizers;
+using Bulwark.Engine.Tokenizers.Loading;
 using Microsoft.ML.Tokenizers;
 using MlTokenizer = Microsoft.ML.Tokenizers.Tokenizer;
 

@@ -1,5 +1,5 @@
 using System.Text.Json;
-using Bulwark.Engine.Model.Synthesis;
+using Bulwark.Engine.Synthesis;
 using Bulwark.Engine.Tests.Cli;
 using Bulwark.Engine.Tokenizers;
 using Bulwark.Testing;

@@ -1,5 +1,6 @@
 using Bulwark.Engine.Tokenizers;
 using Bulwark.Engine.Tokenizers.ByteLevel;
+using Bulwark.Engine.Tokenizers.Loading;
 using Bulwark.Engine.Tokenizers.SentencePiece;
 using Bulwark.Testing;
 

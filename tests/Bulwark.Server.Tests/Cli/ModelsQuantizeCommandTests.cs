@@ -1,6 +1,7 @@
+using Bulwark.Engine.Conversion;
 using Bulwark.Engine.Formats;
 using Bulwark.Engine.Formats.Gguf;
-using Bulwark.Engine.Model.Synthesis;
+using Bulwark.Engine.Synthesis;
 using Bulwark.Server.Registry;
 using Bulwark.Testing;
 

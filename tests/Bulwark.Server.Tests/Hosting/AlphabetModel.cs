@@ -2,6 +2,7 @@ using Bulwark.Engine.Serving.Execution;
 using Bulwark.Engine.Serving;
 using Bulwark.Engine.Templates;
 using Bulwark.Engine.Tokenizers;
+using Bulwark.Engine.Tokenizers.Loading;
 using Bulwark.Server.Backends.Embedded;
 using Bulwark.Server.Backends;
 

@@ -345,11 +345,11 @@ public sealed class ModelAdminTests
         var dataDir = Fixtures.NewTempDirectory("model-admin-real");
         var registry = ModelRegistry.Open(DataDirectory.Resolve(dataDir).EnsureCreated());
         var sources = Fixtures.NewTempDirectory("model-admin-real-src");
-        var spec = new Bulwark.Engine.Model.Synthesis.SyntheticModelSpec { Layers = 1, Dim = 64, Heads = 4, KvHeads = 2, FeedForward = 128, Vocab = 320, Context = 128, Seed = 1 };
+        var spec = new Bulwark.Engine.Synthesis.SyntheticModelSpec { Layers = 1, Dim = 64, Heads = 4, KvHeads = 2, FeedForward = 128, Vocab = 320, Context = 128, Seed = 1 };
         foreach (var seed in new[] { 1, 2 })
         {
             var file = Path.Combine(sources, $"syn-{seed}.gguf");
-            Bulwark.Engine.Model.Synthesis.SyntheticModel.WriteGguf(spec with { Seed = (ulong)seed }, file);
+            Bulwark.Engine.Synthesis.SyntheticModel.WriteGguf(spec with { Seed = (ulong)seed }, file);
             await registry.AddAsync("syn", file, new AddOptions());
         }
         var builder = BulwarkServer.CreateBuilder([], new Dictionary<string, string?>

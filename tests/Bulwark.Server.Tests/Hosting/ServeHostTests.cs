@@ -114,16 +114,16 @@ public sealed class ServeHostTests
     [Fact]
     public async Task AHuggingFaceFolderServesTheSameTextAsItsGguf()
     {
-        var spec = new Bulwark.Engine.Model.Synthesis.SyntheticModelSpec
+        var spec = new Bulwark.Engine.Synthesis.SyntheticModelSpec
         {
             Layers = 2, Dim = 64, Heads = 4, KvHeads = 2, FeedForward = 128, Vocab = 512, Context = 256, Seed = 5,
-            ChatTemplate = Bulwark.Engine.Model.Synthesis.SyntheticModel.ChatMlTemplate,
+            ChatTemplate = Bulwark.Engine.Synthesis.SyntheticModel.ChatMlTemplate,
         };
         var models = Fixtures.NewTempDirectory("serve-hf");
         var folder = Path.Combine(models, "synthetic-hf");
         var gguf = Path.Combine(models, "synthetic.gguf");
-        Bulwark.Engine.Model.Synthesis.SyntheticModel.WriteSafetensors(spec, folder);
-        Bulwark.Engine.Model.Synthesis.SyntheticModel.WriteGguf(spec, gguf);
+        Bulwark.Engine.Synthesis.SyntheticModel.WriteSafetensors(spec, folder);
+        Bulwark.Engine.Synthesis.SyntheticModel.WriteGguf(spec, gguf);
 
         async Task<string> Complete(string model)
         {
@@ -185,10 +185,10 @@ public sealed class ServeHostTests
     }
 
     [Theory]
-    [InlineData("f32", Bulwark.Engine.Serving.Execution.KvCacheType.F32)]
-    [InlineData("f16", Bulwark.Engine.Serving.Execution.KvCacheType.F16)]
-    [InlineData(" F16 ", Bulwark.Engine.Serving.Execution.KvCacheType.F16)]
-    public void KvCacheDtypeReachesTheEngine(string text, Bulwark.Engine.Serving.Execution.KvCacheType type)
+    [InlineData("f32", Bulwark.Engine.KvCache.KvCacheType.F32)]
+    [InlineData("f16", Bulwark.Engine.KvCache.KvCacheType.F16)]
+    [InlineData(" F16 ", Bulwark.Engine.KvCache.KvCacheType.F16)]
+    public void KvCacheDtypeReachesTheEngine(string text, Bulwark.Engine.KvCache.KvCacheType type)
     {
         var options = new ServeOptions { KvCacheDtype = text };
         Assert.Empty(options.Validate());
@@ -204,5 +204,5 @@ public sealed class ServeHostTests
 
     [Fact]
     public void TheKvCacheDtypeDefaultsToF32() =>
-        Assert.Equal(Bulwark.Engine.Serving.Execution.KvCacheType.F32, new ServeOptions().ToEngineOptions([]).KvCacheType);
+        Assert.Equal(Bulwark.Engine.KvCache.KvCacheType.F32, new ServeOptions().ToEngineOptions([]).KvCacheType);
 }

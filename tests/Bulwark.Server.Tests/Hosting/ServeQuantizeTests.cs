@@ -1,5 +1,5 @@
 using Bulwark.Engine.Formats;
-using Bulwark.Engine.Model.Synthesis;
+using Bulwark.Engine.Synthesis;
 using Bulwark.Server.Hosting;
 using Bulwark.Server.Security;
 using Bulwark.Testing;

@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using Bulwark.Engine.Memory;
 
 namespace Bulwark.Engine.Kernels.Cpu;
 
@@ -51,9 +52,9 @@ internal sealed unsafe class Q8Activations
         if (needed <= _capacityBlocks) return;
         Free();
         var capacity = Math.Max(needed, 64);
-        Quants = (sbyte*)Model.AnonymousPages.Allocate(capacity * Block);
-        Scales = (float*)Model.AnonymousPages.Allocate(capacity * sizeof(float));
-        Sums = (int*)Model.AnonymousPages.Allocate(capacity * sizeof(int));
+        Quants = (sbyte*)AnonymousPages.Allocate(capacity * Block);
+        Scales = (float*)AnonymousPages.Allocate(capacity * sizeof(float));
+        Sums = (int*)AnonymousPages.Allocate(capacity * sizeof(int));
         _capacityBlocks = capacity;
     }
 
@@ -90,9 +91,9 @@ internal sealed unsafe class Q8Activations
 
     private void Free()
     {
-        Model.AnonymousPages.Free(Quants, _capacityBlocks * Block);
-        Model.AnonymousPages.Free(Scales, _capacityBlocks * sizeof(float));
-        Model.AnonymousPages.Free(Sums, _capacityBlocks * sizeof(int));
+        AnonymousPages.Free(Quants, _capacityBlocks * Block);
+        AnonymousPages.Free(Scales, _capacityBlocks * sizeof(float));
+        AnonymousPages.Free(Sums, _capacityBlocks * sizeof(int));
         Quants = null;
         Scales = null;
         Sums = null;

@@ -6,10 +6,28 @@ using Bulwark.Engine.Formats;
 namespace Bulwark.Engine.Kernels.Cpu;
 
 /// <summary>
+/// A ggml weight block of 32 values with an f16 scale in its first two bytes, as the int8 kernels
+/// see it: its 32 quants as signed bytes. Struct generics let the JIT inline each format into
+/// each kernel.
+/// </summary>
+internal unsafe interface IQuantBlock
+{
+    static abstract int Bytes { get; }
+
+    /// <summary>The block's 32 quants, element i in lane i.</summary>
+    static abstract Vector256<sbyte> Quants(byte* block);
+
+    /// <summary>Quant i of the block (the scalar twin of <see cref="Quants"/>).</summary>
+    static abstract int Quant(byte* block, int i);
+}
+
+/// <summary>
 /// Q8_0/Q4_0 weight rows times 8-bit activation rows (<see cref="Q8Activations"/>): per block an
 /// integer dot product, scaled by both blocks' scales and summed in float, as ggml's vec_dot_q8_0_q8_0
 /// and vec_dot_q4_0_q8_0. A tile is a range of rows × a range of tokens; each weight block is loaded
 /// once per 4 tokens (the GEMM micro-kernel) so prefill and batched decode reuse it from registers.
+/// These run on the weights as stored (ggml's block layout) when they are not repacked for
+/// <see cref="PackedMatMul"/>; each format's block reader is in Q8_0Kernels.cs and Q4_0Kernels.cs.
 /// </summary>
 internal static unsafe class QuantizedKernels
 {

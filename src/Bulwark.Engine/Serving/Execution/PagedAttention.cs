@@ -1,4 +1,5 @@
 using Bulwark.Engine.Kernels.Cpu;
+using Bulwark.Engine.KvCache;
 
 namespace Bulwark.Engine.Serving.Execution;
 

@@ -1,6 +1,10 @@
 using Bulwark.Engine.Kernels.Cpu;
 using Bulwark.Engine.Kernels.Reference;
+using Bulwark.Engine.KvCache;
+using Bulwark.Engine.Memory;
 using Bulwark.Engine.Model;
+using Bulwark.Engine.Model.Config;
+using Bulwark.Engine.Model.Weights;
 
 namespace Bulwark.Engine.Serving.Execution;
 
@@ -8,7 +12,7 @@ namespace Bulwark.Engine.Serving.Execution;
 /// A Llama-family decoder run over a paged KV cache: one forward pass per step for all batch
 /// tokens of all sequences. Every weight multiplication is one <see cref="WeightMatrix.MatMul"/>
 /// over the whole batch, so a GEMM kernel reuses each weight block across tokens; attention
-/// runs per sequence over its own block table. Same arithmetic as <see cref="LlamaSession"/>,
+/// runs per sequence over its own block table. Same arithmetic as <see cref="Model.Reference.LlamaSession"/>,
 /// which is the single-sequence reference it is tested against.
 /// </summary>
 /// <remarks>Not thread-safe: the engine's step loop is its only caller. Does not own the model.</remarks>

@@ -1,4 +1,5 @@
-using Bulwark.Engine.Model;
+using Bulwark.Engine.Memory;
+using Bulwark.Engine.Model.Config;
 
 namespace Bulwark.Engine.Serving.Execution;
 

@@ -1,3 +1,5 @@
+using Bulwark.Engine.Randomness;
+
 namespace Bulwark.Engine.Serving.Sampling;
 
 /// <summary>

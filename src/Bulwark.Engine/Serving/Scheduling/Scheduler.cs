@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using Bulwark.Engine.Serving.KvCache;
 
 namespace Bulwark.Engine.Serving.Scheduling;
 

@@ -1,4 +1,4 @@
-using Bulwark.Engine.Serving.KvCache;
+using Bulwark.Engine.KvCache;
 
 namespace Bulwark.Engine.Serving.Scheduling;
 

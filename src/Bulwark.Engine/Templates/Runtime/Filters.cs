@@ -232,7 +232,7 @@ internal static class Filters
         {
             r.CountOperation();
             var probe = byAttribute ? AttributePath.Get(item, attribute) : item;
-            var passed = testName is null ? PyOps.IsTrue(probe) : Tests.Apply(r, testName, probe, rest);
+            var passed = testName is null ? PyOps.IsTrue(probe) : TestFunctions.Apply(r, testName, probe, rest);
             return passed == keep;
         }));
     }

@@ -122,7 +122,7 @@ internal sealed class TestExpr(Expr value, string name, ArgumentList args, bool 
     public override object? Evaluate(Renderer r, Scope scope)
     {
         var input = value.Evaluate(r, scope);
-        var result = Tests.Apply(r, name, input, args.Evaluate(r, scope));
+        var result = TestFunctions.Apply(r, name, input, args.Evaluate(r, scope));
         return negated ? !result : result;
     }
 }

@@ -269,7 +269,7 @@ internal sealed partial class TemplateParser
     {
         var negated = SkipName("not");
         var name = ParseDottedName();
-        if (!Runtime.Tests.Exists(name))
+        if (!Runtime.TestFunctions.Exists(name))
             throw Error($"No test named '{name}'.");
         var args = ArgumentList.Empty;
         if (Current.IsOperator("("))

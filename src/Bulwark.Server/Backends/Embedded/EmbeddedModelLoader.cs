@@ -1,5 +1,5 @@
 using Bulwark.Engine.Formats;
-using Bulwark.Engine.Model;
+using Bulwark.Engine.Model.Loading;
 using Bulwark.Engine.Serving;
 using Bulwark.Engine.Templates;
 

@@ -1,0 +1,179 @@
+using Bulwark.Engine.Formats;
+using Bulwark.Engine.Formats.Gguf;
+using Bulwark.Engine.Formats.Safetensors;
+using Bulwark.Engine.Kernels.Reference;
+using Bulwark.Engine.Model.Config;
+using Bulwark.Engine.Model.Loading;
+using Bulwark.Engine.Templates;
+using Bulwark.Engine.Tokenizers;
+using Bulwark.Engine.Tokenizers.ByteLevel;
+using Bulwark.Engine.Tokenizers.Loading;
+
+namespace Bulwark.Engine.Conversion;
+
+/// <summary>
+/// Converts a Hugging Face folder (config.json, safetensors, tokenizer files) into one GGUF file
+/// as llama.cpp's <c>convert_hf_to_gguf.py</c> lays it out: llama.cpp's metadata keys and tensor
+/// names, matrices in their stored type (F32/F16/BF16), norms and biases as F32, llama/Mistral q/k
+/// rows permuted from rotate-half into adjacent pairs, and the tokenizer and chat template as
+/// <c>tokenizer.*</c> metadata. Loading the result computes what loading the folder computes.
+/// Only what <see cref="SafetensorsModelLoader"/> itself loads is converted; anything else is
+/// refused naming the field.
+/// </summary>
+public static unsafe class HuggingFaceToGguf
+{
+    /// <param name="progress">Bytes of tensor data written so far.</param>
+    /// <exception cref="ModelFormatException">The folder is not a model Bulwark loads, or has a feature GGUF export does not cover.</exception>
+    public static void Convert(string folder, string destination, IProgress<long>? progress = null, CancellationToken ct = default)
+    {
+        var full = Path.GetFullPath(folder);
+        var configPath = Path.Combine(full, HfConfig.FileName);
+        if (!File.Exists(configPath))
+            throw new ModelFormatException(full, HfConfig.FileName, "is missing: a Hugging Face model folder has config.json beside the weights");
+        var config = HfConfig.Read(configPath);
+        if (config.RopeScaling.Kind is not (RopeScalingKind.None or RopeScalingKind.Linear))
+            throw new ModelFormatException(configPath, "rope_scaling", $"{config.RopeScaling.Kind} scaling is not converted to GGUF yet (none and linear are)");
+        var tokenizer = ReadTokenizer(full);
+        var arch = config.Architecture switch
+        {
+            // llama.cpp labels Mistral checkpoints "llama" (the same decoder, adjacent-pair RoPE in GGUF).
+            ModelArchitecture.Llama or ModelArchitecture.Mistral => "llama",
+            ModelArchitecture.Qwen2 => "qwen2",
+            ModelArchitecture.Qwen3 => "qwen3",
+            _ => throw new ModelFormatException(configPath, "model_type", $"{config.Architecture} cannot be written as GGUF"),
+        };
+        var permuteQk = arch == "llama";
+
+        using var checkpoint = SafetensorsCheckpoint.Open(full);
+        var matrices = Tensors(config).ToList();
+        var matrixType = Find(checkpoint, TensorNames.HuggingFace.TokenEmbedding).Info.Type;
+        var writer = new GgufWriter()
+            .Add("general.architecture", arch)
+            .Add("general.name", Path.GetFileName(full.TrimEnd(Path.DirectorySeparatorChar)))
+            .Add("general.file_type", GgmlTypes.LlamaFileType(matrixType))
+            .Add("general.alignment", (uint)GgufFile.DefaultAlignment)
+            .Add($"{arch}.context_length", (uint)config.ContextLength)
+            .Add($"{arch}.embedding_length", (uint)config.EmbeddingLength)
+            .Add($"{arch}.block_count", (uint)config.LayerCount)
+            .Add($"{arch}.feed_forward_length", (uint)config.FeedForwardLength)
+            .Add($"{arch}.attention.head_count", (uint)config.HeadCount)
+            .Add($"{arch}.attention.head_count_kv", (uint)config.KeyValueHeadCount)
+            .Add($"{arch}.attention.layer_norm_rms_epsilon", config.RmsNormEpsilon)
+            .Add($"{arch}.rope.freq_base", config.RopeTheta)
+            .Add($"{arch}.rope.dimension_count", (uint)config.HeadDim)
+            .Add($"{arch}.vocab_size", (uint)config.VocabularySize);
+        if (config.HeadDim != config.EmbeddingLength / config.HeadCount)
+            writer.Add($"{arch}.attention.key_length", (uint)config.HeadDim).Add($"{arch}.attention.value_length", (uint)config.HeadDim);
+        if (config.RopeScaling.Kind == RopeScalingKind.Linear)
+            writer.Add($"{arch}.rope.scaling.type", "linear").Add($"{arch}.rope.scaling.factor", config.RopeScaling.Factor);
+        writer.AddTokenizer(tokenizer);
+        if (ChatTemplate(full) is { } template) writer.Add("tokenizer.chat_template", template);
+
+        long written = 0;
+        foreach (var (hfName, ggufName, heads) in matrices)
+        {
+            var (file, info) = Find(checkpoint, hfName);
+            var source = file.TensorPointer(info);
+            // GGUF dimensions are innermost-first.
+            var dims = info.Shape.Reverse().ToArray();
+            if (info.Shape.Length == 1)
+            {
+                // Norms and biases: F32, as llama.cpp's converter stores them.
+                var values = new float[info.Shape[0]];
+                Dequantize.Row(info.Type, new ReadOnlySpan<byte>(source, checked((int)info.ByteSize)), values);
+                writer.AddTensor(ggufName, GgmlType.F32, dims, Quantize.Tensor(GgmlType.F32, values, values.Length));
+                progress?.Report(written += values.Length * 4L);
+                continue;
+            }
+            var rows = info.Shape[0];
+            var rowBytes = GgmlTypes.ByteSize(info.Type, info.Shape[1]);
+            var permute = permuteQk && heads > 0;
+            var start = written;
+            writer.AddTensor(ggufName, info.Type, dims, stream =>
+            {
+                for (long r = 0; r < rows; r++)
+                {
+                    ct.ThrowIfCancellationRequested();
+                    var from = permute ? RotateHalfRowOf(r, config.HeadDim) : r;
+                    stream.Write(new ReadOnlySpan<byte>(source + from * rowBytes, checked((int)rowBytes)));
+                }
+                progress?.Report(start + rows * rowBytes);
+            });
+            written += rows * rowBytes;
+        }
+        var directory = Path.GetDirectoryName(Path.GetFullPath(destination));
+        if (directory is not null) Directory.CreateDirectory(directory);
+        writer.WriteTo(destination);
+    }
+
+    /// <summary>
+    /// The rotate-half row that lands on adjacent-pair row <paramref name="row"/> (llama.cpp's
+    /// <c>permute</c>: within each head, HF row j·head_dim/2 + i becomes GGUF row 2i + j).
+    /// </summary>
+    public static long RotateHalfRowOf(long row, int headDim)
+    {
+        var head = row / headDim;
+        var r = row % headDim;
+        return head * headDim + r / 2 + r % 2 * (headDim / 2);
+    }
+
+    /// <summary>Every tensor the decoder reads, as (Hugging Face name, GGUF name, q/k head count or 0).</summary>
+    private static IEnumerable<(string Hf, string Gguf, int Heads)> Tensors(LlamaConfig c)
+    {
+        var (hf, gguf) = (TensorNames.HuggingFace, TensorNames.Gguf);
+        yield return (hf.TokenEmbedding, gguf.TokenEmbedding, 0);
+        for (var i = 0; i < c.LayerCount; i++)
+        {
+            var parts = new List<(string Part, int Heads)>
+            {
+                (TensorNames.AttentionNorm, 0), (TensorNames.Query, c.HeadCount), (TensorNames.Key, c.KeyValueHeadCount),
+                (TensorNames.Value, 0), (TensorNames.AttentionOutput, 0),
+            };
+            if (c.HasQkvBias) parts.AddRange([(TensorNames.QueryBias, 0), (TensorNames.KeyBias, 0), (TensorNames.ValueBias, 0)]);
+            if (c.HasQkNorm) parts.AddRange([(TensorNames.QueryNorm, 0), (TensorNames.KeyNorm, 0)]);
+            parts.AddRange([(TensorNames.FeedForwardNorm, 0), (TensorNames.Gate, 0), (TensorNames.Up, 0), (TensorNames.Down, 0)]);
+            foreach (var (part, heads) in parts) yield return (hf.Layer(i, part), gguf.Layer(i, part), heads);
+        }
+        yield return (hf.OutputNorm, gguf.OutputNorm, 0);
+        if (!c.TiedOutputHead) yield return (hf.Output, gguf.Output, 0);
+    }
+
+    private static (SafetensorsFile File, SafetensorsTensorInfo Info) Find(SafetensorsCheckpoint checkpoint, string name) =>
+        checkpoint.TryGetTensor(name, out var file, out var info) ? (file, info)
+        : throw new ModelFormatException(checkpoint.Folder, name, "tensor is missing");
+
+    private static TokenizerDefinition ReadTokenizer(string folder)
+    {
+        var json = Path.Combine(folder, "tokenizer.json");
+        var sentencePiece = Path.Combine(folder, "tokenizer.model");
+        if (File.Exists(json))
+        {
+            var definition = TokenizerLoader.ReadTokenizerJson(json);
+            return definition with { PreTokenizerName = LlamaCppPreTokenizer(definition, json) };
+        }
+        if (File.Exists(sentencePiece)) return TokenizerLoader.ReadSentencePieceModel(sentencePiece);
+        throw new ModelFormatException(folder, "tokenizer.json", "is missing (and so is tokenizer.model): GGUF carries the tokenizer, so the folder must have one");
+    }
+
+    /// <summary>The <c>tokenizer.ggml.pre</c> name whose pre-tokenizer is exactly this one's, so llama.cpp splits text the same way.</summary>
+    private static string LlamaCppPreTokenizer(TokenizerDefinition definition, string path)
+    {
+        string[] candidates = ["gpt-2", "llama-bpe", "qwen2", "smollm", "gpt-4o"];
+        foreach (var name in candidates)
+            if (PreTokenizerPatterns.ForLlamaCpp(name) is { } known && known.Patterns.SequenceEqual(definition.PreTokenizerPatterns) && known.IgnoreMerges == definition.IgnoreMerges)
+                return name;
+        throw new ModelFormatException(path, "pre_tokenizer", "matches no pre-tokenizer llama.cpp names (gpt-2, llama-bpe, qwen2, smollm, gpt-4o), so a GGUF could not say how to split text");
+    }
+
+    private static string? ChatTemplate(string folder)
+    {
+        try
+        {
+            return ChatTemplateSource.FromModel(folder)?.Source;
+        }
+        catch (Exception e) when (e is FileNotFoundException || (e is ModelFormatException m && m.Field == "tokenizer.chat_template"))
+        {
+            return null;
+        }
+    }
+}

@@ -1,0 +1,348 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using Bulwark.Engine.Formats;
+
+namespace Bulwark.Engine.Kernels.Cpu;
+
+/// <summary>
+/// Y[tokens × rows] = X · Wᵀ over a <see cref="PackedQuantMatrix"/>: activations quantized to 8-bit
+/// blocks with their sums, then work items of row groups, each walking every tile of tokens.
+/// The VNNI micro-kernel computes 8 rows × up to 8 tokens; its scalar twin does the same arithmetic in
+/// the same order. What differs per format (how a packed block is read, and Q4_0's 512-bit kernel)
+/// is in Q8_0Kernels.cs and Q4_0Kernels.cs.
+/// </summary>
+public static unsafe partial class PackedMatMul
+{
+    /// <summary>Tokens per cache tile: 64 activation rows stay in L2 while a row group is walked over them.</summary>
+    private const int TokenTile = 64;
+
+    /// <summary>Whether the VNNI kernel can run at <paramref name="isa"/> (the scalar twin always can).</summary>
+    public static bool HasFastPath(InstructionSet isa) => isa >= InstructionSet.AvxVnni && AvxVnni.IsSupported;
+
+    public static void Apply(PackedQuantMatrix w, float* x, float* y, int tokens, InstructionSet isa, WorkerPool pool)
+    {
+        CheckIsa(isa);
+        if (tokens <= 0) return;
+        var job = Part(w, y, tokens, isa, pool);
+        Quantize(&job, x, tokens, pool);
+        pool.Run(&GroupChunk, &job, job.Items);
+    }
+
+    /// <summary>
+    /// Two or three matrices over the same input (Q/K/V, gate/up): the activations are quantized once
+    /// and one dispatch of the worker pool covers every matrix's row groups, instead of one each.
+    /// The matrices must share their type and column count; <paramref name="c"/> may be null.
+    /// </summary>
+    public static void ApplyShared(float* x, int tokens, PackedQuantMatrix a, float* ya, PackedQuantMatrix b, float* yb,
+        PackedQuantMatrix? c, float* yc, InstructionSet isa, WorkerPool pool)
+    {
+        CheckIsa(isa);
+        if (!CanShare(a, b) || (c is not null && !CanShare(a, c)))
+            throw new ArgumentException("shared matrices must have the same type and column count");
+        if (tokens <= 0) return;
+        var ja = Part(a, ya, tokens, isa, pool);
+        var jb = Part(b, yb, tokens, isa, pool);
+        var jc = c is null ? default : Part(c, yc, tokens, isa, pool);
+        Quantize(&ja, x, tokens, pool);
+        jb.Activations = jc.Activations = ja.Activations;
+        var shared = new SharedJob { A = &ja, B = &jb, C = &jc, ItemsA = ja.Items, ItemsB = jb.Items };
+        pool.Run(&SharedChunk, &shared, ja.Items + jb.Items + (c is null ? 0 : jc.Items));
+    }
+
+    /// <summary>Whether two packed matrices can run from one quantization of the same input.</summary>
+    public static bool CanShare(PackedQuantMatrix a, PackedQuantMatrix b) => a.Type == b.Type && a.Columns == b.Columns;
+
+    private static void CheckIsa(InstructionSet isa)
+    {
+        if (isa != InstructionSet.Scalar && !HasFastPath(isa))
+            throw new ArgumentOutOfRangeException(nameof(isa), isa, "the packed kernel runs on AVX-VNNI or as its scalar twin");
+    }
+
+    private static Job Part(PackedQuantMatrix w, float* y, int tokens, InstructionSet isa, WorkerPool pool)
+    {
+        // Enough items to balance the threads; each a run of groups whose weights are reused by all tokens.
+        // The 512-bit Q4_0 kernel takes groups two at a time, so its runs are whole pairs.
+        var wide = HasWidePath(w.Type, w.Columns, isa);
+        var chunk = Math.Max(1, w.Groups / (pool.ThreadCount * 8));
+        if (wide) chunk = Math.Max(2, chunk + (chunk & 1));
+        return new Job
+        {
+            W = w.Quants, Scales = w.Scales, Offset = w.Offset, IsQ8 = w.Type == GgmlType.Q8_0, GroupBlockBytes = w.GroupBlockBytes,
+            Rows = w.Rows, Groups = w.Groups, Columns = w.Columns, Y = y, Tokens = tokens, Scalar = isa == InstructionSet.Scalar,
+            QuantizeIsa = isa == InstructionSet.Scalar ? InstructionSet.Scalar : InstructionSet.Avx2,
+            ChunkGroups = chunk, Items = (w.Groups + chunk - 1) / chunk, Wide = wide,
+        };
+    }
+
+    /// <summary>The input's 8-bit blocks and sums, in this thread's scratch, for <paramref name="job"/>'s offset.</summary>
+    private static void Quantize(Job* job, float* x, int tokens, WorkerPool pool)
+    {
+        job->Activations = Q8Activations.ForThread(tokens, job->Columns).Rows;
+        job->X = x;
+        if (tokens >= 8) pool.Run(&QuantizeItem, job, tokens);
+        else job->Activations.Quantize(x, 0, tokens, job->QuantizeIsa, job->Offset);
+    }
+
+    private struct SharedJob
+    {
+        public Job* A, B, C;
+        public int ItemsA, ItemsB;
+    }
+
+    private static void SharedChunk(void* context, int item)
+    {
+        var shared = (SharedJob*)context;
+        if (item < shared->ItemsA)
+        {
+            GroupChunk(shared->A, item);
+            return;
+        }
+        item -= shared->ItemsA;
+        if (item < shared->ItemsB) GroupChunk(shared->B, item);
+        else GroupChunk(shared->C, item - shared->ItemsB);
+    }
+
+    private struct Job
+    {
+        public byte* W;
+        public ushort* Scales;
+        public int Offset, GroupBlockBytes, Rows, Groups, Columns, Tokens, ChunkGroups, Items;
+        public bool IsQ8, Scalar;
+
+        /// <summary>Q4_0 on AVX-512 BW: pairs of row groups through the 512-bit kernel (<see cref="GroupPairWide"/>).</summary>
+        public bool Wide;
+        public InstructionSet QuantizeIsa;
+        public float* X, Y;
+        public Q8Rows Activations;
+    }
+
+    private static void QuantizeItem(void* context, int token)
+    {
+        var job = (Job*)context;
+        job->Activations.Quantize(job->X, token, 1, job->QuantizeIsa, job->Offset);
+    }
+
+    private static void GroupChunk(void* context, int item)
+    {
+        var job = (Job*)context;
+        var g0 = item * job->ChunkGroups;
+        var g1 = Math.Min(job->Groups, g0 + job->ChunkGroups);
+        for (var t0 = 0; t0 < job->Tokens; t0 += TokenTile)
+        {
+            var t1 = Math.Min(job->Tokens, t0 + TokenTile);
+            var g = g0;
+            if (job->Wide)
+                for (; g + 1 < g1; g += 2) GroupPairWide(job, g, t0, t1);
+            for (; g < g1; g++)
+            {
+                if (job->Scalar) GroupScalar(job, g, t0, t1);
+                else if (job->IsQ8) GroupVnni<Q8Packed>(job, g, t0, t1);
+                else GroupVnni<Q4Packed>(job, g, t0, t1);
+            }
+        }
+    }
+
+    /// <summary>The twin: per lane (row) and token, the block's exact integer sum, then one FMA per block in block order.</summary>
+    private static void GroupScalar(Job* job, int g, int t0, int t1)
+    {
+        var x = job->Activations;
+        var blocks = x.Blocks;
+        for (var lane = 0; lane < PackedQuantMatrix.GroupRows; lane++)
+        {
+            var row = g * PackedQuantMatrix.GroupRows + lane;
+            if (row >= job->Rows) break;
+            for (var t = t0; t < t1; t++)
+            {
+                var sum = 0f;
+                for (var b = 0; b < blocks; b++)
+                {
+                    var index = (long)g * blocks + b;
+                    var w = job->W + index * job->GroupBlockBytes;
+                    var xq = x.Quants + ((long)t * blocks + b) * 32;
+                    var dot = 0;
+                    for (var i = 0; i < 32; i++) dot += PackedQuant(w, job->IsQ8, lane, i) * xq[i];
+                    dot -= x.Sums[(long)t * blocks + b];
+                    sum = MathF.FusedMultiplyAdd(dot, HalfTable.ToSingle(job->Scales[index * PackedQuantMatrix.GroupRows + lane]) * x.Scales[(long)t * blocks + b], sum);
+                }
+                job->Y[(long)t * job->Rows + row] = sum;
+            }
+        }
+    }
+
+    /// <summary>Stored (unsigned) quant i of one lane in a packed group block.</summary>
+    private static int PackedQuant(byte* w, bool isQ8, int lane, int i)
+    {
+        if (isQ8) return w[((i / 4) * PackedQuantMatrix.GroupRows + lane) * 4 + i % 4];
+        var j = i % 16;
+        var b = w[((j / 4) * PackedQuantMatrix.GroupRows + lane) * 4 + j % 4];
+        return i < 16 ? b & 0x0F : b >> 4;
+    }
+
+    /// <summary>8 rows × 8 tokens per pass (then 4, then 1); the group's blocks are re-read from L1 for each pass.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void GroupVnni<TF>(Job* job, int g, int t0, int t1) where TF : struct, IPackedFormat
+    {
+        var x = job->Activations;
+        var w = job->W + (long)g * x.Blocks * job->GroupBlockBytes;
+        var scales = job->Scales + (long)g * x.Blocks * PackedQuantMatrix.GroupRows;
+        var rowsHere = Math.Min(PackedQuantMatrix.GroupRows, job->Rows - g * PackedQuantMatrix.GroupRows);
+        var y = job->Y + (long)g * PackedQuantMatrix.GroupRows;
+        var t = t0;
+        for (; t + 8 <= t1; t += 8) Tile<TF, Eight>(w, scales, job->GroupBlockBytes, x, t, y, job->Rows, rowsHere);
+        for (; t + 4 <= t1; t += 4) Tile<TF, Four>(w, scales, job->GroupBlockBytes, x, t, y, job->Rows, rowsHere);
+        for (; t < t1; t++) Tile<TF, One>(w, scales, job->GroupBlockBytes, x, t, y, job->Rows, rowsHere);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> RowScales(ushort* scales) =>
+        Avx2.GatherVector256(HalfTable.Pointer, Avx2.ConvertToVector256Int32(scales), 4);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<sbyte> Broadcast(sbyte* quants) => Vector256.Create(*(int*)quants).AsSByte();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store(Vector256<float> v, float* y, int rowsHere)
+    {
+        if (rowsHere == PackedQuantMatrix.GroupRows) { v.Store(y); return; }
+        for (var i = 0; i < rowsHere; i++) y[i] = v.GetElement(i);
+    }
+
+    /// <summary>y += Σ (stored·x − offset·Σx) · (row scale · token scale), for one block and one token's accumulator.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Scale(Vector256<float> f, Vector256<int> dot, Vector256<float> rowScales, Q8Rows x, long index) =>
+        Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(dot - Vector256.Create(x.Sums[index])), rowScales * Vector256.Create(x.Scales[index]), f);
+
+    /// <summary>
+    /// The micro-kernel: 8 rows × <typeparamref name="TN"/> tokens (8, 4 or 1; the JIT drops the unused
+    /// lanes). One weight vector feeds every token's <c>vpdpbusd</c>; separate accumulators per token
+    /// keep enough independent chains in flight to hide the instruction's latency.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Tile<TF, TN>(byte* w, ushort* scales, int groupBlockBytes, Q8Rows x, int t, float* y, int yStride, int rowsHere)
+        where TF : struct, IPackedFormat where TN : struct, ITokenCount
+    {
+        var blocks = x.Blocks;
+        var stride = (long)blocks * 32;
+        var q0 = x.Quants + t * stride;
+        var q1 = q0 + stride;
+        var q2 = q1 + stride;
+        var q3 = q2 + stride;
+        var q4 = q3 + stride;
+        var q5 = q4 + stride;
+        var q6 = q5 + stride;
+        var q7 = q6 + stride;
+        var f0 = Vector256<float>.Zero;
+        var f1 = Vector256<float>.Zero;
+        var f2 = Vector256<float>.Zero;
+        var f3 = Vector256<float>.Zero;
+        var f4 = Vector256<float>.Zero;
+        var f5 = Vector256<float>.Zero;
+        var f6 = Vector256<float>.Zero;
+        var f7 = Vector256<float>.Zero;
+        var n = TN.Count;
+        for (var b = 0; b < blocks; b++)
+        {
+            var wb = w + (long)b * groupBlockBytes;
+            // 16 blocks ahead: with few tokens the weights stream from memory faster than the prefetcher fetches them.
+            var ahead = wb + 16 * groupBlockBytes;
+            for (var line = 0; line < groupBlockBytes; line += 64) Sse.Prefetch0(ahead + line);
+            var i0 = Vector256<int>.Zero;
+            var i1 = Vector256<int>.Zero;
+            var i2 = Vector256<int>.Zero;
+            var i3 = Vector256<int>.Zero;
+            var i4 = Vector256<int>.Zero;
+            var i5 = Vector256<int>.Zero;
+            var i6 = Vector256<int>.Zero;
+            var i7 = Vector256<int>.Zero;
+            var xo = b * 32;
+            // The 8 chunks written out: constant offsets, no loop counter between the vpdpbusd.
+            Chunk<TF, TN>(TF.Chunk(wb, 0), xo + TF.Offset(0), q0, q1, q2, q3, q4, q5, q6, q7, ref i0, ref i1, ref i2, ref i3, ref i4, ref i5, ref i6, ref i7, first: true);
+            Chunk<TF, TN>(TF.Chunk(wb, 1), xo + TF.Offset(1), q0, q1, q2, q3, q4, q5, q6, q7, ref i0, ref i1, ref i2, ref i3, ref i4, ref i5, ref i6, ref i7, first: false);
+            Chunk<TF, TN>(TF.Chunk(wb, 2), xo + TF.Offset(2), q0, q1, q2, q3, q4, q5, q6, q7, ref i0, ref i1, ref i2, ref i3, ref i4, ref i5, ref i6, ref i7, first: true);
+            Chunk<TF, TN>(TF.Chunk(wb, 3), xo + TF.Offset(3), q0, q1, q2, q3, q4, q5, q6, q7, ref i0, ref i1, ref i2, ref i3, ref i4, ref i5, ref i6, ref i7, first: false);
+            Chunk<TF, TN>(TF.Chunk(wb, 4), xo + TF.Offset(4), q0, q1, q2, q3, q4, q5, q6, q7, ref i0, ref i1, ref i2, ref i3, ref i4, ref i5, ref i6, ref i7, first: true);
+            Chunk<TF, TN>(TF.Chunk(wb, 5), xo + TF.Offset(5), q0, q1, q2, q3, q4, q5, q6, q7, ref i0, ref i1, ref i2, ref i3, ref i4, ref i5, ref i6, ref i7, first: false);
+            Chunk<TF, TN>(TF.Chunk(wb, 6), xo + TF.Offset(6), q0, q1, q2, q3, q4, q5, q6, q7, ref i0, ref i1, ref i2, ref i3, ref i4, ref i5, ref i6, ref i7, first: true);
+            Chunk<TF, TN>(TF.Chunk(wb, 7), xo + TF.Offset(7), q0, q1, q2, q3, q4, q5, q6, q7, ref i0, ref i1, ref i2, ref i3, ref i4, ref i5, ref i6, ref i7, first: false);
+            var ws = RowScales(scales + b * PackedQuantMatrix.GroupRows);
+            var index = (long)t * blocks + b;
+            if (n == 1)
+            {
+                f0 = Scale(f0, i0 + i1, ws, x, index);
+                continue;
+            }
+            f0 = Scale(f0, i0, ws, x, index);
+            f1 = Scale(f1, i1, ws, x, index + blocks);
+            f2 = Scale(f2, i2, ws, x, index + 2 * blocks);
+            f3 = Scale(f3, i3, ws, x, index + 3 * blocks);
+            if (n == 8)
+            {
+                f4 = Scale(f4, i4, ws, x, index + 4 * blocks);
+                f5 = Scale(f5, i5, ws, x, index + 5 * blocks);
+                f6 = Scale(f6, i6, ws, x, index + 6 * blocks);
+                f7 = Scale(f7, i7, ws, x, index + 7 * blocks);
+            }
+        }
+        var yt = y + (long)t * yStride;
+        Store(f0, yt, rowsHere);
+        if (n == 1) return;
+        Store(f1, yt + yStride, rowsHere);
+        Store(f2, yt + 2L * yStride, rowsHere);
+        Store(f3, yt + 3L * yStride, rowsHere);
+        if (n == 4) return;
+        Store(f4, yt + 4L * yStride, rowsHere);
+        Store(f5, yt + 5L * yStride, rowsHere);
+        Store(f6, yt + 6L * yStride, rowsHere);
+        Store(f7, yt + 7L * yStride, rowsHere);
+    }
+
+    /// <summary>
+    /// One chunk (4 quants of each of the 8 rows) into every token's accumulator. With one token, even
+    /// and odd chunks go to two accumulators so consecutive <c>vpdpbusd</c> do not wait on each other.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Chunk<TF, TN>(Vector256<byte> v, int o, sbyte* q0, sbyte* q1, sbyte* q2, sbyte* q3, sbyte* q4, sbyte* q5, sbyte* q6, sbyte* q7,
+        ref Vector256<int> i0, ref Vector256<int> i1, ref Vector256<int> i2, ref Vector256<int> i3,
+        ref Vector256<int> i4, ref Vector256<int> i5, ref Vector256<int> i6, ref Vector256<int> i7, bool first)
+        where TF : struct, IPackedFormat where TN : struct, ITokenCount
+    {
+        if (TN.Count == 1)
+        {
+            if (first) i0 = AvxVnni.MultiplyWideningAndAdd(i0, v, Broadcast(q0 + o));
+            else i1 = AvxVnni.MultiplyWideningAndAdd(i1, v, Broadcast(q0 + o));
+            return;
+        }
+        i0 = AvxVnni.MultiplyWideningAndAdd(i0, v, Broadcast(q0 + o));
+        i1 = AvxVnni.MultiplyWideningAndAdd(i1, v, Broadcast(q1 + o));
+        i2 = AvxVnni.MultiplyWideningAndAdd(i2, v, Broadcast(q2 + o));
+        i3 = AvxVnni.MultiplyWideningAndAdd(i3, v, Broadcast(q3 + o));
+        if (TN.Count == 8)
+        {
+            i4 = AvxVnni.MultiplyWideningAndAdd(i4, v, Broadcast(q4 + o));
+            i5 = AvxVnni.MultiplyWideningAndAdd(i5, v, Broadcast(q5 + o));
+            i6 = AvxVnni.MultiplyWideningAndAdd(i6, v, Broadcast(q6 + o));
+            i7 = AvxVnni.MultiplyWideningAndAdd(i7, v, Broadcast(q7 + o));
+        }
+    }
+
+    private interface ITokenCount
+    {
+        static abstract int Count { get; }
+    }
+
+    private struct One : ITokenCount { public static int Count => 1; }
+    private struct Four : ITokenCount { public static int Count => 4; }
+    private struct Eight : ITokenCount { public static int Count => 8; }
+
+    /// <summary>A packed group block as 8 chunks: chunk c holds 4 stored quants of each of the 8 rows.</summary>
+    private interface IPackedFormat
+    {
+        /// <summary>Chunk c (0..7) as unsigned bytes.</summary>
+        static abstract Vector256<byte> Chunk(byte* block, int c);
+
+        /// <summary>Index within the 32-value block of the first of chunk c's 4 quants.</summary>
+        static abstract int Offset(int c);
+    }
+}

@@ -1,0 +1,59 @@
+using Bulwark.Engine.Kernels.Reference;
+
+namespace Bulwark.Engine.Model.Config;
+
+/// <summary>The shape and switches of a Llama-family decoder, whatever file format it came from.</summary>
+public sealed record LlamaConfig
+{
+    public required ModelArchitecture Architecture { get; init; }
+    public required int EmbeddingLength { get; init; }
+    public required int LayerCount { get; init; }
+    public required int HeadCount { get; init; }
+    public required int KeyValueHeadCount { get; init; }
+    public required int HeadDim { get; init; }
+    public required int FeedForwardLength { get; init; }
+    public required int VocabularySize { get; init; }
+    public required int ContextLength { get; init; }
+    public float RmsNormEpsilon { get; init; } = 1e-5f;
+    public float RopeTheta { get; init; } = 10000f;
+    public RopeScaling RopeScaling { get; init; } = RopeScaling.None;
+
+    /// <summary>Which pairs RoPE rotates; depends on the architecture and on the file format (see the loaders).</summary>
+    public required RopeLayout RopeLayout { get; init; }
+
+    public bool TiedOutputHead { get; init; }
+    public bool HasQkvBias { get; init; }
+    public bool HasQkNorm { get; init; }
+
+    public int QueryLength => HeadCount * HeadDim;
+    public int KeyValueLength => KeyValueHeadCount * HeadDim;
+
+    /// <summary>Largest value any dimension may take: keeps a hostile file from sizing buffers.</summary>
+    public const int MaxDimension = 1 << 20;
+
+    /// <summary>Checks every field, naming it, its value and the limit.</summary>
+    public void Validate(string source)
+    {
+        void Range(string field, long value, long min, long max)
+        {
+            if (value < min || value > max)
+                throw new Formats.ModelFormatException(source, field, $"must be between {min} and {max}; got {value}");
+        }
+        Range("embedding_length", EmbeddingLength, 1, MaxDimension);
+        Range("block_count", LayerCount, 1, 4096);
+        Range("head_count", HeadCount, 1, 4096);
+        Range("head_count_kv", KeyValueHeadCount, 1, HeadCount);
+        Range("head_dim", HeadDim, 2, 4096);
+        Range("feed_forward_length", FeedForwardLength, 1, MaxDimension * 4L);
+        Range("vocab_size", VocabularySize, 1, 1 << 24);
+        Range("context_length", ContextLength, 1, 1 << 24);
+        if (HeadCount % KeyValueHeadCount != 0)
+            throw new Formats.ModelFormatException(source, "head_count_kv", $"must divide head_count {HeadCount}; got {KeyValueHeadCount}");
+        if (HeadDim % 2 != 0)
+            throw new Formats.ModelFormatException(source, "head_dim", $"must be even for RoPE; got {HeadDim}");
+        if (!(RmsNormEpsilon > 0 && RmsNormEpsilon < 1))
+            throw new Formats.ModelFormatException(source, "rms_norm_eps", $"must be in (0, 1); got {RmsNormEpsilon}");
+        if (!(RopeTheta > 1 && float.IsFinite(RopeTheta)))
+            throw new Formats.ModelFormatException(source, "rope_theta", $"must be a finite number above 1; got {RopeTheta}");
+    }
+}

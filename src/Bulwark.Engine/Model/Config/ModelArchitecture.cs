@@ -1,0 +1,13 @@
+namespace Bulwark.Engine.Model.Config;
+
+/// <summary>The Llama-family variants the decoder runs; they differ only in a few switches of <see cref="LlamaConfig"/>.</summary>
+public enum ModelArchitecture
+{
+    /// <summary>Llama 2/3, TinyLlama, SmolLM (and Mistral, which GGUF files label "llama").</summary>
+    Llama,
+    Mistral,
+    /// <summary>Adds biases to the q/k/v projections.</summary>
+    Qwen2,
+    /// <summary>Adds RMSNorm over each q and k head before RoPE.</summary>
+    Qwen3,
+}

@@ -1,0 +1,126 @@
+using Bulwark.Engine.Formats;
+using Bulwark.Engine.Formats.Gguf;
+using Bulwark.Engine.Kernels.Reference;
+using Bulwark.Engine.Model.Config;
+
+namespace Bulwark.Engine.Model.Loading;
+
+/// <summary>
+/// Reads a decoder's config and weights from a GGUF file, using llama.cpp's metadata keys
+/// (<c>{arch}.embedding_length</c>, ...) and tensor names (<c>blk.N.attn_q.weight</c>, ...).
+/// </summary>
+public static unsafe class GgufModelLoader
+{
+    public static LlamaModel Load(string path, ModelLoadOptions? load = null)
+    {
+        var file = GgufFile.Open(path);
+        try
+        {
+            var config = ReadConfig(file);
+            var source = new GgufTensorSource(file);
+            float[] factors = [];
+            if (file.TryGetTensor("rope_freqs.weight", out var freqs))
+            {
+                if (freqs.Type != GgmlType.F32 || freqs.Dimensions.Length != 1 || freqs.Dimensions[0] != config.HeadDim / 2)
+                    throw new ModelFormatException(path, "rope_freqs.weight", $"must be F32 [{config.HeadDim / 2}]; got {freqs.Type} [{string.Join(", ", freqs.Dimensions)}]");
+                factors = new float[config.HeadDim / 2];
+                Dequantize.F32(file.TensorBytes(freqs), factors);
+            }
+            var weights = new WeightsBuilder(config, source, TensorNames.Gguf, load).Build([file], factors);
+            return new LlamaModel(config, weights);
+        }
+        catch
+        {
+            file.Dispose();
+            throw;
+        }
+    }
+
+    public static LlamaConfig ReadConfig(GgufFile file)
+    {
+        var arch = file.GetString("general.architecture");
+        var architecture = arch switch
+        {
+            "llama" => ModelArchitecture.Llama,
+            "qwen2" => ModelArchitecture.Qwen2,
+            "qwen3" => ModelArchitecture.Qwen3,
+            _ => throw new ModelFormatException(file.Path, "general.architecture", $"\"{arch}\" is not supported (supported: llama, qwen2, qwen3)"),
+        };
+        int Int(string key, long? fallback = null)
+        {
+            var value = file.GetIntegerOrNull($"{arch}.{key}") ?? fallback
+                ?? throw new ModelFormatException(file.Path, $"{arch}.{key}", "metadata key is missing");
+            if (value < 0 || value > int.MaxValue)
+                throw new ModelFormatException(file.Path, $"{arch}.{key}", $"must be between 0 and {int.MaxValue}; got {value}");
+            return (int)value;
+        }
+        var embedding = Int("embedding_length");
+        var heads = Int("attention.head_count");
+        if (heads == 0) throw new ModelFormatException(file.Path, $"{arch}.attention.head_count", "must be at least 1; got 0");
+        var headDim = Int("attention.key_length", embedding / heads);
+        var ropeDim = Int("rope.dimension_count", headDim);
+        if (ropeDim != headDim)
+            throw new ModelFormatException(file.Path, $"{arch}.rope.dimension_count", $"partial RoPE is not supported: must equal head dim {headDim}; got {ropeDim}");
+        if (!file.TryGetTensor("token_embd.weight", out var embd) || embd.Dimensions.Length != 2)
+            throw new ModelFormatException(file.Path, "token_embd.weight", "tensor is missing or not 2-dimensional");
+        var config = new LlamaConfig
+        {
+            Architecture = architecture,
+            EmbeddingLength = embedding,
+            LayerCount = Int("block_count"),
+            HeadCount = heads,
+            KeyValueHeadCount = Int("attention.head_count_kv", heads),
+            HeadDim = headDim,
+            FeedForwardLength = Int("feed_forward_length"),
+            VocabularySize = (int)Math.Min(embd.Dimensions[1], int.MaxValue),
+            ContextLength = Int("context_length"),
+            RmsNormEpsilon = (float)(file.GetFloatOrNull($"{arch}.attention.layer_norm_rms_epsilon") ?? 1e-5),
+            RopeTheta = (float)(file.GetFloatOrNull($"{arch}.rope.freq_base") ?? 10000.0),
+            RopeScaling = ReadRopeScaling(file, arch),
+            // llama.cpp rotates adjacent pairs for llama ("normal") and halves for qwen2/qwen3 ("neox");
+            // its converter permutes Hugging Face q/k rows into the adjacent layout for llama only.
+            RopeLayout = architecture == ModelArchitecture.Llama ? RopeLayout.AdjacentPairs : RopeLayout.RotateHalf,
+            TiedOutputHead = !file.TryGetTensor("output.weight", out _),
+            HasQkvBias = architecture == ModelArchitecture.Qwen2,
+            HasQkNorm = architecture == ModelArchitecture.Qwen3,
+        };
+        config.Validate(file.Path);
+        return config;
+    }
+
+    private static RopeScaling ReadRopeScaling(GgufFile file, string arch)
+    {
+        var kind = file.GetStringOrNull($"{arch}.rope.scaling.type");
+        var factor = (float)(file.GetFloatOrNull($"{arch}.rope.scaling.factor") ?? 1.0);
+        return kind switch
+        {
+            null or "none" => RopeScaling.None,
+            "linear" when factor > 0 => new RopeScaling(RopeScalingKind.Linear, factor),
+            // Llama 3 scaling arrives as the rope_freqs.weight tensor, not as a type.
+            _ => throw new ModelFormatException(file.Path, $"{arch}.rope.scaling.type", $"\"{kind}\" with factor {factor} is not supported (supported: none, linear)"),
+        };
+    }
+
+    private sealed class GgufTensorSource(GgufFile file) : ITensorSource
+    {
+        public string Location => file.Path;
+
+        public bool IsFileMapped => true;
+
+        public bool TryGet(string name, out TensorView tensor)
+        {
+            if (!file.TryGetTensor(name, out var info))
+            {
+                tensor = default;
+                return false;
+            }
+            // GGUF stores dimensions innermost-first; views are outermost-first.
+            tensor = new TensorView(name, info.Type, info.Dimensions.Reverse().ToArray(), file.TensorPointer(info), info.ByteSize)
+            {
+                FilePath = file.Path,
+                FileOffset = info.FileOffset,
+            };
+            return true;
+        }
+    }
+}

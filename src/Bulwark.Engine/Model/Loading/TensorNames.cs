@@ -1,0 +1,39 @@
+namespace Bulwark.Engine.Model.Loading;
+
+/// <summary>How one file format names a decoder's tensors.</summary>
+public sealed record TensorNames(
+    string TokenEmbedding,
+    string OutputNorm,
+    string Output,
+    Func<int, string, string> Layer)
+{
+    /// <summary>Per-layer parts, in the vocabulary of the GGUF names.</summary>
+    public const string AttentionNorm = "attn_norm.weight", Query = "attn_q.weight", Key = "attn_k.weight",
+        Value = "attn_v.weight", AttentionOutput = "attn_output.weight", QueryBias = "attn_q.bias",
+        KeyBias = "attn_k.bias", ValueBias = "attn_v.bias", QueryNorm = "attn_q_norm.weight",
+        KeyNorm = "attn_k_norm.weight", FeedForwardNorm = "ffn_norm.weight", Gate = "ffn_gate.weight",
+        Up = "ffn_up.weight", Down = "ffn_down.weight";
+
+    public static readonly TensorNames Gguf = new("token_embd.weight", "output_norm.weight", "output.weight",
+        (layer, part) => $"blk.{layer}.{part}");
+
+    public static readonly TensorNames HuggingFace = new("model.embed_tokens.weight", "model.norm.weight", "lm_head.weight",
+        (layer, part) => $"model.layers.{layer}." + part switch
+        {
+            AttentionNorm => "input_layernorm.weight",
+            Query => "self_attn.q_proj.weight",
+            Key => "self_attn.k_proj.weight",
+            Value => "self_attn.v_proj.weight",
+            AttentionOutput => "self_attn.o_proj.weight",
+            QueryBias => "self_attn.q_proj.bias",
+            KeyBias => "self_attn.k_proj.bias",
+            ValueBias => "self_attn.v_proj.bias",
+            QueryNorm => "self_attn.q_norm.weight",
+            KeyNorm => "self_attn.k_norm.weight",
+            FeedForwardNorm => "post_attention_layernorm.weight",
+            Gate => "mlp.gate_proj.weight",
+            Up => "mlp.up_proj.weight",
+            Down => "mlp.down_proj.weight",
+            _ => throw new ArgumentOutOfRangeException(nameof(part), part, "unknown layer tensor"),
+        });
+}

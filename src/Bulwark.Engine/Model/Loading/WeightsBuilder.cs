@@ -1,0 +1,139 @@
+using Bulwark.Engine.Formats;
+using Bulwark.Engine.Kernels.Reference;
+using Bulwark.Engine.Memory;
+using Bulwark.Engine.Model.Config;
+using Bulwark.Engine.Model.Weights;
+
+namespace Bulwark.Engine.Model.Loading;
+
+/// <summary>
+/// Builds <see cref="LlamaWeights"/> from any <see cref="ITensorSource"/>, checking that every
+/// tensor the config calls for exists with exactly the expected shape and a supported type.
+/// With <see cref="ModelLoadOptions.QuantizeTo"/>, float matrices are quantized into memory the
+/// weights own; when that leaves nothing pointing into the source files, they are closed at once,
+/// so the float copy is not kept.
+/// </summary>
+public sealed unsafe class WeightsBuilder(LlamaConfig config, ITensorSource source, TensorNames names, ModelLoadOptions? load = null)
+{
+    private readonly ModelLoadOptions _load = load ?? ModelLoadOptions.None;
+    private readonly List<WeightMatrix> _quantized = [];
+    private readonly List<string> _keptAsStored = [];
+    private long _bytesBefore, _bytesAfter;
+
+    /// <param name="owned">The source files the matrices point into: kept open by the weights, or disposed here when no matrix needs them.</param>
+    public LlamaWeights Build(IReadOnlyList<IDisposable> owned, ReadOnlySpan<float> ropeFrequencyFactors = default)
+    {
+        try
+        {
+            var weights = BuildMatrices(owned, ropeFrequencyFactors);
+            Report();
+            return weights;
+        }
+        catch
+        {
+            foreach (var m in _quantized) m.Dispose();
+            throw;
+        }
+    }
+
+    private LlamaWeights BuildMatrices(IReadOnlyList<IDisposable> owned, ReadOnlySpan<float> ropeFrequencyFactors)
+    {
+        var c = config;
+        var embedding = Matrix(names.TokenEmbedding, c.VocabularySize, c.EmbeddingLength);
+        var layers = new List<LayerWeights>(c.LayerCount);
+        for (var i = 0; i < c.LayerCount; i++)
+        {
+            string N(string part) => names.Layer(i, part);
+            layers.Add(new LayerWeights
+            {
+                AttentionNorm = Vector(N(TensorNames.AttentionNorm), c.EmbeddingLength),
+                Query = Matrix(N(TensorNames.Query), c.QueryLength, c.EmbeddingLength),
+                Key = Matrix(N(TensorNames.Key), c.KeyValueLength, c.EmbeddingLength),
+                Value = Matrix(N(TensorNames.Value), c.KeyValueLength, c.EmbeddingLength),
+                Output = Matrix(N(TensorNames.AttentionOutput), c.EmbeddingLength, c.QueryLength),
+                QueryBias = c.HasQkvBias ? Vector(N(TensorNames.QueryBias), c.QueryLength) : null,
+                KeyBias = c.HasQkvBias ? Vector(N(TensorNames.KeyBias), c.KeyValueLength) : null,
+                ValueBias = c.HasQkvBias ? Vector(N(TensorNames.ValueBias), c.KeyValueLength) : null,
+                QueryNorm = c.HasQkNorm ? Vector(N(TensorNames.QueryNorm), c.HeadDim) : null,
+                KeyNorm = c.HasQkNorm ? Vector(N(TensorNames.KeyNorm), c.HeadDim) : null,
+                FeedForwardNorm = Vector(N(TensorNames.FeedForwardNorm), c.EmbeddingLength),
+                Gate = Matrix(N(TensorNames.Gate), c.FeedForwardLength, c.EmbeddingLength),
+                Up = Matrix(N(TensorNames.Up), c.FeedForwardLength, c.EmbeddingLength),
+                Down = Matrix(N(TensorNames.Down), c.EmbeddingLength, c.FeedForwardLength),
+            });
+        }
+        var outputNorm = Vector(names.OutputNorm, c.EmbeddingLength);
+        var output = c.TiedOutputHead ? embedding : Matrix(names.Output, c.VocabularySize, c.EmbeddingLength);
+        if (!ropeFrequencyFactors.IsEmpty && ropeFrequencyFactors.Length != c.HeadDim / 2)
+            throw new ModelFormatException(source.Location, "rope_freqs.weight", $"needs {c.HeadDim / 2} factors; got {ropeFrequencyFactors.Length}");
+        var frequencies = c.RopeScaling.InverseFrequencies(c.HeadDim, c.RopeTheta, ropeFrequencyFactors);
+        // Every matrix the forward pass multiplies by (not the embedding table, which is only looked up).
+        foreach (var layer in layers)
+            foreach (var matrix in layer.Matrices)
+                matrix.PrepareForKernels(source.IsFileMapped);
+        output.PrepareForKernels(source.IsFileMapped);
+        // The embedding table is only looked up, row by row: read those rows from the file rather than
+        // fault its mapping in (unless a tied output head still multiplies by the mapped rows).
+        if (source.IsFileMapped && embedding.Data != null && (!ReferenceEquals(output, embedding) || output.IsPacked)
+            && source.TryGet(names.TokenEmbedding, out var embeddingView) && embeddingView.FilePath is { } embeddingFile
+            && embeddingView.Data == embedding.Data)
+            embedding.ReadRowsFromFile(embeddingFile, embeddingView.FileOffset);
+        // LlamaWeights disposes every matrix (quantized copies included) and then what it owns.
+        if (_load.QuantizeTo is null || _keptAsStored.Count > 0)
+            return new LlamaWeights(embedding, layers, outputNorm, output, frequencies, owned);
+        // Every matrix now lives in its own quantized memory and every vector was copied: unmap the files.
+        foreach (var o in owned) o.Dispose();
+        return new LlamaWeights(embedding, layers, outputNorm, output, frequencies, []);
+    }
+
+    private void Report()
+    {
+        if (_load.QuantizeTo is not { } target || _load.Notice is not { } notice) return;
+        var mib = (double)(1 << 20);
+        var line = $"quantized {_quantized.Count} matrices to {target} at load ({_bytesBefore / mib:0.#} MiB -> {_bytesAfter / mib:0.#} MiB)";
+        if (_keptAsStored.Count > 0)
+            line += $"; {_keptAsStored.Count} left as stored ({string.Join(", ", _keptAsStored.Take(3))}{(_keptAsStored.Count > 3 ? ", ..." : "")})";
+        notice(line);
+    }
+
+    private TensorView Require(string name, params long[] expected)
+    {
+        if (!source.TryGet(name, out var tensor))
+            throw new ModelFormatException(source.Location, name, "tensor is missing");
+        if (!tensor.Shape.SequenceEqual(expected))
+            throw new ModelFormatException(source.Location, name,
+                $"shape [{string.Join(", ", tensor.Shape)}] does not match the config's [{string.Join(", ", expected)}]");
+        if (!Dequantize.IsSupported(tensor.Type))
+            throw new ModelFormatException(source.Location, name, $"weight type {tensor.Type} is not supported (supported: {Dequantize.SupportedList})");
+        return tensor;
+    }
+
+    private WeightMatrix Matrix(string name, int rows, int columns)
+    {
+        var t = Require(name, rows, columns);
+        var stored = new WeightMatrix(name, t.Type, rows, columns, t.Data);
+        if (_load.QuantizeTo is not { } target) return stored;
+        // The same rule as `bulwark models quantize` (GgufRequantizer): float matrices whose rows are whole blocks.
+        if (t.Type is not (GgmlType.F32 or GgmlType.F16 or GgmlType.BF16) || columns % GgmlTypes.BlockSize(target) != 0)
+        {
+            _keptAsStored.Add($"{name} {t.Type}");
+            return stored;
+        }
+        var quantized = stored.Quantize(target);
+        // The float rows were read once; hand their pages back now so peak memory holds one float matrix, not all of them.
+        if (source.IsFileMapped) MappedPages.Release(t.Data, stored.RowBytes * rows);
+        _quantized.Add(quantized);
+        _bytesBefore += stored.RowBytes * rows;
+        _bytesAfter += quantized.RowBytes * rows;
+        return quantized;
+    }
+
+    /// <summary>Norm weights and biases are tiny; they are converted once to float32.</summary>
+    public NativeBuffer Vector(string name, int length)
+    {
+        var t = Require(name, length);
+        var buffer = new NativeBuffer(length);
+        Dequantize.Row(t.Type, new ReadOnlySpan<byte>(t.Data, (int)t.ByteSize), buffer.Span);
+        return buffer;
+    }
+}

@@ -1,0 +1,50 @@
+using Bulwark.Engine.Memory;
+
+namespace Bulwark.Engine.Model.Weights;
+
+/// <summary>
+/// All weights of a decoder. Matrices point into the memory-mapped model files, which this
+/// object keeps open; vectors (norms, biases) were converted to float32 native buffers.
+/// </summary>
+public sealed class LlamaWeights : IDisposable
+{
+    private readonly IReadOnlyList<IDisposable> _owned;
+
+    public LlamaWeights(WeightMatrix tokenEmbedding, IReadOnlyList<LayerWeights> layers, NativeBuffer outputNorm,
+        WeightMatrix output, float[] ropeInverseFrequencies, IReadOnlyList<IDisposable> owned)
+    {
+        TokenEmbedding = tokenEmbedding;
+        Layers = layers;
+        OutputNorm = outputNorm;
+        Output = output;
+        RopeInverseFrequencies = ropeInverseFrequencies;
+        _owned = owned;
+    }
+
+    public WeightMatrix TokenEmbedding { get; }
+    public IReadOnlyList<LayerWeights> Layers { get; }
+    public NativeBuffer OutputNorm { get; }
+
+    /// <summary>The output head; the same object as <see cref="TokenEmbedding"/> when tied.</summary>
+    public WeightMatrix Output { get; }
+
+    /// <summary>Per rotated pair, with rope scaling applied (see <see cref="Config.RopeScaling"/>).</summary>
+    public float[] RopeInverseFrequencies { get; }
+
+    public void Dispose()
+    {
+        foreach (var layer in Layers)
+        {
+            foreach (var buffer in new[] { layer.AttentionNorm, layer.FeedForwardNorm, layer.QueryBias, layer.KeyBias, layer.ValueBias, layer.QueryNorm, layer.KeyNorm })
+                buffer?.Dispose();
+        }
+        OutputNorm.Dispose();
+        // Packed copies (and quantized copies) of the matrices live in native memory of their own.
+        foreach (var layer in Layers)
+            foreach (var matrix in layer.Matrices)
+                matrix.Dispose();
+        Output.Dispose();
+        TokenEmbedding.Dispose();
+        foreach (var o in _owned) o.Dispose();
+    }
+}

@@ -1,0 +1,166 @@
+using System.Diagnostics;
+using Bulwark.Engine.KvCache;
+
+namespace Bulwark.Engine.Serving.Scheduling;
+
+/// <summary>
+/// Gives sequences the KV blocks they need: reuses cached full blocks of the same salted prefix,
+/// allocates new ones, shares blocks between forked sequences and copies a shared partial
+/// block before a sequence writes into it (copy-on-write).
+/// </summary>
+/// <remarks>
+/// A block handed out again never leaks its previous owner's KV: attention reads only the
+/// positions below a sequence's length, and the step writes every such position of a fresh
+/// block (from prefill, decode or a copy) before any query reads it.
+/// </remarks>
+internal sealed class BlockAllocator
+{
+    private readonly BlockPool _pool;
+    private readonly PrefixCache _prefix;
+
+    public BlockAllocator(int capacity, int blockSize, bool prefixCaching)
+    {
+        if (blockSize is < 1 or > 256)
+            throw new ArgumentOutOfRangeException(nameof(blockSize), $"block size must be between 1 and 256 tokens; got {blockSize}");
+        BlockSize = blockSize;
+        PrefixCaching = prefixCaching;
+        _pool = new BlockPool(capacity);
+        _prefix = new PrefixCache(capacity, blockSize);
+    }
+
+    public int BlockSize { get; }
+
+    public bool PrefixCaching { get; }
+
+    public int Capacity => _pool.Capacity;
+
+    public int FreeBlocks => _pool.FreeCount;
+
+    public int UsedBlocks => _pool.UsedCount;
+
+    public int CachedBlocks => _prefix.Count;
+
+    /// <summary>Tokens looked up in the prefix cache (whole blocks only).</summary>
+    public long PrefixQueryTokens { get; private set; }
+
+    public long PrefixHitTokens { get; private set; }
+
+    internal BlockPool Pool => _pool;
+
+    public int BlocksFor(int tokens) => (tokens + BlockSize - 1) / BlockSize;
+
+    /// <summary>
+    /// Attaches the cached blocks that hold this fresh sequence's leading full blocks and marks
+    /// their tokens computed. The last token is never taken from the cache: its logits are needed.
+    /// </summary>
+    public void AttachCachedPrefix(Sequence seq)
+    {
+        Debug.Assert(seq.Blocks.Count == 0 && seq.ComputedCount == 0);
+        if (!PrefixCaching)
+            return;
+        var tokens = seq.Tokens;
+        var fullBlocks = (tokens.Length - 1) / BlockSize;
+        PrefixQueryTokens += (long)fullBlocks * BlockSize;
+        var hash = seq.CacheRoot;
+        for (var i = 0; i < fullBlocks; i++)
+        {
+            var blockTokens = tokens.Slice(i * BlockSize, BlockSize);
+            var next = BlockHash.Chain(hash, blockTokens);
+            if (!_prefix.TryGet(next, blockTokens, out var block))
+                break;
+            _pool.AddRef(block);
+            seq.Blocks.Add(block);
+            hash = next;
+        }
+        seq.HashedBlocks = seq.Blocks.Count;
+        seq.ChainHash = hash;
+        seq.ComputedCount = seq.Blocks.Count * BlockSize;
+        PrefixHitTokens += seq.ComputedCount;
+    }
+
+    /// <summary>Blocks needed (new and copy-on-write) so that KV can be written up to <paramref name="tokenCount"/>.</summary>
+    public int BlocksNeeded(Sequence seq, int tokenCount)
+    {
+        var needed = Math.Max(0, BlocksFor(tokenCount) - seq.Blocks.Count);
+        if (NeedsCopyOnWrite(seq, tokenCount))
+            needed++;
+        return needed;
+    }
+
+    /// <summary>Makes room to write KV for positions [ComputedCount, tokenCount); false when the pool is short.</summary>
+    public bool TryReserve(Sequence seq, int tokenCount, List<BlockCopy> copies)
+    {
+        if (BlocksNeeded(seq, tokenCount) > _pool.FreeCount)
+            return false;
+        if (NeedsCopyOnWrite(seq, tokenCount))
+        {
+            var index = seq.ComputedCount / BlockSize;
+            var shared = seq.Blocks[index];
+            var copy = Take();
+            copies.Add(new BlockCopy(shared, copy, seq.ComputedCount - index * BlockSize));
+            seq.Blocks[index] = copy;
+            _pool.Release(shared);
+        }
+        while (seq.Blocks.Count < BlocksFor(tokenCount))
+            seq.Blocks.Add(Take());
+        return true;
+    }
+
+    /// <summary>After a step computed KV up to seq.ComputedCount: publish the blocks that became full.</summary>
+    public void PublishFullBlocks(Sequence seq)
+    {
+        var full = seq.ComputedCount / BlockSize;
+        var tokens = seq.Tokens;
+        var hash = seq.ChainHash;
+        for (var i = seq.HashedBlocks; i < full; i++)
+        {
+            var blockTokens = tokens.Slice(i * BlockSize, BlockSize);
+            hash = BlockHash.Chain(hash, blockTokens);
+            if (PrefixCaching)
+                _prefix.Publish(seq.Blocks[i], hash, blockTokens);
+        }
+        seq.ChainHash = hash;
+        seq.HashedBlocks = Math.Max(seq.HashedBlocks, full);
+    }
+
+    /// <summary>The child shares every block of the parent; writes into a shared partial block copy it first.</summary>
+    public void Fork(Sequence parent, Sequence child)
+    {
+        Debug.Assert(child.Blocks.Count == 0);
+        foreach (var block in parent.Blocks.AsSpan())
+        {
+            _pool.AddRef(block);
+            child.Blocks.Add(block);
+        }
+    }
+
+    /// <summary>Drops all of the sequence's blocks; cached ones stay findable until evicted.</summary>
+    public void Free(Sequence seq)
+    {
+        // Release the tail first so the prefix's head blocks are the last to be evicted.
+        for (var i = seq.Blocks.Count - 1; i >= 0; i--)
+            _pool.Release(seq.Blocks[i]);
+        seq.Blocks.Clear();
+        seq.ComputedCount = 0;
+        seq.HashedBlocks = 0;
+        seq.ChainHash = seq.CacheRoot;
+    }
+
+    /// <summary>Drops every unreferenced cached block (e.g. after a model reload).</summary>
+    public void ResetPrefixCache() => _prefix.Clear();
+
+    private bool NeedsCopyOnWrite(Sequence seq, int tokenCount)
+    {
+        var index = seq.ComputedCount / BlockSize;
+        return tokenCount > seq.ComputedCount
+            && index < seq.Blocks.Count
+            && _pool.RefCount(seq.Blocks[index]) > 1;
+    }
+
+    private int Take()
+    {
+        var block = _pool.Allocate();
+        _prefix.Evict(block);
+        return block;
+    }
+}

@@ -1,0 +1,133 @@
+using System.Text.Json;
+using Bulwark.Engine.Formats;
+using Bulwark.Engine.Tokenizers;
+
+namespace Bulwark.Engine.Synthesis;
+
+/// <summary>
+/// The JSON files of a Hugging Face model folder for a synthetic model: config.json,
+/// tokenizer.json (byte-level BPE, GPT-2 pre-tokenizer) and tokenizer_config.json, in the forms
+/// transformers writes them.
+/// </summary>
+internal static class HuggingFaceFiles
+{
+    private static readonly JsonWriterOptions Indented = new() { Indented = true };
+
+    public static void Write(SyntheticModelSpec spec, TokenizerDefinition vocabulary, string folder)
+    {
+        File.WriteAllBytes(Path.Combine(folder, "config.json"), Json(w => Config(w, spec, vocabulary)));
+        File.WriteAllBytes(Path.Combine(folder, "tokenizer.json"), Json(w => Tokenizer(w, vocabulary)));
+        File.WriteAllBytes(Path.Combine(folder, "tokenizer_config.json"), Json(w => TokenizerConfig(w, spec, vocabulary)));
+    }
+
+    private static byte[] Json(Action<Utf8JsonWriter> write)
+    {
+        var buffer = new MemoryStream();
+        using (var writer = new Utf8JsonWriter(buffer, Indented)) write(writer);
+        buffer.WriteByte((byte)'\n');
+        return buffer.ToArray();
+    }
+
+    private static void Config(Utf8JsonWriter w, SyntheticModelSpec spec, TokenizerDefinition vocabulary)
+    {
+        w.WriteStartObject();
+        w.WriteStartArray("architectures");
+        w.WriteStringValue(spec.Architecture switch { "qwen2" => "Qwen2ForCausalLM", "qwen3" => "Qwen3ForCausalLM", _ => "LlamaForCausalLM" });
+        w.WriteEndArray();
+        w.WriteString("model_type", spec.Architecture);
+        w.WriteNumber("hidden_size", spec.Dim);
+        w.WriteNumber("intermediate_size", spec.FeedForward);
+        w.WriteNumber("num_hidden_layers", spec.Layers);
+        w.WriteNumber("num_attention_heads", spec.Heads);
+        w.WriteNumber("num_key_value_heads", spec.KvHeads);
+        w.WriteNumber("head_dim", spec.HeadDim);
+        w.WriteNumber("vocab_size", spec.Vocab);
+        w.WriteNumber("max_position_embeddings", spec.Context);
+        w.WriteNumber("rms_norm_eps", spec.RmsNormEpsilon);
+        w.WriteNumber("rope_theta", spec.RopeTheta);
+        w.WriteNull("rope_scaling");
+        w.WriteBoolean("tie_word_embeddings", spec.TiedOutput);
+        w.WriteString("hidden_act", "silu");
+        if (spec.Architecture == "llama")
+        {
+            w.WriteBoolean("attention_bias", false);
+            w.WriteBoolean("mlp_bias", false);
+        }
+        w.WriteNumber("bos_token_id", vocabulary.Special.Bos);
+        w.WriteNumber("eos_token_id", vocabulary.Special.Eos);
+        w.WriteString("torch_dtype", spec.DType switch { GgmlType.F16 => "float16", GgmlType.BF16 => "bfloat16", _ => "float32" });
+        w.WriteEndObject();
+    }
+
+    private static void Tokenizer(Utf8JsonWriter w, TokenizerDefinition vocabulary)
+    {
+        w.WriteStartObject();
+        w.WriteString("version", "1.0");
+        w.WriteNull("truncation");
+        w.WriteNull("padding");
+        w.WriteStartArray("added_tokens");
+        for (var id = 0; id < vocabulary.Tokens.Count; id++)
+        {
+            if (vocabulary.Types[id] != TokenType.Control) continue;
+            w.WriteStartObject();
+            w.WriteNumber("id", id);
+            w.WriteString("content", vocabulary.Tokens[id]);
+            w.WriteBoolean("single_word", false);
+            w.WriteBoolean("lstrip", false);
+            w.WriteBoolean("rstrip", false);
+            w.WriteBoolean("normalized", false);
+            w.WriteBoolean("special", true);
+            w.WriteEndObject();
+        }
+        w.WriteEndArray();
+        w.WriteNull("normalizer");
+        foreach (var part in new[] { "pre_tokenizer", "post_processor", "decoder" })
+        {
+            w.WriteStartObject(part);
+            w.WriteString("type", "ByteLevel");
+            w.WriteBoolean("add_prefix_space", false);
+            w.WriteBoolean("trim_offsets", part != "pre_tokenizer");
+            w.WriteBoolean("use_regex", true);
+            w.WriteEndObject();
+        }
+        w.WriteStartObject("model");
+        w.WriteString("type", "BPE");
+        w.WriteNull("dropout");
+        w.WriteNull("unk_token");
+        w.WriteString("continuing_subword_prefix", "");
+        w.WriteString("end_of_word_suffix", "");
+        w.WriteBoolean("fuse_unk", false);
+        w.WriteBoolean("byte_fallback", false);
+        w.WriteBoolean("ignore_merges", vocabulary.IgnoreMerges);
+        w.WriteStartObject("vocab");
+        for (var id = 0; id < vocabulary.Tokens.Count; id++)
+            if (vocabulary.Types[id] != TokenType.Control) w.WriteNumber(vocabulary.Tokens[id], id);
+        w.WriteEndObject();
+        w.WriteStartArray("merges");
+        foreach (var (left, right) in vocabulary.Merges!)
+        {
+            w.WriteStartArray();
+            w.WriteStringValue(left);
+            w.WriteStringValue(right);
+            w.WriteEndArray();
+        }
+        w.WriteEndArray();
+        w.WriteEndObject();
+        w.WriteEndObject();
+    }
+
+    private static void TokenizerConfig(Utf8JsonWriter w, SyntheticModelSpec spec, TokenizerDefinition vocabulary)
+    {
+        var s = vocabulary.Special;
+        w.WriteStartObject();
+        w.WriteString("tokenizer_class", "PreTrainedTokenizerFast");
+        w.WriteString("bos_token", vocabulary.Tokens[s.Bos]);
+        w.WriteString("eos_token", vocabulary.Tokens[s.Eos]);
+        w.WriteString("pad_token", vocabulary.Tokens[s.Padding]);
+        w.WriteBoolean("add_bos_token", s.AddBos);
+        w.WriteBoolean("add_eos_token", s.AddEos);
+        w.WriteNumber("model_max_length", spec.Context);
+        if (spec.ChatTemplate is not null) w.WriteString("chat_template", spec.ChatTemplate);
+        w.WriteEndObject();
+    }
+}

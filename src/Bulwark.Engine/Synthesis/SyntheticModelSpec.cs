@@ -1,0 +1,69 @@
+using Bulwark.Engine.Formats;
+
+namespace Bulwark.Engine.Synthesis;
+
+/// <summary>
+/// The shape of a synthetic model: a decoder with seeded random weights and a byte-level BPE
+/// vocabulary cut from GPT-2's, for tests, benchmarks and the demo. The same spec always gives
+/// the same bytes.
+/// </summary>
+public sealed record SyntheticModelSpec
+{
+    /// <summary>llama, qwen2 (q/k/v biases) or qwen3 (q/k RMSNorm).</summary>
+    public string Architecture { get; init; } = "llama";
+    public int Layers { get; init; } = 2;
+    public int Dim { get; init; } = 64;
+    public int Heads { get; init; } = 4;
+    public int KvHeads { get; init; } = 2;
+    public int FeedForward { get; init; } = 128;
+    /// <summary>Vocabulary size, specials included (at least <see cref="SyntheticVocabulary.MinimumSize"/>).</summary>
+    public int Vocab { get; init; } = 512;
+    public int Context { get; init; } = 256;
+    /// <summary>Type of the 2-D weights; norms and biases stay F32 as llama.cpp's converter keeps them.</summary>
+    public GgmlType DType { get; init; } = GgmlType.F32;
+    public ulong Seed { get; init; }
+    /// <summary>No separate output head: logits come from the token embedding.</summary>
+    public bool TiedOutput { get; init; }
+    /// <summary>A Jinja chat template written as <c>tokenizer.chat_template</c>, or none.</summary>
+    public string? ChatTemplate { get; init; }
+    public float RopeTheta { get; init; } = 10000f;
+    public float RmsNormEpsilon { get; init; } = 1e-5f;
+
+    public int HeadDim => Dim / Heads;
+
+    public const int MaxDimension = 1 << 16;
+
+    public static readonly IReadOnlyList<string> Architectures = ["llama", "qwen2", "qwen3"];
+
+    public static readonly IReadOnlyList<GgmlType> DTypes = [GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_0];
+
+    /// <summary>Checks every field, naming it, its value and what is allowed.</summary>
+    public void Validate()
+    {
+        if (!Architectures.Contains(Architecture))
+            throw new ArgumentException($"architecture must be one of {string.Join(", ", Architectures)}; got \"{Architecture}\"");
+        Range("layers", Layers, 1, 256);
+        Range("dim", Dim, 2, MaxDimension);
+        Range("heads", Heads, 1, 1024);
+        Range("kv-heads", KvHeads, 1, Heads);
+        Range("ff", FeedForward, 1, MaxDimension * 4);
+        Range("vocab", Vocab, SyntheticVocabulary.MinimumSize, SyntheticVocabulary.MaximumSize);
+        Range("ctx", Context, 1, 1 << 20);
+        if (Dim % Heads != 0) throw new ArgumentException($"dim must be a multiple of heads ({Heads}); got {Dim}");
+        if (HeadDim % 2 != 0) throw new ArgumentException($"dim / heads (the head dim) must be even for RoPE; got {HeadDim}");
+        if (Heads % KvHeads != 0) throw new ArgumentException($"kv-heads must divide heads ({Heads}); got {KvHeads}");
+        if (!DTypes.Contains(DType))
+            throw new ArgumentException($"dtype must be one of {string.Join(", ", DTypes)}; got {DType}");
+        var block = GgmlTypes.BlockSize(DType);
+        if (Dim % block != 0) throw new ArgumentException($"dim must be a multiple of {block} for {DType}; got {Dim}");
+        if (FeedForward % block != 0) throw new ArgumentException($"ff must be a multiple of {block} for {DType}; got {FeedForward}");
+        if (!(RopeTheta > 1 && float.IsFinite(RopeTheta))) throw new ArgumentException($"rope theta must be a finite number above 1; got {RopeTheta}");
+        if (!(RmsNormEpsilon > 0 && RmsNormEpsilon < 1)) throw new ArgumentException($"rms norm epsilon must be in (0, 1); got {RmsNormEpsilon}");
+    }
+
+    private static void Range(string name, int value, int min, int max)
+    {
+        if (value < min || value > max)
+            throw new ArgumentException($"{name} must be between {min} and {max}; got {value}");
+    }
+}

@@ -1,0 +1,101 @@
+using Bulwark.Engine.Conversion;
+using Bulwark.Engine.Formats;
+using Bulwark.Engine.Formats.Gguf;
+using Bulwark.Engine.Model.Loading;
+using Bulwark.Engine.Model.Reference;
+using Bulwark.Engine.Synthesis;
+using Bulwark.Engine.Tokenizers.Loading;
+using Bulwark.Testing;
+
+namespace Bulwark.Engine.Tests.Conversion;
+
+/// <summary>
+/// The synthetic generator writes one model both as a Hugging Face folder and as GGUF (in
+/// llama.cpp's layout): converting the folder must give the generator's GGUF tensors byte for
+/// byte (llama q/k rows back in adjacent pairs, norms as F32), its tokenizer and chat template,
+/// and so the same logits.
+/// </summary>
+public sealed class HuggingFaceToGgufTests
+{
+    private static SyntheticModelSpec Spec(string arch, GgmlType type, bool tied) => new()
+    {
+        Architecture = arch, DType = type, TiedOutput = tied, Layers = 2, Dim = 64, Heads = 4, KvHeads = 2, FeedForward = 128, Vocab = 320, Context = 64, Seed = 21,
+        ChatTemplate = SyntheticModel.ChatMlTemplate,
+    };
+
+    public static TheoryData<string, bool> Shapes() => new() { { "llama", false }, { "llama", true }, { "qwen2", false }, { "qwen3", true } };
+
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void AConvertedFolderIsTheGeneratorsGguf(string arch, bool tied)
+    {
+        var dir = Fixtures.NewTempDirectory("hf-to-gguf");
+        var spec = Spec(arch, GgmlType.F32, tied);
+        SyntheticModel.WriteSafetensors(spec, Path.Combine(dir, "hf"));
+        SyntheticModel.WriteGguf(spec, Path.Combine(dir, "expected.gguf"));
+        HuggingFaceToGguf.Convert(Path.Combine(dir, "hf"), Path.Combine(dir, "converted.gguf"));
+
+        using (var expected = GgufFile.Open(Path.Combine(dir, "expected.gguf")))
+        using (var converted = GgufFile.Open(Path.Combine(dir, "converted.gguf")))
+        {
+            Assert.Equal(expected.Tensors.Select(t => t.Name).Order(), converted.Tensors.Select(t => t.Name).Order());
+            foreach (var t in expected.Tensors)
+            {
+                Assert.True(converted.TryGetTensor(t.Name, out var c), t.Name);
+                Assert.Equal(t.Type, c.Type);
+                Assert.Equal(t.Dimensions, c.Dimensions);
+                Assert.True(expected.TensorBytes(t).SequenceEqual(converted.TensorBytes(c)), $"{arch}: {t.Name} differs");
+            }
+            Assert.Equal(expected.GetString("tokenizer.chat_template"), converted.GetString("tokenizer.chat_template"));
+            Assert.Equal(GgufModelLoader.ReadConfig(expected), GgufModelLoader.ReadConfig(converted));
+        }
+
+        var text = "Hello there, 12345 tokens!";
+        Assert.Equal(TokenizerLoader.FromGguf(Path.Combine(dir, "expected.gguf")).Encode(text), TokenizerLoader.FromGguf(Path.Combine(dir, "converted.gguf")).Encode(text));
+        using var a = ModelLoader.Load(Path.Combine(dir, "expected.gguf"));
+        using var b = ModelLoader.Load(Path.Combine(dir, "converted.gguf"));
+        using var sa = new LlamaSession(a, 8);
+        using var sb = new LlamaSession(b, 8);
+        for (var pos = 0; pos < 8; pos++)
+            Assert.Equal(sa.Forward(pos * 31 % spec.Vocab, pos).ToArray(), sb.Forward(pos * 31 % spec.Vocab, pos).ToArray());
+    }
+
+    [Fact]
+    public void Bf16MatricesKeepTheirTypeAndBytes()
+    {
+        var dir = Fixtures.NewTempDirectory("hf-to-gguf");
+        var spec = Spec("llama", GgmlType.BF16, tied: false);
+        SyntheticModel.WriteSafetensors(spec, Path.Combine(dir, "hf"));
+        SyntheticModel.WriteGguf(spec, Path.Combine(dir, "expected.gguf"));
+        HuggingFaceToGguf.Convert(Path.Combine(dir, "hf"), Path.Combine(dir, "converted.gguf"));
+        using var expected = GgufFile.Open(Path.Combine(dir, "expected.gguf"));
+        using var converted = GgufFile.Open(Path.Combine(dir, "converted.gguf"));
+        foreach (var t in expected.Tensors.Where(t => t.Dimensions.Length == 2))
+        {
+            Assert.True(converted.TryGetTensor(t.Name, out var c), t.Name);
+            Assert.Equal(GgmlType.BF16, c.Type);
+            Assert.True(expected.TensorBytes(t).SequenceEqual(converted.TensorBytes(c)), t.Name);
+        }
+        // Norms become F32 (the folder's BF16 values, widened exactly).
+        Assert.True(converted.TryGetTensor("output_norm.weight", out var norm));
+        Assert.Equal(GgmlType.F32, norm.Type);
+    }
+
+    [Fact]
+    public void AFolderWithoutATokenizerIsRefusedNamingTheFile()
+    {
+        var dir = Fixtures.NewTempDirectory("hf-to-gguf");
+        SyntheticModel.WriteSafetensors(Spec("qwen2", GgmlType.F32, false), dir);
+        File.Delete(Path.Combine(dir, "tokenizer.json"));
+        var e = Assert.Throws<ModelFormatException>(() => HuggingFaceToGguf.Convert(dir, Path.Combine(dir, "out.gguf")));
+        Assert.Contains("tokenizer.json", e.Message);
+        Assert.False(File.Exists(Path.Combine(dir, "out.gguf")));
+    }
+
+    [Fact]
+    public void RowsMoveAsLlamaCppPermutes()
+    {
+        // head_dim 8: GGUF rows 0..7 of a head come from HF rows 0,4,1,5,2,6,3,7.
+        Assert.Equal([0L, 4, 1, 5, 2, 6, 3, 7, 8, 12], Enumerable.Range(0, 10).Select(r => HuggingFaceToGguf.RotateHalfRowOf(r, 8)));
+    }
+}
