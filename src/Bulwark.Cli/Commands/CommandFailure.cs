@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Text.Json;
 using Bulwark.Engine.Formats;
+using Bulwark.Engine.Templates.Jinja;
 using Bulwark.Engine.Templates;
 
 namespace Bulwark.Cli.Commands;

@@ -1,8 +1,9 @@
 using Bulwark.Engine.Model.Loading;
 using Bulwark.Engine.Serving.Execution;
+using Bulwark.Engine.Templates.Jinja;
 using Bulwark.Engine.Templates;
-using Bulwark.Engine.Tokenizers;
 using Bulwark.Engine.Tokenizers.Loading;
+using Bulwark.Engine.Tokenizers;
 
 namespace Bulwark.Engine.Serving;
 

@@ -1,6 +1,5 @@
 using System.Text.Json;
-using Bulwark.Engine.Templates.Runtime;
-using Bulwark.Engine.Templates.Syntax;
+using Bulwark.Engine.Templates.Jinja;
 
 namespace Bulwark.Engine.Templates;
 

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Bulwark.Engine.Templates.Jinja;
 using Bulwark.Engine.Templates;
 using Bulwark.Testing;
 

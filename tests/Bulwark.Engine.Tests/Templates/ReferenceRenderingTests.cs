@@ -1,3 +1,4 @@
+using Bulwark.Engine.Templates.Jinja;
 using Bulwark.Engine.Templates;
 using Bulwark.Testing;
 

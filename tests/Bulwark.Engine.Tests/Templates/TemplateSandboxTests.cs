@@ -1,5 +1,6 @@
-using System.Text;
 using System.Text.Json;
+using System.Text;
+using Bulwark.Engine.Templates.Jinja;
 using Bulwark.Engine.Templates;
 
 namespace Bulwark.Engine.Tests.Templates;

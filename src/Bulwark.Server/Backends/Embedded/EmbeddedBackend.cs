@@ -1,8 +1,9 @@
 using System.Buffers;
 using System.Runtime.CompilerServices;
 using System.Text.Json;
-using Bulwark.Engine.Serving;
 using Bulwark.Engine.Serving.Sampling;
+using Bulwark.Engine.Serving;
+using Bulwark.Engine.Templates.Jinja;
 using Bulwark.Engine.Templates;
 using Bulwark.Engine.Tokenizers;
 using Bulwark.Server.Observability;

@@ -1,6 +1,7 @@
 using Bulwark.Engine.Formats;
 using Bulwark.Engine.Model.Loading;
 using Bulwark.Engine.Serving;
+using Bulwark.Engine.Templates.Jinja;
 using Bulwark.Engine.Templates;
 
 namespace Bulwark.Server.Backends.Embedded;

@@ -1,4 +1,4 @@
-namespace Bulwark.Engine.Templates.Runtime;
+namespace Bulwark.Engine.Templates.Jinja;
 
 /// <summary>Python's hashing rules for dict keys: 1, 1.0 and True are the same key.</summary>
 internal sealed class PyKeyComparer : IEqualityComparer<object>

@@ -1,6 +1,5 @@
-using Bulwark.Engine.Templates.Runtime;
 
-namespace Bulwark.Engine.Templates.Syntax;
+namespace Bulwark.Engine.Templates.Jinja;
 
 /// <summary>The left side of <c>set</c> or <c>for</c>: a name, a tuple of targets, or <c>namespace.attribute</c>.</summary>
 internal abstract class Target

@@ -1,9 +1,8 @@
 using System.Collections;
 using System.Globalization;
 using System.Text.Json;
-using Bulwark.Engine.Templates.Runtime;
 
-namespace Bulwark.Engine.Templates;
+namespace Bulwark.Engine.Templates.Jinja;
 
 /// <summary>
 /// Turns request data into template values with the meaning Python's <c>json.loads</c> gives

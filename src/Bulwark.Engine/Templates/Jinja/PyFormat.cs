@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 
-namespace Bulwark.Engine.Templates.Runtime;
+namespace Bulwark.Engine.Templates.Jinja;
 
 /// <summary>Python's <c>str()</c> and <c>repr()</c> of template values, byte for byte.</summary>
 internal static class PyFormat

@@ -1,6 +1,6 @@
 using System.Text;
 
-namespace Bulwark.Engine.Templates.Runtime;
+namespace Bulwark.Engine.Templates.Jinja;
 
 /// <summary>
 /// Python's arithmetic and concatenation operators. Every operation that can grow a string

@@ -1,4 +1,4 @@
-namespace Bulwark.Engine.Templates.Runtime;
+namespace Bulwark.Engine.Templates.Jinja;
 
 /// <summary>A value a template may call: a macro, a global such as <c>namespace</c>, or a whitelisted method.</summary>
 internal interface ITemplateCallable

@@ -1,4 +1,4 @@
-namespace Bulwark.Engine.Templates.Runtime;
+namespace Bulwark.Engine.Templates.Jinja;
 
 /// <summary>
 /// The functions every template sees: Jinja's <c>range</c>, <c>dict</c> and <c>namespace</c>,

@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Numerics;
 using System.Text;
 
-namespace Bulwark.Engine.Templates.Syntax;
+namespace Bulwark.Engine.Templates.Jinja;
 
 /// <summary>
 /// Splits template source into tokens the way Jinja2's lexer does under Hugging Face's settings

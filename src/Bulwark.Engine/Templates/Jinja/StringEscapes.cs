@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 
-namespace Bulwark.Engine.Templates.Syntax;
+namespace Bulwark.Engine.Templates.Jinja;
 
 /// <summary>
 /// Decodes one backslash escape of a template string literal with Python's "unicode-escape"

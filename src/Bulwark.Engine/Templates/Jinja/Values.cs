@@ -1,4 +1,4 @@
-namespace Bulwark.Engine.Templates.Runtime;
+namespace Bulwark.Engine.Templates.Jinja;
 
 // Template values are plain .NET objects with Python meaning:
 //   null = None, bool, long = int, double = float, string = str,

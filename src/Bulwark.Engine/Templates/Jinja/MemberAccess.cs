@@ -1,4 +1,4 @@
-namespace Bulwark.Engine.Templates.Runtime;
+namespace Bulwark.Engine.Templates.Jinja;
 
 /// <summary>
 /// Attribute and item access, the sandbox's front door. Only the methods listed in

@@ -1,7 +1,6 @@
 using System.Runtime.CompilerServices;
-using Bulwark.Engine.Templates.Syntax;
 
-namespace Bulwark.Engine.Templates.Runtime;
+namespace Bulwark.Engine.Templates.Jinja;
 
 /// <summary>
 /// A <c>{% macro %}</c>: called like a function, it renders its body in a fresh frame whose

@@ -1,6 +1,6 @@
 using System.Text;
 
-namespace Bulwark.Engine.Templates.Runtime;
+namespace Bulwark.Engine.Templates.Jinja;
 
 /// <summary>
 /// The whitelist: the only methods a template can call on a value, each implemented here with
@@ -128,7 +128,7 @@ internal static class Methods
 
     public static string Strip(string s, string? chars, bool left, bool right)
     {
-        Func<char, bool> strip = chars is null ? Syntax.TemplateLexer.IsPythonSpace : chars.Contains;
+        Func<char, bool> strip = chars is null ? TemplateLexer.IsPythonSpace : chars.Contains;
         var (start, end) = (0, s.Length);
         while (left && start < end && strip(s[start]))
             start++;
@@ -195,7 +195,7 @@ internal static class Methods
             "isdigit" => s.All(char.IsDigit),
             "isalpha" => s.All(char.IsLetter),
             "isalnum" => s.All(char.IsLetterOrDigit),
-            "isspace" => s.All(Syntax.TemplateLexer.IsPythonSpace),
+            "isspace" => s.All(TemplateLexer.IsPythonSpace),
             "islower" => s.Any(char.IsLower) && !s.Any(char.IsUpper),
             _ => s.Any(char.IsUpper) && !s.Any(char.IsLower),
         };

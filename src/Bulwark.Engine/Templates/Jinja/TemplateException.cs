@@ -1,4 +1,4 @@
-namespace Bulwark.Engine.Templates;
+namespace Bulwark.Engine.Templates.Jinja;
 
 /// <summary>What kind of failure stopped a template; the server maps every kind to a 400-class error.</summary>
 public enum TemplateErrorKind

@@ -1,6 +1,5 @@
-using Bulwark.Engine.Templates.Syntax;
 
-namespace Bulwark.Engine.Templates.Runtime;
+namespace Bulwark.Engine.Templates.Jinja;
 
 /// <summary>Python's <c>str.split</c>, <c>str.rsplit</c> and <c>str.splitlines</c>.</summary>
 internal static class StringSplitting

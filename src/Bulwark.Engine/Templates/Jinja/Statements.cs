@@ -1,7 +1,6 @@
 using System.Runtime.CompilerServices;
-using Bulwark.Engine.Templates.Runtime;
 
-namespace Bulwark.Engine.Templates.Syntax;
+namespace Bulwark.Engine.Templates.Jinja;
 
 internal enum Flow
 {

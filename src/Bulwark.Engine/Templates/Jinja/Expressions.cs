@@ -1,6 +1,5 @@
-using Bulwark.Engine.Templates.Runtime;
 
-namespace Bulwark.Engine.Templates.Syntax;
+namespace Bulwark.Engine.Templates.Jinja;
 
 /// <summary>An expression of the template language; evaluating it yields a template value.</summary>
 internal abstract class Expr

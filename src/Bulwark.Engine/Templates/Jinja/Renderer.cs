@@ -1,6 +1,6 @@
 using System.Text;
 
-namespace Bulwark.Engine.Templates.Runtime;
+namespace Bulwark.Engine.Templates.Jinja;
 
 /// <summary>
 /// The state of one rendering: where output goes, the clock <c>strftime_now</c> reads, and the

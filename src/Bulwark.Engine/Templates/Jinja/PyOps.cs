@@ -1,4 +1,4 @@
-namespace Bulwark.Engine.Templates.Runtime;
+namespace Bulwark.Engine.Templates.Jinja;
 
 /// <summary>
 /// Python's value semantics for the operations a template can write: truth, equality,

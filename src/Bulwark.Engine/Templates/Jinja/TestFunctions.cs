@@ -1,4 +1,4 @@
-namespace Bulwark.Engine.Templates.Runtime;
+namespace Bulwark.Engine.Templates.Jinja;
 
 /// <summary>Jinja's test functions, the names <c>value is name(args)</c> may use (<c>defined</c>, <c>none</c>, <c>divisibleby</c>, ...), with Jinja2's semantics.</summary>
 internal static class TestFunctions

@@ -1,6 +1,6 @@
 using System.Globalization;
 
-namespace Bulwark.Engine.Templates.Runtime;
+namespace Bulwark.Engine.Templates.Jinja;
 
 /// <summary>
 /// The filters a template may apply (<c>value | name(args)</c>), with Jinja2's semantics;

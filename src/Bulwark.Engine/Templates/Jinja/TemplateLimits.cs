@@ -1,4 +1,4 @@
-namespace Bulwark.Engine.Templates;
+namespace Bulwark.Engine.Templates.Jinja;
 
 /// <summary>
 /// Bounds that stop a hostile template (one shipped inside a downloaded model, say) from

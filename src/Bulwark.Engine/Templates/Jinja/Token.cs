@@ -1,4 +1,4 @@
-namespace Bulwark.Engine.Templates.Syntax;
+namespace Bulwark.Engine.Templates.Jinja;
 
 internal enum TokenKind
 {

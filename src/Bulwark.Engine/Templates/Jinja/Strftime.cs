@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 
-namespace Bulwark.Engine.Templates.Runtime;
+namespace Bulwark.Engine.Templates.Jinja;
 
 /// <summary>
 /// C's strftime as Python on Linux exposes it, for the directives chat templates use to print

@@ -1,4 +1,4 @@
-namespace Bulwark.Engine.Templates.Syntax;
+namespace Bulwark.Engine.Templates.Jinja;
 
 /// <summary>
 /// Recursive-descent parser for the Jinja2 subset chat templates use, following Jinja2's own
@@ -226,7 +226,7 @@ internal sealed partial class TemplateParser
     private (string, ArgumentList) ParseFilterName()
     {
         var name = ParseDottedName();
-        if (!Runtime.Filters.Exists(name))
+        if (!Filters.Exists(name))
             throw Error($"No filter named '{name}'.");
         return (name, Current.IsOperator("(") ? ParseCallArguments() : ArgumentList.Empty);
     }

@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 
-namespace Bulwark.Engine.Templates.Runtime;
+namespace Bulwark.Engine.Templates.Jinja;
 
 /// <summary>
 /// Python's <c>json.dumps</c>, which is what Hugging Face's <c>tojson</c> filter calls

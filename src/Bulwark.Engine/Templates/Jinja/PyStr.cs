@@ -1,6 +1,6 @@
 using System.Text;
 
-namespace Bulwark.Engine.Templates.Runtime;
+namespace Bulwark.Engine.Templates.Jinja;
 
 /// <summary>
 /// Python strings count code points; .NET strings count UTF-16 units. These helpers index,

@@ -1,4 +1,4 @@
-namespace Bulwark.Engine.Templates.Syntax;
+namespace Bulwark.Engine.Templates.Jinja;
 
 // Expression grammar, lowest precedence first, exactly as Jinja2's parser nests it:
 //   conditional (a if b else c) > or > and > not > comparison > + - > ~ > * / // % > ** > unary - +
@@ -246,7 +246,7 @@ internal sealed partial class TemplateParser
             if (SkipOperator("|"))
             {
                 var name = ParseDottedName();
-                if (!Runtime.Filters.Exists(name))
+                if (!Filters.Exists(name))
                     throw Error($"No filter named '{name}'.");
                 node = new FilterExpr(node, name, Current.IsOperator("(") ? ParseCallArguments() : ArgumentList.Empty);
             }
@@ -269,7 +269,7 @@ internal sealed partial class TemplateParser
     {
         var negated = SkipName("not");
         var name = ParseDottedName();
-        if (!Runtime.TestFunctions.Exists(name))
+        if (!TestFunctions.Exists(name))
             throw Error($"No test named '{name}'.");
         var args = ArgumentList.Empty;
         if (Current.IsOperator("("))
@@ -385,7 +385,7 @@ internal sealed partial class TemplateParser
 
         public Expr? Step { get; } = step;
 
-        public override object? Evaluate(Runtime.Renderer r, Runtime.Scope scope) =>
+        public override object? Evaluate(Renderer r, Scope scope) =>
             throw new InvalidOperationException("slice outside a subscript");
     }
 }
