@@ -1,19 +1,24 @@
-// Benchmarks: each subcommand compares Bulwark with an independent implementation in one run.
+// Benchmarks: kernels, model and tokenizers compare Bulwark with an independent implementation in
+// one run; engine, security, serve and redactor measure the serving stack (CommandCatalog).
 using Bulwark.Bench;
 
+var serving = CommandCatalog.Root();
 return args.FirstOrDefault() switch
 {
     "kernels" => KernelBench.Run(args[1..]),
     "model" => ModelBench.Run(args[1..]),
     "tokenizers" => TokenizersBenchmark.Run(args[1..]),
     EngineRun.ChildCommand => EngineRun.RunChild(args[1..]),
+    { } name when serving.Subcommands.Any(c => c.Name == name) => await serving.Parse(args).InvokeAsync(),
     _ => Usage(),
 };
 
 static int Usage()
 {
     Console.Error.WriteLine("""
-        usage: dotnet run -c Release --project bench/Bulwark.Bench -- <benchmark> [options]
+        usage: bench/run <benchmark> [options]
+               (bench/run builds this project in Release when its sources changed; the same as
+               dotnet run -c Release --project bench/Bulwark.Bench -- <benchmark> [options])
           kernels [--threads N] [--rows R] [--cols C] [--tokens T] [--types q8_0,q4_0,f16,bf16,f32] [--cpu-time]
                   matmul throughput of every weight type on every instruction set this CPU has, and of
                   the repacked VNNI layout ("packed"); --cpu-time times by process CPU time (a busy machine)
@@ -23,6 +28,17 @@ static int Usage()
                   in separate processes, medians; peak RSS of each process
           tokenizers [--mb N] [--runs N] [--spm tokenizer.model]
                   encode MB/s, ours vs Microsoft.ML.Tokenizers (GPT-2, cl100k; SentencePiece with --spm)
+          engine  --model PATH [--concurrency 1,8,32] [--prompt-tokens 128] [--gen-tokens 64] [--shared-prefix N] [--json] ...
+                  the serving engine in-process: prefill and decode tokens/s, TTFT and ITL p50/p99, peak KV blocks
+          security [--iterations 50000] [--warmup 5000] [--json]
+                  overhead of authentication + quotas + audit on a trivial request, in-process, on vs off
+          serve   --url URL [--concurrency 4] [--requests 64] [--stream] [--json] ...
+                  load a running OpenAI-compatible server: requests/s, tokens/s, TTFT and ITL p50/p90/p99
+          serve   --compare-security [--requests 1000] [--warmup N] [--instant-engine] [--json]
+                  two servers in this process on the demo model, security on and off, p50/p99 and the difference
+          redactor [--tokens 200000] [--rounds 5]
+                  latency the output guard's streaming redactor adds per token (p50/p99)
+        engine, security, serve and redactor list every option with --help (e.g. bench/run serve --help).
         """);
     return 2;
 }

@@ -12,7 +12,6 @@ internal static class CommandCatalog
         yield return InfoCommand.Create();
         yield return ServeCommand.Create();
         yield return ModelsCommand.Create();
-        yield return BenchCommand.Create();
         yield return TokenizeCommand.Create();
         yield return TemplateCommand.Create();
         yield return GuardCommand.Create();

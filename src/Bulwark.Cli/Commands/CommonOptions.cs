@@ -11,7 +11,7 @@ internal static class CommonOptions
     };
 }
 
-/// <summary><c>--quantize q8_0|q4_0</c> on <c>serve</c>, <c>generate</c> and <c>bench engine</c>.</summary>
+/// <summary><c>--quantize q8_0|q4_0</c> on <c>serve</c> and <c>generate</c> (<c>bench/run engine</c> takes the same flag).</summary>
 internal static class QuantizeOption
 {
     public static Option<string?> Create() => new("--quantize")

@@ -5,7 +5,7 @@ using Bulwark.Testing;
 
 namespace Bulwark.Engine.Tests.Cli;
 
-/// <summary><c>generate --quantize</c> and <c>bench engine --quantize</c>: the same model as the GGUF <c>models quantize</c> writes.</summary>
+/// <summary><c>generate --quantize</c> and <c>bench/run engine --quantize</c>: the same model as the GGUF <c>models quantize</c> writes.</summary>
 public sealed class QuantizeOptionTests
 {
     private static readonly SyntheticModelSpec Spec = new() { Architecture = "llama", DType = GgmlType.F16, Layers = 2, Dim = 64, Heads = 4, KvHeads = 2, FeedForward = 96, Vocab = 400, Context = 64, Seed = 12 };
@@ -47,8 +47,8 @@ public sealed class QuantizeOptionTests
         var model = Path.Combine(dir, "m.gguf");
         SyntheticModel.WriteGguf(Spec, model);
         var progress = new StringWriter();
-        var results = await Bulwark.Cli.Commands.BenchEngineCommand.RunAsync(
-            new Bulwark.Cli.Commands.BenchEngineSettings(model, [1], 4, 2, 0, BlockSize: 4, QuantizeTo: GgmlType.Q8_0), progress);
+        var results = await Bulwark.Bench.Serving.BenchEngineCommand.RunAsync(
+            new Bulwark.Bench.Serving.BenchEngineSettings(model, [1], 4, 2, 0, BlockSize: 4, QuantizeTo: GgmlType.Q8_0), progress);
         Assert.Single(results);
         Assert.Contains("quantized 16 matrices to Q8_0 at load", progress.ToString());
     }

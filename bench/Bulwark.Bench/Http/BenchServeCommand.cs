@@ -1,11 +1,10 @@
 using System.CommandLine;
-using Bulwark.Cli.Bench;
 using Bulwark.Cli.Terminal;
 
-namespace Bulwark.Cli.Commands;
+namespace Bulwark.Bench.Http;
 
 /// <summary>
-/// <c>bulwark bench serve</c>: load an OpenAI-compatible server over HTTP and report throughput and
+/// <c>bench/run serve</c>: load an OpenAI-compatible server over HTTP and report throughput and
 /// latency percentiles; or, with <c>--compare-security</c>, measure the security front's overhead
 /// between two in-process servers (<see cref="SecurityComparison"/>).
 /// </summary>

@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 
-namespace Bulwark.Cli.Bench;
+namespace Bulwark.Bench.Http;
 
 /// <summary>Percentiles by nearest rank (the smallest sample with at least p% of samples at or below it).</summary>
 internal readonly record struct Percentiles(int Count, double P50, double P90, double P99)
@@ -16,7 +16,7 @@ internal readonly record struct Percentiles(int Count, double P50, double P90, d
     }
 }
 
-/// <summary>The figures <c>bulwark bench serve</c> prints: throughput, latency percentiles and errors.</summary>
+/// <summary>The figures <c>bench/run serve</c> prints: throughput, latency percentiles and errors.</summary>
 internal sealed record LoadReport(
     string Url, string Model, int Concurrency, bool Stream, int Requests, int Succeeded, IReadOnlyDictionary<string, int> Errors,
     string? FirstError, double Seconds, long CompletionTokens, Percentiles Latency, Percentiles TimeToFirstToken, Percentiles InterTokenLatency)

@@ -4,6 +4,7 @@ using System.Net.Http.Headers;
 using System.Net;
 using System.Text.Json;
 using System.Text;
+using Bulwark.Bench.Security;
 using Bulwark.Cli.Terminal;
 using Bulwark.Server.Backends;
 using Bulwark.Server.Hosting;
@@ -16,9 +17,9 @@ using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
-namespace Bulwark.Cli.Bench;
+namespace Bulwark.Bench.Http;
 
-/// <summary>What <c>bench serve --compare-security</c> measured: client-side latency of the same request through each server, in µs.</summary>
+/// <summary>What <c>bench/run serve --compare-security</c> measured: client-side latency of the same request through each server, in µs.</summary>
 /// <param name="PairedDifference">Percentiles of on − off within each pair: steadier than the difference of p50s when the engine's own latency is noisy.</param>
 internal sealed record SecurityComparisonReport(int Requests, int Warmup, int MaxTokens, bool InstantEngine, Percentiles On, Percentiles Off, Percentiles PairedDifference, long Audited)
 {

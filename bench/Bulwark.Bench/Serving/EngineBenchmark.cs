@@ -2,7 +2,7 @@ using System.Diagnostics;
 using Bulwark.Engine.Serving;
 using Bulwark.Engine.Serving.Sampling;
 
-namespace Bulwark.Cli.Commands;
+namespace Bulwark.Bench.Serving;
 
 /// <summary>One concurrency level's measurements; JSON names are the ones issue 4 fixes.</summary>
 internal sealed record EngineBenchResult(

@@ -5,7 +5,7 @@ using Bulwark.Server.Backends.Embedded;
 using Bulwark.Server.Observability;
 using Bulwark.Server.Requests;
 
-namespace Bulwark.Cli.Bench;
+namespace Bulwark.Bench.Http;
 
 /// <summary>
 /// For <c>bench serve --compare-security --instant-engine</c> only: the demo model's tokenizer and

@@ -7,10 +7,10 @@ using Bulwark.Engine.Serving;
 using Bulwark.Engine.Serving.Execution;
 using Bulwark.Engine.Serving.Scheduling;
 
-namespace Bulwark.Cli.Commands;
+namespace Bulwark.Bench.Serving;
 
 /// <summary>
-/// <c>bulwark bench engine</c>: loads a model in-process and runs the engine at each concurrency,
+/// <c>bench/run engine</c>: loads a model in-process and runs the engine at each concurrency,
 /// reporting prefill and aggregate decode throughput, TTFT and ITL percentiles and peak KV blocks.
 /// Progress goes to standard error so <c>--json</c> output stays clean.
 /// </summary>
@@ -28,7 +28,10 @@ internal static class BenchEngineCommand
         var maxBatched = new Option<int>("--max-batched-tokens") { Description = "Tokens per forward step.", DefaultValueFactory = _ => 512 };
         var blockSize = new Option<int>("--block-size") { Description = "Token slots per KV block.", DefaultValueFactory = _ => 16 };
         var seed = new Option<int>("--seed") { Description = "Seed of the random prompts.", DefaultValueFactory = _ => 1 };
-        var quantize = QuantizeOption.Create();
+        var quantize = new Option<string?>("--quantize")
+        {
+            Description = "Quantize the model's F32/F16/BF16 matrices to q8_0 or q4_0 while loading (as `bulwark models quantize` would); already-quantized weights stay as they are.",
+        };
         var kvDtype = new Option<string>("--kv-cache-dtype") { Description = "How the KV cache stores keys and values: f32 or f16.", DefaultValueFactory = _ => "f32" };
         var command = new Command("engine", "Measure the serving engine in-process at several concurrency levels.")
         {

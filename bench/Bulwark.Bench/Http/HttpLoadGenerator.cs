@@ -3,9 +3,9 @@ using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
 
-namespace Bulwark.Cli.Bench;
+namespace Bulwark.Bench.Http;
 
-/// <summary>What <c>bulwark bench serve</c> sends.</summary>
+/// <summary>What <c>bench/run serve</c> sends.</summary>
 internal sealed record LoadSettings
 {
     public required Uri Url { get; init; }

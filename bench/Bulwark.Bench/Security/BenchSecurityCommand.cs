@@ -1,11 +1,11 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
-using Bulwark.Server;
+using Bulwark.Server.Redaction;
 
-namespace Bulwark.Cli.Commands;
+namespace Bulwark.Bench.Security;
 
-/// <summary><c>bulwark bench security</c>: the overhead of auth + quotas + audit on a trivial request.</summary>
+/// <summary><c>bench/run security</c>: the overhead of auth + quotas + audit on a trivial request.</summary>
 internal static class BenchSecurityCommand
 {
     public static Command Create()
@@ -16,12 +16,13 @@ internal static class BenchSecurityCommand
         var command = new Command("security",
             "Overhead of authentication + quotas + audit on a 1-token request, in-process, security on vs off in one run (p50/p99 µs).")
         { iterations, warmup, json };
-        command.SetAction((r, ct) => CliRun.RunAsync(r, async output =>
+        command.SetAction(async (r, ct) =>
         {
+            var (output, error) = (r.InvocationConfiguration.Output, r.InvocationConfiguration.Error);
             var n = r.GetValue(iterations);
             var w = r.GetValue(warmup);
-            if (n is < 100 or > 10_000_000) throw new CliException($"--iterations must be between 100 and 10000000; got {n}");
-            if (w is < 0 or > 10_000_000) throw new CliException($"--warmup must be between 0 and 10000000; got {w}");
+            if (n is < 100 or > 10_000_000) return Fail(error, $"--iterations must be between 100 and 10000000; got {n}");
+            if (w is < 0 or > 10_000_000) return Fail(error, $"--warmup must be between 0 and 10000000; got {w}");
             var dir = Path.Combine(Path.GetTempPath(), "bulwark-bench-security-" + Guid.NewGuid().ToString("N"));
             try
             {
@@ -43,11 +44,22 @@ internal static class BenchSecurityCommand
                 output.WriteLine($"  audit records written for the key: {result.Audited}");
                 return 0;
             }
+            // Expected failures (a benchmark request refused, a data directory that cannot be used): one line, as for a bad flag.
+            catch (Exception e) when (e is InvalidOperationException or ArgumentException or FormatException)
+            {
+                return Fail(error, SecretRedactor.Redact(e.Message));
+            }
             finally
             {
                 try { Directory.Delete(dir, recursive: true); } catch (IOException) { }
             }
-        }));
+        });
         return command;
+    }
+
+    private static int Fail(TextWriter error, string message)
+    {
+        error.WriteLine("error: " + message);
+        return 1;
     }
 }

@@ -1,9 +1,9 @@
 using System.Text.Json;
 
-namespace Bulwark.Server.Tests.Cli;
+namespace Bulwark.Server.Tests.Bench.Http;
 
 /// <summary>
-/// <c>bench serve --compare-security</c>: the shape of what it prints and that the secured server
+/// <c>bench/run serve --compare-security</c>: the shape of what it prints and that the secured server
 /// really authenticated, admitted and audited every request. Timing goals live in the benchmark
 /// run itself, never here.
 /// </summary>
@@ -12,7 +12,7 @@ public class BenchServeCompareSecurityTests
     [Fact]
     public async Task ATinyRunReportsBothServersAndTheDifferenceAsJson()
     {
-        var result = await CliHarness.RunAsync("bench", "serve", "--compare-security", "--requests", "12", "--warmup", "3", "--json");
+        var result = await BenchHarness.RunAsync("serve", "--compare-security", "--requests", "12", "--warmup", "3", "--json");
         Assert.True(result.ExitCode == 0, result.Error);
         using var json = JsonDocument.Parse(result.Output);
         var root = json.RootElement;
@@ -36,7 +36,7 @@ public class BenchServeCompareSecurityTests
     [Fact]
     public async Task TheTableNamesBothSidesAndTheOverhead()
     {
-        var result = await CliHarness.RunAsync("bench", "serve", "--compare-security", "--requests", "1", "--warmup", "0", "--max-tokens", "2");
+        var result = await BenchHarness.RunAsync("serve", "--compare-security", "--requests", "1", "--warmup", "0", "--max-tokens", "2");
         Assert.True(result.ExitCode == 0, result.Error);
         Assert.Contains("1 requests each (after 0 warm-up), max_tokens 2", result.Output);
         Assert.Contains("security on : p50 ", result.Output);
@@ -56,7 +56,7 @@ public class BenchServeCompareSecurityTests
     [InlineData("--stream", "--stream does not apply to --compare-security")]
     public async Task SettingsOutsideTheirRangeOrNotApplyingAreRefused(string flags, string message)
     {
-        var result = await CliHarness.RunAsync(["bench", "serve", "--compare-security", .. flags.Split(' ')]);
+        var result = await BenchHarness.RunAsync(["serve", "--compare-security", .. flags.Split(' ')]);
         Assert.Equal(2, result.ExitCode);
         Assert.Contains(message, result.Error);
     }
@@ -64,20 +64,20 @@ public class BenchServeCompareSecurityTests
     [Fact]
     public async Task TheInstantEngineRunsTheSameComparisonWithoutGenerating()
     {
-        var result = await CliHarness.RunAsync("bench", "serve", "--compare-security", "--instant-engine", "--requests", "10", "--warmup", "0", "--max-tokens", "3", "--json");
+        var result = await BenchHarness.RunAsync("serve", "--compare-security", "--instant-engine", "--requests", "10", "--warmup", "0", "--max-tokens", "3", "--json");
         Assert.True(result.ExitCode == 0, result.Error);
         using var json = JsonDocument.Parse(result.Output);
         Assert.True(json.RootElement.GetProperty("instant_engine").GetBoolean());
         Assert.Equal(10, json.RootElement.GetProperty("audited").GetInt64());
 
-        var text = await CliHarness.RunAsync("bench", "serve", "--compare-security", "--instant-engine", "--requests", "1", "--warmup", "0");
+        var text = await BenchHarness.RunAsync("serve", "--compare-security", "--instant-engine", "--requests", "1", "--warmup", "0");
         Assert.Contains("(instant stand-in: tokenizer only, no generation)", text.Output);
     }
 
     [Fact]
     public async Task TheInstantEngineNeedsCompareSecurity()
     {
-        var result = await CliHarness.RunAsync("bench", "serve", "--url", "http://127.0.0.1:9", "--instant-engine");
+        var result = await BenchHarness.RunAsync("serve", "--url", "http://127.0.0.1:9", "--instant-engine");
         Assert.Equal(2, result.ExitCode);
         Assert.Contains("--instant-engine applies only to --compare-security", result.Error);
     }
@@ -85,7 +85,7 @@ public class BenchServeCompareSecurityTests
     [Fact]
     public async Task WithoutCompareSecurityTheUrlIsRequired()
     {
-        var result = await CliHarness.RunAsync("bench", "serve", "--requests", "1");
+        var result = await BenchHarness.RunAsync("serve", "--requests", "1");
         Assert.NotEqual(0, result.ExitCode);
         Assert.Contains("--url is required (or --compare-security)", result.Error + result.Output);
     }

@@ -1,9 +1,9 @@
-using Bulwark.Cli.Bench;
+using Bulwark.Bench.Http;
 using Bulwark.Server.Tests.Hosting;
 
-namespace Bulwark.Server.Tests.EndToEnd;
+namespace Bulwark.Server.Tests.Bench.Http;
 
-/// <summary><c>bulwark bench serve</c>'s load generator against a real server whose replies are known.</summary>
+/// <summary><c>bench/run serve</c>'s load generator against a real server whose replies are known.</summary>
 public sealed class HttpLoadGeneratorTests
 {
     [Fact]

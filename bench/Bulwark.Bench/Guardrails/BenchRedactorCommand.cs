@@ -3,10 +3,10 @@ using System.Diagnostics;
 using System.Text;
 using Bulwark.Server.Guardrails.Output;
 
-namespace Bulwark.Cli.Commands;
+namespace Bulwark.Bench.Guardrails;
 
 /// <summary>
-/// <c>bulwark bench redactor</c>: the latency the streaming secret redactor adds per streamed
+/// <c>bench/run redactor</c>: the latency the streaming secret redactor adds per streamed
 /// token. A deterministic text (prose and code with a credential every few hundred characters)
 /// is pushed in token-sized pieces; the time of each push is recorded and the percentiles
 /// printed, with the one-shot time of the same text for comparison.

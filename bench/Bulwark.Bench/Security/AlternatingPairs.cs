@@ -1,7 +1,7 @@
 using Bulwark.Server.Requests;
 using Bulwark.Server.Security;
 
-namespace Bulwark.Cli.Bench;
+namespace Bulwark.Bench.Security;
 
 /// <summary>
 /// Times two ways of doing the same thing in one run: after <c>warmup</c> unmeasured pairs, each

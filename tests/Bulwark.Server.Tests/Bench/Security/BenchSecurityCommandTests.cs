@@ -1,7 +1,6 @@
 using System.Text.Json;
-using Bulwark.Server.Tests.Security;
 
-namespace Bulwark.Server.Tests.Cli;
+namespace Bulwark.Server.Tests.Bench.Security;
 
 public class BenchSecurityCommandTests
 {
@@ -9,7 +8,7 @@ public class BenchSecurityCommandTests
     public async Task EverySecuredBenchmarkRequestIsAuthenticatedAdmittedAndAudited()
     {
         // Timing goals live in the benchmark itself; this checks the secured path really ran in full.
-        var result = await CliHarness.RunAsync("bench", "security", "--iterations", "200", "--warmup", "50", "--json");
+        var result = await BenchHarness.RunAsync("security", "--iterations", "200", "--warmup", "50", "--json");
         Assert.True(result.ExitCode == 0, result.Error);
         using var json = JsonDocument.Parse(result.Output);
         var root = json.RootElement;
@@ -25,7 +24,7 @@ public class BenchSecurityCommandTests
     [InlineData("--warmup", "-1", "--warmup must be between 0 and 10000000; got -1")]
     public async Task OutOfRangeSettingsAreRefused(string flag, string value, string message)
     {
-        var result = await CliHarness.RunAsync("bench", "security", flag, value);
+        var result = await BenchHarness.RunAsync("security", flag, value);
         Assert.Equal(1, result.ExitCode);
         Assert.Contains(message, result.Error);
     }
@@ -33,7 +32,7 @@ public class BenchSecurityCommandTests
     [Fact]
     public async Task TheSmallestRunIsAccepted()
     {
-        var result = await CliHarness.RunAsync("bench", "security", "--iterations", "100", "--warmup", "0");
+        var result = await BenchHarness.RunAsync("security", "--iterations", "100", "--warmup", "0");
         Assert.True(result.ExitCode == 0, result.Error);
         Assert.Contains("audit records written for the key: 100", result.Output);
     }

@@ -1,10 +1,11 @@
-using System.CommandLine;
 using System.Text.Json;
-using Bulwark.Cli.Commands;
+using Bulwark.Bench.Serving;
 using Bulwark.Engine.Synthesis;
+using Bulwark.Engine.Tests.Serving;
 
-namespace Bulwark.Engine.Tests.Serving;
+namespace Bulwark.Engine.Tests.Bench.Serving;
 
+/// <summary><c>bench/run engine</c>: the serving engine measured in-process.</summary>
 public class BenchEngineCommandTests
 {
     [Fact]
@@ -108,8 +109,8 @@ public class BenchEngineCommandTests
     [Fact]
     public async Task TheCommandExitsWith2OnABadArgument()
     {
-        var root = new RootCommand { Subcommands = { BenchCommand.Create() } };
-        var code = await root.Parse(["bench", "engine", "--model", "none.gguf", "--concurrency", "0"]).InvokeAsync();
+        var root = Bulwark.Bench.CommandCatalog.Root();
+        var code = await root.Parse(["engine", "--model", "none.gguf", "--concurrency", "0"]).InvokeAsync();
         Assert.Equal(2, code);
     }
 

@@ -11,7 +11,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 
-namespace Bulwark.Cli.Commands;
+namespace Bulwark.Bench.Security;
 
 /// <summary>Latencies of one measured run, in microseconds.</summary>
 internal sealed record OverheadResult(int Iterations, double OnP50, double OnP99, double OffP50, double OffP99, double OverheadP50, double OverheadP99, long Audited);
@@ -37,11 +37,11 @@ internal static class SecurityOverheadBenchmark
         try
         {
             var services = host.Services;
-            var issued = await services.GetRequiredService<KeyIssuer>().CreateAsync(Bench.AlternatingPairs.UnrefusedKey, "bench", ct);
+            var issued = await services.GetRequiredService<KeyIssuer>().CreateAsync(AlternatingPairs.UnrefusedKey, "bench", ct);
             var secured = Pipeline(services, secured: true);
             var bare = Pipeline(services, secured: false);
             var authorization = "Bearer " + issued.Key;
-            var (on, off) = await Bench.AlternatingPairs.MeasureAsync(
+            var (on, off) = await AlternatingPairs.MeasureAsync(
                 () => InvokeAsync(secured, services, authorization), () => InvokeAsync(bare, services, authorization), warmup, iterations);
             var audit = services.GetRequiredService<AuditWriter>();
             await audit.FlushAsync(ct);
