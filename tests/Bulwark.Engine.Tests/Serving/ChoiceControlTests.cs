@@ -83,24 +83,4 @@ public class ChoiceControlTests
         await Assert.ThrowsAsync<InvalidOperationException>(() =>
             CollectAsync(engine, new EngineRequest { PromptTokens = [1], Sampling = Greedy with { MaxTokens = 1, N = 1 }, Choices = control }));
     }
-
-    /// <summary>Runs freely except for one step, which waits until the test resumes it.</summary>
-    private sealed class PausingModel(IModelExecutor inner, int pauseAtStep) : IModelExecutor
-    {
-        private readonly ManualResetEventSlim _resume = new(false);
-        private int _steps;
-
-        public int VocabSize => inner.VocabSize;
-        public int MaxContextLength => inner.MaxContextLength;
-        public long KvBytesPerBlock(int blockSize) => inner.KvBytesPerBlock(blockSize);
-        public void AllocateKvCache(int blockCount, int blockSize) => inner.AllocateKvCache(blockCount, blockSize);
-
-        public void Resume() => _resume.Set();
-
-        public void Execute(StepBatch batch, Span<float> logits)
-        {
-            if (++_steps == pauseAtStep && !_resume.Wait(TimeSpan.FromSeconds(60))) throw new TimeoutException("the test never resumed the model");
-            inner.Execute(batch, logits);
-        }
-    }
 }

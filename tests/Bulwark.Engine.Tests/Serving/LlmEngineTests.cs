@@ -33,19 +33,23 @@ public class LlmEngineTests
             .ToList();
         var alone = await AloneAsync(() => new PagedToyModel(), requests, options);
 
-        using var engine = new LlmEngine(new PagedToyModel(), options);
+        // In the tight-cache cases every request is in flight at once: the first step waits until all have
+        // arrived (a slow machine would otherwise run them one by one, and then nothing needs preempting).
+        var tight = blocks <= 12;
+        var model = new PausingModel(new PagedToyModel(), pauseAtStep: tight ? 1 : 0);
+        using var engine = new LlmEngine(model, options);
         // Random arrival order and spacing: some requests start while others are mid-generation.
         var order = requests.Select((r, i) => i).OrderBy(_ => random.Next()).ToArray();
         var tasks = new Task<List<TokenEvent>>[requests.Count];
-        // In the tight-cache cases every request is in flight at once: waiting for some to finish lets
-        // a slow machine run them one by one, and then nothing needs preempting.
-        var tight = blocks <= 12;
         foreach (var i in order)
         {
-            tasks[i] = Task.Run(() => CollectAsync(engine, requests[i]));
+            // Enumerating starts synchronously up to the first wait for a token: the request has arrived when this returns.
+            var events = engine.GenerateAsync(requests[i]).GetAsyncEnumerator();
+            tasks[i] = DrainAsync(events, events.MoveNextAsync());
             if (random.Next(3) == 0 && !tight)
                 await tasks[i];
         }
+        model.Resume();
         var results = await Task.WhenAll(tasks);
         for (var i = 0; i < requests.Count; i++)
             Assert.Equal(alone[i], Ids(results[i]));
@@ -202,6 +206,15 @@ public class LlmEngineTests
             engine.Validate(request);
         else
             Assert.Contains("KV blocks", Assert.Throws<ArgumentOutOfRangeException>(() => engine.Validate(request)).Message);
+    }
+
+    private static async Task<List<TokenEvent>> DrainAsync(IAsyncEnumerator<TokenEvent> events, ValueTask<bool> first)
+    {
+        var collected = new List<TokenEvent>();
+        await using (events)
+            for (var more = await first; more; more = await events.MoveNextAsync())
+                collected.Add(events.Current);
+        return collected;
     }
 
     private static async Task WaitForIdle(LlmEngine engine)
