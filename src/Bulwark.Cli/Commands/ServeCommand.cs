@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Bulwark.Server.Backends.Upstream;
 using Bulwark.Server.Hosting;
 using Bulwark.Server.Models;
 using Bulwark.Server;
@@ -27,9 +28,15 @@ internal static class ServeCommand
         var concurrent = new Option<int?>("--max-concurrent-requests") { Description = "Requests generating at once; more wait in the admission queue (default 16)." };
         var requireSigned = new Option<bool>("--require-signature") { Description = "Serve a registered model only if its manifest is signed by a trusted key." };
         var quantize = QuantizeOption.Create();
+        var upstream = new Option<string[]>("--upstream")
+        {
+            Description = "An OpenAI-compatible base URL ending in /v1 (vLLM, SGLang, TGI, llama.cpp's server, Ollama, another Bulwark) to serve every model it lists; repeat for more. Without --model, no model runs in this process.",
+            AllowMultipleArgumentsPerToken = false,
+        };
+        var upstreamKey = new Option<string?>("--upstream-api-key-env") { Description = "Environment variable holding the key the --upstream engines expect (never the key itself on the command line)." };
         var command = new Command("serve", "Serve a model through the OpenAI-compatible API (with keys, quotas, audit and metrics).")
         {
-            model, host, port, dataDir, kvMemory, kvDtype, batched, prefillWhileDecoding, seqs, concurrent, requireSigned, quantize,
+            model, host, port, dataDir, kvMemory, kvDtype, batched, prefillWhileDecoding, seqs, concurrent, requireSigned, quantize, upstream, upstreamKey,
         };
         command.SetAction(async (result, ct) =>
         {
@@ -50,6 +57,18 @@ internal static class ServeCommand
             Set(Server.Admission.AdmissionOptions.Section + ":MaxConcurrentRequests", result.GetValue(concurrent));
             if (result.GetValue(requireSigned)) Set(ServeOptions.Section + ":RequireSignature", true);
             Set(ServeOptions.Section + ":Quantize", result.GetValue(quantize));
+            // --upstream URL ... is the pool "default" in Bulwark:Upstreams, as appsettings.json would say it.
+            var urls = result.GetValue(upstream) ?? [];
+            for (var i = 0; i < urls.Length; i++) Set($"{UpstreamPoolOptions.Section}:default:Endpoints:{i}:Url", urls[i]);
+            if (result.GetValue(upstreamKey) is { } keyEnv)
+            {
+                if (urls.Length == 0)
+                {
+                    Console.Error.WriteLine("--upstream-api-key-env needs --upstream.");
+                    return 2;
+                }
+                Set($"{UpstreamPoolOptions.Section}:default:ApiKeyEnv", keyEnv);
+            }
             try
             {
                 await using var serve = await ServeHost.StartAsync(BulwarkServer.CreateBuilder([], flags), Console.Out, ct: ct);

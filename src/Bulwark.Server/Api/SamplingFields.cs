@@ -19,7 +19,7 @@ public static class SamplingFields
         Temperature = (float)(f.Number("temperature", 0, 2) ?? 1),
         TopP = (float)(f.Number("top_p", 0, 1, minExclusive: true) ?? 1),
         // vLLM spells "off" as -1; 0 means the same here.
-        TopK = (int)Math.Max(0, f.Integer("top_k", -1, model.VocabularySize) ?? 0),
+        TopK = (int)Math.Max(0, f.Integer("top_k", -1, model.VocabularyLimit) ?? 0),
         MinP = (float)(f.Number("min_p", 0, 1) ?? 0),
         PresencePenalty = (float)(f.Number("presence_penalty", -2, 2) ?? 0),
         FrequencyPenalty = (float)(f.Number("frequency_penalty", -2, 2) ?? 0),
@@ -73,8 +73,8 @@ public static class SamplingFields
             if (bias.Count == limits.MaxLogitBiasEntries)
                 throw ApiException.Invalid("logit_bias", $"logit_bias must have at most {limits.MaxLogitBiasEntries} entries; got {CountOf(element)}.", "array_above_max_length");
             var path = $"logit_bias.{entry.Name}";
-            if (!int.TryParse(entry.Name, NumberStyles.None, CultureInfo.InvariantCulture, out var token) || token >= model.VocabularySize)
-                throw ApiException.Invalid("logit_bias", $"logit_bias keys must be token ids between 0 and {model.VocabularySize - 1}; got '{Truncate(entry.Name)}'.");
+            if (!int.TryParse(entry.Name, NumberStyles.None, CultureInfo.InvariantCulture, out var token) || token >= model.VocabularyLimit)
+                throw ApiException.Invalid("logit_bias", $"logit_bias keys must be token ids between 0 and {model.VocabularyLimit - 1}; got '{Truncate(entry.Name)}'.");
             if (entry.Value.ValueKind != JsonValueKind.Number) throw ApiException.WrongType(path, "a number", JsonFields.Kind(entry.Value));
             var value = entry.Value.GetDouble();
             if (value is < -100 or > 100) throw ApiException.OutOfRange(path, value.ToString("R", CultureInfo.InvariantCulture), "between -100 and 100");

@@ -51,7 +51,7 @@ public static class TextCompletionParser
     {
         var value = f.Get("prompt") ?? throw ApiException.Invalid("prompt", "prompt is required.", "missing_required_parameter");
         if (value.ValueKind == JsonValueKind.String) return PromptInput.FromText(f.String("prompt", limits.MaxPromptCharacters)!);
-        var array = f.Array("prompt", 1, model.ContextLength)!.Value;
+        var array = f.Array("prompt", 1, model.ContextLimit)!.Value;
         var first = array[0];
         if (first.ValueKind is JsonValueKind.String or JsonValueKind.Array)
         {
@@ -64,11 +64,11 @@ public static class TextCompletionParser
                     throw ApiException.Invalid("prompt[0]", $"prompt[0] must be at most {limits.MaxPromptCharacters} characters; got {text.Length}.", "string_above_max_length");
                 return PromptInput.FromText(text);
             }
-            if (first.GetArrayLength() is 0 || first.GetArrayLength() > model.ContextLength)
-                throw ApiException.Invalid("prompt[0]", $"prompt[0] must have between 1 and {model.ContextLength} token ids; got {first.GetArrayLength()}.");
-            return PromptInput.FromTokens(TokenIds(first, "prompt[0]", model.VocabularySize));
+            if (first.GetArrayLength() is 0 || first.GetArrayLength() > model.ContextLimit)
+                throw ApiException.Invalid("prompt[0]", $"prompt[0] must have between 1 and {model.ContextLimit} token ids; got {first.GetArrayLength()}.");
+            return PromptInput.FromTokens(TokenIds(first, "prompt[0]", model.VocabularyLimit));
         }
-        return PromptInput.FromTokens(TokenIds(array, "prompt", model.VocabularySize));
+        return PromptInput.FromTokens(TokenIds(array, "prompt", model.VocabularyLimit));
     }
 
     public static int[] TokenIds(JsonElement array, string path, int vocabularySize)

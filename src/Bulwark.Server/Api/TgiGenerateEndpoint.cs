@@ -110,7 +110,7 @@ public sealed class TgiGenerateEndpoint(GenerationSpine spine, ApiLimits limits)
         {
             Temperature = sampling ? (float)(temperature ?? 1) : 0f,
             TopP = (float)(p.Number("top_p", 0, 1, minExclusive: true) ?? 1),
-            TopK = (int)(p.Integer("top_k", 1, model.VocabularySize) ?? 0),
+            TopK = (int)(p.Integer("top_k", 1, model.VocabularyLimit) ?? 0),
             RepetitionPenalty = (float)(p.Number("repetition_penalty", 0, 2, minExclusive: true) ?? 1),
             FrequencyPenalty = (float)(p.Number("frequency_penalty", -2, 2) ?? 0),
             Seed = p.Integer("seed", 0, long.MaxValue),

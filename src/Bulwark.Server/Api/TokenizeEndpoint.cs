@@ -19,7 +19,7 @@ public sealed class TokenizeEndpoint(ServedModels models, ApiLimits limits)
         {
             var f = new JsonFields(body.RootElement, "");
             // Without a model field the default model tokenizes.
-            using var lease = models.Acquire(ModelField.OptionalName(f, limits));
+            using var lease = models.Acquire(ModelField.OptionalName(f, limits), context.GetCaller() is { } caller ? caller.CanUseModel : null);
             var backend = Tokenizing(lease);
             contextLength = lease.Backend.Model.ContextLength;
             if (f.Has("messages"))
@@ -48,7 +48,7 @@ public sealed class TokenizeEndpoint(ServedModels models, ApiLimits limits)
         using (var body = await JsonBody.ReadAsync(context, limits))
         {
             var f = new JsonFields(body.RootElement, "");
-            using var lease = models.Acquire(ModelField.OptionalName(f, limits));
+            using var lease = models.Acquire(ModelField.OptionalName(f, limits), context.GetCaller() is { } caller ? caller.CanUseModel : null);
             var model = lease.Backend.Model;
             var array = f.Array("tokens", 0, model.ContextLength)
                 ?? throw ApiException.Invalid("tokens", "tokens is required.", "missing_required_parameter");

@@ -52,6 +52,7 @@ public sealed class AuditMiddleware(RequestDelegate next, AuditWriter audit, Aud
             Reason = usage?.RejectionReason,
             Detail = caller is not null && usage?.Content is { } content && _contentTenants.Contains(caller.Tenant) ? content : null,
             Guard = usage?.GuardVerdict,
+            Upstream = usage?.Upstream,
         });
     }
 }

@@ -71,7 +71,9 @@ public sealed class AuditWriter : BackgroundService
                 while (reader.TryPeek(out _))
                 {
                     while (batch.Count < _options.BatchSize && reader.TryRead(out var record)) batch.Add(record);
-                    await WriteAsync(batch, stoppingToken);
+                    // Not cancelled by the stop: a batch taken off the queue is written, or it would be lost
+                    // (a stop during the write threw it away before the drain below could see it).
+                    await WriteAsync(batch, CancellationToken.None);
                 }
             }
         }

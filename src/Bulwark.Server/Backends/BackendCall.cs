@@ -9,15 +9,18 @@ namespace Bulwark.Server.Backends;
 /// (<see cref="Choices"/>: the output guard blocked it), and what the backend reports back besides
 /// the deltas (<see cref="Usage"/>).
 /// </summary>
-public sealed class BackendCall(GenerationRequest request, PreparedPrompt prompt)
+public sealed class BackendCall(GenerationRequest request, PreparedPrompt prompt, ChoiceControl? choices = null)
 {
     public GenerationRequest Request { get; } = request;
 
     public PreparedPrompt Prompt { get; } = prompt;
 
     /// <summary>Set by the spine when a choice must end now; the backend stops computing it and sends nothing more for it.</summary>
-    public ChoiceControl Choices { get; } = new();
+    public ChoiceControl Choices { get; } = choices ?? new();
 
     /// <summary>Token counts the backend itself reports by the end of the stream; null leaves the spine's own count.</summary>
     public GenerationUsage? Usage { get; set; }
+
+    /// <summary>Where the request ran when that is not this process (an upstream endpoint, as scheme://host:port), for the audit record.</summary>
+    public string? Endpoint { get; set; }
 }

@@ -3,6 +3,8 @@ namespace Bulwark.Server.Backends;
 /// <summary>
 /// What <c>/v1/models</c> says about the served model. <see cref="Notice"/> is shown verbatim
 /// to users: the demo model uses it to say that its weights are random and how to serve a real one.
+/// <see cref="ContextLength"/> and <see cref="VocabularySize"/> are 0 when unknown (an upstream
+/// that does not say): the upstream then judges what depends on them.
 /// </summary>
 public sealed record ModelCard(
     string Id,
@@ -10,4 +12,11 @@ public sealed record ModelCard(
     int VocabularySize,
     DateTimeOffset Created,
     string OwnedBy = "bulwark",
-    string? Notice = null);
+    string? Notice = null)
+{
+    /// <summary>The context length as an upper bound for validation (no bound when unknown).</summary>
+    public int ContextLimit => ContextLength > 0 ? ContextLength : int.MaxValue;
+
+    /// <summary>The vocabulary size as an upper bound for token ids (no bound when unknown).</summary>
+    public int VocabularyLimit => VocabularySize > 0 ? VocabularySize : int.MaxValue;
+}

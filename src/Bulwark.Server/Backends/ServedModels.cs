@@ -59,32 +59,36 @@ public sealed class ServedModels : IDisposable
 
     /// <summary>
     /// Leases the model a request names (<paramref name="id"/> null: the default). Throws the
-    /// OpenAI-shaped 404 <c>model_not_found</c> when no such model is loaded.
+    /// OpenAI-shaped 404 <c>model_not_found</c> when no such model is loaded, or when
+    /// <paramref name="visible"/> (the caller's model list) hides it: a model a key may not use
+    /// answers exactly as one that does not exist, and the message lists only models it may use.
     /// </summary>
-    public ModelLease Acquire(string? id)
+    public ModelLease Acquire(string? id, Func<string, bool>? visible = null)
     {
         lock (_gate)
         {
             var model = id is null ? _active.FirstOrDefault() : _active.Find(m => m.Id == id);
-            if (model is null)
-                throw new ApiException(StatusCodes.Status404NotFound, NotFoundMessage(id), "invalid_request_error", "model", "model_not_found");
+            if (model is null || (visible is not null && !visible(model.Id)))
+                throw NotFound(id, visible);
             return model.AddLease();
         }
     }
 
-    /// <summary>Leases a model and runs <paramref name="use"/> on its backend; the lease is released if <paramref name="use"/> throws.</summary>
-    public (ModelLease Lease, T Result) AcquireFor<T>(string? id, Func<IGenerationBackend, T> use)
+    /// <summary>The 404 for a model that is not served (or not to this caller).</summary>
+    public ApiException NotFound(string? id, Func<string, bool>? visible = null)
     {
-        var lease = Acquire(id);
-        try
-        {
-            return (lease, use(lease.Backend));
-        }
-        catch
-        {
-            lease.Dispose();
-            throw;
-        }
+        List<ServedModel> shown;
+        lock (_gate) shown = visible is null ? [.. _active] : _active.FindAll(m => visible(m.Id));
+        var loaded = shown.Count == 0 ? "no model is available to this key" : "this server serves " + string.Join(", ", shown.Take(10).Select(m => $"'{m.Id}'"));
+        var message = id is null ? "No model is loaded; load one with POST /admin/models/{name}/load."
+            : $"The model '{Truncate(id)}' does not exist{(visible is null ? "" : " or this key may not use it")}; {loaded}.";
+        return new ApiException(StatusCodes.Status404NotFound, message, "invalid_request_error", "model", "model_not_found");
+    }
+
+    /// <summary>Leases the model <paramref name="id"/> when it is loaded; null otherwise.</summary>
+    public ModelLease? TryAcquire(string id)
+    {
+        lock (_gate) return _active.Find(m => m.Id == id)?.AddLease();
     }
 
     /// <summary>Starts serving a model under its backend's id.</summary>
@@ -197,12 +201,6 @@ public sealed class ServedModels : IDisposable
     private static BackendStatistics Add(BackendStatistics a, BackendStatistics b) => new(
         a.RunningSequences + b.RunningSequences, a.WaitingSequences + b.WaitingSequences, a.KvCacheUsage,
         a.PrefixCacheQueries + b.PrefixCacheQueries, a.PrefixCacheHits + b.PrefixCacheHits, a.Preemptions + b.Preemptions);
-
-    private string NotFoundMessage(string? id)
-    {
-        var loaded = _active.Count == 0 ? "no model is loaded" : "this server serves " + string.Join(", ", _active.Take(10).Select(m => $"'{m.Id}'"));
-        return id is null ? $"No model is loaded; load one with POST /admin/models/{{name}}/load." : $"The model '{Truncate(id)}' does not exist; {loaded}.";
-    }
 
     private static string Truncate(string s) => s.Length <= 64 ? s : s[..64] + "...";
 }

@@ -1,5 +1,6 @@
 using Bulwark.Server.Audit;
 using Bulwark.Server.Backends;
+using Bulwark.Server.Backends.Upstream;
 using Bulwark.Server.Models;
 using Bulwark.Server.Observability;
 using Bulwark.Server.Registry;
@@ -23,7 +24,8 @@ public sealed class ServeHost : IAsyncDisposable
     /// <summary>How often a registered model's files are re-hashed even when no change notification came.</summary>
     public static TimeSpan ModelVerifyPeriod => ModelLifecycle.VerifyPeriod;
 
-    private ServeHost(WebApplication app, IGenerationBackend backend, ServedModels models, ModelSource model, Uri address, IssuedKey? initialAdminKey)
+    private ServeHost(WebApplication app, IGenerationBackend? backend, ServedModels models, ModelSource? model, Uri address, IssuedKey? initialAdminKey,
+        UpstreamPools? upstreams)
     {
         App = app;
         Backend = backend;
@@ -31,17 +33,26 @@ public sealed class ServeHost : IAsyncDisposable
         Model = model;
         Address = address;
         InitialAdminKey = initialAdminKey;
+        Upstreams = upstreams;
     }
 
     public WebApplication App { get; }
-    /// <summary>The model loaded at start-up (the admin API may since have replaced or unloaded it: see <see cref="Models"/>).</summary>
-    public IGenerationBackend Backend { get; }
+    /// <summary>
+    /// The embedded model loaded at start-up (the admin API may since have replaced or unloaded it: see
+    /// <see cref="Models"/>); null for a gateway serving only upstream models.
+    /// </summary>
+    public IGenerationBackend? Backend { get; }
 
     /// <summary>The models served now; the host owns them and disposes them when it stops.</summary>
     public ServedModels Models { get; }
 
     public ModelLifecycle Lifecycle => App.Services.GetRequiredService<ModelLifecycle>();
-    public ModelSource Model { get; }
+
+    /// <summary>Where the embedded model came from; null without one.</summary>
+    public ModelSource? Model { get; }
+
+    /// <summary>The upstream pools (null when none is configured).</summary>
+    public UpstreamPools? Upstreams { get; }
     public Uri Address { get; }
 
     /// <summary>The admin key made on first start (null when the store already had one); printed once, never stored in clear.</summary>
@@ -55,33 +66,53 @@ public sealed class ServeHost : IAsyncDisposable
         // Every setting is checked before the (possibly slow) model load, so a typo fails at once.
         var settings = ServerSettings.Read(builder.Configuration);
         var data = settings.Data.EnsureCreated();
-        if (!File.Exists(Path.Combine(data.ModelsPath, ModelSource.DemoFileName)) && string.IsNullOrWhiteSpace(settings.Serve.Model))
-            output.WriteLine($"Creating the demo model in {data.ModelsPath} (once)...");
-        var model = await ModelSource.ResolveAsync(settings.Serve.Model, data, settings.Serve.RequireSignature, ct);
+        // With upstreams and no --model, Bulwark is a gateway: no embedded model (not even the demo).
+        var embedded = settings.Upstreams.Count == 0 || !string.IsNullOrWhiteSpace(settings.Serve.Model);
+        ModelSource? model = null;
+        IGenerationBackend? backend = null;
+        ServedModels models;
         load ??= (m, o) => m.LoadEmbedded(o, line => output.WriteLine(line));
-        var need = ModelMemory.OnDisk(model.Path) + settings.Serve.KvCacheMemoryBytes;
-        if (settings.Serve.ModelMemoryBudgetBytes is { } budget && need > budget)
-            throw new ServerConfigurationException([$"--model '{model.Id}' needs about {ModelLifecycle.Size(need)} (weights + KV cache {settings.Serve.KvCacheMemory}), " +
-                $"more than {ServeOptions.Section}:ModelMemoryBudget ({settings.Serve.ModelMemoryBudget})."]);
-        var backend = load(model, settings.Serve);
-        var models = new ServedModels(backend, new ServedModelInfo(model.Origin, model.RegisteredAs, need, DateTimeOffset.UtcNow));
+        if (embedded)
+        {
+            if (!File.Exists(Path.Combine(data.ModelsPath, ModelSource.DemoFileName)) && string.IsNullOrWhiteSpace(settings.Serve.Model))
+                output.WriteLine($"Creating the demo model in {data.ModelsPath} (once)...");
+            model = await ModelSource.ResolveAsync(settings.Serve.Model, data, settings.Serve.RequireSignature, ct);
+            var need = ModelMemory.OnDisk(model.Path) + settings.Serve.KvCacheMemoryBytes;
+            if (settings.Serve.ModelMemoryBudgetBytes is { } budget && need > budget)
+                throw new ServerConfigurationException([$"--model '{model.Id}' needs about {ModelLifecycle.Size(need)} (weights + KV cache {settings.Serve.KvCacheMemory}), " +
+                    $"more than {ServeOptions.Section}:ModelMemoryBudget ({settings.Serve.ModelMemoryBudget})."]);
+            backend = load(model, settings.Serve);
+            models = new ServedModels(backend, new ServedModelInfo(model.Origin, model.RegisteredAs, need, DateTimeOffset.UtcNow));
+        }
+        else models = new ServedModels();
         WebApplication? app = null;
+        UpstreamPools? upstreams = null;
         try
         {
             // Models loaded later through the admin API go through the same loader.
             builder.Services.AddSingleton<BackendLoader>((source, options) => load(source, options));
             app = BulwarkServer.Build(builder, models);
+            if (settings.Upstreams.Count > 0)
+            {
+                output.WriteLine($"Checking {settings.Upstreams.Sum(p => p.Value.Endpoints.Count)} upstream endpoint(s)...");
+                upstreams = await UpstreamPools.StartAsync(settings.Upstreams, models, app.Services.GetRequiredService<ServerMetrics>(),
+                    app.Services.GetRequiredService<ILoggerFactory>(), app.Services.GetRequiredService<TimeProvider>(), ct);
+            }
             var admin = await app.Services.GetRequiredService<KeyIssuer>().EnsureInitialAdminKeyAsync(ct);
             await app.StartAsync(ct);
             var address = new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
-            var host = new ServeHost(app, backend, models, model, address, admin);
-            app.Services.GetService<AuditWriter>()?.Enqueue(new AuditRecord { At = DateTimeOffset.UtcNow, Kind = "model.loaded", Model = model.Id, Detail = model.Origin });
-            host.Lifecycle.Adopt(models.List()[0]);
+            var host = new ServeHost(app, backend, models, model, address, admin, upstreams);
+            if (model is not null)
+            {
+                app.Services.GetService<AuditWriter>()?.Enqueue(new AuditRecord { At = DateTimeOffset.UtcNow, Kind = "model.loaded", Model = model.Id, Detail = model.Origin });
+                host.Lifecycle.Adopt(models.List()[0]);
+            }
             StartupReport.Write(output, host, settings, builder.Configuration);
             return host;
         }
         catch
         {
+            if (upstreams is not null) await upstreams.DisposeAsync();
             if (app is not null) await app.DisposeAsync();
             models.Dispose();
             throw;
@@ -89,11 +120,12 @@ public sealed class ServeHost : IAsyncDisposable
     }
 
     /// <summary>The watcher over the start-up model's files while it is loaded and registered (null for a plain path or the demo).</summary>
-    public ModelFileWatcher? Watcher => Lifecycle.WatcherOf(Backend.Model.Id);
+    public ModelFileWatcher? Watcher => Backend is null ? null : Lifecycle.WatcherOf(Backend.Model.Id);
 
     public async ValueTask DisposeAsync()
     {
         await App.StopAsync();
+        if (Upstreams is not null) await Upstreams.DisposeAsync();
         await App.DisposeAsync();
         Models.Dispose();
     }

@@ -1,12 +1,14 @@
 using Bulwark.Server.Admission;
 using Bulwark.Server.Api;
+using Bulwark.Server.Backends.Upstream;
 using Bulwark.Server.Models;
 using Microsoft.Extensions.Configuration;
 
 namespace Bulwark.Server.Hosting;
 
 /// <summary>All of the server's options, read from configuration and validated together at start-up.</summary>
-public sealed record ServerSettings(ServerOptions Server, ApiLimits Limits, AdmissionOptions Admission, ServeOptions Serve, DataDirectory Data, bool RedactSecrets)
+public sealed record ServerSettings(ServerOptions Server, ApiLimits Limits, AdmissionOptions Admission, ServeOptions Serve, DataDirectory Data, bool RedactSecrets,
+    IReadOnlyDictionary<string, UpstreamPoolOptions> Upstreams)
 {
     /// <summary>Configuration key of the data directory (<c>--data-dir</c>; else <c>BULWARK_DATA_DIR</c>, else the per-user default).</summary>
     public const string DataDirKey = "Bulwark:DataDir";
@@ -26,11 +28,19 @@ public sealed record ServerSettings(ServerOptions Server, ApiLimits Limits, Admi
         problems.AddRange(limits.Validate());
         problems.AddRange(admission.Validate());
         problems.AddRange(serve.Validate());
+        var upstreams = Bind<Dictionary<string, UpstreamPoolOptions>>(configuration, UpstreamPoolOptions.Section, problems);
+        if (upstreams.Count > 64) problems.Add($"{UpstreamPoolOptions.Section} may name at most 64 pools; got {upstreams.Count}.");
+        foreach (var (name, pool) in upstreams)
+        {
+            if (name.Length is 0 or > 64 || !name.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_'))
+                problems.Add($"{UpstreamPoolOptions.Section}:{name}: a pool name is 1 to 64 letters, digits, '-' or '_'.");
+            problems.AddRange(pool.Validate(name));
+        }
         var redact = true;
         if (configuration[RedactSecretsKey] is { } text && !bool.TryParse(text, out redact))
             problems.Add($"{RedactSecretsKey} must be true or false; got '{text}'.");
         if (problems.Count > 0) throw new ServerConfigurationException(problems);
-        return new ServerSettings(server, limits, admission, serve, DataDirectory.Resolve(configuration[DataDirKey]), redact);
+        return new ServerSettings(server, limits, admission, serve, DataDirectory.Resolve(configuration[DataDirKey]), redact, upstreams);
     }
 
     private static T Bind<T>(IConfiguration configuration, string section, List<string> problems) where T : new()

@@ -8,13 +8,23 @@ public static class StartupReport
     public static void Write(TextWriter output, ServeHost host, ServerSettings settings, IConfiguration configuration)
     {
         var url = host.Address.ToString().TrimEnd('/');
-        var card = host.Backend.Model;
         var (server, admission, serve) = (settings.Server, settings.Admission, settings.Serve);
-        output.WriteLine($"Bulwark is serving '{card.Id}' at {url}");
-        output.WriteLine($"  model      {host.Model.Origin}");
-        output.WriteLine($"             context {card.ContextLength} tokens, vocabulary {card.VocabularySize}");
-        if (card.Notice is { } notice) output.WriteLine($"  NOTICE     {notice}");
-        output.WriteLine($"  engine     KV cache {serve.KvCacheMemory}, up to {serve.MaxSequences} sequences and {serve.MaxBatchedTokens} tokens per step");
+        var served = host.Models.List();
+        output.WriteLine(served.Count > 0 ? $"Bulwark is serving '{served[0].Id}' at {url}" : $"Bulwark is serving no model yet at {url}");
+        if (host.Backend is { Model: var card } && host.Model is { } source)
+        {
+            output.WriteLine($"  model      {source.Origin}");
+            output.WriteLine($"             context {card.ContextLength} tokens, vocabulary {card.VocabularySize}");
+            if (card.Notice is { } notice) output.WriteLine($"  NOTICE     {notice}");
+            output.WriteLine($"  engine     KV cache {serve.KvCacheMemory}, up to {serve.MaxSequences} sequences and {serve.MaxBatchedTokens} tokens per step");
+        }
+        foreach (var pool in host.Upstreams?.Pools ?? [])
+        {
+            var healthy = pool.Endpoints.Count(e => e.Healthy);
+            var models = pool.ServedModels;
+            output.WriteLine($"  upstream   pool {pool.Name}: {healthy} of {pool.Endpoints.Count} endpoint(s) up ({string.Join(", ", pool.Endpoints.Select(e => e.Name))}); " +
+                (models.Count == 0 ? "no model listed yet (models are added as the health checks find them)" : "models " + string.Join(", ", models)));
+        }
         output.WriteLine($"  admission  {admission.MaxConcurrentRequests} requests at once, {admission.MaxQueueLength} queued, {admission.MaxQueueWait.TotalSeconds:0} s longest wait");
         var redis = configuration["Bulwark:Quotas:Redis"];
         var postgres = configuration["Bulwark:Storage:Postgres"];

@@ -13,6 +13,9 @@ public sealed class RequestUsage
     public long? CompletionTokens { get; set; }
     public string? RejectionReason { get; set; }
 
+    /// <summary>The upstream endpoint that served the request (scheme://host:port); null when the embedded engine did.</summary>
+    public string? Upstream { get; set; }
+
     /// <summary>The input guard's verdict as compact JSON (rule ids and a score, never text); null when it did not scan.</summary>
     public string? GuardVerdict { get; set; }
     /// <summary>Prompt and completion text; stored only when <c>Bulwark:Audit:ContentTenants</c> names the tenant.</summary>

@@ -51,7 +51,8 @@ public sealed class GenerationRun
     {
         var cancellationToken = _cancel;
         var request = _call.Request;
-        _metrics.PromptTokens.Add(_call.Prompt.TokenCount);
+        var model = new KeyValuePair<string, object?>("model", request.Model);
+        _metrics.PromptTokens.Add(_call.Prompt.TokenCount, model);
         var choices = new ChoiceState[request.Choices];
         for (var i = 0; i < choices.Length; i++) choices[i] = new ChoiceState(_guard, _caller, request);
         var firstToken = true;
@@ -74,10 +75,10 @@ public sealed class GenerationRun
                 if (delta.GeneratedTokens > 0)
                 {
                     Interlocked.Add(ref _completionTokens, delta.GeneratedTokens);
-                    _metrics.GenerationTokens.Add(delta.GeneratedTokens);
+                    _metrics.GenerationTokens.Add(delta.GeneratedTokens, model);
                     var now = _time.GetTimestamp();
-                    if (firstToken) _metrics.TimeToFirstToken.Record(_time.GetElapsedTime(_startedAt, now).TotalSeconds);
-                    else if (choice.LastToken != 0) _metrics.InterTokenLatency.Record(_time.GetElapsedTime(choice.LastToken, now).TotalSeconds);
+                    if (firstToken) _metrics.TimeToFirstToken.Record(_time.GetElapsedTime(_startedAt, now).TotalSeconds, model);
+                    else if (choice.LastToken != 0) _metrics.InterTokenLatency.Record(_time.GetElapsedTime(choice.LastToken, now).TotalSeconds, model);
                     firstToken = false;
                     choice.LastToken = now;
                 }

@@ -39,14 +39,13 @@ public sealed class GenerationSpine(
         var usage = context.GetRequestUsage();
         using var parsed = body; // a second Dispose, after the contract, is a no-op
 
-        // The model the request names: 404 when it is not served. Leased until the response is written,
-        // even if it is replaced or unloaded meanwhile.
-        using var model = models.Acquire(modelOf(body.RootElement));
+        // 3 Policy that needs no tokens: the model the request names, which the key must be allowed to use
+        // (404 either way, so a key cannot learn which models exist), then requests/min and concurrent requests.
+        // The model is leased until the response is written, even if it is replaced or unloaded meanwhile.
+        using var model = Acquire(context, caller, modelOf(body.RootElement));
         var backend = model.Backend;
         usage.Model = backend.Model.Id;
-
-        // 3 Policy that needs no tokens: the key's models, requests/min, concurrent requests.
-        await using var quota = await AdmitAsync(context, caller, backend.Model.Id);
+        await using var quota = await AdmitAsync(context, caller);
 
         // 4 Contract: every field validated into the one request vocabulary.
         var request = contract(body.RootElement, backend.Model) with { Tenant = caller?.Tenant, Priority = caller?.Priority ?? 0 };
@@ -59,6 +58,7 @@ public sealed class GenerationSpine(
         var prompt = backend.Prepare(request);
         request = request with { Sampling = request.Sampling with { MaxTokens = MaxTokens(request, prompt, backend.Model) } };
 
+        BackendCall? call = null;
         GenerationRun? run = null;
         try
         {
@@ -70,7 +70,8 @@ public sealed class GenerationSpine(
 
             // 8 Backend, 9 Output guard: the run's deltas, which the route writes.
             using var cancel = CancellationTokenSource.CreateLinkedTokenSource(aborted, drain.HardStop);
-            run = new GenerationRun(new BackendCall(request, prompt), backend, outputGuard, caller, metrics, time, started, cancel.Token, drain.HardStop, aborted);
+            call = new BackendCall(request, prompt);
+            run = new GenerationRun(call, backend, outputGuard, caller, metrics, time, started, cancel.Token, drain.HardStop, aborted);
             await respond(run);
         }
         finally
@@ -81,13 +82,29 @@ public sealed class GenerationSpine(
             {
                 usage.PromptTokens = run.PromptTokens;
                 usage.CompletionTokens = run.CompletionTokens;
+                usage.Upstream = call!.Endpoint;
             }
             if (quota is not null) await quota.SettleAsync(run is null ? 0 : run.PromptTokens + run.CompletionTokens);
         }
     }
 
-    /// <summary>The model access list, then requests/min and concurrency; null when the server runs without the security front.</summary>
-    private async ValueTask<QuotaLease?> AdmitAsync(HttpContext context, Caller? caller, string model)
+    /// <summary>Leases the model; one the caller may not use is not found, and is audited as refused for that reason.</summary>
+    private ModelLease Acquire(HttpContext context, Caller? caller, string? name)
+    {
+        Func<string, bool>? visible = caller is null ? null : caller.CanUseModel;
+        try
+        {
+            return models.Acquire(name, visible);
+        }
+        catch (ApiException) when (visible is not null && (name is null ? models.List().FirstOrDefault()?.Id : name) is { } id && models.Find(id) is not null && !visible(id))
+        {
+            context.GetRequestUsage().RejectionReason = "model_not_allowed";
+            throw;
+        }
+    }
+
+    /// <summary>Requests/min and concurrency; null when the server runs without the security front.</summary>
+    private async ValueTask<QuotaLease?> AdmitAsync(HttpContext context, Caller? caller)
     {
         if (caller is null)
         {
@@ -97,25 +114,19 @@ public sealed class GenerationSpine(
             throw new ApiException(StatusCodes.Status401Unauthorized, "Generation needs an API key, even on a route listed as public: send it as 'Authorization: Bearer <key>'.",
                 "invalid_request_error", null, "invalid_api_key");
         }
-        if (!caller.CanUseModel(model))
-        {
-            context.GetRequestUsage().RejectionReason = "model_not_allowed";
-            throw new ApiException(StatusCodes.Status403Forbidden, $"This key may not use the model '{model}'; ask an administrator to add it to the key's models.",
-                "permission_error", "model", "model_not_allowed");
-        }
         return quotas is null ? null : await quotas.AdmitRequestAsync(context, caller, context.RequestAborted);
     }
 
     /// <summary>
     /// The output length: what the client asked for, or the route's default (capped by the server's
-    /// limit), bounded by what the prompt leaves of the context. A count that is only an estimate
-    /// refuses nothing: the backend that could not count judges the context itself.
+    /// limit), bounded by what the prompt leaves of the context. A count that is only an estimate, or a
+    /// context length nobody told us, refuses nothing: the backend that knows judges the context itself.
     /// </summary>
     private int MaxTokens(GenerationRequest request, PreparedPrompt prompt, ModelCard model)
     {
         var room = model.ContextLength - prompt.TokenCount;
         var fallback = Math.Min(request.DefaultMaxTokens, maxTokensLimit);
-        if (!prompt.IsExact) return request.RequestedMaxTokens ?? (room >= 1 ? Math.Min(fallback, room) : fallback);
+        if (!prompt.IsExact || model.ContextLength == 0) return request.RequestedMaxTokens ?? (model.ContextLength > 0 && room >= 1 ? Math.Min(fallback, room) : fallback);
         if (room < 1)
             throw ApiException.Invalid("messages",
                 $"This model's maximum context length is {model.ContextLength} tokens; the prompt has {prompt.TokenCount} tokens, which leaves no room for output.",

@@ -30,6 +30,8 @@ public sealed record AuditRecord
     /// score only, never text (the text goes to <see cref="Detail"/> only for opted-in tenants).
     /// </summary>
     public string? Guard { get; init; }
+    /// <summary>The upstream endpoint (scheme://host:port) that served a forwarded request; null for the embedded engine.</summary>
+    public string? Upstream { get; init; }
     /// <summary>Admin action subject, or opted-in content.</summary>
     public string? Detail { get; init; }
 

@@ -11,8 +11,8 @@ public sealed record DailyUsage(string KeyId, string Day, long Requests, long Pr
 public sealed class AuditStore(Database database)
 {
     private const string InsertEvent =
-        "INSERT INTO audit_events (at, kind, request_id, key_id, tenant, model, client_ip, route, status, prompt_tokens, completion_tokens, latency_us, reason, detail, guard) " +
-        "VALUES (@at, @kind, @rid, @key, @tenant, @model, @ip, @route, @status, @pt, @ct, @lat, @reason, @detail, @guard)";
+        "INSERT INTO audit_events (at, kind, request_id, key_id, tenant, model, client_ip, route, status, prompt_tokens, completion_tokens, latency_us, reason, detail, guard, upstream) " +
+        "VALUES (@at, @kind, @rid, @key, @tenant, @model, @ip, @route, @status, @pt, @ct, @lat, @reason, @detail, @guard, @upstream)";
 
     private const string AddUsage =
         "INSERT INTO usage_daily (key_id, day, requests, prompt_tokens, completion_tokens) VALUES (@key, @day, @n, @pt, @ct) " +
@@ -34,13 +34,13 @@ public sealed class AuditStore(Database database)
         // parses each statement once per batch rather than once per record.
         await using (var insert = connection.Command(InsertEvent, ("@at", null), ("@kind", null), ("@rid", null), ("@key", null), ("@tenant", null),
                          ("@model", null), ("@ip", null), ("@route", null), ("@status", null), ("@pt", null), ("@ct", null), ("@lat", null),
-                         ("@reason", null), ("@detail", null), ("@guard", null)))
+                         ("@reason", null), ("@detail", null), ("@guard", null), ("@upstream", null)))
         {
             insert.Transaction = tx;
             foreach (var r in records)
             {
                 insert.Bind(r.At.ToUnixTimeMilliseconds(), r.Kind, r.RequestId, r.KeyId, r.Tenant, Clean(r.Model), r.ClientIp, Clean(r.Route), (long?)r.Status,
-                    r.PromptTokens, r.CompletionTokens, r.LatencyMicroseconds, Clean(r.Reason), Clean(r.Detail), r.Guard);
+                    r.PromptTokens, r.CompletionTokens, r.LatencyMicroseconds, Clean(r.Reason), Clean(r.Detail), r.Guard, Clean(r.Upstream));
                 await insert.ExecuteNonQueryAsync(ct);
             }
         }
@@ -80,7 +80,7 @@ public sealed class AuditStore(Database database)
     {
         await using var connection = await database.OpenAsync(ct);
         await using var command = connection.Command(
-            "SELECT at, kind, request_id, key_id, tenant, model, client_ip, route, status, prompt_tokens, completion_tokens, latency_us, reason, detail, guard " +
+            "SELECT at, kind, request_id, key_id, tenant, model, client_ip, route, status, prompt_tokens, completion_tokens, latency_us, reason, detail, guard, upstream " +
             (kind is null ? "FROM audit_events " : "FROM audit_events WHERE kind = @kind ") + "ORDER BY seq DESC LIMIT @limit",
             kind is null ? [("@limit", (long)limit)] : [("@kind", kind), ("@limit", (long)limit)]);
         await using var reader = await command.ExecuteReaderAsync(ct);
@@ -115,5 +115,6 @@ public sealed class AuditStore(Database database)
         Reason = r.NullableString(12),
         Detail = r.NullableString(13),
         Guard = r.NullableString(14),
+        Upstream = r.NullableString(15),
     };
 }

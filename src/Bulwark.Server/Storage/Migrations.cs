@@ -80,6 +80,10 @@ public static class Migrations
             requests TEXT NOT NULL
         );
         """,
+        // 4: the upstream endpoint (scheme://host:port) that served a forwarded request.
+        """
+        ALTER TABLE audit_events ADD COLUMN upstream TEXT NULL;
+        """,
     ];
 
     /// <summary>The schema version this build writes.</summary>

@@ -27,7 +27,7 @@ public sealed class ReadmeServeTests
         builder.Logging.ClearProviders();
         var output = new StringWriter();
         await using var serve = await ServeHost.StartAsync(builder, output);
-        Assert.Equal("bulwark-demo", serve.Backend.Model.Id);
+        Assert.Equal("bulwark-demo", serve.Backend!.Model.Id);
         Assert.Contains("NOTICE     bulwark-demo has random weights", output.ToString());
 
         var variables = new Dictionary<string, string> { ["ADMIN_KEY"] = serve.InitialAdminKey!.Key };

@@ -12,6 +12,7 @@ public sealed class MetricsDocumentationTests
     {
         using var metrics = new ServerMetrics(() => default, () => (0, 0));
         _ = new Bulwark.Server.Guardrails.Input.GuardMetrics(metrics.Meter); // the input guard's instruments live on the same meter
+        _ = new Bulwark.Server.Backends.Upstream.UpstreamMetrics(metrics); // and the gateway's
         var exported = new HashSet<string>();
         using (var listener = new MeterListener())
         {

@@ -39,6 +39,9 @@ public sealed class ScriptedBackend : IGenerationBackend, ITokenizingBackend, ID
     /// <summary>When set, greedy choice i spells <c>ChoiceReplies[i % Count]</c> instead of <see cref="Reply"/>.</summary>
     public IReadOnlyList<string>? ChoiceReplies { get; init; }
 
+    /// <summary>While set, every request fails with an internal error before anything is sent (the server answers 500).</summary>
+    public bool Fail { get; set; }
+
     /// <summary>Prompts rendered and tokenized so far (the prompt stage, stage 6).</summary>
     public int PreparedPrompts => Volatile.Read(ref _prepared);
 
@@ -74,6 +77,7 @@ public sealed class ScriptedBackend : IGenerationBackend, ITokenizingBackend, ID
     public PreparedPrompt Prepare(GenerationRequest request)
     {
         Interlocked.Increment(ref _prepared);
+        if (Fail) throw new InvalidOperationException("the scripted backend was told to fail");
         if (request.Messages is { } messages) return PreparedPrompt.Exact(EncodeChat(messages));
         if (request.Prompt!.TokenIds is { } ids) return PreparedPrompt.Exact(ids);
         var tokens = Encode(request.Prompt.Text!, true);

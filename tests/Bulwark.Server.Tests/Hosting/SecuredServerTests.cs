@@ -38,7 +38,7 @@ public sealed class SecuredServerTests
     }
 
     [Fact]
-    public async Task KeyLimitedToOtherModelsIsRefusedWith403NamingTheModel()
+    public async Task AModelAKeyMayNotUseAnswersAsOneThatDoesNotExist()
     {
         var backend = new ScriptedBackend();
         await using var server = await RunningServer.StartAsync(backend);
@@ -46,11 +46,19 @@ public sealed class SecuredServerTests
         var allowed = await server.Get<KeyIssuer>().CreateAsync(new KeySpec { Name = "allowed", Models = ["test-model"] }, "test");
 
         var (status, body, _) = await RawHttp.PostJsonAsync(server.Client(limited.Key), "v1/chat/completions", Chat);
-        Assert.Equal(403, status);
+        Assert.Equal(404, status);
         var error = RawHttp.Error(body);
-        Assert.Equal("model_not_allowed", error.GetProperty("code").GetString());
-        Assert.Contains("'test-model'", error.GetProperty("message").GetString());
+        Assert.Equal("model_not_found", error.GetProperty("code").GetString());
+        Assert.Contains("'test-model' does not exist or this key may not use it", error.GetProperty("message").GetString());
+        Assert.Contains("no model is available to this key", error.GetProperty("message").GetString());
         Assert.Equal(0, backend.StartedSequences);
+        // Nor does the key see it listed, fetch it or tokenize with it.
+        var listed = await server.Client(limited.Key).GetStringAsync("v1/models");
+        Assert.DoesNotContain("test-model", listed);
+        Assert.Equal(404, (int)(await server.Client(limited.Key).GetAsync("v1/models/test-model")).StatusCode);
+        Assert.Equal(404, (await RawHttp.PostJsonAsync(server.Client(limited.Key), "tokenize", "{\"model\":\"test-model\",\"prompt\":\"hi\"}")).Status);
+        Assert.Equal(404, (await RawHttp.PostJsonAsync(server.Client(limited.Key), "generate", "{\"inputs\":\"hi\"}")).Status);
+        Assert.Contains("test-model", await server.Client(allowed.Key).GetStringAsync("v1/models"));
 
         Assert.Equal(200, (await RawHttp.PostJsonAsync(server.Client(allowed.Key), "v1/chat/completions", Chat)).Status);
     }

@@ -131,7 +131,7 @@ public sealed class ServeHostTests
             var key = (await host.App.Services.GetRequiredService<Bulwark.Server.Security.KeyIssuer>().CreateAsync(new Bulwark.Server.Security.KeySpec { Name = "t" }, "tests")).Key;
             using var http = new HttpClient { BaseAddress = host.Address };
             http.DefaultRequestHeaders.Authorization = new("Bearer", key);
-            var body = $$"""{"model":"{{host.Model.Id}}","messages":[{"role":"user","content":"Hello there"}],"max_tokens":12,"temperature":0}""";
+            var body = $$"""{"model":"{{host.Model!.Id}}","messages":[{"role":"user","content":"Hello there"}],"max_tokens":12,"temperature":0}""";
             using var response = await http.PostAsync("v1/chat/completions", new StringContent(body, System.Text.Encoding.UTF8, "application/json"));
             var text = await response.Content.ReadAsStringAsync();
             Assert.True(response.IsSuccessStatusCode, text);

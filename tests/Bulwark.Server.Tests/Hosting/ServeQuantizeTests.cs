@@ -49,7 +49,7 @@ public sealed class ServeQuantizeTests
             var key = (await host.App.Services.GetRequiredService<KeyIssuer>().CreateAsync(new KeySpec { Name = "t" }, "tests")).Key;
             using var http = new HttpClient { BaseAddress = host.Address };
             http.DefaultRequestHeaders.Authorization = new("Bearer", key);
-            var body = $$"""{"model":"{{host.Model.Id}}","prompt":"Hello there","max_tokens":12,"temperature":0}""";
+            var body = $$"""{"model":"{{host.Model!.Id}}","prompt":"Hello there","max_tokens":12,"temperature":0}""";
             using var response = await http.PostAsync("v1/completions", new StringContent(body, System.Text.Encoding.UTF8, "application/json"));
             var text = await response.Content.ReadAsStringAsync();
             Assert.True(response.IsSuccessStatusCode, text);

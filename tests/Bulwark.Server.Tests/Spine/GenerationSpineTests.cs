@@ -60,8 +60,8 @@ public sealed class GenerationSpineTests
         using var client = server.Client(key);
 
         var (status, body, _) = await RawHttp.PostJsonAsync(client, "v1/chat/completions", Chat("hi", new { temperature = 5 }));
-        Assert.Equal(403, status);
-        Assert.Equal("model_not_allowed", RawHttp.Error(body).GetProperty("code").GetString());
+        Assert.Equal(404, status);
+        Assert.Equal("model_not_found", RawHttp.Error(body).GetProperty("code").GetString());
         Assert.Equal(0, backend.PreparedPrompts);
     }
 

@@ -156,19 +156,7 @@ public sealed class EmbeddedBackend : IGenerationBackend, ITokenizingBackend, ID
     private static JsonElement ToJson(IReadOnlyList<ChatMessage> messages)
     {
         var buffer = new ArrayBufferWriter<byte>(256);
-        using (var json = new Utf8JsonWriter(buffer))
-        {
-            json.WriteStartArray();
-            foreach (var m in messages)
-            {
-                json.WriteStartObject();
-                json.WriteString("role", m.Role);
-                json.WriteString("content", m.Content);
-                if (m.Name is not null) json.WriteString("name", m.Name);
-                json.WriteEndObject();
-            }
-            json.WriteEndArray();
-        }
+        using (var json = new Utf8JsonWriter(buffer)) ChatMessage.WriteArray(json, messages);
         using var document = JsonDocument.Parse(buffer.WrittenMemory);
         return document.RootElement.Clone();
     }

@@ -1,0 +1,321 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Runtime.CompilerServices;
+using System.Text;
+using System.Threading.RateLimiting;
+using Bulwark.Server.Observability;
+using Bulwark.Server.Requests;
+using Microsoft.AspNetCore.Http;
+using Polly;
+using Polly.CircuitBreaker;
+using Polly.RateLimiting;
+using Polly.Retry;
+using Polly.Timeout;
+
+namespace Bulwark.Server.Backends.Upstream;
+
+/// <summary>
+/// A model served by a pool of OpenAI-compatible engines (vLLM, SGLang, TGI's Messages API,
+/// llama.cpp's server, Ollama, another Bulwark), behind the same seam as the embedded engine. Every
+/// request streams from the upstream, whatever the client asked, so tokens reach a streaming client
+/// as they come and the gateway sees usage. Attempts go through Polly: a retry (exponential backoff
+/// with jitter) on another endpoint for connection failures, timeouts, 429/502/503/504 and open
+/// circuits — only while nothing has reached the client; each attempt through its endpoint's
+/// breaker, bulkhead and first-byte timeout. When no endpoint can take the request the model's
+/// fallbacks are tried, else the client gets a fast 503 with <c>Retry-After</c>. Errors the upstream
+/// sends are never passed through: the client gets Bulwark's own, with the upstream's status class.
+/// </summary>
+public sealed class OpenAiUpstreamBackend : IGenerationBackend
+{
+    private readonly UpstreamPool _pool;
+    private readonly string _served;
+    private readonly UpstreamMetrics _metrics;
+    private readonly Func<string, ModelLease?> _fallback;
+    private readonly ResiliencePipeline _retry;
+    private readonly DateTimeOffset _created;
+
+    /// <param name="fallback">Leases another served model by name, for <see cref="UpstreamPoolOptions.Fallbacks"/> (null: not served).</param>
+    public OpenAiUpstreamBackend(UpstreamPool pool, string served, UpstreamMetrics metrics, Func<string, ModelLease?> fallback, TimeProvider time)
+    {
+        _pool = pool;
+        _served = served;
+        _metrics = metrics;
+        _fallback = fallback;
+        _created = time.GetUtcNow();
+        var o = pool.Options;
+        _retry = new ResiliencePipelineBuilder()
+            .AddRetry(new RetryStrategyOptions
+            {
+                MaxRetryAttempts = o.MaxAttempts - 1,
+                BackoffType = DelayBackoffType.Exponential,
+                UseJitter = true,
+                Delay = o.RetryDelay,
+                ShouldHandle = new PredicateBuilder().Handle<UpstreamAttemptException>(e => e.Transient && e.Endpoint is not null),
+                OnRetry = args =>
+                {
+                    if (args.Outcome.Exception is UpstreamAttemptException { Endpoint: { } endpoint }) metrics.Retried(endpoint);
+                    return ValueTask.CompletedTask;
+                },
+            })
+            .Build();
+    }
+
+    /// <summary>The pool this model is served from.</summary>
+    public UpstreamPool Pool => _pool;
+
+    public ModelCard Model => new(_served, _pool.ContextLength(_served), 0, _created, OwnedBy: "upstream:" + _pool.Name);
+
+    /// <summary>An upstream's engine counters are its own: nothing to add to Bulwark's engine gauges.</summary>
+    public BackendStatistics Statistics => default;
+
+    /// <summary>
+    /// The prompt's size as an estimate: ⌈UTF-8 bytes / 4⌉ of every text plus 4 tokens per chat message
+    /// (role markers), exact for a prompt of token ids. The token quota reserves from it and settles
+    /// from the usage the upstream reports.
+    /// </summary>
+    public PreparedPrompt Prepare(GenerationRequest request)
+    {
+        if (request.Sampling.Logprobs)
+            throw ApiException.Unsupported("logprobs", $"logprobs are not available for '{_served}', which an upstream engine serves.");
+        if (request.Prompt?.TokenIds is { } ids) return new PreparedPrompt(ids.Length, true, ids);
+        long estimate = 0;
+        if (request.Messages is { } messages)
+            foreach (var m in messages) estimate += (Encoding.UTF8.GetByteCount(m.Content) + 3) / 4 + 4;
+        else estimate = (Encoding.UTF8.GetByteCount(request.Prompt?.Text ?? "") + 3) / 4 + 1;
+        return new PreparedPrompt((int)Math.Min(int.MaxValue, estimate), false);
+    }
+
+    public async IAsyncEnumerable<ChoiceDelta> GenerateAsync(BackendCall call, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        var request = call.Request;
+        using var total = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        total.CancelAfter(_pool.Options.TotalTimeout);
+        Opened opened = default;
+        ModelLease? fallback = null;
+        try
+        {
+            opened = await _retry.ExecuteAsync(static (state, ct) => state.Backend.AttemptAsync(state.Call, state.Tried, ct),
+                (Backend: this, Call: call, Tried: new HashSet<UpstreamEndpoint>()), total.Token);
+        }
+        catch (NoEndpointException)
+        {
+            fallback = FallbackFor() ?? throw Unavailable($"No upstream endpoint of pool '{_pool.Name}' can take a request for '{_served}' now (all are down, failing or at capacity). Retry later.");
+        }
+        catch (UpstreamAttemptException e)
+        {
+            throw Failed(e);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new ApiException(StatusCodes.Status504GatewayTimeout, $"The upstream engine did not finish within {_pool.Options.TotalTimeout}.",
+                "server_error", null, "upstream_timeout");
+        }
+        if (fallback is not null)
+        {
+            using (fallback)
+                await foreach (var delta in RelayFallbackAsync(fallback.Backend, call, cancellationToken)) yield return delta;
+            yield break;
+        }
+
+        call.Endpoint = opened.Endpoint.Name;
+        var chat = request.Messages is not null;
+        var pending = new List<ChoiceDelta>();
+        var finished = new bool[request.Choices];
+        var outcome = "stream_error";
+        try
+        {
+            string? data = opened.First;
+            while (data is not null)
+            {
+                if (data == "[DONE]")
+                {
+                    outcome = "success";
+                    break;
+                }
+                pending.Clear();
+                if (Parse(data, chat, request.Choices, pending, opened) is { } usage) call.Usage = usage;
+                foreach (var delta in pending)
+                {
+                    if (delta.Finish is not null) finished[delta.Index] = true;
+                    if (!call.Choices.IsStopped(delta.Index)) yield return delta;
+                }
+                data = await NextAsync(opened, total.Token, cancellationToken);
+            }
+            if (outcome != "success")
+            {
+                // The stream ended without [DONE]: complete only if every choice said it finished.
+                if (Array.TrueForAll(finished, f => f)) outcome = "success";
+                else throw MidStream(opened, "the upstream's stream ended before every choice finished");
+            }
+        }
+        finally
+        {
+            if (cancellationToken.IsCancellationRequested && outcome != "success") outcome = "cancelled";
+            opened.Endpoint.Leave();
+            _metrics.Attempt(opened.Endpoint, outcome, Stopwatch.GetElapsedTime(opened.Started));
+            await opened.Reader.DisposeAsync();
+            opened.Response.Dispose();
+        }
+    }
+
+    /// <summary>One attempt: pick an endpoint, send through its pipeline, read up to the first event (nothing has reached the client yet).</summary>
+    private async ValueTask<Opened> AttemptAsync(BackendCall call, HashSet<UpstreamEndpoint> tried, CancellationToken ct)
+    {
+        var endpoint = _pool.Pick(_served, tried) ?? throw new NoEndpointException();
+        tried.Add(endpoint);
+        endpoint.Enter();
+        var started = Stopwatch.GetTimestamp();
+        HttpResponseMessage? response = null;
+        SseReader? reader = null;
+        try
+        {
+            var body = OpenAiWire.Body(call.Request, _pool.UpstreamName(_served));
+            var path = OpenAiWire.PathOf(call.Request);
+            response = await endpoint.Pipeline.ExecuteAsync(static async (s, token) =>
+            {
+                using var request = s.Pool.Request(HttpMethod.Post, s.Endpoint, s.Path);
+                request.Content = new ByteArrayContent(s.Body);
+                request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+                var r = await s.Pool.Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, token);
+                if ((int)r.StatusCode >= 500 || r.StatusCode == HttpStatusCode.TooManyRequests)
+                {
+                    var status = r.StatusCode;
+                    var retryAfter = r.Headers.RetryAfter?.Delta;
+                    r.Dispose();
+                    // 429/502/503/504 are worth another endpoint; any 5xx counts against this one's circuit.
+                    throw new UpstreamAttemptException(s.Endpoint, status == HttpStatusCode.TooManyRequests ? "rate_limited" : "server_error",
+                        status is HttpStatusCode.TooManyRequests or HttpStatusCode.BadGateway or HttpStatusCode.ServiceUnavailable or HttpStatusCode.GatewayTimeout, status)
+                    { RetryAfter = retryAfter };
+                }
+                return r;
+            }, (Pool: _pool, Endpoint: endpoint, Path: path, Body: body), ct);
+            _metrics.FirstByte(endpoint, Stopwatch.GetElapsedTime(started));
+            if (!response.IsSuccessStatusCode) throw Refused(response.StatusCode);
+            reader = new SseReader(new LimitedStream(await response.Content.ReadAsStreamAsync(ct), _pool.Options.MaxResponseBytes));
+            var opened = new Opened(endpoint, response, reader, started, null);
+            var first = await ReadWithin(opened, ct);
+            if (first is null) throw new UpstreamAttemptException(endpoint, "stream_error", transient: true);
+            return opened with { First = first };
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
+        {
+            if (reader is not null) await reader.DisposeAsync();
+            response?.Dispose();
+            endpoint.Leave();
+            var failure = e switch
+            {
+                UpstreamAttemptException a => a,
+                ApiException => null,
+                BrokenCircuitException => new UpstreamAttemptException(endpoint, "breaker_open", true, inner: e),
+                RateLimiterRejectedException => new UpstreamAttemptException(endpoint, "saturated", true, inner: e),
+                TimeoutRejectedException or OperationCanceledException => new UpstreamAttemptException(endpoint, "timeout", true, inner: e),
+                HttpRequestException => new UpstreamAttemptException(endpoint, "connect_error", true, inner: e),
+                _ => new UpstreamAttemptException(endpoint, "stream_error", true, inner: e),
+            };
+            _metrics.Attempt(endpoint, failure?.Outcome ?? "client_error", Stopwatch.GetElapsedTime(started));
+            if (failure is null) throw;
+            throw failure;
+        }
+        catch
+        {
+            if (reader is not null) await reader.DisposeAsync();
+            response?.Dispose();
+            endpoint.Leave();
+            _metrics.Attempt(endpoint, "cancelled", Stopwatch.GetElapsedTime(started));
+            throw;
+        }
+    }
+
+    /// <summary>The next event, within the idle timeout; a failure here is after the client saw tokens, so it ends the stream with an error.</summary>
+    private async ValueTask<string?> NextAsync(Opened opened, CancellationToken total, CancellationToken client)
+    {
+        try
+        {
+            return await ReadWithin(opened, total);
+        }
+        catch (OperationCanceledException) when (client.IsCancellationRequested)
+        {
+            throw;
+        }
+        catch (Exception e) when (e is IOException or HttpRequestException or InvalidDataException or OperationCanceledException)
+        {
+            throw MidStream(opened, e is OperationCanceledException ? "the upstream went silent mid-stream" : "the upstream's stream broke");
+        }
+    }
+
+    private async ValueTask<string?> ReadWithin(Opened opened, CancellationToken ct)
+    {
+        using var idle = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        idle.CancelAfter(_pool.Options.IdleTimeout);
+        return await opened.Reader.ReadAsync(idle.Token);
+    }
+
+    private GenerationUsage? Parse(string data, bool chat, int choices, List<ChoiceDelta> deltas, Opened opened)
+    {
+        try
+        {
+            return OpenAiWire.Chunk(data, chat, choices, deltas);
+        }
+        catch (Exception e) when (e is System.Text.Json.JsonException or InvalidDataException or InvalidOperationException)
+        {
+            throw MidStream(opened, "the upstream sent a chunk that is not what the OpenAI stream format allows");
+        }
+    }
+
+    /// <summary>A failure after the first event: the endpoint leaves the rotation until its next good health check, and the client's stream ends with an error.</summary>
+    private ApiException MidStream(Opened opened, string what)
+    {
+        _pool.Eject(opened.Endpoint);
+        return new ApiException(StatusCodes.Status502BadGateway, $"The upstream engine failed while generating: {what}. The text so far is incomplete.",
+            "server_error", null, "upstream_failed");
+    }
+
+    private ApiException Failed(UpstreamAttemptException e) => e switch
+    {
+        { Outcome: "timeout" } => new ApiException(StatusCodes.Status504GatewayTimeout, $"The upstream engine did not answer for '{_served}' in time.", "server_error", null, "upstream_timeout"),
+        { Outcome: "rate_limited" } => new ApiException(StatusCodes.Status429TooManyRequests, $"The upstream engine for '{_served}' is rate limiting. Retry later.",
+            "rate_limit_exceeded", null, "upstream_rate_limited", e.RetryAfter ?? TimeSpan.FromSeconds(1)),
+        { Outcome: "breaker_open" or "saturated" } => Unavailable($"Every upstream endpoint for '{_served}' is failing or at capacity. Retry later."),
+        _ => new ApiException(StatusCodes.Status502BadGateway,
+            $"The upstream engine failed for '{_served}'{(e.Status is { } s ? $" (HTTP {(int)s})" : "")}.", "server_error", null, "upstream_failed", TimeSpan.FromSeconds(1)),
+    };
+
+    /// <summary>A 4xx the upstream answered: the request itself was refused. Its body is not passed on (it may name internals).</summary>
+    private ApiException Refused(HttpStatusCode status) => (int)status switch
+    {
+        400 or 422 => new ApiException(StatusCodes.Status400BadRequest, $"The upstream engine for '{_served}' refused the request as invalid (HTTP {(int)status}).",
+            "invalid_request_error", null, "upstream_rejected"),
+        413 => new ApiException(StatusCodes.Status413PayloadTooLarge, $"The upstream engine for '{_served}' refused the request as too large.",
+            "invalid_request_error", null, "upstream_rejected"),
+        _ => new ApiException(StatusCodes.Status502BadGateway, $"The upstream engine for '{_served}' refused the gateway's request (HTTP {(int)status}); an operator should check the upstream's configuration and credential.",
+            "server_error", null, "upstream_refused"),
+    };
+
+    private ApiException Unavailable(string message) =>
+        new(StatusCodes.Status503ServiceUnavailable, message, "server_error", null, "upstream_unavailable",
+            _pool.Options.HealthInterval > TimeSpan.Zero ? _pool.Options.HealthInterval : _pool.Options.BreakDuration);
+
+    private ModelLease? FallbackFor()
+    {
+        if (!_pool.Options.Fallbacks.TryGetValue(_served, out var names)) return null;
+        foreach (var name in names)
+            if (_fallback(name) is { } lease) return lease;
+        return null;
+    }
+
+    /// <summary>The request on a fallback model, prepared by that model's own backend, relayed as is.</summary>
+    private static async IAsyncEnumerable<ChoiceDelta> RelayFallbackAsync(IGenerationBackend fallback, BackendCall call, [EnumeratorCancellation] CancellationToken ct)
+    {
+        var request = call.Request with { Model = fallback.Model.Id };
+        var inner = new BackendCall(request, fallback.Prepare(request), call.Choices);
+        await foreach (var delta in fallback.GenerateAsync(inner, ct)) yield return delta;
+        call.Usage = inner.Usage;
+        call.Endpoint = inner.Endpoint ?? "fallback:" + fallback.Model.Id;
+    }
+
+    private readonly record struct Opened(UpstreamEndpoint Endpoint, HttpResponseMessage Response, SseReader Reader, long Started, string? First);
+
+    /// <summary>No endpoint of the pool can take the request (none serves the model, or all are down, open or full).</summary>
+    private sealed class NoEndpointException : Exception;
+}

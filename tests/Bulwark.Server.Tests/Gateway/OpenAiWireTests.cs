@@ -1,0 +1,133 @@
+using System.Text;
+using System.Text.Json;
+using Bulwark.Engine.Serving;
+using Bulwark.Engine.Serving.Sampling;
+using Bulwark.Server.Backends.Upstream;
+using Bulwark.Server.Requests;
+
+namespace Bulwark.Server.Tests.Gateway;
+
+/// <summary>The OpenAI wire format toward an upstream: the body Bulwark sends, the chunks it reads back.</summary>
+public sealed class OpenAiWireTests
+{
+    private static GenerationRequest Request(SamplingParams? sampling = null) => new()
+    {
+        Model = "served",
+        Messages = [new ChatMessage("system", "Be brief."), new ChatMessage("user", "Hi", "ada")],
+        Sampling = sampling ?? new SamplingParams { Temperature = 0.5f, MaxTokens = 7 },
+    };
+
+    [Fact]
+    public void AChatBodyCarriesWhatTheRequestSetAndAsksForStreamedUsage()
+    {
+        var body = JsonDocument.Parse(OpenAiWire.Body(Request(), "upstream-name")).RootElement;
+
+        Assert.Equal("chat/completions", OpenAiWire.PathOf(Request()));
+        Assert.Equal("upstream-name", body.GetProperty("model").GetString());
+        Assert.Equal("""[{"role":"system","content":"Be brief."},{"role":"user","content":"Hi","name":"ada"}]""", body.GetProperty("messages").GetRawText());
+        Assert.Equal(7, body.GetProperty("max_tokens").GetInt32());
+        Assert.Equal(0.5, body.GetProperty("temperature").GetDouble());
+        Assert.True(body.GetProperty("stream").GetBoolean());
+        Assert.True(body.GetProperty("stream_options").GetProperty("include_usage").GetBoolean());
+        // Fields left at "off" are not sent, so an OpenAI-strict upstream is not handed vLLM's extensions.
+        foreach (var absent in new[] { "top_p", "top_k", "min_p", "repetition_penalty", "presence_penalty", "frequency_penalty", "seed", "n", "stop", "logit_bias", "response_format" })
+            Assert.False(body.TryGetProperty(absent, out _), absent);
+    }
+
+    [Fact]
+    public void EverySamplingFieldThatIsSetIsSent()
+    {
+        var sampling = new SamplingParams
+        {
+            Temperature = 0.7f, TopP = 0.9f, TopK = 40, MinP = 0.05f, RepetitionPenalty = 1.1f, PresencePenalty = 0.5f, FrequencyPenalty = -0.5f,
+            Seed = -3, N = 3, StopStrings = ["\n\n", "END"], LogitBias = new Dictionary<int, float> { [42] = -100 }, MaxTokens = 5,
+        };
+        var schema = JsonDocument.Parse("""{"type":"object"}""").RootElement;
+        var request = new GenerationRequest { Model = "m", Prompt = PromptInput.FromTokens([1, 2, 3]), Sampling = sampling, ResponseFormat = new ResponseFormat("json_schema", schema) };
+        var body = JsonDocument.Parse(OpenAiWire.Body(request, "m")).RootElement;
+
+        Assert.Equal("completions", OpenAiWire.PathOf(request));
+        Assert.Equal("[1,2,3]", body.GetProperty("prompt").GetRawText());
+        Assert.Equal(40, body.GetProperty("top_k").GetInt32());
+        Assert.Equal(-3, body.GetProperty("seed").GetInt64());
+        Assert.Equal(3, body.GetProperty("n").GetInt32());
+        Assert.Equal("""["\n\n","END"]""", body.GetProperty("stop").GetRawText());
+        Assert.Equal(-100, body.GetProperty("logit_bias").GetProperty("42").GetDouble());
+        Assert.Equal("json_schema", body.GetProperty("response_format").GetProperty("type").GetString());
+        Assert.Equal("""{"type":"object"}""", body.GetProperty("response_format").GetProperty("json_schema").GetProperty("schema").GetRawText());
+        foreach (var present in new[] { "top_p", "min_p", "repetition_penalty", "presence_penalty", "frequency_penalty" })
+            Assert.True(body.TryGetProperty(present, out _), present);
+    }
+
+    [Fact]
+    public void ChunksBecomeDeltasAndTheLastOneUsage()
+    {
+        var deltas = new List<ChoiceDelta>();
+        Assert.Null(OpenAiWire.Chunk("""{"choices":[{"index":1,"delta":{"role":"assistant","content":"Hel"},"finish_reason":null}]}""", true, 2, deltas));
+        Assert.Null(OpenAiWire.Chunk("""{"choices":[{"index":1,"delta":{},"finish_reason":"length"},{"index":0,"delta":{"content":"x"},"finish_reason":"stop"}]}""", true, 2, deltas));
+        var usage = OpenAiWire.Chunk("""{"choices":[],"usage":{"prompt_tokens":12,"completion_tokens":3,"total_tokens":15}}""", true, 2, deltas);
+        Assert.Null(OpenAiWire.Chunk("""{"choices":[{"index":0,"text":"plain","finish_reason":"content_filter"}]}""", false, 1, deltas));
+
+        Assert.Equal(new GenerationUsage(12, 3), usage);
+        Assert.Equal(
+            [new ChoiceDelta(1, "Hel", null, null, 1), new ChoiceDelta(1, "", FinishReason.Length), new ChoiceDelta(0, "x", FinishReason.Stop, null, 1), new ChoiceDelta(0, "plain", FinishReason.ContentFilter, null, 1)],
+            deltas);
+    }
+
+    [Theory]
+    [InlineData("""{"choices":[{"index":2,"delta":{"content":"x"}}]}""")] // a choice the request did not ask for
+    [InlineData("""{"error":{"message":"CUDA out of memory at 0x7f..."}}""")] // an error object mid-stream
+    [InlineData("""[1,2,3]""")]
+    public void ChunksOutsideTheFormatAreFailuresOfTheUpstream(string chunk) =>
+        Assert.Throws<InvalidDataException>(() => OpenAiWire.Chunk(chunk, true, 2, []));
+
+    [Fact]
+    public void AChunkThatIsNotJsonIsAFailureToo() => Assert.ThrowsAny<JsonException>(() => OpenAiWire.Chunk("{not json", true, 1, []));
+}
+
+/// <summary>Server-Sent Events as upstreams write them, however the bytes arrive.</summary>
+public sealed class SseReaderTests
+{
+    /// <summary>Hands out the bytes a few at a time, as a network would.</summary>
+    private sealed class Trickle(byte[] bytes, int step) : MemoryStream(bytes)
+    {
+        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
+            base.ReadAsync(buffer[..Math.Min(step, buffer.Length)], cancellationToken);
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(3)]
+    [InlineData(4096)]
+    public async Task EventsAreReadWhateverTheChunkingCrlfCommentsAndFields(int step)
+    {
+        var text = ": keep-alive\r\n\r\nevent: message\r\ndata: {\"a\":1}\r\n\r\ndata:{\"b\":2}\n\ndata: line one\ndata: line two\nid: 7\n\ndata: [DONE]\n\n";
+        await using var reader = new SseReader(new Trickle(Encoding.UTF8.GetBytes(text), step));
+        var events = new List<string>();
+        while (await reader.ReadAsync(CancellationToken.None) is { } e) events.Add(e);
+        Assert.Equal(["{\"a\":1}", "{\"b\":2}", "line one\nline two", "[DONE]"], events);
+    }
+
+    [Fact]
+    public async Task AtTheEndCompleteLinesStillCountButAHalfLineIsNotData()
+    {
+        await using (var reader = new SseReader(new MemoryStream("data: last\n"u8.ToArray())))
+        {
+            Assert.Equal("last", await reader.ReadAsync(CancellationToken.None));
+            Assert.Null(await reader.ReadAsync(CancellationToken.None));
+        }
+        await using (var cut = new SseReader(new MemoryStream("data: {\"a\":1}\n\ndata: {\"cho"u8.ToArray())))
+        {
+            Assert.Equal("{\"a\":1}", await cut.ReadAsync(CancellationToken.None));
+            Assert.Null(await cut.ReadAsync(CancellationToken.None));
+        }
+    }
+
+    [Fact]
+    public async Task ALineLongerThanTheLimitIsRefusedInsteadOfBuffered()
+    {
+        var bytes = Encoding.UTF8.GetBytes("data: " + new string('x', SseReader.MaxLineBytes + 10));
+        await using var reader = new SseReader(new MemoryStream(bytes));
+        await Assert.ThrowsAsync<InvalidDataException>(async () => await reader.ReadAsync(CancellationToken.None));
+    }
+}
