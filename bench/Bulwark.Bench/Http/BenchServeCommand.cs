@@ -6,7 +6,8 @@ namespace Bulwark.Bench.Http;
 /// <summary>
 /// <c>bench/run serve</c>: load an OpenAI-compatible server over HTTP and report throughput and
 /// latency percentiles; or, with <c>--compare-security</c>, measure the security front's overhead
-/// between two in-process servers (<see cref="SecurityComparison"/>).
+/// between two in-process servers (<see cref="SecurityComparison"/>); or, with <c>--compare-gateway</c>,
+/// the latency a Bulwark gateway adds in front of an upstream (<see cref="GatewayComparison"/>).
 /// </summary>
 internal static class BenchServeCommand
 {
@@ -20,11 +21,17 @@ internal static class BenchServeCommand
             Description = "Instead of loading --url: start two servers in this process on the demo model, security on (key, in-memory quotas, audit) " +
                           "and off, alternate requests between them and print p50/p99 of each and the difference. --requests defaults to 1000, --max-tokens to 1.",
         };
+        var gateway = new Option<bool>("--compare-gateway")
+        {
+            Description = "Instead of loading --url: start an upstream Bulwark (security off) and a gateway in front of it (security on: key, in-memory quotas, audit) " +
+                          "in this process, alternate requests sent to the upstream directly and through the gateway, and print p50/p99 of each and the latency the gateway adds. " +
+                          "--requests defaults to 1000, --max-tokens to 1.",
+        };
         var instant = new Option<bool>("--instant-engine")
         {
-            Description = "With --compare-security: answer from the tokenizer at once instead of generating, to take the engine's latency and jitter out of the comparison.",
+            Description = "With --compare-security or --compare-gateway: answer from the tokenizer at once instead of generating, to take the engine's latency and jitter out of the comparison.",
         };
-        var warmup = new Option<int?>("--warmup") { Description = "With --compare-security: unmeasured requests per server first (0..1000000; default --requests / 10)." };
+        var warmup = new Option<int?>("--warmup") { Description = "With --compare-security or --compare-gateway: unmeasured requests per server first (0..1000000; default --requests / 10)." };
         var concurrency = new Option<int>("--concurrency") { Description = "Requests in flight at once (1..1024).", DefaultValueFactory = _ => 4 };
         var requests = new Option<int>("--requests") { Description = "Requests to send in all (1..1000000).", DefaultValueFactory = _ => 64 };
         var stream = new Option<bool>("--stream") { Description = "Stream responses (measures time to first token and inter-token latency)." };
@@ -35,13 +42,18 @@ internal static class BenchServeCommand
         var prompt = new Option<string?>("--prompt") { Description = "The user message every request sends." };
         var command = new Command("serve", "Load a running OpenAI-compatible server: requests/s, tokens/s, TTFT and ITL p50/p90/p99, errors.")
         {
-            url, concurrency, requests, stream, json, keyEnv, model, maxTokens, prompt, compare, warmup, instant,
+            url, concurrency, requests, stream, json, keyEnv, model, maxTokens, prompt, compare, gateway, warmup, instant,
         };
         command.SetAction(async (result, ct) =>
         {
-            if (result.GetValue(compare)) return await CompareSecurityAsync(result, ct);
+            if (result.GetValue(compare) && result.GetValue(gateway))
+            {
+                result.InvocationConfiguration.Error.WriteLine("--compare-security and --compare-gateway are separate runs; choose one");
+                return 2;
+            }
+            if (result.GetValue(compare) || result.GetValue(gateway)) return await CompareAsync(result, result.GetValue(gateway), ct);
             var problems = new List<string>();
-            if (result.GetValue(instant)) problems.Add("--instant-engine applies only to --compare-security");
+            if (result.GetValue(instant)) problems.Add("--instant-engine applies only to --compare-security and --compare-gateway");
             if (result.GetValue(url) is null) problems.Add("--url is required (or --compare-security)");
             else if (!Uri.TryCreate(result.GetValue(url), UriKind.Absolute, out var parsed) || parsed.Scheme is not ("http" or "https"))
                 problems.Add($"--url must be an absolute http(s) URL; got '{result.GetValue(url)}'");
@@ -80,14 +92,15 @@ internal static class BenchServeCommand
         });
         return command;
 
-        async Task<int> CompareSecurityAsync(ParseResult result, CancellationToken ct)
+        async Task<int> CompareAsync(ParseResult result, bool throughGateway, CancellationToken ct)
         {
             var output = result.InvocationConfiguration.Output;
             var error = result.InvocationConfiguration.Error;
             var problems = new List<string>();
-            if (result.GetValue(url) is not null) problems.Add("--compare-security starts its own servers; drop --url");
+            var flag = throughGateway ? "--compare-gateway" : "--compare-security";
+            if (result.GetValue(url) is not null) problems.Add($"{flag} starts its own servers; drop --url");
             foreach (var unused in new Option[] { concurrency, stream, keyEnv, model, prompt })
-                if (result.GetResult(unused) is { Implicit: false }) problems.Add($"{unused.Name} does not apply to --compare-security (requests go one at a time to the demo model)");
+                if (result.GetResult(unused) is { Implicit: false }) problems.Add($"{unused.Name} does not apply to {flag} (requests go one at a time to the demo model)");
             var n = result.GetResult(requests) is { Implicit: false } ? result.GetValue(requests) : 1000;
             var m = result.GetResult(maxTokens) is { Implicit: false } ? result.GetValue(maxTokens) : 1;
             var w = result.GetValue(warmup) ?? n / 10;
@@ -100,10 +113,12 @@ internal static class BenchServeCommand
                 return 2;
             }
             var bar = result.GetValue(json) ? null : new ProgressBar("pairs", n, "req");
-            SecurityComparisonReport report;
+            IComparisonReport report;
             try
             {
-                report = await SecurityComparison.RunAsync(n, w, m, result.GetValue(instant), bar, ct);
+                report = throughGateway
+                    ? await GatewayComparison.RunAsync(n, w, m, result.GetValue(instant), bar, ct)
+                    : await SecurityComparison.RunAsync(n, w, m, result.GetValue(instant), bar, ct);
             }
             catch (InvalidOperationException e)
             {

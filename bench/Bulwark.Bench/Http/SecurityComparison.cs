@@ -22,6 +22,7 @@ namespace Bulwark.Bench.Http;
 /// <summary>What <c>bench/run serve --compare-security</c> measured: client-side latency of the same request through each server, in µs.</summary>
 /// <param name="PairedDifference">Percentiles of on − off within each pair: steadier than the difference of p50s when the engine's own latency is noisy.</param>
 internal sealed record SecurityComparisonReport(int Requests, int Warmup, int MaxTokens, bool InstantEngine, Percentiles On, Percentiles Off, Percentiles PairedDifference, long Audited)
+    : IComparisonReport
 {
     public double OverheadP50 => On.P50 - Off.P50;
     public double OverheadP99 => On.P99 - Off.P99;
@@ -88,7 +89,7 @@ internal static class SecurityComparison
         }
     }
 
-    private sealed record InProcessServer(WebApplication App, Uri Address) : IAsyncDisposable
+    internal sealed record InProcessServer(WebApplication App, Uri Address) : IAsyncDisposable
     {
         public async ValueTask DisposeAsync()
         {
@@ -97,21 +98,9 @@ internal static class SecurityComparison
         }
     }
 
-    private static async Task<InProcessServer> StartAsync(IGenerationBackend backend, string dataDir, bool secured, CancellationToken ct)
+    internal static async Task<InProcessServer> StartAsync(IGenerationBackend backend, string dataDir, bool secured, CancellationToken ct)
     {
-        var builder = BulwarkServer.CreateBuilder([], new Dictionary<string, string?>
-        {
-            ["Bulwark:Server:Host"] = "127.0.0.1",
-            ["Bulwark:Server:Port"] = "0",
-            [ServerSettings.DataDirKey] = dataDir,
-            [ServerSettings.RedactSecretsKey] = "false",
-            // Whatever the environment says, this comparison is of the in-memory store and SQLite.
-            ["Bulwark:Quotas:Redis"] = "",
-            ["Bulwark:Storage:Postgres"] = "",
-            // The input guard (prompt-injection scan, issue 8's stage) is not auth, quotas or audit: it is
-            // off here so the difference is the security stages alone; `bench guard`-style figures cover it.
-            ["Bulwark:Guardrails:Input:Policy"] = "off",
-        });
+        var builder = BulwarkServer.CreateBuilder([], Settings(dataDir));
         builder.Logging.ClearProviders();
         var app = BulwarkServer.Build(builder, backend, secured);
         await app.StartAsync(ct);
@@ -119,7 +108,19 @@ internal static class SecurityComparison
         return new InProcessServer(app, new Uri(address.TrimEnd('/') + "/"));
     }
 
-    private static HttpClient Client(Uri address, string? key)
+    /// <summary>What both comparisons hold fixed, whatever the environment says: loopback, a free port, quotas in memory, audit in SQLite, no output redaction and no input guard (their own benchmarks cover them).</summary>
+    internal static Dictionary<string, string?> Settings(string dataDir) => new()
+    {
+        ["Bulwark:Server:Host"] = "127.0.0.1",
+        ["Bulwark:Server:Port"] = "0",
+        [ServerSettings.DataDirKey] = dataDir,
+        [ServerSettings.RedactSecretsKey] = "false",
+        ["Bulwark:Quotas:Redis"] = "",
+        ["Bulwark:Storage:Postgres"] = "",
+        ["Bulwark:Guardrails:Input:Policy"] = "off",
+    };
+
+    internal static HttpClient Client(Uri address, string? key)
     {
         // One kept-alive connection per server: connection set-up is not part of either path.
         var client = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = 1 }) { BaseAddress = address, Timeout = TimeSpan.FromSeconds(60) };
@@ -127,7 +128,7 @@ internal static class SecurityComparison
         return client;
     }
 
-    private static async Task<double> SendAsync(HttpClient client, string body, CancellationToken ct)
+    internal static async Task<double> SendAsync(HttpClient client, string body, CancellationToken ct)
     {
         using var content = new StringContent(body, Encoding.UTF8, "application/json");
         var started = Stopwatch.GetTimestamp();

@@ -20,7 +20,7 @@ public sealed class OpenAiWireTests
     [Fact]
     public void AChatBodyCarriesWhatTheRequestSetAndAsksForStreamedUsage()
     {
-        var body = JsonDocument.Parse(OpenAiWire.Body(Request(), "upstream-name")).RootElement;
+        var body = JsonDocument.Parse(OpenAiWire.Body(Request(), "upstream-name", stream: true)).RootElement;
 
         Assert.Equal("chat/completions", OpenAiWire.PathOf(Request()));
         Assert.Equal("upstream-name", body.GetProperty("model").GetString());
@@ -44,7 +44,7 @@ public sealed class OpenAiWireTests
         };
         var schema = JsonDocument.Parse("""{"type":"object"}""").RootElement;
         var request = new GenerationRequest { Model = "m", Prompt = PromptInput.FromTokens([1, 2, 3]), Sampling = sampling, ResponseFormat = new ResponseFormat("json_schema", schema) };
-        var body = JsonDocument.Parse(OpenAiWire.Body(request, "m")).RootElement;
+        var body = JsonDocument.Parse(OpenAiWire.Body(request, "m", stream: true)).RootElement;
 
         Assert.Equal("completions", OpenAiWire.PathOf(request));
         Assert.Equal("[1,2,3]", body.GetProperty("prompt").GetRawText());
@@ -72,6 +72,24 @@ public sealed class OpenAiWireTests
         Assert.Equal(
             [new ChoiceDelta(1, "Hel", null, null, 1), new ChoiceDelta(1, "", FinishReason.Length), new ChoiceDelta(0, "x", FinishReason.Stop, null, 1), new ChoiceDelta(0, "plain", FinishReason.ContentFilter, null, 1)],
             deltas);
+    }
+
+    [Fact]
+    public void AWholeResponseIsOneDeltaPerChoiceAndNoStreamIsAskedFor()
+    {
+        var body = JsonDocument.Parse(OpenAiWire.Body(Request(), "m", stream: false)).RootElement;
+        Assert.False(body.GetProperty("stream").GetBoolean());
+        Assert.False(body.TryGetProperty("stream_options", out _));
+
+        var deltas = new List<ChoiceDelta>();
+        var usage = OpenAiWire.Whole("""
+            {"choices":[{"index":1,"message":{"role":"assistant","content":"b"},"finish_reason":"length"},
+                        {"index":0,"message":{"role":"assistant","content":"aaaa aaaa"},"finish_reason":"stop"}],
+             "usage":{"prompt_tokens":5,"completion_tokens":4}}
+            """u8, true, 2, deltas);
+        Assert.Equal(new GenerationUsage(5, 4), usage);
+        Assert.Equal([new ChoiceDelta(1, "b", FinishReason.Length, null, 1), new ChoiceDelta(0, "aaaa aaaa", FinishReason.Stop, null, 3)], deltas);
+        Assert.Throws<InvalidDataException>(() => OpenAiWire.Whole("""{"choices":[{"index":0,"text":"x"}]}"""u8, false, 2, []));
     }
 
     [Theory]

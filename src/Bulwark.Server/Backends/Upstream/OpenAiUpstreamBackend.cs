@@ -119,6 +119,14 @@ public sealed class OpenAiUpstreamBackend : IGenerationBackend
         }
 
         call.Endpoint = opened.Endpoint.Name;
+        if (opened.Whole is { } whole)
+        {
+            // A whole response was read inside the attempt: nothing can fail any more.
+            call.Usage = opened.Usage;
+            foreach (var delta in whole)
+                if (!call.Choices.IsStopped(delta.Index)) yield return delta;
+            yield break;
+        }
         var chat = request.Messages is not null;
         var pending = new List<ChoiceDelta>();
         var finished = new bool[request.Choices];
@@ -154,8 +162,8 @@ public sealed class OpenAiUpstreamBackend : IGenerationBackend
             if (cancellationToken.IsCancellationRequested && outcome != "success") outcome = "cancelled";
             opened.Endpoint.Leave();
             _metrics.Attempt(opened.Endpoint, outcome, Stopwatch.GetElapsedTime(opened.Started));
-            await opened.Reader.DisposeAsync();
-            opened.Response.Dispose();
+            await opened.Reader!.DisposeAsync();
+            opened.Response!.Dispose();
         }
     }
 
@@ -170,7 +178,10 @@ public sealed class OpenAiUpstreamBackend : IGenerationBackend
         SseReader? reader = null;
         try
         {
-            var body = OpenAiWire.Body(call.Request, _pool.UpstreamName(_served));
+            // A client that waits for the whole answer gets it from a whole upstream response: one read and one
+            // parse instead of a stream of events (the relay is still retried as a whole before anything is sent).
+            var stream = call.Request.Stream;
+            var body = OpenAiWire.Body(call.Request, _pool.UpstreamName(_served), stream);
             var path = OpenAiWire.PathOf(call.Request);
             response = await endpoint.Pipeline.ExecuteAsync(static async (s, token) =>
             {
@@ -192,6 +203,16 @@ public sealed class OpenAiUpstreamBackend : IGenerationBackend
             }, (Pool: _pool, Endpoint: endpoint, Path: path, Body: body), ct);
             _metrics.FirstByte(endpoint, Stopwatch.GetElapsedTime(started));
             if (!response.IsSuccessStatusCode) throw Refused(response.StatusCode);
+            if (!stream)
+            {
+                var bytes = await ReadWholeAsync(response, ct);
+                var deltas = new List<ChoiceDelta>(call.Request.Choices);
+                var usage = OpenAiWire.Whole(bytes, call.Request.Messages is not null, call.Request.Choices, deltas);
+                response.Dispose();
+                endpoint.Leave();
+                _metrics.Attempt(endpoint, "success", Stopwatch.GetElapsedTime(started));
+                return new Opened(endpoint, null, null, started, null) { Whole = deltas, Usage = usage };
+            }
             reader = new SseReader(new LimitedStream(await response.Content.ReadAsStreamAsync(ct), _pool.Options.MaxResponseBytes));
             var opened = new Opened(endpoint, response, reader, started, null);
             var first = await ReadWithin(opened, ct);
@@ -248,7 +269,18 @@ public sealed class OpenAiUpstreamBackend : IGenerationBackend
     {
         using var idle = CancellationTokenSource.CreateLinkedTokenSource(ct);
         idle.CancelAfter(_pool.Options.IdleTimeout);
-        return await opened.Reader.ReadAsync(idle.Token);
+        return await opened.Reader!.ReadAsync(idle.Token);
+    }
+
+    /// <summary>A whole response body, within the idle timeout and the response size limit.</summary>
+    private async ValueTask<byte[]> ReadWholeAsync(HttpResponseMessage response, CancellationToken ct)
+    {
+        using var idle = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        idle.CancelAfter(_pool.Options.IdleTimeout);
+        await using var body = new LimitedStream(await response.Content.ReadAsStreamAsync(idle.Token), _pool.Options.MaxResponseBytes);
+        using var buffer = new MemoryStream();
+        await body.CopyToAsync(buffer, idle.Token);
+        return buffer.ToArray();
     }
 
     private GenerationUsage? Parse(string data, bool chat, int choices, List<ChoiceDelta> deltas, Opened opened)
@@ -314,7 +346,12 @@ public sealed class OpenAiUpstreamBackend : IGenerationBackend
         call.Endpoint = inner.Endpoint ?? "fallback:" + fallback.Model.Id;
     }
 
-    private readonly record struct Opened(UpstreamEndpoint Endpoint, HttpResponseMessage Response, SseReader Reader, long Started, string? First);
+    /// <summary>An attempt that got through: a stream to relay (its response, reader and first event), or a whole response already read.</summary>
+    private readonly record struct Opened(UpstreamEndpoint Endpoint, HttpResponseMessage? Response, SseReader? Reader, long Started, string? First)
+    {
+        public List<ChoiceDelta>? Whole { get; init; }
+        public GenerationUsage? Usage { get; init; }
+    }
 
     /// <summary>No endpoint of the pool can take the request (none serves the model, or all are down, open or full).</summary>
     private sealed class NoEndpointException : Exception;

@@ -17,7 +17,8 @@ internal static class OpenAiWire
 {
     public static string PathOf(GenerationRequest request) => request.Messages is not null ? "chat/completions" : "completions";
 
-    public static byte[] Body(GenerationRequest request, string upstreamModel)
+    /// <param name="stream">Ask for a stream (with usage) or for one whole response.</param>
+    public static byte[] Body(GenerationRequest request, string upstreamModel, bool stream)
     {
         var buffer = new ArrayBufferWriter<byte>(512);
         using (var json = new Utf8JsonWriter(buffer))
@@ -73,10 +74,13 @@ internal static class OpenAiWire
                 }
                 json.WriteEndObject();
             }
-            json.WriteBoolean("stream", true);
-            json.WriteStartObject("stream_options");
-            json.WriteBoolean("include_usage", true);
-            json.WriteEndObject();
+            json.WriteBoolean("stream", stream);
+            if (stream)
+            {
+                json.WriteStartObject("stream_options");
+                json.WriteBoolean("include_usage", true);
+                json.WriteEndObject();
+            }
             json.WriteEndObject();
         }
         return buffer.WrittenSpan.ToArray();
@@ -109,6 +113,38 @@ internal static class OpenAiWire
                 deltas.Add(new ChoiceDelta(index, text, finish, GeneratedTokens: text.Length > 0 ? 1 : 0));
             }
         }
+        if (root.TryGetProperty("usage", out var usage) && usage.ValueKind == JsonValueKind.Object
+            && usage.TryGetProperty("prompt_tokens", out var p) && p.TryGetInt32(out var prompt) && prompt >= 0
+            && usage.TryGetProperty("completion_tokens", out var c) && c.TryGetInt32(out var completion) && completion >= 0)
+            return new GenerationUsage(prompt, completion);
+        return null;
+    }
+
+    /// <summary>
+    /// A whole (non-streamed) response: each choice's text as one delta with its finish reason (a
+    /// choice the upstream left without one ended at its length bound), and the usage.
+    /// </summary>
+    public static GenerationUsage? Whole(ReadOnlySpan<byte> utf8, bool chat, int choices, List<ChoiceDelta> deltas)
+    {
+        var reader = new Utf8JsonReader(utf8);
+        using var document = JsonDocument.ParseValue(ref reader);
+        var root = document.RootElement;
+        if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("choices", out var array) || array.ValueKind != JsonValueKind.Array)
+            throw new InvalidDataException("the upstream's response has no choices");
+        var seen = new bool[choices];
+        foreach (var choice in array.EnumerateArray())
+        {
+            var index = choice.TryGetProperty("index", out var i) && i.TryGetInt32(out var n) ? n : 0;
+            if ((uint)index >= (uint)choices || seen[index]) throw new InvalidDataException($"the upstream sent choice {index} of a request for {choices}");
+            seen[index] = true;
+            var text = chat
+                ? choice.TryGetProperty("message", out var message) && message.ValueKind == JsonValueKind.Object && message.TryGetProperty("content", out var content) && content.ValueKind == JsonValueKind.String ? content.GetString()! : ""
+                : choice.TryGetProperty("text", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString()! : "";
+            var finish = choice.TryGetProperty("finish_reason", out var f) && f.ValueKind == JsonValueKind.String ? Finish(f.GetString()!) : FinishReason.Length;
+            // The usage below corrects this estimate (⌈UTF-8 bytes / 4⌉) whenever the upstream reports it, as OpenAI's API always does.
+            deltas.Add(new ChoiceDelta(index, text, finish, GeneratedTokens: text.Length == 0 ? 0 : (System.Text.Encoding.UTF8.GetByteCount(text) + 3) / 4));
+        }
+        if (Array.IndexOf(seen, false) is var missing and >= 0) throw new InvalidDataException($"the upstream's response lacks choice {missing}");
         if (root.TryGetProperty("usage", out var usage) && usage.ValueKind == JsonValueKind.Object
             && usage.TryGetProperty("prompt_tokens", out var p) && p.TryGetInt32(out var prompt) && prompt >= 0
             && usage.TryGetProperty("completion_tokens", out var c) && c.TryGetInt32(out var completion) && completion >= 0)

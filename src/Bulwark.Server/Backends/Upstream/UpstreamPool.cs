@@ -179,6 +179,10 @@ public sealed class UpstreamPool : IAsyncDisposable
             MaxConnectionsPerServer = Math.Max(options.MaxInFlightPerEndpoint, 2),
             AutomaticDecompression = System.Net.DecompressionMethods.None,
             AllowAutoRedirect = false,
+            // Upstreams set no cookies worth keeping, and a shared jar would mix clients' sessions; skipping it saves work per request.
+            UseCookies = false,
+            // No W3C trace headers are invented here (tracing is a stage of its own); none are copied from clients either.
+            ActivityHeadersPropagator = null,
         };
         if (options.CaFile is { } caFile)
         {
