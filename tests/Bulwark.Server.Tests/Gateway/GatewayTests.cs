@@ -103,6 +103,43 @@ public sealed class GatewayTests
         Assert.Contains("outcome=\"timeout\"", await MetricsAsync(gateway));
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task AnEndpointAnsweringGarbageIsRetriedOnAnother(bool stream)
+    {
+        var healthy = new ScriptedBackend();
+        await using var gateway = await TestGateway.StartAsync([new ScriptedBackend(), healthy],
+            pool: new() { ["HealthInterval"] = "00:10:00", ["BreakerMinimumThroughput"] = "100" });
+        gateway.Proxies[0].Mode = FaultProxy.Fault.Garbage;
+
+        for (var i = 0; i < 4; i++)
+        {
+            var response = await gateway.Http.PostAsync("v1/chat/completions", new StringContent(Chat(stream: stream), System.Text.Encoding.UTF8, "application/json"));
+            Assert.Equal(200, (int)response.StatusCode);
+            Assert.DoesNotContain("garbage", await response.Content.ReadAsStringAsync());
+        }
+        Assert.Equal(4, healthy.StartedSequences);
+    }
+
+    [Fact]
+    public async Task AnEndpointThatDripsItsAnswerPastTheIdleTimeoutIsLeftForAnother()
+    {
+        var healthy = new ScriptedBackend();
+        await using var gateway = await TestGateway.StartAsync([new ScriptedBackend(), healthy],
+            pool: new() { ["HealthInterval"] = "00:10:00", ["IdleTimeout"] = "00:00:01", ["BreakerMinimumThroughput"] = "100" });
+        gateway.Proxies[0].Mode = FaultProxy.Fault.SlowDrip;
+
+        for (var i = 0; i < 3; i++)
+        {
+            var response = await gateway.Http.PostAsync("v1/chat/completions", new StringContent(Chat(stream: true), System.Text.Encoding.UTF8, "application/json"));
+            Assert.Equal(200, (int)response.StatusCode);
+            Assert.Equal("[DONE]", RawHttp.Events(await response.Content.ReadAsStringAsync())[^1]);
+        }
+        Assert.Equal(3, healthy.StartedSequences);
+        Assert.Contains("outcome=\"timeout\"", await MetricsAsync(gateway));
+    }
+
     [Fact]
     public async Task AnEndpointAnswering500sOpensItsBreakerThenRecoversThroughAHalfOpenProbe()
     {
