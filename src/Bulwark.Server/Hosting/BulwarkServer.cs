@@ -29,7 +29,10 @@ public static class BulwarkServer
     /// <summary>A builder with the standard ASP.NET Core sources plus <paramref name="overrides"/> (flags), which win.</summary>
     public static WebApplicationBuilder CreateBuilder(string[] args, IEnumerable<KeyValuePair<string, string?>>? overrides = null)
     {
-        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args });
+        // Settings are read once at start-up (validated together; nothing re-reads them), so appsettings.json is
+        // not watched: the watcher ASP.NET Core adds by default walks and inotify-watches the whole content root
+        // recursively — every folder under the directory serve was started in — and wakes on every file change there.
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = [.. args, "--hostBuilder:reloadConfigOnChange=false"] });
         // Defaults below every other source: ASP.NET Core's per-request lines are noise on a console, so Warning unless configured.
         builder.Configuration.Sources.Insert(0, new Microsoft.Extensions.Configuration.Memory.MemoryConfigurationSource
         {
