@@ -52,23 +52,25 @@ internal sealed class TestGateway : IAsyncDisposable
     private const string MetricsToken = "gateway-metrics-token-0123456789abcdef0123456789";
 
     /// <param name="pool">More <c>Bulwark:Upstreams:gpu:*</c> settings (keys relative to the pool).</param>
+    /// <param name="upstream">More settings of every upstream server (TLS, say).</param>
     public static async Task<TestGateway> StartAsync(IReadOnlyList<ScriptedBackend> backends, Dictionary<string, string?>? pool = null,
-        Dictionary<string, string?>? gateway = null)
+        Dictionary<string, string?>? gateway = null, Dictionary<string, string?>? upstream = null)
     {
         var shared = Fixtures.NewTempDirectory("upstreams");
         var upstreams = new List<RunningServer>();
         var proxies = new List<FaultProxy>();
         foreach (var backend in backends)
         {
-            var upstream = await RunningServer.StartAsync(backend, new() { [ServerSettings.DataDirKey] = shared });
-            upstreams.Add(upstream);
-            proxies.Add(new FaultProxy(upstream.Address));
+            var settings = new Dictionary<string, string?>(upstream ?? []) { [ServerSettings.DataDirKey] = shared };
+            var server = await RunningServer.StartAsync(backend, settings);
+            upstreams.Add(server);
+            proxies.Add(new FaultProxy(server.Address));
         }
         var upstreamKey = upstreams[0].ApiKey!;
         var variable = "BULWARK_TEST_UPSTREAM_KEY_" + Guid.NewGuid().ToString("N");
         Environment.SetEnvironmentVariable(variable, upstreamKey);
 
-        var settings = new Dictionary<string, string?>
+        var gatewaySettings = new Dictionary<string, string?>
         {
             ["Bulwark:Server:Port"] = "0",
             [ServerSettings.DataDirKey] = Fixtures.NewTempDirectory("gateway"),
@@ -81,10 +83,12 @@ internal sealed class TestGateway : IAsyncDisposable
             ["Bulwark:Upstreams:gpu:FirstByteTimeout"] = "00:00:05",
             ["Bulwark:Upstreams:gpu:ConnectTimeout"] = "00:00:02",
         };
-        for (var i = 0; i < proxies.Count; i++) settings[$"Bulwark:Upstreams:gpu:Endpoints:{i}:Url"] = proxies[i].Address("v1").ToString();
-        foreach (var (k, v) in pool ?? []) settings["Bulwark:Upstreams:gpu:" + k] = v;
-        foreach (var (k, v) in gateway ?? []) settings[k] = v;
-        var builder = BulwarkServer.CreateBuilder([], settings);
+        // The proxies relay bytes, so TLS to an upstream passes through them unchanged.
+        for (var i = 0; i < proxies.Count; i++)
+            gatewaySettings[$"Bulwark:Upstreams:gpu:Endpoints:{i}:Url"] = new UriBuilder(proxies[i].Address("v1")) { Scheme = upstreams[i].Address.Scheme }.Uri.ToString();
+        foreach (var (k, v) in pool ?? []) gatewaySettings["Bulwark:Upstreams:gpu:" + k] = v;
+        foreach (var (k, v) in gateway ?? []) gatewaySettings[k] = v;
+        var builder = BulwarkServer.CreateBuilder([], gatewaySettings);
         var logs = new LogCapture();
         builder.Logging.ClearProviders();
         builder.Logging.SetMinimumLevel(LogLevel.Debug);
