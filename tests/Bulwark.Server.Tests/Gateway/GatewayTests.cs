@@ -89,6 +89,50 @@ public sealed class GatewayTests
     }
 
     [Fact]
+    public async Task WithAQueueMetricTheBalancerAvoidsAnEndpointWhoseOwnQueueIsLong()
+    {
+        // Upstream A runs one request at a time and three more wait in its admission queue (sent to it directly).
+        var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var busy = new ScriptedBackend { BeforeEachToken = ct => gate.Task.WaitAsync(ct) };
+        var idle = new ScriptedBackend();
+        const string metricsToken = "upstream-metrics-token-0123456789abcdef0123456789";
+        var variable = "BULWARK_TEST_METRICS_TOKEN_" + Guid.NewGuid().ToString("N");
+        Environment.SetEnvironmentVariable(variable, metricsToken);
+        await using var gateway = await TestGateway.StartAsync([busy, idle],
+            pool: new() { ["QueueMetric"] = "bulwark_admission_waiting", ["MetricsKeyEnv"] = variable },
+            upstream: new() { ["Bulwark:Security:MetricsToken"] = metricsToken, ["Bulwark:Admission:MaxConcurrentRequests"] = "1" });
+        var direct = Enumerable.Range(0, 4).Select(_ => RawHttp.PostJsonAsync(gateway.Upstreams[0].Http, "v1/chat/completions", Chat())).ToList();
+        var queued = $"bulwark_upstream_queued{{endpoint=\"http://127.0.0.1:{gateway.Proxies[0].Address().Port}\",pool=\"gpu\"}} 3";
+        await Until(() => MetricsAsync(gateway).GetAwaiter().GetResult().Contains(queued, StringComparison.Ordinal), "the gateway reads A's queue");
+
+        // Round-robin on in-flight requests alone would send half of these to A, where they would wait behind the queue.
+        for (var i = 0; i < 4; i++)
+            Assert.Equal(200, (await RawHttp.PostJsonAsync(gateway.Http, "v1/chat/completions", Chat())).Status);
+        Assert.Equal(4, idle.StartedSequences);
+        Assert.Equal(1, busy.StartedSequences);
+
+        gate.SetResult();
+        Assert.All(await Task.WhenAll(direct), r => Assert.Equal(200, r.Status));
+    }
+
+    [Theory]
+    [InlineData("vllm:num_requests_waiting", 5)]
+    [InlineData("bulwark_admission_waiting", 3)]
+    [InlineData("absent_metric", 0)]
+    public void TheQueueGaugeIsTheSumOfItsSeries(string metric, double expected)
+    {
+        const string page = """
+            # HELP vllm:num_requests_waiting Number of requests waiting to be processed.
+            # TYPE vllm:num_requests_waiting gauge
+            vllm:num_requests_waiting{model_name="llama"} 2.0
+            vllm:num_requests_waiting{model_name="qwen",engine="0"} 3
+            vllm:num_requests_waiting_total 99
+            bulwark_admission_waiting 3 1733562000000
+            """;
+        Assert.Equal(expected, Bulwark.Server.Backends.Upstream.PrometheusGauge.Sum(page, metric));
+    }
+
+    [Fact]
     public async Task AnEndpointThatNeverAnswersTimesOutAndTheRequestGoesToAnother()
     {
         var healthy = new ScriptedBackend();

@@ -15,6 +15,7 @@ public sealed class UpstreamEndpoint
 {
     private readonly CircuitBreakerStateProvider _breaker = new();
     private int _inFlight;
+    private int _queued;
     private long _openUntil;
     private volatile bool _healthy = true;
     private volatile IReadOnlyDictionary<string, int> _models = new Dictionary<string, int>();
@@ -65,6 +66,11 @@ public sealed class UpstreamEndpoint
     internal ResiliencePipeline Pipeline { get; }
 
     public int InFlight => Volatile.Read(ref _inFlight);
+
+    /// <summary>Requests waiting in the upstream's own queue at its last health check (its <see cref="UpstreamPoolOptions.QueueMetric"/>; 0 without one).</summary>
+    public int Queued => Volatile.Read(ref _queued);
+
+    internal void SetQueued(int queued) => Volatile.Write(ref _queued, Math.Max(0, queued));
 
     /// <summary>False from a failed health check (or a failure mid-stream) until the next successful one.</summary>
     public bool Healthy => _healthy;

@@ -31,6 +31,7 @@ public sealed class UpstreamMetrics
         _ejections = meter.CreateCounter<long>("bulwark_upstream_ejections", description: "Times an endpoint was taken out of rotation by a failed health check or a failure mid-stream.");
         _opened = meter.CreateCounter<long>("bulwark_upstream_breaker_opened", description: "Times an endpoint's circuit breaker opened.");
         meter.CreateObservableGauge("bulwark_upstream_in_flight", () => Each(e => e.InFlight), description: "Requests in flight to each upstream endpoint.");
+        meter.CreateObservableGauge("bulwark_upstream_queued", () => Each(e => e.Queued), description: "Requests waiting in each endpoint's own queue at its last health check (with a QueueMetric).");
         meter.CreateObservableGauge("bulwark_upstream_healthy", () => Each(e => e.Healthy ? 1 : 0), description: "1 when the endpoint's last health check passed, else 0.");
         meter.CreateObservableGauge("bulwark_upstream_breaker_state", () => Each(e => e.Breaker switch
         {

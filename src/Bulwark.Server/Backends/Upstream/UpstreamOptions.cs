@@ -68,6 +68,19 @@ public sealed class UpstreamPoolOptions
     /// <summary>Active health checks: <c>GET {base}/models</c> on every endpoint this often (0: off).</summary>
     public TimeSpan HealthInterval { get; set; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>
+    /// A Prometheus gauge of the upstream's own queue, read at every health check and added to the
+    /// balancer's count of in-flight requests: <c>vllm:num_requests_waiting</c> for vLLM,
+    /// <c>bulwark_admission_waiting</c> for Bulwark. Empty: balance on in-flight requests alone.
+    /// </summary>
+    public string? QueueMetric { get; set; }
+
+    /// <summary>Where the metrics are, relative to the endpoint's host (default <c>/metrics</c>).</summary>
+    public string MetricsPath { get; set; } = "/metrics";
+
+    /// <summary>Environment variable holding a bearer token for the metrics (Bulwark's metrics token); empty: the pool's key.</summary>
+    public string? MetricsKeyEnv { get; set; }
+
     /// <summary>PEM file of a CA to trust besides the system's (upstreams with a private CA).</summary>
     public string? CaFile { get; set; }
 
@@ -105,6 +118,12 @@ public sealed class UpstreamPoolOptions
             yield return $"{at}:BreakDuration must be between 00:00:00.5 and 1.00:00:00; got {BreakDuration}.";
         if (HealthInterval < TimeSpan.Zero || HealthInterval > TimeSpan.FromHours(1)) yield return $"{at}:HealthInterval must be between 0 (off) and 01:00:00; got {HealthInterval}.";
         if (MaxResponseBytes is < 1024 or > 1L << 34) yield return $"{at}:MaxResponseBytes must be between 1024 and 17179869184; got {MaxResponseBytes}.";
+        if (QueueMetric is { } metric && (metric.Length is 0 or > 200 || !metric.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or ':')))
+            yield return $"{at}:QueueMetric must be a Prometheus metric name such as vllm:num_requests_waiting; got '{metric}'.";
+        if (!MetricsPath.StartsWith('/') || MetricsPath.Contains("..", StringComparison.Ordinal) || MetricsPath.Contains('?'))
+            yield return $"{at}:MetricsPath must be an absolute path such as /metrics; got '{MetricsPath}'.";
+        if (MetricsKeyEnv is { } metricsEnv && string.IsNullOrEmpty(Environment.GetEnvironmentVariable(metricsEnv)))
+            yield return $"{at}:MetricsKeyEnv names the environment variable {metricsEnv}, which is not set.";
         if (CaFile is { } ca && !File.Exists(ca)) yield return $"{at}:CaFile {ca} does not exist.";
         if ((ClientCertificateFile is null) != (ClientKeyFile is null)) yield return $"{at}: set both ClientCertificateFile and ClientKeyFile, or neither.";
         foreach (var (served, fallbacks) in Fallbacks)

@@ -12,13 +12,15 @@ namespace Bulwark.Server.Backends.Upstream;
 /// optional client certificate), the pool's credential (read from an environment variable or a file,
 /// registered with the secret redactor, never logged), its endpoints, and the balancer: among the
 /// endpoints that serve a model and are available (healthy, circuit not open, below their bulkhead),
-/// the one with the fewest requests in flight per unit of weight. Active health checks
+/// the one with the fewest requests in flight (plus those waiting in its own queue, when the pool reads
+/// a queue metric) per unit of weight. Active health checks
 /// (<c>GET {base}/models</c>) run in the background and also discover the models each endpoint lists.
 /// </summary>
 public sealed class UpstreamPool : IAsyncDisposable
 {
     private readonly HttpClient _http;
     private readonly string? _apiKey;
+    private readonly string? _metricsKey;
     private readonly UpstreamMetrics _metrics;
     private readonly ILogger _log;
     private readonly CancellationTokenSource _stop = new();
@@ -33,6 +35,8 @@ public sealed class UpstreamPool : IAsyncDisposable
         _log = log;
         _apiKey = ReadKey(options);
         SecretRedactor.AddKnownSecret(_apiKey);
+        _metricsKey = options.MetricsKeyEnv is { } metricsEnv ? Environment.GetEnvironmentVariable(metricsEnv)?.Trim() : _apiKey;
+        SecretRedactor.AddKnownSecret(_metricsKey);
         Endpoints = options.Endpoints.Select(e => new UpstreamEndpoint(name, e, options, metrics)).ToArray();
         _http = new HttpClient(Handler(options), disposeHandler: true) { Timeout = Timeout.InfiniteTimeSpan };
         metrics.Observe(this);
@@ -82,7 +86,7 @@ public sealed class UpstreamPool : IAsyncDisposable
             var e = Endpoints[(int)((uint)(start + k) % (uint)Endpoints.Count)];
             if (!e.Available || e.InFlight >= Options.MaxInFlightPerEndpoint) continue;
             if (Options.Models.Count == 0 && !e.Models.ContainsKey(upstream)) continue;
-            var load = (e.InFlight + 1.0) / e.Weight;
+            var load = (e.InFlight + e.Queued + 1.0) / e.Weight;
             if (tried.Contains(e)) { if (load < bestTriedLoad) (bestTried, bestTriedLoad) = (e, load); }
             else if (load < bestLoad) (best, bestLoad) = (e, load);
         }
@@ -149,6 +153,7 @@ public sealed class UpstreamPool : IAsyncDisposable
                 if (models.Count >= 1024) break;
             }
             endpoint.SetHealth(true, models);
+            if (Options.QueueMetric is { } metric) endpoint.SetQueued(await QueuedAsync(endpoint, metric, timeout.Token));
         }
         catch (Exception e) when (e is HttpRequestException or OperationCanceledException or JsonException or KeyNotFoundException or InvalidOperationException or IOException)
         {
@@ -159,6 +164,27 @@ public sealed class UpstreamPool : IAsyncDisposable
                 // The message may quote a URL or a status; SecretRedactor runs on every log line anyway.
                 _log.LogWarning("upstream {Pool} endpoint {Endpoint} failed its health check: {Error}", Name, endpoint.Name, e.Message);
             }
+        }
+    }
+
+    /// <summary>
+    /// The sum of the queue gauge's series on the endpoint's Prometheus page (0 when it is not there). A page
+    /// that cannot be read keeps the last figure: the metric steers the balancer, it does not judge health.
+    /// </summary>
+    private async Task<int> QueuedAsync(UpstreamEndpoint endpoint, string metric, CancellationToken ct)
+    {
+        try
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(endpoint.BaseUrl, Options.MetricsPath));
+            if (_metricsKey is not null) request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", _metricsKey);
+            using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct);
+            if (!response.IsSuccessStatusCode) return endpoint.Queued;
+            using var reader = new StreamReader(new LimitedStream(await response.Content.ReadAsStreamAsync(ct), 8 << 20));
+            return (int)Math.Min(int.MaxValue, PrometheusGauge.Sum(await reader.ReadToEndAsync(ct), metric));
+        }
+        catch (Exception e) when (e is HttpRequestException or IOException || (e is OperationCanceledException && !ct.IsCancellationRequested))
+        {
+            return endpoint.Queued;
         }
     }
 
