@@ -53,8 +53,9 @@ internal sealed class TestGateway : IAsyncDisposable
 
     /// <param name="pool">More <c>Bulwark:Upstreams:gpu:*</c> settings (keys relative to the pool).</param>
     /// <param name="upstream">More settings of every upstream server (TLS, say).</param>
+    /// <param name="basePath">The endpoints' path: <c>v1</c> for the OpenAI protocol, empty for TGI's.</param>
     public static async Task<TestGateway> StartAsync(IReadOnlyList<ScriptedBackend> backends, Dictionary<string, string?>? pool = null,
-        Dictionary<string, string?>? gateway = null, Dictionary<string, string?>? upstream = null)
+        Dictionary<string, string?>? gateway = null, Dictionary<string, string?>? upstream = null, string basePath = "v1")
     {
         var shared = Fixtures.NewTempDirectory("upstreams");
         var upstreams = new List<RunningServer>();
@@ -85,7 +86,7 @@ internal sealed class TestGateway : IAsyncDisposable
         };
         // The proxies relay bytes, so TLS to an upstream passes through them unchanged.
         for (var i = 0; i < proxies.Count; i++)
-            gatewaySettings[$"Bulwark:Upstreams:gpu:Endpoints:{i}:Url"] = new UriBuilder(proxies[i].Address("v1")) { Scheme = upstreams[i].Address.Scheme }.Uri.ToString();
+            gatewaySettings[$"Bulwark:Upstreams:gpu:Endpoints:{i}:Url"] = new UriBuilder(proxies[i].Address(basePath)) { Scheme = upstreams[i].Address.Scheme }.Uri.ToString();
         foreach (var (k, v) in pool ?? []) gatewaySettings["Bulwark:Upstreams:gpu:" + k] = v;
         foreach (var (k, v) in gateway ?? []) gatewaySettings[k] = v;
         var builder = BulwarkServer.CreateBuilder([], gatewaySettings);

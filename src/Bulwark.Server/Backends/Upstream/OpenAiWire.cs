@@ -13,8 +13,30 @@ namespace Bulwark.Server.Backends.Upstream;
 /// (<c>top_k</c>, <c>min_p</c>, <c>repetition_penalty</c>) only when they differ from "off", so an
 /// OpenAI-strict upstream is not handed fields it does not know.
 /// </summary>
-internal static class OpenAiWire
+internal sealed class OpenAiWire : IUpstreamProtocol
 {
+    public static readonly OpenAiWire Instance = new();
+
+    public string HealthPath => "models";
+
+    public bool Discovers => true;
+
+    public void Check(GenerationRequest request, string served)
+    {
+        if (request.Sampling.Logprobs)
+            throw ApiException.Unsupported("logprobs", $"logprobs are not available for '{served}', which an upstream engine serves.");
+    }
+
+    string IUpstreamProtocol.PathOf(GenerationRequest request, bool stream) => PathOf(request);
+
+    byte[] IUpstreamProtocol.Body(GenerationRequest request, string upstreamModel, bool stream) => Body(request, upstreamModel, stream);
+
+    GenerationUsage? IUpstreamProtocol.Chunk(string data, GenerationRequest request, List<ChoiceDelta> deltas) =>
+        Chunk(data, request.Messages is not null, request.Choices, deltas);
+
+    GenerationUsage? IUpstreamProtocol.Whole(ReadOnlySpan<byte> body, GenerationRequest request, List<ChoiceDelta> deltas) =>
+        Whole(body, request.Messages is not null, request.Choices, deltas);
+
     public static string PathOf(GenerationRequest request) => request.Messages is not null ? "chat/completions" : "completions";
 
     /// <param name="stream">Ask for a stream (with usage) or for one whole response.</param>

@@ -9,7 +9,11 @@ public sealed class UpstreamPoolOptions
 {
     public const string Section = "Bulwark:Upstreams";
 
-    /// <summary><c>openai</c>: an OpenAI-compatible <c>/v1</c> base URL (vLLM, SGLang, TGI's Messages API, llama.cpp's server, Ollama, another Bulwark).</summary>
+    /// <summary>
+    /// <c>openai</c>: an OpenAI-compatible <c>/v1</c> base URL (vLLM, SGLang, TGI's Messages API, llama.cpp's
+    /// server, Ollama, another Bulwark). <c>tgi</c>: TGI's native <c>/generate</c> protocol at the server's root
+    /// (text prompts, one choice; the models must be listed, TGI does not).
+    /// </summary>
     public string Protocol { get; set; } = "openai";
 
     public List<UpstreamEndpointOptions> Endpoints { get; set; } = [];
@@ -95,8 +99,10 @@ public sealed class UpstreamPoolOptions
     public IEnumerable<string> Validate(string name)
     {
         var at = $"{Section}:{name}";
-        if (Protocol != "openai")
-            yield return $"{at}:Protocol must be openai (an OpenAI-compatible /v1 API); got '{Protocol}'.";
+        if (Protocol is not ("openai" or "tgi"))
+            yield return $"{at}:Protocol must be openai (an OpenAI-compatible /v1 API) or tgi (TGI's /generate); got '{Protocol}'.";
+        if (Protocol == "tgi" && Models.Count != 1)
+            yield return $"{at}:Models must name the one model a TGI pool serves (TGI's protocol does not list it); got {Models.Count}.";
         if (Endpoints.Count is 0 or > 256) yield return $"{at}:Endpoints must list between 1 and 256 endpoints; got {Endpoints.Count}.";
         for (var i = 0; i < Endpoints.Count; i++)
             foreach (var problem in Endpoints[i].Validate($"{at}:Endpoints:{i}")) yield return problem;

@@ -31,6 +31,7 @@ public sealed class UpstreamPool : IAsyncDisposable
     {
         Name = name;
         Options = options;
+        Protocol = IUpstreamProtocol.For(options.Protocol);
         _metrics = metrics;
         _log = log;
         _apiKey = ReadKey(options);
@@ -45,6 +46,8 @@ public sealed class UpstreamPool : IAsyncDisposable
     public string Name { get; }
 
     public UpstreamPoolOptions Options { get; }
+
+    internal IUpstreamProtocol Protocol { get; }
 
     public IReadOnlyList<UpstreamEndpoint> Endpoints { get; }
 
@@ -139,9 +142,15 @@ public sealed class UpstreamPool : IAsyncDisposable
         timeout.CancelAfter(Options.ConnectTimeout + TimeSpan.FromSeconds(5));
         try
         {
-            using var request = Request(HttpMethod.Get, endpoint, "models");
+            using var request = Request(HttpMethod.Get, endpoint, Protocol.HealthPath);
             using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, timeout.Token);
             if (!response.IsSuccessStatusCode) throw new HttpRequestException($"HTTP {(int)response.StatusCode}");
+            if (!Protocol.Discovers)
+            {
+                endpoint.SetHealth(true);
+                if (Options.QueueMetric is { } queue) endpoint.SetQueued(await QueuedAsync(endpoint, queue, timeout.Token));
+                return;
+            }
             await using var body = await response.Content.ReadAsStreamAsync(timeout.Token);
             using var json = await JsonDocument.ParseAsync(new LimitedStream(body, 4 << 20), default, timeout.Token);
             var models = new Dictionary<string, int>(StringComparer.Ordinal);

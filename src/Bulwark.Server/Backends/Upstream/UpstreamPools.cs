@@ -5,7 +5,7 @@ namespace Bulwark.Server.Backends.Upstream;
 
 /// <summary>
 /// Every configured pool, started: endpoints checked once (which discovers the models they list),
-/// each served model added to <see cref="ServedModels"/> as an <see cref="OpenAiUpstreamBackend"/>,
+/// each served model added to <see cref="ServedModels"/> as an <see cref="UpstreamBackend"/>,
 /// and models an endpoint starts listing later added as the health checks find them. A served name
 /// already taken (by the embedded model or an earlier pool) is left to its first owner, with a warning.
 /// </summary>
@@ -57,12 +57,12 @@ public sealed class UpstreamPools : IAsyncDisposable
             {
                 if (_models.Find(served) is { } existing)
                 {
-                    if (existing.Backend is OpenAiUpstreamBackend { Pool: var owner } && owner == pool) continue;
+                    if (existing.Backend is UpstreamBackend { Pool: var owner } && owner == pool) continue;
                     if (_warned.Add(pool.Name + "\0" + served))
                         _log.LogWarning("upstream pool {Pool} lists '{Model}', which is already served by {Owner}; requests keep going there", pool.Name, served, existing.Info.Origin);
                     continue;
                 }
-                var backend = new OpenAiUpstreamBackend(pool, served, _metrics, Lease, _time);
+                var backend = new UpstreamBackend(pool, served, _metrics, Lease, _time);
                 _models.Add(backend, new ServedModelInfo($"upstream pool {pool.Name} ({pool.Endpoints.Count} endpoint(s))", null, 0, _time.GetUtcNow()));
                 _log.LogInformation("serving '{Model}' from upstream pool {Pool}", served, pool.Name);
             }

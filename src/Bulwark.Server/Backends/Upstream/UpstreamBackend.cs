@@ -4,6 +4,8 @@ using System.Net.Http.Headers;
 using System.Runtime.CompilerServices;
 using System.Text;
 using System.Threading.RateLimiting;
+using Bulwark.Engine.Serving;
+using Bulwark.Engine.Serving.Sampling;
 using Bulwark.Server.Observability;
 using Bulwark.Server.Requests;
 using Microsoft.AspNetCore.Http;
@@ -16,17 +18,18 @@ using Polly.Timeout;
 namespace Bulwark.Server.Backends.Upstream;
 
 /// <summary>
-/// A model served by a pool of OpenAI-compatible engines (vLLM, SGLang, TGI's Messages API,
-/// llama.cpp's server, Ollama, another Bulwark), behind the same seam as the embedded engine. Every
-/// request streams from the upstream, whatever the client asked, so tokens reach a streaming client
-/// as they come and the gateway sees usage. Attempts go through Polly: a retry (exponential backoff
+/// A model served by a pool of upstream engines — OpenAI-compatible (vLLM, SGLang, TGI's Messages
+/// API, llama.cpp's server, Ollama, another Bulwark) or TGI's native protocol — behind the same seam as
+/// the embedded engine. A streaming client is relayed the upstream's stream as it comes; a client that
+/// waits gets one whole upstream response. Stop strings are applied to the relayed text here too, so a
+/// delta never holds one whatever the engine does with them. Attempts go through Polly: a retry (exponential backoff
 /// with jitter) on another endpoint for connection failures, timeouts, 429/502/503/504 and open
 /// circuits — only while nothing has reached the client; each attempt through its endpoint's
 /// breaker, bulkhead and first-byte timeout. When no endpoint can take the request the model's
 /// fallbacks are tried, else the client gets a fast 503 with <c>Retry-After</c>. Errors the upstream
 /// sends are never passed through: the client gets Bulwark's own, with the upstream's status class.
 /// </summary>
-public sealed class OpenAiUpstreamBackend : IGenerationBackend
+public sealed class UpstreamBackend : IGenerationBackend
 {
     private readonly UpstreamPool _pool;
     private readonly string _served;
@@ -36,7 +39,7 @@ public sealed class OpenAiUpstreamBackend : IGenerationBackend
     private readonly DateTimeOffset _created;
 
     /// <param name="fallback">Leases another served model by name, for <see cref="UpstreamPoolOptions.Fallbacks"/> (null: not served).</param>
-    public OpenAiUpstreamBackend(UpstreamPool pool, string served, UpstreamMetrics metrics, Func<string, ModelLease?> fallback, TimeProvider time)
+    public UpstreamBackend(UpstreamPool pool, string served, UpstreamMetrics metrics, Func<string, ModelLease?> fallback, TimeProvider time)
     {
         _pool = pool;
         _served = served;
@@ -76,8 +79,7 @@ public sealed class OpenAiUpstreamBackend : IGenerationBackend
     /// </summary>
     public PreparedPrompt Prepare(GenerationRequest request)
     {
-        if (request.Sampling.Logprobs)
-            throw ApiException.Unsupported("logprobs", $"logprobs are not available for '{_served}', which an upstream engine serves.");
+        _pool.Protocol.Check(request, _served);
         if (request.Prompt?.TokenIds is { } ids) return new PreparedPrompt(ids.Length, true, ids);
         long estimate = 0;
         if (request.Messages is { } messages)
@@ -119,15 +121,17 @@ public sealed class OpenAiUpstreamBackend : IGenerationBackend
         }
 
         call.Endpoint = opened.Endpoint.Name;
+        var stops = request.Sampling.StopStrings is { Count: > 0 } stopStrings
+            ? Enumerable.Range(0, request.Choices).Select(_ => new StopStringMatcher(stopStrings)).ToArray()
+            : null;
         if (opened.Whole is { } whole)
         {
             // A whole response was read inside the attempt: nothing can fail any more.
-            call.Usage = opened.Usage;
+            call.Usage = Usage(opened.Usage, call);
             foreach (var delta in whole)
-                if (!call.Choices.IsStopped(delta.Index)) yield return delta;
+                if (!call.Choices.IsStopped(delta.Index)) yield return Stopped(delta, stops);
             yield break;
         }
-        var chat = request.Messages is not null;
         var pending = new List<ChoiceDelta>();
         var finished = new bool[request.Choices];
         var outcome = "stream_error";
@@ -142,11 +146,13 @@ public sealed class OpenAiUpstreamBackend : IGenerationBackend
                     break;
                 }
                 pending.Clear();
-                if (Parse(data, chat, request.Choices, pending, opened) is { } usage) call.Usage = usage;
+                if (Parse(data, request, pending, opened) is { } usage) call.Usage = Usage(usage, call);
                 foreach (var delta in pending)
                 {
-                    if (delta.Finish is not null) finished[delta.Index] = true;
-                    if (!call.Choices.IsStopped(delta.Index)) yield return delta;
+                    if (finished[delta.Index]) continue; // past a stop string
+                    var shown = Stopped(delta, stops);
+                    if (shown.Finish is not null) finished[delta.Index] = true;
+                    if (!call.Choices.IsStopped(delta.Index)) yield return shown;
                 }
                 data = await NextAsync(opened, total.Token, cancellationToken);
             }
@@ -181,8 +187,8 @@ public sealed class OpenAiUpstreamBackend : IGenerationBackend
             // A client that waits for the whole answer gets it from a whole upstream response: one read and one
             // parse instead of a stream of events (the relay is still retried as a whole before anything is sent).
             var stream = call.Request.Stream;
-            var body = OpenAiWire.Body(call.Request, _pool.UpstreamName(_served), stream);
-            var path = OpenAiWire.PathOf(call.Request);
+            var body = _pool.Protocol.Body(call.Request, _pool.UpstreamName(_served), stream);
+            var path = _pool.Protocol.PathOf(call.Request, stream);
             response = await endpoint.Pipeline.ExecuteAsync(static async (s, token) =>
             {
                 using var request = s.Pool.Request(HttpMethod.Post, s.Endpoint, s.Path);
@@ -207,7 +213,7 @@ public sealed class OpenAiUpstreamBackend : IGenerationBackend
             {
                 var bytes = await ReadWholeAsync(response, ct);
                 var deltas = new List<ChoiceDelta>(call.Request.Choices);
-                var usage = OpenAiWire.Whole(bytes, call.Request.Messages is not null, call.Request.Choices, deltas);
+                var usage = _pool.Protocol.Whole(bytes, call.Request, deltas);
                 response.Dispose();
                 endpoint.Leave();
                 _metrics.Attempt(endpoint, "success", Stopwatch.GetElapsedTime(started));
@@ -283,16 +289,30 @@ public sealed class OpenAiUpstreamBackend : IGenerationBackend
         return buffer.ToArray();
     }
 
-    private GenerationUsage? Parse(string data, bool chat, int choices, List<ChoiceDelta> deltas, Opened opened)
+    private GenerationUsage? Parse(string data, GenerationRequest request, List<ChoiceDelta> deltas, Opened opened)
     {
         try
         {
-            return OpenAiWire.Chunk(data, chat, choices, deltas);
+            return _pool.Protocol.Chunk(data, request, deltas);
         }
         catch (Exception e) when (e is System.Text.Json.JsonException or InvalidDataException or InvalidOperationException)
         {
             throw MidStream(opened, "the upstream sent a chunk that is not what the OpenAI stream format allows");
         }
+    }
+
+    /// <summary>What a protocol that does not count the prompt reports, with Bulwark's estimate of the prompt in its place.</summary>
+    private static GenerationUsage? Usage(GenerationUsage? reported, BackendCall call) =>
+        reported is { PromptTokens: < 0 } partial ? partial with { PromptTokens = call.Prompt.TokenCount } : reported;
+
+    /// <summary>The delta with the request's stop strings applied: text from a stop string on is cut and the choice ends there.</summary>
+    private static ChoiceDelta Stopped(in ChoiceDelta delta, StopStringMatcher[]? stops)
+    {
+        if (stops is null) return delta;
+        var matcher = stops[delta.Index];
+        var text = matcher.Push(delta.Text);
+        if (matcher.Stopped) return delta with { Text = text, Finish = FinishReason.Stop, StopStringMatched = true };
+        return delta.Finish is null ? delta with { Text = text } : delta with { Text = text + matcher.Flush() };
     }
 
     /// <summary>A failure after the first event: the endpoint leaves the rotation until its next good health check, and the client's stream ends with an error.</summary>
