@@ -46,6 +46,19 @@ public static class EngineFactory
         }
     }
 
+    /// <summary>
+    /// A model's tokenizer and chat template without its weights (a GGUF file, a Hugging Face folder, a
+    /// tokenizer.json or tokenizer.model): what it takes to count a prompt exactly for a model another
+    /// engine runs. The template is null when the model ships none, with the reason when it cannot be used.
+    /// </summary>
+    public static (ITokenizer Tokenizer, ChatTemplate? Template, string? TemplateError) LoadPrompting(string path)
+    {
+        var full = Path.GetFullPath(path);
+        var tokenizer = TokenizerLoader.FromPath(full);
+        var (template, error) = ParseTemplate(TemplateOf(full)?.Source);
+        return (tokenizer, template, error);
+    }
+
     /// <summary>The model's own template (GGUF metadata, tokenizer_config.json or chat_template.jinja); null when it ships none.</summary>
     private static ChatTemplateSource? TemplateOf(string path)
     {

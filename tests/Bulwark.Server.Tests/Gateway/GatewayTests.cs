@@ -72,6 +72,32 @@ public sealed class GatewayTests
     }
 
     [Fact]
+    public async Task WithTheModelsTokenizerConfiguredPromptsAreCountedExactlyAndTokenizeWorks()
+    {
+        var file = Path.Combine(Bulwark.Testing.Fixtures.NewTempDirectory("tokenizer"), "model.gguf");
+        Bulwark.Engine.Synthesis.SyntheticModel.WriteGguf(new Bulwark.Engine.Synthesis.SyntheticModelSpec
+            { Layers = 1, Dim = 64, Heads = 4, KvHeads = 2, FeedForward = 128, Vocab = 512, Context = 128, Seed = 1,
+              ChatTemplate = Bulwark.Engine.Synthesis.SyntheticModel.ChatMlTemplate }, file);
+        var backend = new ScriptedBackend();
+        await using var gateway = await TestGateway.StartAsync([backend], pool: new() { ["Tokenizers:test-model"] = file });
+        var local = Bulwark.Engine.Tokenizers.Loading.TokenizerLoader.FromPath(file);
+
+        // /tokenize answers with the model's own tokenizer, without asking the upstream.
+        var (status, body, _) = await RawHttp.PostJsonAsync(gateway.Http, "tokenize", """{"model":"test-model","prompt":"the cat sat on the mat"}""");
+        Assert.Equal(200, status);
+        Assert.Equal(local.Encode("the cat sat on the mat", addSpecial: true), body.GetProperty("tokens").EnumerateArray().Select(t => t.GetInt32()));
+
+        // The context check runs on the exact count (the upstream reports 256): a prompt that does not fit never leaves the gateway.
+        var words = string.Join(' ', Enumerable.Repeat("the cat sat on the mat", 60));
+        var (tooLong, error, _) = await RawHttp.PostJsonAsync(gateway.Http, "v1/chat/completions",
+            JsonSerializer.Serialize(new { model = "test-model", max_tokens = 8, messages = new[] { new { role = "user", content = words } } }));
+        Assert.Equal(400, tooLong);
+        Assert.Equal("context_length_exceeded", RawHttp.Error(error).GetProperty("code").GetString());
+        Assert.Equal(0, backend.PreparedPrompts);
+        Assert.Equal(200, (await RawHttp.PostJsonAsync(gateway.Http, "v1/chat/completions", Chat())).Status);
+    }
+
+    [Fact]
     public async Task AnEndpointThatResetsConnectionsIsRetriedOnAnotherBeforeTheClientSeesAByte()
     {
         var healthy = new ScriptedBackend();

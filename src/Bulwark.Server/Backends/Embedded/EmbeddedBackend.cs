@@ -21,9 +21,7 @@ public sealed class EmbeddedBackend : IGenerationBackend, ITokenizingBackend, ID
 {
     private readonly LlmEngine _engine;
     private readonly ITokenizer _tokenizer;
-    private readonly ChatTemplate? _template;
-    private readonly IReadOnlyDictionary<string, object?> _templateVariables;
-    private readonly SearchValues<string>? _controlTexts;
+    private readonly PromptEncoder _prompts;
     private readonly IReadOnlyList<IDisposable> _owns;
 
     /// <param name="template">Null when the model ships none: chat requests are then refused with a clear error.</param>
@@ -36,18 +34,8 @@ public sealed class EmbeddedBackend : IGenerationBackend, ITokenizingBackend, ID
             throw new ArgumentException($"the tokenizer has {tokenizer.VocabSize} tokens but the model's vocabulary holds {engine.VocabSize}", nameof(tokenizer));
         _engine = engine;
         _tokenizer = tokenizer;
-        _template = template;
+        _prompts = new PromptEncoder(tokenizer, template, modelId);
         Model = new ModelCard(modelId, engine.MaxContextLength, tokenizer.VocabSize, created, Notice: notice);
-        var special = tokenizer.Special;
-        _templateVariables = new Dictionary<string, object?>
-        {
-            ["bos_token"] = special.Bos >= 0 ? tokenizer.TokenText(special.Bos) : "",
-            ["eos_token"] = special.Eos >= 0 ? tokenizer.TokenText(special.Eos) : "",
-        };
-        var controls = Enumerable.Range(0, tokenizer.VocabSize)
-            .Where(id => tokenizer.TypeOf(id) == TokenType.Control && tokenizer.TokenText(id).Length >= 2)
-            .Select(tokenizer.TokenText).Distinct(StringComparer.Ordinal).ToArray();
-        _controlTexts = controls.Length > 0 ? SearchValues.Create(controls, StringComparison.Ordinal) : null;
     }
 
     public ModelCard Model { get; }
@@ -55,52 +43,17 @@ public sealed class EmbeddedBackend : IGenerationBackend, ITokenizingBackend, ID
     /// <summary>The engine, for its counters (tests and benchmarks).</summary>
     public LlmEngine Engine => _engine;
 
-    public int[] Encode(string text, bool addSpecialTokens) => _tokenizer.Encode(text, addSpecialTokens, parseSpecial: false);
+    public int[] Encode(string text, bool addSpecialTokens) => _prompts.Encode(text, addSpecialTokens);
 
-    public string Decode(ReadOnlySpan<int> tokenIds)
-    {
-        foreach (var id in tokenIds)
-            if ((uint)id >= (uint)_tokenizer.VocabSize)
-                throw new ArgumentOutOfRangeException(nameof(tokenIds), $"token id must be between 0 and {_tokenizer.VocabSize - 1}; got {id}");
-        return _tokenizer.Decode(tokenIds);
-    }
+    public string Decode(ReadOnlySpan<int> tokenIds) => _prompts.Decode(tokenIds);
 
-    /// <summary>
-    /// Renders the chat template and tokenizes the result with its control tokens. A message that
-    /// spells a control token itself is refused: after rendering it would be indistinguishable from
-    /// the template's own markers, letting a user forge turns (e.g. a fake system message).
-    /// </summary>
-    public int[] EncodeChat(IReadOnlyList<ChatMessage> messages)
-    {
-        if (_template is null)
-            throw ApiException.Invalid("messages", $"The model '{Model.Id}' has no chat template; use /v1/completions with a prompt.", "chat_template_missing");
-        for (var i = 0; i < messages.Count; i++)
-            if (_controlTexts is not null && messages[i].Content.AsSpan().IndexOfAny(_controlTexts) is var at and >= 0)
-                throw ApiException.Invalid($"messages[{i}].content",
-                    $"messages[{i}].content contains the model's control token text at character {at}; control tokens may only come from the chat template.",
-                    "control_token_in_content");
-        string rendered;
-        try
-        {
-            rendered = _template.RenderChat(ToJson(messages), null, addGenerationPrompt: true, _templateVariables);
-        }
-        catch (TemplateException e)
-        {
-            throw ApiException.Invalid("messages", $"The model's chat template refused these messages: {e.Message}", "chat_template_error");
-        }
-        return _tokenizer.Encode(rendered, addSpecial: false, parseSpecial: true);
-    }
+    public int[] EncodeChat(IReadOnlyList<ChatMessage> messages) => _prompts.EncodeChat(messages);
 
     public PreparedPrompt Prepare(GenerationRequest request)
     {
         if (request.Choices > _engine.MaxSequences)
             throw ApiException.Invalid("n", $"n must be at most {_engine.MaxSequences} on this server (the engine's --max-seqs); got {request.Choices}.");
-        if (request.Messages is { } messages) return PreparedPrompt.Exact(EncodeChat(messages));
-        var prompt = request.Prompt ?? throw new ArgumentException("a request has messages or a prompt", nameof(request));
-        if (prompt.TokenIds is { } ids) return PreparedPrompt.Exact(ids);
-        var tokens = Encode(prompt.Text!, addSpecialTokens: true);
-        if (tokens.Length == 0) throw ApiException.Invalid("prompt", "prompt must not be empty.");
-        return PreparedPrompt.Exact(tokens);
+        return _prompts.Prepare(request);
     }
 
     public BackendStatistics Statistics
@@ -152,14 +105,6 @@ public sealed class EmbeddedBackend : IGenerationBackend, ITokenizingBackend, ID
 
     private GeneratedToken Token(in TokenEvent e) => new(e.TokenId, e.TokenText ?? "", e.Logprob ?? 0f,
         e.TopLogprobs is { } alternatives ? Array.ConvertAll(alternatives, a => a with { Text = _tokenizer.Decode([a.TokenId]) }) : null);
-
-    private static JsonElement ToJson(IReadOnlyList<ChatMessage> messages)
-    {
-        var buffer = new ArrayBufferWriter<byte>(256);
-        using (var json = new Utf8JsonWriter(buffer)) ChatMessage.WriteArray(json, messages);
-        using var document = JsonDocument.Parse(buffer.WrittenMemory);
-        return document.RootElement.Clone();
-    }
 
     /// <summary>The tokenizer's incremental decoder as the engine asks for one (one per choice).</summary>
     private sealed class Detokenizer(IncrementalDecoder decoder) : IIncrementalDetokenizer

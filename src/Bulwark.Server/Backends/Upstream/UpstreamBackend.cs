@@ -29,7 +29,7 @@ namespace Bulwark.Server.Backends.Upstream;
 /// fallbacks are tried, else the client gets a fast 503 with <c>Retry-After</c>. Errors the upstream
 /// sends are never passed through: the client gets Bulwark's own, with the upstream's status class.
 /// </summary>
-public sealed class UpstreamBackend : IGenerationBackend
+public sealed class UpstreamBackend : IGenerationBackend, ITokenizingBackend
 {
     private readonly UpstreamPool _pool;
     private readonly string _served;
@@ -67,19 +67,34 @@ public sealed class UpstreamBackend : IGenerationBackend
     /// <summary>The pool this model is served from.</summary>
     public UpstreamPool Pool => _pool;
 
-    public ModelCard Model => new(_served, _pool.ContextLength(_served), 0, _created, OwnedBy: "upstream:" + _pool.Name);
+    public ModelCard Model => new(_served, _pool.ContextLength(_served), Encoder?.Tokenizer.VocabSize ?? 0, _created, OwnedBy: "upstream:" + _pool.Name);
+
+    private PromptEncoder? Encoder => _pool.Encoders.GetValueOrDefault(_served);
+
+    /// <summary>Token-level services need the model's tokenizer, configured per model; without it they are refused.</summary>
+    private PromptEncoder Tokenizing => Encoder
+        ?? throw ApiException.Unsupported("model", $"'{_served}' is served by an upstream engine and no tokenizer is configured for it ({UpstreamPoolOptions.Section}:{_pool.Name}:Tokenizers).");
+
+    public int[] Encode(string text, bool addSpecialTokens) => Tokenizing.Encode(text, addSpecialTokens);
+
+    public string Decode(ReadOnlySpan<int> tokenIds) => Tokenizing.Decode(tokenIds);
+
+    public int[] EncodeChat(IReadOnlyList<ChatMessage> messages) => Tokenizing.EncodeChat(messages);
 
     /// <summary>An upstream's engine counters are its own: nothing to add to Bulwark's engine gauges.</summary>
     public BackendStatistics Statistics => default;
 
     /// <summary>
-    /// The prompt's size as an estimate: ⌈UTF-8 bytes / 4⌉ of every text plus 4 tokens per chat message
+    /// The prompt's size: exact with the model's tokenizer when one is configured
+    /// (<see cref="UpstreamPoolOptions.Tokenizers"/>: the chat template rendered and tokenized as the
+    /// engine will), else an estimate: ⌈UTF-8 bytes / 4⌉ of every text plus 4 tokens per chat message
     /// (role markers), exact for a prompt of token ids. The token quota reserves from it and settles
     /// from the usage the upstream reports.
     /// </summary>
     public PreparedPrompt Prepare(GenerationRequest request)
     {
         _pool.Protocol.Check(request, _served);
+        if (Encoder is { } encoder) return encoder.Prepare(request);
         if (request.Prompt?.TokenIds is { } ids) return new PreparedPrompt(ids.Length, true, ids);
         long estimate = 0;
         if (request.Messages is { } messages)

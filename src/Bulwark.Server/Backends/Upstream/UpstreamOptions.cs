@@ -33,6 +33,13 @@ public sealed class UpstreamPoolOptions
     /// <summary>Served name → other served models to try, in order, when none of its endpoints can take a request.</summary>
     public Dictionary<string, List<string>> Fallbacks { get; set; } = [];
 
+    /// <summary>
+    /// Served name → the model's tokenizer (a GGUF file, a Hugging Face folder, tokenizer.json or
+    /// tokenizer.model; its chat template comes from the same place): prompts of that model are then
+    /// counted exactly (and <c>/tokenize</c> works for it) instead of estimated.
+    /// </summary>
+    public Dictionary<string, string> Tokenizers { get; set; } = [];
+
     /// <summary>Context length to assume when the upstream does not say (its <c>max_model_len</c>); 0: unknown, the upstream judges.</summary>
     public int ContextLength { get; set; }
 
@@ -132,6 +139,8 @@ public sealed class UpstreamPoolOptions
             yield return $"{at}:MetricsKeyEnv names the environment variable {metricsEnv}, which is not set.";
         if (CaFile is { } ca && !File.Exists(ca)) yield return $"{at}:CaFile {ca} does not exist.";
         if ((ClientCertificateFile is null) != (ClientKeyFile is null)) yield return $"{at}: set both ClientCertificateFile and ClientKeyFile, or neither.";
+        foreach (var (served, path) in Tokenizers)
+            if (!File.Exists(path) && !Directory.Exists(path)) yield return $"{at}:Tokenizers:{served}: no file or folder at '{path}'.";
         foreach (var (served, fallbacks) in Fallbacks)
             if (fallbacks.Contains(served, StringComparer.Ordinal)) yield return $"{at}:Fallbacks:{served} must not name the model itself.";
     }

@@ -39,6 +39,7 @@ public sealed class UpstreamPool : IAsyncDisposable
         _metricsKey = options.MetricsKeyEnv is { } metricsEnv ? Environment.GetEnvironmentVariable(metricsEnv)?.Trim() : _apiKey;
         SecretRedactor.AddKnownSecret(_metricsKey);
         Endpoints = options.Endpoints.Select(e => new UpstreamEndpoint(name, e, options, metrics)).ToArray();
+        Encoders = options.Tokenizers.ToDictionary(t => t.Key, t => LoadEncoder(name, t.Key, t.Value), StringComparer.Ordinal);
         _http = new HttpClient(Handler(options), disposeHandler: true) { Timeout = Timeout.InfiniteTimeSpan };
         metrics.Observe(this);
     }
@@ -48,6 +49,9 @@ public sealed class UpstreamPool : IAsyncDisposable
     public UpstreamPoolOptions Options { get; }
 
     internal IUpstreamProtocol Protocol { get; }
+
+    /// <summary>Served name → its prompt encoder, for the models with a configured tokenizer.</summary>
+    public IReadOnlyDictionary<string, PromptEncoder> Encoders { get; }
 
     public IReadOnlyList<UpstreamEndpoint> Endpoints { get; }
 
@@ -194,6 +198,21 @@ public sealed class UpstreamPool : IAsyncDisposable
         catch (Exception e) when (e is HttpRequestException or IOException || (e is OperationCanceledException && !ct.IsCancellationRequested))
         {
             return endpoint.Queued;
+        }
+    }
+
+    private static PromptEncoder LoadEncoder(string pool, string served, string path)
+    {
+        try
+        {
+            var (tokenizer, template, templateError) = Bulwark.Engine.Serving.EngineFactory.LoadPrompting(path);
+            if (templateError is not null)
+                throw new ServerConfigurationException([$"{UpstreamPoolOptions.Section}:{pool}:Tokenizers:{served}: the chat template at '{path}' cannot be used ({templateError})."]);
+            return new PromptEncoder(tokenizer, template, served);
+        }
+        catch (Exception e) when (e is IOException or InvalidDataException or ArgumentException or Bulwark.Engine.Formats.ModelFormatException or NotSupportedException)
+        {
+            throw new ServerConfigurationException([$"{UpstreamPoolOptions.Section}:{pool}:Tokenizers:{served}: cannot read a tokenizer at '{path}': {e.Message}"]);
         }
     }
 

@@ -1,0 +1,98 @@
+using System.Buffers;
+using System.Text.Json;
+using Bulwark.Engine.Templates;
+using Bulwark.Engine.Templates.Jinja;
+using Bulwark.Engine.Tokenizers;
+using Bulwark.Server.Requests;
+
+namespace Bulwark.Server.Backends;
+
+/// <summary>
+/// A model's prompt side: its tokenizer and chat template, turning a request's messages or prompt
+/// into token ids exactly as the model will see them. The embedded engine runs what it encodes; for a
+/// model an upstream runs, an operator may configure the model's tokenizer so the token quota and the
+/// context check count exactly instead of estimating.
+/// </summary>
+public sealed class PromptEncoder : ITokenizingBackend
+{
+    private readonly ITokenizer _tokenizer;
+    private readonly ChatTemplate? _template;
+    private readonly string _modelId;
+    private readonly IReadOnlyDictionary<string, object?> _templateVariables;
+    private readonly SearchValues<string>? _controlTexts;
+
+    /// <param name="template">Null when the model ships none: chat requests are then refused with a clear error.</param>
+    public PromptEncoder(ITokenizer tokenizer, ChatTemplate? template, string modelId)
+    {
+        _tokenizer = tokenizer;
+        _template = template;
+        _modelId = modelId;
+        var special = tokenizer.Special;
+        _templateVariables = new Dictionary<string, object?>
+        {
+            ["bos_token"] = special.Bos >= 0 ? tokenizer.TokenText(special.Bos) : "",
+            ["eos_token"] = special.Eos >= 0 ? tokenizer.TokenText(special.Eos) : "",
+        };
+        var controls = Enumerable.Range(0, tokenizer.VocabSize)
+            .Where(id => tokenizer.TypeOf(id) == TokenType.Control && tokenizer.TokenText(id).Length >= 2)
+            .Select(tokenizer.TokenText).Distinct(StringComparer.Ordinal).ToArray();
+        _controlTexts = controls.Length > 0 ? SearchValues.Create(controls, StringComparison.Ordinal) : null;
+    }
+
+    public ITokenizer Tokenizer => _tokenizer;
+
+    public int[] Encode(string text, bool addSpecialTokens) => _tokenizer.Encode(text, addSpecialTokens, parseSpecial: false);
+
+    public string Decode(ReadOnlySpan<int> tokenIds)
+    {
+        foreach (var id in tokenIds)
+            if ((uint)id >= (uint)_tokenizer.VocabSize)
+                throw new ArgumentOutOfRangeException(nameof(tokenIds), $"token id must be between 0 and {_tokenizer.VocabSize - 1}; got {id}");
+        return _tokenizer.Decode(tokenIds);
+    }
+
+    /// <summary>
+    /// Renders the chat template and tokenizes the result with its control tokens. A message that
+    /// spells a control token itself is refused: after rendering it would be indistinguishable from
+    /// the template's own markers, letting a user forge turns (e.g. a fake system message).
+    /// </summary>
+    public int[] EncodeChat(IReadOnlyList<ChatMessage> messages)
+    {
+        if (_template is null)
+            throw ApiException.Invalid("messages", $"The model '{_modelId}' has no chat template; use /v1/completions with a prompt.", "chat_template_missing");
+        for (var i = 0; i < messages.Count; i++)
+            if (_controlTexts is not null && messages[i].Content.AsSpan().IndexOfAny(_controlTexts) is var at and >= 0)
+                throw ApiException.Invalid($"messages[{i}].content",
+                    $"messages[{i}].content contains the model's control token text at character {at}; control tokens may only come from the chat template.",
+                    "control_token_in_content");
+        string rendered;
+        try
+        {
+            rendered = _template.RenderChat(ToJson(messages), null, addGenerationPrompt: true, _templateVariables);
+        }
+        catch (TemplateException e)
+        {
+            throw ApiException.Invalid("messages", $"The model's chat template refused these messages: {e.Message}", "chat_template_error");
+        }
+        return _tokenizer.Encode(rendered, addSpecial: false, parseSpecial: true);
+    }
+
+    /// <summary>The request's prompt as token ids: the rendered chat, the tokenized text, or the ids the client sent.</summary>
+    public PreparedPrompt Prepare(GenerationRequest request)
+    {
+        if (request.Messages is { } messages) return PreparedPrompt.Exact(EncodeChat(messages));
+        var prompt = request.Prompt ?? throw new ArgumentException("a request has messages or a prompt", nameof(request));
+        if (prompt.TokenIds is { } ids) return PreparedPrompt.Exact(ids);
+        var tokens = Encode(prompt.Text!, addSpecialTokens: true);
+        if (tokens.Length == 0) throw ApiException.Invalid("prompt", "prompt must not be empty.");
+        return PreparedPrompt.Exact(tokens);
+    }
+
+    private static JsonElement ToJson(IReadOnlyList<ChatMessage> messages)
+    {
+        var buffer = new ArrayBufferWriter<byte>(256);
+        using (var json = new Utf8JsonWriter(buffer)) ChatMessage.WriteArray(json, messages);
+        using var document = JsonDocument.Parse(buffer.WrittenMemory);
+        return document.RootElement.Clone();
+    }
+}
