@@ -16,7 +16,7 @@ internal static class ServeCommand
 {
     public static Command Create()
     {
-        var model = new Option<string?>("--model") { Description = "A .gguf file or a registered model name (verified before it loads). Default: the demo model bulwark-demo (random weights)." };
+        var model = new Option<string?>("--model") { Description = "A registered model name (verified before it loads; it wins over a file of the same name, write ./NAME for the file), or a .gguf file or model folder (unverified). Default: the demo model bulwark-demo (random weights)." };
         var host = new Option<string?>("--host") { Description = "Address to listen on (default 127.0.0.1; 0.0.0.0 accepts other machines)." };
         var port = new Option<int?>("--port") { Description = "Port to listen on (default 8000)." };
         var dataDir = CommonOptions.DataDir();
@@ -26,7 +26,7 @@ internal static class ServeCommand
         var prefillWhileDecoding = new Option<int?>("--max-prefill-while-decoding") { Description = "Prefill tokens a step may carry while streams are decoding, so new prompts do not stall them (default 64)." };
         var seqs = new Option<int?>("--max-seqs") { Description = "Sequences running at once in the engine (default 64)." };
         var concurrent = new Option<int?>("--max-concurrent-requests") { Description = "Requests generating at once; more wait in the admission queue (default 16)." };
-        var requireSigned = new Option<bool>("--require-signature") { Description = "Serve a registered model only if its manifest is signed by a trusted key." };
+        var requireSigned = new Option<bool>("--require-signature") { Description = "Serve only a registered model whose manifest is signed by a trusted key (a plain path or the demo model is refused)." };
         var quantize = QuantizeOption.Create();
         var upstream = new Option<string[]>("--upstream")
         {

@@ -19,36 +19,56 @@ public sealed record ModelSource(string Id, string Path, string Origin, string? 
 
     /// <summary>
     /// Resolves <paramref name="model"/>: empty → the demo model (written once into the data
-    /// directory); an existing file or folder → that path; otherwise a registered model, verified
-    /// against its manifest before anything loads.
+    /// directory); the name of a registered model → that model, verified against its manifest before
+    /// anything loads, even when a file or folder of the same name exists (write <c>./NAME</c> to mean
+    /// the path); otherwise an existing file or folder → that path, unverified. With
+    /// <paramref name="requireSignature"/> only registered, signed models are served: a plain path and
+    /// the demo model are refused, since nothing vouches for their bytes.
     /// </summary>
-    /// <exception cref="ServerConfigurationException">Nothing matches, or the registered model fails verification.</exception>
+    /// <exception cref="ServerConfigurationException">Nothing matches, the registered model fails verification, or a signature is required and the model has none.</exception>
     public static async Task<ModelSource> ResolveAsync(string? model, DataDirectory data, bool requireSignature, CancellationToken ct = default)
     {
-        if (string.IsNullOrWhiteSpace(model)) return EnsureDemo(data);
+        if (string.IsNullOrWhiteSpace(model))
+        {
+            if (requireSignature)
+                throw new ServerConfigurationException([
+                    "RequireSignature is set but no --model was given: the built-in demo model is not signed. " +
+                    "Serve a registered, signed model: bulwark models keygen, bulwark models add NAME --from PATH --sign, then serve --model NAME."]);
+            return EnsureDemo(data);
+        }
+        var registry = ModelRegistry.Open(data);
+        var isBareName = model.IndexOfAny(['/', '\\']) < 0;
+        if (isBareName && registry.Names().Contains(model, StringComparer.Ordinal))
+        {
+            try
+            {
+                var (manifest, path) = await registry.ResolveVerifiedAsync(model, null, requireSignature, ct).ConfigureAwait(false);
+                var shadowed = File.Exists(model) || Directory.Exists(model)
+                    ? $"'{model}' is both a registered model and a path here; serving the registered model (give ./{model} to serve the path)"
+                    : null;
+                return new ModelSource(model, path, $"registered model {model} version {manifest.Version}, verified" + (requireSignature ? " and signed" : ""), shadowed)
+                {
+                    RegisteredAs = (model, manifest.Version),
+                };
+            }
+            catch (RegistryException e)
+            {
+                throw new ServerConfigurationException([$"--model '{model}' cannot be served: {e.Message}"]);
+            }
+        }
         if (File.Exists(model) || Directory.Exists(model))
         {
             var full = System.IO.Path.GetFullPath(model);
+            if (requireSignature)
+                throw new ServerConfigurationException([
+                    $"--model '{model}' is a path, and RequireSignature is set: only registered, signed models are served. " +
+                    $"Register and sign it with: bulwark models add NAME --from {full} --sign (after bulwark models keygen), then serve --model NAME"]);
             var id = File.Exists(full) ? System.IO.Path.GetFileNameWithoutExtension(full) : new DirectoryInfo(full).Name;
             return new ModelSource(id, full, "file " + full + " (not verified: register it with 'bulwark models add' to verify it on load)", null);
         }
-        var registry = ModelRegistry.Open(data);
-        if (!registry.Names().Contains(model, StringComparer.Ordinal))
-            throw new ServerConfigurationException([
-                $"--model '{model}' is neither an existing file or folder nor a registered model (registered: {Registered(registry)}). " +
-                "Give a path to a GGUF file or model folder, or register one with: bulwark models add NAME --from PATH"]);
-        try
-        {
-            var (manifest, path) = await registry.ResolveVerifiedAsync(model, null, requireSignature, ct).ConfigureAwait(false);
-            return new ModelSource(model, path, $"registered model {model} version {manifest.Version}, verified" + (requireSignature ? " and signed" : ""), null)
-            {
-                RegisteredAs = (model, manifest.Version),
-            };
-        }
-        catch (RegistryException e)
-        {
-            throw new ServerConfigurationException([$"--model '{model}' cannot be served: {e.Message}"]);
-        }
+        throw new ServerConfigurationException([
+            $"--model '{model}' is neither an existing file or folder nor a registered model (registered: {Registered(registry)}). " +
+            "Give a path to a GGUF file or model folder, or register one with: bulwark models add NAME --from PATH"]);
     }
 
     /// <summary>Loads this model into the embedded engine, sized and quantized as <paramref name="options"/> say.</summary>

@@ -154,6 +154,53 @@ public sealed class ServeHostTests
         Assert.Contains("bulwark models add", problem);
     }
 
+    [Fact]
+    public async Task WithRequireSignatureAPlainPathAndTheDemoModelAreRefused()
+    {
+        var dataDir = Fixtures.NewTempDirectory("serve");
+        var model = Path.Combine(dataDir, "alphabet.gguf");
+        await File.WriteAllTextAsync(model, "stand-in: the test's loader never reads it");
+        var path = await Assert.ThrowsAsync<ServerConfigurationException>(() => ServeHost.StartAsync(
+            Builder(dataDir, new() { ["Bulwark:Serve:Model"] = model, ["Bulwark:Serve:RequireSignature"] = "true" }), TextWriter.Null, Alphabet));
+        Assert.Contains("is a path, and RequireSignature is set", Assert.Single(path.Problems));
+        Assert.Contains("bulwark models add NAME --from " + model + " --sign", path.Problems[0]);
+        var demo = await Assert.ThrowsAsync<ServerConfigurationException>(() => ServeHost.StartAsync(
+            Builder(dataDir, new() { ["Bulwark:Serve:RequireSignature"] = "true" }), TextWriter.Null, Alphabet));
+        Assert.Contains("the built-in demo model is not signed", Assert.Single(demo.Problems));
+        // Without the requirement the same path serves, reported as unverified.
+        await using var host = await ServeHost.StartAsync(Builder(dataDir, new() { ["Bulwark:Serve:Model"] = model }), TextWriter.Null, Alphabet);
+        Assert.Contains("not verified", host.Model!.Origin);
+    }
+
+    [Fact]
+    public async Task ARegisteredNameWinsOverAPathOfTheSameNameAndDotSlashMeansThePath()
+    {
+        var dataDir = Fixtures.NewTempDirectory("serve");
+        var source = Path.Combine(Fixtures.NewTempDirectory("serve-src"), "alphabet.gguf");
+        await File.WriteAllBytesAsync(source, Enumerable.Range(0, 4096).Select(i => (byte)i).ToArray());
+        var data = DataDirectory.Resolve(dataDir).EnsureCreated();
+        // A bare name is looked up in the working directory, which the test cannot change (tests run in
+        // parallel): a uniquely named file planted there, removed afterwards.
+        var name = "alpha-" + Guid.NewGuid().ToString("N")[..8];
+        await Bulwark.Server.Registry.ModelRegistry.Open(data).AddAsync(name, source, new Bulwark.Server.Registry.AddOptions());
+        var planted = Path.GetFullPath(name);
+        await File.WriteAllTextAsync(planted, "a planted file named like the registered model");
+        try
+        {
+            var registered = await ModelSource.ResolveAsync(name, data, requireSignature: false);
+            Assert.Equal((name, "v1"), registered.RegisteredAs);
+            Assert.StartsWith($"registered model {name} version v1, verified", registered.Origin);
+            Assert.Contains($"give ./{name} to serve the path", registered.Notice);
+            var path = await ModelSource.ResolveAsync("./" + name, data, requireSignature: false);
+            Assert.Null(path.RegisteredAs);
+            Assert.Equal(planted, path.Path);
+        }
+        finally
+        {
+            File.Delete(planted);
+        }
+    }
+
     [Theory]
     [InlineData("1048576", 1L << 20)]
     [InlineData("1MiB", 1L << 20)]
