@@ -1,15 +1,18 @@
 using System.Text.Json;
 using Bulwark.Server.Backends;
 using Bulwark.Server.Requests;
+using Bulwark.Server.Spine;
 using Microsoft.AspNetCore.Http;
 
 namespace Bulwark.Server.Api;
 
 /// <summary>
 /// vLLM's <c>POST /tokenize</c> (a <c>prompt</c> or chat <c>messages</c> → token ids) and
-/// <c>POST /detokenize</c> (token ids → text), with the same limits as generation.
+/// <c>POST /detokenize</c> (token ids → text), with the same limits as generation and the same
+/// policy: the key must be allowed the model, and each call counts against its requests/min and
+/// concurrency (<see cref="GenerationSpine.AdmitWithoutGenerationAsync"/>).
 /// </summary>
-public sealed class TokenizeEndpoint(ServedModels models, ApiLimits limits)
+public sealed class TokenizeEndpoint(GenerationSpine spine, ApiLimits limits)
 {
     public async Task TokenizeAsync(HttpContext context)
     {
@@ -19,7 +22,9 @@ public sealed class TokenizeEndpoint(ServedModels models, ApiLimits limits)
         {
             var f = new JsonFields(body.RootElement, "");
             // Without a model field the default model tokenizes.
-            using var lease = models.Acquire(ModelField.OptionalName(f, limits), context.GetCaller() is { } caller ? caller.CanUseModel : null);
+            var (lease, quota) = await spine.AdmitWithoutGenerationAsync(context, ModelField.OptionalName(f, limits));
+            using var _ = lease;
+            await using var __ = quota;
             var backend = Tokenizing(lease);
             contextLength = lease.Backend.Model.ContextLength;
             if (f.Has("messages"))
@@ -48,7 +53,9 @@ public sealed class TokenizeEndpoint(ServedModels models, ApiLimits limits)
         using (var body = await JsonBody.ReadAsync(context, limits))
         {
             var f = new JsonFields(body.RootElement, "");
-            using var lease = models.Acquire(ModelField.OptionalName(f, limits), context.GetCaller() is { } caller ? caller.CanUseModel : null);
+            var (lease, quota) = await spine.AdmitWithoutGenerationAsync(context, ModelField.OptionalName(f, limits));
+            using var _ = lease;
+            await using var __ = quota;
             var model = lease.Backend.Model;
             var array = f.Array("tokens", 0, model.ContextLength)
                 ?? throw ApiException.Invalid("tokens", "tokens is required.", "missing_required_parameter");

@@ -88,6 +88,27 @@ public sealed class GenerationSpine(
         }
     }
 
+    /// <summary>
+    /// Stage 3 for a request that uses a model without generating (<c>/tokenize</c>, <c>/detokenize</c>):
+    /// the model the key may use (404 otherwise, as for generation), then requests/min and concurrency.
+    /// No tokens are charged: nothing is generated. Dispose the quota lease (it frees the slot), then the model lease.
+    /// </summary>
+    public async ValueTask<(ModelLease Model, QuotaLease? Quota)> AdmitWithoutGenerationAsync(HttpContext context, string? modelName)
+    {
+        var caller = context.GetCaller();
+        var model = Acquire(context, caller, modelName);
+        try
+        {
+            context.GetRequestUsage().Model = model.Backend.Model.Id;
+            return (model, await AdmitAsync(context, caller));
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+    }
+
     /// <summary>Leases the model; one the caller may not use is not found, and is audited as refused for that reason.</summary>
     private ModelLease Acquire(HttpContext context, Caller? caller, string? name)
     {

@@ -88,6 +88,27 @@ public sealed class SecuredServerTests
     }
 
     [Fact]
+    public async Task TokenizeAndDetokenizeCountAgainstTheKeysRequestsPerMinute()
+    {
+        await using var server = await RunningServer.StartAsync(new ScriptedBackend());
+        var key = await server.Get<KeyIssuer>().CreateAsync(new KeySpec { Name = "tok", Limits = new KeyLimits(3, 0, 0, 0) }, "test");
+        using var client = server.Client(key.Key);
+
+        var (status, tokenized, _) = await RawHttp.PostJsonAsync(client, "tokenize", """{"model":"test-model","prompt":"hi"}""");
+        Assert.Equal(200, status);
+        var ids = string.Join(",", tokenized.GetProperty("tokens").EnumerateArray().Select(t => t.GetInt32()));
+        Assert.Equal(200, (await RawHttp.PostJsonAsync(client, "detokenize", $$"""{"model":"test-model","tokens":[{{ids}}]}""")).Status);
+        Assert.Equal(200, (await RawHttp.PostJsonAsync(client, "tokenize", """{"prompt":"hi"}""")).Status);
+        // The fourth call of the minute, whichever route, is refused as generation would be.
+        var (refused, error, response) = await RawHttp.PostJsonAsync(client, "detokenize", $$"""{"tokens":[{{ids}}]}""");
+        Assert.Equal(429, refused);
+        Assert.Equal("rate_limit_exceeded", RawHttp.Error(error).GetProperty("type").GetString());
+        Assert.Equal("requests", RawHttp.Error(error).GetProperty("code").GetString());
+        Assert.NotNull(response.Headers.RetryAfter);
+        Assert.Equal(429, (await RawHttp.PostJsonAsync(client, "v1/chat/completions", Chat)).Status);
+    }
+
+    [Fact]
     public async Task TokensPerMinuteReservationCountsPromptPlusEveryChoicesMaxTokens()
     {
         var backend = new ScriptedBackend();
