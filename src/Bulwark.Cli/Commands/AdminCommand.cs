@@ -26,6 +26,8 @@ internal static class AdminCommand
         command.Subcommands.Add(Requests());
         command.Subcommands.Add(Cancel());
         command.Subcommands.Add(LogLevelCommand());
+        command.Subcommands.Add(Isolation(isolate: true));
+        command.Subcommands.Add(Isolation(isolate: false));
         command.Subcommands.Add(Audit());
         return command;
     }
@@ -186,6 +188,51 @@ internal static class AdminCommand
                 }
             }
             output.WriteLine($"log level set to {parsed?.ToString() ?? "default (configuration)"} on every server");
+            return 0;
+        }));
+        return command;
+    }
+
+    private static Command Isolation(bool isolate)
+    {
+        var store = new SecurityStoreOptions();
+        var reason = new Option<string>("--reason") { Description = "Why (kept in the audit log and shown by /ready).", DefaultValueFactory = _ => "" };
+        var replica = new Option<string?>("--replica") { Description = "The replica to act on (an id from `bulwark admin requests` or GET /admin/isolation); default: the server --url reaches." };
+        var all = new Option<bool>("--all-replicas") { Description = "Every replica sharing the store, within a second." };
+        var url = AdminApi.UrlOption();
+        var command = isolate
+            ? new Command("isolate", "Isolate a replica for an incident: it refuses new inference with 503 while requests in flight finish, and /ready fails so a load balancer drains it.")
+            : new Command("resume", "End an isolation: the replica takes inference requests again and /ready passes.");
+        command.Options.Add(url);
+        command.Options.Add(replica);
+        command.Options.Add(all);
+        if (isolate) command.Options.Add(reason);
+        store.AddTo(command);
+        command.SetAction((r, ct) => CliRun.RunAsync(r, async output =>
+        {
+            if (r.GetValue(all) && r.GetValue(replica) is not null) throw new CliException("give --replica or --all-replicas, not both");
+            var why = isolate ? r.GetValue(reason)! : "";
+            using (var server = AdminApi.From(r, url, store))
+            {
+                if (server is not null)
+                {
+                    var answer = await server.SendAsync(HttpMethod.Post, isolate ? "admin/isolate" : "admin/resume",
+                        new IsolationRequest(why, r.GetValue(replica), r.GetValue(all)), ct);
+                    var target = answer.GetProperty("target").GetString();
+                    output.WriteLine(target == IsolationCommand.AllReplicas
+                        ? $"{(isolate ? "isolation" : "resume")} sent to every replica"
+                        : target == answer.GetProperty("replica").GetString()
+                            ? $"replica {target} {(isolate ? "isolated" : "resumed")}"
+                            : $"{(isolate ? "isolation" : "resume")} sent to replica {target}");
+                    return 0;
+                }
+                var targetId = r.GetValue(all) ? IsolationCommand.AllReplicas : r.GetValue(replica)
+                    ?? throw new CliException("without --url, name the replica with --replica ID or give --all-replicas");
+                await using var opened = await store.OpenAsync(r, ct);
+                try { await opened.Incidents.AnnounceIsolationAsync(isolate, targetId, why, SecurityStore.Actor, ct); }
+                catch (ArgumentException e) { throw new CliException(e.Message); }
+                output.WriteLine($"{(isolate ? "isolation" : "resume")} sent to {(targetId == IsolationCommand.AllReplicas ? "every replica" : "replica " + targetId)}");
+            }
             return 0;
         }));
         return command;

@@ -1,4 +1,5 @@
 using System.Text.Json.Serialization;
+using Bulwark.Server.Admission;
 using Bulwark.Server.Audit;
 using Bulwark.Server.Incidents;
 using Bulwark.Server.Redaction;
@@ -8,6 +9,7 @@ using Bulwark.Server.Storage;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Bulwark.Server.Admin;
 
@@ -28,6 +30,16 @@ public sealed record CreateKeyRequest(
 public sealed record IpBlockRequest([property: JsonPropertyName("cidr")] string Cidr, [property: JsonPropertyName("reason")] string? Reason = null);
 
 public sealed record LogLevelRequest([property: JsonPropertyName("level")] string Level);
+
+/// <summary>
+/// Body of <c>POST /admin/isolate</c> and <c>/admin/resume</c> (optional): without <c>replica</c> or
+/// <c>all_replicas</c> the replica that answers; <c>replica</c> names one (an id from
+/// <c>GET /admin/requests</c> or <c>/admin/isolation</c>); <c>all_replicas</c> every one sharing the store.
+/// </summary>
+public sealed record IsolationRequest(
+    [property: JsonPropertyName("reason")] string? Reason = null,
+    [property: JsonPropertyName("replica")] string? Replica = null,
+    [property: JsonPropertyName("all_replicas")] bool AllReplicas = false);
 
 /// <summary>
 /// The admin API: keys, IP blocks, active requests, log level, the audit log. Every route needs the admin scope,
@@ -96,6 +108,14 @@ public static class AdminEndpoints
             await controls.CancelRequestAsync(id, Actor(context), context.RequestAborted);
             return Results.Accepted();
         });
+        // Isolation: refuse new inference (503) while in-flight requests finish and /ready fails, so a load balancer drains the replica.
+        admin.MapPost("/isolate", (HttpContext context, ReplicaIsolation isolation, IncidentControls controls, ReplicaIdentity replica) =>
+            IsolationAsync(context, isolation, controls, replica, isolate: true));
+        admin.MapPost("/resume", (HttpContext context, ReplicaIsolation isolation, IncidentControls controls, ReplicaIdentity replica) =>
+            IsolationAsync(context, isolation, controls, replica, isolate: false));
+        admin.MapGet("/isolation", (HttpContext context, ReplicaIsolation isolation, ReplicaIdentity replica) =>
+            Results.Json(IsolationView(context, isolation, replica)));
+
         admin.MapPut("/log-level", async (LogLevelRequest body, IncidentControls controls, HttpContext context) =>
         {
             if (!RuntimeLogLevel.TryParse(body.Level ?? "", out var level))
@@ -104,6 +124,40 @@ public static class AdminEndpoints
             return Results.NoContent();
         });
         return admin;
+    }
+
+    private static async Task<IResult> IsolationAsync(HttpContext context, ReplicaIsolation isolation, IncidentControls controls, ReplicaIdentity replica, bool isolate)
+    {
+        IsolationRequest body;
+        try
+        {
+            body = context.Request.ContentLength is 0 || !context.Request.HasJsonContentType()
+                ? new IsolationRequest()
+                : await context.Request.ReadFromJsonAsync<IsolationRequest>(context.RequestAborted) ?? new IsolationRequest();
+        }
+        catch (System.Text.Json.JsonException e) { return BadRequest("the body must be {\"reason\", \"replica\", \"all_replicas\"}: " + e.Message); }
+        if (body.AllReplicas && body.Replica is not null) return BadRequest("give replica or all_replicas, not both");
+        var target = body.AllReplicas ? IsolationCommand.AllReplicas : body.Replica?.Trim() ?? replica.Id;
+        IsolationCommand command;
+        try { command = IsolationCommand.Create(target, body.Reason ?? "", Actor(context)); }
+        catch (ArgumentException e) { return BadRequest(e.Message); }
+        // This replica at once (the answer says it is done); others through the incident log within a second.
+        if (command.IsFor(replica.Id))
+        {
+            if (isolate) isolation.Isolate(command.Reason, command.Actor); else isolation.Resume(command.Actor);
+        }
+        if (target == replica.Id) await controls.AuditIsolationAsync(isolate, command, context.RequestAborted);
+        else await controls.AnnounceIsolationAsync(isolate, command.Target, command.Reason, command.Actor, context.RequestAborted);
+        return Results.Json(IsolationView(context, isolation, replica) with { Target = command.Target });
+    }
+
+    private static IsolationStatus IsolationView(HttpContext context, ReplicaIsolation isolation, ReplicaIdentity replica)
+    {
+        var current = isolation.Current;
+        // The degradation level exists where the spine runs (not in a bare security front).
+        var (degradation, since, why) = context.RequestServices.GetService<ServiceLevel>()?.Degradation ?? (DegradationLevel.Normal, default, "");
+        return new IsolationStatus(replica.Id, current is not null, current?.Since, current?.Reason, current?.Actor,
+            ServiceLevel.Name(degradation), since, why.Length == 0 ? null : why, null);
     }
 
     private static string Actor(HttpContext context) => "admin key " + (context.GetCaller()?.KeyId ?? "?");
@@ -115,6 +169,18 @@ public static class AdminEndpoints
     private static IResult NotFound(string message) =>
         Results.Json(new { error = new { message = SecretRedactor.Redact(message), type = "invalid_request_error", param = (string?)null, code = "not_found" } }, statusCode: 404);
 }
+
+/// <summary>This replica's isolation and degradation level, as <c>GET /admin/isolation</c> and the isolate/resume calls answer.</summary>
+public sealed record IsolationStatus(
+    [property: JsonPropertyName("replica")] string Replica,
+    [property: JsonPropertyName("isolated")] bool Isolated,
+    [property: JsonPropertyName("isolated_since")] DateTimeOffset? IsolatedSince,
+    [property: JsonPropertyName("reason")] string? Reason,
+    [property: JsonPropertyName("actor")] string? Actor,
+    [property: JsonPropertyName("degradation")] string Degradation,
+    [property: JsonPropertyName("degradation_since")] DateTimeOffset DegradationSince,
+    [property: JsonPropertyName("degradation_signals")] string? DegradationSignals,
+    [property: JsonPropertyName("target"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Target);
 
 /// <summary>A key as the admin API and <c>bulwark keys --json</c> show it: never the hash; the key text only right after issue.</summary>
 public static class KeyView

@@ -1,4 +1,3 @@
-using Bulwark.Server.Api;
 using Bulwark.Server.Observability;
 using Bulwark.Server.Requests;
 using Microsoft.AspNetCore.Http;
@@ -7,7 +6,8 @@ namespace Bulwark.Server.Admission;
 
 /// <summary>
 /// The admission stage as the API sees it: waits for a slot, records the queue time, and turns
-/// a refusal into the right OpenAI error — 429 when the queue is full, 503 on a wait timeout or
+/// a refusal into the right OpenAI error — 429 when the queue is full or the request was shed for a
+/// higher-priority one (code <c>shed</c>), 503 on a wait timeout or
 /// during shutdown — always with <c>Retry-After</c>, and counts it by reason.
 /// </summary>
 public sealed class AdmissionGate(AdmissionQueue queue, AdmissionOptions options, ServerMetrics metrics, TimeProvider time)
@@ -27,6 +27,7 @@ public sealed class AdmissionGate(AdmissionQueue queue, AdmissionOptions options
             {
                 RejectionReason.QueueFull => (StatusCodes.Status429TooManyRequests, "queue_full", "queue_full"),
                 RejectionReason.QueueTimeout => (StatusCodes.Status503ServiceUnavailable, "queue_timeout", "queue_timeout"),
+                RejectionReason.Shed => (StatusCodes.Status429TooManyRequests, "shed", "shed"),
                 _ => (StatusCodes.Status503ServiceUnavailable, "server_shutting_down", "shutting_down"),
             };
             metrics.Rejected.Add(1, new KeyValuePair<string, object?>("reason", reason));

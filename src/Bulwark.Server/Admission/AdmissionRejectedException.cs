@@ -9,6 +9,8 @@ public enum RejectionReason
     QueueTimeout,
     /// <summary>The server is draining for shutdown: 503.</summary>
     ShuttingDown,
+    /// <summary>The request was waiting when the queue was full and a higher-priority one took its place: 429.</summary>
+    Shed,
 }
 
 public sealed class AdmissionRejectedException(RejectionReason reason, string message) : Exception(message)

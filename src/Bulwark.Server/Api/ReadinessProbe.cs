@@ -1,15 +1,18 @@
 using Bulwark.Engine.Serving.Sampling;
+using Bulwark.Server.Admission;
 using Bulwark.Server.Backends;
 using Bulwark.Server.Requests;
 
 namespace Bulwark.Server.Api;
 
 /// <summary>
-/// <c>/ready</c>: a model is loaded and a one-token greedy generation on the default model works. A passing result
+/// <c>/ready</c>: the replica takes work (not isolated, not offline: <see cref="ServiceLevel"/>), a
+/// model is loaded and a one-token greedy generation on the default model works. A passing result
 /// is reused for <see cref="CacheFor"/> so frequent probes cost nothing; probes never queue
-/// behind user traffic in admission, so a busy server is not reported as broken.
+/// behind user traffic in admission, so a busy server is not reported as broken. A degradation
+/// level other than normal is reported on a second line of a passing answer.
 /// </summary>
-public sealed class ReadinessProbe(ServedModels models, TimeProvider time)
+public sealed class ReadinessProbe(ServedModels models, ServiceLevel serviceLevel, TimeProvider time)
 {
     public static readonly TimeSpan CacheFor = TimeSpan.FromSeconds(10);
     public static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
@@ -18,6 +21,13 @@ public sealed class ReadinessProbe(ServedModels models, TimeProvider time)
     private long _passedAt = -1;
 
     public async Task<(bool Ready, string Detail)> CheckAsync(CancellationToken cancellationToken)
+    {
+        if (serviceLevel.NotReady() is { } refusing) return (false, refusing);
+        var (ready, detail) = await ProbeAsync(cancellationToken);
+        return ready && serviceLevel.Detail() is { } level ? (true, detail + "\n" + level) : (ready, detail);
+    }
+
+    private async Task<(bool Ready, string Detail)> ProbeAsync(CancellationToken cancellationToken)
     {
         if (Fresh()) return (true, "ok");
         await _one.WaitAsync(cancellationToken);

@@ -96,13 +96,16 @@ public static class BulwarkServer
         });
         services.AddSingleton(sp => new PrometheusExposition(sp.GetRequiredService<ServerMetrics>().Meter));
         services.AddSingleton<AdmissionGate>();
+        services.AddSingleton(settings.Degradation);
+        services.TryAddSingleton<ReplicaIsolation>();
+        services.AddSingleton<ServiceLevel>().AddHostedService(sp => sp.GetRequiredService<ServiceLevel>());
         services.AddSingleton(sp => new ShutdownDrain(sp.GetRequiredService<AdmissionQueue>(), server.DrainTimeout, sp.GetRequiredService<TimeProvider>()));
         // Read now, so a malformed guard setting stops start-up rather than the first request.
         var inputGuard = InputGuardOptions.Read(builder.Configuration);
         services.AddSingleton(sp => new InputGuard(inputGuard, sp.GetRequiredService<ServerMetrics>()));
         services.AddSingleton(sp => new GenerationSpine(models, sp.GetRequiredService<InputGuard>(), sp.GetRequiredService<AdmissionGate>(),
             sp.GetRequiredService<IOutputGuard>(), sp.GetRequiredService<ServerMetrics>(), sp.GetRequiredService<ShutdownDrain>(),
-            sp.GetRequiredService<TimeProvider>(), limits.MaxTokens, secured ? sp.GetRequiredService<QuotaGate>() : null));
+            sp.GetRequiredService<ServiceLevel>(), sp.GetRequiredService<TimeProvider>(), limits.MaxTokens, secured ? sp.GetRequiredService<QuotaGate>() : null));
         services.AddSingleton<ReadinessProbe>();
         // The endpoint types the routes resolve, one instance each.
         services.AddSingleton<CompletionEndpoint>().AddSingleton<TgiGenerateEndpoint>().AddSingleton<ModelsEndpoint>().AddSingleton<TokenizeEndpoint>();

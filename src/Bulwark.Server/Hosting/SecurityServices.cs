@@ -1,3 +1,4 @@
+using Bulwark.Server.Admission;
 using Bulwark.Server.Audit;
 using Bulwark.Server.Incidents;
 using Bulwark.Server.Quotas;
@@ -7,6 +8,7 @@ using Bulwark.Server.Storage;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using StackExchange.Redis;
@@ -41,7 +43,8 @@ public static class SecurityServices
         services.AddSingleton(sp => new KeyCache(sp.GetRequiredService<SecurityStorage>().Keys, sp.GetRequiredService<TimeProvider>(), security.KeyCacheLifetime));
         services.AddSingleton(sp => new ApiKeyAuthenticator(sp.GetRequiredService<KeyCache>(), sp.GetRequiredService<ApiKeyHasher>(),
             sp.GetRequiredService<TimeProvider>(), security.MetricsToken));
-        services.AddSingleton<IpBlockList>().AddSingleton<ActiveRequests>();
+        services.AddSingleton<IpBlockList>().AddSingleton<ActiveRequests>().AddSingleton<ReplicaIdentity>();
+        services.TryAddSingleton<ReplicaIsolation>();
         services.AddSingleton<KeyIssuer>().AddSingleton<IncidentControls>().AddSingleton<QuotaGate>();
 
         var logLevel = new RuntimeLogLevel();

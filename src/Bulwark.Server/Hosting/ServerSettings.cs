@@ -10,6 +10,9 @@ namespace Bulwark.Server.Hosting;
 public sealed record ServerSettings(ServerOptions Server, ApiLimits Limits, AdmissionOptions Admission, ServeOptions Serve, DataDirectory Data, bool RedactSecrets,
     IReadOnlyDictionary<string, UpstreamPoolOptions> Upstreams)
 {
+    /// <summary>Degradation levels and their effects (<c>Bulwark:Degradation</c>).</summary>
+    public DegradationOptions Degradation { get; init; } = new();
+
     /// <summary>Configuration key of the data directory (<c>--data-dir</c>; else <c>BULWARK_DATA_DIR</c>, else the per-user default).</summary>
     public const string DataDirKey = "Bulwark:DataDir";
 
@@ -24,10 +27,12 @@ public sealed record ServerSettings(ServerOptions Server, ApiLimits Limits, Admi
         var limits = Bind<ApiLimits>(configuration, ApiLimits.Section, problems);
         var admission = Bind<AdmissionOptions>(configuration, AdmissionOptions.Section, problems);
         var serve = Bind<ServeOptions>(configuration, ServeOptions.Section, problems);
+        var degradation = Bind<DegradationOptions>(configuration, DegradationOptions.Section, problems);
         problems.AddRange(server.Validate());
         problems.AddRange(limits.Validate());
         problems.AddRange(admission.Validate());
         problems.AddRange(serve.Validate());
+        problems.AddRange(degradation.Validate());
         var upstreams = Bind<Dictionary<string, UpstreamPoolOptions>>(configuration, UpstreamPoolOptions.Section, problems);
         if (upstreams.Count > 64) problems.Add($"{UpstreamPoolOptions.Section} may name at most 64 pools; got {upstreams.Count}.");
         foreach (var (name, pool) in upstreams)
@@ -40,7 +45,10 @@ public sealed record ServerSettings(ServerOptions Server, ApiLimits Limits, Admi
         if (configuration[RedactSecretsKey] is { } text && !bool.TryParse(text, out redact))
             problems.Add($"{RedactSecretsKey} must be true or false; got '{text}'.");
         if (problems.Count > 0) throw new ServerConfigurationException(problems);
-        return new ServerSettings(server, limits, admission, serve, DataDirectory.Resolve(configuration[DataDirKey]), redact, upstreams);
+        return new ServerSettings(server, limits, admission, serve, DataDirectory.Resolve(configuration[DataDirKey]), redact, upstreams)
+        {
+            Degradation = degradation,
+        };
     }
 
     private static T Bind<T>(IConfiguration configuration, string section, List<string> problems) where T : new()

@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Bulwark.Server.Storage;
@@ -23,7 +22,7 @@ public sealed record ActiveRequestView(
 /// request path. A replica that stops removes its row; one that crashed drops out of listings
 /// once its row is older than <see cref="Freshness"/>.
 /// </summary>
-public sealed class ActiveRequestPublisher(SecurityStorage storage, ActiveRequests requests, TimeProvider time, ILogger<ActiveRequestPublisher> logger)
+public sealed class ActiveRequestPublisher(SecurityStorage storage, ActiveRequests requests, ReplicaIdentity replica, TimeProvider time, ILogger<ActiveRequestPublisher> logger)
     : BackgroundService
 {
     public static readonly TimeSpan Period = TimeSpan.FromSeconds(1);
@@ -31,8 +30,8 @@ public sealed class ActiveRequestPublisher(SecurityStorage storage, ActiveReques
     /// <summary>How old another replica's list may be and still be shown (three periods, plus clock skew between hosts).</summary>
     public static readonly TimeSpan Freshness = TimeSpan.FromSeconds(5);
 
-    /// <summary>This replica's name in listings: host, process and a random part (a restarted process is a new replica).</summary>
-    public string ReplicaId { get; } = $"{Environment.MachineName}/{Environment.ProcessId}/{RandomNumberGenerator.GetHexString(6, lowercase: true)}";
+    /// <summary>This replica's name in listings.</summary>
+    public string ReplicaId => replica.Id;
 
     /// <summary>This replica's requests, now.</summary>
     public IEnumerable<ActiveRequestView> Local() =>

@@ -48,6 +48,23 @@ public sealed class IncidentControls(SecurityStorage storage, TimeProvider time)
         await AuditAsync("log.level", $"{text} by {actor}", ct);
     }
 
+    /// <summary>
+    /// Isolates (or, with <paramref name="isolate"/> false, resumes) the replica <paramref name="target"/> names
+    /// (<see cref="IsolationCommand.AllReplicas"/> for every one) through the incident log; audited once here.
+    /// The replica an admin call reached applies it to itself at once as well.
+    /// </summary>
+    /// <exception cref="ArgumentException">The target or reason is empty, too long or holds control characters.</exception>
+    public async Task AnnounceIsolationAsync(bool isolate, string target, string reason, string actor, CancellationToken ct = default)
+    {
+        var command = IsolationCommand.Create(target, reason, actor);
+        await storage.Incidents.AppendAsync(isolate ? IncidentKinds.ReplicaIsolate : IncidentKinds.ReplicaResume, command.ToJson(), ct);
+        await AuditIsolationAsync(isolate, command, ct);
+    }
+
+    /// <summary>Audits an isolation or resume of one replica that was applied directly, without the incident log.</summary>
+    public Task AuditIsolationAsync(bool isolate, IsolationCommand command, CancellationToken ct = default) =>
+        AuditAsync(isolate ? "replica.isolated" : "replica.resumed", $"{command.Target} by {command.Actor}" + (isolate ? $": {command.Reason}" : ""), ct);
+
     private Task AuditAsync(string kind, string detail, CancellationToken ct) =>
         storage.Audit.WriteAsync([new AuditRecord { At = time.GetUtcNow(), Kind = kind, Detail = detail }], ct);
 }

@@ -1,3 +1,4 @@
+using Bulwark.Server.Admission;
 using Bulwark.Server.Security;
 using Bulwark.Server.Storage;
 using Microsoft.Extensions.Hosting;
@@ -7,14 +8,15 @@ namespace Bulwark.Server.Incidents;
 
 /// <summary>
 /// Applies incident events written by any replica or the CLI: evicts a changed key from the cache,
-/// reloads the IP block list, cancels a request served here, sets the log level. Polls the shared
+/// reloads the IP block list, cancels a request served here, sets the log level, isolates or
+/// resumes this replica when the order names it (or every replica). Polls the shared
 /// store every <see cref="SecurityOptions.IncidentPollInterval"/> (250 ms by default), which is what
 /// bounds "effective everywhere within 1 s". PostgreSQL may commit sequence numbers out of order,
 /// so the last <see cref="Lookback"/> numbers are re-read and events already applied are skipped.
 /// </summary>
 public sealed class IncidentFeed(
     SecurityStorage storage, KeyCache keys, IpBlockList blocks, ActiveRequests requests, RuntimeLogLevel logLevel,
-    SecurityOptions options, ILogger<IncidentFeed> logger) : BackgroundService
+    ReplicaIsolation isolation, ReplicaIdentity replica, SecurityOptions options, ILogger<IncidentFeed> logger) : BackgroundService
 {
     private const long Lookback = 100;
     private readonly HashSet<long> _applied = [];
@@ -45,6 +47,13 @@ public sealed class IncidentFeed(
                 case IncidentKinds.CancelRequest: requests.Cancel(e.Subject); break;
                 case IncidentKinds.LogLevel:
                     if (RuntimeLogLevel.TryParse(e.Subject, out var level)) logLevel.Set(level);
+                    break;
+                case IncidentKinds.ReplicaIsolate or IncidentKinds.ReplicaResume:
+                    if (IsolationCommand.FromJson(e.Subject) is { } command && command.IsFor(replica.Id))
+                    {
+                        if (e.Kind == IncidentKinds.ReplicaIsolate) isolation.Isolate(command.Reason, command.Actor);
+                        else isolation.Resume(command.Actor);
+                    }
                     break;
             }
         }

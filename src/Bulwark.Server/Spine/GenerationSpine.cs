@@ -25,7 +25,7 @@ public delegate GenerationRequest RouteContract(JsonElement body, ModelCard mode
 /// </summary>
 public sealed class GenerationSpine(
     ServedModels models, InputGuard inputGuard, AdmissionGate admission, IOutputGuard outputGuard, ServerMetrics metrics,
-    ShutdownDrain drain, TimeProvider time, int maxTokensLimit, QuotaGate? quotas = null)
+    ShutdownDrain drain, ServiceLevel serviceLevel, TimeProvider time, int maxTokensLimit, QuotaGate? quotas = null)
 {
     /// <param name="body">The request body, parsed once by the route; the spine disposes it as soon as the contract has read it.</param>
     /// <param name="modelOf">The model the body names (null: the default model).</param>
@@ -38,6 +38,9 @@ public sealed class GenerationSpine(
         var caller = context.GetCaller();
         var usage = context.GetRequestUsage();
         using var parsed = body; // a second Dispose, after the contract, is a no-op
+
+        // 3a Service level: an isolated replica, or a degradation level refusing this key's priority, refuses before anything else.
+        if (serviceLevel.Refusal(caller?.Priority ?? 0, usage) is { } refusal) throw refusal;
 
         // 3 Policy that needs no tokens: the model the request names, which the key must be allowed to use
         // (404 either way, so a key cannot learn which models exist), then requests/min and concurrent requests.
@@ -56,7 +59,7 @@ public sealed class GenerationSpine(
 
         // 6 Prompt: chat template and tokens (or the backend's estimate), length limits, max_tokens.
         var prompt = backend.Prepare(request);
-        request = request with { Sampling = request.Sampling with { MaxTokens = MaxTokens(request, prompt, backend.Model) } };
+        request = request with { Sampling = request.Sampling with { MaxTokens = Degraded(context, MaxTokens(request, prompt, backend.Model)) } };
 
         BackendCall? call = null;
         GenerationRun? run = null;
@@ -96,6 +99,7 @@ public sealed class GenerationSpine(
     public async ValueTask<(ModelLease Model, QuotaLease? Quota)> AdmitWithoutGenerationAsync(HttpContext context, string? modelName)
     {
         var caller = context.GetCaller();
+        if (serviceLevel.Refusal(caller?.Priority ?? 0, context.GetRequestUsage()) is { } refusal) throw refusal;
         var model = Acquire(context, caller, modelName);
         try
         {
@@ -136,6 +140,14 @@ public sealed class GenerationSpine(
                 "invalid_request_error", null, "invalid_api_key");
         }
         return quotas is null ? null : await quotas.AdmitRequestAsync(context, caller, context.RequestAborted);
+    }
+
+    /// <summary>The output length within the degradation level's cap; a lowered one is announced in <c>X-Bulwark-Degradation</c>.</summary>
+    private int Degraded(HttpContext context, int maxTokens)
+    {
+        if (serviceLevel.MaxTokensCap is not { } cap || maxTokens <= cap) return maxTokens;
+        context.Response.Headers["X-Bulwark-Degradation"] = $"{ServiceLevel.Name(serviceLevel.Level)}; max_tokens={cap}";
+        return cap;
     }
 
     /// <summary>

@@ -7,6 +7,9 @@ public static class IncidentKinds
     public const string IpBlocksChanged = "ip.changed";
     public const string CancelRequest = "request.cancel";
     public const string LogLevel = "log.level";
+    /// <summary>Subject: <c>IsolationCommand</c> JSON naming the replica (or <c>*</c> for all), the reason and the actor.</summary>
+    public const string ReplicaIsolate = "replica.isolate";
+    public const string ReplicaResume = "replica.resume";
 }
 
 public sealed record IncidentEvent(long Seq, DateTimeOffset At, string Kind, string Subject);

@@ -132,6 +132,34 @@ public class AdminCommandTests
         Assert.Equal(2, audited.Count);
     }
 
+    [Fact]
+    public async Task IsolateAndResumeThroughTheStoreReachEveryRunningServerAndAreAudited()
+    {
+        var dir = SecuredApp.NewDataDir();
+        await using var app = await SecuredApp.StartAsync(dir);
+        var isolation = app.Get<Bulwark.Server.Admission.ReplicaIsolation>();
+        var noTarget = await CliHarness.RunAsync("admin", "isolate", "--data-dir", dir);
+        Assert.Equal(1, noTarget.ExitCode);
+        Assert.Contains("name the replica with --replica ID or give --all-replicas", noTarget.Error);
+        var both = await CliHarness.RunAsync("admin", "isolate", "--all-replicas", "--replica", "x", "--data-dir", dir);
+        Assert.Equal(1, both.ExitCode);
+
+        var isolated = await CliHarness.RunAsync("admin", "isolate", "--all-replicas", "--reason", "drill", "--data-dir", dir);
+        Assert.True(isolated.ExitCode == 0, isolated.Error);
+        Assert.Contains("isolation sent to every replica", isolated.Output);
+        Assert.True(await Eventually.WithinAsync(PropagationAllowance, () => Task.FromResult(isolation.Current?.Reason == "drill")));
+        Assert.Equal(0, (await CliHarness.RunAsync("admin", "resume", "--all-replicas", "--data-dir", dir)).ExitCode);
+        Assert.True(await Eventually.WithinAsync(PropagationAllowance, () => Task.FromResult(isolation.Current is null)));
+        // An order naming another replica leaves this one alone.
+        // An order naming another replica leaves this one alone: a later event (the log level) is applied, and the isolation was not.
+        Assert.Equal(0, (await CliHarness.RunAsync("admin", "isolate", "--replica", "elsewhere/1/abc", "--data-dir", dir)).ExitCode);
+        Assert.Equal(0, (await CliHarness.RunAsync("admin", "log-level", "warning", "--data-dir", dir)).ExitCode);
+        Assert.True(await Eventually.WithinAsync(PropagationAllowance, () => Task.FromResult(app.Get<RuntimeLogLevel>().Override == LogLevel.Warning)));
+        Assert.Null(isolation.Current);
+        Assert.Equal(2, (await app.Get<SecurityStorage>().Audit.ReadRecentAsync(10, "replica.isolated")).Count);
+        Assert.Single(await app.Get<SecurityStorage>().Audit.ReadRecentAsync(10, "replica.resumed"));
+    }
+
     [Theory]
     [InlineData("0")]
     [InlineData("10001")]

@@ -108,6 +108,44 @@ public sealed class ServeProcessReplicaTests(ServeProcessPair pair) : IClassFixt
     }
 
     [Fact]
+    public async Task IsolatingEveryReplicaThroughProcessADrainsProcessBWithinOneSecondAndResumeThroughBReturnsBoth()
+    {
+        var key = (await pair.Keys.CreateAsync(new KeySpec { Name = "isolated" }, "test")).Key;
+        using var a = pair.A.Client(key);
+        using var b = pair.B.Client(key);
+        using var adminA = pair.A.Client(pair.AdminKey);
+        using var adminB = pair.B.Client(pair.AdminKey);
+        try
+        {
+            using var isolate = await adminA.PostAsJsonAsync("admin/isolate", new { reason = "drill", all_replicas = true });
+            Assert.Equal(HttpStatusCode.OK, isolate.StatusCode);
+            // Process A, which took the call, is isolated before it answers.
+            using (var refused = await a.PostAsync("v1/chat/completions", OneTokenChat()))
+                Assert.Equal(HttpStatusCode.ServiceUnavailable, refused.StatusCode);
+            Assert.True(await Eventually.WithinAsync(OneSecond, async () =>
+            {
+                using var response = await b.PostAsync("v1/chat/completions", OneTokenChat());
+                return response.StatusCode == HttpStatusCode.ServiceUnavailable && (await response.Content.ReadAsStringAsync()).Contains("replica_isolated");
+            }), "process B still took inference a second after every replica was isolated through process A");
+            using (var ready = await pair.B.Client().GetAsync("ready")) Assert.Equal(HttpStatusCode.ServiceUnavailable, ready.StatusCode);
+            var status = await adminB.GetFromJsonAsync<JsonElement>("admin/isolation");
+            Assert.True(status.GetProperty("isolated").GetBoolean());
+            Assert.Equal("drill", status.GetProperty("reason").GetString());
+        }
+        finally
+        {
+            (await adminB.PostAsJsonAsync("admin/resume", new { all_replicas = true })).Dispose();
+        }
+        Assert.True(await Eventually.WithinAsync(OneSecond, async () =>
+        {
+            using var response = await a.PostAsync("v1/chat/completions", OneTokenChat());
+            return response.StatusCode == HttpStatusCode.OK;
+        }), "process A still refused inference a second after every replica was resumed through process B");
+        using var served = await b.PostAsync("v1/chat/completions", OneTokenChat());
+        Assert.Equal(HttpStatusCode.OK, served.StatusCode);
+    }
+
+    [Fact]
     public async Task ALogLevelSetThroughProcessAChangesProcessBsLoggingWithinOneSecond()
     {
         // Both processes start at Warning: a request is not logged.
