@@ -13,6 +13,11 @@ public sealed class MetricsDocumentationTests
         using var metrics = new ServerMetrics(() => default, () => (0, 0));
         _ = new Bulwark.Server.Guardrails.Input.GuardMetrics(metrics.Meter); // the input guard's instruments live on the same meter
         _ = new Bulwark.Server.Backends.Upstream.UpstreamMetrics(metrics); // and the gateway's
+        var admission = new Bulwark.Server.Admission.AdmissionOptions();
+        using var level = new Bulwark.Server.Admission.ServiceLevel(new Bulwark.Server.Admission.AdmissionQueue(admission, TimeProvider.System),
+            new Bulwark.Server.Admission.ReplicaIsolation(TimeProvider.System, Microsoft.Extensions.Logging.Abstractions.NullLogger<Bulwark.Server.Admission.ReplicaIsolation>.Instance),
+            new Bulwark.Server.Admission.DegradationOptions(), admission, metrics, TimeProvider.System,
+            Microsoft.Extensions.Logging.Abstractions.NullLogger<Bulwark.Server.Admission.ServiceLevel>.Instance); // and the service level's
         var exported = new HashSet<string>();
         using (var listener = new MeterListener())
         {
