@@ -14,4 +14,11 @@ public enum FinishReason
     /// never produces it; it is here so the whole server speaks one vocabulary of finish reasons.
     /// </summary>
     ContentFilter,
+
+    /// <summary>
+    /// The request's deadline passed while the choice was generating. OpenAI's vocabulary has no word
+    /// for it: the API answers <c>length</c> (the text is cut short, as by max_tokens) with
+    /// <c>stop_reason</c> <c>deadline</c>. The engine never produces it.
+    /// </summary>
+    Deadline,
 }

@@ -38,6 +38,15 @@ public sealed class ApiLimits
     /// <summary>Length of <c>user</c> and other free-form identifiers.</summary>
     public int MaxIdentifierLength { get; set; } = 256;
 
+    /// <summary>How long a generation request may take from arrival to its last token, unless the client asks otherwise (<c>X-Bulwark-Timeout</c>).</summary>
+    public TimeSpan RequestTimeout { get; set; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>The longest deadline a client may ask for.</summary>
+    public TimeSpan MaxRequestTimeout { get; set; } = TimeSpan.FromHours(1);
+
+    /// <summary>The deadline settings as the spine applies them.</summary>
+    public Requests.RequestDeadline Deadline => new(RequestTimeout, MaxRequestTimeout);
+
     public IEnumerable<string> Validate()
     {
         if (MaxRequestBodyBytes is < 1024 or > 64L * 1024 * 1024)
@@ -51,5 +60,9 @@ public sealed class ApiLimits
         if (MaxLogitBiasEntries is < 0 or > 10_000) yield return $"Bulwark:Limits:MaxLogitBiasEntries must be between 0 and 10000; got {MaxLogitBiasEntries}.";
         if (MaxTopLogprobs is < 0 or > 20) yield return $"Bulwark:Limits:MaxTopLogprobs must be between 0 and 20; got {MaxTopLogprobs}.";
         if (MaxIdentifierLength is < 1 or > 4096) yield return $"Bulwark:Limits:MaxIdentifierLength must be between 1 and 4096; got {MaxIdentifierLength}.";
+        if (MaxRequestTimeout < TimeSpan.FromSeconds(1) || MaxRequestTimeout > TimeSpan.FromDays(1))
+            yield return $"Bulwark:Limits:MaxRequestTimeout must be between 00:00:01 and 1.00:00:00; got {MaxRequestTimeout}.";
+        if (RequestTimeout < TimeSpan.FromSeconds(1) || RequestTimeout > MaxRequestTimeout)
+            yield return $"Bulwark:Limits:RequestTimeout must be between 00:00:01 and MaxRequestTimeout ({MaxRequestTimeout}); got {RequestTimeout}.";
     }
 }

@@ -53,6 +53,7 @@ public sealed class CompletionResponseWriter(ResponseKind kind, GenerationReques
             else json.WriteString("text", c.Text.ToString());
             WriteLogprobs(json, c.Tokens, 0);
             json.WriteString("finish_reason", Name(c.Finish ?? FinishReason.Length));
+            WriteStopReason(json, c.Finish);
             WriteFormatCheck(json, c.Format);
             json.WriteEndObject();
         }
@@ -79,6 +80,7 @@ public sealed class CompletionResponseWriter(ResponseKind kind, GenerationReques
         else json.WriteString("text", delta.Text);
         WriteLogprobs(json, delta.Tokens ?? [], textOffset);
         if (delta.Finish is { } finish) json.WriteString("finish_reason", Name(finish)); else json.WriteNull("finish_reason");
+        WriteStopReason(json, delta.Finish);
         WriteFormatCheck(json, delta.Format);
         json.WriteEndObject();
         json.WriteEndArray();
@@ -110,9 +112,15 @@ public sealed class CompletionResponseWriter(ResponseKind kind, GenerationReques
         json.WriteEndObject();
     }
 
+    /// <summary>vLLM's extension field, written only for a choice the request's deadline ended: <c>"stop_reason": "deadline"</c>.</summary>
+    private static void WriteStopReason(Utf8JsonWriter json, FinishReason? finish)
+    {
+        if (finish == FinishReason.Deadline) json.WriteString("stop_reason", "deadline");
+    }
+
     public static string Name(FinishReason finish) => finish switch
     {
-        FinishReason.Length => "length",
+        FinishReason.Length or FinishReason.Deadline => "length",
         FinishReason.ContentFilter => "content_filter",
         _ => "stop",
     };

@@ -57,7 +57,7 @@ public sealed class TgiGenerateEndpoint(GenerationSpine spine, ApiLimits limits)
             {
                 text.Append(delta.Text);
                 if (delta.Finish is { } reason)
-                    finish = reason switch { FinishReason.Length => "length", FinishReason.ContentFilter => "content_filter", _ => delta.StopStringMatched ? "stop_sequence" : "eos_token" };
+                    finish = reason switch { FinishReason.Length or FinishReason.Deadline => "length", FinishReason.ContentFilter => "content_filter", _ => delta.StopStringMatched ? "stop_sequence" : "eos_token" };
                 foreach (var token in delta.Tokens ?? [])
                 {
                     if (token.IsClosingOnly) continue;

@@ -105,7 +105,7 @@ public static class BulwarkServer
         services.AddSingleton(sp => new InputGuard(inputGuard, sp.GetRequiredService<ServerMetrics>()));
         services.AddSingleton(sp => new GenerationSpine(models, sp.GetRequiredService<InputGuard>(), sp.GetRequiredService<AdmissionGate>(),
             sp.GetRequiredService<IOutputGuard>(), sp.GetRequiredService<ServerMetrics>(), sp.GetRequiredService<ShutdownDrain>(),
-            sp.GetRequiredService<ServiceLevel>(), sp.GetRequiredService<TimeProvider>(), limits.MaxTokens, secured ? sp.GetRequiredService<QuotaGate>() : null));
+            sp.GetRequiredService<ServiceLevel>(), sp.GetRequiredService<TimeProvider>(), limits.MaxTokens, limits.Deadline, secured ? sp.GetRequiredService<QuotaGate>() : null));
         services.AddSingleton<ReadinessProbe>();
         // The endpoint types the routes resolve, one instance each.
         services.AddSingleton<CompletionEndpoint>().AddSingleton<TgiGenerateEndpoint>().AddSingleton<ModelsEndpoint>().AddSingleton<TokenizeEndpoint>();

@@ -25,6 +25,7 @@ public sealed class ServerMetrics : IDisposable
         GenerationTokens = Meter.CreateCounter<long>("bulwark_generation_tokens", description: "Tokens generated.");
         Rejected = Meter.CreateCounter<long>("bulwark_rejected_requests", description: "Requests refused before generation, by reason.");
         OutputSecrets = Meter.CreateCounter<long>("bulwark_guard_output_secrets", description: "Secrets the output guard found in generated text, by rule id and action (redact or block).");
+        DeadlineExceeded = Meter.CreateCounter<long>("bulwark_deadline_exceeded", description: "Requests whose deadline passed, by stage: queue (refused 504) or generation (cut short).");
         ModelTamperAlerts = Meter.CreateCounter<long>("bulwark_model_tamper_alerts", description: "Times the served model's files stopped matching its manifest (the loaded copy keeps serving).");
         Meter.CreateObservableGauge("bulwark_admission_running", () => admission().Running, description: "Requests holding an admission slot.");
         Meter.CreateObservableGauge("bulwark_admission_waiting", () => admission().Waiting, description: "Requests waiting in the admission queue.");
@@ -46,6 +47,7 @@ public sealed class ServerMetrics : IDisposable
     public Counter<long> GenerationTokens { get; }
     public Counter<long> Rejected { get; }
     public Counter<long> ModelTamperAlerts { get; }
+    public Counter<long> DeadlineExceeded { get; }
     public Counter<long> OutputSecrets { get; }
 
     public void Dispose() => Meter.Dispose();

@@ -14,7 +14,8 @@ namespace Bulwark.Server.Spine;
 /// of its own (secret redaction, HTML escaping where asked; the JSON <c>response_format</c> check on
 /// its last delta), with time to first token, inter-token latency and token counts recorded. A choice
 /// the filter blocks ends with <c>content_filter</c> and the backend stops computing it. When the
-/// server's drain deadline passes first, <see cref="GenerateAsync"/> throws the 503
+/// request's own deadline passes, the backend is cancelled and every unfinished choice ends with
+/// what it has and <see cref="FinishReason.Deadline"/>. When the server's drain deadline passes first, <see cref="GenerateAsync"/> throws the 503
 /// <c>server_shutting_down</c> refusal (a stream writes it as an error event). Enumerate once.
 /// </summary>
 public sealed class GenerationRun
@@ -29,14 +30,18 @@ public sealed class GenerationRun
     private readonly CancellationToken _cancel;
     private readonly CancellationToken _hardStop;
     private readonly CancellationToken _aborted;
+    private readonly CancellationToken _deadline;
     private int _completionTokens;
 
     internal GenerationRun(BackendCall call, IGenerationBackend backend, IOutputGuard guard, Caller? caller, ServerMetrics metrics, TimeProvider time,
-        long startedAt, CancellationToken cancel, CancellationToken hardStop, CancellationToken aborted)
+        long startedAt, CancellationToken cancel, CancellationToken hardStop, CancellationToken aborted, CancellationToken deadline = default)
     {
         (_call, _backend, _guard, _caller, _metrics, _time, _startedAt) = (call, backend, guard, caller, metrics, time, startedAt);
-        (_cancel, _hardStop, _aborted) = (cancel, hardStop, aborted);
+        (_cancel, _hardStop, _aborted, _deadline) = (cancel, hardStop, aborted, deadline);
     }
+
+    /// <summary>True once the request's deadline ended the generation (its unfinished choices end with <see cref="FinishReason.Deadline"/>).</summary>
+    public bool DeadlinePassed { get; private set; }
 
     public GenerationRequest Request => _call.Request;
 
@@ -69,6 +74,13 @@ public sealed class GenerationRun
                 {
                     throw ShuttingDown();
                 }
+                catch (OperationCanceledException) when (_deadline.IsCancellationRequested && !_aborted.IsCancellationRequested)
+                {
+                    // The deadline ends every choice still running with what it has so far.
+                    DeadlinePassed = true;
+                    _metrics.DeadlineExceeded.Add(1, new KeyValuePair<string, object?>("stage", "generation"));
+                    break;
+                }
                 var delta = deltas.Current;
                 var choice = choices[delta.Index];
                 if (choice.Done) continue;
@@ -90,9 +102,16 @@ public sealed class GenerationRun
                 }
             }
             if (_hardStop.IsCancellationRequested && !_aborted.IsCancellationRequested && Array.Exists(choices, c => !c.Done)) throw ShuttingDown();
+            // A backend that ends quietly when cancelled, rather than throwing, was ended by the deadline all the same.
+            if (!DeadlinePassed && _deadline.IsCancellationRequested && !_aborted.IsCancellationRequested && Array.Exists(choices, c => !c.Done))
+            {
+                DeadlinePassed = true;
+                _metrics.DeadlineExceeded.Add(1, new KeyValuePair<string, object?>("stage", "generation"));
+            }
             // A backend that ends a choice without a finish reason stopped at its own length bound.
+            var end = DeadlinePassed ? FinishReason.Deadline : FinishReason.Length;
             for (var i = 0; i < choices.Length; i++)
-                if (choices[i].Pass(new ChoiceDelta(i, "", FinishReason.Length)) is { } last)
+                if (choices[i].Pass(new ChoiceDelta(i, "", end)) is { } last)
                     yield return last;
         }
         finally

@@ -25,7 +25,7 @@ public delegate GenerationRequest RouteContract(JsonElement body, ModelCard mode
 /// </summary>
 public sealed class GenerationSpine(
     ServedModels models, InputGuard inputGuard, AdmissionGate admission, IOutputGuard outputGuard, ServerMetrics metrics,
-    ShutdownDrain drain, ServiceLevel serviceLevel, TimeProvider time, int maxTokensLimit, QuotaGate? quotas = null)
+    ShutdownDrain drain, ServiceLevel serviceLevel, TimeProvider time, int maxTokensLimit, RequestDeadline deadlines, QuotaGate? quotas = null)
 {
     /// <param name="body">The request body, parsed once by the route; the spine disposes it as soon as the contract has read it.</param>
     /// <param name="modelOf">The model the body names (null: the default model).</param>
@@ -41,6 +41,9 @@ public sealed class GenerationSpine(
 
         // 3a Service level: an isolated replica, or a degradation level refusing this key's priority, refuses before anything else.
         if (serviceLevel.Refusal(caller?.Priority ?? 0, usage) is { } refusal) throw refusal;
+        // The request's deadline runs from its arrival: the wait for a slot counts, and generation ends when it passes.
+        var allowed = deadlines.For(context.Request);
+        using var deadline = new CancellationTokenSource(allowed - time.GetElapsedTime(started) is { } left && left > TimeSpan.Zero ? left : TimeSpan.Zero, time);
 
         // 3 Policy that needs no tokens: the model the request names, which the key must be allowed to use
         // (404 either way, so a key cannot learn which models exist), then requests/min and concurrent requests.
@@ -68,13 +71,13 @@ public sealed class GenerationSpine(
             // 6b Token quota: prompt + n × max_tokens against tokens/min and tokens/day.
             if (quota is not null) await quota.ReserveTokensAsync(prompt.TokenCount + (long)request.Choices * request.Sampling.MaxTokens, aborted);
 
-            // 7 Admission: a slot, or a wait in priority order, or 429/503 with Retry-After.
-            using var slot = await admission.EnterAsync(request.Priority, aborted);
+            // 7 Admission: a slot, or a wait in priority order, or 429/503 with Retry-After; 504 when the deadline passes first.
+            using var slot = await EnterAsync(request.Priority, allowed, deadline.Token, aborted, usage);
 
             // 8 Backend, 9 Output guard: the run's deltas, which the route writes.
-            using var cancel = CancellationTokenSource.CreateLinkedTokenSource(aborted, drain.HardStop);
+            using var cancel = CancellationTokenSource.CreateLinkedTokenSource(aborted, drain.HardStop, deadline.Token);
             call = new BackendCall(request, prompt);
-            run = new GenerationRun(call, backend, outputGuard, caller, metrics, time, started, cancel.Token, drain.HardStop, aborted);
+            run = new GenerationRun(call, backend, outputGuard, caller, metrics, time, started, cancel.Token, drain.HardStop, aborted, deadline.Token);
             await respond(run);
         }
         finally
@@ -140,6 +143,24 @@ public sealed class GenerationSpine(
                 "invalid_request_error", null, "invalid_api_key");
         }
         return quotas is null ? null : await quotas.AdmitRequestAsync(context, caller, context.RequestAborted);
+    }
+
+    /// <summary>Admission within the request's deadline: a deadline that passes in the queue answers 504 <c>deadline_exceeded</c>.</summary>
+    private async ValueTask<Admission.AdmissionLease> EnterAsync(int priority, TimeSpan allowed, CancellationToken deadline, CancellationToken aborted, RequestUsage usage)
+    {
+        using var wait = CancellationTokenSource.CreateLinkedTokenSource(aborted, deadline);
+        try
+        {
+            return await admission.EnterAsync(priority, wait.Token);
+        }
+        catch (OperationCanceledException) when (deadline.IsCancellationRequested && !aborted.IsCancellationRequested)
+        {
+            usage.RejectionReason = "deadline_exceeded";
+            metrics.DeadlineExceeded.Add(1, new KeyValuePair<string, object?>("stage", "queue"));
+            throw new ApiException(StatusCodes.Status504GatewayTimeout,
+                $"The request's deadline ({allowed.TotalSeconds:0.###} s) passed while it waited for a free slot; nothing was generated. Retry later or allow more time ({RequestDeadline.Header}).",
+                "server_error", null, "deadline_exceeded");
+        }
     }
 
     /// <summary>The output length within the degradation level's cap; a lowered one is announced in <c>X-Bulwark-Degradation</c>.</summary>

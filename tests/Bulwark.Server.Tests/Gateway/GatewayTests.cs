@@ -5,6 +5,7 @@ using Bulwark.Server.Security;
 using Bulwark.Server.Storage;
 using Bulwark.Server.Tests.Api;
 using Bulwark.Server.Tests.Hosting;
+using Bulwark.Server.Tests.Security;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace Bulwark.Server.Tests.Gateway;
@@ -69,6 +70,38 @@ public sealed class GatewayTests
         Assert.All(forwarded, r => Assert.True(r.PromptTokens > 0 && r.CompletionTokens > 0));
         var everything = string.Join('\n', gateway.Logs.Lines) + gateway.Output + JsonSerializer.Serialize(records) + await MetricsAsync(gateway) + body.GetRawText() + streamed;
         Assert.DoesNotContain(gateway.UpstreamKey, everything);
+    }
+
+    [Fact]
+    public async Task TheRequestsDeadlineEndsAForwardedStreamAndFreesTheUpstreamsSequence()
+    {
+        var tokens = 0;
+        var backend = new ScriptedBackend
+        {
+            BeforeEachToken = async ct =>
+            {
+                if (Interlocked.Increment(ref tokens) > 2) await Task.Delay(Timeout.Infinite, ct);
+            },
+        };
+        await using var gateway = await TestGateway.StartAsync([backend]);
+        using var request = new HttpRequestMessage(HttpMethod.Post, "v1/chat/completions")
+        {
+            Content = new StringContent(JsonSerializer.Serialize(new { model = "test-model", max_tokens = 50, temperature = 0, stream = true, messages = new[] { new { role = "user", content = "Hi" } } }),
+                System.Text.Encoding.UTF8, "application/json"),
+        };
+        request.Headers.Add(Bulwark.Server.Requests.RequestDeadline.Header, "1");
+        using var response = await gateway.Http.SendAsync(request);
+        Assert.Equal(System.Net.HttpStatusCode.OK, response.StatusCode);
+        var events = RawHttp.Events(await response.Content.ReadAsStringAsync());
+        Assert.Equal("[DONE]", events[^1]);
+        var last = JsonDocument.Parse(events[^2]).RootElement.GetProperty("choices")[0];
+        Assert.Equal("length", last.GetProperty("finish_reason").GetString());
+        Assert.Equal("deadline", last.GetProperty("stop_reason").GetString());
+        var text = string.Concat(events.SkipLast(1).Select(e => JsonDocument.Parse(e).RootElement.GetProperty("choices")[0].GetProperty("delta").TryGetProperty("content", out var c) ? c.GetString() : ""));
+        // What the upstream relayed of its two tokens (its own output guard may still hold the tail of an unfinished stream).
+        Assert.StartsWith(text, "He", StringComparison.Ordinal);
+        Assert.True(await Eventually.WithinAsync(TimeSpan.FromSeconds(10), () => Task.FromResult(backend.ActiveSequences == 0)),
+            "the upstream still computed the sequence after the gateway's deadline passed");
     }
 
     [Fact]
