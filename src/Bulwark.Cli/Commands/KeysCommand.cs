@@ -29,8 +29,10 @@ internal static class KeysCommand
         var name = new Option<string>("--name") { Description = "What the key is for (shown in lists and audit).", Required = true };
         var tenant = new Option<string>("--tenant") { Description = "Tenant the key belongs to.", DefaultValueFactory = _ => "default" };
         var models = new Option<string?>("--models") { Description = "Comma-separated model ids the key may use (default: every model)." };
-        var rpm = new Option<long>("--rpm") { Description = "Requests per minute (0: no limit)." };
+        var rpm = new Option<long>("--rpm") { Description = "Requests per minute, refilled continuously (0: no limit)." };
+        var rph = new Option<long>("--rph") { Description = "Requests per UTC clock hour (0: no limit)." };
         var tpm = new Option<long>("--tpm") { Description = "Tokens per minute, prompt + max_tokens reserved up front (0: no limit)." };
+        var tph = new Option<long>("--tph") { Description = "Tokens per UTC clock hour, reserved and settled like --tpm (0: no limit)." };
         var tpd = new Option<long>("--tpd") { Description = "Tokens per UTC day (0: no limit)." };
         var concurrency = new Option<long>("--concurrency") { Description = "Requests in flight at once (0: no limit)." };
         var priority = new Option<int>("--priority") { Description = $"Admission priority, 0 (lowest) to {KeySpec.MaxPriority}." };
@@ -39,7 +41,7 @@ internal static class KeysCommand
         var json = new Option<bool>("--json") { Description = "Print one JSON object with id, key and every setting." };
         var guard = new Option<string?>("--guard") { Description = "Input guard policy of this key: off, flag or block (default: the tenant's)." };
         var url = AdminApi.UrlOption();
-        var command = new Command("create", "Create a key and print it once.") { name, tenant, models, rpm, tpm, tpd, concurrency, priority, expires, admin, json, guard, url };
+        var command = new Command("create", "Create a key and print it once.") { name, tenant, models, rpm, rph, tpm, tph, tpd, concurrency, priority, expires, admin, json, guard, url };
         store.AddTo(command);
         command.SetAction((r, ct) => CliRun.RunAsync(r, async output =>
         {
@@ -49,7 +51,7 @@ internal static class KeysCommand
                 Name = r.GetValue(name)!,
                 Tenant = r.GetValue(tenant)!,
                 Models = (r.GetValue(models) ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
-                Limits = new KeyLimits(r.GetValue(rpm), r.GetValue(tpm), r.GetValue(tpd), r.GetValue(concurrency)),
+                Limits = new KeyLimits(r.GetValue(rpm), r.GetValue(tpm), r.GetValue(tpd), r.GetValue(concurrency), r.GetValue(rph), r.GetValue(tph)),
                 Priority = r.GetValue(priority),
                 ExpiresAt = r.GetValue(expires) is { } text ? KeyExpiry.Parse(text, now) : null,
                 IsAdmin = r.GetValue(admin),
@@ -62,7 +64,8 @@ internal static class KeysCommand
                 if (server is not null)
                     issued = await server.SendAsync(HttpMethod.Post, "admin/keys", new CreateKeyRequest(spec.Name, spec.Tenant, [.. spec.Models],
                         spec.Limits.RequestsPerMinute, spec.Limits.TokensPerMinute, spec.Limits.TokensPerDay, spec.Limits.MaxConcurrent, spec.Priority,
-                        spec.ExpiresAt, spec.IsAdmin, spec.Guard is { } policy ? Bulwark.Server.Requests.GuardPolicyNames.Name(policy) : null), ct);
+                        spec.ExpiresAt, spec.IsAdmin, spec.Guard is { } policy ? Bulwark.Server.Requests.GuardPolicyNames.Name(policy) : null,
+                        spec.Limits.RequestsPerHour, spec.Limits.TokensPerHour), ct);
                 else
                 {
                     await using var opened = await store.OpenAsync(r, ct);
@@ -106,7 +109,7 @@ internal static class KeysCommand
                 return 0;
             }
             var now = DateTimeOffset.UtcNow;
-            output.WriteLine($"{"ID",-12}  {"KIND",-5}  {"STATE",-7}  {"TENANT",-12}  {"NAME",-20}  {"RPM",6}  {"TPM",8}  {"TPD",10}  {"CONC",4}  P  MODELS");
+            output.WriteLine($"{"ID",-12}  {"KIND",-5}  {"STATE",-7}  {"TENANT",-12}  {"NAME",-20}  {"RPM",6}  {"RPH",7}  {"TPM",8}  {"TPH",9}  {"TPD",10}  {"CONC",4}  P  MODELS");
             foreach (var k in keys.EnumerateArray())
             {
                 var expires = k.GetProperty("expires_at") is { ValueKind: JsonValueKind.String } e ? e.GetDateTimeOffset() : (DateTimeOffset?)null;
@@ -114,8 +117,8 @@ internal static class KeysCommand
                 var models = k.GetProperty("models").EnumerateArray().Select(m => m.GetString()).ToList();
                 output.WriteLine($"{k.GetProperty("id").GetString(),-12}  {(k.GetProperty("admin").GetBoolean() ? "admin" : "api"),-5}  {state,-7}  " +
                                  $"{Clip(k.GetProperty("tenant").GetString()!, 12),-12}  {Clip(k.GetProperty("name").GetString()!, 20),-20}  " +
-                                 $"{Limit(k.GetProperty("rpm").GetInt64()),6}  {Limit(k.GetProperty("tpm").GetInt64()),8}  {Limit(k.GetProperty("tokens_per_day").GetInt64()),10}  " +
-                                 $"{Limit(k.GetProperty("concurrency").GetInt64()),4}  {k.GetProperty("priority").GetInt32()}  {(models.Count == 0 ? "*" : string.Join(',', models))}");
+                                 $"{Limit(k, "rpm"),6}  {Limit(k, "rph"),7}  {Limit(k, "tpm"),8}  {Limit(k, "tph"),9}  {Limit(k, "tokens_per_day"),10}  " +
+                                 $"{Limit(k, "concurrency"),4}  {k.GetProperty("priority").GetInt32()}  {(models.Count == 0 ? "*" : string.Join(',', models))}");
             }
             return 0;
         }));
@@ -198,7 +201,9 @@ internal static class KeysCommand
     private static string KeyId(string text) =>
         ApiKeyFormat.TryParse(text, out var id, out _) ? id.ToString() : text.Trim();
 
-    private static string Limit(long value) => value == 0 ? "-" : value.ToString(System.Globalization.CultureInfo.InvariantCulture);
+    /// <summary>A limit as the table shows it: "-" for none (and for a field a server of an older release does not send).</summary>
+    private static string Limit(JsonElement key, string field) =>
+        key.TryGetProperty(field, out var value) && value.GetInt64() is var n and not 0 ? n.ToString(System.Globalization.CultureInfo.InvariantCulture) : "-";
 
     private static string Clip(string text, int width) => text.Length <= width ? text : text[..(width - 1)] + "…";
 }

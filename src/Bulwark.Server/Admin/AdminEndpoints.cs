@@ -23,7 +23,9 @@ public sealed record CreateKeyRequest(
     [property: JsonPropertyName("priority")] int Priority = 0,
     [property: JsonPropertyName("expires_at")] DateTimeOffset? ExpiresAt = null,
     [property: JsonPropertyName("admin")] bool Admin = false,
-    [property: JsonPropertyName("guard")] string? Guard = null);
+    [property: JsonPropertyName("guard")] string? Guard = null,
+    [property: JsonPropertyName("rph")] long Rph = 0,
+    [property: JsonPropertyName("tph")] long Tph = 0);
 
 public sealed record IpBlockRequest([property: JsonPropertyName("cidr")] string Cidr, [property: JsonPropertyName("reason")] string? Reason = null);
 
@@ -50,7 +52,7 @@ public static class AdminEndpoints
                 var spec = new KeySpec
                 {
                     Name = body.Name ?? "", Tenant = body.Tenant ?? "default", Models = body.Models ?? [], Priority = body.Priority,
-                    Limits = new KeyLimits(body.Rpm, body.Tpm, body.TokensPerDay, body.Concurrency), ExpiresAt = body.ExpiresAt, IsAdmin = body.Admin,
+                    Limits = new KeyLimits(body.Rpm, body.Tpm, body.TokensPerDay, body.Concurrency, body.Rph, body.Tph), ExpiresAt = body.ExpiresAt, IsAdmin = body.Admin,
                     Guard = body.Guard is null ? null : GuardPolicyNames.ParseForKey(body.Guard, "guard"),
                 };
                 var issued = await issuer.CreateAsync(spec, Actor(context), context.RequestAborted);
@@ -124,7 +126,8 @@ public static class KeyView
         var view = new Dictionary<string, object?>
         {
             ["id"] = k.Id, ["name"] = k.Name, ["tenant"] = k.Tenant, ["admin"] = k.IsAdmin, ["models"] = k.Models,
-            ["rpm"] = k.Limits.RequestsPerMinute, ["tpm"] = k.Limits.TokensPerMinute, ["tokens_per_day"] = k.Limits.TokensPerDay,
+            ["rpm"] = k.Limits.RequestsPerMinute, ["rph"] = k.Limits.RequestsPerHour, ["tpm"] = k.Limits.TokensPerMinute,
+            ["tph"] = k.Limits.TokensPerHour, ["tokens_per_day"] = k.Limits.TokensPerDay,
             ["concurrency"] = k.Limits.MaxConcurrent, ["priority"] = k.Priority, ["expires_at"] = k.ExpiresAt, ["revoked"] = k.Revoked,
             ["created_at"] = k.CreatedAt, ["last_used_at"] = k.LastUsedAt, ["replaced_by"] = k.ReplacedBy,
             ["guard"] = k.Guard is { } guard ? GuardPolicyNames.Name(guard) : null,

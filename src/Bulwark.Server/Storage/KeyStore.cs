@@ -9,19 +9,20 @@ public sealed class KeyStore(Database database)
 {
     private const string Columns =
         "id, hash, is_admin, tenant, name, models, requests_per_minute, tokens_per_minute, tokens_per_day, " +
-        "max_concurrent, priority, expires_at, revoked, created_at, last_used_at, replaced_by, guard";
+        "max_concurrent, priority, expires_at, revoked, created_at, last_used_at, replaced_by, guard, requests_per_hour, tokens_per_hour";
 
     public async Task InsertAsync(ApiKeyRecord key, CancellationToken ct = default)
     {
         await using var connection = await database.OpenAsync(ct);
         await connection.ExecuteAsync(
-            $"INSERT INTO api_keys ({Columns}) VALUES (@id, @hash, @admin, @tenant, @name, @models, @rpm, @tpm, @tpd, @conc, @prio, @exp, @rev, @created, NULL, NULL, @guard)",
+            $"INSERT INTO api_keys ({Columns}) VALUES (@id, @hash, @admin, @tenant, @name, @models, @rpm, @tpm, @tpd, @conc, @prio, @exp, @rev, @created, NULL, NULL, @guard, @rph, @tph)",
             ct,
             ("@id", key.Id), ("@hash", key.Hash), ("@admin", key.IsAdmin ? 1L : 0L), ("@tenant", key.Tenant), ("@name", key.Name),
             ("@models", string.Join(',', key.Models)), ("@rpm", key.Limits.RequestsPerMinute), ("@tpm", key.Limits.TokensPerMinute),
             ("@tpd", key.Limits.TokensPerDay), ("@conc", key.Limits.MaxConcurrent), ("@prio", (long)key.Priority),
             ("@exp", key.ExpiresAt?.ToUnixTimeMilliseconds()), ("@rev", key.Revoked ? 1L : 0L),
-            ("@created", key.CreatedAt.ToUnixTimeMilliseconds()), ("@guard", key.Guard is { } guard ? GuardPolicyNames.Name(guard) : null));
+            ("@created", key.CreatedAt.ToUnixTimeMilliseconds()), ("@guard", key.Guard is { } guard ? GuardPolicyNames.Name(guard) : null),
+            ("@rph", key.Limits.RequestsPerHour), ("@tph", key.Limits.TokensPerHour));
     }
 
     public async Task<ApiKeyRecord?> FindAsync(string id, CancellationToken ct = default)
@@ -78,7 +79,7 @@ public sealed class KeyStore(Database database)
         Tenant: r.GetString(3),
         Name: r.GetString(4),
         Models: r.GetString(5).Split(',', StringSplitOptions.RemoveEmptyEntries),
-        Limits: new KeyLimits(r.GetInt64(6), r.GetInt64(7), r.GetInt64(8), r.GetInt64(9)),
+        Limits: new KeyLimits(r.GetInt64(6), r.GetInt64(7), r.GetInt64(8), r.GetInt64(9), RequestsPerHour: r.GetInt64(17), TokensPerHour: r.GetInt64(18)),
         Priority: (int)r.GetInt64(10),
         ExpiresAt: r.NullableInt64(11) is { } exp ? DateTimeOffset.FromUnixTimeMilliseconds(exp) : null,
         Revoked: r.GetInt64(12) != 0,

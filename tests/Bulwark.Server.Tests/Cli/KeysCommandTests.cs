@@ -51,6 +51,36 @@ public class KeysCommandTests
     }
 
     [Fact]
+    public async Task HourlyLimitsAreStoredShownInTheListAndEnforcedByARunningServer()
+    {
+        var dir = SecuredApp.NewDataDir();
+        // The server's clock stands still, so the hour cannot turn between the requests.
+        await using var app = await SecuredApp.StartAsync(dir, clock: new Quotas.ManualClock(new DateTimeOffset(2026, 1, 15, 10, 20, 0, TimeSpan.Zero)));
+        var created = await CliHarness.RunAsync("keys", "create", "--name", "hourly", "--rpm", "60", "--rph", "2", "--tpm", "1000",
+            "--tph", "50000", "--json", "--data-dir", dir);
+        var (_, key) = Key(created);
+        using (var json = JsonDocument.Parse(created.Output))
+        {
+            Assert.Equal(2, json.RootElement.GetProperty("rph").GetInt64());
+            Assert.Equal(50000, json.RootElement.GetProperty("tph").GetInt64());
+        }
+
+        var list = await CliHarness.RunAsync("keys", "list", "--data-dir", dir);
+        var lines = list.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        var header = lines[0].Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        var row = lines.Single(l => l.Contains("hourly")).Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal("2", row[Array.IndexOf(header, "RPH")]);
+        Assert.Equal("50000", row[Array.IndexOf(header, "TPH")]);
+        Assert.Equal("60", row[Array.IndexOf(header, "RPM")]);
+
+        using var client = app.Client(key);
+        for (var i = 0; i < 2; i++) Assert.Equal(HttpStatusCode.OK, (await client.PostAsync("/v1/chat/completions", SecuredApp.Chat("m1"))).StatusCode);
+        using var refused = await client.PostAsync("/v1/chat/completions", SecuredApp.Chat("m1"));
+        Assert.Equal(HttpStatusCode.TooManyRequests, refused.StatusCode);
+        Assert.Contains("requests_per_hour", await refused.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
     public async Task ListJsonShowsEveryKeyButNeverItsTextOrHash()
     {
         var dir = SecuredApp.NewDataDir();
@@ -107,6 +137,8 @@ public class KeysCommandTests
     [Theory]
     [InlineData("--rpm", "-1", "rpm must be 0 (no limit) or more; got -1")]
     [InlineData("--tpm", "-5", "tpm must be 0 (no limit) or more; got -5")]
+    [InlineData("--rph", "-1", "rph must be 0 (no limit) or more; got -1")]
+    [InlineData("--tph", "-7", "tph must be 0 (no limit) or more; got -7")]
     [InlineData("--tpd", "-2", "tokens-per-day must be 0 (no limit) or more; got -2")]
     [InlineData("--concurrency", "-3", "concurrency must be 0 (no limit) or more; got -3")]
     [InlineData("--priority", "10", "priority must be between 0 and 9; got 10")]
