@@ -153,7 +153,7 @@ public class AdminThroughServerTests
         var table = await CliHarness.RunWithAdminKeyAsync(admin.Key, "keys", "list", "--url", url);
         Assert.True(table.ExitCode == 0, table.Error);
         Assert.Equal((await CliHarness.RunAsync("keys", "list", "--data-dir", dir)).Output, table.Output);
-        Assert.Matches($@"{revoked.Record.Id}\s+api\s+revoked\s+team-c\s+old\s+60\s+1000\s+-\s+2\s+0\s+\*", table.Output);
+        Assert.Matches($@"{revoked.Record.Id}\s+api\s+revoked\s+team-c\s+old\s+60\s+-\s+1000\s+-\s+-\s+2\s+0\s+\*", table.Output); // RPM RPH TPM TPH TPD CONC P MODELS
         Assert.Matches($@"{admin.Record.Id}\s+admin\s+active", table.Output);
 
         var both = await CliHarness.RunWithAdminKeyAsync(admin.Key, "keys", "list", "--url", url, "--data-dir", dir);
