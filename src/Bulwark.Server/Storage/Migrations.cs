@@ -90,6 +90,10 @@ public static class Migrations
         ALTER TABLE api_keys ADD COLUMN requests_per_hour BIGINT NOT NULL DEFAULT 0;
         ALTER TABLE api_keys ADD COLUMN tokens_per_hour BIGINT NOT NULL DEFAULT 0;
         """,
+        // 6: when the grace of a key rotated with overlap ends (Unix ms); NULL: not being retired.
+        """
+        ALTER TABLE api_keys ADD COLUMN retires_at BIGINT NULL;
+        """,
     ];
 
     /// <summary>The schema version this build writes.</summary>

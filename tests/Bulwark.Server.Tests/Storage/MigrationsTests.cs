@@ -84,8 +84,9 @@ public class MigrationsTests
     }
 
     /// <summary>
-    /// A store left by the release before the hourly limits (schema version 4), holding a key, is
-    /// migrated in place: the key keeps its limits and reads "no hourly limit", and new keys store theirs.
+    /// A store left by the release before the hourly limits and rotation grace (schema version 4), holding
+    /// a key, is migrated in place: the key keeps its limits, reads "no hourly limit" and "not being
+    /// retired", and new keys store theirs.
     /// </summary>
     [Theory]
     [InlineData(TestDatabases.Sqlite)]
@@ -112,6 +113,8 @@ public class MigrationsTests
         Assert.NotNull(old);
         Assert.Equal(new KeyLimits(5, 6, 7, 8), old.Limits);
         Assert.Equal(GuardPolicy.Flag, old.Guard);
+        Assert.Null(old.RetiresAt);
+        Assert.False(old.IsRetired(DateTimeOffset.UtcNow));
         var limits = new KeyLimits(1, 2, 3, 4, RequestsPerHour: 50, TokensPerHour: 9000);
         await keys.InsertAsync(old with { Id = "newkey000001", Limits = limits });
         Assert.Equal(limits, (await keys.FindAsync("newkey000001"))!.Limits);
