@@ -1,3 +1,4 @@
+using System.Text.Json;
 using System.Text.Json.Serialization;
 using Bulwark.Server.Admission;
 using Bulwark.Server.Audit;
@@ -25,7 +26,12 @@ public sealed record CreateKeyRequest(
     [property: JsonPropertyName("priority")] int Priority = 0,
     [property: JsonPropertyName("expires_at")] DateTimeOffset? ExpiresAt = null,
     [property: JsonPropertyName("admin")] bool Admin = false,
-    [property: JsonPropertyName("guard")] string? Guard = null);
+    [property: JsonPropertyName("guard")] string? Guard = null,
+    [property: JsonPropertyName("rph")] long Rph = 0,
+    [property: JsonPropertyName("tph")] long Tph = 0);
+
+/// <summary>Body of <c>POST /admin/keys/{id}/rotate</c>, optional: <c>grace</c> as <c>keys rotate --grace</c> takes it (<c>24h</c>); none or <c>0</c> revokes the old key at once.</summary>
+public sealed record RotateKeyRequest([property: JsonPropertyName("grace")] string? Grace = null);
 
 public sealed record IpBlockRequest([property: JsonPropertyName("cidr")] string Cidr, [property: JsonPropertyName("reason")] string? Reason = null);
 
@@ -62,7 +68,7 @@ public static class AdminEndpoints
                 var spec = new KeySpec
                 {
                     Name = body.Name ?? "", Tenant = body.Tenant ?? "default", Models = body.Models ?? [], Priority = body.Priority,
-                    Limits = new KeyLimits(body.Rpm, body.Tpm, body.TokensPerDay, body.Concurrency), ExpiresAt = body.ExpiresAt, IsAdmin = body.Admin,
+                    Limits = new KeyLimits(body.Rpm, body.Tpm, body.TokensPerDay, body.Concurrency, body.Rph, body.Tph), ExpiresAt = body.ExpiresAt, IsAdmin = body.Admin,
                     Guard = body.Guard is null ? null : GuardPolicyNames.ParseForKey(body.Guard, "guard"),
                 };
                 var issued = await issuer.CreateAsync(spec, Actor(context), context.RequestAborted);
@@ -75,9 +81,18 @@ public static class AdminEndpoints
         admin.MapPost("/keys/{id}/revoke", async (string id, KeyIssuer issuer, HttpContext context) =>
             await issuer.RevokeAsync(id, Actor(context), context.RequestAborted) ? Results.NoContent() : NotFound($"no key with id '{id}'"));
         admin.MapPost("/keys/{id}/rotate", async (string id, KeyIssuer issuer, HttpContext context) =>
-            await issuer.RotateAsync(id, Actor(context), context.RequestAborted) is { } issued
-                ? Results.Json(KeyView.Of(issued.Record, issued.Key))
-                : NotFound($"no active key with id '{id}'"));
+        {
+            try
+            {
+                var body = await OptionalBodyAsync<RotateKeyRequest>(context.Request, """{"grace":"24h"}""");
+                var grace = body?.Grace is { } text ? RotationGrace.Parse(text) : TimeSpan.Zero;
+                return await issuer.RotateAsync(id, Actor(context), grace, context.RequestAborted) is { } issued
+                    ? Results.Json(KeyView.Of(issued))
+                    : NotFound($"no active key with id '{id}'");
+            }
+            catch (ArgumentException e) { return BadRequest(e.Message); }
+            catch (KeyConflictException e) { return Error(StatusCodes.Status409Conflict, "conflict", e.Message); }
+        });
 
         admin.MapGet("/ip-blocks", async (SecurityStorage storage, CancellationToken ct) =>
             Results.Json(new { data = (await storage.IpBlocks.ListAsync(ct)).Select(b => new { cidr = b.Cidr, reason = b.Reason, created_at = b.CreatedAt }) }));
@@ -129,13 +144,8 @@ public static class AdminEndpoints
     private static async Task<IResult> IsolationAsync(HttpContext context, ReplicaIsolation isolation, IncidentControls controls, ReplicaIdentity replica, bool isolate)
     {
         IsolationRequest body;
-        try
-        {
-            body = context.Request.ContentLength is 0 || !context.Request.HasJsonContentType()
-                ? new IsolationRequest()
-                : await context.Request.ReadFromJsonAsync<IsolationRequest>(context.RequestAborted) ?? new IsolationRequest();
-        }
-        catch (System.Text.Json.JsonException e) { return BadRequest("the body must be {\"reason\", \"replica\", \"all_replicas\"}: " + e.Message); }
+        try { body = await OptionalBodyAsync<IsolationRequest>(context.Request, """{"reason":"...","all_replicas":true}""") ?? new IsolationRequest(); }
+        catch (ArgumentException e) { return BadRequest(e.Message); }
         if (body.AllReplicas && body.Replica is not null) return BadRequest("give replica or all_replicas, not both");
         var target = body.AllReplicas ? IsolationCommand.AllReplicas : body.Replica?.Trim() ?? replica.Id;
         IsolationCommand command;
@@ -160,14 +170,35 @@ public static class AdminEndpoints
             ServiceLevel.Name(degradation), since, why.Length == 0 ? null : why, null);
     }
 
+    /// <summary>
+    /// A body a route may go without, read by hand: a declared body parameter would make routing turn
+    /// away a POST that has no Content-Type, as a body-less call (and every client before the body
+    /// existed) sends.
+    /// </summary>
+    /// <exception cref="ArgumentException">A body that is not JSON; the message shows the expected shape.</exception>
+    private static async Task<T?> OptionalBodyAsync<T>(HttpRequest request, string example) where T : class
+    {
+        if (request.ContentLength == 0 || (request.ContentLength is null && Microsoft.Extensions.Primitives.StringValues.IsNullOrEmpty(request.Headers.TransferEncoding))) return null;
+        try
+        {
+            if (!request.HasJsonContentType()) throw new JsonException();
+            return await request.ReadFromJsonAsync<T>(request.HttpContext.RequestAborted);
+        }
+        catch (JsonException)
+        {
+            throw new ArgumentException($"the body must be JSON such as {example} (Content-Type: application/json), or empty");
+        }
+    }
+
     private static string Actor(HttpContext context) => "admin key " + (context.GetCaller()?.KeyId ?? "?");
 
-    // Messages quote the offending value; a key pasted into a field is masked before it is echoed.
-    private static IResult BadRequest(string message) =>
-        Results.Json(new { error = new { message = SecretRedactor.Redact(message), type = "invalid_request_error", param = (string?)null, code = "invalid_value" } }, statusCode: 400);
+    private static IResult BadRequest(string message) => Error(StatusCodes.Status400BadRequest, "invalid_value", message);
 
-    private static IResult NotFound(string message) =>
-        Results.Json(new { error = new { message = SecretRedactor.Redact(message), type = "invalid_request_error", param = (string?)null, code = "not_found" } }, statusCode: 404);
+    private static IResult NotFound(string message) => Error(StatusCodes.Status404NotFound, "not_found", message);
+
+    // Messages quote the offending value; a key pasted into a field is masked before it is echoed.
+    private static IResult Error(int status, string code, string message) =>
+        Results.Json(new { error = new { message = SecretRedactor.Redact(message), type = "invalid_request_error", param = (string?)null, code } }, statusCode: status);
 }
 
 /// <summary>This replica's isolation and degradation level, as <c>GET /admin/isolation</c> and the isolate/resume calls answer.</summary>
@@ -190,12 +221,21 @@ public static class KeyView
         var view = new Dictionary<string, object?>
         {
             ["id"] = k.Id, ["name"] = k.Name, ["tenant"] = k.Tenant, ["admin"] = k.IsAdmin, ["models"] = k.Models,
-            ["rpm"] = k.Limits.RequestsPerMinute, ["tpm"] = k.Limits.TokensPerMinute, ["tokens_per_day"] = k.Limits.TokensPerDay,
+            ["rpm"] = k.Limits.RequestsPerMinute, ["rph"] = k.Limits.RequestsPerHour, ["tpm"] = k.Limits.TokensPerMinute,
+            ["tph"] = k.Limits.TokensPerHour, ["tokens_per_day"] = k.Limits.TokensPerDay,
             ["concurrency"] = k.Limits.MaxConcurrent, ["priority"] = k.Priority, ["expires_at"] = k.ExpiresAt, ["revoked"] = k.Revoked,
-            ["created_at"] = k.CreatedAt, ["last_used_at"] = k.LastUsedAt, ["replaced_by"] = k.ReplacedBy,
+            ["created_at"] = k.CreatedAt, ["last_used_at"] = k.LastUsedAt, ["replaced_by"] = k.ReplacedBy, ["retires_at"] = k.RetiresAt,
             ["guard"] = k.Guard is { } guard ? GuardPolicyNames.Name(guard) : null,
         };
         if (key is not null) view["key"] = key;
+        return view;
+    }
+
+    /// <summary>A key just issued; after a rotation, with the key it replaced as <c>rotated_from</c> (its id, and when its grace ends, or null when it was revoked at once).</summary>
+    public static Dictionary<string, object?> Of(IssuedKey issued)
+    {
+        var view = Of(issued.Record, issued.Key);
+        if (issued.Replaced is { } old) view["rotated_from"] = new Dictionary<string, object?> { ["id"] = old.Id, ["retires_at"] = old.RetiresAt };
         return view;
     }
 }

@@ -7,7 +7,12 @@ namespace Bulwark.Server.Quotas;
 /// Where quota state lives: this process (<see cref="InMemoryQuotaStore"/>) or Redis shared by every
 /// replica (<see cref="RedisQuotaStore"/>). Both implement the same algorithm, all or nothing:
 /// requests/min and tokens/min are GCRA (a token bucket holding one minute's worth, refilled
-/// continuously), tokens/day is a counter per UTC day, concurrency is a count of open leases.
+/// continuously), requests/hour and tokens/hour are counters per UTC hour as tokens/day is a counter
+/// per UTC day, concurrency is a count of open leases. The per-minute limits shape traffic, so they
+/// refill smoothly; the hourly and daily ones are budgets, so like the day the hour is a fixed window
+/// an operator can read off a clock (it starts again on the hour, and a refusal's Retry-After is the
+/// time left until then), settlement corrects exactly the window that was charged, and a burst at the
+/// turn of the hour is still held by the per-minute limits.
 /// </summary>
 public interface IQuotaStore
 {

@@ -5,23 +5,23 @@ namespace Bulwark.Server.Quotas;
 
 /// <summary>
 /// The quota stage, in two steps so the cheapest refusal comes first. <see cref="AdmitRequestAsync"/>
-/// runs before anything is parsed, scanned or tokenized: requests/min and concurrency, which need no
-/// token count. <see cref="QuotaLease.ReserveTokensAsync"/> runs once the prompt is counted: it
-/// reserves prompt + n × max_tokens against tokens/min and tokens/day. A request refused at the
+/// runs before anything is parsed, scanned or tokenized: requests/min, requests/hour and concurrency,
+/// which need no token count. <see cref="QuotaLease.ReserveTokensAsync"/> runs once the prompt is
+/// counted: it reserves prompt + n × max_tokens against tokens/min, tokens/hour and tokens/day. A request refused at the
 /// second step still counts as a request (it was made), and its concurrency slot is freed. Both steps
 /// answer 429 with the rate-limit headers; the lease settles the real token count when the request ends.
 /// </summary>
 public sealed class QuotaGate(IQuotaStore store)
 {
-    /// <summary>Checks requests/min and concurrency and opens the request's lease; throws the 429 refusal.</summary>
+    /// <summary>Checks requests/min, requests/hour and concurrency and opens the request's lease; throws the 429 refusal.</summary>
     /// <exception cref="ApiException">429 <c>rate_limit_exceeded</c> with the rate-limit headers.</exception>
     public async ValueTask<QuotaLease> AdmitRequestAsync(HttpContext context, Caller caller, CancellationToken ct = default)
     {
         var limits = caller.Limits;
         var lease = new QuotaLease(store, context, caller, LeaseIds.Next()); // unique across replicas, unlike TraceIdentifier
-        if (limits.RequestsPerMinute == 0 && limits.MaxConcurrent == 0) return lease;
-        var verdict = await store.AdmitAsync(caller.KeyId, limits with { TokensPerMinute = 0, TokensPerDay = 0 }, 0, lease.Id, ct);
-        RateLimitHeaders.Write(context.Response.Headers, limits with { TokensPerMinute = 0 }, verdict);
+        if (limits.RequestsPerMinute == 0 && limits.RequestsPerHour == 0 && limits.MaxConcurrent == 0) return lease;
+        var verdict = await store.AdmitAsync(caller.KeyId, limits with { TokensPerMinute = 0, TokensPerHour = 0, TokensPerDay = 0 }, 0, lease.Id, ct);
+        RateLimitHeaders.Write(context.Response.Headers, limits with { TokensPerMinute = 0, TokensPerHour = 0 }, verdict);
         if (!verdict.Admitted) throw Refused(context, limits, verdict, 0);
         lease.Opened(verdict);
         return lease;
@@ -41,12 +41,17 @@ public sealed class QuotaGate(IQuotaStore store)
     private static string Message(string limit, KeyLimits limits, long tokens) => limit switch
     {
         QuotaLimits.Requests => $"Rate limit reached: this key allows {limits.RequestsPerMinute} requests per minute.",
-        QuotaLimits.Tokens when tokens > limits.TokensPerMinute =>
-            $"Request too large: it needs {tokens} tokens (prompt + max_tokens) and this key allows {limits.TokensPerMinute} tokens per minute.",
+        QuotaLimits.RequestsPerHour => $"Hourly request limit reached: this key allows {limits.RequestsPerHour} requests per hour (UTC clock hour).",
+        QuotaLimits.Tokens when tokens > limits.TokensPerMinute => TooLarge(tokens, limits.TokensPerMinute, "minute"),
         QuotaLimits.Tokens => $"Rate limit reached: this key allows {limits.TokensPerMinute} tokens per minute; this request needs {tokens}.",
+        QuotaLimits.TokensPerHour when tokens > limits.TokensPerHour => TooLarge(tokens, limits.TokensPerHour, "hour"),
+        QuotaLimits.TokensPerHour => $"Hourly token budget reached: this key allows {limits.TokensPerHour} tokens per hour (UTC clock hour); this request needs {tokens}.",
         QuotaLimits.TokensPerDay => $"Daily token budget reached: this key allows {limits.TokensPerDay} tokens per day; this request needs {tokens}.",
         _ => $"Too many concurrent requests: this key allows {limits.MaxConcurrent} at a time.",
     };
+
+    private static string TooLarge(long tokens, long limit, string per) =>
+        $"Request too large: it needs {tokens} tokens (prompt + max_tokens) and this key allows {limit} tokens per {per}.";
 }
 
 /// <summary>
@@ -76,14 +81,14 @@ public sealed class QuotaLease : IAsyncDisposable
 
     internal void Opened(in QuotaVerdict verdict) => _slotOpen = _limits.MaxConcurrent > 0;
 
-    /// <summary>Reserves <paramref name="tokens"/> against tokens/min and tokens/day; once per lease.</summary>
+    /// <summary>Reserves <paramref name="tokens"/> against tokens/min, tokens/hour and tokens/day; once per lease.</summary>
     /// <exception cref="ApiException">429 <c>rate_limit_exceeded</c> with the rate-limit headers; the concurrency slot is freed.</exception>
     public async ValueTask ReserveTokensAsync(long tokens, CancellationToken ct = default)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(tokens);
-        if (_limits.TokensPerMinute == 0 && _limits.TokensPerDay == 0) return;
-        var verdict = await _store.AdmitAsync(_keyId, _limits with { RequestsPerMinute = 0, MaxConcurrent = 0 }, tokens, Id, ct);
-        RateLimitHeaders.Write(_context.Response.Headers, _limits with { RequestsPerMinute = 0 }, verdict);
+        if (_limits.TokensPerMinute == 0 && _limits.TokensPerHour == 0 && _limits.TokensPerDay == 0) return;
+        var verdict = await _store.AdmitAsync(_keyId, _limits with { RequestsPerMinute = 0, RequestsPerHour = 0, MaxConcurrent = 0 }, tokens, Id, ct);
+        RateLimitHeaders.Write(_context.Response.Headers, _limits with { RequestsPerMinute = 0, RequestsPerHour = 0 }, verdict);
         if (!verdict.Admitted)
         {
             await SettleAsync(0);
@@ -101,7 +106,7 @@ public sealed class QuotaLease : IAsyncDisposable
         // Without a reservation there is nothing to correct: only the slot closes.
         var actual = Reserved == 0 ? 0 : actualTokens;
         if (Reserved == 0 && !_slotOpen) return ValueTask.CompletedTask;
-        var limits = Reserved == 0 ? _limits with { TokensPerMinute = 0, TokensPerDay = 0 } : _limits;
+        var limits = Reserved == 0 ? _limits with { TokensPerMinute = 0, TokensPerHour = 0, TokensPerDay = 0 } : _limits;
         if (!_slotOpen) limits = limits with { MaxConcurrent = 0 };
         return _store.SettleAsync(_keyId, limits, Id, Reserved, actual, _tokens, CancellationToken.None);
     }

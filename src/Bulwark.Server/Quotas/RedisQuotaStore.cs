@@ -38,16 +38,16 @@ public sealed class RedisQuotaStore : IQuotaStore
     {
         var result = (RedisResult[])(await redis.GetDatabase().ScriptEvaluateAsync(QuotaScripts.Admit, Keys(keyId),
             [limits.RequestsPerMinute, limits.TokensPerMinute, limits.TokensPerDay, limits.MaxConcurrent, tokens, leaseId,
-             (long)LeaseLifetime.TotalMicroseconds, Now()]))!;
+             (long)LeaseLifetime.TotalMicroseconds, limits.RequestsPerHour, limits.TokensPerHour, Now()]))!;
         var admitted = (long)result[0] == 1;
         return new QuotaVerdict(admitted, admitted ? null : (string?)result[1], (long)result[2], (long)result[3], (long)result[4],
-            (long)result[5], (long)result[6], (long)result[7], admitted ? (long)result[8] : 0);
+            (long)result[5], (long)result[6], (long)result[7], (long)result[8], (long)result[9], (long)result[10], (long)result[11], (long)result[12]);
     }
 
     public async ValueTask SettleAsync(string keyId, KeyLimits limits, string leaseId, long reserved, long actual, QuotaVerdict admitted, CancellationToken ct)
     {
         await redis.GetDatabase().ScriptEvaluateAsync(QuotaScripts.Settle, Keys(keyId),
-            [limits.TokensPerMinute, limits.MaxConcurrent, reserved, actual, admitted.Day, leaseId, admitted.TokensReservedUntil, Now()]);
+            [limits.TokensPerMinute, limits.MaxConcurrent, reserved, actual, admitted.Day, leaseId, admitted.TokensReservedUntil, admitted.Hour, Now()]);
     }
 
     // Empty tells the script to read Redis's TIME.

@@ -3,13 +3,14 @@ using Bulwark.Server.Storage;
 namespace Bulwark.Server.Security;
 
 /// <summary>Why a presented credential was refused; recorded in audit, never told to the client.</summary>
-public enum AuthFailure { None, Malformed, UnknownKey, WrongSecret, Revoked, Expired }
+public enum AuthFailure { None, Malformed, UnknownKey, WrongSecret, Revoked, Expired, Retired }
 
 /// <summary>
 /// Turns a presented bearer token into a <see cref="Caller"/>: parse the id, find the key (cached),
 /// verify the HMAC in constant time (or recognise, in constant time, the credential that verified
-/// last, <see cref="CachedKey"/>), then check revocation and expiry. The metrics token is checked
-/// the same way against its own HMAC.
+/// last, <see cref="CachedKey"/>), then check revocation, expiry and the end of a rotation's grace
+/// against the stored instants and this request's time, so a cached key stops working on time.
+/// The metrics token is checked the same way against its own HMAC.
 /// </summary>
 public sealed class ApiKeyAuthenticator
 {
@@ -58,6 +59,7 @@ public sealed class ApiKeyAuthenticator
         if (record.Revoked) return (null, AuthFailure.Revoked);
         var now = _time.GetUtcNow();
         if (record.IsExpired(now)) return (null, AuthFailure.Expired);
+        if (record.IsRetired(now)) return (null, AuthFailure.Retired);
 
         _keys.MarkUsed(record.Id, now);
         return (CallerOf(record), AuthFailure.None);

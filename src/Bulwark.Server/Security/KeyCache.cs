@@ -12,6 +12,9 @@ namespace Bulwark.Server.Security;
 /// says a key changed. Unknown ids are cached too (as null), and the cache is bounded, so a flood
 /// of made-up ids costs one query each at most and cannot grow memory without limit. Each entry
 /// also remembers the credential that last verified against it (see <see cref="CachedKey"/>).
+/// An entry holds the stored instants a key stops working at (its expiry, the end of a rotation's
+/// grace), and <see cref="ApiKeyAuthenticator"/> compares them with each request's time, so a cached
+/// key never outlives them, however long the entry lives.
 /// </summary>
 public sealed class KeyCache(KeyStore store, TimeProvider time, TimeSpan lifetime)
 {

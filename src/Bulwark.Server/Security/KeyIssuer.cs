@@ -3,8 +3,17 @@ using Bulwark.Server.Storage;
 
 namespace Bulwark.Server.Security;
 
-/// <summary>A key just made: the text is shown to the operator once and never stored.</summary>
-public sealed record IssuedKey(ApiKeyRecord Record, string Key);
+/// <summary>
+/// A key just made: the text is shown to the operator once and never stored. After a rotation,
+/// <see cref="Replaced"/> is the old key as it now stands (revoked, or retiring at the end of its grace).
+/// </summary>
+public sealed record IssuedKey(ApiKeyRecord Record, string Key)
+{
+    public ApiKeyRecord? Replaced { get; init; }
+}
+
+/// <summary>A change the key's current state does not allow (such as rotating a key that is already being retired); the message says what to do instead.</summary>
+public sealed class KeyConflictException(string message) : InvalidOperationException(message);
 
 /// <summary>
 /// Creates, revokes and rotates keys; each change is audited and announced on the incident log
@@ -35,24 +44,52 @@ public sealed class KeyIssuer(SecurityStorage storage, ApiKeyHasher hasher, Time
     }
 
     /// <summary>
-    /// Issues a new key with the old one's tenant, models, limits and expiry, then revokes the old
-    /// one. Null when the id is unknown or already revoked.
+    /// Issues a new key with the old one's tenant, models, limits and expiry. Without
+    /// <paramref name="grace"/> the old key is revoked at once; with it, the old key keeps working
+    /// until now + grace (never past its own expiry), then every replica refuses it: the end is
+    /// stored with the key and checked on each request (see <see cref="ApiKeyRecord.IsRetired"/>).
+    /// Null when the id is unknown or already revoked.
     /// </summary>
-    public async Task<IssuedKey?> RotateAsync(string id, string actor, CancellationToken ct = default)
+    /// <exception cref="ArgumentException"><paramref name="grace"/> is negative or above <see cref="RotationGrace.Max"/>.</exception>
+    /// <exception cref="KeyConflictException">The key was already rotated with a grace period that has not been revoked.</exception>
+    public async Task<IssuedKey?> RotateAsync(string id, string actor, TimeSpan grace = default, CancellationToken ct = default)
     {
+        RotationGrace.Check(grace);
         var old = await storage.Keys.FindAsync(id, ct);
         if (old is null || old.Revoked) return null;
+        var now = time.GetUtcNow();
+        if (old.RetiresAt is { } retiring) throw AlreadyRetiring(old, retiring, now);
         var issued = await CreateAsync(new KeySpec
         {
             Name = old.Name, Tenant = old.Tenant, Models = old.Models, Limits = old.Limits, Priority = old.Priority,
-            ExpiresAt = old.IsExpired(time.GetUtcNow()) ? null : old.ExpiresAt, IsAdmin = old.IsAdmin,
+            ExpiresAt = old.IsExpired(now) ? null : old.ExpiresAt, IsAdmin = old.IsAdmin,
             Guard = old.Guard,
         }, actor, ct);
-        await storage.Keys.RevokeAsync(id, issued.Record.Id, ct);
+        var newId = issued.Record.Id;
+        var retiresAt = old.ExpiresAt is { } expires && expires < now + grace ? expires : now + grace;
+        if (grace == TimeSpan.Zero) await storage.Keys.RevokeAsync(id, newId, ct);
+        else if (!await storage.Keys.RetireAsync(id, newId, retiresAt, ct))
+        {
+            // Another rotation (or a revoke) of the same key got there first: the key just issued replaces nothing.
+            await RevokeAsync(newId, actor, ct);
+            var current = await storage.Keys.FindAsync(id, ct);
+            if (current is { Revoked: false, RetiresAt: { } other }) throw AlreadyRetiring(current, other, now);
+            return null;
+        }
+        // Every replica drops its cached copy, so from its next request on it checks the stored end of the grace.
         await storage.Incidents.AppendAsync(IncidentKinds.KeyChanged, id, ct);
-        await AuditAsync("key.rotated", old, $"by {actor}; replaced by {issued.Record.Id}", ct);
-        return issued;
+        var outcome = grace == TimeSpan.Zero
+            ? "grace 0: revoked at once"
+            : $"grace {RotationGrace.Format(grace)}: the old key works until {Utc(retiresAt)}";
+        await AuditAsync("key.rotated", old, $"by {actor}; replaced by {newId}; {outcome}", ct);
+        return issued with { Replaced = await storage.Keys.FindAsync(id, ct) };
     }
+
+    private static KeyConflictException AlreadyRetiring(ApiKeyRecord old, DateTimeOffset retiresAt, DateTimeOffset now) => new(
+        $"key {old.Id} was already rotated into {old.ReplacedBy} and {(now >= retiresAt ? "stopped working at" : "works until")} " +
+        $"{Utc(retiresAt)}: rotate {old.ReplacedBy} instead, or revoke {old.Id} to end its grace now");
+
+    private static string Utc(DateTimeOffset at) => at.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", System.Globalization.CultureInfo.InvariantCulture);
 
     /// <summary>
     /// First start: when no usable admin key exists, creates one and returns it (to print once);

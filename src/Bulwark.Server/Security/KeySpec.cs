@@ -25,7 +25,9 @@ public sealed record KeySpec
         CheckText("tenant", Tenant);
         foreach (var model in Models) CheckText("models", model);
         CheckNonNegative("rpm", Limits.RequestsPerMinute);
+        CheckNonNegative("rph", Limits.RequestsPerHour);
         CheckNonNegative("tpm", Limits.TokensPerMinute);
+        CheckNonNegative("tph", Limits.TokensPerHour);
         CheckNonNegative("tokens-per-day", Limits.TokensPerDay);
         CheckNonNegative("concurrency", Limits.MaxConcurrent);
         if (Priority is < 0 or > MaxPriority)

@@ -84,6 +84,7 @@ public sealed class SecurityMiddleware(RequestDelegate next, ApiKeyAuthenticator
             AuthFailure.WrongSecret => "invalid_key:secret",
             AuthFailure.Revoked => "invalid_key:revoked",
             AuthFailure.Expired => "invalid_key:expired",
+            AuthFailure.Retired => "invalid_key:retired",
             _ => "invalid_key:malformed",
         },
     };

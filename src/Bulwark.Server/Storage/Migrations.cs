@@ -84,6 +84,16 @@ public static class Migrations
         """
         ALTER TABLE audit_events ADD COLUMN upstream TEXT NULL;
         """,
+        // 5: requests/hour and tokens/hour beside the per-minute and per-day limits; keys stored
+        // before them read 0, no limit.
+        """
+        ALTER TABLE api_keys ADD COLUMN requests_per_hour BIGINT NOT NULL DEFAULT 0;
+        ALTER TABLE api_keys ADD COLUMN tokens_per_hour BIGINT NOT NULL DEFAULT 0;
+        """,
+        // 6: when the grace of a key rotated with overlap ends (Unix ms); NULL: not being retired.
+        """
+        ALTER TABLE api_keys ADD COLUMN retires_at BIGINT NULL;
+        """,
     ];
 
     /// <summary>The schema version this build writes.</summary>
@@ -97,12 +107,17 @@ public static class Migrations
     /// step applied. SQLite serialises by itself: each step's transaction begins IMMEDIATE and
     /// waits out the busy timeout.
     /// </remarks>
-    public static async Task ApplyAsync(Database database, CancellationToken ct = default)
+    public static Task ApplyAsync(Database database, CancellationToken ct = default) => ApplyAsync(database, Latest, ct);
+
+    /// <summary>Applies the missing steps up to version <paramref name="through"/> only: how tests build a store as an older release left it.</summary>
+    internal static async Task ApplyAsync(Database database, int through, CancellationToken ct = default)
     {
+        ArgumentOutOfRangeException.ThrowIfLessThan(through, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(through, Latest);
         await using var connection = await database.OpenAsync(ct);
         if (database.Dialect == SqlDialect.Sqlite)
         {
-            await ApplyStepsAsync(database, connection, ct);
+            await ApplyStepsAsync(database, connection, through, ct);
             return;
         }
         // The schema name is a checked plain identifier (Database.Postgres), and a parameter besides.
@@ -110,7 +125,7 @@ public static class Migrations
         await connection.ExecuteAsync($"SELECT pg_advisory_lock({lockId});", ct, ("@schema", database.Schema));
         try
         {
-            await ApplyStepsAsync(database, connection, ct);
+            await ApplyStepsAsync(database, connection, through, ct);
         }
         finally
         {
@@ -119,7 +134,7 @@ public static class Migrations
         }
     }
 
-    private static async Task ApplyStepsAsync(Database database, System.Data.Common.DbConnection connection, CancellationToken ct)
+    private static async Task ApplyStepsAsync(Database database, System.Data.Common.DbConnection connection, int through, CancellationToken ct)
     {
         if (database.Dialect == SqlDialect.Sqlite)
             await connection.ExecuteAsync("PRAGMA journal_mode=WAL;", ct);
@@ -129,7 +144,7 @@ public static class Migrations
         await connection.ExecuteAsync(
             "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL);", ct);
 
-        for (var version = 1; version <= Steps.Length; version++)
+        for (var version = 1; version <= through; version++)
         {
             await using var tx = await connection.BeginTransactionAsync(ct);
             await using (var check = connection.Command("SELECT COUNT(*) FROM schema_migrations WHERE version = @v", ("@v", (long)version)))

@@ -153,7 +153,7 @@ public class AdminThroughServerTests
         var table = await CliHarness.RunWithAdminKeyAsync(admin.Key, "keys", "list", "--url", url);
         Assert.True(table.ExitCode == 0, table.Error);
         Assert.Equal((await CliHarness.RunAsync("keys", "list", "--data-dir", dir)).Output, table.Output);
-        Assert.Matches($@"{revoked.Record.Id}\s+api\s+revoked\s+team-c\s+old\s+60\s+1000\s+-\s+2\s+0\s+\*", table.Output);
+        Assert.Matches($@"{revoked.Record.Id}\s+api\s+revoked\s+team-c\s+old\s+60\s+-\s+1000\s+-\s+-\s+2\s+0\s+\*", table.Output); // RPM RPH TPM TPH TPD CONC P MODELS
         Assert.Matches($@"{admin.Record.Id}\s+admin\s+active", table.Output);
 
         var both = await CliHarness.RunWithAdminKeyAsync(admin.Key, "keys", "list", "--url", url, "--data-dir", dir);
@@ -226,6 +226,50 @@ public class AdminThroughServerTests
         var unknown = await CliHarness.RunWithAdminKeyAsync(admin, "keys", "revoke", "zzzzzzzzzzzz", "--url", url);
         Assert.Equal(1, unknown.ExitCode);
         Assert.Contains("the server answered 404: no key with id 'zzzzzzzzzzzz'", unknown.Error);
+    }
+
+    [Fact]
+    public async Task RotateWithGraceGoesThroughTheServerAndTheServerChecksTheGraceItself()
+    {
+        var (app, url, admin, adminId) = await StartAsync();
+        await using var _ = app;
+        var old = await app.CreateKeyAsync(new KeySpec { Name = "overlap" });
+
+        var rotated = await CliHarness.RunWithAdminKeyAsync(admin, "keys", "rotate", old.Record.Id, "--grace", "2h", "--url", url);
+        Assert.True(rotated.ExitCode == 0, rotated.Error);
+        Assert.Matches($@"The old key {old.Record.Id} keeps working until \d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\dZ \(grace 2h\); then every server refuses it\.", rotated.Output);
+        var audit = Assert.Single(await app.Get<SecurityStorage>().Audit.ReadRecentAsync(10, "key.rotated")).Detail;
+        Assert.Contains($"by admin key {adminId}", audit);
+        Assert.Contains("; grace 2h: the old key works until ", audit);
+        // Once the server has reloaded the key, it still accepts it: its grace runs for two hours.
+        Assert.True(await Eventually.WithinAsync(PropagationAllowance, async () =>
+            (await app.Get<KeyCache>().GetAsync(old.Record.Id, default)).Record?.RetiresAt is not null));
+        Assert.Equal(HttpStatusCode.OK, (await app.Client(old.Key).GetAsync("/v1/models")).StatusCode);
+
+        // The admin API validates the grace as the CLI does (a client other than the CLI may send anything).
+        var other = await app.CreateKeyAsync(new KeySpec { Name = "other" });
+        using var client = app.Client(admin);
+        foreach (var (grace, message) in new[]
+                 {
+                     ("45d", "grace must be at most 30d (720h); got '45d'"),
+                     ("tomorrow", "grace must be 0 (revoke the old key at once) or a duration such as 90s, 30m, 24h or 7d; got 'tomorrow'"),
+                 })
+        {
+            using var refused = await client.PostAsync($"/admin/keys/{other.Record.Id}/rotate",
+                new StringContent($$"""{"grace":"{{grace}}"}""", System.Text.Encoding.UTF8, "application/json"));
+            Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+            Assert.Equal(message, JsonDocument.Parse(await refused.Content.ReadAsStringAsync()).RootElement.GetProperty("error").GetProperty("message").GetString());
+        }
+        using (var form = await client.PostAsync($"/admin/keys/{other.Record.Id}/rotate", new StringContent("grace=1h", System.Text.Encoding.UTF8, "application/x-www-form-urlencoded")))
+        {
+            Assert.Equal(HttpStatusCode.BadRequest, form.StatusCode);
+            Assert.Contains("the body must be JSON such as", await form.Content.ReadAsStringAsync());
+        }
+        Assert.Equal(4, (await app.Get<SecurityStorage>().Keys.ListAsync()).Count); // ops, overlap, its successor, other: the refusals issued nothing
+
+        var again = await CliHarness.RunWithAdminKeyAsync(admin, "keys", "rotate", old.Record.Id, "--grace", "1h", "--url", url);
+        Assert.Equal(1, again.ExitCode);
+        Assert.Contains($"the server answered 409: key {old.Record.Id} was already rotated into ", again.Error);
     }
 
     [Fact]

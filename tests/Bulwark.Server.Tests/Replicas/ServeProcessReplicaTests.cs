@@ -122,11 +122,15 @@ public sealed class ServeProcessReplicaTests(ServeProcessPair pair) : IClassFixt
             // Process A, which took the call, is isolated before it answers.
             using (var refused = await a.PostAsync("v1/chat/completions", OneTokenChat()))
                 Assert.Equal(HttpStatusCode.ServiceUnavailable, refused.StatusCode);
+            // Polled on the admin API, which answers at once: a generation started before the order arrives may finish (and take the second).
             Assert.True(await Eventually.WithinAsync(OneSecond, async () =>
+                (await adminB.GetFromJsonAsync<JsonElement>("admin/isolation")).GetProperty("isolated").GetBoolean()),
+                "process B was not isolated a second after every replica was isolated through process A");
+            using (var refusedOnB = await b.PostAsync("v1/chat/completions", OneTokenChat()))
             {
-                using var response = await b.PostAsync("v1/chat/completions", OneTokenChat());
-                return response.StatusCode == HttpStatusCode.ServiceUnavailable && (await response.Content.ReadAsStringAsync()).Contains("replica_isolated");
-            }), "process B still took inference a second after every replica was isolated through process A");
+                Assert.Equal(HttpStatusCode.ServiceUnavailable, refusedOnB.StatusCode);
+                Assert.Contains("replica_isolated", await refusedOnB.Content.ReadAsStringAsync());
+            }
             using (var ready = await pair.B.Client().GetAsync("ready")) Assert.Equal(HttpStatusCode.ServiceUnavailable, ready.StatusCode);
             var status = await adminB.GetFromJsonAsync<JsonElement>("admin/isolation");
             Assert.True(status.GetProperty("isolated").GetBoolean());
@@ -137,10 +141,9 @@ public sealed class ServeProcessReplicaTests(ServeProcessPair pair) : IClassFixt
             (await adminB.PostAsJsonAsync("admin/resume", new { all_replicas = true })).Dispose();
         }
         Assert.True(await Eventually.WithinAsync(OneSecond, async () =>
-        {
-            using var response = await a.PostAsync("v1/chat/completions", OneTokenChat());
-            return response.StatusCode == HttpStatusCode.OK;
-        }), "process A still refused inference a second after every replica was resumed through process B");
+            !(await adminA.GetFromJsonAsync<JsonElement>("admin/isolation")).GetProperty("isolated").GetBoolean()),
+            "process A was still isolated a second after every replica was resumed through process B");
+        using (var servedOnA = await a.PostAsync("v1/chat/completions", OneTokenChat())) Assert.Equal(HttpStatusCode.OK, servedOnA.StatusCode);
         using var served = await b.PostAsync("v1/chat/completions", OneTokenChat());
         Assert.Equal(HttpStatusCode.OK, served.StatusCode);
     }

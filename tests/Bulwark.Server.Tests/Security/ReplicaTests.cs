@@ -5,6 +5,7 @@ using System.Text.Json;
 using Bulwark.Server.Incidents;
 using Bulwark.Server.Requests;
 using Bulwark.Server.Security;
+using Bulwark.Server.Storage;
 using Bulwark.Server.Tests.Storage;
 
 namespace Bulwark.Server.Tests.Security;
@@ -35,6 +36,58 @@ public class ReplicaTests
             Assert.True(await Eventually.WithinAsync(TimeSpan.FromSeconds(1), async () =>
                 (await b.Client(key.Key).GetAsync("/v1/models")).StatusCode == HttpStatusCode.Unauthorized),
                 "replica B still accepted the key a second after replica A revoked it");
+        }
+    }
+
+    /// <summary>
+    /// Rotation with overlap across replicas sharing one store and one clock: both accept the old key
+    /// (cached before the rotation) through the grace, and both refuse it the moment the grace ends,
+    /// with no poll or timer in between, because each request checks the stored end of the grace.
+    /// </summary>
+    [Theory]
+    [InlineData(TestDatabases.Sqlite)]
+    [InlineData(TestDatabases.Postgres)]
+    public async Task AKeyRotatedWithGraceWorksOnEveryReplicaUntilTheGraceEndsThenOnNone(string store)
+    {
+        var clock = new Quotas.ManualClock(new DateTimeOffset(2026, 3, 2, 9, 0, 0, TimeSpan.Zero));
+        var (a, b) = await StartPairAsync(store, clock: clock);
+        await using (a)
+        await using (b)
+        {
+            var admin = (await a.CreateKeyAsync(new KeySpec { Name = "ops", IsAdmin = true })).Key;
+            var old = await a.CreateKeyAsync(new KeySpec { Name = "svc" });
+            foreach (var replica in new[] { a, b }) Assert.Equal(HttpStatusCode.OK, (await replica.Client(old.Key).GetAsync("/v1/models")).StatusCode);
+
+            using var rotate = await a.Client(admin).PostAsJsonAsync($"/admin/keys/{old.Record.Id}/rotate", new { grace = "24h" });
+            Assert.Equal(HttpStatusCode.OK, rotate.StatusCode);
+            var body = await rotate.Content.ReadFromJsonAsync<JsonElement>();
+            var fresh = body.GetProperty("key").GetString()!;
+            var end = new DateTimeOffset(2026, 3, 3, 9, 0, 0, TimeSpan.Zero);
+            Assert.Equal(old.Record.Id, body.GetProperty("rotated_from").GetProperty("id").GetString());
+            Assert.Equal(end, body.GetProperty("rotated_from").GetProperty("retires_at").GetDateTimeOffset());
+            // Each replica drops its cached copy through the incident log and reloads the key with the end of its grace.
+            foreach (var replica in new[] { a, b })
+                Assert.True(await Eventually.WithinAsync(TimeSpan.FromSeconds(2), async () =>
+                    (await replica.Get<KeyCache>().GetAsync(old.Record.Id, default)).Record?.RetiresAt == end), "a replica still holds the key as it was before the rotation");
+
+            clock.Advance(TimeSpan.FromHours(24) - TimeSpan.FromSeconds(1));
+            foreach (var replica in new[] { a, b })
+            {
+                Assert.Equal(HttpStatusCode.OK, (await replica.Client(old.Key).GetAsync("/v1/models")).StatusCode);
+                Assert.Equal(HttpStatusCode.OK, (await replica.Client(fresh).GetAsync("/v1/models")).StatusCode);
+            }
+
+            clock.Advance(TimeSpan.FromSeconds(1));
+            foreach (var replica in new[] { a, b })
+            {
+                Assert.Equal(HttpStatusCode.Unauthorized, (await replica.Client(old.Key).GetAsync("/v1/models")).StatusCode);
+                Assert.Equal(HttpStatusCode.OK, (await replica.Client(fresh).GetAsync("/v1/models")).StatusCode);
+            }
+            // Both refusals are audited with their own reason, told apart from revoked and expired keys.
+            var storage = a.Get<SecurityStorage>();
+            Assert.True(await Eventually.WithinAsync(TimeSpan.FromSeconds(5), async () =>
+                (await storage.Audit.ReadRecentAsync(50, AuditRecord.RequestKind)).Count(r => r.Reason == "invalid_key:retired" && r.Status == 401) == 2),
+                "the two refusals of the retired key were not audited as invalid_key:retired");
         }
     }
 
@@ -192,7 +245,7 @@ public class ReplicaTests
     }
 
     /// <summary>Two replicas over one store (a PostgreSQL schema, or one SQLite data directory) and, optionally, one Redis.</summary>
-    internal static async Task<(SecuredApp A, SecuredApp B)> StartPairAsync(string store, bool redis = false)
+    internal static async Task<(SecuredApp A, SecuredApp B)> StartPairAsync(string store, bool redis = false, TimeProvider? clock = null)
     {
         var settings = new Dictionary<string, string?>
         {
@@ -210,9 +263,9 @@ public class ReplicaTests
             settings["Bulwark:Quotas:RedisPrefix"] = $"bulwark-test-{Guid.NewGuid():N}:";
         }
         var dir = SecuredApp.NewDataDir("replicas");
-        var a = await SecuredApp.StartAsync(dir, settings);
+        var a = await SecuredApp.StartAsync(dir, settings, clock: clock);
         // Replica B's data directory is its own unless the store is the SQLite file in A's.
-        var b = await SecuredApp.StartAsync(store == TestDatabases.Sqlite ? dir : SecuredApp.NewDataDir("replica-b"), settings);
+        var b = await SecuredApp.StartAsync(store == TestDatabases.Sqlite ? dir : SecuredApp.NewDataDir("replica-b"), settings, clock: clock);
         return (a, b);
     }
 }

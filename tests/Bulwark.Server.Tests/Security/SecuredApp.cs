@@ -40,7 +40,8 @@ internal sealed class SecuredApp : IAsyncDisposable
     public LogCapture Logs { get; }
     public IServiceProvider Services => App.Services;
 
-    public static async Task<SecuredApp> StartAsync(string dataDir, IDictionary<string, string?>? settings = null, LogCapture? logs = null)
+    /// <param name="clock">The server's clock (keys' expiry and grace, the in-memory quota store); the system clock when null.</param>
+    public static async Task<SecuredApp> StartAsync(string dataDir, IDictionary<string, string?>? settings = null, LogCapture? logs = null, TimeProvider? clock = null)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseUrls("http://127.0.0.1:0");
@@ -50,6 +51,7 @@ internal sealed class SecuredApp : IAsyncDisposable
         builder.Logging.SetMinimumLevel(LogLevel.Information);
         builder.Logging.AddProvider(logs);
         builder.Logging.AddBulwarkRedaction();
+        if (clock is not null) builder.Services.AddSingleton(clock);
         builder.Services.AddBulwarkSecurity(builder.Configuration, DataDirectory.Resolve(dataDir).EnsureCreated());
 
         var app = builder.Build();

@@ -1,4 +1,5 @@
 using System.Data.Common;
+using Bulwark.Server.Requests;
 using Bulwark.Server.Storage;
 
 namespace Bulwark.Server.Tests.Storage;
@@ -80,6 +81,46 @@ public class MigrationsTests
             await using var command = connection.Command("SELECT COUNT(*) FROM schema_migrations");
             Assert.Equal((long)Migrations.Latest, Convert.ToInt64(await command.ExecuteScalarAsync()));
         }
+    }
+
+    /// <summary>
+    /// A store left by the release before the hourly limits and rotation grace (schema version 4), holding
+    /// a key, is migrated in place: the key keeps its limits, reads "no hourly limit" and "not being
+    /// retired", and new keys store theirs.
+    /// </summary>
+    [Theory]
+    [InlineData(TestDatabases.Sqlite)]
+    [InlineData(TestDatabases.Postgres)]
+    public async Task AStoreFromBeforeTheHourlyLimitsIsMigratedWithItsKeysIntact(string kind)
+    {
+        await using var database = kind == TestDatabases.Sqlite
+            ? Database.Sqlite(Path.Combine(Bulwark.Testing.Fixtures.NewTempDirectory("migrate"), "bulwark.db"))
+            : Database.Postgres(TestDatabases.PostgresConnectionString, TestDatabases.NewSchemaName());
+        await Migrations.ApplyAsync(database, through: 4);
+        await using (var connection = await database.OpenAsync())
+        {
+            // The row as that release's KeyStore wrote it.
+            await connection.ExecuteAsync(
+                "INSERT INTO api_keys (id, hash, is_admin, tenant, name, models, requests_per_minute, tokens_per_minute, tokens_per_day, " +
+                "max_concurrent, priority, expires_at, revoked, created_at, last_used_at, replaced_by, guard) " +
+                "VALUES ('oldkey000001', 'aGFzaA==', 0, 't', 'old', 'm1', 5, 6, 7, 8, 2, NULL, 0, 1700000000000, NULL, NULL, 'flag')", default);
+        }
+
+        await Migrations.ApplyAsync(database);
+
+        var keys = new KeyStore(database);
+        var old = await keys.FindAsync("oldkey000001");
+        Assert.NotNull(old);
+        Assert.Equal(new KeyLimits(5, 6, 7, 8), old.Limits);
+        Assert.Equal(GuardPolicy.Flag, old.Guard);
+        Assert.Null(old.RetiresAt);
+        Assert.False(old.IsRetired(DateTimeOffset.UtcNow));
+        var limits = new KeyLimits(1, 2, 3, 4, RequestsPerHour: 50, TokensPerHour: 9000);
+        await keys.InsertAsync(old with { Id = "newkey000001", Limits = limits });
+        Assert.Equal(limits, (await keys.FindAsync("newkey000001"))!.Limits);
+        await using var after = await database.OpenAsync();
+        await using var count = after.Command("SELECT COUNT(*) FROM schema_migrations");
+        Assert.Equal((long)Migrations.Latest, Convert.ToInt64(await count.ExecuteScalarAsync()));
     }
 
     private static async Task<SortedSet<string>> SqliteColumnsAsync(Database database)
