@@ -121,7 +121,12 @@ public static class BulwarkServer
             });
             services.AddSingleton(sp => new ModelLifecycle(models, Registry.ModelRegistry.Open(data), sp.GetRequiredService<BackendLoader>(), settings.Serve,
                 sp.GetRequiredService<ServerMetrics>(), sp.GetService<Audit.AuditWriter>(), sp.GetRequiredService<ILoggerFactory>().CreateLogger("Bulwark.Models"),
-                sp.GetRequiredService<TimeProvider>()));
+                sp.GetRequiredService<TimeProvider>(),
+                // A switch made here is announced on the incident log; the other replicas' followers load the same version.
+                (name, version, ct) => sp.GetRequiredService<Storage.SecurityStorage>().Incidents.AppendAsync(Storage.IncidentKinds.ModelServing,
+                    System.Text.Json.JsonSerializer.Serialize(new ServingChange(name, version, sp.GetRequiredService<Incidents.ReplicaIdentity>().Id)), ct)));
+            services.AddSingleton<ModelServingFollower>().AddHostedService(sp => sp.GetRequiredService<ModelServingFollower>());
+            services.AddSingleton<Incidents.IIncidentHandler>(sp => sp.GetRequiredService<ModelServingFollower>());
             services.AddSingleton<IOutputGuard>(Guardrails.Output.HtmlEscapingGuard.Wrap(
                 settings.RedactSecrets ? new SecretRedactionGuard(Guardrails.Output.OutputGuardModes.Read(builder.Configuration)) : NoOutputGuard.Instance,
                 Guardrails.Output.HtmlEscapeOptions.Read(builder.Configuration)));

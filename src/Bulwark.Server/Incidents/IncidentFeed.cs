@@ -9,16 +9,19 @@ namespace Bulwark.Server.Incidents;
 /// <summary>
 /// Applies incident events written by any replica or the CLI: evicts a changed key from the cache,
 /// reloads the IP block list, cancels a request served here, sets the log level, isolates or
-/// resumes this replica when the order names it (or every replica). Polls the shared
+/// resumes this replica when the order names it (or every replica), and hands other kinds to their
+/// <see cref="IIncidentHandler"/> (a model's serving version). Polls the shared
 /// store every <see cref="SecurityOptions.IncidentPollInterval"/> (250 ms by default), which is what
 /// bounds "effective everywhere within 1 s". PostgreSQL may commit sequence numbers out of order,
 /// so the last <see cref="Lookback"/> numbers are re-read and events already applied are skipped.
 /// </summary>
 public sealed class IncidentFeed(
     SecurityStorage storage, KeyCache keys, IpBlockList blocks, ActiveRequests requests, RuntimeLogLevel logLevel,
-    ReplicaIsolation isolation, ReplicaIdentity replica, SecurityOptions options, ILogger<IncidentFeed> logger) : BackgroundService
+    ReplicaIsolation isolation, ReplicaIdentity replica, SecurityOptions options, ILogger<IncidentFeed> logger,
+    IEnumerable<IIncidentHandler> handlers) : BackgroundService
 {
     private const long Lookback = 100;
+    private readonly Dictionary<string, IIncidentHandler> _handlers = handlers.ToDictionary(h => h.Kind, StringComparer.Ordinal);
     private readonly HashSet<long> _applied = [];
     private long _highest;
     private long _start;
@@ -47,6 +50,9 @@ public sealed class IncidentFeed(
                 case IncidentKinds.CancelRequest: requests.Cancel(e.Subject); break;
                 case IncidentKinds.LogLevel:
                     if (RuntimeLogLevel.TryParse(e.Subject, out var level)) logLevel.Set(level);
+                    break;
+                case var kind when _handlers.TryGetValue(kind, out var handler):
+                    handler.Apply(e.Subject);
                     break;
                 case IncidentKinds.ReplicaIsolate or IncidentKinds.ReplicaResume:
                     if (IsolationCommand.FromJson(e.Subject) is { } command && command.IsFor(replica.Id))

@@ -34,11 +34,14 @@ public sealed class ModelLifecycle : IAsyncDisposable
     private readonly TimeProvider _time;
     private readonly SemaphoreSlim _one = new(1, 1);
     private readonly Dictionary<string, ModelFileWatcher> _watchers = new(StringComparer.Ordinal);
+    private readonly Func<string, string, CancellationToken, Task>? _announce;
 
+    /// <param name="announce">Tells the other replicas a model's new serving version (the incident log); null on a lone server.</param>
     public ModelLifecycle(ServedModels models, ModelRegistry registry, BackendLoader loader, ServeOptions serve,
-        ServerMetrics metrics, AuditWriter? audit, ILogger logger, TimeProvider time)
+        ServerMetrics metrics, AuditWriter? audit, ILogger logger, TimeProvider time, Func<string, string, CancellationToken, Task>? announce = null)
     {
         (_models, _registry, _loader, _serve, _metrics, _audit, _logger, _time) = (models, registry, loader, serve, metrics, audit, logger, time);
+        _announce = announce;
     }
 
     /// <summary>How often a loaded registered model's files are re-hashed even when no change notification came.</summary>
@@ -114,11 +117,52 @@ public sealed class ModelLifecycle : IAsyncDisposable
         await _one.WaitAsync(ct);
         try
         {
-            return await SwitchAsync(name, version, keyId, "model.current", () => _registry.SetCurrent(name, version), ct);
+            var switched = await SwitchAsync(name, version, keyId, "model.current", () => _registry.SetCurrent(name, version), ct);
+            await AnnounceAsync(name, version);
+            return switched;
         }
         finally
         {
             _one.Release();
+        }
+    }
+
+    /// <summary>
+    /// Switches to the version another replica now serves (<see cref="ModelServingFollower"/>): as
+    /// <see cref="UseAsync"/>, but only when the model is loaded here and serves another version.
+    /// </summary>
+    /// <exception cref="ApiException">The version cannot be loaded here; nothing changed.</exception>
+    public async Task FollowAsync(string name, string version, string replica, CancellationToken ct)
+    {
+        Valid(name, version);
+        await _one.WaitAsync(ct);
+        try
+        {
+            if (_models.Find(name) is not { } loaded || loaded.Info.Registered?.Version == version) return;
+            await SwitchAsync(name, version, null, "model.current", () => _registry.SetCurrent(name, version), ct, $"following replica {replica}");
+        }
+        finally
+        {
+            _one.Release();
+        }
+    }
+
+    /// <summary>Audits a switch another replica made that this one could not follow.</summary>
+    public void AuditFollowFailed(string name, string version, string replica, string why) =>
+        Audit("model.follow_failed", null, name, version, $"replica {replica} serves {version}; this replica keeps what it has: {why}");
+
+    private async Task AnnounceAsync(string name, string version)
+    {
+        if (_announce is null) return;
+        try
+        {
+            await _announce(name, version, CancellationToken.None);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // The switch here stands; the other replicas keep their version until told again.
+            _logger.LogError("Model {Model} now serves {Version} here, but the other replicas could not be told (incident log: {Error}); repeat the call to retry",
+                name, version, e.Message);
         }
     }
 
@@ -133,12 +177,15 @@ public sealed class ModelLifecycle : IAsyncDisposable
             if (state.History.Count == 0)
                 throw Conflict($"model '{name}' has no earlier serving version to roll back to (current: {state.Current ?? "none"})", "no_previous_version");
             var previous = state.History[^1];
-            return await SwitchAsync(name, previous, keyId, "model.rollback", () =>
+            var result = SwitchAsync(name, previous, keyId, "model.rollback", () =>
             {
                 var rolled = _registry.Rollback(name);
                 // Another writer (the CLI) moved the history meanwhile: record what was loaded, not what it chose.
                 if (rolled.Current != previous) _registry.SetCurrent(name, previous);
             }, ct);
+            var switched = await result;
+            await AnnounceAsync(name, previous);
+            return switched;
         }
         finally
         {
@@ -157,14 +204,15 @@ public sealed class ModelLifecycle : IAsyncDisposable
         foreach (var w in watchers) await w.DisposeAsync();
     }
 
-    private async Task<(ServedModel, ServedModel?)> SwitchAsync(string name, string version, string keyId, string kind, Action record, CancellationToken ct)
+    private async Task<(ServedModel, ServedModel?)> SwitchAsync(string name, string version, string? keyId, string kind, Action record, CancellationToken ct, string? why = null)
     {
+        var note = why is null ? "" : $" ({why})";
         var old = _models.Find(name);
         if (old?.Info.Registered?.Version == version)
         {
             // Already serving it: only the registry's record changes (no second copy in memory).
             Guard(() => { record(); return 0; });
-            Audit(kind, keyId, name, version, $"{version} -> {version} (already loaded)");
+            Audit(kind, keyId, name, version, $"{version} -> {version} (already loaded){note}");
             return (old, null);
         }
         var (backend, info) = await LoadVerifiedAsync(name, version, keyId, ct);
@@ -188,12 +236,12 @@ public sealed class ModelLifecycle : IAsyncDisposable
         }
         await StopWatchingAsync(name);
         Watch(name, name, version);
-        Audit(kind, keyId, name, version, $"{from} -> {version}" + (old is null ? "" : $"; {old.InFlight} requests finishing on {from}"));
+        Audit(kind, keyId, name, version, $"{from} -> {version}" + (old is null ? "" : $"; {old.InFlight} requests finishing on {from}") + note);
         return (serving, old);
     }
 
     /// <summary>Verifies, gates, budgets and loads one registered version. Nothing is served yet.</summary>
-    private async Task<(IGenerationBackend, ServedModelInfo)> LoadVerifiedAsync(string name, string? version, string keyId, CancellationToken ct)
+    private async Task<(IGenerationBackend, ServedModelInfo)> LoadVerifiedAsync(string name, string? version, string? keyId, CancellationToken ct)
     {
         if (!Guard(() => _registry.Names()).Contains(name, StringComparer.Ordinal))
             throw new ApiException(StatusCodes.Status404NotFound,

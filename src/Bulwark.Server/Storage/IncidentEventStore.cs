@@ -10,6 +10,8 @@ public static class IncidentKinds
     /// <summary>Subject: <c>IsolationCommand</c> JSON naming the replica (or <c>*</c> for all), the reason and the actor.</summary>
     public const string ReplicaIsolate = "replica.isolate";
     public const string ReplicaResume = "replica.resume";
+    /// <summary>Subject: <c>ServingChange</c> JSON (model, version, the replica that made the change).</summary>
+    public const string ModelServing = "model.serving";
 }
 
 public sealed record IncidentEvent(long Seq, DateTimeOffset At, string Kind, string Subject);

@@ -34,6 +34,7 @@ public sealed class ModelAdminTests
         public required HttpClient Api { get; init; }
         public required string AdminKeyId { get; init; }
         public required ConcurrentDictionary<string, ScriptedBackend> Loaded { get; init; }
+        public required string DataDir { get; init; }
 
         public ScriptedBackend Backend(string name, string version) => Loaded[name + ":" + version];
 
@@ -71,6 +72,15 @@ public sealed class ModelAdminTests
     {
         var dataDir = Fixtures.NewTempDirectory("model-admin");
         var registry = ModelRegistry.Open(DataDirectory.Resolve(dataDir).EnsureCreated());
+        await RegisterAsync(registry);
+        return await HostAsync(dataDir, registry, settings);
+    }
+
+    /// <summary>A second replica of <paramref name="first"/>: the same data directory (registry, SQLite store), its own process state.</summary>
+    private static Task<Bed> StartReplicaAsync(Bed first, Dictionary<string, string?>? settings = null) => HostAsync(first.DataDir, first.Registry, settings);
+
+    private static async Task RegisterAsync(ModelRegistry registry)
+    {
         var sources = Fixtures.NewTempDirectory("model-admin-src");
         var seed = 0;
         async Task Add(string name)
@@ -85,7 +95,10 @@ public sealed class ModelAdminTests
         await Add("alpha");
         await Add("beta");
         await Add("gamma");
+    }
 
+    private static async Task<Bed> HostAsync(string dataDir, ModelRegistry registry, Dictionary<string, string?>? settings)
+    {
         var all = new Dictionary<string, string?>
         {
             ["Bulwark:Server:Port"] = "0",
@@ -104,12 +117,52 @@ public sealed class ModelAdminTests
             loaded[name + ":" + version] = backend;
             return backend;
         });
+        // Only the first start of a data directory prints an admin key; a replica started later makes its own.
+        var adminKey = host.InitialAdminKey ?? await host.App.Services.GetRequiredService<KeyIssuer>().CreateAsync(new KeySpec { Name = "ops", IsAdmin = true }, "tests");
         var admin = new HttpClient { BaseAddress = host.Address };
-        admin.DefaultRequestHeaders.Authorization = new("Bearer", host.InitialAdminKey!.Key);
+        admin.DefaultRequestHeaders.Authorization = new("Bearer", adminKey.Key);
         var apiKey = (await host.App.Services.GetRequiredService<KeyIssuer>().CreateAsync(new KeySpec { Name = "api" }, "tests")).Key;
         var api = new HttpClient { BaseAddress = host.Address };
         api.DefaultRequestHeaders.Authorization = new("Bearer", apiKey);
-        return new Bed { Host = host, Registry = registry, Admin = admin, Api = api, AdminKeyId = host.InitialAdminKey.Record.Id, Loaded = loaded };
+        return new Bed { Host = host, Registry = registry, Admin = admin, Api = api, AdminKeyId = adminKey.Record.Id, Loaded = loaded, DataDir = dataDir };
+    }
+
+    [Fact]
+    public async Task UseAndRollbackOnOneReplicaAreFollowedByAnotherWithinASecond()
+    {
+        await using var a = await StartAsync();
+        await using var b = await StartReplicaAsync(a);
+        Assert.Equal((HttpStatusCode.OK, "alpha v1"), await b.CompleteAsync("alpha"));
+
+        Assert.Equal(HttpStatusCode.OK, (await a.AdminAsync("admin/models/alpha/use", """{"version":"v2"}""")).Status);
+        Assert.True(await Eventually.WithinAsync(TimeSpan.FromSeconds(1), async () => await b.CompleteAsync("alpha") == (HttpStatusCode.OK, "alpha v2")),
+            "replica B still served alpha v1 a second after replica A switched to v2");
+        Assert.Equal(HttpStatusCode.OK, (await a.AdminAsync("admin/models/alpha/rollback")).Status);
+        Assert.True(await Eventually.WithinAsync(TimeSpan.FromSeconds(1), async () => await b.CompleteAsync("alpha") == (HttpStatusCode.OK, "alpha v1")),
+            "replica B still served alpha v2 a second after replica A rolled back to v1");
+        Assert.Equal((HttpStatusCode.OK, "alpha v1"), await a.CompleteAsync("alpha"));
+
+        // B's switches are audited as following A; A's own announcement is not followed by A again.
+        var audit = await b.AuditAsync();
+        Assert.Equal(2, audit.Count(r => r.Kind == "model.current" && r.KeyId is null && r.Detail!.Contains("following replica")));
+        Assert.Single(audit, r => r.Kind == "model.rollback");
+        Assert.Equal(0, b.Host.App.Services.GetRequiredService<ModelServingFollower>().Pending);
+        Assert.Equal(0, a.Host.App.Services.GetRequiredService<ModelServingFollower>().Pending);
+    }
+
+    [Fact]
+    public async Task AReplicaThatCannotLoadTheVersionKeepsServingWhatItHasAndAuditsWhy()
+    {
+        await using var a = await StartAsync();
+        // B's memory budget holds one copy of alpha: a switch, which loads the new version beside the old, is over it there.
+        await using var b = await StartReplicaAsync(a, new() { ["Bulwark:Serve:ModelMemoryBudget"] = $"{FileBytes + KvBytes + 1000}" });
+        Assert.Equal(HttpStatusCode.OK, (await a.AdminAsync("admin/models/alpha/use", """{"version":"v2"}""")).Status);
+        Assert.Equal((HttpStatusCode.OK, "alpha v2"), await a.CompleteAsync("alpha"));
+        Assert.True(await Eventually.WithinAsync(TimeSpan.FromSeconds(5), async () =>
+            (await b.AuditAsync()).Any(r => r.Kind == "model.follow_failed" && r.Model == "alpha:v2" && r.Detail!.Contains("budget"))),
+            "replica B did not audit the switch it could not follow");
+        Assert.Equal((HttpStatusCode.OK, "alpha v1"), await b.CompleteAsync("alpha"));
+        Assert.Equal(0, b.Host.App.Services.GetRequiredService<ModelServingFollower>().Pending);
     }
 
     [Fact]
