@@ -19,7 +19,7 @@ public sealed class QuotaGate(IQuotaStore store)
     public async ValueTask<QuotaLease> AdmitRequestAsync(HttpContext context, Caller caller, CancellationToken ct = default)
     {
         var limits = caller.Limits;
-        var lease = new QuotaLease(store, context, caller, LeaseIds.Next()); // unique across replicas, unlike TraceIdentifier
+        var lease = new QuotaLease(store, context, caller, UniqueIds.Next()); // unique across replicas, unlike TraceIdentifier
         if (limits.RequestsPerMinute == 0 && limits.MaxConcurrent == 0) return lease;
         QuotaVerdict verdict;
         try { verdict = await store.AdmitAsync(caller.KeyId, limits with { TokensPerMinute = 0, TokensPerDay = 0 }, 0, lease.Id, ct); }

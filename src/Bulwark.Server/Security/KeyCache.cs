@@ -12,6 +12,9 @@ namespace Bulwark.Server.Security;
 /// says a key changed. Unknown ids are cached too (as null), and the cache is bounded, so a flood
 /// of made-up ids costs one query each at most and cannot grow memory without limit. Each entry
 /// also remembers the credential that last verified against it (see <see cref="CachedKey"/>).
+/// While the store cannot be reached, entries are served for the rest of their lifetime and no
+/// longer: a key that must be looked up then is refused with 503 (<see cref="KeyStoreUnavailableException"/>),
+/// never let through on a copy older than the lifetime promises.
 /// </summary>
 public sealed class KeyCache(KeyStore store, TimeProvider time, TimeSpan lifetime)
 {
@@ -59,7 +62,13 @@ public sealed class KeyCache(KeyStore store, TimeProvider time, TimeSpan lifetim
 
     private async ValueTask<CachedKey> LoadAsync(string id, long now, CancellationToken ct)
     {
-        var entry = new CachedKey(await store.FindAsync(id, ct), now);
+        ApiKeyRecord? record;
+        try { record = await store.FindAsync(id, ct); }
+        catch (Exception e) when (e is System.Data.Common.DbException or IOException or TimeoutException && !ct.IsCancellationRequested)
+        {
+            throw new KeyStoreUnavailableException(e);
+        }
+        var entry = new CachedKey(record, now);
         if (_entries.Count >= MaxEntries) _entries.Clear();
         _entries[id] = entry;
         return entry;
@@ -110,3 +119,6 @@ public sealed class CachedKey
         Volatile.Write(ref _verified, credential.ToString());
     }
 }
+
+/// <summary>The key store could not be read (docs/reliability.md); the identity stage answers 503 <c>key_store_unavailable</c>.</summary>
+public sealed class KeyStoreUnavailableException(Exception inner) : Exception("the key store cannot be reached: " + inner.Message, inner);
