@@ -37,7 +37,9 @@ public static class SecurityServices
         services.AddSingleton(_ => SecurityStorage.OpenAsync(dataDirectory, storage).GetAwaiter().GetResult());
         services.AddSingleton(_ =>
         {
-            var secret = ServerSecret.Load(security.HmacSecret, dataDirectory.StatePath);
+            byte[] secret;
+            try { secret = ServerSecret.Load(security.HmacSecret, dataDirectory.StatePath); }
+            catch (Exception e) when (DataDirectoryException.IsDiskFailure(e)) { throw new DataDirectoryException(dataDirectory.StatePath, e); }
             SecretRedactor.AddKnownSecret(Convert.ToBase64String(secret));
             return new ApiKeyHasher(secret);
         });

@@ -10,7 +10,6 @@ using Bulwark.Server.Tests.Replicas;
 using Bulwark.Server.Tests.Security;
 using Bulwark.Server.Tests.Storage;
 using Bulwark.Testing;
-using Microsoft.Data.Sqlite;
 using StackExchange.Redis;
 using Xunit.Abstractions;
 
@@ -61,13 +60,14 @@ public sealed class KillDuringBurstTests(ITestOutputHelper output)
                 "the first 20 records did not reach the store");
 
             // 2. The store refuses this key's records (a trigger aborts their insert): they go to the spool, fsynced.
-            await ExecuteAsync(database, $"CREATE TRIGGER refuse_spooled BEFORE INSERT ON audit_events WHEN NEW.key_id = '{plain.Record.Id}' " +
+            await SqliteFile.ScalarAsync(database, $"CREATE TRIGGER refuse_spooled BEFORE INSERT ON audit_events WHEN NEW.key_id = '{plain.Record.Id}' " +
                                          "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END");
             for (var i = 0; i < 10; i++) Assert.Equal(HttpStatusCode.OK, (await client.PostAsync("v1/chat/completions", Chat(1))).StatusCode);
             Assert.True(await Eventually.WithinAsync(TimeSpan.FromSeconds(30), () => Task.FromResult(SpooledLines(spool) == 10)),
                 $"the 10 refused records were not spooled; the spool holds {SpooledLines(spool)} lines");
 
-            // 3. Two long requests hold the paired key's two slots; a burst runs; SIGKILL while it does.
+            // 3. Two long requests hold the paired key's two slots (greedy decoding of this prompt runs the whole
+            //    1500 tokens, tens of seconds); a burst runs; SIGKILL while it does.
             using var pairedClient = serve.Client(paired.Key);
             var streams = new List<HttpResponseMessage>();
             for (var i = 0; i < 2; i++)
@@ -91,9 +91,9 @@ public sealed class KillDuringBurstTests(ITestOutputHelper output)
             var completedBeforeKill = Volatile.Read(ref completed);
 
             // The database is intact, and the spool holds the 10 of step 2.
-            Assert.Equal("ok", await IntegrityCheckAsync(database));
+            Assert.Equal("ok", await SqliteFile.IntegrityCheckAsync(database));
             Assert.Equal(10, SpooledLines(spool));
-            await ExecuteAsync(database, "DROP TRIGGER refuse_spooled");
+            await SqliteFile.ScalarAsync(database, "DROP TRIGGER refuse_spooled");
 
             // Started again on the same data directory: the spool is replayed into the store, once.
             serve = await ServeProcess.StartAsync(environment, dataDir);
@@ -105,7 +105,7 @@ public sealed class KillDuringBurstTests(ITestOutputHelper output)
             Assert.InRange(rows, 0, completedBeforeKill);
             Assert.Equal(rows, distinct);
             Assert.Equal(rows, usage);
-            Assert.Equal("ok", await IntegrityCheckAsync(database));
+            Assert.Equal("ok", await SqliteFile.IntegrityCheckAsync(database));
 
             // The dead process's two leases still hold the paired key's slots, until they expire.
             await using var redis = await ConnectionMultiplexer.ConnectAsync(TestDatabases.RedisConfiguration);
@@ -125,40 +125,17 @@ public sealed class KillDuringBurstTests(ITestOutputHelper output)
     }
 
     private static StringContent Chat(int maxTokens, bool stream = false) => new(
-        $$"""{"model":"bulwark-demo","messages":[{"role":"user","content":"hi"}],"max_tokens":{{maxTokens}},"temperature":0,"stream":{{(stream ? "true" : "false")}},"ignore_eos":true}""",
+        $$"""{"model":"bulwark-demo","messages":[{"role":"user","content":"hi"}],"max_tokens":{{maxTokens}},"temperature":0,"stream":{{(stream ? "true" : "false")}}}""",
         Encoding.UTF8, "application/json");
 
     private static int SpooledLines(string path) => File.Exists(path) ? File.ReadAllBytes(path).Count(b => b == '\n') : 0;
 
-    /// <summary>Request records of <paramref name="key"/> served (200), their distinct ids, and the day's usage count.</summary>
+    /// <summary>Request records of <paramref name="key"/> served (200), their distinct ids, and the key's usage count.</summary>
     private static async Task<(long Rows, long Distinct, long Usage)> CountAsync(string database, IssuedKey key)
     {
-        await using var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = database, Mode = SqliteOpenMode.ReadOnly, Pooling = false }.ToString());
-        await connection.OpenAsync();
-        await using var command = connection.CreateCommand();
-        command.CommandText = "SELECT COUNT(*), COUNT(DISTINCT record_id), (SELECT COALESCE(SUM(requests), 0) FROM usage_daily WHERE key_id = $key) " +
-                              "FROM audit_events WHERE key_id = $key AND kind = 'request' AND status = 200";
-        command.Parameters.AddWithValue("$key", key.Record.Id);
-        await using var reader = await command.ExecuteReaderAsync();
-        await reader.ReadAsync();
-        return (reader.GetInt64(0), reader.GetInt64(1), reader.GetInt64(2));
-    }
-
-    private static async Task<string> IntegrityCheckAsync(string database)
-    {
-        await using var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = database, Pooling = false }.ToString());
-        await connection.OpenAsync();
-        await using var command = connection.CreateCommand();
-        command.CommandText = "PRAGMA integrity_check";
-        return (string)(await command.ExecuteScalarAsync())!;
-    }
-
-    private static async Task ExecuteAsync(string database, string sql)
-    {
-        await using var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = database, Pooling = false }.ToString());
-        await connection.OpenAsync();
-        await using var command = connection.CreateCommand();
-        command.CommandText = sql;
-        await command.ExecuteNonQueryAsync();
+        const string Served = "FROM audit_events WHERE key_id = $key AND kind = 'request' AND status = 200";
+        async Task<long> Count(string sql) => Convert.ToInt64(await SqliteFile.ScalarAsync(database, sql, ("$key", key.Record.Id)));
+        return (await Count("SELECT COUNT(*) " + Served), await Count("SELECT COUNT(DISTINCT record_id) " + Served),
+            await Count("SELECT COALESCE(SUM(requests), 0) FROM usage_daily WHERE key_id = $key"));
     }
 }
