@@ -64,6 +64,8 @@ internal sealed class LocalQuotaShares(TimeProvider time)
     public async ValueTask<QuotaVerdict> AdmitAsync(string keyId, KeyLimits limits, long tokens, string leaseId, int replicas)
     {
         if (limits.TokensPerDay > 0 && tokens > 0) throw QuotaStoreUnavailableException.RedisDown();
+        // Every field by position, not `limits with { ... }`: a limit added to KeyLimits must not pass through undivided,
+        // so it breaks the build here until it is shared too (or refused, as the daily budget is).
         var share = new KeyLimits(Part(limits.RequestsPerMinute, replicas), Part(limits.TokensPerMinute, replicas), 0, Part(limits.MaxConcurrent, replicas));
         var episode = Volatile.Read(ref _episode);
         if (!episode.Seeded.ContainsKey(keyId))
