@@ -80,6 +80,11 @@ internal static class ServeCommand
                 Console.Error.WriteLine(e.Message);
                 return 2;
             }
+            catch (DataDirectoryException e)
+            {
+                Console.Error.WriteLine(e.Message);
+                return 1;
+            }
         });
         return command;
     }

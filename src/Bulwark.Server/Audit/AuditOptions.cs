@@ -21,12 +21,19 @@ public sealed class AuditOptions
     /// </summary>
     public TimeSpan FlushInterval { get; set; } = TimeSpan.FromMilliseconds(100);
 
+    /// <summary>
+    /// Most bytes of audit records kept in the spool (<c>state/audit.spool</c>) while the store refuses
+    /// them (about 2 000 records per MiB); beyond it new ones are dropped and counted. 0 turns the spool off.
+    /// </summary>
+    public long SpoolLimitBytes { get; set; } = 256L << 20;
+
     /// <summary>Every problem with these options, naming the setting and the value; empty when valid.</summary>
     public IReadOnlyList<string> Validate()
     {
         var problems = new List<string>();
         if (QueueCapacity < 1) problems.Add($"Bulwark:Audit:QueueCapacity must be at least 1; got {QueueCapacity}");
         if (BatchSize < 1) problems.Add($"Bulwark:Audit:BatchSize must be at least 1; got {BatchSize}");
+        if (SpoolLimitBytes < 0) problems.Add($"Bulwark:Audit:SpoolLimitBytes must be 0 (no spool) or more; got {SpoolLimitBytes}");
         if (FlushInterval < TimeSpan.Zero || FlushInterval > MaxFlushInterval)
             problems.Add($"Bulwark:Audit:FlushInterval must be between 00:00:00 and {MaxFlushInterval:c}; got {FlushInterval:c}");
         return problems;

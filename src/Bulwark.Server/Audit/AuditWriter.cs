@@ -1,4 +1,7 @@
+using System.Numerics;
+using System.Runtime.CompilerServices;
 using System.Threading.Channels;
+using Bulwark.Server.Observability;
 using Bulwark.Server.Security;
 using Bulwark.Server.Storage;
 using Microsoft.Extensions.Hosting;
@@ -10,7 +13,11 @@ namespace Bulwark.Server.Audit;
 /// Takes audit records off the request path: <see cref="Enqueue"/> is a channel write, and a
 /// background loop writes them in batches (with keys' last-used times, in the same transaction).
 /// If the store falls behind by <see cref="AuditOptions.QueueCapacity"/> records, new ones are
-/// dropped and counted rather than slowing requests; the count is logged.
+/// dropped and counted rather than slowing requests; the count is logged. A batch the store
+/// refuses (PostgreSQL down, a full disk under SQLite) goes to the <see cref="AuditSpool"/> in the
+/// data directory and is written from there, at start-up and as soon as the store takes a batch
+/// again (or within <see cref="SpoolRetryInterval"/>); what neither the store nor the spool can
+/// take is dropped and counted (docs/reliability.md).
 /// </summary>
 /// <remarks>
 /// Perf: after the first record arrives the writer waits <see cref="AuditOptions.FlushInterval"/>
@@ -27,21 +34,38 @@ public sealed class AuditWriter : BackgroundService
     private readonly TimeProvider _time;
     private readonly ILogger<AuditWriter> _logger;
     private readonly Channel<AuditRecord> _queue;
+    private readonly ServerMetrics _metrics;
+    private readonly AuditSpool? _spool;
     private TaskCompletionSource _flushNow = NewSignal();
     private long _dropped;
     private long _pending;
+    private bool _spooling;
 
-    public AuditWriter(SecurityStorage storage, KeyCache keys, AuditOptions options, TimeProvider time, ILogger<AuditWriter> logger)
+    /// <summary>How often the writer offers the spool to the store when no new record comes to try it sooner.</summary>
+    public static readonly TimeSpan SpoolRetryInterval = TimeSpan.FromSeconds(1);
+
+    /// <param name="data">Where the spool lives (<c>state/audit.spool</c>); without it a refused batch is dropped.</param>
+    public AuditWriter(SecurityStorage storage, KeyCache keys, AuditOptions options, TimeProvider time, ILogger<AuditWriter> logger,
+        ServerMetrics? metrics = null, DataDirectory? data = null)
     {
         if (options.Validate() is { Count: > 0 } problems) throw new ArgumentException(string.Join("; ", problems), nameof(options));
         (_storage, _keys, _options, _time, _logger) = (storage, keys, options, time, logger);
+        _metrics = metrics ?? new ServerMetrics(() => default, () => (0, 0));
+        if (data is not null && options.SpoolLimitBytes > 0)
+        {
+            _spool = new AuditSpool(Path.Combine(data.StatePath, AuditSpool.FileName), options.SpoolLimitBytes);
+            _metrics.AuditSpoolBytes = _spool.Length;
+        }
         // With DropWrite a full channel still answers TryWrite with true; only this callback tells of the drop.
         _queue = Channel.CreateBounded<AuditRecord>(
             new BoundedChannelOptions(options.QueueCapacity) { FullMode = BoundedChannelFullMode.DropWrite, SingleReader = true }, OnDropped);
     }
 
-    /// <summary>Records dropped because the queue was full or the store refused a batch.</summary>
+    /// <summary>Records dropped: the queue was full, or neither the store nor the spool took them.</summary>
     public long Dropped => Interlocked.Read(ref _dropped);
+
+    /// <summary>Bytes of records in the spool, waiting for the store.</summary>
+    public long Spooled => _spool?.Length ?? 0;
 
     public void Enqueue(AuditRecord record)
     {
@@ -65,8 +89,18 @@ public sealed class AuditWriter : BackgroundService
         var reader = _queue.Reader;
         try
         {
-            while (await reader.WaitToReadAsync(stoppingToken))
+            // What an earlier run spooled (and perhaps had written already: the store skips those).
+            await ReplayAsync(stoppingToken);
+            while (true)
             {
+                var ready = reader.WaitToReadAsync(stoppingToken).AsTask();
+                if (_spool is { IsEmpty: false } && await Task.WhenAny(ready, Task.Delay(SpoolRetryInterval, _time, stoppingToken)) != ready)
+                {
+                    // No record came to try the store with: offer it the spool.
+                    await ReplayAsync(stoppingToken);
+                    if (!ready.IsCompleted) continue;
+                }
+                if (!await ready) break;
                 await LingerAsync(stoppingToken);
                 while (reader.TryPeek(out _))
                 {
@@ -113,23 +147,99 @@ public sealed class AuditWriter : BackgroundService
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
-            Interlocked.Add(ref _dropped, batch.Count);
-            _logger.LogError("audit: could not write {Count} records to {Store}: {Error}", batch.Count, _storage.Database.Description, e.Message);
+            // The next batch carries them again (a key's last use never moves back).
+            foreach (var (id, at) in lastUsed) _keys.MarkUsed(id, at);
+            Spool(batch, e);
+            return;
         }
         finally
         {
             Interlocked.Add(ref _pending, -batch.Count);
             batch.Clear();
         }
+        // The store takes batches again: what waited in the spool goes now.
+        await ReplayAsync(ct);
+    }
+
+    /// <summary>Keeps a batch the store refused in the spool; what does not fit, or cannot be written, is dropped and counted.</summary>
+    private void Spool(List<AuditRecord> batch, Exception refusal)
+    {
+        if (_spool is null)
+        {
+            Drop(batch.Count, "store_refused", $"audit: could not write {batch.Count} records to {_storage.Database.Description}: {refusal.Message}");
+            return;
+        }
+        if (!_spooling)
+        {
+            _spooling = true;
+            _logger.LogError("audit: {Store} refused {Count} records ({Error}); keeping them in {Spool} until it takes them",
+                _storage.Database.Description, batch.Count, refusal.Message, _spool.Path);
+        }
+        int kept;
+        try { kept = _spool.Append(batch); }
+        catch (IOException e)
+        {
+            Drop(batch.Count, "spool_unwritable", $"audit: the store refused {batch.Count} records and the spool {_spool.Path} could not be written either ({e.Message})");
+            return;
+        }
+        _metrics.AuditSpooled.Add(kept);
+        _metrics.AuditSpoolBytes = _spool.Length;
+        if (kept < batch.Count)
+            Drop(batch.Count - kept, "spool_full", $"audit: the spool {_spool.Path} reached its limit of {_spool.Limit} bytes (Bulwark:Audit:SpoolLimitBytes)");
+    }
+
+    /// <summary>Writes the spool to the store and empties it; leaves it whole if the store refuses (the next try resends what went through: the store skips those).</summary>
+    private async Task ReplayAsync(CancellationToken ct)
+    {
+        if (_spool is null || _spool.IsEmpty) return;
+        var damaged = new StrongBox<long>();
+        long written = 0;
+        try
+        {
+            foreach (var batch in _spool.Read(_options.BatchSize, damaged))
+            {
+                await _storage.Audit.WriteAsync(batch, ct);
+                written += batch.Count;
+            }
+            _spool.Clear();
+        }
+        catch (Exception e) when (e is IOException || (e is not OperationCanceledException && written > 0))
+        {
+            // Part of it went through, or the spool could not be read or emptied: tried again later.
+            _logger.LogWarning("audit: replaying {Spool} stopped after {Written} records: {Error}", _spool.Path, written, e.Message);
+            return;
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            return; // the store still refuses; said once when spooling began
+        }
+        _spooling = false;
+        _metrics.AuditReplayed.Add(written);
+        _metrics.AuditSpoolBytes = 0;
+        if (damaged.Value > 0)
+            _logger.LogWarning("audit: {Damaged} damaged lines of {Spool} were skipped (a crash or a full disk cut a write short)", damaged.Value, _spool.Path);
+        _logger.LogInformation("audit: wrote {Count} spooled records to {Store}; the spool is empty", written, _storage.Database.Description);
+    }
+
+    private void Drop(int count, string reason, string message)
+    {
+        var before = Interlocked.Add(ref _dropped, count) - count;
+        _metrics.AuditDropped.Add(count, new KeyValuePair<string, object?>("reason", reason));
+        // Once per power of two of the total, so a flood of drops is visible without flooding the log.
+        if (BitOperations.Log2((ulong)before + 1) != BitOperations.Log2((ulong)(before + count) + 1) || before == 0)
+            _logger.LogError("{Message}; {Dropped} records dropped so far", message, before + count);
     }
 
     private void OnDropped(AuditRecord record)
     {
-        var dropped = Interlocked.Increment(ref _dropped);
         Interlocked.Decrement(ref _pending);
-        // Once per power of two, so a flood of drops is visible without flooding the log.
-        if ((dropped & (dropped - 1)) == 0)
-            _logger.LogError("audit: the queue of {Capacity} records is full; {Dropped} records dropped so far", _options.QueueCapacity, dropped);
+        Drop(1, "queue_full", $"audit: the queue of {_options.QueueCapacity} records is full");
+    }
+
+    public override void Dispose()
+    {
+        base.Dispose();
+        _spool?.Dispose();
     }
 
     private static TaskCompletionSource NewSignal() => new(TaskCreationOptions.RunContinuationsAsynchronously);

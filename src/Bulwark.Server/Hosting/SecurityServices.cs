@@ -1,6 +1,7 @@
 using Bulwark.Server.Admission;
 using Bulwark.Server.Audit;
 using Bulwark.Server.Incidents;
+using Bulwark.Server.Observability;
 using Bulwark.Server.Quotas;
 using Bulwark.Server.Redaction;
 using Bulwark.Server.Security;
@@ -26,17 +27,21 @@ public static class SecurityServices
     {
         var security = configuration.GetSection("Bulwark:Security").Get<SecurityOptions>() ?? new SecurityOptions();
         var storage = configuration.GetSection("Bulwark:Storage").Get<StorageOptions>() ?? new StorageOptions();
-        var quotas = configuration.GetSection("Bulwark:Quotas").Get<QuotaOptions>() ?? new QuotaOptions();
+        var quotas = Read<QuotaOptions>(configuration, "Bulwark:Quotas");
         var audit = configuration.GetSection("Bulwark:Audit").Get<AuditOptions>() ?? new AuditOptions();
         if (audit.Validate() is { Count: > 0 } problems) throw new ServerConfigurationException(problems);
         RegisterSecrets(security, storage, quotas);
 
         services.AddSingleton(security).AddSingleton(storage).AddSingleton(quotas).AddSingleton(audit).AddSingleton(dataDirectory);
         services.TryAddTimeProvider();
+        // The server registers its metrics first (BulwarkServer); a host of the security front alone gets its own.
+        if (services.All(d => d.ServiceType != typeof(ServerMetrics))) services.AddSingleton(_ => new ServerMetrics(() => default, () => (0, 0)));
         services.AddSingleton(_ => SecurityStorage.OpenAsync(dataDirectory, storage).GetAwaiter().GetResult());
         services.AddSingleton(_ =>
         {
-            var secret = ServerSecret.Load(security.HmacSecret, dataDirectory.StatePath);
+            byte[] secret;
+            try { secret = ServerSecret.Load(security.HmacSecret, dataDirectory.StatePath); }
+            catch (Exception e) when (DataDirectoryException.IsDiskFailure(e)) { throw new DataDirectoryException(dataDirectory.StatePath, e); }
             SecretRedactor.AddKnownSecret(Convert.ToBase64String(secret));
             return new ApiKeyHasher(secret);
         });
@@ -62,15 +67,11 @@ public static class SecurityServices
         }
         else
         {
-            services.AddSingleton<IConnectionMultiplexer>(_ =>
-            {
-                // A first connection slower than the connect timeout (a loaded host, Redis restarting) must not
-                // fail requests for good: the multiplexer keeps retrying and queues commands meanwhile.
-                var options = ConfigurationOptions.Parse(quotas.Redis);
-                options.AbortOnConnectFail = false;
-                return ConnectionMultiplexer.Connect(options);
-            });
-            services.AddSingleton<IQuotaStore>(sp => new RedisQuotaStore(sp.GetRequiredService<IConnectionMultiplexer>(), quotas.RedisPrefix));
+            services.AddSingleton<IConnectionMultiplexer>(_ => RedisQuotaStore.Connect(quotas.Redis));
+            services.AddSingleton<IQuotaStore>(sp => new ResilientQuotaStore(
+                new RedisQuotaStore(sp.GetRequiredService<IConnectionMultiplexer>(), quotas.RedisPrefix), quotas.WhenRedisDown,
+                () => sp.GetRequiredService<ActiveRequestPublisher>().LiveReplicas, sp.GetRequiredService<TimeProvider>(),
+                sp.GetRequiredService<ILogger<ResilientQuotaStore>>(), sp.GetRequiredService<ServerMetrics>()));
         }
         return services;
     }
@@ -105,6 +106,13 @@ public static class SecurityServices
             services[i] = ServiceDescriptor.Singleton<ILoggerProvider>(sp => new RedactingLoggerProvider(create(sp)));
         }
         return logging;
+    }
+
+    /// <summary>Binds a section, turning a value the binder cannot read (an unknown <c>WhenRedisDown</c>) into the configuration error.</summary>
+    private static T Read<T>(IConfiguration configuration, string section) where T : new()
+    {
+        try { return configuration.GetSection(section).Get<T>() ?? new T(); }
+        catch (InvalidOperationException e) { throw new ServerConfigurationException([e.Message]); }
     }
 
     /// <summary>Registers <see cref="TimeProvider.System"/> unless a clock is already registered (tests inject their own).</summary>

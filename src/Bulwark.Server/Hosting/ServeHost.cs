@@ -60,12 +60,15 @@ public sealed class ServeHost : IAsyncDisposable
 
     /// <param name="load">Turns the resolved model into a backend; the embedded engine by default (tests pass a small one).</param>
     /// <exception cref="ServerConfigurationException">A setting is invalid or the model cannot be served; the message says which and why.</exception>
+    /// <exception cref="DataDirectoryException">The data directory cannot be written (a full disk); the message names the path and the cause.</exception>
     public static async Task<ServeHost> StartAsync(WebApplicationBuilder builder, TextWriter output,
         Func<ModelSource, ServeOptions, IGenerationBackend>? load = null, CancellationToken ct = default)
     {
         // Every setting is checked before the (possibly slow) model load, so a typo fails at once.
         var settings = ServerSettings.Read(builder.Configuration);
-        var data = settings.Data.EnsureCreated();
+        DataDirectory data;
+        try { data = settings.Data.EnsureCreated(); }
+        catch (Exception e) when (DataDirectoryException.IsDiskFailure(e)) { throw new DataDirectoryException(settings.Data.Root, e); }
         // With upstreams and no --model, Bulwark is a gateway: no embedded model (not even the demo).
         var embedded = settings.Upstreams.Count == 0 || !string.IsNullOrWhiteSpace(settings.Serve.Model);
         ModelSource? model = null;
@@ -76,7 +79,11 @@ public sealed class ServeHost : IAsyncDisposable
         {
             if (!File.Exists(Path.Combine(data.ModelsPath, ModelSource.DemoFileName)) && string.IsNullOrWhiteSpace(settings.Serve.Model))
                 output.WriteLine($"Creating the demo model in {data.ModelsPath} (once)...");
-            model = await ModelSource.ResolveAsync(settings.Serve.Model, data, settings.Serve.RequireSignature, ct);
+            try { model = await ModelSource.ResolveAsync(settings.Serve.Model, data, settings.Serve.RequireSignature, ct); }
+            catch (Exception e) when (DataDirectoryException.IsDiskFailure(e) && string.IsNullOrWhiteSpace(settings.Serve.Model))
+            {
+                throw new DataDirectoryException(data.ModelsPath, e); // writing the demo model
+            }
             var need = ModelMemory.OnDisk(model.Path) + settings.Serve.KvCacheMemoryBytes;
             if (settings.Serve.ModelMemoryBudgetBytes is { } budget && need > budget)
                 throw new ServerConfigurationException([$"--model '{model.Id}' needs about {ModelLifecycle.Size(need)} (weights + KV cache {settings.Serve.KvCacheMemory}), " +

@@ -20,7 +20,9 @@ public sealed record ActiveRequestView(
 /// <c>GET /admin/requests</c> on any replica lists the whole deployment's (this replica's live,
 /// the others' as of their last publication). One small upsert per second per replica, off the
 /// request path. A replica that stops removes its row; one that crashed drops out of listings
-/// once its row is older than <see cref="Freshness"/>.
+/// once its row is older than <see cref="Freshness"/>. The same rows count the live replicas
+/// (<see cref="LiveReplicas"/>), which is how a replica knows its share of a key's limits when
+/// Redis is down (docs/reliability.md).
 /// </summary>
 public sealed class ActiveRequestPublisher(SecurityStorage storage, ActiveRequests requests, ReplicaIdentity replica, TimeProvider time, ILogger<ActiveRequestPublisher> logger)
     : BackgroundService
@@ -32,6 +34,24 @@ public sealed class ActiveRequestPublisher(SecurityStorage storage, ActiveReques
 
     /// <summary>This replica's name in listings.</summary>
     public string ReplicaId => replica.Id;
+
+    // One reference, swapped whole, so a reader never sees a count with another count's time.
+    private sealed record LiveCount(int Count, long At);
+    private LiveCount? _live;
+
+    /// <summary>
+    /// The replicas alive now (this one included), as counted after this replica's last publication;
+    /// null when that count is older than <see cref="Freshness"/> (the store is unreachable), so no
+    /// one divides by a number that may no longer hold.
+    /// </summary>
+    public int? LiveReplicas
+    {
+        get
+        {
+            var live = Volatile.Read(ref _live);
+            return live is { Count: > 0 } && time.GetElapsedTime(live.At) <= Freshness ? live.Count : null;
+        }
+    }
 
     /// <summary>This replica's requests, now.</summary>
     public IEnumerable<ActiveRequestView> Local() =>
@@ -59,6 +79,8 @@ public sealed class ActiveRequestPublisher(SecurityStorage storage, ActiveReques
             try
             {
                 await PublishAsync(stoppingToken);
+                var counted = time.GetTimestamp();
+                Volatile.Write(ref _live, new LiveCount(await storage.ReplicaRequests.CountSinceAsync(time.GetUtcNow() - Freshness, stoppingToken), counted));
                 // Now and then, rows of replicas long gone.
                 if (ticks++ % 600 == 0) await storage.ReplicaRequests.RemoveAsync(null, time.GetUtcNow() - TimeSpan.FromHours(1), stoppingToken);
             }

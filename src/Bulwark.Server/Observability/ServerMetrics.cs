@@ -27,6 +27,15 @@ public sealed class ServerMetrics : IDisposable
         OutputSecrets = Meter.CreateCounter<long>("bulwark_guard_output_secrets", description: "Secrets the output guard found in generated text, by rule id and action (redact or block).");
         DeadlineExceeded = Meter.CreateCounter<long>("bulwark_deadline_exceeded", description: "Requests whose deadline passed, by stage: queue (refused 504) or generation (cut short).");
         ModelTamperAlerts = Meter.CreateCounter<long>("bulwark_model_tamper_alerts", description: "Times the served model's files stopped matching its manifest (the loaded copy keeps serving).");
+        QuotaStoreSwitches = Meter.CreateCounter<long>("bulwark_quota_store_switches",
+            description: "Times this replica's quota store changed mode, by the mode it entered: shared (Redis), local (per-replica shares), refuse.");
+        Meter.CreateObservableGauge("bulwark_quota_store_mode", () => QuotaStoreMode,
+            description: "0: quotas shared in Redis; 1: Redis unreachable, per-replica shares; 2: Redis unreachable, requests of keys with limits refused.");
+        AuditSpooled = Meter.CreateCounter<long>("bulwark_audit_spooled_records", description: "Audit records written to the local spool because the store refused them.");
+        AuditReplayed = Meter.CreateCounter<long>("bulwark_audit_spool_replayed_records", description: "Spooled audit records written to the store.");
+        AuditDropped = Meter.CreateCounter<long>("bulwark_audit_dropped_records", description: "Audit records lost, by reason: queue_full, spool_full, spool_unwritable.");
+        Meter.CreateObservableGauge("bulwark_audit_spool_bytes", () => Interlocked.Read(ref _auditSpoolBytes), "By",
+            "Bytes of audit records waiting in the local spool for the store.");
         Meter.CreateObservableGauge("bulwark_admission_running", () => admission().Running, description: "Requests holding an admission slot.");
         Meter.CreateObservableGauge("bulwark_admission_waiting", () => admission().Waiting, description: "Requests waiting in the admission queue.");
         Meter.CreateObservableGauge("bulwark_engine_running_sequences", () => engine().RunningSequences, description: "Sequences the engine is running.");
@@ -49,6 +58,19 @@ public sealed class ServerMetrics : IDisposable
     public Counter<long> ModelTamperAlerts { get; }
     public Counter<long> DeadlineExceeded { get; }
     public Counter<long> OutputSecrets { get; }
+    public Counter<long> QuotaStoreSwitches { get; }
+    public Counter<long> AuditSpooled { get; }
+    public Counter<long> AuditReplayed { get; }
+    public Counter<long> AuditDropped { get; }
+
+    private int _quotaStoreMode;
+    private long _auditSpoolBytes;
+
+    /// <summary>Set by the quota store: 0 shared, 1 local shares, 2 refusing.</summary>
+    public int QuotaStoreMode { get => Volatile.Read(ref _quotaStoreMode); set => Volatile.Write(ref _quotaStoreMode, value); }
+
+    /// <summary>Set by the audit writer: the size of its spool file.</summary>
+    public long AuditSpoolBytes { get => Interlocked.Read(ref _auditSpoolBytes); set => Interlocked.Exchange(ref _auditSpoolBytes, value); }
 
     public void Dispose() => Meter.Dispose();
 }

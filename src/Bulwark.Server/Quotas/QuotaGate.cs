@@ -10,17 +10,20 @@ namespace Bulwark.Server.Quotas;
 /// counted: it reserves prompt + n × max_tokens against tokens/min, tokens/hour and tokens/day. A request refused at the
 /// second step still counts as a request (it was made), and its concurrency slot is freed. Both steps
 /// answer 429 with the rate-limit headers; the lease settles the real token count when the request ends.
+/// A store that cannot decide (Redis down, <see cref="ResilientQuotaStore"/>) makes either step 503.
 /// </summary>
 public sealed class QuotaGate(IQuotaStore store)
 {
     /// <summary>Checks requests/min, requests/hour and concurrency and opens the request's lease; throws the 429 refusal.</summary>
-    /// <exception cref="ApiException">429 <c>rate_limit_exceeded</c> with the rate-limit headers.</exception>
+    /// <exception cref="ApiException">429 <c>rate_limit_exceeded</c> with the rate-limit headers; 503 <c>quota_store_unavailable</c>.</exception>
     public async ValueTask<QuotaLease> AdmitRequestAsync(HttpContext context, Caller caller, CancellationToken ct = default)
     {
         var limits = caller.Limits;
-        var lease = new QuotaLease(store, context, caller, LeaseIds.Next()); // unique across replicas, unlike TraceIdentifier
+        var lease = new QuotaLease(store, context, caller, UniqueIds.Next()); // unique across replicas, unlike TraceIdentifier
         if (limits.RequestsPerMinute == 0 && limits.RequestsPerHour == 0 && limits.MaxConcurrent == 0) return lease;
-        var verdict = await store.AdmitAsync(caller.KeyId, limits with { TokensPerMinute = 0, TokensPerHour = 0, TokensPerDay = 0 }, 0, lease.Id, ct);
+        QuotaVerdict verdict;
+        try { verdict = await store.AdmitAsync(caller.KeyId, limits with { TokensPerMinute = 0, TokensPerHour = 0, TokensPerDay = 0 }, 0, lease.Id, ct); }
+        catch (QuotaStoreUnavailableException e) { throw Unavailable(context, e); }
         RateLimitHeaders.Write(context.Response.Headers, limits with { TokensPerMinute = 0, TokensPerHour = 0 }, verdict);
         if (!verdict.Admitted) throw Refused(context, limits, verdict, 0);
         lease.Opened(verdict);
@@ -36,6 +39,13 @@ public sealed class QuotaGate(IQuotaStore store)
         {
             Headers = headers.ToDictionary(h => h.Key, h => h.Value.ToString(), StringComparer.OrdinalIgnoreCase),
         };
+    }
+
+    /// <summary>503 <c>quota_store_unavailable</c>: the store could not decide (docs/reliability.md).</summary>
+    internal static ApiException Unavailable(HttpContext context, QuotaStoreUnavailableException e)
+    {
+        context.GetRequestUsage().RejectionReason = "quota_store_unavailable";
+        return new ApiException(StatusCodes.Status503ServiceUnavailable, e.Message, "server_error", null, "quota_store_unavailable", QuotaStoreUnavailableException.RetryAfter);
     }
 
     private static string Message(string limit, KeyLimits limits, long tokens) => limit switch
@@ -82,12 +92,18 @@ public sealed class QuotaLease : IAsyncDisposable
     internal void Opened(in QuotaVerdict verdict) => _slotOpen = _limits.MaxConcurrent > 0;
 
     /// <summary>Reserves <paramref name="tokens"/> against tokens/min, tokens/hour and tokens/day; once per lease.</summary>
-    /// <exception cref="ApiException">429 <c>rate_limit_exceeded</c> with the rate-limit headers; the concurrency slot is freed.</exception>
+    /// <exception cref="ApiException">429 <c>rate_limit_exceeded</c> with the rate-limit headers, or 503 <c>quota_store_unavailable</c>; the concurrency slot is freed.</exception>
     public async ValueTask ReserveTokensAsync(long tokens, CancellationToken ct = default)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(tokens);
         if (_limits.TokensPerMinute == 0 && _limits.TokensPerHour == 0 && _limits.TokensPerDay == 0) return;
-        var verdict = await _store.AdmitAsync(_keyId, _limits with { RequestsPerMinute = 0, RequestsPerHour = 0, MaxConcurrent = 0 }, tokens, Id, ct);
+        QuotaVerdict verdict;
+        try { verdict = await _store.AdmitAsync(_keyId, _limits with { RequestsPerMinute = 0, RequestsPerHour = 0, MaxConcurrent = 0 }, tokens, Id, ct); }
+        catch (QuotaStoreUnavailableException e)
+        {
+            await SettleAsync(0);
+            throw QuotaGate.Unavailable(_context, e);
+        }
         RateLimitHeaders.Write(_context.Response.Headers, _limits with { RequestsPerMinute = 0, RequestsPerHour = 0 }, verdict);
         if (!verdict.Admitted)
         {

@@ -8,4 +8,24 @@ public sealed class QuotaOptions
 
     /// <summary>Prefix of every Redis key Bulwark writes.</summary>
     public string RedisPrefix { get; set; } = "bulwark:";
+
+    /// <summary>What a replica does with requests of keys that have limits while Redis cannot be reached (docs/reliability.md).</summary>
+    public RedisDownPolicy WhenRedisDown { get; set; } = RedisDownPolicy.Refuse;
+}
+
+/// <summary>
+/// The two answers to "Redis is down" that never admit more than a key's limit: refuse, or admit
+/// against this replica's share. Keys without limits never touch Redis and are served either way.
+/// </summary>
+public enum RedisDownPolicy
+{
+    /// <summary>503 <c>quota_store_unavailable</c> with <c>Retry-After</c> until Redis answers: no limit is enforced from a guess.</summary>
+    Refuse,
+
+    /// <summary>
+    /// Admit against this replica's share of each limit (the limit divided by the live replicas, each key's
+    /// minute taken as already spent); refuse with 503 what cannot be shared (a daily token budget, a
+    /// limit below the replica count, an unknown replica count).
+    /// </summary>
+    Local,
 }

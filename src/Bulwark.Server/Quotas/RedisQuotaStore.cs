@@ -30,6 +30,22 @@ public sealed class RedisQuotaStore : IQuotaStore
         this.testClock = testClock;
     }
 
+    /// <summary>
+    /// The connection the server uses. A first connection slower than the connect timeout (a loaded host,
+    /// Redis restarting) must not fail requests for good: the multiplexer keeps retrying in the background,
+    /// within about 2 s of Redis coming back. Commands fail at once while it has no connection, rather than
+    /// queueing for the command timeout, so a dead Redis costs a request nothing: the quota store answers
+    /// without it (<see cref="ResilientQuotaStore"/>).
+    /// </summary>
+    public static ConnectionMultiplexer Connect(string configuration)
+    {
+        var options = ConfigurationOptions.Parse(configuration);
+        options.AbortOnConnectFail = false;
+        options.BacklogPolicy = BacklogPolicy.FailFast;
+        options.ReconnectRetryPolicy = new ExponentialRetry(250, 2000);
+        return ConnectionMultiplexer.Connect(options);
+    }
+
     /// <summary>A concurrency lease left open by a crashed replica expires after this long.</summary>
     public static readonly TimeSpan LeaseLifetime = TimeSpan.FromMinutes(15);
 
@@ -49,6 +65,49 @@ public sealed class RedisQuotaStore : IQuotaStore
         await redis.GetDatabase().ScriptEvaluateAsync(QuotaScripts.Settle, Keys(keyId),
             [limits.TokensPerMinute, limits.MaxConcurrent, reserved, actual, admitted.Day, leaseId, admitted.TokensReservedUntil, admitted.Hour, Now()]);
     }
+
+    /// <summary>
+    /// Charges what a replica admitted on its own while Redis was unreachable (<see cref="ResilientQuotaStore"/>):
+    /// <paramref name="requests"/> and <paramref name="tokens"/> move the key's buckets forward from now,
+    /// unchecked (a charge may leave a bucket more than a minute ahead: it then refuses until it drains),
+    /// and <paramref name="openLeases"/>, concurrency slots still open there, are added to the shared ones.
+    /// </summary>
+    public async ValueTask ChargeAsync(string keyId, KeyLimits limits, long requests, long tokens, IReadOnlyList<string> openLeases)
+    {
+        RedisValue[] args = [limits.RequestsPerMinute, limits.TokensPerMinute, requests, tokens, (long)LeaseLifetime.TotalMicroseconds, Now(),
+            .. openLeases.Select(l => (RedisValue)l)];
+        await redis.GetDatabase().ScriptEvaluateAsync(ChargeScript, Keys(keyId), args);
+    }
+
+    /// <summary>Throws unless Redis answers now.</summary>
+    public async ValueTask PingAsync() => await redis.GetDatabase().PingAsync();
+
+    /// <summary>Where Redis is, for log lines (endpoints only: the configuration may hold a password).</summary>
+    public string Description => string.Join(",", redis.GetEndPoints().Select(e => e.ToString()));
+
+    // Same hash and sorted set as QuotaScripts.Admit; rt and tt are TATs in µs, kept with 17 digits.
+    private const string ChargeScript = """
+        local now = tonumber(ARGV[6])
+        if now == nil then
+          local t = redis.call('TIME')
+          now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+        end
+        local W = 60000000
+        local rpm, tpm, requests, tokens, leaseTtl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+        if rpm > 0 and requests > 0 then
+          local rt = tonumber(redis.call('HGET', KEYS[1], 'rt')) or 0
+          redis.call('HSET', KEYS[1], 'rt', string.format('%.17g', math.max(rt, now) + requests * W / rpm))
+          redis.call('PEXPIRE', KEYS[1], 90000000)
+        end
+        if tpm > 0 and tokens > 0 then
+          local tt = tonumber(redis.call('HGET', KEYS[1], 'tt')) or 0
+          redis.call('HSET', KEYS[1], 'tt', string.format('%.17g', math.max(tt, now) + tokens * W / tpm))
+          redis.call('PEXPIRE', KEYS[1], 90000000)
+        end
+        for i = 7, #ARGV do redis.call('ZADD', KEYS[2], now + leaseTtl, ARGV[i]) end
+        if #ARGV >= 7 then redis.call('PEXPIRE', KEYS[2], math.ceil(leaseTtl / 1000)) end
+        return 1
+        """;
 
     // Empty tells the script to read Redis's TIME.
     private RedisValue Now() => testClock is null

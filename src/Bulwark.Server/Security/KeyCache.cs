@@ -15,6 +15,9 @@ namespace Bulwark.Server.Security;
 /// An entry holds the stored instants a key stops working at (its expiry, the end of a rotation's
 /// grace), and <see cref="ApiKeyAuthenticator"/> compares them with each request's time, so a cached
 /// key never outlives them, however long the entry lives.
+/// While the store cannot be reached, entries are served for the rest of their lifetime and no
+/// longer: a key that must be looked up then is refused with 503 (<see cref="KeyStoreUnavailableException"/>),
+/// never let through on a copy older than the lifetime promises.
 /// </summary>
 public sealed class KeyCache(KeyStore store, TimeProvider time, TimeSpan lifetime)
 {
@@ -62,7 +65,13 @@ public sealed class KeyCache(KeyStore store, TimeProvider time, TimeSpan lifetim
 
     private async ValueTask<CachedKey> LoadAsync(string id, long now, CancellationToken ct)
     {
-        var entry = new CachedKey(await store.FindAsync(id, ct), now);
+        ApiKeyRecord? record;
+        try { record = await store.FindAsync(id, ct); }
+        catch (Exception e) when (e is System.Data.Common.DbException or IOException or TimeoutException && !ct.IsCancellationRequested)
+        {
+            throw new KeyStoreUnavailableException(e);
+        }
+        var entry = new CachedKey(record, now);
         if (_entries.Count >= MaxEntries) _entries.Clear();
         _entries[id] = entry;
         return entry;
@@ -113,3 +122,6 @@ public sealed class CachedKey
         Volatile.Write(ref _verified, credential.ToString());
     }
 }
+
+/// <summary>The key store could not be read (docs/reliability.md); the identity stage answers 503 <c>key_store_unavailable</c>.</summary>
+public sealed class KeyStoreUnavailableException(Exception inner) : Exception("the key store cannot be reached: " + inner.Message, inner);

@@ -32,7 +32,16 @@ public sealed class SecurityMiddleware(RequestDelegate next, ApiKeyAuthenticator
         var outcome = CredentialReader.Read(context.Request, out var token);
         var failure = outcome == CredentialReader.Outcome.Found ? AuthFailure.None : AuthFailure.Malformed;
         if (outcome == CredentialReader.Outcome.Found)
-            (caller, failure) = await authenticator.AuthenticateAsync(token.ToString(), context.RequestAborted);
+        {
+            try { (caller, failure) = await authenticator.AuthenticateAsync(token.ToString(), context.RequestAborted); }
+            catch (KeyStoreUnavailableException)
+            {
+                // The key is not cached and the store is down: neither let through nor called invalid.
+                await RefuseAsync(context, StatusCodes.Status503ServiceUnavailable, "key_store_unavailable", "server_error",
+                    "API keys cannot be checked right now (the key store is unreachable); retry in a few seconds.");
+                return;
+            }
+        }
         if (caller is null)
         {
             await RefuseAsync(context, StatusCodes.Status401Unauthorized, Reason(outcome, failure), "invalid_request_error",
@@ -64,7 +73,8 @@ public sealed class SecurityMiddleware(RequestDelegate next, ApiKeyAuthenticator
     {
         context.GetRequestUsage().RejectionReason = reason;
         var code = status == StatusCodes.Status401Unauthorized ? "invalid_api_key" : reason.Split(':')[0];
-        return ErrorResponse.WriteAsync(context, new ApiException(status, message, type, null, code)
+        return ErrorResponse.WriteAsync(context, new ApiException(status, message, type, null, code,
+            status == StatusCodes.Status503ServiceUnavailable ? TimeSpan.FromSeconds(1) : null)
         {
             Headers = status == StatusCodes.Status401Unauthorized ? Challenge : null,
         });

@@ -10,6 +10,11 @@ namespace Bulwark.Server.Storage;
 /// </summary>
 public sealed record AuditRecord
 {
+    /// <summary>
+    /// Unique across replicas and restarts (<see cref="UniqueIds"/>): a record written again, as a replay
+    /// of the spool after a crash may, is stored once. Null on records written before ids existed.
+    /// </summary>
+    public string? Id { get; init; } = UniqueIds.Next();
     public required DateTimeOffset At { get; init; }
     public required string Kind { get; init; }
     public string? RequestId { get; init; }

@@ -10,44 +10,49 @@ public sealed record DailyUsage(string KeyId, string Day, long Requests, long Pr
 /// <summary>The <c>audit_events</c> and <c>usage_daily</c> tables, written in batches.</summary>
 public sealed class AuditStore(Database database)
 {
+    // A record already stored (same id) is skipped, and then neither counted in usage_daily again.
     private const string InsertEvent =
-        "INSERT INTO audit_events (at, kind, request_id, key_id, tenant, model, client_ip, route, status, prompt_tokens, completion_tokens, latency_us, reason, detail, guard, upstream) " +
-        "VALUES (@at, @kind, @rid, @key, @tenant, @model, @ip, @route, @status, @pt, @ct, @lat, @reason, @detail, @guard, @upstream)";
+        "INSERT INTO audit_events (record_id, at, kind, request_id, key_id, tenant, model, client_ip, route, status, prompt_tokens, completion_tokens, latency_us, reason, detail, guard, upstream) " +
+        "VALUES (@id, @at, @kind, @rid, @key, @tenant, @model, @ip, @route, @status, @pt, @ct, @lat, @reason, @detail, @guard, @upstream) " +
+        "ON CONFLICT (record_id) DO NOTHING";
 
     private const string AddUsage =
         "INSERT INTO usage_daily (key_id, day, requests, prompt_tokens, completion_tokens) VALUES (@key, @day, @n, @pt, @ct) " +
         "ON CONFLICT (key_id, day) DO UPDATE SET requests = usage_daily.requests + excluded.requests, " +
         "prompt_tokens = usage_daily.prompt_tokens + excluded.prompt_tokens, completion_tokens = usage_daily.completion_tokens + excluded.completion_tokens";
 
-    public Task WriteAsync(IReadOnlyList<AuditRecord> records, CancellationToken ct = default) => WriteAsync(records, [], ct);
+    public Task<int> WriteAsync(IReadOnlyList<AuditRecord> records, CancellationToken ct = default) => WriteAsync(records, [], ct);
 
     /// <summary>
     /// Writes <paramref name="records"/>, adds the admitted requests among them to <c>usage_daily</c>, and
     /// moves keys' last-used times forward (<paramref name="lastUsed"/>), all in one transaction.
+    /// Idempotent per record: one whose <see cref="AuditRecord.Id"/> is already stored is skipped.
     /// </summary>
-    public async Task WriteAsync(IReadOnlyList<AuditRecord> records, IReadOnlyCollection<KeyValuePair<string, DateTimeOffset>> lastUsed, CancellationToken ct = default)
+    /// <returns>The records stored now (those not stored before).</returns>
+    public async Task<int> WriteAsync(IReadOnlyList<AuditRecord> records, IReadOnlyCollection<KeyValuePair<string, DateTimeOffset>> lastUsed, CancellationToken ct = default)
     {
-        if (records.Count == 0 && lastUsed.Count == 0) return;
+        if (records.Count == 0 && lastUsed.Count == 0) return 0;
+        var stored = new List<AuditRecord>(records.Count);
         await using var connection = await database.OpenAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
         // Perf: one command per statement for the whole batch, parameters re-bound per row, so SQLite
         // parses each statement once per batch rather than once per record.
-        await using (var insert = connection.Command(InsertEvent, ("@at", null), ("@kind", null), ("@rid", null), ("@key", null), ("@tenant", null),
+        await using (var insert = connection.Command(InsertEvent, ("@id", null), ("@at", null), ("@kind", null), ("@rid", null), ("@key", null), ("@tenant", null),
                          ("@model", null), ("@ip", null), ("@route", null), ("@status", null), ("@pt", null), ("@ct", null), ("@lat", null),
                          ("@reason", null), ("@detail", null), ("@guard", null), ("@upstream", null)))
         {
             insert.Transaction = tx;
             foreach (var r in records)
             {
-                insert.Bind(r.At.ToUnixTimeMilliseconds(), r.Kind, r.RequestId, r.KeyId, r.Tenant, Clean(r.Model), r.ClientIp, Clean(r.Route), (long?)r.Status,
+                insert.Bind(r.Id, r.At.ToUnixTimeMilliseconds(), r.Kind, r.RequestId, r.KeyId, r.Tenant, Clean(r.Model), r.ClientIp, Clean(r.Route), (long?)r.Status,
                     r.PromptTokens, r.CompletionTokens, r.LatencyMicroseconds, Clean(r.Reason), Clean(r.Detail), r.Guard, Clean(r.Upstream));
-                await insert.ExecuteNonQueryAsync(ct);
+                if (await insert.ExecuteNonQueryAsync(ct) > 0) stored.Add(r);
             }
         }
         await using (var usage = connection.Command(AddUsage, ("@key", null), ("@day", null), ("@n", null), ("@pt", null), ("@ct", null)))
         {
             usage.Transaction = tx;
-            foreach (var ((key, day), total) in DailyTotals(records))
+            foreach (var ((key, day), total) in DailyTotals(stored))
             {
                 usage.Bind(key, day, total.Requests, total.PromptTokens, total.CompletionTokens);
                 await usage.ExecuteNonQueryAsync(ct);
@@ -55,6 +60,7 @@ public sealed class AuditStore(Database database)
         }
         await KeyStore.TouchAsync(connection, tx, lastUsed, ct);
         await tx.CommitAsync(ct);
+        return stored.Count;
     }
 
     /// <summary>Admitted requests (a key, no refusal) summed per key and UTC day.</summary>
@@ -80,7 +86,7 @@ public sealed class AuditStore(Database database)
     {
         await using var connection = await database.OpenAsync(ct);
         await using var command = connection.Command(
-            "SELECT at, kind, request_id, key_id, tenant, model, client_ip, route, status, prompt_tokens, completion_tokens, latency_us, reason, detail, guard, upstream " +
+            "SELECT at, kind, request_id, key_id, tenant, model, client_ip, route, status, prompt_tokens, completion_tokens, latency_us, reason, detail, guard, upstream, record_id " +
             (kind is null ? "FROM audit_events " : "FROM audit_events WHERE kind = @kind ") + "ORDER BY seq DESC LIMIT @limit",
             kind is null ? [("@limit", (long)limit)] : [("@kind", kind), ("@limit", (long)limit)]);
         await using var reader = await command.ExecuteReaderAsync(ct);
@@ -116,5 +122,6 @@ public sealed class AuditStore(Database database)
         Detail = r.NullableString(13),
         Guard = r.NullableString(14),
         Upstream = r.NullableString(15),
+        Id = r.NullableString(16),
     };
 }

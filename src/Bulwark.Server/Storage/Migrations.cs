@@ -94,6 +94,12 @@ public static class Migrations
         """
         ALTER TABLE api_keys ADD COLUMN retires_at BIGINT NULL;
         """,
+        // 7: a unique id per audit record, so a record written twice (a spool replayed after a crash
+        // that came between the store's commit and the spool's truncation) is stored once.
+        """
+        ALTER TABLE audit_events ADD COLUMN record_id TEXT NULL;
+        CREATE UNIQUE INDEX audit_events_record_id ON audit_events (record_id);
+        """,
     ];
 
     /// <summary>The schema version this build writes.</summary>

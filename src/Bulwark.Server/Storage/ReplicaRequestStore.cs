@@ -31,6 +31,14 @@ public sealed class ReplicaRequestStore(Database database)
         return snapshots;
     }
 
+    /// <summary>How many replicas published at or after <paramref name="since"/>: the replicas alive now.</summary>
+    public async Task<int> CountSinceAsync(DateTimeOffset since, CancellationToken ct = default)
+    {
+        await using var connection = await database.OpenAsync(ct);
+        await using var command = connection.Command("SELECT COUNT(*) FROM replica_requests WHERE updated_at >= @since", ("@since", since.ToUnixTimeMilliseconds()));
+        return Convert.ToInt32(await command.ExecuteScalarAsync(ct), System.Globalization.CultureInfo.InvariantCulture);
+    }
+
     /// <summary>Removes one replica's row (at its shutdown) or every row older than <paramref name="before"/>.</summary>
     public async Task<int> RemoveAsync(string? replica, DateTimeOffset before, CancellationToken ct = default)
     {

@@ -33,19 +33,27 @@ public sealed class SecurityStorage : IAsyncDisposable
     public ReplicaRequestStore ReplicaRequests { get; }
 
     /// <summary>Opens (creating and migrating as needed) the store the options point at.</summary>
+    /// <exception cref="DataDirectoryException">The SQLite file cannot be created or written (a full disk).</exception>
     public static async Task<SecurityStorage> OpenAsync(DataDirectory dataDirectory, StorageOptions options, CancellationToken ct = default)
     {
         Database database;
-        if (string.IsNullOrWhiteSpace(options.Postgres))
-        {
-            dataDirectory.EnsureCreated();
-            database = Database.Sqlite(Path.Combine(dataDirectory.StatePath, SqliteFileName));
-        }
-        else
+        if (!string.IsNullOrWhiteSpace(options.Postgres))
         {
             database = Database.Postgres(options.Postgres, options.Schema);
+            await Migrations.ApplyAsync(database, ct);
+            return new SecurityStorage(database);
         }
-        await Migrations.ApplyAsync(database, ct);
+        var path = Path.Combine(dataDirectory.StatePath, SqliteFileName);
+        try
+        {
+            dataDirectory.EnsureCreated();
+            database = Database.Sqlite(path);
+            await Migrations.ApplyAsync(database, ct);
+        }
+        catch (Exception e) when (DataDirectoryException.IsDiskFailure(e))
+        {
+            throw new DataDirectoryException(path, e);
+        }
         return new SecurityStorage(database);
     }
 

@@ -1,18 +1,19 @@
 using System.Globalization;
 using System.Security.Cryptography;
 
-namespace Bulwark.Server.Quotas;
+namespace Bulwark.Server;
 
 /// <summary>
-/// Names of concurrency leases: unique across replicas (a random 64-bit prefix drawn once per
-/// process) and within the process (a counter). Lease ids are never shown to clients and guard
-/// nothing; they only keep two open leases apart in the shared store.
+/// Ids unique across replicas and restarts (a random 64-bit prefix drawn once per process) and within
+/// the process (a counter): names of concurrency leases, which keep two open leases apart in the
+/// shared store, and of audit records, which keep a record written twice (replayed from the spool)
+/// from being stored twice. They are never shown to clients and guard nothing.
 /// </summary>
 /// <remarks>
 /// Perf: <see cref="Guid.NewGuid"/> reads the kernel's CSPRNG on every call, a system call per
 /// request (about 2 µs on the virtual machines measured), which this avoids.
 /// </remarks>
-public static class LeaseIds
+public static class UniqueIds
 {
     private static readonly string Prefix = RandomNumberGenerator.GetHexString(16, lowercase: true);
     private static long _counter;

@@ -1,9 +1,7 @@
 using System.Collections.Concurrent;
-using Bulwark.Server.Quotas;
+namespace Bulwark.Server.Tests;
 
-namespace Bulwark.Server.Tests.Quotas;
-
-public class LeaseIdsTests
+public class UniqueIdsTests
 {
     [Fact]
     public async Task IdsAreDistinctAcrossThreadsAndShareOneRandomProcessPrefix()
@@ -11,7 +9,7 @@ public class LeaseIdsTests
         var ids = new ConcurrentBag<string>();
         await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => Task.Run(() =>
         {
-            for (var i = 0; i < 5000; i++) ids.Add(LeaseIds.Next());
+            for (var i = 0; i < 5000; i++) ids.Add(UniqueIds.Next());
         })));
         Assert.Equal(20_000, ids.Distinct().Count());
         var prefixes = ids.Select(id => id.Split('-')[0]).Distinct().ToList();
