@@ -1,4 +1,6 @@
+using System.Globalization;
 using System.Text.Json.Serialization;
+using Bulwark.Server.Api;
 using Bulwark.Server.Audit;
 using Bulwark.Server.Incidents;
 using Bulwark.Server.Redaction;
@@ -23,11 +25,49 @@ public sealed record CreateKeyRequest(
     [property: JsonPropertyName("priority")] int Priority = 0,
     [property: JsonPropertyName("expires_at")] DateTimeOffset? ExpiresAt = null,
     [property: JsonPropertyName("admin")] bool Admin = false,
-    [property: JsonPropertyName("guard")] string? Guard = null);
+    [property: JsonPropertyName("guard")] string? Guard = null)
+{
+    /// <summary>The body as the server reads it: strictly typed (no numbers in strings), every failure a 400 naming the field.</summary>
+    public static CreateKeyRequest Read(JsonFields f) => new(
+        f.String("name", AdminBody.MaxText) ?? "", f.String("tenant", AdminBody.MaxText), ReadModels(f),
+        f.Integer("rpm", 0, long.MaxValue) ?? 0, f.Integer("tpm", 0, long.MaxValue) ?? 0, f.Integer("tokens_per_day", 0, long.MaxValue) ?? 0,
+        f.Integer("concurrency", 0, long.MaxValue) ?? 0, (int)(f.Integer("priority", 0, KeySpec.MaxPriority) ?? 0), ReadExpiry(f),
+        f.Boolean("admin") ?? false, f.String("guard", AdminBody.MaxText));
 
-public sealed record IpBlockRequest([property: JsonPropertyName("cidr")] string Cidr, [property: JsonPropertyName("reason")] string? Reason = null);
+    private static string[]? ReadModels(JsonFields f)
+    {
+        if (f.Array("models", 0, AdminBody.MaxItems) is not { } array) return null;
+        var models = new string[array.GetArrayLength()];
+        var i = 0;
+        foreach (var item in array.EnumerateArray())
+        {
+            var path = $"{f.PathOf("models")}[{i}]";
+            if (item.ValueKind != System.Text.Json.JsonValueKind.String) throw ApiException.WrongType(path, "a string", JsonFields.Kind(item));
+            models[i++] = item.GetString()!;
+        }
+        return models;
+    }
 
-public sealed record LogLevelRequest([property: JsonPropertyName("level")] string Level);
+    private static DateTimeOffset? ReadExpiry(JsonFields f)
+    {
+        if (f.String("expires_at", 64) is not { } text) return null;
+        // ISO 8601 as System.Text.Json writes it (what `bulwark keys create --expires` sends); no offset means UTC.
+        if (DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var at)) return at;
+        throw ApiException.Invalid("expires_at", $"expires_at must be an ISO 8601 date and time such as 2027-01-31T00:00:00Z; got '{text}'.");
+    }
+}
+
+/// <summary>Body of <c>POST /admin/ip-blocks</c> and <c>POST /admin/ip-blocks/remove</c>.</summary>
+public sealed record IpBlockRequest([property: JsonPropertyName("cidr")] string Cidr, [property: JsonPropertyName("reason")] string? Reason = null)
+{
+    public static IpBlockRequest Read(JsonFields f) => new(f.String("cidr", AdminBody.MaxText) ?? "", f.String("reason", AdminBody.MaxText));
+}
+
+/// <summary>Body of <c>PUT /admin/log-level</c>.</summary>
+public sealed record LogLevelRequest([property: JsonPropertyName("level")] string Level)
+{
+    public static LogLevelRequest Read(JsonFields f) => new(f.String("level", AdminBody.MaxText) ?? "");
+}
 
 /// <summary>
 /// The admin API: keys, IP blocks, active requests, log level, the audit log. Every route needs the admin scope,
@@ -43,8 +83,9 @@ public static class AdminEndpoints
     {
         var admin = endpoints.MapGroup(prefix).WithMetadata(new RequireScopeAttribute(Scopes.Admin));
 
-        admin.MapPost("/keys", async (CreateKeyRequest body, KeyIssuer issuer, HttpContext context) =>
+        admin.MapPost("/keys", async (KeyIssuer issuer, HttpContext context) =>
         {
+            var body = await AdminBody.ReadAsync(context, CreateKeyRequest.Read);
             try
             {
                 var spec = new KeySpec
@@ -69,13 +110,15 @@ public static class AdminEndpoints
 
         admin.MapGet("/ip-blocks", async (SecurityStorage storage, CancellationToken ct) =>
             Results.Json(new { data = (await storage.IpBlocks.ListAsync(ct)).Select(b => new { cidr = b.Cidr, reason = b.Reason, created_at = b.CreatedAt }) }));
-        admin.MapPost("/ip-blocks", async (IpBlockRequest body, IncidentControls controls, HttpContext context) =>
+        admin.MapPost("/ip-blocks", async (IncidentControls controls, HttpContext context) =>
         {
+            var body = await AdminBody.ReadAsync(context, IpBlockRequest.Read);
             try { return Results.Json(new { cidr = await controls.BlockIpAsync(body.Cidr ?? "", body.Reason ?? "", Actor(context), context.RequestAborted) }); }
             catch (FormatException e) { return BadRequest(e.Message); }
         });
-        admin.MapPost("/ip-blocks/remove", async (IpBlockRequest body, IncidentControls controls, HttpContext context) =>
+        admin.MapPost("/ip-blocks/remove", async (IncidentControls controls, HttpContext context) =>
         {
+            var body = await AdminBody.ReadAsync(context, IpBlockRequest.Read);
             try { return await controls.UnblockIpAsync(body.Cidr ?? "", Actor(context), context.RequestAborted) ? Results.NoContent() : NotFound($"'{body.Cidr}' is not blocked"); }
             catch (FormatException e) { return BadRequest(e.Message); }
         });
@@ -96,8 +139,9 @@ public static class AdminEndpoints
             await controls.CancelRequestAsync(id, Actor(context), context.RequestAborted);
             return Results.Accepted();
         });
-        admin.MapPut("/log-level", async (LogLevelRequest body, IncidentControls controls, HttpContext context) =>
+        admin.MapPut("/log-level", async (IncidentControls controls, HttpContext context) =>
         {
+            var body = await AdminBody.ReadAsync(context, LogLevelRequest.Read);
             if (!RuntimeLogLevel.TryParse(body.Level ?? "", out var level))
                 return BadRequest($"level must be one of Trace, Debug, Information, Warning, Error, Critical, None or default; got '{body.Level}'");
             await controls.SetLogLevelAsync(level, Actor(context), context.RequestAborted);
