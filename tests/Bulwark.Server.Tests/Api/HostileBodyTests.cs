@@ -240,4 +240,25 @@ public sealed class HostileBodyTests(HostileBodyTests.Server server) : IClassFix
             Assert.Contains($"'{route.DuplicateKey}'", error.GetProperty("message").GetString());
         }
     }
+
+    [Theory]
+    [InlineData("load")]
+    [InlineData("use")]
+    public async Task ModelAdminBodiesAreReadAsStrictly(string action)
+    {
+        // Refused while the body is read, before the registry is asked about the model or version.
+        foreach (var (body, param) in new (byte[], string)[]
+        {
+            (B("{\"version\":\"v", new byte[] { 0xFF }, "\"}"), "version"),
+            (B("{\"version\":\"\\ud800\"}"), "version"),
+            (B("{\"version\":\"v1\",\"version\":\"v2\"}"), "version"),
+            (B("{\"version\":NaN}"), "version"),
+            (B("{\"version\":7}"), "version"),
+        })
+        {
+            var (status, text, _) = await RawHttp.SendBytesAsync(server.Admin, HttpMethod.Post, $"admin/models/test-model/{action}", body);
+            Assert.True(status == 400, $"{action} {Encoding.UTF8.GetString(body)}: expected 400, got {status}: {text}");
+            Assert.Equal(param, RawHttp.Error(JsonDocument.Parse(text).RootElement).GetProperty("param").GetString());
+        }
+    }
 }
