@@ -7,13 +7,17 @@ using Bulwark.Engine.Model.Loading;
 namespace Bulwark.Fuzz;
 
 /// <summary>
-/// One fuzz target per reader. Each takes arbitrary bytes; a <see cref="ModelFormatException"/>
-/// is the expected answer to bad input, so <see cref="Run"/> swallows it; any other exception
-/// escapes and the fuzzer records the input as a crash.
+/// One fuzz target per reader: the model-file readers here, a client's request in
+/// <see cref="RequestTargets"/>. Each takes arbitrary bytes; a clean refusal
+/// (<see cref="ModelFormatException"/> for files, a 4xx <c>ApiException</c> for requests) is the
+/// expected answer to bad input, so <see cref="Run"/> swallows it; any other exception escapes and
+/// the fuzzer records the input as a crash.
 /// </summary>
 internal static class FuzzTargets
 {
-    public static readonly IReadOnlyList<string> Names = ["gguf", "safetensors", "index", "config"];
+    private static readonly IReadOnlyList<string> FileTargets = ["gguf", "safetensors", "index", "config"];
+
+    public static readonly IReadOnlyList<string> Names = [.. FileTargets, .. RequestTargets.Names];
 
     /// <summary>The fuzz target: <see cref="Read"/>, with clean refusals counted as success.</summary>
     public static void Run(string target, byte[] bytes)
@@ -22,15 +26,23 @@ internal static class FuzzTargets
         {
             Read(target, bytes);
         }
-        catch (ModelFormatException)
+        catch (Exception e) when (IsRefusal(e))
         {
             // A clean refusal: the behaviour wanted for hostile input.
         }
     }
 
-    /// <summary>Reads <paramref name="bytes"/> as Bulwark would read a file of that kind; throws <see cref="ModelFormatException"/> to refuse.</summary>
+    /// <summary>Whether <paramref name="e"/> is the answer wanted for bad input, for files and for requests alike.</summary>
+    public static bool IsRefusal(Exception e) => e is ModelFormatException || RequestTargets.IsRefusal(e);
+
+    /// <summary>Reads <paramref name="bytes"/> as Bulwark would read a file of that kind or a request to that route; throws a refusal to refuse.</summary>
     public static void Read(string target, byte[] bytes)
     {
+        if (RequestTargets.Names.Contains(target))
+        {
+            RequestTargets.Read(target, bytes);
+            return;
+        }
         switch (target)
         {
             case "gguf":

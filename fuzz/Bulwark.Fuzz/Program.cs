@@ -1,4 +1,3 @@
-using Bulwark.Engine.Formats;
 using Bulwark.Fuzz;
 using SharpFuzz;
 
@@ -32,7 +31,7 @@ switch (args.Length > 1 ? args[1] : null)
                 FuzzTargets.Read(target, File.ReadAllBytes(file));
                 Console.WriteLine($"{file}: accepted");
             }
-            catch (ModelFormatException e)
+            catch (Exception e) when (FuzzTargets.IsRefusal(e))
             {
                 Console.WriteLine($"{file}: refused: {e.Message}");
             }

@@ -1,6 +1,8 @@
+using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Bulwark.Server.Admission;
+using Bulwark.Server.Api;
 using Bulwark.Server.Audit;
 using Bulwark.Server.Incidents;
 using Bulwark.Server.Redaction;
@@ -28,14 +30,56 @@ public sealed record CreateKeyRequest(
     [property: JsonPropertyName("admin")] bool Admin = false,
     [property: JsonPropertyName("guard")] string? Guard = null,
     [property: JsonPropertyName("rph")] long Rph = 0,
-    [property: JsonPropertyName("tph")] long Tph = 0);
+    [property: JsonPropertyName("tph")] long Tph = 0)
+{
+    /// <summary>The body as the server reads it: strictly typed (no numbers in strings), every failure a 400 naming the field.</summary>
+    public static CreateKeyRequest Read(JsonFields f) => new(
+        f.String("name", AdminBody.MaxText) ?? "", f.String("tenant", AdminBody.MaxText), ReadModels(f),
+        f.Integer("rpm", 0, long.MaxValue) ?? 0, f.Integer("tpm", 0, long.MaxValue) ?? 0, f.Integer("tokens_per_day", 0, long.MaxValue) ?? 0,
+        f.Integer("concurrency", 0, long.MaxValue) ?? 0, (int)(f.Integer("priority", 0, KeySpec.MaxPriority) ?? 0), ReadExpiry(f),
+        f.Boolean("admin") ?? false, f.String("guard", AdminBody.MaxText),
+        f.Integer("rph", 0, long.MaxValue) ?? 0, f.Integer("tph", 0, long.MaxValue) ?? 0);
+
+    private static string[]? ReadModels(JsonFields f)
+    {
+        if (f.Array("models", 0, AdminBody.MaxItems) is not { } array) return null;
+        var models = new string[array.GetArrayLength()];
+        var i = 0;
+        foreach (var item in array.EnumerateArray())
+        {
+            var path = $"{f.PathOf("models")}[{i}]";
+            if (item.ValueKind != System.Text.Json.JsonValueKind.String) throw ApiException.WrongType(path, "a string", JsonFields.Kind(item));
+            models[i++] = item.GetString()!;
+        }
+        return models;
+    }
+
+    private static DateTimeOffset? ReadExpiry(JsonFields f)
+    {
+        if (f.String("expires_at", 64) is not { } text) return null;
+        // ISO 8601 as System.Text.Json writes it (what `bulwark keys create --expires` sends); no offset means UTC.
+        if (DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var at)) return at;
+        throw ApiException.Invalid("expires_at", $"expires_at must be an ISO 8601 date and time such as 2027-01-31T00:00:00Z; got '{text}'.");
+    }
+}
 
 /// <summary>Body of <c>POST /admin/keys/{id}/rotate</c>, optional: <c>grace</c> as <c>keys rotate --grace</c> takes it (<c>24h</c>); none or <c>0</c> revokes the old key at once.</summary>
-public sealed record RotateKeyRequest([property: JsonPropertyName("grace")] string? Grace = null);
+public sealed record RotateKeyRequest([property: JsonPropertyName("grace")] string? Grace = null)
+{
+    public static RotateKeyRequest Read(JsonFields f) => new(f.String("grace", 64));
+}
 
-public sealed record IpBlockRequest([property: JsonPropertyName("cidr")] string Cidr, [property: JsonPropertyName("reason")] string? Reason = null);
+/// <summary>Body of <c>POST /admin/ip-blocks</c> and <c>POST /admin/ip-blocks/remove</c>.</summary>
+public sealed record IpBlockRequest([property: JsonPropertyName("cidr")] string Cidr, [property: JsonPropertyName("reason")] string? Reason = null)
+{
+    public static IpBlockRequest Read(JsonFields f) => new(f.String("cidr", AdminBody.MaxText) ?? "", f.String("reason", AdminBody.MaxText));
+}
 
-public sealed record LogLevelRequest([property: JsonPropertyName("level")] string Level);
+/// <summary>Body of <c>PUT /admin/log-level</c>.</summary>
+public sealed record LogLevelRequest([property: JsonPropertyName("level")] string Level)
+{
+    public static LogLevelRequest Read(JsonFields f) => new(f.String("level", AdminBody.MaxText) ?? "");
+}
 
 /// <summary>
 /// Body of <c>POST /admin/isolate</c> and <c>/admin/resume</c> (optional): without <c>replica</c> or
@@ -45,7 +89,11 @@ public sealed record LogLevelRequest([property: JsonPropertyName("level")] strin
 public sealed record IsolationRequest(
     [property: JsonPropertyName("reason")] string? Reason = null,
     [property: JsonPropertyName("replica")] string? Replica = null,
-    [property: JsonPropertyName("all_replicas")] bool AllReplicas = false);
+    [property: JsonPropertyName("all_replicas")] bool AllReplicas = false)
+{
+    public static IsolationRequest Read(JsonFields f) =>
+        new(f.String("reason", AdminBody.MaxText), f.String("replica", AdminBody.MaxText), f.Boolean("all_replicas") ?? false);
+}
 
 /// <summary>
 /// The admin API: keys, IP blocks, active requests, log level, the audit log. Every route needs the admin scope,
@@ -60,9 +108,20 @@ public static class AdminEndpoints
     public static RouteGroupBuilder MapBulwarkAdmin(this IEndpointRouteBuilder endpoints, string prefix = "/admin")
     {
         var admin = endpoints.MapGroup(prefix).WithMetadata(new RequireScopeAttribute(Scopes.Admin));
-
-        admin.MapPost("/keys", async (CreateKeyRequest body, KeyIssuer issuer, HttpContext context) =>
+        // A body the group cannot read is answered here, in OpenAI's error shape, whatever host maps the group.
+        admin.AddEndpointFilter(async (invocation, next) =>
         {
+            try { return await next(invocation); }
+            catch (ApiException e)
+            {
+                await ErrorResponse.WriteAsync(invocation.HttpContext, e);
+                return Results.Empty;
+            }
+        });
+
+        admin.MapPost("/keys", async (KeyIssuer issuer, HttpContext context) =>
+        {
+            var body = await AdminBody.ReadAsync(context, CreateKeyRequest.Read);
             try
             {
                 var spec = new KeySpec
@@ -84,8 +143,8 @@ public static class AdminEndpoints
         {
             try
             {
-                var body = await OptionalBodyAsync<RotateKeyRequest>(context.Request, """{"grace":"24h"}""");
-                var grace = body?.Grace is { } text ? RotationGrace.Parse(text) : TimeSpan.Zero;
+                var body = await AdminBody.ReadOptionalAsync(context, RotateKeyRequest.Read, new RotateKeyRequest());
+                var grace = body.Grace is { } text ? RotationGrace.Parse(text) : TimeSpan.Zero;
                 return await issuer.RotateAsync(id, Actor(context), grace, context.RequestAborted) is { } issued
                     ? Results.Json(KeyView.Of(issued))
                     : NotFound($"no active key with id '{id}'");
@@ -96,13 +155,15 @@ public static class AdminEndpoints
 
         admin.MapGet("/ip-blocks", async (SecurityStorage storage, CancellationToken ct) =>
             Results.Json(new { data = (await storage.IpBlocks.ListAsync(ct)).Select(b => new { cidr = b.Cidr, reason = b.Reason, created_at = b.CreatedAt }) }));
-        admin.MapPost("/ip-blocks", async (IpBlockRequest body, IncidentControls controls, HttpContext context) =>
+        admin.MapPost("/ip-blocks", async (IncidentControls controls, HttpContext context) =>
         {
+            var body = await AdminBody.ReadAsync(context, IpBlockRequest.Read);
             try { return Results.Json(new { cidr = await controls.BlockIpAsync(body.Cidr ?? "", body.Reason ?? "", Actor(context), context.RequestAborted) }); }
             catch (FormatException e) { return BadRequest(e.Message); }
         });
-        admin.MapPost("/ip-blocks/remove", async (IpBlockRequest body, IncidentControls controls, HttpContext context) =>
+        admin.MapPost("/ip-blocks/remove", async (IncidentControls controls, HttpContext context) =>
         {
+            var body = await AdminBody.ReadAsync(context, IpBlockRequest.Read);
             try { return await controls.UnblockIpAsync(body.Cidr ?? "", Actor(context), context.RequestAborted) ? Results.NoContent() : NotFound($"'{body.Cidr}' is not blocked"); }
             catch (FormatException e) { return BadRequest(e.Message); }
         });
@@ -131,8 +192,9 @@ public static class AdminEndpoints
         admin.MapGet("/isolation", (HttpContext context, ReplicaIsolation isolation, ReplicaIdentity replica) =>
             Results.Json(IsolationView(context, isolation, replica)));
 
-        admin.MapPut("/log-level", async (LogLevelRequest body, IncidentControls controls, HttpContext context) =>
+        admin.MapPut("/log-level", async (IncidentControls controls, HttpContext context) =>
         {
+            var body = await AdminBody.ReadAsync(context, LogLevelRequest.Read);
             if (!RuntimeLogLevel.TryParse(body.Level ?? "", out var level))
                 return BadRequest($"level must be one of Trace, Debug, Information, Warning, Error, Critical, None or default; got '{body.Level}'");
             await controls.SetLogLevelAsync(level, Actor(context), context.RequestAborted);
@@ -143,9 +205,7 @@ public static class AdminEndpoints
 
     private static async Task<IResult> IsolationAsync(HttpContext context, ReplicaIsolation isolation, IncidentControls controls, ReplicaIdentity replica, bool isolate)
     {
-        IsolationRequest body;
-        try { body = await OptionalBodyAsync<IsolationRequest>(context.Request, """{"reason":"...","all_replicas":true}""") ?? new IsolationRequest(); }
-        catch (ArgumentException e) { return BadRequest(e.Message); }
+        var body = await AdminBody.ReadOptionalAsync(context, IsolationRequest.Read, new IsolationRequest());
         if (body.AllReplicas && body.Replica is not null) return BadRequest("give replica or all_replicas, not both");
         var target = body.AllReplicas ? IsolationCommand.AllReplicas : body.Replica?.Trim() ?? replica.Id;
         IsolationCommand command;
@@ -168,26 +228,6 @@ public static class AdminEndpoints
         var (degradation, since, why) = context.RequestServices.GetService<ServiceLevel>()?.Degradation ?? (DegradationLevel.Normal, default, "");
         return new IsolationStatus(replica.Id, current is not null, current?.Since, current?.Reason, current?.Actor,
             ServiceLevel.Name(degradation), since, why.Length == 0 ? null : why, null);
-    }
-
-    /// <summary>
-    /// A body a route may go without, read by hand: a declared body parameter would make routing turn
-    /// away a POST that has no Content-Type, as a body-less call (and every client before the body
-    /// existed) sends.
-    /// </summary>
-    /// <exception cref="ArgumentException">A body that is not JSON; the message shows the expected shape.</exception>
-    private static async Task<T?> OptionalBodyAsync<T>(HttpRequest request, string example) where T : class
-    {
-        if (request.ContentLength == 0 || (request.ContentLength is null && Microsoft.Extensions.Primitives.StringValues.IsNullOrEmpty(request.Headers.TransferEncoding))) return null;
-        try
-        {
-            if (!request.HasJsonContentType()) throw new JsonException();
-            return await request.ReadFromJsonAsync<T>(request.HttpContext.RequestAborted);
-        }
-        catch (JsonException)
-        {
-            throw new ArgumentException($"the body must be JSON such as {example} (Content-Type: application/json), or empty");
-        }
     }
 
     private static string Actor(HttpContext context) => "admin key " + (context.GetCaller()?.KeyId ?? "?");

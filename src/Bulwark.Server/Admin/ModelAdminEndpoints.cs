@@ -96,22 +96,8 @@ public static class ModelAdminEndpoints
         context_length = m.Backend.Model.ContextLength,
     };
 
-    private static async Task<ModelVersionRequest> ReadAsync(HttpContext context)
-    {
-        if (context.Request.ContentLength is 0 || (context.Request.ContentLength is null && !context.Request.Headers.ContainsKey("Transfer-Encoding")))
-            return new ModelVersionRequest();
-        try
-        {
-            using var document = await JsonDocument.ParseAsync(context.Request.Body, cancellationToken: context.RequestAborted);
-            if (document.RootElement.ValueKind != JsonValueKind.Object) throw ApiException.WrongType("body", "an object", document.RootElement.ValueKind.ToString().ToLowerInvariant());
-            var f = new JsonFields(document.RootElement, "");
-            return new ModelVersionRequest(f.String("version", 16));
-        }
-        catch (JsonException)
-        {
-            throw ApiException.Invalid("body", "the body must be a JSON object such as {\"version\":\"v2\"}.", "invalid_json");
-        }
-    }
+    private static Task<ModelVersionRequest> ReadAsync(HttpContext context) =>
+        AdminBody.ReadOptionalAsync(context, f => new ModelVersionRequest(f.String("version", 16)), new ModelVersionRequest());
 
     private static string KeyId(HttpContext context) => context.GetCaller()?.KeyId ?? "?";
 }

@@ -8,6 +8,7 @@ namespace Bulwark.Server.Api;
 /// Typed, range-checked reads of one JSON object's fields. A missing field and an explicit
 /// <c>null</c> both mean "use the default", as in OpenAI's API; unknown fields are ignored.
 /// Every failure is an <see cref="ApiException"/> naming the field (with its path), the value and the limit.
+/// Strings read safely: <see cref="JsonBody"/> has refused any body holding one that does not decode.
 /// </summary>
 public readonly struct JsonFields
 {
@@ -34,9 +35,9 @@ public readonly struct JsonFields
     {
         if (Get(name) is not { } v) return null;
         if (v.ValueKind != JsonValueKind.Number) throw ApiException.WrongType(PathOf(name), "a number", Kind(v));
-        var x = v.GetDouble();
-        if (x > max || (minExclusive ? x <= min : x < min))
-            throw ApiException.OutOfRange(PathOf(name), Show(x), minExclusive ? $"greater than {Show(min)} and at most {Show(max)}" : $"between {Show(min)} and {Show(max)}");
+        // JSON numbers have no bounds: 1e400 reads as infinity, which no range holds.
+        if (!v.TryGetDouble(out var x) || !double.IsFinite(x) || x > max || (minExclusive ? x <= min : x < min))
+            throw ApiException.OutOfRange(PathOf(name), Raw(v), minExclusive ? $"greater than {Show(min)} and at most {Show(max)}" : $"between {Show(min)} and {Show(max)}");
         return x;
     }
 
@@ -45,7 +46,7 @@ public readonly struct JsonFields
         if (Get(name) is not { } v) return null;
         if (v.ValueKind != JsonValueKind.Number) throw ApiException.WrongType(PathOf(name), "an integer", Kind(v));
         if (!v.TryGetInt64(out var x))
-            throw ApiException.Invalid(PathOf(name), $"{PathOf(name)} must be an integer between {min} and {max}; got {v.GetRawText()}.", "invalid_type");
+            throw ApiException.Invalid(PathOf(name), $"{PathOf(name)} must be an integer between {min} and {max}; got {Raw(v)}.", "invalid_type");
         if (x < min || x > max) throw ApiException.OutOfRange(PathOf(name), x, $"between {min} and {max}");
         return x;
     }
@@ -89,11 +90,18 @@ public readonly struct JsonFields
         JsonValueKind.Object => "an object",
         JsonValueKind.Array => "an array",
         JsonValueKind.String => "a string",
-        JsonValueKind.Number => $"the number {e.GetRawText()}",
+        JsonValueKind.Number => $"the number {Raw(e)}",
         JsonValueKind.True or JsonValueKind.False => "a boolean",
         JsonValueKind.Null => "null",
         _ => "nothing",
     };
+
+    /// <summary>A number as the client wrote it, cut short: a body may hold a number of a million digits.</summary>
+    public static string Raw(JsonElement number)
+    {
+        var text = number.GetRawText();
+        return text.Length <= 32 ? text : text[..32] + "...";
+    }
 
     private static string Show(double x) => x.ToString("R", CultureInfo.InvariantCulture);
 }

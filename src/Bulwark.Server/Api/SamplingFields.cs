@@ -76,8 +76,8 @@ public static class SamplingFields
             if (!int.TryParse(entry.Name, NumberStyles.None, CultureInfo.InvariantCulture, out var token) || token >= model.VocabularyLimit)
                 throw ApiException.Invalid("logit_bias", $"logit_bias keys must be token ids between 0 and {model.VocabularyLimit - 1}; got '{Truncate(entry.Name)}'.");
             if (entry.Value.ValueKind != JsonValueKind.Number) throw ApiException.WrongType(path, "a number", JsonFields.Kind(entry.Value));
-            var value = entry.Value.GetDouble();
-            if (value is < -100 or > 100) throw ApiException.OutOfRange(path, value.ToString("R", CultureInfo.InvariantCulture), "between -100 and 100");
+            if (!entry.Value.TryGetDouble(out var value) || value is not (>= -100 and <= 100))
+                throw ApiException.OutOfRange(path, JsonFields.Raw(entry.Value), "between -100 and 100");
             bias[token] = (float)value;
         }
         return bias.Count > 0 ? bias : null;

@@ -78,7 +78,7 @@ public static class TextCompletionParser
         foreach (var item in array.EnumerateArray())
         {
             if (item.ValueKind != JsonValueKind.Number || !item.TryGetInt32(out var id) || id < 0 || id >= vocabularySize)
-                throw ApiException.Invalid($"{path}[{i}]", $"{path}[{i}] must be a token id between 0 and {vocabularySize - 1}; got {item.GetRawText()}.");
+                throw ApiException.Invalid($"{path}[{i}]", $"{path}[{i}] must be a token id between 0 and {vocabularySize - 1}; got {(item.ValueKind == JsonValueKind.Number ? JsonFields.Raw(item) : JsonFields.Kind(item))}.");
             ids[i++] = id;
         }
         return ids;

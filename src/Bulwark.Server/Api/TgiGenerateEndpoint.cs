@@ -27,14 +27,14 @@ public sealed class TgiGenerateEndpoint(GenerationSpine spine, ApiLimits limits)
         await spine.RunAsync(context, body, static _ => null,
             (root, model) =>
             {
-                (var request, options) = Parse(root, stream, model);
+                (var request, options) = Parse(root, stream, model, limits);
                 return request;
             },
             run => RespondAsync(context, stream, options, run));
     }
 
     /// <summary>What TGI's response needs beside the request: the details flag and whether to repeat the inputs.</summary>
-    private readonly record struct Options(bool Details, bool FullText);
+    public readonly record struct Options(bool Details, bool FullText);
 
     private static async Task RespondAsync(HttpContext context, bool stream, Options options, GenerationRun run)
     {
@@ -91,7 +91,8 @@ public sealed class TgiGenerateEndpoint(GenerationSpine spine, ApiLimits limits)
         writer.WriteEndObject();
     }
 
-    private (GenerationRequest, Options) Parse(JsonElement body, bool stream, ModelCard model)
+    /// <summary>Stage 4 for <c>/generate</c> and <c>/generate_stream</c>: TGI's <c>inputs</c> and <c>parameters</c> validated.</summary>
+    public static (GenerationRequest Request, Options Options) Parse(JsonElement body, bool stream, ModelCard model, ApiLimits limits)
     {
         var f = new JsonFields(body, "");
         var inputs = f.RequiredString("inputs", limits.MaxPromptCharacters);

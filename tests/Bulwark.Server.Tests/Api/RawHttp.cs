@@ -17,6 +17,25 @@ public static class RawHttp
         return ((int)response.StatusCode, body, response);
     }
 
+    /// <summary>Sends <paramref name="utf8"/> as it is, so a body may hold bytes no string can (invalid UTF-8).</summary>
+    public static async Task<(int Status, string Text, HttpResponseMessage Response)> SendBytesAsync(HttpClient http, HttpMethod method, string path, byte[] utf8)
+    {
+        var content = new ByteArrayContent(utf8);
+        content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+        var response = await http.SendAsync(new HttpRequestMessage(method, path) { Content = content });
+        return ((int)response.StatusCode, await response.Content.ReadAsStringAsync(), response);
+    }
+
+    /// <summary>Sends <paramref name="json"/> chunked, without a Content-Length, so only reading the body can find its size.</summary>
+    public static async Task<HttpResponseMessage> PostChunkedAsync(HttpClient http, string path, string json)
+    {
+        var content = new StreamContent(new MemoryStream(Encoding.UTF8.GetBytes(json)));
+        content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+        var request = new HttpRequestMessage(HttpMethod.Post, path) { Content = content };
+        request.Headers.TransferEncodingChunked = true;
+        return await http.SendAsync(request);
+    }
+
     /// <summary>The error object of an OpenAI-shaped error body, after checking it has exactly the four fields.</summary>
     public static JsonElement Error(JsonElement body)
     {

@@ -224,14 +224,8 @@ public sealed class ValidationTests(ValidationTests.Server server) : IClassFixtu
     [Fact]
     public async Task ChunkedBodyAboveTheLimitIsRefusedWith413()
     {
-        var json = Body($$"""{"pad":"{{new string('x', 8000)}}"}""");
-        var content = new StreamContent(new MemoryStream(System.Text.Encoding.UTF8.GetBytes(json)));
-        content.Headers.ContentType = new("application/json");
-        var request = new HttpRequestMessage(HttpMethod.Post, "v1/chat/completions") { Content = content };
-        request.Headers.TransferEncodingChunked = true;
-
         using var http = server.Running.Client(server.Running.ApiKey);
-        using var response = await http.SendAsync(request);
+        using var response = await RawHttp.PostChunkedAsync(http, "v1/chat/completions", Body($$"""{"pad":"{{new string('x', 8000)}}"}"""));
 
         Assert.Equal(413, (int)response.StatusCode);
     }
