@@ -31,13 +31,17 @@ internal sealed record SoakReport(SoakSettings Settings, string Model, int Serve
         for (var i = 0; i < Samples.Count; i++) t.AppendLine(Row(Samples[i], i > 0 ? Samples[i - 1].Server : null));
         var v = Verdict;
         t.AppendLine(Invariant($"after warm-up (samples at {v.WarmupSeconds:0} s and later: {v.Samples}):"));
-        t.AppendLine(v.RssDrift is { } drift
-            ? Invariant($"  RSS      {v.RssMinBytes / MiB:0.0}..{v.RssMaxBytes / MiB:0.0} MiB, drift {drift:P1}: {(v.RssFlat ? "flat" : "NOT flat")} within {SoakVerdict.FlatLimit:P0}; slope {v.RssSlopeMiBPerHour:+0.0;-0.0} MiB/h")
-            : "  RSS      too few samples after warm-up to judge");
-        if (v.HeapSlopeMiBPerHour is { } heap) t.AppendLine(Invariant($"  GC heap  slope {heap:+0.0;-0.0} MiB/h"));
+        t.AppendLine(v.Rss.Drift is { } drift
+            ? Invariant($"  RSS                {v.Rss.MinBytes / MiB:0.0}..{v.Rss.MaxBytes / MiB:0.0} MiB, drift {drift:P1}: {(v.RssFlat ? "flat" : "NOT flat")} within {SoakVerdict.FlatLimit:P0}; slope {v.RssSlopeMiBPerHour:+0.0;-0.0} MiB/h")
+            : "  RSS                too few samples after warm-up to judge");
+        if (v.OutsideGc.Drift is { } outside)
+            t.AppendLine(Invariant($"  RSS outside the GC {v.OutsideGc.MinBytes / MiB:0.0}..{v.OutsideGc.MaxBytes / MiB:0.0} MiB, drift {outside:P1} (RSS − GC committed: KV cache, code, stacks)"));
+        if (v.HeapSlopeMiBPerHour is { } heap) t.AppendLine(Invariant($"  GC heap            slope {heap:+0.0;-0.0} MiB/h"));
         t.AppendLine(v.P99Drift is { } p99
-            ? Invariant($"  p99      first window {Ms(v.P99FirstSeconds!.Value)} ms, last window {Ms(v.P99LastSeconds!.Value)} ms: drift {p99:+0.0 %;-0.0 %}")
-            : "  p99      too few windows after warm-up to compare");
+            ? Invariant($"  p99                first window {Ms(v.P99FirstSeconds!.Value)} ms, last window {Ms(v.P99LastSeconds!.Value)} ms: drift {p99:+0.0 %;-0.0 %}")
+            : "  p99                too few windows after warm-up to compare");
+        if (v.P99FifthDrift is { } fifths)
+            t.AppendLine(Invariant($"  p99, median of the first and last fifth of windows: {Ms(v.P99FirstFifthSeconds!.Value)} ms, {Ms(v.P99LastFifthSeconds!.Value)} ms: drift {fifths:+0.0 %;-0.0 %}"));
         t.AppendLine(Invariant($"requests: {Total(c => c.Completed)} completed, {Total(c => c.Refused)} refused as meant, {Total(c => c.Disconnected)} left mid-stream, {Total(c => c.Failed)} failed"));
         if (FirstFailure is { } failure) t.AppendLine("  first failure: " + failure);
         return t.ToString();
@@ -81,9 +85,11 @@ internal sealed record SoakReport(SoakSettings Settings, string Model, int Serve
             },
             verdict = new
             {
-                samples = v.Samples, rss_min_bytes = v.RssMinBytes, rss_max_bytes = v.RssMaxBytes, rss_drift = v.RssDrift, rss_flat = v.RssFlat, flat_limit = SoakVerdict.FlatLimit,
+                samples = v.Samples, rss_min_bytes = v.Rss.MinBytes, rss_max_bytes = v.Rss.MaxBytes, rss_drift = v.Rss.Drift, rss_flat = v.RssFlat, flat_limit = SoakVerdict.FlatLimit,
+                outside_gc_min_bytes = v.OutsideGc.MinBytes, outside_gc_max_bytes = v.OutsideGc.MaxBytes, outside_gc_drift = v.OutsideGc.Drift,
                 rss_slope_mib_per_hour = v.RssSlopeMiBPerHour, heap_slope_mib_per_hour = v.HeapSlopeMiBPerHour,
                 p99_first_ms = v.P99FirstSeconds * 1000, p99_last_ms = v.P99LastSeconds * 1000, p99_drift = v.P99Drift,
+                p99_first_fifth_ms = v.P99FirstFifthSeconds * 1000, p99_last_fifth_ms = v.P99LastFifthSeconds * 1000, p99_fifth_drift = v.P99FifthDrift,
             },
             totals = new { completed = Total(c => c.Completed), refused = Total(c => c.Refused), disconnected = Total(c => c.Disconnected), failed = Total(c => c.Failed) },
             first_failure = FirstFailure,
