@@ -1,5 +1,5 @@
 // Benchmarks: kernels, model and tokenizers compare Bulwark with an independent implementation in
-// one run; engine, security, serve and redactor measure the serving stack (CommandCatalog).
+// one run; engine, security, serve, redactor and soak measure the serving stack (CommandCatalog).
 using Bulwark.Bench;
 
 var serving = CommandCatalog.Root();
@@ -38,7 +38,10 @@ static int Usage()
                   two servers in this process on the demo model, security on and off, p50/p99 and the difference
           redactor [--tokens 200000] [--rounds 5]
                   latency the output guard's streaming redactor adds per token (p50/p99)
-        engine, security, serve and redactor list every option with --help (e.g. bench/run serve --help).
+          soak    [--duration 30m] [--interval 10s] [--warmup 20%] [--concurrency 8] [--json] ...
+                  one bulwark serve process under mixed load (streams, disconnects, refusals): RSS, GC
+                  heap and p50/p99 over time, and whether RSS stays flat within 5 % after warm-up
+        engine, security, serve, redactor and soak list every option with --help (e.g. bench/run serve --help).
         """);
     return 2;
 }

@@ -44,6 +44,7 @@ public sealed class ServerMetrics : IDisposable
         Meter.CreateObservableCounter("bulwark_prefix_cache_queries", () => engine().PrefixCacheQueries, description: "Prefix-cache lookups, in blocks.");
         Meter.CreateObservableCounter("bulwark_prefix_cache_hits", () => engine().PrefixCacheHits, description: "Prefix-cache hits, in blocks.");
         Meter.CreateObservableCounter("bulwark_preemptions", () => engine().Preemptions, description: "Sequences preempted because KV blocks ran out.");
+        RuntimeMetrics.AddTo(Meter);
     }
 
     public Meter Meter { get; }

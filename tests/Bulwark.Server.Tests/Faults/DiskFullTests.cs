@@ -21,7 +21,7 @@ public sealed class DiskFullTests
     {
         using var disk = SmallDisk.Mount("1m");
         disk.Fill();
-        var failure = await Assert.ThrowsAsync<InvalidOperationException>(() => ServeProcess.StartAsync(new Dictionary<string, string>(), disk.Path));
+        var failure = await Assert.ThrowsAsync<InvalidOperationException>(() => TestServe.StartAsync(new Dictionary<string, string>(), disk.Path));
         // The demo model is the first thing serve writes.
         Assert.Contains($"Bulwark cannot write its data directory: {Path.Combine(disk.Path, "models")}", failure.Message, StringComparison.Ordinal);
         Assert.Contains("No space left on device", failure.Message, StringComparison.Ordinal);
@@ -36,7 +36,7 @@ public sealed class DiskFullTests
         var data = DataDirectory.Resolve(disk.Path).EnsureCreated();
         SyntheticModel.WriteDemoGgufIfMissing(Path.Combine(data.ModelsPath, ModelSource.DemoFileName));
         disk.Fill();
-        var failure = await Assert.ThrowsAsync<InvalidOperationException>(() => ServeProcess.StartAsync(
+        var failure = await Assert.ThrowsAsync<InvalidOperationException>(() => TestServe.StartAsync(
             new Dictionary<string, string> { ["Bulwark__Security__HmacSecret"] = Convert.ToBase64String(new byte[32].Select((_, i) => (byte)i).ToArray()) },
             disk.Path));
         Assert.Contains($"Bulwark cannot write its data directory: {Path.Combine(data.StatePath, SecurityStorage.SqliteFileName)}", failure.Message, StringComparison.Ordinal);

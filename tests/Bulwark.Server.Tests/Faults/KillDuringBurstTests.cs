@@ -50,7 +50,7 @@ public sealed class KillDuringBurstTests(ITestOutputHelper output)
         var database = Path.Combine(data.StatePath, SecurityStorage.SqliteFileName);
         var spool = Path.Combine(data.StatePath, AuditSpool.FileName);
 
-        var serve = await ServeProcess.StartAsync(environment, dataDir);
+        var serve = await TestServe.StartAsync(environment, dataDir);
         try
         {
             using var client = serve.Client(plain.Key);
@@ -96,7 +96,7 @@ public sealed class KillDuringBurstTests(ITestOutputHelper output)
             await SqliteFile.ScalarAsync(database, "DROP TRIGGER refuse_spooled");
 
             // Started again on the same data directory: the spool is replayed into the store, once.
-            serve = await ServeProcess.StartAsync(environment, dataDir);
+            serve = await TestServe.StartAsync(environment, dataDir);
             Assert.True(await Eventually.WithinAsync(TimeSpan.FromSeconds(30), () => Task.FromResult(new FileInfo(spool).Length == 0)),
                 "the spool was not replayed after the restart");
             Assert.Equal((30L, 30L, 30L), await CountAsync(database, plain));

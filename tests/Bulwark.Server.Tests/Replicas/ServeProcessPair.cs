@@ -1,7 +1,9 @@
 using System.Security.Cryptography;
+using Bulwark.Bench.Http;
 using Bulwark.Server.Incidents;
 using Bulwark.Server.Security;
 using Bulwark.Server.Storage;
+using Bulwark.Server.Tests.Cli;
 using Bulwark.Server.Tests.Storage;
 using Bulwark.Testing;
 
@@ -15,6 +17,8 @@ namespace Bulwark.Server.Tests.Replicas;
 /// </summary>
 public sealed class ServeProcessPair : IAsyncLifetime
 {
+    /// <summary>A small KV cache: the demo model and a few short requests need little, and two replicas share the machine.</summary>
+
     private SecurityStorage? _storage;
     private ServeProcess? _a, _b;
 
@@ -43,8 +47,8 @@ public sealed class ServeProcessPair : IAsyncLifetime
             ["Bulwark__Quotas__RedisPrefix"] = $"bulwark-test-{Guid.NewGuid():N}:",
             ["Bulwark__Security__HmacSecret"] = Convert.ToBase64String(secret),
         };
-        var a = ServeProcess.StartAsync(environment, Fixtures.NewTempDirectory("replica-a"));
-        var b = ServeProcess.StartAsync(environment, Fixtures.NewTempDirectory("replica-b"));
+        var a = TestServe.StartAsync(environment, Fixtures.NewTempDirectory("replica-a"));
+        var b = TestServe.StartAsync(environment, Fixtures.NewTempDirectory("replica-b"));
         // Both are awaited before either can fail the fixture, so neither process is left running.
         await Task.WhenAll(a.ContinueWith(_ => { }), b.ContinueWith(_ => { }));
         _a = a.IsCompletedSuccessfully ? a.Result : null;

@@ -2,19 +2,22 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Net.Http.Headers;
 using System.Text.RegularExpressions;
-using Bulwark.Testing;
 
-namespace Bulwark.Server.Tests.Replicas;
+namespace Bulwark.Bench.Http;
 
 /// <summary>
-/// A real <c>bulwark serve</c> process (the CLI as built beside these tests, run with <c>dotnet</c>)
-/// on 127.0.0.1 and a free port, configured only through <c>Bulwark__*</c> environment variables as
-/// an operator would. Killed, with its children, on dispose.
+/// A real <c>bulwark serve</c> process (a built <c>bulwark.dll</c>, run with <c>dotnet</c>) on
+/// 127.0.0.1 and a free port, configured only through <c>Bulwark__*</c> environment variables and
+/// flags as an operator would. Killed, with its children, on dispose. <c>bench/run soak</c> loads
+/// one; the replica and gateway tests run two.
 /// </summary>
 internal sealed partial class ServeProcess : IAsyncDisposable
 {
     /// <summary>Time for the process to start, create the demo model and listen, on a loaded 2-core machine.</summary>
     private static readonly TimeSpan StartLimit = TimeSpan.FromSeconds(90);
+
+    /// <summary>Lines of output kept: enough to explain a failure, bounded so a soak of hours does not grow the benchmark.</summary>
+    private const int KeptLines = 2000;
 
     private readonly Process _process;
     private readonly ConcurrentQueue<string> _output;
@@ -28,37 +31,34 @@ internal sealed partial class ServeProcess : IAsyncDisposable
 
     public Uri Address { get; }
 
-    /// <summary>Everything the process printed so far (stdout and stderr).</summary>
+    /// <summary>The server's process id (the <c>dotnet</c> host runs the server in itself).</summary>
+    public int Id => _process.Id;
+
+    public bool HasExited => _process.HasExited;
+
+    /// <summary>The last <see cref="KeptLines"/> lines the process printed (stdout and stderr).</summary>
     public string Output => string.Join('\n', _output);
 
     /// <summary>
-    /// The CLI's own build output: <c>src/Bulwark.Cli/bin/&lt;configuration&gt;/net10.0/bulwark.dll</c>, in the
-    /// configuration these tests were built in. (The copy in the test folder cannot run on its own:
-    /// the test project's framework reference drops package assemblies it lists.)
+    /// The CLI <c>bench/run</c> builds beside the benchmark (<c>.build/bench/bulwark.dll</c>: the bench
+    /// project references the CLI so that its build output lands there).
     /// </summary>
-    public static string CliPath
-    {
-        get
-        {
-            var testBin = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar));
-            var framework = testBin.Name;
-            var configuration = testBin.Parent!.Name;
-            var path = Path.Combine(Fixtures.RepositoryRoot, "src", "Bulwark.Cli", "bin", configuration, framework, "bulwark.dll");
-            return File.Exists(path)
-                ? path
-                : throw new FileNotFoundException($"the CLI is not built at {path}; build the tests (they reference src/Bulwark.Cli) first", path);
-        }
-    }
+    public static string BesideBenchmark => Path.Combine(AppContext.BaseDirectory, "bulwark.dll");
 
-    /// <summary>Starts <c>bulwark serve</c> with the given <c>Bulwark__*</c> settings and waits until it listens.</summary>
-    public static async Task<ServeProcess> StartAsync(IReadOnlyDictionary<string, string> environment, string dataDir)
+    /// <summary>
+    /// Starts <c>dotnet <paramref name="cliPath"/> serve --port 0 --data-dir <paramref name="dataDir"/></c>
+    /// and <paramref name="serveArguments"/>, with the given <c>Bulwark__*</c> settings (and none
+    /// inherited), and waits until it listens.
+    /// </summary>
+    public static async Task<ServeProcess> StartAsync(string cliPath, IReadOnlyDictionary<string, string> environment, string dataDir, params IEnumerable<string> serveArguments)
     {
-        var start = new ProcessStartInfo("dotnet", [CliPath, "serve", "--port", "0", "--data-dir", dataDir, "--kv-cache-memory", "16MiB"])
+        if (!File.Exists(cliPath)) throw new FileNotFoundException($"no bulwark CLI at {cliPath}", cliPath);
+        var start = new ProcessStartInfo("dotnet", [cliPath, "serve", "--port", "0", "--data-dir", dataDir, .. serveArguments])
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
-            // No appsettings.json from the repository: only what the test sets.
+            // No appsettings.json from the repository: only what the caller sets.
             WorkingDirectory = dataDir,
         };
         foreach (var name in start.Environment.Keys.Where(k => k.StartsWith("Bulwark__", StringComparison.OrdinalIgnoreCase)).ToList())
@@ -67,15 +67,20 @@ internal sealed partial class ServeProcess : IAsyncDisposable
         foreach (var (name, value) in environment) start.Environment[name] = value;
 
         var output = new ConcurrentQueue<string>();
+        void Keep(string line)
+        {
+            output.Enqueue(line);
+            while (output.Count > KeptLines) output.TryDequeue(out _);
+        }
         var listening = new TaskCompletionSource<Uri>(TaskCreationOptions.RunContinuationsAsynchronously);
         var process = new Process { StartInfo = start, EnableRaisingEvents = true };
         process.OutputDataReceived += (_, e) =>
         {
             if (e.Data is null) return;
-            output.Enqueue(e.Data);
+            Keep(e.Data);
             if (ServingLine().Match(e.Data) is { Success: true } m) listening.TrySetResult(new Uri(m.Groups[1].Value + "/"));
         };
-        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) output.Enqueue(e.Data); };
+        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) Keep(e.Data); };
         process.Exited += (_, _) => listening.TrySetException(new InvalidOperationException("bulwark serve exited before listening"));
         process.Start();
         process.BeginOutputReadLine();
