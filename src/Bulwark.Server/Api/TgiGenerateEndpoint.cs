@@ -118,6 +118,8 @@ public sealed class TgiGenerateEndpoint(GenerationSpine spine, ApiLimits limits)
             StopStrings = SamplingFields.Stop(p, limits),
             // Streams always carry each token with its log-probability, as TGI's do.
             Logprobs = details || stream,
+            // TGI's alternatives of each token (its top_tokens), within the same limit as top_logprobs.
+            TopLogprobs = (int)(p.Integer("top_n_tokens", 0, limits.MaxTopLogprobs) ?? 0),
         };
         var request = new GenerationRequest
         {
@@ -139,12 +141,14 @@ public sealed class TgiGenerateEndpoint(GenerationSpine spine, ApiLimits limits)
     {
         json.WriteStartObject();
         json.WriteNumber("index", index);
-        json.WriteStartObject("token");
-        json.WriteNumber("id", token.TokenId);
-        json.WriteString("text", token.Text);
-        json.WriteNumber("logprob", token.Logprob);
-        json.WriteBoolean("special", token.IsClosingOnly);
-        json.WriteEndObject();
+        json.WritePropertyName("token");
+        WriteToken(json, token.WireId, token.Text, token.Logprob, token.IsClosingOnly);
+        if (token.TopLogprobs is { Length: > 0 } top)
+        {
+            json.WriteStartArray("top_tokens");
+            WriteAlternatives(json, top);
+            json.WriteEndArray();
+        }
         if (summary is null)
         {
             json.WriteNull("generated_text");
@@ -169,17 +173,37 @@ public sealed class TgiGenerateEndpoint(GenerationSpine spine, ApiLimits limits)
             json.WriteStartArray("prefill");
             json.WriteEndArray();
             json.WriteStartArray("tokens");
-            foreach (var t in tokens)
-            {
-                json.WriteStartObject();
-                json.WriteNumber("id", t.TokenId);
-                json.WriteString("text", t.Text);
-                json.WriteNumber("logprob", t.Logprob);
-                json.WriteBoolean("special", false);
-                json.WriteEndObject();
-            }
+            foreach (var t in tokens) WriteToken(json, t.WireId, t.Text, t.Logprob, special: false);
             json.WriteEndArray();
+            if (tokens.Any(t => t.TopLogprobs is { Length: > 0 }))
+            {
+                json.WriteStartArray("top_tokens");
+                foreach (var t in tokens)
+                {
+                    json.WriteStartArray();
+                    WriteAlternatives(json, t.TopLogprobs ?? []);
+                    json.WriteEndArray();
+                }
+                json.WriteEndArray();
+            }
         }
+        json.WriteEndObject();
+    }
+
+    private static void WriteAlternatives(Utf8JsonWriter json, TokenLogprob[] alternatives)
+    {
+        foreach (var alt in alternatives)
+            WriteToken(json, alt.TokenId == GeneratedToken.UnknownId ? -1 : alt.TokenId, alt.Text, alt.Logprob, special: false);
+    }
+
+    /// <summary>One of TGI's <c>Token</c> objects.</summary>
+    private static void WriteToken(Utf8JsonWriter json, int id, string text, float logprob, bool special)
+    {
+        json.WriteStartObject();
+        json.WriteNumber("id", id);
+        json.WriteString("text", text);
+        json.WriteNumber("logprob", logprob);
+        json.WriteBoolean("special", special);
         json.WriteEndObject();
     }
 }

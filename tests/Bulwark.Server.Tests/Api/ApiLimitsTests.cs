@@ -124,6 +124,10 @@ public sealed class ApiLimitsTests(ApiLimitsTests.Server server) : IClassFixture
         { "v1/completions", Completion("\"logprobs\":2"), 200, null },
         { "v1/completions", Completion("\"logprobs\":3"), 200, null },
         { "v1/completions", Completion("\"logprobs\":4"), 400, "logprobs" },
+        { "generate", Generate("\"top_n_tokens\":2"), 200, null },
+        { "generate", Generate("\"top_n_tokens\":3"), 200, null },
+        { "generate", Generate("\"top_n_tokens\":4"), 400, "parameters.top_n_tokens" },
+        { "generate", Generate("\"top_n_tokens\":-1"), 400, "parameters.top_n_tokens" },
         // MaxIdentifierLength (16): user on completions, and model names (an unknown name of legal length is 404).
         { "v1/completions", Completion($"\"user\":\"{Text(15)}\""), 200, null },
         { "v1/completions", Completion($"\"user\":\"{Text(16)}\""), 200, null },

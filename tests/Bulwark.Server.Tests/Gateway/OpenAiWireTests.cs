@@ -101,6 +101,75 @@ public sealed class OpenAiWireTests
 
     [Fact]
     public void AChunkThatIsNotJsonIsAFailureToo() => Assert.ThrowsAny<JsonException>(() => OpenAiWire.Chunk("{not json", true, 1, []));
+
+    [Fact]
+    public void LogprobsAreAskedInEachApisOwnWay()
+    {
+        var chat = JsonDocument.Parse(OpenAiWire.Body(Request(new SamplingParams { Logprobs = true, TopLogprobs = 3 }), "m", stream: true)).RootElement;
+        Assert.True(chat.GetProperty("logprobs").GetBoolean());
+        Assert.Equal(3, chat.GetProperty("top_logprobs").GetInt32());
+        var completion = new GenerationRequest { Model = "m", Prompt = PromptInput.FromText("x"), Sampling = new SamplingParams { Logprobs = true, TopLogprobs = 2 } };
+        var legacy = JsonDocument.Parse(OpenAiWire.Body(completion, "m", stream: false)).RootElement;
+        Assert.Equal(2, legacy.GetProperty("logprobs").GetInt32());
+        Assert.False(legacy.TryGetProperty("top_logprobs", out _));
+    }
+
+    [Fact]
+    public void ChatLogprobsAreReadWithoutIdsAndTrimmedToTheAlternativesAsked()
+    {
+        var deltas = new List<ChoiceDelta>();
+        OpenAiWire.Chunk("""
+            {"choices":[{"index":0,"delta":{"content":"Hi"},"logprobs":{"content":[
+              {"token":"H","logprob":-0.25,"bytes":[72],"top_logprobs":[{"token":"H","logprob":-0.25},{"token":"J","logprob":-2},{"token":"K","logprob":-9999}]},
+              {"token":"i","logprob":0,"top_logprobs":[]}]}}]}
+            """, chat: true, choices: 1, deltas, topLogprobs: 2);
+        var delta = Assert.Single(deltas);
+        Assert.Equal(2, delta.GeneratedTokens);
+        Assert.Equal(["H", "i"], delta.Tokens!.Select(t => t.Text));
+        Assert.All(delta.Tokens!, t => Assert.Equal(GeneratedToken.UnknownId, t.TokenId));
+        Assert.False(delta.Tokens![0].IsClosingOnly);
+        Assert.Equal([("H", -0.25f), ("J", -2f)], delta.Tokens![0].TopLogprobs!.Select(a => (a.Text, a.Logprob)));
+        Assert.Empty(delta.Tokens![1].TopLogprobs!);
+    }
+
+    [Fact]
+    public void LegacyLogprobsAreReadFromTheirParallelLists()
+    {
+        var deltas = new List<ChoiceDelta>();
+        OpenAiWire.Whole("""
+            {"choices":[{"index":0,"text":"ab","finish_reason":"length","logprobs":{"tokens":["a","b"],"token_logprobs":[-1.5,-0.5],
+              "top_logprobs":[{"a":-1.5,"c":-2.5},{"b":-0.5}],"text_offset":[0,1]}}],"usage":{"prompt_tokens":3,"completion_tokens":2}}
+            """u8, chat: false, choices: 1, deltas, topLogprobs: 5);
+        var tokens = Assert.Single(deltas).Tokens!;
+        Assert.Equal([("a", -1.5f), ("b", -0.5f)], tokens.Select(t => (t.Text, t.Logprob)));
+        Assert.Equal([("a", -1.5f), ("c", -2.5f)], tokens[0].TopLogprobs!.Select(a => (a.Text, a.Logprob)));
+    }
+
+    [Fact]
+    public void WithoutLogprobsAskedTheUpstreamsAreIgnoredAndAChunkCountsOneToken()
+    {
+        var deltas = new List<ChoiceDelta>();
+        OpenAiWire.Chunk("""{"choices":[{"index":0,"text":"ab","logprobs":{"tokens":["a","b"],"token_logprobs":[-1,-1]}}]}""", chat: false, choices: 1, deltas);
+        Assert.Null(Assert.Single(deltas).Tokens);
+        Assert.Equal(1, deltas[0].GeneratedTokens);
+    }
+
+    [Theory]
+    [InlineData(true, """{"content":[{"token":"a"}]}""")]
+    [InlineData(true, """{"content":[{"token":1,"logprob":-1}]}""")]
+    [InlineData(true, """{"content":[{"token":"a","logprob":0.5}]}""")]
+    [InlineData(true, """{"content":{"token":"a","logprob":-1}}""")]
+    [InlineData(true, "[1]")]
+    [InlineData(false, """{"tokens":["a","b"],"token_logprobs":[-1]}""")]
+    [InlineData(false, """{"tokens":["a"],"token_logprobs":["-1"]}""")]
+    [InlineData(false, """{"token_logprobs":[-1]}""")]
+    public void LogprobsInNeitherShapeAreAFailureOfTheUpstream(bool chat, string logprobs)
+    {
+        var field = chat ? "\"delta\":{\"content\":\"a\"}" : "\"text\":\"a\"";
+        var data = $$"""{"choices":[{"index":0,{{field}},"logprobs":{{logprobs}}}]}""";
+        Assert.Throws<InvalidDataException>(() => OpenAiWire.Chunk(data, chat, 1, [], topLogprobs: 1));
+    }
+
 }
 
 /// <summary>Server-Sent Events as upstreams write them, however the bytes arrive.</summary>

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Globalization;
 using System.Text.Json;
 using Bulwark.Engine.Serving;
+using Bulwark.Engine.Serving.Sampling;
 using Bulwark.Server.Requests;
 
 namespace Bulwark.Server.Backends.Upstream;
@@ -21,10 +22,9 @@ internal sealed class OpenAiWire : IUpstreamProtocol
 
     public bool Discovers => true;
 
+    /// <summary>The OpenAI protocol carries every field of the request vocabulary (logprobs as texts, without ids).</summary>
     public void Check(GenerationRequest request, string served)
     {
-        if (request.Sampling.Logprobs)
-            throw ApiException.Unsupported("logprobs", $"logprobs are not available for '{served}', which an upstream engine serves.");
     }
 
     string IUpstreamProtocol.PathOf(GenerationRequest request, bool stream) => PathOf(request);
@@ -32,10 +32,10 @@ internal sealed class OpenAiWire : IUpstreamProtocol
     byte[] IUpstreamProtocol.Body(GenerationRequest request, string upstreamModel, bool stream) => Body(request, upstreamModel, stream);
 
     GenerationUsage? IUpstreamProtocol.Chunk(string data, GenerationRequest request, List<ChoiceDelta> deltas) =>
-        Chunk(data, request.Messages is not null, request.Choices, deltas);
+        Chunk(data, request.Messages is not null, request.Choices, deltas, request.TopLogprobs);
 
     GenerationUsage? IUpstreamProtocol.Whole(ReadOnlySpan<byte> body, GenerationRequest request, List<ChoiceDelta> deltas) =>
-        Whole(body, request.Messages is not null, request.Choices, deltas);
+        Whole(body, request.Messages is not null, request.Choices, deltas, request.TopLogprobs);
 
     public static string PathOf(GenerationRequest request) => request.Messages is not null ? "chat/completions" : "completions";
 
@@ -70,6 +70,16 @@ internal sealed class OpenAiWire : IUpstreamProtocol
             if (s.RepetitionPenalty != 1f) json.WriteNumber("repetition_penalty", s.RepetitionPenalty);
             if (s.Seed is { } seed) json.WriteNumber("seed", seed);
             if (s.N != 1) json.WriteNumber("n", s.N);
+            if (request.TopLogprobs is { } top)
+            {
+                // Chat asks with a flag and a count; the legacy completions API with the count alone.
+                if (request.Messages is not null)
+                {
+                    json.WriteBoolean("logprobs", true);
+                    json.WriteNumber("top_logprobs", top);
+                }
+                else json.WriteNumber("logprobs", top);
+            }
             if (s.StopStrings is { Count: > 0 } stops)
             {
                 json.WriteStartArray("stop");
@@ -113,7 +123,8 @@ internal sealed class OpenAiWire : IUpstreamProtocol
     /// A chunk naming a choice index outside the request's n, or carrying an <c>error</c> object, is
     /// a failure of the upstream (<see cref="InvalidDataException"/>).
     /// </summary>
-    public static GenerationUsage? Chunk(string data, bool chat, int choices, List<ChoiceDelta> deltas)
+    /// <param name="topLogprobs">The alternatives per token the request asked for; null: no logprobs asked, none read.</param>
+    public static GenerationUsage? Chunk(string data, bool chat, int choices, List<ChoiceDelta> deltas, int? topLogprobs = null)
     {
         using var document = JsonDocument.Parse(data);
         var root = document.RootElement;
@@ -130,9 +141,11 @@ internal sealed class OpenAiWire : IUpstreamProtocol
                     ? choice.TryGetProperty("delta", out var delta) && delta.ValueKind == JsonValueKind.Object && delta.TryGetProperty("content", out var content) && content.ValueKind == JsonValueKind.String ? content.GetString()! : ""
                     : choice.TryGetProperty("text", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString()! : "";
                 var finish = choice.TryGetProperty("finish_reason", out var f) && f.ValueKind == JsonValueKind.String ? Finish(f.GetString()!) : (FinishReason?)null;
-                if (text.Length == 0 && finish is null) continue;
-                // A streamed chunk carries one token on every engine we relay; usage, when sent, corrects the count.
-                deltas.Add(new ChoiceDelta(index, text, finish, GeneratedTokens: text.Length > 0 ? 1 : 0));
+                var tokens = topLogprobs is { } k ? Logprobs(choice, chat, k) : null;
+                if (text.Length == 0 && finish is null && tokens is not { Count: > 0 }) continue;
+                // Without logprobs a streamed chunk is counted as one token (every engine we relay sends one per
+                // chunk); with them, the tokens listed. Usage, when sent, corrects the count.
+                deltas.Add(new ChoiceDelta(index, text, finish, tokens, GeneratedTokens: tokens?.Count ?? (text.Length > 0 ? 1 : 0)));
             }
         }
         if (root.TryGetProperty("usage", out var usage) && usage.ValueKind == JsonValueKind.Object
@@ -146,7 +159,7 @@ internal sealed class OpenAiWire : IUpstreamProtocol
     /// A whole (non-streamed) response: each choice's text as one delta with its finish reason (a
     /// choice the upstream left without one ended at its length bound), and the usage.
     /// </summary>
-    public static GenerationUsage? Whole(ReadOnlySpan<byte> utf8, bool chat, int choices, List<ChoiceDelta> deltas)
+    public static GenerationUsage? Whole(ReadOnlySpan<byte> utf8, bool chat, int choices, List<ChoiceDelta> deltas, int? topLogprobs = null)
     {
         var reader = new Utf8JsonReader(utf8);
         using var document = JsonDocument.ParseValue(ref reader);
@@ -163,8 +176,11 @@ internal sealed class OpenAiWire : IUpstreamProtocol
                 ? choice.TryGetProperty("message", out var message) && message.ValueKind == JsonValueKind.Object && message.TryGetProperty("content", out var content) && content.ValueKind == JsonValueKind.String ? content.GetString()! : ""
                 : choice.TryGetProperty("text", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString()! : "";
             var finish = choice.TryGetProperty("finish_reason", out var f) && f.ValueKind == JsonValueKind.String ? Finish(f.GetString()!) : FinishReason.Length;
-            // The usage below corrects this estimate (⌈UTF-8 bytes / 4⌉) whenever the upstream reports it, as OpenAI's API always does.
-            deltas.Add(new ChoiceDelta(index, text, finish, GeneratedTokens: text.Length == 0 ? 0 : (System.Text.Encoding.UTF8.GetByteCount(text) + 3) / 4));
+            var tokens = topLogprobs is { } k ? Logprobs(choice, chat, k) : null;
+            // The usage below corrects this estimate (the tokens listed, else ⌈UTF-8 bytes / 4⌉) whenever the
+            // upstream reports it, as OpenAI's API always does.
+            deltas.Add(new ChoiceDelta(index, text, finish, tokens,
+                GeneratedTokens: tokens?.Count ?? (text.Length == 0 ? 0 : (System.Text.Encoding.UTF8.GetByteCount(text) + 3) / 4)));
         }
         if (Array.IndexOf(seen, false) is var missing and >= 0) throw new InvalidDataException($"the upstream's response lacks choice {missing}");
         if (root.TryGetProperty("usage", out var usage) && usage.ValueKind == JsonValueKind.Object
@@ -172,6 +188,78 @@ internal sealed class OpenAiWire : IUpstreamProtocol
             && usage.TryGetProperty("completion_tokens", out var c) && c.TryGetInt32(out var completion) && completion >= 0)
             return new GenerationUsage(prompt, completion);
         return null;
+    }
+
+    /// <summary>
+    /// A choice's <c>logprobs</c>: chat's <c>content</c> list of <c>{token, logprob, top_logprobs}</c>, or the
+    /// legacy parallel lists <c>tokens</c>, <c>token_logprobs</c>, <c>top_logprobs</c> (maps of text to logprob).
+    /// Ids are unknown (<see cref="GeneratedToken.UnknownId"/>): the protocol carries texts. At most
+    /// <paramref name="top"/> alternatives are kept per token (an engine may send more than asked). Null when
+    /// the upstream sent none.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The logprobs are not in either shape.</exception>
+    private static List<GeneratedToken>? Logprobs(JsonElement choice, bool chat, int top)
+    {
+        if (!choice.TryGetProperty("logprobs", out var logprobs) || logprobs.ValueKind == JsonValueKind.Null) return null;
+        if (logprobs.ValueKind != JsonValueKind.Object) throw Malformed();
+        var tokens = new List<GeneratedToken>();
+        if (chat)
+        {
+            if (!logprobs.TryGetProperty("content", out var content) || content.ValueKind == JsonValueKind.Null) return tokens;
+            if (content.ValueKind != JsonValueKind.Array) throw Malformed();
+            foreach (var entry in content.EnumerateArray())
+            {
+                var (text, logprob) = TokenOf(entry);
+                TokenLogprob[]? alternatives = null;
+                if (entry.TryGetProperty("top_logprobs", out var alts) && alts.ValueKind == JsonValueKind.Array && top > 0)
+                {
+                    var kept = new List<TokenLogprob>(Math.Min(top, alts.GetArrayLength()));
+                    foreach (var alt in alts.EnumerateArray())
+                    {
+                        if (kept.Count == top) break;
+                        var (altText, altLogprob) = TokenOf(alt);
+                        kept.Add(new TokenLogprob(GeneratedToken.UnknownId, altLogprob, altText));
+                    }
+                    alternatives = [.. kept];
+                }
+                tokens.Add(new GeneratedToken(GeneratedToken.UnknownId, text, logprob, alternatives));
+            }
+            return tokens;
+        }
+        if (!logprobs.TryGetProperty("tokens", out var texts) || texts.ValueKind != JsonValueKind.Array
+            || !logprobs.TryGetProperty("token_logprobs", out var values) || values.ValueKind != JsonValueKind.Array
+            || values.GetArrayLength() != texts.GetArrayLength())
+            throw Malformed();
+        var tops = logprobs.TryGetProperty("top_logprobs", out var t) && t.ValueKind == JsonValueKind.Array && t.GetArrayLength() == texts.GetArrayLength() ? t : default;
+        for (var i = 0; i < texts.GetArrayLength(); i++)
+        {
+            if (texts[i].ValueKind != JsonValueKind.String) throw Malformed();
+            TokenLogprob[]? alternatives = null;
+            if (tops.ValueKind == JsonValueKind.Array && tops[i].ValueKind == JsonValueKind.Object && top > 0)
+            {
+                var kept = new List<TokenLogprob>();
+                foreach (var alt in tops[i].EnumerateObject())
+                {
+                    if (kept.Count == top) break;
+                    kept.Add(new TokenLogprob(GeneratedToken.UnknownId, LogprobOf(alt.Value), alt.Name));
+                }
+                alternatives = [.. kept];
+            }
+            tokens.Add(new GeneratedToken(GeneratedToken.UnknownId, texts[i].GetString()!, LogprobOf(values[i]), alternatives));
+        }
+        return tokens;
+
+        static (string Text, float Logprob) TokenOf(JsonElement entry) =>
+            entry.ValueKind == JsonValueKind.Object && entry.TryGetProperty("token", out var token) && token.ValueKind == JsonValueKind.String
+                && entry.TryGetProperty("logprob", out var logprob)
+                ? (token.GetString()!, LogprobOf(logprob))
+                : throw Malformed();
+
+        // A log-probability is a number at most 0; an engine's stand-in for minus infinity (vLLM: -9999) is kept as sent.
+        static float LogprobOf(JsonElement value) =>
+            value.ValueKind == JsonValueKind.Number && value.TryGetDouble(out var d) && d <= 0 && double.IsFinite(d) ? (float)d : throw Malformed();
+
+        static InvalidDataException Malformed() => new("the upstream's logprobs are in neither OpenAI shape");
     }
 
     private static FinishReason Finish(string reason) => reason switch

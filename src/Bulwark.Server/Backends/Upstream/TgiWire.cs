@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Text.Json;
 using Bulwark.Engine.Serving;
+using Bulwark.Engine.Serving.Sampling;
 using Bulwark.Server.Requests;
 
 namespace Bulwark.Server.Backends.Upstream;
@@ -27,7 +28,6 @@ internal sealed class TgiWire : IUpstreamProtocol
         string? field = request.Messages is not null ? "messages"
             : request.Prompt?.TokenIds is not null ? "prompt"
             : s.N != 1 ? "n"
-            : s.Logprobs ? "logprobs"
             : s.MinP != 0 ? "min_p"
             : s.PresencePenalty != 0 ? "presence_penalty"
             : s.LogitBias is { Count: > 0 } ? "logit_bias"
@@ -84,6 +84,7 @@ internal sealed class TgiWire : IUpstreamProtocol
                 json.WriteEndObject();
             }
             json.WriteBoolean("details", true);
+            if (request.TopLogprobs is > 0 and var top) json.WriteNumber("top_n_tokens", top);
             json.WriteEndObject();
             json.WriteEndObject();
         }
@@ -99,16 +100,19 @@ internal sealed class TgiWire : IUpstreamProtocol
             throw new InvalidDataException("the upstream reported an error in the middle of its stream");
         var text = "";
         var counted = 0;
+        GeneratedToken[]? tokens = null;
         if (root.TryGetProperty("token", out var token) && token.ValueKind == JsonValueKind.Object)
         {
             counted = 1;
-            // A special token (end of sequence) ends the text; its own text is never shown.
+            // A special token (end of sequence) ends the text; its own text is never shown, nor listed in logprobs.
             var special = token.TryGetProperty("special", out var sp) && sp.ValueKind == JsonValueKind.True;
             if (!special && token.TryGetProperty("text", out var t) && t.ValueKind == JsonValueKind.String) text = t.GetString()!;
+            if (request.TopLogprobs is { } k && !special)
+                tokens = [TokenOf(token, text, root.TryGetProperty("top_tokens", out var top) ? top : default, k)];
         }
         var (finish, usage) = Details(root);
         if (text.Length > 0 || finish is not null || counted > 0)
-            deltas.Add(new ChoiceDelta(0, text, finish?.Reason, GeneratedTokens: counted) { StopStringMatched = finish?.StopString ?? false });
+            deltas.Add(new ChoiceDelta(0, text, finish?.Reason, tokens, GeneratedTokens: counted) { StopStringMatched = finish?.StopString ?? false });
         return usage;
     }
 
@@ -123,12 +127,65 @@ internal sealed class TgiWire : IUpstreamProtocol
             throw new InvalidDataException("the upstream's response has no generated_text");
         var (finish, usage) = Details(root);
         var text = generated.GetString()!;
-        deltas.Add(new ChoiceDelta(0, text, finish?.Reason ?? FinishReason.Length, GeneratedTokens: usage?.CompletionTokens ?? (System.Text.Encoding.UTF8.GetByteCount(text) + 3) / 4)
+        var tokens = request.TopLogprobs is { } k ? DetailTokens(root, k) : null;
+        deltas.Add(new ChoiceDelta(0, text, finish?.Reason ?? FinishReason.Length, tokens,
+            GeneratedTokens: usage?.CompletionTokens ?? tokens?.Count ?? (System.Text.Encoding.UTF8.GetByteCount(text) + 3) / 4)
         {
             StopStringMatched = finish?.StopString ?? false,
         });
         return usage;
     }
+
+    /// <summary>
+    /// The generated tokens of a whole answer's <c>details</c> (<c>tokens</c>, and <c>top_tokens</c> when
+    /// alternatives were asked for), special ones left out as the stream leaves them out. Null when the
+    /// upstream listed none.
+    /// </summary>
+    private static List<GeneratedToken>? DetailTokens(JsonElement root, int top)
+    {
+        if (!root.TryGetProperty("details", out var details) || details.ValueKind != JsonValueKind.Object
+            || !details.TryGetProperty("tokens", out var list) || list.ValueKind != JsonValueKind.Array)
+            return null;
+        var tops = details.TryGetProperty("top_tokens", out var t) && t.ValueKind == JsonValueKind.Array && t.GetArrayLength() == list.GetArrayLength() ? t : default;
+        var tokens = new List<GeneratedToken>(list.GetArrayLength());
+        for (var i = 0; i < list.GetArrayLength(); i++)
+        {
+            var token = list[i];
+            if (token.ValueKind != JsonValueKind.Object) throw Malformed();
+            if (token.TryGetProperty("special", out var sp) && sp.ValueKind == JsonValueKind.True) continue;
+            var text = token.TryGetProperty("text", out var x) && x.ValueKind == JsonValueKind.String ? x.GetString()! : throw Malformed();
+            tokens.Add(TokenOf(token, text, tops.ValueKind == JsonValueKind.Array ? tops[i] : default, top));
+        }
+        return tokens;
+    }
+
+    /// <summary>One of TGI's <c>Token</c> objects (<c>id</c>, <c>logprob</c>) with up to <paramref name="top"/> of its alternatives.</summary>
+    private static GeneratedToken TokenOf(JsonElement token, string text, JsonElement alternatives, int top)
+    {
+        var id = token.TryGetProperty("id", out var i) && i.TryGetInt32(out var n) && n >= 0 ? n : GeneratedToken.UnknownId;
+        TokenLogprob[]? kept = null;
+        if (top > 0 && alternatives.ValueKind == JsonValueKind.Array)
+        {
+            var list = new List<TokenLogprob>(Math.Min(top, alternatives.GetArrayLength()));
+            foreach (var alt in alternatives.EnumerateArray())
+            {
+                if (list.Count == top) break;
+                if (alt.ValueKind != JsonValueKind.Object || !alt.TryGetProperty("text", out var altText) || altText.ValueKind != JsonValueKind.String) throw Malformed();
+                var altId = alt.TryGetProperty("id", out var a) && a.TryGetInt32(out var m) && m >= 0 ? m : GeneratedToken.UnknownId;
+                list.Add(new TokenLogprob(altId, LogprobOf(alt), altText.GetString()!));
+            }
+            kept = [.. list];
+        }
+        return new GeneratedToken(id, text, LogprobOf(token), kept);
+    }
+
+    /// <summary>A token's <c>logprob</c>: a number at most 0, or null (TGI sends null for tokens it did not score), read as 0.</summary>
+    private static float LogprobOf(JsonElement token) =>
+        !token.TryGetProperty("logprob", out var value) || value.ValueKind == JsonValueKind.Null ? 0f
+        : value.ValueKind == JsonValueKind.Number && value.TryGetDouble(out var d) && d <= 0 && double.IsFinite(d) ? (float)d
+        : throw Malformed();
+
+    private static InvalidDataException Malformed() => new("the upstream's token details are not TGI's shape");
 
     /// <summary>The finish reason and generated-token count of a <c>details</c> object (TGI names <c>eos_token</c>, <c>stop_sequence</c>, <c>length</c>).</summary>
     private static ((FinishReason Reason, bool StopString)? Finish, GenerationUsage? Usage) Details(JsonElement root)
