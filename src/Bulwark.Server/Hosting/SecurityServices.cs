@@ -30,6 +30,7 @@ public static class SecurityServices
         var quotas = Read<QuotaOptions>(configuration, "Bulwark:Quotas");
         var audit = configuration.GetSection("Bulwark:Audit").Get<AuditOptions>() ?? new AuditOptions();
         if (audit.Validate() is { Count: > 0 } problems) throw new ServerConfigurationException(problems);
+        if (quotas.Validate() is { Count: > 0 } quotaProblems) throw new ServerConfigurationException(quotaProblems);
         RegisterSecrets(security, storage, quotas);
 
         services.AddSingleton(security).AddSingleton(storage).AddSingleton(quotas).AddSingleton(audit).AddSingleton(dataDirectory);
@@ -50,7 +51,8 @@ public static class SecurityServices
             sp.GetRequiredService<TimeProvider>(), security.MetricsToken));
         services.AddSingleton<IpBlockList>().AddSingleton<ActiveRequests>().AddSingleton<ReplicaIdentity>();
         services.TryAddSingleton<ReplicaIsolation>();
-        services.AddSingleton<KeyIssuer>().AddSingleton<IncidentControls>().AddSingleton<QuotaGate>();
+        services.AddSingleton<KeyIssuer>().AddSingleton<IncidentControls>().AddSingleton<QuotaGate>().AddSingleton<OpenLeases>();
+        services.AddHostedService<QuotaLeaseRenewer>();
 
         var logLevel = new RuntimeLogLevel();
         services.AddSingleton(logLevel);
@@ -69,7 +71,7 @@ public static class SecurityServices
         {
             services.AddSingleton<IConnectionMultiplexer>(_ => RedisQuotaStore.Connect(quotas.Redis));
             services.AddSingleton<IQuotaStore>(sp => new ResilientQuotaStore(
-                new RedisQuotaStore(sp.GetRequiredService<IConnectionMultiplexer>(), quotas.RedisPrefix), quotas.WhenRedisDown,
+                new RedisQuotaStore(sp.GetRequiredService<IConnectionMultiplexer>(), quotas.RedisPrefix, quotas.LeaseLifetime), quotas.WhenRedisDown,
                 () => sp.GetRequiredService<ActiveRequestPublisher>().LiveReplicas, sp.GetRequiredService<TimeProvider>(),
                 sp.GetRequiredService<ILogger<ResilientQuotaStore>>(), sp.GetRequiredService<ServerMetrics>()));
         }

@@ -21,4 +21,13 @@ public interface IQuotaStore
 
     /// <summary>Corrects the token charge from <paramref name="reserved"/> to <paramref name="actual"/> and closes the lease.</summary>
     ValueTask SettleAsync(string keyId, KeyLimits limits, string leaseId, long reserved, long actual, QuotaVerdict admitted, CancellationToken ct);
+
+    /// <summary>How often this replica must renew its open concurrency leases; null when they never expire (this process's own store).</summary>
+    TimeSpan? RenewInterval => null;
+
+    /// <summary>Extends the open <paramref name="leases"/> (those still open in the store; a closed one is not reopened).</summary>
+    ValueTask RenewAsync(IReadOnlyCollection<OpenLease> leases, CancellationToken ct) => ValueTask.CompletedTask;
 }
+
+/// <summary>A concurrency slot this replica holds: its key and its lease.</summary>
+public readonly record struct OpenLease(string KeyId, string LeaseId);

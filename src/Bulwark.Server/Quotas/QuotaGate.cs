@@ -12,14 +12,14 @@ namespace Bulwark.Server.Quotas;
 /// answer 429 with the rate-limit headers; the lease settles the real token count when the request ends.
 /// A store that cannot decide (Redis down, <see cref="ResilientQuotaStore"/>) makes either step 503.
 /// </summary>
-public sealed class QuotaGate(IQuotaStore store)
+public sealed class QuotaGate(IQuotaStore store, OpenLeases open)
 {
     /// <summary>Checks requests/min, requests/hour and concurrency and opens the request's lease; throws the 429 refusal.</summary>
     /// <exception cref="ApiException">429 <c>rate_limit_exceeded</c> with the rate-limit headers; 503 <c>quota_store_unavailable</c>.</exception>
     public async ValueTask<QuotaLease> AdmitRequestAsync(HttpContext context, Caller caller, CancellationToken ct = default)
     {
         var limits = caller.Limits;
-        var lease = new QuotaLease(store, context, caller, UniqueIds.Next()); // unique across replicas, unlike TraceIdentifier
+        var lease = new QuotaLease(store, open, context, caller, UniqueIds.Next()); // unique across replicas, unlike TraceIdentifier
         if (limits.RequestsPerMinute == 0 && limits.RequestsPerHour == 0 && limits.MaxConcurrent == 0) return lease;
         QuotaVerdict verdict;
         try { verdict = await store.AdmitAsync(caller.KeyId, limits with { TokensPerMinute = 0, TokensPerHour = 0, TokensPerDay = 0 }, 0, lease.Id, ct); }
@@ -72,6 +72,7 @@ public sealed class QuotaGate(IQuotaStore store)
 public sealed class QuotaLease : IAsyncDisposable
 {
     private readonly IQuotaStore _store;
+    private readonly OpenLeases _open;
     private readonly HttpContext _context;
     private readonly KeyLimits _limits;
     private readonly string _keyId;
@@ -79,9 +80,9 @@ public sealed class QuotaLease : IAsyncDisposable
     private QuotaVerdict _tokens;
     private int _settled;
 
-    internal QuotaLease(IQuotaStore store, HttpContext context, Caller caller, string id)
+    internal QuotaLease(IQuotaStore store, OpenLeases open, HttpContext context, Caller caller, string id)
     {
-        (_store, _context, _limits, _keyId, Id) = (store, context, caller.Limits, caller.KeyId, id);
+        (_store, _open, _context, _limits, _keyId, Id) = (store, open, context, caller.Limits, caller.KeyId, id);
     }
 
     internal string Id { get; }
@@ -89,7 +90,11 @@ public sealed class QuotaLease : IAsyncDisposable
     /// <summary>Tokens reserved for this request so far (0 before <see cref="ReserveTokensAsync"/>).</summary>
     public long Reserved { get; private set; }
 
-    internal void Opened(in QuotaVerdict verdict) => _slotOpen = _limits.MaxConcurrent > 0;
+    internal void Opened(in QuotaVerdict verdict)
+    {
+        _slotOpen = _limits.MaxConcurrent > 0;
+        if (_slotOpen) _open.Add(_keyId, Id); // renewed until settled (QuotaLeaseRenewer)
+    }
 
     /// <summary>Reserves <paramref name="tokens"/> against tokens/min, tokens/hour and tokens/day; once per lease.</summary>
     /// <exception cref="ApiException">429 <c>rate_limit_exceeded</c> with the rate-limit headers, or 503 <c>quota_store_unavailable</c>; the concurrency slot is freed.</exception>
@@ -119,6 +124,8 @@ public sealed class QuotaLease : IAsyncDisposable
     {
         ArgumentOutOfRangeException.ThrowIfNegative(actualTokens);
         if (Interlocked.Exchange(ref _settled, 1) == 1) return ValueTask.CompletedTask;
+        // No longer renewed, whatever becomes of the settlement: a slot whose settlement is lost expires.
+        if (_slotOpen) _open.Remove(Id);
         // Without a reservation there is nothing to correct: only the slot closes.
         var actual = Reserved == 0 ? 0 : actualTokens;
         if (Reserved == 0 && !_slotOpen) return ValueTask.CompletedTask;

@@ -11,6 +11,18 @@ public sealed class QuotaOptions
 
     /// <summary>What a replica does with requests of keys that have limits while Redis cannot be reached (docs/reliability.md).</summary>
     public RedisDownPolicy WhenRedisDown { get; set; } = RedisDownPolicy.Refuse;
+
+    /// <summary>
+    /// How long a concurrency slot in Redis outlives the last renewal by the replica that holds it: a replica
+    /// renews its open slots every third of this, so a slot of a replica that died is free again within it.
+    /// </summary>
+    public TimeSpan LeaseLifetime { get; set; } = RedisQuotaStore.DefaultLeaseLifetime;
+
+    /// <summary>The problems of these settings, each naming its setting; empty when there are none.</summary>
+    public IReadOnlyList<string> Validate() =>
+        LeaseLifetime < TimeSpan.FromSeconds(3) || LeaseLifetime > TimeSpan.FromHours(1)
+            ? [$"Bulwark:Quotas:LeaseLifetime must be between 00:00:03 and 01:00:00; got {LeaseLifetime}."]
+            : [];
 }
 
 /// <summary>

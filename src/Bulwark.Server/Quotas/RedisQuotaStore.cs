@@ -17,17 +17,18 @@ public sealed class RedisQuotaStore : IQuotaStore
     private readonly TimeProvider? testClock;
 
     /// <summary>A store whose clock is Redis's own (<c>TIME</c>): the only kind the server builds.</summary>
-    public RedisQuotaStore(IConnectionMultiplexer redis, string prefix) : this(redis, prefix, null) { }
+    public RedisQuotaStore(IConnectionMultiplexer redis, string prefix, TimeSpan leaseLifetime) : this(redis, prefix, null, leaseLifetime) { }
 
     /// <summary>
     /// With <paramref name="testClock"/>, the scripts take "now" from it instead of Redis's clock, so a
     /// test can move time by hand and hold the Redis script to the same properties as the in-memory store.
     /// </summary>
-    internal RedisQuotaStore(IConnectionMultiplexer redis, string prefix, TimeProvider? testClock)
+    internal RedisQuotaStore(IConnectionMultiplexer redis, string prefix, TimeProvider? testClock, TimeSpan? leaseLifetime = null)
     {
         this.redis = redis;
         this.prefix = prefix;
         this.testClock = testClock;
+        LeaseLifetime = leaseLifetime ?? DefaultLeaseLifetime;
     }
 
     /// <summary>
@@ -46,8 +47,43 @@ public sealed class RedisQuotaStore : IQuotaStore
         return ConnectionMultiplexer.Connect(options);
     }
 
-    /// <summary>A concurrency lease left open by a crashed replica expires after this long.</summary>
-    public static readonly TimeSpan LeaseLifetime = TimeSpan.FromMinutes(15);
+    /// <summary><see cref="QuotaOptions.LeaseLifetime"/> unless configured.</summary>
+    public static readonly TimeSpan DefaultLeaseLifetime = TimeSpan.FromSeconds(60);
+
+    /// <summary>
+    /// How long a concurrency lease lives past its last renewal. The replica holding it renews it every
+    /// <see cref="RenewInterval"/> while its request runs (<see cref="QuotaLeaseRenewer"/>), so a request may
+    /// run for hours, and a lease left open by a replica that died expires within this.
+    /// </summary>
+    public TimeSpan LeaseLifetime { get; }
+
+    /// <summary>A third of the lifetime: two renewals can be lost (a slow Redis, a paused process) before a lease expires.</summary>
+    public TimeSpan? RenewInterval => LeaseLifetime / 3;
+
+    /// <summary>
+    /// Pushes each lease's expiry to now + <see cref="LeaseLifetime"/>, only where it is still open
+    /// (<c>ZADD XX</c>): a lease settled meanwhile is not brought back. One script call per key, pipelined.
+    /// </summary>
+    public async ValueTask RenewAsync(IReadOnlyCollection<OpenLease> leases, CancellationToken ct)
+    {
+        var database = redis.GetDatabase();
+        var ttl = (long)LeaseLifetime.TotalMicroseconds;
+        var calls = leases.GroupBy(l => l.KeyId, StringComparer.Ordinal).Select(key =>
+            database.ScriptEvaluateAsync(RenewScript, [Keys(key.Key)[1]], [ttl, Now(), .. key.Select(l => (RedisValue)l.LeaseId)]));
+        await Task.WhenAll(calls).WaitAsync(ct);
+    }
+
+    private const string RenewScript = """
+        local now = tonumber(ARGV[2])
+        if now == nil then
+          local t = redis.call('TIME')
+          now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+        end
+        local ttl, renewed = tonumber(ARGV[1]), 0
+        for i = 3, #ARGV do renewed = renewed + redis.call('ZADD', KEYS[1], 'XX', 'CH', now + ttl, ARGV[i]) end
+        if redis.call('ZCARD', KEYS[1]) > 0 then redis.call('PEXPIRE', KEYS[1], math.ceil(ttl / 1000)) end
+        return renewed
+        """;
 
     // StackExchange.Redis sends a script's SHA (EVALSHA) once Redis has seen its text.
     public async ValueTask<QuotaVerdict> AdmitAsync(string keyId, KeyLimits limits, long tokens, string leaseId, CancellationToken ct)

@@ -25,7 +25,7 @@ public sealed class ResilientQuotaStore : IQuotaStore, IAsyncDisposable
     /// <summary>How often a degraded replica tries Redis again.</summary>
     public static readonly TimeSpan ProbeInterval = TimeSpan.FromSeconds(1);
 
-    /// <summary>Most settlements kept for Redis while it is down; beyond it their slots expire by <see cref="RedisQuotaStore.LeaseLifetime"/> and their tokens stay charged.</summary>
+    /// <summary>Most settlements kept for Redis while it is down; beyond it their slots expire by <see cref="RedisQuotaStore.LeaseLifetime"/> (no longer renewed) and their tokens stay charged.</summary>
     public const int MaxPendingSettlements = 100_000;
 
     private const int Shared = 0, Degraded = 1;
@@ -99,6 +99,20 @@ public sealed class ResilientQuotaStore : IQuotaStore, IAsyncDisposable
         }
         if (_pending.Count < MaxPendingSettlements) _pending.Enqueue(settlement);
         EnsureProbing();
+    }
+
+    public TimeSpan? RenewInterval => _redis.RenewInterval;
+
+    /// <summary>
+    /// Renews in Redis while quotas are shared. A renewal that cannot reach Redis switches to degraded mode
+    /// as an admission would; while degraded nothing is renewed (the slots are counted here, and the leases
+    /// still open when Redis answers again are renewed from then on).
+    /// </summary>
+    public async ValueTask RenewAsync(IReadOnlyCollection<OpenLease> leases, CancellationToken ct)
+    {
+        if (!IsShared) return;
+        try { await _redis.RenewAsync(leases, ct); }
+        catch (Exception e) when (IsRedisFailure(e)) { EnterDegraded(e); }
     }
 
     private static bool IsRedisFailure(Exception e) => e is RedisException or RedisTimeoutException;
