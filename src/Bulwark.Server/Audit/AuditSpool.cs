@@ -17,7 +17,7 @@ namespace Bulwark.Server.Audit;
 /// crash mid-write fails its checksum and is skipped (and counted) when read. Reading never
 /// consumes: the file is emptied only after every record in it reached the store, and the store
 /// skips records it already has (<see cref="AuditRecord.Id"/>), so a replay cut short by a crash
-/// is simply run again.
+/// is simply run again. The file's creation is made durable as well (its directory is fsynced).
 /// </summary>
 internal sealed class AuditSpool(string path, long limit) : IDisposable
 {
@@ -123,7 +123,16 @@ internal sealed class AuditSpool(string path, long limit) : IDisposable
         return 0;
     }
 
-    private FileStream Open() => _file ??= new FileStream(Path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.Read, 1, FileOptions.None);
+    private FileStream Open()
+    {
+        if (_file is not null) return _file;
+        var created = !File.Exists(Path);
+        _file = new FileStream(Path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.Read, 1, FileOptions.None);
+        // The new file's directory entry is made durable too, or a power loss could take the file and the
+        // records fsynced into it. Before the first record is counted as kept.
+        if (created) DirectorySync.Flush(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(Path))!);
+        return _file;
+    }
 
     private static AuditRecord? Parse(string line)
     {
