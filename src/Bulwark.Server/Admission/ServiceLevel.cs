@@ -1,4 +1,5 @@
 using System.Diagnostics.Metrics;
+using Bulwark.Server.Audit;
 using Bulwark.Server.Observability;
 using Bulwark.Server.Requests;
 using Microsoft.AspNetCore.Http;
@@ -16,6 +17,8 @@ namespace Bulwark.Server.Admission;
 /// from the admission queue's depth and its oldest request's wait: a level's effects are a cap on
 /// <c>max_tokens</c>, refusing keys below a priority, and (offline) refusing every inference request.
 /// Both apply to embedded and forwarded models alike; both are metrics and shown by <c>/ready</c>.
+/// With <c>Bulwark:Audit:WhenUnrecorded=refuse</c>, a third: new inference is refused with 503
+/// <c>audit_unavailable</c> while audit records are being lost (<see cref="AuditWriter.IsLosingRecords"/>).
 /// </summary>
 public sealed class ServiceLevel : IHostedService, IDisposable
 {
@@ -26,6 +29,7 @@ public sealed class ServiceLevel : IHostedService, IDisposable
     private readonly ServerMetrics _metrics;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
+    private readonly AuditWriter? _audit;
     private readonly Lock _lock = new();
     private readonly Counter<long> _transitions;
     private ITimer? _timer;
@@ -34,10 +38,13 @@ public sealed class ServiceLevel : IHostedService, IDisposable
     private string _why = "";
     private long _calmSince = -1;
 
+    /// <param name="audit">The audit writer, when the security front is on.</param>
+    /// <param name="auditOptions">Whether to refuse requests while audit records are lost (<see cref="UnrecordedPolicy.Refuse"/>).</param>
     public ServiceLevel(AdmissionQueue queue, ReplicaIsolation isolation, DegradationOptions options, AdmissionOptions admission, ServerMetrics metrics,
-        TimeProvider time, ILogger<ServiceLevel> logger)
+        TimeProvider time, ILogger<ServiceLevel> logger, AuditWriter? audit = null, AuditOptions? auditOptions = null)
     {
         (_queue, _isolation, _options, _admission, _metrics, _time, _logger) = (queue, isolation, options, admission, metrics, time, logger);
+        _audit = auditOptions?.WhenUnrecorded == UnrecordedPolicy.Refuse ? audit : null;
         _levelSince = time.GetUtcNow();
         metrics.Meter.CreateObservableGauge("bulwark_degradation_level", () => (int)Level,
             description: "Degradation level: 0 normal, 1 reduced, 2 minimal, 3 offline.");
@@ -54,6 +61,9 @@ public sealed class ServiceLevel : IHostedService, IDisposable
     /// <summary>The isolation in force, or null.</summary>
     public Isolation? Isolated => _isolation.Current;
 
+    /// <summary>Audit records are being lost and the policy is to refuse what cannot be audited.</summary>
+    public bool Unaudited => _audit?.IsLosingRecords == true;
+
     /// <summary>
     /// The refusal of a new inference request from a key of <paramref name="priority"/>, or null when it may go on:
     /// isolation first, then the level's priority floor (offline refuses every priority).
@@ -67,6 +77,14 @@ public sealed class ServiceLevel : IHostedService, IDisposable
             return new ApiException(StatusCodes.Status503ServiceUnavailable,
                 $"This replica is isolated for an incident since {isolation.Since:u} and takes no new requests. Retry on another replica.",
                 "server_error", null, "replica_isolated", _admission.RetryAfter);
+        }
+        if (Unaudited)
+        {
+            usage.RejectionReason = "audit_unavailable";
+            _metrics.Rejected.Add(1, new KeyValuePair<string, object?>("reason", "audit_unavailable"));
+            return new ApiException(StatusCodes.Status503ServiceUnavailable,
+                "This server cannot record requests in its audit log now and is configured to serve none it cannot record. Retry later.",
+                "server_error", null, "audit_unavailable", _admission.RetryAfter);
         }
         var (level, _, why) = Degradation;
         var step = _options.Step(level);
@@ -90,6 +108,7 @@ public sealed class ServiceLevel : IHostedService, IDisposable
     public string? NotReady()
     {
         if (Isolated is { } isolation) return $"isolated since {isolation.Since:u} by {isolation.Actor}: {isolation.Reason}";
+        if (Unaudited) return "audit records are being lost (neither the store nor the spool takes them) and Bulwark:Audit:WhenUnrecorded is refuse";
         var (level, since, why) = Degradation;
         return level == DegradationLevel.Offline ? $"degradation level offline since {since:u}: {why}" : null;
     }

@@ -1,5 +1,19 @@
 namespace Bulwark.Server.Audit;
 
+/// <summary><c>Bulwark:Audit:WhenUnrecorded</c>: serve requests whose audit records are lost (counted), or refuse them.</summary>
+public enum UnrecordedPolicy
+{
+    /// <summary>Requests are served; lost records are counted (<c>bulwark_audit_dropped_records_total</c>) and logged.</summary>
+    Serve,
+
+    /// <summary>
+    /// While records are being lost, new inference requests are refused with 503 <c>audit_unavailable</c> and
+    /// <c>/ready</c> fails, until a record reaches the store or the spool again: for deployments where a request
+    /// that cannot be audited must not be served.
+    /// </summary>
+    Refuse,
+}
+
 /// <summary><c>Bulwark:Audit</c> in configuration.</summary>
 public sealed class AuditOptions
 {
@@ -26,6 +40,9 @@ public sealed class AuditOptions
     /// them (about 2 000 records per MiB); beyond it new ones are dropped and counted. 0 turns the spool off.
     /// </summary>
     public long SpoolLimitBytes { get; set; } = 256L << 20;
+
+    /// <summary>What the server does while audit records are being lost (neither the store nor the spool takes them).</summary>
+    public UnrecordedPolicy WhenUnrecorded { get; set; } = UnrecordedPolicy.Serve;
 
     /// <summary>Every problem with these options, naming the setting and the value; empty when valid.</summary>
     public IReadOnlyList<string> Validate()

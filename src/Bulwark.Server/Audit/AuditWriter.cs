@@ -38,6 +38,7 @@ public sealed class AuditWriter : BackgroundService
     private readonly AuditSpool? _spool;
     private TaskCompletionSource _flushNow = NewSignal();
     private long _dropped;
+    private bool _losing;
     private long _pending;
     private bool _spooling;
 
@@ -63,6 +64,12 @@ public sealed class AuditWriter : BackgroundService
 
     /// <summary>Records dropped: the queue was full, or neither the store nor the spool took them.</summary>
     public long Dropped => Interlocked.Read(ref _dropped);
+
+    /// <summary>
+    /// True from the moment a record is dropped (not stored, not spooled) until a batch is again stored or
+    /// spooled whole: while true, what the server serves leaves no audit trail.
+    /// </summary>
+    public bool IsLosingRecords => Volatile.Read(ref _losing);
 
     /// <summary>Bytes of records in the spool, waiting for the store.</summary>
     public long Spooled => _spool?.Length ?? 0;
@@ -144,6 +151,7 @@ public sealed class AuditWriter : BackgroundService
         try
         {
             await _storage.Audit.WriteAsync(batch, lastUsed, ct);
+            Volatile.Write(ref _losing, false);
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
@@ -184,6 +192,7 @@ public sealed class AuditWriter : BackgroundService
         }
         _metrics.AuditSpooled.Add(kept);
         _metrics.AuditSpoolBytes = _spool.Length;
+        if (kept == batch.Count) Volatile.Write(ref _losing, false);
         if (kept < batch.Count)
             Drop(batch.Count - kept, "spool_full", $"audit: the spool {_spool.Path} reached its limit of {_spool.Limit} bytes (Bulwark:Audit:SpoolLimitBytes)");
     }
@@ -223,6 +232,7 @@ public sealed class AuditWriter : BackgroundService
 
     private void Drop(int count, string reason, string message)
     {
+        Volatile.Write(ref _losing, true);
         var before = Interlocked.Add(ref _dropped, count) - count;
         _metrics.AuditDropped.Add(count, new KeyValuePair<string, object?>("reason", reason));
         // Once per power of two of the total, so a flood of drops is visible without flooding the log.

@@ -28,7 +28,7 @@ public static class SecurityServices
         var security = configuration.GetSection("Bulwark:Security").Get<SecurityOptions>() ?? new SecurityOptions();
         var storage = configuration.GetSection("Bulwark:Storage").Get<StorageOptions>() ?? new StorageOptions();
         var quotas = Read<QuotaOptions>(configuration, "Bulwark:Quotas");
-        var audit = configuration.GetSection("Bulwark:Audit").Get<AuditOptions>() ?? new AuditOptions();
+        var audit = Read<AuditOptions>(configuration, "Bulwark:Audit");
         if (audit.Validate() is { Count: > 0 } problems) throw new ServerConfigurationException(problems);
         if (quotas.Validate() is { Count: > 0 } quotaProblems) throw new ServerConfigurationException(quotaProblems);
         RegisterSecrets(security, storage, quotas);
