@@ -8,10 +8,12 @@ namespace Bulwark.Engine.KvCache;
 /// block reads one run of memory per layer.
 /// </summary>
 /// <remarks>
-/// Blocks are reused across sequences and tenants without being cleared. That is safe because
-/// a step writes K/V of every position it computes (or copies them with a <see cref="BlockCopy"/>)
-/// before any query of that step or a later one reads it, and a query reads only positions below
-/// its own, which its sequence computed. Tests poison the whole store with NaN to prove it.
+/// Attention never reads a slot its sequence did not write: a step writes K/V of every position it
+/// computes (or copies them with a <see cref="BlockCopy"/>) before any query of that step or a later
+/// one reads it, and a query reads only positions below its own. Tests poison the whole store with
+/// NaN to prove it. Beyond that, a block's previous contents are cleared (<see cref="Clear"/>) before
+/// it changes hands and soon after it is freed, so a read of the process's memory finds no ended
+/// request's keys and values (the engine's scrubbing, see <c>BlockAllocator</c>).
 /// </remarks>
 internal sealed unsafe class KvBlockStore : IDisposable
 {
@@ -99,6 +101,47 @@ internal sealed unsafe class KvBlockStore : IDisposable
             Buffer.MemoryCopy(_keys + from, _keys + to, bytes, bytes);
             Buffer.MemoryCopy(_values + from, _values + to, bytes, bytes);
         }
+    }
+
+    /// <summary>Sets every slot of <paramref name="block"/>, in every layer, keys and values, to <paramref name="value"/> (0: scrubbed).</summary>
+    public void Clear(int block, float value = 0f)
+    {
+        if ((uint)block >= (uint)BlockCount) throw new ArgumentOutOfRangeException(nameof(block), block, $"block must be below {BlockCount}");
+        var element = ElementBytes(Type);
+        var count = checked((int)BlockStride);
+        for (var l = 0; l < Layers; l++)
+        {
+            var offset = (l * _layerStride + block * BlockStride) * element;
+            if (value == 0f && !float.IsNegative(value))
+            {
+                System.Runtime.InteropServices.NativeMemory.Clear(_keys + offset, (nuint)(count * element));
+                System.Runtime.InteropServices.NativeMemory.Clear(_values + offset, (nuint)(count * element));
+            }
+            else if (Type == KvCacheType.F16)
+            {
+                new Span<Half>(_keys + offset, count).Fill((Half)value);
+                new Span<Half>(_values + offset, count).Fill((Half)value);
+            }
+            else
+            {
+                new Span<float>(_keys + offset, count).Fill(value);
+                new Span<float>(_values + offset, count).Fill(value);
+            }
+        }
+    }
+
+    /// <summary>Whether every slot of <paramref name="block"/> is zero (tests: a scrubbed block holds nothing).</summary>
+    public bool IsZero(int block)
+    {
+        var element = ElementBytes(Type);
+        var bytes = checked((int)(BlockStride * element));
+        for (var l = 0; l < Layers; l++)
+        {
+            var offset = (l * _layerStride + block * BlockStride) * element;
+            if (new ReadOnlySpan<byte>(_keys + offset, bytes).ContainsAnyExcept((byte)0)) return false;
+            if (new ReadOnlySpan<byte>(_values + offset, bytes).ContainsAnyExcept((byte)0)) return false;
+        }
+        return true;
     }
 
     /// <summary>Fills every slot with <paramref name="value"/> (tests: NaN shows any read of a slot nobody wrote).</summary>

@@ -9,6 +9,7 @@ internal sealed class PrefixCache
 {
     private readonly Dictionary<BlockHash, int> _blockByHash = new();
     private readonly BlockHash[] _hashOf;
+    private readonly string?[] _tenantOf;
     private readonly bool[] _cached;
     private readonly int[] _tokens;
     private readonly int _blockSize;
@@ -17,6 +18,7 @@ internal sealed class PrefixCache
     {
         _blockSize = blockSize;
         _hashOf = new BlockHash[capacity];
+        _tenantOf = new string?[capacity];
         _cached = new bool[capacity];
         _tokens = new int[capacity * blockSize];
     }
@@ -34,12 +36,13 @@ internal sealed class PrefixCache
     }
 
     /// <summary>Publishes a full, computed block. A second block with the same content stays private.</summary>
-    public void Publish(int block, BlockHash hash, ReadOnlySpan<int> tokens)
+    public void Publish(int block, BlockHash hash, ReadOnlySpan<int> tokens, string tenant = "")
     {
         if (_cached[block] || !_blockByHash.TryAdd(hash, block))
             return;
         _cached[block] = true;
         _hashOf[block] = hash;
+        _tenantOf[block] = tenant;
         tokens.CopyTo(_tokens.AsSpan(block * _blockSize, _blockSize));
     }
 
@@ -50,11 +53,15 @@ internal sealed class PrefixCache
             return;
         _blockByHash.Remove(_hashOf[block]);
         _cached[block] = false;
+        _tenantOf[block] = null;
     }
 
-    public void Clear()
+    /// <summary>The blocks cached for <paramref name="tenant"/> (every cached block when null).</summary>
+    public List<int> BlocksOf(string? tenant)
     {
-        _blockByHash.Clear();
-        Array.Clear(_cached);
+        var blocks = new List<int>();
+        foreach (var block in _blockByHash.Values)
+            if (tenant is null || _tenantOf[block] == tenant) blocks.Add(block);
+        return blocks;
     }
 }

@@ -6,7 +6,7 @@ namespace Bulwark.Engine.Serving;
 /// </summary>
 public sealed class EngineCounters
 {
-    private long _running, _waiting, _kvBlocksUsed, _kvBlocksPeak, _prefixQueries, _prefixHits, _preemptions;
+    private long _running, _waiting, _kvBlocksUsed, _kvBlocksPeak, _prefixQueries, _prefixHits, _preemptions, _kvBlocksScrubbed;
     private long _steps, _batchedTokens, _batchedSequences, _maxBatchSequences, _promptTokens, _generatedTokens;
 
     public int KvBlocksTotal { get; internal set; }
@@ -20,6 +20,9 @@ public sealed class EngineCounters
     public long PrefixCacheQueryTokens => Volatile.Read(ref _prefixQueries);
     public long PrefixCacheHitTokens => Volatile.Read(ref _prefixHits);
     public long Preemptions => Volatile.Read(ref _preemptions);
+
+    /// <summary>KV blocks cleared: before they changed hands, or swept after their request ended.</summary>
+    public long KvBlocksScrubbed => Volatile.Read(ref _kvBlocksScrubbed);
     public long Steps => Volatile.Read(ref _steps);
     public long BatchedTokens => Volatile.Read(ref _batchedTokens);
     public long BatchedSequences => Volatile.Read(ref _batchedSequences);
@@ -50,6 +53,8 @@ public sealed class EngineCounters
         if (sequences > Volatile.Read(ref _maxBatchSequences))
             Volatile.Write(ref _maxBatchSequences, sequences);
     }
+
+    internal void RecordScrubbed(long total) => Volatile.Write(ref _kvBlocksScrubbed, total);
 
     internal void RecordPrompt(int tokens) => Interlocked.Add(ref _promptTokens, tokens);
 

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using Bulwark.Engine.KvCache;
 using Bulwark.Engine.Serving.Execution;
 using Bulwark.Engine.Serving.Sampling;
@@ -22,6 +23,7 @@ public sealed class LlmEngine : IDisposable
     private readonly ConcurrentQueue<RequestState> _arrivals = new();
     private readonly ConcurrentQueue<RequestState> _cancellations = new();
     private readonly ConcurrentQueue<(RequestState Request, int Index)> _choiceStops = new();
+    private readonly ConcurrentQueue<(string? Tenant, TaskCompletionSource<int> Done)> _flushes = new();
     private readonly ManualResetEventSlim _wake = new(false);
     private readonly Thread _loop;
     private float[] _logits = [];
@@ -53,6 +55,32 @@ public sealed class LlmEngine : IDisposable
     public int VocabSize => _executor.VocabSize;
 
     public int MaxContextLength => _executor.MaxContextLength;
+
+    /// <summary>Freed KV blocks cleared per step while the engine is busy; the rest wait for an idle moment.</summary>
+    public const int SweepPerStep = 2;
+
+    /// <summary>
+    /// Drops the prefix cache's blocks computed for <paramref name="tenant"/> (every tenant's when null), so no
+    /// later request reuses them, and clears those no running sequence holds (the others when their sequence
+    /// ends). Returns how many cached blocks were dropped.
+    /// </summary>
+    public Task<int> FlushPrefixCacheAsync(string? tenant)
+    {
+        var done = new TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously);
+        if (_exited) return Task.FromException<int>(new EngineStoppedException());
+        _flushes.Enqueue((tenant, done));
+        _wake.Set();
+        if (_exited && _flushes.TryDequeue(out var late)) late.Done.TrySetException(new EngineStoppedException());
+        return done.Task;
+    }
+
+    /// <summary>The block allocator (test access: read only while the engine is idle).</summary>
+    internal BlockAllocator Blocks => _scheduler.Blocks;
+
+    /// <summary>Freed KV blocks still holding an ended request's keys and values (test access: zero once the engine has been idle).</summary>
+    internal int DirtyFreeBlocks => _dirtyFreeBlocks;
+
+    private volatile int _dirtyFreeBlocks;
 
     /// <summary>Sequences the scheduler runs at once: an upper bound on a request's n.</summary>
     public int MaxSequences => _options.Scheduler.MaxSequences;
@@ -148,6 +176,10 @@ public sealed class LlmEngine : IDisposable
             {
                 if (_stopping)
                     break;
+                // Idle: clear what ended requests left in the KV cache, unless work arrives meanwhile.
+                Sweep(int.MaxValue);
+                if (!_arrivals.IsEmpty || !_flushes.IsEmpty)
+                    continue;
                 _wake.Wait();
                 _wake.Reset();
                 continue;
@@ -155,6 +187,7 @@ public sealed class LlmEngine : IDisposable
             try
             {
                 Step();
+                Sweep(SweepPerStep);
             }
             catch (Exception ex)
             {
@@ -166,6 +199,8 @@ public sealed class LlmEngine : IDisposable
         }
         _exited = true;
         RejectArrivals();
+        while (_flushes.TryDequeue(out var flush))
+            flush.Done.TrySetException(new EngineStoppedException());
         PublishCounters();
     }
 
@@ -189,7 +224,10 @@ public sealed class LlmEngine : IDisposable
                 continue;
             }
             var p = state.Sampling;
-            var seq = new Sequence(_nextSequenceId++, state.Prompt, p.MaxTokens, state.Request.Priority, _nextArrival++, state.CacheRoot);
+            var seq = new Sequence(_nextSequenceId++, state.Prompt, p.MaxTokens, state.Request.Priority, _nextArrival++, state.CacheRoot)
+            {
+                Tenant = state.Request.Tenant,
+            };
             var choice = new Choice(state, 0, seq) { ForkPending = p.N > 1 };
             state.Choices.Add(choice);
             state.Unfinished = p.N;
@@ -198,6 +236,8 @@ public sealed class LlmEngine : IDisposable
         }
         while (_choiceStops.TryDequeue(out var stop))
             StopChoice(stop.Request, stop.Index);
+        while (_flushes.TryDequeue(out var flush))
+            flush.Done.TrySetResult(_scheduler.Blocks.FlushPrefixCache(flush.Tenant));
         PublishCounters();
     }
 
@@ -248,6 +288,12 @@ public sealed class LlmEngine : IDisposable
         var rows = _batch.LogitRowCount * vocab;
         if (_logits.Length < rows)
             _logits = new float[rows];
+        var scrub = _scheduler.Blocks.TakeScrubBeforeStep();
+        if (scrub.Count > 0)
+        {
+            _executor.ScrubKvBlocks(CollectionsMarshal.AsSpan(scrub));
+            _scheduler.Blocks.ScrubbedBeforeStep();
+        }
         _executor.Execute(_batch, _logits.AsSpan(0, rows));
         _scheduler.Complete(step);
         Counters.RecordStep(step.TokenCount, step.Sequences.Count);
@@ -323,6 +369,19 @@ public sealed class LlmEngine : IDisposable
             requests.Add(((Choice)seq.Owner!).Request);
         foreach (var request in requests)
             Finish(request, error);
+    }
+
+    /// <summary>Clears up to <paramref name="most"/> freed blocks that still hold KV; stops early when work arrives.</summary>
+    private void Sweep(int most)
+    {
+        var blocks = _scheduler.Blocks;
+        for (var i = 0; i < most && (most == SweepPerStep || _arrivals.IsEmpty) && blocks.TryTakeSweep(out var block); i++)
+        {
+            _executor.ScrubKvBlocks([block]);
+            blocks.Swept(block);
+        }
+        _dirtyFreeBlocks = blocks.SweepBacklog;
+        Counters.RecordScrubbed(blocks.ScrubbedBlocks);
     }
 
     private void PublishCounters()

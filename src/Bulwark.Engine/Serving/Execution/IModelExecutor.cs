@@ -23,4 +23,10 @@ public interface IModelExecutor
     /// <paramref name="logits"/> (row-major, <see cref="StepBatch.LogitRowCount"/> × VocabSize).
     /// </summary>
     void Execute(StepBatch batch, Span<float> logits);
+
+    /// <summary>
+    /// Clears the KV of <paramref name="blocks"/> (their previous owners ended): called before a block
+    /// changes hands and, off the decode path, for freed blocks. An executor that keeps KV must clear it.
+    /// </summary>
+    void ScrubKvBlocks(ReadOnlySpan<int> blocks) { }
 }

@@ -66,6 +66,18 @@ public sealed unsafe class PagedLlamaExecutor : IModelExecutor, IDisposable
 
     private KvBlockStore Kv => _kv ?? throw new InvalidOperationException("AllocateKvCache must be called before the first step");
 
+    /// <summary>The KV store (tests read it to see what a request left behind).</summary>
+    internal KvBlockStore KvStore => Kv;
+
+    /// <summary>What scrubbing writes: 0, or NaN in tests that must still see any read of a slot nobody wrote.</summary>
+    internal float ScrubValue { get; set; }
+
+    public void ScrubKvBlocks(ReadOnlySpan<int> blocks)
+    {
+        var kv = Kv;
+        foreach (var block in blocks) kv.Clear(block, ScrubValue);
+    }
+
     public void Execute(StepBatch batch, Span<float> logits)
     {
         var kv = Kv;

@@ -11,12 +11,20 @@ namespace Bulwark.Engine.Serving.Scheduling;
 /// <remarks>
 /// A block handed out again never leaks its previous owner's KV: attention reads only the
 /// positions below a sequence's length, and the step writes every such position of a fresh
-/// block (from prefill, decode or a copy) before any query reads it.
+/// block (from prefill, decode or a copy) before any query reads it. Nor does its memory keep it
+/// (scrubbing): a block that held KV is cleared before it changes hands (<see cref="TakeScrubBeforeStep"/>,
+/// which covers cached blocks when they are evicted), and a freed block that no cache keeps is queued
+/// for the engine to clear when it is idle or a few per step (<see cref="TryTakeSweep"/>).
 /// </remarks>
 internal sealed class BlockAllocator
 {
     private readonly BlockPool _pool;
     private readonly PrefixCache _prefix;
+    // A block that may hold KV someone wrote (fresh pages are zero).
+    private readonly bool[] _dirty;
+    // Freed blocks no cache keeps, to clear off the decode path; stale entries are skipped when taken.
+    private readonly Queue<int> _sweep = new();
+    private readonly List<int> _scrubNow = [];
 
     public BlockAllocator(int capacity, int blockSize, bool prefixCaching)
     {
@@ -26,6 +34,64 @@ internal sealed class BlockAllocator
         PrefixCaching = prefixCaching;
         _pool = new BlockPool(capacity);
         _prefix = new PrefixCache(capacity, blockSize);
+        _dirty = new bool[capacity];
+    }
+
+    /// <summary>Blocks cleared so far: before they changed hands, and swept after they were freed.</summary>
+    public long ScrubbedBlocks { get; private set; }
+
+    /// <summary>Whether <paramref name="block"/> may still hold KV someone wrote.</summary>
+    internal bool IsDirty(int block) => _dirty[block];
+
+    internal bool IsCached(int block) => _prefix.IsCached(block);
+
+    /// <summary>
+    /// Blocks handed out since the last call that held someone else's KV: the engine clears them before the
+    /// step that writes into them. The list is reused; read it before the next schedule.
+    /// </summary>
+    public List<int> TakeScrubBeforeStep()
+    {
+        ScrubbedBlocks += _scrubNow.Count;
+        return _scrubNow;
+    }
+
+    /// <summary>After the engine cleared the blocks <see cref="TakeScrubBeforeStep"/> gave it.</summary>
+    public void ScrubbedBeforeStep() => _scrubNow.Clear();
+
+    /// <summary>The next freed block that still holds KV no cache keeps, or false when there is none.</summary>
+    public bool TryTakeSweep(out int block)
+    {
+        while (_sweep.TryDequeue(out block))
+        {
+            // Handed out again since (then cleared before that step), cached again, or already clear: nothing to do.
+            if (_pool.IsFree(block) && _dirty[block] && !_prefix.IsCached(block)) return true;
+        }
+        return false;
+    }
+
+    /// <summary>After the engine cleared a block <see cref="TryTakeSweep"/> gave it.</summary>
+    public void Swept(int block)
+    {
+        _dirty[block] = false;
+        ScrubbedBlocks++;
+    }
+
+    /// <summary>Freed blocks queued for clearing (some may have been handed out again since).</summary>
+    public int SweepBacklog => _sweep.Count;
+
+    /// <summary>
+    /// Drops the prefix cache's blocks of <paramref name="tenant"/> (all of them when null): no later request
+    /// finds them, and those no sequence holds are queued for clearing. Returns how many were dropped.
+    /// </summary>
+    public int FlushPrefixCache(string? tenant)
+    {
+        var blocks = _prefix.BlocksOf(tenant);
+        foreach (var block in blocks)
+        {
+            _prefix.Evict(block);
+            if (_pool.IsFree(block)) _sweep.Enqueue(block);
+        }
+        return blocks.Count;
     }
 
     public int BlockSize { get; }
@@ -117,7 +183,7 @@ internal sealed class BlockAllocator
             var blockTokens = tokens.Slice(i * BlockSize, BlockSize);
             hash = BlockHash.Chain(hash, blockTokens);
             if (PrefixCaching)
-                _prefix.Publish(seq.Blocks[i], hash, blockTokens);
+                _prefix.Publish(seq.Blocks[i], hash, blockTokens, seq.Tenant);
         }
         seq.ChainHash = hash;
         seq.HashedBlocks = Math.Max(seq.HashedBlocks, full);
@@ -139,15 +205,17 @@ internal sealed class BlockAllocator
     {
         // Release the tail first so the prefix's head blocks are the last to be evicted.
         for (var i = seq.Blocks.Count - 1; i >= 0; i--)
-            _pool.Release(seq.Blocks[i]);
+        {
+            var block = seq.Blocks[i];
+            _pool.Release(block);
+            if (_pool.IsFree(block) && !_prefix.IsCached(block)) _sweep.Enqueue(block);
+        }
         seq.Blocks.Clear();
         seq.ComputedCount = 0;
         seq.HashedBlocks = 0;
         seq.ChainHash = seq.CacheRoot;
     }
 
-    /// <summary>Drops every unreferenced cached block (e.g. after a model reload).</summary>
-    public void ResetPrefixCache() => _prefix.Clear();
 
     private bool NeedsCopyOnWrite(Sequence seq, int tokenCount)
     {
@@ -161,6 +229,9 @@ internal sealed class BlockAllocator
     {
         var block = _pool.Allocate();
         _prefix.Evict(block);
+        // Someone's KV (a cached prefix evicted now, or a freed block not swept yet): cleared before this step writes.
+        if (_dirty[block]) _scrubNow.Add(block);
+        _dirty[block] = true;
         return block;
     }
 }

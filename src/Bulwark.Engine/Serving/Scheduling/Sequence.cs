@@ -41,6 +41,9 @@ internal sealed class Sequence
 
     public BlockHash CacheRoot { get; }
 
+    /// <summary>Whose KV this sequence computes: the prefix cache remembers it per block, so one tenant's blocks can be flushed.</summary>
+    public string Tenant { get; init; } = "";
+
     public int PromptLength { get; }
 
     /// <summary>Prompt plus output tokens.</summary>
@@ -88,6 +91,7 @@ internal sealed class Sequence
             HashedBlocks = HashedBlocks,
             ChainHash = ChainHash,
             Status = Status,
+            Tenant = Tenant,
         };
         return child;
     }
