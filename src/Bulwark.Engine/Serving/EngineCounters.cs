@@ -6,7 +6,7 @@ namespace Bulwark.Engine.Serving;
 /// </summary>
 public sealed class EngineCounters
 {
-    private long _running, _waiting, _kvBlocksUsed, _kvBlocksPeak, _prefixQueries, _prefixHits, _preemptions, _kvBlocksScrubbed;
+    private long _running, _waiting, _kvBlocksUsed, _kvBlocksPeak, _prefixQueries, _prefixHits, _preemptions, _kvBlocksScrubbed, _prefixCachedBlocks;
     private long _steps, _batchedTokens, _batchedSequences, _maxBatchSequences, _promptTokens, _generatedTokens;
 
     public int KvBlocksTotal { get; internal set; }
@@ -20,6 +20,9 @@ public sealed class EngineCounters
     public long PrefixCacheQueryTokens => Volatile.Read(ref _prefixQueries);
     public long PrefixCacheHitTokens => Volatile.Read(ref _prefixHits);
     public long Preemptions => Volatile.Read(ref _preemptions);
+
+    /// <summary>Blocks the prefix cache holds now (any tenant).</summary>
+    public long PrefixCachedBlocks => Volatile.Read(ref _prefixCachedBlocks);
 
     /// <summary>KV blocks cleared: before they changed hands, or swept after their request ended.</summary>
     public long KvBlocksScrubbed => Volatile.Read(ref _kvBlocksScrubbed);
@@ -53,6 +56,8 @@ public sealed class EngineCounters
         if (sequences > Volatile.Read(ref _maxBatchSequences))
             Volatile.Write(ref _maxBatchSequences, sequences);
     }
+
+    internal void RecordCachedBlocks(long blocks) => Volatile.Write(ref _prefixCachedBlocks, blocks);
 
     internal void RecordScrubbed(long total) => Volatile.Write(ref _kvBlocksScrubbed, total);
 

@@ -389,5 +389,6 @@ public sealed class LlmEngine : IDisposable
         var blocks = _scheduler.Blocks;
         Counters.RecordQueues(_scheduler.Running.Count, _scheduler.Waiting.Count, blocks.UsedBlocks,
             blocks.PrefixQueryTokens, blocks.PrefixHitTokens, _scheduler.Preemptions);
+        Counters.RecordCachedBlocks(blocks.CachedBlocks);
     }
 }

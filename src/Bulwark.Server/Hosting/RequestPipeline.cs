@@ -32,5 +32,6 @@ public static class RequestPipeline
         ApiRoutes.Map(app);
         if (secured) app.MapBulwarkAdmin();
         if (secured) app.MapModelAdmin();
+        if (secured) app.MapPrefixCacheAdmin();
     }
 }

@@ -66,6 +66,8 @@ public sealed class ServeHost : IAsyncDisposable
     {
         // Every setting is checked before the (possibly slow) model load, so a typo fails at once.
         var settings = ServerSettings.Read(builder.Configuration);
+        // Before anything holds a prompt or a key: a crash must not write them to a core file.
+        if (!settings.Server.CoreDumps) CoreDumps.Disable();
         DataDirectory data;
         try { data = settings.Data.EnsureCreated(); }
         catch (Exception e) when (DataDirectoryException.IsDiskFailure(e)) { throw new DataDirectoryException(settings.Data.Root, e); }

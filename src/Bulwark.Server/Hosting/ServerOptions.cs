@@ -31,6 +31,9 @@ public sealed class ServerOptions
 
     public long MaxConcurrentConnections { get; set; } = 1024;
 
+    /// <summary>Allow core files when the process crashes (debugging only: they hold prompts, completions and keys). Off by default.</summary>
+    public bool CoreDumps { get; set; }
+
     public int MaxRequestHeadersBytes { get; set; } = 32 * 1024;
 
     public string Url => UrlFor("http");
