@@ -82,6 +82,7 @@ podman image inspect "$tag" --format '{{json .Config.Volumes}}' | grep -q '"/dat
 
 say "looking for secrets and state in every layer"
 rm -rf "$work/layers"; mkdir -p "$work/layers"
+rm -f "$work/image.tar"
 podman save --format docker-archive -o "$work/image.tar" "$tag" >/dev/null
 tar -C "$work/layers" -xf "$work/image.tar"
 found="$(for layer in "$work"/layers/*.tar "$work"/layers/*/layer.tar; do [ -f "$layer" ] && tar -tf "$layer"; done \
@@ -97,7 +98,8 @@ volume="bulwark-verify-data-$$"
 cleanup() { podman rm -f "$name" >/dev/null 2>&1 || true; podman volume rm -f "$volume" >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 say "running it read-only on 127.0.0.1:$port"
-podman run -d --name "$name" --read-only --tmpfs /tmp --cap-drop ALL --security-opt no-new-privileges \
+# Limits below the machine's: a sandbox without CAP_SYS_RESOURCE cannot raise them to podman's defaults.
+podman run -d --name "$name" --ulimit nofile=8192:8192 --ulimit nproc=4096:4096 --read-only --tmpfs /tmp --cap-drop ALL --security-opt no-new-privileges \
   -v "$volume:/data" -p "127.0.0.1:$port:8000" -e "Bulwark__Security__MetricsToken=$token" \
   "$tag" serve --kv-cache-memory 16MiB >/dev/null
 for _ in $(seq 1 180); do

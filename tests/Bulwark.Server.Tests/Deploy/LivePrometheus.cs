@@ -46,6 +46,7 @@ public sealed partial class LivePrometheus : IAsyncLifetime
         var port = FreePort();
         StartPrometheus(prometheusBinary, port);
         Prometheus = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}/"), Timeout = TimeSpan.FromSeconds(30) };
+        Assert.True(await Eventually.WithinAsync(Patience, ReadyAsync), "Prometheus did not become ready:\n" + PrometheusOutput);
         Assert.True(await Eventually.WithinAsync(Patience, async () => await ValueAsync("up{job=\"bulwark\"}") == 1),
             "Prometheus did not scrape bulwark serve with the metrics token:\n" + PrometheusOutput);
 
@@ -76,6 +77,20 @@ public sealed partial class LivePrometheus : IAsyncLifetime
         try { Directory.Delete(_root, true); } catch (IOException) { } // a process may still be letting go of a file
     }
 
+    private async Task<bool> ReadyAsync()
+    {
+        Assert.False(_prometheus!.HasExited, "Prometheus exited:\n" + PrometheusOutput);
+        try
+        {
+            using var response = await Prometheus.GetAsync("-/ready");
+            return response.IsSuccessStatusCode;
+        }
+        catch (HttpRequestException)
+        {
+            return false; // not listening yet
+        }
+    }
+
     /// <summary>Evaluates an instant query; the whole response, or the error Prometheus gave.</summary>
     public async Task<(bool Ok, JsonElement Result, string Error)> QueryAsync(string query)
     {
@@ -89,16 +104,7 @@ public sealed partial class LivePrometheus : IAsyncLifetime
     /// <summary>The first sample's value of a query's result, or null when the result is empty or not a number.</summary>
     public async Task<double?> ValueAsync(string query)
     {
-        bool ok;
-        JsonElement result;
-        try
-        {
-            (ok, result, _) = await QueryAsync(query);
-        }
-        catch (HttpRequestException) when (_prometheus is { HasExited: false })
-        {
-            return null; // not listening yet
-        }
+        var (ok, result, _) = await QueryAsync(query);
         if (!ok || result.GetArrayLength() == 0) return null;
         return double.TryParse(result[0].GetProperty("value")[1].GetString(), System.Globalization.CultureInfo.InvariantCulture, out var v) ? v : null;
     }
