@@ -118,7 +118,9 @@ podman healthcheck run "$name" >/dev/null || fail "the HEALTHCHECK command fails
 uid="$(podman exec "$name" id -u)"
 [ "$uid" != 0 ] || fail "the server runs as root"
 podman exec "$name" sh -c 'touch /app/x 2>/dev/null || touch /x 2>/dev/null' && fail "the root filesystem is writable"
-changed="$(podman diff "$name" | awk '{print $2}' | grep -v -E '^/(data|tmp)(/|$)' || true)"
+# /etc/hosts, hostname and resolv.conf (and /run/.containerenv) are podman's own mounts, not writes.
+changed="$(podman diff "$name" | awk '{print $2}' | grep -v -E '^/(data|tmp)(/|$)' \
+  | grep -v -x -E '/etc|/etc/(hosts|hostname|resolv\.conf)|/run|/run/\.containerenv' || true)"
 [ -z "$changed" ] || fail "written outside /data and /tmp: $changed"
 podman exec "$name" test -f /data/state/bulwark.db || fail "no key store in /data/state"
 say "OK: image $tag built$([ "$local_base" = 1 ] && echo ' on stand-in base images'), runs as uid $uid with a read-only root, /health, /ready, /metrics and the HEALTHCHECK pass, nothing written outside /data and /tmp, no secret or state in its layers"
