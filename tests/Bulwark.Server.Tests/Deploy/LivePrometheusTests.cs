@@ -107,6 +107,20 @@ public sealed partial class LivePrometheusTests(LivePrometheus live) : IClassFix
         Assert.Contains("/admin/keys", admin);
     }
 
+    [Fact]
+    public async Task TheReplicaVariableListsTheScrapedServer()
+    {
+        var variable = GrafanaDashboardTests.Dashboard["templating"]!["list"]!.AsArray().Single(v => v!["name"]!.GetValue<string>() == "instance")!;
+        var selector = LabelValues().Match(variable["definition"]!.GetValue<string>());
+        Assert.True(selector.Success, "the instance variable is not label_values(SELECTOR, instance)");
+        var (ok, result, error) = await live.QueryAsync(selector.Groups[1].Value);
+        Assert.True(ok, error);
+        Assert.Single(result.EnumerateArray(), s => s.GetProperty("metric").TryGetProperty("instance", out _));
+    }
+
+    [GeneratedRegex(@"^label_values\((.+), instance\)$")]
+    private static partial Regex LabelValues();
+
     [GeneratedRegex(@"(bulwark_[a-z_]+_bucket)\{[^}]*le=""([^""]+)""")]
     private static partial Regex BucketBound();
 
