@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs (from Debian's packages) and starts the real Redis and PostgreSQL servers the tests
-# use, on loopback only, with their data under .build/services. Prints the environment
+# use, on loopback only, with their data under .build/services; installs the tools the deploy/
+# tests run (Prometheus, Alertmanager, docker-compose, podman, kubectl). Prints the environment
 # variables the tests read; source its output: eval "$(scripts/test-services.sh)".
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -18,6 +19,14 @@ port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+# The real tools the deploy/ tests drive (tests/Bulwark.Server.Tests/Deploy): promtool and prometheus,
+# amtool, docker-compose (config only), podman (deploy/docker/verify-image.sh), and kubectl for
+# kustomize (Debian's kubernetes-client, only when no kubectl is installed: another package may own it).
+command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
+command -v amtool >/dev/null 2>&1 || need+=(prometheus-alertmanager)
+command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
+command -v podman >/dev/null 2>&1 || need+=(podman)
+command -v kubectl >/dev/null 2>&1 || need+=(kubernetes-client)
 if [ "${#need[@]}" -gt 0 ]; then
   log "installing ${need[*]} from Debian packages..."
   if [ "$(id -u)" != 0 ]; then log "must run as root to install ${need[*]}"; exit 1; fi
