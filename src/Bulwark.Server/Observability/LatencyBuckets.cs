@@ -19,7 +19,7 @@ public static class LatencyBuckets
 
     /// <summary>Waiting for an admission slot: 1 ms (a free slot) to 5 minutes (a long queue timeout).</summary>
     public static readonly double[] QueueTime =
-        [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300];
+        [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300];
 
     /// <summary>A whole request: 5 ms (a refusal, /v1/models) to 10 minutes (a long generation).</summary>
     public static readonly double[] RequestDuration =
