@@ -55,7 +55,7 @@ public sealed class GenerationRun
     /// <summary>The upstream pool that serves the model (the metrics' <c>upstream</c> label); null for the embedded engine.</summary>
     public string? Upstream => _backend.Model.Pool;
 
-    /// <summary>Each choice's finish reason as the client saw it (OpenAI's names, <c>deadline</c> apart), once the run ended; empty before.</summary>
+    /// <summary>Each choice's finish reason as the client saw it (OpenAI's names, <c>deadline</c> apart), once a traced run ended; empty before and untraced.</summary>
     public string[] FinishReasons { get; private set; } = [];
 
     /// <summary>The choices' deltas as the client sees them; the client leaving or the drain deadline cancels the backend's work.</summary>
@@ -143,9 +143,13 @@ public sealed class GenerationRun
         }
         finally
         {
-            FinishReasons = Array.ConvertAll(choices, c => c.Finish is { } f ? BulwarkTracing.Name(f) : "none");
-            if (phase is not null) EndPhase(phase, ended);
-            if (traced) TraceOutputGuard(choices, guardTicks);
+            if (traced)
+            {
+                // Only a traced run pays for these (the generation span reads FinishReasons).
+                FinishReasons = Array.ConvertAll(choices, c => c.Finish is { } f ? BulwarkTracing.Name(f) : "none");
+                if (phase is not null) EndPhase(phase, ended);
+                TraceOutputGuard(choices, guardTicks);
+            }
             // Counted once per choice from its content filter (the token-text filter sees the same secrets again), however the choice ended.
             foreach (var choice in choices)
             {

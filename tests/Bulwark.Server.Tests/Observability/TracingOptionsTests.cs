@@ -35,6 +35,10 @@ public sealed class TracingOptionsTests
     }
 
     [Fact]
+    public void TheSdksDefaultProtocolIsGrpcAsTheDocsSay() =>
+        Assert.Equal(OpenTelemetry.Exporter.OtlpExportProtocol.Grpc, new OpenTelemetry.Exporter.OtlpExporterOptions().Protocol);
+
+    [Fact]
     public void AnEndpointGivenInSettingsGetsTheTracesPathOnlyOverHttp()
     {
         Assert.Equal("http://collector:4318/v1/traces", TracingOptions.TracesUrl("http://collector:4318/", "http/protobuf").ToString());

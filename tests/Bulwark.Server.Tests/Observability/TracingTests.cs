@@ -117,6 +117,53 @@ public sealed class TracingTests
     }
 
     [Fact]
+    public async Task AStageThatRefusesEndsWithErrorAndItsReasonAndNoLaterStageRuns()
+    {
+        await using var receiver = await OtlpReceiver.StartAsync();
+        await using var server = await RunningServer.StartAsync(new ScriptedBackend(contextLength: 64), Otlp(receiver));
+        var other = await server.Get<KeyIssuer>().CreateAsync(new KeySpec { Name = "elsewhere", Models = ["another-model"] }, "tests");
+
+        async Task<string> SendAsync(HttpClient client, string body, int status)
+        {
+            var traceId = Convert.ToHexStringLower(Guid.NewGuid().ToByteArray());
+            using var request = new HttpRequestMessage(HttpMethod.Post, "v1/completions") { Content = new StringContent(body, Encoding.UTF8, "application/json") };
+            request.Headers.Add("traceparent", $"00-{traceId}-{Convert.ToHexStringLower(Guid.NewGuid().ToByteArray()[..8])}-01");
+            using var response = await client.SendAsync(request);
+            Assert.Equal(status, (int)response.StatusCode);
+            return traceId;
+        }
+        // The prompt leaves no room in a 64-token context: the prompt stage refuses (400 context_length_exceeded).
+        var tooLong = await SendAsync(server.Http, JsonSerializer.Serialize(new { model = "test-model", prompt = new string('x', 200), max_tokens = 1 }), 400);
+        // A key that may not use the model: the policy stage refuses (404, as for a model that does not exist).
+        using var otherClient = server.Client(other.Key);
+        var notAllowed = await SendAsync(otherClient, """{"model":"test-model","prompt":"hi","max_tokens":1}""", 404);
+        // A body the contract refuses.
+        var invalid = await SendAsync(server.Http, """{"model":"test-model","prompt":"hi","max_tokens":-3}""", 400);
+
+        var provider = server.App.Services.GetRequiredService<TracerProvider>();
+        Assert.True(await Eventually.WithinAsync(TimeSpan.FromSeconds(20), () =>
+        {
+            provider.ForceFlush(5000);
+            var traces = receiver.Spans.Select(s => s.TraceId).ToHashSet();
+            return Task.FromResult(traces.Contains(tooLong) && traces.Contains(notAllowed) && traces.Contains(invalid));
+        }), "the refused requests' spans were not exported");
+
+        void Refused(string traceId, string stage, string reason, params string[] absent)
+        {
+            var spans = receiver.Spans.Where(s => s.TraceId == traceId).ToList();
+            var failed = Assert.Single(spans, s => s.StatusCode == OtlpSpan.StatusError && s.Kind == OtlpSpan.KindInternal);
+            Assert.Equal((stage, reason), (failed.Name, failed.StatusMessage));
+            Assert.Equal(reason, failed["bulwark.refusal_reason"]);
+            foreach (var name in absent) Assert.DoesNotContain(spans, s => s.Name == name);
+            Assert.Contains(spans, s => s.Name == BulwarkTracing.Identity && s.StatusCode != OtlpSpan.StatusError);
+        }
+        Refused(tooLong, BulwarkTracing.Prompt, "context_length_exceeded", BulwarkTracing.TokenQuota, BulwarkTracing.Queue, "text_completion test-model");
+        Refused(notAllowed, BulwarkTracing.Policy, "model_not_allowed", BulwarkTracing.Contract, BulwarkTracing.Queue);
+        Refused(invalid, BulwarkTracing.Contract, "invalid_value", BulwarkTracing.InputGuard, BulwarkTracing.Queue);
+        Assert.DoesNotContain(other.Key, string.Concat(receiver.Bodies.Select(b => Encoding.Latin1.GetString(b))));
+    }
+
+    [Fact]
     public async Task WithNothingConfiguredNoTracerProviderOrExporterIsRegistered()
     {
         await using var off = await RunningServer.StartAsync(new ScriptedBackend());
