@@ -59,14 +59,15 @@ public sealed class TracingTests
         using (var anonymous = new HttpClient { BaseAddress = gateway.Host.Address }) Assert.Equal(401, (int)(await anonymous.SendAsync(refused)).StatusCode);
 
         var provider = gateway.Host.App.Services.GetRequiredService<TracerProvider>();
-        Assert.True(await Eventually.WithinAsync(TimeSpan.FromSeconds(20), () =>
+        var exportedBoth = await Eventually.WithinAsync(TimeSpan.FromSeconds(20), () =>
         {
             provider.ForceFlush(5000);
             var spans = receiver.Spans;
             return Task.FromResult(spans.Any(s => s.TraceId == traceId && s.Name == BulwarkTracing.OutputGuard && s.Service == "bulwark")
                 && spans.Count(s => s.TraceId == traceId && s.Kind == OtlpSpan.KindServer) == 2
                 && spans.Any(s => s.TraceId == refusedTrace && s.Name == BulwarkTracing.Identity));
-        }), "the spans of both requests were not exported:\n" + string.Join('\n', receiver.Spans.Select(s => $"{s.TraceId} {s.Name}")));
+        });
+        Assert.True(exportedBoth, "the spans of both requests were not exported; received:\n" + string.Join('\n', receiver.Spans.Select(s => $"{s.TraceId} {s.ParentSpanId} {s.Name}")));
 
         var trace = receiver.Spans.Where(s => s.TraceId == traceId).ToList();
         // The gateway's server span continues the caller's span; the upstream's server span is a child of the gateway's attempt span.
