@@ -3,6 +3,15 @@ using Microsoft.Extensions.Logging;
 
 namespace Bulwark.Server.Hosting;
 
+/// <summary>The console log's settings (<c>Bulwark:Logging</c>); levels stay ASP.NET Core's own <c>Logging:LogLevel</c>.</summary>
+public sealed class ConsoleLogOptions
+{
+    public const string Section = "Bulwark:Logging";
+
+    /// <summary><c>text</c> (the default console format) or <c>json</c> (<see cref="JsonConsoleLogs"/>).</summary>
+    public string Format { get; set; } = "text";
+}
+
 /// <summary>
 /// <c>Bulwark:Logging:Format=json</c> (<c>serve --log-format json</c>): one JSON object a line on the
 /// console, for a log shipper, with the trace and span ids of the request being served in its scopes

@@ -44,7 +44,8 @@ public sealed record ServerSettings(ServerOptions Server, ApiLimits Limits, Admi
         problems.AddRange(degradation.Validate());
         var tracing = Bind<TracingOptions>(configuration, TracingOptions.Section, problems);
         problems.AddRange(tracing.Validate(configuration));
-        var logFormat = configuration[LogFormatKey] ?? "text";
+        var logging = Bind<ConsoleLogOptions>(configuration, ConsoleLogOptions.Section, problems);
+        var logFormat = logging.Format;
         if (logFormat is not ("text" or "json")) problems.Add($"{LogFormatKey} must be text or json; got '{logFormat}'.");
         var upstreams = Bind<Dictionary<string, UpstreamPoolOptions>>(configuration, UpstreamPoolOptions.Section, problems);
         if (upstreams.Count > 64) problems.Add($"{UpstreamPoolOptions.Section} may name at most 64 pools; got {upstreams.Count}.");

@@ -57,11 +57,19 @@ public sealed class TracingOptionsTests
     [InlineData("Bulwark:Tracing:ServiceName", "", "1 to 255 characters")]
     [InlineData("OTEL_TRACES_EXPORTER", "zipkin", "otlp or none")]
     [InlineData("Bulwark:Logging:Format", "xml", "text or json")]
+    [InlineData("Bulwark:Logging:Level", "Debug", "'Level'")]
+    [InlineData("Bulwark:Tracing:Exporter", "zipkin", "'Exporter'")]
     public void AMalformedTracingOrLoggingSettingStopsStartUpNamingIt(string key, string value, string expected)
     {
         var e = Assert.Throws<ServerConfigurationException>(() => ServerSettings.Read(Config((key, value))));
         Assert.Contains(expected, e.Message);
     }
+
+    [Theory]
+    [InlineData("text")]
+    [InlineData("json")]
+    public void BothLogFormatsAreAccepted(string format) =>
+        Assert.Equal(format, ServerSettings.Read(Config(("Bulwark:Logging:Format", format))).LogFormat);
 
     [Theory]
     [InlineData("0")]
