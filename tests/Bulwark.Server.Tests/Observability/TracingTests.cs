@@ -118,7 +118,7 @@ public sealed class TracingTests
     }
 
     [Fact]
-    public async Task AStageThatRefusesEndsWithErrorAndItsReasonAndNoLaterStageRuns()
+    public async Task AStageThatRefusesEndsWithErrorAndItsReasonAndNoLaterStageRunsAndProbesAreNotTraced()
     {
         await using var receiver = await OtlpReceiver.StartAsync();
         await using var server = await RunningServer.StartAsync(new ScriptedBackend(contextLength: 64), Otlp(receiver));
@@ -132,6 +132,14 @@ public sealed class TracingTests
             using var response = await client.SendAsync(request);
             Assert.Equal(status, (int)response.StatusCode);
             return traceId;
+        }
+        // Probes and scrapes are never traced.
+        var probeTrace = Convert.ToHexStringLower(Guid.NewGuid().ToByteArray());
+        foreach (var path in new[] { "health", "ready", "metrics" })
+        {
+            using var probe = new HttpRequestMessage(HttpMethod.Get, path);
+            probe.Headers.Add("traceparent", $"00-{probeTrace}-{Convert.ToHexStringLower(Guid.NewGuid().ToByteArray()[..8])}-01");
+            (await server.Metrics.SendAsync(probe)).EnsureSuccessStatusCode();
         }
         // The prompt leaves no room in a 64-token context: the prompt stage refuses (400 context_length_exceeded).
         var tooLong = await SendAsync(server.Http, JsonSerializer.Serialize(new { model = "test-model", prompt = new string('x', 200), max_tokens = 1 }), 400);
@@ -162,6 +170,7 @@ public sealed class TracingTests
         Refused(notAllowed, BulwarkTracing.Policy, "model_not_allowed", BulwarkTracing.Contract, BulwarkTracing.Queue);
         Refused(invalid, BulwarkTracing.Contract, "invalid_value", BulwarkTracing.InputGuard, BulwarkTracing.Queue);
         Assert.DoesNotContain(other.Key, string.Concat(receiver.Bodies.Select(b => Encoding.Latin1.GetString(b))));
+        Assert.DoesNotContain(receiver.Spans, s => s.TraceId == probeTrace);
     }
 
     [Fact]
