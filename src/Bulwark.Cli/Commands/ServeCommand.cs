@@ -34,9 +34,11 @@ internal static class ServeCommand
             AllowMultipleArgumentsPerToken = false,
         };
         var upstreamKey = new Option<string?>("--upstream-api-key-env") { Description = "Environment variable holding the key the --upstream engines expect (never the key itself on the command line)." };
+        var logFormat = new Option<string?>("--log-format") { Description = "Console log format: text (default) or json (one object a line, with the trace and span ids of the request)." };
+        logFormat.AcceptOnlyFromAmong("text", "json");
         var command = new Command("serve", "Serve a model through the OpenAI-compatible API (with keys, quotas, audit and metrics).")
         {
-            model, host, port, dataDir, kvMemory, kvDtype, batched, prefillWhileDecoding, seqs, concurrent, requireSigned, quantize, upstream, upstreamKey,
+            model, host, port, dataDir, kvMemory, kvDtype, batched, prefillWhileDecoding, seqs, concurrent, requireSigned, quantize, upstream, upstreamKey, logFormat,
         };
         command.SetAction(async (result, ct) =>
         {
@@ -57,6 +59,7 @@ internal static class ServeCommand
             Set(Server.Admission.AdmissionOptions.Section + ":MaxConcurrentRequests", result.GetValue(concurrent));
             if (result.GetValue(requireSigned)) Set(ServeOptions.Section + ":RequireSignature", true);
             Set(ServeOptions.Section + ":Quantize", result.GetValue(quantize));
+            Set(ServerSettings.LogFormatKey, result.GetValue(logFormat));
             // --upstream URL ... is the pool "default" in Bulwark:Upstreams, as appsettings.json would say it.
             var urls = result.GetValue(upstream) ?? [];
             for (var i = 0; i < urls.Length; i++) Set($"{UpstreamPoolOptions.Section}:default:Endpoints:{i}:Url", urls[i]);

@@ -21,6 +21,9 @@ public sealed class BackendCall(GenerationRequest request, PreparedPrompt prompt
     /// <summary>Token counts the backend itself reports by the end of the stream; null leaves the spine's own count.</summary>
     public GenerationUsage? Usage { get; set; }
 
+    /// <summary>The generation span (null when not traced): the parent of the spans the backend makes, such as one per upstream attempt.</summary>
+    public System.Diagnostics.Activity? Span { get; init; }
+
     /// <summary>Where the request ran when that is not this process (an upstream endpoint, as scheme://host:port), for the audit record.</summary>
     public string? Endpoint { get; set; }
 }

@@ -14,6 +14,9 @@ public sealed record ModelCard(
     string OwnedBy = "bulwark",
     string? Notice = null)
 {
+    /// <summary>The upstream pool that serves the model (the <c>upstream</c> label of the generation metrics); null for a model this process runs.</summary>
+    public string? Pool { get; init; }
+
     /// <summary>The context length as an upper bound for validation (no bound when unknown).</summary>
     public int ContextLimit => ContextLength > 0 ? ContextLength : int.MaxValue;
 

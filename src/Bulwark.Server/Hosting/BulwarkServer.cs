@@ -83,6 +83,8 @@ public static class BulwarkServer
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = server.DrainTimeout + TimeSpan.FromSeconds(5));
 
         var services = builder.Services;
+        services.AddBulwarkTracing(settings.Tracing, builder.Configuration);
+        if (settings.LogFormat == "json") builder.Logging.AddBulwarkJsonConsole();
         services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton(models);
         services.AddSingleton(server);

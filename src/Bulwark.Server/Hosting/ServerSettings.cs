@@ -2,6 +2,7 @@ using Bulwark.Server.Admission;
 using Bulwark.Server.Api;
 using Bulwark.Server.Backends.Upstream;
 using Bulwark.Server.Models;
+using Bulwark.Server.Observability;
 using Microsoft.Extensions.Configuration;
 
 namespace Bulwark.Server.Hosting;
@@ -12,6 +13,14 @@ public sealed record ServerSettings(ServerOptions Server, ApiLimits Limits, Admi
 {
     /// <summary>Degradation levels and their effects (<c>Bulwark:Degradation</c>).</summary>
     public DegradationOptions Degradation { get; init; } = new();
+
+    /// <summary>OpenTelemetry tracing (<c>Bulwark:Tracing</c> and the standard <c>OTEL_*</c> settings); off unless configured.</summary>
+    public TracingOptions Tracing { get; init; } = new();
+
+    /// <summary>The console log format (<c>Bulwark:Logging:Format</c>, <c>--log-format</c>): <c>text</c> (default) or <c>json</c>.</summary>
+    public string LogFormat { get; init; } = "text";
+
+    public const string LogFormatKey = "Bulwark:Logging:Format";
 
     /// <summary>Configuration key of the data directory (<c>--data-dir</c>; else <c>BULWARK_DATA_DIR</c>, else the per-user default).</summary>
     public const string DataDirKey = "Bulwark:DataDir";
@@ -33,6 +42,11 @@ public sealed record ServerSettings(ServerOptions Server, ApiLimits Limits, Admi
         problems.AddRange(admission.Validate());
         problems.AddRange(serve.Validate());
         problems.AddRange(degradation.Validate());
+        var tracing = Bind<TracingOptions>(configuration, TracingOptions.Section, problems);
+        problems.AddRange(tracing.Validate(configuration));
+        var logging = Bind<ConsoleLogOptions>(configuration, ConsoleLogOptions.Section, problems);
+        var logFormat = logging.Format;
+        if (logFormat is not ("text" or "json")) problems.Add($"{LogFormatKey} must be text or json; got '{logFormat}'.");
         var upstreams = Bind<Dictionary<string, UpstreamPoolOptions>>(configuration, UpstreamPoolOptions.Section, problems);
         if (upstreams.Count > 64) problems.Add($"{UpstreamPoolOptions.Section} may name at most 64 pools; got {upstreams.Count}.");
         foreach (var (name, pool) in upstreams)
@@ -48,6 +62,8 @@ public sealed record ServerSettings(ServerOptions Server, ApiLimits Limits, Admi
         return new ServerSettings(server, limits, admission, serve, DataDirectory.Resolve(configuration[DataDirKey]), redact, upstreams)
         {
             Degradation = degradation,
+            Tracing = tracing,
+            LogFormat = logFormat,
         };
     }
 

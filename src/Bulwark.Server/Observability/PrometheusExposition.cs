@@ -13,9 +13,6 @@ namespace Bulwark.Server.Observability;
 /// </summary>
 public sealed class PrometheusExposition : IDisposable
 {
-    /// <summary>Upper bounds in seconds: from 1 ms (fast tokens) to 2 minutes (long requests).</summary>
-    private static readonly double[] Bounds = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
-
     private readonly MeterListener _listener = new();
     private readonly ConcurrentDictionary<Instrument, Series> _series = new();
     private readonly Lock _scrape = new();
@@ -49,7 +46,7 @@ public sealed class PrometheusExposition : IDisposable
 
     private void Record(Instrument instrument, double value, ReadOnlySpan<KeyValuePair<string, object?>> tags)
     {
-        var series = _series.GetOrAdd(instrument, static i => new Series(Kind(i), i.IsObservable));
+        var series = _series.GetOrAdd(instrument, static i => new Series(Kind(i), i.IsObservable, BoundsOf(i)));
         series.Record(Labels(tags), value);
     }
 
@@ -75,6 +72,13 @@ public sealed class PrometheusExposition : IDisposable
         return text.ToString();
     }
 
+    /// <summary>A histogram's upper bounds: the instrument's advice (<see cref="LatencyBuckets"/>), else the default set.</summary>
+    private static double[] BoundsOf(Instrument i) => i switch
+    {
+        Histogram<double> { Advice.HistogramBucketBoundaries: { Count: > 0 } bounds } => [.. bounds],
+        _ => LatencyBuckets.Default,
+    };
+
     private enum SeriesKind { Counter, Gauge, Histogram }
 
     private static SeriesKind Kind(Instrument i) => i switch
@@ -86,13 +90,13 @@ public sealed class PrometheusExposition : IDisposable
     };
 
     /// <summary>One instrument's values, one cell per label set.</summary>
-    private sealed class Series(SeriesKind kind, bool observable)
+    private sealed class Series(SeriesKind kind, bool observable, double[] bounds)
     {
         private readonly ConcurrentDictionary<string, Cell> _cells = new(StringComparer.Ordinal);
 
         public void Record(string labels, double value)
         {
-            var cell = _cells.GetOrAdd(labels, static _ => new Cell());
+            var cell = _cells.GetOrAdd(labels, static (_, n) => new Cell(n), bounds.Length);
             lock (cell)
             {
                 switch (kind)
@@ -104,7 +108,7 @@ public sealed class PrometheusExposition : IDisposable
                     case SeriesKind.Histogram:
                         cell.Sum += value;
                         cell.Count++;
-                        var b = Array.BinarySearch(Bounds, value);
+                        var b = Array.BinarySearch(bounds, value);
                         cell.Buckets[b >= 0 ? b : ~b]++;
                         break;
                 }
@@ -131,10 +135,10 @@ public sealed class PrometheusExposition : IDisposable
                         continue;
                     }
                     long cumulative = 0;
-                    for (var i = 0; i < Bounds.Length; i++)
+                    for (var i = 0; i < bounds.Length; i++)
                     {
                         cumulative += cell.Buckets[i];
-                        Sample(text, name + "_bucket", Join(labels, $"le=\"{Format(Bounds[i])}\""), cumulative);
+                        Sample(text, name + "_bucket", Join(labels, $"le=\"{Format(bounds[i])}\""), cumulative);
                     }
                     Sample(text, name + "_bucket", Join(labels, "le=\"+Inf\""), cell.Count);
                     Sample(text, name + "_sum", labels, cell.Sum);
@@ -155,10 +159,10 @@ public sealed class PrometheusExposition : IDisposable
         private static string Format(double v) => double.IsPositiveInfinity(v) ? "+Inf" : v.ToString("R", CultureInfo.InvariantCulture);
     }
 
-    private sealed class Cell
+    private sealed class Cell(int bounds)
     {
         public double Sum;
         public long Count;
-        public readonly long[] Buckets = new long[Bounds.Length + 1];
+        public readonly long[] Buckets = new long[bounds + 1];
     }
 }

@@ -17,10 +17,12 @@ public sealed class ServerMetrics : IDisposable
     {
         Meter = new Meter(MeterName);
         Requests = Meter.CreateCounter<long>("bulwark_http_requests", description: "HTTP requests answered, by route and status code.");
-        RequestDuration = Meter.CreateHistogram<double>("bulwark_request_duration_seconds", "s", "End-to-end request latency, by route.");
-        QueueTime = Meter.CreateHistogram<double>("bulwark_request_queue_time_seconds", "s", "Time a request waited in the admission queue.");
-        TimeToFirstToken = Meter.CreateHistogram<double>("bulwark_time_to_first_token_seconds", "s", "Time from request arrival to the first generated token.");
-        InterTokenLatency = Meter.CreateHistogram<double>("bulwark_inter_token_latency_seconds", "s", "Time between consecutive tokens of one sequence.");
+        RequestDuration = Meter.CreateHistogram("bulwark_request_duration_seconds", "s", "End-to-end request latency, by route.", advice: Buckets(LatencyBuckets.RequestDuration));
+        QueueTime = Meter.CreateHistogram("bulwark_request_queue_time_seconds", "s", "Time a request waited in the admission queue.", advice: Buckets(LatencyBuckets.QueueTime));
+        TimeToFirstToken = Meter.CreateHistogram("bulwark_time_to_first_token_seconds", "s", "Time from request arrival to the first generated token.",
+            advice: Buckets(LatencyBuckets.TimeToFirstToken));
+        InterTokenLatency = Meter.CreateHistogram("bulwark_inter_token_latency_seconds", "s", "Time between consecutive tokens of one sequence.",
+            advice: Buckets(LatencyBuckets.InterTokenLatency));
         PromptTokens = Meter.CreateCounter<long>("bulwark_prompt_tokens", description: "Prompt tokens processed.");
         GenerationTokens = Meter.CreateCounter<long>("bulwark_generation_tokens", description: "Tokens generated.");
         Rejected = Meter.CreateCounter<long>("bulwark_rejected_requests", description: "Requests refused before generation, by reason.");
@@ -46,6 +48,8 @@ public sealed class ServerMetrics : IDisposable
         Meter.CreateObservableCounter("bulwark_preemptions", () => engine().Preemptions, description: "Sequences preempted because KV blocks ran out.");
         RuntimeMetrics.AddTo(Meter);
     }
+
+    private static InstrumentAdvice<double> Buckets(double[] bounds) => new() { HistogramBucketBoundaries = bounds };
 
     public Meter Meter { get; }
     public Counter<long> Requests { get; }

@@ -5,11 +5,32 @@ namespace Bulwark.Server.Redaction;
 /// <summary>
 /// Wraps a logger provider so every message, every structured value and every exception text passes
 /// through <see cref="SecretRedactor"/> before the inner provider sees it: a key pasted into any
-/// field (a model name, a header echoed in an error) cannot reach a log sink.
+/// field (a model name, a header echoed in an error) cannot reach a log sink. A provider that takes its
+/// scopes from the logger factory (the console's: ASP.NET Core's request scope, the trace and span ids
+/// of <c>ActivityTrackingOptions</c>) gets them through a scope provider that redacts them the same way.
 /// </summary>
-public sealed class RedactingLoggerProvider(ILoggerProvider inner) : ILoggerProvider
+public sealed class RedactingLoggerProvider(ILoggerProvider inner) : ILoggerProvider, ISupportExternalScope
 {
     public ILogger CreateLogger(string categoryName) => new RedactingLogger(inner.CreateLogger(categoryName));
+
+    public void SetScopeProvider(IExternalScopeProvider scopeProvider)
+    {
+        if (inner is ISupportExternalScope scoped) scoped.SetScopeProvider(new RedactingScopes(scopeProvider));
+    }
+
+    /// <summary>The factory's scopes, each passed to the inner provider redacted.</summary>
+    private sealed class RedactingScopes(IExternalScopeProvider scopes) : IExternalScopeProvider
+    {
+        public void ForEachScope<TState>(Action<object?, TState> callback, TState state) =>
+            scopes.ForEachScope(static (scope, s) => s.Callback(scope switch
+            {
+                IEnumerable<KeyValuePair<string, object?>> pairs => new RedactedState(RedactingLogger.Values(pairs), SecretRedactor.Redact(scope.ToString() ?? ""), format: false),
+                null => null,
+                _ => SecretRedactor.Redact(scope.ToString() ?? ""),
+            }, s.State), (Callback: callback, State: state));
+
+        public IDisposable Push(object? state) => scopes.Push(state);
+    }
 
     public void Dispose() => inner.Dispose();
 
@@ -29,7 +50,7 @@ public sealed class RedactingLoggerProvider(ILoggerProvider inner) : ILoggerProv
 
         private static string Text<TState>(TState state) => SecretRedactor.Redact(state?.ToString() ?? "");
 
-        private static List<KeyValuePair<string, object?>> Values<TState>(TState state)
+        internal static List<KeyValuePair<string, object?>> Values<TState>(TState state)
         {
             var values = new List<KeyValuePair<string, object?>>();
             if (state is IEnumerable<KeyValuePair<string, object?>> pairs)
@@ -48,11 +69,12 @@ public sealed class RedactingLoggerProvider(ILoggerProvider inner) : ILoggerProv
     }
 
     /// <summary>Structured state with redacted values; its text is the redacted message.</summary>
-    private sealed class RedactedState(List<KeyValuePair<string, object?>> values, string message) : IReadOnlyList<KeyValuePair<string, object?>>
+    /// <param name="format">Whether a missing <c>{OriginalFormat}</c> entry is added (for a log message; a scope has none).</param>
+    private sealed class RedactedState(List<KeyValuePair<string, object?>> values, string message, bool format = true) : IReadOnlyList<KeyValuePair<string, object?>>
     {
         public string Message { get; } = message;
         public KeyValuePair<string, object?> this[int index] => index == values.Count ? new("{OriginalFormat}", Message) : values[index];
-        public int Count => values.Count + (values.Exists(v => v.Key == "{OriginalFormat}") ? 0 : 1);
+        public int Count => values.Count + (!format || values.Exists(v => v.Key == "{OriginalFormat}") ? 0 : 1);
         public IEnumerator<KeyValuePair<string, object?>> GetEnumerator()
         {
             for (var i = 0; i < Count; i++) yield return this[i];

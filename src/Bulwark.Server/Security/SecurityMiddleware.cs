@@ -1,3 +1,4 @@
+using Bulwark.Server.Observability;
 using Bulwark.Server.Requests;
 using Microsoft.AspNetCore.Http;
 
@@ -17,15 +18,39 @@ public sealed class SecurityMiddleware(RequestDelegate next, ApiKeyAuthenticator
     public async Task InvokeAsync(HttpContext context)
     {
         var path = context.Request.Path.Value ?? "/";
-        if (blocks.IsBlocked(context.Connection.RemoteIpAddress))
-        {
-            await RefuseAsync(context, StatusCodes.Status403Forbidden, "ip_blocked", "permission_error", "Requests from this address are blocked.");
-            return;
-        }
-        if (_publicPaths.Contains(path))
+        if (_publicPaths.Contains(path) && !blocks.IsBlocked(context.Connection.RemoteIpAddress))
         {
             await next(context);
             return;
+        }
+        // The identity stage's span: the key id when it passes, the refusal reason when it does not (never the key).
+        var span = BulwarkTracing.Start(BulwarkTracing.Identity);
+        bool admitted;
+        try
+        {
+            admitted = await IdentifyAsync(context);
+        }
+        catch (Exception e)
+        {
+            BulwarkTracing.Fail(span, BulwarkTracing.ReasonOf(e, context.Features.Get<RequestUsage>()));
+            throw;
+        }
+        if (span is not null)
+        {
+            if (context.GetCaller() is { } known) span.SetTag(BulwarkTracing.Attributes.KeyId, known.KeyId);
+            if (admitted) span.Stop();
+            else BulwarkTracing.Fail(span, context.GetRequestUsage().RejectionReason ?? "refused");
+        }
+        if (admitted) await next(context);
+    }
+
+    /// <summary>Stages 1–2 without the rest: true when the request may go on; otherwise the refusal has been written.</summary>
+    private async Task<bool> IdentifyAsync(HttpContext context)
+    {
+        if (blocks.IsBlocked(context.Connection.RemoteIpAddress))
+        {
+            await RefuseAsync(context, StatusCodes.Status403Forbidden, "ip_blocked", "permission_error", "Requests from this address are blocked.");
+            return false;
         }
 
         Caller? caller = null;
@@ -39,7 +64,7 @@ public sealed class SecurityMiddleware(RequestDelegate next, ApiKeyAuthenticator
                 // The key is not cached and the store is down: neither let through nor called invalid.
                 await RefuseAsync(context, StatusCodes.Status503ServiceUnavailable, "key_store_unavailable", "server_error",
                     "API keys cannot be checked right now (the key store is unreachable); retry in a few seconds.");
-                return;
+                return false;
             }
         }
         if (caller is null)
@@ -53,7 +78,7 @@ public sealed class SecurityMiddleware(RequestDelegate next, ApiKeyAuthenticator
                     CredentialReader.Outcome.Malformed => "Malformed Authorization header: expected 'Bearer <key>'.",
                     _ => "Invalid API key.",
                 });
-            return;
+            return false;
         }
 
         // Known from here on, refused or not: the audit record names the key.
@@ -63,10 +88,10 @@ public sealed class SecurityMiddleware(RequestDelegate next, ApiKeyAuthenticator
         {
             await RefuseAsync(context, StatusCodes.Status403Forbidden, "missing_scope:" + scope, "permission_error",
                 $"This key may not use this route (it needs the '{scope}' scope).");
-            return;
+            return false;
         }
         context.Response.Headers["x-request-id"] = context.TraceIdentifier;
-        await next(context);
+        return true;
     }
 
     private static Task RefuseAsync(HttpContext context, int status, string reason, string type, string message)

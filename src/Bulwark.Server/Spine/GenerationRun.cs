@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Text;
 using Bulwark.Engine.Serving;
 using Bulwark.Server.Backends;
@@ -51,16 +52,30 @@ public sealed class GenerationRun
     /// <summary>Output tokens so far, every choice together: what the backend reported, or what was counted as it streamed.</summary>
     public int CompletionTokens => _call.Usage?.CompletionTokens ?? Volatile.Read(ref _completionTokens);
 
+    /// <summary>The upstream pool that serves the model (the metrics' <c>upstream</c> label); null for the embedded engine.</summary>
+    public string? Upstream => _backend.Model.Pool;
+
+    /// <summary>Each choice's finish reason as the client saw it (OpenAI's names, <c>deadline</c> apart), once a traced run ended; empty before and untraced.</summary>
+    public string[] FinishReasons { get; private set; } = [];
+
     /// <summary>The choices' deltas as the client sees them; the client leaving or the drain deadline cancels the backend's work.</summary>
     public async IAsyncEnumerable<ChoiceDelta> GenerateAsync()
     {
         var cancellationToken = _cancel;
         var request = _call.Request;
-        var model = new KeyValuePair<string, object?>("model", request.Model);
-        _metrics.PromptTokens.Add(_call.Prompt.TokenCount, model);
+        // The generation metrics' labels: the model, and the upstream pool when the request is forwarded.
+        var labels = new TagList { { "model", request.Model } };
+        if (Upstream is { } pool) labels.Add("upstream", pool);
+        _metrics.PromptTokens.Add(_call.Prompt.TokenCount, labels);
         var choices = new ChoiceState[request.Choices];
         for (var i = 0; i < choices.Length; i++) choices[i] = new ChoiceState(_guard, _caller, request);
         var firstToken = true;
+        // Prefill: from the call to the first token (for an upstream, as the gateway sees it); decode: the rest. Never a span per token.
+        var traced = _call.Span is not null;
+        var phase = traced ? BulwarkTracing.Start(BulwarkTracing.Prefill, parent: _call.Span) : null;
+        phase?.SetTag(BulwarkTracing.Attributes.InputTokens, _call.Prompt.TokenCount);
+        long guardTicks = 0;
+        var ended = false;
         try
         {
             await using var deltas = _backend.GenerateAsync(_call, cancellationToken).GetAsyncEnumerator(cancellationToken);
@@ -87,14 +102,25 @@ public sealed class GenerationRun
                 if (delta.GeneratedTokens > 0)
                 {
                     Interlocked.Add(ref _completionTokens, delta.GeneratedTokens);
-                    _metrics.GenerationTokens.Add(delta.GeneratedTokens, model);
+                    _metrics.GenerationTokens.Add(delta.GeneratedTokens, labels);
                     var now = _time.GetTimestamp();
-                    if (firstToken) _metrics.TimeToFirstToken.Record(_time.GetElapsedTime(_startedAt, now).TotalSeconds, model);
-                    else if (choice.LastToken != 0) _metrics.InterTokenLatency.Record(_time.GetElapsedTime(choice.LastToken, now).TotalSeconds, model);
+                    if (firstToken)
+                    {
+                        _metrics.TimeToFirstToken.Record(_time.GetElapsedTime(_startedAt, now).TotalSeconds, labels);
+                        if (phase is not null)
+                        {
+                            phase.Stop();
+                            phase = BulwarkTracing.Start(BulwarkTracing.Decode, parent: _call.Span);
+                        }
+                    }
+                    else if (choice.LastToken != 0) _metrics.InterTokenLatency.Record(_time.GetElapsedTime(choice.LastToken, now).TotalSeconds, labels);
                     firstToken = false;
                     choice.LastToken = now;
                 }
-                if (choice.Pass(delta) is { } shown)
+                var guardStart = traced ? Stopwatch.GetTimestamp() : 0;
+                var passed = choice.Pass(delta);
+                if (traced) guardTicks += Stopwatch.GetTimestamp() - guardStart;
+                if (passed is { } shown)
                 {
                     // The output guard ended the choice here: the backend stops computing it.
                     if (shown.Finish == FinishReason.ContentFilter) _call.Choices.Stop(delta.Index);
@@ -113,9 +139,17 @@ public sealed class GenerationRun
             for (var i = 0; i < choices.Length; i++)
                 if (choices[i].Pass(new ChoiceDelta(i, "", end)) is { } last)
                     yield return last;
+            ended = true;
         }
         finally
         {
+            if (traced)
+            {
+                // Only a traced run pays for these (the generation span reads FinishReasons).
+                FinishReasons = Array.ConvertAll(choices, c => c.Finish is { } f ? BulwarkTracing.Name(f) : "none");
+                if (phase is not null) EndPhase(phase, ended);
+                TraceOutputGuard(choices, guardTicks);
+            }
             // Counted once per choice from its content filter (the token-text filter sees the same secrets again), however the choice ended.
             foreach (var choice in choices)
             {
@@ -124,6 +158,39 @@ public sealed class GenerationRun
                 foreach (var rule in filter.Hits) _metrics.OutputSecrets.Add(1, new KeyValuePair<string, object?>("rule", rule), new("action", action));
             }
         }
+    }
+
+    /// <summary>Ends the prefill or decode span: with the output tokens, and failed with a reason code when the run did not end normally.</summary>
+    private void EndPhase(Activity phase, bool ended)
+    {
+        if (phase.OperationName == BulwarkTracing.Decode) phase.SetTag(BulwarkTracing.Attributes.OutputTokens, CompletionTokens);
+        if (ended) phase.Stop();
+        else BulwarkTracing.Fail(phase, _aborted.IsCancellationRequested ? "client_disconnected" : _hardStop.IsCancellationRequested ? "server_shutting_down" : "generation_failed");
+    }
+
+    /// <summary>
+    /// Stage 9's span: the output guard runs on every delta inside decode, so its span comes at the end and says what it
+    /// did (redactions, blocked choices, JSON format failures) and the time it spent (<c>bulwark.output_guard.busy_seconds</c>).
+    /// </summary>
+    private void TraceOutputGuard(ChoiceState[] choices, long busyTicks)
+    {
+        using var span = BulwarkTracing.Start(BulwarkTracing.OutputGuard, parent: _call.Span);
+        if (span is null) return;
+        int redactions = 0, blocked = 0, invalidJson = 0;
+        foreach (var choice in choices)
+        {
+            if (choice.Filter is { } filter)
+            {
+                if (filter.Blocked) blocked++;
+                else redactions += filter.Hits.Count;
+            }
+            if (choice.FormatInvalid) invalidJson++;
+        }
+        span.SetTag(BulwarkTracing.Attributes.OutputBusy, Stopwatch.GetElapsedTime(0, busyTicks).TotalSeconds);
+        span.SetTag(BulwarkTracing.Attributes.OutputRedactions, redactions);
+        span.SetTag(BulwarkTracing.Attributes.OutputBlocked, blocked);
+        if (invalidJson > 0) span.SetTag("bulwark.output_guard.invalid_json_choices", invalidJson);
+        if (blocked > 0) span.SetStatus(ActivityStatusCode.Error, "content_filter");
     }
 
     private static ApiException ShuttingDown() =>
@@ -155,6 +222,12 @@ public sealed class GenerationRun
 
         public bool Done { get; private set; }
 
+        /// <summary>The finish reason the client saw; null while the choice runs.</summary>
+        public FinishReason? Finish { get; private set; }
+
+        /// <summary>True when the JSON <c>response_format</c> check failed on the choice's text.</summary>
+        public bool FormatInvalid { get; private set; }
+
         public long LastToken { get; set; }
 
         /// <summary>What the client sees of <paramref name="delta"/>; null when it shows nothing yet.</summary>
@@ -171,12 +244,14 @@ public sealed class GenerationRun
             {
                 // What the guard let through is the last text of this choice.
                 Done = true;
+                Finish = FinishReason.ContentFilter;
                 _tokens?.Close(_pending);
                 return new ChoiceDelta(delta.Index, text, FinishReason.ContentFilter, Take()) { Format = Check(text) };
             }
             if (delta.Finish is { } finish)
             {
                 Done = true;
+                Finish = finish;
                 var final = Filter is null ? text : text + Filter.Flush();
                 _tokens?.Close(_pending);
                 return new ChoiceDelta(delta.Index, final, finish, Take()) { StopStringMatched = delta.StopStringMatched, Format = Check(final) };
@@ -186,7 +261,12 @@ public sealed class GenerationRun
         }
 
         /// <summary>The check of the choice's whole text (what was sent plus <paramref name="last"/>), or null without a JSON response_format.</summary>
-        private FormatCheck? Check(string last) => _format?.Check(_sent!.Append(last).ToString());
+        private FormatCheck? Check(string last)
+        {
+            var check = _format?.Check(_sent!.Append(last).ToString());
+            if (check is { Valid: false }) FormatInvalid = true;
+            return check;
+        }
 
         private IReadOnlyList<GeneratedToken>? Take()
         {

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Text.Json;
 using Bulwark.Server.Admission;
 using Bulwark.Server.Backends;
@@ -38,59 +39,90 @@ public sealed class GenerationSpine(
         var caller = context.GetCaller();
         var usage = context.GetRequestUsage();
         using var parsed = body; // a second Dispose, after the contract, is a no-op
-
-        // 3a Service level: an isolated replica, or a degradation level refusing this key's priority, refuses before anything else.
-        if (serviceLevel.Refusal(caller?.Priority ?? 0, usage) is { } refusal) throw refusal;
-        // The request's deadline runs from its arrival: the wait for a slot counts, and generation ends when it passes.
-        var allowed = deadlines.For(context.Request);
-        using var deadline = new CancellationTokenSource(allowed - time.GetElapsedTime(started) is { } left && left > TimeSpan.Zero ? left : TimeSpan.Zero, time);
-
-        // 3 Policy that needs no tokens: the model the request names, which the key must be allowed to use
-        // (404 either way, so a key cannot learn which models exist), then requests/min and concurrent requests.
-        // The model is leased until the response is written, even if it is replaced or unloaded meanwhile.
-        using var model = Acquire(context, caller, modelOf(body.RootElement));
-        var backend = model.Backend;
-        usage.Model = backend.Model.Id;
-        await using var quota = await AdmitAsync(context, caller);
-
-        // 4 Contract: every field validated into the one request vocabulary.
-        var request = contract(body.RootElement, backend.Model) with { Tenant = caller?.Tenant, Priority = caller?.Priority ?? 0 };
-        body.Dispose();
-
-        // 5 Input guard: texts sanitized, the client's texts scanned (off | flag | block).
-        request = inputGuard.Apply(request, caller, usage);
-
-        // 6 Prompt: chat template and tokens (or the backend's estimate), length limits, max_tokens.
-        var prompt = backend.Prepare(request);
-        request = request with { Sampling = request.Sampling with { MaxTokens = Degraded(context, MaxTokens(request, prompt, backend.Model)) } };
-
-        BackendCall? call = null;
-        GenerationRun? run = null;
+        // One span per stage, siblings under the HTTP server span; a refusal marks the stage that refused (docs/tracing.md).
+        var spans = new StageSpans();
         try
         {
-            // 6b Token quota: prompt + n × max_tokens against tokens/min and tokens/day.
-            if (quota is not null) await quota.ReserveTokensAsync(prompt.TokenCount + (long)request.Choices * request.Sampling.MaxTokens, aborted);
+            // 3a Service level: an isolated replica, or a degradation level refusing this key's priority, refuses before anything else.
+            spans.Enter(BulwarkTracing.Policy);
+            if (serviceLevel.Refusal(caller?.Priority ?? 0, usage) is { } refusal) throw refusal;
+            // The request's deadline runs from its arrival: the wait for a slot counts, and generation ends when it passes.
+            var allowed = deadlines.For(context.Request);
+            using var deadline = new CancellationTokenSource(allowed - time.GetElapsedTime(started) is { } left && left > TimeSpan.Zero ? left : TimeSpan.Zero, time);
 
-            // 7 Admission: a slot, or a wait in priority order, or 429/503 with Retry-After; 504 when the deadline passes first.
-            using var slot = await EnterAsync(request.Priority, allowed, deadline.Token, aborted, usage);
+            // 3 Policy that needs no tokens: the model the request names, which the key must be allowed to use
+            // (404 either way, so a key cannot learn which models exist), then requests/min and concurrent requests.
+            // The model is leased until the response is written, even if it is replaced or unloaded meanwhile.
+            using var model = Acquire(context, caller, modelOf(body.RootElement));
+            var backend = model.Backend;
+            usage.Model = backend.Model.Id;
+            spans.Current?.SetTag(BulwarkTracing.Attributes.RequestModel, usage.Model);
+            await using var quota = await AdmitAsync(context, caller);
 
-            // 8 Backend, 9 Output guard: the run's deltas, which the route writes.
-            using var cancel = CancellationTokenSource.CreateLinkedTokenSource(aborted, drain.HardStop, deadline.Token);
-            call = new BackendCall(request, prompt);
-            run = new GenerationRun(call, backend, outputGuard, caller, metrics, time, started, cancel.Token, drain.HardStop, aborted, deadline.Token);
-            await respond(run);
-        }
-        finally
-        {
-            // 10 Meter: whatever happened, the tokens computed are the ones charged and audited; a request
-            // refused before the backend (queue full, shutting down) computed none.
-            if (run is not null)
+            // 4 Contract: every field validated into the one request vocabulary.
+            spans.Enter(BulwarkTracing.Contract);
+            var request = contract(body.RootElement, backend.Model) with { Tenant = caller?.Tenant, Priority = caller?.Priority ?? 0 };
+            body.Dispose();
+
+            // 5 Input guard: texts sanitized, the client's texts scanned (off | flag | block).
+            spans.Enter(BulwarkTracing.InputGuard);
+            request = inputGuard.Apply(request, caller, usage);
+            spans.Current?.SetTag(BulwarkTracing.Attributes.GuardDecision, usage.GuardVerdict);
+
+            // 6 Prompt: chat template and tokens (or the backend's estimate), length limits, max_tokens.
+            var promptSpan = spans.Enter(BulwarkTracing.Prompt);
+            var prompt = backend.Prepare(request);
+            promptSpan?.SetTag(BulwarkTracing.Attributes.InputTokens, prompt.TokenCount);
+            promptSpan?.SetTag(BulwarkTracing.Attributes.PromptExact, prompt.IsExact);
+            request = request with { Sampling = request.Sampling with { MaxTokens = Degraded(context, MaxTokens(request, prompt, backend.Model)) } };
+
+            BackendCall? call = null;
+            GenerationRun? run = null;
+            Activity? generation = null;
+            string? failed = null;
+            try
             {
-                usage.PromptTokens = run.PromptTokens;
-                usage.CompletionTokens = run.CompletionTokens;
-                usage.Upstream = call!.Endpoint;
+                // 6b Token quota: prompt + n × max_tokens against tokens/min and tokens/day.
+                spans.Enter(BulwarkTracing.TokenQuota);
+                if (quota is not null) await quota.ReserveTokensAsync(prompt.TokenCount + (long)request.Choices * request.Sampling.MaxTokens, aborted);
+
+                // 7 Admission: a slot, or a wait in priority order, or 429/503 with Retry-After; 504 when the deadline passes first.
+                var queued = spans.Enter(BulwarkTracing.Queue);
+                var entered = time.GetTimestamp();
+                using var slot = await EnterAsync(request.Priority, allowed, deadline.Token, aborted, usage);
+                queued?.SetTag(BulwarkTracing.Attributes.QueueWait, time.GetElapsedTime(entered).TotalSeconds);
+                spans.Done();
+
+                // 8 Backend, 9 Output guard: the run's deltas, which the route writes.
+                using var cancel = CancellationTokenSource.CreateLinkedTokenSource(aborted, drain.HardStop, deadline.Token);
+                generation = GenerationSpan.Start(request, backend.Model.Id);
+                call = new BackendCall(request, prompt) { Span = generation };
+                run = new GenerationRun(call, backend, outputGuard, caller, metrics, time, started, cancel.Token, drain.HardStop, aborted, deadline.Token);
+                await respond(run);
             }
-            if (quota is not null) await quota.SettleAsync(run is null ? 0 : run.PromptTokens + run.CompletionTokens);
+            catch (Exception e) when (generation is not null)
+            {
+                failed = BulwarkTracing.ReasonOf(e, usage);
+                throw;
+            }
+            finally
+            {
+                // 10 Meter: whatever happened, the tokens computed are the ones charged and audited; a request
+                // refused before the backend (queue full, shutting down) computed none.
+                if (run is not null)
+                {
+                    usage.PromptTokens = run.PromptTokens;
+                    usage.CompletionTokens = run.CompletionTokens;
+                    usage.Upstream = call!.Endpoint;
+                }
+                GenerationSpan.End(generation, run, failed);
+                if (quota is not null) await quota.SettleAsync(run is null ? 0 : run.PromptTokens + run.CompletionTokens);
+            }
+        }
+        catch (Exception e)
+        {
+            spans.Fail(e, usage);
+            throw;
         }
     }
 

@@ -1,3 +1,4 @@
+using Bulwark.Server.Tests.Security;
 using System.Text.RegularExpressions;
 
 namespace Bulwark.Server.Tests.Deploy;
@@ -88,8 +89,13 @@ public sealed partial class LivePrometheusTests(LivePrometheus live) : IClassFix
     [Fact]
     public async Task TheRecordingRulesProduceTheRatiosTheBurnRateAlertsRead()
     {
-        Assert.True(await live.ValueAsync("count(bulwark:ttft_slow_ratio:rate5m{model=\"bulwark-demo\"})") == 1);
-        Assert.True(await live.ValueAsync("count(bulwark:request_slow_ratio:rate5m{route=\"/v1/chat/completions\"})") == 1);
+        // A rule evaluated before the scrape that gave rate() its second sample had nothing yet: wait for the next evaluation.
+        foreach (var query in new[]
+                 {
+                     "count(bulwark:ttft_slow_ratio:rate5m{model=\"bulwark-demo\"})",
+                     "count(bulwark:request_slow_ratio:rate5m{route=\"/v1/chat/completions\"})",
+                 })
+            Assert.True(await Eventually.WithinAsync(TimeSpan.FromSeconds(30), async () => await live.ValueAsync(query) == 1), $"{query} never became 1");
     }
 
     [Fact]

@@ -67,7 +67,7 @@ public sealed class UpstreamBackend : IGenerationBackend, ITokenizingBackend
     /// <summary>The pool this model is served from.</summary>
     public UpstreamPool Pool => _pool;
 
-    public ModelCard Model => new(_served, _pool.ContextLength(_served), Encoder?.Tokenizer.VocabSize ?? 0, _created, OwnedBy: "upstream:" + _pool.Name);
+    public ModelCard Model => new(_served, _pool.ContextLength(_served), Encoder?.Tokenizer.VocabSize ?? 0, _created, OwnedBy: "upstream:" + _pool.Name) { Pool = _pool.Name };
 
     private PromptEncoder? Encoder => _pool.Encoders.GetValueOrDefault(_served);
 
@@ -183,6 +183,7 @@ public sealed class UpstreamBackend : IGenerationBackend, ITokenizingBackend
             if (cancellationToken.IsCancellationRequested && outcome != "success") outcome = "cancelled";
             opened.Endpoint.Leave();
             _metrics.Attempt(opened.Endpoint, outcome, Stopwatch.GetElapsedTime(opened.Started));
+            AttemptSpan.End(opened.Span, outcome);
             await opened.Reader!.DisposeAsync();
             opened.Response!.Dispose();
         }
@@ -195,6 +196,8 @@ public sealed class UpstreamBackend : IGenerationBackend, ITokenizingBackend
         tried.Add(endpoint);
         endpoint.Enter();
         var started = Stopwatch.GetTimestamp();
+        // One client span per attempt, under the generation span; its context goes upstream as W3C traceparent.
+        var span = AttemptSpan.Start(call.Span, endpoint, tried.Count);
         HttpResponseMessage? response = null;
         SseReader? reader = null;
         try
@@ -207,6 +210,7 @@ public sealed class UpstreamBackend : IGenerationBackend, ITokenizingBackend
             response = await endpoint.Pipeline.ExecuteAsync(static async (s, token) =>
             {
                 using var request = s.Pool.Request(HttpMethod.Post, s.Endpoint, s.Path);
+                AttemptSpan.Inject(s.Span, request);
                 request.Content = new ByteArrayContent(s.Body);
                 request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
                 var r = await s.Pool.Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, token);
@@ -221,7 +225,8 @@ public sealed class UpstreamBackend : IGenerationBackend, ITokenizingBackend
                     { RetryAfter = retryAfter };
                 }
                 return r;
-            }, (Pool: _pool, Endpoint: endpoint, Path: path, Body: body), ct);
+            }, (Pool: _pool, Endpoint: endpoint, Path: path, Body: body, Span: span), ct);
+            span?.SetTag("http.response.status_code", (int)response.StatusCode);
             _metrics.FirstByte(endpoint, Stopwatch.GetElapsedTime(started));
             if (!response.IsSuccessStatusCode) throw Refused(response.StatusCode);
             if (!stream)
@@ -232,13 +237,14 @@ public sealed class UpstreamBackend : IGenerationBackend, ITokenizingBackend
                 response.Dispose();
                 endpoint.Leave();
                 _metrics.Attempt(endpoint, "success", Stopwatch.GetElapsedTime(started));
+                AttemptSpan.End(span, "success");
                 return new Opened(endpoint, null, null, started, null) { Whole = deltas, Usage = usage };
             }
             reader = new SseReader(new LimitedStream(await response.Content.ReadAsStreamAsync(ct), _pool.Options.MaxResponseBytes));
             var opened = new Opened(endpoint, response, reader, started, null);
             var first = await ReadWithin(opened, ct);
             if (first is null) throw new UpstreamAttemptException(endpoint, "stream_error", transient: true);
-            return opened with { First = first };
+            return opened with { First = first, Span = span };
         }
         catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
         {
@@ -256,6 +262,7 @@ public sealed class UpstreamBackend : IGenerationBackend, ITokenizingBackend
                 _ => new UpstreamAttemptException(endpoint, "stream_error", true, inner: e),
             };
             _metrics.Attempt(endpoint, failure?.Outcome ?? "client_error", Stopwatch.GetElapsedTime(started));
+            AttemptSpan.End(span, failure?.Outcome ?? "client_error");
             if (failure is null) throw;
             throw failure;
         }
@@ -265,6 +272,7 @@ public sealed class UpstreamBackend : IGenerationBackend, ITokenizingBackend
             response?.Dispose();
             endpoint.Leave();
             _metrics.Attempt(endpoint, "cancelled", Stopwatch.GetElapsedTime(started));
+            AttemptSpan.End(span, "cancelled");
             throw;
         }
     }
@@ -385,6 +393,8 @@ public sealed class UpstreamBackend : IGenerationBackend, ITokenizingBackend
     private readonly record struct Opened(UpstreamEndpoint Endpoint, HttpResponseMessage? Response, SseReader? Reader, long Started, string? First)
     {
         public List<ChoiceDelta>? Whole { get; init; }
+        /// <summary>The attempt's span, ended when the relayed stream ends.</summary>
+        public Activity? Span { get; init; }
         public GenerationUsage? Usage { get; init; }
     }
 
