@@ -29,6 +29,27 @@ internal static class AdminCommand
         command.Subcommands.Add(Isolation(isolate: true));
         command.Subcommands.Add(Isolation(isolate: false));
         command.Subcommands.Add(Audit());
+        command.Subcommands.Add(FlushPrefixCache());
+        return command;
+    }
+
+    private static Command FlushPrefixCache()
+    {
+        var url = AdminApi.UrlOption(required: true);
+        var tenant = new Option<string?>("--tenant") { Description = "Only this tenant's cached blocks; default: every tenant's." };
+        var command = new Command("flush-cache",
+            $"Drop the prompt blocks a server's engines cached for a tenant (or everyone), so no later request reuses them, and clear their memory (needs --url and ${AdminApi.KeyVariable}; that server only).")
+        {
+            url, tenant,
+        };
+        command.SetAction((r, ct) => CliRun.RunAsync(r, async output =>
+        {
+            using var server = AdminApi.From(r, url)!;
+            var answer = await server.SendAsync(HttpMethod.Post, "admin/prefix-cache/flush", new PrefixCacheFlushRequest(r.GetValue(tenant)), ct);
+            var who = r.GetValue(tenant) is { } t ? $"tenant {t}" : "every tenant";
+            output.WriteLine($"{answer.GetProperty("blocks").GetInt32()} cached blocks of {who} dropped");
+            return 0;
+        }));
         return command;
     }
 

@@ -64,4 +64,24 @@ public sealed class PrefixCacheFlushTests
         Assert.Contains(records, r => r.Detail!.StartsWith("tenant tenant-a: ", StringComparison.Ordinal) && r.Detail.Contains(admin.Record.Id, StringComparison.Ordinal));
         Assert.Contains(records, r => r.Detail!.StartsWith("every tenant: ", StringComparison.Ordinal));
     }
+
+    [Fact]
+    public async Task TheCliFlushesThroughTheServer()
+    {
+        var backend = AlphabetModel.Backend();
+        await using var server = await RunningServer.StartAsync(backend);
+        var issuer = server.Get<KeyIssuer>();
+        var admin = await issuer.CreateAsync(new KeySpec { Name = "ops", IsAdmin = true }, "test");
+        var a = await issuer.CreateAsync(new KeySpec { Name = "a", Tenant = "tenant-a" }, "test");
+        Assert.Equal(200, (await RawHttp.PostJsonAsync(server.Client(a.Key), "v1/chat/completions", Chat(string.Concat(Enumerable.Repeat("abcdefghij", 8))))).Status);
+        var counters = backend.Engine.Counters;
+        Assert.True(await Eventually.WithinAsync(TimeSpan.FromSeconds(10), () => Task.FromResult(counters.Running == 0 && counters.PrefixCachedBlocks > 0)));
+        var cached = counters.PrefixCachedBlocks;
+
+        var result = await Cli.CliHarness.RunWithAdminKeyAsync(admin.Key, "admin", "flush-cache", "--tenant", "tenant-a", "--url", server.Address.ToString());
+        Assert.True(result.ExitCode == 0, result.Error);
+        Assert.Equal($"{cached} cached blocks of tenant tenant-a dropped", result.Output.Trim());
+        Assert.Equal(0, counters.PrefixCachedBlocks);
+        Assert.NotEqual(0, (await Cli.CliHarness.RunAsync("admin", "flush-cache")).ExitCode); // --url is required
+    }
 }
