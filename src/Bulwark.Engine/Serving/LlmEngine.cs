@@ -54,6 +54,9 @@ public sealed class LlmEngine : IDisposable
 
     public int MaxContextLength => _executor.MaxContextLength;
 
+    /// <summary>The model's end-of-sequence tokens (what a constraint allows once its value is complete).</summary>
+    public IReadOnlyList<int> EosTokenIds => _options.EosTokenIds;
+
     /// <summary>Sequences the scheduler runs at once: an upper bound on a request's n.</summary>
     public int MaxSequences => _options.Scheduler.MaxSequences;
 

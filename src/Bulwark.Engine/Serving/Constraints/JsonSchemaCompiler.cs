@@ -237,7 +237,11 @@ public sealed class JsonSchemaCompiler
         if (keys.TryGetValue("properties", out var props))
         {
             if (props.ValueKind != JsonValueKind.Object) throw Refuse($"{path}.properties", "properties", "properties must be an object of schemas");
-            foreach (var p in props.EnumerateObject()) properties.Add((p.Name, p.Value));
+            // A property whose schema is false may never appear: it is simply not generated.
+            foreach (var p in props.EnumerateObject())
+                if (p.Value.ValueKind != JsonValueKind.False) properties.Add((p.Name, p.Value));
+                else if (keys.TryGetValue("required", out var r) && r.ValueKind == JsonValueKind.Array && r.EnumerateArray().Any(e => e.ValueKind == JsonValueKind.String && e.GetString() == p.Name))
+                    throw Refuse($"{path}.properties.{p.Name}", "false", $"property '{p.Name}' is required but its schema is false");
         }
         if (properties.Count > _limits.MaxProperties)
             throw Refuse($"{path}.properties", "properties", $"an object may declare at most {_limits.MaxProperties} properties; got {properties.Count}");

@@ -96,6 +96,19 @@ internal sealed class OpenAiWire : IUpstreamProtocol
                 }
                 json.WriteEndObject();
             }
+            // vLLM's guided decoding fields go to the upstream as the client sent them (response_format is written above).
+            if (request.Constraint is { Field: "guided_json", Schema: { } guidedSchema })
+            {
+                json.WritePropertyName("guided_json");
+                guidedSchema.WriteTo(json);
+            }
+            if (request.Constraint is { Field: "guided_regex", Pattern: { } guidedRegex }) json.WriteString("guided_regex", guidedRegex);
+            if (request.Constraint is { Field: "guided_choice", Choices: { } guidedChoices })
+            {
+                json.WriteStartArray("guided_choice");
+                foreach (var c in guidedChoices) json.WriteStringValue(c);
+                json.WriteEndArray();
+            }
             json.WriteBoolean("stream", stream);
             if (stream)
             {
