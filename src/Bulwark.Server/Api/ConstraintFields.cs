@@ -42,14 +42,7 @@ public static class ConstraintFields
                 const string path = "response_format.json_schema.schema";
                 var schema = spec.Get("schema") ?? throw ApiException.Invalid(path, $"{path} is required.", "missing_required_parameter");
                 CheckSize(schema, path, limits);
-                try
-                {
-                    format = JsonOutputFormat.JsonSchema(schema, path, limit);
-                }
-                catch (ArgumentException e)
-                {
-                    throw ApiException.Invalid(e.InnerException is ConstraintException c ? c.Path : path, e.Message);
-                }
+                format = JsonOutputFormat.ForSchema(schema, Compile("json_schema", schema.GetRawText(), limit, () => GrammarCompiler.JsonSchema(schema, limit, path)));
             }
             if (format is not null) Take(new OutputConstraint("response_format", format.Grammar) { Schema = format.Schema });
         }
@@ -57,10 +50,10 @@ public static class ConstraintFields
         {
             var schema = guidedJson.ValueKind == JsonValueKind.String ? ParseSchemaText(guidedJson.GetString()!, "guided_json", limits) : guidedJson;
             CheckSize(schema, "guided_json", limits);
-            Take(new OutputConstraint("guided_json", Compile(() => GrammarCompiler.JsonSchema(schema, limit, "guided_json"))) { Schema = schema.Clone() });
+            Take(new OutputConstraint("guided_json", Compile("json_schema", schema.GetRawText(), limit, () => GrammarCompiler.JsonSchema(schema, limit, "guided_json"))) { Schema = schema.Clone() });
         }
         if (f.String("guided_regex", limits.MaxRegexLength) is { } regex)
-            Take(new OutputConstraint("guided_regex", Compile(() => GrammarCompiler.Regex(regex, limit, "guided_regex"))) { Pattern = regex });
+            Take(new OutputConstraint("guided_regex", Compile("regex", regex, limit, () => GrammarCompiler.Regex(regex, limit, "guided_regex"))) { Pattern = regex });
         if (f.Array("guided_choice", 1, limits.MaxGuidedChoices) is { } choiceArray)
         {
             var choices = new List<string>();
@@ -71,7 +64,7 @@ public static class ConstraintFields
                 choices.Add(c.GetString()!);
                 i++;
             }
-            Take(new OutputConstraint("guided_choice", Compile(() => GrammarCompiler.Choice(choices, limit, "guided_choice"))) { Choices = choices });
+            Take(new OutputConstraint("guided_choice", Compile("choice", string.Join('\0', choices), limit, () => GrammarCompiler.Choice(choices, limit, "guided_choice"))) { Choices = choices });
         }
         if (f.Has("guided_grammar"))
             throw ApiException.Unsupported("guided_grammar", "guided_grammar (EBNF) is not supported by this server; use guided_json, guided_regex or guided_choice.");
@@ -90,20 +83,21 @@ public static class ConstraintFields
             case "json":
                 var schema = value.ValueKind == JsonValueKind.String ? ParseSchemaText(value.GetString()!, valuePath, limits) : value;
                 CheckSize(schema, valuePath, limits);
-                return new OutputConstraint(g.PathOf("type"), Compile(() => GrammarCompiler.JsonSchema(schema, limits.Constraints, valuePath))) { Schema = schema.Clone() };
+                return new OutputConstraint(g.PathOf("type"), Compile("json_schema", schema.GetRawText(), limits.Constraints, () => GrammarCompiler.JsonSchema(schema, limits.Constraints, valuePath))) { Schema = schema.Clone() };
             case "regex":
                 var pattern = g.String("value", limits.MaxRegexLength)!;
-                return new OutputConstraint(g.PathOf("type"), Compile(() => GrammarCompiler.Regex(pattern, limits.Constraints, valuePath))) { Pattern = pattern };
+                return new OutputConstraint(g.PathOf("type"), Compile("regex", pattern, limits.Constraints, () => GrammarCompiler.Regex(pattern, limits.Constraints, valuePath))) { Pattern = pattern };
             default:
                 throw ApiException.Invalid(g.PathOf("type"), $"{g.PathOf("type")} must be 'json' or 'regex'; got '{type}'.");
         }
     }
 
-    private static Grammar Compile(Func<Grammar> compile)
+    /// <summary>The cached grammar of an equal constraint, or a fresh compilation; refusals become 400s naming the path.</summary>
+    private static Grammar Compile(string kind, string text, ConstraintLimits limits, Func<Grammar> compile)
     {
         try
         {
-            return compile();
+            return GrammarCache.GetOrCompile(kind, text, limits, compile);
         }
         catch (ConstraintException e)
         {

@@ -77,4 +77,15 @@ public sealed class ConstraintFieldsTests
             Assert.False(c.Grammar.Matches("\"true\""u8));
         }
     }
+
+    [Fact]
+    public void ARepeatedConstraintSharesOneGrammarSoItsMasksAreShared()
+    {
+        const string body = """{"guided_json":{"type":"object","properties":{"shared":{"type":"integer"}}}}""";
+        Assert.Same(Read(body)!.Grammar, Read(body)!.Grammar);
+        Assert.NotSame(Read(body)!.Grammar, Read("""{"guided_json":{"type":"object","properties":{"other":{"type":"integer"}}}}""")!.Grammar);
+        // Refusals are not cached: the same refused constraint is refused again.
+        Assert.Throws<ApiException>(() => Read("""{"guided_regex":"(a"}"""));
+        Assert.Throws<ApiException>(() => Read("""{"guided_regex":"(a"}"""));
+    }
 }

@@ -6,12 +6,12 @@ namespace Bulwark.Engine.Serving.Constraints;
 /// sentence; it is computed by walking the vocabulary trie with the matcher (a subtree the matcher
 /// refuses is skipped whole) and kept on the state, so a state met again (inside a string, at the same
 /// place of a structure, in another choice or request sharing this object) costs a lookup. Mask memory
-/// is bounded (<see cref="MaxMaskBytes"/>). Single-threaded: owned by the engine's step loop.
+/// is bounded (<see cref="MaxMaskBytes"/>). Single-threaded: used only on the engine's step loop, where requests sharing a grammar share one.
 /// </summary>
 public sealed class TokenConstraint
 {
     /// <summary>Memory for remembered masks; past it they are dropped and recomputed as needed.</summary>
-    public const long MaxMaskBytes = 32L << 20;
+    public const long MaxMaskBytes = 16L << 20;
 
     private readonly List<MatcherState> _masked = [];
     private MatcherState?[] _walk = [];

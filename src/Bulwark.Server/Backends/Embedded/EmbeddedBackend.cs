@@ -25,6 +25,9 @@ public sealed class EmbeddedBackend : IGenerationBackend, ITokenizingBackend, ID
     private readonly PromptEncoder _prompts;
     private readonly IReadOnlyList<IDisposable> _owns;
     private readonly Lazy<TokenVocabulary> _vocabulary;
+    // One per grammar (the contract stage shares grammars between requests that repeat a constraint), so their masks are shared;
+    // a TokenConstraint is only ever used on the engine's step thread.
+    private readonly System.Runtime.CompilerServices.ConditionalWeakTable<Grammar, TokenConstraint> _constraints = new();
 
     /// <param name="template">Null when the model ships none: chat requests are then refused with a clear error.</param>
     /// <param name="owns">Disposed after the engine stops, in order (the executor's KV blocks, then the mapped weights).</param>
@@ -107,7 +110,7 @@ public sealed class EmbeddedBackend : IGenerationBackend, ITokenizingBackend, ID
     {
         if (_engine.EosTokenIds.Count == 0)
             throw ApiException.Unsupported(constraint.Field, $"{constraint.Field} needs the model's end-of-sequence token to end a complete value, and this model defines none.");
-        return new TokenConstraint(constraint.Grammar, _vocabulary.Value);
+        return _constraints.GetValue(constraint.Grammar, g => new TokenConstraint(g, _vocabulary.Value));
     }
 
     public void Dispose()

@@ -37,11 +37,16 @@ public sealed class JsonOutputFormat
     /// <summary>The grammar constrained decoding enforces for this format.</summary>
     public Grammar Grammar { get; }
 
-    public static JsonOutputFormat JsonObject() => new("json_object", null, GrammarCompiler.JsonObject());
+    private static readonly Lazy<Grammar> AnyObject = new(GrammarCompiler.JsonObject);
+
+    public static JsonOutputFormat JsonObject() => new("json_object", null, AnyObject.Value);
+
+    /// <summary>The format of a schema already compiled to <paramref name="grammar"/>.</summary>
+    public static JsonOutputFormat ForSchema(JsonElement schema, Grammar grammar) => new("json_schema", schema.Clone(), grammar);
 
     /// <summary>The checker of a format the contract stage accepted (its schema was checked there).</summary>
     public static JsonOutputFormat Of(ResponseFormat format) =>
-        new(format.Type, format.Schema, format.Grammar ?? (format.Schema is { } s ? GrammarCompiler.JsonSchema(s) : GrammarCompiler.JsonObject()));
+        new(format.Type, format.Schema, format.Grammar ?? (format.Schema is { } s ? GrammarCompiler.JsonSchema(s) : AnyObject.Value));
 
     /// <summary>The request vocabulary's description of this format.</summary>
     public ResponseFormat ToResponseFormat() => new(Type, Schema) { Grammar = Grammar };

@@ -53,12 +53,37 @@ public class ConstrainedGenerationTests
         }
     }
 
-    [Fact]
-    public async Task EveryStoppedCompletionValidatesAndEveryCutOneIsAPrefix()
+    /// <summary>
+    /// The same 1024 rows read as a byte-fallback vocabulary: ids 0–255 the single bytes, the rest random
+    /// 1–4 byte strings that often split UTF-8 characters (continuation bytes first, lead bytes last), and
+    /// the model's three specials as control tokens.
+    /// </summary>
+    private static TokenVocabulary ByteFallback(int size)
+    {
+        var random = new Random(77);
+        var alphabet = new byte[] { (byte)'{', (byte)'}', (byte)'"', (byte)':', (byte)',', (byte)'[', (byte)']', (byte)' ', (byte)'1', (byte)'-', (byte)'a', (byte)'e', 0xC3, 0xA9, 0xE2, 0x82, 0xAC, 0xF0, 0x9F };
+        var pieces = new byte[]?[size];
+        for (var id = 0; id < size - 3; id++)
+        {
+            if (id < 256) pieces[id] = [(byte)id];
+            else
+            {
+                var piece = new byte[random.Next(1, 5)];
+                for (var j = 0; j < piece.Length; j++) piece[j] = alphabet[random.Next(alphabet.Length)];
+                pieces[id] = piece;
+            }
+        }
+        return new TokenVocabulary(pieces);
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task EveryStoppedCompletionValidatesAndEveryCutOneIsAPrefix(bool byteFallback)
     {
         using var loaded = EngineFactory.Load(ModelPath.Value, new EngineOptions { KvCacheBlocks = 256, BlockSize = 16 });
-        var vocabulary = TokenVocabulary.From(loaded.Tokenizer, loaded.Engine.VocabSize);
-        var random = new Random(2024);
+        var vocabulary = byteFallback ? ByteFallback(loaded.Engine.VocabSize) : TokenVocabulary.From(loaded.Tokenizer, loaded.Engine.VocabSize);
+        var random = new Random(byteFallback ? 99 : 2024);
         int stopped = 0, cut = 0;
         for (var trial = 0; trial < 16; trial++)
         {
