@@ -53,6 +53,9 @@ public sealed class GrammarMatcher
     /// <summary>Nodes interned so far (a measure of the matcher's memory).</summary>
     public int NodeCount => _nodeCount;
 
+    /// <summary>Distinct states made so far; each may carry a 256-entry transition memo, so this measures the matcher's memory too.</summary>
+    public long StatesMade { get; private set; }
+
     /// <summary>The state after <paramref name="b"/>, memoized on <paramref name="state"/>.</summary>
     public MatcherState Step(MatcherState state, byte b)
     {
@@ -101,6 +104,7 @@ public sealed class GrammarMatcher
         if (_states.TryGetValue(state, out var known)) return known;
         if (_states.Count >= MaxInternedStates) _states.Clear();
         _states.Add(state, state);
+        StatesMade++;
         return state;
     }
 

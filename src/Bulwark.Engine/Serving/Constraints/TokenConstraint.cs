@@ -17,8 +17,10 @@ public sealed class TokenConstraint
     private MatcherState?[] _walk = [];
     private (MatcherState State, ulong[] Mask, int Count)? _first;
 
-    public TokenConstraint(Grammar grammar, TokenVocabulary vocabulary)
+    /// <param name="maxSharedStates">States after which <see cref="IsWorn"/> says to start afresh.</param>
+    public TokenConstraint(Grammar grammar, TokenVocabulary vocabulary, int maxSharedStates = DefaultMaxSharedStates)
     {
+        _maxSharedStates = maxSharedStates;
         Grammar = grammar;
         Vocabulary = vocabulary;
         Matcher = new GrammarMatcher(grammar);
@@ -29,6 +31,14 @@ public sealed class TokenConstraint
     public TokenVocabulary Vocabulary { get; }
 
     public GrammarMatcher Matcher { get; }
+
+    /// <summary>States past which a server should start a fresh constraint for new requests rather than grow this one's memo further (about 2 KiB each).</summary>
+    public const int DefaultMaxSharedStates = 20_000;
+
+    private readonly int _maxSharedStates;
+
+    /// <summary>The memo has grown past its bound: sequences using it go on, new requests should get a fresh one.</summary>
+    public bool IsWorn => Matcher.StatesMade > _maxSharedStates;
 
     public MatcherState Start => Matcher.Start;
 

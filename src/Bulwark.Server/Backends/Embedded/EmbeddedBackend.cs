@@ -110,7 +110,12 @@ public sealed class EmbeddedBackend : IGenerationBackend, ITokenizingBackend, ID
     {
         if (_engine.EosTokenIds.Count == 0)
             throw ApiException.Unsupported(constraint.Field, $"{constraint.Field} needs the model's end-of-sequence token to end a complete value, and this model defines none.");
-        return _constraints.GetValue(constraint.Grammar, g => new TokenConstraint(g, _vocabulary.Value));
+        var shared = _constraints.GetValue(constraint.Grammar, g => new TokenConstraint(g, _vocabulary.Value));
+        if (!shared.IsWorn) return shared;
+        // Its memo grew large (a grammar with many distinct states): new requests start afresh, and the old one goes when its sequences end.
+        var fresh = new TokenConstraint(constraint.Grammar, _vocabulary.Value);
+        _constraints.AddOrUpdate(constraint.Grammar, fresh);
+        return fresh;
     }
 
     public void Dispose()

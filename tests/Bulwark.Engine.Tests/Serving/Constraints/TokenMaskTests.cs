@@ -94,4 +94,19 @@ public class TokenMaskTests
         var after = constraint.Advance(constraint.Start, 0, first: true);
         Assert.True(constraint.Matcher.Step(after, "}"u8).Accepting);
     }
+
+    [Fact]
+    public void AConstraintWhoseMemoGrewPastItsBoundSaysSo()
+    {
+        byte[]?[] pieces = ["a"u8.ToArray(), "b"u8.ToArray()];
+        var constraint = new TokenConstraint(GrammarCompiler.Regex("[ab]{0,100}"), new TokenVocabulary(pieces), maxSharedStates: 50);
+        var state = constraint.Start;
+        for (var i = 0; i < 50; i++)
+        {
+            Assert.False(constraint.IsWorn);
+            state = constraint.Advance(state, i % 2, first: false);
+        }
+        Assert.True(constraint.IsWorn);
+        Assert.True(state.Accepting);
+    }
 }
