@@ -80,6 +80,10 @@ public sealed class StructuredOutputTests
         var generated = JsonDocument.Parse(tgi.GetProperty("generated_text").GetString()!).RootElement;
         Assert.InRange(generated.GetArrayLength(), 1, 3);
         Assert.All(generated.EnumerateArray(), v => Assert.InRange(v.GetInt32(), 0, 9));
+
+        var (_, tgiRegex, _) = await RawHttp.PostJsonAsync(server.Http, "generate",
+            """{"inputs":"hi","parameters":{"max_new_tokens":40,"do_sample":true,"seed":6,"grammar":{"type":"regex","value":"(yes|no), [0-9]{3}"}}}""");
+        Assert.Matches("^(yes|no), [0-9]{3}\\z", tgiRegex.GetProperty("generated_text").GetString()!);
     }
 
     [Fact]
