@@ -88,4 +88,27 @@ public sealed class ConstraintFieldsTests
         Assert.Throws<ApiException>(() => Read("""{"guided_regex":"(a"}"""));
         Assert.Throws<ApiException>(() => Read("""{"guided_regex":"(a"}"""));
     }
+
+    [Theory]
+    [InlineData(nameof(ApiLimits.MaxSchemaBytes), 16, 16 * 1024 * 1024)]
+    [InlineData(nameof(ApiLimits.MaxSchemaDepth), 1, 64)]
+    [InlineData(nameof(ApiLimits.MaxSchemaEnumValues), 1, 100_000)]
+    [InlineData(nameof(ApiLimits.MaxSchemaProperties), 1, 100_000)]
+    [InlineData(nameof(ApiLimits.MaxRegexLength), 1, 100_000)]
+    [InlineData(nameof(ApiLimits.MaxRegexStates), 2, 100_000)]
+    [InlineData(nameof(ApiLimits.MaxGuidedChoices), 1, 100_000)]
+    [InlineData(nameof(ApiLimits.MaxGuidedChoiceLength), 1, 100_000)]
+    public void SettingsAreCheckedAtStartUpAtTheirBounds(string name, int min, int max)
+    {
+        IEnumerable<string> With(int value)
+        {
+            var limits = new ApiLimits();
+            typeof(ApiLimits).GetProperty(name)!.SetValue(limits, value);
+            return limits.Validate();
+        }
+        Assert.Empty(With(min));
+        Assert.Empty(With(max));
+        Assert.Contains(With(min - 1), m => m.StartsWith($"Bulwark:Limits:{name} must be between {min} and {max}", StringComparison.Ordinal));
+        Assert.Contains(With(max + 1), m => m.StartsWith($"Bulwark:Limits:{name} must be between {min} and {max}", StringComparison.Ordinal));
+    }
 }
