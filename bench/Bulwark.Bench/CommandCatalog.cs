@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Bulwark.Bench.Constraints;
 using Bulwark.Bench.Guardrails;
 using Bulwark.Bench.Http;
 using Bulwark.Bench.Security;
@@ -21,6 +22,7 @@ internal static class CommandCatalog
         yield return BenchServeCommand.Create();
         yield return BenchRedactorCommand.Create();
         yield return BenchSoakCommand.Create();
+        yield return BenchGrammarCommand.Create();
     }
 
     /// <summary>A root over <see cref="All"/>, so <c>serve --help</c> and the commands' own parsing work as they did under <c>bulwark bench</c>.</summary>

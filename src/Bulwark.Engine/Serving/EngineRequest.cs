@@ -21,6 +21,12 @@ public sealed record EngineRequest
     /// <summary>Lets the reader end single choices early; null when it never will.</summary>
     public ChoiceControl? Choices { get; init; }
 
+    /// <summary>
+    /// Constrained decoding: every output is a prefix of a sentence of this grammar, and a choice that
+    /// ends with <see cref="FinishReason.Stop"/> on end of sequence is a whole sentence. Null: unconstrained.
+    /// </summary>
+    public Constraints.TokenConstraint? Constraint { get; init; }
+
     /// <summary>Turns output tokens into text for the events and for stop strings; without it, stop strings cannot be used.</summary>
     public Func<IIncrementalDetokenizer>? Detokenizer { get; init; }
 }

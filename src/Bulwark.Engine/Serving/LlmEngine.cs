@@ -82,6 +82,9 @@ public sealed class LlmEngine : IDisposable
 
     private volatile int _dirtyFreeBlocks;
 
+    /// <summary>The model's end-of-sequence tokens (what a constraint allows once its value is complete).</summary>
+    public IReadOnlyList<int> EosTokenIds => _options.EosTokenIds;
+
     /// <summary>Sequences the scheduler runs at once: an upper bound on a request's n.</summary>
     public int MaxSequences => _options.Scheduler.MaxSequences;
 
@@ -107,6 +110,15 @@ public sealed class LlmEngine : IDisposable
         if (p.N > _options.Scheduler.MaxSequences)
             throw new ArgumentOutOfRangeException(nameof(request),
                 $"n must be at most the engine's maximum number of sequences {_options.Scheduler.MaxSequences}; got {p.N}");
+        if (request.Constraint is { } constraint)
+        {
+            if (constraint.Vocabulary.Size != _executor.VocabSize)
+                throw new ArgumentException($"the constraint's vocabulary has {constraint.Vocabulary.Size} tokens; the model has {_executor.VocabSize}", nameof(request));
+            if (_options.EosTokenIds.Count == 0)
+                throw new ArgumentException("constrained decoding needs the model's end-of-sequence token, and this model has none", nameof(request));
+            if (p.IgnoreEos)
+                throw new ArgumentException("ignore_eos cannot be combined with constrained decoding: the output ends when the constraint is complete", nameof(request));
+        }
         if (p.StopStrings is { Count: > 0 } && request.Detokenizer is null)
             throw new ArgumentException("stop strings need a detokenizer on the request", nameof(request));
     }
@@ -227,6 +239,7 @@ public sealed class LlmEngine : IDisposable
             var seq = new Sequence(_nextSequenceId++, state.Prompt, p.MaxTokens, state.Request.Priority, _nextArrival++, state.CacheRoot)
             {
                 Tenant = state.Request.Tenant,
+                Constraint = state.Request.Constraint?.Start,
             };
             var choice = new Choice(state, 0, seq) { ForkPending = p.N > 1 };
             state.Choices.Add(choice);

@@ -12,6 +12,7 @@ internal sealed class TokenEmitter
     private readonly EngineOptions _options;
     private readonly EngineCounters _counters;
     private readonly HashSet<int> _eos;
+    private readonly int[] _eosIds;
     private readonly int _maxContext;
 
     public TokenEmitter(Sampler sampler, EngineOptions options, EngineCounters counters, int maxContext)
@@ -20,6 +21,7 @@ internal sealed class TokenEmitter
         _options = options;
         _counters = counters;
         _eos = new HashSet<int>(options.EosTokenIds);
+        _eosIds = [.. options.EosTokenIds];
         _maxContext = maxContext;
     }
 
@@ -30,18 +32,45 @@ internal sealed class TokenEmitter
         var p = request.Sampling;
         var seq = choice.Sequence;
         var top = p.TopLogprobs > 0 ? new TokenLogprob[p.TopLogprobs] : null;
-        var token = _sampler.Sample(logits, p, seq.Tokens[..seq.PromptLength], seq.OutputTokens,
-            ref choice.Random, out var logprob, top);
+        FinishReason? finish = null;
+        int token;
+        float logprob;
+        if (seq.Constraint is { } state)
+        {
+            // Constrained: only tokens that keep the output a prefix of the grammar's language; end of sequence only once it is whole.
+            var constraint = request.Request.Constraint!;
+            var first = seq.OutputCount == 0;
+            var mask = constraint.MaskOf(state, first, out var allowed);
+            var eos = state.Accepting ? _eosIds : [];
+            if (allowed == 0 && eos.Length == 0)
+            {
+                // A dead end (only a grammar past its stack bound can reach one): the value is unfinished, as when max_tokens cuts it.
+                token = _eosIds[0];
+                logprob = 0f;
+                finish = FinishReason.Length;
+            }
+            else
+            {
+                token = _sampler.Sample(logits, p, seq.Tokens[..seq.PromptLength], seq.OutputTokens,
+                    ref choice.Random, out logprob, top, mask, eos);
+                if (!_eos.Contains(token))
+                    seq.Constraint = constraint.Advance(state, token, first);
+            }
+        }
+        else
+        {
+            token = _sampler.Sample(logits, p, seq.Tokens[..seq.PromptLength], seq.OutputTokens,
+                ref choice.Random, out logprob, top);
+        }
         seq.Append(token);
         _counters.RecordGenerated();
 
-        FinishReason? finish = null;
         var isStopToken = (!p.IgnoreEos && _eos.Contains(token)) || (p.StopTokenIds?.Contains(token) ?? false);
         string? text = null, tokenText = null;
         var stopString = false;
         if (isStopToken)
         {
-            finish = FinishReason.Stop;
+            finish ??= FinishReason.Stop;
             text = FlushText(choice);
         }
         else

@@ -38,6 +38,42 @@ public sealed class ApiLimits
     /// <summary>Length of <c>user</c> and other free-form identifiers.</summary>
     public int MaxIdentifierLength { get; set; } = 256;
 
+    /// <summary>Size of a JSON schema (<c>response_format</c>, <c>guided_json</c>, TGI <c>grammar</c>) in UTF-8 bytes.</summary>
+    public int MaxSchemaBytes { get; set; } = 64 * 1024;
+
+    /// <summary>Nesting of a JSON schema (subschemas within subschemas).</summary>
+    public int MaxSchemaDepth { get; set; } = 32;
+
+    /// <summary>Values in one schema <c>enum</c>.</summary>
+    public int MaxSchemaEnumValues { get; set; } = 256;
+
+    /// <summary>Properties of one object schema.</summary>
+    public int MaxSchemaProperties { get; set; } = 256;
+
+    /// <summary>Characters of a regular expression (<c>guided_regex</c>, a schema's <c>pattern</c>, TGI <c>regex</c> grammar).</summary>
+    public int MaxRegexLength { get; set; } = 1000;
+
+    /// <summary>States of the automaton a regular expression compiles to; a pattern that needs more is refused with 400.</summary>
+    public int MaxRegexStates { get; set; } = 2000;
+
+    /// <summary>Strings in <c>guided_choice</c>.</summary>
+    public int MaxGuidedChoices { get; set; } = 256;
+
+    /// <summary>Characters of one <c>guided_choice</c> string.</summary>
+    public int MaxGuidedChoiceLength { get; set; } = 1000;
+
+    /// <summary>The constraint compiler's bounds from these settings.</summary>
+    public Bulwark.Engine.Serving.Constraints.ConstraintLimits Constraints => new()
+    {
+        MaxSchemaDepth = MaxSchemaDepth,
+        MaxEnumValues = MaxSchemaEnumValues,
+        MaxProperties = MaxSchemaProperties,
+        MaxRegexLength = MaxRegexLength,
+        MaxDfaStates = MaxRegexStates,
+        MaxChoices = MaxGuidedChoices,
+        MaxChoiceLength = MaxGuidedChoiceLength,
+    };
+
     /// <summary>How long a generation request may take from arrival to its last token, unless the client asks otherwise (<c>X-Bulwark-Timeout</c>).</summary>
     public TimeSpan RequestTimeout { get; set; } = TimeSpan.FromMinutes(10);
 
@@ -60,6 +96,14 @@ public sealed class ApiLimits
         if (MaxLogitBiasEntries is < 0 or > 10_000) yield return $"Bulwark:Limits:MaxLogitBiasEntries must be between 0 and 10000; got {MaxLogitBiasEntries}.";
         if (MaxTopLogprobs is < 0 or > 20) yield return $"Bulwark:Limits:MaxTopLogprobs must be between 0 and 20; got {MaxTopLogprobs}.";
         if (MaxIdentifierLength is < 1 or > 4096) yield return $"Bulwark:Limits:MaxIdentifierLength must be between 1 and 4096; got {MaxIdentifierLength}.";
+        if (MaxSchemaBytes is < 16 or > 16 * 1024 * 1024) yield return $"Bulwark:Limits:MaxSchemaBytes must be between 16 and 16777216; got {MaxSchemaBytes}.";
+        if (MaxSchemaDepth is < 1 or > 64) yield return $"Bulwark:Limits:MaxSchemaDepth must be between 1 and 64; got {MaxSchemaDepth}.";
+        if (MaxSchemaEnumValues is < 1 or > 100_000) yield return $"Bulwark:Limits:MaxSchemaEnumValues must be between 1 and 100000; got {MaxSchemaEnumValues}.";
+        if (MaxSchemaProperties is < 1 or > 100_000) yield return $"Bulwark:Limits:MaxSchemaProperties must be between 1 and 100000; got {MaxSchemaProperties}.";
+        if (MaxRegexLength is < 1 or > 100_000) yield return $"Bulwark:Limits:MaxRegexLength must be between 1 and 100000; got {MaxRegexLength}.";
+        if (MaxRegexStates is < 2 or > 100_000) yield return $"Bulwark:Limits:MaxRegexStates must be between 2 and 100000; got {MaxRegexStates}.";
+        if (MaxGuidedChoices is < 1 or > 100_000) yield return $"Bulwark:Limits:MaxGuidedChoices must be between 1 and 100000; got {MaxGuidedChoices}.";
+        if (MaxGuidedChoiceLength is < 1 or > 100_000) yield return $"Bulwark:Limits:MaxGuidedChoiceLength must be between 1 and 100000; got {MaxGuidedChoiceLength}.";
         if (MaxRequestTimeout < TimeSpan.FromSeconds(1) || MaxRequestTimeout > TimeSpan.FromDays(1))
             yield return $"Bulwark:Limits:MaxRequestTimeout must be between 00:00:01 and 1.00:00:00; got {MaxRequestTimeout}.";
         if (RequestTimeout < TimeSpan.FromSeconds(1) || RequestTimeout > MaxRequestTimeout)

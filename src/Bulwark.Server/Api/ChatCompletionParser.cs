@@ -14,7 +14,8 @@ public static class ChatCompletionParser
     {
         var f = new JsonFields(body, "");
         var messages = ReadMessages(f, limits);
-        var format = RefuseUnsupported(f);
+        RefuseUnsupported(f);
+        var (constraint, format) = ConstraintFields.Read(f, limits, responseFormat: true);
 
         var logprobs = f.Boolean("logprobs") ?? false;
         var top = f.Integer("top_logprobs", 0, limits.MaxTopLogprobs);
@@ -45,6 +46,7 @@ public static class ChatCompletionParser
             IncludeUsage = includeUsage,
             User = user,
             ResponseFormat = format?.ToResponseFormat(),
+            Constraint = constraint,
         };
     }
 
@@ -92,34 +94,12 @@ public static class ChatCompletionParser
         return text.ToString();
     }
 
-    /// <summary>Refuses what this server cannot do; returns the JSON output format asked for, if any.</summary>
-    private static Guardrails.Output.JsonOutputFormat? RefuseUnsupported(JsonFields f)
+    /// <summary>Refuses what this server cannot do.</summary>
+    private static void RefuseUnsupported(JsonFields f)
     {
-        Guardrails.Output.JsonOutputFormat? json = null;
-        if (f.Object("response_format") is { } format)
-        {
-            var type = format.RequiredString("type", 32);
-            if (type is not ("text" or "json_object" or "json_schema"))
-                throw ApiException.Invalid("response_format.type", $"response_format.type must be 'text', 'json_object' or 'json_schema'; got '{type}'.");
-            if (type == "json_object") json = Guardrails.Output.JsonOutputFormat.JsonObject();
-            if (type == "json_schema")
-            {
-                var spec = format.Object("json_schema") ?? throw ApiException.Invalid("response_format.json_schema", "response_format.json_schema is required when response_format.type is 'json_schema'.", "missing_required_parameter");
-                var schema = spec.Get("schema") ?? throw ApiException.Invalid("response_format.json_schema.schema", "response_format.json_schema.schema is required.", "missing_required_parameter");
-                try
-                {
-                    json = Guardrails.Output.JsonOutputFormat.JsonSchema(schema, "response_format.json_schema.schema");
-                }
-                catch (ArgumentException e)
-                {
-                    throw ApiException.Invalid("response_format.json_schema.schema", e.Message);
-                }
-            }
-        }
         foreach (var field in new[] { "tools", "functions" })
             if (f.Get(field) is { ValueKind: JsonValueKind.Array } tools && tools.GetArrayLength() > 0)
                 throw ApiException.Unsupported(field, $"{field} are not supported by this server yet.");
         if (f.Get("audio") is not null) throw ApiException.Unsupported("audio", "audio output is not supported by this server.");
-        return json;
     }
 }

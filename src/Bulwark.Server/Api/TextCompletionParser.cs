@@ -33,10 +33,12 @@ public static class TextCompletionParser
         };
         var (stream, includeUsage) = SamplingFields.Streaming(f);
         var user = f.String("user", limits.MaxIdentifierLength);
+        var (constraint, _) = ConstraintFields.Read(f, limits, responseFormat: false);
         return new GenerationRequest
         {
             Model = model.Id,
             Prompt = prompt,
+            Constraint = constraint,
             Sampling = sampling,
             RequestedMaxTokens = (int?)f.Integer("max_tokens", 1, limits.MaxTokens),
             DefaultMaxTokens = DefaultMaxTokens,

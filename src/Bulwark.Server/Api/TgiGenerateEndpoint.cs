@@ -100,7 +100,7 @@ public sealed class TgiGenerateEndpoint(GenerationSpine spine, ApiLimits limits)
         p.Integer("best_of", 1, 1); // TGI's best_of > 1 needs beam-like reranking this server does not do.
         if (p.Get("typical_p") is not null) throw ApiException.Unsupported("parameters.typical_p", "parameters.typical_p is not supported by this server.");
         if (p.Boolean("watermark") == true) throw ApiException.Unsupported("parameters.watermark", "parameters.watermark is not supported by this server.");
-        if (p.Object("grammar") is not null) throw ApiException.Unsupported("parameters.grammar", "parameters.grammar is not supported yet.");
+        var constraint = ConstraintFields.Tgi(p, limits);
         var doSample = p.Boolean("do_sample") ?? false;
         var temperature = p.Number("temperature", 0, 2, minExclusive: true);
         // TGI samples when do_sample is set or any sampling knob is given; otherwise it is greedy.
@@ -129,6 +129,7 @@ public sealed class TgiGenerateEndpoint(GenerationSpine spine, ApiLimits limits)
             RequestedMaxTokens = (int?)requested,
             DefaultMaxTokens = DefaultMaxNewTokens,
             MaxTokensParam = p.PathOf("max_new_tokens"),
+            Constraint = constraint,
         };
         return (request, new Options(details, p.Boolean("return_full_text") ?? false));
     }

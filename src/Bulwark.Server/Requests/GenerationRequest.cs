@@ -47,6 +47,12 @@ public sealed record GenerationRequest
     /// <summary>JSON output asked for; null: plain text.</summary>
     public ResponseFormat? ResponseFormat { get; init; }
 
+    /// <summary>
+    /// Constrained decoding asked for (<c>response_format</c> json_object/json_schema, <c>guided_json</c>,
+    /// <c>guided_regex</c>, <c>guided_choice</c>, TGI <c>grammar</c>); null: free text.
+    /// </summary>
+    public OutputConstraint? Constraint { get; init; }
+
     /// <summary>Who asks, set by the spine from the caller: isolates prefix-cache entries between tenants (null: anonymous).</summary>
     public string? Tenant { get; init; }
 

@@ -60,6 +60,23 @@ public sealed class OpenAiWireTests
     }
 
     [Fact]
+    public void GuidedConstraintsAreForwardedAsTheClientSentThem()
+    {
+        using var schema = JsonDocument.Parse("""{"type":"boolean"}""");
+        var grammar = Bulwark.Engine.Serving.Constraints.GrammarCompiler.Json();
+        string Body(OutputConstraint c) => Encoding.UTF8.GetString(OpenAiWire.Body(Request() with { Constraint = c }, "m", stream: false));
+        var json = JsonDocument.Parse(Body(new OutputConstraint("guided_json", grammar) { Schema = schema.RootElement })).RootElement;
+        Assert.Equal("""{"type":"boolean"}""", json.GetProperty("guided_json").GetRawText());
+        var regex = JsonDocument.Parse(Body(new OutputConstraint("parameters.grammar.type", grammar) { Pattern = "a+" })).RootElement;
+        Assert.Equal("a+", regex.GetProperty("guided_regex").GetString());
+        var choice = JsonDocument.Parse(Body(new OutputConstraint("guided_choice", grammar) { Choices = ["x", "y"] })).RootElement;
+        Assert.Equal("""["x","y"]""", choice.GetProperty("guided_choice").GetRawText());
+        // response_format is written as response_format, not repeated as guided_json.
+        var rf = JsonDocument.Parse(Body(new OutputConstraint("response_format", grammar) { Schema = schema.RootElement })).RootElement;
+        Assert.False(rf.TryGetProperty("guided_json", out _));
+    }
+
+    [Fact]
     public void ChunksBecomeDeltasAndTheLastOneUsage()
     {
         var deltas = new List<ChoiceDelta>();

@@ -205,6 +205,12 @@ public sealed class OutputFormatTests
     [InlineData("""{"type":"object","properties":{"o":{"type":"object","properties":{"p":{"type":"string"}}}}}""", """{"o": {"p": 1}}""", "$.o.p: expected string; got integer")]
     [InlineData("""{"type":"object","additionalProperties":true,"title":"t","description":"d"}""", """{"any": [1]}""", null)]
     [InlineData("""{"type":"object","properties":{"never":false}}""", """{"never": 1}""", "$.never: no value is allowed here")]
+    [InlineData("""{"anyOf":[{"type":"integer"},{"type":"string","minLength":2}]}""", "\"a\"", "$: matches none of the anyOf schemas")]
+    [InlineData("""{"type":"string","pattern":"^[a-z]+$"}""", "\"abc\"", null)]
+    [InlineData("""{"type":"string","pattern":"^[a-z]+$"}""", "\"ab1\"", "$: \"ab1\" does not match the pattern")]
+    [InlineData("""{"$defs":{"n":{"type":"integer","minimum":3}},"type":"object","properties":{"v":{"$ref":"#/$defs/n"}}}""", """{"v": 2}""", "$.v: 2 is below the minimum 3")]
+    [InlineData("""{"type":"array","items":{"type":"integer"},"maxItems":1}""", "[1,2]", "$: expected at most 1 items; got 2")]
+    [InlineData("""{"type":"string","format":"uuid"}""", "\"123e4567-e89b-12d3-a456-426614174000\"", null)]
     public void SchemaSubsetValidation(string schema, string output, string? error)
     {
         var check = Schema(schema).Check(output);
@@ -213,14 +219,14 @@ public sealed class OutputFormatTests
     }
 
     [Theory]
-    [InlineData("""{"type":"string","pattern":"a"}""", "schema.pattern: keyword 'pattern' is not supported")]
-    [InlineData("""{"anyOf":[]}""", "schema.anyOf: keyword 'anyOf' is not supported")]
-    [InlineData("""{"type":"text"}""", "schema.type must be one of object, array, string, number, integer, boolean, null")]
-    [InlineData("""{"properties":{"a":{"minimum":1}}}""", "schema.properties.a.minimum: keyword 'minimum' is not supported")]
-    [InlineData("""{"required":"a"}""", "schema.required must be an array of property names")]
-    [InlineData("""{"additionalProperties":{"type":"string"}}""", "schema.additionalProperties must be true or false here")]
-    [InlineData("""{"enum":[]}""", "schema.enum must be a non-empty array")]
-    [InlineData("[]", "schema must be a JSON Schema object; got array")]
+    [InlineData("""{"type":"string","format":"email"}""", "schema.format: format 'email' is not supported")]
+    [InlineData("""{"anyOf":[]}""", "schema.anyOf: anyOf must be a non-empty array")]
+    [InlineData("""{"type":"text"}""", "schema.type: type must be one of object, array, string, number, integer, boolean, null")]
+    [InlineData("""{"properties":{"a":{"type":"number","maximum":1}}}""", "schema.properties.a.maximum: 'maximum' on a number is not enforced")]
+    [InlineData("""{"required":"a"}""", "schema.required: required must be an array of property names")]
+    [InlineData("""{"type":"object","patternProperties":{"a":{}}}""", "schema.patternProperties: keyword 'patternProperties' is not supported")]
+    [InlineData("""{"enum":[]}""", "schema.enum: enum must be a non-empty array")]
+    [InlineData("[]", "schema: a schema must be an object or a boolean; got array")]
     public void SchemasBeyondTheSubsetAreRefusedNamingThePathAndKeyword(string schema, string message)
     {
         var e = Assert.Throws<ArgumentException>(() => Schema(schema));

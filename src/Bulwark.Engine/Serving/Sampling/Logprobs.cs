@@ -20,6 +20,8 @@ internal static class Logprobs
             for (var i = 0; i < logits.Length; i++)
             {
                 var v = logits[i];
+                if (float.IsNegativeInfinity(v))
+                    continue; // masked out by a constraint: never a possible alternative
                 if (filled == top.Length && v <= top[filled - 1].Logprob)
                     continue;
                 // Insertion into a short sorted buffer: top holds at most 20 entries.

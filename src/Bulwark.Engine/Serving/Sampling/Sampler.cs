@@ -14,6 +14,7 @@ internal sealed class Sampler
     private readonly int[] _order;
     private readonly int[] _counts;
     private readonly bool[] _seen;
+    private readonly float[] _masked;
 
     public Sampler(int vocabSize)
     {
@@ -26,15 +27,31 @@ internal sealed class Sampler
         _order = new int[vocabSize];
         _counts = new int[vocabSize];
         _seen = new bool[vocabSize];
+        _masked = new float[vocabSize];
     }
 
     public int VocabSize { get; }
 
     /// <summary>Chooses the next token and fills logprobs when asked (<paramref name="top"/> sized to the number wanted).</summary>
     public int Sample(ReadOnlySpan<float> logits, SamplingParams p, ReadOnlySpan<int> prompt, ReadOnlySpan<int> output,
-        ref SplitMixRandom random, out float logprob, Span<TokenLogprob> top)
+        ref SplitMixRandom random, out float logprob, Span<TokenLogprob> top) =>
+        Sample(logits, p, prompt, output, ref random, out logprob, top, default, default);
+
+    /// <summary>
+    /// Chooses the next token among those <paramref name="allowed"/> (a bitset by token id) or listed in
+    /// <paramref name="alsoAllowed"/> (end of sequence in an accepting state); an empty
+    /// <paramref name="allowed"/> means no constraint. The mask is applied to the logits after bias and
+    /// penalties and before temperature, min-p, top-k, top-p and the draw (and greedy's argmax), so
+    /// every one of them sees only allowed tokens. Logprobs are then of the masked distribution: the
+    /// raw logits with disallowed tokens removed, so top_logprobs never lists a token that could not
+    /// be produced. The caller guarantees at least one token is allowed.
+    /// </summary>
+    public int Sample(ReadOnlySpan<float> logits, SamplingParams p, ReadOnlySpan<int> prompt, ReadOnlySpan<int> output,
+        ref SplitMixRandom random, out float logprob, Span<TokenLogprob> top, ReadOnlySpan<ulong> allowed, ReadOnlySpan<int> alsoAllowed)
     {
         var adjusted = Adjust(logits, p, prompt, output);
+        if (!allowed.IsEmpty)
+            Mask(_work, allowed, alsoAllowed);
         int token;
         if (p.IsGreedy)
         {
@@ -45,8 +62,32 @@ internal sealed class Sampler
             var probs = Distribution(adjusted, p);
             token = Draw(probs, random.NextDouble());
         }
-        logprob = p.Logprobs || !top.IsEmpty ? Logprobs.Of(logits, token, top) : 0f;
+        var wantLogprobs = p.Logprobs || !top.IsEmpty;
+        if (wantLogprobs && !allowed.IsEmpty)
+        {
+            logits.CopyTo(_masked);
+            Mask(_masked, allowed, alsoAllowed);
+            logits = _masked;
+        }
+        logprob = wantLogprobs ? Logprobs.Of(logits, token, top) : 0f;
         return token;
+    }
+
+    /// <summary>Sets every token not allowed to −∞.</summary>
+    public static void Mask(Span<float> values, ReadOnlySpan<ulong> allowed, ReadOnlySpan<int> alsoAllowed)
+    {
+        Span<float> keep = stackalloc float[Math.Min(alsoAllowed.Length, 16)];
+        for (var k = 0; k < keep.Length; k++) keep[k] = values[alsoAllowed[k]];
+        for (var w = 0; w < allowed.Length; w++)
+        {
+            var bits = allowed[w];
+            if (bits == ulong.MaxValue) continue;
+            var baseId = w << 6;
+            var end = Math.Min(64, values.Length - baseId);
+            for (var b = 0; b < end; b++)
+                if ((bits >> b & 1) == 0) values[baseId + b] = float.NegativeInfinity;
+        }
+        for (var k = 0; k < keep.Length; k++) values[alsoAllowed[k]] = keep[k];
     }
 
     /// <summary>The logits after bias and penalties (a view of scratch memory, valid until the next call).</summary>

@@ -66,6 +66,12 @@ internal sealed class Sequence
 
     public int Preemptions { get; set; }
 
+    /// <summary>
+    /// Where the output stands in the request's constraint (null: unconstrained). It follows the output
+    /// tokens, not the KV cache, so preemption by recompute leaves it as it is.
+    /// </summary>
+    public Constraints.MatcherState? Constraint { get; set; }
+
     /// <summary>Whatever the engine attaches (its per-choice state); the scheduler never looks at it.</summary>
     public object? Owner { get; set; }
 
@@ -92,6 +98,7 @@ internal sealed class Sequence
             ChainHash = ChainHash,
             Status = Status,
             Tenant = Tenant,
+            Constraint = Constraint,
         };
         return child;
     }

@@ -3,6 +3,7 @@ using System.Runtime.CompilerServices;
 using System.Text.Json;
 using Bulwark.Engine.Serving.Sampling;
 using Bulwark.Engine.Serving;
+using Bulwark.Engine.Serving.Constraints;
 using Bulwark.Engine.Templates.Jinja;
 using Bulwark.Engine.Templates;
 using Bulwark.Engine.Tokenizers;
@@ -23,6 +24,10 @@ public sealed class EmbeddedBackend : IGenerationBackend, ITokenizingBackend, ID
     private readonly ITokenizer _tokenizer;
     private readonly PromptEncoder _prompts;
     private readonly IReadOnlyList<IDisposable> _owns;
+    private readonly Lazy<TokenVocabulary> _vocabulary;
+    // One per grammar (the contract stage shares grammars between requests that repeat a constraint), so their masks are shared;
+    // a TokenConstraint is only ever used on the engine's step thread.
+    private readonly System.Runtime.CompilerServices.ConditionalWeakTable<Grammar, TokenConstraint> _constraints = new();
 
     /// <param name="template">Null when the model ships none: chat requests are then refused with a clear error.</param>
     /// <param name="owns">Disposed after the engine stops, in order (the executor's KV blocks, then the mapped weights).</param>
@@ -35,6 +40,8 @@ public sealed class EmbeddedBackend : IGenerationBackend, ITokenizingBackend, ID
         _engine = engine;
         _tokenizer = tokenizer;
         _prompts = new PromptEncoder(tokenizer, template, modelId);
+        // Built on the first constrained request: a trie over the vocabulary's byte strings, shared by all of them.
+        _vocabulary = new Lazy<TokenVocabulary>(() => TokenVocabulary.From(tokenizer, engine.VocabSize));
         Model = new ModelCard(modelId, engine.MaxContextLength, tokenizer.VocabSize, created, Notice: notice);
     }
 
@@ -78,6 +85,7 @@ public sealed class EmbeddedBackend : IGenerationBackend, ITokenizingBackend, ID
             Priority = -request.Priority,
             Detokenizer = () => new Detokenizer(_tokenizer.CreateIncrementalDecoder()),
             Choices = call.Choices,
+            Constraint = request.Constraint is { } constraint ? Constrain(constraint) : null,
         };
         try
         {
@@ -95,6 +103,19 @@ public sealed class EmbeddedBackend : IGenerationBackend, ITokenizingBackend, ID
             GeneratedToken[]? tokens = logprobs && !e.IsStopToken ? [Token(e)] : null;
             yield return new ChoiceDelta(e.Index, e.Text ?? "", e.FinishReason, tokens, e.IsStopToken ? 0 : 1) { StopStringMatched = e.StopStringMatched };
         }
+    }
+
+    /// <summary>The request's grammar over this model's vocabulary; a model without an end-of-sequence token cannot say a value is complete.</summary>
+    private TokenConstraint Constrain(OutputConstraint constraint)
+    {
+        if (_engine.EosTokenIds.Count == 0)
+            throw ApiException.Unsupported(constraint.Field, $"{constraint.Field} needs the model's end-of-sequence token to end a complete value, and this model defines none.");
+        var shared = _constraints.GetValue(constraint.Grammar, g => new TokenConstraint(g, _vocabulary.Value));
+        if (!shared.IsWorn) return shared;
+        // Its memo grew large (a grammar with many distinct states): new requests start afresh, and the old one goes when its sequences end.
+        var fresh = new TokenConstraint(constraint.Grammar, _vocabulary.Value);
+        _constraints.AddOrUpdate(constraint.Grammar, fresh);
+        return fresh;
     }
 
     public void Dispose()

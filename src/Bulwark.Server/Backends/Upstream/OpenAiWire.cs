@@ -106,6 +106,20 @@ internal sealed class OpenAiWire : IUpstreamProtocol
                 }
                 json.WriteEndObject();
             }
+            // Other constraints go as vLLM's guided decoding fields, as the client sent them (response_format is written above;
+            // a TGI grammar becomes guided_json or guided_regex).
+            if (request.Constraint is { Field: not "response_format", Schema: { } guidedSchema })
+            {
+                json.WritePropertyName("guided_json");
+                guidedSchema.WriteTo(json);
+            }
+            if (request.Constraint is { Pattern: { } guidedRegex }) json.WriteString("guided_regex", guidedRegex);
+            if (request.Constraint is { Choices: { } guidedChoices })
+            {
+                json.WriteStartArray("guided_choice");
+                foreach (var c in guidedChoices) json.WriteStringValue(c);
+                json.WriteEndArray();
+            }
             json.WriteBoolean("stream", stream);
             if (stream)
             {

@@ -69,7 +69,22 @@ internal sealed class TgiWire : IUpstreamProtocol
                 foreach (var stop in stops) json.WriteStringValue(stop);
                 json.WriteEndArray();
             }
-            if (request.ResponseFormat is { } format)
+            if (request.Constraint is { Pattern: { } pattern })
+            {
+                json.WriteStartObject("grammar");
+                json.WriteString("type", "regex");
+                json.WriteString("value", pattern);
+                json.WriteEndObject();
+            }
+            else if (request.Constraint is { Schema: { } constraintSchema } && request.ResponseFormat is null)
+            {
+                json.WriteStartObject("grammar");
+                json.WriteString("type", "json");
+                json.WritePropertyName("value");
+                constraintSchema.WriteTo(json);
+                json.WriteEndObject();
+            }
+            else if (request.ResponseFormat is { } format)
             {
                 json.WriteStartObject("grammar");
                 json.WriteString("type", "json");
