@@ -10,4 +10,5 @@ public readonly record struct BackendStatistics(
     double KvCacheUsage,
     long PrefixCacheQueries,
     long PrefixCacheHits,
-    long Preemptions);
+    long Preemptions,
+    long KvBlocksScrubbed = 0);

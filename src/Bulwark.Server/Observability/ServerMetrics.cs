@@ -46,6 +46,8 @@ public sealed class ServerMetrics : IDisposable
         Meter.CreateObservableCounter("bulwark_prefix_cache_queries", () => engine().PrefixCacheQueries, description: "Prefix-cache lookups, in blocks.");
         Meter.CreateObservableCounter("bulwark_prefix_cache_hits", () => engine().PrefixCacheHits, description: "Prefix-cache hits, in blocks.");
         Meter.CreateObservableCounter("bulwark_preemptions", () => engine().Preemptions, description: "Sequences preempted because KV blocks ran out.");
+        Meter.CreateObservableCounter("bulwark_kv_blocks_scrubbed", () => engine().KvBlocksScrubbed,
+            description: "KV blocks cleared after their request ended: before they changed hands, or swept when the engine was idle.");
         RuntimeMetrics.AddTo(Meter);
     }
 

@@ -33,6 +33,10 @@ public sealed class PrefixCacheFlushTests
         var counters = backend.Engine.Counters;
         Assert.True(await Eventually.WithinAsync(TimeSpan.FromSeconds(10), () => Task.FromResult(counters.Running == 0 && counters.PrefixCachedBlocks > 0)));
         var cachedPerTenant = (int)counters.PrefixCachedBlocks / 2;
+        // The blocks the requests did not leave in the prefix cache were cleared once the engine idled, and counted.
+        Assert.True(await Eventually.WithinAsync(TimeSpan.FromSeconds(10), async () =>
+            System.Text.RegularExpressions.Regex.Match(await server.Metrics.GetStringAsync("metrics"), @"^bulwark_kv_blocks_scrubbed_total (\d+)", System.Text.RegularExpressions.RegexOptions.Multiline)
+                is { Success: true } m && long.Parse(m.Groups[1].Value) > 0), "bulwark_kv_blocks_scrubbed_total stayed 0");
 
         // An API key may not; an empty tenant is refused naming the field.
         Assert.Equal(403, (await RawHttp.PostJsonAsync(server.Client(a.Key), "admin/prefix-cache/flush", """{"tenant":"tenant-a"}""")).Status);
