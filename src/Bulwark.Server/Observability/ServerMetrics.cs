@@ -36,6 +36,10 @@ public sealed class ServerMetrics : IDisposable
         AuditSpooled = Meter.CreateCounter<long>("bulwark_audit_spooled_records", description: "Audit records written to the local spool because the store refused them.");
         AuditReplayed = Meter.CreateCounter<long>("bulwark_audit_spool_replayed_records", description: "Spooled audit records written to the store.");
         AuditDropped = Meter.CreateCounter<long>("bulwark_audit_dropped_records", description: "Audit records lost, by reason: queue_full, spool_full, spool_unwritable.");
+        KeyTokens = Meter.CreateCounter<long>("bulwark_key_tokens",
+            description: "Tokens (prompt and completion) of the requests of each API key, by key id: an issued key, so the series are as many as the keys.");
+        KeyRefusals = Meter.CreateCounter<long>("bulwark_key_refusals",
+            description: "Requests of an authenticated key refused by policy (rate limits, model access, scope, quota store), by key id and reason.");
         Meter.CreateObservableGauge("bulwark_audit_spool_bytes", () => Interlocked.Read(ref _auditSpoolBytes), "By",
             "Bytes of audit records waiting in the local spool for the store.");
         Meter.CreateObservableGauge("bulwark_admission_running", () => admission().Running, description: "Requests holding an admission slot.");
@@ -69,6 +73,8 @@ public sealed class ServerMetrics : IDisposable
     public Counter<long> AuditSpooled { get; }
     public Counter<long> AuditReplayed { get; }
     public Counter<long> AuditDropped { get; }
+    public Counter<long> KeyTokens { get; }
+    public Counter<long> KeyRefusals { get; }
 
     private int _quotaStoreMode;
     private long _auditSpoolBytes;
