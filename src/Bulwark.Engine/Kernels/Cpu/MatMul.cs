@@ -13,14 +13,28 @@ public static unsafe class MatMul
     /// <summary>Tokens per tile: 64 rows of 8-bit activations (a few hundred KB at most) stay in L2.</summary>
     private const int TokenTile = 64;
 
-    public static bool IsSupported(GgmlType type) => QuantizedKernels.Handles(type) || FloatKernels.Handles(type) || IsKQuant(type);
+    public static bool IsSupported(GgmlType type) => QuantizedKernels.Handles(type) || FloatKernels.Handles(type) || KQuantKernels.Handles(type) || IsDequantized(type);
 
     /// <summary>
-    /// K-quants (Q4_K, Q6_K: the formats of Q4_K_M downloads) run through the reference dequantizer,
-    /// one row at a time into float scratch, then the F32 kernels over every token: correct and
-    /// allocation-free, but not yet an int8 dot product.
+    /// Types with no int8 kernel (Q4_1, Q5_1, IQ4_XS) run through the reference dequantizer, one row at
+    /// a time into float scratch, then the F32 kernels over every token: correct and allocation-free,
+    /// but a float dot product at several times the cost.
     /// </summary>
-    private static bool IsKQuant(GgmlType type) => type is GgmlType.Q4_K or GgmlType.Q6_K;
+    private static bool IsDequantized(GgmlType type) =>
+        Reference.Dequantize.IsSupported(type) && !QuantizedKernels.Handles(type) && !FloatKernels.Handles(type) && !KQuantKernels.Handles(type);
+
+    /// <summary>What <paramref name="type"/>'s matmul runs on at <paramref name="isa"/>, for <c>bulwark info</c>.</summary>
+    public static string Describe(GgmlType type, InstructionSet isa)
+    {
+        if (KQuantKernels.Handles(type)) return $"{KQuantKernels.Describe(isa)} against Q8_K activations";
+        if (QuantizedKernels.Handles(type))
+            return PackedQuantMatrix.CanPack(type, 256) && PackedMatMul.HasFastPath(isa)
+                ? "repacked at load, AVX-VNNI vpdpbusd int8 against Q8_0 activations"
+                : $"{isa} int8 against Q8_0 activations";
+        if (FloatKernels.Handles(type)) return $"{isa} float32 FMA";
+        if (IsDequantized(type)) return $"reference dequantization per row, then {isa} float32 FMA (no int8 kernel)";
+        return "not supported";
+    }
 
     public static void Apply(GgmlType type, byte* weights, long rowBytes, int rows, int columns,
         float* x, float* y, int tokens, InstructionSet isa, WorkerPool pool)
@@ -46,7 +60,13 @@ public static unsafe class MatMul
             if (tokens >= 8) pool.Run(&QuantizeItem, &job, tokens);
             else job.Activations.Quantize(x, 0, tokens, isa);
         }
-        else if (!FloatKernels.Handles(type) && !IsKQuant(type))
+        else if (KQuantKernels.Handles(type))
+        {
+            job.KActivations = Q8KActivations.ForThread(tokens, columns).Rows;
+            if (tokens >= 8) pool.Run(&QuantizeKItem, &job, tokens);
+            else job.KActivations.Quantize(x, 0, tokens, isa);
+        }
+        else if (!FloatKernels.Handles(type) && !IsDequantized(type))
         {
             throw new NotSupportedException($"no matmul kernel for weight type {type}");
         }
@@ -65,6 +85,13 @@ public static unsafe class MatMul
         public int Rows, Columns, Tokens, ChunkRows;
         public float* X, Y;
         public Q8Rows Activations;
+        public Q8KRows KActivations;
+    }
+
+    private static void QuantizeKItem(void* context, int token)
+    {
+        var job = (Job*)context;
+        job->KActivations.Quantize(job->X, token, 1, job->Isa);
     }
 
     private static void QuantizeItem(void* context, int token)
@@ -78,7 +105,7 @@ public static unsafe class MatMul
         var job = (Job*)context;
         var r0 = item * job->ChunkRows;
         var r1 = Math.Min(job->Rows, r0 + job->ChunkRows);
-        if (IsKQuant(job->Type))
+        if (IsDequantized(job->Type))
         {
             DequantizedRows(job, r0, r1);
             return;
@@ -91,7 +118,9 @@ public static unsafe class MatMul
         for (var t0 = 0; t0 < job->Tokens; t0 += TokenTile)
         {
             var t1 = Math.Min(job->Tokens, t0 + TokenTile);
-            if (job->Activations.Quants != null)
+            if (job->KActivations.Quants != null)
+                KQuantKernels.Tile(job->Type, job->Isa, job->Weights, job->RowBytes, r0, r1, job->KActivations, t0, t1, job->Y, job->Rows);
+            else if (job->Activations.Quants != null)
                 QuantizedKernels.Tile(job->Type, job->Isa, job->Weights, job->RowBytes, r0, r1, job->Activations, t0, t1, job->Y, job->Rows);
             else
                 FloatKernels.Tile(job->Type, job->Isa, job->Weights, job->RowBytes, job->Columns, r0, r1, job->X, t0, t1, job->Y, job->Rows);
