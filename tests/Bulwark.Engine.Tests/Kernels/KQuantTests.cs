@@ -118,8 +118,11 @@ public unsafe class KQuantTests : IDisposable
     /// The scalar K-quant kernel computes Σ dequantized weight × dequantized Q8_K activation: each
     /// block reader's quants, scales and minimums agree with the reference dequantizer.
     /// </summary>
+    /// <summary>Q5_0 and IQ4_NL run the Q8_0-activation kernel; the K-quants the Q8_K one.</summary>
+    public static TheoryData<GgmlType> Int8Types() => [GgmlType.Q4_K, GgmlType.Q6_K, GgmlType.Q5_K, GgmlType.Q3_K, GgmlType.Q2_K, GgmlType.Q5_0, GgmlType.IQ4_NL];
+
     [Theory]
-    [MemberData(nameof(KQuants))]
+    [MemberData(nameof(Int8Types))]
     public void ScalarKernelEqualsTheDequantizedDotProduct(GgmlType type)
     {
         const int rows = 5, columns = 256 * 3, tokens = 2;
@@ -129,7 +132,7 @@ public unsafe class KQuantTests : IDisposable
         var row = new float[columns];
         for (var t = 0; t < tokens; t++)
         {
-            var xq = DequantizedQ8K(x.AsSpan(t * columns, columns));
+            var xq = GgmlTypes.BlockSize(type) == 256 ? DequantizedQ8K(x.AsSpan(t * columns, columns)) : DequantizedQ8_0(x.AsSpan(t * columns, columns));
             for (var r = 0; r < rows; r++)
             {
                 Dequantize.Row(type, new ReadOnlySpan<byte>(w.Data + r * w.RowBytes, (int)w.RowBytes), row);
@@ -154,6 +157,19 @@ public unsafe class KQuantTests : IDisposable
             float d;
             fixed (float* px = x.Slice(b * 256, 256)) Q8KActivations.QuantizeBlockScalar(px, q, &d, sums);
             for (var i = 0; i < 256; i++) result[b * 256 + i] = d * q[i];
+        }
+        return result;
+    }
+
+    private static float[] DequantizedQ8_0(ReadOnlySpan<float> x)
+    {
+        var result = new float[x.Length];
+        var q = stackalloc sbyte[32];
+        for (var b = 0; b < x.Length / 32; b++)
+        {
+            float d;
+            fixed (float* px = x.Slice(b * 32, 32)) Q8Activations.QuantizeBlockScalar(px, q, &d);
+            for (var i = 0; i < 32; i++) result[b * 32 + i] = d * q[i];
         }
         return result;
     }

@@ -22,16 +22,16 @@ internal unsafe interface IQuantBlock
 }
 
 /// <summary>
-/// Q8_0/Q4_0 weight rows times 8-bit activation rows (<see cref="Q8Activations"/>): per block an
+/// Q8_0/Q4_0/Q5_0/IQ4_NL weight rows times 8-bit activation rows (<see cref="Q8Activations"/>): per block an
 /// integer dot product, scaled by both blocks' scales and summed in float, as ggml's vec_dot_q8_0_q8_0
 /// and vec_dot_q4_0_q8_0. A tile is a range of rows × a range of tokens; each weight block is loaded
 /// once per 4 tokens (the GEMM micro-kernel) so prefill and batched decode reuse it from registers.
 /// These run on the weights as stored (ggml's block layout) when they are not repacked for
-/// <see cref="PackedMatMul"/>; each format's block reader is in Q8_0Kernels.cs and Q4_0Kernels.cs.
+/// <see cref="PackedMatMul"/>; each format's block reader is in Q8_0Kernels.cs, Q4_0Kernels.cs and Q5_0Kernels.cs.
 /// </summary>
 internal static unsafe class QuantizedKernels
 {
-    public static bool Handles(GgmlType type) => type is GgmlType.Q8_0 or GgmlType.Q4_0;
+    public static bool Handles(GgmlType type) => type is GgmlType.Q8_0 or GgmlType.Q4_0 or GgmlType.Q5_0 or GgmlType.IQ4_NL;
 
     /// <summary>y[t * yStride + r] = row r · activation t, for r in [r0, r1) and t in [t0, t1).</summary>
     public static void Tile(GgmlType type, InstructionSet isa, byte* w, long rowBytes, int r0, int r1,
@@ -39,6 +39,8 @@ internal static unsafe class QuantizedKernels
     {
         if (type == GgmlType.Q8_0) Tile<Q8_0Block>(isa, w, rowBytes, r0, r1, x, t0, t1, y, yStride);
         else if (type == GgmlType.Q4_0) Tile<Q4_0Block>(isa, w, rowBytes, r0, r1, x, t0, t1, y, yStride);
+        else if (type == GgmlType.Q5_0) Tile<Q5_0Block>(isa, w, rowBytes, r0, r1, x, t0, t1, y, yStride);
+        else if (type == GgmlType.IQ4_NL) Tile<IQ4_NLBlock>(isa, w, rowBytes, r0, r1, x, t0, t1, y, yStride);
         else throw new NotSupportedException($"no int8 kernel for {type}");
     }
 
