@@ -16,10 +16,7 @@ internal unsafe struct Q5_0Block : IQuantBlock
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<sbyte> Quants(byte* block)
     {
-        var packed = Vector128.Load(block + 6);
-        var mask = Vector128.Create((byte)0x0F);
-        var low = packed & mask;
-        var high = Vector128.ShiftRightLogical(packed.AsUInt16(), 4).AsByte() & mask;
+        var (low, high) = Q4_0Block.Nibbles(block + 6);
         var qh = Vector128.Create(*(uint*)(block + 2)).AsByte();
         var fifthLow = SpreadBits(qh, Vector128.Create((byte)0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1));
         var fifthHigh = SpreadBits(qh, Vector128.Create((byte)2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3));
@@ -50,10 +47,7 @@ internal unsafe struct IQ4_NLBlock : IQuantBlock
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<sbyte> Quants(byte* block)
     {
-        var packed = Vector128.Load(block + 2);
-        var mask = Vector128.Create((byte)0x0F);
-        var low = packed & mask;
-        var high = Vector128.ShiftRightLogical(packed.AsUInt16(), 4).AsByte() & mask;
+        var (low, high) = Q4_0Block.Nibbles(block + 2);
         return Vector256.Create(Levels(low), Levels(high));
     }
 
