@@ -25,6 +25,10 @@ internal unsafe interface IKQuantBlock
 
     /// <summary>Unsigned quant of value i (the scalar twin of <see cref="Chunk"/>).</summary>
     static abstract int Quant(byte* block, int i);
+
+    /// <summary>Chunk c's two scales for <see cref="IKQuantDot.Dot"/>: scales[2c] in shorts 0-7, scales[2c+1] in 8-15.</summary>
+    static virtual Vector256<short> ChunkScales(short* scales, int c) =>
+        Vector256.Create(Vector128.Create(scales[2 * c]), Vector128.Create(scales[2 * c + 1]));
 }
 
 /// <summary>One instruction set's integer arithmetic for <see cref="KQuantKernels"/>.</summary>
@@ -174,10 +178,6 @@ internal static unsafe class KQuantKernels
         }
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<short> ScalePair(short* scales, int c) =>
-        Vector256.Create(Vector128.Create(scales[2 * c]), Vector128.Create(scales[2 * c + 1]));
-
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static float Dot1<TB, TD>(byte* row, Q8KRows x, int t) where TB : IKQuantBlock where TD : IKQuantDot
     {
@@ -192,7 +192,7 @@ internal static unsafe class KQuantKernels
             var index = (long)t * blocks + b;
             var xq = x.Quants + index * Q8KActivations.Block;
             var acc = Vector256<int>.Zero;
-            for (var c = 0; c < 8; c++) acc += TD.Dot(TB.Chunk(block, c), Vector256.Load(xq + c * 32), ScalePair(scales, c));
+            for (var c = 0; c < 8; c++) acc += TD.Dot(TB.Chunk(block, c), Vector256.Load(xq + c * 32), TB.ChunkScales(scales, c));
             sum += Combine(d, dmin, x.Scales[index], Vector256.Sum(acc), TD.MinSum(mins, x.Sums + index * Q8KActivations.Groups));
         }
         return sum;
@@ -220,7 +220,7 @@ internal static unsafe class KQuantKernels
             for (var c = 0; c < 8; c++)
             {
                 var wq = TB.Chunk(block, c);
-                var sc = ScalePair(scales, c);
+                var sc = TB.ChunkScales(scales, c);
                 var o = c * 32;
                 a0 += TD.Dot(wq, Vector256.Load(q0 + o), sc);
                 a1 += TD.Dot(wq, Vector256.Load(q1 + o), sc);
