@@ -118,8 +118,9 @@ public unsafe class KQuantTests : IDisposable
     /// The scalar K-quant kernel computes Σ dequantized weight × dequantized Q8_K activation: each
     /// block reader's quants, scales and minimums agree with the reference dequantizer.
     /// </summary>
-    /// <summary>Q5_0 and IQ4_NL run the Q8_0-activation kernel; the K-quants the Q8_K one.</summary>
-    public static TheoryData<GgmlType> Int8Types() => [GgmlType.Q4_K, GgmlType.Q6_K, GgmlType.Q5_K, GgmlType.Q3_K, GgmlType.Q2_K, GgmlType.Q5_0, GgmlType.IQ4_NL];
+    /// <summary>Q5_0, IQ4_NL, Q4_1 and Q5_1 run the Q8_0-activation kernel; the K-quants the Q8_K one.</summary>
+    public static TheoryData<GgmlType> Int8Types() =>
+        [GgmlType.Q4_K, GgmlType.Q6_K, GgmlType.Q5_K, GgmlType.Q3_K, GgmlType.Q2_K, GgmlType.Q5_0, GgmlType.IQ4_NL, GgmlType.Q4_1, GgmlType.Q5_1];
 
     [Theory]
     [MemberData(nameof(Int8Types))]

@@ -58,7 +58,7 @@ public static unsafe class MatMul
         {
             job.Activations = Q8Activations.ForThread(tokens, columns).Rows;
             if (tokens >= 8) pool.Run(&QuantizeItem, &job, tokens);
-            else job.Activations.Quantize(x, 0, tokens, isa);
+            else Quantize(&job, 0, tokens);
         }
         else if (KQuantKernels.Handles(type))
         {
@@ -94,10 +94,13 @@ public static unsafe class MatMul
         job->KActivations.Quantize(job->X, token, 1, job->Isa);
     }
 
-    private static void QuantizeItem(void* context, int token)
+    private static void QuantizeItem(void* context, int token) => Quantize((Job*)context, token, 1);
+
+    /// <summary>Q4_1/Q5_1 multiply ggml's Q8_1 activations: Q8_0's quants and each block's s = d·Σq, for their m·Σx term.</summary>
+    private static void Quantize(Job* job, int first, int count)
     {
-        var job = (Job*)context;
-        job->Activations.Quantize(job->X, token, 1, job->Isa);
+        if (QuantizedKernels.HasMin(job->Type)) job->Activations.QuantizeQ8_1(job->X, first, count, job->Isa);
+        else job->Activations.Quantize(job->X, first, count, job->Isa);
     }
 
     private static void RowChunkItem(void* context, int item)
