@@ -42,7 +42,7 @@ public unsafe class KQuantTests : IDisposable
     public static TheoryData<GgmlType> NewTypes() =>
         [GgmlType.Q4_K, GgmlType.Q6_K, GgmlType.Q5_K, GgmlType.Q3_K, GgmlType.Q2_K, GgmlType.Q4_1, GgmlType.Q5_0, GgmlType.Q5_1, GgmlType.IQ4_NL, GgmlType.IQ4_XS];
 
-    public static TheoryData<GgmlType> KQuants() => [GgmlType.Q4_K, GgmlType.Q6_K, GgmlType.Q5_K, GgmlType.Q3_K, GgmlType.Q2_K];
+    public static TheoryData<GgmlType> KQuants() => [GgmlType.Q4_K, GgmlType.Q6_K, GgmlType.Q5_K, GgmlType.Q3_K, GgmlType.Q2_K, GgmlType.IQ4_XS];
 
     [Theory]
     [MemberData(nameof(NewTypes))]
@@ -118,9 +118,9 @@ public unsafe class KQuantTests : IDisposable
     /// The scalar K-quant kernel computes Σ dequantized weight × dequantized Q8_K activation: each
     /// block reader's quants, scales and minimums agree with the reference dequantizer.
     /// </summary>
-    /// <summary>Q5_0, IQ4_NL, Q4_1 and Q5_1 run the Q8_0-activation kernel; the K-quants the Q8_K one.</summary>
+    /// <summary>Q5_0, IQ4_NL, Q4_1 and Q5_1 run the Q8_0-activation kernel; the K-quants and IQ4_XS the Q8_K one.</summary>
     public static TheoryData<GgmlType> Int8Types() =>
-        [GgmlType.Q4_K, GgmlType.Q6_K, GgmlType.Q5_K, GgmlType.Q3_K, GgmlType.Q2_K, GgmlType.Q5_0, GgmlType.IQ4_NL, GgmlType.Q4_1, GgmlType.Q5_1];
+        [GgmlType.Q4_K, GgmlType.Q6_K, GgmlType.Q5_K, GgmlType.Q3_K, GgmlType.Q2_K, GgmlType.IQ4_XS, GgmlType.Q5_0, GgmlType.IQ4_NL, GgmlType.Q4_1, GgmlType.Q5_1];
 
     [Theory]
     [MemberData(nameof(Int8Types))]
@@ -218,6 +218,13 @@ public unsafe class KQuantTests : IDisposable
                 Assert.True(Math.Abs(y[t * 5 + r] - expected) <= 0.01 * magnitude + 1e-4, $"row {r} token {t}: {y[t * 5 + r]} vs {expected}");
             }
         }
+    }
+
+    [Fact]
+    public void EveryTypeTheLoaderAcceptsHasAMatMulKernel()
+    {
+        foreach (var type in Enum.GetValues<GgmlType>())
+            Assert.Equal(Dequantize.IsSupported(type), MatMul.IsSupported(type));
     }
 
     [Fact]

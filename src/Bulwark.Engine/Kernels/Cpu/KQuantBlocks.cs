@@ -156,6 +156,46 @@ internal unsafe struct Q2KBlock : IKQuantBlock
     }
 }
 
+/// <summary>
+/// IQ4_XS: per 32 values a 6-bit scale − 32 and 16 bytes of nibbles indexing the IQ4_NL levels (signed,
+/// −127..113: <see cref="Signed"/>); no minimum. The levels are ggml's, so the sums are exact as for the rest.
+/// </summary>
+internal unsafe struct IQ4XSBlock : IKQuantBlock
+{
+    public static int Bytes => 136;
+
+    public static bool Signed => true;
+
+    public static void Scales(byte* block, short* scales, short* mins, out float d, out float dmin)
+    {
+        var span = new ReadOnlySpan<byte>(block, 136);
+        for (var ib = 0; ib < 8; ib++)
+        {
+            scales[2 * ib] = scales[2 * ib + 1] = (short)(Dequantize.IQ4XSScale(span, ib) - 32);
+            mins[2 * ib] = mins[2 * ib + 1] = 0;
+        }
+        d = HalfTable.ToSingle(block);
+        dmin = 0;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<byte> Chunk(byte* block, int c)
+    {
+        var (low, high) = Q4_0Block.Nibbles(block + 8 + c * 16);
+        return Vector256.Create(IQ4_NLBlock.Levels(low), IQ4_NLBlock.Levels(high)).AsByte();
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<short> ChunkScales(short* scales, int c) => Q4KBlock.ChunkScales(scales, c);
+
+    public static int Quant(byte* block, int i)
+    {
+        int c = i >> 5, l = i & 31;
+        var b = block[8 + c * 16 + (l & 15)];
+        return Dequantize.IQ4Levels[l < 16 ? b & 0xF : b >> 4];
+    }
+}
+
 /// <summary>Pieces the K-quant block readers share.</summary>
 internal static unsafe class KQuantScales
 {

@@ -26,6 +26,9 @@ internal unsafe interface IKQuantBlock
     /// <summary>Unsigned quant of value i (the scalar twin of <see cref="Chunk"/>).</summary>
     static abstract int Quant(byte* block, int i);
 
+    /// <summary>Whether <see cref="Chunk"/> holds signed values (IQ4_XS's levels) rather than unsigned quants.</summary>
+    static virtual bool Signed => false;
+
     /// <summary>Chunk c's two scales for <see cref="IKQuantDot.Dot"/>: scales[2c] in shorts 0-7, scales[2c+1] in 8-15.</summary>
     static virtual Vector256<short> ChunkScales(short* scales, int c) =>
         Vector256.Create(Vector128.Create(scales[2 * c]), Vector128.Create(scales[2 * c + 1]));
@@ -40,6 +43,9 @@ internal unsafe interface IKQuantDot
     /// each scale 8 times); lanes whose total is the scaled sum.
     /// </summary>
     static abstract Vector256<int> Dot(Vector256<byte> w, Vector256<sbyte> x, Vector256<short> scales);
+
+    /// <summary>As <see cref="Dot"/> for signed weights in [−127, 127].</summary>
+    static abstract Vector256<int> DotSigned(Vector256<sbyte> w, Vector256<sbyte> x, Vector256<short> scales);
 
     /// <summary>Σ mins[g]·sums[g] over 16 groups.</summary>
     static abstract int MinSum(short* mins, short* sums);
@@ -56,6 +62,11 @@ internal unsafe struct Avx2KDot : IKQuantDot
     public static Vector256<int> Dot(Vector256<byte> w, Vector256<sbyte> x, Vector256<short> scales) =>
         Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(w, x), scales);
 
+    /// <summary>|w| times x with w's sign (vpsignb), as ggml's mul_sum_i8_pairs: |w|·|x| ≤ 127·127, so a pair never saturates.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> DotSigned(Vector256<sbyte> w, Vector256<sbyte> x, Vector256<short> scales) =>
+        Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(Avx2.Abs(w), Avx2.Sign(x, w)), scales);
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static int MinSum(short* mins, short* sums) =>
         Vector256.Sum(Avx2.MultiplyAddAdjacent(Vector256.Load(mins), Vector256.Load(sums)));
@@ -68,9 +79,22 @@ internal unsafe struct PortableKDot : IKQuantDot
     public static Vector256<int> Dot(Vector256<byte> w, Vector256<sbyte> x, Vector256<short> scales)
     {
         var (wl, wh) = Vector256.Widen(w);
+        return Products(wl.AsInt16(), wh.AsInt16(), x, scales);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> DotSigned(Vector256<sbyte> w, Vector256<sbyte> x, Vector256<short> scales)
+    {
+        var (wl, wh) = Vector256.Widen(w);
+        return Products(wl, wh, x, scales);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> Products(Vector256<short> wl, Vector256<short> wh, Vector256<sbyte> x, Vector256<short> scales)
+    {
         var (xl, xh) = Vector256.Widen(x);
-        var (a, b) = Vector256.Widen(wl.AsInt16() * xl);
-        var (c, d) = Vector256.Widen(wh.AsInt16() * xh);
+        var (a, b) = Vector256.Widen(wl * xl);
+        var (c, d) = Vector256.Widen(wh * xh);
         return (a + b) * Vector256.Create((int)scales.GetElement(0)) + (c + d) * Vector256.Create((int)scales.GetElement(8));
     }
 
@@ -93,7 +117,7 @@ internal unsafe struct PortableKDot : IKQuantDot
 /// </summary>
 internal static unsafe class KQuantKernels
 {
-    public static bool Handles(GgmlType type) => type is GgmlType.Q2_K or GgmlType.Q3_K or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K;
+    public static bool Handles(GgmlType type) => type is GgmlType.Q2_K or GgmlType.Q3_K or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K or GgmlType.IQ4_XS;
 
     /// <summary>The kernel <paramref name="type"/> runs on at <paramref name="isa"/>, for <c>bulwark info</c>.</summary>
     public static string Describe(InstructionSet isa) => isa switch
@@ -113,6 +137,7 @@ internal static unsafe class KQuantKernels
             case GgmlType.Q5_K: Tile<Q5KBlock>(isa, w, rowBytes, r0, r1, x, t0, t1, y, yStride); break;
             case GgmlType.Q3_K: Tile<Q3KBlock>(isa, w, rowBytes, r0, r1, x, t0, t1, y, yStride); break;
             case GgmlType.Q2_K: Tile<Q2KBlock>(isa, w, rowBytes, r0, r1, x, t0, t1, y, yStride); break;
+            case GgmlType.IQ4_XS: Tile<IQ4XSBlock>(isa, w, rowBytes, r0, r1, x, t0, t1, y, yStride); break;
             default: throw new NotSupportedException($"no K-quant kernel for {type}");
         }
     }
@@ -178,6 +203,11 @@ internal static unsafe class KQuantKernels
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> ChunkDot<TB, TD>(Vector256<byte> w, Vector256<sbyte> x, Vector256<short> scales)
+        where TB : IKQuantBlock where TD : IKQuantDot =>
+        TB.Signed ? TD.DotSigned(w.AsSByte(), x, scales) : TD.Dot(w, x, scales);
+
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static float Dot1<TB, TD>(byte* row, Q8KRows x, int t) where TB : IKQuantBlock where TD : IKQuantDot
     {
@@ -192,7 +222,7 @@ internal static unsafe class KQuantKernels
             var index = (long)t * blocks + b;
             var xq = x.Quants + index * Q8KActivations.Block;
             var acc = Vector256<int>.Zero;
-            for (var c = 0; c < 8; c++) acc += TD.Dot(TB.Chunk(block, c), Vector256.Load(xq + c * 32), TB.ChunkScales(scales, c));
+            for (var c = 0; c < 8; c++) acc += ChunkDot<TB, TD>(TB.Chunk(block, c), Vector256.Load(xq + c * 32), TB.ChunkScales(scales, c));
             sum += Combine(d, dmin, x.Scales[index], Vector256.Sum(acc), TD.MinSum(mins, x.Sums + index * Q8KActivations.Groups));
         }
         return sum;
@@ -222,10 +252,10 @@ internal static unsafe class KQuantKernels
                 var wq = TB.Chunk(block, c);
                 var sc = TB.ChunkScales(scales, c);
                 var o = c * 32;
-                a0 += TD.Dot(wq, Vector256.Load(q0 + o), sc);
-                a1 += TD.Dot(wq, Vector256.Load(q1 + o), sc);
-                a2 += TD.Dot(wq, Vector256.Load(q2 + o), sc);
-                a3 += TD.Dot(wq, Vector256.Load(q3 + o), sc);
+                a0 += ChunkDot<TB, TD>(wq, Vector256.Load(q0 + o), sc);
+                a1 += ChunkDot<TB, TD>(wq, Vector256.Load(q1 + o), sc);
+                a2 += ChunkDot<TB, TD>(wq, Vector256.Load(q2 + o), sc);
+                a3 += ChunkDot<TB, TD>(wq, Vector256.Load(q3 + o), sc);
             }
             var sums = x.Sums + index * Q8KActivations.Groups;
             var sumStride = (long)blocks * Q8KActivations.Groups;

@@ -13,15 +13,7 @@ public static unsafe class MatMul
     /// <summary>Tokens per tile: 64 rows of 8-bit activations (a few hundred KB at most) stay in L2.</summary>
     private const int TokenTile = 64;
 
-    public static bool IsSupported(GgmlType type) => QuantizedKernels.Handles(type) || FloatKernels.Handles(type) || KQuantKernels.Handles(type) || IsDequantized(type);
-
-    /// <summary>
-    /// Types with no int8 kernel (Q4_1, Q5_1, IQ4_XS) run through the reference dequantizer, one row at
-    /// a time into float scratch, then the F32 kernels over every token: correct and allocation-free,
-    /// but a float dot product at several times the cost.
-    /// </summary>
-    private static bool IsDequantized(GgmlType type) =>
-        Reference.Dequantize.IsSupported(type) && !QuantizedKernels.Handles(type) && !FloatKernels.Handles(type) && !KQuantKernels.Handles(type);
+    public static bool IsSupported(GgmlType type) => QuantizedKernels.Handles(type) || FloatKernels.Handles(type) || KQuantKernels.Handles(type);
 
     /// <summary>What <paramref name="type"/>'s matmul runs on at <paramref name="isa"/>, for <c>bulwark info</c>.</summary>
     public static string Describe(GgmlType type, InstructionSet isa)
@@ -32,7 +24,6 @@ public static unsafe class MatMul
                 ? "repacked at load, AVX-VNNI vpdpbusd int8 against Q8_0 activations"
                 : $"{isa} int8 against Q8_0 activations";
         if (FloatKernels.Handles(type)) return $"{isa} float32 FMA";
-        if (IsDequantized(type)) return $"reference dequantization per row, then {isa} float32 FMA (no int8 kernel)";
         return "not supported";
     }
 
@@ -66,7 +57,7 @@ public static unsafe class MatMul
             if (tokens >= 8) pool.Run(&QuantizeKItem, &job, tokens);
             else job.KActivations.Quantize(x, 0, tokens, isa);
         }
-        else if (!FloatKernels.Handles(type) && !IsDequantized(type))
+        else if (!FloatKernels.Handles(type))
         {
             throw new NotSupportedException($"no matmul kernel for weight type {type}");
         }
@@ -108,11 +99,6 @@ public static unsafe class MatMul
         var job = (Job*)context;
         var r0 = item * job->ChunkRows;
         var r1 = Math.Min(job->Rows, r0 + job->ChunkRows);
-        if (IsDequantized(job->Type))
-        {
-            DequantizedRows(job, r0, r1);
-            return;
-        }
         if (job->Type is GgmlType.F16 or GgmlType.BF16 && job->Tokens >= WidenFrom && job->Isa != InstructionSet.Scalar)
         {
             WidenedRows(job, r0, r1);
@@ -161,19 +147,4 @@ public static unsafe class MatMul
     }
 
     [ThreadStatic] private static float[]? _rowScratch;
-
-    private static void DequantizedRows(Job* job, int r0, int r1)
-    {
-        var columns = job->Columns;
-        var scratch = _rowScratch is { } s && s.Length >= columns ? s : (_rowScratch = new float[columns]);
-        fixed (float* row = scratch)
-        {
-            for (var r = r0; r < r1; r++)
-            {
-                Reference.Dequantize.Row(job->Type, new ReadOnlySpan<byte>(job->Weights + r * job->RowBytes, checked((int)job->RowBytes)), scratch.AsSpan(0, columns));
-                // One dequantized row, all tokens: y[t * Rows + r].
-                FloatKernels.Tile(GgmlType.F32, job->Isa, (byte*)row, columns * 4L, columns, 0, 1, job->X, 0, job->Tokens, job->Y + r, job->Rows);
-            }
-        }
-    }
 }
