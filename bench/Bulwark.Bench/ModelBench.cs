@@ -3,6 +3,8 @@ using System.Globalization;
 using System.Text.Json;
 using Bulwark.Engine.Formats;
 using Bulwark.Engine.Synthesis;
+using LLama;
+using LLama.Native;
 
 namespace Bulwark.Bench;
 
@@ -24,6 +26,18 @@ internal static class ModelBench
         ["f16"] = GgmlType.F16, ["q8_0"] = GgmlType.Q8_0, ["q4_0"] = GgmlType.Q4_0, ["bf16"] = GgmlType.BF16, ["f32"] = GgmlType.F32,
     };
 
+    /// <summary>
+    /// The file types people download, written by llama.cpp's own quantizer (<c>llama_model_quantize</c>,
+    /// output head included) from the shape's f16 file, as the files on model hubs are made.
+    /// </summary>
+    private static readonly Dictionary<string, LLamaFtype> LlamaQuantized = new()
+    {
+        ["q4_k_m"] = LLamaFtype.MOSTLY_Q4_K_M, ["q5_k_m"] = LLamaFtype.MOSTLY_Q5_K_M, ["q6_k"] = LLamaFtype.MOSTLY_Q6_K,
+        ["q3_k_m"] = LLamaFtype.MOSTLY_Q3_K_M, ["q2_k"] = LLamaFtype.MOSTLY_Q2_K, ["q5_0"] = LLamaFtype.MOSTLY_Q5_0,
+        ["q4_1"] = LLamaFtype.MOSTLY_Q4_1, ["q5_1"] = LLamaFtype.MOSTLY_Q5_1, ["iq4_nl"] = LLamaFtype.MOSTLY_IQ4_NL,
+        ["iq4_xs"] = LLamaFtype.MOSTLY_IQ4_XS,
+    };
+
     private sealed record Row(string Model, string DType, string Metric, double Ours, double Llama);
 
     public static int Run(string[] args)
@@ -38,7 +52,9 @@ internal static class ModelBench
         var batch = a.String("batch", "8,32");
         var dir = a.String("dir", Path.Combine(Path.GetTempPath(), "bulwark-bench"));
         foreach (var m in models) if (!Shapes.ContainsKey(m)) throw new ArgumentException($"--models: unknown model \"{m}\" (known: {string.Join(", ", Shapes.Keys)})");
-        foreach (var d in dtypes) if (!DTypes.ContainsKey(d)) throw new ArgumentException($"--dtypes: unknown type \"{d}\" (known: {string.Join(", ", DTypes.Keys)})");
+        foreach (var d in dtypes)
+            if (!DTypes.ContainsKey(d) && !LlamaQuantized.ContainsKey(d))
+                throw new ArgumentException($"--dtypes: unknown type \"{d}\" (known: {string.Join(", ", DTypes.Keys.Concat(LlamaQuantized.Keys))})");
 
         var rows = new List<Row>();
         foreach (var model in models)
@@ -101,8 +117,18 @@ internal static class ModelBench
         var path = Path.Combine(dir, $"{model}-{dtype}.gguf");
         if (File.Exists(path)) return path;
         Directory.CreateDirectory(dir);
-        Console.Error.WriteLine($"writing {path} ...");
         var partial = path + ".partial";
+        if (LlamaQuantized.TryGetValue(dtype, out var ftype))
+        {
+            var source = EnsureModel(dir, model, "f16");
+            Console.Error.WriteLine($"quantizing {source} to {path} with llama.cpp ...");
+            NativeApi.llama_empty_call(); // LLamaModelQuantizeParams.Default() needs the library loaded first.
+            if (!LLamaQuantizer.Quantize(source, partial, ftype, nthread: 2, allowRequantize: true, quantizeOutputTensor: true))
+                throw new InvalidOperationException($"llama_model_quantize failed for {dtype}");
+            File.Move(partial, path, overwrite: true);
+            return path;
+        }
+        Console.Error.WriteLine($"writing {path} ...");
         SyntheticModel.WriteGguf(Shapes[model] with { DType = DTypes[dtype] }, partial);
         File.Move(partial, path, overwrite: true);
         return path;

@@ -1,3 +1,4 @@
+using Bulwark.Engine.Formats;
 using System.Buffers.Binary;
 using System.Text;
 using static Bulwark.Engine.Tests.Formats.GgufBytes;
@@ -129,6 +130,15 @@ internal static class HostileModelFiles
         yield return ("tensor-type-unknown-99", TensorCase(b => b.TensorInfo("t", [8], 99, 0)));
         yield return ("tensor-type-removed-q4_2", TensorCase(b => b.TensorInfo("t", [32], 4, 0)));
         yield return ("tensor-q8_0-row-not-block-multiple", TensorCase(b => b.TensorInfo("t", [33], 8, 0)));
+        // Every block format the engine runs: a row that is not whole blocks, and blocks cut off by the end of the file.
+        foreach (var type in new[] { GgmlType.Q4_1, GgmlType.Q5_0, GgmlType.Q5_1, GgmlType.Q2_K, GgmlType.Q3_K, GgmlType.Q4_K,
+                     GgmlType.Q5_K, GgmlType.Q6_K, GgmlType.IQ4_NL, GgmlType.IQ4_XS })
+        {
+            var block = (ulong)GgmlTypes.BlockSize(type);
+            var name = type.ToString().ToLowerInvariant();
+            yield return ($"tensor-{name}-row-not-block-multiple", TensorCase(b => b.TensorInfo("t", [block + 1], (uint)type, 0)));
+            yield return ($"tensor-{name}-blocks-truncated", TensorCase(b => b.TensorInfo("t", [block * 8], (uint)type, 0)));
+        }
         yield return ("tensor-offset-misaligned", TensorCase(b => b.TensorInfo("t", [8], 0, 4)));
         yield return ("tensor-offset-past-end", TensorCase(b => b.TensorInfo("t", [8], 0, 4096)));
         yield return ("tensor-offset-2^64-32", TensorCase(b => b.TensorInfo("t", [8], 0, ulong.MaxValue - 31)));
@@ -151,10 +161,20 @@ internal static class HostileModelFiles
         yield return ("model-token-embd-missing", Gguf(LlamaKvs(), [TensorA]));
         yield return ("model-token-embd-1d", Gguf(LlamaKvs(), [new T("token_embd.weight", [128], 0, 512)]));
         yield return ("model-token-embd-wrong-width", Gguf(LlamaKvs(), [new T("token_embd.weight", [4, 32], 0, 512)]));
-        yield return ("model-token-embd-q4_1", Gguf(LlamaKvs(), [new T("token_embd.weight", [32, 16], 3, 16 * 20)]));
+        // Types the engine has no kernel for: refused at load, naming the type and the tensor.
+        foreach (var type in UnsupportedTypes)
+            yield return ($"model-token-embd-{type.ToString().ToLowerInvariant()}", UnsupportedEmbedding(type));
         yield return ("model-layer-tensors-missing", Gguf(LlamaKvs(), [Embedding, new T("output_norm.weight", [8], 0, 32)]));
         yield return ("model-rope-freqs-wrong-type", Gguf(LlamaKvs(), [Embedding, new T("rope_freqs.weight", [2], 1, 4)]));
     }
+
+    /// <summary>The i-quants and ternary types llama.cpp writes that the engine does not run.</summary>
+    public static readonly GgmlType[] UnsupportedTypes =
+        [GgmlType.IQ2_XXS, GgmlType.IQ2_XS, GgmlType.IQ2_S, GgmlType.IQ3_XXS, GgmlType.IQ3_S, GgmlType.IQ1_S, GgmlType.IQ1_M, GgmlType.TQ1_0, GgmlType.TQ2_0];
+
+    /// <summary>A llama model whose token embedding [256 × 16] is <paramref name="type"/>, its bytes all there.</summary>
+    public static byte[] UnsupportedEmbedding(GgmlType type) =>
+        Gguf(LlamaKvs(replacedKey: "llama.embedding_length", replace: b => b.KvU32("llama.embedding_length", 256)), [new T("token_embd.weight", [256, 16], (uint)type, checked((int)GgmlTypes.ByteSize(type, 256 * 16)))]);
 
     private static GgufBytes Nested(GgufBytes b, int depth)
     {

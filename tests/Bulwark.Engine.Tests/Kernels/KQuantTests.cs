@@ -1,16 +1,22 @@
 using System.Runtime.InteropServices;
 using Bulwark.Engine.Formats;
+using Bulwark.Engine.Kernels.Cpu;
 using Bulwark.Engine.Kernels.Reference;
 using Bulwark.Engine.Model.Weights;
 
 namespace Bulwark.Engine.Tests.Kernels;
 
 /// <summary>
-/// Q4_K and Q6_K against ggml itself: the <c>dequantize_row_q4_K</c>/<c>dequantize_row_q6_K</c>
-/// exported by the libggml-base that LLamaSharp.Backend.Cpu ships (an independent implementation).
+/// The K-quant and legacy block formats against ggml itself: the <c>dequantize_row_*</c> and
+/// <c>quantize_row_q8_K_ref</c> exported by the libggml-base that LLamaSharp.Backend.Cpu ships (an
+/// independent implementation), and the K-quant int8 kernels against the dequantized rows.
 /// </summary>
-public unsafe class KQuantTests
+public unsafe class KQuantTests : IDisposable
 {
+    private readonly WorkerPool _pool = new(2);
+
+    public void Dispose() => _pool.Dispose();
+
     private static readonly Lazy<nint> Ggml = new(() =>
     {
         var path = Path.Combine(AppContext.BaseDirectory, "runtimes", "linux-x64", "native", "noavx", "libggml-base.so");
@@ -18,60 +24,207 @@ public unsafe class KQuantTests
         return NativeLibrary.Load(path);
     });
 
+    /// <summary>ggml's export name for a type: q4_K, q5_0, iq4_xs.</summary>
+    private static string GgmlName(GgmlType type)
+    {
+        var name = type.ToString().ToLowerInvariant();
+        return name.EndsWith("_k", StringComparison.Ordinal) ? name[..^1] + "K" : name;
+    }
+
     private static float[] GgmlDequantize(GgmlType type, byte* blocks, int elements)
     {
-        var name = type == GgmlType.Q4_K ? "dequantize_row_q4_K" : "dequantize_row_q6_K";
-        var function = (delegate* unmanaged<byte*, float*, long, void>)NativeLibrary.GetExport(Ggml.Value, name);
+        var function = (delegate* unmanaged<byte*, float*, long, void>)NativeLibrary.GetExport(Ggml.Value, "dequantize_row_" + GgmlName(type));
         var output = new float[elements];
         fixed (float* y = output) function(blocks, y, elements);
         return output;
     }
 
+    public static TheoryData<GgmlType> NewTypes() =>
+        [GgmlType.Q4_K, GgmlType.Q6_K, GgmlType.Q5_K, GgmlType.Q3_K, GgmlType.Q2_K, GgmlType.Q4_1, GgmlType.Q5_0, GgmlType.Q5_1, GgmlType.IQ4_NL, GgmlType.IQ4_XS];
+
+    public static TheoryData<GgmlType> KQuants() => [GgmlType.Q4_K, GgmlType.Q6_K, GgmlType.Q5_K, GgmlType.Q3_K, GgmlType.Q2_K, GgmlType.IQ4_XS];
+
     [Theory]
-    [InlineData(GgmlType.Q4_K)]
-    [InlineData(GgmlType.Q6_K)]
+    [MemberData(nameof(NewTypes))]
     public void DequantizeMatchesGgmlBitForBit(GgmlType type)
     {
-        using var random = new RandomMatrix(type, 3, 256 * 5, seed: (int)type);
+        var columns = GgmlTypes.BlockSize(type) * 5;
+        using var random = new RandomMatrix(type, 3, columns, seed: (int)type);
         var bytes = checked((int)(random.RowBytes * 3));
-        var expected = GgmlDequantize(type, random.Data, 3 * 256 * 5);
-        var actual = new float[3 * 256 * 5];
+        var expected = GgmlDequantize(type, random.Data, 3 * columns);
+        var actual = new float[3 * columns];
         Dequantize.Row(type, new ReadOnlySpan<byte>(random.Data, bytes), actual);
         Assert.Equal(expected, actual);
     }
 
     [Theory]
-    [InlineData(GgmlType.Q4_K, 144)]
-    [InlineData(GgmlType.Q6_K, 210)]
-    public void SuperBlocksHave256ElementsAndGgmlsByteSize(GgmlType type, int bytes)
+    [InlineData(GgmlType.Q4_K, 256, 144)]
+    [InlineData(GgmlType.Q6_K, 256, 210)]
+    [InlineData(GgmlType.Q5_K, 256, 176)]
+    [InlineData(GgmlType.Q3_K, 256, 110)]
+    [InlineData(GgmlType.Q2_K, 256, 84)]
+    [InlineData(GgmlType.IQ4_XS, 256, 136)]
+    [InlineData(GgmlType.Q4_1, 32, 20)]
+    [InlineData(GgmlType.Q5_0, 32, 22)]
+    [InlineData(GgmlType.Q5_1, 32, 24)]
+    [InlineData(GgmlType.IQ4_NL, 32, 18)]
+    public void BlocksHaveGgmlsGeometry(GgmlType type, int elements, int bytes)
     {
-        Assert.Equal(256, GgmlTypes.BlockSize(type));
+        Assert.Equal(elements, GgmlTypes.BlockSize(type));
         Assert.Equal(bytes, GgmlTypes.BlockBytes(type));
         Assert.True(Dequantize.IsSupported(type));
-        Assert.Equal(-1, GgmlTypes.ByteSize(type, 255));
+        Assert.True(MatMul.IsSupported(type));
+        Assert.Equal(-1, GgmlTypes.ByteSize(type, elements - 1));
+        Assert.Equal(bytes * 2L, GgmlTypes.ByteSize(type, elements * 2));
     }
 
     [Theory]
-    [InlineData(GgmlType.Q4_K)]
-    [InlineData(GgmlType.Q6_K)]
-    public void AWeightMatrixOfKQuantsMultipliesAsItsDequantizedRows(GgmlType type)
+    [InlineData(0f)]
+    [InlineData(1f)]
+    public void Q8KActivationsMatchGgmlsQuantizerBitForBit(float tie)
     {
-        using var random = new RandomMatrix(type, 5, 512, seed: 2);
-        var matrix = new WeightMatrix("output.weight", type, 5, 512, random.Data);
-        var x = RandomMatrix.Activations(3, 512, seed: 3);
+        // Random rows, a zero block (d = 0), and a block whose largest magnitude occurs with both signs.
+        var x = RandomMatrix.Activations(1, 256 * 4, seed: 9);
+        Array.Clear(x, 256, 256);
+        if (tie != 0) { x[600] = -3; x[700] = 3; }
+        var expected = new byte[292 * 4];
+        var function = (delegate* unmanaged<float*, byte*, long, void>)NativeLibrary.GetExport(Ggml.Value, "quantize_row_q8_K_ref");
+        fixed (float* px = x)
+        fixed (byte* py = expected)
+            function(px, py, x.Length);
+        foreach (var isa in new[] { InstructionSet.Scalar, InstructionSet.Portable }.Where(KernelIsa.IsSupported))
+        {
+            var q = new sbyte[256];
+            var sums = new short[16];
+            for (var b = 0; b < 4; b++)
+            {
+                float d;
+                fixed (float* px = &x[b * 256])
+                fixed (sbyte* pq = q)
+                fixed (short* ps = sums)
+                {
+                    if (isa == InstructionSet.Scalar) Q8KActivations.QuantizeBlockScalar(px, pq, &d, ps);
+                    else Q8KActivations.QuantizeBlockVector(px, pq, &d, ps);
+                }
+                var block = expected.AsSpan(b * 292, 292);
+                Assert.Equal(MemoryMarshal.Read<float>(block), d);
+                Assert.Equal(MemoryMarshal.Cast<byte, sbyte>(block.Slice(4, 256)).ToArray(), q);
+                Assert.Equal(MemoryMarshal.Cast<byte, short>(block.Slice(260, 32)).ToArray(), sums);
+            }
+        }
+    }
+
+    /// <summary>
+    /// The scalar K-quant kernel computes Σ dequantized weight × dequantized Q8_K activation: each
+    /// block reader's quants, scales and minimums agree with the reference dequantizer.
+    /// </summary>
+    /// <summary>Q5_0, IQ4_NL, Q4_1 and Q5_1 run the Q8_0-activation kernel; the K-quants and IQ4_XS the Q8_K one.</summary>
+    public static TheoryData<GgmlType> Int8Types() =>
+        [GgmlType.Q4_K, GgmlType.Q6_K, GgmlType.Q5_K, GgmlType.Q3_K, GgmlType.Q2_K, GgmlType.IQ4_XS, GgmlType.Q5_0, GgmlType.IQ4_NL, GgmlType.Q4_1, GgmlType.Q5_1];
+
+    [Theory]
+    [MemberData(nameof(Int8Types))]
+    public void ScalarKernelEqualsTheDequantizedDotProduct(GgmlType type)
+    {
+        const int rows = 5, columns = 256 * 3, tokens = 2;
+        using var w = new RandomMatrix(type, rows, columns, seed: 4, negativeScales: true);
+        var x = RandomMatrix.Activations(tokens, columns, seed: 5);
+        var y = w.Multiply(x, tokens, InstructionSet.Scalar, _pool);
+        var row = new float[columns];
+        for (var t = 0; t < tokens; t++)
+        {
+            var xq = GgmlTypes.BlockSize(type) == 256 ? DequantizedQ8K(x.AsSpan(t * columns, columns)) : DequantizedQ8_0(x.AsSpan(t * columns, columns));
+            for (var r = 0; r < rows; r++)
+            {
+                Dequantize.Row(type, new ReadOnlySpan<byte>(w.Data + r * w.RowBytes, (int)w.RowBytes), row);
+                double expected = 0, magnitude = 0;
+                for (var i = 0; i < columns; i++)
+                {
+                    expected += (double)row[i] * xq[i];
+                    magnitude += Math.Abs((double)row[i] * xq[i]);
+                }
+                Assert.True(Math.Abs(y[t * rows + r] - expected) <= 1e-5 * magnitude + 1e-6, $"{type} row {r} token {t}: {y[t * rows + r]} vs {expected}");
+            }
+        }
+    }
+
+    private static float[] DequantizedQ8K(ReadOnlySpan<float> x)
+    {
+        var result = new float[x.Length];
+        var q = stackalloc sbyte[256];
+        var sums = stackalloc short[16];
+        for (var b = 0; b < x.Length / 256; b++)
+        {
+            float d;
+            fixed (float* px = x.Slice(b * 256, 256)) Q8KActivations.QuantizeBlockScalar(px, q, &d, sums);
+            for (var i = 0; i < 256; i++) result[b * 256 + i] = d * q[i];
+        }
+        return result;
+    }
+
+    private static float[] DequantizedQ8_0(ReadOnlySpan<float> x)
+    {
+        var result = new float[x.Length];
+        var q = stackalloc sbyte[32];
+        for (var b = 0; b < x.Length / 32; b++)
+        {
+            float d;
+            fixed (float* px = x.Slice(b * 32, 32)) Q8Activations.QuantizeBlockScalar(px, q, &d);
+            for (var i = 0; i < 32; i++) result[b * 32 + i] = d * q[i];
+        }
+        return result;
+    }
+
+    /// <summary>Every tier does the same integer sums and the same float steps, so each equals the scalar twin exactly.</summary>
+    [Theory]
+    [MemberData(nameof(KQuants))]
+    public void EverySimdTierEqualsTheScalarTwinBitForBit(GgmlType type)
+    {
+        foreach (var (rows, blocks, tokens) in new[] { (1, 1, 1), (7, 2, 3), (9, 3, 4), (13, 1, 9), (33, 2, 70) })
+        {
+            using var w = new RandomMatrix(type, rows, blocks * 256, seed: rows * 7 + blocks, negativeScales: true);
+            var x = RandomMatrix.Activations(tokens, blocks * 256, seed: tokens);
+            var expected = w.Multiply(x, tokens, InstructionSet.Scalar, _pool);
+            foreach (var isa in Enum.GetValues<InstructionSet>().Where(i => i != InstructionSet.Scalar && KernelIsa.IsSupported(i)))
+                Assert.Equal(expected, w.Multiply(x, tokens, isa, _pool));
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(NewTypes))]
+    public void AWeightMatrixMultipliesAsItsDequantizedRows(GgmlType type)
+    {
+        var columns = 512;
+        using var random = new RandomMatrix(type, 5, columns, seed: 2);
+        var matrix = new WeightMatrix("output.weight", type, 5, columns, random.Data);
+        matrix.PrepareForKernels(releaseMappedPages: false);
+        Assert.False(matrix.IsPacked);
+        var x = RandomMatrix.Activations(3, columns, seed: 3);
         var y = new float[15];
         matrix.MatMul(x, y, 3);
-        var row = new float[512];
+        var row = new float[columns];
         for (var r = 0; r < 5; r++)
         {
             matrix.DequantizeRow(r, row);
             for (var t = 0; t < 3; t++)
             {
-                var expected = 0.0;
-                for (var i = 0; i < 512; i++) expected += (double)row[i] * x[t * 512 + i];
-                Assert.True(Math.Abs(y[t * 5 + r] - expected) <= 1e-4 * (1 + Math.Abs(expected)), $"row {r} token {t}: {y[t * 5 + r]} vs {expected}");
+                double expected = 0, magnitude = 0;
+                for (var i = 0; i < columns; i++)
+                {
+                    expected += (double)row[i] * x[t * columns + i];
+                    magnitude += Math.Abs((double)row[i] * x[t * columns + i]);
+                }
+                // 8-bit activations: each product is off by at most half a step of its block's largest value.
+                Assert.True(Math.Abs(y[t * 5 + r] - expected) <= 0.01 * magnitude + 1e-4, $"row {r} token {t}: {y[t * 5 + r]} vs {expected}");
             }
         }
+    }
+
+    [Fact]
+    public void EveryTypeTheLoaderAcceptsHasAMatMulKernel()
+    {
+        foreach (var type in Enum.GetValues<GgmlType>())
+            Assert.Equal(Dequantize.IsSupported(type), MatMul.IsSupported(type));
     }
 
     [Fact]

@@ -34,10 +34,13 @@ internal sealed unsafe class RandomMatrix : IDisposable
                 // Quant bytes fully random (Q8_0 includes -128, which ggml files may hold), scales sane.
                 random.NextBytes(bytes);
                 var blockBytes = GgmlTypes.BlockBytes(type);
-                // Where each format keeps its f16 scales: Q8_0/Q4_0 d first, Q4_K d and dmin first, Q6_K d last.
+                // Where each format keeps its f16 scales: d first for most, then the minimum (Q4_1, Q5_1, Q4_K,
+                // Q5_K); Q2_K's d and dmin, Q3_K's and Q6_K's d last.
                 int[] scaleOffsets = type switch
                 {
-                    GgmlType.Q4_K => [0, 2],
+                    GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q4_1 or GgmlType.Q5_1 => [0, 2],
+                    GgmlType.Q2_K => [80, 82],
+                    GgmlType.Q3_K => [108],
                     GgmlType.Q6_K => [208],
                     _ => [0],
                 };

@@ -14,7 +14,8 @@ public unsafe class MatMulTests : IDisposable
     public static TheoryData<GgmlType, InstructionSet> TypesAndPaths()
     {
         var data = new TheoryData<GgmlType, InstructionSet>();
-        foreach (var type in new[] { GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q4_K, GgmlType.Q6_K })
+        foreach (var type in new[] { GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q4_K, GgmlType.Q6_K, GgmlType.Q5_K,
+                     GgmlType.Q3_K, GgmlType.Q2_K, GgmlType.Q4_1, GgmlType.Q5_0, GgmlType.Q5_1, GgmlType.IQ4_NL, GgmlType.IQ4_XS })
         foreach (var isa in Enum.GetValues<InstructionSet>())
             if (isa != InstructionSet.Scalar && KernelIsa.IsSupported(isa)) data.Add(type, isa);
         return data;
@@ -31,7 +32,7 @@ public unsafe class MatMulTests : IDisposable
     public void SimdPathMatchesTheScalarTwin(GgmlType type, InstructionSet isa)
     {
         // K-quant rows are whole super-blocks of 256.
-        var shapes = type is GgmlType.Q4_K or GgmlType.Q6_K ? Shapes.Select(s => (s.Rows, s.Columns * 8, s.Tokens)).ToArray() : Shapes;
+        var shapes = GgmlTypes.BlockSize(type) == 256 ? Shapes.Select(s => (s.Rows, s.Columns * 8, s.Tokens)).ToArray() : Shapes;
         foreach (var (rows, columns, tokens) in shapes)
         {
             using var w = new RandomMatrix(type, rows, columns, seed: rows * 31 + columns);

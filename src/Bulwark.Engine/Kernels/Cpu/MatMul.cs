@@ -13,14 +13,19 @@ public static unsafe class MatMul
     /// <summary>Tokens per tile: 64 rows of 8-bit activations (a few hundred KB at most) stay in L2.</summary>
     private const int TokenTile = 64;
 
-    public static bool IsSupported(GgmlType type) => QuantizedKernels.Handles(type) || FloatKernels.Handles(type) || IsKQuant(type);
+    public static bool IsSupported(GgmlType type) => QuantizedKernels.Handles(type) || FloatKernels.Handles(type) || KQuantKernels.Handles(type);
 
-    /// <summary>
-    /// K-quants (Q4_K, Q6_K: the formats of Q4_K_M downloads) run through the reference dequantizer,
-    /// one row at a time into float scratch, then the F32 kernels over every token: correct and
-    /// allocation-free, but not yet an int8 dot product.
-    /// </summary>
-    private static bool IsKQuant(GgmlType type) => type is GgmlType.Q4_K or GgmlType.Q6_K;
+    /// <summary>What <paramref name="type"/>'s matmul runs on at <paramref name="isa"/>, for <c>bulwark info</c>.</summary>
+    public static string Describe(GgmlType type, InstructionSet isa)
+    {
+        if (KQuantKernels.Handles(type)) return $"{KQuantKernels.Describe(isa)} against Q8_K activations";
+        if (QuantizedKernels.Handles(type))
+            return PackedQuantMatrix.CanPack(type, 256) && PackedMatMul.HasFastPath(isa)
+                ? "repacked at load, AVX-VNNI vpdpbusd int8 against Q8_0 activations"
+                : $"{isa} int8 against Q8_0 activations";
+        if (FloatKernels.Handles(type)) return $"{isa} float32 FMA";
+        return "not supported";
+    }
 
     public static void Apply(GgmlType type, byte* weights, long rowBytes, int rows, int columns,
         float* x, float* y, int tokens, InstructionSet isa, WorkerPool pool)
@@ -44,9 +49,15 @@ public static unsafe class MatMul
         {
             job.Activations = Q8Activations.ForThread(tokens, columns).Rows;
             if (tokens >= 8) pool.Run(&QuantizeItem, &job, tokens);
-            else job.Activations.Quantize(x, 0, tokens, isa);
+            else Quantize(&job, 0, tokens);
         }
-        else if (!FloatKernels.Handles(type) && !IsKQuant(type))
+        else if (KQuantKernels.Handles(type))
+        {
+            job.KActivations = Q8KActivations.ForThread(tokens, columns).Rows;
+            if (tokens >= 8) pool.Run(&QuantizeKItem, &job, tokens);
+            else job.KActivations.Quantize(x, 0, tokens, isa);
+        }
+        else if (!FloatKernels.Handles(type))
         {
             throw new NotSupportedException($"no matmul kernel for weight type {type}");
         }
@@ -65,12 +76,22 @@ public static unsafe class MatMul
         public int Rows, Columns, Tokens, ChunkRows;
         public float* X, Y;
         public Q8Rows Activations;
+        public Q8KRows KActivations;
     }
 
-    private static void QuantizeItem(void* context, int token)
+    private static void QuantizeKItem(void* context, int token)
     {
         var job = (Job*)context;
-        job->Activations.Quantize(job->X, token, 1, job->Isa);
+        job->KActivations.Quantize(job->X, token, 1, job->Isa);
+    }
+
+    private static void QuantizeItem(void* context, int token) => Quantize((Job*)context, token, 1);
+
+    /// <summary>Q4_1/Q5_1 multiply ggml's Q8_1 activations: Q8_0's quants and each block's s = d·Σq, for their m·Σx term.</summary>
+    private static void Quantize(Job* job, int first, int count)
+    {
+        if (QuantizedKernels.HasMin(job->Type)) job->Activations.QuantizeQ8_1(job->X, first, count, job->Isa);
+        else job->Activations.Quantize(job->X, first, count, job->Isa);
     }
 
     private static void RowChunkItem(void* context, int item)
@@ -78,11 +99,6 @@ public static unsafe class MatMul
         var job = (Job*)context;
         var r0 = item * job->ChunkRows;
         var r1 = Math.Min(job->Rows, r0 + job->ChunkRows);
-        if (IsKQuant(job->Type))
-        {
-            DequantizedRows(job, r0, r1);
-            return;
-        }
         if (job->Type is GgmlType.F16 or GgmlType.BF16 && job->Tokens >= WidenFrom && job->Isa != InstructionSet.Scalar)
         {
             WidenedRows(job, r0, r1);
@@ -91,7 +107,9 @@ public static unsafe class MatMul
         for (var t0 = 0; t0 < job->Tokens; t0 += TokenTile)
         {
             var t1 = Math.Min(job->Tokens, t0 + TokenTile);
-            if (job->Activations.Quants != null)
+            if (job->KActivations.Quants != null)
+                KQuantKernels.Tile(job->Type, job->Isa, job->Weights, job->RowBytes, r0, r1, job->KActivations, t0, t1, job->Y, job->Rows);
+            else if (job->Activations.Quants != null)
                 QuantizedKernels.Tile(job->Type, job->Isa, job->Weights, job->RowBytes, r0, r1, job->Activations, t0, t1, job->Y, job->Rows);
             else
                 FloatKernels.Tile(job->Type, job->Isa, job->Weights, job->RowBytes, job->Columns, r0, r1, job->X, t0, t1, job->Y, job->Rows);
@@ -129,19 +147,4 @@ public static unsafe class MatMul
     }
 
     [ThreadStatic] private static float[]? _rowScratch;
-
-    private static void DequantizedRows(Job* job, int r0, int r1)
-    {
-        var columns = job->Columns;
-        var scratch = _rowScratch is { } s && s.Length >= columns ? s : (_rowScratch = new float[columns]);
-        fixed (float* row = scratch)
-        {
-            for (var r = r0; r < r1; r++)
-            {
-                Reference.Dequantize.Row(job->Type, new ReadOnlySpan<byte>(job->Weights + r * job->RowBytes, checked((int)job->RowBytes)), scratch.AsSpan(0, columns));
-                // One dequantized row, all tokens: y[t * Rows + r].
-                FloatKernels.Tile(GgmlType.F32, job->Isa, (byte*)row, columns * 4L, columns, 0, 1, job->X, 0, job->Tokens, job->Y + r, job->Rows);
-            }
-        }
-    }
 }

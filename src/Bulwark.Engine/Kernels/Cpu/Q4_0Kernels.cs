@@ -18,11 +18,17 @@ internal unsafe struct Q4_0Block : IQuantBlock
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<sbyte> Quants(byte* block)
     {
-        var packed = Vector128.Load(block + 2);
-        var mask = Vector128.Create((byte)0x0F);
-        var low = packed & mask;
-        var high = Vector128.ShiftRightLogical(packed.AsUInt16(), 4).AsByte() & mask;
+        var (low, high) = Nibbles(block + 2);
         return Vector256.Create(low, high).AsSByte() - Vector256.Create((sbyte)8);
+    }
+
+    /// <summary>16 bytes of ggml's 32-value nibble layout: values 0-15 are the low nibbles, 16-31 the high ones.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static (Vector128<byte> Low, Vector128<byte> High) Nibbles(byte* quants)
+    {
+        var packed = Vector128.Load(quants);
+        var mask = Vector128.Create((byte)0x0F);
+        return (packed & mask, Vector128.ShiftRightLogical(packed.AsUInt16(), 4).AsByte() & mask);
     }
 
     public static int Quant(byte* block, int i) =>

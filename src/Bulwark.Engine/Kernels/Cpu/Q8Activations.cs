@@ -144,6 +144,21 @@ internal readonly unsafe struct Q8Rows(sbyte* quants, float* scales, int* sums, 
         }
     }
 
+    /// <summary>
+    /// As <see cref="Quantize(float*, int, int, InstructionSet)"/> in ggml's Q8_1 form (the activations of
+    /// Q4_1/Q5_1): each block also gets s = d·Σq rounded to f16 as Q8_1 stores it, kept as float bits in
+    /// <see cref="Sums"/> (read with <see cref="ScaledSum"/>).
+    /// </summary>
+    public void QuantizeQ8_1(float* x, int first, int count, InstructionSet isa)
+    {
+        Quantize(x, first, count, isa, offset: 1);
+        for (var index = (long)first * Blocks; index < (long)(first + count) * Blocks; index++)
+            Sums[index] = BitConverter.SingleToInt32Bits((float)(Half)(Scales[index] * Sums[index]));
+    }
+
+    /// <summary>Block <paramref name="index"/>'s s after <see cref="QuantizeQ8_1"/>.</summary>
+    public float ScaledSum(long index) => BitConverter.Int32BitsToSingle(Sums[index]);
+
     private static int SumScalar(sbyte* q)
     {
         var sum = 0;

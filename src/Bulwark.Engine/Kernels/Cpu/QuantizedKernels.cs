@@ -19,19 +19,28 @@ internal unsafe interface IQuantBlock
 
     /// <summary>Quant i of the block (the scalar twin of <see cref="Quants"/>).</summary>
     static abstract int Quant(byte* block, int i);
+
+    /// <summary>Whether values are d·q + m (Q4_1, Q5_1) rather than d·q: the kernel then needs each activation block's Σq.</summary>
+    static virtual bool HasMin => false;
+
+    /// <summary>The block's m (an f16 at byte 2 for Q4_1/Q5_1).</summary>
+    static virtual float Min(byte* block) => 0;
 }
 
 /// <summary>
-/// Q8_0/Q4_0 weight rows times 8-bit activation rows (<see cref="Q8Activations"/>): per block an
+/// Q8_0/Q4_0/Q5_0/IQ4_NL weight rows times 8-bit activation rows (<see cref="Q8Activations"/>): per block an
 /// integer dot product, scaled by both blocks' scales and summed in float, as ggml's vec_dot_q8_0_q8_0
 /// and vec_dot_q4_0_q8_0. A tile is a range of rows × a range of tokens; each weight block is loaded
 /// once per 4 tokens (the GEMM micro-kernel) so prefill and batched decode reuse it from registers.
 /// These run on the weights as stored (ggml's block layout) when they are not repacked for
-/// <see cref="PackedMatMul"/>; each format's block reader is in Q8_0Kernels.cs and Q4_0Kernels.cs.
+/// <see cref="PackedMatMul"/>; each format's block reader is in Q8_0Kernels.cs, Q4_0Kernels.cs and Q5_0Kernels.cs.
 /// </summary>
 internal static unsafe class QuantizedKernels
 {
-    public static bool Handles(GgmlType type) => type is GgmlType.Q8_0 or GgmlType.Q4_0;
+    public static bool Handles(GgmlType type) => type is GgmlType.Q8_0 or GgmlType.Q4_0 or GgmlType.Q5_0 or GgmlType.IQ4_NL || HasMin(type);
+
+    /// <summary>Types whose activations must carry Σq per block (<see cref="Q8Rows.Sums"/> with offset 1).</summary>
+    public static bool HasMin(GgmlType type) => type is GgmlType.Q4_1 or GgmlType.Q5_1;
 
     /// <summary>y[t * yStride + r] = row r · activation t, for r in [r0, r1) and t in [t0, t1).</summary>
     public static void Tile(GgmlType type, InstructionSet isa, byte* w, long rowBytes, int r0, int r1,
@@ -39,6 +48,10 @@ internal static unsafe class QuantizedKernels
     {
         if (type == GgmlType.Q8_0) Tile<Q8_0Block>(isa, w, rowBytes, r0, r1, x, t0, t1, y, yStride);
         else if (type == GgmlType.Q4_0) Tile<Q4_0Block>(isa, w, rowBytes, r0, r1, x, t0, t1, y, yStride);
+        else if (type == GgmlType.Q5_0) Tile<Q5_0Block>(isa, w, rowBytes, r0, r1, x, t0, t1, y, yStride);
+        else if (type == GgmlType.IQ4_NL) Tile<IQ4_NLBlock>(isa, w, rowBytes, r0, r1, x, t0, t1, y, yStride);
+        else if (type == GgmlType.Q4_1) Tile<Q4_1Block>(isa, w, rowBytes, r0, r1, x, t0, t1, y, yStride);
+        else if (type == GgmlType.Q5_1) Tile<Q5_1Block>(isa, w, rowBytes, r0, r1, x, t0, t1, y, yStride);
         else throw new NotSupportedException($"no int8 kernel for {type}");
     }
 
@@ -53,6 +66,27 @@ internal static unsafe class QuantizedKernels
             case InstructionSet.AvxVnni: Tile256<TB, VnniDot>(w, rowBytes, r0, r1, x, t0, t1, y, yStride); break;
             case InstructionSet.Avx512: Tile512<TB>(w, rowBytes, r0, r1, x, t0, t1, y, yStride); break;
             default: throw new ArgumentOutOfRangeException(nameof(isa), isa, "unknown instruction set");
+        }
+        if (TB.HasMin && isa != InstructionSet.Scalar) AddMins<TB>(w, rowBytes, r0, r1, x, t0, t1, y, yStride);
+    }
+
+    /// <summary>
+    /// Q4_1/Q5_1's m·Σx term, y += Σ_b m_b·s_b with Q8_1's s = f16(d_x·Σq_x), after the quants' dot products (it does not depend on
+    /// them, so the SIMD loops stay the ones every format shares; ggml's vec_dot_q4_1_q8_1 adds the same).
+    /// </summary>
+    private static void AddMins<TB>(byte* w, long rowBytes, int r0, int r1, Q8Rows x, int t0, int t1, float* y, int yStride)
+        where TB : IQuantBlock
+    {
+        var blocks = x.Blocks;
+        for (var r = r0; r < r1; r++)
+        {
+            var row = w + r * rowBytes;
+            for (var t = t0; t < t1; t++)
+            {
+                var sum = 0f;
+                for (var b = 0; b < blocks; b++) sum += TB.Min(row + b * TB.Bytes) * x.ScaledSum((long)t * blocks + b);
+                y[(long)t * yStride + r] += sum;
+            }
         }
     }
 
@@ -73,8 +107,14 @@ internal static unsafe class QuantizedKernels
                 {
                     var block = row + b * TB.Bytes;
                     var sumi = 0;
-                    for (var i = 0; i < 32; i++) sumi += TB.Quant(block, i) * xq[b * 32 + i];
+                    var sumq = 0;
+                    for (var i = 0; i < 32; i++)
+                    {
+                        sumi += TB.Quant(block, i) * xq[b * 32 + i];
+                        sumq += xq[b * 32 + i];
+                    }
                     sum += sumi * (HalfTable.ToSingle(block) * xs[b]);
+                    if (TB.HasMin) sum += TB.Min(block) * (float)(Half)(xs[b] * sumq); // Q8_1 keeps s = d·Σq as f16
                 }
                 y[(long)t * yStride + r] = sum;
             }

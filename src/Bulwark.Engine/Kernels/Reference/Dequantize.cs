@@ -7,7 +7,7 @@ namespace Bulwark.Engine.Kernels.Reference;
 /// Plain scalar dequantization of one row of weights to float32: the obviously-correct twin the
 /// fast kernels are tested against. Layouts follow ggml-quants.c.
 /// </summary>
-public static class Dequantize
+public static partial class Dequantize
 {
     public const int QuantBlock = 32;
 
@@ -22,15 +22,25 @@ public static class Dequantize
             case GgmlType.Q4_0: Q4_0(source, destination); break;
             case GgmlType.Q4_K: Q4_K(source, destination); break;
             case GgmlType.Q6_K: Q6_K(source, destination); break;
+            case GgmlType.Q5_K: Q5_K(source, destination); break;
+            case GgmlType.Q3_K: Q3_K(source, destination); break;
+            case GgmlType.Q2_K: Q2_K(source, destination); break;
+            case GgmlType.Q4_1: Q4_1(source, destination); break;
+            case GgmlType.Q5_0: Q5_0(source, destination); break;
+            case GgmlType.Q5_1: Q5_1(source, destination); break;
+            case GgmlType.IQ4_NL: IQ4_NL(source, destination); break;
+            case GgmlType.IQ4_XS: IQ4_XS(source, destination); break;
             default: throw new NotSupportedException($"weight type {type} is not supported (supported: {SupportedList})");
         }
     }
 
-    public static bool IsSupported(GgmlType type) =>
-        type is GgmlType.F32 or GgmlType.F16 or GgmlType.BF16 or GgmlType.Q8_0 or GgmlType.Q4_0 or GgmlType.Q4_K or GgmlType.Q6_K;
+    public static bool IsSupported(GgmlType type) => type is GgmlType.F32 or GgmlType.F16 or GgmlType.BF16
+        or GgmlType.Q8_0 or GgmlType.Q4_0 or GgmlType.Q4_1 or GgmlType.Q5_0 or GgmlType.Q5_1
+        or GgmlType.Q2_K or GgmlType.Q3_K or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K
+        or GgmlType.IQ4_NL or GgmlType.IQ4_XS;
 
     /// <summary>The supported types, for error messages.</summary>
-    public const string SupportedList = "F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K";
+    public const string SupportedList = "F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS";
 
     /// <summary>Elements in a K-quant super-block (ggml's QK_K).</summary>
     public const int SuperBlock = 256;
@@ -90,24 +100,29 @@ public static class Dequantize
     /// nibbles of 32 bytes with the first, their high nibbles with the second; x = d·sc·q − dmin·m.
     /// As ggml-quants.c's dequantize_row_q4_K.
     /// </summary>
-    public static void Q4_K(ReadOnlySpan<byte> source, Span<float> destination)
+    public static void Q4_K(ReadOnlySpan<byte> source, Span<float> destination) => Q4OrQ5K(source, destination, 144, 16, -1);
+
+    /// <summary>
+    /// Q4_K and Q5_K (<paramref name="highBits"/> ≥ 0: the offset of Q5_K's 32 bytes of fifth bits,
+    /// bit c of byte l for value 32c + l), as dequantize_row_q4_K/q5_K.
+    /// </summary>
+    private static void Q4OrQ5K(ReadOnlySpan<byte> source, Span<float> destination, int blockBytes, int nibbles, int highBits)
     {
         for (var block = 0; block * SuperBlock < destination.Length; block++)
         {
-            var b = source.Slice(block * 144, 144);
+            var b = source.Slice(block * blockBytes, blockBytes);
             var d = (float)BinaryPrimitives.ReadHalfLittleEndian(b);
             var min = (float)BinaryPrimitives.ReadHalfLittleEndian(b[2..]);
             var scales = b.Slice(4, 12);
-            var q = b.Slice(16, 128);
             var y = destination.Slice(block * SuperBlock, SuperBlock);
             for (int j = 0, sub = 0; j < SuperBlock; j += 64, sub += 2)
             {
                 var (sc1, m1) = ScaleMinK4(sub, scales);
                 var (sc2, m2) = ScaleMinK4(sub + 1, scales);
                 float d1 = d * sc1, min1 = min * m1, d2 = d * sc2, min2 = min * m2;
-                var qs = q.Slice(j / 2, 32);
-                for (var l = 0; l < 32; l++) y[j + l] = d1 * (qs[l] & 0xF) - min1;
-                for (var l = 0; l < 32; l++) y[j + 32 + l] = d2 * (qs[l] >> 4) - min2;
+                var qs = b.Slice(nibbles + j / 2, 32);
+                for (var l = 0; l < 32; l++) y[j + l] = d1 * ((qs[l] & 0xF) + (highBits < 0 ? 0 : ((b[highBits + l] >> sub) & 1) << 4)) - min1;
+                for (var l = 0; l < 32; l++) y[j + 32 + l] = d2 * ((qs[l] >> 4) + (highBits < 0 ? 0 : ((b[highBits + l] >> (sub + 1)) & 1) << 4)) - min2;
             }
         }
     }

@@ -16,7 +16,7 @@ public static class Quantize
     /// <summary>Bytes <paramref name="elements"/> floats take as <paramref name="type"/>; throws when they are not whole blocks.</summary>
     public static int RowBytes(GgmlType type, int elements)
     {
-        if (!Dequantize.IsSupported(type) || type is GgmlType.Q4_K or GgmlType.Q6_K)
+        if (type is not (GgmlType.F32 or GgmlType.F16 or GgmlType.BF16 or GgmlType.Q8_0 or GgmlType.Q4_0))
             throw new NotSupportedException($"weight type {type} cannot be written (supported: F32, F16, BF16, Q8_0, Q4_0)");
         var bytes = GgmlTypes.ByteSize(type, elements);
         if (bytes < 0 || bytes > int.MaxValue)

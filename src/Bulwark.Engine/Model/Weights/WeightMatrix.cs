@@ -136,17 +136,10 @@ public sealed unsafe class WeightMatrix : IDisposable
         {
             _packed = PackedQuantMatrix.Pack(Type, Data, RowBytes, Rows, Columns, WorkerPool.Shared);
         }
-        else if (Type is GgmlType.Q4_K or GgmlType.Q6_K)
-        {
-            // K-quants (Q4_K_M downloads) have no int8 kernel of their own: each row is dequantized and
-            // requantized to Q8_0 (ggml's quantizer), then packed. Q8_0's rounding (≤ 1/254 of a block's
-            // largest value) is far finer than the 16 or 64 levels the K-quant stores, and the matmul
-            // runs at Q8_0 speed instead of through a float dequantization per row and call.
-            using var q8 = Convert(GgmlType.Q8_0);
-            _packed = PackedQuantMatrix.Pack(GgmlType.Q8_0, q8.Data, q8.RowBytes, Rows, Columns, WorkerPool.Shared);
-        }
         else
         {
+            // Everything else (the K-quants included) runs on the weights as stored: the file's pages are
+            // the only copy, so resident weight memory is the file's tensor bytes.
             return;
         }
         if (_owned != null && _packed.Type == Type)

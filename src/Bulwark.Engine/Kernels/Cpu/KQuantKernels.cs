@@ -1,0 +1,272 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using Bulwark.Engine.Formats;
+
+namespace Bulwark.Engine.Kernels.Cpu;
+
+/// <summary>
+/// A K-quant super-block of 256 weights as the int8 kernels see it. Every K-quant fits one form:
+/// weight i = d·scale[i/16]·q_i − dmin·min[i/16] with q_i an unsigned small integer (Q2_K 0-3, Q3_K
+/// 0-7, Q4_K 0-15, Q5_K 0-31, Q6_K 0-63), integer scales and minimums per 16 values (Q4_K/Q5_K's
+/// per-32 pairs repeat; Q6_K's and Q3_K's signed offsets become a minimum of 32·scale or 4·scale
+/// with dmin = d). So one loop serves them all: Σ scale·(q·x) and Σ min·(Σx per 16) as exact integers
+/// against Q8_K activations, two float multiplies per super-block (as ggml's vec_dot_q*_K_q8_K).
+/// </summary>
+internal unsafe interface IKQuantBlock
+{
+    static abstract int Bytes { get; }
+
+    /// <summary>The 16 scales and 16 minimum coefficients (one per 16 values), and the block's d and dmin.</summary>
+    static abstract void Scales(byte* block, short* scales, short* mins, out float d, out float dmin);
+
+    /// <summary>Unsigned quants of values 32c..32c+31, value 32c+i in byte i.</summary>
+    static abstract Vector256<byte> Chunk(byte* block, int c);
+
+    /// <summary>Unsigned quant of value i (the scalar twin of <see cref="Chunk"/>).</summary>
+    static abstract int Quant(byte* block, int i);
+
+    /// <summary>Whether <see cref="Chunk"/> holds signed values (IQ4_XS's levels) rather than unsigned quants.</summary>
+    static virtual bool Signed => false;
+
+    /// <summary>Chunk c's two scales for <see cref="IKQuantDot.Dot"/>: scales[2c] in shorts 0-7, scales[2c+1] in 8-15.</summary>
+    static virtual Vector256<short> ChunkScales(short* scales, int c) =>
+        Vector256.Create(Vector128.Create(scales[2 * c]), Vector128.Create(scales[2 * c + 1]));
+}
+
+/// <summary>One instruction set's integer arithmetic for <see cref="KQuantKernels"/>.</summary>
+internal unsafe interface IKQuantDot
+{
+    /// <summary>
+    /// 32 unsigned weight quants times 32 activation quants, the first 16 products times
+    /// <paramref name="scales"/>[0], the last 16 times <paramref name="scales"/>[8] (the vector holds
+    /// each scale 8 times); lanes whose total is the scaled sum.
+    /// </summary>
+    static abstract Vector256<int> Dot(Vector256<byte> w, Vector256<sbyte> x, Vector256<short> scales);
+
+    /// <summary>As <see cref="Dot"/> for signed weights in [−127, 127].</summary>
+    static abstract Vector256<int> DotSigned(Vector256<sbyte> w, Vector256<sbyte> x, Vector256<short> scales);
+
+    /// <summary>Σ mins[g]·sums[g] over 16 groups.</summary>
+    static abstract int MinSum(short* mins, short* sums);
+}
+
+/// <summary>
+/// AVX2 (as ggml's AVX2 K-quant dot products): <c>vpmaddubsw</c> multiplies the unsigned quants by the
+/// signed activations and adds pairs to int16 (at most 63·127·2, so never saturating), then
+/// <c>vpmaddwd</c> by the 16-value scales adds pairs to int32.
+/// </summary>
+internal unsafe struct Avx2KDot : IKQuantDot
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> Dot(Vector256<byte> w, Vector256<sbyte> x, Vector256<short> scales) =>
+        Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(w, x), scales);
+
+    /// <summary>|w| times x with w's sign (vpsignb), as ggml's mul_sum_i8_pairs: |w|·|x| ≤ 127·127, so a pair never saturates.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> DotSigned(Vector256<sbyte> w, Vector256<sbyte> x, Vector256<short> scales) =>
+        Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(Avx2.Abs(w), Avx2.Sign(x, w)), scales);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int MinSum(short* mins, short* sums) =>
+        Vector256.Sum(Avx2.MultiplyAddAdjacent(Vector256.Load(mins), Vector256.Load(sums)));
+}
+
+/// <summary>Portable: widen to int16, multiply, widen to int32, scale. Any CPU .NET vectorizes.</summary>
+internal unsafe struct PortableKDot : IKQuantDot
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> Dot(Vector256<byte> w, Vector256<sbyte> x, Vector256<short> scales)
+    {
+        var (wl, wh) = Vector256.Widen(w);
+        return Products(wl.AsInt16(), wh.AsInt16(), x, scales);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> DotSigned(Vector256<sbyte> w, Vector256<sbyte> x, Vector256<short> scales)
+    {
+        var (wl, wh) = Vector256.Widen(w);
+        return Products(wl, wh, x, scales);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> Products(Vector256<short> wl, Vector256<short> wh, Vector256<sbyte> x, Vector256<short> scales)
+    {
+        var (xl, xh) = Vector256.Widen(x);
+        var (a, b) = Vector256.Widen(wl * xl);
+        var (c, d) = Vector256.Widen(wh * xh);
+        return (a + b) * Vector256.Create((int)scales.GetElement(0)) + (c + d) * Vector256.Create((int)scales.GetElement(8));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int MinSum(short* mins, short* sums)
+    {
+        var (ml, mh) = Vector256.Widen(Vector256.Load(mins));
+        var (sl, sh) = Vector256.Widen(Vector256.Load(sums));
+        return Vector256.Sum(ml * sl + mh * sh);
+    }
+}
+
+/// <summary>
+/// K-quant weight rows (Q2_K-Q6_K, as stored in the file) times Q8_K activation rows. A tile is a
+/// range of rows × a range of tokens; each weight super-block is unpacked once per 4 tokens. All
+/// tiers compute the same exact integers per super-block and combine them with the same float
+/// operations in the same order, so every tier equals the scalar twin bit for bit. At AVX-VNNI and
+/// AVX-512 the AVX2 arithmetic runs: <c>vpdpbusd</c> would still need a separate multiply by the
+/// per-16 scales, which <c>vpmaddwd</c> already does while adding.
+/// </summary>
+internal static unsafe class KQuantKernels
+{
+    public static bool Handles(GgmlType type) => type is GgmlType.Q2_K or GgmlType.Q3_K or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K or GgmlType.IQ4_XS;
+
+    /// <summary>The kernel <paramref name="type"/> runs on at <paramref name="isa"/>, for <c>bulwark info</c>.</summary>
+    public static string Describe(InstructionSet isa) => isa switch
+    {
+        InstructionSet.Scalar => "scalar int8",
+        InstructionSet.Portable => "portable Vector256 int8",
+        _ => "AVX2 vpmaddubsw/vpmaddwd int8",
+    };
+
+    public static void Tile(GgmlType type, InstructionSet isa, byte* w, long rowBytes, int r0, int r1,
+        Q8KRows x, int t0, int t1, float* y, int yStride)
+    {
+        switch (type)
+        {
+            case GgmlType.Q4_K: Tile<Q4KBlock>(isa, w, rowBytes, r0, r1, x, t0, t1, y, yStride); break;
+            case GgmlType.Q6_K: Tile<Q6KBlock>(isa, w, rowBytes, r0, r1, x, t0, t1, y, yStride); break;
+            case GgmlType.Q5_K: Tile<Q5KBlock>(isa, w, rowBytes, r0, r1, x, t0, t1, y, yStride); break;
+            case GgmlType.Q3_K: Tile<Q3KBlock>(isa, w, rowBytes, r0, r1, x, t0, t1, y, yStride); break;
+            case GgmlType.Q2_K: Tile<Q2KBlock>(isa, w, rowBytes, r0, r1, x, t0, t1, y, yStride); break;
+            case GgmlType.IQ4_XS: Tile<IQ4XSBlock>(isa, w, rowBytes, r0, r1, x, t0, t1, y, yStride); break;
+            default: throw new NotSupportedException($"no K-quant kernel for {type}");
+        }
+    }
+
+    private static void Tile<TB>(InstructionSet isa, byte* w, long rowBytes, int r0, int r1,
+        Q8KRows x, int t0, int t1, float* y, int yStride) where TB : IKQuantBlock
+    {
+        switch (isa)
+        {
+            case InstructionSet.Scalar: TileScalar<TB>(w, rowBytes, r0, r1, x, t0, t1, y, yStride); break;
+            case InstructionSet.Portable: Tile256<TB, PortableKDot>(w, rowBytes, r0, r1, x, t0, t1, y, yStride); break;
+            case InstructionSet.Avx2 or InstructionSet.AvxVnni or InstructionSet.Avx512:
+                Tile256<TB, Avx2KDot>(w, rowBytes, r0, r1, x, t0, t1, y, yStride); break;
+            default: throw new ArgumentOutOfRangeException(nameof(isa), isa, "unknown instruction set");
+        }
+    }
+
+    /// <summary>One super-block's contribution from its exact integer sums: the float step every tier shares.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Combine(float d, float dmin, float xd, int sumi, int summ) => d * xd * sumi - dmin * xd * summ;
+
+    /// <summary>The scalar twin: the same integers summed one product at a time.</summary>
+    private static void TileScalar<TB>(byte* w, long rowBytes, int r0, int r1, Q8KRows x, int t0, int t1, float* y, int yStride)
+        where TB : IKQuantBlock
+    {
+        var scales = stackalloc short[16];
+        var mins = stackalloc short[16];
+        var blocks = x.Blocks;
+        for (var r = r0; r < r1; r++)
+        for (var t = t0; t < t1; t++)
+        {
+            var sum = 0f;
+            for (var b = 0; b < blocks; b++)
+            {
+                var block = w + r * rowBytes + b * TB.Bytes;
+                TB.Scales(block, scales, mins, out var d, out var dmin);
+                var index = (long)t * blocks + b;
+                var xq = x.Quants + index * Q8KActivations.Block;
+                var xs = x.Sums + index * Q8KActivations.Groups;
+                int sumi = 0, summ = 0;
+                for (var g = 0; g < 16; g++)
+                {
+                    var s = 0;
+                    for (var i = g * 16; i < g * 16 + 16; i++) s += TB.Quant(block, i) * xq[i];
+                    sumi += scales[g] * s;
+                    summ += mins[g] * xs[g];
+                }
+                sum += Combine(d, dmin, x.Scales[index], sumi, summ);
+            }
+            y[(long)t * yStride + r] = sum;
+        }
+    }
+
+    private static void Tile256<TB, TD>(byte* w, long rowBytes, int r0, int r1, Q8KRows x, int t0, int t1, float* y, int yStride)
+        where TB : IKQuantBlock where TD : IKQuantDot
+    {
+        for (var r = r0; r < r1; r++)
+        {
+            var row = w + r * rowBytes;
+            var t = t0;
+            for (; t + 4 <= t1; t += 4) Dot4<TB, TD>(row, x, t, y + (long)t * yStride + r, yStride);
+            for (; t < t1; t++) y[(long)t * yStride + r] = Dot1<TB, TD>(row, x, t);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> ChunkDot<TB, TD>(Vector256<byte> w, Vector256<sbyte> x, Vector256<short> scales)
+        where TB : IKQuantBlock where TD : IKQuantDot =>
+        TB.Signed ? TD.DotSigned(w.AsSByte(), x, scales) : TD.Dot(w, x, scales);
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static float Dot1<TB, TD>(byte* row, Q8KRows x, int t) where TB : IKQuantBlock where TD : IKQuantDot
+    {
+        var scales = stackalloc short[16];
+        var mins = stackalloc short[16];
+        var blocks = x.Blocks;
+        var sum = 0f;
+        for (var b = 0; b < blocks; b++)
+        {
+            var block = row + b * TB.Bytes;
+            TB.Scales(block, scales, mins, out var d, out var dmin);
+            var index = (long)t * blocks + b;
+            var xq = x.Quants + index * Q8KActivations.Block;
+            var acc = Vector256<int>.Zero;
+            for (var c = 0; c < 8; c++) acc += ChunkDot<TB, TD>(TB.Chunk(block, c), Vector256.Load(xq + c * 32), TB.ChunkScales(scales, c));
+            sum += Combine(d, dmin, x.Scales[index], Vector256.Sum(acc), TD.MinSum(mins, x.Sums + index * Q8KActivations.Groups));
+        }
+        return sum;
+    }
+
+    /// <summary>One weight row against 4 tokens: each chunk of quants is unpacked once for all 4.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Dot4<TB, TD>(byte* row, Q8KRows x, int t, float* y, int yStride) where TB : IKQuantBlock where TD : IKQuantDot
+    {
+        var scales = stackalloc short[16];
+        var mins = stackalloc short[16];
+        var blocks = x.Blocks;
+        float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        long tokenQuants = (long)blocks * Q8KActivations.Block;
+        for (var b = 0; b < blocks; b++)
+        {
+            var block = row + b * TB.Bytes;
+            TB.Scales(block, scales, mins, out var d, out var dmin);
+            var index = (long)t * blocks + b;
+            var q0 = x.Quants + index * Q8KActivations.Block;
+            var q1 = q0 + tokenQuants;
+            var q2 = q1 + tokenQuants;
+            var q3 = q2 + tokenQuants;
+            Vector256<int> a0 = default, a1 = default, a2 = default, a3 = default;
+            for (var c = 0; c < 8; c++)
+            {
+                var wq = TB.Chunk(block, c);
+                var sc = TB.ChunkScales(scales, c);
+                var o = c * 32;
+                a0 += ChunkDot<TB, TD>(wq, Vector256.Load(q0 + o), sc);
+                a1 += ChunkDot<TB, TD>(wq, Vector256.Load(q1 + o), sc);
+                a2 += ChunkDot<TB, TD>(wq, Vector256.Load(q2 + o), sc);
+                a3 += ChunkDot<TB, TD>(wq, Vector256.Load(q3 + o), sc);
+            }
+            var sums = x.Sums + index * Q8KActivations.Groups;
+            var sumStride = (long)blocks * Q8KActivations.Groups;
+            s0 += Combine(d, dmin, x.Scales[index], Vector256.Sum(a0), TD.MinSum(mins, sums));
+            s1 += Combine(d, dmin, x.Scales[index + blocks], Vector256.Sum(a1), TD.MinSum(mins, sums + sumStride));
+            s2 += Combine(d, dmin, x.Scales[index + 2 * blocks], Vector256.Sum(a2), TD.MinSum(mins, sums + 2 * sumStride));
+            s3 += Combine(d, dmin, x.Scales[index + 3 * blocks], Vector256.Sum(a3), TD.MinSum(mins, sums + 3 * sumStride));
+        }
+        y[0] = s0;
+        y[yStride] = s1;
+        y[2L * yStride] = s2;
+        y[3L * yStride] = s3;
+    }
+}

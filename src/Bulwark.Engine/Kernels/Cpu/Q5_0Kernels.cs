@@ -1,0 +1,107 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using Bulwark.Engine.Kernels.Reference;
+
+namespace Bulwark.Engine.Kernels.Cpu;
+
+// The other blocks of 32 with an f16 scale first that the ggml-layout int8 kernel (QuantizedKernels)
+// runs as stored: Q5_0 and IQ4_NL (signed quants once unpacked, like Q4_0's), and Q4_1 and Q5_1
+// (unsigned quants and an f16 minimum m after d: value = d·q + m).
+
+/// <summary>Q5_0: f16 d, 32 high bits, 16 bytes of nibbles as Q4_0; quant = (nibble | fifth bit · 16) − 16.</summary>
+internal unsafe struct Q5_0Block : IQuantBlock
+{
+    public static int Bytes => 22;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<sbyte> Quants(byte* block) => Unsigned(block + 2, block + 6).AsSByte() - Vector256.Create((sbyte)16);
+
+    /// <summary>The 32 five-bit quants (0-31) from 4 bytes of high bits and 16 bytes of nibbles.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<byte> Unsigned(byte* highBits, byte* nibbles)
+    {
+        var (low, high) = Q4_0Block.Nibbles(nibbles);
+        var qh = Vector128.Create(*(uint*)highBits).AsByte();
+        var fifthLow = SpreadBits(qh, Vector128.Create((byte)0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1));
+        var fifthHigh = SpreadBits(qh, Vector128.Create((byte)2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3));
+        return Vector256.Create(low | fifthLow, high | fifthHigh);
+    }
+
+    /// <summary>Byte i = 16 when bit i % 8 of byte <paramref name="source"/>[i] of the high bits is set.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<byte> SpreadBits(Vector128<byte> qh, Vector128<byte> source)
+    {
+        var bit = Vector128.Create((byte)1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128);
+        var bytes = Vector128.Shuffle(qh, source);
+        return Vector128.Equals(bytes & bit, bit) & Vector128.Create((byte)16);
+    }
+
+    public static int Quant(byte* block, int i)
+    {
+        var (low, high) = Dequantize.Five(block[6 + (i & 15)], *(uint*)(block + 2), i & 15);
+        return (i < 16 ? low : high) - 16;
+    }
+}
+
+/// <summary>IQ4_NL: f16 d, 16 bytes of nibbles as Q4_0, each an index into the 16 non-linear levels.</summary>
+internal unsafe struct IQ4_NLBlock : IQuantBlock
+{
+    public static int Bytes => 18;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<sbyte> Quants(byte* block)
+    {
+        var (low, high) = Q4_0Block.Nibbles(block + 2);
+        return Vector256.Create(Levels(low), Levels(high));
+    }
+
+    /// <summary>A 16-entry table lookup: <c>pshufb</c> where there is one.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<sbyte> Levels(Vector128<byte> nibbles)
+    {
+        var table = Vector128.Create((sbyte)-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113);
+        return Ssse3.IsSupported ? Ssse3.Shuffle(table, nibbles.AsSByte()) : Vector128.Shuffle(table, nibbles.AsSByte());
+    }
+
+    public static int Quant(byte* block, int i) =>
+        Dequantize.IQ4Levels[i < 16 ? block[2 + i] & 0x0F : block[2 + i - 16] >> 4];
+}
+
+/// <summary>Q4_1: f16 d, f16 m, 16 bytes of nibbles as Q4_0 (unsigned, 0-15); value = d·q + m.</summary>
+internal unsafe struct Q4_1Block : IQuantBlock
+{
+    public static int Bytes => 20;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<sbyte> Quants(byte* block)
+    {
+        var (low, high) = Q4_0Block.Nibbles(block + 4);
+        return Vector256.Create(low, high).AsSByte();
+    }
+
+    public static int Quant(byte* block, int i) => i < 16 ? block[4 + i] & 0x0F : block[4 + i - 16] >> 4;
+
+    public static bool HasMin => true;
+
+    public static float Min(byte* block) => HalfTable.ToSingle(block + 2);
+}
+
+/// <summary>Q5_1: f16 d, f16 m, 32 high bits, 16 bytes of nibbles (unsigned, 0-31); value = d·q + m.</summary>
+internal unsafe struct Q5_1Block : IQuantBlock
+{
+    public static int Bytes => 24;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<sbyte> Quants(byte* block) => Q5_0Block.Unsigned(block + 4, block + 8).AsSByte();
+
+    public static int Quant(byte* block, int i)
+    {
+        var (low, high) = Dequantize.Five(block[8 + (i & 15)], *(uint*)(block + 4), i & 15);
+        return i < 16 ? low : high;
+    }
+
+    public static bool HasMin => true;
+
+    public static float Min(byte* block) => HalfTable.ToSingle(block + 2);
+}
