@@ -1,5 +1,4 @@
 using System.Text.Json;
-using Bulwark.Engine.Serving.Constraints.Regex;
 
 namespace Bulwark.Engine.Serving.Constraints;
 

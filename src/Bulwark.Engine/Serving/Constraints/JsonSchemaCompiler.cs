@@ -1,7 +1,6 @@
 using System.Globalization;
 using System.Text.Encodings.Web;
 using System.Text.Json;
-using Bulwark.Engine.Serving.Constraints.Regex;
 
 namespace Bulwark.Engine.Serving.Constraints;
 

@@ -1,4 +1,4 @@
-namespace Bulwark.Engine.Serving.Constraints.Regex;
+namespace Bulwark.Engine.Serving.Constraints;
 
 /// <summary>
 /// A regular expression compiled to grammar rules: Thompson NFA over UTF-8 bytes, subset construction

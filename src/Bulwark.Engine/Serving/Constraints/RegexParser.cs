@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 
-namespace Bulwark.Engine.Serving.Constraints.Regex;
+namespace Bulwark.Engine.Serving.Constraints;
 
 /// <summary>
 /// Reads the regular part of the common regex dialects (ECMAScript, Python, .NET): literals, escapes

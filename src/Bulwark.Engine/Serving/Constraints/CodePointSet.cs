@@ -1,4 +1,4 @@
-namespace Bulwark.Engine.Serving.Constraints.Regex;
+namespace Bulwark.Engine.Serving.Constraints;
 
 /// <summary>A set of Unicode scalar values as sorted, disjoint, non-adjacent ranges (surrogates never included).</summary>
 internal sealed class CodePointSet

@@ -1,4 +1,4 @@
-namespace Bulwark.Engine.Serving.Constraints.Regex;
+namespace Bulwark.Engine.Serving.Constraints;
 
 /// <summary>A parsed regular expression: sets of characters, concatenation, alternation, bounded or unbounded repetition.</summary>
 internal abstract record RegexNode
