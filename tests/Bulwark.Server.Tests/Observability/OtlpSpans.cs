@@ -102,9 +102,11 @@ internal static class OtlpSpans
                 case 4: return BitConverter.Int64BitsToDouble((long)n);
                 case 5: // ArrayValue { repeated AnyValue values = 1; }
                     return Fields(v).Where(e => e.Field == 1).Select(e => AnyValue(e.Value)).ToArray();
+                default: // kvlist_value = 6, bytes_value = 7: Bulwark writes neither, so reading one is a finding
+                    throw new InvalidDataException($"AnyValue field {f} is not one Bulwark's spans use");
             }
         }
-        return "";
+        return ""; // an AnyValue with no value set
     }
 
     private static IEnumerable<(int Field, byte[] Value)> Fields(byte[] bytes) =>

@@ -96,6 +96,7 @@ public sealed class TracingTests
         Assert.Equal("test-model", generation["gen_ai.request.model"]);
         Assert.Equal(6L, generation["gen_ai.request.max_tokens"]);
         Assert.Equal(0.0, generation["gen_ai.request.temperature"]);
+        Assert.Equal(1.0, generation["gen_ai.request.top_p"]); // a double whose bits are not all zero: the fixed64 decoding holds
         Assert.Equal(6L, generation["gen_ai.usage.output_tokens"]);
         Assert.True(generation["gen_ai.usage.input_tokens"] is long input && input > 0);
         Assert.Equal(["length"], Assert.IsType<object[]>(generation["gen_ai.response.finish_reasons"]));
@@ -103,7 +104,7 @@ public sealed class TracingTests
         Assert.Equal(6L, trace.Single(s => s.Name == BulwarkTracing.Decode && s.ParentSpanId == generation.SpanId)["gen_ai.usage.output_tokens"]);
         Assert.Equal(issued.Record.Id, trace.Single(s => s.Name == BulwarkTracing.Identity && s.ParentSpanId == server.SpanId)["bulwark.key_id"]);
         Assert.Equal(issued.Record.Id, server["bulwark.key_id"]);
-        Assert.True(trace.Single(s => s.Name == BulwarkTracing.Queue && s.ParentSpanId == server.SpanId)["bulwark.queue.wait_seconds"] is double);
+        Assert.True(trace.Single(s => s.Name == BulwarkTracing.Queue && s.ParentSpanId == server.SpanId)["bulwark.queue.wait_seconds"] is double wait && wait is >= 0 and < 60);
 
         // The refusal: the identity stage failed with its reason code, and so did the server span.
         var refusedSpans = receiver.Spans.Where(s => s.TraceId == refusedTrace).ToList();
