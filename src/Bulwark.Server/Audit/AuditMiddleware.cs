@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using Bulwark.Server.Observability;
 using Bulwark.Server.Requests;
 using Bulwark.Server.Storage;
 using Microsoft.AspNetCore.Http;
@@ -11,11 +10,8 @@ namespace Bulwark.Server.Audit;
 /// it refused (a public path such as <c>/health</c> that nobody refused is not audited). Wraps the
 /// identity stage, so the record carries the final status, the latency and what the later stages
 /// put on the request's <see cref="RequestUsage"/> (model, tokens, refusal reason, guard verdict).
-/// Also counts each authenticated key's tokens and refusals (<c>bulwark_key_tokens_total</c>,
-/// <c>bulwark_key_refusals_total</c>): labelled by issued key ids only, never by what a client sent (an
-/// unknown key's id or an address would let any client create series), so the series stay as many as the keys.
 /// </summary>
-public sealed class AuditMiddleware(RequestDelegate next, AuditWriter audit, AuditOptions options, TimeProvider time, ServerMetrics metrics)
+public sealed class AuditMiddleware(RequestDelegate next, AuditWriter audit, AuditOptions options, TimeProvider time)
 {
     private readonly HashSet<string> _contentTenants = new(options.ContentTenants, StringComparer.Ordinal);
 
@@ -32,17 +28,7 @@ public sealed class AuditMiddleware(RequestDelegate next, AuditWriter audit, Aud
             var usage = context.Features.Get<RequestUsage>();
             if (caller is not null || usage?.RejectionReason is not null)
                 Write(context, caller, usage, started);
-            if (caller is not null && usage is not null) Count(caller, usage);
         }
-    }
-
-    private void Count(Caller caller, RequestUsage usage)
-    {
-        var key = new KeyValuePair<string, object?>("key_id", caller.KeyId);
-        var tokens = (usage.PromptTokens ?? 0) + (usage.CompletionTokens ?? 0);
-        if (tokens > 0) metrics.KeyTokens.Add(tokens, key);
-        if (usage.RejectionReason is { } reason)
-            metrics.KeyRefusals.Add(1, key, new KeyValuePair<string, object?>("reason", reason.Split(':')[0]));
     }
 
     private void Write(HttpContext context, Caller? caller, RequestUsage? usage, long started)

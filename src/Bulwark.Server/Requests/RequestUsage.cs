@@ -13,6 +13,12 @@ public sealed class RequestUsage
     public long? CompletionTokens { get; set; }
     public string? RejectionReason { get; set; }
 
+    /// <summary>
+    /// A rejection reason's code: the part before ':' (<c>invalid_key:revoked</c> → <c>invalid_key</c>), what
+    /// metric labels and error codes carry, so their values stay few whatever follows the colon.
+    /// </summary>
+    public static string ReasonCode(string reason) => reason.Split(':')[0];
+
     /// <summary>The upstream endpoint that served the request (scheme://host:port); null when the embedded engine did.</summary>
     public string? Upstream { get; set; }
 

@@ -97,7 +97,7 @@ public sealed class SecurityMiddleware(RequestDelegate next, ApiKeyAuthenticator
     private static Task RefuseAsync(HttpContext context, int status, string reason, string type, string message)
     {
         context.GetRequestUsage().RejectionReason = reason;
-        var code = status == StatusCodes.Status401Unauthorized ? "invalid_api_key" : reason.Split(':')[0];
+        var code = status == StatusCodes.Status401Unauthorized ? "invalid_api_key" : RequestUsage.ReasonCode(reason);
         return ErrorResponse.WriteAsync(context, new ApiException(status, message, type, null, code,
             status == StatusCodes.Status503ServiceUnavailable ? TimeSpan.FromSeconds(1) : null)
         {
