@@ -15,13 +15,21 @@ namespace Bulwark.Server.Quotas;
 /// </summary>
 internal static class QuotaScripts
 {
-    /// <summary>ARGV: rpm, tpm, tpd, max concurrent, tokens, lease id, lease lifetime (µs), rph, tph, now.</summary>
-    public const string Admit = """
-        local now = tonumber(ARGV[10])
+    /// <summary>
+    /// The scripts' clock, as Lua: <c>now</c> in microseconds from <c>ARGV[argument]</c> (a test clock), or
+    /// Redis's own <c>TIME</c> when that argument is empty, so every replica reads one clock.
+    /// </summary>
+    internal static string Now(int argument) => $$"""
+        local now = tonumber(ARGV[{{argument}}])
         if now == nil then
           local t = redis.call('TIME')
           now = tonumber(t[1]) * 1000000 + tonumber(t[2])
         end
+
+        """;
+
+    /// <summary>ARGV: rpm, tpm, tpd, max concurrent, tokens, lease id, lease lifetime (µs), rph, tph, now.</summary>
+    public static readonly string Admit = Now(10) + """
         local W, HOUR, DAY, TOL = 60000000, 3600000000, 86400000000, 0.5
         local rpm, tpm, tpd, maxc = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
         local tokens, lease, leaseTtl = tonumber(ARGV[5]), ARGV[6], tonumber(ARGV[7])
@@ -83,12 +91,7 @@ internal static class QuotaScripts
         """;
 
     /// <summary>ARGV: tpm, max concurrent, reserved, actual, day charged, lease id, tokens reserved until, hour charged, now.</summary>
-    public const string Settle = """
-        local now = tonumber(ARGV[9])
-        if now == nil then
-          local t = redis.call('TIME')
-          now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-        end
+    public static readonly string Settle = Now(9) + """
         local W = 60000000
         local tpm, maxc = tonumber(ARGV[1]), tonumber(ARGV[2])
         local reserved, actual, day, lease, reservedUntil = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6], tonumber(ARGV[7])

@@ -73,12 +73,7 @@ public sealed class RedisQuotaStore : IQuotaStore
         await Task.WhenAll(calls).WaitAsync(ct);
     }
 
-    private const string RenewScript = """
-        local now = tonumber(ARGV[2])
-        if now == nil then
-          local t = redis.call('TIME')
-          now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-        end
+    private static readonly string RenewScript = QuotaScripts.Now(2) + """
         local ttl, renewed = tonumber(ARGV[1]), 0
         for i = 3, #ARGV do renewed = renewed + redis.call('ZADD', KEYS[1], 'XX', 'CH', now + ttl, ARGV[i]) end
         if redis.call('ZCARD', KEYS[1]) > 0 then redis.call('PEXPIRE', KEYS[1], math.ceil(ttl / 1000)) end
@@ -122,12 +117,7 @@ public sealed class RedisQuotaStore : IQuotaStore
     public string Description => string.Join(",", redis.GetEndPoints().Select(e => e.ToString()));
 
     // Same hash and sorted set as QuotaScripts.Admit; rt and tt are TATs in µs, kept with 17 digits.
-    private const string ChargeScript = """
-        local now = tonumber(ARGV[6])
-        if now == nil then
-          local t = redis.call('TIME')
-          now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-        end
+    private static readonly string ChargeScript = QuotaScripts.Now(6) + """
         local W = 60000000
         local rpm, tpm, requests, tokens, leaseTtl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
         if rpm > 0 and requests > 0 then
