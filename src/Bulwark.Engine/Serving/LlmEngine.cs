@@ -189,7 +189,7 @@ public sealed class LlmEngine : IDisposable
                 if (_stopping)
                     break;
                 // Idle: clear what ended requests left in the KV cache, unless work arrives meanwhile.
-                Sweep(int.MaxValue);
+                Sweep(int.MaxValue, yieldToArrivals: true);
                 if (!_arrivals.IsEmpty || !_flushes.IsEmpty)
                     continue;
                 _wake.Wait();
@@ -199,7 +199,7 @@ public sealed class LlmEngine : IDisposable
             try
             {
                 Step();
-                Sweep(SweepPerStep);
+                Sweep(SweepPerStep, yieldToArrivals: false);
             }
             catch (Exception ex)
             {
@@ -384,11 +384,11 @@ public sealed class LlmEngine : IDisposable
             Finish(request, error);
     }
 
-    /// <summary>Clears up to <paramref name="most"/> freed blocks that still hold KV; stops early when work arrives.</summary>
-    private void Sweep(int most)
+    /// <summary>Clears up to <paramref name="most"/> freed blocks that still hold KV; when idle, stops as soon as work arrives.</summary>
+    private void Sweep(int most, bool yieldToArrivals)
     {
         var blocks = _scheduler.Blocks;
-        for (var i = 0; i < most && (most == SweepPerStep || _arrivals.IsEmpty) && blocks.TryTakeSweep(out var block); i++)
+        for (var i = 0; i < most && !(yieldToArrivals && !_arrivals.IsEmpty) && blocks.TryTakeSweep(out var block); i++)
         {
             _executor.ScrubKvBlocks([block]);
             blocks.Swept(block);

@@ -230,7 +230,8 @@ public static class AdminEndpoints
             ServiceLevel.Name(degradation), since, why.Length == 0 ? null : why, null);
     }
 
-    private static string Actor(HttpContext context) => "admin key " + (context.GetCaller()?.KeyId ?? "?");
+    /// <summary>Who did an admin action, as audit records name them.</summary>
+    internal static string Actor(HttpContext context) => "admin key " + (context.GetCaller()?.KeyId ?? "?");
 
     private static IResult BadRequest(string message) => Error(StatusCodes.Status400BadRequest, "invalid_value", message);
 

@@ -41,7 +41,7 @@ public static class PrefixCacheAdminEndpoints
                 total += blocks;
                 flushed.Add(new { model = model.Id, blocks });
             }
-            var actor = "admin key " + (context.GetCaller()?.KeyId ?? "?");
+            var actor = AdminEndpoints.Actor(context);
             await storage.Audit.WriteAsync([new AuditRecord
             {
                 At = time.GetUtcNow(), Kind = "prefix_cache.flushed",

@@ -194,7 +194,7 @@ public sealed class TgiGenerateEndpoint(GenerationSpine spine, ApiLimits limits)
     private static void WriteAlternatives(Utf8JsonWriter json, TokenLogprob[] alternatives)
     {
         foreach (var alt in alternatives)
-            WriteToken(json, alt.TokenId == GeneratedToken.UnknownId ? -1 : alt.TokenId, alt.Text, alt.Logprob, special: false);
+            WriteToken(json, GeneratedToken.WireIdOf(alt.TokenId), alt.Text, alt.Logprob, special: false);
     }
 
     /// <summary>One of TGI's <c>Token</c> objects.</summary>

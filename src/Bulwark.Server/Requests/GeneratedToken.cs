@@ -17,5 +17,8 @@ public readonly record struct GeneratedToken(int TokenId, string Text, float Log
     public bool IsClosingOnly => TokenId == -1;
 
     /// <summary>The id as TGI's wire writes it: -1 when unknown (TGI's own clients read any integer).</summary>
-    public int WireId => TokenId == UnknownId ? -1 : TokenId;
+    public int WireId => WireIdOf(TokenId);
+
+    /// <summary>A token's or an alternative's id as TGI's wire writes it.</summary>
+    public static int WireIdOf(int tokenId) => tokenId == UnknownId ? -1 : tokenId;
 }
