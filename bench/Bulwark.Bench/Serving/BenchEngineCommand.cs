@@ -115,16 +115,18 @@ internal static class BenchEngineCommand
         ["generated_tokens"] = r.GeneratedTokens,
         ["prefix_cache_hit_tokens"] = r.PrefixCacheHitTokens,
         ["preemptions"] = r.Preemptions,
+        ["kv_blocks_scrubbed"] = r.ScrubbedBlocks,
+        ["kv_scrub_busy_share"] = Math.Round(r.ScrubBusyShare, 6),
     }));
 
     public static string ToTable(IReadOnlyList<EngineBenchResult> results)
     {
         var lines = new List<string>
         {
-            $"{"conc",5} {"prefill tok/s",14} {"decode tok/s",13} {"ttft p50 ms",12} {"ttft p99 ms",12} {"itl p50 ms",11} {"itl p99 ms",11} {"peak kv",8} {"preempt",8}",
+            $"{"conc",5} {"prefill tok/s",14} {"decode tok/s",13} {"ttft p50 ms",12} {"ttft p99 ms",12} {"itl p50 ms",11} {"itl p99 ms",11} {"peak kv",8} {"preempt",8} {"scrub %",8}",
         };
         foreach (var r in results)
-            lines.Add($"{r.Concurrency,5} {r.PrefillTokensPerSecond,14:0.0} {r.DecodeTokensPerSecond,13:0.0} {r.TtftMsP50,12:0.0} {r.TtftMsP99,12:0.0} {r.ItlMsP50,11:0.0} {r.ItlMsP99,11:0.0} {r.PeakKvBlocks,8} {r.Preemptions,8}");
+            lines.Add($"{r.Concurrency,5} {r.PrefillTokensPerSecond,14:0.0} {r.DecodeTokensPerSecond,13:0.0} {r.TtftMsP50,12:0.0} {r.TtftMsP99,12:0.0} {r.ItlMsP50,11:0.0} {r.ItlMsP99,11:0.0} {r.PeakKvBlocks,8} {r.Preemptions,8} {r.ScrubBusyShare * 100,8:0.000}");
         if (results.Count > 1 && results[0].DecodeTokensPerSecond > 0)
             lines.Add($"decode speed-up at {results[^1].Concurrency} vs {results[0].Concurrency}: {results[^1].DecodeTokensPerSecond / results[0].DecodeTokensPerSecond:0.00}x");
         return string.Join(Environment.NewLine, lines);

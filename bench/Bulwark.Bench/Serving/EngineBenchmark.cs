@@ -17,7 +17,9 @@ internal sealed record EngineBenchResult(
     long GeneratedTokens,
     long PrefixCacheHitTokens,
     long Preemptions,
-    double Seconds);
+    double Seconds,
+    long ScrubbedBlocks = 0,
+    double ScrubBusyShare = 0);
 
 /// <summary>
 /// Runs <c>concurrency</c> greedy requests at once through an engine and measures them from the
@@ -48,6 +50,7 @@ internal static class EngineBenchmark
         counters.ResetPeakKvBlocks();
         var hitsBefore = counters.PrefixCacheHitTokens;
         var preemptionsBefore = counters.Preemptions;
+        var (scrubbedBefore, scrubBefore, stepBefore) = (counters.KvBlocksScrubbed, counters.KvScrubSecondsBusy, counters.StepSeconds);
         long done = 0;
         var t0 = Stopwatch.GetTimestamp();
         var runs = requests.Select(request => Task.Run(async () =>
@@ -63,6 +66,7 @@ internal static class EngineBenchmark
         })).ToArray();
         var results = await Task.WhenAll(runs);
         var seconds = Stopwatch.GetElapsedTime(t0).TotalSeconds;
+        var (scrub, step) = (counters.KvScrubSecondsBusy - scrubBefore, counters.StepSeconds - stepBefore);
 
         var allFirstMs = results.Max(r => r.Times[0]);
         var endMs = results.Max(r => r.Times[^1]);
@@ -81,7 +85,10 @@ internal static class EngineBenchmark
             GeneratedTokens: results.Sum(r => (long)r.Times.Count),
             PrefixCacheHitTokens: counters.PrefixCacheHitTokens - hitsBefore,
             Preemptions: counters.Preemptions - preemptionsBefore,
-            Seconds: seconds);
+            Seconds: seconds,
+            ScrubbedBlocks: counters.KvBlocksScrubbed - scrubbedBefore,
+            // Of the engine's busy time (forward passes plus clearing while requests ran), the share spent clearing KV blocks.
+            ScrubBusyShare: scrub + step > 0 ? scrub / (scrub + step) : 0);
     }
 
     /// <summary>Nearest-rank percentile (the smallest value with at least p% of values at or below it); 0 for no values.</summary>

@@ -53,7 +53,9 @@ internal sealed class SecurityStoreOptions
 
         var dataDirectory = DataDirectory.Resolve(result.GetValue(DataDir)).EnsureCreated();
         var opened = await SecurityStorage.OpenAsync(dataDirectory, storage, ct);
-        var hasher = new ApiKeyHasher(ServerSecret.Load(security.HmacSecret, dataDirectory.StatePath));
+        var secret = ServerSecret.Load(security.HmacSecret, dataDirectory.StatePath);
+        var hasher = new ApiKeyHasher(secret);
+        System.Security.Cryptography.CryptographicOperations.ZeroMemory(secret);
         return new SecurityStore(opened, new KeyIssuer(opened, hasher, TimeProvider.System), new IncidentControls(opened, TimeProvider.System));
     }
 }

@@ -7,6 +7,7 @@ namespace Bulwark.Engine.Serving;
 public sealed class EngineCounters
 {
     private long _running, _waiting, _kvBlocksUsed, _kvBlocksPeak, _prefixQueries, _prefixHits, _preemptions, _kvBlocksScrubbed, _prefixCachedBlocks;
+    private long _scrubBusyTicks, _scrubIdleTicks, _stepTicks;
     private long _steps, _batchedTokens, _batchedSequences, _maxBatchSequences, _promptTokens, _generatedTokens;
 
     public int KvBlocksTotal { get; internal set; }
@@ -26,6 +27,17 @@ public sealed class EngineCounters
 
     /// <summary>KV blocks cleared: before they changed hands, or swept after their request ended.</summary>
     public long KvBlocksScrubbed => Volatile.Read(ref _kvBlocksScrubbed);
+    /// <summary>Seconds spent clearing KV blocks while requests were running (before a step, or the sweep after one): the cost throughput pays.</summary>
+    public double KvScrubSecondsBusy => Seconds(Volatile.Read(ref _scrubBusyTicks));
+
+    /// <summary>Seconds spent clearing KV blocks while the engine had nothing else to do.</summary>
+    public double KvScrubSecondsIdle => Seconds(Volatile.Read(ref _scrubIdleTicks));
+
+    /// <summary>Seconds of forward passes (the model's steps), to set <see cref="KvScrubSecondsBusy"/> against.</summary>
+    public double StepSeconds => Seconds(Volatile.Read(ref _stepTicks));
+
+    private static double Seconds(long ticks) => (double)ticks / System.Diagnostics.Stopwatch.Frequency;
+
     public long Steps => Volatile.Read(ref _steps);
     public long BatchedTokens => Volatile.Read(ref _batchedTokens);
     public long BatchedSequences => Volatile.Read(ref _batchedSequences);
@@ -60,6 +72,10 @@ public sealed class EngineCounters
     internal void RecordCachedBlocks(long blocks) => Volatile.Write(ref _prefixCachedBlocks, blocks);
 
     internal void RecordScrubbed(long total) => Volatile.Write(ref _kvBlocksScrubbed, total);
+
+    internal void RecordScrubTime(long ticks, bool busy) => Interlocked.Add(ref busy ? ref _scrubBusyTicks : ref _scrubIdleTicks, ticks);
+
+    internal void RecordStepTime(long ticks) => Interlocked.Add(ref _stepTicks, ticks);
 
     internal void RecordPrompt(int tokens) => Interlocked.Add(ref _promptTokens, tokens);
 

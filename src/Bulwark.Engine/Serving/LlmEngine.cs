@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
@@ -304,10 +305,14 @@ public sealed class LlmEngine : IDisposable
         var scrub = _scheduler.Blocks.TakeScrubBeforeStep();
         if (scrub.Count > 0)
         {
+            var scrubStart = Stopwatch.GetTimestamp();
             _executor.ScrubKvBlocks(CollectionsMarshal.AsSpan(scrub));
             _scheduler.Blocks.ScrubbedBeforeStep();
+            Counters.RecordScrubTime(Stopwatch.GetTimestamp() - scrubStart, busy: true);
         }
+        var stepStart = Stopwatch.GetTimestamp();
         _executor.Execute(_batch, _logits.AsSpan(0, rows));
+        Counters.RecordStepTime(Stopwatch.GetTimestamp() - stepStart);
         _scheduler.Complete(step);
         Counters.RecordStep(step.TokenCount, step.Sequences.Count);
 
@@ -388,11 +393,16 @@ public sealed class LlmEngine : IDisposable
     private void Sweep(int most, bool yieldToArrivals)
     {
         var blocks = _scheduler.Blocks;
+        var start = Stopwatch.GetTimestamp();
+        var swept = 0;
         for (var i = 0; i < most && !(yieldToArrivals && !_arrivals.IsEmpty) && blocks.TryTakeSweep(out var block); i++)
         {
             _executor.ScrubKvBlocks([block]);
             blocks.Swept(block);
+            swept++;
         }
+        // Busy: the sweep after a step while requests wait for the next one (the idle sweep yields to arrivals).
+        if (swept > 0) Counters.RecordScrubTime(Stopwatch.GetTimestamp() - start, busy: !yieldToArrivals && _scheduler.HasWork);
         _dirtyFreeBlocks = blocks.SweepBacklog;
         Counters.RecordScrubbed(blocks.ScrubbedBlocks);
     }

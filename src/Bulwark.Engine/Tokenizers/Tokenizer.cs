@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Text;
+using Bulwark.Engine.Memory;
 
 namespace Bulwark.Engine.Tokenizers;
 
@@ -159,7 +160,7 @@ public abstract class Tokenizer : ITokenizer
         if (ids.Length == 0) return "";
         var total = 0;
         foreach (var id in ids) total += TokenBytes(id, renderSpecial).Length;
-        var buffer = ArrayPool<byte>.Shared.Rent(Math.Max(total, 1));
+        var buffer = ClearingArrayPool<byte>.Rent(Math.Max(total, 1));
         try
         {
             var first = FirstTokenBytes(ids[0], renderSpecial);
@@ -175,7 +176,7 @@ public abstract class Tokenizer : ITokenizer
         }
         finally
         {
-            ArrayPool<byte>.Shared.Return(buffer);
+            ClearingArrayPool<byte>.Return(buffer);
         }
     }
 

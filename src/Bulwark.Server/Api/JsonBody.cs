@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Text.Json;
+using Bulwark.Engine.Memory;
 using Bulwark.Server.Requests;
 using Microsoft.AspNetCore.Http;
 
@@ -68,10 +69,10 @@ public static class JsonBody
         }
     }
 
-    /// <summary>A growing buffer rented from the shared pool; disposing it returns the buffer.</summary>
+    /// <summary>A growing buffer rented from the request-data pool; disposing it clears and returns the buffer.</summary>
     private sealed class PooledBody(int initialSize) : IDisposable
     {
-        private byte[] _array = ArrayPool<byte>.Shared.Rent(initialSize);
+        private byte[] _array = ClearingArrayPool<byte>.Rent(initialSize);
         private int _length;
 
         public ReadOnlyMemory<byte> Written => _array.AsMemory(0, _length);
@@ -81,9 +82,9 @@ public static class JsonBody
         {
             if (_length == _array.Length)
             {
-                var larger = ArrayPool<byte>.Shared.Rent((int)Math.Min(_array.Length * 2L, Math.Max(cap, _array.Length + 1L)));
+                var larger = ClearingArrayPool<byte>.Rent((int)Math.Min(_array.Length * 2L, Math.Max(cap, _array.Length + 1L)));
                 _array.AsSpan(0, _length).CopyTo(larger);
-                ArrayPool<byte>.Shared.Return(_array);
+                ClearingArrayPool<byte>.Return(_array);
                 _array = larger;
             }
             return _array.AsMemory(_length);
@@ -93,7 +94,7 @@ public static class JsonBody
 
         public void Dispose()
         {
-            ArrayPool<byte>.Shared.Return(_array);
+            ClearingArrayPool<byte>.Return(_array);
             _array = [];
             _length = 0;
         }

@@ -83,6 +83,9 @@ public static class BulwarkServer
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = server.DrainTimeout + TimeSpan.FromSeconds(5));
 
         var services = builder.Services;
+        // Kestrel's buffers are cleared when they go back to its pool (issue 25: no request data left behind).
+        services.AddSingleton<ClearingMemoryPoolFactory>();
+        services.AddSingleton<Microsoft.AspNetCore.Connections.IMemoryPoolFactory<byte>>(sp => sp.GetRequiredService<ClearingMemoryPoolFactory>());
         services.AddBulwarkTracing(settings.Tracing, builder.Configuration);
         if (settings.LogFormat == "json") builder.Logging.AddBulwarkJsonConsole();
         services.TryAddSingleton(TimeProvider.System);

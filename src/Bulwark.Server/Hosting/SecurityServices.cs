@@ -44,7 +44,8 @@ public static class SecurityServices
             try { secret = ServerSecret.Load(security.HmacSecret, dataDirectory.StatePath); }
             catch (Exception e) when (DataDirectoryException.IsDiskFailure(e)) { throw new DataDirectoryException(dataDirectory.StatePath, e); }
             SecretRedactor.AddKnownSecret(Convert.ToBase64String(secret));
-            return new ApiKeyHasher(secret);
+            try { return new ApiKeyHasher(secret); }
+            finally { System.Security.Cryptography.CryptographicOperations.ZeroMemory(secret); } // the hasher holds the only copy, pinned
         });
         services.AddSingleton(sp => new KeyCache(sp.GetRequiredService<SecurityStorage>().Keys, sp.GetRequiredService<TimeProvider>(), security.KeyCacheLifetime));
         services.AddSingleton(sp => new ApiKeyAuthenticator(sp.GetRequiredService<KeyCache>(), sp.GetRequiredService<ApiKeyHasher>(),

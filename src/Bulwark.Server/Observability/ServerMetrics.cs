@@ -52,6 +52,11 @@ public sealed class ServerMetrics : IDisposable
         Meter.CreateObservableCounter("bulwark_preemptions", () => engine().Preemptions, description: "Sequences preempted because KV blocks ran out.");
         Meter.CreateObservableCounter("bulwark_kv_blocks_scrubbed", () => engine().KvBlocksScrubbed,
             description: "KV blocks cleared after their request ended: before they changed hands, or swept when the engine was idle.");
+        Meter.CreateObservableCounter("bulwark_kv_scrub_seconds", () => new[]
+        {
+            new Measurement<double>(engine().KvScrubSecondsBusy, new KeyValuePair<string, object?>("when", "busy")),
+            new Measurement<double>(engine().KvScrubSecondsIdle, new KeyValuePair<string, object?>("when", "idle")),
+        }, unit: "s", description: "Time spent clearing KV blocks: busy = while requests ran (the cost to throughput), idle = when the engine had nothing else to do.");
         RuntimeMetrics.AddTo(Meter);
     }
 

@@ -46,6 +46,10 @@ public sealed class KvScrubbingTests
         Assert.All(cached, b => Assert.False(executor.KvStore.IsZero(b)));
         Assert.All(Enumerable.Range(0, 32).Except(cached), b => Assert.True(executor.KvStore.IsZero(b), $"block {b} still holds KV"));
         Assert.Equal(1, engine.Counters.KvBlocksScrubbed); // the last, partial block, swept
+        // ...when the engine was idle: timed as such, and nothing was cleared while the request ran.
+        Assert.True(engine.Counters.KvScrubSecondsIdle > 0);
+        Assert.Equal(0, engine.Counters.KvScrubSecondsBusy);
+        Assert.True(engine.Counters.StepSeconds > 0);
 
         Assert.Equal(5, await engine.FlushPrefixCacheAsync("A"));
         await IdleAndSweptAsync(engine);
@@ -100,5 +104,7 @@ public sealed class KvScrubbingTests
         var scrubbed = engine.Counters.KvBlocksScrubbed;
         Assert.Equal(alone, Ids(await CollectAsync(engine, second)));
         Assert.True(engine.Counters.KvBlocksScrubbed > scrubbed);
+        // Evicted prefix blocks are cleared just before the new owner's step: time the requests paid.
+        if (prefixCaching) Assert.True(engine.Counters.KvScrubSecondsBusy > 0);
     }
 }

@@ -9,7 +9,7 @@ namespace Bulwark.Server.Tests.Hosting;
 /// unless <c>Bulwark:Server:CoreDumps</c> is true. Real serve processes, started from a parent that allows
 /// core files (this test raises its own soft limit to its hard one first, so the child would inherit them).
 /// </summary>
-[Collection(nameof(CoreDumpTests))] // the soft limit is process-wide
+[Collection(nameof(CoreDumpTests))] // the limit is process-wide: in-process ServeHost tests lower it too
 public sealed partial class CoreDumpTests
 {
     [StructLayout(LayoutKind.Sequential)]
@@ -38,6 +38,9 @@ public sealed partial class CoreDumpTests
     {
         var limit = new RLimit();
         Assert.Equal(0, GetRLimit(RlimitCore, ref limit));
+        // An in-process ServeHost test that ran earlier set the hard limit to 0; root may raise it again.
+        var unlimited = new RLimit { Current = ulong.MaxValue, Maximum = ulong.MaxValue };
+        if (limit.Maximum == 0 && SetRLimit(RlimitCore, ref unlimited) == 0) Assert.Equal(0, GetRLimit(RlimitCore, ref limit));
         if (limit.Maximum == 0)
         {
             // Core files are off for good on this machine (hard limit 0): serve cannot turn them on either.
@@ -63,3 +66,7 @@ public sealed partial class CoreDumpTests
         }
     }
 }
+
+/// <summary>Runs alone, after the parallel tests: no in-process ServeHost may lower the limit while a child inherits it.</summary>
+[CollectionDefinition(nameof(CoreDumpTests), DisableParallelization = true)]
+public sealed class CoreDumpTestsCollection;

@@ -1,7 +1,8 @@
 using System.Buffers;
 using System.Collections.Concurrent;
-using System.Text;
 using System.Text.RegularExpressions;
+using System.Text;
+using Bulwark.Engine.Memory;
 
 namespace Bulwark.Engine.Tokenizers.ByteLevel;
 
@@ -109,7 +110,7 @@ internal sealed class ByteLevelBpeTokenizer : Tokenizer
         var maxBytes = Utf8Text.MaxBytes(piece.Length);
         byte[]? rentedBytes = null;
         int[]? rentedIds = null;
-        var bytes = maxBytes <= 512 ? stackalloc byte[512] : (rentedBytes = ArrayPool<byte>.Shared.Rent(maxBytes));
+        var bytes = maxBytes <= 512 ? stackalloc byte[512] : (rentedBytes = ClearingArrayPool<byte>.Rent(maxBytes));
         try
         {
             var length = Utf8Text.Encode(piece, bytes);
@@ -121,7 +122,7 @@ internal sealed class ByteLevelBpeTokenizer : Tokenizer
                 return;
             }
 
-            var ids = length <= 256 ? stackalloc int[256] : (rentedIds = ArrayPool<int>.Shared.Rent(length));
+            var ids = length <= 256 ? stackalloc int[256] : (rentedIds = ClearingArrayPool<int>.Rent(length));
             for (var i = 0; i < length; i++) ids[i] = _byteTokens[pieceBytes[i]];
             var count = BpeWordMerger.Merge(ids[..length], _merges);
             var merged = ids[..count];
@@ -130,8 +131,10 @@ internal sealed class ByteLevelBpeTokenizer : Tokenizer
         }
         finally
         {
-            if (rentedBytes is not null) ArrayPool<byte>.Shared.Return(rentedBytes);
-            if (rentedIds is not null) ArrayPool<int>.Shared.Return(rentedIds);
+            // The piece's bytes and ids on the stack are cleared too: a stack frame keeps them until reused.
+            if (rentedBytes is not null) ClearingArrayPool<byte>.Return(rentedBytes);
+            else bytes.Clear();
+            if (rentedIds is not null) ClearingArrayPool<int>.Return(rentedIds);
         }
     }
 

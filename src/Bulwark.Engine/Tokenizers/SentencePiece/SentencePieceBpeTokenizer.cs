@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Globalization;
 using System.Text;
+using Bulwark.Engine.Memory;
 
 namespace Bulwark.Engine.Tokenizers.SentencePiece;
 
@@ -50,7 +51,7 @@ internal sealed class SentencePieceBpeTokenizer : Tokenizer
     // UTF-8 with lone surrogates as U+FFFD, the bytes llama.cpp would be given for this string.
     private protected override void EncodeText(ReadOnlySpan<char> text, List<int> output, bool parseSpecial)
     {
-        var rented = ArrayPool<byte>.Shared.Rent(Math.Max(1, Encoding.UTF8.GetMaxByteCount(text.Length)));
+        var rented = ClearingArrayPool<byte>.Rent(Math.Max(1, Encoding.UTF8.GetMaxByteCount(text.Length)));
         try
         {
             var length = Encoding.UTF8.GetBytes(text, rented);
@@ -58,7 +59,7 @@ internal sealed class SentencePieceBpeTokenizer : Tokenizer
         }
         finally
         {
-            ArrayPool<byte>.Shared.Return(rented);
+            ClearingArrayPool<byte>.Return(rented);
         }
     }
 
@@ -85,7 +86,7 @@ internal sealed class SentencePieceBpeTokenizer : Tokenizer
     {
         var spaces = text.Count((byte)' ');
         var length = text.Length + spaces * (SpaceMarker.Length - 1) + (prefixSpace ? SpaceMarker.Length : 0);
-        var rented = ArrayPool<byte>.Shared.Rent(length);
+        var rented = ClearingArrayPool<byte>.Rent(length);
         try
         {
             var escaped = rented.AsSpan(0, length);
@@ -100,7 +101,7 @@ internal sealed class SentencePieceBpeTokenizer : Tokenizer
         }
         finally
         {
-            ArrayPool<byte>.Shared.Return(rented);
+            ClearingArrayPool<byte>.Return(rented);
         }
     }
 }

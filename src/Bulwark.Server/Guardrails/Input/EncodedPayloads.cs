@@ -1,7 +1,8 @@
-using System.Buffers;
 using System.Buffers.Text;
-using System.Text;
+using System.Buffers;
 using System.Text.RegularExpressions;
+using System.Text;
+using Bulwark.Engine.Memory;
 
 namespace Bulwark.Server.Guardrails.Input;
 
@@ -58,14 +59,14 @@ public static partial class EncodedPayloads
         }
         if (n % 4 == 1) n--; // a dangling character cannot be completed into a byte
         while (n % 4 != 0) chars[n++] = '=';
-        var bytes = ArrayPool<byte>.Shared.Rent(n / 4 * 3);
+        var bytes = ClearingArrayPool<byte>.Rent(n / 4 * 3);
         try
         {
             return Convert.TryFromBase64Chars(chars[..n], bytes, out var written) ? PrintableUtf8(bytes.AsSpan(0, written)) : null;
         }
         finally
         {
-            ArrayPool<byte>.Shared.Return(bytes);
+            ClearingArrayPool<byte>.Return(bytes);
         }
     }
 
