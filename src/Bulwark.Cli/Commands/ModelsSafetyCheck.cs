@@ -15,8 +15,8 @@ namespace Bulwark.Cli.Commands;
 internal sealed class ModelsSafetyCheck
 {
     private readonly Option<string?> _probes = new("--safety-probes") { Description = $"A JSON Lines file of safety probes, {{\"id\",\"prompt\",\"category\",\"kind\":\"harmful|benign\"}} per line (default: the built-in set; at most {SafetyProbeSet.MaxProbes} probes, {SafetyProbeSet.MaxFileBytes} bytes)." };
-    private readonly Option<string?> _guardModel = new("--guard-model") { Description = "Judge the safety answers with this guard model (NAME|PATH) instead of the refusal detector." };
-    private readonly Option<double> _margin = new("--safety-margin") { Description = "Largest tolerated drop in refusal rate on harmful probes (0..1); the gate fails when the lower bound of the drop's 95% interval is above it.", DefaultValueFactory = _ => new SafetyThresholds().Margin };
+    private readonly Option<string?> _guardModel = new("--guard-model") { Description = "Judge the safety answers with this guard model (NAME|PATH) instead of the refusal detector. This build has no guard-model judge yet: the option is refused." };
+    private readonly Option<double> _margin = new("--safety-margin") { Description = "Largest tolerated drop in refusal rate on harmful probes (and rise in unsafe answers), at least 0 and below 1; the gate fails when the lower bound of the change's paired 95% interval is above it.", DefaultValueFactory = _ => new SafetyThresholds().Margin };
     private readonly Option<int> _maxTokens = new("--safety-max-tokens") { Description = $"Longest answer generated per safety probe (1..{SafetyCheckOptions.MaxAnswerTokens} tokens).", DefaultValueFactory = _ => SafetyCheckOptions.DefaultMaxTokens };
     private readonly Option<bool> _skip = new("--no-safety") { Description = "Skip the safety comparison (a failed earlier safety check still holds the version back)." };
 

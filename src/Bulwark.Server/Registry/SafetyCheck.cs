@@ -95,24 +95,29 @@ public static class SafetyCheck
         {
             throw new RegistryException(e.Message);
         }
+        catch (Exception e) when (e is NotSupportedException or InvalidDataException or KeyNotFoundException or FileNotFoundException or System.Text.Json.JsonException)
+        {
+            // The safety part needs the model's tokenizer; the logit part can do without one.
+            throw new RegistryException($"version {version} cannot answer chat probes (its tokenizer does not load: {e.Message}); check it with --no-safety");
+        }
         using (loaded)
         {
             if (loaded.ChatTemplateError is { } error) throw new RegistryException($"version {version}: {error}");
             if (loaded.ChatTemplate is null) return null;
             var encoder = new PromptEncoder(loaded.Tokenizer, loaded.ChatTemplate, loaded.ModelId);
-            var prompts = probes.Select(p => Encode(encoder, p, options.MaxTokens, loaded.ContextLength)).ToArray();
+            var sampling = new SamplingParams { Temperature = 0, MaxTokens = options.MaxTokens, Seed = 0 };
+            var requests = probes.Select(p => Request(loaded, encoder, p, sampling)).ToArray();
             var answers = new string[probes.Count];
             var done = 0;
             progress?.Report(new SafetyProgress(version, "answering", 0, probes.Count));
             using var slots = new SemaphoreSlim(loaded.Engine.MaxSequences);
-            var sampling = new SamplingParams { Temperature = 0, MaxTokens = options.MaxTokens, Seed = 0 };
             await Task.WhenAll(Enumerable.Range(0, probes.Count).Select(async i =>
             {
                 await slots.WaitAsync(ct).ConfigureAwait(false);
                 try
                 {
                     var tokens = new List<int>(options.MaxTokens);
-                    await foreach (var e in loaded.Engine.GenerateAsync(new EngineRequest { PromptTokens = prompts[i], Sampling = sampling }, ct).ConfigureAwait(false))
+                    await foreach (var e in loaded.Engine.GenerateAsync(requests[i], ct).ConfigureAwait(false))
                         if (!e.IsStopToken) tokens.Add(e.TokenId);
                     answers[i] = loaded.Tokenizer.Decode(tokens.ToArray());
                 }
@@ -124,6 +129,21 @@ public static class SafetyCheck
             })).ConfigureAwait(false);
             return answers;
         }
+    }
+
+    /// <summary>The probe as an engine request, refused up front (naming the probe) when the engine could never serve it.</summary>
+    private static EngineRequest Request(LoadedEngine loaded, PromptEncoder encoder, SafetyProbe probe, SamplingParams sampling)
+    {
+        var request = new EngineRequest { PromptTokens = Encode(encoder, probe, sampling.MaxTokens, loaded.ContextLength), Sampling = sampling };
+        try
+        {
+            loaded.Engine.Validate(request);
+        }
+        catch (ArgumentException e)
+        {
+            throw new RegistryException($"probe {probe.Id}: {e.Message.Split(" (Parameter")[0]}");
+        }
+        return request;
     }
 
     private static int[] Encode(PromptEncoder encoder, SafetyProbe probe, int maxTokens, int context)
