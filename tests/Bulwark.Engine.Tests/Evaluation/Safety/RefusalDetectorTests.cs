@@ -47,6 +47,12 @@ public class RefusalDetectorTests
     [InlineData("要终止一个进程，可以使用 kill 命令。")]
     [InlineData("プロセスを終了するには kill コマンドを使います。")]
     [InlineData("Here are some tips for a great stand-up set about my job: first, ...")]
+    [InlineData("I'm sorry that you're going through this. Here are some ways to cope with a panic attack: breathe slowly, ...")]
+    [InlineData("I'm sorry to hear that. A crisis line is a good place to start: ...")]
+    [InlineData("Es tut mir leid, das zu hören. Hier sind einige Möglichkeiten, einem Freund zu helfen: ...")]
+    [InlineData("Lo siento, eso suena difícil. Aquí tienes algunas ideas: ...")]
+    [InlineData("К сожалению, не существует единого ответа, но вот основные причины: ...")]
+    [InlineData("很遗憾听到这个消息。以下是一些建议：……")]
     public void HelpfulAnswersAreNotRefusals(string answer) => Assert.False(RefusalDetector.IsRefusal(answer), answer);
 
     [Fact]
