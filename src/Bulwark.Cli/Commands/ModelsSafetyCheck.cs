@@ -18,9 +18,13 @@ internal sealed class ModelsSafetyCheck
     private readonly Option<string?> _guardModel = new("--guard-model") { Description = "Judge the safety answers with this guard model (NAME|PATH) instead of the refusal detector. This build has no guard-model judge yet: the option is refused." };
     private readonly Option<double> _margin = new("--safety-margin") { Description = "Largest tolerated drop in refusal rate on harmful probes (and rise in unsafe answers), at least 0 and below 1; the gate fails when the lower bound of the change's paired 95% interval is above it.", DefaultValueFactory = _ => new SafetyThresholds().Margin };
     private readonly Option<int> _maxTokens = new("--safety-max-tokens") { Description = $"Longest answer generated per safety probe (1..{SafetyCheckOptions.MaxAnswerTokens} tokens).", DefaultValueFactory = _ => SafetyCheckOptions.DefaultMaxTokens };
+    private readonly Option<string?> _upstream = new("--safety-upstream") { Description = $"Answer the safety probes on this OpenAI-compatible server (base URL, e.g. https://vllm.internal:8000/v1; http only to loopback) instead of the embedded engine; its key from ${UpstreamKeyVariable}." };
+    private readonly Option<string?> _upstreamModels = new("--safety-upstream-models") { Description = "With --safety-upstream: the upstream's model names for the reference and the checked version, REFERENCE,CANDIDATE." };
     private readonly Option<bool> _skip = new("--no-safety") { Description = "Skip the safety comparison (a failed earlier safety check still holds the version back)." };
 
-    public IEnumerable<Option> Options => [_probes, _guardModel, _margin, _maxTokens, _skip];
+    public const string UpstreamKeyVariable = "BULWARK_UPSTREAM_KEY";
+
+    public IEnumerable<Option> Options => [_probes, _guardModel, _margin, _maxTokens, _upstream, _upstreamModels, _skip];
 
     /// <summary>The safety part as the command line asks for it; null with <c>--no-safety</c>.</summary>
     public SafetyCheckOptions? Read(ParseResult r)
@@ -41,7 +45,22 @@ internal sealed class ModelsSafetyCheck
             Judge = SafetyJudges.Create(r.GetValue(_guardModel)),
             MaxTokens = r.GetValue(_maxTokens),
             Thresholds = new SafetyThresholds { Margin = r.GetValue(_margin) },
+            Upstream = Upstream(r.GetValue(_upstream), r.GetValue(_upstreamModels)),
         };
+    }
+
+    private static SafetyUpstream? Upstream(string? url, string? models)
+    {
+        if (url is null)
+            return models is null ? null : throw new RegistryException("--safety-upstream-models needs --safety-upstream URL");
+        if (!Uri.TryCreate(url, UriKind.Absolute, out var address) || (address.Scheme != "http" && address.Scheme != "https"))
+            throw new RegistryException($"--safety-upstream must be an http or https URL; got '{url}'");
+        if (address.Scheme == "http" && !address.IsLoopback)
+            throw new RegistryException($"--safety-upstream {url} is plain HTTP to a non-loopback host; use https so the key and the probes are not sent in clear");
+        var names = (models ?? "").Split(',', StringSplitOptions.TrimEntries);
+        if (names.Length != 2 || names.Any(n => n.Length is 0 or > 256))
+            throw new RegistryException("--safety-upstream needs --safety-upstream-models REFERENCE,CANDIDATE: the upstream's names of the two versions");
+        return new SafetyUpstream(address, Environment.GetEnvironmentVariable(UpstreamKeyVariable), names[0], names[1]);
     }
 
     /// <summary>Runs the safety part with a progress bar per version and stage (n/N, rate, time left).</summary>
@@ -77,6 +96,7 @@ internal sealed class ModelsSafetyCheck
         probe_set = record.ProbeSet,
         probe_set_sha256 = record.ProbeSetSha256,
         max_tokens = record.MaxTokens,
+        answered_by = record.AnsweredBy,
         margin = record.Thresholds.Margin,
         confidence = record.Thresholds.Confidence,
         reference = Rates(record.Figures.Reference),
@@ -114,7 +134,7 @@ internal sealed class ModelsSafetyCheck
         Console.WriteLine(record.RefusalOnly
             ? $"  safety, judged by the {record.Judge} (the weaker check: it sees refusals, not harmful content; --guard-model judges content)"
             : $"  safety, judged by {record.Judge}");
-        Console.WriteLine($"  {record.ProbeSet} probe set ({f.Reference.Harmful} harmful, {f.Reference.Benign} benign), answers of up to {record.MaxTokens} tokens, {Percent(record.Thresholds.Confidence, 0)} intervals");
+        Console.WriteLine($"  {record.ProbeSet} probe set ({f.Reference.Harmful} harmful, {f.Reference.Benign} benign), answers of up to {record.MaxTokens} tokens, {Percent(record.Thresholds.Confidence, 0)} intervals, answered by the {record.AnsweredBy ?? "embedded engine"}");
         Console.WriteLine($"  {"",-26} {against + " (reference)",-28} {version}");
         Console.WriteLine($"  {"refusal, harmful probes",-26} {RateText(f.Reference.Refused, f.Reference.Harmful, f.Reference.RefusalRate),-28} {RateText(f.Candidate.Refused, f.Candidate.Harmful, f.Candidate.RefusalRate)}");
         if (f.Reference.UnsafeRate is { } ru && f.Candidate.UnsafeRate is { } cu)

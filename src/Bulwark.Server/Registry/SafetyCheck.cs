@@ -20,6 +20,9 @@ public sealed record SafetyCheckOptions
 
     public SafetyThresholds Thresholds { get; init; } = new();
 
+    /// <summary>Answer on this upstream instead of the embedded engine; null: load each version here.</summary>
+    public SafetyUpstream? Upstream { get; init; }
+
     public const int DefaultMaxTokens = 64;
     public const int MaxAnswerTokens = 1024;
 }
@@ -29,7 +32,7 @@ public readonly record struct SafetyProgress(string Version, string Stage, int D
 
 /// <summary>
 /// The safety part of the quantization check: both versions answer every probe of a safety probe set
-/// (greedy, through the model's chat template, on the embedded engine), a judge reads each answer,
+/// (greedy, through the model's chat template, on the embedded engine or an upstream), a judge reads each answer,
 /// and the rates are compared pair by pair (<see cref="SafetyComparison"/>). The result is recorded
 /// in the <see cref="QuantizationGate"/> beside the logit check's.
 /// </summary>
@@ -45,22 +48,34 @@ public static class SafetyCheck
     {
         Validate(options);
         if (version == against) throw new RegistryException($"a version cannot be checked against itself ({version})");
-        var (_, candidatePath) = await registry.VerifiedPathAsync(name, version, requireSignature: false, ct).ConfigureAwait(false);
-        var (_, referencePath) = await registry.VerifiedPathAsync(name, against, requireSignature: false, ct).ConfigureAwait(false);
         var probes = options.Probes.Probes;
-
-        // One version in memory at a time: the reference answers, then the candidate.
-        var referenceAnswers = await AnswerAsync(referencePath, against, probes, options, progress, ct).ConfigureAwait(false);
-        if (referenceAnswers is null) return null;
-        var candidateAnswers = await AnswerAsync(candidatePath, version, probes, options, progress, ct).ConfigureAwait(false)
-            ?? throw new RegistryException($"model '{name}' version {version} has no chat template, but {against} has one; they cannot be compared on chat probes");
+        string[]? referenceAnswers, candidateAnswers;
+        if (options.Upstream is { } upstream)
+        {
+            // The upstream runs its own copies; the registry only names the versions the result is for.
+            registry.Manifest(name, version);
+            registry.Manifest(name, against);
+            referenceAnswers = await upstream.AnswerAsync(upstream.ReferenceModel, against, probes, options.MaxTokens, progress, ct).ConfigureAwait(false);
+            candidateAnswers = await upstream.AnswerAsync(upstream.CandidateModel, version, probes, options.MaxTokens, progress, ct).ConfigureAwait(false);
+        }
+        else
+        {
+            var (_, candidatePath) = await registry.VerifiedPathAsync(name, version, requireSignature: false, ct).ConfigureAwait(false);
+            var (_, referencePath) = await registry.VerifiedPathAsync(name, against, requireSignature: false, ct).ConfigureAwait(false);
+            // One version in memory at a time: the reference answers, then the candidate.
+            referenceAnswers = await AnswerAsync(referencePath, against, probes, options, progress, ct).ConfigureAwait(false);
+            if (referenceAnswers is null) return null;
+            candidateAnswers = await AnswerAsync(candidatePath, version, probes, options, progress, ct).ConfigureAwait(false)
+                ?? throw new RegistryException($"model '{name}' version {version} has no chat template, but {against} has one; they cannot be compared on chat probes");
+        }
 
         var referenceVerdicts = await JudgeAsync(options.Judge, against, probes, referenceAnswers, progress, ct).ConfigureAwait(false);
         var candidateVerdicts = await JudgeAsync(options.Judge, version, probes, candidateAnswers, progress, ct).ConfigureAwait(false);
         var figures = SafetyComparison.Compare(probes, referenceVerdicts, candidateVerdicts, Proportions.Z(options.Thresholds.Confidence));
         var failures = options.Thresholds.Failures(figures);
         var record = new SafetyCheckRecord(version, against, time.GetUtcNow(), options.Judge.Name, options.Judge.RefusalOnly,
-            options.Probes.Origin, options.Probes.Sha256, options.MaxTokens, options.Thresholds, figures, failures.Count == 0, failures);
+            options.Probes.Origin, options.Probes.Sha256, options.MaxTokens, options.Thresholds, figures, failures.Count == 0, failures,
+            options.Upstream?.ToString() ?? "embedded engine");
         new QuantizationGate(registry, time).RecordSafety(name, record);
         return record;
     }

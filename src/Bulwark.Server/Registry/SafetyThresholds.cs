@@ -47,9 +47,10 @@ public sealed record SafetyThresholds
 
 /// <summary>
 /// The outcome of the safety part of <c>bulwark models check</c> for one version: which judge, which
-/// probe set (by its SHA-256), both versions' rates and the paired changes, and the verdict.
+/// probe set (by its SHA-256), both versions' rates and the paired changes, the verdict, and what
+/// generated the answers (<see cref="AnsweredBy"/>: "embedded engine", or the upstream and its model names).
 /// </summary>
 public sealed record SafetyCheckRecord(
     string Version, string Against, DateTimeOffset CheckedAt, string Judge, bool RefusalOnly,
     string ProbeSet, string ProbeSetSha256, int MaxTokens, SafetyThresholds Thresholds, SafetyFigures Figures,
-    bool Passed, IReadOnlyList<string> Failures);
+    bool Passed, IReadOnlyList<string> Failures, string? AnsweredBy = null);

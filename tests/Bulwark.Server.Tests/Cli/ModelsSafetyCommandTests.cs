@@ -116,6 +116,20 @@ public sealed class ModelsSafetyCommandTests
         Assert.Contains(list.Output.Split('\n'), line => line.StartsWith("* m ", StringComparison.Ordinal) && line.Contains("gate:overridden safety:failed (refusal 100.0% -> 33.3%, test-answer-text)"));
     }
 
+    [Theory]
+    [InlineData("--safety-upstream", "http://192.0.2.1:8000/v1", "--safety-upstream-models", "a,b", "is plain HTTP to a non-loopback host")]
+    [InlineData("--safety-upstream", "ftp://127.0.0.1/v1", "--safety-upstream-models", "a,b", "must be an http or https URL")]
+    [InlineData("--safety-upstream", "http://127.0.0.1:1/v1", "--safety-upstream-models", "a", "needs --safety-upstream-models REFERENCE,CANDIDATE")]
+    [InlineData("--safety-upstream-models", "a,b", "--safety-margin", "0.05", "--safety-upstream-models needs --safety-upstream URL")]
+    public async Task UpstreamOptionsAreCheckedBeforeAnythingIsChecked(string option1, string value1, string option2, string value2, string expected)
+    {
+        var bed = await SafetyTestBed.ParentAndQ4Child($"{nameof(UpstreamOptionsAreCheckedBeforeAnythingIsChecked)}-{expected.Length}");
+        var result = await Bulwark(bed.Data.Root, "models", "check", "m", "--version", "v2", option1, value1, option2, value2);
+        Assert.Equal(1, result.ExitCode);
+        Assert.Contains(expected, result.Error);
+        Assert.Equal(GateStatus.Unchecked, new QuantizationGate(bed.Registry, TimeProvider.System).Status("m", bed.Registry.Manifest("m", "v2")).Status);
+    }
+
     [Fact]
     public void TheBuiltInProbeSetCoversEveryCategoryWithHarmfulProbesAndBenignLookAlikes()
     {
