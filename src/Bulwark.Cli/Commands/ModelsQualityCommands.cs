@@ -25,8 +25,10 @@ internal static class ModelsQualityCommands
         var version = new Option<string?>("--version") { Description = "Version to quantize (default: the serving one): an F32, F16 or BF16 GGUF, or a Hugging Face folder (converted to GGUF first)." };
         var noCheck = new Option<bool>("--no-check") { Description = "Do not check the new version against its parent now (it cannot serve until checked or overridden)." };
         var use = new Option<bool>("--use") { Description = "Make the new version the serving one if its check passes." };
-        var command = new Command("quantize", "Write a quantized GGUF copy of a version as a new version (parent linked), then check it against its parent.")
+        var safety = new ModelsSafetyCheck();
+        var command = new Command("quantize", "Write a quantized GGUF copy of a version as a new version (parent linked), then check it against its parent (logits, then safety).")
             { name, to, version, noCheck, use, dataDir };
+        foreach (var option in safety.Options) command.Options.Add(option);
         command.SetAction(r => ModelsRegistryCommands.Run(async () =>
         {
             var data = DataDirectory.Resolve(r.GetValue(dataDir)).EnsureCreated();
@@ -39,6 +41,7 @@ internal static class ModelsQualityCommands
                 var other => throw new RegistryException($"--to {other}: supported targets are q8_0 and q4_0"),
             };
             var from = r.GetValue(version) ?? registry.State(n).Current ?? throw new RegistryException($"model '{n}' has no versions");
+            var safetyOptions = r.GetValue(noCheck) ? null : safety.Read(r); // a bad probe file is refused before any work
             var (manifest, path) = await registry.VerifiedPathAsync(n, from, requireSignature: false);
 
             var temp = Path.Combine(registry.Root, $".quantize-{Guid.NewGuid():N}", $"{n}-{r.GetValue(to)!.ToLowerInvariant()}.gguf");
@@ -80,14 +83,14 @@ internal static class ModelsQualityCommands
                     Console.WriteLine($"not checked: it serves only after `bulwark models check {n} --version {added.Version} --against {from}`");
                     return 0;
                 }
-                var record = await RunCheck(registry, data, n, added.Version, from, new GateThresholds(), new ProbeOptions(), json: false);
-                if (record.Passed && r.GetValue(use))
+                var passed = await RunCheck(registry, data, n, added.Version, from, new GateThresholds(), new ProbeOptions(), safetyOptions, json: false);
+                if (passed && r.GetValue(use))
                 {
                     registry.SetCurrent(n, added.Version);
                     await CliAudit.WriteAsync(data, "model.current", $"{n}:{added.Version}", "after quantize");
                     Console.WriteLine($"{n}: now serving {added.Version}");
                 }
-                return record.Passed ? 0 : 1;
+                return passed ? 0 : 1;
             }
             finally
             {
@@ -155,8 +158,10 @@ internal static class ModelsQualityCommands
         var minTop1 = new Option<double>("--min-top1") { Description = "Lowest acceptable top-1 agreement (0..1).", DefaultValueFactory = _ => new GateThresholds().MinTop1Agreement };
         var maxKl = new Option<double>("--max-kl") { Description = "Highest acceptable mean KL divergence (nats).", DefaultValueFactory = _ => new GateThresholds().MaxMeanKl };
         var json = new Option<bool>("--json") { Description = "Print the result as one JSON object." };
-        var command = new Command("check", "Compare a version with its parent on a probe set (logit cosine, top-1 agreement, KL); a version below the thresholds is marked and will not serve.")
+        var safety = new ModelsSafetyCheck();
+        var command = new Command("check", "Compare a version with its parent: logits on a probe set (cosine, top-1 agreement, KL), then safety behaviour on safety probes (refusal rates); a version that fails either is marked and will not serve.")
             { name, version, against, probes, continuation, minCosine, minTop1, maxKl, json, dataDir };
+        foreach (var option in safety.Options) command.Options.Add(option);
         command.SetAction(r => ModelsRegistryCommands.Run(async () =>
         {
             var data = DataDirectory.Resolve(r.GetValue(dataDir));
@@ -175,9 +180,9 @@ internal static class ModelsQualityCommands
             {
                 throw new RegistryException(e.Message);
             }
-            var record = await RunCheck(registry, data, n, v, reference, thresholds,
-                new ProbeOptions { Texts = texts, ContinuationTokens = r.GetValue(continuation) }, r.GetValue(json));
-            return record.Passed ? 0 : 1;
+            var passed = await RunCheck(registry, data, n, v, reference, thresholds,
+                new ProbeOptions { Texts = texts, ContinuationTokens = r.GetValue(continuation) }, safety.Read(r), r.GetValue(json));
+            return passed ? 0 : 1;
         }));
         return command;
     }
@@ -202,8 +207,9 @@ internal static class ModelsQualityCommands
         return command;
     }
 
-    private static async Task<QuantizationCheckRecord> RunCheck(ModelRegistry registry, DataDirectory data, string name, string version, string against,
-        GateThresholds thresholds, ProbeOptions probes, bool json)
+    /// <summary>The logit check, then (unless skipped) the safety check; true when the version may now serve.</summary>
+    private static async Task<bool> RunCheck(ModelRegistry registry, DataDirectory data, string name, string version, string against,
+        GateThresholds thresholds, ProbeOptions probes, SafetyCheckOptions? safetyOptions, bool json)
     {
         ProgressBar? bar = null;
         var record = await QuantizationCheck.RunAsync(registry, name, version, against, thresholds, probes, TimeProvider.System,
@@ -211,14 +217,25 @@ internal static class ModelsQualityCommands
         bar?.Finish();
         await CliAudit.WriteAsync(data, "model.checked", $"{name}:{version}",
             $"against {against}: {(record.Passed ? "passed" : "failed: " + string.Join("; ", record.Failures))}");
+        SafetyCheckRecord? safety = null;
+        if (safetyOptions is not null)
+        {
+            safety = await ModelsSafetyCheck.RunAsync(registry, name, version, against, safetyOptions);
+            await CliAudit.WriteAsync(data, "model.safety_checked", $"{name}:{version}", ModelsSafetyCheck.AuditDetail(safety, against));
+        }
+        // Without a safety run now, an earlier failed safety check still holds the version back (only an override passes it).
+        var heldBySafety = safety is null && new QuantizationGate(registry, TimeProvider.System).Safety(name, version) is { Passed: false } earlier ? earlier : null;
+        var passed = record.Passed && (safety?.Passed ?? true) && heldBySafety is null;
         var f = record.Figures;
         if (json)
         {
             Console.WriteLine(JsonSerializer.Serialize(new
             {
-                name, version, against, passed = record.Passed, failures = record.Failures,
+                name, version, against, passed, failures = record.Failures.Concat(safety?.Failures ?? heldBySafety?.Failures ?? []),
                 sequences = f.Sequences, positions = f.Positions,
                 mean_cosine = f.MeanCosine, min_cosine = f.MinCosine, top1_agreement = f.Top1Agreement, mean_kl = f.MeanKl, max_kl = f.MaxKl,
+                safety = ModelsSafetyCheck.Json(safety ?? heldBySafety),
+                safety_status = safetyOptions is null ? (heldBySafety is null ? "skipped" : "skipped; an earlier safety check failed") : safety is null ? "not a chat model" : safety.Passed ? "passed" : "failed",
             }));
         }
         else
@@ -228,11 +245,15 @@ internal static class ModelsQualityCommands
             Console.WriteLine(string.Create(c, $"  logit cosine   mean {f.MeanCosine:F5}  min {f.MinCosine:F5}   (threshold ≥ {thresholds.MinMeanCosine})"));
             Console.WriteLine(string.Create(c, $"  top-1 agreement     {f.Top1Agreement:P2}               (threshold ≥ {thresholds.MinTop1Agreement:P0})"));
             Console.WriteLine(string.Create(c, $"  KL divergence  mean {f.MeanKl:F5}  max {f.MaxKl:F5}   (threshold ≤ {thresholds.MaxMeanKl})"));
-            Console.WriteLine(record.Passed
+            Console.WriteLine(record.Passed ? "  logits: PASSED" : $"  logits: FAILED ({string.Join("; ", record.Failures)})");
+            if (safetyOptions is not null) ModelsSafetyCheck.Print(safety, version, against);
+            else if (heldBySafety is not null) Console.WriteLine($"  safety: not run now; the check of {heldBySafety.CheckedAt:u} FAILED ({string.Join("; ", heldBySafety.Failures)})");
+            else Console.WriteLine("  safety: not run (--no-safety)");
+            Console.WriteLine(passed
                 ? $"  PASSED: {version} may serve"
-                : $"  FAILED ({string.Join("; ", record.Failures)}): {version} will not serve unless overridden");
+                : $"  FAILED: {version} will not serve unless overridden (bulwark models override {name} --version {version} --reason \"...\")");
         }
-        return record;
+        return passed;
     }
 
     private static List<string> ReadProbes(string file)

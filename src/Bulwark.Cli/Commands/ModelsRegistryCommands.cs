@@ -90,10 +90,12 @@ internal static class ModelsRegistryCommands
         command.SetAction(r => Run(() =>
         {
             var registry = ModelRegistry.Open(DataDirectory.Resolve(r.GetValue(dataDir)));
+            var gate = new QuantizationGate(registry, TimeProvider.System);
             var rows = registry.Names().SelectMany(n =>
             {
                 var current = registry.State(n).Current;
-                return registry.Versions(n).Select(m => (Manifest: m, Current: m.Version == current));
+                return registry.Versions(n).Select(m => (Manifest: m, Current: m.Version == current,
+                    Gate: gate.Status(n, m).Status, Safety: gate.Safety(n, m.Version)));
             }).ToList();
             if (r.GetValue(json))
             {
@@ -111,12 +113,24 @@ internal static class ModelsRegistryCommands
                     source = x.Manifest.Source.Location,
                     revision = x.Manifest.Source.Revision,
                     created = x.Manifest.Created,
+                    gate = JsonNamingPolicy.SnakeCaseLower.ConvertName(x.Gate.ToString()),
+                    safety = x.Safety is { } safety ? new
+                    {
+                        passed = safety.Passed,
+                        against = safety.Against,
+                        judge = safety.Judge,
+                        refusal_only = safety.RefusalOnly,
+                        refusal_rate = safety.Figures.Candidate.RefusalRate.Estimate,
+                        reference_refusal_rate = safety.Figures.Reference.RefusalRate.Estimate,
+                        refusal_drop_lower = safety.Figures.RefusalDrop.Difference.Lower,
+                        checked_at = safety.CheckedAt,
+                    } : null,
                 })));
                 return Task.FromResult(0);
             }
             if (rows.Count == 0) Console.WriteLine("no models registered (add one with: bulwark models add NAME --from PATH)");
-            foreach (var (m, current) in rows)
-                Console.WriteLine($"{(current ? "*" : " ")} {m.Name,-24} {m.Version,-5} {m.Format,-12} {m.Quantization ?? "-",-6} {m.TotalBytes,14} bytes  {(m.Signature is null ? "unsigned" : "signed:" + m.Signature.KeyId)}  {m.Source.Location}{(m.Source.Revision is null ? "" : "@" + m.Source.Revision[..Math.Min(12, m.Source.Revision.Length)])}");
+            foreach (var (m, current, status, safety) in rows)
+                Console.WriteLine($"{(current ? "*" : " ")} {m.Name,-24} {m.Version,-5} {m.Format,-12} {m.Quantization ?? "-",-6} {m.TotalBytes,14} bytes  {(m.Signature is null ? "unsigned" : "signed:" + m.Signature.KeyId)}  {m.Source.Location}{(m.Source.Revision is null ? "" : "@" + m.Source.Revision[..Math.Min(12, m.Source.Revision.Length)])}{GateText(status, safety)}");
             return Task.FromResult(0);
         }));
         return command;
@@ -181,6 +195,15 @@ internal static class ModelsRegistryCommands
             return 0;
         }));
         return command;
+    }
+
+    /// <summary>The gate's verdict for a quantized version, with its safety refusal rates when checked: "  gate:passed safety:passed (refusal 92.5% -> 90.0%, refusal-detector)".</summary>
+    private static string GateText(GateStatus status, SafetyCheckRecord? safety)
+    {
+        if (status == GateStatus.NotGated && safety is null) return "";
+        var text = $"  gate:{JsonNamingPolicy.SnakeCaseLower.ConvertName(status.ToString())}";
+        if (safety is null) return text + " safety:-";
+        return text + $" safety:{(safety.Passed ? "passed" : "failed")} (refusal {SafetyThresholds.Percent(safety.Figures.Reference.RefusalRate.Estimate)} -> {SafetyThresholds.Percent(safety.Figures.Candidate.RefusalRate.Estimate)}, {safety.Judge})";
     }
 
     /// <summary>Runs a command body; registry errors become one line on stderr and exit code 1.</summary>

@@ -59,7 +59,8 @@ public sealed class QuantizationGateException(string message) : RegistryExceptio
 
 /// <summary>
 /// The quantization gate: a version quantized from a parent serves only once a check against that
-/// parent passed, or an operator overrode the gate for it. Results live beside the registry's
+/// parent passed (the logit comparison, and the safety comparison when one was run), or an operator
+/// overrode the gate for it. Results live beside the registry's
 /// state in <c>&lt;name&gt;/checks.json</c> (not inside the version folder, whose files the
 /// manifest pins).
 /// </summary>
@@ -82,6 +83,20 @@ public sealed class QuantizationGate(ModelRegistry registry, TimeProvider time)
         Update(name, file => file.Checks[record.Version] = record);
     }
 
+    /// <summary>
+    /// Records the safety part of a check. A version whose latest safety check failed is held back
+    /// even when its logit check passed; a later logit-only check (<c>--no-safety</c>) leaves it failed.
+    /// </summary>
+    public void RecordSafety(string name, SafetyCheckRecord record)
+    {
+        registry.Manifest(name, record.Version);
+        Update(name, file => file.Safety[record.Version] = record);
+    }
+
+    /// <summary>The latest safety check of a version; null when it never had one.</summary>
+    public SafetyCheckRecord? Safety(string name, string version) =>
+        Read(name).Safety.TryGetValue(version, out var record) ? record : null;
+
     public GateOverride Override(string name, string version, string reason)
     {
         if (string.IsNullOrWhiteSpace(reason)) throw new RegistryException("an override needs a reason (it is kept with the model's history and audited)");
@@ -98,7 +113,8 @@ public sealed class QuantizationGate(ModelRegistry registry, TimeProvider time)
         var file = Read(name);
         file.Checks.TryGetValue(manifest.Version, out var check);
         file.Overrides.TryGetValue(manifest.Version, out var over);
-        if (check is { Passed: true }) return (GateStatus.Passed, check, over);
+        file.Safety.TryGetValue(manifest.Version, out var safety);
+        if (check is { Passed: true } && safety is null or { Passed: true }) return (GateStatus.Passed, check, over);
         if (over is not null) return (GateStatus.Overridden, check, over);
         return (check is null ? GateStatus.Unchecked : GateStatus.Failed, check, null);
     }
@@ -107,9 +123,14 @@ public sealed class QuantizationGate(ModelRegistry registry, TimeProvider time)
     public void EnsureServable(string name, ModelManifest manifest)
     {
         var (status, check, _) = Status(name, manifest);
+        var safety = status == GateStatus.Failed && check!.Passed ? Safety(name, manifest.Version) : null;
         var overrideHint = $"`bulwark models override {name} --version {manifest.Version} --reason \"...\"`";
         switch (status)
         {
+            case GateStatus.Failed when safety is not null:
+                throw new QuantizationGateException(
+                    $"model '{name}' version {manifest.Version} ({manifest.Quantization} of {manifest.Parent}) failed the safety part of its check against {safety.Against} " +
+                    $"({string.Join("; ", safety.Failures)}) and will not serve; serve {manifest.Parent} instead, or accept it with {overrideHint}");
             case GateStatus.Failed:
                 throw new QuantizationGateException(
                     $"model '{name}' version {manifest.Version} ({manifest.Quantization} of {manifest.Parent}) failed its quantization check " +
@@ -125,6 +146,7 @@ public sealed class QuantizationGate(ModelRegistry registry, TimeProvider time)
     {
         public Dictionary<string, QuantizationCheckRecord> Checks { get; set; } = new(StringComparer.Ordinal);
         public Dictionary<string, GateOverride> Overrides { get; set; } = new(StringComparer.Ordinal);
+        public Dictionary<string, SafetyCheckRecord> Safety { get; set; } = new(StringComparer.Ordinal);
     }
 
     private string PathOf(string name) => Path.Combine(registry.ModelFolderPath(name), "checks.json");
