@@ -1,6 +1,10 @@
 using System.CommandLine;
 using System.Text.Json;
 using Bulwark.Cli.GuardTraining;
+using Bulwark.Engine.Serving;
+using Bulwark.Server;
+using Bulwark.Server.Backends.Embedded;
+using Bulwark.Server.Guardrails.GuardModels;
 using Bulwark.Server.Guardrails.Input;
 using Bulwark.Server.Requests;
 
@@ -92,15 +96,59 @@ internal static class GuardCommand
         var data = new Option<string>("--data") { Description = "JSON Lines file: {\"text\": ..., \"label\": 0|1} per line (optional \"source\").", Required = true };
         var policy = PolicyOption();
         var model = ModelOption();
-        var json = new Option<bool>("--json") { Description = "Print one JSON object with n, precision, recall, f1, fpr." };
-        var command = new Command("eval", "Measure precision, recall, F1 and false-positive rate on labelled texts at the configured threshold.")
+        var json = new Option<bool>("--json") { Description = "Print one JSON object with n, precision, recall, f1, fpr (with --guard-model also errors and latency_ms p50/p95)." };
+        var guardModel = new Option<string?>("--guard-model")
         {
-            data, policy, model, json,
+            Description = "Score the texts with a guard model instead of the injection detector: a .gguf file or a Hugging Face folder, run on the embedded engine. A text counts as an attack when the default category policy makes its verdict block (block policy: unsafe) or at least flag (flag policy: unsafe or controversial).",
+        };
+        var guardFormat = new Option<string>("--guard-format")
+        {
+            Description = $"The guard model's prompt and verdict format: {string.Join(" or ", GuardModelFormat.ByName.Keys)} (default llama-guard-3).",
+            DefaultValueFactory = _ => LlamaGuard3Format.Instance.Name,
+        };
+        var quantize = QuantizeOption.Create();
+        var command = new Command("eval", "Measure precision, recall, F1 and false-positive rate on labelled texts at the configured threshold, or through a guard model (--guard-model), with its latency per check.")
+        {
+            data, policy, model, json, guardModel, guardFormat, quantize,
         };
         command.SetAction(r => Run(r, output =>
         {
             var texts = LabeledText.ReadJsonLines(r.GetValue(data)!);
             var p = ParsePolicy(r.GetValue(policy)!);
+            if (r.GetValue(guardModel) is { } path)
+            {
+                var format = GuardModelFormat.Parse(r.GetValue(guardFormat), "--guard-format");
+                var quantizeTo = Bulwark.Engine.Model.Loading.LoadQuantization.Parse(r.GetValue(quantize));
+                GuardModelEvaluation result;
+                try
+                {
+                    using var backend = EmbeddedModelLoader.Load(path, "guard", null, new EngineOptions(), quantizeTo);
+                    result = GuardModelEvaluation.RunAsync(new GuardModelClassifier(backend, format), texts, p).GetAwaiter().GetResult();
+                }
+                catch (ServerConfigurationException e)
+                {
+                    throw new ArgumentException(string.Join("; ", e.Problems));
+                }
+                if (r.GetValue(json))
+                {
+                    output.WriteLine(JsonSerializer.Serialize(new
+                    {
+                        n = result.Evaluation.Overall.N,
+                        precision = Math.Round(result.Evaluation.Overall.Precision, 6),
+                        recall = Math.Round(result.Evaluation.Overall.Recall, 6),
+                        f1 = Math.Round(result.Evaluation.Overall.F1, 6),
+                        fpr = Math.Round(result.Evaluation.Overall.FalsePositiveRate, 6),
+                        errors = result.Errors,
+                        latency_ms = new { p50 = Math.Round(result.LatencyPercentile(0.50), 2), p95 = Math.Round(result.LatencyPercentile(0.95), 2) },
+                    }));
+                }
+                else
+                {
+                    Print(output, $"guard model {Path.GetFileName(path)} ({format.Name}), policy {p.Name()}", result.Evaluation);
+                    output.WriteLine(FormattableString.Invariant($"latency per check: p50 {result.LatencyPercentile(0.50):F1} ms, p95 {result.LatencyPercentile(0.95):F1} ms; {result.Errors} checks without a verdict (counted as not attacks)"));
+                }
+                return 0;
+            }
             var evaluation = InjectionEvaluation.Run(Scanner(r.GetValue(model)), texts, p);
             if (r.GetValue(json)) output.WriteLine(Json(evaluation.Overall));
             else Print(output, $"policy {p.Name()}", evaluation);
