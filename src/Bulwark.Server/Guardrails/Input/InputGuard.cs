@@ -35,7 +35,8 @@ public sealed class InputGuard(InputGuardOptions options, ServerMetrics metrics,
     {
         if (Screen(request, caller) is not { } screened) return request;
         GuardModelCheck? check = null;
-        if (guardModel is not null && screened.Scanned.Count > 0)
+        // A request the scan already blocks is refused whatever the guard model says: no check to pay for.
+        if (guardModel is not null && screened.Scanned.Count > 0 && screened.Verdict.Decision != GuardDecision.Block)
             check = await guardModel.CheckAsync("input", string.Join("\n\n", screened.Scanned), null, caller?.Tenant ?? request.Tenant, screened.Verdict.Decision, cancellationToken).ConfigureAwait(false);
         return Decide(screened, check, usage);
     }
