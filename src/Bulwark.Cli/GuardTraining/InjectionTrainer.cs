@@ -194,6 +194,24 @@ public sealed class InjectionTrainer(InjectionTrainingOptions options)
             InjectionEvaluation.Of(examples.Select((e, i) => (e.Source, blocked[i], e.IsAttack))));
     }
 
+    /// <summary>
+    /// Leave-one-source-out evaluation of the recipe (<see cref="GuardTraining.LeaveOneSourceOut"/>): each
+    /// source scored by a model trained on the others, at thresholds calibrated on inner
+    /// leave-one-source-out scores of the others (training seeds S, S+1, … for
+    /// <see cref="InjectionTrainingOptions.CalibrationRuns"/> runs pooled).
+    /// </summary>
+    public LeaveOneSourceOutResult HoldOutSources(IReadOnlyList<LabeledText> texts)
+    {
+        var features = NewFeatures();
+        var examples = Prepare(features, Canonical(texts));
+        var items = examples.Select(e => new HoldoutItem(e.Source, e.IsAttack, e.Floor)).ToArray();
+        return new LeaveOneSourceOut(Options.FlagFpr, Options.BlockFpr, Options.CalibrationRuns).Run(items, (training, run) =>
+        {
+            var model = new InjectionTrainer(Options with { Seed = Options.Seed + (ulong)run }).Fit(features, training.Select(i => examples[i]).ToList());
+            return i => model.Score(examples[i].Instances);
+        });
+    }
+
     /// <summary>Out-of-fold probability of every example (each scored by the model trained on the other folds).</summary>
     public double[] CrossValidatedScores(InjectionFeatures features, IReadOnlyList<Example> examples, out int[] folds)
     {

@@ -1,5 +1,6 @@
 using Bulwark.Server.Admission;
 using Bulwark.Server.Api;
+using Bulwark.Server.Guardrails.GuardModels;
 using Bulwark.Server.Guardrails.Input;
 using Bulwark.Server.Guardrails.Output;
 using Bulwark.Server.Quotas;
@@ -107,7 +108,10 @@ public static class BulwarkServer
         services.AddSingleton(sp => new ShutdownDrain(sp.GetRequiredService<AdmissionQueue>(), server.DrainTimeout, sp.GetRequiredService<TimeProvider>()));
         // Read now, so a malformed guard setting stops start-up rather than the first request.
         var inputGuard = InputGuardOptions.Read(builder.Configuration);
-        services.AddSingleton(sp => new InputGuard(inputGuard, sp.GetRequiredService<ServerMetrics>()));
+        var guardModel = GuardModelOptions.Read(builder.Configuration);
+        services.AddSingleton(sp => new InputGuard(inputGuard, sp.GetRequiredService<ServerMetrics>(), guardModel.Enabled
+            ? new GuardModelStage(guardModel, models, new GuardModelMetrics(sp.GetRequiredService<ServerMetrics>().Meter), sp.GetRequiredService<TimeProvider>())
+            : null));
         services.AddSingleton(sp => new GenerationSpine(models, sp.GetRequiredService<InputGuard>(), sp.GetRequiredService<AdmissionGate>(),
             sp.GetRequiredService<IOutputGuard>(), sp.GetRequiredService<ServerMetrics>(), sp.GetRequiredService<ShutdownDrain>(),
             sp.GetRequiredService<ServiceLevel>(), sp.GetRequiredService<TimeProvider>(), limits.MaxTokens, limits.Deadline, secured ? sp.GetRequiredService<QuotaGate>() : null));

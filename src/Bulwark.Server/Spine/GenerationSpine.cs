@@ -64,9 +64,9 @@ public sealed class GenerationSpine(
             var request = contract(body.RootElement, backend.Model) with { Tenant = caller?.Tenant, Priority = caller?.Priority ?? 0 };
             body.Dispose();
 
-            // 5 Input guard: texts sanitized, the client's texts scanned (off | flag | block).
+            // 5 Input guard: texts sanitized, the client's texts scanned (off | flag | block), then the guard model if one is configured.
             spans.Enter(BulwarkTracing.InputGuard);
-            request = inputGuard.Apply(request, caller, usage);
+            request = await inputGuard.ApplyAsync(request, caller, usage, aborted);
             spans.Current?.SetTag(BulwarkTracing.Attributes.GuardDecision, usage.GuardVerdict);
 
             // 6 Prompt: chat template and tokens (or the backend's estimate), length limits, max_tokens.

@@ -7,7 +7,7 @@ namespace Bulwark.Server.Tests.Guardrails;
 
 public sealed class GuardCommandTests
 {
-    private static (int Code, string Output, string Error) Run(params string[] args)
+    internal static (int Code, string Output, string Error) Run(params string[] args)
     {
         var output = new StringWriter();
         var error = new StringWriter();
@@ -142,7 +142,7 @@ public sealed class GuardCommandTests
             lines.Add(JsonSerializer.Serialize(new { text = $"Please recommend a book about {topics[i % 8]}, volume {i}", label = 0, source = i % 2 == 0 ? "a" : "b" }));
         }
         File.WriteAllLines(data, lines);
-        var (code, output, _) = Run("cv", "--data", data, "--folds", "4", "--json");
+        var (code, output, _) = Run("cv", "--data", data, "--by", "fold", "--folds", "4", "--json");
         Assert.Equal(0, code);
         using var json = JsonDocument.Parse(output);
         var root = json.RootElement;
@@ -154,7 +154,7 @@ public sealed class GuardCommandTests
             Assert.Equal(["a", "b"], p.GetProperty("sources").EnumerateObject().Select(s => s.Name));
             Assert.Equal(20, p.GetProperty("sources").GetProperty("a").GetProperty("n").GetInt32());
         }
-        var (text, textOutput, _) = Run("cv", "--data", data, "--folds", "2");
+        var (text, textOutput, _) = Run("cv", "--data", data, "--by", "fold", "--folds", "2");
         Assert.Equal(0, text);
         Assert.Contains("2-fold nested cross-validation of 40 texts (20 attacks)", textOutput);
         Assert.Contains("flag thresholds per fold:", textOutput);
@@ -167,13 +167,13 @@ public sealed class GuardCommandTests
     public void CvWithSeveralSeedsPrintsEachRunAndTheirMean()
     {
         var (_, data) = TrainingFile();
-        var (code, output, _) = Run("cv", "--data", data, "--folds", "2", "--seeds", "3", "--seed", "2");
+        var (code, output, _) = Run("cv", "--data", data, "--by", "fold", "--folds", "2", "--seeds", "3", "--seed", "2");
         Assert.Equal(0, code);
         Assert.Contains("2-fold nested cross-validation of 40 texts (20 attacks), 3 training seeds", output);
         // The given seed first, then 1, 2, ... without repeating it.
         Assert.Equal(["seed 2:", "seed 1:", "seed 3:"], output.Split('\n').Where(l => l.StartsWith("seed ")).Select(l => l.Trim()));
         Assert.Contains("mean of 3 seeds: flag recall ", output);
-        var (jsonCode, json, _) = Run("cv", "--data", data, "--folds", "2", "--seeds", "2", "--json");
+        var (jsonCode, json, _) = Run("cv", "--data", data, "--by", "fold", "--folds", "2", "--seeds", "2", "--json");
         Assert.Equal(0, jsonCode);
         using var doc = JsonDocument.Parse(json);
         var runs = doc.RootElement.GetProperty("runs").EnumerateArray().ToList();

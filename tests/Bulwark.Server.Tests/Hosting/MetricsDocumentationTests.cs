@@ -12,6 +12,7 @@ public sealed class MetricsDocumentationTests
     {
         using var metrics = new ServerMetrics(() => default, () => (0, 0));
         _ = new Bulwark.Server.Guardrails.Input.GuardMetrics(metrics.Meter); // the input guard's instruments live on the same meter
+        _ = new Bulwark.Server.Guardrails.GuardModels.GuardModelMetrics(metrics.Meter); // and the guard model stage's
         _ = new Bulwark.Server.Backends.Upstream.UpstreamMetrics(metrics); // and the gateway's
         var admission = new Bulwark.Server.Admission.AdmissionOptions();
         using var level = new Bulwark.Server.Admission.ServiceLevel(new Bulwark.Server.Admission.AdmissionQueue(admission, TimeProvider.System),

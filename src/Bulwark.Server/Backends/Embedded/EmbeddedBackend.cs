@@ -50,6 +50,9 @@ public sealed class EmbeddedBackend : IGenerationBackend, ITokenizingBackend, ID
     /// <summary>The engine, for its counters (tests and benchmarks).</summary>
     public LlmEngine Engine => _engine;
 
+    /// <summary>The model's tokenizer, for prompts the server builds itself (a guard model's, whose own markers are control tokens).</summary>
+    public ITokenizer Tokenizer => _tokenizer;
+
     public int[] Encode(string text, bool addSpecialTokens) => _prompts.Encode(text, addSpecialTokens);
 
     public string Decode(ReadOnlySpan<int> tokenIds) => _prompts.Decode(tokenIds);

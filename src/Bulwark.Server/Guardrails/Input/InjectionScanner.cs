@@ -25,11 +25,15 @@ public sealed class InjectionScanner(InjectionModel model)
     }
 
     /// <summary>The decision for a score and rule floor under a policy (also used by evaluation on precomputed scores).</summary>
-    public GuardDecision Decide(double score, GuardDecision floor, GuardPolicy policy)
+    public GuardDecision Decide(double score, GuardDecision floor, GuardPolicy policy) =>
+        Decide(score, floor, policy, Model.FlagThreshold, Model.BlockThreshold);
+
+    /// <summary>The decision at given thresholds (evaluation calibrates thresholds apart from any model file).</summary>
+    public static GuardDecision Decide(double score, GuardDecision floor, GuardPolicy policy, float flagThreshold, float blockThreshold)
     {
         if (policy == GuardPolicy.Off) return GuardDecision.Allow;
-        if (policy == GuardPolicy.Block && (score >= Model.BlockThreshold || floor == GuardDecision.Block)) return GuardDecision.Block;
-        return score >= Model.FlagThreshold || floor >= GuardDecision.Flag ? GuardDecision.Flag : GuardDecision.Allow;
+        if (policy == GuardPolicy.Block && (score >= blockThreshold || floor == GuardDecision.Block)) return GuardDecision.Block;
+        return score >= flagThreshold || floor >= GuardDecision.Flag ? GuardDecision.Flag : GuardDecision.Allow;
     }
 
     public static GuardDecision Floor(IEnumerable<string> ruleIds)

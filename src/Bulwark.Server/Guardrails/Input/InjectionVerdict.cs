@@ -14,4 +14,8 @@ public sealed record InjectionVerdict(IReadOnlyList<string> RuleIds, double Scor
     /// <summary>The audit record's <c>guard</c> field: <c>{"decision":...,"score":...,"rules":[...]}</c>, the score rounded to 4 decimals.</summary>
     public string ToAuditJson() =>
         JsonSerializer.Serialize(new { decision = Decision.Name(), score = Math.Round(Score, 4), rules = RuleIds });
+
+    /// <summary>The same with the guard model's check as <c>model</c> (its outcome, safety, categories, decision, milliseconds).</summary>
+    public string ToAuditJson(object model) =>
+        JsonSerializer.Serialize(new { decision = Decision.Name(), score = Math.Round(Score, 4), rules = RuleIds, model });
 }

@@ -1,3 +1,4 @@
+using Bulwark.Server.Guardrails.GuardModels;
 using Bulwark.Server.Observability;
 using Bulwark.Server.Requests;
 using Microsoft.AspNetCore.Http;
@@ -13,18 +14,40 @@ namespace Bulwark.Server.Guardrails.Input;
 /// request's <see cref="RequestUsage"/> for the audit record (rule ids and score, never text) and,
 /// under the block policy, a blocked request is refused with 400 <c>prompt_injection</c>.
 /// </summary>
-public sealed class InputGuard(InputGuardOptions options, ServerMetrics metrics)
+public sealed class InputGuard(InputGuardOptions options, ServerMetrics metrics, GuardModelStage? guardModel = null)
 {
     private readonly InputSanitizer _sanitizer = new(options.MaxSpaceRun, options.MaxNewlineRun);
     private readonly InjectionScanner _scanner = InjectionScanner.Default;
     private readonly GuardMetrics _metrics = new(metrics.Meter);
 
-    /// <summary>The request with its texts sanitized (the same instance when nothing changed).</summary>
+    /// <summary>The request with its texts sanitized (the same instance when nothing changed); the fast detector only.</summary>
     /// <exception cref="ApiException">400 <c>prompt_injection</c> under the block policy.</exception>
-    public GenerationRequest Apply(GenerationRequest request, Caller? caller, RequestUsage usage)
+    public GenerationRequest Apply(GenerationRequest request, Caller? caller, RequestUsage usage) =>
+        Screen(request, caller) is { } screened ? Decide(screened, null, usage) : request;
+
+    /// <summary>
+    /// <see cref="Apply"/>, then the guard model stage when one is configured and its mode selects
+    /// the request: the decision is the more severe of the two, capped by the policy (under
+    /// <c>flag</c> nothing is refused). The guard model's verdict goes to metrics and the audit
+    /// record only; a request it blocks is refused with 400 <c>unsafe_content</c>, naming nothing of it.
+    /// </summary>
+    public async Task<GenerationRequest> ApplyAsync(GenerationRequest request, Caller? caller, RequestUsage usage, CancellationToken cancellationToken)
+    {
+        if (Screen(request, caller) is not { } screened) return request;
+        GuardModelCheck? check = null;
+        // A request the scan already blocks is refused whatever the guard model says: no check to pay for.
+        if (guardModel is not null && screened.Scanned.Count > 0 && screened.Verdict.Decision != GuardDecision.Block)
+            check = await guardModel.CheckAsync("input", string.Join("\n\n", screened.Scanned), null, caller?.Tenant ?? request.Tenant, screened.Verdict.Decision, cancellationToken).ConfigureAwait(false);
+        return Decide(screened, check, usage);
+    }
+
+    private sealed record Screened(GenerationRequest Request, List<string> Scanned, InjectionVerdict Verdict, GuardPolicy Policy);
+
+    /// <summary>Sanitizes and scans; null under the <c>off</c> policy.</summary>
+    private Screened? Screen(GenerationRequest request, Caller? caller)
     {
         var policy = options.PolicyFor(caller?.Tenant ?? request.Tenant, caller?.Guard);
-        if (policy == GuardPolicy.Off) return request;
+        if (policy == GuardPolicy.Off) return null;
 
         var scanned = new List<string>();
         var sanitized = request;
@@ -48,19 +71,29 @@ public sealed class InputGuard(InputGuardOptions options, ServerMetrics metrics)
             scanned.Add(text);
             if (!ReferenceEquals(text, prompt)) sanitized = request with { Prompt = PromptInput.FromText(text) };
         }
+        return new Screened(sanitized, scanned, Scan(scanned, policy), policy);
+    }
 
-        var verdict = Scan(scanned, policy);
-        usage.GuardVerdict = verdict.ToAuditJson();
-        _metrics.Record(verdict, policy);
-        if (verdict.Decision == GuardDecision.Block)
+    private GenerationRequest Decide(Screened screened, GuardModelCheck? check, RequestUsage usage)
+    {
+        var verdict = screened.Verdict;
+        var byModel = check is null ? GuardDecision.Allow : screened.Policy == GuardPolicy.Flag && check.Decision == GuardDecision.Block ? GuardDecision.Flag : check.Decision;
+        var decided = byModel > verdict.Decision ? verdict with { Decision = byModel } : verdict;
+        usage.GuardVerdict = check is null ? decided.ToAuditJson() : decided.ToAuditJson(check.ToAudit());
+        _metrics.Record(decided, screened.Policy);
+        if (decided.Decision != GuardDecision.Block) return screened.Request;
+        if (verdict.Decision != GuardDecision.Block)
         {
-            usage.RejectionReason = "prompt_injection";
+            usage.RejectionReason = "unsafe_content";
             throw new ApiException(StatusCodes.Status400BadRequest,
-                $"The request was refused by the input guard as a likely prompt-injection attempt (rules: {(verdict.RuleIds.Count == 0 ? "none" : string.Join(", ", verdict.RuleIds))}; score {verdict.Score:F3}). " +
-                "If this is a false positive, ask the operator to set this tenant's guard policy to flag.",
-                "invalid_request_error", null, "prompt_injection");
+                "The request was refused by the input guard's safety classifier. If this is a false positive, ask the operator to review this tenant's guard policy.",
+                "invalid_request_error", null, "unsafe_content");
         }
-        return sanitized;
+        usage.RejectionReason = "prompt_injection";
+        throw new ApiException(StatusCodes.Status400BadRequest,
+            $"The request was refused by the input guard as a likely prompt-injection attempt (rules: {(verdict.RuleIds.Count == 0 ? "none" : string.Join(", ", verdict.RuleIds))}; score {verdict.Score:F3}). " +
+            "If this is a false positive, ask the operator to set this tenant's guard policy to flag.",
+            "invalid_request_error", null, "prompt_injection");
     }
 
     /// <summary>The most severe verdict over the texts: highest decision, highest score, every rule hit.</summary>
