@@ -2,11 +2,12 @@ using System.CommandLine;
 using System.Text.Json;
 using Bulwark.Cli.GuardTraining;
 using Bulwark.Engine.Serving;
-using Bulwark.Server;
 using Bulwark.Server.Backends.Embedded;
 using Bulwark.Server.Guardrails.GuardModels;
 using Bulwark.Server.Guardrails.Input;
+using Bulwark.Server.Guardrails;
 using Bulwark.Server.Requests;
+using Bulwark.Server;
 
 namespace Bulwark.Cli.Commands;
 

@@ -1,4 +1,5 @@
 using Bulwark.Server.Guardrails.Input;
+using Bulwark.Server.Guardrails;
 using Bulwark.Server.Requests;
 
 namespace Bulwark.Cli.GuardTraining;

@@ -4,6 +4,7 @@ using System.Text.Json;
 using System.Text;
 using Bulwark.Server.Audit;
 using Bulwark.Server.Guardrails.Input;
+using Bulwark.Server.Guardrails;
 using Bulwark.Server.Hosting;
 using Bulwark.Server.Requests;
 using Bulwark.Server.Security;

@@ -1,5 +1,6 @@
 using Bulwark.Cli.GuardTraining;
 using Bulwark.Server.Guardrails.Input;
+using Bulwark.Server.Guardrails;
 using Bulwark.Server.Requests;
 using Bulwark.Testing;
 

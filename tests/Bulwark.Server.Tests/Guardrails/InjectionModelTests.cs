@@ -1,6 +1,7 @@
 using System.Text;
 using Bulwark.Cli.GuardTraining;
 using Bulwark.Server.Guardrails.Input;
+using Bulwark.Server.Guardrails;
 using Bulwark.Server.Requests;
 
 namespace Bulwark.Server.Tests.Guardrails;

@@ -1,5 +1,6 @@
 using System.Text;
 using Bulwark.Server.Guardrails.Input;
+using Bulwark.Server.Guardrails;
 
 namespace Bulwark.Server.Tests.Guardrails;
 

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Bulwark.Cli.GuardTraining;
 using Bulwark.Server.Guardrails.Input;
+using Bulwark.Server.Guardrails;
 using Bulwark.Testing;
 
 namespace Bulwark.Server.Tests.Guardrails;

@@ -1,5 +1,6 @@
 using Bulwark.Server.Guardrails.GuardModels;
 using Bulwark.Server.Guardrails.Input;
+using Bulwark.Server.Guardrails;
 using Microsoft.Extensions.Configuration;
 
 namespace Bulwark.Server.Tests.Guardrails.GuardModels;

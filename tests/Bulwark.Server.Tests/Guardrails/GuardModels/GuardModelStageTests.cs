@@ -1,11 +1,12 @@
 using System.Diagnostics.Metrics;
 using System.Net;
-using System.Text;
 using System.Text.Json;
+using System.Text;
 using Bulwark.Server.Audit;
 using Bulwark.Server.Backends;
 using Bulwark.Server.Guardrails.GuardModels;
 using Bulwark.Server.Guardrails.Input;
+using Bulwark.Server.Guardrails;
 using Bulwark.Server.Requests;
 using Bulwark.Server.Security;
 using Bulwark.Server.Storage;

@@ -1,6 +1,6 @@
-namespace Bulwark.Server.Guardrails.Input;
+namespace Bulwark.Server.Guardrails;
 
-/// <summary>The outcome of scanning one text, in increasing severity.</summary>
+/// <summary>The outcome of guarding one text (the fast scan, a guard model, or both), in increasing severity.</summary>
 public enum GuardDecision
 {
     Allow,
