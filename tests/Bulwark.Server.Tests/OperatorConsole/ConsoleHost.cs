@@ -21,14 +21,18 @@ namespace Bulwark.Server.Tests.OperatorConsole;
 /// </summary>
 public sealed partial class ConsoleHost : IAsyncDisposable
 {
-    private ConsoleHost(ServeHost host, IssuedKey admin, IssuedKey api)
+    private ConsoleHost(ServeHost host, IssuedKey admin, IssuedKey api, string startupReport)
     {
+        StartupReport = startupReport;
         Host = host;
         Admin = admin;
         Api = api;
     }
 
     public ServeHost Host { get; }
+
+    /// <summary>What serve printed when it started.</summary>
+    public string StartupReport { get; }
     public IssuedKey Admin { get; }
     public IssuedKey Api { get; }
     public Uri Address => Host.Address;
@@ -47,14 +51,15 @@ public sealed partial class ConsoleHost : IAsyncDisposable
             builder.Services.AddSingleton(sp => new ConsoleSessions(sp.GetRequiredService<ConsoleOptions>(), clock));
             builder.Services.AddSingleton(sp => new SignInThrottle(sp.GetRequiredService<ConsoleOptions>(), clock));
         }
-        var host = await ServeHost.StartAsync(builder, TextWriter.Null, (source, _) =>
+        var output = new StringWriter();
+        var host = await ServeHost.StartAsync(builder, output, (source, _) =>
         {
             var (name, version) = source.RegisteredAs!.Value;
             return new ScriptedBackend(id: source.Id) { Reply = reply ?? $"{name} {version}. ", BeforeEachToken = beforeEachToken };
         });
         var issuer = host.App.Services.GetRequiredService<KeyIssuer>();
         var api = await issuer.CreateAsync(new KeySpec { Name = "api" }, "tests");
-        return new ConsoleHost(host, host.InitialAdminKey!, api);
+        return new ConsoleHost(host, host.InitialAdminKey!, api, output.ToString());
     }
 
     /// <summary>A client that follows no redirect and keeps no cookies of its own (tests set them explicitly).</summary>

@@ -31,6 +31,7 @@ public sealed class ConsoleSessionTests
 
         var session = await host.SignInAsync();
         Assert.Contains("admin key " + host.Admin.Record.Id, await session.GetStringAsync("console"));
+        Assert.Contains($"  console    {host.Address.ToString().TrimEnd('/')}/console (sign in with an admin key", host.StartupReport);
         // The key is nowhere in what the browser gets.
         Assert.DoesNotContain(host.Admin.Key, await session.GetStringAsync("console"));
     }
@@ -285,6 +286,7 @@ public sealed class ConsoleSessionTests
         // Not mapped: an unknown path, which needs a key like any other.
         Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
         Assert.Null(host.Host.App.Services.GetService<ConsoleSessions>());
+        Assert.Contains("  console    off (Bulwark:Console:Enabled=false)", host.StartupReport);
     }
 
     [Theory]
