@@ -18,8 +18,10 @@ public static class AuditPage
         console.MapGet("/audit", async (HttpContext context, SecurityStorage storage) =>
         {
             var q = context.Request.Query;
-            string? Filter(string name) => q[name].ToString().Trim() is { Length: > 0 and <= Admin.AdminBody.MaxText } v ? v : null;
+            string? Filter(string name) => q[name].ToString().Trim() is { Length: > 0 } v ? v : null;
             var session = context.Session()!;
+            if (q.Keys.FirstOrDefault(k => q[k].ToString().Length > Admin.AdminBody.MaxText) is { } tooLong)
+                return Bad(session, $"{tooLong} must be at most {Admin.AdminBody.MaxText} characters");
             int? status = null;
             var page = 1;
             if (Filter("status") is { } s)

@@ -73,6 +73,8 @@ public static class ConsoleEndpoints
             audit.Enqueue(Record(context, time, "console.sign_in_refused", null, reason));
             return Page(SignInPage.Render("That is not a valid admin key."), StatusCodes.Status401Unauthorized);
         }
+        // A browser that signs in again leaves its earlier session behind: end it, so one browser holds one session.
+        if (sessions.Find(context.Request.Cookies[ConsoleAccess.CookieName]) is { } earlier) sessions.End(earlier);
         var (id, _) = sessions.Start(caller.KeyId);
         context.Response.Cookies.Append(ConsoleAccess.CookieName, id, Cookie(context));
         audit.Enqueue(Record(context, time, "console.signed_in", caller.KeyId, null));

@@ -118,7 +118,7 @@ public sealed class ConsoleActionsTests
         var even = await session.GetStringAsync("console/audit?kind=test.event&key_id=evenkey00000");
         Assert.Equal(30, Count(even, "record "));
         Assert.DoesNotContain("oddkey000000", even);
-        foreach (var bad in new[] { "status=abc", "status=99", "page=0", "page=10001" })
+        foreach (var bad in new[] { "status=abc", "status=99", "page=0", "page=10001", "kind=" + new string('k', 1025) })
         {
             using var response = await session.SendAsync(HttpMethod.Get, "console/audit?" + bad);
             Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
