@@ -14,6 +14,7 @@ public static class ConsolePages
         ModelsPage.Map(console);
         IncidentsPage.Map(console);
         AuditPage.Map(console);
+        GuardPage.Map(console);
         PlaygroundPage.Map(console);
     }
 }

@@ -5,7 +5,7 @@ public static class Layout
 {
     private static readonly (string Path, string Title)[] Sections =
     [
-        ("", "Overview"), ("/keys", "Keys"), ("/models", "Models"), ("/incidents", "Incidents"), ("/audit", "Audit"), ("/playground", "Playground"),
+        ("", "Overview"), ("/keys", "Keys"), ("/models", "Models"), ("/incidents", "Incidents"), ("/guard", "Guard"), ("/audit", "Audit"), ("/playground", "Playground"),
     ];
 
     /// <summary>A page of the signed-in console; <paramref name="current"/> is its section's path ("" for the overview).</summary>

@@ -18,7 +18,7 @@ public sealed record OverviewFigures(
     double Requests, double PromptTokens, double GenerationTokens,
     Percentiles TimeToFirstToken, Percentiles InterTokenLatency, Percentiles RequestDuration, Percentiles QueueTime,
     double AdmissionRunning, double AdmissionWaiting, double KvCacheUsage, double? PrefixCacheHitRate,
-    IReadOnlyDictionary<string, double> Refusals, IReadOnlyDictionary<string, double> GuardVerdicts,
+    IReadOnlyDictionary<string, double> Refusals, IReadOnlyDictionary<string, double> GuardVerdicts, IReadOnlyDictionary<string, double> GuardRuleHits,
     IReadOnlyList<UpstreamHealth> Upstreams, string Degradation, bool Isolated)
 {
     public static OverviewFigures Read(IReadOnlyList<MetricSample> samples, ServiceLevel? level)
@@ -33,7 +33,7 @@ public sealed record OverviewFigures(
             Quantiles(samples, "bulwark_request_duration_seconds"), Quantiles(samples, "bulwark_request_queue_time_seconds"),
             Total("bulwark_admission_running"), Total("bulwark_admission_waiting"), Total("bulwark_kv_cache_usage_ratio"),
             queries > 0 ? Total("bulwark_prefix_cache_hits_total") / queries : null,
-            By("bulwark_rejected_requests_total", "reason"), By("bulwark_guard_verdicts_total", "decision"),
+            By("bulwark_rejected_requests_total", "reason"), By("bulwark_guard_verdicts_total", "decision"), By("bulwark_guard_rule_hits_total", "rule"),
             samples.Where(s => s.Name == "bulwark_upstream_healthy")
                 .Select(s => new UpstreamHealth(s.Labels.GetValueOrDefault("pool", ""), s.Labels.GetValueOrDefault("endpoint", ""), s.Value > 0))
                 .OrderBy(u => u.Pool, StringComparer.Ordinal).ThenBy(u => u.Endpoint, StringComparer.Ordinal).ToList(),

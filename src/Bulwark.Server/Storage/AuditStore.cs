@@ -15,6 +15,8 @@ public sealed record AuditQuery
     public string? Tenant { get; init; }
     public string? ClientIp { get; init; }
     public int? Status { get; init; }
+    /// <summary>True: only requests the input guard scanned (with a verdict).</summary>
+    public bool GuardedOnly { get; init; }
 }
 
 /// <summary>The <c>audit_events</c> and <c>usage_daily</c> tables, written in batches.</summary>
@@ -115,6 +117,7 @@ public sealed class AuditStore(Database database)
             where.Add("status = @status");
             parameters.Add(("@status", (long)status));
         }
+        if (query.GuardedOnly) where.Add("guard IS NOT NULL");
         await using var connection = await database.OpenAsync(ct);
         await using var command = connection.Command(
             "SELECT at, kind, request_id, key_id, tenant, model, client_ip, route, status, prompt_tokens, completion_tokens, latency_us, reason, detail, guard, upstream, record_id " +

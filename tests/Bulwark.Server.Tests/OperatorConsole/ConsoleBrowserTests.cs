@@ -33,7 +33,7 @@ public sealed class ConsoleBrowserTests(ConsoleBrowser browser) : IClassFixture<
         await browser.UntilAsync(() => browser.FindAll("[data-chart=requests_rate] svg path").Count == 1, "the overview drew no chart");
         Assert.NotEqual("no data yet", browser.Find("[data-figure=ttft]").Text);
         browser.Screenshot("overview");
-        foreach (var (path, title) in new[] { ("keys", "Keys"), ("models", "Models"), ("incidents", "Incidents"), ("audit", "Audit"), ("playground", "Playground") })
+        foreach (var (path, title) in new[] { ("keys", "Keys"), ("models", "Models"), ("incidents", "Incidents"), ("guard", "Guard"), ("audit", "Audit"), ("playground", "Playground") })
         {
             browser.Open("console/" + path);
             Assert.Equal(title, browser.Find("main h1").Text);
