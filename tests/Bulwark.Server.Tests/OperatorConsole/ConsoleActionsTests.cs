@@ -41,6 +41,26 @@ public sealed class ConsoleActionsTests
     }
 
     [Fact]
+    public async Task LoadAndUnloadFromTheConsoleChangeWhatIsServed()
+    {
+        await using var host = await ConsoleHost.StartAsync();
+        var session = await host.SignInAsync();
+        Assert.Equal(HttpStatusCode.NotFound, await ConsoleKeysTests.CompleteAsync(host, host.Api.Key, "beta"));
+        using (var loaded = await session.PostFormAsync("console/models/load", null, ("name", "beta")))
+        {
+            Assert.Equal(HttpStatusCode.OK, loaded.StatusCode);
+            Assert.Contains("beta loaded (v1).", await loaded.Content.ReadAsStringAsync());
+        }
+        Assert.Equal("beta v1.", await ReplyAsync(host, "beta")); // eight tokens of "beta v1. "
+        using (var again = await session.PostFormAsync("console/models/load", null, ("name", "beta")))
+            Assert.Equal(HttpStatusCode.Conflict, again.StatusCode);
+        using (var unloaded = await session.PostFormAsync("console/models/unload", null, ("name", "beta")))
+            Assert.Contains("beta unloaded.", await unloaded.Content.ReadAsStringAsync());
+        Assert.Equal(HttpStatusCode.NotFound, await ConsoleKeysTests.CompleteAsync(host, host.Api.Key, "beta"));
+        Assert.Contains(await host.AuditAsync(), r => r.Kind == "model.loaded" && r.KeyId == host.Admin.Record.Id);
+    }
+
+    [Fact]
     public async Task AnAddressBlockedFromTheConsoleIsRefusedAndUnblockingLetsItBackIn()
     {
         await using var host = await ConsoleHost.StartAsync();
