@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs (from Debian's packages) and starts the real Redis and PostgreSQL servers the tests
 # use, on loopback only, with their data under .build/services; installs the tools the deploy/
-# tests run (Prometheus, Alertmanager, docker-compose, podman, kubectl). Prints the environment
+# tests run (Prometheus, Alertmanager, docker-compose, podman, kubectl) and the browser the console tests
+# drive (chromium, chromium-driver). Prints the environment
 # variables the tests read; source its output: eval "$(scripts/test-services.sh)".
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -27,6 +28,10 @@ command -v amtool >/dev/null 2>&1 || need+=(prometheus-alertmanager)
 command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
 command -v podman >/dev/null 2>&1 || need+=(podman)
 command -v kubectl >/dev/null 2>&1 || need+=(kubernetes-client)
+# A real headless browser for the console's end-to-end tests (tests/Bulwark.Server.Tests/Console), driven by
+# Selenium through Debian's chromedriver.
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 if [ "${#need[@]}" -gt 0 ]; then
   log "installing ${need[*]} from Debian packages..."
   if [ "$(id -u)" != 0 ]; then log "must run as root to install ${need[*]}"; exit 1; fi

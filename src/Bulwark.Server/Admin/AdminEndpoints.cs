@@ -40,6 +40,15 @@ public sealed record CreateKeyRequest(
         f.Boolean("admin") ?? false, f.String("guard", AdminBody.MaxText),
         f.Integer("rph", 0, long.MaxValue) ?? 0, f.Integer("tph", 0, long.MaxValue) ?? 0);
 
+    /// <summary>The key this request asks for (the admin API's and the console's), checked by <see cref="KeyIssuer.CreateAsync"/>.</summary>
+    /// <exception cref="ArgumentException">The guard policy is not one of off, flag, block.</exception>
+    public KeySpec ToSpec() => new()
+    {
+        Name = Name ?? "", Tenant = Tenant ?? "default", Models = Models ?? [], Priority = Priority,
+        Limits = new KeyLimits(Rpm, Tpm, TokensPerDay, Concurrency, Rph, Tph), ExpiresAt = ExpiresAt, IsAdmin = Admin,
+        Guard = Guard is null ? null : GuardPolicyNames.ParseForKey(Guard, "guard"),
+    };
+
     private static string[]? ReadModels(JsonFields f)
     {
         if (f.Array("models", 0, AdminBody.MaxItems) is not { } array) return null;
@@ -124,13 +133,7 @@ public static class AdminEndpoints
             var body = await AdminBody.ReadAsync(context, CreateKeyRequest.Read);
             try
             {
-                var spec = new KeySpec
-                {
-                    Name = body.Name ?? "", Tenant = body.Tenant ?? "default", Models = body.Models ?? [], Priority = body.Priority,
-                    Limits = new KeyLimits(body.Rpm, body.Tpm, body.TokensPerDay, body.Concurrency, body.Rph, body.Tph), ExpiresAt = body.ExpiresAt, IsAdmin = body.Admin,
-                    Guard = body.Guard is null ? null : GuardPolicyNames.ParseForKey(body.Guard, "guard"),
-                };
-                var issued = await issuer.CreateAsync(spec, Actor(context), context.RequestAborted);
+                var issued = await issuer.CreateAsync(body.ToSpec(), Actor(context), context.RequestAborted);
                 return Results.Json(KeyView.Of(issued.Record, issued.Key), statusCode: StatusCodes.Status201Created);
             }
             catch (ArgumentException e) { return BadRequest(e.Message); }
@@ -206,19 +209,32 @@ public static class AdminEndpoints
     private static async Task<IResult> IsolationAsync(HttpContext context, ReplicaIsolation isolation, IncidentControls controls, ReplicaIdentity replica, bool isolate)
     {
         var body = await AdminBody.ReadOptionalAsync(context, IsolationRequest.Read, new IsolationRequest());
-        if (body.AllReplicas && body.Replica is not null) return BadRequest("give replica or all_replicas, not both");
-        var target = body.AllReplicas ? IsolationCommand.AllReplicas : body.Replica?.Trim() ?? replica.Id;
-        IsolationCommand command;
-        try { command = IsolationCommand.Create(target, body.Reason ?? "", Actor(context)); }
+        try
+        {
+            var command = await ApplyIsolationAsync(body, isolate, Actor(context), isolation, controls, replica, context.RequestAborted);
+            return Results.Json(IsolationView(context, isolation, replica) with { Target = command.Target });
+        }
         catch (ArgumentException e) { return BadRequest(e.Message); }
-        // This replica at once (the answer says it is done); others through the incident log within a second.
+    }
+
+    /// <summary>
+    /// Isolates (or resumes) the replicas <paramref name="body"/> names: this one at once (so the answer can say it is
+    /// done), others through the incident log within a second; audited. The admin API's and the console's.
+    /// </summary>
+    /// <exception cref="ArgumentException">Both a replica and all replicas, or a target or reason that is empty, too long or not text.</exception>
+    internal static async Task<IsolationCommand> ApplyIsolationAsync(IsolationRequest body, bool isolate, string actor, ReplicaIsolation isolation,
+        IncidentControls controls, ReplicaIdentity replica, CancellationToken ct)
+    {
+        if (body.AllReplicas && body.Replica is not null) throw new ArgumentException("give replica or all_replicas, not both");
+        var target = body.AllReplicas ? IsolationCommand.AllReplicas : body.Replica?.Trim() ?? replica.Id;
+        var command = IsolationCommand.Create(target, body.Reason ?? "", actor);
         if (command.IsFor(replica.Id))
         {
             if (isolate) isolation.Isolate(command.Reason, command.Actor); else isolation.Resume(command.Actor);
         }
-        if (target == replica.Id) await controls.AuditIsolationAsync(isolate, command, context.RequestAborted);
-        else await controls.AnnounceIsolationAsync(isolate, command.Target, command.Reason, command.Actor, context.RequestAborted);
-        return Results.Json(IsolationView(context, isolation, replica) with { Target = command.Target });
+        if (target == replica.Id) await controls.AuditIsolationAsync(isolate, command, ct);
+        else await controls.AnnounceIsolationAsync(isolate, command.Target, command.Reason, command.Actor, ct);
+        return command;
     }
 
     private static IsolationStatus IsolationView(HttpContext context, ReplicaIsolation isolation, ReplicaIdentity replica)

@@ -1,5 +1,4 @@
 using System.Text.Json.Serialization;
-using System.Text.Json;
 using Bulwark.Server.Api;
 using Bulwark.Server.Backends;
 using Bulwark.Server.Models;
@@ -26,7 +25,7 @@ public static class ModelAdminEndpoints
     {
         var admin = endpoints.MapGroup(prefix).WithMetadata(new RequireScopeAttribute(Scopes.Admin));
 
-        admin.MapGet("", (ModelLifecycle lifecycle) => Results.Json(List(lifecycle)));
+        admin.MapGet("", (ModelLifecycle lifecycle) => Results.Json(ModelListing.Of(lifecycle)));
         admin.MapPost("/{name}/load", async (string name, HttpContext context, ModelLifecycle lifecycle) =>
         {
             var body = await ReadAsync(context);
@@ -54,47 +53,7 @@ public static class ModelAdminEndpoints
         return admin;
     }
 
-    private static object List(ModelLifecycle lifecycle)
-    {
-        var registry = lifecycle.Registry;
-        var gate = new QuantizationGate(registry, TimeProvider.System);
-        var registered = registry.Names().Select(name =>
-        {
-            var state = registry.State(name);
-            return new
-            {
-                name,
-                current = state.Current,
-                history = state.History,
-                versions = registry.Versions(name).Select(m => new
-                {
-                    version = m.Version, format = m.Format, architecture = m.Architecture, quantization = m.Quantization, parent = m.Parent,
-                    files = m.Files.Count, bytes = m.TotalBytes, created_at = m.Created, signed = m.Signature is not null,
-                    gate = JsonNamingPolicy.SnakeCaseLower.ConvertName(gate.Status(name, m).Status.ToString()),
-                }),
-            };
-        });
-        var models = lifecycle.Models;
-        return new
-        {
-            data = registered,
-            loaded = models.List().Select(m => Loaded(m, lifecycle)),
-            retiring = models.Retiring().Select(m => Loaded(m, lifecycle)),
-            memory = new { used_bytes = models.MemoryBytes, budget_bytes = lifecycle.MemoryBudget },
-        };
-    }
-
-    private static object Loaded(ServedModel m, ModelLifecycle lifecycle) => new
-    {
-        id = m.Id,
-        version = m.Info.Registered?.Version,
-        origin = m.Info.Origin,
-        @default = lifecycle.Models.List().FirstOrDefault() == m,
-        in_flight = m.InFlight,
-        memory_bytes = m.Info.MemoryBytes,
-        loaded_at = m.Info.LoadedAt,
-        context_length = m.Backend.Model.ContextLength,
-    };
+    private static LoadedModelView Loaded(ServedModel m, ModelLifecycle lifecycle) => LoadedModelView.Of(m, lifecycle);
 
     private static Task<ModelVersionRequest> ReadAsync(HttpContext context) =>
         AdminBody.ReadOptionalAsync(context, f => new ModelVersionRequest(f.String("version", 16)), new ModelVersionRequest());

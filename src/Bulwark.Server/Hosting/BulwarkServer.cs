@@ -139,6 +139,14 @@ public static class BulwarkServer
             services.AddSingleton<IOutputGuard>(Guardrails.Output.HtmlEscapingGuard.Wrap(
                 settings.RedactSecrets ? new SecretRedactionGuard(Guardrails.Output.OutputGuardModes.Read(builder.Configuration)) : NoOutputGuard.Instance,
                 Guardrails.Output.HtmlEscapeOptions.Read(builder.Configuration)));
+            // The operator console: on loopback unless told otherwise (it takes admin keys through a browser form).
+            if (settings.Console.ServedWhen(server.IsLoopbackOnly))
+            {
+                // Tests may give the sessions and the throttle their own clock.
+                services.AddSingleton(settings.Console);
+                services.TryAddSingleton<OperatorConsole.ConsoleSessions>();
+                services.TryAddSingleton<OperatorConsole.SignInThrottle>();
+            }
             // After every provider the host or the caller added: each log line passes the secret redactor.
             builder.Logging.AddBulwarkRedaction();
         }

@@ -1,8 +1,10 @@
 using Bulwark.Server.Admin;
 using Bulwark.Server.Api;
+using Bulwark.Server.OperatorConsole;
 using Bulwark.Server.Observability;
 using Bulwark.Server.Security;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Bulwark.Server.Hosting;
 
@@ -33,5 +35,7 @@ public static class RequestPipeline
         if (secured) app.MapBulwarkAdmin();
         if (secured) app.MapModelAdmin();
         if (secured) app.MapPrefixCacheAdmin();
+        // The console authenticates by its own session (SessionRouteAttribute), mapped only where it is to be served.
+        if (secured && app.Services.GetService<ConsoleOptions>() is not null) app.MapBulwarkConsole();
     }
 }

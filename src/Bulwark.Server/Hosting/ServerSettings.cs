@@ -17,6 +17,9 @@ public sealed record ServerSettings(ServerOptions Server, ApiLimits Limits, Admi
     /// <summary>OpenTelemetry tracing (<c>Bulwark:Tracing</c> and the standard <c>OTEL_*</c> settings); off unless configured.</summary>
     public TracingOptions Tracing { get; init; } = new();
 
+    /// <summary>The operator console (<c>Bulwark:Console</c>): on by default on loopback.</summary>
+    public OperatorConsole.ConsoleOptions Console { get; init; } = new();
+
     /// <summary>The console log format (<c>Bulwark:Logging:Format</c>, <c>--log-format</c>): <c>text</c> (default) or <c>json</c>.</summary>
     public string LogFormat { get; init; } = "text";
 
@@ -42,6 +45,8 @@ public sealed record ServerSettings(ServerOptions Server, ApiLimits Limits, Admi
         problems.AddRange(admission.Validate());
         problems.AddRange(serve.Validate());
         problems.AddRange(degradation.Validate());
+        var console = Bind<OperatorConsole.ConsoleOptions>(configuration, OperatorConsole.ConsoleOptions.Section, problems);
+        problems.AddRange(console.Validate());
         var tracing = Bind<TracingOptions>(configuration, TracingOptions.Section, problems);
         problems.AddRange(tracing.Validate(configuration));
         var logging = Bind<ConsoleLogOptions>(configuration, ConsoleLogOptions.Section, problems);
@@ -63,6 +68,7 @@ public sealed record ServerSettings(ServerOptions Server, ApiLimits Limits, Admi
         {
             Degradation = degradation,
             Tracing = tracing,
+            Console = console,
             LogFormat = logFormat,
         };
     }

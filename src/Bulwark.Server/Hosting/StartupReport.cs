@@ -35,6 +35,11 @@ public static class StartupReport
             ? "  tls        off (plain HTTP; configure Bulwark:Tls, see docs/security.md, before leaving loopback)"
             : $"  tls        on{(string.IsNullOrWhiteSpace(configuration["Bulwark:Tls:ClientCaPath"]) ? "" : ", client certificates checked against the configured CA")}");
         output.WriteLine($"  metrics    {url}/metrics (Prometheus; an admin key or the metrics token)");
+        output.WriteLine(settings.Console.ServedWhen(server.IsLoopbackOnly)
+            ? $"  console    {url}/console (sign in with an admin key; docs/console.md)"
+            : settings.Console.Enabled
+                ? "  console    off: listening beyond loopback; Bulwark:Console:AllowRemote=true serves it (configure TLS first)"
+                : "  console    off (Bulwark:Console:Enabled=false)");
         output.WriteLine($"  data       {settings.Data.Root}");
         output.WriteLine(server.IsLoopbackOnly
             ? "  network    loopback only; to accept other machines use --host 0.0.0.0 (put TLS in front or configure Kestrel certificates)"

@@ -42,6 +42,22 @@ public sealed class PrometheusExposition : IDisposable
         }
     }
 
+    /// <summary>
+    /// The figures <see cref="Render"/> writes, as values rather than text: one sample per instrument and label set
+    /// (counters under their exported <c>_total</c> name). The console's overview reads these, so it shows what
+    /// <c>/metrics</c> shows.
+    /// </summary>
+    public IReadOnlyList<MetricSample> Snapshot()
+    {
+        lock (_scrape)
+        {
+            _listener.RecordObservableInstruments();
+            var samples = new List<MetricSample>();
+            foreach (var (instrument, series) in _series) series.Collect(instrument, samples);
+            return samples;
+        }
+    }
+
     public void Dispose() => _listener.Dispose();
 
     private void Record(Instrument instrument, double value, ReadOnlySpan<KeyValuePair<string, object?>> tags)
@@ -147,6 +163,40 @@ public sealed class PrometheusExposition : IDisposable
             }
         }
 
+        public void Collect(Instrument instrument, List<MetricSample> samples)
+        {
+            var name = kind == SeriesKind.Counter ? instrument.Name + "_total" : instrument.Name;
+            foreach (var (labels, cell) in _cells)
+            {
+                lock (cell)
+                {
+                    samples.Add(new MetricSample(name, ParseLabels(labels), cell.Sum, kind == SeriesKind.Histogram ? cell.Count : 0,
+                        kind == SeriesKind.Histogram ? bounds : null, kind == SeriesKind.Histogram ? [.. cell.Buckets] : null));
+                }
+            }
+        }
+
+        /// <summary>The label set back from its exposition text (<c>a="x",b="y \"q\""</c>), as <see cref="Labels"/> wrote it.</summary>
+        private static Dictionary<string, string> ParseLabels(string labels)
+        {
+            var pairs = new Dictionary<string, string>(StringComparer.Ordinal);
+            var i = 0;
+            while (i < labels.Length)
+            {
+                var eq = labels.IndexOf('=', i);
+                var key = labels[i..eq];
+                var value = new StringBuilder();
+                for (i = eq + 2; labels[i] != '"'; i++)
+                {
+                    if (labels[i] == '\\') { i++; value.Append(labels[i] == 'n' ? '\n' : labels[i]); }
+                    else value.Append(labels[i]);
+                }
+                pairs[key] = value.ToString();
+                i += 2; // the closing quote and the comma
+            }
+            return pairs;
+        }
+
         private static string Join(string labels, string extra) => labels.Length == 0 ? extra : labels + "," + extra;
 
         private static void Sample(StringBuilder text, string name, string labels, double value)
@@ -166,3 +216,10 @@ public sealed class PrometheusExposition : IDisposable
         public readonly long[] Buckets = new long[bounds + 1];
     }
 }
+
+/// <summary>
+/// One series as <c>/metrics</c> exposes it: a counter's total or a gauge's value (<see cref="Value"/>), or a
+/// histogram's sum, count and per-bucket counts (not cumulative; <see cref="Buckets"/> has one more entry than
+/// <see cref="Bounds"/>, for +Inf).
+/// </summary>
+public sealed record MetricSample(string Name, IReadOnlyDictionary<string, string> Labels, double Value, long Count, double[]? Bounds, long[]? Buckets);

@@ -21,3 +21,11 @@ public sealed class RequireScopeAttribute(string scope) : Attribute
 {
     public string Scope { get; } = scope;
 }
+
+/// <summary>
+/// Endpoint metadata of a route that authenticates its callers itself, by a server-side session rather than a
+/// bearer key (the operator console, <c>/console</c>). The identity stage still refuses blocked addresses, then
+/// hands such a request on without looking for a key; the route's own filter must establish the caller or refuse.
+/// </summary>
+[AttributeUsage(AttributeTargets.Method | AttributeTargets.Class)]
+public sealed class SessionRouteAttribute : Attribute;

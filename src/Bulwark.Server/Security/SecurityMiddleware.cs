@@ -53,6 +53,9 @@ public sealed class SecurityMiddleware(RequestDelegate next, ApiKeyAuthenticator
             return false;
         }
 
+        // The console's routes check their own session (and refuse without one); a bearer key is not theirs to read.
+        if (context.GetEndpoint()?.Metadata.GetMetadata<SessionRouteAttribute>() is not null) return true;
+
         Caller? caller = null;
         var outcome = CredentialReader.Read(context.Request, out var token);
         var failure = outcome == CredentialReader.Outcome.Found ? AuthFailure.None : AuthFailure.Malformed;
@@ -113,14 +116,17 @@ public sealed class SecurityMiddleware(RequestDelegate next, ApiKeyAuthenticator
         CredentialReader.Outcome.InQueryString => "key_in_query_string",
         CredentialReader.Outcome.Ambiguous => "ambiguous_credentials",
         CredentialReader.Outcome.Malformed => "malformed_credentials",
-        _ => failure switch
-        {
-            AuthFailure.UnknownKey => "invalid_key:unknown",
-            AuthFailure.WrongSecret => "invalid_key:secret",
-            AuthFailure.Revoked => "invalid_key:revoked",
-            AuthFailure.Expired => "invalid_key:expired",
-            AuthFailure.Retired => "invalid_key:retired",
-            _ => "invalid_key:malformed",
-        },
+        _ => FailureReason(failure),
+    };
+
+    /// <summary>The audit reason of a key that was read but refused (<c>invalid_key:revoked</c>, ...).</summary>
+    internal static string FailureReason(AuthFailure failure) => failure switch
+    {
+        AuthFailure.UnknownKey => "invalid_key:unknown",
+        AuthFailure.WrongSecret => "invalid_key:secret",
+        AuthFailure.Revoked => "invalid_key:revoked",
+        AuthFailure.Expired => "invalid_key:expired",
+        AuthFailure.Retired => "invalid_key:retired",
+        _ => "invalid_key:malformed",
     };
 }

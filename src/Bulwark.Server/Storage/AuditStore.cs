@@ -7,6 +7,18 @@ namespace Bulwark.Server.Storage;
 /// <summary>Per key per UTC day totals, as kept in <c>usage_daily</c>.</summary>
 public sealed record DailyUsage(string KeyId, string Day, long Requests, long PromptTokens, long CompletionTokens);
 
+/// <summary>Which audit events to read: each field that is set must match exactly.</summary>
+public sealed record AuditQuery
+{
+    public string? Kind { get; init; }
+    public string? KeyId { get; init; }
+    public string? Tenant { get; init; }
+    public string? ClientIp { get; init; }
+    public int? Status { get; init; }
+    /// <summary>True: only requests the input guard scanned (with a verdict).</summary>
+    public bool GuardedOnly { get; init; }
+}
+
 /// <summary>The <c>audit_events</c> and <c>usage_daily</c> tables, written in batches.</summary>
 public sealed class AuditStore(Database database)
 {
@@ -82,13 +94,35 @@ public sealed class AuditStore(Database database)
     private static string? Clean(string? text) => text is null ? null : SecretRedactor.Redact(text);
 
     /// <summary>The newest <paramref name="limit"/> events, newest first (optionally of one kind).</summary>
-    public async Task<IReadOnlyList<AuditRecord>> ReadRecentAsync(int limit, string? kind = null, CancellationToken ct = default)
+    public Task<IReadOnlyList<AuditRecord>> ReadRecentAsync(int limit, string? kind = null, CancellationToken ct = default) =>
+        SearchAsync(new AuditQuery { Kind = kind }, limit, 0, ct);
+
+    /// <summary>The events <paramref name="query"/> matches, newest first: <paramref name="limit"/> of them after skipping <paramref name="offset"/>.</summary>
+    public async Task<IReadOnlyList<AuditRecord>> SearchAsync(AuditQuery query, int limit, int offset = 0, CancellationToken ct = default)
     {
+        var where = new List<string>();
+        var parameters = new List<(string, object?)> { ("@limit", (long)limit), ("@offset", (long)offset) };
+        void Equal(string column, string? value)
+        {
+            if (value is null) return;
+            where.Add($"{column} = @{column}");
+            parameters.Add(("@" + column, value));
+        }
+        Equal("kind", query.Kind);
+        Equal("key_id", query.KeyId);
+        Equal("tenant", query.Tenant);
+        Equal("client_ip", query.ClientIp);
+        if (query.Status is { } status)
+        {
+            where.Add("status = @status");
+            parameters.Add(("@status", (long)status));
+        }
+        if (query.GuardedOnly) where.Add("guard IS NOT NULL");
         await using var connection = await database.OpenAsync(ct);
         await using var command = connection.Command(
             "SELECT at, kind, request_id, key_id, tenant, model, client_ip, route, status, prompt_tokens, completion_tokens, latency_us, reason, detail, guard, upstream, record_id " +
-            (kind is null ? "FROM audit_events " : "FROM audit_events WHERE kind = @kind ") + "ORDER BY seq DESC LIMIT @limit",
-            kind is null ? [("@limit", (long)limit)] : [("@kind", kind), ("@limit", (long)limit)]);
+            "FROM audit_events " + (where.Count == 0 ? "" : "WHERE " + string.Join(" AND ", where) + " ") + "ORDER BY seq DESC LIMIT @limit OFFSET @offset",
+            [.. parameters]);
         await using var reader = await command.ExecuteReaderAsync(ct);
         var records = new List<AuditRecord>();
         while (await reader.ReadAsync(ct)) records.Add(Read(reader));
@@ -102,6 +136,19 @@ public sealed class AuditStore(Database database)
             "SELECT requests, prompt_tokens, completion_tokens FROM usage_daily WHERE key_id = @key AND day = @day", ("@key", keyId), ("@day", day));
         await using var reader = await command.ExecuteReaderAsync(ct);
         return await reader.ReadAsync(ct) ? new DailyUsage(keyId, day, reader.GetInt64(0), reader.GetInt64(1), reader.GetInt64(2)) : null;
+    }
+
+    /// <summary>Every key's totals for one UTC day (<c>yyyy-MM-dd</c>), by key id.</summary>
+    public async Task<IReadOnlyDictionary<string, DailyUsage>> UsageOnAsync(string day, CancellationToken ct = default)
+    {
+        await using var connection = await database.OpenAsync(ct);
+        await using var command = connection.Command(
+            "SELECT key_id, requests, prompt_tokens, completion_tokens FROM usage_daily WHERE day = @day", ("@day", day));
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        var usage = new Dictionary<string, DailyUsage>(StringComparer.Ordinal);
+        while (await reader.ReadAsync(ct))
+            usage[reader.GetString(0)] = new DailyUsage(reader.GetString(0), day, reader.GetInt64(1), reader.GetInt64(2), reader.GetInt64(3));
+        return usage;
     }
 
     private static AuditRecord Read(DbDataReader r) => new()

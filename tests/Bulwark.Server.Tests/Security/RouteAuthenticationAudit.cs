@@ -14,7 +14,8 @@ namespace Bulwark.Server.Tests.Security;
 /// </summary>
 internal static class RouteAuthenticationAudit
 {
-    public sealed record Probe(string Method, string Path, string Scope);
+    /// <param name="SessionRoute">The route checks a console session instead of a key (<see cref="SessionRouteAttribute"/>): ConsoleSessionTests probes those.</param>
+    public sealed record Probe(string Method, string Path, string Scope, bool SessionRoute = false);
 
     public static IReadOnlyList<Probe> Enumerate(IServiceProvider services)
     {
@@ -30,7 +31,8 @@ internal static class RouteAuthenticationAudit
                     }))));
                 var scope = endpoint.Metadata.GetMetadata<RequireScopeAttribute>()?.Scope ?? Scopes.Inference;
                 var methods = endpoint.Metadata.GetMetadata<HttpMethodMetadata>()?.HttpMethods ?? ["GET"];
-                probes.AddRange(methods.Select(method => new Probe(method, path, scope)));
+                var session = endpoint.Metadata.GetMetadata<SessionRouteAttribute>() is not null;
+                probes.AddRange(methods.Select(method => new Probe(method, path, scope, session)));
             }
         return probes;
     }

@@ -17,6 +17,61 @@ public class AuditStoreTests
     [Theory]
     [InlineData(TestDatabases.Sqlite)]
     [InlineData(TestDatabases.Postgres)]
+    public async Task SearchMatchesEveryFilterAndPagesNewestFirstAsFilteringTheWholeLogDoes(string kind)
+    {
+        var (storage, _) = await TestDatabases.OpenAsync(kind);
+        await using (storage)
+        {
+            var random = new Random(22);
+            string Pick(params string[] options) => options[random.Next(options.Length)];
+            await storage.Audit.WriteAsync(Enumerable.Range(0, 120).Select(i => new AuditRecord
+            {
+                At = Day1.AddSeconds(i), Kind = Pick("request", "key.created", "ip.blocked"), KeyId = Pick("k1", "k2", "k3"), Tenant = Pick("t1", "t2"),
+                ClientIp = Pick("127.0.0.1", "10.0.0.1"), Status = random.Next(2) == 0 ? 200 : 404, Detail = $"record {i}",
+            }).ToList());
+            // The slow twin: the whole log, newest first, filtered in memory.
+            var all = await storage.Audit.ReadRecentAsync(1000);
+            Assert.Equal(120, all.Count);
+            var queries = new[]
+            {
+                new AuditQuery(), new AuditQuery { Kind = "request" }, new AuditQuery { KeyId = "k2", Tenant = "t1" },
+                new AuditQuery { ClientIp = "10.0.0.1", Status = 404 }, new AuditQuery { Kind = "ip.blocked", KeyId = "k3", Status = 200 }, new AuditQuery { Kind = "none" },
+            };
+            foreach (var query in queries)
+            {
+                var expected = all.Where(r => (query.Kind is null || r.Kind == query.Kind) && (query.KeyId is null || r.KeyId == query.KeyId)
+                    && (query.Tenant is null || r.Tenant == query.Tenant) && (query.ClientIp is null || r.ClientIp == query.ClientIp)
+                    && (query.Status is null || r.Status == query.Status)).Select(r => r.Detail).ToList();
+                for (var offset = 0; offset <= expected.Count + 7; offset += 7)
+                {
+                    var page = await storage.Audit.SearchAsync(query, 7, offset);
+                    Assert.Equal(expected.Skip(offset).Take(7), page.Select(r => r.Detail));
+                }
+            }
+            Assert.Equal(all.Count(r => r.Kind == "request"), (await storage.Audit.ReadRecentAsync(1000, "request")).Count);
+        }
+    }
+
+    [Theory]
+    [InlineData(TestDatabases.Sqlite)]
+    [InlineData(TestDatabases.Postgres)]
+    public async Task UsageOfADayListsEveryKeysTotalsOfThatDayOnly(string kind)
+    {
+        var (storage, _) = await TestDatabases.OpenAsync(kind);
+        await using (storage)
+        {
+            await storage.Audit.WriteAsync([Request("a", Day1, 10, 1), Request("a", Day1, 20, 2), Request("b", Day1, 7, 0), Request("a", Day1.AddMinutes(2), 5, 5)]);
+            var usage = await storage.Audit.UsageOnAsync("2026-03-01");
+            Assert.Equal(2, usage.Count);
+            Assert.Equal(await storage.Audit.UsageAsync("a", "2026-03-01"), usage["a"]);
+            Assert.Equal(await storage.Audit.UsageAsync("b", "2026-03-01"), usage["b"]);
+            Assert.Empty(await storage.Audit.UsageOnAsync("2026-03-03"));
+        }
+    }
+
+    [Theory]
+    [InlineData(TestDatabases.Sqlite)]
+    [InlineData(TestDatabases.Postgres)]
     public async Task ABatchAddsItsAdmittedRequestsToEachKeysDailyUsage(string kind)
     {
         var (storage, _) = await TestDatabases.OpenAsync(kind);
