@@ -1,3 +1,4 @@
+using Bulwark.Engine.Model;
 using Bulwark.Engine.Formats;
 using Bulwark.Engine.Model.Config;
 using Bulwark.Engine.Serving;

@@ -1,5 +1,5 @@
 using Bulwark.Engine.Model.Config;
-using Bulwark.Engine.Serving.Embeddings;
+using Bulwark.Engine.Model;
 
 namespace Bulwark.Engine.Model.Reference;
 

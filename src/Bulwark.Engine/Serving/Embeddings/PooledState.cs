@@ -1,3 +1,4 @@
+using Bulwark.Engine.Model;
 using Bulwark.Engine.Model.Config;
 
 namespace Bulwark.Engine.Serving.Embeddings;

@@ -1,4 +1,4 @@
-namespace Bulwark.Engine.Serving.Embeddings;
+namespace Bulwark.Engine.Model;
 
 /// <summary>Operations on finished embedding vectors.</summary>
 public static class EmbeddingVector
