@@ -24,6 +24,8 @@ public class LlamaCppEmbeddingParityTests(ITestOutputHelper output)
     [InlineData("qwen2", PoolingType.Mean, GgmlType.F32)]
     [InlineData("llama", PoolingType.Last, GgmlType.Q8_0)]
     [InlineData("qwen3", PoolingType.Mean, GgmlType.Q8_0)]
+    [InlineData("llama", PoolingType.Cls, GgmlType.F32)]
+    // cls (position 0's state) too: llama.cpp computes it for these decoders with the same causal attention.
     public async Task VectorsPointWhereLlamaCppsDo(string arch, PoolingType pooling, GgmlType type)
     {
         var spec = new SyntheticModelSpec { Architecture = arch, Pooling = pooling, DType = type, Dim = 128, FeedForward = 256, Heads = 4, KvHeads = 2, Seed = 2026 };
@@ -40,14 +42,14 @@ public class LlamaCppEmbeddingParityTests(ITestOutputHelper output)
         var bar = type == GgmlType.F32 ? 0.9999 : 0.999;
         for (var i = 0; i < inputs.Length; i++)
         {
-            var theirs = LlamaCppOracle.Embedding(path, inputs[i], pooling == PoolingType.Mean ? LLamaPoolingType.Mean : LLamaPoolingType.Last);
+            var theirs = LlamaCppOracle.Embedding(path, inputs[i], pooling switch { PoolingType.Mean => LLamaPoolingType.Mean, PoolingType.Cls => LLamaPoolingType.CLS, _ => LLamaPoolingType.Last });
             Assert.Equal(spec.Dim, theirs.Length);
             var cosine = EmbeddingVector.Cosine(theirs, ours[i]);
             output.WriteLine($"{arch} {pooling} {type} {inputs[i].Length} tokens: cosine {cosine:F7}");
             Assert.True(cosine >= bar, $"{inputs[i].Length} tokens: cosine {cosine} is below {bar}");
             if (inputs[i].Length < 7) continue;
             // The bar tells poolings apart: the other pooling's vector of the same input misses it.
-            var other = await loaded.Engine.EmbedAsync(new EmbeddingRequest { Tokens = inputs[i], Pooling = pooling == PoolingType.Mean ? PoolingType.Last : PoolingType.Mean });
+            var other = await loaded.Engine.EmbedAsync(new EmbeddingRequest { Tokens = inputs[i], Pooling = pooling == PoolingType.Last ? PoolingType.Mean : PoolingType.Last });
             Assert.True(EmbeddingVector.Cosine(theirs, other) < bar, $"{inputs[i].Length} tokens: the other pooling also reaches the bar");
         }
     }
