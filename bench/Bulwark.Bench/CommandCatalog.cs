@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Bulwark.Bench.Constraints;
+using Bulwark.Bench.Embeddings;
 using Bulwark.Bench.Guardrails;
 using Bulwark.Bench.Http;
 using Bulwark.Bench.Security;
@@ -23,6 +24,7 @@ internal static class CommandCatalog
         yield return BenchRedactorCommand.Create();
         yield return BenchSoakCommand.Create();
         yield return BenchGrammarCommand.Create();
+        yield return BenchEmbedCommand.Create();
     }
 
     /// <summary>A root over <see cref="All"/>, so <c>serve --help</c> and the commands' own parsing work as they did under <c>bulwark bench</c>.</summary>

@@ -23,6 +23,7 @@ internal static class ServeCommand
         var kvMemory = new Option<string?>("--kv-cache-memory") { Description = "Memory for the KV cache, e.g. 512MiB or 2GiB (default 512MiB)." };
         var kvDtype = new Option<string?>("--kv-cache-dtype") { Description = "How the KV cache stores keys and values: f32 (default) or f16 (half the memory per token, as llama.cpp does)." };
         var batched = new Option<int?>("--max-batched-tokens") { Description = "Tokens computed per engine step, prefill and decode together (default 512)." };
+        var embeddingPooling = new Option<string?>("--embedding-pooling") { Description = "How /v1/embeddings pools: model (default: as the model file declares; a generator refuses), none, mean, cls or last (any decoder, as llama.cpp's --pooling)." };
         var prefillWhileDecoding = new Option<int?>("--max-prefill-while-decoding") { Description = "Prefill tokens a step may carry while streams are decoding, so new prompts do not stall them (default 64)." };
         var seqs = new Option<int?>("--max-seqs") { Description = "Sequences running at once in the engine (default 64)." };
         var concurrent = new Option<int?>("--max-concurrent-requests") { Description = "Requests generating at once; more wait in the admission queue (default 16)." };
@@ -38,7 +39,7 @@ internal static class ServeCommand
         logFormat.AcceptOnlyFromAmong("text", "json");
         var command = new Command("serve", "Serve a model through the OpenAI-compatible API (with keys, quotas, audit and metrics).")
         {
-            model, host, port, dataDir, kvMemory, kvDtype, batched, prefillWhileDecoding, seqs, concurrent, requireSigned, quantize, upstream, upstreamKey, logFormat,
+            model, host, port, dataDir, kvMemory, kvDtype, embeddingPooling, batched, prefillWhileDecoding, seqs, concurrent, requireSigned, quantize, upstream, upstreamKey, logFormat,
         };
         command.SetAction(async (result, ct) =>
         {
@@ -53,6 +54,7 @@ internal static class ServeCommand
             Set(ServerSettings.DataDirKey, result.GetValue(dataDir));
             Set(ServeOptions.Section + ":KvCacheMemory", result.GetValue(kvMemory));
             Set(ServeOptions.Section + ":KvCacheDtype", result.GetValue(kvDtype));
+            Set(ServeOptions.Section + ":EmbeddingPooling", result.GetValue(embeddingPooling));
             Set(ServeOptions.Section + ":MaxBatchedTokens", result.GetValue(batched));
             Set(ServeOptions.Section + ":MaxSequences", result.GetValue(seqs));
             Set(ServeOptions.Section + ":MaxPrefillTokensWhileDecoding", result.GetValue(prefillWhileDecoding));

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Bulwark.Cli.Terminal;
 using Bulwark.Engine.Formats;
+using Bulwark.Engine.Model.Config;
 using Bulwark.Engine.Synthesis;
 
 namespace Bulwark.Cli.Commands;
@@ -30,10 +31,12 @@ internal static class SynthCommand
         var seed = new Option<ulong>("--seed") { Description = "Seed of the weights: same arguments, same bytes.", DefaultValueFactory = _ => 0 };
         var tied = new Option<bool>("--tied") { Description = "No separate output head: logits use the token embedding." };
         var chat = new Option<bool>("--chat-template") { Description = "Add a ChatML chat template." };
+        var pooling = new Option<string>("--pooling") { Description = "Make an embedding model: none (a generator), mean, cls or last (GGUF pooling_type; 1_Pooling/config.json for safetensors).", DefaultValueFactory = _ => "none" };
+        pooling.AcceptOnlyFromAmong("none", "mean", "cls", "last");
         var output = new Option<string>("--out") { Description = "Output .gguf file, or folder for safetensors.", Required = true };
         var command = new Command("synth", "Write a deterministic synthetic model (random weights, real BPE vocabulary) for tests and benchmarks.")
         {
-            arch, layers, dim, heads, kvHeads, ff, vocab, ctx, dtype, format, seed, tied, chat, output,
+            arch, layers, dim, heads, kvHeads, ff, vocab, ctx, dtype, format, seed, tied, chat, pooling, output,
         };
         command.SetAction(r =>
         {
@@ -52,6 +55,7 @@ internal static class SynthCommand
                 Seed = r.GetValue(seed),
                 TiedOutput = r.GetValue(tied),
                 ChatTemplate = r.GetValue(chat) ? SyntheticModel.ChatMlTemplate : null,
+                Pooling = PoolingTypeNames.TryParse(r.GetValue(pooling), out var p) ? p : PoolingType.None,
             };
             var path = r.GetValue(output)!;
             var asGguf = r.GetValue(format) == "gguf";
@@ -68,7 +72,8 @@ internal static class SynthCommand
                 else SyntheticModel.WriteSafetensors(spec, path, progress);
                 bar?.Finish();
                 r.InvocationConfiguration.Output.WriteLine(
-                    $"wrote {path}: {spec.Architecture}, {parameters:N0} parameters, {spec.DType}, {spec.Layers} layers, dim {spec.Dim}, heads {spec.Heads}/{spec.KvHeads}, ff {spec.FeedForward}, vocab {spec.Vocab}, ctx {spec.Context}, seed {spec.Seed}");
+                    $"wrote {path}: {spec.Architecture}, {parameters:N0} parameters, {spec.DType}, {spec.Layers} layers, dim {spec.Dim}, heads {spec.Heads}/{spec.KvHeads}, ff {spec.FeedForward}, vocab {spec.Vocab}, ctx {spec.Context}, seed {spec.Seed}" +
+                    (spec.Pooling == PoolingType.None ? "" : $", {PoolingTypeNames.Name(spec.Pooling)} pooling"));
                 return 0;
             }
             catch (ArgumentException e)

@@ -3,6 +3,8 @@ using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Bulwark.Engine.KvCache;
+using Bulwark.Engine.Model.Config;
+using Bulwark.Engine.Serving.Embeddings;
 using Bulwark.Engine.Serving.Execution;
 using Bulwark.Engine.Serving.Sampling;
 using Bulwark.Engine.Serving.Scheduling;
@@ -28,6 +30,7 @@ public sealed class LlmEngine : IDisposable
     private readonly ManualResetEventSlim _wake = new(false);
     private readonly Thread _loop;
     private float[] _logits = [];
+    private float[] _pooled = [];
     private long _nextSequenceId;
     private long _nextArrival;
     private volatile bool _stopping;
@@ -95,11 +98,7 @@ public sealed class LlmEngine : IDisposable
         var p = request.Sampling;
         p.Validate(_executor.VocabSize);
         var prompt = request.PromptTokens;
-        if (prompt.Count == 0)
-            throw new ArgumentException("the prompt must contain at least one token", nameof(request));
-        foreach (var t in prompt)
-            if ((uint)t >= (uint)_executor.VocabSize)
-                throw new ArgumentOutOfRangeException(nameof(request), $"prompt token id must be between 0 and {_executor.VocabSize - 1}; got {t}");
+        CheckTokens(prompt, "prompt", nameof(request));
         var total = (long)prompt.Count + p.MaxTokens;
         if (total > _executor.MaxContextLength)
             throw new ArgumentOutOfRangeException(nameof(request),
@@ -158,6 +157,69 @@ public sealed class LlmEngine : IDisposable
                 _wake.Set();
             }
         }
+    }
+
+    /// <summary>Throws with the field, value and limit when the embedding input can never be computed.</summary>
+    public void Validate(EmbeddingRequest request)
+    {
+        if (_executor.EmbeddingLength <= 0)
+            throw new NotSupportedException("this model's executor computes no embeddings");
+        if (request.Pooling == PoolingType.None || !Enum.IsDefined(request.Pooling))
+            throw new ArgumentOutOfRangeException(nameof(request), $"pooling must be mean, cls or last; got {request.Pooling}");
+        var tokens = request.Tokens;
+        CheckTokens(tokens, "input", nameof(request));
+        if (tokens.Count > _executor.MaxContextLength)
+            throw new ArgumentOutOfRangeException(nameof(request), $"the input has {tokens.Count} tokens; the context length is {_executor.MaxContextLength}");
+        var blocksNeeded = ((long)tokens.Count + _options.BlockSize - 1) / _options.BlockSize;
+        if (blocksNeeded > Counters.KvBlocksTotal)
+            throw new ArgumentOutOfRangeException(nameof(request),
+                $"the input's {tokens.Count} tokens need {blocksNeeded} KV blocks; the cache holds {Counters.KvBlocksTotal} (raise --kv-cache-memory)");
+    }
+
+    /// <summary>At least one token, every one in the vocabulary.</summary>
+    private void CheckTokens(IReadOnlyList<int> tokens, string what, string parameter)
+    {
+        if (tokens.Count == 0)
+            throw new ArgumentException($"the {what} must contain at least one token", parameter);
+        foreach (var t in tokens)
+            if ((uint)t >= (uint)_executor.VocabSize)
+                throw new ArgumentOutOfRangeException(parameter, $"{what} token id must be between 0 and {_executor.VocabSize - 1}; got {t}");
+    }
+
+    /// <summary>Width of the vectors <see cref="EmbedAsync"/> returns; 0 when the executor computes none.</summary>
+    public int EmbeddingLength => _executor.EmbeddingLength;
+
+    /// <summary>
+    /// The input's pooled (and, as asked, unit-length) vector. The input queues and prefills like a prompt, in
+    /// the same steps as the generations (so it shares their token budget rather than stalling them); its KV
+    /// blocks are freed as soon as its last token is computed.
+    /// </summary>
+    public async Task<float[]> EmbedAsync(EmbeddingRequest request, CancellationToken ct = default)
+    {
+        Validate(request);
+        if (_stopping)
+            throw new EngineStoppedException();
+        var engineRequest = new EngineRequest { PromptTokens = request.Tokens, Tenant = request.Tenant, Priority = request.Priority };
+        var state = new RequestState(engineRequest, _options.Time.GetTimestamp(), BlockHash.Root(request.Tenant))
+        {
+            Embedding = new PooledState(request, _executor.EmbeddingLength),
+        };
+        _arrivals.Enqueue(state);
+        if (_exited)
+            RejectArrivals();
+        else
+            _wake.Set();
+        try
+        {
+            await state.Events.Reader.Completion.WaitAsync(ct).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            _cancellations.Enqueue(state);
+            _wake.Set();
+            throw;
+        }
+        return state.Embedding.Result ?? throw new InvalidOperationException("the engine ended the embedding without a vector");
     }
 
     /// <summary>
@@ -237,14 +299,16 @@ public sealed class LlmEngine : IDisposable
                 continue;
             }
             var p = state.Sampling;
-            var seq = new Sequence(_nextSequenceId++, state.Prompt, p.MaxTokens, state.Request.Priority, _nextArrival++, state.CacheRoot)
+            var embedding = state.Embedding;
+            var seq = new Sequence(_nextSequenceId++, state.Prompt, embedding is null ? p.MaxTokens : 0, state.Request.Priority, _nextArrival++, state.CacheRoot)
             {
                 Tenant = state.Request.Tenant,
                 Constraint = state.Request.Constraint?.Start,
+                Pooling = embedding?.Request.Pooling ?? PoolingType.None,
             };
-            var choice = new Choice(state, 0, seq) { ForkPending = p.N > 1 };
+            var choice = new Choice(state, 0, seq) { ForkPending = embedding is null && p.N > 1 };
             state.Choices.Add(choice);
-            state.Unfinished = p.N;
+            state.Unfinished = embedding is null ? p.N : 1;
             Counters.RecordPrompt(state.Prompt.Length);
             _scheduler.Add(seq);
         }
@@ -302,6 +366,10 @@ public sealed class LlmEngine : IDisposable
         var rows = _batch.LogitRowCount * vocab;
         if (_logits.Length < rows)
             _logits = new float[rows];
+        var width = _executor.EmbeddingLength;
+        var pooledRows = _batch.PooledRowCount * width;
+        if (_pooled.Length < pooledRows)
+            _pooled = new float[pooledRows];
         var scrub = _scheduler.Blocks.TakeScrubBeforeStep();
         if (scrub.Count > 0)
         {
@@ -311,7 +379,7 @@ public sealed class LlmEngine : IDisposable
             Counters.RecordScrubTime(Stopwatch.GetTimestamp() - scrubStart, busy: true);
         }
         var stepStart = Stopwatch.GetTimestamp();
-        _executor.Execute(_batch, _logits.AsSpan(0, rows));
+        _executor.Execute(_batch, _logits.AsSpan(0, rows), _pooled.AsSpan(0, pooledRows));
         Counters.RecordStepTime(Stopwatch.GetTimestamp() - stepStart);
         _scheduler.Complete(step);
         Counters.RecordStep(step.TokenCount, step.Sequences.Count);
@@ -319,6 +387,11 @@ public sealed class LlmEngine : IDisposable
         var now = _options.Time.GetTimestamp();
         for (var s = 0; s < _batch.SequenceCount; s++)
         {
+            if (_batch.PoolRow(s) is var poolRow and >= 0)
+            {
+                Pool((Choice)step.Sequences[s].Owner!, _pooled.AsSpan(poolRow * width, width), _batch.StartPosition(s) == 0);
+                continue;
+            }
             var row = _batch.LogitRow(s);
             if (row < 0)
                 continue;
@@ -352,6 +425,18 @@ public sealed class LlmEngine : IDisposable
             Emit(choice, logits, now);
         }
         PublishCounters();
+    }
+
+    /// <summary>Adds a step's pooled states to the embedding input's vector; once its last token is computed, finishes it and frees its blocks.</summary>
+    private void Pool(Choice choice, ReadOnlySpan<float> stepSum, bool fromStart)
+    {
+        var embedding = choice.Request.Embedding!;
+        embedding.Add(stepSum, fromStart);
+        var seq = choice.Sequence;
+        if (seq.ComputedCount < seq.Count)
+            return;
+        embedding.Finish(seq.Count);
+        EndChoice(choice);
     }
 
     private void Emit(Choice choice, ReadOnlySpan<float> logits, long now)

@@ -42,6 +42,9 @@ internal sealed class RequestState
     public HashSet<int> StoppedEarly { get; } = [];
 
     public bool Done { get; set; }
+
+    /// <summary>Set for an embedding input: its pooled vector as the steps compute it (it has one choice and samples nothing).</summary>
+    public Embeddings.PooledState? Embedding { get; init; }
 }
 
 /// <summary>One of a request's n choices: its sequence, its random stream and its text state.</summary>

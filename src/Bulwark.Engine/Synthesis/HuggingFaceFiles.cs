@@ -18,6 +18,26 @@ internal static class HuggingFaceFiles
         File.WriteAllBytes(Path.Combine(folder, "config.json"), Json(w => Config(w, spec, vocabulary)));
         File.WriteAllBytes(Path.Combine(folder, "tokenizer.json"), Json(w => Tokenizer(w, vocabulary)));
         File.WriteAllBytes(Path.Combine(folder, "tokenizer_config.json"), Json(w => TokenizerConfig(w, spec, vocabulary)));
+        if (spec.Pooling != Model.Config.PoolingType.None)
+        {
+            Directory.CreateDirectory(Path.Combine(folder, "1_Pooling"));
+            File.WriteAllBytes(Path.Combine(folder, Model.Config.SentenceTransformersPooling.RelativePath), Json(w => Pooling(w, spec)));
+        }
+    }
+
+    /// <summary>sentence-transformers' pooling module config, as it writes one.</summary>
+    private static void Pooling(Utf8JsonWriter w, SyntheticModelSpec spec)
+    {
+        w.WriteStartObject();
+        w.WriteNumber("word_embedding_dimension", spec.Dim);
+        w.WriteBoolean("pooling_mode_cls_token", spec.Pooling == Model.Config.PoolingType.Cls);
+        w.WriteBoolean("pooling_mode_mean_tokens", spec.Pooling == Model.Config.PoolingType.Mean);
+        w.WriteBoolean("pooling_mode_max_tokens", false);
+        w.WriteBoolean("pooling_mode_mean_sqrt_len_tokens", false);
+        w.WriteBoolean("pooling_mode_weightedmean_tokens", false);
+        w.WriteBoolean("pooling_mode_lasttoken", spec.Pooling == Model.Config.PoolingType.Last);
+        w.WriteBoolean("include_prompt", true);
+        w.WriteEndObject();
     }
 
     private static byte[] Json(Action<Utf8JsonWriter> write)

@@ -28,6 +28,8 @@ public sealed record SyntheticModelSpec
     public string? ChatTemplate { get; init; }
     public float RopeTheta { get; init; } = 10000f;
     public float RmsNormEpsilon { get; init; } = 1e-5f;
+    /// <summary>An embedding model's pooling (GGUF <c>{arch}.pooling_type</c>, sentence-transformers' <c>1_Pooling/config.json</c>); None: a generator.</summary>
+    public Model.Config.PoolingType Pooling { get; init; }
 
     public int HeadDim => Dim / Heads;
 
@@ -58,6 +60,7 @@ public sealed record SyntheticModelSpec
         if (Dim % block != 0) throw new ArgumentException($"dim must be a multiple of {block} for {DType}; got {Dim}");
         if (FeedForward % block != 0) throw new ArgumentException($"ff must be a multiple of {block} for {DType}; got {FeedForward}");
         if (!(RopeTheta > 1 && float.IsFinite(RopeTheta))) throw new ArgumentException($"rope theta must be a finite number above 1; got {RopeTheta}");
+        if (!Enum.IsDefined(Pooling)) throw new ArgumentException($"pooling must be none, mean, cls or last; got {Pooling}");
         if (!(RmsNormEpsilon > 0 && RmsNormEpsilon < 1)) throw new ArgumentException($"rms norm epsilon must be in (0, 1); got {RmsNormEpsilon}");
     }
 

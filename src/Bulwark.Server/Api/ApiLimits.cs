@@ -62,6 +62,12 @@ public sealed class ApiLimits
     /// <summary>Characters of one <c>guided_choice</c> string.</summary>
     public int MaxGuidedChoiceLength { get; set; } = 1000;
 
+    /// <summary>Inputs of one <c>/v1/embeddings</c> request (OpenAI's limit is 2048).</summary>
+    public int MaxEmbeddingInputs { get; set; } = 2048;
+
+    /// <summary>Tokens of all inputs of one <c>/v1/embeddings</c> request together (OpenAI's limit is 300000); each input is also bounded by the context length.</summary>
+    public int MaxEmbeddingTokens { get; set; } = 300_000;
+
     /// <summary>The constraint compiler's bounds from these settings.</summary>
     public Bulwark.Engine.Serving.Constraints.ConstraintLimits Constraints => new()
     {
@@ -104,6 +110,8 @@ public sealed class ApiLimits
         if (MaxRegexStates is < 2 or > 100_000) yield return $"Bulwark:Limits:MaxRegexStates must be between 2 and 100000; got {MaxRegexStates}.";
         if (MaxGuidedChoices is < 1 or > 100_000) yield return $"Bulwark:Limits:MaxGuidedChoices must be between 1 and 100000; got {MaxGuidedChoices}.";
         if (MaxGuidedChoiceLength is < 1 or > 100_000) yield return $"Bulwark:Limits:MaxGuidedChoiceLength must be between 1 and 100000; got {MaxGuidedChoiceLength}.";
+        if (MaxEmbeddingInputs is < 1 or > 100_000) yield return $"Bulwark:Limits:MaxEmbeddingInputs must be between 1 and 100000; got {MaxEmbeddingInputs}.";
+        if (MaxEmbeddingTokens is < 1 or > 100_000_000) yield return $"Bulwark:Limits:MaxEmbeddingTokens must be between 1 and 100000000; got {MaxEmbeddingTokens}.";
         if (MaxRequestTimeout < TimeSpan.FromSeconds(1) || MaxRequestTimeout > TimeSpan.FromDays(1))
             yield return $"Bulwark:Limits:MaxRequestTimeout must be between 00:00:01 and 1.00:00:00; got {MaxRequestTimeout}.";
         if (RequestTimeout < TimeSpan.FromSeconds(1) || RequestTimeout > MaxRequestTimeout)

@@ -14,6 +14,7 @@ public static class ApiRoutes
     {
         routes.MapPost("/v1/chat/completions", (HttpContext c, CompletionEndpoint e) => e.HandleAsync(c, ResponseKind.Chat));
         routes.MapPost("/v1/completions", (HttpContext c, CompletionEndpoint e) => e.HandleAsync(c, ResponseKind.Text));
+        routes.MapPost("/v1/embeddings", (HttpContext c, EmbeddingsEndpoint e) => e.HandleAsync(c));
         routes.MapGet("/v1/models", (HttpContext c, ModelsEndpoint e) => e.ListAsync(c));
         routes.MapGet("/v1/models/{id}", (HttpContext c, string id, ModelsEndpoint e) => e.GetAsync(c, id));
         routes.MapPost("/tokenize", (HttpContext c, TokenizeEndpoint e) => e.TokenizeAsync(c));
@@ -32,7 +33,7 @@ public static class ApiRoutes
             Results.Text(exposition.Render(), "text/plain; version=0.0.4; charset=utf-8")).WithMetadata(new RequireScopeAttribute(Scopes.Metrics));
 
         routes.MapFallback((HttpContext c) => throw new ApiException(StatusCodes.Status404NotFound,
-            $"There is no route {c.Request.Method} {Truncate(c.Request.Path.Value ?? "")}. See GET /v1/models, POST /v1/chat/completions, POST /v1/completions.",
+            $"There is no route {c.Request.Method} {Truncate(c.Request.Path.Value ?? "")}. See GET /v1/models, POST /v1/chat/completions, POST /v1/completions, POST /v1/embeddings.",
             "invalid_request_error", null, "unknown_url"));
     }
 

@@ -117,7 +117,7 @@ public static class BulwarkServer
             sp.GetRequiredService<ServiceLevel>(), sp.GetRequiredService<TimeProvider>(), limits.MaxTokens, limits.Deadline, secured ? sp.GetRequiredService<QuotaGate>() : null));
         services.AddSingleton<ReadinessProbe>();
         // The endpoint types the routes resolve, one instance each.
-        services.AddSingleton<CompletionEndpoint>().AddSingleton<TgiGenerateEndpoint>().AddSingleton<ModelsEndpoint>().AddSingleton<TokenizeEndpoint>();
+        services.AddSingleton<CompletionEndpoint>().AddSingleton<TgiGenerateEndpoint>().AddSingleton<ModelsEndpoint>().AddSingleton<TokenizeEndpoint>().AddSingleton<EmbeddingsEndpoint>();
         if (secured)
         {
             var data = settings.Data.EnsureCreated();

@@ -55,6 +55,25 @@ public sealed class ServeOptions
     /// <summary>Prefill tokens a step may carry while streams are decoding (protects their inter-token latency).</summary>
     public int MaxPrefillTokensWhileDecoding { get; set; } = new SchedulerOptions().MaxPrefillTokensWhileDecoding;
 
+    /// <summary>
+    /// How served models pool for <c>/v1/embeddings</c>: <c>model</c> (default: as the file declares; a generator then
+    /// refuses embeddings), <c>none</c> (refuse), or <c>mean</c>, <c>cls</c>, <c>last</c> (embed with this pooling, any decoder,
+    /// as llama.cpp's <c>--embeddings --pooling</c> does).
+    /// </summary>
+    public string EmbeddingPooling { get; set; } = "model";
+
+    /// <summary>0: <c>dimensions</c> must equal the model's width; N: the model was trained Matryoshka-style and may be cut to N..width values.</summary>
+    public int EmbeddingMatryoshkaMinDimensions { get; set; }
+
+    /// <summary>The parsed embedding settings; only valid after <see cref="Validate"/>.</summary>
+    public Bulwark.Server.Backends.Embedded.EmbeddingSettings Embeddings => new()
+    {
+        Pooling = string.Equals(EmbeddingPooling?.Trim(), "model", StringComparison.OrdinalIgnoreCase) || string.IsNullOrWhiteSpace(EmbeddingPooling)
+            ? null
+            : Bulwark.Engine.Model.Config.PoolingTypeNames.TryParse(EmbeddingPooling, out var p) ? p : null,
+        MatryoshkaMinDimensions = EmbeddingMatryoshkaMinDimensions,
+    };
+
     public const long MinKvCacheMemory = 1L << 20;
     public const long MaxKvCacheMemory = 1L << 40;
 
@@ -78,6 +97,11 @@ public sealed class ServeOptions
             yield return $"{Section}:MaxBatchedTokens must be between 1 and 1048576; got {MaxBatchedTokens}.";
         if (MaxSequences is < 1 or > 4096)
             yield return $"{Section}:MaxSequences must be between 1 and 4096; got {MaxSequences}.";
+        if (!string.Equals(EmbeddingPooling?.Trim(), "model", StringComparison.OrdinalIgnoreCase) && !string.IsNullOrWhiteSpace(EmbeddingPooling)
+            && !Bulwark.Engine.Model.Config.PoolingTypeNames.TryParse(EmbeddingPooling, out _))
+            yield return $"{Section}:EmbeddingPooling must be model, {Bulwark.Engine.Model.Config.PoolingTypeNames.Allowed}; got '{EmbeddingPooling}'.";
+        if (EmbeddingMatryoshkaMinDimensions is < 0 or > Bulwark.Engine.Model.Config.LlamaConfig.MaxDimension)
+            yield return $"{Section}:EmbeddingMatryoshkaMinDimensions must be between 0 and {Bulwark.Engine.Model.Config.LlamaConfig.MaxDimension}; got {EmbeddingMatryoshkaMinDimensions}.";
         if (MaxPrefillTokensWhileDecoding is < 1 or > 1_048_576)
             yield return $"{Section}:MaxPrefillTokensWhileDecoding must be between 1 and 1048576; got {MaxPrefillTokensWhileDecoding}.";
     }

@@ -193,7 +193,7 @@ public sealed class GenerationRun
         if (blocked > 0) span.SetStatus(ActivityStatusCode.Error, "content_filter");
     }
 
-    private static ApiException ShuttingDown() =>
+    internal static ApiException ShuttingDown() =>
         new(StatusCodes.Status503ServiceUnavailable, "The server is shutting down and cancelled this request before it finished. Retry on another replica or later.",
             "server_error", null, "server_shutting_down", TimeSpan.FromSeconds(1));
 

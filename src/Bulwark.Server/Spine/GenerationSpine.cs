@@ -24,7 +24,7 @@ public delegate GenerationRequest RouteContract(JsonElement body, ModelCard mode
 /// refused before it is validated, scanned, templated or tokenized; the token quota is checked once
 /// the prompt is counted.
 /// </summary>
-public sealed class GenerationSpine(
+public sealed partial class GenerationSpine(
     ServedModels models, InputGuard inputGuard, AdmissionGate admission, IOutputGuard outputGuard, ServerMetrics metrics,
     ShutdownDrain drain, ServiceLevel serviceLevel, TimeProvider time, int maxTokensLimit, RequestDeadline deadlines, QuotaGate? quotas = null)
 {
@@ -48,15 +48,13 @@ public sealed class GenerationSpine(
             if (serviceLevel.Refusal(caller?.Priority ?? 0, usage) is { } refusal) throw refusal;
             // The request's deadline runs from its arrival: the wait for a slot counts, and generation ends when it passes.
             var allowed = deadlines.For(context.Request);
-            using var deadline = new CancellationTokenSource(allowed - time.GetElapsedTime(started) is { } left && left > TimeSpan.Zero ? left : TimeSpan.Zero, time);
+            using var deadline = DeadlineFrom(started, allowed);
 
             // 3 Policy that needs no tokens: the model the request names, which the key must be allowed to use
             // (404 either way, so a key cannot learn which models exist), then requests/min and concurrent requests.
             // The model is leased until the response is written, even if it is replaced or unloaded meanwhile.
-            using var model = Acquire(context, caller, modelOf(body.RootElement));
+            using var model = AcquireNamed(context, caller, modelOf(body.RootElement), spans);
             var backend = model.Backend;
-            usage.Model = backend.Model.Id;
-            spans.Current?.SetTag(BulwarkTracing.Attributes.RequestModel, usage.Model);
             await using var quota = await AdmitAsync(context, caller);
 
             // 4 Contract: every field validated into the one request vocabulary.
@@ -146,6 +144,19 @@ public sealed class GenerationSpine(
             model.Dispose();
             throw;
         }
+    }
+
+    /// <summary>Cancelled when the request's deadline, counted from its arrival, passes.</summary>
+    private CancellationTokenSource DeadlineFrom(long started, TimeSpan allowed) =>
+        new(allowed - time.GetElapsedTime(started) is { } left && left > TimeSpan.Zero ? left : TimeSpan.Zero, time);
+
+    /// <summary>Leases the model the request names, and records it on the usage record and the policy span.</summary>
+    private ModelLease AcquireNamed(HttpContext context, Caller? caller, string? name, StageSpans spans)
+    {
+        var model = Acquire(context, caller, name);
+        context.GetRequestUsage().Model = model.Backend.Model.Id;
+        spans.Current?.SetTag(BulwarkTracing.Attributes.RequestModel, model.Backend.Model.Id);
+        return model;
     }
 
     /// <summary>Leases the model; one the caller may not use is not found, and is audited as refused for that reason.</summary>

@@ -49,13 +49,32 @@ internal static class LlamaCppOracle
         var parameters = Parameters(ggufPath, Math.Max(64, tokens.Count));
         using var weights = LLamaWeights.LoadFromFile(parameters);
         using var context = weights.CreateContext(parameters);
+        DecodeAll(context, tokens);
+        var rows = new float[tokens.Count][];
+        for (var i = 0; i < tokens.Count; i++) rows[i] = context.NativeHandle.GetLogitsIth(i).ToArray();
+        return rows;
+    }
+
+    /// <summary>llama.cpp's pooled embedding of <paramref name="tokens"/> (one sequence, one batch), as it computes it: not normalised.</summary>
+    public static float[] Embedding(string ggufPath, IReadOnlyList<int> tokens, LLamaPoolingType pooling)
+    {
+        _ = Initialised.Value;
+        var parameters = Parameters(ggufPath, Math.Max(64, tokens.Count));
+        parameters.Embeddings = true;
+        parameters.PoolingType = pooling;
+        using var weights = LLamaWeights.LoadFromFile(parameters);
+        using var context = weights.CreateContext(parameters);
+        DecodeAll(context, tokens);
+        return context.NativeHandle.GetEmbeddingsSeq(LLamaSeqId.Zero).ToArray();
+    }
+
+    /// <summary>Decodes <paramref name="tokens"/> as one sequence in one batch, every position an output.</summary>
+    private static void DecodeAll(LLamaContext context, IReadOnlyList<int> tokens)
+    {
         var batch = new LLamaBatch();
         for (var i = 0; i < tokens.Count; i++) batch.Add(tokens[i], i, LLamaSeqId.Zero, logits: true);
         var result = context.NativeHandle.Decode(batch);
         if (result != DecodeResult.Ok) throw new InvalidOperationException($"llama_decode failed: {result}");
-        var rows = new float[tokens.Count][];
-        for (var i = 0; i < tokens.Count; i++) rows[i] = context.NativeHandle.GetLogitsIth(i).ToArray();
-        return rows;
     }
 
     /// <summary>llama.cpp's tokenization of <paramref name="text"/> with the model's vocabulary.</summary>

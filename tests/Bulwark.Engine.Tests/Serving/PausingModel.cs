@@ -15,9 +15,13 @@ internal sealed class PausingModel(IModelExecutor inner, int pauseAtStep) : IMod
 
     public void Resume() => _resume.Set();
 
-    public void Execute(StepBatch batch, Span<float> logits)
+    public int EmbeddingLength => inner.EmbeddingLength;
+
+    public void Execute(StepBatch batch, Span<float> logits) => Execute(batch, logits, []);
+
+    public void Execute(StepBatch batch, Span<float> logits, Span<float> pooled)
     {
         if (++_steps == pauseAtStep && !_resume.Wait(TimeSpan.FromSeconds(60))) throw new TimeoutException("the test never resumed the model");
-        inner.Execute(batch, logits);
+        inner.Execute(batch, logits, pooled);
     }
 }

@@ -266,7 +266,7 @@ public sealed class ValidationTests(ValidationTests.Server server) : IClassFixtu
     [Fact]
     public async Task UnknownRouteIsNotFoundInOpenAiShape()
     {
-        var (status, body, _) = await RawHttp.PostJsonAsync(server.Running.Http, "v1/embeddings", "{}");
+        var (status, body, _) = await RawHttp.PostJsonAsync(server.Running.Http, "v1/audio/speech", "{}");
         Assert.Equal(404, status);
         Assert.Equal("unknown_url", RawHttp.Error(body).GetProperty("code").GetString());
     }

@@ -37,24 +37,30 @@ public static class HfConfig
 
     public static LlamaConfig Parse(ReadOnlyMemory<byte> json, string source)
     {
+        using var document = ParseObject(json, source, maxDepth: 32);
+        return Convert(new HfConfigFields(document.RootElement, source));
+    }
+
+    /// <summary>A Hugging Face JSON file that must be one object: invalid UTF-8, invalid JSON or another root is refused naming the file.</summary>
+    internal static JsonDocument ParseObject(ReadOnlyMemory<byte> json, string source, int maxDepth)
+    {
         // JsonDocument only notices invalid UTF-8 when a string is read; refuse it up front.
         if (!System.Text.Unicode.Utf8.IsValid(json.Span))
             throw new ModelFormatException(source, "content", "is not valid UTF-8");
         JsonDocument document;
         try
         {
-            document = JsonDocument.Parse(json, new JsonDocumentOptions { MaxDepth = 32 });
+            document = JsonDocument.Parse(json, new JsonDocumentOptions { MaxDepth = maxDepth });
         }
         catch (JsonException e)
         {
             throw new ModelFormatException(source, "content", $"is not valid JSON: {e.Message}", e);
         }
-        using (document)
-        {
-            if (document.RootElement.ValueKind != JsonValueKind.Object)
-                throw new ModelFormatException(source, "content", $"must be a JSON object; got {document.RootElement.ValueKind}");
-            return Convert(new HfConfigFields(document.RootElement, source));
-        }
+        if (document.RootElement.ValueKind == JsonValueKind.Object)
+            return document;
+        var kind = document.RootElement.ValueKind;
+        document.Dispose();
+        throw new ModelFormatException(source, "content", $"must be a JSON object; got {kind}");
     }
 
     private static LlamaConfig Convert(HfConfigFields f)

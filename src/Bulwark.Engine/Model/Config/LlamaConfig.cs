@@ -25,6 +25,9 @@ public sealed record LlamaConfig
     public bool HasQkvBias { get; init; }
     public bool HasQkNorm { get; init; }
 
+    /// <summary>How the file says to pool hidden states into an embedding (<see cref="PoolingType.None"/>: it is a generator).</summary>
+    public PoolingType Pooling { get; init; }
+
     public int QueryLength => HeadCount * HeadDim;
     public int KeyValueLength => KeyValueHeadCount * HeadDim;
 

@@ -83,9 +83,24 @@ public static unsafe class GgufModelLoader
             TiedOutputHead = !file.TryGetTensor("output.weight", out _),
             HasQkvBias = architecture == ModelArchitecture.Qwen2,
             HasQkNorm = architecture == ModelArchitecture.Qwen3,
+            Pooling = ReadPooling(file, arch),
         };
         config.Validate(file.Path);
         return config;
+    }
+
+    /// <summary>llama.cpp's <c>{arch}.pooling_type</c> (absent: a generator); rank pooling needs a classifier head the decoder lacks.</summary>
+    private static PoolingType ReadPooling(GgufFile file, string arch)
+    {
+        var key = $"{arch}.pooling_type";
+        var value = file.GetIntegerOrNull(key);
+        return value switch
+        {
+            null => PoolingType.None,
+            >= 0 and <= 3 => (PoolingType)value.Value,
+            4 => throw new ModelFormatException(file.Path, key, "4 (rank: a reranker's classification head) is not supported (supported: 0 none, 1 mean, 2 cls, 3 last)"),
+            _ => throw new ModelFormatException(file.Path, key, $"must be 0 (none), 1 (mean), 2 (cls) or 3 (last); got {value}"),
+        };
     }
 
     private static RopeScaling ReadRopeScaling(GgufFile file, string arch)

@@ -17,7 +17,7 @@ public static unsafe class SafetensorsModelLoader
         var configPath = Path.Combine(full, HfConfig.FileName);
         if (!File.Exists(configPath))
             throw new ModelFormatException(full, HfConfig.FileName, "is missing: a safetensors model is a Hugging Face folder with config.json beside the weights");
-        var config = HfConfig.Read(configPath);
+        var config = HfConfig.Read(configPath) with { Pooling = SentenceTransformersPooling.Read(full) };
         var checkpoint = SafetensorsCheckpoint.Open(full);
         try
         {

@@ -85,6 +85,9 @@ public sealed unsafe class LlamaSession : IDisposable
         return _logits.Span;
     }
 
+    /// <summary>The final norm's output for the token of the last <see cref="Forward"/> (what embeddings pool), valid until the next call.</summary>
+    public ReadOnlySpan<float> FinalHidden => _normed.Span;
+
     private static void Add(Span<float> x, ReadOnlySpan<float> delta) => Kernels.Cpu.VectorOps.Add(x, delta);
 
     private struct HeadsJob

@@ -24,6 +24,21 @@ public interface IModelExecutor
     /// </summary>
     void Execute(StepBatch batch, Span<float> logits);
 
+    /// <summary>Width of the hidden states an embedding pools; 0 when this executor computes no embeddings.</summary>
+    int EmbeddingLength => 0;
+
+    /// <summary>
+    /// <see cref="Execute(StepBatch, Span{float})"/>, and for each embedding input of the batch the sum of the final
+    /// norm's output over its <see cref="StepBatch.PooledTokens"/> into its <see cref="StepBatch.PoolRow"/> of
+    /// <paramref name="pooled"/> (row-major, <see cref="StepBatch.PooledRowCount"/> × <see cref="EmbeddingLength"/>; a zero row when it pools no token this step).
+    /// </summary>
+    void Execute(StepBatch batch, Span<float> logits, Span<float> pooled)
+    {
+        if (batch.PooledRowCount > 0)
+            throw new NotSupportedException("this model executor computes no embeddings");
+        Execute(batch, logits);
+    }
+
     /// <summary>
     /// Clears the KV of <paramref name="blocks"/> (their previous owners ended): called before a block
     /// changes hands and, off the decode path, for freed blocks. An executor that keeps KV must clear it.

@@ -78,7 +78,11 @@ public sealed unsafe class PagedLlamaExecutor : IModelExecutor, IDisposable
         foreach (var block in blocks) kv.Clear(block, ScrubValue);
     }
 
-    public void Execute(StepBatch batch, Span<float> logits)
+    public int EmbeddingLength => _config.EmbeddingLength;
+
+    public void Execute(StepBatch batch, Span<float> logits) => Execute(batch, logits, []);
+
+    public void Execute(StepBatch batch, Span<float> logits, Span<float> pooled)
     {
         var kv = Kv;
         var c = _config;
@@ -87,6 +91,8 @@ public sealed unsafe class PagedLlamaExecutor : IModelExecutor, IDisposable
         var rows = batch.LogitRowCount;
         if (logits.Length != rows * c.VocabularySize)
             throw new ArgumentException($"logits must hold {rows} rows of {c.VocabularySize}; got {logits.Length} floats", nameof(logits));
+        if (pooled.Length != batch.PooledRowCount * c.EmbeddingLength)
+            throw new ArgumentException($"pooled must hold {batch.PooledRowCount} rows of {c.EmbeddingLength}; got {pooled.Length} floats", nameof(pooled));
         CheckSequences(batch, kv);
 
         // Copies first: a sequence that got a private copy of a shared block writes into the copy below.
@@ -142,6 +148,10 @@ public sealed unsafe class PagedLlamaExecutor : IModelExecutor, IDisposable
             VectorOps.Add(hidden, delta);
         }
 
+        // The layers are done with the normed scratch: embedding inputs pool their final-norm states through it.
+        if (batch.PooledRowCount > 0)
+            Pool(batch, hidden, normed, pooled);
+
         // Logits only for each sequence's last token, and only where the sequence needs them.
         if (rows == 0)
             return;
@@ -155,6 +165,27 @@ public sealed unsafe class PagedLlamaExecutor : IModelExecutor, IDisposable
             DecoderSteps.Norm(hidden.Slice(index * dim, dim), w.OutputNorm, c.RmsNormEpsilon, last.Slice(row * dim, dim));
         }
         w.Output.MatMul(last, logits, rows);
+    }
+
+    /// <summary>Per embedding input, the sum of the final norm's output over the tokens its pooling selects in this step.</summary>
+    private void Pool(StepBatch batch, ReadOnlySpan<float> hidden, Span<float> scratch, Span<float> pooled)
+    {
+        var dim = _config.EmbeddingLength;
+        for (var s = 0; s < batch.SequenceCount; s++)
+        {
+            var row = batch.PoolRow(s);
+            if (row < 0)
+                continue;
+            var output = pooled.Slice(row * dim, dim);
+            output.Clear();
+            var (start, count) = batch.PooledTokens(s);
+            for (var t = start; t < start + count; t++)
+            {
+                var normed = scratch.Slice(t * dim, dim);
+                DecoderSteps.Norm(hidden.Slice(t * dim, dim), _model.Weights.OutputNorm, _config.RmsNormEpsilon, normed);
+                VectorOps.Add(output, normed);
+            }
+        }
     }
 
     private void CheckSequences(StepBatch batch, KvBlockStore kv)

@@ -15,6 +15,9 @@ public sealed class StepBatch
     private int[] _seqStart = new int[8];
     private int[] _seqCount = new int[8];
     private int[] _logitRow = new int[8];
+    private int[] _poolRow = new int[8];
+    private int[] _poolStart = new int[8];
+    private int[] _poolCount = new int[8];
     private BlockTable[] _tables = new BlockTable[8];
     private readonly List<BlockCopy> _copies = new();
 
@@ -23,6 +26,9 @@ public sealed class StepBatch
     public int SequenceCount { get; private set; }
 
     public int LogitRowCount { get; private set; }
+
+    /// <summary>Rows of pooled hidden states the step writes: one per embedding input in the batch.</summary>
+    public int PooledRowCount { get; private set; }
 
     public ReadOnlySpan<int> TokenIds => _tokens.AsSpan(0, TokenCount);
 
@@ -47,11 +53,21 @@ public sealed class StepBatch
     /// <summary>Row of logits for the sequence's last token, or -1 when it is mid-prefill and needs none.</summary>
     public int LogitRow(int seq) => _logitRow[seq];
 
+    /// <summary>Row of pooled states for an embedding input, or -1 for a generation (which gets logits instead).</summary>
+    public int PoolRow(int seq) => _poolRow[seq];
+
+    /// <summary>
+    /// The batch tokens (<see cref="TokenIds"/> indices) whose final hidden states an embedding input pools in this
+    /// step: all its tokens for mean, position 0 for cls, its last token for last; empty when the step holds none.
+    /// </summary>
+    public (int Start, int Count) PooledTokens(int seq) => (_poolStart[seq], _poolCount[seq]);
+
     internal void Load(ScheduledStep step)
     {
         TokenCount = 0;
         SequenceCount = 0;
         LogitRowCount = 0;
+        PooledRowCount = 0;
         _copies.Clear();
         _copies.AddRange(step.Copies);
         EnsureCapacity(step.TokenCount, step.Sequences.Count);
@@ -70,7 +86,23 @@ public sealed class StepBatch
                 _positions[TokenCount] = start + j;
                 TokenCount++;
             }
-            _logitRow[s] = start + count == seq.Count ? LogitRowCount++ : -1;
+            var completes = start + count == seq.Count;
+            if (seq.Pooling == Model.Config.PoolingType.None)
+            {
+                _logitRow[s] = completes ? LogitRowCount++ : -1;
+                _poolRow[s] = -1;
+                _poolStart[s] = _poolCount[s] = 0;
+                continue;
+            }
+            // An embedding input samples nothing: no logits, one row of pooled states.
+            _logitRow[s] = -1;
+            _poolRow[s] = PooledRowCount++;
+            (_poolStart[s], _poolCount[s]) = seq.Pooling switch
+            {
+                Model.Config.PoolingType.Mean => (_seqStart[s], count),
+                Model.Config.PoolingType.Cls => (_seqStart[s], start == 0 ? 1 : 0),
+                _ => (_seqStart[s] + count - 1, completes ? 1 : 0),
+            };
         }
         SequenceCount = step.Sequences.Count;
     }
@@ -87,6 +119,9 @@ public sealed class StepBatch
             _seqStart = new int[sequences];
             _seqCount = new int[sequences];
             _logitRow = new int[sequences];
+            _poolRow = new int[sequences];
+            _poolStart = new int[sequences];
+            _poolCount = new int[sequences];
             _tables = new BlockTable[sequences];
         }
     }

@@ -100,7 +100,7 @@ internal sealed class Scheduler
                 var seq = _waiting[0];
                 if (_running.Count + (seatsFor?.Invoke(seq) ?? 1) > _options.MaxSequences)
                     break;
-                if (seq.ComputedCount == 0 && seq.Blocks.Count == 0)
+                if (seq.ComputedCount == 0 && seq.Blocks.Count == 0 && seq.UsesPrefixCache)
                     _blocks.AttachCachedPrefix(seq);
                 var count = Math.Min(Math.Min(Math.Min(seq.Count - seq.ComputedCount, budget), _options.MaxPrefillChunk), prefillBudget);
                 if (!_blocks.TryReserve(seq, seq.ComputedCount + count, _step.Copies))
@@ -136,7 +136,7 @@ internal sealed class Scheduler
         {
             var seq = step.Sequences[i];
             seq.ComputedCount += step.Counts[i];
-            _blocks.PublishFullBlocks(seq);
+            if (seq.UsesPrefixCache) _blocks.PublishFullBlocks(seq);
         }
     }
 

@@ -72,6 +72,14 @@ internal sealed class Sequence
     /// </summary>
     public Constraints.MatcherState? Constraint { get; set; }
 
+    /// <summary>
+    /// An embedding input's pooling (<see cref="Model.Config.PoolingType.None"/>: a generation). An embedding needs
+    /// every token's state it pools, so it neither takes blocks from the prefix cache nor leaves any there.
+    /// </summary>
+    public Model.Config.PoolingType Pooling { get; init; }
+
+    public bool UsesPrefixCache => Pooling == Model.Config.PoolingType.None;
+
     /// <summary>Whatever the engine attaches (its per-choice state); the scheduler never looks at it.</summary>
     public object? Owner { get; set; }
 

@@ -4,6 +4,8 @@ using System.Text.Json;
 using Bulwark.Engine.Serving.Sampling;
 using Bulwark.Engine.Serving;
 using Bulwark.Engine.Serving.Constraints;
+using Bulwark.Engine.Serving.Embeddings;
+using Bulwark.Engine.Model.Config;
 using Bulwark.Engine.Templates.Jinja;
 using Bulwark.Engine.Templates;
 using Bulwark.Engine.Tokenizers;
@@ -18,7 +20,7 @@ namespace Bulwark.Server.Backends.Embedded;
 /// the prompt is prefilled once and the choices fork from it; the engine also turns tokens into text
 /// and applies stop strings, on its step thread. Disposing the backend stops the engine.
 /// </summary>
-public sealed class EmbeddedBackend : IGenerationBackend, ITokenizingBackend, IDisposable
+public sealed class EmbeddedBackend : IGenerationBackend, ITokenizingBackend, IEmbeddingBackend, IDisposable
 {
     private readonly LlmEngine _engine;
     private readonly ITokenizer _tokenizer;
@@ -31,8 +33,10 @@ public sealed class EmbeddedBackend : IGenerationBackend, ITokenizingBackend, ID
 
     /// <param name="template">Null when the model ships none: chat requests are then refused with a clear error.</param>
     /// <param name="owns">Disposed after the engine stops, in order (the executor's KV blocks, then the mapped weights).</param>
+    /// <param name="pooling">How <c>/v1/embeddings</c> pools this model's states; <see cref="PoolingType.None"/>: it embeds nothing.</param>
+    /// <param name="matryoshkaMinDimensions">0: vectors keep the model's width; N: they may be cut to N..width values.</param>
     public EmbeddedBackend(LlmEngine engine, ITokenizer tokenizer, ChatTemplate? template, string modelId, DateTimeOffset created,
-        string? notice = null, IReadOnlyList<IDisposable>? owns = null)
+        string? notice = null, IReadOnlyList<IDisposable>? owns = null, PoolingType pooling = PoolingType.None, int matryoshkaMinDimensions = 0)
     {
         _owns = owns ?? [];
         if (tokenizer.VocabSize > engine.VocabSize)
@@ -43,6 +47,82 @@ public sealed class EmbeddedBackend : IGenerationBackend, ITokenizingBackend, ID
         // Built on the first constrained request: a trie over the vocabulary's byte strings, shared by all of them.
         _vocabulary = new Lazy<TokenVocabulary>(() => TokenVocabulary.From(tokenizer, engine.VocabSize));
         Model = new ModelCard(modelId, engine.MaxContextLength, tokenizer.VocabSize, created, Notice: notice);
+        _pooling = pooling;
+        var width = engine.EmbeddingLength;
+        Embeddings = pooling == PoolingType.None || width == 0
+            ? EmbeddingSupport.None($"The model '{modelId}' is not an embedding model: its file declares no pooling (GGUF pooling_type, sentence-transformers 1_Pooling) and the server sets none (Bulwark:Serve:EmbeddingPooling).")
+            : new EmbeddingSupport(width, matryoshkaMinDimensions > 0 ? Math.Min(matryoshkaMinDimensions, width) : width);
+    }
+
+    private readonly PoolingType _pooling;
+
+    public EmbeddingSupport Embeddings { get; }
+
+    public PreparedEmbeddings PrepareEmbeddings(EmbeddingsRequest request)
+    {
+        var inputs = new int[request.Inputs.Count][];
+        var total = 0;
+        for (var i = 0; i < inputs.Length; i++)
+        {
+            var input = request.Inputs[i];
+            // Text gets the model's special tokens (BOS, and the EOS a last-token model such as Qwen3-Embedding pools on), as llama.cpp adds them.
+            var tokens = input.TokenIds ?? _prompts.Encode(input.Text!, addSpecialTokens: true);
+            var path = request.Inputs.Count == 1 && input.Text is not null ? "input" : $"input[{i}]";
+            if (tokens.Length == 0) throw ApiException.Invalid(path, $"{path} has no tokens once tokenized.", "string_below_min_length");
+            if (tokens.Length > Model.ContextLength) throw EmbeddingsRequest.ContextExceeded(path, Model.ContextLength, tokens.Length);
+            inputs[i] = tokens;
+            total += tokens.Length;
+        }
+        return new PreparedEmbeddings(inputs, total);
+    }
+
+    public async Task<float[][]> EmbedAsync(EmbeddingsRequest request, PreparedEmbeddings prepared, CancellationToken cancellationToken)
+    {
+        // Every input enters the engine's queue at once; the scheduler batches them with each other and with generations.
+        var requests = prepared.TokenIds.Select(tokens => new EmbeddingRequest
+        {
+            Tokens = tokens,
+            Pooling = _pooling,
+            Tenant = request.Tenant ?? "",
+            // The API's priority runs higher first; the engine's runs smaller first.
+            Priority = -request.Priority,
+        }).ToArray();
+        try
+        {
+            foreach (var r in requests) _engine.Validate(r);
+        }
+        catch (ArgumentException e)
+        {
+            // The API checked context and vocabulary already; what is left is the KV budget of this server.
+            throw ApiException.Invalid("input", e.Message.Split(" (Parameter")[0], "request_too_large");
+        }
+        using var cancel = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var tasks = Array.ConvertAll(requests, r => EmbedOneAsync(r, cancel));
+        try
+        {
+            return await Task.WhenAll(tasks).ConfigureAwait(false);
+        }
+        catch when (!cancellationToken.IsCancellationRequested)
+        {
+            // The input that failed, not the ones its failure cancelled.
+            var failure = tasks.Where(t => t.IsFaulted).Select(t => t.Exception!.InnerException!).FirstOrDefault(e => e is not OperationCanceledException);
+            if (failure is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
+            throw;
+        }
+    }
+
+    /// <summary>One input's vector; its failure cancels the request's other inputs rather than computing vectors nobody will read.</summary>
+    private async Task<float[]> EmbedOneAsync(EmbeddingRequest request, CancellationTokenSource all)
+    {
+        try
+        {
+            return await _engine.EmbedAsync(request, all.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            await all.CancelAsync().ConfigureAwait(false);
+            throw;
+        }
     }
 
     public ModelCard Model { get; }
