@@ -142,17 +142,18 @@ public sealed unsafe class PagedLlamaExecutor : IModelExecutor, IDisposable
             VectorOps.Add(hidden, delta);
         }
 
-        // Logits only for each sequence's last token, and only where the sequence needs them.
+        // Logits only for each sequence's last token (and its drafts when it verifies some), and only where the sequence needs them.
         if (rows == 0)
             return;
         var last = _act.LastHidden.Span[..(rows * dim)];
         for (var s = 0; s < batch.SequenceCount; s++)
         {
-            var row = batch.LogitRow(s);
-            if (row < 0)
-                continue;
-            var index = batch.TokenStart(s) + batch.TokenCountOf(s) - 1;
-            DecoderSteps.Norm(hidden.Slice(index * dim, dim), w.OutputNorm, c.RmsNormEpsilon, last.Slice(row * dim, dim));
+            var first = batch.LogitRow(s);
+            for (var r = 0; r < batch.LogitRowsOf(s); r++)
+            {
+                var index = batch.LogitTokenIndex(s, r);
+                DecoderSteps.Norm(hidden.Slice(index * dim, dim), w.OutputNorm, c.RmsNormEpsilon, last.Slice((first + r) * dim, dim));
+            }
         }
         w.Output.MatMul(last, logits, rows);
     }

@@ -15,6 +15,7 @@ public sealed class StepBatch
     private int[] _seqStart = new int[8];
     private int[] _seqCount = new int[8];
     private int[] _logitRow = new int[8];
+    private int[] _logitRows = new int[8];
     private BlockTable[] _tables = new BlockTable[8];
     private readonly List<BlockCopy> _copies = new();
 
@@ -44,8 +45,20 @@ public sealed class StepBatch
 
     public ReadOnlySpan<int> BlockTable(int seq) => _tables[seq].AsSpan();
 
-    /// <summary>Row of logits for the sequence's last token, or -1 when it is mid-prefill and needs none.</summary>
+    /// <summary>
+    /// First row of logits of the sequence, or -1 when it is mid-prefill and needs none. A sequence needs logits
+    /// for its last <see cref="LogitRowsOf"/> batch tokens, in rows LogitRow .. LogitRow + LogitRowsOf − 1.
+    /// </summary>
     public int LogitRow(int seq) => _logitRow[seq];
+
+    /// <summary>
+    /// Logit rows of the sequence: 1 for its last token, or 1 + its draft count when it verifies drafts
+    /// (the logits after the last token and after each draft); 0 mid-prefill.
+    /// </summary>
+    public int LogitRowsOf(int seq) => _logitRows[seq];
+
+    /// <summary>Index in <see cref="TokenIds"/> of the batch token whose logits are the sequence's <paramref name="row"/>th (0-based) row.</summary>
+    public int LogitTokenIndex(int seq, int row) => _seqStart[seq] + _seqCount[seq] - _logitRows[seq] + row;
 
     internal void Load(ScheduledStep step)
     {
@@ -60,17 +73,21 @@ public sealed class StepBatch
             var seq = step.Sequences[s];
             var count = step.Counts[s];
             var start = seq.ComputedCount;
-            var tokens = seq.Tokens;
             _seqStart[s] = TokenCount;
             _seqCount[s] = count;
             _tables[s] = seq.Blocks;
             for (var j = 0; j < count; j++)
             {
-                _tokens[TokenCount] = tokens[start + j];
+                _tokens[TokenCount] = seq.TokenOrDraft(start + j);
                 _positions[TokenCount] = start + j;
                 TokenCount++;
             }
-            _logitRow[s] = start + count == seq.Count ? LogitRowCount++ : -1;
+            var drafts = seq.DraftCount;
+            var needsLogits = start + count == seq.Count + drafts;
+            _logitRow[s] = needsLogits ? LogitRowCount : -1;
+            _logitRows[s] = needsLogits ? 1 + drafts : 0;
+            if (needsLogits)
+                LogitRowCount += 1 + drafts;
         }
         SequenceCount = step.Sequences.Count;
     }
@@ -87,6 +104,7 @@ public sealed class StepBatch
             _seqStart = new int[sequences];
             _seqCount = new int[sequences];
             _logitRow = new int[sequences];
+            _logitRows = new int[sequences];
             _tables = new BlockTable[sequences];
         }
     }
