@@ -55,6 +55,9 @@ public sealed class ServeOptions
     /// <summary>Prefill tokens a step may carry while streams are decoding (protects their inter-token latency).</summary>
     public int MaxPrefillTokensWhileDecoding { get; set; } = new SchedulerOptions().MaxPrefillTokensWhileDecoding;
 
+    /// <summary>Speculative decoding for requests that do not choose (<c>Bulwark:Serve:Speculative:*</c>).</summary>
+    public SpeculativeOptions Speculative { get; set; } = new();
+
     public const long MinKvCacheMemory = 1L << 20;
     public const long MaxKvCacheMemory = 1L << 40;
 
@@ -80,6 +83,8 @@ public sealed class ServeOptions
             yield return $"{Section}:MaxSequences must be between 1 and 4096; got {MaxSequences}.";
         if (MaxPrefillTokensWhileDecoding is < 1 or > 1_048_576)
             yield return $"{Section}:MaxPrefillTokensWhileDecoding must be between 1 and 1048576; got {MaxPrefillTokensWhileDecoding}.";
+        foreach (var problem in Speculative.Validate())
+            yield return problem;
     }
 
     /// <summary>Engine options for a model whose end-of-sequence tokens are <paramref name="eosTokenIds"/>.</summary>
@@ -95,6 +100,7 @@ public sealed class ServeOptions
             MaxPrefillTokensWhileDecoding = MaxPrefillTokensWhileDecoding,
         },
         EosTokenIds = eosTokenIds,
+        Speculative = Speculative.ToConfig(),
     };
 
     /// <summary>Bytes of "123", "512KiB", "512MiB", "2GiB", "1TiB" or "300KB"/"300MB"/"2GB" (powers of 1000); null when malformed.</summary>

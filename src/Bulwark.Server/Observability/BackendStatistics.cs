@@ -11,4 +11,6 @@ public readonly record struct BackendStatistics(
     long PrefixCacheQueries,
     long PrefixCacheHits,
     long Preemptions,
-    long KvBlocksScrubbed = 0);
+    long KvBlocksScrubbed = 0,
+    long SpeculativeDraftTokens = 0,
+    long SpeculativeAcceptedTokens = 0);

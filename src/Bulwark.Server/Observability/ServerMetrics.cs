@@ -52,8 +52,17 @@ public sealed class ServerMetrics : IDisposable
         Meter.CreateObservableCounter("bulwark_preemptions", () => engine().Preemptions, description: "Sequences preempted because KV blocks ran out.");
         Meter.CreateObservableCounter("bulwark_kv_blocks_scrubbed", () => engine().KvBlocksScrubbed,
             description: "KV blocks cleared after their request ended: before they changed hands, or swept when the engine was idle.");
+        Meter.CreateObservableCounter("bulwark_spec_draft_tokens", () => engine().SpeculativeDraftTokens,
+            description: "Draft tokens speculative decoding proposed and the model verified.");
+        Meter.CreateObservableCounter("bulwark_spec_accepted_tokens", () => engine().SpeculativeAcceptedTokens,
+            description: "Draft tokens the model agreed with (each one a token gained without its own forward pass).");
+        Meter.CreateObservableGauge("bulwark_spec_acceptance_ratio", () => AcceptanceRatio(engine()),
+            description: "Accepted ÷ drafted tokens since start (0 before any draft).");
         RuntimeMetrics.AddTo(Meter);
     }
+
+    private static double AcceptanceRatio(BackendStatistics s) =>
+        s.SpeculativeDraftTokens == 0 ? 0 : (double)s.SpeculativeAcceptedTokens / s.SpeculativeDraftTokens;
 
     private static InstrumentAdvice<double> Buckets(double[] bounds) => new() { HistogramBucketBoundaries = bounds };
 

@@ -69,7 +69,7 @@ public sealed class EmbeddedBackend : IGenerationBackend, ITokenizingBackend, ID
         {
             var c = _engine.Counters;
             return new BackendStatistics((int)c.Running, (int)c.Waiting, c.KvBlocksTotal == 0 ? 0 : (double)c.KvBlocksUsed / c.KvBlocksTotal,
-                c.PrefixCacheQueryTokens, c.PrefixCacheHitTokens, c.Preemptions, c.KvBlocksScrubbed);
+                c.PrefixCacheQueryTokens, c.PrefixCacheHitTokens, c.Preemptions, c.KvBlocksScrubbed, c.DraftTokens, c.AcceptedDraftTokens);
         }
     }
 
@@ -86,6 +86,7 @@ public sealed class EmbeddedBackend : IGenerationBackend, ITokenizingBackend, ID
             Detokenizer = () => new Detokenizer(_tokenizer.CreateIncrementalDecoder()),
             Choices = call.Choices,
             Constraint = request.Constraint is { } constraint ? Constrain(constraint) : null,
+            Speculative = request.Speculative,
         };
         try
         {

@@ -1,0 +1,151 @@
+using System.CommandLine;
+using Bulwark.Engine.Model.Loading;
+using Bulwark.Engine.Serving;
+using Bulwark.Engine.Serving.Execution;
+using Bulwark.Engine.Serving.Sampling;
+using Bulwark.Engine.Serving.Speculation;
+using Bulwark.Engine.Synthesis;
+
+namespace Bulwark.Bench.Serving;
+
+/// <summary>
+/// <c>bench/run speculative</c>: decode speed of prompt-lookup speculative decoding against our own plain
+/// decoding on a task whose output copies its prompt, greedy, one sequence, alternating runs, medians.
+/// The task: a seed S, the model's own greedy continuation D of S (the "passage"), then the prompt
+/// S + D + S — the passage and its start again, as in "repeat this text" or an edit that keeps most of it.
+/// A model that continues S the way it did before writes D again, and prompt lookup finds it in the prompt.
+/// The output's agreement with D is reported (how much of it really is a copy), and the two outputs must be
+/// identical token for token.
+/// </summary>
+internal static class BenchSpeculativeCommand
+{
+    public static Command Create()
+    {
+        var model = new Option<string?>("--model") { Description = "A .gguf file or model folder (default: a synthetic 110M-shape model: dim 768, 12 layers, 12 heads, vocabulary 32000, Q8_0)." };
+        var quantize = new Option<string?>("--quantize") { Description = "Quantize F32/F16/BF16 matrices to q8_0 or q4_0 while loading." };
+        var passage = new Option<int>("--passage-tokens") { Description = "Length of the passage D the prompt holds.", DefaultValueFactory = _ => 192 };
+        var seedTokens = new Option<int>("--seed-tokens") { Description = "Length of the seed S.", DefaultValueFactory = _ => 16 };
+        var genTokens = new Option<int>("--gen-tokens") { Description = "Tokens generated per run (EOS ignored).", DefaultValueFactory = _ => 128 };
+        var k = new Option<int>("--num-speculative-tokens") { Description = "Draft tokens per step (1..16).", DefaultValueFactory = _ => 8 };
+        var lookupMax = new Option<int>("--prompt-lookup-max") { Description = "Longest tail n-gram looked up (1..8).", DefaultValueFactory = _ => 3 };
+        var runs = new Option<int>("--runs") { Description = "Runs of each mode, alternating; medians are reported.", DefaultValueFactory = _ => 3 };
+        var seed = new Option<int>("--seed") { Description = "Seed of S.", DefaultValueFactory = _ => 1 };
+        var command = new Command("speculative", "Measure prompt-lookup speculative decoding against plain decoding on a task whose output copies the prompt.")
+        {
+            model, quantize, passage, seedTokens, genTokens, k, lookupMax, runs, seed,
+        };
+        command.SetAction(async (r, ct) =>
+        {
+            var spec = new SpeculativeConfig { NumSpeculativeTokens = r.GetValue(k), PromptLookupMax = r.GetValue(lookupMax) };
+            spec.Validate();
+            var path = r.GetValue(model);
+            string? folder = null;
+            if (path is null)
+            {
+                folder = Path.Combine(Path.GetTempPath(), $"bulwark-bench-speculative-{Environment.ProcessId}");
+                Directory.CreateDirectory(folder);
+                path = Path.Combine(folder, "model.gguf");
+                Console.Error.WriteLine("bench speculative: writing a synthetic 110M-shape Q8_0 model...");
+                SyntheticModel.WriteGguf(new SyntheticModelSpec
+                {
+                    Vocab = 32000, Dim = 768, Layers = 12, Heads = 12, KvHeads = 12, FeedForward = 2048, Context = 2048,
+                    DType = Engine.Formats.GgmlType.Q8_0, Seed = 110,
+                }, path);
+            }
+            try
+            {
+                await RunAsync(path, LoadQuantization.Parse(r.GetValue(quantize)), r.GetValue(seedTokens), r.GetValue(passage),
+                    r.GetValue(genTokens), spec, r.GetValue(runs), r.GetValue(seed));
+            }
+            finally
+            {
+                if (folder is not null) Directory.Delete(folder, recursive: true);
+            }
+            return 0;
+        });
+        return command;
+    }
+
+    private static async Task RunAsync(string path, Engine.Formats.GgmlType? quantize, int seedTokens, int passageTokens, int genTokens,
+        SpeculativeConfig spec, int runs, int seed)
+    {
+        using var model = ModelLoader.Load(path, new ModelLoadOptions { QuantizeTo = quantize, Notice = Console.Error.WriteLine });
+        using var executor = new PagedLlamaExecutor(model);
+        var total = seedTokens * 2 + passageTokens + genTokens;
+        using var engine = new LlmEngine(executor, new EngineOptions { BlockSize = 16, KvCacheBlocks = 2 * (total / 16 + 2), PrefixCaching = false });
+        var random = new Random(seed);
+        var s = Enumerable.Range(0, seedTokens).Select(_ => random.Next(3, executor.VocabSize)).ToArray();
+        var (d, _) = await GenerateAsync(engine, s, passageTokens, SpeculativeConfig.Off);
+        int[] prompt = [.. s, .. d, .. s];
+        var c = model.Config;
+        Console.WriteLine($"model {Path.GetFileName(path)}: {c.Architecture}, {c.LayerCount} layers, dim {c.EmbeddingLength}, vocabulary {c.VocabularySize}; CPU {CpuName()}, {Environment.ProcessorCount} threads; kernels {Engine.Kernels.Cpu.KernelIsa.Active}");
+        Console.WriteLine($"task: seed {seedTokens} + passage {passageTokens} ({d.Distinct().Count()} distinct tokens) + seed again = prompt {prompt.Length}; {genTokens} tokens generated, greedy, 1 sequence");
+        Console.WriteLine($"speculative: prompt lookup, k = {spec.NumSpeculativeTokens}, n-gram {spec.PromptLookupMax}..{spec.PromptLookupMin}");
+
+        // Warm-up of both paths.
+        await GenerateAsync(engine, prompt, 8, SpeculativeConfig.Off);
+        await GenerateAsync(engine, prompt, 8, spec);
+        var plainRates = new List<double>();
+        var specRates = new List<double>();
+        var acceptance = new List<double>();
+        int[]? plainIds = null;
+        var identical = true;
+        for (var run = 0; run < runs; run++)
+        {
+            var (plain, plainRate) = await GenerateAsync(engine, prompt, genTokens, SpeculativeConfig.Off);
+            var drafted = engine.Counters.DraftTokens;
+            var accepted = engine.Counters.AcceptedDraftTokens;
+            var (speculative, specRate) = await GenerateAsync(engine, prompt, genTokens, spec);
+            var runDrafted = engine.Counters.DraftTokens - drafted;
+            var runAccepted = engine.Counters.AcceptedDraftTokens - accepted;
+            plainIds ??= plain;
+            identical &= plain.AsSpan().SequenceEqual(speculative) && plain.AsSpan().SequenceEqual(plainIds);
+            plainRates.Add(plainRate);
+            specRates.Add(specRate);
+            acceptance.Add(runDrafted == 0 ? 0 : (double)runAccepted / runDrafted);
+            Console.WriteLine($"  run {run + 1}: plain {plainRate:F1} tok/s, speculative {specRate:F1} tok/s ({specRate / plainRate:F2}×), drafted {runDrafted}, accepted {runAccepted}");
+        }
+        var copied = plainIds!.Zip(d).TakeWhile(p => p.First == p.Second).Count();
+        var agree = plainIds!.Zip(d).Count(p => p.First == p.Second);
+        Console.WriteLine($"output copies the passage: first {copied} of {genTokens} tokens equal D, {agree} of {Math.Min(genTokens, d.Length)} positions agree");
+        Console.WriteLine($"median decode: plain {Median(plainRates):F1} tok/s, speculative {Median(specRates):F1} tok/s, speed-up {Median(specRates) / Median(plainRates):F2}×; " +
+            $"acceptance {100 * Median(acceptance):F1} %; greedy outputs identical: {(identical ? "yes" : "NO")}");
+    }
+
+    /// <summary>Greedy ids and the decode rate: tokens after the first ÷ time from the first token to the last.</summary>
+    private static async Task<(int[] Ids, double Rate)> GenerateAsync(LlmEngine engine, int[] prompt, int tokens, SpeculativeConfig spec)
+    {
+        var ids = new List<int>(tokens);
+        TimeSpan first = default, last = default;
+        await foreach (var e in engine.GenerateAsync(new EngineRequest
+        {
+            PromptTokens = prompt,
+            Sampling = new SamplingParams { Temperature = 0, MaxTokens = tokens, IgnoreEos = true },
+            Speculative = spec,
+        }))
+        {
+            if (ids.Count == 0) first = e.SinceArrival;
+            last = e.SinceArrival;
+            ids.Add(e.TokenId);
+        }
+        return ([.. ids], ids.Count > 1 ? (ids.Count - 1) / (last - first).TotalSeconds : 0);
+    }
+
+    private static double Median(List<double> values)
+    {
+        var sorted = values.Order().ToList();
+        return sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[sorted.Count / 2 - 1] + sorted[sorted.Count / 2]) / 2;
+    }
+
+    private static string CpuName()
+    {
+        try
+        {
+            return File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':', 2)[1].Trim() ?? "unknown";
+        }
+        catch (IOException)
+        {
+            return "unknown";
+        }
+    }
+}
