@@ -384,11 +384,16 @@ public sealed unsafe class PagedLlamaExecutor : IModelExecutor, IDisposable
         return items;
     }
 
-    /// <summary>Tiles for a sequence with at least two tokens in the step at consecutive positions.</summary>
+    /// <summary>
+    /// Tiles for a sequence with at least two tokens in the step at consecutive positions, unless it verifies
+    /// draft tokens: those attend token by token, as each would when decoded alone, so a verified position's
+    /// logits are bit for bit those of plain decoding (tiles sum in another order) and speculative greedy output
+    /// cannot drift from plain output on a near tie.
+    /// </summary>
     private static bool Tiled(StepBatch batch, int* positions, int s)
     {
         var count = batch.TokenCountOf(s);
-        if (count < 2) return false;
+        if (count < 2 || batch.LogitRowsOf(s) > 1) return false;
         var start = batch.TokenStart(s);
         for (var t = start + 1; t < start + count; t++)
             if (positions[t] != positions[t - 1] + 1) return false;
