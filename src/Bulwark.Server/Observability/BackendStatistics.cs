@@ -13,4 +13,5 @@ public readonly record struct BackendStatistics(
     long Preemptions,
     long KvBlocksScrubbed = 0,
     long SpeculativeDraftTokens = 0,
-    long SpeculativeAcceptedTokens = 0);
+    long SpeculativeAcceptedTokens = 0,
+    long SpeculativeVerifications = 0);

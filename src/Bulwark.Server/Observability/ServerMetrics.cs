@@ -56,6 +56,8 @@ public sealed class ServerMetrics : IDisposable
             description: "Draft tokens speculative decoding proposed and the model verified.");
         Meter.CreateObservableCounter("bulwark_spec_accepted_tokens", () => engine().SpeculativeAcceptedTokens,
             description: "Draft tokens the model agreed with (each one a token gained without its own forward pass).");
+        Meter.CreateObservableCounter("bulwark_spec_verification_steps", () => engine().SpeculativeVerifications,
+            description: "Sequence-steps that verified draft tokens; (accepted tokens + steps) ÷ steps is the tokens such a step emits on average, the speed-up bound.");
         Meter.CreateObservableGauge("bulwark_spec_acceptance_ratio", () => AcceptanceRatio(engine()),
             description: "Accepted ÷ drafted tokens since start (0 before any draft).");
         RuntimeMetrics.AddTo(Meter);

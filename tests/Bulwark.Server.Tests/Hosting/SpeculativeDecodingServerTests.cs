@@ -38,6 +38,7 @@ public sealed class SpeculativeDecodingServerTests
             var metrics = await server.Metrics.GetStringAsync("metrics");
             return Metric(metrics, "bulwark_spec_draft_tokens_total") == counters.DraftTokens
                 && Metric(metrics, "bulwark_spec_accepted_tokens_total") == counters.AcceptedDraftTokens
+                && Metric(metrics, "bulwark_spec_verification_steps_total") == counters.Verifications
                 && metrics.Contains("bulwark_spec_acceptance_ratio ");
         }), "the bulwark_spec_* metrics do not show the engine's counts");
 

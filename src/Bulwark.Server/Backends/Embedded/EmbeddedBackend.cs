@@ -69,7 +69,7 @@ public sealed class EmbeddedBackend : IGenerationBackend, ITokenizingBackend, ID
         {
             var c = _engine.Counters;
             return new BackendStatistics((int)c.Running, (int)c.Waiting, c.KvBlocksTotal == 0 ? 0 : (double)c.KvBlocksUsed / c.KvBlocksTotal,
-                c.PrefixCacheQueryTokens, c.PrefixCacheHitTokens, c.Preemptions, c.KvBlocksScrubbed, c.DraftTokens, c.AcceptedDraftTokens);
+                c.PrefixCacheQueryTokens, c.PrefixCacheHitTokens, c.Preemptions, c.KvBlocksScrubbed, c.DraftTokens, c.AcceptedDraftTokens, c.Verifications);
         }
     }
 
