@@ -125,9 +125,12 @@ internal sealed class Scheduler
     /// Decoding sequences carry their draft tokens in what is left of the budget and the free blocks, after
     /// every decode, prefill and admission took its share: speculation never delays or preempts anyone.
     /// A sequence keeps as many of its drafts as fit (<see cref="Sequence.DraftCount"/> becomes that number).
+    /// None in a step that preempted: the blocks freed are for the preempted sequences to come back.
     /// </summary>
     private void ScheduleDrafts(int budget)
     {
+        if (_step.Preempted.Count > 0)
+            budget = 0;
         for (var i = 0; i < _step.Sequences.Count; i++)
         {
             var seq = _step.Sequences[i];

@@ -96,6 +96,25 @@ public class DraftRollbackTests
     }
 
     [Fact]
+    public void AStepThatPreemptsCarriesNoDrafts()
+    {
+        // Two sequences fill the 4 blocks; the older one's next token needs a fifth, so the younger is preempted.
+        var scheduler = new Scheduler(new SchedulerOptions { MaxBatchedTokens = 64, MaxPrefillChunk = 64 }, new BlockAllocator(4, BlockSize, prefixCaching: false));
+        var older = new Sequence(1, [1, 2, 3, 4, 5, 6, 7, 8], 8, 0, 0, BlockHash.Root("t")) { Speculation = new SpeculativeConfig() };
+        var younger = new Sequence(2, [1, 2, 3, 4, 5, 6, 7], 8, 0, 1, BlockHash.Root("t"));
+        scheduler.Add(older);
+        scheduler.Add(younger);
+        scheduler.Complete(scheduler.Schedule());
+        older.Append(9);
+        younger.Append(9);
+        Draft(older, 10, 11);
+        var step = scheduler.Schedule();
+        Assert.Equal(1, scheduler.Preemptions);
+        Assert.Equal([1], step.Counts);
+        Assert.Equal(0, older.DraftCount);
+    }
+
+    [Fact]
     public void AWaitingArrivalIsAdmittedBeforeDraftsTakeTheBudget()
     {
         var (scheduler, seq) = Decoding(blocks: 16, budget: 6, prompt: [1, 2, 3]);
