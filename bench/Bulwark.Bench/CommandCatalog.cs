@@ -25,6 +25,7 @@ internal static class CommandCatalog
         yield return BenchSoakCommand.Create();
         yield return BenchGrammarCommand.Create();
         yield return BenchEmbedCommand.Create();
+        yield return BenchSpeculativeCommand.Create();
     }
 
     /// <summary>A root over <see cref="All"/>, so <c>serve --help</c> and the commands' own parsing work as they did under <c>bulwark bench</c>.</summary>

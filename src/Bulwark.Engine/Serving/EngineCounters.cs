@@ -8,6 +8,7 @@ public sealed class EngineCounters
 {
     private long _running, _waiting, _kvBlocksUsed, _kvBlocksPeak, _prefixQueries, _prefixHits, _preemptions, _kvBlocksScrubbed, _prefixCachedBlocks;
     private long _scrubBusyTicks, _scrubIdleTicks, _stepTicks;
+    private long _draftTokens, _acceptedDraftTokens, _verifications;
     private long _steps, _batchedTokens, _batchedSequences, _maxBatchSequences, _promptTokens, _generatedTokens;
 
     public int KvBlocksTotal { get; internal set; }
@@ -45,6 +46,15 @@ public sealed class EngineCounters
     public long PromptTokens => Volatile.Read(ref _promptTokens);
     public long GeneratedTokens => Volatile.Read(ref _generatedTokens);
 
+    /// <summary>Draft tokens a step verified (speculative decoding).</summary>
+    public long DraftTokens => Volatile.Read(ref _draftTokens);
+
+    /// <summary>Draft tokens the target model agreed with and that were emitted.</summary>
+    public long AcceptedDraftTokens => Volatile.Read(ref _acceptedDraftTokens);
+
+    /// <summary>Sequence-steps that verified at least one draft token.</summary>
+    public long Verifications => Volatile.Read(ref _verifications);
+
     /// <summary>Starts a new peak measurement (benchmarks run several configurations on one engine).</summary>
     public void ResetPeakKvBlocks() => Volatile.Write(ref _kvBlocksPeak, KvBlocksUsed);
 
@@ -78,6 +88,13 @@ public sealed class EngineCounters
     internal void RecordStepTime(long ticks) => Interlocked.Add(ref _stepTicks, ticks);
 
     internal void RecordPrompt(int tokens) => Interlocked.Add(ref _promptTokens, tokens);
+
+    internal void RecordSpeculation(int drafted, int accepted)
+    {
+        Interlocked.Increment(ref _verifications);
+        Interlocked.Add(ref _draftTokens, drafted);
+        Interlocked.Add(ref _acceptedDraftTokens, accepted);
+    }
 
     internal void RecordGenerated() => Interlocked.Increment(ref _generatedTokens);
 }

@@ -24,5 +24,8 @@ public sealed record EngineOptions
     /// <summary>End-of-sequence token ids of the model; a choice stops on them unless IgnoreEos.</summary>
     public IReadOnlyList<int> EosTokenIds { get; init; } = [];
 
+    /// <summary>Speculative decoding for requests that do not choose (<see cref="EngineRequest.Speculative"/> null); null: off.</summary>
+    public Speculation.SpeculativeConfig? Speculative { get; init; }
+
     public TimeProvider Time { get; init; } = TimeProvider.System;
 }

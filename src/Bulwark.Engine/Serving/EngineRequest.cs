@@ -27,6 +27,9 @@ public sealed record EngineRequest
     /// </summary>
     public Constraints.TokenConstraint? Constraint { get; init; }
 
+    /// <summary>Speculative decoding for this request; null takes the engine's default, <see cref="Speculation.SpeculativeConfig.Off"/> turns it off.</summary>
+    public Speculation.SpeculativeConfig? Speculative { get; init; }
+
     /// <summary>Turns output tokens into text for the events and for stop strings; without it, stop strings cannot be used.</summary>
     public Func<IIncrementalDetokenizer>? Detokenizer { get; init; }
 }

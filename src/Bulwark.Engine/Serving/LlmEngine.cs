@@ -8,6 +8,7 @@ using Bulwark.Engine.Serving.Embeddings;
 using Bulwark.Engine.Serving.Execution;
 using Bulwark.Engine.Serving.Sampling;
 using Bulwark.Engine.Serving.Scheduling;
+using Bulwark.Engine.Serving.Speculation;
 
 namespace Bulwark.Engine.Serving;
 
@@ -42,6 +43,7 @@ public sealed class LlmEngine : IDisposable
         _executor = executor;
         _options = options ?? new EngineOptions();
         _options.Scheduler.Validate();
+        _options.Speculative?.Validate();
         var blocks = _options.KvCacheBlocks ?? BlocksForBudget(executor, _options);
         if (blocks < 1)
             throw new ArgumentOutOfRangeException(nameof(options), $"the KV cache needs at least 1 block; got {blocks}");
@@ -119,6 +121,7 @@ public sealed class LlmEngine : IDisposable
             if (p.IgnoreEos)
                 throw new ArgumentException("ignore_eos cannot be combined with constrained decoding: the output ends when the constraint is complete", nameof(request));
         }
+        request.Speculative?.Validate();
         if (p.StopStrings is { Count: > 0 } && request.Detokenizer is null)
             throw new ArgumentException("stop strings need a detokenizer on the request", nameof(request));
     }
@@ -305,6 +308,8 @@ public sealed class LlmEngine : IDisposable
                 Tenant = state.Request.Tenant,
                 Constraint = state.Request.Constraint?.Start,
                 Pooling = embedding?.Request.Pooling ?? PoolingType.None,
+                // Embedding inputs generate nothing, so there is nothing to draft.
+                Speculation = embedding is null && (state.Request.Speculative ?? _options.Speculative) is { Enabled: true } spec ? spec : null,
             };
             var choice = new Choice(state, 0, seq) { ForkPending = embedding is null && p.N > 1 };
             state.Choices.Add(choice);
@@ -345,6 +350,11 @@ public sealed class LlmEngine : IDisposable
 
     private void Step()
     {
+        foreach (var seq in _scheduler.Running)
+        {
+            var request = ((Choice)seq.Owner!).Request;
+            Drafter.Propose(seq, request.Sampling.MaxTokens, _executor.MaxContextLength, request.Request.Constraint, _options.EosTokenIds);
+        }
         var step = _scheduler.Schedule(SeatsFor);
         if (step.IsEmpty)
         {
@@ -395,8 +405,13 @@ public sealed class LlmEngine : IDisposable
             var row = _batch.LogitRow(s);
             if (row < 0)
                 continue;
-            var logits = _logits.AsSpan(row * vocab, vocab);
             var choice = (Choice)step.Sequences[s].Owner!;
+            if (choice.Sequence.DraftCount > 0)
+            {
+                Verify(choice, _logits.AsSpan(row * vocab, _batch.LogitRowsOf(s) * vocab), now);
+                continue;
+            }
+            var logits = _logits.AsSpan(row * vocab, vocab);
             if (choice.ForkPending)
             {
                 // The other choices fork before choice 0 appends, so they share exactly the prompt.
@@ -443,6 +458,42 @@ public sealed class LlmEngine : IDisposable
     {
         if (_emitter.Emit(choice, logits, now))
             EndChoice(choice);
+    }
+
+    /// <summary>
+    /// Speculative verification: row i holds the target's logits after the last token and drafts 0..i−1. Each
+    /// row emits one token exactly as a plain step would (penalties over the tokens so far, the constraint's
+    /// mask, the seeded draw, logprobs, stop conditions); while the token equals the draft there, that draft is
+    /// accepted and the next row is valid too; the first that differs (a correction), or the row after the
+    /// last draft (a bonus), ends the step. For greedy this is "accept while the draft is the argmax"; for
+    /// sampling it is the standard rejection scheme for a draft that is a point mass: the draft is kept with
+    /// probability p(draft), and otherwise the token drawn is distributed as p without the draft,
+    /// renormalised. It draws the same random numbers as decoding one token at a time, so a seeded request
+    /// gives the same tokens with speculation as without.
+    /// </summary>
+    private void Verify(Choice choice, ReadOnlySpan<float> rows, long now)
+    {
+        var seq = choice.Sequence;
+        var vocab = _executor.VocabSize;
+        var drafted = seq.DraftCount;
+        var accepted = 0;
+        for (var i = 0; i <= drafted; i++)
+        {
+            var finished = _emitter.Emit(choice, rows.Slice(i * vocab, vocab), now);
+            var match = i < drafted && seq.LastToken == seq.Drafts[i];
+            if (match)
+                accepted++;
+            if (finished)
+            {
+                Counters.RecordSpeculation(drafted, accepted);
+                EndChoice(choice);
+                return;
+            }
+            if (!match)
+                break;
+        }
+        Counters.RecordSpeculation(drafted, accepted);
+        _scheduler.SettleDrafts(seq, accepted);
     }
 
     /// <summary>A waiting request takes n running slots once its choices fork.</summary>

@@ -39,6 +39,7 @@ public static class ChatCompletionParser
             Model = model.Id,
             Messages = messages,
             Sampling = sampling,
+            Speculative = SpeculativeFields.Read(f),
             RequestedMaxTokens = (int?)(newer ?? older),
             DefaultMaxTokens = limits.MaxTokens,
             MaxTokensParam = newer is not null ? "max_completion_tokens" : "max_tokens",

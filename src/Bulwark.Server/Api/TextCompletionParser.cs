@@ -40,6 +40,7 @@ public static class TextCompletionParser
             Prompt = prompt,
             Constraint = constraint,
             Sampling = sampling,
+            Speculative = SpeculativeFields.Read(f),
             RequestedMaxTokens = (int?)f.Integer("max_tokens", 1, limits.MaxTokens),
             DefaultMaxTokens = DefaultMaxTokens,
             Stream = stream,

@@ -195,14 +195,16 @@ public sealed class ServedModels : IDisposable
             _retiring.Remove(model);
             // Levels (running, waiting, KV usage) of a gone model are zero; its counts since start stay.
             _retiredTotals = Add(_retiredTotals, new BackendStatistics(0, 0, 0, last.PrefixCacheQueries, last.PrefixCacheHits, last.Preemptions, last.KvBlocksScrubbed,
-                last.KvScrubSecondsBusy, last.KvScrubSecondsIdle));
+                last.KvScrubSecondsBusy, last.KvScrubSecondsIdle,
+                last.SpeculativeDraftTokens, last.SpeculativeAcceptedTokens, last.SpeculativeVerifications));
         }
     }
 
     private static BackendStatistics Add(BackendStatistics a, BackendStatistics b) => new(
         a.RunningSequences + b.RunningSequences, a.WaitingSequences + b.WaitingSequences, a.KvCacheUsage,
         a.PrefixCacheQueries + b.PrefixCacheQueries, a.PrefixCacheHits + b.PrefixCacheHits, a.Preemptions + b.Preemptions,
-        a.KvBlocksScrubbed + b.KvBlocksScrubbed, a.KvScrubSecondsBusy + b.KvScrubSecondsBusy, a.KvScrubSecondsIdle + b.KvScrubSecondsIdle);
+        a.KvBlocksScrubbed + b.KvBlocksScrubbed, a.KvScrubSecondsBusy + b.KvScrubSecondsBusy, a.KvScrubSecondsIdle + b.KvScrubSecondsIdle,
+        a.SpeculativeDraftTokens + b.SpeculativeDraftTokens, a.SpeculativeAcceptedTokens + b.SpeculativeAcceptedTokens, a.SpeculativeVerifications + b.SpeculativeVerifications);
 
     private static string Truncate(string s) => s.Length <= 64 ? s : s[..64] + "...";
 }

@@ -74,6 +74,9 @@ public sealed class ServeOptions
         MatryoshkaMinDimensions = EmbeddingMatryoshkaMinDimensions,
     };
 
+    /// <summary>Speculative decoding for requests that do not choose (<c>Bulwark:Serve:Speculative:*</c>).</summary>
+    public SpeculativeOptions Speculative { get; set; } = new();
+
     public const long MinKvCacheMemory = 1L << 20;
     public const long MaxKvCacheMemory = 1L << 40;
 
@@ -104,6 +107,8 @@ public sealed class ServeOptions
             yield return $"{Section}:EmbeddingMatryoshkaMinDimensions must be between 0 and {Bulwark.Engine.Model.Config.LlamaConfig.MaxDimension}; got {EmbeddingMatryoshkaMinDimensions}.";
         if (MaxPrefillTokensWhileDecoding is < 1 or > 1_048_576)
             yield return $"{Section}:MaxPrefillTokensWhileDecoding must be between 1 and 1048576; got {MaxPrefillTokensWhileDecoding}.";
+        foreach (var problem in Speculative.Validate())
+            yield return problem;
     }
 
     /// <summary>Engine options for a model whose end-of-sequence tokens are <paramref name="eosTokenIds"/>.</summary>
@@ -119,6 +124,7 @@ public sealed class ServeOptions
             MaxPrefillTokensWhileDecoding = MaxPrefillTokensWhileDecoding,
         },
         EosTokenIds = eosTokenIds,
+        Speculative = Speculative.ToConfig(),
     };
 
     /// <summary>Bytes of "123", "512KiB", "512MiB", "2GiB", "1TiB" or "300KB"/"300MB"/"2GB" (powers of 1000); null when malformed.</summary>

@@ -13,4 +13,7 @@ public readonly record struct BackendStatistics(
     long Preemptions,
     long KvBlocksScrubbed = 0,
     double KvScrubSecondsBusy = 0,
-    double KvScrubSecondsIdle = 0);
+    double KvScrubSecondsIdle = 0,
+    long SpeculativeDraftTokens = 0,
+    long SpeculativeAcceptedTokens = 0,
+    long SpeculativeVerifications = 0);

@@ -57,8 +57,19 @@ public sealed class ServerMetrics : IDisposable
             new Measurement<double>(engine().KvScrubSecondsBusy, new KeyValuePair<string, object?>("when", "busy")),
             new Measurement<double>(engine().KvScrubSecondsIdle, new KeyValuePair<string, object?>("when", "idle")),
         }, unit: "s", description: "Time spent clearing KV blocks: busy = while requests ran (the cost to throughput), idle = when the engine had nothing else to do.");
+        Meter.CreateObservableCounter("bulwark_spec_draft_tokens", () => engine().SpeculativeDraftTokens,
+            description: "Draft tokens speculative decoding proposed and the model verified.");
+        Meter.CreateObservableCounter("bulwark_spec_accepted_tokens", () => engine().SpeculativeAcceptedTokens,
+            description: "Draft tokens the model agreed with (each one a token gained without its own forward pass).");
+        Meter.CreateObservableCounter("bulwark_spec_verification_steps", () => engine().SpeculativeVerifications,
+            description: "Sequence-steps that verified draft tokens; (accepted tokens + steps) ÷ steps is the tokens such a step emits on average, the speed-up bound.");
+        Meter.CreateObservableGauge("bulwark_spec_acceptance_ratio", () => AcceptanceRatio(engine()),
+            description: "Accepted ÷ drafted tokens since start (0 before any draft).");
         RuntimeMetrics.AddTo(Meter);
     }
+
+    private static double AcceptanceRatio(BackendStatistics s) =>
+        s.SpeculativeDraftTokens == 0 ? 0 : (double)s.SpeculativeAcceptedTokens / s.SpeculativeDraftTokens;
 
     private static InstrumentAdvice<double> Buckets(double[] bounds) => new() { HistogramBucketBoundaries = bounds };
 

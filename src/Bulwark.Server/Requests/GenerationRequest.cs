@@ -53,6 +53,9 @@ public sealed record GenerationRequest
     /// </summary>
     public OutputConstraint? Constraint { get; init; }
 
+    /// <summary>Speculative decoding asked for (<c>speculative</c>); null: the server's default. Only embedded models speculate.</summary>
+    public Bulwark.Engine.Serving.Speculation.SpeculativeConfig? Speculative { get; init; }
+
     /// <summary>Who asks, set by the spine from the caller: isolates prefix-cache entries between tenants (null: anonymous).</summary>
     public string? Tenant { get; init; }
 

@@ -223,12 +223,4 @@ public class LlmEngineTests
         for (var i = 0; i < 1000 && (engine.Counters.KvBlocksUsed != 0 || engine.Counters.Running != 0); i++)
             await Task.Delay(5);
     }
-
-    /// <summary>Every token becomes two letters, so stop strings can straddle tokens.</summary>
-    private sealed class LetterDetokenizer : IIncrementalDetokenizer
-    {
-        public string Push(int tokenId) => $"{(char)('a' + tokenId % 26)}{(char)('A' + tokenId / 26)}";
-
-        public string Flush() => "";
-    }
 }

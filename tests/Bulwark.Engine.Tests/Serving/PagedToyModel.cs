@@ -65,22 +65,23 @@ internal sealed class PagedToyModel : IModelExecutor
                     _v[slot + d] = Feature(token, pos, d, 2);
                 }
             }
-            var row = batch.LogitRow(s);
-            if (row < 0)
-                continue;
-            var lastIndex = start + batch.TokenCountOf(s) - 1;
-            var lastToken = batch.TokenIds[lastIndex];
-            var lastPos = batch.Positions[lastIndex];
-            for (var d = 0; d < Dim; d++)
-                q[d] = Feature(lastToken, lastPos, d, 3);
-            Attend(table, lastPos + 1, q, o);
-            var outRow = logits.Slice(row * VocabSize, VocabSize);
-            for (var t = 0; t < VocabSize; t++)
+            // The last token's row, and one per draft token before it when the sequence verifies drafts.
+            for (var r = 0; r < batch.LogitRowsOf(s); r++)
             {
-                var sum = 0f;
+                var index = batch.LogitTokenIndex(s, r);
+                var token = batch.TokenIds[index];
+                var pos = batch.Positions[index];
                 for (var d = 0; d < Dim; d++)
-                    sum += o[d] * Feature(t, 0, d, 4);
-                outRow[t] = 3f * sum;
+                    q[d] = Feature(token, pos, d, 3);
+                Attend(table, pos + 1, q, o);
+                var outRow = logits.Slice((batch.LogitRow(s) + r) * VocabSize, VocabSize);
+                for (var t = 0; t < VocabSize; t++)
+                {
+                    var sum = 0f;
+                    for (var d = 0; d < Dim; d++)
+                        sum += o[d] * Feature(t, 0, d, 4);
+                    outRow[t] = 3f * sum;
+                }
             }
         }
     }

@@ -42,12 +42,13 @@ internal sealed class AlphabetModel : IModelExecutor
         if (StepDelay > TimeSpan.Zero) Thread.Sleep(StepDelay);
         for (var s = 0; s < batch.SequenceCount; s++)
         {
-            var row = batch.LogitRow(s);
-            if (row < 0) continue;
-            var last = batch.TokenIds[batch.TokenStart(s) + batch.TokenCountOf(s) - 1];
-            var output = logits.Slice(row * Vocab, Vocab);
-            output.Clear();
-            output[Next(last)] = 8f;
+            for (var r = 0; r < batch.LogitRowsOf(s); r++)
+            {
+                var last = batch.TokenIds[batch.LogitTokenIndex(s, r)];
+                var output = logits.Slice((batch.LogitRow(s) + r) * Vocab, Vocab);
+                output.Clear();
+                output[Next(last)] = 8f;
+            }
         }
     }
 

@@ -252,4 +252,32 @@ public sealed class ServeHostTests
     [Fact]
     public void TheKvCacheDtypeDefaultsToF32() =>
         Assert.Equal(Bulwark.Engine.KvCache.KvCacheType.F32, new ServeOptions().ToEngineOptions([]).KvCacheType);
+
+    [Fact]
+    public void TheSpeculativeDefaultIsOffAndNgramSettingsReachTheEngine()
+    {
+        Assert.Null(new ServeOptions().ToEngineOptions([]).Speculative);
+        var options = new ServeOptions { Speculative = new SpeculativeOptions { Method = "ngram", NumSpeculativeTokens = 6, PromptLookupMax = 4, PromptLookupMin = 2 } };
+        Assert.Empty(options.Validate());
+        var config = options.ToEngineOptions([]).Speculative!;
+        Assert.Equal((Bulwark.Engine.Serving.Speculation.SpeculativeMethod.Ngram, 6, 4, 2),
+            (config.Method, config.NumSpeculativeTokens, config.PromptLookupMax, config.PromptLookupMin));
+    }
+
+    [Theory]
+    [InlineData("eagle", 4, 3, 1, "Bulwark:Serve:Speculative:Method must be none or ngram; got 'eagle'.")]
+    [InlineData("ngram", 0, 3, 1, "Bulwark:Serve:Speculative:NumSpeculativeTokens must be between 1 and 16; got 0.")]
+    [InlineData("ngram", 17, 3, 1, "Bulwark:Serve:Speculative:NumSpeculativeTokens must be between 1 and 16; got 17.")]
+    [InlineData("ngram", 16, 9, 1, "Bulwark:Serve:Speculative:PromptLookupMax must be between 1 and 8; got 9.")]
+    [InlineData("ngram", 16, 0, 1, "Bulwark:Serve:Speculative:PromptLookupMax must be between 1 and 8; got 0.")]
+    [InlineData("ngram", 16, 3, 4, "Bulwark:Serve:Speculative:PromptLookupMin must be between 1 and PromptLookupMax (3); got 4.")]
+    [InlineData("ngram", 16, 3, 0, "Bulwark:Serve:Speculative:PromptLookupMin must be between 1 and PromptLookupMax (3); got 0.")]
+    [InlineData("ngram", 16, 8, 8, null)]
+    [InlineData("ngram", 1, 1, 1, null)]
+    public void SpeculativeSettingsAreCheckedAtStartUp(string method, int k, int max, int min, string? problem)
+    {
+        var problems = new ServeOptions { Speculative = new SpeculativeOptions { Method = method, NumSpeculativeTokens = k, PromptLookupMax = max, PromptLookupMin = min } }.Validate().ToList();
+        if (problem is null) Assert.Empty(problems);
+        else Assert.Equal(problem, problems[0]);
+    }
 }

@@ -152,17 +152,18 @@ public sealed unsafe class PagedLlamaExecutor : IModelExecutor, IDisposable
         if (batch.PooledRowCount > 0)
             Pool(batch, hidden, normed, pooled);
 
-        // Logits only for each sequence's last token, and only where the sequence needs them.
+        // Logits only for each sequence's last token (and its drafts when it verifies some), and only where the sequence needs them.
         if (rows == 0)
             return;
         var last = _act.LastHidden.Span[..(rows * dim)];
         for (var s = 0; s < batch.SequenceCount; s++)
         {
-            var row = batch.LogitRow(s);
-            if (row < 0)
-                continue;
-            var index = batch.TokenStart(s) + batch.TokenCountOf(s) - 1;
-            DecoderSteps.Norm(hidden.Slice(index * dim, dim), w.OutputNorm, c.RmsNormEpsilon, last.Slice(row * dim, dim));
+            var first = batch.LogitRow(s);
+            for (var r = 0; r < batch.LogitRowsOf(s); r++)
+            {
+                var index = batch.LogitTokenIndex(s, r);
+                DecoderSteps.Norm(hidden.Slice(index * dim, dim), w.OutputNorm, c.RmsNormEpsilon, last.Slice((first + r) * dim, dim));
+            }
         }
         w.Output.MatMul(last, logits, rows);
     }
@@ -414,11 +415,16 @@ public sealed unsafe class PagedLlamaExecutor : IModelExecutor, IDisposable
         return items;
     }
 
-    /// <summary>Tiles for a sequence with at least two tokens in the step at consecutive positions.</summary>
+    /// <summary>
+    /// Tiles for a sequence with at least two tokens in the step at consecutive positions, unless it verifies
+    /// draft tokens: those attend token by token, as each would when decoded alone, so a verified position's
+    /// logits are bit for bit those of plain decoding (tiles sum in another order) and speculative greedy output
+    /// cannot drift from plain output on a near tie.
+    /// </summary>
     private static bool Tiled(StepBatch batch, int* positions, int s)
     {
         var count = batch.TokenCountOf(s);
-        if (count < 2) return false;
+        if (count < 2 || batch.LogitRowsOf(s) > 1) return false;
         var start = batch.TokenStart(s);
         for (var t = start + 1; t < start + count; t++)
             if (positions[t] != positions[t - 1] + 1) return false;

@@ -18,6 +18,7 @@ public sealed class StepBatch
     private int[] _poolRow = new int[8];
     private int[] _poolStart = new int[8];
     private int[] _poolCount = new int[8];
+    private int[] _logitRows = new int[8];
     private BlockTable[] _tables = new BlockTable[8];
     private readonly List<BlockCopy> _copies = new();
 
@@ -50,7 +51,10 @@ public sealed class StepBatch
 
     public ReadOnlySpan<int> BlockTable(int seq) => _tables[seq].AsSpan();
 
-    /// <summary>Row of logits for the sequence's last token, or -1 when it is mid-prefill and needs none.</summary>
+    /// <summary>
+    /// First row of logits of the sequence, or -1 when it is mid-prefill and needs none. A sequence needs logits
+    /// for its last <see cref="LogitRowsOf"/> batch tokens, in rows LogitRow .. LogitRow + LogitRowsOf − 1.
+    /// </summary>
     public int LogitRow(int seq) => _logitRow[seq];
 
     /// <summary>Row of pooled states for an embedding input, or -1 for a generation (which gets logits instead).</summary>
@@ -61,6 +65,14 @@ public sealed class StepBatch
     /// step: all its tokens for mean, position 0 for cls, its last token for last; empty when the step holds none.
     /// </summary>
     public (int Start, int Count) PooledTokens(int seq) => (_poolStart[seq], _poolCount[seq]);
+    /// <summary>
+    /// Logit rows of the sequence: 1 for its last token, or 1 + its draft count when it verifies drafts
+    /// (the logits after the last token and after each draft); 0 mid-prefill.
+    /// </summary>
+    public int LogitRowsOf(int seq) => _logitRows[seq];
+
+    /// <summary>Index in <see cref="TokenIds"/> of the batch token whose logits are the sequence's <paramref name="row"/>th (0-based) row.</summary>
+    public int LogitTokenIndex(int seq, int row) => _seqStart[seq] + _seqCount[seq] - _logitRows[seq] + row;
 
     internal void Load(ScheduledStep step)
     {
@@ -76,26 +88,31 @@ public sealed class StepBatch
             var seq = step.Sequences[s];
             var count = step.Counts[s];
             var start = seq.ComputedCount;
-            var tokens = seq.Tokens;
             _seqStart[s] = TokenCount;
             _seqCount[s] = count;
             _tables[s] = seq.Blocks;
             for (var j = 0; j < count; j++)
             {
-                _tokens[TokenCount] = tokens[start + j];
+                _tokens[TokenCount] = seq.TokenOrDraft(start + j);
                 _positions[TokenCount] = start + j;
                 TokenCount++;
             }
-            var completes = start + count == seq.Count;
             if (seq.Pooling == Model.Config.PoolingType.None)
             {
-                _logitRow[s] = completes ? LogitRowCount++ : -1;
+                var drafts = seq.DraftCount;
+                var needsLogits = start + count == seq.Count + drafts;
+                _logitRow[s] = needsLogits ? LogitRowCount : -1;
+                _logitRows[s] = needsLogits ? 1 + drafts : 0;
+                if (needsLogits)
+                    LogitRowCount += 1 + drafts;
                 _poolRow[s] = -1;
                 _poolStart[s] = _poolCount[s] = 0;
                 continue;
             }
-            // An embedding input samples nothing: no logits, one row of pooled states.
+            // An embedding input samples nothing (and never drafts): no logits, one row of pooled states.
+            var completes = start + count == seq.Count;
             _logitRow[s] = -1;
+            _logitRows[s] = 0;
             _poolRow[s] = PooledRowCount++;
             (_poolStart[s], _poolCount[s]) = seq.Pooling switch
             {
@@ -122,6 +139,7 @@ public sealed class StepBatch
             _poolRow = new int[sequences];
             _poolStart = new int[sequences];
             _poolCount = new int[sequences];
+            _logitRows = new int[sequences];
             _tables = new BlockTable[sequences];
         }
     }

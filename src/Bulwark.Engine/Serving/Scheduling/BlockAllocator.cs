@@ -189,6 +189,23 @@ internal sealed class BlockAllocator
         seq.HashedBlocks = Math.Max(seq.HashedBlocks, full);
     }
 
+    /// <summary>
+    /// Rolls back blocks reserved past what <paramref name="tokenCount"/> tokens need (rejected draft tokens'
+    /// KV). They were taken fresh for this step and never published, so no cache holds them.
+    /// </summary>
+    public void ReleaseBeyond(Sequence seq, int tokenCount)
+    {
+        var keep = BlocksFor(tokenCount);
+        while (seq.Blocks.Count > keep)
+        {
+            var block = seq.Blocks[seq.Blocks.Count - 1];
+            seq.Blocks.RemoveLast();
+            Debug.Assert(!_prefix.IsCached(block));
+            _pool.Release(block);
+            if (_pool.IsFree(block)) _sweep.Enqueue(block);
+        }
+    }
+
     /// <summary>The child shares every block of the parent; writes into a shared partial block copy it first.</summary>
     public void Fork(Sequence parent, Sequence child)
     {
@@ -211,6 +228,7 @@ internal sealed class BlockAllocator
             if (_pool.IsFree(block) && !_prefix.IsCached(block)) _sweep.Enqueue(block);
         }
         seq.Blocks.Clear();
+        seq.SetDraftCount(0);
         seq.ComputedCount = 0;
         seq.HashedBlocks = 0;
         seq.ChainHash = seq.CacheRoot;

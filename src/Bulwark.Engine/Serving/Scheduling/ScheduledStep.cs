@@ -26,6 +26,13 @@ internal sealed class ScheduledStep
         TokenCount += count;
     }
 
+    /// <summary>Adds <paramref name="extra"/> tokens (drafts) to the <paramref name="index"/>th sequence's span.</summary>
+    public void Extend(int index, int extra)
+    {
+        Counts[index] += extra;
+        TokenCount += extra;
+    }
+
     public void Clear()
     {
         Sequences.Clear();

@@ -117,7 +117,36 @@ internal sealed class Scheduler
                 prefillBudget -= count;
             }
         }
+        ScheduleDrafts(budget);
         return _step;
+    }
+
+    /// <summary>
+    /// Decoding sequences carry their draft tokens in what is left of the budget and the free blocks, after
+    /// every decode, prefill and admission took its share: speculation never delays or preempts anyone.
+    /// A sequence keeps as many of its drafts as fit (<see cref="Sequence.DraftCount"/> becomes that number).
+    /// None in a step that preempted: the blocks freed are for the preempted sequences to come back.
+    /// </summary>
+    private void ScheduleDrafts(int budget)
+    {
+        if (_step.Preempted.Count > 0)
+            budget = 0;
+        for (var i = 0; i < _step.Sequences.Count; i++)
+        {
+            var seq = _step.Sequences[i];
+            if (seq.DraftCount == 0)
+                continue;
+            var drafts = 0;
+            if (_step.Counts[i] == 1 && seq.Count - seq.ComputedCount == 1)
+            {
+                drafts = Math.Min(seq.DraftCount, Math.Min(budget, _options.MaxPrefillChunk - 1));
+                while (drafts > 0 && !_blocks.TryReserve(seq, seq.ComputedCount + 1 + drafts, _step.Copies))
+                    drafts--;
+            }
+            seq.SetDraftCount(drafts);
+            _step.Extend(i, drafts);
+            budget -= drafts;
+        }
     }
 
     /// <summary>Whether a running sequence has all its tokens computed but the last (its next step is a decode).</summary>
@@ -135,9 +164,24 @@ internal sealed class Scheduler
         for (var i = 0; i < step.Sequences.Count; i++)
         {
             var seq = step.Sequences[i];
-            seq.ComputedCount += step.Counts[i];
+            // Draft positions' KV is written but counts only once the drafts are accepted (SettleDrafts).
+            seq.ComputedCount += step.Counts[i] - seq.DraftCount;
             if (seq.UsesPrefixCache) _blocks.PublishFullBlocks(seq);
         }
+    }
+
+    /// <summary>
+    /// After a verification step: the first <paramref name="accepted"/> drafts were appended as tokens and their
+    /// KV stands; the rest is rolled back (blocks past the sequence's tokens are released), and only then are
+    /// full blocks published, so the prefix cache never covers a rejected draft.
+    /// </summary>
+    public void SettleDrafts(Sequence seq, int accepted)
+    {
+        Debug.Assert(accepted <= seq.DraftCount && seq.ComputedCount + accepted <= seq.Count);
+        seq.ComputedCount += accepted;
+        seq.SetDraftCount(0);
+        _blocks.ReleaseBeyond(seq, seq.Count);
+        _blocks.PublishFullBlocks(seq);
     }
 
     /// <summary>Ends a sequence (finished or cancelled) wherever it is, freeing its blocks at once.</summary>

@@ -89,6 +89,37 @@ internal sealed class Sequence
 
     public int LastToken => _tokens[Count - 1];
 
+    /// <summary>How this sequence drafts tokens for speculative decoding (null: it does not).</summary>
+    public Speculation.SpeculativeConfig? Speculation { get; init; }
+
+    /// <summary>
+    /// Draft tokens to verify after the last token in the next step (positions Count, Count + 1, ...). They are
+    /// not part of <see cref="Tokens"/>: the ones the target model agrees with are appended after the step,
+    /// and KV written for the others is rolled back (<see cref="Scheduler.SettleDrafts"/>).
+    /// </summary>
+    public ReadOnlySpan<int> Drafts => _drafts.AsSpan(0, DraftCount);
+
+    public int DraftCount { get; private set; }
+
+    private int[] _drafts = [];
+
+    /// <summary>A span to write up to <paramref name="capacity"/> drafts into; <see cref="SetDraftCount"/> then says how many were written.</summary>
+    public Span<int> DraftBuffer(int capacity)
+    {
+        if (_drafts.Length < capacity)
+            _drafts = new int[capacity];
+        return _drafts.AsSpan(0, capacity);
+    }
+
+    public void SetDraftCount(int count)
+    {
+        System.Diagnostics.Debug.Assert(count >= 0 && count <= _drafts.Length);
+        DraftCount = count;
+    }
+
+    /// <summary>Token at <paramref name="index"/> counting drafts after the tokens (what a step computes there).</summary>
+    public int TokenOrDraft(int index) => index < Count ? _tokens[index] : _drafts[index - Count];
+
     public void Append(int token)
     {
         if (Count == _tokens.Length)
@@ -107,6 +138,7 @@ internal sealed class Sequence
             Status = Status,
             Tenant = Tenant,
             Constraint = Constraint,
+            Speculation = Speculation,
         };
         return child;
     }

@@ -152,7 +152,8 @@ public sealed class EmbeddedBackend : IGenerationBackend, ITokenizingBackend, IE
         {
             var c = _engine.Counters;
             return new BackendStatistics((int)c.Running, (int)c.Waiting, c.KvBlocksTotal == 0 ? 0 : (double)c.KvBlocksUsed / c.KvBlocksTotal,
-                c.PrefixCacheQueryTokens, c.PrefixCacheHitTokens, c.Preemptions, c.KvBlocksScrubbed, c.KvScrubSecondsBusy, c.KvScrubSecondsIdle);
+                c.PrefixCacheQueryTokens, c.PrefixCacheHitTokens, c.Preemptions, c.KvBlocksScrubbed, c.KvScrubSecondsBusy, c.KvScrubSecondsIdle,
+                SpeculativeDraftTokens: c.DraftTokens, SpeculativeAcceptedTokens: c.AcceptedDraftTokens, SpeculativeVerifications: c.Verifications);
         }
     }
 
@@ -169,6 +170,7 @@ public sealed class EmbeddedBackend : IGenerationBackend, ITokenizingBackend, IE
             Detokenizer = () => new Detokenizer(_tokenizer.CreateIncrementalDecoder()),
             Choices = call.Choices,
             Constraint = request.Constraint is { } constraint ? Constrain(constraint) : null,
+            Speculative = request.Speculative,
         };
         try
         {

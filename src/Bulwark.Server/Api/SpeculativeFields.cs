@@ -1,0 +1,38 @@
+using Bulwark.Engine.Serving.Speculation;
+using Bulwark.Server.Requests;
+
+namespace Bulwark.Server.Api;
+
+/// <summary>
+/// <c>speculative</c>: per-request speculative decoding on an embedded model, named after vLLM's
+/// <c>speculative_config</c> (vLLM sets it per server; here a request may choose):
+/// <c>{"method": "ngram", "num_speculative_tokens": 4, "prompt_lookup_max": 3, "prompt_lookup_min": 1}</c>,
+/// or <c>{"method": "none"}</c> to turn the server's default off. Absent or null: the server's default.
+/// Output is the same either way; only its speed changes.
+/// </summary>
+public static class SpeculativeFields
+{
+    public static SpeculativeConfig? Read(JsonFields f)
+    {
+        if (f.Object("speculative") is not { } s) return null;
+        var method = s.String("method", 32) ?? "ngram";
+        switch (method)
+        {
+            case "none":
+                return SpeculativeConfig.Off;
+            case "ngram":
+                break;
+            default:
+                throw ApiException.Invalid(s.PathOf("method"), $"{s.PathOf("method")} must be ngram or none; got '{(method.Length <= 32 ? method : method[..32])}'.");
+        }
+        var defaults = new SpeculativeConfig();
+        var max = (int)(s.Integer("prompt_lookup_max", 1, SpeculativeConfig.MaxLookup) ?? defaults.PromptLookupMax);
+        return new SpeculativeConfig
+        {
+            Method = SpeculativeMethod.Ngram,
+            NumSpeculativeTokens = (int)(s.Integer("num_speculative_tokens", 1, SpeculativeConfig.MaxSpeculativeTokens) ?? defaults.NumSpeculativeTokens),
+            PromptLookupMax = max,
+            PromptLookupMin = (int)(s.Integer("prompt_lookup_min", 1, max) ?? Math.Min(defaults.PromptLookupMin, max)),
+        };
+    }
+}
