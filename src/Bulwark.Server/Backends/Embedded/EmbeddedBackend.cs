@@ -31,8 +31,9 @@ public sealed class EmbeddedBackend : IGenerationBackend, ITokenizingBackend, ID
 
     /// <param name="template">Null when the model ships none: chat requests are then refused with a clear error.</param>
     /// <param name="owns">Disposed after the engine stops, in order (the executor's KV blocks, then the mapped weights).</param>
+    /// <param name="toolFormat">How the model writes tool calls; null: detected from <paramref name="template"/>.</param>
     public EmbeddedBackend(LlmEngine engine, ITokenizer tokenizer, ChatTemplate? template, string modelId, DateTimeOffset created,
-        string? notice = null, IReadOnlyList<IDisposable>? owns = null)
+        string? notice = null, IReadOnlyList<IDisposable>? owns = null, Bulwark.Engine.Tools.ToolCallFormat? toolFormat = null)
     {
         _owns = owns ?? [];
         if (tokenizer.VocabSize > engine.VocabSize)
@@ -42,7 +43,10 @@ public sealed class EmbeddedBackend : IGenerationBackend, ITokenizingBackend, ID
         _prompts = new PromptEncoder(tokenizer, template, modelId);
         // Built on the first constrained request: a trie over the vocabulary's byte strings, shared by all of them.
         _vocabulary = new Lazy<TokenVocabulary>(() => TokenVocabulary.From(tokenizer, engine.VocabSize));
-        Model = new ModelCard(modelId, engine.MaxContextLength, tokenizer.VocabSize, created, Notice: notice);
+        Model = new ModelCard(modelId, engine.MaxContextLength, tokenizer.VocabSize, created, Notice: notice)
+        {
+            ToolFormat = toolFormat ?? Bulwark.Engine.Tools.ToolCallFormats.Detect(template?.Source),
+        };
     }
 
     public ModelCard Model { get; }

@@ -17,7 +17,9 @@ public static class EmbeddedModelLoader
     /// <param name="engine">How the engine is sized; an empty end-of-sequence list lets the model's own ids apply.</param>
     /// <param name="quantize">Quantize F32/F16/BF16 matrices to this type while loading; null serves them as stored.</param>
     /// <param name="notice">Receives what quantizing at load did, once.</param>
-    public static EmbeddedBackend Load(string path, string id, string? modelNotice, EngineOptions engine, GgmlType? quantize = null, Action<string>? notice = null)
+    /// <param name="toolFormat">How the model writes tool calls; null: detected from its chat template.</param>
+    public static EmbeddedBackend Load(string path, string id, string? modelNotice, EngineOptions engine, GgmlType? quantize = null, Action<string>? notice = null,
+        Bulwark.Engine.Tools.ToolCallFormat? toolFormat = null)
     {
         LoadedEngine loaded;
         try
@@ -35,6 +37,6 @@ public static class EmbeddedModelLoader
             throw new ServerConfigurationException([$"cannot serve '{path}': its chat template cannot be used ({templateError})"]);
         }
         var created = Directory.Exists(path) ? Directory.GetLastWriteTimeUtc(path) : File.GetLastWriteTimeUtc(path);
-        return new EmbeddedBackend(loaded.Engine, loaded.Tokenizer, loaded.ChatTemplate, id, created, modelNotice, owns: [loaded]);
+        return new EmbeddedBackend(loaded.Engine, loaded.Tokenizer, loaded.ChatTemplate, id, created, modelNotice, owns: [loaded], toolFormat);
     }
 }
