@@ -19,6 +19,17 @@ public enum ToolCallFormat
 /// <summary>Names of <see cref="ToolCallFormat"/> as configuration spells them, and detection from a chat template.</summary>
 public static class ToolCallFormats
 {
+    /// <summary>
+    /// The texts of tool-call markers. Some vocabularies make them control tokens (Mistral's <c>[TOOL_CALLS]</c>, Llama 3's
+    /// <c>&lt;|python_tag|&gt;</c>), which decoding drops: for a request whose calls are read, they are written as text.
+    /// </summary>
+    public static readonly IReadOnlySet<string> Markers = new HashSet<string>(StringComparer.Ordinal)
+        { "<tool_call>", "</tool_call>", "<|python_tag|>", "[TOOL_CALLS]", "[ARGS]", "[CALL_ID]" };
+
+    /// <summary>The ids of <paramref name="tokenizer"/>'s control tokens that spell a <see cref="Markers"/> text.</summary>
+    public static int[] MarkerTokens(Tokenizers.ITokenizer tokenizer) =>
+        [.. Enumerable.Range(0, tokenizer.VocabSize).Where(id => tokenizer.TypeOf(id) == Tokenizers.TokenType.Control && Markers.Contains(tokenizer.TokenText(id)))];
+
     /// <summary>The configuration names: <c>hermes</c> (alias <c>qwen</c>), <c>llama3</c>, <c>mistral</c>, <c>none</c>.</summary>
     public static readonly IReadOnlyList<string> Names = ["hermes", "qwen", "llama3", "mistral", "none"];
 

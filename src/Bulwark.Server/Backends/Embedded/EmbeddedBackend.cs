@@ -7,6 +7,7 @@ using Bulwark.Engine.Serving.Constraints;
 using Bulwark.Engine.Templates.Jinja;
 using Bulwark.Engine.Templates;
 using Bulwark.Engine.Tokenizers;
+using Bulwark.Engine.Tools;
 using Bulwark.Server.Observability;
 using Bulwark.Server.Requests;
 
@@ -25,6 +26,9 @@ public sealed class EmbeddedBackend : IGenerationBackend, ITokenizingBackend, ID
     private readonly PromptEncoder _prompts;
     private readonly IReadOnlyList<IDisposable> _owns;
     private readonly Lazy<TokenVocabulary> _vocabulary;
+    // The tool-call markers the vocabulary has as control tokens, and the vocabulary tool_choice grammars use, which allows them.
+    private readonly Lazy<int[]> _markers;
+    private readonly Lazy<TokenVocabulary> _toolVocabulary;
     // One per grammar (the contract stage shares grammars between requests that repeat a constraint), so their masks are shared;
     // a TokenConstraint is only ever used on the engine's step thread.
     private readonly System.Runtime.CompilerServices.ConditionalWeakTable<Grammar, TokenConstraint> _constraints = new();
@@ -43,6 +47,8 @@ public sealed class EmbeddedBackend : IGenerationBackend, ITokenizingBackend, ID
         _prompts = new PromptEncoder(tokenizer, template, modelId);
         // Built on the first constrained request: a trie over the vocabulary's byte strings, shared by all of them.
         _vocabulary = new Lazy<TokenVocabulary>(() => TokenVocabulary.From(tokenizer, engine.VocabSize));
+        _markers = new Lazy<int[]>(() => ToolCallFormats.MarkerTokens(tokenizer));
+        _toolVocabulary = new Lazy<TokenVocabulary>(() => _markers.Value.Length == 0 ? _vocabulary.Value : TokenVocabulary.From(tokenizer, engine.VocabSize, _markers.Value));
         Model = new ModelCard(modelId, engine.MaxContextLength, tokenizer.VocabSize, created, Notice: notice)
         {
             ToolFormat = toolFormat ?? Bulwark.Engine.Tools.ToolCallFormats.Detect(template?.Source),
@@ -87,7 +93,9 @@ public sealed class EmbeddedBackend : IGenerationBackend, ITokenizingBackend, ID
             Tenant = request.Tenant ?? "",
             // The API's priority runs higher first; the engine's runs smaller first.
             Priority = -request.Priority,
-            Detokenizer = () => new Detokenizer(_tokenizer.CreateIncrementalDecoder()),
+            Detokenizer = request.Tools is { Parse: not ToolCallFormat.None } && _markers.Value.Length > 0
+                ? () => new MarkerDetokenizer(_tokenizer, _markers.Value)
+                : () => new Detokenizer(_tokenizer.CreateIncrementalDecoder()),
             Choices = call.Choices,
             Constraint = request.Constraint is { } constraint ? Constrain(constraint) : null,
         };
@@ -114,10 +122,12 @@ public sealed class EmbeddedBackend : IGenerationBackend, ITokenizingBackend, ID
     {
         if (_engine.EosTokenIds.Count == 0)
             throw ApiException.Unsupported(constraint.Field, $"{constraint.Field} needs the model's end-of-sequence token to end a complete value, and this model defines none.");
-        var shared = _constraints.GetValue(constraint.Grammar, g => new TokenConstraint(g, _vocabulary.Value));
+        // A tool call's grammar may be written with the model's marker tokens (its vocabulary allows them); any other never.
+        var vocabulary = constraint.Field == "tool_choice" ? _toolVocabulary.Value : _vocabulary.Value;
+        var shared = _constraints.GetValue(constraint.Grammar, g => new TokenConstraint(g, vocabulary));
         if (!shared.IsWorn) return shared;
         // Its memo grew large (a grammar with many distinct states): new requests start afresh, and the old one goes when its sequences end.
-        var fresh = new TokenConstraint(constraint.Grammar, _vocabulary.Value);
+        var fresh = new TokenConstraint(constraint.Grammar, vocabulary);
         _constraints.AddOrUpdate(constraint.Grammar, fresh);
         return fresh;
     }
@@ -130,6 +140,19 @@ public sealed class EmbeddedBackend : IGenerationBackend, ITokenizingBackend, ID
 
     private GeneratedToken Token(in TokenEvent e) => new(e.TokenId, e.TokenText ?? "", e.Logprob ?? 0f,
         e.TopLogprobs is { } alternatives ? Array.ConvertAll(alternatives, a => a with { Text = _tokenizer.Decode([a.TokenId]) }) : null);
+
+    /// <summary>
+    /// For a request whose tool calls are read: the tokenizer's decoder, except that a control token spelling a tool-call
+    /// marker is written as its text (decoding drops control tokens), so the parser sees the marker the model wrote.
+    /// </summary>
+    internal sealed class MarkerDetokenizer(ITokenizer tokenizer, int[] markers) : IIncrementalDetokenizer
+    {
+        private readonly IncrementalDecoder _decoder = tokenizer.CreateIncrementalDecoder();
+
+        public string Push(int tokenId) => Array.IndexOf(markers, tokenId) >= 0 ? _decoder.Flush() + tokenizer.TokenText(tokenId) : _decoder.Push(tokenId);
+
+        public string Flush() => _decoder.Flush();
+    }
 
     /// <summary>The tokenizer's incremental decoder as the engine asks for one (one per choice).</summary>
     private sealed class Detokenizer(IncrementalDecoder decoder) : IIncrementalDetokenizer
