@@ -23,6 +23,7 @@ internal static class CommandCatalog
         yield return BenchRedactorCommand.Create();
         yield return BenchSoakCommand.Create();
         yield return BenchGrammarCommand.Create();
+        yield return BenchToolsCommand.Create();
     }
 
     /// <summary>A root over <see cref="All"/>, so <c>serve --help</c> and the commands' own parsing work as they did under <c>bulwark bench</c>.</summary>

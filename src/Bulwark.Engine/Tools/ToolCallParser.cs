@@ -68,8 +68,18 @@ public sealed class ToolCallParser
     public ToolCallOutput Push(string text)
     {
         _buffer.Append(text);
+        // Perf: inside a call nothing is released until its end, so only the text just pushed (and the marker's length
+        // before it) is searched; copying the whole held call at every token would be quadratic in its length.
+        if (_state == State.ToEnd || (_state == State.InCall && !EndsInTail(text.Length))) return ToolCallOutput.Empty;
         Scan(final: false);
         return Take();
+    }
+
+    /// <summary>Whether the Hermes end marker is in the last <paramref name="pushed"/> characters of the buffer (or runs into them).</summary>
+    private bool EndsInTail(int pushed)
+    {
+        var start = Math.Max(0, _buffer.Length - pushed - (HermesClose.Length - 1));
+        return _buffer.ToString(start, _buffer.Length - start).Contains(HermesClose, StringComparison.Ordinal);
     }
 
     /// <summary>The end of the output: whatever is held is released, as calls or as content.</summary>
