@@ -26,6 +26,7 @@ internal static class CommandCatalog
         yield return BenchGrammarCommand.Create();
         yield return BenchEmbedCommand.Create();
         yield return BenchSpeculativeCommand.Create();
+        yield return BenchToolsCommand.Create();
     }
 
     /// <summary>A root over <see cref="All"/>, so <c>serve --help</c> and the commands' own parsing work as they did under <c>bulwark bench</c>.</summary>

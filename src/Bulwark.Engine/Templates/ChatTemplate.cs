@@ -15,14 +15,18 @@ public sealed class ChatTemplate
     private readonly List<Statement> _body;
     private readonly TimeProvider _clock;
 
-    private ChatTemplate(List<Statement> body, TemplateLimits limits, TimeProvider clock)
+    private ChatTemplate(string source, List<Statement> body, TemplateLimits limits, TimeProvider clock)
     {
+        Source = source;
         _body = body;
         Limits = limits;
         _clock = clock;
     }
 
     public TemplateLimits Limits { get; }
+
+    /// <summary>The template's text (what tool-call format detection reads: <see cref="Tools.ToolCallFormats.Detect"/>).</summary>
+    public string Source { get; }
 
     /// <summary>Parses <paramref name="source"/>; throws <see cref="TemplateException"/> if it is not valid in the supported subset.</summary>
     /// <param name="clock">The clock <c>strftime_now</c> reads (local time); the system clock by default.</param>
@@ -34,7 +38,7 @@ public sealed class ChatTemplate
         if (source.Length > limits.MaxSourceLength)
             throw TemplateException.Limit($"template source is {source.Length} characters; the limit is {limits.MaxSourceLength}");
         var body = Guard(() => TemplateParser.Parse(source, limits));
-        return new ChatTemplate(body, limits, clock ?? TimeProvider.System);
+        return new ChatTemplate(source, body, limits, clock ?? TimeProvider.System);
     }
 
     /// <summary>

@@ -68,6 +68,15 @@ public sealed class ApiLimits
     /// <summary>Tokens of all inputs of one <c>/v1/embeddings</c> request together (OpenAI's limit is 300000); each input is also bounded by the context length.</summary>
     public int MaxEmbeddingTokens { get; set; } = 300_000;
 
+    /// <summary>Functions in <c>tools</c>, and tool calls in one assistant message (OpenAI allows 128 tools).</summary>
+    public int MaxTools { get; set; } = 128;
+
+    /// <summary>Characters of a function name (OpenAI: 64, of a-z, A-Z, 0-9, _ and -).</summary>
+    public int MaxToolNameLength { get; set; } = 64;
+
+    /// <summary>Size of the whole <c>tools</c> array in UTF-8 bytes (descriptions and schemas together; each schema is also held to <see cref="MaxSchemaBytes"/>).</summary>
+    public int MaxToolsBytes { get; set; } = 256 * 1024;
+
     /// <summary>The constraint compiler's bounds from these settings.</summary>
     public Bulwark.Engine.Serving.Constraints.ConstraintLimits Constraints => new()
     {
@@ -112,6 +121,9 @@ public sealed class ApiLimits
         if (MaxGuidedChoiceLength is < 1 or > 100_000) yield return $"Bulwark:Limits:MaxGuidedChoiceLength must be between 1 and 100000; got {MaxGuidedChoiceLength}.";
         if (MaxEmbeddingInputs is < 1 or > 100_000) yield return $"Bulwark:Limits:MaxEmbeddingInputs must be between 1 and 100000; got {MaxEmbeddingInputs}.";
         if (MaxEmbeddingTokens is < 1 or > 100_000_000) yield return $"Bulwark:Limits:MaxEmbeddingTokens must be between 1 and 100000000; got {MaxEmbeddingTokens}.";
+        if (MaxTools is < 1 or > 10_000) yield return $"Bulwark:Limits:MaxTools must be between 1 and 10000; got {MaxTools}.";
+        if (MaxToolNameLength is < 1 or > 1024) yield return $"Bulwark:Limits:MaxToolNameLength must be between 1 and 1024; got {MaxToolNameLength}.";
+        if (MaxToolsBytes is < 64 or > 16 * 1024 * 1024) yield return $"Bulwark:Limits:MaxToolsBytes must be between 64 and 16777216; got {MaxToolsBytes}.";
         if (MaxRequestTimeout < TimeSpan.FromSeconds(1) || MaxRequestTimeout > TimeSpan.FromDays(1))
             yield return $"Bulwark:Limits:MaxRequestTimeout must be between 00:00:01 and 1.00:00:00; got {MaxRequestTimeout}.";
         if (RequestTimeout < TimeSpan.FromSeconds(1) || RequestTimeout > MaxRequestTimeout)

@@ -16,6 +16,7 @@ public static class ChatCompletionParser
         var messages = ReadMessages(f, limits);
         RefuseUnsupported(f);
         var (constraint, format) = ConstraintFields.Read(f, limits, responseFormat: true);
+        var tools = ToolFields.Read(f, model, limits, constraint, out var toolConstraint);
 
         var logprobs = f.Boolean("logprobs") ?? false;
         var top = f.Integer("top_logprobs", 0, limits.MaxTopLogprobs);
@@ -47,7 +48,8 @@ public static class ChatCompletionParser
             IncludeUsage = includeUsage,
             User = user,
             ResponseFormat = format?.ToResponseFormat(),
-            Constraint = constraint,
+            Constraint = toolConstraint ?? constraint,
+            Tools = tools,
         };
     }
 
@@ -66,13 +68,44 @@ public static class ChatCompletionParser
             if (!Roles.Contains(role))
                 throw ApiException.Invalid(m.PathOf("role"), $"{m.PathOf("role")} must be one of system, developer, user, assistant, tool; got '{role}'.");
             var content = Content(m, limits);
-            characters += content.Length;
+            var calls = ToolCalls(m, role, limits);
+            characters += content.Length + (calls?.Sum(c => c.Arguments.Length + c.Name.Length) ?? 0);
             if (characters > limits.MaxPromptCharacters)
                 throw ApiException.Invalid("messages", $"The messages must hold at most {limits.MaxPromptCharacters} characters in total; got more than that by message {i}.", "string_above_max_length");
-            messages.Add(new ChatMessage(role, content, m.String("name", 64)));
+            var callId = m.String("tool_call_id", limits.MaxIdentifierLength);
+            if (role == "tool" && callId is null)
+                throw ApiException.Invalid(m.PathOf("tool_call_id"), $"{m.PathOf("tool_call_id")} is required in a message of role tool.", "missing_required_parameter");
+            messages.Add(new ChatMessage(role, content, m.String("name", 64))
+            {
+                ToolCalls = calls,
+                ToolCallId = role == "tool" ? callId : null,
+                NullContent = calls is not null && m.Get("content") is null,
+            });
             i++;
         }
         return messages;
+    }
+
+    /// <summary>An assistant message's <c>tool_calls</c>: each <c>{id, type: function, function: {name, arguments}}</c>, arguments a string (OpenAI) or an object.</summary>
+    private static List<ToolCallMessage>? ToolCalls(JsonFields m, string role, ApiLimits limits)
+    {
+        if (m.Array("tool_calls", 0, limits.MaxTools) is not { } array || array.GetArrayLength() == 0) return null;
+        if (role != "assistant")
+            throw ApiException.Invalid(m.PathOf("tool_calls"), $"{m.PathOf("tool_calls")} is allowed only in a message of role assistant; this one is {role}.");
+        var calls = new List<ToolCallMessage>(array.GetArrayLength());
+        var j = 0;
+        foreach (var item in array.EnumerateArray())
+        {
+            var call = new JsonFields(item, $"{m.PathOf("tool_calls")}[{j++}]");
+            var id = call.RequiredString("id", limits.MaxIdentifierLength);
+            var type = call.String("type", 32) ?? "function";
+            if (type != "function") throw ApiException.Invalid(call.PathOf("type"), $"{call.PathOf("type")} must be 'function'; got '{type}'.");
+            var function = call.Object("function") ?? throw ApiException.Invalid(call.PathOf("function"), $"{call.PathOf("function")} is required.", "missing_required_parameter");
+            var name = function.RequiredString("name", limits.MaxToolNameLength);
+            var arguments = function.Get("arguments") is { ValueKind: JsonValueKind.Object } o ? o.GetRawText() : function.String("arguments", limits.MaxPromptCharacters) ?? "{}";
+            calls.Add(new ToolCallMessage(id, name, arguments));
+        }
+        return calls;
     }
 
     /// <summary>A string, or OpenAI's array of text parts; other part types (images, audio) are refused.</summary>
@@ -98,9 +131,6 @@ public static class ChatCompletionParser
     /// <summary>Refuses what this server cannot do.</summary>
     private static void RefuseUnsupported(JsonFields f)
     {
-        foreach (var field in new[] { "tools", "functions" })
-            if (f.Get(field) is { ValueKind: JsonValueKind.Array } tools && tools.GetArrayLength() > 0)
-                throw ApiException.Unsupported(field, $"{field} are not supported by this server yet.");
         if (f.Get("audio") is not null) throw ApiException.Unsupported("audio", "audio output is not supported by this server.");
     }
 }

@@ -38,6 +38,8 @@ public sealed class CompletionEndpoint(GenerationSpine spine, ApiLimits limits, 
             if (delta.Tokens is not null) c.Tokens.AddRange(delta.Tokens);
             if (delta.Finish is not null) c.Finish = delta.Finish;
             if (delta.Format is not null) c.Format = delta.Format;
+            foreach (var piece in delta.ToolCalls ?? []) c.Add(piece);
+            c.CalledTools |= delta.CalledTools;
         }
         context.RequestAborted.ThrowIfCancellationRequested();
         context.Response.ContentType = "application/json";
@@ -57,6 +59,11 @@ public sealed class CompletionEndpoint(GenerationSpine spine, ApiLimits limits, 
             {
                 var first = !started[delta.Index];
                 started[delta.Index] = true;
+                if (delta.ToolCalls is { } calls)
+                {
+                    await WriteToolCallsAsync(context, events, writer, delta, calls, first);
+                    continue;
+                }
                 var offset = offsets[delta.Index];
                 offsets[delta.Index] += delta.Text.Length;
                 await events.WriteAsync((writer, delta, first, offset), static (json, s) => s.writer.WriteChunk(json, s.delta, s.first, s.offset), context.RequestAborted);
@@ -70,5 +77,35 @@ public sealed class CompletionEndpoint(GenerationSpine spine, ApiLimits limits, 
             await events.WriteErrorAsync(error, context.RequestAborted);
         }
         await events.WriteDoneAsync(context.RequestAborted);
+    }
+
+    /// <summary>A delta with tool calls, as OpenAI streams it: its text (and logprobs) first, then one chunk per call piece, then the finish.</summary>
+    private static async Task WriteToolCallsAsync(HttpContext context, ServerEventStream events, CompletionResponseWriter writer, ChoiceDelta delta,
+        IReadOnlyList<ToolCallDelta> calls, bool first)
+    {
+        var ct = context.RequestAborted;
+        var rest = delta with { ToolCalls = null };
+        if (delta.Text.Length > 0 || delta.Tokens is { Count: > 0 })
+        {
+            var text = delta with { Finish = null, Format = null, ToolCalls = null, CalledTools = false };
+            await events.WriteAsync((writer, text, first), static (json, s) => s.writer.WriteChunk(json, s.text, s.first, 0), ct);
+            first = false;
+            rest = rest with { Text = "", Tokens = null };
+        }
+        foreach (var piece in calls)
+        {
+            if (piece.Id is not null)
+            {
+                var opening = piece with { Arguments = "" };
+                await events.WriteAsync((writer, delta.Index, opening, first), static (json, s) => s.writer.WriteToolCallChunk(json, s.Index, s.opening, s.first), ct);
+                first = false;
+            }
+            if (piece.Arguments.Length == 0) continue;
+            var fragment = piece with { Id = null, Name = null };
+            await events.WriteAsync((writer, delta.Index, fragment, first), static (json, s) => s.writer.WriteToolCallChunk(json, s.Index, s.fragment, s.first), ct);
+            first = false;
+        }
+        if (delta.Finish is not null)
+            await events.WriteAsync((writer, rest, first), static (json, s) => s.writer.WriteChunk(json, s.rest, s.first, 0), ct);
     }
 }

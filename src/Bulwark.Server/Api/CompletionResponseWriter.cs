@@ -30,6 +30,17 @@ public sealed class CompletionResponseWriter(ResponseKind kind, GenerationReques
         public readonly List<GeneratedToken> Tokens = [];
         public FinishReason? Finish;
         public FormatCheck? Format;
+        public bool CalledTools;
+
+        /// <summary>The choice's tool calls, by index: id, name and the arguments joined from their pieces.</summary>
+        public readonly List<(string Id, string Name, StringBuilder Arguments)> ToolCalls = [];
+
+        public void Add(ToolCallDelta piece)
+        {
+            while (ToolCalls.Count <= piece.Index) ToolCalls.Add(("", "", new StringBuilder()));
+            var (id, name, arguments) = ToolCalls[piece.Index];
+            ToolCalls[piece.Index] = (piece.Id ?? id, piece.Name ?? name, arguments.Append(piece.Arguments));
+        }
     }
 
     public void WriteResponse(Utf8JsonWriter json, IReadOnlyList<Choice> choices, int promptTokens, int completionTokens)
@@ -46,13 +57,31 @@ public sealed class CompletionResponseWriter(ResponseKind kind, GenerationReques
             {
                 json.WriteStartObject("message");
                 json.WriteString("role", "assistant");
-                json.WriteString("content", c.Text.ToString());
+                // With tool calls and no text, OpenAI's content is null.
+                if (c.ToolCalls.Count > 0 && c.Text.Length == 0) json.WriteNull("content");
+                else json.WriteString("content", c.Text.ToString());
                 json.WriteNull("refusal");
+                if (c.ToolCalls.Count > 0)
+                {
+                    json.WriteStartArray("tool_calls");
+                    foreach (var (callId, name, arguments) in c.ToolCalls)
+                    {
+                        json.WriteStartObject();
+                        json.WriteString("id", callId);
+                        json.WriteString("type", "function");
+                        json.WriteStartObject("function");
+                        json.WriteString("name", name);
+                        json.WriteString("arguments", arguments.ToString());
+                        json.WriteEndObject();
+                        json.WriteEndObject();
+                    }
+                    json.WriteEndArray();
+                }
                 json.WriteEndObject();
             }
             else json.WriteString("text", c.Text.ToString());
             WriteLogprobs(json, c.Tokens, 0);
-            json.WriteString("finish_reason", Name(c.Finish ?? FinishReason.Length));
+            json.WriteString("finish_reason", Name(c.Finish ?? FinishReason.Length, c.CalledTools));
             WriteStopReason(json, c.Finish);
             WriteFormatCheck(json, c.Format);
             json.WriteEndObject();
@@ -79,9 +108,50 @@ public sealed class CompletionResponseWriter(ResponseKind kind, GenerationReques
         }
         else json.WriteString("text", delta.Text);
         WriteLogprobs(json, delta.Tokens ?? [], textOffset);
-        if (delta.Finish is { } finish) json.WriteString("finish_reason", Name(finish)); else json.WriteNull("finish_reason");
+        if (delta.Finish is { } finish) json.WriteString("finish_reason", Name(finish, delta.CalledTools)); else json.WriteNull("finish_reason");
         WriteStopReason(json, delta.Finish);
         WriteFormatCheck(json, delta.Format);
+        json.WriteEndObject();
+        json.WriteEndArray();
+        if (request.IncludeUsage) json.WriteNull("usage");
+        json.WriteEndObject();
+    }
+
+    /// <summary>
+    /// One piece of a tool call as OpenAI streams it: the opening piece (<paramref name="piece"/> with an id) carries
+    /// <c>index</c>, <c>id</c>, <c>type</c>, <c>function.name</c> and empty <c>arguments</c>; later pieces only
+    /// <c>index</c> and <c>function.arguments</c>. <paramref name="first"/>: the choice's first chunk (role, content null).
+    /// </summary>
+    public void WriteToolCallChunk(Utf8JsonWriter json, int choice, ToolCallDelta piece, bool first)
+    {
+        json.WriteStartObject();
+        WriteHeader(json, "chat.completion.chunk");
+        json.WriteStartArray("choices");
+        json.WriteStartObject();
+        json.WriteNumber("index", choice);
+        json.WriteStartObject("delta");
+        if (first)
+        {
+            json.WriteString("role", "assistant");
+            json.WriteNull("content");
+        }
+        json.WriteStartArray("tool_calls");
+        json.WriteStartObject();
+        json.WriteNumber("index", piece.Index);
+        if (piece.Id is not null)
+        {
+            json.WriteString("id", piece.Id);
+            json.WriteString("type", "function");
+        }
+        json.WriteStartObject("function");
+        if (piece.Name is not null) json.WriteString("name", piece.Name);
+        json.WriteString("arguments", piece.Arguments);
+        json.WriteEndObject();
+        json.WriteEndObject();
+        json.WriteEndArray();
+        json.WriteEndObject();
+        json.WriteNull("logprobs");
+        json.WriteNull("finish_reason");
         json.WriteEndObject();
         json.WriteEndArray();
         if (request.IncludeUsage) json.WriteNull("usage");
@@ -117,6 +187,9 @@ public sealed class CompletionResponseWriter(ResponseKind kind, GenerationReques
     {
         if (finish == FinishReason.Deadline) json.WriteString("stop_reason", "deadline");
     }
+
+    /// <summary>OpenAI's name of a finish reason; a choice that called tools and stopped ends with <c>tool_calls</c>.</summary>
+    public static string Name(FinishReason finish, bool calledTools) => calledTools && finish == FinishReason.Stop ? "tool_calls" : Name(finish);
 
     public static string Name(FinishReason finish) => finish switch
     {

@@ -93,7 +93,7 @@ public static class ConstraintFields
     }
 
     /// <summary>The cached grammar of an equal constraint, or a fresh compilation; refusals become 400s naming the path.</summary>
-    private static Grammar Compile(string kind, string text, ConstraintLimits limits, Func<Grammar> compile)
+    internal static Grammar Compile(string kind, string text, ConstraintLimits limits, Func<Grammar> compile)
     {
         try
         {
@@ -105,7 +105,7 @@ public static class ConstraintFields
         }
     }
 
-    private static void CheckSize(JsonElement schema, string path, ApiLimits limits)
+    internal static void CheckSize(JsonElement schema, string path, ApiLimits limits)
     {
         var bytes = Encoding.UTF8.GetByteCount(schema.GetRawText());
         if (bytes > limits.MaxSchemaBytes)

@@ -17,6 +17,9 @@ public sealed record ModelCard(
     /// <summary>The upstream pool that serves the model (the <c>upstream</c> label of the generation metrics); null for a model this process runs.</summary>
     public string? Pool { get; init; }
 
+    /// <summary>How the model writes tool calls (from its chat template or configured); None for an upstream, which relays calls itself.</summary>
+    public Bulwark.Engine.Tools.ToolCallFormat ToolFormat { get; init; }
+
     /// <summary>The context length as an upper bound for validation (no bound when unknown).</summary>
     public int ContextLimit => ContextLength > 0 ? ContextLength : int.MaxValue;
 

@@ -52,23 +52,36 @@ public sealed class PromptEncoder : ITokenizingBackend
     }
 
     /// <summary>
-    /// Renders the chat template and tokenizes the result with its control tokens. A message that
+    /// Renders the chat template (no tools) and tokenizes the result with its control tokens. A message that
     /// spells a control token itself is refused: after rendering it would be indistinguishable from
-    /// the template's own markers, letting a user forge turns (e.g. a fake system message).
+    /// the template's own markers, letting a user forge turns (e.g. a fake system message). The same
+    /// holds for every string of <paramref name="tools"/> and of the messages' tool calls.
     /// </summary>
-    public int[] EncodeChat(IReadOnlyList<ChatMessage> messages)
+    public int[] EncodeChat(IReadOnlyList<ChatMessage> messages) => EncodeChat(messages, null);
+
+    /// <summary>As <see cref="EncodeChat(IReadOnlyList{ChatMessage})"/>, with <paramref name="tools"/> (OpenAI's <c>tools</c> array) as the template's <c>tools</c>.</summary>
+    public int[] EncodeChat(IReadOnlyList<ChatMessage> messages, JsonElement? tools)
     {
         if (_template is null)
             throw ApiException.Invalid("messages", $"The model '{_modelId}' has no chat template; use /v1/completions with a prompt.", "chat_template_missing");
         for (var i = 0; i < messages.Count; i++)
-            if (_controlTexts is not null && messages[i].Content.AsSpan().IndexOfAny(_controlTexts) is var at and >= 0)
-                throw ApiException.Invalid($"messages[{i}].content",
-                    $"messages[{i}].content contains the model's control token text at character {at}; control tokens may only come from the chat template.",
-                    "control_token_in_content");
+        {
+            RefuseControlText(messages[i].Content, $"messages[{i}].content");
+            if (messages[i].ToolCallId is { } callId) RefuseControlText(callId, $"messages[{i}].tool_call_id");
+            var j = 0;
+            foreach (var call in messages[i].ToolCalls ?? [])
+            {
+                RefuseControlText(call.Id, $"messages[{i}].tool_calls[{j}].id");
+                RefuseControlText(call.Name, $"messages[{i}].tool_calls[{j}].function.name");
+                RefuseControlText(call.Arguments, $"messages[{i}].tool_calls[{j}].function.arguments");
+                j++;
+            }
+        }
+        if (tools is { } t) RefuseControlText(t, "tools");
         string rendered;
         try
         {
-            rendered = _template.RenderChat(ToJson(messages), null, addGenerationPrompt: true, _templateVariables);
+            rendered = _template.RenderChat(ToJson(messages), tools, addGenerationPrompt: true, _templateVariables);
         }
         catch (TemplateException e)
         {
@@ -77,10 +90,39 @@ public sealed class PromptEncoder : ITokenizingBackend
         return _tokenizer.Encode(rendered, addSpecial: false, parseSpecial: true);
     }
 
+    private void RefuseControlText(string text, string path)
+    {
+        if (_controlTexts is not null && text.AsSpan().IndexOfAny(_controlTexts) is var at and >= 0)
+            throw ApiException.Invalid(path, $"{path} contains the model's control token text at character {at}; control tokens may only come from the chat template.",
+                "control_token_in_content");
+    }
+
+    /// <summary>Every property name and string in <paramref name="value"/>, as the template's <c>tojson</c> would write them unescaped.</summary>
+    private void RefuseControlText(JsonElement value, string path)
+    {
+        switch (value.ValueKind)
+        {
+            case JsonValueKind.String:
+                RefuseControlText(value.GetString()!, path);
+                break;
+            case JsonValueKind.Array:
+                var i = 0;
+                foreach (var item in value.EnumerateArray()) RefuseControlText(item, $"{path}[{i++}]");
+                break;
+            case JsonValueKind.Object:
+                foreach (var p in value.EnumerateObject())
+                {
+                    RefuseControlText(p.Name, $"{path}.{p.Name}");
+                    RefuseControlText(p.Value, $"{path}.{p.Name}");
+                }
+                break;
+        }
+    }
+
     /// <summary>The request's prompt as token ids: the rendered chat, the tokenized text, or the ids the client sent.</summary>
     public PreparedPrompt Prepare(GenerationRequest request)
     {
-        if (request.Messages is { } messages) return PreparedPrompt.Exact(EncodeChat(messages));
+        if (request.Messages is { } messages) return PreparedPrompt.Exact(EncodeChat(messages, request.Tools?.Rendered));
         var prompt = request.Prompt ?? throw new ArgumentException("a request has messages or a prompt", nameof(request));
         if (prompt.TokenIds is { } ids) return PreparedPrompt.Exact(ids);
         var tokens = Encode(prompt.Text!, addSpecialTokens: true);
@@ -88,10 +130,11 @@ public sealed class PromptEncoder : ITokenizingBackend
         return PreparedPrompt.Exact(tokens);
     }
 
-    private static JsonElement ToJson(IReadOnlyList<ChatMessage> messages)
+    /// <summary>The messages as the template's <c>messages</c>: tool-call arguments as objects, as templates expect them.</summary>
+    internal static JsonElement ToJson(IReadOnlyList<ChatMessage> messages)
     {
         var buffer = new ArrayBufferWriter<byte>(256);
-        using (var json = new Utf8JsonWriter(buffer)) ChatMessage.WriteArray(json, messages);
+        using (var json = new Utf8JsonWriter(buffer)) ChatMessage.WriteArray(json, messages, argumentsAsObjects: true);
         using var document = JsonDocument.Parse(buffer.WrittenMemory);
         return document.RootElement.Clone();
     }

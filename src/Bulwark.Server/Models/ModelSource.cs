@@ -74,7 +74,7 @@ public sealed record ModelSource(string Id, string Path, string Origin, string? 
     /// <summary>Loads this model into the embedded engine, sized and quantized as <paramref name="options"/> say.</summary>
     /// <exception cref="ServerConfigurationException">The model cannot be read or served; the message says why.</exception>
     public EmbeddedBackend LoadEmbedded(ServeOptions options, Action<string>? notice = null) =>
-        EmbeddedModelLoader.Load(Path, Id, Notice, options.ToEngineOptions([]), options.QuantizeType, notice, options.Embeddings);
+        EmbeddedModelLoader.Load(Path, Id, Notice, options.ToEngineOptions([]), options.QuantizeType, notice, options.Embeddings, options.ToolCallFormatOf(Id));
 
     /// <summary>The demo model's file, written once: into a temporary file, then renamed, so a crash never leaves half a model.</summary>
     public static ModelSource EnsureDemo(DataDirectory data)

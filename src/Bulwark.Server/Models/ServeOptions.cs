@@ -48,6 +48,16 @@ public sealed class ServeOptions
     /// <summary>The budget in bytes; null when there is none.</summary>
     public long? ModelMemoryBudgetBytes => string.IsNullOrWhiteSpace(ModelMemoryBudget) ? null : ParseBytes(ModelMemoryBudget);
 
+    /// <summary>
+    /// Per served model id, how it writes tool calls: <c>hermes</c> (alias <c>qwen</c>), <c>llama3</c>, <c>mistral</c> or
+    /// <c>none</c>. A model not listed gets the format its chat template shows (<see cref="Bulwark.Engine.Tools.ToolCallFormats.Detect"/>).
+    /// </summary>
+    public Dictionary<string, string> ToolCallFormats { get; set; } = new(StringComparer.Ordinal);
+
+    /// <summary>The configured tool-call format of <paramref name="modelId"/>; null: detect it from the chat template.</summary>
+    public Bulwark.Engine.Tools.ToolCallFormat? ToolCallFormatOf(string modelId) =>
+        ToolCallFormats.TryGetValue(modelId, out var name) && Bulwark.Engine.Tools.ToolCallFormats.TryParse(name, out var format) ? format : null;
+
     public int MaxBatchedTokens { get; set; } = new SchedulerOptions().MaxBatchedTokens;
 
     public int MaxSequences { get; set; } = new SchedulerOptions().MaxSequences;
@@ -85,6 +95,9 @@ public sealed class ServeOptions
     public IEnumerable<string> Validate()
     {
         if (Model is { Length: > 4096 }) yield return $"{Section}:Model must be at most 4096 characters; got {Model.Length}.";
+        foreach (var (model, format) in ToolCallFormats)
+            if (!Bulwark.Engine.Tools.ToolCallFormats.TryParse(format, out _))
+                yield return $"{Section}:ToolCallFormats:{model} must be one of {string.Join(", ", Bulwark.Engine.Tools.ToolCallFormats.Names)}; got '{format}'.";
         if (!Bulwark.Engine.Model.Loading.LoadQuantization.TryParse(Quantize, out _))
             yield return $"{Section}:Quantize must be {Bulwark.Engine.Model.Loading.LoadQuantization.Allowed}; got '{Quantize}'.";
         if (!Bulwark.Engine.KvCache.KvCacheTypeNames.TryParse(KvCacheDtype, out _))

@@ -17,6 +17,12 @@ public readonly record struct ChoiceDelta(int Index, string Text, FinishReason? 
 
     /// <summary>On the last delta of a request with a JSON <c>response_format</c>: the check of the choice's whole text.</summary>
     public FormatCheck? Format { get; init; }
+
+    /// <summary>Pieces of the choice's tool calls this delta adds (parsed from the model's text, or relayed from an upstream).</summary>
+    public IReadOnlyList<ToolCallDelta>? ToolCalls { get; init; }
+
+    /// <summary>On a choice's last delta: the choice made tool calls (a <c>stop</c> is then OpenAI's <c>tool_calls</c>).</summary>
+    public bool CalledTools { get; init; }
 }
 
 /// <summary>Token counts a backend reports for a whole request.</summary>

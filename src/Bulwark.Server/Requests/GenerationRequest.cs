@@ -56,6 +56,9 @@ public sealed record GenerationRequest
     /// <summary>Speculative decoding asked for (<c>speculative</c>); null: the server's default. Only embedded models speculate.</summary>
     public Bulwark.Engine.Serving.Speculation.SpeculativeConfig? Speculative { get; init; }
 
+    /// <summary>Tools the model may call (<c>tools</c>, <c>tool_choice</c>, <c>parallel_tool_calls</c>); null: none.</summary>
+    public ToolRequest? Tools { get; init; }
+
     /// <summary>Who asks, set by the spine from the caller: isolates prefix-cache entries between tenants (null: anonymous).</summary>
     public string? Tenant { get; init; }
 

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text;
 using Bulwark.Engine.Serving;
+using Bulwark.Engine.Tools;
 using Bulwark.Server.Backends;
 using Bulwark.Server.Guardrails.Output;
 using Bulwark.Server.Observability;
@@ -197,17 +198,26 @@ public sealed class GenerationRun
         new(StatusCodes.Status503ServiceUnavailable, "The server is shutting down and cancelled this request before it finished. Retry on another replica or later.",
             "server_error", null, "server_shutting_down", TimeSpan.FromSeconds(1));
 
-    /// <summary>One choice's way through the output guard: its filter, its token texts' filter, its logprobs waiting for their text, its text so far for the format check.</summary>
+    /// <summary>
+    /// One choice's way through the output guard: its filter, its token texts' filter, its logprobs waiting for their text, its
+    /// text so far for the format check, and its tool calls: read from the guarded text in the model's format (so the guard sees a
+    /// call's arguments as it sees any text), or, relayed from an upstream, each call's arguments through a filter of their own.
+    /// </summary>
     private sealed class ChoiceState
     {
         private readonly TokenTextGuard? _tokens;
         private readonly JsonOutputFormat? _format;
         private readonly StringBuilder? _sent;
+        private readonly ToolCallParser? _parser;
+        private readonly Func<IOutputFilter?> _newFilter;
+        private Dictionary<int, IOutputFilter?>? _callFilters;
         private List<GeneratedToken>? _pending;
+        private int _calls;
 
         public ChoiceState(IOutputGuard guard, Caller? caller, GenerationRequest request)
         {
             Filter = guard.Begin(caller, request);
+            _newFilter = () => guard.Begin(caller, request);
             _pending = request.TopLogprobs is null ? null : [];
             // Token texts (logprobs, TGI token events) pass a filter of their own, so a secret spelt over several tokens is redacted there too.
             _tokens = _pending is null || Filter is null ? null : new TokenTextGuard(() => guard.Begin(caller, request));
@@ -216,6 +226,7 @@ public sealed class GenerationRun
                 _format = JsonOutputFormat.Of(format);
                 _sent = new StringBuilder();
             }
+            if (request.Tools is { Parse: not ToolCallFormat.None } tools) _parser = new ToolCallParser(tools.Parse, tools.Names);
         }
 
         public IOutputFilter? Filter { get; }
@@ -240,24 +251,72 @@ public sealed class GenerationRun
                 else _pending?.Add(token);
             }
             var text = Filter is null ? delta.Text : Filter.Push(delta.Text);
-            if (Filter is { Blocked: true })
+            var relayed = Relay(delta.ToolCalls, out var callBlocked);
+            if (Filter is { Blocked: true } || callBlocked)
             {
                 // What the guard let through is the last text of this choice.
                 Done = true;
                 Finish = FinishReason.ContentFilter;
                 _tokens?.Close(_pending);
-                return new ChoiceDelta(delta.Index, text, FinishReason.ContentFilter, Take()) { Format = Check(text) };
+                var (content, calls) = Calls(text, relayed, final: true);
+                return new ChoiceDelta(delta.Index, content, FinishReason.ContentFilter, Take()) { Format = Check(content), ToolCalls = calls };
             }
             if (delta.Finish is { } finish)
             {
                 Done = true;
                 Finish = finish;
                 var final = Filter is null ? text : text + Filter.Flush();
+                FlushRelayed(ref relayed);
                 _tokens?.Close(_pending);
-                return new ChoiceDelta(delta.Index, final, finish, Take()) { StopStringMatched = delta.StopStringMatched, Format = Check(final) };
+                var (content, calls) = Calls(final, relayed, final: true);
+                return new ChoiceDelta(delta.Index, content, finish, Take())
+                {
+                    StopStringMatched = delta.StopStringMatched, Format = Check(content), ToolCalls = calls, CalledTools = _calls > 0,
+                };
             }
-            _sent?.Append(text);
-            return text.Length > 0 ? new ChoiceDelta(delta.Index, text, null, Take()) : null;
+            var (shown, pieces) = Calls(text, relayed, final: false);
+            _sent?.Append(shown);
+            return shown.Length > 0 || pieces is not null ? new ChoiceDelta(delta.Index, shown, null, Take()) { ToolCalls = pieces } : null;
+        }
+
+        /// <summary>The content to show and the call pieces to send: parsed from <paramref name="text"/> in the model's format, or relayed.</summary>
+        private (string Content, IReadOnlyList<ToolCallDelta>? Calls) Calls(string text, List<ToolCallDelta>? relayed, bool final)
+        {
+            if (_parser is null) return (text, relayed is { Count: > 0 } ? relayed : null);
+            var output = _parser.Push(text);
+            if (final && _parser.Finish() is { } rest && (rest.Content.Length > 0 || rest.Calls.Count > 0))
+                output = new ToolCallOutput(output.Content + rest.Content, [.. output.Calls, .. rest.Calls]);
+            if (output.Calls.Count == 0) return (output.Content, null);
+            var pieces = new List<ToolCallDelta>(output.Calls.Count);
+            foreach (var call in output.Calls) pieces.Add(new ToolCallDelta(_calls++, call.Id, call.Name, call.Arguments));
+            return (output.Content, pieces);
+        }
+
+        /// <summary>An upstream's call pieces, each call's arguments through a filter of its own (null: none came).</summary>
+        private List<ToolCallDelta>? Relay(IReadOnlyList<ToolCallDelta>? pieces, out bool blocked)
+        {
+            blocked = false;
+            if (pieces is null) return null;
+            var result = new List<ToolCallDelta>(pieces.Count);
+            _callFilters ??= [];
+            foreach (var piece in pieces)
+            {
+                if (!_callFilters.TryGetValue(piece.Index, out var filter))
+                {
+                    _callFilters[piece.Index] = filter = _newFilter();
+                    _calls++;
+                }
+                var arguments = filter is null ? piece.Arguments : filter.Push(piece.Arguments);
+                blocked |= filter is { Blocked: true };
+                if (piece.Id is not null || piece.Name is not null || arguments.Length > 0) result.Add(piece with { Arguments = arguments });
+            }
+            return result;
+        }
+
+        private void FlushRelayed(ref List<ToolCallDelta>? relayed)
+        {
+            foreach (var (index, filter) in _callFilters ?? [])
+                if (filter?.Flush() is { Length: > 0 } rest) (relayed ??= []).Add(new ToolCallDelta(index, null, null, rest));
         }
 
         /// <summary>The check of the choice's whole text (what was sent plus <paramref name="last"/>), or null without a JSON response_format.</summary>

@@ -98,6 +98,9 @@ public sealed class ConstraintFieldsTests
     [InlineData(nameof(ApiLimits.MaxRegexStates), 2, 100_000)]
     [InlineData(nameof(ApiLimits.MaxGuidedChoices), 1, 100_000)]
     [InlineData(nameof(ApiLimits.MaxGuidedChoiceLength), 1, 100_000)]
+    [InlineData(nameof(ApiLimits.MaxTools), 1, 10_000)]
+    [InlineData(nameof(ApiLimits.MaxToolNameLength), 1, 1024)]
+    [InlineData(nameof(ApiLimits.MaxToolsBytes), 64, 16 * 1024 * 1024)]
     public void SettingsAreCheckedAtStartUpAtTheirBounds(string name, int min, int max)
     {
         IEnumerable<string> With(int value)

@@ -59,9 +59,10 @@ internal sealed class AlphabetModel : IModelExecutor
         _ => FirstByte + 'a',
     };
 
-    public static ITokenizer Tokenizer()
+    /// <param name="control3">The text of control token 3 (a test may make it another marker).</param>
+    public static ITokenizer Tokenizer(string control3 = "<|system|>")
     {
-        var tokens = new List<string> { "<unk>", "<s>", "</s>", "<|system|>", "<|user|>", "<|assistant|>", "\u2581" };
+        var tokens = new List<string> { "<unk>", "<s>", "</s>", control3, "<|user|>", "<|assistant|>", "\u2581" };
         var types = new List<TokenType> { TokenType.Unknown, TokenType.Control, TokenType.Control, TokenType.Control, TokenType.Control, TokenType.Control, TokenType.Normal };
         for (var b = 0; b < 256; b++)
         {
@@ -79,7 +80,7 @@ internal sealed class AlphabetModel : IModelExecutor
         });
     }
 
-    public static EmbeddedBackend Backend(AlphabetModel? model = null, int? kvBlocks = null, string? notice = null, string? template = null) =>
+    public static EmbeddedBackend Backend(AlphabetModel? model = null, int? kvBlocks = null, string? notice = null, string? template = null, ITokenizer? tokenizer = null) =>
         new(new LlmEngine(model ?? new AlphabetModel(), new EngineOptions { EosTokenIds = [Eos], KvCacheBlocks = kvBlocks ?? 256 }),
-            Tokenizer(), ChatTemplate.Parse(template ?? Template), "alphabet", new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero), notice);
+            tokenizer ?? Tokenizer(), ChatTemplate.Parse(template ?? Template), "alphabet", new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero), notice);
 }

@@ -32,7 +32,14 @@ public sealed class ScriptedBackend : IGenerationBackend, ITokenizingBackend, ID
 
     public void Dispose() => Disposed = true;
 
-    public ModelCard Model { get; }
+    public ModelCard Model { get; private set; }
+
+    /// <summary>How the scripted model writes tool calls (its card's <see cref="ModelCard.ToolFormat"/>): set it to have calls parsed from <see cref="Reply"/>.</summary>
+    public Bulwark.Engine.Tools.ToolCallFormat ToolFormat
+    {
+        get => Model.ToolFormat;
+        init => Model = Model with { ToolFormat = value };
+    }
 
     public string Reply { get; init; } = "Hello from the scripted backend. ";
 

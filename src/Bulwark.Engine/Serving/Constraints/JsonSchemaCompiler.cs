@@ -37,10 +37,10 @@ public sealed class JsonSchemaCompiler
     private readonly ConstraintLimits _limits;
     private readonly Dictionary<(string, int), int> _refs = [];
 
-    private JsonSchemaCompiler(JsonElement root, ConstraintLimits limits)
+    private JsonSchemaCompiler(JsonGrammar json, JsonElement root, ConstraintLimits limits)
     {
-        _b = new GrammarBuilder(limits.MaxGrammarItems);
-        _json = new JsonGrammar(_b);
+        _b = json.Builder;
+        _json = json;
         _root = root;
         _limits = limits;
     }
@@ -48,10 +48,17 @@ public sealed class JsonSchemaCompiler
     /// <summary>The grammar of JSON texts valid against <paramref name="schema"/>; errors name a path under <paramref name="path"/>.</summary>
     public static Grammar Compile(JsonElement schema, ConstraintLimits? limits = null, string path = "$")
     {
-        var c = new JsonSchemaCompiler(schema, limits ?? ConstraintLimits.Default);
-        var start = c.Schema(schema, path, 0, 0);
-        return c._b.Build(start, "json_schema");
+        limits ??= ConstraintLimits.Default;
+        var json = new JsonGrammar(new GrammarBuilder(limits.MaxGrammarItems));
+        return json.Builder.Build(Rule(json, schema, limits, path), "json_schema");
     }
+
+    /// <summary>
+    /// The rule of JSON texts valid against <paramref name="schema"/>, written into <paramref name="json"/>'s builder so a
+    /// larger grammar (a tool call around each function's parameters) can use it; <c>$ref</c>s resolve within <paramref name="schema"/>.
+    /// </summary>
+    public static int Rule(JsonGrammar json, JsonElement schema, ConstraintLimits limits, string path) =>
+        new JsonSchemaCompiler(json, schema, limits).Schema(schema, path, 0, 0);
 
     /// <summary>Any JSON value (<paramref name="objectOnly"/>: any JSON object, as <c>json_object</c> asks).</summary>
     public static Grammar AnyJson(bool objectOnly)

@@ -72,9 +72,12 @@ public sealed class TokenVocabulary
     }
 
     /// <summary>The tokenizer's vocabulary, padded to the model's <paramref name="modelVocabSize"/> rows (padding is never allowed).</summary>
-    public static TokenVocabulary From(ITokenizer tokenizer, int modelVocabSize)
+    /// <param name="controls">Control tokens allowed all the same, as their text (a tool-call marker such as Mistral's <c>[TOOL_CALLS]</c>, which the model writes as one token).</param>
+    public static TokenVocabulary From(ITokenizer tokenizer, int modelVocabSize, IReadOnlyCollection<int>? controls = null)
     {
         var bytes = new byte[]?[Math.Max(modelVocabSize, tokenizer.VocabSize)];
+        foreach (var id in controls ?? [])
+            bytes[id] = System.Text.Encoding.UTF8.GetBytes(tokenizer.TokenText(id));
         for (var id = 0; id < tokenizer.VocabSize; id++)
         {
             if (tokenizer.TypeOf(id) is TokenType.Control or TokenType.Unknown or TokenType.Unused) continue;

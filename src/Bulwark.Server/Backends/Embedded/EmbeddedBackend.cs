@@ -9,6 +9,7 @@ using Bulwark.Engine.Model.Config;
 using Bulwark.Engine.Templates.Jinja;
 using Bulwark.Engine.Templates;
 using Bulwark.Engine.Tokenizers;
+using Bulwark.Engine.Tools;
 using Bulwark.Server.Observability;
 using Bulwark.Server.Requests;
 
@@ -27,6 +28,9 @@ public sealed class EmbeddedBackend : IGenerationBackend, ITokenizingBackend, IE
     private readonly PromptEncoder _prompts;
     private readonly IReadOnlyList<IDisposable> _owns;
     private readonly Lazy<TokenVocabulary> _vocabulary;
+    // The tool-call markers the vocabulary has as control tokens, and the vocabulary tool_choice grammars use, which allows them.
+    private readonly Lazy<int[]> _markers;
+    private readonly Lazy<TokenVocabulary> _toolVocabulary;
     // One per grammar (the contract stage shares grammars between requests that repeat a constraint), so their masks are shared;
     // a TokenConstraint is only ever used on the engine's step thread.
     private readonly System.Runtime.CompilerServices.ConditionalWeakTable<Grammar, TokenConstraint> _constraints = new();
@@ -35,8 +39,10 @@ public sealed class EmbeddedBackend : IGenerationBackend, ITokenizingBackend, IE
     /// <param name="owns">Disposed after the engine stops, in order (the executor's KV blocks, then the mapped weights).</param>
     /// <param name="pooling">How <c>/v1/embeddings</c> pools this model's states; <see cref="PoolingType.None"/>: it embeds nothing.</param>
     /// <param name="matryoshkaMinDimensions">0: vectors keep the model's width; N: they may be cut to N..width values.</param>
+    /// <param name="toolFormat">How the model writes tool calls; null: detected from <paramref name="template"/>.</param>
     public EmbeddedBackend(LlmEngine engine, ITokenizer tokenizer, ChatTemplate? template, string modelId, DateTimeOffset created,
-        string? notice = null, IReadOnlyList<IDisposable>? owns = null, PoolingType pooling = PoolingType.None, int matryoshkaMinDimensions = 0)
+        string? notice = null, IReadOnlyList<IDisposable>? owns = null, PoolingType pooling = PoolingType.None, int matryoshkaMinDimensions = 0,
+        Bulwark.Engine.Tools.ToolCallFormat? toolFormat = null)
     {
         _owns = owns ?? [];
         if (tokenizer.VocabSize > engine.VocabSize)
@@ -46,7 +52,12 @@ public sealed class EmbeddedBackend : IGenerationBackend, ITokenizingBackend, IE
         _prompts = new PromptEncoder(tokenizer, template, modelId);
         // Built on the first constrained request: a trie over the vocabulary's byte strings, shared by all of them.
         _vocabulary = new Lazy<TokenVocabulary>(() => TokenVocabulary.From(tokenizer, engine.VocabSize));
-        Model = new ModelCard(modelId, engine.MaxContextLength, tokenizer.VocabSize, created, Notice: notice);
+        _markers = new Lazy<int[]>(() => ToolCallFormats.MarkerTokens(tokenizer));
+        _toolVocabulary = new Lazy<TokenVocabulary>(() => _markers.Value.Length == 0 ? _vocabulary.Value : TokenVocabulary.From(tokenizer, engine.VocabSize, _markers.Value));
+        Model = new ModelCard(modelId, engine.MaxContextLength, tokenizer.VocabSize, created, Notice: notice)
+        {
+            ToolFormat = toolFormat ?? Bulwark.Engine.Tools.ToolCallFormats.Detect(template?.Source),
+        };
         _pooling = pooling;
         var width = engine.EmbeddingLength;
         Embeddings = pooling == PoolingType.None || width == 0
@@ -167,7 +178,9 @@ public sealed class EmbeddedBackend : IGenerationBackend, ITokenizingBackend, IE
             Tenant = request.Tenant ?? "",
             // The API's priority runs higher first; the engine's runs smaller first.
             Priority = -request.Priority,
-            Detokenizer = () => new Detokenizer(_tokenizer.CreateIncrementalDecoder()),
+            Detokenizer = request.Tools is { Parse: not ToolCallFormat.None } && _markers.Value.Length > 0
+                ? () => new MarkerDetokenizer(_tokenizer, _markers.Value)
+                : () => new Detokenizer(_tokenizer.CreateIncrementalDecoder()),
             Choices = call.Choices,
             Constraint = request.Constraint is { } constraint ? Constrain(constraint) : null,
             Speculative = request.Speculative,
@@ -195,10 +208,12 @@ public sealed class EmbeddedBackend : IGenerationBackend, ITokenizingBackend, IE
     {
         if (_engine.EosTokenIds.Count == 0)
             throw ApiException.Unsupported(constraint.Field, $"{constraint.Field} needs the model's end-of-sequence token to end a complete value, and this model defines none.");
-        var shared = _constraints.GetValue(constraint.Grammar, g => new TokenConstraint(g, _vocabulary.Value));
+        // A tool call's grammar may be written with the model's marker tokens (its vocabulary allows them); any other never.
+        var vocabulary = constraint.Field == "tool_choice" ? _toolVocabulary.Value : _vocabulary.Value;
+        var shared = _constraints.GetValue(constraint.Grammar, g => new TokenConstraint(g, vocabulary));
         if (!shared.IsWorn) return shared;
         // Its memo grew large (a grammar with many distinct states): new requests start afresh, and the old one goes when its sequences end.
-        var fresh = new TokenConstraint(constraint.Grammar, _vocabulary.Value);
+        var fresh = new TokenConstraint(constraint.Grammar, vocabulary);
         _constraints.AddOrUpdate(constraint.Grammar, fresh);
         return fresh;
     }
@@ -211,6 +226,19 @@ public sealed class EmbeddedBackend : IGenerationBackend, ITokenizingBackend, IE
 
     private GeneratedToken Token(in TokenEvent e) => new(e.TokenId, e.TokenText ?? "", e.Logprob ?? 0f,
         e.TopLogprobs is { } alternatives ? Array.ConvertAll(alternatives, a => a with { Text = _tokenizer.Decode([a.TokenId]) }) : null);
+
+    /// <summary>
+    /// For a request whose tool calls are read: the tokenizer's decoder, except that a control token spelling a tool-call
+    /// marker is written as its text (decoding drops control tokens), so the parser sees the marker the model wrote.
+    /// </summary>
+    internal sealed class MarkerDetokenizer(ITokenizer tokenizer, int[] markers) : IIncrementalDetokenizer
+    {
+        private readonly IncrementalDecoder _decoder = tokenizer.CreateIncrementalDecoder();
+
+        public string Push(int tokenId) => Array.IndexOf(markers, tokenId) >= 0 ? _decoder.Flush() + tokenizer.TokenText(tokenId) : _decoder.Push(tokenId);
+
+        public string Flush() => _decoder.Flush();
+    }
 
     /// <summary>The tokenizer's incremental decoder as the engine asks for one (one per choice).</summary>
     private sealed class Detokenizer(IncrementalDecoder decoder) : IIncrementalDetokenizer

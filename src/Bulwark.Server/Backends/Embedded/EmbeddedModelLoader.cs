@@ -18,8 +18,9 @@ public static class EmbeddedModelLoader
     /// <param name="quantize">Quantize F32/F16/BF16 matrices to this type while loading; null serves them as stored.</param>
     /// <param name="notice">Receives what quantizing at load did, once.</param>
     /// <param name="embeddings">How the model answers /v1/embeddings; null: as its file says.</param>
+    /// <param name="toolFormat">How the model writes tool calls; null: detected from its chat template.</param>
     public static EmbeddedBackend Load(string path, string id, string? modelNotice, EngineOptions engine, GgmlType? quantize = null, Action<string>? notice = null,
-        EmbeddingSettings? embeddings = null)
+        EmbeddingSettings? embeddings = null, Bulwark.Engine.Tools.ToolCallFormat? toolFormat = null)
     {
         LoadedEngine loaded;
         try
@@ -39,6 +40,6 @@ public static class EmbeddedModelLoader
         var created = Directory.Exists(path) ? Directory.GetLastWriteTimeUtc(path) : File.GetLastWriteTimeUtc(path);
         var settings = embeddings ?? new EmbeddingSettings();
         return new EmbeddedBackend(loaded.Engine, loaded.Tokenizer, loaded.ChatTemplate, id, created, modelNotice, owns: [loaded],
-            pooling: settings.PoolingFor(loaded.Config.Pooling), matryoshkaMinDimensions: settings.MatryoshkaMinDimensions);
+            pooling: settings.PoolingFor(loaded.Config.Pooling), matryoshkaMinDimensions: settings.MatryoshkaMinDimensions, toolFormat: toolFormat);
     }
 }

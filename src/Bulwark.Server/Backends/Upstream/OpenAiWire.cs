@@ -120,6 +120,7 @@ internal sealed class OpenAiWire : IUpstreamProtocol
                 foreach (var c in guidedChoices) json.WriteStringValue(c);
                 json.WriteEndArray();
             }
+            if (request.Tools is { } tools) WriteTools(json, tools);
             json.WriteBoolean("stream", stream);
             if (stream)
             {
@@ -130,6 +131,50 @@ internal sealed class OpenAiWire : IUpstreamProtocol
             json.WriteEndObject();
         }
         return buffer.WrittenSpan.ToArray();
+    }
+
+    /// <summary>The tools as the client sent them, and its tool choice: the upstream renders, enforces and parses calls itself.</summary>
+    private static void WriteTools(Utf8JsonWriter json, ToolRequest tools)
+    {
+        json.WritePropertyName("tools");
+        tools.Json.WriteTo(json);
+        if (tools.Choice == ToolChoice.Function)
+        {
+            json.WriteStartObject("tool_choice");
+            json.WriteString("type", "function");
+            json.WriteStartObject("function");
+            json.WriteString("name", tools.Function);
+            json.WriteEndObject();
+            json.WriteEndObject();
+        }
+        else json.WriteString("tool_choice", tools.Choice switch { ToolChoice.None => "none", ToolChoice.Required => "required", _ => "auto" });
+        if (!tools.Parallel) json.WriteBoolean("parallel_tool_calls", false);
+    }
+
+    /// <summary>Calls an upstream may number in one choice; an index past it is a failure of the upstream, not a list to grow.</summary>
+    private const int MaxToolCallIndex = 1024;
+
+    /// <summary>A choice's <c>tool_calls</c> (a stream's <c>delta</c> pieces or a whole <c>message</c>'s calls) as pieces; null when there are none.</summary>
+    private static List<ToolCallDelta>? ToolCalls(JsonElement holder)
+    {
+        if (holder.ValueKind != JsonValueKind.Object || !holder.TryGetProperty("tool_calls", out var calls) || calls.ValueKind != JsonValueKind.Array || calls.GetArrayLength() == 0)
+            return null;
+        var pieces = new List<ToolCallDelta>(calls.GetArrayLength());
+        var position = 0;
+        foreach (var call in calls.EnumerateArray())
+        {
+            if (call.ValueKind != JsonValueKind.Object) throw new InvalidDataException("the upstream sent a tool call that is not an object");
+            // A whole message's calls may leave out their index: their position is it.
+            var index = call.TryGetProperty("index", out var i) && i.ValueKind == JsonValueKind.Number ? (i.TryGetInt32(out var n) ? n : -1) : position;
+            if ((uint)index >= MaxToolCallIndex) throw new InvalidDataException($"the upstream sent tool call index {index}");
+            var function = call.TryGetProperty("function", out var f) && f.ValueKind == JsonValueKind.Object ? f : default;
+            pieces.Add(new ToolCallDelta(index, StringOf(call, "id"), function.ValueKind == JsonValueKind.Object ? StringOf(function, "name") : null,
+                function.ValueKind == JsonValueKind.Object ? StringOf(function, "arguments") ?? "" : ""));
+            position++;
+        }
+        return pieces;
+
+        static string? StringOf(JsonElement e, string name) => e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
     }
 
     /// <summary>
@@ -156,10 +201,11 @@ internal sealed class OpenAiWire : IUpstreamProtocol
                     : choice.TryGetProperty("text", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString()! : "";
                 var finish = choice.TryGetProperty("finish_reason", out var f) && f.ValueKind == JsonValueKind.String ? Finish(f.GetString()!) : (FinishReason?)null;
                 var tokens = topLogprobs is { } k ? Logprobs(choice, chat, k) : null;
-                if (text.Length == 0 && finish is null && tokens is not { Count: > 0 }) continue;
+                var calls = chat && choice.TryGetProperty("delta", out var piece) ? ToolCalls(piece) : null;
+                if (text.Length == 0 && finish is null && tokens is not { Count: > 0 } && calls is null) continue;
                 // Without logprobs a streamed chunk is counted as one token (every engine we relay sends one per
                 // chunk); with them, the tokens listed. Usage, when sent, corrects the count.
-                deltas.Add(new ChoiceDelta(index, text, finish, tokens, GeneratedTokens: tokens?.Count ?? (text.Length > 0 ? 1 : 0)));
+                deltas.Add(new ChoiceDelta(index, text, finish, tokens, GeneratedTokens: tokens?.Count ?? (text.Length > 0 || calls is not null ? 1 : 0)) { ToolCalls = calls });
             }
         }
         if (root.TryGetProperty("usage", out var usage) && usage.ValueKind == JsonValueKind.Object
@@ -191,10 +237,11 @@ internal sealed class OpenAiWire : IUpstreamProtocol
                 : choice.TryGetProperty("text", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString()! : "";
             var finish = choice.TryGetProperty("finish_reason", out var f) && f.ValueKind == JsonValueKind.String ? Finish(f.GetString()!) : FinishReason.Length;
             var tokens = topLogprobs is { } k ? Logprobs(choice, chat, k) : null;
+            var calls = chat && choice.TryGetProperty("message", out var whole) ? ToolCalls(whole) : null;
+            var written = System.Text.Encoding.UTF8.GetByteCount(text) + (calls?.Sum(c => System.Text.Encoding.UTF8.GetByteCount(c.Arguments)) ?? 0);
             // The usage below corrects this estimate (the tokens listed, else ⌈UTF-8 bytes / 4⌉) whenever the
             // upstream reports it, as OpenAI's API always does.
-            deltas.Add(new ChoiceDelta(index, text, finish, tokens,
-                GeneratedTokens: tokens?.Count ?? (text.Length == 0 ? 0 : (System.Text.Encoding.UTF8.GetByteCount(text) + 3) / 4)));
+            deltas.Add(new ChoiceDelta(index, text, finish, tokens, GeneratedTokens: tokens?.Count ?? (written + 3) / 4) { ToolCalls = calls });
         }
         if (Array.IndexOf(seen, false) is var missing and >= 0) throw new InvalidDataException($"the upstream's response lacks choice {missing}");
         if (root.TryGetProperty("usage", out var usage) && usage.ValueKind == JsonValueKind.Object

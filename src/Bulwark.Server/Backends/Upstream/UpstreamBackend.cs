@@ -98,8 +98,11 @@ public sealed class UpstreamBackend : IGenerationBackend, ITokenizingBackend
         if (request.Prompt?.TokenIds is { } ids) return new PreparedPrompt(ids.Length, true, ids);
         long estimate = 0;
         if (request.Messages is { } messages)
-            foreach (var m in messages) estimate += (Encoding.UTF8.GetByteCount(m.Content) + 3) / 4 + 4;
+            foreach (var m in messages)
+                estimate += (Encoding.UTF8.GetByteCount(m.Content) + (m.ToolCalls?.Sum(c => Encoding.UTF8.GetByteCount(c.Arguments) + c.Name.Length + 16) ?? 0) + 3) / 4 + 4;
         else estimate = (Encoding.UTF8.GetByteCount(request.Prompt?.Text ?? "") + 3) / 4 + 1;
+        // The tools are rendered into the prompt by the upstream's template.
+        if (request.Tools?.Rendered is { } tools) estimate += (Encoding.UTF8.GetByteCount(tools.GetRawText()) + 3) / 4;
         return new PreparedPrompt((int)Math.Min(int.MaxValue, estimate), false);
     }
 

@@ -66,8 +66,8 @@ public sealed record HtmlEscapeOptions(bool All, IReadOnlySet<string> Tenants)
 /// <summary>
 /// Wraps the output guard: for callers whose tenant opted in, whatever the inner guard lets through
 /// is HTML-escaped. Requests asking for JSON output (<c>response_format</c> <c>json_object</c> /
-/// <c>json_schema</c>) are never escaped: their text is data for a program and escaping would make it
-/// invalid JSON.
+/// <c>json_schema</c>) or carrying <c>tools</c> are never escaped: their text is data for a program
+/// (a tool call's marker and JSON arguments) and escaping would make it unreadable.
 /// </summary>
 public sealed class HtmlEscapingGuard(IOutputGuard inner, HtmlEscapeOptions options) : IOutputGuard
 {
@@ -79,7 +79,7 @@ public sealed class HtmlEscapingGuard(IOutputGuard inner, HtmlEscapeOptions opti
     public IOutputFilter? Begin(Caller? caller, GenerationRequest request)
     {
         var filter = inner.Begin(caller, request);
-        if (!options.AppliesTo(request.Tenant) || request.ResponseFormat is not null) return filter;
+        if (!options.AppliesTo(request.Tenant) || request.ResponseFormat is not null || request.Tools is not null) return filter;
         return new Filter(filter);
     }
 

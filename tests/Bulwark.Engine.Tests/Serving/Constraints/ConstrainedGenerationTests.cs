@@ -76,6 +76,23 @@ public class ConstrainedGenerationTests
         return new TokenVocabulary(pieces);
     }
 
+    /// <summary>Three choices sampled at temperature 1 under <paramref name="grammar"/>: each one's finish reason and output bytes (the stop token left out).</summary>
+    internal static async Task<List<(FinishReason? Finish, byte[] Bytes)>> SampleAsync(LlmEngine engine, int[] prompt, Grammar grammar, TokenVocabulary vocabulary, long seed, int maxTokens)
+    {
+        var request = new EngineRequest
+        {
+            PromptTokens = prompt,
+            Sampling = new SamplingParams { Temperature = 1f, Seed = seed, MaxTokens = maxTokens, N = 3 },
+            Constraint = new TokenConstraint(grammar, vocabulary),
+        };
+        var events = await CollectAsync(engine, request);
+        return [.. Enumerable.Range(0, 3).Select(c =>
+        {
+            var mine = events.Where(e => e.Index == c).ToList();
+            return (mine[^1].FinishReason, mine.Where(e => !e.IsStopToken).SelectMany(e => vocabulary.BytesOf(e.TokenId)!).ToArray());
+        })];
+    }
+
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
@@ -93,18 +110,9 @@ public class ConstrainedGenerationTests
             using var doc = JsonDocument.Parse(schemaText);
             var grammar = GrammarCompiler.JsonSchema(doc.RootElement);
             var validator = JsonSchema.FromText(schemaText);
-            var request = new EngineRequest
+            var prompt = loaded.Tokenizer.Encode("Answer in JSON: ", addSpecial: false);
+            foreach (var (finish, bytes) in await SampleAsync(loaded.Engine, prompt, grammar, vocabulary, random.NextInt64(), maxTokens: 96))
             {
-                PromptTokens = loaded.Tokenizer.Encode("Answer in JSON: ", addSpecial: false),
-                Sampling = new SamplingParams { Temperature = 1f, Seed = random.NextInt64(), MaxTokens = 96, N = 3 },
-                Constraint = new TokenConstraint(grammar, vocabulary),
-            };
-            var events = await CollectAsync(loaded.Engine, request);
-            for (var c = 0; c < 3; c++)
-            {
-                var mine = events.Where(e => e.Index == c).ToList();
-                var finish = mine[^1].FinishReason;
-                var bytes = mine.Where(e => !e.IsStopToken).SelectMany(e => vocabulary.BytesOf(e.TokenId)!).ToArray();
                 if (finish == FinishReason.Stop)
                 {
                     stopped++;

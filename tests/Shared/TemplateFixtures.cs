@@ -1,27 +1,28 @@
 using System.Text.Json;
 using Bulwark.Engine.Templates;
-using Bulwark.Testing;
-
-namespace Bulwark.Engine.Tests.Templates;
+namespace Bulwark.Testing;
 
 /// <summary>
 /// The chat-template fixtures: 18 real templates × 14 conversations, each rendered by Python
 /// Jinja2 set up as transformers sets it up (see ../shared/fixtures/chat-templates/README).
 /// </summary>
-internal static class TemplateFixtures
+public static class TemplateFixtures
 {
     public static string Folder => Fixtures.PathOf("chat-templates");
 
     /// <summary>The clock transformers' strftime_now saw when the references were made.</summary>
     public static TimeProvider FrozenClock { get; } = new FixedClock(new DateTimeOffset(2025, 1, 15, 12, 0, 0, TimeSpan.Zero));
 
-    public static IEnumerable<object[]> Pairs()
+    public static IEnumerable<object[]> Pairs() => Pairs(_ => true);
+
+    /// <summary>The (template, case) pairs whose expectation passes <paramref name="keep"/>.</summary>
+    public static IEnumerable<object[]> Pairs(Func<JsonProperty, bool> keep)
     {
         if (!Fixtures.Available)
             return [["(fixtures missing)", "(fixtures missing)"]];
         using var index = JsonDocument.Parse(File.ReadAllText(Path.Combine(Folder, "expected", "index.json")));
         return index.RootElement.GetProperty("results").EnumerateObject()
-            .SelectMany(t => t.Value.EnumerateObject().Select(c => new object[] { t.Name, c.Name }))
+            .SelectMany(t => t.Value.EnumerateObject().Where(keep).Select(c => new object[] { t.Name, c.Name }))
             .ToList();
     }
 
@@ -39,13 +40,19 @@ internal static class TemplateFixtures
         return index.RootElement.GetProperty("results").GetProperty(template).GetProperty(caseName).Clone();
     }
 
+    /// <summary>What the pair's rendering passed besides messages, tools, documents and add_generation_prompt (special tokens…).</summary>
+    public static Dictionary<string, object?> Variables(string template, string caseName) =>
+        Expectation(template, caseName).GetProperty("variables_besides_messages_tools_documents_add_generation_prompt")
+            .EnumerateObject().ToDictionary(p => p.Name, p => (object?)p.Value.Clone());
+
+    /// <summary>The text Python Jinja2 rendered for the pair.</summary>
+    public static string Expected(string template, string caseName) => File.ReadAllText(Path.Combine(Folder, "expected", template, caseName + ".txt"));
+
     /// <summary>Renders one pair exactly as render_templates.py does.</summary>
     public static string Render(string template, string caseName)
     {
         var testCase = Case(caseName);
-        var expectation = Expectation(template, caseName);
-        var variables = expectation.GetProperty("variables_besides_messages_tools_documents_add_generation_prompt")
-            .EnumerateObject().ToDictionary(p => p.Name, p => (object?)p.Value.Clone());
+        var variables = Variables(template, caseName);
         var chat = ChatTemplate.Parse(TemplateSource(template), clock: FrozenClock);
         JsonElement? tools = testCase.TryGetProperty("tools", out var t) ? t : null;
         return chat.RenderChat(testCase.GetProperty("messages"), tools, testCase.GetProperty("add_generation_prompt").GetBoolean(), variables);
