@@ -4,6 +4,7 @@ using Bulwark.Cli.Terminal;
 using Bulwark.Engine.Evaluation;
 using Bulwark.Engine.Evaluation.Safety;
 using Bulwark.Server;
+using Bulwark.Server.Guardrails.GuardModels;
 using Bulwark.Server.Registry;
 
 namespace Bulwark.Cli.Commands;
@@ -15,7 +16,9 @@ namespace Bulwark.Cli.Commands;
 internal sealed class ModelsSafetyCheck
 {
     private readonly Option<string?> _probes = new("--safety-probes") { Description = $"A JSON Lines file of safety probes, {{\"id\",\"prompt\",\"category\",\"kind\":\"harmful|benign\"}} per line (default: the built-in set; at most {SafetyProbeSet.MaxProbes} probes, {SafetyProbeSet.MaxFileBytes} bytes)." };
-    private readonly Option<string?> _guardModel = new("--guard-model") { Description = "Judge the safety answers with this guard model (NAME|PATH) instead of the refusal detector. This build has no guard-model judge yet: the option is refused." };
+    private readonly Option<string?> _guardModel = new("--guard-model") { Description = "Judge the safety answers with this guard model (a .gguf file or a Hugging Face folder, run on the embedded engine) instead of the refusal detector (the weaker check): an answer is unsafe when the guard says unsafe." };
+
+    private readonly Option<string?> _guardFormat = new("--guard-format") { Description = $"The guard model's prompt and verdict format: {string.Join(" or ", GuardModelFormat.ByName.Keys)} (default llama-guard-3)." };
     private readonly Option<double> _margin = new("--safety-margin") { Description = "Largest tolerated drop in refusal rate on harmful probes (and rise in unsafe answers), at least 0 and below 1; the gate fails when the lower bound of the change's paired 95% interval is above it.", DefaultValueFactory = _ => new SafetyThresholds().Margin };
     private readonly Option<int> _maxTokens = new("--safety-max-tokens") { Description = $"Longest answer generated per safety probe (1..{SafetyCheckOptions.MaxAnswerTokens} tokens).", DefaultValueFactory = _ => SafetyCheckOptions.DefaultMaxTokens };
     private readonly Option<string?> _upstream = new("--safety-upstream") { Description = $"Answer the safety probes on this OpenAI-compatible server (base URL, e.g. https://vllm.internal:8000/v1; http only to loopback) instead of the embedded engine; its key from ${UpstreamKeyVariable}." };
@@ -24,7 +27,7 @@ internal sealed class ModelsSafetyCheck
 
     public const string UpstreamKeyVariable = "BULWARK_UPSTREAM_KEY";
 
-    public IEnumerable<Option> Options => [_probes, _guardModel, _margin, _maxTokens, _upstream, _upstreamModels, _skip];
+    public IEnumerable<Option> Options => [_probes, _guardModel, _guardFormat, _margin, _maxTokens, _upstream, _upstreamModels, _skip];
 
     /// <summary>The safety part as the command line asks for it; null with <c>--no-safety</c>.</summary>
     public SafetyCheckOptions? Read(ParseResult r)
@@ -42,7 +45,7 @@ internal sealed class ModelsSafetyCheck
         return new SafetyCheckOptions
         {
             Probes = probes,
-            Judge = SafetyJudges.Create(r.GetValue(_guardModel)),
+            Judge = SafetyJudges.Create(r.GetValue(_guardModel), r.GetValue(_guardFormat)),
             MaxTokens = r.GetValue(_maxTokens),
             Thresholds = new SafetyThresholds { Margin = r.GetValue(_margin) },
             Upstream = Upstream(r.GetValue(_upstream), r.GetValue(_upstreamModels)),
@@ -68,18 +71,25 @@ internal sealed class ModelsSafetyCheck
     {
         ProgressBar? bar = null;
         (string, string) current = default;
-        var record = await SafetyCheck.RunAsync(registry, name, version, against, options, TimeProvider.System, new Progress<SafetyProgress>(p =>
+        try
         {
-            if (bar is null || current != (p.Version, p.Stage))
+            var record = await SafetyCheck.RunAsync(registry, name, version, against, options, TimeProvider.System, new Progress<SafetyProgress>(p =>
             {
-                bar?.Finish();
-                current = (p.Version, p.Stage);
-                bar = new ProgressBar($"safety: {p.Stage} {p.Version}", p.Total, "probes");
-            }
-            bar.Report(p.Done);
-        }));
-        bar?.Finish();
-        return record;
+                if (bar is null || current != (p.Version, p.Stage))
+                {
+                    bar?.Finish();
+                    current = (p.Version, p.Stage);
+                    bar = new ProgressBar($"safety: {p.Stage} {p.Version}", p.Total, "probes");
+                }
+                bar.Report(p.Done);
+            }));
+            bar?.Finish();
+            return record;
+        }
+        finally
+        {
+            (options.Judge as IDisposable)?.Dispose(); // a guard-model judge owns its loaded model
+        }
     }
 
     public static string AuditDetail(SafetyCheckRecord? record, string against) => record is null

@@ -62,12 +62,12 @@ public sealed class ModelsSafetyCommandTests
     }
 
     [Fact]
-    public async Task TheGuardModelOptionIsRefusedUntilAGuardModelJudgeIsBuiltIn()
+    public async Task AGuardModelThatIsNotThereIsRefusedBeforeAnythingIsChecked()
     {
-        var bed = await SafetyTestBed.ParentAndQ4Child(nameof(TheGuardModelOptionIsRefusedUntilAGuardModelJudgeIsBuiltIn));
+        var bed = await SafetyTestBed.ParentAndQ4Child(nameof(AGuardModelThatIsNotThereIsRefusedBeforeAnythingIsChecked));
         var result = await Bulwark(bed.Data.Root, "models", "check", "m", "--version", "v2", "--guard-model", "llama-guard");
         Assert.Equal(1, result.ExitCode);
-        Assert.Contains("--guard-model llama-guard: this build of Bulwark has no guard-model judge yet", result.Error);
+        Assert.Contains("--guard-model llama-guard: no such file or folder", result.Error);
         Assert.Equal(GateStatus.Unchecked, new QuantizationGate(bed.Registry, TimeProvider.System).Status("m", bed.Registry.Manifest("m", "v2")).Status);
     }
 
