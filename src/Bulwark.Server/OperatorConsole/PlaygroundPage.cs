@@ -47,6 +47,12 @@ public static class PlaygroundPage
             <label for="pg-top-p">Top p</label><input id="pg-top-p" name="top_p" type="number" min="0.01" max="1" step="0.01" value="1">
             <label for="pg-max-tokens">Max tokens</label><input id="pg-max-tokens" name="max_tokens" type="number" min="1" max="4096" step="1" value="128">
             <label for="pg-seed">Seed (optional)</label><input id="pg-seed" name="seed" type="number" step="1">
+            <label for="pg-format">Response format</label>
+            <select id="pg-format" name="response_format"><option value="">text</option><option value="json_object">JSON object</option><option value="json_schema">JSON schema (below)</option></select>
+            <label for="pg-schema">JSON schema (for the JSON schema format)</label><textarea id="pg-schema" name="schema" spellcheck="false" placeholder="a JSON Schema object"></textarea>
+            <label for="pg-tools">Tools (a JSON array of OpenAI function tools; optional)</label><textarea id="pg-tools" name="tools" spellcheck="false" placeholder="an array of function tools, as OpenAI takes them"></textarea>
+            <label for="pg-tool-choice">Tool choice</label>
+            <select id="pg-tool-choice" name="tool_choice"><option value="auto">auto</option><option value="required">required</option><option value="none">none</option></select>
             <label for="pg-message">Message</label><textarea id="pg-message" name="message" required></textarea>
             <button type="submit" id="pg-send">Send</button>
           </form>
