@@ -127,6 +127,9 @@ public sealed class ConsoleBrowserTests(ConsoleBrowser browser) : IClassFixture<
         Assert.Equal(40, reply.Length);
         Assert.Matches(@"^TTFT \d+ ms · [\d.]+ tokens/s · 40 tokens$", browser.Find("#pg-stats").Text);
         Assert.StartsWith("Using playground key ", browser.Find("#pg-key-note").Text);
+        // The input guard's verdict on the request, read back from its audit record.
+        await browser.UntilAsync(() => browser.Find("#playground").GetAttribute("data-guard") == "allow", "the guard verdict was not shown");
+        Assert.Matches(@"^Guard: allow \(score \d\.\d{3}\)$", browser.Find("#pg-guard").Text);
         browser.Screenshot("playground");
         // The key was minted for an hour and audited; the admin session was not what the API saw.
         var audit = await browser.Host.AuditAsync();

@@ -144,6 +144,25 @@ function startPlayground(section) {
     return chosen;
   }
 
+  // The input guard's verdict on the request, from its audit record (written within a moment of the reply).
+  async function showGuard(requestId) {
+    const line = section.querySelector("#pg-guard");
+    line.textContent = "";
+    if (!requestId) return;
+    for (let attempt = 0; attempt < 25; attempt++) {
+      const response = await fetch(`${section.dataset.verdict}?request=${encodeURIComponent(requestId)}`, { credentials: "same-origin" });
+      if (!response.ok) return;
+      const body = await response.json();
+      if (body.found) {
+        const g = body.guard;
+        line.textContent = g ? `Guard: ${g.decision}${typeof g.score === "number" ? ` (score ${g.score.toFixed(3)})` : ""}${g.rules?.length ? ` · rules ${g.rules.join(", ")}` : ""}` : "Guard: not scanned";
+        section.dataset.guard = g ? g.decision : "none";
+        return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+
   function number(name, integer) {
     const text = form.elements[name].value.trim();
     if (text === "") return undefined;
@@ -225,6 +244,7 @@ function startPlayground(section) {
       const rate = first !== null && finished > first && tokens > 1 ? (tokens - 1) / ((finished - first) / 1000) : null;
       stats.textContent = `TTFT ${ttft === null ? "–" : `${ttft.toFixed(0)} ms`} · ${rate === null ? "–" : rate.toFixed(1)} tokens/s · ${tokens} tokens`;
       section.dataset.done = String(messages.length);
+      await showGuard(response.headers.get("x-request-id"));
     } catch (error) {
       if (messages.length > 0 && messages[messages.length - 1].role === "user") messages.pop();
       stats.textContent = `Error: ${error.message}`;
