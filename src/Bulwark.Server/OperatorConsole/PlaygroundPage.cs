@@ -34,10 +34,19 @@ public static class PlaygroundPage
             }, $"admin key {session.KeyId} (console playground)", context.RequestAborted);
             return Results.Json(new { id = issued.Record.Id, key = issued.Key, model, expires_at = issued.Record.ExpiresAt });
         });
+        // The input guard's verdict on one of the playground's requests, from its audit record (the API never tells a caller).
+        console.MapGet("/api/guard-verdict", async (HttpContext context, Storage.SecurityStorage storage) =>
+        {
+            var id = context.Request.Query["request"].ToString();
+            if (id.Length is 0 or > 128) throw ApiException.Invalid("request", "request must be a request id (x-request-id) of at most 128 characters", "invalid_value");
+            var found = await storage.Audit.SearchAsync(new Storage.AuditQuery { Kind = "request", RequestId = id }, limit: 1, ct: context.RequestAborted);
+            if (found.Count == 0) return Results.Json(new { found = false });
+            return Results.Json(new { found = true, guard = found[0].Guard is { } guard ? System.Text.Json.JsonDocument.Parse(guard).RootElement : (System.Text.Json.JsonElement?)null });
+        }).WithMetadata(new ConsolePollAttribute());
     }
 
     public static Html Render(ConsoleSession session, ServedModels models) => Layout.Page("Playground", "/playground", session, Html.Of($"""
-        <section id="playground" class="chat" data-mint="{ConsoleEndpoints.Prefix}/api/playground-key">
+        <section id="playground" class="chat" data-mint="{ConsoleEndpoints.Prefix}/api/playground-key" data-verdict="{ConsoleEndpoints.Prefix}/api/guard-verdict">
           <form id="playground-form" class="grid" novalidate>
             <label for="pg-model">Model</label>
             <select id="pg-model" name="model">{models.List().Select(m => Html.Of($"<option>{m.Id}</option>"))}</select>
@@ -47,12 +56,19 @@ public static class PlaygroundPage
             <label for="pg-top-p">Top p</label><input id="pg-top-p" name="top_p" type="number" min="0.01" max="1" step="0.01" value="1">
             <label for="pg-max-tokens">Max tokens</label><input id="pg-max-tokens" name="max_tokens" type="number" min="1" max="4096" step="1" value="128">
             <label for="pg-seed">Seed (optional)</label><input id="pg-seed" name="seed" type="number" step="1">
+            <label for="pg-format">Response format</label>
+            <select id="pg-format" name="response_format"><option value="">text</option><option value="json_object">JSON object</option><option value="json_schema">JSON schema (below)</option></select>
+            <label for="pg-schema">JSON schema (for the JSON schema format)</label><textarea id="pg-schema" name="schema" spellcheck="false" placeholder="a JSON Schema object"></textarea>
+            <label for="pg-tools">Tools (a JSON array of OpenAI function tools; optional)</label><textarea id="pg-tools" name="tools" spellcheck="false" placeholder="an array of function tools, as OpenAI takes them"></textarea>
+            <label for="pg-tool-choice">Tool choice</label>
+            <select id="pg-tool-choice" name="tool_choice"><option value="auto">auto</option><option value="required">required</option><option value="none">none</option></select>
             <label for="pg-message">Message</label><textarea id="pg-message" name="message" required></textarea>
             <button type="submit" id="pg-send">Send</button>
           </form>
           <p class="hint" id="pg-key-note" role="status"></p>
           <div id="pg-transcript" class="transcript" aria-live="polite"></div>
           <p id="pg-stats" class="stats" role="status"></p>
+          <p id="pg-guard" class="stats" role="status"></p>
         </section>
         """));
 }

@@ -15,6 +15,8 @@ public sealed record AuditQuery
     public string? Tenant { get; init; }
     public string? ClientIp { get; init; }
     public int? Status { get; init; }
+    /// <summary>The request id (<c>x-request-id</c>) the record is about.</summary>
+    public string? RequestId { get; init; }
     /// <summary>True: only requests the input guard scanned (with a verdict).</summary>
     public bool GuardedOnly { get; init; }
 }
@@ -112,6 +114,7 @@ public sealed class AuditStore(Database database)
         Equal("key_id", query.KeyId);
         Equal("tenant", query.Tenant);
         Equal("client_ip", query.ClientIp);
+        Equal("request_id", query.RequestId);
         if (query.Status is { } status)
         {
             where.Add("status = @status");

@@ -13,6 +13,37 @@ namespace Bulwark.Server.Tests.OperatorConsole;
 public sealed class ConsoleActionsTests
 {
     [Fact]
+    public async Task TheGuardVerdictOfARequestIsReadFromItsAuditRecordAndTheIdIsBounded()
+    {
+        await using var host = await ConsoleHost.StartAsync();
+        var session = await host.SignInAsync();
+        async Task<(HttpStatusCode, string)> Verdict(string id)
+        {
+            using var response = await session.SendAsync(HttpMethod.Get, "console/api/guard-verdict?request=" + Uri.EscapeDataString(id));
+            return (response.StatusCode, await response.Content.ReadAsStringAsync());
+        }
+        Assert.Equal(HttpStatusCode.BadRequest, (await Verdict("")).Item1);
+        Assert.Equal(HttpStatusCode.BadRequest, (await Verdict(new string('r', 129))).Item1); // above
+        Assert.Equal((HttpStatusCode.OK, """{"found":false}"""), await Verdict(new string('r', 128))); // at
+
+        // A real request's verdict, once its record is written; no session, no verdict.
+        using var client = host.Raw();
+        using var request = new HttpRequestMessage(HttpMethod.Post, "v1/chat/completions")
+        {
+            Content = new StringContent("""{"model":"alpha","max_tokens":4,"messages":[{"role":"user","content":"Hello"}]}""", System.Text.Encoding.UTF8, "application/json"),
+        };
+        request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", host.Api.Key);
+        using var reply = await client.SendAsync(request);
+        Assert.Equal(HttpStatusCode.OK, reply.StatusCode);
+        var id = reply.Headers.GetValues("x-request-id").Single();
+        var body = "";
+        Assert.True(await Eventually.WithinAsync(TimeSpan.FromSeconds(5), async () => (body = (await Verdict(id)).Item2).Contains("\"found\":true")), "the record never appeared");
+        Assert.Contains("\"decision\":\"allow\"", body);
+        using var anonymous = await session.SendAsync(HttpMethod.Get, "console/api/guard-verdict?request=" + id, cookie: "");
+        Assert.NotEqual(HttpStatusCode.OK, anonymous.StatusCode);
+    }
+
+    [Fact]
     public async Task UseAndRollBackFromTheConsoleChangeWhatServes()
     {
         await using var host = await ConsoleHost.StartAsync();

@@ -127,12 +127,48 @@ public sealed class ConsoleBrowserTests(ConsoleBrowser browser) : IClassFixture<
         Assert.Equal(40, reply.Length);
         Assert.Matches(@"^TTFT \d+ ms · [\d.]+ tokens/s · 40 tokens$", browser.Find("#pg-stats").Text);
         Assert.StartsWith("Using playground key ", browser.Find("#pg-key-note").Text);
+        // The input guard's verdict on the request, read back from its audit record.
+        await browser.UntilAsync(() => browser.Find("#playground").GetAttribute("data-guard") == "allow", "the guard verdict was not shown");
+        Assert.Matches(@"^Guard: allow \(score \d\.\d{3}\)$", browser.Find("#pg-guard").Text);
         browser.Screenshot("playground");
         // The key was minted for an hour and audited; the admin session was not what the API saw.
         var audit = await browser.Host.AuditAsync();
         var minted = Assert.Single(audit, r => r.Kind == "key.created" && r.Detail!.EndsWith("(console playground)", StringComparison.Ordinal));
         Assert.True(await Eventually.WithinAsync(TimeSpan.FromSeconds(5), async () => (await browser.Host.AuditAsync())
             .Any(r => r.Kind == "request" && r.Route == "POST /v1/chat/completions" && r.KeyId == minted.KeyId && r.Status == 200)), "the playground's request was not made with its minted key");
+    }
+
+    [Fact]
+    public async Task ThePlaygroundSendsTheStructuredOutputAndToolOptionsAndRefusesBadJsonBeforeSending()
+    {
+        await SignedInAsync();
+        browser.Open("console/playground");
+        browser.FindAll("#pg-model option").First(o => o.Text == "alpha").Click();
+        var backend = browser.Host.Backends.Last(b => b.Model.Id == "alpha");
+        int Sent() { lock (backend.Requests) return backend.Requests.Count; }
+        var before = Sent();
+        // A pasted key: the minting test counts the keys the playground mints.
+        browser.Find("#pg-key").SendKeys(browser.Host.Api.Key);
+
+        // Tools that are not JSON: said in the stats line, and nothing reaches the API.
+        browser.Find("#pg-tools").SendKeys("[not json");
+        browser.Find("#pg-message").SendKeys("What is the weather?");
+        browser.Find("#pg-send").Click();
+        await browser.UntilAsync(() => browser.Find("#pg-stats").Text == "Error: the tools list is not valid JSON", "bad tools JSON was not reported");
+        Assert.Equal(before, Sent());
+
+        browser.Find("#pg-tools").Clear();
+        browser.Find("#pg-tools").SendKeys("""[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}}]""");
+        browser.FindAll("#pg-format option").First(o => o.GetAttribute("value") == "json_object").Click();
+        browser.Find("#pg-send").Click();
+        await browser.UntilAsync(() => browser.Find("#playground").GetAttribute("data-done") == "2", "the reply never finished");
+        browser.Screenshot("playground-options");
+
+        // The API got what the page offered: the tool with tool_choice auto, and JSON output.
+        var request = backend.Requests[^1].Request;
+        Assert.Equal("get_weather", Assert.Single(request.Tools!.Functions).Name);
+        Assert.Equal("auto", request.Tools.Choice.ToString(), ignoreCase: true);
+        Assert.Equal("json_object", request.ResponseFormat!.Type);
     }
 
     [Fact]

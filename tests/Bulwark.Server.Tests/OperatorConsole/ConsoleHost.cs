@@ -21,8 +21,9 @@ namespace Bulwark.Server.Tests.OperatorConsole;
 /// </summary>
 public sealed partial class ConsoleHost : IAsyncDisposable
 {
-    private ConsoleHost(ServeHost host, IssuedKey admin, IssuedKey api, string startupReport)
+    private ConsoleHost(ServeHost host, IssuedKey admin, IssuedKey api, string startupReport, IReadOnlyList<ScriptedBackend> backends)
     {
+        Backends = backends;
         StartupReport = startupReport;
         Host = host;
         Admin = admin;
@@ -30,6 +31,9 @@ public sealed partial class ConsoleHost : IAsyncDisposable
     }
 
     public ServeHost Host { get; }
+
+    /// <summary>Every backend the host loaded, in order (a test reads the requests one received).</summary>
+    public IReadOnlyList<ScriptedBackend> Backends { get; }
 
     /// <summary>What serve printed when it started.</summary>
     public string StartupReport { get; }
@@ -52,14 +56,17 @@ public sealed partial class ConsoleHost : IAsyncDisposable
             builder.Services.AddSingleton(sp => new SignInThrottle(sp.GetRequiredService<ConsoleOptions>(), clock));
         }
         var output = new StringWriter();
+        var backends = new List<ScriptedBackend>();
         var host = await ServeHost.StartAsync(builder, output, (source, _) =>
         {
             var (name, version) = source.RegisteredAs!.Value;
-            return new ScriptedBackend(id: source.Id) { Reply = reply ?? $"{name} {version}. ", BeforeEachToken = beforeEachToken };
+            var backend = new ScriptedBackend(id: source.Id) { Reply = reply ?? $"{name} {version}. ", BeforeEachToken = beforeEachToken };
+            lock (backends) backends.Add(backend);
+            return backend;
         });
         var issuer = host.App.Services.GetRequiredService<KeyIssuer>();
         var api = await issuer.CreateAsync(new KeySpec { Name = "api" }, "tests");
-        return new ConsoleHost(host, host.InitialAdminKey!, api, output.ToString());
+        return new ConsoleHost(host, host.InitialAdminKey!, api, output.ToString(), backends);
     }
 
     /// <summary>A client that follows no redirect and keeps no cookies of its own (tests set them explicitly).</summary>

@@ -28,6 +28,7 @@ public class AuditStoreTests
             {
                 At = Day1.AddSeconds(i), Kind = Pick("request", "key.created", "ip.blocked"), KeyId = Pick("k1", "k2", "k3"), Tenant = Pick("t1", "t2"),
                 ClientIp = Pick("127.0.0.1", "10.0.0.1"), Status = random.Next(2) == 0 ? 200 : 404, Detail = $"record {i}",
+                RequestId = $"req-{i % 40}",
             }).ToList());
             // The slow twin: the whole log, newest first, filtered in memory.
             var all = await storage.Audit.ReadRecentAsync(1000);
@@ -36,12 +37,13 @@ public class AuditStoreTests
             {
                 new AuditQuery(), new AuditQuery { Kind = "request" }, new AuditQuery { KeyId = "k2", Tenant = "t1" },
                 new AuditQuery { ClientIp = "10.0.0.1", Status = 404 }, new AuditQuery { Kind = "ip.blocked", KeyId = "k3", Status = 200 }, new AuditQuery { Kind = "none" },
+                new AuditQuery { RequestId = "req-7" }, new AuditQuery { Kind = "request", RequestId = "req-12" }, new AuditQuery { RequestId = "req-none" },
             };
             foreach (var query in queries)
             {
                 var expected = all.Where(r => (query.Kind is null || r.Kind == query.Kind) && (query.KeyId is null || r.KeyId == query.KeyId)
                     && (query.Tenant is null || r.Tenant == query.Tenant) && (query.ClientIp is null || r.ClientIp == query.ClientIp)
-                    && (query.Status is null || r.Status == query.Status)).Select(r => r.Detail).ToList();
+                    && (query.Status is null || r.Status == query.Status) && (query.RequestId is null || r.RequestId == query.RequestId)).Select(r => r.Detail).ToList();
                 for (var offset = 0; offset <= expected.Count + 7; offset += 7)
                 {
                     var page = await storage.Audit.SearchAsync(query, 7, offset);

@@ -118,6 +118,51 @@ function startPlayground(section) {
     return minted.key;
   }
 
+  // A textarea's JSON, or undefined when empty; a clear error (shown in the stats line) when it does not parse.
+  function json(name, what) {
+    const text = form.elements[name].value.trim();
+    if (text === "") return undefined;
+    try { return JSON.parse(text); } catch { throw new Error(`${what} is not valid JSON`); }
+  }
+
+  // The structured-output and tool options, as the API takes them.
+  function options() {
+    const chosen = {};
+    const format = form.elements.response_format.value;
+    if (format === "json_object") chosen.response_format = { type: "json_object" };
+    if (format === "json_schema") {
+      const schema = json("schema", "the JSON schema");
+      if (schema === undefined) throw new Error("the JSON schema format needs a schema");
+      chosen.response_format = { type: "json_schema", json_schema: { name: "playground", schema, strict: true } };
+    }
+    const tools = json("tools", "the tools list");
+    if (tools !== undefined) {
+      if (!Array.isArray(tools)) throw new Error("the tools list must be a JSON array");
+      chosen.tools = tools;
+      chosen.tool_choice = form.elements.tool_choice.value;
+    }
+    return chosen;
+  }
+
+  // The input guard's verdict on the request, from its audit record (written within a moment of the reply).
+  async function showGuard(requestId) {
+    const line = section.querySelector("#pg-guard");
+    line.textContent = "";
+    if (!requestId) return;
+    for (let attempt = 0; attempt < 25; attempt++) {
+      const response = await fetch(`${section.dataset.verdict}?request=${encodeURIComponent(requestId)}`, { credentials: "same-origin" });
+      if (!response.ok) return;
+      const body = await response.json();
+      if (body.found) {
+        const g = body.guard;
+        line.textContent = g ? `Guard: ${g.decision}${typeof g.score === "number" ? ` (score ${g.score.toFixed(3)})` : ""}${g.rules?.length ? ` · rules ${g.rules.join(", ")}` : ""}` : "Guard: not scanned";
+        section.dataset.guard = g ? g.decision : "none";
+        return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+
   function number(name, integer) {
     const text = form.elements[name].value.trim();
     if (text === "") return undefined;
@@ -133,13 +178,14 @@ function startPlayground(section) {
     send.disabled = true;
     stats.textContent = "";
     try {
+      const chosen = options();
       const key = await keyFor(model);
       messages.push({ role: "user", content: text });
       turn("user", text);
       form.elements.message.value = "";
       const out = turn("assistant", "");
       const request = { model, messages, stream: true, stream_options: { include_usage: true },
-        temperature: number("temperature"), top_p: number("top_p"), max_tokens: number("max_tokens", true), seed: number("seed", true) };
+        temperature: number("temperature"), top_p: number("top_p"), max_tokens: number("max_tokens", true), seed: number("seed", true), ...chosen };
       const started = performance.now();
       const response = await fetch("/v1/chat/completions", {
         method: "POST",
@@ -154,6 +200,10 @@ function startPlayground(section) {
       const reader = response.body.getReader();
       const decoder = new TextDecoder();
       let buffer = "", first = null, chunks = 0, usage = null, answer = "";
+      const calls = [];
+      const show = () => {
+        out.textContent = answer + calls.map((c) => `${answer ? "\n" : ""}→ ${c.function.name}(${c.function.arguments})`).join("\n");
+      };
       for (;;) {
         const { value, done } = await reader.read();
         if (done) break;
@@ -173,18 +223,28 @@ function startPlayground(section) {
               if (first === null) first = performance.now();
               chunks++;
               answer += delta;
-              out.textContent = answer;
+              show();
+            }
+            // Tool calls stream as OpenAI's: id and name first, then argument fragments, by index.
+            for (const part of chunk.choices?.[0]?.delta?.tool_calls ?? []) {
+              if (first === null) first = performance.now();
+              const call = calls[part.index] ??= { id: part.id, type: "function", function: { name: "", arguments: "" } };
+              if (part.id) call.id = part.id;
+              if (part.function?.name) call.function.name += part.function.name;
+              if (part.function?.arguments) call.function.arguments += part.function.arguments;
+              show();
             }
           }
         }
       }
       const finished = performance.now();
-      messages.push({ role: "assistant", content: answer });
+      messages.push(calls.length > 0 ? { role: "assistant", content: answer || null, tool_calls: calls } : { role: "assistant", content: answer });
       const tokens = usage?.completion_tokens ?? chunks;
       const ttft = first === null ? null : first - started;
       const rate = first !== null && finished > first && tokens > 1 ? (tokens - 1) / ((finished - first) / 1000) : null;
       stats.textContent = `TTFT ${ttft === null ? "–" : `${ttft.toFixed(0)} ms`} · ${rate === null ? "–" : rate.toFixed(1)} tokens/s · ${tokens} tokens`;
       section.dataset.done = String(messages.length);
+      await showGuard(response.headers.get("x-request-id"));
     } catch (error) {
       if (messages.length > 0 && messages[messages.length - 1].role === "user") messages.pop();
       stats.textContent = `Error: ${error.message}`;
