@@ -41,7 +41,7 @@ public static class PlaygroundPage
             if (id.Length is 0 or > 128) throw ApiException.Invalid("request", "request must be a request id (x-request-id) of at most 128 characters", "invalid_value");
             var found = await storage.Audit.SearchAsync(new Storage.AuditQuery { Kind = "request", RequestId = id }, limit: 1, ct: context.RequestAborted);
             if (found.Count == 0) return Results.Json(new { found = false });
-            return Results.Json(new { found = true, guard = found[0].Guard is { } guard ? System.Text.Json.JsonDocument.Parse(guard).RootElement : (System.Text.Json.JsonElement?)null });
+            return Results.Json(new { found = true, guard = found[0].Guard is { } guard ? System.Text.Json.JsonSerializer.Deserialize<System.Text.Json.JsonElement>(guard) : (System.Text.Json.JsonElement?)null });
         }).WithMetadata(new ConsolePollAttribute());
     }
 
