@@ -14,11 +14,10 @@ public static class EngineFactory
     /// <param name="options">Engine options; an empty <see cref="EngineOptions.EosTokenIds"/> is filled from the tokenizer.</param>
     /// <param name="maxContextLength">Caps the model's context length (smaller KV needs per sequence); null keeps it.</param>
     /// <param name="load">How stored weights become running weights (<c>--quantize</c>); null keeps them as stored.</param>
-    /// <param name="draftModelPath">A smaller model with the same tokenizer, loaded beside it for draft-model speculation
-    /// (<see cref="Speculation.SpeculativeMethod.DraftModel"/>), its KV cache within <see cref="EngineOptions.DraftModel"/>'s
-    /// budget when set (128 MiB otherwise); null: none.</param>
+    /// <param name="draftModel">A smaller model with the same tokenizer, loaded beside it for draft-model speculation
+    /// (<see cref="Speculation.SpeculativeMethod.DraftModel"/>); null: none.</param>
     public static LoadedEngine Load(string modelPath, EngineOptions? options = null, int? maxContextLength = null, ModelLoadOptions? load = null,
-        string? draftModelPath = null)
+        DraftModelLoad? draftModel = null)
     {
         options ??= new EngineOptions();
         var full = System.IO.Path.GetFullPath(modelPath);
@@ -38,10 +37,10 @@ public static class EngineFactory
                 throw new Formats.ModelFormatException(full, "vocab_size",
                     $"the tokenizer has {tokenizer.VocabSize} tokens; the model's embedding has only {model.Config.VocabularySize} rows");
             executor = new PagedLlamaExecutor(model, maxContextLength, options.KvCacheType);
-            if (draftModelPath is not null)
+            if (draftModel is not null)
             {
-                draft = LoadDraft(draftModelPath, tokenizer, model, executor.MaxContextLength, load, options.KvCacheType);
-                options = options with { DraftModel = (options.DraftModel ?? new DraftModelOptions(draft.Executor)) with { Executor = draft.Executor } };
+                draft = LoadDraft(draftModel.Path, tokenizer, model, executor.MaxContextLength, load, options.KvCacheType);
+                options = options with { DraftModel = new DraftModelOptions(draft.Executor) { KvCacheMemoryBytes = draftModel.KvCacheMemoryBytes } };
             }
             var eos = options.EosTokenIds.Count > 0 ? options.EosTokenIds : EosIds(tokenizer.Special);
             var engine = new LlmEngine(executor, options with { EosTokenIds = eos });
@@ -144,4 +143,10 @@ public static class EngineFactory
             return (null, $"the model's chat template cannot be used: {e.Message}");
         }
     }
+}
+
+/// <summary>A draft model to load beside a model (a GGUF file or a Hugging Face folder) and the memory its KV cache may take.</summary>
+public sealed record DraftModelLoad(string Path)
+{
+    public long KvCacheMemoryBytes { get; init; } = 128L << 20;
 }

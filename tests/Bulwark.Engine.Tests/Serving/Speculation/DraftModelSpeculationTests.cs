@@ -75,7 +75,7 @@ public class DraftModelSpeculationTests
     public async Task TheSameSyntheticLlamaAsItsOwnDraftHasEveryDraftAcceptedAndTheSameTokensAndLogprobs()
     {
         var path = SyntheticGguf.Write(new SyntheticModelSpec { Vocab = 260, Seed = 31, Context = 256 });
-        using var loaded = EngineFactory.Load(path, new EngineOptions { KvCacheBlocks = 128, BlockSize = 8 }, draftModelPath: path);
+        using var loaded = EngineFactory.Load(path, new EngineOptions { KvCacheBlocks = 128, BlockSize = 8 }, draftModel: new DraftModelLoad(path));
         Assert.True(loaded.Engine.HasDraftModel);
         var random = new Random(8);
         var requests = Enumerable.Range(0, 6).Select(i => new EngineRequest
@@ -105,7 +105,7 @@ public class DraftModelSpeculationTests
     {
         var target = SyntheticGguf.Write(new SyntheticModelSpec { Vocab = 260, Seed = 31, Context = 256 });
         var other = SyntheticGguf.Write(new SyntheticModelSpec { Vocab = 260, Seed = 77, Context = 256, Layers = 1 });
-        using var loaded = EngineFactory.Load(target, new EngineOptions { KvCacheBlocks = 128, BlockSize = 8 }, draftModelPath: other);
+        using var loaded = EngineFactory.Load(target, new EngineOptions { KvCacheBlocks = 128, BlockSize = 8 }, draftModel: new DraftModelLoad(other));
         Assert.Equal(1, loaded.Draft!.Config.LayerCount);
         var random = new Random(5);
         var requests = Enumerable.Range(0, 6).Select(i => new EngineRequest
@@ -145,9 +145,9 @@ public class DraftModelSpeculationTests
     {
         var target = SyntheticGguf.Write(new SyntheticModelSpec { Vocab = 260, Seed = 31, Context = 256 });
         var other = SyntheticGguf.Write(new SyntheticModelSpec { Vocab = 300, Seed = 31, Context = 256 });
-        var e = Assert.ThrowsAny<Exception>(() => EngineFactory.Load(target, new EngineOptions { KvCacheBlocks = 16, BlockSize = 8 }, draftModelPath: other));
+        var e = Assert.ThrowsAny<Exception>(() => EngineFactory.Load(target, new EngineOptions { KvCacheBlocks = 16, BlockSize = 8 }, draftModel: new DraftModelLoad(other)));
         Assert.Contains("share the tokenizer", e.Message);
-        Assert.Throws<FileNotFoundException>(() => EngineFactory.Load(target, new EngineOptions { KvCacheBlocks = 16, BlockSize = 8 }, draftModelPath: target + ".missing"));
+        Assert.Throws<FileNotFoundException>(() => EngineFactory.Load(target, new EngineOptions { KvCacheBlocks = 16, BlockSize = 8 }, draftModel: new DraftModelLoad(target + ".missing")));
     }
 
     /// <summary>A draft executor that records the blocks it was asked to clear and, when asked, is wrong at every n-th position.</summary>
