@@ -1,10 +1,9 @@
-using System.Runtime.InteropServices;
 using Bulwark.Engine.KvCache;
 using Bulwark.Engine.Serving.Execution;
 using Bulwark.Engine.Serving.Sampling;
 using Bulwark.Engine.Serving.Scheduling;
 
-namespace Bulwark.Engine.Serving.Speculation;
+namespace Bulwark.Engine.Serving;
 
 /// <summary>
 /// Draft-model speculation: a second, smaller model of the same vocabulary proposes each drafting sequence's
