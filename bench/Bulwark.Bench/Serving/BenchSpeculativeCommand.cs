@@ -22,6 +22,11 @@ namespace Bulwark.Bench.Serving;
 /// output is a copy). Small weights (0.02) give partial copies; 1 is the plain random model (drafts almost
 /// always rejected: their cost). How much of the output really copies D is reported, and the plain and
 /// speculative outputs must be identical token for token.
+/// With <c>--method draft_model</c> the drafts come from a draft model instead: by default the same synthetic model
+/// with <c>--draft-layers</c> layers (2) and the same seed, scaled the same way. Synthetic tensors depend only on the
+/// seed and their name, so it has the same embedding, final norm and output head: with the layers adding nothing it
+/// computes the very same successor function at a sixth of the cost (the upper bound of a draft model's agreement,
+/// said as such); <c>--draft-model</c> names another file.
 /// </summary>
 internal static class BenchSpeculativeCommand
 {
@@ -37,16 +42,36 @@ internal static class BenchSpeculativeCommand
         var lookupMax = new Option<int>("--prompt-lookup-max") { Description = "Longest tail n-gram looked up (1..8).", DefaultValueFactory = _ => 3 };
         var runs = new Option<int>("--runs") { Description = "Runs of each mode, alternating; medians are reported.", DefaultValueFactory = _ => 3 };
         var seed = new Option<int>("--seed") { Description = "Seed of S.", DefaultValueFactory = _ => 1 };
+        var method = new Option<string>("--method") { Description = "ngram (prompt lookup) or draft_model.", DefaultValueFactory = _ => "ngram" };
+        method.AcceptOnlyFromAmong("ngram", "draft_model");
+        var draftModel = new Option<string?>("--draft-model") { Description = "The draft model's .gguf file or folder for --method draft_model (default: the synthetic model with --draft-layers layers)." };
+        var draftLayers = new Option<int>("--draft-layers") { Description = "Layers of the default synthetic draft model.", DefaultValueFactory = _ => 2 };
         var command = new Command("speculative", "Measure prompt-lookup speculative decoding against plain decoding on a task whose output copies the prompt.")
         {
-            model, quantize, contextWeight, passage, seedTokens, genTokens, k, lookupMax, runs, seed,
+            model, quantize, contextWeight, passage, seedTokens, genTokens, k, lookupMax, runs, seed, method, draftModel, draftLayers,
         };
         command.SetAction(async (r, ct) =>
         {
-            var spec = new SpeculativeConfig { NumSpeculativeTokens = r.GetValue(k), PromptLookupMax = r.GetValue(lookupMax) };
+            var byDraftModel = r.GetValue(method) == "draft_model";
+            var spec = new SpeculativeConfig
+            {
+                Method = byDraftModel ? SpeculativeMethod.DraftModel : SpeculativeMethod.Ngram,
+                NumSpeculativeTokens = r.GetValue(k), PromptLookupMax = r.GetValue(lookupMax),
+            };
             spec.Validate();
             var path = r.GetValue(model);
             var quantizeTo = LoadQuantization.Parse(r.GetValue(quantize));
+            var draftPath = byDraftModel ? r.GetValue(draftModel) : null;
+            if (!byDraftModel && r.GetValue(draftModel) is not null)
+            {
+                Console.Error.WriteLine("bench speculative: --draft-model needs --method draft_model");
+                return 2;
+            }
+            if (byDraftModel && draftPath is null && path is not null)
+            {
+                Console.Error.WriteLine("bench speculative: with --model, --method draft_model needs --draft-model");
+                return 2;
+            }
             string? folder = null;
             if (path is null)
             {
@@ -59,12 +84,21 @@ internal static class BenchSpeculativeCommand
                     Vocab = 32000, Dim = 768, Layers = 12, Heads = 12, KvHeads = 12, FeedForward = 2048, Context = 2048, Seed = 110,
                 }, path);
                 ScaleLayerOutputs(path, r.GetValue(contextWeight));
+                if (byDraftModel && draftPath is null)
+                {
+                    draftPath = Path.Combine(folder, "draft.gguf");
+                    SyntheticModel.WriteGguf(new SyntheticModelSpec
+                    {
+                        Vocab = 32000, Dim = 768, Layers = r.GetValue(draftLayers), Heads = 12, KvHeads = 12, FeedForward = 2048, Context = 2048, Seed = 110,
+                    }, draftPath);
+                    ScaleLayerOutputs(draftPath, r.GetValue(contextWeight));
+                }
                 quantizeTo ??= Engine.Formats.GgmlType.Q8_0;
             }
             try
             {
                 await RunAsync(path, quantizeTo, r.GetValue(seedTokens), r.GetValue(passage),
-                    r.GetValue(genTokens), spec, r.GetValue(runs), r.GetValue(seed));
+                    r.GetValue(genTokens), spec, r.GetValue(runs), r.GetValue(seed), draftPath);
             }
             finally
             {
@@ -76,12 +110,19 @@ internal static class BenchSpeculativeCommand
     }
 
     private static async Task RunAsync(string path, Engine.Formats.GgmlType? quantize, int seedTokens, int passageTokens, int genTokens,
-        SpeculativeConfig spec, int runs, int seed)
+        SpeculativeConfig spec, int runs, int seed, string? draftPath)
     {
         using var model = ModelLoader.Load(path, new ModelLoadOptions { QuantizeTo = quantize, Notice = Console.Error.WriteLine });
         using var executor = new PagedLlamaExecutor(model);
+        using var draft = draftPath is null ? null : ModelLoader.Load(draftPath, new ModelLoadOptions { QuantizeTo = quantize, Notice = Console.Error.WriteLine });
+        using var draftExecutor = draft is null ? null : new PagedLlamaExecutor(draft, executor.MaxContextLength);
         var total = seedTokens * 2 + passageTokens + genTokens;
-        using var engine = new LlmEngine(executor, new EngineOptions { BlockSize = 16, KvCacheBlocks = 2 * (total / 16 + 2), PrefixCaching = false });
+        var blocks = 2 * (total / 16 + 2);
+        using var engine = new LlmEngine(executor, new EngineOptions
+        {
+            BlockSize = 16, KvCacheBlocks = blocks, PrefixCaching = false,
+            DraftModel = draftExecutor is null ? null : new DraftModelOptions(draftExecutor) { KvCacheBlocks = blocks },
+        });
         var random = new Random(seed);
         var s = Enumerable.Range(0, seedTokens).Select(_ => random.Next(3, executor.VocabSize)).ToArray();
         var (d, _, _) = await GenerateAsync(engine, s, passageTokens, SpeculativeConfig.Off);
@@ -89,7 +130,9 @@ internal static class BenchSpeculativeCommand
         var c = model.Config;
         Console.WriteLine($"model {Path.GetFileName(path)}: {c.Architecture}, {c.LayerCount} layers, dim {c.EmbeddingLength}, vocabulary {c.VocabularySize}; CPU {CpuName()}, {Environment.ProcessorCount} threads; kernels {Engine.Kernels.Cpu.KernelIsa.Active}");
         Console.WriteLine($"task: seed {seedTokens} + passage {passageTokens} ({d.Distinct().Count()} distinct tokens) + seed again = prompt {prompt.Length}; {genTokens} tokens generated, greedy, 1 sequence");
-        Console.WriteLine($"speculative: prompt lookup, k = {spec.NumSpeculativeTokens}, n-gram {spec.PromptLookupMax}..{spec.PromptLookupMin}");
+        Console.WriteLine(draft is null
+            ? $"speculative: prompt lookup, k = {spec.NumSpeculativeTokens}, n-gram {spec.PromptLookupMax}..{spec.PromptLookupMin}"
+            : $"speculative: draft model {Path.GetFileName(draftPath)} ({draft.Config.LayerCount} layers, dim {draft.Config.EmbeddingLength}), k = {spec.NumSpeculativeTokens}");
 
         // Warm-up of both paths.
         await GenerateAsync(engine, prompt, 8, SpeculativeConfig.Off);
@@ -106,6 +149,8 @@ internal static class BenchSpeculativeCommand
             var (plain, plainRate, plainCpuRate) = await GenerateAsync(engine, prompt, genTokens, SpeculativeConfig.Off);
             var drafted = engine.Counters.DraftTokens;
             var accepted = engine.Counters.AcceptedDraftTokens;
+            var draftSeconds = engine.Counters.DraftModelSeconds;
+            var stepSeconds = engine.Counters.StepSeconds;
             var (speculative, specRate, specCpuRate) = await GenerateAsync(engine, prompt, genTokens, spec);
             var runDrafted = engine.Counters.DraftTokens - drafted;
             var runAccepted = engine.Counters.AcceptedDraftTokens - accepted;
@@ -120,7 +165,8 @@ internal static class BenchSpeculativeCommand
             plainCpu.Add(plainCpuRate);
             specCpu.Add(specCpuRate);
             acceptance.Add(runDrafted == 0 ? 0 : (double)runAccepted / runDrafted);
-            Console.WriteLine($"  run {run + 1}: plain {plainRate:F1} tok/s, speculative {specRate:F1} tok/s ({specRate / plainRate:F2}×); per CPU-second plain {plainCpuRate:F1}, speculative {specCpuRate:F1} ({specCpuRate / plainCpuRate:F2}×); drafted {runDrafted}, accepted {runAccepted}");
+            var draftShare = draft is null ? "" : $"; draft model {100 * (engine.Counters.DraftModelSeconds - draftSeconds) / Math.Max(1e-9, engine.Counters.DraftModelSeconds - draftSeconds + engine.Counters.StepSeconds - stepSeconds):F0} % of forward time";
+            Console.WriteLine($"  run {run + 1}: plain {plainRate:F1} tok/s, speculative {specRate:F1} tok/s ({specRate / plainRate:F2}×); per CPU-second plain {plainCpuRate:F1}, speculative {specCpuRate:F1} ({specCpuRate / plainCpuRate:F2}×); drafted {runDrafted}, accepted {runAccepted}{draftShare}");
         }
         var copied = plainIds!.Zip(d).TakeWhile(p => p.First == p.Second).Count();
         var agree = plainIds!.Zip(d).Count(p => p.First == p.Second);

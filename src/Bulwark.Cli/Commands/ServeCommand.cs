@@ -25,6 +25,7 @@ internal static class ServeCommand
         var batched = new Option<int?>("--max-batched-tokens") { Description = "Tokens computed per engine step, prefill and decode together (default 512)." };
         var embeddingPooling = new Option<string?>("--embedding-pooling") { Description = "How /v1/embeddings pools: model (default: as the model file declares; a generator refuses), none, mean, cls or last (any decoder, as llama.cpp's --pooling)." };
         var prefillWhileDecoding = new Option<int?>("--max-prefill-while-decoding") { Description = "Prefill tokens a step may carry while streams are decoding, so new prompts do not stall them (default 64)." };
+        var draftModel = new Option<string?>("--draft-model") { Description = "A smaller model with the same tokenizer (registered name or path) that drafts tokens for the served model; requests ask with \"speculative\": {\"method\": \"draft_model\"} (or set Bulwark:Serve:Speculative:Method=draft_model for all). Output is unchanged, only faster when the draft agrees." };
         var seqs = new Option<int?>("--max-seqs") { Description = "Sequences running at once in the engine (default 64)." };
         var concurrent = new Option<int?>("--max-concurrent-requests") { Description = "Requests generating at once; more wait in the admission queue (default 16)." };
         var requireSigned = new Option<bool>("--require-signature") { Description = "Serve only a registered model whose manifest is signed by a trusted key (a plain path or the demo model is refused)." };
@@ -39,7 +40,7 @@ internal static class ServeCommand
         logFormat.AcceptOnlyFromAmong("text", "json");
         var command = new Command("serve", "Serve a model through the OpenAI-compatible API (with keys, quotas, audit and metrics).")
         {
-            model, host, port, dataDir, kvMemory, kvDtype, embeddingPooling, batched, prefillWhileDecoding, seqs, concurrent, requireSigned, quantize, upstream, upstreamKey, logFormat,
+            model, host, port, dataDir, kvMemory, kvDtype, embeddingPooling, draftModel, batched, prefillWhileDecoding, seqs, concurrent, requireSigned, quantize, upstream, upstreamKey, logFormat,
         };
         command.SetAction(async (result, ct) =>
         {
@@ -55,6 +56,7 @@ internal static class ServeCommand
             Set(ServeOptions.Section + ":KvCacheMemory", result.GetValue(kvMemory));
             Set(ServeOptions.Section + ":KvCacheDtype", result.GetValue(kvDtype));
             Set(ServeOptions.Section + ":EmbeddingPooling", result.GetValue(embeddingPooling));
+            Set(SpeculativeOptions.Section + ":DraftModel", result.GetValue(draftModel));
             Set(ServeOptions.Section + ":MaxBatchedTokens", result.GetValue(batched));
             Set(ServeOptions.Section + ":MaxSequences", result.GetValue(seqs));
             Set(ServeOptions.Section + ":MaxPrefillTokensWhileDecoding", result.GetValue(prefillWhileDecoding));

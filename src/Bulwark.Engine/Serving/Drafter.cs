@@ -11,8 +11,13 @@ namespace Bulwark.Engine.Serving;
 /// </summary>
 internal static class Drafter
 {
-    /// <summary>Sets the sequence's drafts (possibly none) for the next step.</summary>
-    public static void Propose(Sequence seq, int maxTokens, int maxContext, TokenConstraint? constraint, IReadOnlyList<int> eosIds)
+    /// <summary>
+    /// Sets the sequence's drafts (possibly none) for the next step; a sequence drafting with the draft model is
+    /// added to <paramref name="draftModel"/> instead, drafted for in one batch by <see cref="DraftModelRunner"/>,
+    /// and then cut by <see cref="CutToGrammar"/>.
+    /// </summary>
+    public static void Propose(Sequence seq, int maxTokens, int maxContext, TokenConstraint? constraint, IReadOnlyList<int> eosIds,
+        List<DraftModelRunner.Request>? draftModel = null)
     {
         var config = seq.Speculation;
         // Only a sequence about to decode, with output already (the first output token comes from the prompt's last chunk).
@@ -28,11 +33,23 @@ internal static class Drafter
             seq.SetDraftCount(0);
             return;
         }
+        if (config.Method == SpeculativeMethod.DraftModel)
+        {
+            seq.SetDraftCount(0);
+            draftModel?.Add(new DraftModelRunner.Request(seq, k));
+            return;
+        }
         var drafts = seq.DraftBuffer(k);
         var count = PromptLookup.Propose(seq.Tokens, config.PromptLookupMin, config.PromptLookupMax, drafts);
-        if (seq.Constraint is { } state && constraint is not null)
-            count = AllowedPrefix(drafts[..count], state, constraint, eosIds);
         seq.SetDraftCount(count);
+        CutToGrammar(seq, constraint, eosIds);
+    }
+
+    /// <summary>Cuts a constrained sequence's drafts at the first one its grammar refuses.</summary>
+    public static void CutToGrammar(Sequence seq, TokenConstraint? constraint, IReadOnlyList<int> eosIds)
+    {
+        if (seq.DraftCount > 0 && seq.Constraint is { } state && constraint is not null)
+            seq.SetDraftCount(AllowedPrefix(seq.Drafts, state, constraint, eosIds));
     }
 
     /// <summary>How many leading drafts the grammar allows from <paramref name="state"/> (end of sequence only where it accepts, and nothing after it).</summary>

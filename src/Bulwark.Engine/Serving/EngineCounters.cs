@@ -87,6 +87,13 @@ public sealed class EngineCounters
 
     internal void RecordStepTime(long ticks) => Interlocked.Add(ref _stepTicks, ticks);
 
+    /// <summary>Seconds the draft model spent proposing tokens (before the steps it drafted for).</summary>
+    public double DraftModelSeconds => Seconds(Volatile.Read(ref _draftModelTicks));
+
+    private long _draftModelTicks;
+
+    internal void RecordDraftModelTime(long ticks) => Interlocked.Add(ref _draftModelTicks, ticks);
+
     internal void RecordPrompt(int tokens) => Interlocked.Add(ref _promptTokens, tokens);
 
     internal void RecordSpeculation(int drafted, int accepted)

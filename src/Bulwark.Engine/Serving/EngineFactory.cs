@@ -14,7 +14,10 @@ public static class EngineFactory
     /// <param name="options">Engine options; an empty <see cref="EngineOptions.EosTokenIds"/> is filled from the tokenizer.</param>
     /// <param name="maxContextLength">Caps the model's context length (smaller KV needs per sequence); null keeps it.</param>
     /// <param name="load">How stored weights become running weights (<c>--quantize</c>); null keeps them as stored.</param>
-    public static LoadedEngine Load(string modelPath, EngineOptions? options = null, int? maxContextLength = null, ModelLoadOptions? load = null)
+    /// <param name="draftModel">A smaller model with the same tokenizer, loaded beside it for draft-model speculation
+    /// (<see cref="Speculation.SpeculativeMethod.DraftModel"/>); null: none.</param>
+    public static LoadedEngine Load(string modelPath, EngineOptions? options = null, int? maxContextLength = null, ModelLoadOptions? load = null,
+        DraftModelLoad? draftModel = null)
     {
         options ??= new EngineOptions();
         var full = System.IO.Path.GetFullPath(modelPath);
@@ -27,20 +30,66 @@ public static class EngineFactory
 
         var model = ModelLoader.Load(full, load);
         PagedLlamaExecutor? executor = null;
+        DraftModel? draft = null;
         try
         {
             if (tokenizer.VocabSize > model.Config.VocabularySize)
                 throw new Formats.ModelFormatException(full, "vocab_size",
                     $"the tokenizer has {tokenizer.VocabSize} tokens; the model's embedding has only {model.Config.VocabularySize} rows");
             executor = new PagedLlamaExecutor(model, maxContextLength, options.KvCacheType);
+            if (draftModel is not null)
+            {
+                draft = LoadDraft(draftModel.Path, tokenizer, model, executor.MaxContextLength, load, options.KvCacheType);
+                options = options with { DraftModel = new DraftModelOptions(draft.Executor) { KvCacheMemoryBytes = draftModel.KvCacheMemoryBytes } };
+            }
             var eos = options.EosTokenIds.Count > 0 ? options.EosTokenIds : EosIds(tokenizer.Special);
             var engine = new LlmEngine(executor, options with { EosTokenIds = eos });
             var id = Directory.Exists(full) ? System.IO.Path.GetFileName(full.TrimEnd(System.IO.Path.DirectorySeparatorChar)) : System.IO.Path.GetFileNameWithoutExtension(full);
-            return new LoadedEngine(id, full, model, executor, engine, tokenizer, templateSource, template, templateError, eos);
+            return new LoadedEngine(id, full, model, executor, engine, tokenizer, templateSource, template, templateError, eos) { Draft = draft };
         }
         catch
         {
+            draft?.Dispose();
             executor?.Dispose();
+            model.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Loads a draft model and checks it can draft for <paramref name="target"/>: the same vocabulary size, and a
+    /// tokenizer that gives every id the same text (drafts are token ids; another tokenizer's ids mean other words).
+    /// </summary>
+    private static DraftModel LoadDraft(string path, ITokenizer targetTokenizer, Model.LlamaModel target, int maxContextLength, ModelLoadOptions? load, KvCache.KvCacheType kvType)
+    {
+        var full = System.IO.Path.GetFullPath(path);
+        if (!File.Exists(full) && !Directory.Exists(full))
+            throw new FileNotFoundException($"draft model not found: {path} ({ModelLoader.Expected})", path);
+        var tokenizer = TokenizerLoader.FromPath(full);
+        if (tokenizer.VocabSize != targetTokenizer.VocabSize)
+            throw new Formats.ModelFormatException(full, "vocab_size",
+                $"the draft model's tokenizer has {tokenizer.VocabSize} tokens; the model's has {targetTokenizer.VocabSize}: a draft model must share the tokenizer");
+        for (var id = 0; id < tokenizer.VocabSize; id++)
+            if (tokenizer.TokenText(id) != targetTokenizer.TokenText(id))
+                throw new Formats.ModelFormatException(full, "tokenizer",
+                    $"the draft model's token {id} differs from the model's: a draft model must share the tokenizer");
+        var model = ModelLoader.Load(full, load);
+        try
+        {
+            if (model.Config.VocabularySize != target.Config.VocabularySize)
+                throw new Formats.ModelFormatException(full, "vocab_size",
+                    $"the draft model's embedding has {model.Config.VocabularySize} rows; the model's has {target.Config.VocabularySize}");
+            var executor = new PagedLlamaExecutor(model, Math.Min(maxContextLength, model.Config.ContextLength), kvType);
+            if (executor.MaxContextLength < maxContextLength)
+            {
+                executor.Dispose();
+                throw new Formats.ModelFormatException(full, "context_length",
+                    $"the draft model's context is {model.Config.ContextLength} tokens; the model serves {maxContextLength} (cap it with the context option)");
+            }
+            return new DraftModel(full, model, executor);
+        }
+        catch
+        {
             model.Dispose();
             throw;
         }
@@ -94,4 +143,10 @@ public static class EngineFactory
             return (null, $"the model's chat template cannot be used: {e.Message}");
         }
     }
+}
+
+/// <summary>A draft model to load beside a model (a GGUF file or a Hugging Face folder) and the memory its KV cache may take.</summary>
+public sealed record DraftModelLoad(string Path)
+{
+    public long KvCacheMemoryBytes { get; init; } = 128L << 20;
 }

@@ -32,6 +32,8 @@ public sealed class LlmEngine : IDisposable
     private readonly Thread _loop;
     private float[] _logits = [];
     private float[] _pooled = [];
+    private readonly DraftModelRunner? _draftRunner;
+    private readonly List<DraftModelRunner.Request> _draftModelRequests = new();
     private long _nextSequenceId;
     private long _nextArrival;
     private volatile bool _stopping;
@@ -44,6 +46,8 @@ public sealed class LlmEngine : IDisposable
         _options = options ?? new EngineOptions();
         _options.Scheduler.Validate();
         _options.Speculative?.Validate();
+        if (_options.Speculative is { Method: SpeculativeMethod.DraftModel } && _options.DraftModel is null)
+            throw new ArgumentException("the default speculative method draft_model needs a draft model (EngineOptions.DraftModel)", nameof(options));
         var blocks = _options.KvCacheBlocks ?? BlocksForBudget(executor, _options);
         if (blocks < 1)
             throw new ArgumentOutOfRangeException(nameof(options), $"the KV cache needs at least 1 block; got {blocks}");
@@ -52,11 +56,21 @@ public sealed class LlmEngine : IDisposable
         Counters.KvBlocksTotal = blocks;
         Counters.BlockSize = _options.BlockSize;
         _emitter = new TokenEmitter(new Sampler(executor.VocabSize), _options, Counters, executor.MaxContextLength);
+        if (_options.DraftModel is { } draft)
+        {
+            if (draft.Executor.VocabSize != executor.VocabSize)
+                throw new ArgumentException($"the draft model's vocabulary has {draft.Executor.VocabSize} tokens; the model's has {executor.VocabSize}: a draft model must share the tokenizer", nameof(options));
+            var draftBlocks = draft.KvCacheBlocks ?? (int)Math.Min(int.MaxValue, draft.KvCacheMemoryBytes / draft.Executor.KvBytesPerBlock(_options.BlockSize));
+            _draftRunner = new DraftModelRunner(draft.Executor, draftBlocks, _options.BlockSize);
+        }
         _loop = new Thread(RunLoop) { IsBackground = true, Name = "bulwark-engine-step" };
         _loop.Start();
     }
 
     public EngineCounters Counters { get; } = new();
+
+    /// <summary>Whether requests may draft with a draft model (<see cref="EngineOptions.DraftModel"/>).</summary>
+    public bool HasDraftModel => _draftRunner is not null;
 
     public int VocabSize => _executor.VocabSize;
 
@@ -122,6 +136,8 @@ public sealed class LlmEngine : IDisposable
                 throw new ArgumentException("ignore_eos cannot be combined with constrained decoding: the output ends when the constraint is complete", nameof(request));
         }
         request.Speculative?.Validate();
+        if (request.Speculative is { Method: SpeculativeMethod.DraftModel } && _draftRunner is null)
+            throw new ArgumentException("speculative method draft_model needs a draft model, and this engine has none", nameof(request));
         if (p.StopStrings is { Count: > 0 } && request.Detokenizer is null)
             throw new ArgumentException("stop strings need a detokenizer on the request", nameof(request));
     }
@@ -237,6 +253,7 @@ public sealed class LlmEngine : IDisposable
         _stopping = true;
         _wake.Set();
         _loop.Join();
+        _draftRunner?.Dispose();
     }
 
     private static int BlocksForBudget(IModelExecutor executor, EngineOptions options)
@@ -343,6 +360,7 @@ public sealed class LlmEngine : IDisposable
     {
         choice.Finished = true;
         _scheduler.Remove(choice.Sequence);
+        _draftRunner?.Release(choice.Sequence);
         var request = choice.Request;
         if (--request.Unfinished == 0)
             Finish(request, null);
@@ -350,10 +368,20 @@ public sealed class LlmEngine : IDisposable
 
     private void Step()
     {
+        _draftModelRequests.Clear();
         foreach (var seq in _scheduler.Running)
         {
             var request = ((Choice)seq.Owner!).Request;
-            Drafter.Propose(seq, request.Sampling.MaxTokens, _executor.MaxContextLength, request.Request.Constraint, _options.EosTokenIds);
+            Drafter.Propose(seq, request.Sampling.MaxTokens, _executor.MaxContextLength, request.Request.Constraint, _options.EosTokenIds,
+                _draftRunner is null ? null : _draftModelRequests);
+        }
+        if (_draftModelRequests.Count > 0)
+        {
+            var draftStart = Stopwatch.GetTimestamp();
+            _draftRunner!.Propose(_draftModelRequests);
+            foreach (var (seq, _) in _draftModelRequests)
+                Drafter.CutToGrammar(seq, ((Choice)seq.Owner!).Request.Request.Constraint, _options.EosTokenIds);
+            Counters.RecordDraftModelTime(Stopwatch.GetTimestamp() - draftStart);
         }
         var step = _scheduler.Schedule(SeatsFor);
         if (step.IsEmpty)
@@ -510,7 +538,10 @@ public sealed class LlmEngine : IDisposable
             return;
         request.Done = true;
         foreach (var choice in request.Choices)
+        {
             _scheduler.Remove(choice.Sequence);
+            _draftRunner?.Release(choice.Sequence);
+        }
         request.Events.Writer.TryComplete(error);
     }
 

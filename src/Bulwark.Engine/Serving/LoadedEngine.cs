@@ -76,12 +76,32 @@ public sealed class LoadedEngine : IDisposable
         return variables;
     }
 
+    /// <summary>The draft model loaded beside this one for draft-model speculation; null when none.</summary>
+    public DraftModel? Draft { get; init; }
+
     public void Dispose()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0)
             return;
         Engine.Dispose();
+        Draft?.Dispose();
         _executor.Dispose();
         _model.Dispose();
+    }
+}
+
+/// <summary>A draft model for speculation: its weights and the executor over its own KV cache.</summary>
+public sealed class DraftModel(string path, LlamaModel model, PagedLlamaExecutor executor) : IDisposable
+{
+    public string Path { get; } = path;
+
+    public LlamaConfig Config => model.Config;
+
+    internal PagedLlamaExecutor Executor { get; } = executor;
+
+    public void Dispose()
+    {
+        Executor.Dispose();
+        model.Dispose();
     }
 }

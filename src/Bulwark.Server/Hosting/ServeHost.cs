@@ -86,7 +86,16 @@ public sealed class ServeHost : IAsyncDisposable
             {
                 throw new DataDirectoryException(data.ModelsPath, e); // writing the demo model
             }
-            var need = ModelMemory.OnDisk(model.Path) + settings.Serve.KvCacheMemoryBytes;
+            if (!string.IsNullOrWhiteSpace(settings.Serve.Speculative.DraftModel))
+            {
+                // Resolved as --model is: a registered name is verified (and must be signed when signatures are required).
+                ModelSource draft;
+                try { draft = await ModelSource.ResolveAsync(settings.Serve.Speculative.DraftModel, data, settings.Serve.RequireSignature, ct); }
+                catch (ServerConfigurationException e) { throw new ServerConfigurationException([.. e.Problems.Select(p => "draft model: " + p)]); }
+                model = model with { Draft = draft };
+            }
+            var need = ModelMemory.OnDisk(model.Path) + settings.Serve.KvCacheMemoryBytes
+                + (model.Draft is { } d ? ModelMemory.OnDisk(d.Path) + settings.Serve.Speculative.DraftKvCacheMemoryBytes : 0);
             if (settings.Serve.ModelMemoryBudgetBytes is { } budget && need > budget)
                 throw new ServerConfigurationException([$"--model '{model.Id}' needs about {ModelLifecycle.Size(need)} (weights + KV cache {settings.Serve.KvCacheMemory}), " +
                     $"more than {ServeOptions.Section}:ModelMemoryBudget ({settings.Serve.ModelMemoryBudget})."]);

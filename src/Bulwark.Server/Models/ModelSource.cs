@@ -10,6 +10,9 @@ public sealed record ModelSource(string Id, string Path, string Origin, string? 
     /// <summary>The registry name and version when the model came from the registry (null for a plain path or the demo).</summary>
     public (string Name, string Version)? RegisteredAs { get; init; }
 
+    /// <summary>A draft model loaded beside this one for draft-model speculation (resolved as a model is); null: none.</summary>
+    public ModelSource? Draft { get; init; }
+
     public const string DemoId = "bulwark-demo";
     public const string DemoFileName = "bulwark-demo.gguf";
 
@@ -74,7 +77,8 @@ public sealed record ModelSource(string Id, string Path, string Origin, string? 
     /// <summary>Loads this model into the embedded engine, sized and quantized as <paramref name="options"/> say.</summary>
     /// <exception cref="ServerConfigurationException">The model cannot be read or served; the message says why.</exception>
     public EmbeddedBackend LoadEmbedded(ServeOptions options, Action<string>? notice = null) =>
-        EmbeddedModelLoader.Load(Path, Id, Notice, options.ToEngineOptions([]), options.QuantizeType, notice, options.Embeddings, options.ToolCallFormatOf(Id));
+        EmbeddedModelLoader.Load(Path, Id, Notice, options.ToEngineOptions([], Draft is not null), options.QuantizeType, notice, options.Embeddings, options.ToolCallFormatOf(Id),
+            Draft is null ? null : new Bulwark.Engine.Serving.DraftModelLoad(Draft.Path) { KvCacheMemoryBytes = options.Speculative.DraftKvCacheMemoryBytes });
 
     /// <summary>The demo model's file, written once: into a temporary file, then renamed, so a crash never leaves half a model.</summary>
     public static ModelSource EnsureDemo(DataDirectory data)

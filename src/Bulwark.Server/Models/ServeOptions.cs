@@ -140,6 +140,18 @@ public sealed class ServeOptions
         Speculative = Speculative.ToConfig(),
     };
 
+    /// <summary>
+    /// Engine options for a model loaded with a draft model (<paramref name="withDraftModel"/>): the draft's KV budget; without
+    /// one, a <c>draft_model</c> default falls back to none (models loaded later, through the admin API, have no draft).
+    /// </summary>
+    public EngineOptions ToEngineOptions(IReadOnlyList<int> eosTokenIds, bool withDraftModel)
+    {
+        var options = ToEngineOptions(eosTokenIds);
+        return withDraftModel
+            ? options
+            : options with { Speculative = options.Speculative is { Method: Bulwark.Engine.Serving.Speculation.SpeculativeMethod.DraftModel } ? null : options.Speculative };
+    }
+
     /// <summary>Bytes of "123", "512KiB", "512MiB", "2GiB", "1TiB" or "300KB"/"300MB"/"2GB" (powers of 1000); null when malformed.</summary>
     public static long? ParseBytes(string? text)
     {

@@ -14,6 +14,14 @@ internal static class EngineHarness
         return events;
     }
 
+    /// <summary>Waits for the engine to reach a state: the loop publishes counters right after finishing, the stream completes first. Polling, not timing.</summary>
+    public static async Task WaitUntilAsync(Func<bool> condition)
+    {
+        for (var i = 0; i < 2000 && !condition(); i++)
+            await Task.Delay(5);
+        Assert.True(condition(), "the engine did not become idle");
+    }
+
     public static int[] Ids(IEnumerable<TokenEvent> events, int choice = 0) =>
         events.Where(e => e.Index == choice).Select(e => e.TokenId).ToArray();
 

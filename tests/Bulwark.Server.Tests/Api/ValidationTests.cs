@@ -58,12 +58,13 @@ public sealed class ValidationTests(ValidationTests.Server server) : IClassFixtu
         { """{"top_p":0.001}""", 200, null },
         { """{"top_p":1}""", 200, null },
         { """{"top_p":1.001}""", 400, "top_p" },
-        // speculative: an object; method ngram|none; num_speculative_tokens 1..16; prompt_lookup_max 1..8; prompt_lookup_min 1..max
+        // speculative: an object; method ngram|draft_model|none; num_speculative_tokens 1..16; prompt_lookup_max 1..8; prompt_lookup_min 1..max
         { """{"speculative":true}""", 400, "speculative" },
         { """{"speculative":null}""", 200, null },
         { """{"speculative":{}}""", 200, null },
         { """{"speculative":{"method":"none"}}""", 200, null },
         { """{"speculative":{"method":"eagle"}}""", 400, "speculative.method" },
+        { """{"speculative":{"method":"draft_model"}}""", 200, null }, // parsed; an embedded model without a draft model refuses it (DraftModelServeTests)
         { """{"speculative":{"method":"ngram","num_speculative_tokens":0}}""", 400, "speculative.num_speculative_tokens" },
         { """{"speculative":{"method":"ngram","num_speculative_tokens":1}}""", 200, null },
         { """{"speculative":{"method":"ngram","num_speculative_tokens":16}}""", 200, null },

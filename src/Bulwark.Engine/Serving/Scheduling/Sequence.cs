@@ -127,6 +127,18 @@ internal sealed class Sequence
         _tokens[Count++] = token;
     }
 
+    /// <summary>
+    /// Drops the tokens from <paramref name="count"/> on (and their KV, by lowering <see cref="ComputedCount"/>). Only
+    /// for sequences nothing else sees: a draft model's shadow of a target sequence takes back its own drafts.
+    /// </summary>
+    public void TruncateTo(int count)
+    {
+        if (count < PromptLength || count > Count)
+            throw new ArgumentOutOfRangeException(nameof(count), count, $"a sequence can be cut back to between {PromptLength} and {Count} tokens");
+        Count = count;
+        ComputedCount = Math.Min(ComputedCount, count);
+    }
+
     /// <summary>A child sharing this sequence's tokens (and, through the allocator, its blocks).</summary>
     public Sequence Fork(long id, int maxNewTokens)
     {

@@ -11,6 +11,12 @@ public enum SpeculativeMethod
     /// and output, and the tokens that followed there are proposed. No second model.
     /// </summary>
     Ngram,
+
+    /// <summary>
+    /// A second, smaller model of the same vocabulary (vLLM's <c>draft_model</c>) proposes the next tokens greedily,
+    /// batched for every drafting sequence in its own paged KV cache. Needs an engine built with a draft model.
+    /// </summary>
+    DraftModel,
 }
 
 /// <summary>
@@ -46,7 +52,7 @@ public sealed record SpeculativeConfig
     public void Validate()
     {
         if (!Enum.IsDefined(Method))
-            throw new ArgumentOutOfRangeException(nameof(Method), $"speculative method must be ngram or none; got {Method}");
+            throw new ArgumentOutOfRangeException(nameof(Method), $"speculative method must be ngram, draft_model or none; got {Method}");
         if (!Enabled)
             return;
         if (NumSpeculativeTokens is < 1 or > MaxSpeculativeTokens)

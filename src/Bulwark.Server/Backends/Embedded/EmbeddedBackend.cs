@@ -185,6 +185,8 @@ public sealed class EmbeddedBackend : IGenerationBackend, ITokenizingBackend, IE
             Constraint = request.Constraint is { } constraint ? Constrain(constraint) : null,
             Speculative = request.Speculative,
         };
+        if (request.Speculative is { Method: Bulwark.Engine.Serving.Speculation.SpeculativeMethod.DraftModel } && !_engine.HasDraftModel)
+            throw ApiException.Unsupported("speculative.method", $"speculative.method draft_model needs a draft model, and {Model.Id} is served without one (serve --draft-model).");
         try
         {
             _engine.Validate(engineRequest);

@@ -19,14 +19,16 @@ public static class EmbeddedModelLoader
     /// <param name="notice">Receives what quantizing at load did, once.</param>
     /// <param name="embeddings">How the model answers /v1/embeddings; null: as its file says.</param>
     /// <param name="toolFormat">How the model writes tool calls; null: detected from its chat template.</param>
+    /// <param name="draft">A draft model to load beside it for draft-model speculation (quantized like the model); null: none.</param>
     public static EmbeddedBackend Load(string path, string id, string? modelNotice, EngineOptions engine, GgmlType? quantize = null, Action<string>? notice = null,
-        EmbeddingSettings? embeddings = null, Bulwark.Engine.Tools.ToolCallFormat? toolFormat = null)
+        EmbeddingSettings? embeddings = null, Bulwark.Engine.Tools.ToolCallFormat? toolFormat = null, DraftModelLoad? draft = null)
     {
         LoadedEngine loaded;
         try
         {
             loaded = EngineFactory.Load(path, engine,
-                load: new ModelLoadOptions { QuantizeTo = quantize, Notice = notice is null ? null : line => notice($"{id}: {line}") });
+                load: new ModelLoadOptions { QuantizeTo = quantize, Notice = notice is null ? null : line => notice($"{id}: {line}") },
+                draftModel: draft);
         }
         catch (Exception e) when (e is ModelFormatException or FileNotFoundException or InvalidDataException or TemplateException or ArgumentException or NotSupportedException)
         {

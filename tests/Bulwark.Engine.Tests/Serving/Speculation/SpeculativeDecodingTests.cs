@@ -279,14 +279,6 @@ public class SpeculativeDecodingTests
             Assert.Contains(error, Assert.Throws<ArgumentOutOfRangeException>(() => engine.Validate(request)).Message);
     }
 
-    private static async Task WaitUntilAsync(Func<bool> condition)
-    {
-        // The loop publishes counters right after finishing; the stream completes first. Polling, not timing.
-        for (var i = 0; i < 2000 && !condition(); i++)
-            await Task.Delay(5);
-        Assert.True(condition(), "the engine did not become idle");
-    }
-
     private static List<string> Describe(List<TokenEvent> events) =>
         events.Select(e => $"{e.TokenId}|{e.Text}|{e.FinishReason}|{e.IsStopToken}|{e.StopStringMatched}|{e.CompletionTokens}").ToList();
 }
