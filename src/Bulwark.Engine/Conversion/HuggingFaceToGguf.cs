@@ -31,8 +31,6 @@ public static unsafe class HuggingFaceToGguf
         if (!File.Exists(configPath))
             throw new ModelFormatException(full, HfConfig.FileName, "is missing: a Hugging Face model folder has config.json beside the weights");
         var config = HfConfig.Read(configPath);
-        if (config.RopeScaling.Kind is not (RopeScalingKind.None or RopeScalingKind.Linear))
-            throw new ModelFormatException(configPath, "rope_scaling", $"{config.RopeScaling.Kind} scaling is not converted to GGUF yet (none and linear are)");
         var tokenizer = ReadTokenizer(full);
         var arch = config.Architecture switch
         {
@@ -66,6 +64,12 @@ public static unsafe class HuggingFaceToGguf
             writer.Add($"{arch}.attention.key_length", (uint)config.HeadDim).Add($"{arch}.attention.value_length", (uint)config.HeadDim);
         if (config.RopeScaling.Kind == RopeScalingKind.Linear)
             writer.Add($"{arch}.rope.scaling.type", "linear").Add($"{arch}.rope.scaling.factor", config.RopeScaling.Factor);
+        if (config.RopeScaling.Kind == RopeScalingKind.Llama3)
+        {
+            // As llama.cpp's converter: the scaling becomes per-pair divisors of the frequencies, not metadata.
+            var factors = config.RopeScaling.Llama3FrequencyFactors(config.HeadDim, config.RopeTheta);
+            writer.AddTensor("rope_freqs.weight", GgmlType.F32, [factors.Length], Quantize.Tensor(GgmlType.F32, factors, factors.Length));
+        }
         writer.AddTokenizer(tokenizer);
         if (ChatTemplate(full) is { } template) writer.Add("tokenizer.chat_template", template);
 

@@ -65,7 +65,7 @@ internal static class HuggingFaceFiles
         w.WriteNumber("max_position_embeddings", spec.Context);
         w.WriteNumber("rms_norm_eps", spec.RmsNormEpsilon);
         w.WriteNumber("rope_theta", spec.RopeTheta);
-        w.WriteNull("rope_scaling");
+        SyntheticRope.WriteHuggingFaceScaling(w, spec);
         w.WriteBoolean("tie_word_embeddings", spec.TiedOutput);
         w.WriteString("hidden_act", "silu");
         if (spec.Architecture == "llama")

@@ -88,6 +88,7 @@ public static class SyntheticModel
             .Add($"{arch}.vocab_size", (uint)spec.Vocab)
             .AddTokenizer(SyntheticVocabulary.Create(spec.Vocab));
         if (spec.ChatTemplate is not null) writer.Add("tokenizer.chat_template", spec.ChatTemplate);
+        SyntheticRope.AddToGguf(spec, writer);
         // llama.cpp writes the key only for embedding models, as a uint32.
         if (spec.Pooling != Model.Config.PoolingType.None) writer.Add($"{arch}.pooling_type", (uint)spec.Pooling);
 

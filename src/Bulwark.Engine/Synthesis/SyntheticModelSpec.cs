@@ -28,6 +28,11 @@ public sealed record SyntheticModelSpec
     public string? ChatTemplate { get; init; }
     public float RopeTheta { get; init; } = 10000f;
     public float RmsNormEpsilon { get; init; } = 1e-5f;
+    /// <summary>
+    /// RoPE scaling: linear, or Llama 3's (GGUF: the <c>rope_freqs.weight</c> factors llama.cpp's converter writes;
+    /// Hugging Face: config.json's <c>rope_scaling</c>).
+    /// </summary>
+    public Model.Config.RopeScaling RopeScaling { get; init; } = Model.Config.RopeScaling.None;
     /// <summary>An embedding model's pooling (GGUF <c>{arch}.pooling_type</c>, sentence-transformers' <c>1_Pooling/config.json</c>); None: a generator.</summary>
     public Model.Config.PoolingType Pooling { get; init; }
 
@@ -61,7 +66,27 @@ public sealed record SyntheticModelSpec
         if (FeedForward % block != 0) throw new ArgumentException($"ff must be a multiple of {block} for {DType}; got {FeedForward}");
         if (!(RopeTheta > 1 && float.IsFinite(RopeTheta))) throw new ArgumentException($"rope theta must be a finite number above 1; got {RopeTheta}");
         if (!Enum.IsDefined(Pooling)) throw new ArgumentException($"pooling must be none, mean, cls or last; got {Pooling}");
+        ValidateRopeScaling();
         if (!(RmsNormEpsilon > 0 && RmsNormEpsilon < 1)) throw new ArgumentException($"rms norm epsilon must be in (0, 1); got {RmsNormEpsilon}");
+    }
+
+    private void ValidateRopeScaling()
+    {
+        var r = RopeScaling;
+        switch (r.Kind)
+        {
+            case Model.Config.RopeScalingKind.None:
+                return;
+            case Model.Config.RopeScalingKind.Linear or Model.Config.RopeScalingKind.Llama3:
+                if (!(r.Factor > 0 && float.IsFinite(r.Factor))) throw new ArgumentException($"rope factor must be a finite number above 0; got {r.Factor}");
+                if (r.Kind == Model.Config.RopeScalingKind.Linear) return;
+                if (!(r.LowFrequencyFactor > 0 && r.HighFrequencyFactor > r.LowFrequencyFactor && float.IsFinite(r.HighFrequencyFactor)))
+                    throw new ArgumentException($"llama3 rope scaling needs 0 < low_freq_factor < high_freq_factor; got {r.LowFrequencyFactor} and {r.HighFrequencyFactor}");
+                Range("rope original ctx", r.OriginalContextLength, 1, 1 << 24);
+                return;
+            default:
+                throw new ArgumentException($"rope scaling must be none, linear or llama3; got {r.Kind}");
+        }
     }
 
     private static void Range(string name, int value, int min, int max)

@@ -49,6 +49,28 @@ public sealed class SynthCommandTests : IDisposable
     }
 
     [Fact]
+    public void Llama3StyleModelsCarryLlamaCppsRopeFactors()
+    {
+        var result = CliRunner.Run(Args("l3.gguf", "--arch", "llama", "--tied", "--rope-theta", "500000", "--rope-scaling", "llama3", "--rope-factor", "8", "--rope-original-ctx", "16"));
+        Assert.True(result.ExitCode == 0, result.Error);
+        Assert.Contains("llama3 rope scaling", result.Output);
+        using var model = GgufModelLoader.Load(Path.Combine(_dir, "l3.gguf"));
+        Assert.True(model.Config.TiedOutputHead);
+        Assert.Equal(500000f, model.Config.RopeTheta);
+        var expected = new RopeScaling(RopeScalingKind.Llama3, 8f, 1f, 4f, 16).InverseFrequencies(model.Config.HeadDim, 500000f);
+        for (var i = 0; i < expected.Length; i++)
+            Assert.True(Math.Abs(expected[i] - model.Weights.RopeInverseFrequencies[i]) <= 1e-6 * expected[i], $"pair {i}");
+    }
+
+    [Fact]
+    public void AZeroRopeFactorIsRefused()
+    {
+        var result = CliRunner.Run(Args("z.gguf", "--rope-scaling", "llama3", "--rope-factor", "0"));
+        Assert.Equal(2, result.ExitCode);
+        Assert.Contains("rope factor must be a finite number above 0; got 0", result.Error);
+    }
+
+    [Fact]
     public void WritesAHuggingFaceFolder()
     {
         var result = CliRunner.Run(Args("hf", "--format", "safetensors", "--dtype", "bf16"));

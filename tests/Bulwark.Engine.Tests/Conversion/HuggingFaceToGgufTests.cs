@@ -1,6 +1,7 @@
 using Bulwark.Engine.Conversion;
 using Bulwark.Engine.Formats;
 using Bulwark.Engine.Formats.Gguf;
+using Bulwark.Engine.Model.Config;
 using Bulwark.Engine.Model.Loading;
 using Bulwark.Engine.Model.Reference;
 using Bulwark.Engine.Synthesis;
@@ -23,14 +24,22 @@ public sealed class HuggingFaceToGgufTests
         ChatTemplate = SyntheticModel.ChatMlTemplate,
     };
 
-    public static TheoryData<string, bool> Shapes() => new() { { "llama", false }, { "llama", true }, { "qwen2", false }, { "qwen3", true } };
+    /// <summary>Architecture, tied head, and a RoPE scaling (llama3: llama.cpp's converter writes it as the rope_freqs.weight tensor).</summary>
+    public static TheoryData<string, bool, string> Shapes() => new()
+    {
+        { "llama", false, "none" }, { "llama", true, "none" }, { "qwen2", false, "none" }, { "qwen3", true, "none" }, { "llama", true, "llama3" },
+    };
 
     [Theory]
     [MemberData(nameof(Shapes))]
-    public void AConvertedFolderIsTheGeneratorsGguf(string arch, bool tied)
+    public void AConvertedFolderIsTheGeneratorsGguf(string arch, bool tied, string rope)
     {
         var dir = Fixtures.NewTempDirectory("hf-to-gguf");
-        var spec = Spec(arch, GgmlType.F32, tied);
+        var spec = Spec(arch, GgmlType.F32, tied) with
+        {
+            RopeTheta = rope == "llama3" ? 500000f : 10000f,
+            RopeScaling = rope == "llama3" ? new RopeScaling(RopeScalingKind.Llama3, 8f, 1f, 4f, 16) : RopeScaling.None,
+        };
         SyntheticModel.WriteSafetensors(spec, Path.Combine(dir, "hf"));
         SyntheticModel.WriteGguf(spec, Path.Combine(dir, "expected.gguf"));
         HuggingFaceToGguf.Convert(Path.Combine(dir, "hf"), Path.Combine(dir, "converted.gguf"));

@@ -41,6 +41,23 @@ public sealed record RopeScaling(
         return result;
     }
 
+    /// <summary>
+    /// Llama 3 scaling as llama.cpp's converter stores it in GGUF (<c>rope_freqs.weight</c>): per rotated pair,
+    /// the number the unscaled frequency theta^(-2i/d) is divided by (1 kept, <see cref="Factor"/> scaled, between
+    /// them the smooth blend's inverse). ggml divides by these factors; the result is <see cref="InverseFrequencies"/>.
+    /// </summary>
+    public float[] Llama3FrequencyFactors(int headDim, float theta)
+    {
+        if (Kind != RopeScalingKind.Llama3) throw new InvalidOperationException($"{Kind} scaling has no Llama 3 frequency factors");
+        var result = new float[headDim / 2];
+        for (var i = 0; i < result.Length; i++)
+        {
+            var frequency = 1.0 / Math.Pow(theta, 2.0 * i / headDim);
+            result[i] = (float)(frequency / Llama3(frequency));
+        }
+        return result;
+    }
+
     // transformers' _compute_llama3_parameters, per frequency.
     private double Llama3(double frequency)
     {

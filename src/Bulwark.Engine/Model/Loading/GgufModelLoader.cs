@@ -25,6 +25,7 @@ public static unsafe class GgufModelLoader
                     throw new ModelFormatException(path, "rope_freqs.weight", $"must be F32 [{config.HeadDim / 2}]; got {freqs.Type} [{string.Join(", ", freqs.Dimensions)}]");
                 factors = new float[config.HeadDim / 2];
                 Dequantize.F32(file.TensorBytes(freqs), factors);
+                RopeFactorValues.Check(factors, path, "rope_freqs.weight");
             }
             var weights = new WeightsBuilder(config, source, TensorNames.Gguf, load).Build([file], factors);
             return new LlamaModel(config, weights);
