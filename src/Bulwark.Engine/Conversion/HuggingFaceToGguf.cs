@@ -38,9 +38,12 @@ public static unsafe class HuggingFaceToGguf
             ModelArchitecture.Llama or ModelArchitecture.Mistral => "llama",
             ModelArchitecture.Qwen2 => "qwen2",
             ModelArchitecture.Qwen3 => "qwen3",
+            ModelArchitecture.SmolLM3 when config.NoRopeLayerStep == 4 => "smollm3",
+            // llama.cpp fixes SmolLM3's step at 4 and reads none from the file.
+            ModelArchitecture.SmolLM3 => throw new ModelFormatException(configPath, "no_rope_layer_interval", $"{config.NoRopeLayerStep} cannot be written as GGUF (llama.cpp always skips RoPE in every 4th layer)"),
             _ => throw new ModelFormatException(configPath, "model_type", $"{config.Architecture} cannot be written as GGUF"),
         };
-        var permuteQk = arch == "llama";
+        var permuteQk = arch is "llama" or "smollm3";
 
         using var checkpoint = SafetensorsCheckpoint.Open(full);
         var matrices = Tensors(config).ToList();

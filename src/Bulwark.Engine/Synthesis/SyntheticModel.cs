@@ -111,7 +111,7 @@ public static class SyntheticModel
     /// <summary>
     /// Writes <paramref name="spec"/> as a Hugging Face folder: config.json, model.safetensors,
     /// tokenizer.json, tokenizer_config.json. Every tensor takes the spec's dtype (F32, F16 or
-    /// BF16; quantized types are refused). llama q/k rows are un-permuted to HF's rotate-half order.
+    /// BF16; quantized types are refused). llama and smollm3 q/k rows are un-permuted to HF's rotate-half order.
     /// </summary>
     public static void WriteSafetensors(SyntheticModelSpec spec, string folder, IProgress<long>? progress)
     {
@@ -123,7 +123,7 @@ public static class SyntheticModel
         foreach (var tensor in SyntheticWeights.Generate(spec))
         {
             var values = tensor.Values;
-            if (spec.Architecture == "llama" && (tensor.Name.EndsWith(".attn_q.weight") || tensor.Name.EndsWith(".attn_k.weight")))
+            if (spec.PermutesQueryKeyRows && (tensor.Name.EndsWith(".attn_q.weight") || tensor.Name.EndsWith(".attn_k.weight")))
             {
                 var heads = tensor.Name.EndsWith(".attn_q.weight") ? spec.Heads : spec.KvHeads;
                 values = RopeRowOrder.ToRotateHalf(values, heads, spec.HeadDim, tensor.RowLength);

@@ -9,7 +9,7 @@ namespace Bulwark.Engine.Synthesis;
 /// </summary>
 public sealed record SyntheticModelSpec
 {
-    /// <summary>llama, qwen2 (q/k/v biases) or qwen3 (q/k RMSNorm).</summary>
+    /// <summary>llama, qwen2 (q/k/v biases), qwen3 (q/k RMSNorm) or smollm3 (no RoPE in every fourth layer).</summary>
     public string Architecture { get; init; } = "llama";
     public int Layers { get; init; } = 2;
     public int Dim { get; init; } = 64;
@@ -40,7 +40,10 @@ public sealed record SyntheticModelSpec
 
     public const int MaxDimension = 1 << 16;
 
-    public static readonly IReadOnlyList<string> Architectures = ["llama", "qwen2", "qwen3"];
+    public static readonly IReadOnlyList<string> Architectures = ["llama", "qwen2", "qwen3", "smollm3"];
+
+    /// <summary>Whether llama.cpp's converter permutes this architecture's q/k rows into adjacent RoPE pairs (the GGUF layout the generator writes).</summary>
+    public bool PermutesQueryKeyRows => Architecture is "llama" or "smollm3";
 
     public static readonly IReadOnlyList<GgmlType> DTypes = [GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_0];
 

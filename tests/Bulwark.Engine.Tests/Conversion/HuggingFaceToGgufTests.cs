@@ -27,7 +27,7 @@ public sealed class HuggingFaceToGgufTests
     /// <summary>Architecture, tied head, and a RoPE scaling (llama3: llama.cpp's converter writes it as the rope_freqs.weight tensor).</summary>
     public static TheoryData<string, bool, string> Shapes() => new()
     {
-        { "llama", false, "none" }, { "llama", true, "none" }, { "qwen2", false, "none" }, { "qwen3", true, "none" }, { "llama", true, "llama3" },
+        { "llama", false, "none" }, { "llama", true, "none" }, { "qwen2", false, "none" }, { "qwen3", true, "none" }, { "llama", true, "llama3" }, { "smollm3", false, "none" },
     };
 
     [Theory]
@@ -67,6 +67,22 @@ public sealed class HuggingFaceToGgufTests
         using var sb = new LlamaSession(b, 8);
         for (var pos = 0; pos < 8; pos++)
             Assert.Equal(sa.Forward(pos * 31 % spec.Vocab, pos).ToArray(), sb.Forward(pos * 31 % spec.Vocab, pos).ToArray());
+    }
+
+    [Fact]
+    public void ASmolLm3IntervalOtherThanLlamaCppsFourIsRefused()
+    {
+        var dir = Fixtures.NewTempDirectory("hf-to-gguf");
+        var hf = Path.Combine(dir, "hf");
+        SyntheticModel.WriteSafetensors(Spec("smollm3", GgmlType.F32, false), hf);
+        var config = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(hf, "config.json")))!;
+        config["no_rope_layer_interval"] = 2;
+        config["no_rope_layers"] = new System.Text.Json.Nodes.JsonArray(1, 0);
+        File.WriteAllText(Path.Combine(hf, "config.json"), config.ToJsonString());
+        using (var model = ModelLoader.Load(hf)) Assert.Equal(2, model.Config.NoRopeLayerStep);
+        var e = Assert.Throws<ModelFormatException>(() => HuggingFaceToGguf.Convert(hf, Path.Combine(dir, "x.gguf")));
+        Assert.Contains("no_rope_layer_interval: 2 cannot be written as GGUF (llama.cpp always skips RoPE in every 4th layer)", e.Message);
+        Directory.Delete(dir, true);
     }
 
     [Fact]

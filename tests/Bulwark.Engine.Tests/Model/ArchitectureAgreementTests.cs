@@ -8,7 +8,8 @@ namespace Bulwark.Engine.Tests.Model;
 
 /// <summary>
 /// The architectures whose features each format spells differently (Llama 3 scaling: GGUF's rope_freqs.weight
-/// factors against config.json's rope_scaling) give the same logits from the GGUF file and from the Hugging Face
+/// factors against config.json's rope_scaling; SmolLM3's NoPE layers: fixed by the GGUF architecture against
+/// config.json's no_rope_layers) give the same logits from the GGUF file and from the Hugging Face
 /// folder the generator writes for the same model.
 /// </summary>
 public class ArchitectureAgreementTests
@@ -17,6 +18,8 @@ public class ArchitectureAgreementTests
     {
         { "llama3", GgmlType.F32 },
         { "llama3", GgmlType.BF16 },
+        { "smollm3", GgmlType.F32 },
+        { "smollm3", GgmlType.F16 },
     };
 
     public static SyntheticModelSpec Spec(string name, GgmlType type) => name switch
@@ -25,6 +28,10 @@ public class ArchitectureAgreementTests
         {
             Layers = 2, Dim = 64, Heads = 8, KvHeads = 2, FeedForward = 96, Vocab = 300, Context = 64, DType = type, TiedOutput = true,
             RopeTheta = 500000f, RopeScaling = new RopeScaling(RopeScalingKind.Llama3, 8f, 1f, 4f, 16), Seed = 31,
+        },
+        "smollm3" => new SyntheticModelSpec
+        {
+            Architecture = "smollm3", Layers = 5, Dim = 64, Heads = 4, KvHeads = 2, FeedForward = 96, Vocab = 300, Context = 64, DType = type, Seed = 32,
         },
         _ => throw new ArgumentOutOfRangeException(nameof(name), name, "no such model"),
     };

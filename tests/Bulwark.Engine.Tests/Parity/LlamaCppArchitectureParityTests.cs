@@ -38,11 +38,18 @@ public class LlamaCppArchitectureParityTests(ITestOutputHelper output)
         Seed = 3100,
     };
 
-    public static TheoryData<string> Models() => new() { "llama3" };
+    /// <summary>SmolLM3: four layers, so layer 3 is one without RoPE (llama.cpp's fixed step of 4).</summary>
+    public static SyntheticModelSpec SmolLM3() => Llama3() with
+    {
+        Architecture = "smollm3", Layers = 4, TiedOutput = false, RopeTheta = 10000f, RopeScaling = RopeScaling.None, Seed = 3200,
+    };
+
+    public static TheoryData<string> Models() => new() { "llama3", "smollm3" };
 
     private static SyntheticModelSpec Spec(string name) => name switch
     {
         "llama3" => Llama3(),
+        "smollm3" => SmolLM3(),
         _ => throw new ArgumentOutOfRangeException(nameof(name), name, "no such model"),
     };
 
@@ -50,6 +57,8 @@ public class LlamaCppArchitectureParityTests(ITestOutputHelper output)
     private static SyntheticModelSpec WithoutFeature(string name) => name switch
     {
         "llama3" => Llama3() with { RopeScaling = RopeScaling.None },
+        // The same tensors (seeded by name) as a llama: RoPE in every layer.
+        "smollm3" => SmolLM3() with { Architecture = "llama" },
         _ => throw new ArgumentOutOfRangeException(nameof(name), name, "no such model"),
     };
 

@@ -23,6 +23,7 @@ public static class HfConfig
         ("mistral", "MistralForCausalLM", ModelArchitecture.Mistral),
         ("qwen2", "Qwen2ForCausalLM", ModelArchitecture.Qwen2),
         ("qwen3", "Qwen3ForCausalLM", ModelArchitecture.Qwen3),
+        ("smollm3", "SmolLM3ForCausalLM", ModelArchitecture.SmolLM3),
     ];
 
     public static string SupportedList => string.Join(", ", Supported.Select(s => $"{s.ModelType} ({s.ClassName})"));
@@ -103,6 +104,7 @@ public static class HfConfig
             TiedOutputHead = f.Bool("tie_word_embeddings", false),
             HasQkvBias = architecture == ModelArchitecture.Qwen2,
             HasQkNorm = architecture == ModelArchitecture.Qwen3,
+            NoRopeLayerStep = architecture == ModelArchitecture.SmolLM3 ? HfConfigNoRope.Step(f) : 0,
         };
         config.Validate(f.File);
         return config;

@@ -10,4 +10,6 @@ public enum ModelArchitecture
     Qwen2,
     /// <summary>Adds RMSNorm over each q and k head before RoPE.</summary>
     Qwen3,
+    /// <summary>Llama with no RoPE in every fourth layer (<see cref="LlamaConfig.NoRopeLayerStep"/>).</summary>
+    SmolLM3,
 }

@@ -45,7 +45,8 @@ public static unsafe class GgufModelLoader
             "llama" => ModelArchitecture.Llama,
             "qwen2" => ModelArchitecture.Qwen2,
             "qwen3" => ModelArchitecture.Qwen3,
-            _ => throw new ModelFormatException(file.Path, "general.architecture", $"\"{arch}\" is not supported (supported: llama, qwen2, qwen3)"),
+            "smollm3" => ModelArchitecture.SmolLM3,
+            _ => throw new ModelFormatException(file.Path, "general.architecture", $"\"{arch}\" is not supported (supported: llama, qwen2, qwen3, smollm3)"),
         };
         int Int(string key, long? fallback = null)
         {
@@ -80,11 +81,14 @@ public static unsafe class GgufModelLoader
             RopeScaling = ReadRopeScaling(file, arch),
             // llama.cpp rotates adjacent pairs for llama ("normal") and halves for qwen2/qwen3 ("neox");
             // its converter permutes Hugging Face q/k rows into the adjacent layout for llama only.
-            RopeLayout = architecture == ModelArchitecture.Llama ? RopeLayout.AdjacentPairs : RopeLayout.RotateHalf,
+            // SmolLM3 is converted as llama is (permuted rows, adjacent pairs).
+            RopeLayout = architecture is ModelArchitecture.Llama or ModelArchitecture.SmolLM3 ? RopeLayout.AdjacentPairs : RopeLayout.RotateHalf,
             TiedOutputHead = !file.TryGetTensor("output.weight", out _),
             HasQkvBias = architecture == ModelArchitecture.Qwen2,
             HasQkNorm = architecture == ModelArchitecture.Qwen3,
             Pooling = ReadPooling(file, arch),
+            // llama.cpp fixes SmolLM3's step at 4; no GGUF key carries it.
+            NoRopeLayerStep = architecture == ModelArchitecture.SmolLM3 ? 4 : 0,
         };
         config.Validate(file.Path);
         return config;

@@ -70,8 +70,11 @@ public sealed unsafe class LlamaSession : IDisposable
                 DecoderSteps.NormHeads(q, c.HeadDim, layer.QueryNorm, c.RmsNormEpsilon);
                 DecoderSteps.NormHeads(k, c.HeadDim, layer.KeyNorm, c.RmsNormEpsilon);
             }
-            DecoderSteps.ApplyRope(q, c, position, w.RopeInverseFrequencies);
-            DecoderSteps.ApplyRope(k, c, position, w.RopeInverseFrequencies);
+            if (c.UsesRope(l))
+            {
+                DecoderSteps.ApplyRope(q, c, position, w.RopeInverseFrequencies);
+                DecoderSteps.ApplyRope(k, c, position, w.RopeInverseFrequencies);
+            }
             AttendHeads(q, _cache.Keys(l, position + 1), _cache.Values(l, position + 1), position + 1);
             DecoderSteps.Project(layer.Output, _attention.Span, _residual.Span);
             Add(x, _residual.Span);

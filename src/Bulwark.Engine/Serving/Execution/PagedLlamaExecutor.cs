@@ -129,8 +129,11 @@ public sealed unsafe class PagedLlamaExecutor : IModelExecutor, IDisposable
                 DecoderSteps.NormHeads(q, c.HeadDim, layer.QueryNorm, c.RmsNormEpsilon);
                 DecoderSteps.NormHeads(k, c.HeadDim, layer.KeyNorm, c.RmsNormEpsilon);
             }
-            ApplyRope(q, c.QueryLength, tokens);
-            ApplyRope(k, c.KeyValueLength, tokens);
+            if (c.UsesRope(l))
+            {
+                ApplyRope(q, c.QueryLength, tokens);
+                ApplyRope(k, c.KeyValueLength, tokens);
+            }
             StoreKv(batch, kv, l, k, v);
             Attend(batch, kv, l, positions);
 
