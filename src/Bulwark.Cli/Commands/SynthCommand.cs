@@ -15,7 +15,7 @@ internal static class SynthCommand
     public static Command Create()
     {
         var defaults = new SyntheticModelSpec();
-        var arch = new Option<string>("--arch") { Description = "Architecture: llama, qwen2 (q/k/v biases), qwen3 (q/k norms) or smollm3 (no RoPE in every 4th layer).", DefaultValueFactory = _ => defaults.Architecture };
+        var arch = new Option<string>("--arch") { Description = "Architecture: llama, qwen2 (q/k/v biases), qwen3 (q/k norms) , smollm3 (no RoPE in every 4th layer) or phi3 (fused q/k/v and gate/up).", DefaultValueFactory = _ => defaults.Architecture };
         arch.AcceptOnlyFromAmong([.. SyntheticModelSpec.Architectures]);
         var layers = new Option<int>("--layers") { Description = "Decoder layers.", DefaultValueFactory = _ => defaults.Layers };
         var dim = new Option<int>("--dim") { Description = "Embedding width.", DefaultValueFactory = _ => defaults.Dim };
@@ -34,10 +34,10 @@ internal static class SynthCommand
         var pooling = new Option<string>("--pooling") { Description = "Make an embedding model: none (a generator), mean, cls or last (GGUF pooling_type; 1_Pooling/config.json for safetensors).", DefaultValueFactory = _ => "none" };
         pooling.AcceptOnlyFromAmong("none", "mean", "cls", "last");
         var ropeTheta = new Option<float>("--rope-theta") { Description = "RoPE base frequency (Llama 3 uses 500000).", DefaultValueFactory = _ => defaults.RopeTheta };
-        var ropeScaling = new Option<string>("--rope-scaling") { Description = "RoPE scaling: none, linear or llama3 (Llama 3.1's; GGUF gets llama.cpp's rope_freqs.weight).", DefaultValueFactory = _ => "none" };
-        ropeScaling.AcceptOnlyFromAmong("none", "linear", "llama3");
-        var ropeFactor = new Option<float>("--rope-factor") { Description = "Scaling factor of --rope-scaling linear or llama3.", DefaultValueFactory = _ => 8f };
-        var ropeOriginalCtx = new Option<int?>("--rope-original-ctx") { Description = "llama3 scaling's original_max_position_embeddings (default: --ctx / 4, so the scaling changes frequencies the context uses)." };
+        var ropeScaling = new Option<string>("--rope-scaling") { Description = "RoPE scaling: none, linear, llama3 (Llama 3.1's; GGUF gets llama.cpp's rope_freqs.weight) or longrope (Phi-3's, --arch phi3; GGUF gets rope_factors_short/long).", DefaultValueFactory = _ => "none" };
+        ropeScaling.AcceptOnlyFromAmong("none", "linear", "llama3", "longrope");
+        var ropeFactor = new Option<float>("--rope-factor") { Description = "Scaling factor of --rope-scaling linear or llama3; longrope: the largest long factor.", DefaultValueFactory = _ => 8f };
+        var ropeOriginalCtx = new Option<int?>("--rope-original-ctx") { Description = "llama3 or longrope scaling's original_max_position_embeddings (default: --ctx / 4, so the scaling changes frequencies the context uses; longrope uses its long factors above it)." };
         var output = new Option<string>("--out") { Description = "Output .gguf file, or folder for safetensors.", Required = true };
         var command = new Command("synth", "Write a deterministic synthetic model (random weights, real BPE vocabulary) for tests and benchmarks.")
         {
@@ -67,6 +67,8 @@ internal static class SynthCommand
                     "linear" => new RopeScaling(RopeScalingKind.Linear, r.GetValue(ropeFactor)),
                     "llama3" => new RopeScaling(RopeScalingKind.Llama3, r.GetValue(ropeFactor),
                         OriginalContextLength: r.GetValue(ropeOriginalCtx) ?? Math.Max(1, r.GetValue(ctx) / 4)),
+                    "longrope" => SyntheticRope.LongRope(r.GetValue(heads) > 0 ? r.GetValue(dim) / r.GetValue(heads) : 2,
+                        r.GetValue(ropeOriginalCtx) ?? Math.Max(1, r.GetValue(ctx) / 4), r.GetValue(ropeFactor)),
                     _ => RopeScaling.None,
                 },
             };

@@ -52,7 +52,7 @@ internal static class HuggingFaceFiles
     {
         w.WriteStartObject();
         w.WriteStartArray("architectures");
-        w.WriteStringValue(spec.Architecture switch { "qwen2" => "Qwen2ForCausalLM", "qwen3" => "Qwen3ForCausalLM", "smollm3" => "SmolLM3ForCausalLM", _ => "LlamaForCausalLM" });
+        w.WriteStringValue(spec.Architecture switch { "qwen2" => "Qwen2ForCausalLM", "qwen3" => "Qwen3ForCausalLM", "smollm3" => "SmolLM3ForCausalLM", "phi3" => "Phi3ForCausalLM", _ => "LlamaForCausalLM" });
         w.WriteEndArray();
         w.WriteString("model_type", spec.Architecture);
         w.WriteNumber("hidden_size", spec.Dim);

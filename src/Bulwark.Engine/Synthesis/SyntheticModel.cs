@@ -128,7 +128,7 @@ public static class SyntheticModel
                 var heads = tensor.Name.EndsWith(".attn_q.weight") ? spec.Heads : spec.KvHeads;
                 values = RopeRowOrder.ToRotateHalf(values, heads, spec.HeadDim, tensor.RowLength);
             }
-            writer.AddTensor(HuggingFaceName(tensor.Name), spec.DType, tensor.Shape.Select(d => (long)d).ToArray(),
+            writer.AddTensor(HuggingFaceName(tensor.Name, spec.Architecture), spec.DType, tensor.Shape.Select(d => (long)d).ToArray(),
                 Quantize.Tensor(spec.DType, values, tensor.RowLength));
             progress?.Report(done += values.Length);
         }
@@ -139,6 +139,12 @@ public static class SyntheticModel
 
     /// <summary>llama.cpp's <c>general.file_type</c> (<c>llama_ftype</c>) for the dtype of the 2-D weights.</summary>
     public static uint FileType(GgmlType type) => GgmlTypes.LlamaFileType(type);
+
+    /// <summary>The Hugging Face name of a GGUF tensor name of an <paramref name="architecture"/> model (phi3's <c>ffn_up</c> is the fused gate_up_proj).</summary>
+    public static string HuggingFaceName(string ggufName, string architecture) =>
+        architecture == "phi3" && ggufName.EndsWith("." + TensorNames.Up, StringComparison.Ordinal)
+            ? HuggingFaceName(ggufName[..^TensorNames.Up.Length] + TensorNames.GateUp)
+            : HuggingFaceName(ggufName);
 
     /// <summary>The Hugging Face name of a GGUF tensor name.</summary>
     public static string HuggingFaceName(string ggufName)

@@ -9,7 +9,7 @@ namespace Bulwark.Engine.Synthesis;
 /// </summary>
 public sealed record SyntheticModelSpec
 {
-    /// <summary>llama, qwen2 (q/k/v biases), qwen3 (q/k RMSNorm) or smollm3 (no RoPE in every fourth layer).</summary>
+    /// <summary>llama, qwen2 (q/k/v biases), qwen3 (q/k RMSNorm), smollm3 (no RoPE in every fourth layer) or phi3 (fused q/k/v and gate/up).</summary>
     public string Architecture { get; init; } = "llama";
     public int Layers { get; init; } = 2;
     public int Dim { get; init; } = 64;
@@ -29,8 +29,9 @@ public sealed record SyntheticModelSpec
     public float RopeTheta { get; init; } = 10000f;
     public float RmsNormEpsilon { get; init; } = 1e-5f;
     /// <summary>
-    /// RoPE scaling: linear, or Llama 3's (GGUF: the <c>rope_freqs.weight</c> factors llama.cpp's converter writes;
-    /// Hugging Face: config.json's <c>rope_scaling</c>).
+    /// RoPE scaling: linear, Llama 3's (GGUF: the <c>rope_freqs.weight</c> factors llama.cpp's converter writes;
+    /// Hugging Face: config.json's <c>rope_scaling</c>) or, for phi3, LongRoPE (<see cref="SyntheticRope.LongRope"/>;
+    /// its attention factor is derived from the context as transformers derives it).
     /// </summary>
     public Model.Config.RopeScaling RopeScaling { get; init; } = Model.Config.RopeScaling.None;
     /// <summary>An embedding model's pooling (GGUF <c>{arch}.pooling_type</c>, sentence-transformers' <c>1_Pooling/config.json</c>); None: a generator.</summary>
@@ -40,7 +41,7 @@ public sealed record SyntheticModelSpec
 
     public const int MaxDimension = 1 << 16;
 
-    public static readonly IReadOnlyList<string> Architectures = ["llama", "qwen2", "qwen3", "smollm3"];
+    public static readonly IReadOnlyList<string> Architectures = ["llama", "qwen2", "qwen3", "smollm3", "phi3"];
 
     /// <summary>Whether llama.cpp's converter permutes this architecture's q/k rows into adjacent RoPE pairs (the GGUF layout the generator writes).</summary>
     public bool PermutesQueryKeyRows => Architecture is "llama" or "smollm3";
@@ -87,8 +88,15 @@ public sealed record SyntheticModelSpec
                     throw new ArgumentException($"llama3 rope scaling needs 0 < low_freq_factor < high_freq_factor; got {r.LowFrequencyFactor} and {r.HighFrequencyFactor}");
                 Range("rope original ctx", r.OriginalContextLength, 1, 1 << 24);
                 return;
+            case Model.Config.RopeScalingKind.LongRope:
+                if (Architecture != "phi3") throw new ArgumentException($"longrope scaling is Phi-3's: it needs architecture phi3; got {Architecture}");
+                Range("rope original ctx", r.OriginalContextLength, 1, 1 << 24);
+                foreach (var factors in new[] { r.ShortFactors, r.LongFactors })
+                    if (factors is null || factors.Values.Length != HeadDim / 2 || factors.Values.Any(f => !(f > 0 && float.IsFinite(f))))
+                        throw new ArgumentException($"longrope scaling needs short and long factors: {HeadDim / 2} finite numbers above 0 each");
+                return;
             default:
-                throw new ArgumentException($"rope scaling must be none, linear or llama3; got {r.Kind}");
+                throw new ArgumentException($"rope scaling must be none, linear, llama3 or longrope; got {r.Kind}");
         }
     }
 

@@ -63,6 +63,21 @@ public sealed class SynthCommandTests : IDisposable
     }
 
     [Fact]
+    public void Phi3WithLongRopeLoadsWithItsFactorsAndLongropeNeedsPhi3()
+    {
+        var result = CliRunner.Run(Args("p.gguf", "--arch", "phi3", "--rope-scaling", "longrope", "--rope-original-ctx", "8"));
+        Assert.True(result.ExitCode == 0, result.Error);
+        using (var model = GgufModelLoader.Load(Path.Combine(_dir, "p.gguf")))
+        {
+            Assert.Equal((ModelArchitecture.Phi3, RopeScalingKind.LongRope, 8), (model.Config.Architecture, model.Config.RopeScaling.Kind, model.Config.RopeScaling.OriginalContextLength));
+            Assert.Equal(8f, model.Config.RopeScaling.LongFactors!.Values[^1]);
+        }
+        var refused = CliRunner.Run(Args("q.gguf", "--rope-scaling", "longrope"));
+        Assert.Equal(2, refused.ExitCode);
+        Assert.Contains("longrope scaling is Phi-3's: it needs architecture phi3; got qwen2", refused.Error);
+    }
+
+    [Fact]
     public void AZeroRopeFactorIsRefused()
     {
         var result = CliRunner.Run(Args("z.gguf", "--rope-scaling", "llama3", "--rope-factor", "0"));

@@ -27,7 +27,7 @@ public sealed class HuggingFaceToGgufTests
     /// <summary>Architecture, tied head, and a RoPE scaling (llama3: llama.cpp's converter writes it as the rope_freqs.weight tensor).</summary>
     public static TheoryData<string, bool, string> Shapes() => new()
     {
-        { "llama", false, "none" }, { "llama", true, "none" }, { "qwen2", false, "none" }, { "qwen3", true, "none" }, { "llama", true, "llama3" }, { "smollm3", false, "none" },
+        { "llama", false, "none" }, { "llama", true, "none" }, { "qwen2", false, "none" }, { "qwen3", true, "none" }, { "llama", true, "llama3" }, { "smollm3", false, "none" }, { "phi3", false, "none" }, { "phi3", true, "longrope" },
     };
 
     [Theory]
@@ -38,7 +38,12 @@ public sealed class HuggingFaceToGgufTests
         var spec = Spec(arch, GgmlType.F32, tied) with
         {
             RopeTheta = rope == "llama3" ? 500000f : 10000f,
-            RopeScaling = rope == "llama3" ? new RopeScaling(RopeScalingKind.Llama3, 8f, 1f, 4f, 16) : RopeScaling.None,
+            RopeScaling = rope switch
+            {
+                "llama3" => new RopeScaling(RopeScalingKind.Llama3, 8f, 1f, 4f, 16),
+                "longrope" => SyntheticRope.LongRope(16, 16, 4f),
+                _ => RopeScaling.None,
+            },
         };
         SyntheticModel.WriteSafetensors(spec, Path.Combine(dir, "hf"));
         SyntheticModel.WriteGguf(spec, Path.Combine(dir, "expected.gguf"));

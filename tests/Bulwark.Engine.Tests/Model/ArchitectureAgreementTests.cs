@@ -9,7 +9,8 @@ namespace Bulwark.Engine.Tests.Model;
 /// <summary>
 /// The architectures whose features each format spells differently (Llama 3 scaling: GGUF's rope_freqs.weight
 /// factors against config.json's rope_scaling; SmolLM3's NoPE layers: fixed by the GGUF architecture against
-/// config.json's no_rope_layers) give the same logits from the GGUF file and from the Hugging Face
+/// config.json's no_rope_layers; Phi-3's LongRoPE: GGUF's rope_factors tensors and attn_factor against config.json's
+/// factor lists and the attention factor transformers derives; its fused matrices, split as views) give the same logits from the GGUF file and from the Hugging Face
 /// folder the generator writes for the same model.
 /// </summary>
 public class ArchitectureAgreementTests
@@ -20,6 +21,9 @@ public class ArchitectureAgreementTests
         { "llama3", GgmlType.BF16 },
         { "smollm3", GgmlType.F32 },
         { "smollm3", GgmlType.F16 },
+        { "phi3-long", GgmlType.F32 },
+        { "phi3-long", GgmlType.BF16 },
+        { "phi3-short", GgmlType.F32 },
     };
 
     public static SyntheticModelSpec Spec(string name, GgmlType type) => name switch
@@ -32,6 +36,12 @@ public class ArchitectureAgreementTests
         "smollm3" => new SyntheticModelSpec
         {
             Architecture = "smollm3", Layers = 5, Dim = 64, Heads = 4, KvHeads = 2, FeedForward = 96, Vocab = 300, Context = 64, DType = type, Seed = 32,
+        },
+        // Sessions of 24 positions: above an original context of 8 (long factors, attention factor √2), below one of 32 (short, √(1 + ln 2 / ln 32)).
+        "phi3-long" or "phi3-short" => new SyntheticModelSpec
+        {
+            Architecture = "phi3", Layers = 2, Dim = 64, Heads = 4, KvHeads = 2, FeedForward = 96, Vocab = 300, Context = 64, DType = type, Seed = 33,
+            RopeScaling = SyntheticRope.LongRope(16, name == "phi3-long" ? 8 : 32, 4f),
         },
         _ => throw new ArgumentOutOfRangeException(nameof(name), name, "no such model"),
     };
@@ -49,6 +59,7 @@ public class ArchitectureAgreementTests
             using var gguf = ModelLoader.Load(Path.Combine(dir, "m.gguf"));
             using var hf = ModelLoader.Load(Path.Combine(dir, "hf"));
             Assert.Equal(gguf.Weights.RopeInverseFrequencies.Length, hf.Weights.RopeInverseFrequencies.Length);
+            Assert.Equal(gguf.Config.RopeScaling.AttentionFactor, hf.Config.RopeScaling.AttentionFactor);
             SafetensorsGgufAgreementTests.AssertSameLogits(gguf, hf, 24, $"{name} {type}");
         }
         finally

@@ -47,5 +47,98 @@ public sealed class ArchitectureMetadataTests : IDisposable
         Assert.Contains("must be F32 [4]; got F32 [3]", e.Message);
     }
 
+    private static SyntheticModelSpec Phi3 => ArchitectureAgreementTests.Spec("phi3-long", GgmlType.F32);
+
+    public static TheoryData<string, string?, string> Phi3FactorTensors() => new()
+    {
+        { "rope_factors_short.weight", null, "rope_factors_short.weight: tensor is missing (LongRoPE needs both the short and the long factors)" },
+        { "rope_factors_long.weight", null, "rope_factors_long.weight: tensor is missing (LongRoPE needs both the short and the long factors)" },
+        { "rope_factors_long.weight", "7", "rope_factors_long.weight: must be F32 [8]; got F32 [7]" },
+        { "rope_factors_short.weight", "nan", "rope_factors_short.weight: factor 2 must be a finite number above 0; got NaN" },
+        { "rope_factors_long.weight", "0", "rope_factors_long.weight: factor 2 must be a finite number above 0; got 0" },
+    };
+
+    [Theory]
+    [MemberData(nameof(Phi3FactorTensors))]
+    public void Phi3LongRopeFactorsMissingOrInvalidAreRefused(string tensor, string? change, string message)
+    {
+        float[] Values(float third, int count = 8) => Enumerable.Range(0, count).Select(i => i == 2 ? third : 1f + i).ToArray();
+        GgufEdit.Tensor? replacement = change switch
+        {
+            null => null,
+            "7" => GgufEdit.Tensor.F32(Values(3f, 7)),
+            "nan" => GgufEdit.Tensor.F32(Values(float.NaN)),
+            _ => GgufEdit.Tensor.F32(Values(0f)),
+        };
+        var e = Refused(Phi3, tensors: new Dictionary<string, GgufEdit.Tensor?> { [tensor] = replacement });
+        Assert.Contains(message, e.Message);
+    }
+
+    [Theory]
+    [InlineData("phi3.rope.scaling.attn_factor", "0", "phi3.rope.scaling.attn_factor: must be above 0 and at most 100; got 0")]
+    [InlineData("phi3.rope.scaling.attn_factor", "nan", "phi3.rope.scaling.attn_factor: must be above 0 and at most 100; got NaN")]
+    [InlineData("phi3.rope.scaling.original_context_length", "0", "phi3.rope.scaling.original_context_length: must be between 1 and 16777216; got 0")]
+    [InlineData("phi3.rope.scaling.type", "yarn", "phi3.rope.scaling.type: \"yarn\" is not supported for phi3")]
+    public void Phi3RopeMetadataOutOfRangeIsRefused(string key, string value, string message)
+    {
+        var spec = key.EndsWith(".type", StringComparison.Ordinal) ? Phi3 with { RopeScaling = Bulwark.Engine.Model.Config.RopeScaling.None } : Phi3;
+        GgufValue replacement = key.EndsWith("attn_factor", StringComparison.Ordinal) ? GgufValue.Of(value == "nan" ? float.NaN : 0f)
+            : key.EndsWith(".type", StringComparison.Ordinal) ? GgufValue.Of(value) : GgufValue.Of(0u);
+        var e = Refused(spec, metadata: new Dictionary<string, GgufValue?> { [key] = replacement });
+        Assert.Contains(message, e.Message);
+    }
+
+    [Theory]
+    [InlineData(0u, 64)]   // no window
+    [InlineData(32u, 32)]  // Phi-3-mini-4k's kind: served up to the window, where llama.cpp's full attention and transformers' window agree
+    [InlineData(1000u, 64)]
+    public void APhi3SlidingWindowBelowTheContextCapsIt(uint window, int context)
+    {
+        var valid = Path.Combine(_dir, "valid.gguf");
+        var edited = Path.Combine(_dir, "edited.gguf");
+        SyntheticModel.WriteGguf(Phi3, valid);
+        GgufEdit.Rewrite(valid, edited, new Dictionary<string, GgufValue?> { ["phi3.attention.sliding_window"] = GgufValue.Of(window) });
+        using var model = GgufModelLoader.Load(edited);
+        Assert.Equal(context, model.Config.ContextLength);
+    }
+
+    [Fact]
+    public void Phi3FoldersLongRopeIsReadAsTransformersReadsIt()
+    {
+        var folder = Path.Combine(_dir, "hf");
+        SyntheticModel.WriteSafetensors(Phi3, folder);
+        var path = Path.Combine(folder, "config.json");
+        var config = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(path))!;
+        var c = Bulwark.Engine.Model.Config.HfConfig.Read(path);
+        Assert.Equal((Bulwark.Engine.Model.Config.ModelArchitecture.Phi3, Bulwark.Engine.Model.Config.RopeScalingKind.LongRope, 8), (c.Architecture, c.RopeScaling.Kind, c.RopeScaling.OriginalContextLength));
+        Assert.Equal(MathF.Sqrt(2f), c.RopeScaling.AttentionFactor, 6);
+        Assert.Equal(Phi3.RopeScaling.LongFactors, c.RopeScaling.LongFactors);
+
+        ModelFormatException RefusedWith(Action<System.Text.Json.Nodes.JsonNode> change)
+        {
+            var edited = System.Text.Json.Nodes.JsonNode.Parse(config.ToJsonString())!;
+            change(edited);
+            File.WriteAllText(path, edited.ToJsonString());
+            return Assert.Throws<ModelFormatException>(() => Bulwark.Engine.Model.Config.HfConfig.Read(path));
+        }
+        Assert.Contains("rope_scaling.short_factor: is missing (LongRoPE needs 8 factors, one per rotated pair)",
+            RefusedWith(n => n["rope_scaling"]!.AsObject().Remove("short_factor")).Message);
+        Assert.Contains("rope_scaling.long_factor: must be an array of 8 numbers (one per rotated pair of head_dim 16); got [1,2]",
+            RefusedWith(n => n["rope_scaling"]!["long_factor"] = new System.Text.Json.Nodes.JsonArray(1, 2)).Message);
+        Assert.Contains("rope_scaling.long_factor: entry 0 must be a number above 0 and at most 1000000; got -1",
+            RefusedWith(n => n["rope_scaling"]!["long_factor"]![0] = -1).Message);
+        Assert.Contains("original_max_position_embeddings: must be between 1 and 16777216; got 0",
+            RefusedWith(n => n["original_max_position_embeddings"] = 0).Message);
+
+        // An explicit attention factor wins over the derived one; "su" is the older name; a window below the context caps it.
+        var explicitFactor = System.Text.Json.Nodes.JsonNode.Parse(config.ToJsonString())!;
+        explicitFactor["rope_scaling"]!["attention_factor"] = 1.25;
+        explicitFactor["rope_scaling"]!["type"] = "su";
+        explicitFactor["sliding_window"] = 40;
+        File.WriteAllText(path, explicitFactor.ToJsonString());
+        var read = Bulwark.Engine.Model.Config.HfConfig.Read(path);
+        Assert.Equal((1.25f, Bulwark.Engine.Model.Config.RopeScalingKind.LongRope, 40), (read.RopeScaling.AttentionFactor, read.RopeScaling.Kind, read.ContextLength));
+    }
+
     public void Dispose() => Directory.Delete(_dir, true);
 }

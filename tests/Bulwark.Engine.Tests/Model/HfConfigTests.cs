@@ -175,7 +175,7 @@ public class HfConfigTests
         { "attention_bias", "true", "attention_bias: true is not supported for llama" },
         { "mlp_bias", "true", "mlp_bias: true is not supported" },
         { "partial_rotary_factor", "0.5", "partial_rotary_factor: partial RoPE is not supported: must be 1; got 0.5" },
-        { "rope_scaling", """{"rope_type":"yarn","factor":4.0}""", "rope_scaling.rope_type: \"yarn\" is not supported (supported: default, linear, llama3)" },
+        { "rope_scaling", """{"rope_type":"yarn","factor":4.0}""", "rope_scaling.rope_type: \"yarn\" is not supported (supported: default, linear, llama3, longrope (su))" },
         { "rope_scaling", """{"type":"dynamic","factor":4.0}""", "rope_scaling.type: \"dynamic\" is not supported" },
         { "rope_scaling", """{"rope_type":"linear"}""", "rope_scaling.factor: is missing" },
         { "rope_scaling", """{"rope_type":"linear","factor":-1}""", "rope_scaling.factor: must be above 0" },

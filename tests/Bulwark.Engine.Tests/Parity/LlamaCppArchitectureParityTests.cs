@@ -44,12 +44,25 @@ public class LlamaCppArchitectureParityTests(ITestOutputHelper output)
         Architecture = "smollm3", Layers = 4, TiedOutput = false, RopeTheta = 10000f, RopeScaling = RopeScaling.None, Seed = 3200,
     };
 
-    public static TheoryData<string> Models() => new() { "llama3", "smollm3" };
+    /// <summary>
+    /// Phi-3 with LongRoPE (fused q/k/v with GQA, fused gate/up). Original context 32, below llama.cpp's context of 100
+    /// (or more, if it pads): the long factors and the attention factor √(1 + ln 4 / ln 32) apply. With an original
+    /// context of 4096 the short ones do, and the attention factor is 1 (context 128 / 4096 ≤ 1).
+    /// </summary>
+    public static SyntheticModelSpec Phi3(int originalContext) => Llama3() with
+    {
+        Architecture = "phi3", TiedOutput = false, RopeTheta = 10000f, Seed = 3300,
+        RopeScaling = SyntheticRope.LongRope(32, originalContext, 8f),
+    };
+
+    public static TheoryData<string> Models() => new() { "llama3", "smollm3", "phi3-long", "phi3-short" };
 
     private static SyntheticModelSpec Spec(string name) => name switch
     {
         "llama3" => Llama3(),
         "smollm3" => SmolLM3(),
+        "phi3-long" => Phi3(32),
+        "phi3-short" => Phi3(4096),
         _ => throw new ArgumentOutOfRangeException(nameof(name), name, "no such model"),
     };
 
@@ -59,6 +72,8 @@ public class LlamaCppArchitectureParityTests(ITestOutputHelper output)
         "llama3" => Llama3() with { RopeScaling = RopeScaling.None },
         // The same tensors (seeded by name) as a llama: RoPE in every layer.
         "smollm3" => SmolLM3() with { Architecture = "llama" },
+        "phi3-long" => Phi3(32) with { RopeScaling = RopeScaling.None },
+        "phi3-short" => Phi3(4096) with { RopeScaling = RopeScaling.None },
         _ => throw new ArgumentOutOfRangeException(nameof(name), name, "no such model"),
     };
 

@@ -11,12 +11,14 @@ namespace Bulwark.Engine.Tests.Serving;
 /// </summary>
 public class PagedLlamaExecutorArchitectureTests
 {
-    public static TheoryData<string> Models() => new() { "llama3", "smollm3" };
+    public static TheoryData<string> Models() => new() { "llama3", "smollm3", "phi3" };
 
     private static SyntheticModelSpec Spec(string name) => name switch
     {
         "llama3" => Tests.Model.ArchitectureAgreementTests.Spec("llama3", Bulwark.Engine.Formats.GgmlType.F32),
         "smollm3" => Tests.Model.ArchitectureAgreementTests.Spec("smollm3", Bulwark.Engine.Formats.GgmlType.F32),
+        // Original context 4: the reference's sessions (8 to 35 positions) and the executor (64) all take the long factors.
+        "phi3" => Tests.Model.ArchitectureAgreementTests.Spec("phi3-long", Bulwark.Engine.Formats.GgmlType.F32) with { RopeScaling = SyntheticRope.LongRope(16, 4, 4f) },
         _ => throw new ArgumentOutOfRangeException(nameof(name), name, "no such model"),
     };
 

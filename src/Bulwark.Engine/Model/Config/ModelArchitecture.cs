@@ -12,4 +12,6 @@ public enum ModelArchitecture
     Qwen3,
     /// <summary>Llama with no RoPE in every fourth layer (<see cref="LlamaConfig.NoRopeLayerStep"/>).</summary>
     SmolLM3,
+    /// <summary>Phi-3/3.5: q/k/v in one matrix and gate/up in one (split as views of the file), LongRoPE scaling.</summary>
+    Phi3,
 }

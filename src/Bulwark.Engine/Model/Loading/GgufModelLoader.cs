@@ -46,7 +46,8 @@ public static unsafe class GgufModelLoader
             "qwen2" => ModelArchitecture.Qwen2,
             "qwen3" => ModelArchitecture.Qwen3,
             "smollm3" => ModelArchitecture.SmolLM3,
-            _ => throw new ModelFormatException(file.Path, "general.architecture", $"\"{arch}\" is not supported (supported: llama, qwen2, qwen3, smollm3)"),
+            "phi3" => ModelArchitecture.Phi3,
+            _ => throw new ModelFormatException(file.Path, "general.architecture", $"\"{arch}\" is not supported (supported: llama, qwen2, qwen3, smollm3, phi3)"),
         };
         int Int(string key, long? fallback = null)
         {
@@ -75,10 +76,10 @@ public static unsafe class GgufModelLoader
             HeadDim = headDim,
             FeedForwardLength = Int("feed_forward_length"),
             VocabularySize = (int)Math.Min(embd.Dimensions[1], int.MaxValue),
-            ContextLength = Int("context_length"),
+            ContextLength = Phi3Metadata.ContextLength(file, arch, Int("context_length")),
             RmsNormEpsilon = (float)(file.GetFloatOrNull($"{arch}.attention.layer_norm_rms_epsilon") ?? 1e-5),
             RopeTheta = (float)(file.GetFloatOrNull($"{arch}.rope.freq_base") ?? 10000.0),
-            RopeScaling = ReadRopeScaling(file, arch),
+            RopeScaling = architecture == ModelArchitecture.Phi3 ? Phi3Metadata.RopeScaling(file, arch, headDim, Int("context_length")) : ReadRopeScaling(file, arch),
             // llama.cpp rotates adjacent pairs for llama ("normal") and halves for qwen2/qwen3 ("neox");
             // its converter permutes Hugging Face q/k rows into the adjacent layout for llama only.
             // SmolLM3 is converted as llama is (permuted rows, adjacent pairs).
