@@ -15,7 +15,7 @@ internal static class SynthCommand
     public static Command Create()
     {
         var defaults = new SyntheticModelSpec();
-        var arch = new Option<string>("--arch") { Description = "Architecture: llama, qwen2 (q/k/v biases), qwen3 (q/k norms) , smollm3 (no RoPE in every 4th layer) or phi3 (fused q/k/v and gate/up).", DefaultValueFactory = _ => defaults.Architecture };
+        var arch = new Option<string>("--arch") { Description = "Architecture: llama, qwen2 (q/k/v biases), qwen3 (q/k norms), smollm3 (no RoPE in every 4th layer) or phi3 (fused q/k/v and gate/up).", DefaultValueFactory = _ => defaults.Architecture };
         arch.AcceptOnlyFromAmong([.. SyntheticModelSpec.Architectures]);
         var layers = new Option<int>("--layers") { Description = "Decoder layers.", DefaultValueFactory = _ => defaults.Layers };
         var dim = new Option<int>("--dim") { Description = "Embedding width.", DefaultValueFactory = _ => defaults.Dim };
