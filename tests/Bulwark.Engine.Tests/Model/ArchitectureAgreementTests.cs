@@ -68,6 +68,32 @@ public class ArchitectureAgreementTests
         }
     }
 
+    [Theory]
+    [InlineData("m.gguf")]
+    [InlineData("hf")]
+    public void Phi3sFusedMatricesAreViewsOfTheMappedRowsNotCopies(string file)
+    {
+        var dir = Fixtures.NewTempDirectory("arch-views");
+        try
+        {
+            var spec = Spec("phi3-long", GgmlType.F32);
+            SyntheticModel.WriteGguf(spec, Path.Combine(dir, "m.gguf"));
+            SyntheticModel.WriteSafetensors(spec, Path.Combine(dir, "hf"));
+            using var model = ModelLoader.Load(Path.Combine(dir, file));
+            foreach (var layer in model.Weights.Layers)
+            {
+                Assert.Equal(layer.Query.Address + layer.Query.Rows * (nint)layer.Query.RowBytes, layer.Key.Address);
+                Assert.Equal(layer.Key.Address + layer.Key.Rows * (nint)layer.Key.RowBytes, layer.Value.Address);
+                Assert.Equal(layer.Gate.Address + layer.Gate.Rows * (nint)layer.Gate.RowBytes, layer.Up.Address);
+                Assert.Equal((spec.Heads * spec.HeadDim, spec.KvHeads * spec.HeadDim, spec.FeedForward), (layer.Query.Rows, layer.Value.Rows, layer.Up.Rows));
+            }
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
     [Fact]
     public void Llama3FactorsInGgufGiveTheFrequenciesOfTheConfigsScaling()
     {
