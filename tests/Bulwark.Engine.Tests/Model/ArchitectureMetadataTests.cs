@@ -140,5 +140,47 @@ public sealed class ArchitectureMetadataTests : IDisposable
         Assert.Equal((1.25f, Bulwark.Engine.Model.Config.RopeScalingKind.LongRope, 40), (read.RopeScaling.AttentionFactor, read.RopeScaling.Kind, read.ContextLength));
     }
 
+    [Fact]
+    public void APhi3GgufWithSeparateQueryKeyValueGivesTheFusedOnesLogits()
+    {
+        // llama.cpp reads either attn_qkv or attn_q/k/v for phi3; split the fused rows into the three and compare.
+        var fused = Path.Combine(_dir, "fused.gguf");
+        var separate = Path.Combine(_dir, "separate.gguf");
+        SyntheticModel.WriteGguf(Phi3, fused);
+        var tensors = new Dictionary<string, GgufEdit.Tensor?>();
+        using (var file = GgufFile.Open(fused))
+        {
+            var (q, kv, dim) = (Phi3.Heads * Phi3.HeadDim, Phi3.KvHeads * Phi3.HeadDim, Phi3.Dim);
+            for (var l = 0; l < Phi3.Layers; l++)
+            {
+                Assert.True(file.TryGetTensor($"blk.{l}.attn_qkv.weight", out var info));
+                var bytes = file.TensorBytes(info).ToArray();
+                var row = dim * 4;
+                tensors[$"blk.{l}.attn_qkv.weight"] = null;
+                tensors[$"blk.{l}.attn_q.weight"] = new(GgmlType.F32, [dim, q], bytes[..(q * row)]);
+                tensors[$"blk.{l}.attn_k.weight"] = new(GgmlType.F32, [dim, kv], bytes[(q * row)..((q + kv) * row)]);
+                tensors[$"blk.{l}.attn_v.weight"] = new(GgmlType.F32, [dim, kv], bytes[((q + kv) * row)..]);
+            }
+        }
+        GgufEdit.Rewrite(fused, separate, tensors: tensors);
+        using var a = GgufModelLoader.Load(fused);
+        using var b = GgufModelLoader.Load(separate);
+        SafetensorsGgufAgreementTests.AssertSameLogits(a, b, 12, "phi3 fused vs separate q/k/v");
+    }
+
+    [Fact]
+    public void APhi3FusedMatrixOfTheWrongShapeIsRefusedNamingIt()
+    {
+        var (dim, ff) = (Phi3.Dim, Phi3.FeedForward);
+        var e = Refused(Phi3, tensors: new Dictionary<string, GgufEdit.Tensor?>
+        {
+            ["blk.1.ffn_up.weight"] = new(GgmlType.F32, [dim, ff], new byte[dim * ff * 4]),
+        });
+        Assert.Equal("blk.1.ffn_up.weight", e.Field);
+        Assert.Contains($"shape [{ff}, {dim}] does not match the config's [{2 * ff}, {dim}]", e.Message);
+        var q = Refused(Phi3, tensors: new Dictionary<string, GgufEdit.Tensor?> { ["blk.0.attn_qkv.weight"] = null });
+        Assert.Equal(("blk.0.attn_qkv.weight", true), (q.Field, q.Message.EndsWith("tensor is missing", StringComparison.Ordinal)));
+    }
+
     public void Dispose() => Directory.Delete(_dir, true);
 }
