@@ -15,7 +15,7 @@ internal static class SynthCommand
     public static Command Create()
     {
         var defaults = new SyntheticModelSpec();
-        var arch = new Option<string>("--arch") { Description = "Architecture: llama, qwen2 (q/k/v biases) or qwen3 (q/k norms).", DefaultValueFactory = _ => defaults.Architecture };
+        var arch = new Option<string>("--arch") { Description = "Architecture: llama, qwen2 (q/k/v biases), qwen3 (q/k norms), smollm3 (no RoPE in every 4th layer) or phi3 (fused q/k/v and gate/up).", DefaultValueFactory = _ => defaults.Architecture };
         arch.AcceptOnlyFromAmong([.. SyntheticModelSpec.Architectures]);
         var layers = new Option<int>("--layers") { Description = "Decoder layers.", DefaultValueFactory = _ => defaults.Layers };
         var dim = new Option<int>("--dim") { Description = "Embedding width.", DefaultValueFactory = _ => defaults.Dim };
@@ -33,10 +33,15 @@ internal static class SynthCommand
         var chat = new Option<bool>("--chat-template") { Description = "Add a ChatML chat template." };
         var pooling = new Option<string>("--pooling") { Description = "Make an embedding model: none (a generator), mean, cls or last (GGUF pooling_type; 1_Pooling/config.json for safetensors).", DefaultValueFactory = _ => "none" };
         pooling.AcceptOnlyFromAmong("none", "mean", "cls", "last");
+        var ropeTheta = new Option<float>("--rope-theta") { Description = "RoPE base frequency (Llama 3 uses 500000).", DefaultValueFactory = _ => defaults.RopeTheta };
+        var ropeScaling = new Option<string>("--rope-scaling") { Description = "RoPE scaling: none, linear, llama3 (Llama 3.1's; GGUF gets llama.cpp's rope_freqs.weight) or longrope (Phi-3's, --arch phi3; GGUF gets rope_factors_short/long).", DefaultValueFactory = _ => "none" };
+        ropeScaling.AcceptOnlyFromAmong("none", "linear", "llama3", "longrope");
+        var ropeFactor = new Option<float>("--rope-factor") { Description = "Scaling factor of --rope-scaling linear or llama3; longrope: the largest long factor.", DefaultValueFactory = _ => 8f };
+        var ropeOriginalCtx = new Option<int?>("--rope-original-ctx") { Description = "llama3 or longrope scaling's original_max_position_embeddings (default: --ctx / 4, so the scaling changes frequencies the context uses; longrope uses its long factors above it)." };
         var output = new Option<string>("--out") { Description = "Output .gguf file, or folder for safetensors.", Required = true };
         var command = new Command("synth", "Write a deterministic synthetic model (random weights, real BPE vocabulary) for tests and benchmarks.")
         {
-            arch, layers, dim, heads, kvHeads, ff, vocab, ctx, dtype, format, seed, tied, chat, pooling, output,
+            arch, layers, dim, heads, kvHeads, ff, vocab, ctx, dtype, format, seed, tied, chat, pooling, ropeTheta, ropeScaling, ropeFactor, ropeOriginalCtx, output,
         };
         command.SetAction(r =>
         {
@@ -56,6 +61,16 @@ internal static class SynthCommand
                 TiedOutput = r.GetValue(tied),
                 ChatTemplate = r.GetValue(chat) ? SyntheticModel.ChatMlTemplate : null,
                 Pooling = PoolingTypeNames.TryParse(r.GetValue(pooling), out var p) ? p : PoolingType.None,
+                RopeTheta = r.GetValue(ropeTheta),
+                RopeScaling = r.GetValue(ropeScaling) switch
+                {
+                    "linear" => new RopeScaling(RopeScalingKind.Linear, r.GetValue(ropeFactor)),
+                    "llama3" => new RopeScaling(RopeScalingKind.Llama3, r.GetValue(ropeFactor),
+                        OriginalContextLength: r.GetValue(ropeOriginalCtx) ?? Math.Max(1, r.GetValue(ctx) / 4)),
+                    "longrope" => SyntheticRope.LongRope(r.GetValue(heads) > 0 ? r.GetValue(dim) / r.GetValue(heads) : 2,
+                        r.GetValue(ropeOriginalCtx) ?? Math.Max(1, r.GetValue(ctx) / 4), r.GetValue(ropeFactor)),
+                    _ => RopeScaling.None,
+                },
             };
             var path = r.GetValue(output)!;
             var asGguf = r.GetValue(format) == "gguf";
@@ -73,7 +88,8 @@ internal static class SynthCommand
                 bar?.Finish();
                 r.InvocationConfiguration.Output.WriteLine(
                     $"wrote {path}: {spec.Architecture}, {parameters:N0} parameters, {spec.DType}, {spec.Layers} layers, dim {spec.Dim}, heads {spec.Heads}/{spec.KvHeads}, ff {spec.FeedForward}, vocab {spec.Vocab}, ctx {spec.Context}, seed {spec.Seed}" +
-                    (spec.Pooling == PoolingType.None ? "" : $", {PoolingTypeNames.Name(spec.Pooling)} pooling"));
+                    (spec.Pooling == PoolingType.None ? "" : $", {PoolingTypeNames.Name(spec.Pooling)} pooling") +
+                    (spec.RopeScaling.Kind == RopeScalingKind.None ? "" : $", {spec.RopeScaling.Kind.ToString().ToLowerInvariant()} rope scaling"));
                 return 0;
             }
             catch (ArgumentException e)

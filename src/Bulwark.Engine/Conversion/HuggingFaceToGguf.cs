@@ -31,8 +31,6 @@ public static unsafe class HuggingFaceToGguf
         if (!File.Exists(configPath))
             throw new ModelFormatException(full, HfConfig.FileName, "is missing: a Hugging Face model folder has config.json beside the weights");
         var config = HfConfig.Read(configPath);
-        if (config.RopeScaling.Kind is not (RopeScalingKind.None or RopeScalingKind.Linear))
-            throw new ModelFormatException(configPath, "rope_scaling", $"{config.RopeScaling.Kind} scaling is not converted to GGUF yet (none and linear are)");
         var tokenizer = ReadTokenizer(full);
         var arch = config.Architecture switch
         {
@@ -40,9 +38,13 @@ public static unsafe class HuggingFaceToGguf
             ModelArchitecture.Llama or ModelArchitecture.Mistral => "llama",
             ModelArchitecture.Qwen2 => "qwen2",
             ModelArchitecture.Qwen3 => "qwen3",
+            ModelArchitecture.SmolLM3 when config.NoRopeLayerStep == 4 => "smollm3",
+            ModelArchitecture.Phi3 => "phi3",
+            // llama.cpp fixes SmolLM3's step at 4 and reads none from the file.
+            ModelArchitecture.SmolLM3 => throw new ModelFormatException(configPath, "no_rope_layer_interval", $"{config.NoRopeLayerStep} cannot be written as GGUF (llama.cpp always skips RoPE in every 4th layer)"),
             _ => throw new ModelFormatException(configPath, "model_type", $"{config.Architecture} cannot be written as GGUF"),
         };
-        var permuteQk = arch == "llama";
+        var permuteQk = arch is "llama" or "smollm3";
 
         using var checkpoint = SafetensorsCheckpoint.Open(full);
         var matrices = Tensors(config).ToList();
@@ -66,6 +68,13 @@ public static unsafe class HuggingFaceToGguf
             writer.Add($"{arch}.attention.key_length", (uint)config.HeadDim).Add($"{arch}.attention.value_length", (uint)config.HeadDim);
         if (config.RopeScaling.Kind == RopeScalingKind.Linear)
             writer.Add($"{arch}.rope.scaling.type", "linear").Add($"{arch}.rope.scaling.factor", config.RopeScaling.Factor);
+        if (config.RopeScaling.Kind == RopeScalingKind.Llama3)
+        {
+            // As llama.cpp's converter: the scaling becomes per-pair divisors of the frequencies, not metadata.
+            Synthesis.SyntheticRope.AddFactors(writer, "rope_freqs.weight", config.RopeScaling.Llama3FrequencyFactors(config.HeadDim, config.RopeTheta));
+        }
+        if (config.RopeScaling.Kind == RopeScalingKind.LongRope)
+            Synthesis.SyntheticRope.AddLongRope(writer, arch, config.RopeScaling, config.RopeScaling.AttentionFactor);
         writer.AddTokenizer(tokenizer);
         if (ChatTemplate(full) is { } template) writer.Add("tokenizer.chat_template", template);
 
@@ -124,14 +133,19 @@ public static unsafe class HuggingFaceToGguf
         yield return (hf.TokenEmbedding, gguf.TokenEmbedding, 0);
         for (var i = 0; i < c.LayerCount; i++)
         {
-            var parts = new List<(string Part, int Heads)>
-            {
-                (TensorNames.AttentionNorm, 0), (TensorNames.Query, c.HeadCount), (TensorNames.Key, c.KeyValueHeadCount),
-                (TensorNames.Value, 0), (TensorNames.AttentionOutput, 0),
-            };
+            // Phi-3's fused matrices go across as they are (llama.cpp's attn_qkv and ffn_up; no permutation: it rotates halves).
+            var phi3 = c.Architecture == ModelArchitecture.Phi3;
+            var parts = phi3
+                ? new List<(string Part, int Heads)> { (TensorNames.AttentionNorm, 0), (TensorNames.QueryKeyValue, 0), (TensorNames.AttentionOutput, 0) }
+                : new List<(string Part, int Heads)>
+                {
+                    (TensorNames.AttentionNorm, 0), (TensorNames.Query, c.HeadCount), (TensorNames.Key, c.KeyValueHeadCount),
+                    (TensorNames.Value, 0), (TensorNames.AttentionOutput, 0),
+                };
             if (c.HasQkvBias) parts.AddRange([(TensorNames.QueryBias, 0), (TensorNames.KeyBias, 0), (TensorNames.ValueBias, 0)]);
             if (c.HasQkNorm) parts.AddRange([(TensorNames.QueryNorm, 0), (TensorNames.KeyNorm, 0)]);
-            parts.AddRange([(TensorNames.FeedForwardNorm, 0), (TensorNames.Gate, 0), (TensorNames.Up, 0), (TensorNames.Down, 0)]);
+            parts.AddRange(phi3 ? [(TensorNames.FeedForwardNorm, 0), (TensorNames.GateUp, 0), (TensorNames.Down, 0)]
+                : [(TensorNames.FeedForwardNorm, 0), (TensorNames.Gate, 0), (TensorNames.Up, 0), (TensorNames.Down, 0)]);
             foreach (var (part, heads) in parts) yield return (hf.Layer(i, part), gguf.Layer(i, part), heads);
         }
         yield return (hf.OutputNorm, gguf.OutputNorm, 0);

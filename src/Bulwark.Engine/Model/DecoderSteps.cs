@@ -36,6 +36,8 @@ public static class DecoderSteps
     {
         Span<float> cosSin = stackalloc float[config.HeadDim];
         VectorOps.Rope(vector, config.HeadDim, position, inverseFrequencies, config.RopeLayout, cosSin);
+        // LongRoPE scales cos and sin; scaling the rotated vector is the same product.
+        if (config.RopeScaling.AttentionFactor != 1f) VectorOps.Scale(vector, config.RopeScaling.AttentionFactor);
     }
 
     /// <summary>

@@ -52,7 +52,7 @@ internal static class HuggingFaceFiles
     {
         w.WriteStartObject();
         w.WriteStartArray("architectures");
-        w.WriteStringValue(spec.Architecture switch { "qwen2" => "Qwen2ForCausalLM", "qwen3" => "Qwen3ForCausalLM", _ => "LlamaForCausalLM" });
+        w.WriteStringValue(spec.Architecture switch { "qwen2" => "Qwen2ForCausalLM", "qwen3" => "Qwen3ForCausalLM", "smollm3" => "SmolLM3ForCausalLM", "phi3" => "Phi3ForCausalLM", _ => "LlamaForCausalLM" });
         w.WriteEndArray();
         w.WriteString("model_type", spec.Architecture);
         w.WriteNumber("hidden_size", spec.Dim);
@@ -65,13 +65,22 @@ internal static class HuggingFaceFiles
         w.WriteNumber("max_position_embeddings", spec.Context);
         w.WriteNumber("rms_norm_eps", spec.RmsNormEpsilon);
         w.WriteNumber("rope_theta", spec.RopeTheta);
-        w.WriteNull("rope_scaling");
+        SyntheticRope.WriteHuggingFaceScaling(w, spec);
         w.WriteBoolean("tie_word_embeddings", spec.TiedOutput);
         w.WriteString("hidden_act", "silu");
-        if (spec.Architecture == "llama")
+        if (spec.Architecture is "llama" or "smollm3")
         {
             w.WriteBoolean("attention_bias", false);
             w.WriteBoolean("mlp_bias", false);
+        }
+        if (spec.Architecture == "smollm3")
+        {
+            // As SmolLM3-3B's config: the interval and the list transformers derives from it.
+            w.WriteNumber("no_rope_layer_interval", 4);
+            w.WriteStartArray("no_rope_layers");
+            for (var l = 0; l < spec.Layers; l++) w.WriteNumberValue((l + 1) % 4 != 0 ? 1 : 0);
+            w.WriteEndArray();
+            w.WriteBoolean("use_sliding_window", false);
         }
         w.WriteNumber("bos_token_id", vocabulary.Special.Bos);
         w.WriteNumber("eos_token_id", vocabulary.Special.Eos);

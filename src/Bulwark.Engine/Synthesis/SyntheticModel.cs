@@ -88,6 +88,7 @@ public static class SyntheticModel
             .Add($"{arch}.vocab_size", (uint)spec.Vocab)
             .AddTokenizer(SyntheticVocabulary.Create(spec.Vocab));
         if (spec.ChatTemplate is not null) writer.Add("tokenizer.chat_template", spec.ChatTemplate);
+        SyntheticRope.AddToGguf(spec, writer);
         // llama.cpp writes the key only for embedding models, as a uint32.
         if (spec.Pooling != Model.Config.PoolingType.None) writer.Add($"{arch}.pooling_type", (uint)spec.Pooling);
 
@@ -110,7 +111,7 @@ public static class SyntheticModel
     /// <summary>
     /// Writes <paramref name="spec"/> as a Hugging Face folder: config.json, model.safetensors,
     /// tokenizer.json, tokenizer_config.json. Every tensor takes the spec's dtype (F32, F16 or
-    /// BF16; quantized types are refused). llama q/k rows are un-permuted to HF's rotate-half order.
+    /// BF16; quantized types are refused). llama and smollm3 q/k rows are un-permuted to HF's rotate-half order.
     /// </summary>
     public static void WriteSafetensors(SyntheticModelSpec spec, string folder, IProgress<long>? progress)
     {
@@ -122,12 +123,12 @@ public static class SyntheticModel
         foreach (var tensor in SyntheticWeights.Generate(spec))
         {
             var values = tensor.Values;
-            if (spec.Architecture == "llama" && (tensor.Name.EndsWith(".attn_q.weight") || tensor.Name.EndsWith(".attn_k.weight")))
+            if (spec.PermutesQueryKeyRows && (tensor.Name.EndsWith(".attn_q.weight") || tensor.Name.EndsWith(".attn_k.weight")))
             {
                 var heads = tensor.Name.EndsWith(".attn_q.weight") ? spec.Heads : spec.KvHeads;
                 values = RopeRowOrder.ToRotateHalf(values, heads, spec.HeadDim, tensor.RowLength);
             }
-            writer.AddTensor(HuggingFaceName(tensor.Name), spec.DType, tensor.Shape.Select(d => (long)d).ToArray(),
+            writer.AddTensor(HuggingFaceName(tensor.Name, spec.Architecture), spec.DType, tensor.Shape.Select(d => (long)d).ToArray(),
                 Quantize.Tensor(spec.DType, values, tensor.RowLength));
             progress?.Report(done += values.Length);
         }
@@ -138,6 +139,12 @@ public static class SyntheticModel
 
     /// <summary>llama.cpp's <c>general.file_type</c> (<c>llama_ftype</c>) for the dtype of the 2-D weights.</summary>
     public static uint FileType(GgmlType type) => GgmlTypes.LlamaFileType(type);
+
+    /// <summary>The Hugging Face name of a GGUF tensor name of an <paramref name="architecture"/> model (phi3's <c>ffn_up</c> is the fused gate_up_proj).</summary>
+    public static string HuggingFaceName(string ggufName, string architecture) =>
+        architecture == "phi3" && ggufName.EndsWith("." + TensorNames.Up, StringComparison.Ordinal)
+            ? HuggingFaceName(ggufName[..^TensorNames.Up.Length] + TensorNames.GateUp)
+            : HuggingFaceName(ggufName);
 
     /// <summary>The Hugging Face name of a GGUF tensor name.</summary>
     public static string HuggingFaceName(string ggufName)

@@ -9,7 +9,7 @@ namespace Bulwark.Engine.Synthesis;
 /// </summary>
 public sealed record SyntheticModelSpec
 {
-    /// <summary>llama, qwen2 (q/k/v biases) or qwen3 (q/k RMSNorm).</summary>
+    /// <summary>llama, qwen2 (q/k/v biases), qwen3 (q/k RMSNorm), smollm3 (no RoPE in every fourth layer) or phi3 (fused q/k/v and gate/up).</summary>
     public string Architecture { get; init; } = "llama";
     public int Layers { get; init; } = 2;
     public int Dim { get; init; } = 64;
@@ -28,6 +28,12 @@ public sealed record SyntheticModelSpec
     public string? ChatTemplate { get; init; }
     public float RopeTheta { get; init; } = 10000f;
     public float RmsNormEpsilon { get; init; } = 1e-5f;
+    /// <summary>
+    /// RoPE scaling: linear, Llama 3's (GGUF: the <c>rope_freqs.weight</c> factors llama.cpp's converter writes;
+    /// Hugging Face: config.json's <c>rope_scaling</c>) or, for phi3, LongRoPE (<see cref="SyntheticRope.LongRope"/>;
+    /// its attention factor is derived from the context as transformers derives it).
+    /// </summary>
+    public Model.Config.RopeScaling RopeScaling { get; init; } = Model.Config.RopeScaling.None;
     /// <summary>An embedding model's pooling (GGUF <c>{arch}.pooling_type</c>, sentence-transformers' <c>1_Pooling/config.json</c>); None: a generator.</summary>
     public Model.Config.PoolingType Pooling { get; init; }
 
@@ -35,7 +41,10 @@ public sealed record SyntheticModelSpec
 
     public const int MaxDimension = 1 << 16;
 
-    public static readonly IReadOnlyList<string> Architectures = ["llama", "qwen2", "qwen3"];
+    public static readonly IReadOnlyList<string> Architectures = ["llama", "qwen2", "qwen3", "smollm3", "phi3"];
+
+    /// <summary>Whether llama.cpp's converter permutes this architecture's q/k rows into adjacent RoPE pairs (the GGUF layout the generator writes).</summary>
+    public bool PermutesQueryKeyRows => Architecture is "llama" or "smollm3";
 
     public static readonly IReadOnlyList<GgmlType> DTypes = [GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_0];
 
@@ -61,7 +70,34 @@ public sealed record SyntheticModelSpec
         if (FeedForward % block != 0) throw new ArgumentException($"ff must be a multiple of {block} for {DType}; got {FeedForward}");
         if (!(RopeTheta > 1 && float.IsFinite(RopeTheta))) throw new ArgumentException($"rope theta must be a finite number above 1; got {RopeTheta}");
         if (!Enum.IsDefined(Pooling)) throw new ArgumentException($"pooling must be none, mean, cls or last; got {Pooling}");
+        ValidateRopeScaling();
         if (!(RmsNormEpsilon > 0 && RmsNormEpsilon < 1)) throw new ArgumentException($"rms norm epsilon must be in (0, 1); got {RmsNormEpsilon}");
+    }
+
+    private void ValidateRopeScaling()
+    {
+        var r = RopeScaling;
+        switch (r.Kind)
+        {
+            case Model.Config.RopeScalingKind.None:
+                return;
+            case Model.Config.RopeScalingKind.Linear or Model.Config.RopeScalingKind.Llama3:
+                if (!(r.Factor > 0 && float.IsFinite(r.Factor))) throw new ArgumentException($"rope factor must be a finite number above 0; got {r.Factor}");
+                if (r.Kind == Model.Config.RopeScalingKind.Linear) return;
+                if (!(r.LowFrequencyFactor > 0 && r.HighFrequencyFactor > r.LowFrequencyFactor && float.IsFinite(r.HighFrequencyFactor)))
+                    throw new ArgumentException($"llama3 rope scaling needs 0 < low_freq_factor < high_freq_factor; got {r.LowFrequencyFactor} and {r.HighFrequencyFactor}");
+                Range("rope original ctx", r.OriginalContextLength, 1, 1 << 24);
+                return;
+            case Model.Config.RopeScalingKind.LongRope:
+                if (Architecture != "phi3") throw new ArgumentException($"longrope scaling is Phi-3's: it needs architecture phi3; got {Architecture}");
+                Range("rope original ctx", r.OriginalContextLength, 1, 1 << 24);
+                foreach (var factors in new[] { r.ShortFactors, r.LongFactors })
+                    if (factors is null || factors.Values.Length != HeadDim / 2 || factors.Values.Any(f => !(f > 0 && float.IsFinite(f))))
+                        throw new ArgumentException($"longrope scaling needs short and long factors: {HeadDim / 2} finite numbers above 0 each");
+                return;
+            default:
+                throw new ArgumentException($"rope scaling must be none, linear, llama3 or longrope; got {r.Kind}");
+        }
     }
 
     private static void Range(string name, int value, int min, int max)

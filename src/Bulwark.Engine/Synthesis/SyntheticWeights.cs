@@ -30,6 +30,16 @@ public static class SyntheticWeights
         {
             string N(string part) => $"blk.{l}.{part}";
             yield return Vector(spec, N("attn_norm.weight"), dim, 1f, 0.2f);
+            if (spec.Architecture == "phi3")
+            {
+                // Phi-3 fuses q, k, v (rows one after another) and gate, up (gate first), as its checkpoints and llama.cpp do.
+                yield return Matrix(spec, N("attn_qkv.weight"), q + 2 * kv, dim, 1f / MathF.Sqrt(dim));
+                yield return Matrix(spec, N("attn_output.weight"), dim, q, 1f / MathF.Sqrt(q));
+                yield return Vector(spec, N("ffn_norm.weight"), dim, 1f, 0.2f);
+                yield return Matrix(spec, N("ffn_up.weight"), 2 * ff, dim, 1f / MathF.Sqrt(dim));
+                yield return Matrix(spec, N("ffn_down.weight"), dim, ff, 1f / MathF.Sqrt(ff));
+                continue;
+            }
             yield return Matrix(spec, N("attn_q.weight"), q, dim, 1f / MathF.Sqrt(dim));
             yield return Matrix(spec, N("attn_k.weight"), kv, dim, 1f / MathF.Sqrt(dim));
             yield return Matrix(spec, N("attn_v.weight"), kv, dim, 1f / MathF.Sqrt(dim));

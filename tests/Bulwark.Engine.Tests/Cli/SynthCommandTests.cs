@@ -49,6 +49,43 @@ public sealed class SynthCommandTests : IDisposable
     }
 
     [Fact]
+    public void Llama3StyleModelsCarryLlamaCppsRopeFactors()
+    {
+        var result = CliRunner.Run(Args("l3.gguf", "--arch", "llama", "--tied", "--rope-theta", "500000", "--rope-scaling", "llama3", "--rope-factor", "8", "--rope-original-ctx", "16"));
+        Assert.True(result.ExitCode == 0, result.Error);
+        Assert.Contains("llama3 rope scaling", result.Output);
+        using var model = GgufModelLoader.Load(Path.Combine(_dir, "l3.gguf"));
+        Assert.True(model.Config.TiedOutputHead);
+        Assert.Equal(500000f, model.Config.RopeTheta);
+        var expected = new RopeScaling(RopeScalingKind.Llama3, 8f, 1f, 4f, 16).InverseFrequencies(model.Config.HeadDim, 500000f);
+        for (var i = 0; i < expected.Length; i++)
+            Assert.True(Math.Abs(expected[i] - model.Weights.RopeInverseFrequencies[i]) <= 1e-6 * expected[i], $"pair {i}");
+    }
+
+    [Fact]
+    public void Phi3WithLongRopeLoadsWithItsFactorsAndLongropeNeedsPhi3()
+    {
+        var result = CliRunner.Run(Args("p.gguf", "--arch", "phi3", "--rope-scaling", "longrope", "--rope-original-ctx", "8"));
+        Assert.True(result.ExitCode == 0, result.Error);
+        using (var model = GgufModelLoader.Load(Path.Combine(_dir, "p.gguf")))
+        {
+            Assert.Equal((ModelArchitecture.Phi3, RopeScalingKind.LongRope, 8), (model.Config.Architecture, model.Config.RopeScaling.Kind, model.Config.RopeScaling.OriginalContextLength));
+            Assert.Equal(8f, model.Config.RopeScaling.LongFactors!.Values[^1]);
+        }
+        var refused = CliRunner.Run(Args("q.gguf", "--rope-scaling", "longrope"));
+        Assert.Equal(2, refused.ExitCode);
+        Assert.Contains("longrope scaling is Phi-3's: it needs architecture phi3; got qwen2", refused.Error);
+    }
+
+    [Fact]
+    public void AZeroRopeFactorIsRefused()
+    {
+        var result = CliRunner.Run(Args("z.gguf", "--rope-scaling", "llama3", "--rope-factor", "0"));
+        Assert.Equal(2, result.ExitCode);
+        Assert.Contains("rope factor must be a finite number above 0; got 0", result.Error);
+    }
+
+    [Fact]
     public void WritesAHuggingFaceFolder()
     {
         var result = CliRunner.Run(Args("hf", "--format", "safetensors", "--dtype", "bf16"));

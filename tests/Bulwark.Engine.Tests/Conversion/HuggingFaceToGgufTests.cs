@@ -1,6 +1,7 @@
 using Bulwark.Engine.Conversion;
 using Bulwark.Engine.Formats;
 using Bulwark.Engine.Formats.Gguf;
+using Bulwark.Engine.Model.Config;
 using Bulwark.Engine.Model.Loading;
 using Bulwark.Engine.Model.Reference;
 using Bulwark.Engine.Synthesis;
@@ -23,14 +24,27 @@ public sealed class HuggingFaceToGgufTests
         ChatTemplate = SyntheticModel.ChatMlTemplate,
     };
 
-    public static TheoryData<string, bool> Shapes() => new() { { "llama", false }, { "llama", true }, { "qwen2", false }, { "qwen3", true } };
+    /// <summary>Architecture, tied head, and a RoPE scaling (llama3: llama.cpp's converter writes it as the rope_freqs.weight tensor).</summary>
+    public static TheoryData<string, bool, string> Shapes() => new()
+    {
+        { "llama", false, "none" }, { "llama", true, "none" }, { "qwen2", false, "none" }, { "qwen3", true, "none" }, { "llama", true, "llama3" }, { "smollm3", false, "none" }, { "phi3", false, "none" }, { "phi3", true, "longrope" },
+    };
 
     [Theory]
     [MemberData(nameof(Shapes))]
-    public void AConvertedFolderIsTheGeneratorsGguf(string arch, bool tied)
+    public void AConvertedFolderIsTheGeneratorsGguf(string arch, bool tied, string rope)
     {
         var dir = Fixtures.NewTempDirectory("hf-to-gguf");
-        var spec = Spec(arch, GgmlType.F32, tied);
+        var spec = Spec(arch, GgmlType.F32, tied) with
+        {
+            RopeTheta = rope == "llama3" ? 500000f : 10000f,
+            RopeScaling = rope switch
+            {
+                "llama3" => new RopeScaling(RopeScalingKind.Llama3, 8f, 1f, 4f, 16),
+                "longrope" => SyntheticRope.LongRope(16, 16, 4f),
+                _ => RopeScaling.None,
+            },
+        };
         SyntheticModel.WriteSafetensors(spec, Path.Combine(dir, "hf"));
         SyntheticModel.WriteGguf(spec, Path.Combine(dir, "expected.gguf"));
         HuggingFaceToGguf.Convert(Path.Combine(dir, "hf"), Path.Combine(dir, "converted.gguf"));
@@ -58,6 +72,22 @@ public sealed class HuggingFaceToGgufTests
         using var sb = new LlamaSession(b, 8);
         for (var pos = 0; pos < 8; pos++)
             Assert.Equal(sa.Forward(pos * 31 % spec.Vocab, pos).ToArray(), sb.Forward(pos * 31 % spec.Vocab, pos).ToArray());
+    }
+
+    [Fact]
+    public void ASmolLm3IntervalOtherThanLlamaCppsFourIsRefused()
+    {
+        var dir = Fixtures.NewTempDirectory("hf-to-gguf");
+        var hf = Path.Combine(dir, "hf");
+        SyntheticModel.WriteSafetensors(Spec("smollm3", GgmlType.F32, false), hf);
+        var config = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(hf, "config.json")))!;
+        config["no_rope_layer_interval"] = 2;
+        config["no_rope_layers"] = new System.Text.Json.Nodes.JsonArray(1, 0);
+        File.WriteAllText(Path.Combine(hf, "config.json"), config.ToJsonString());
+        using (var model = ModelLoader.Load(hf)) Assert.Equal(2, model.Config.NoRopeLayerStep);
+        var e = Assert.Throws<ModelFormatException>(() => HuggingFaceToGguf.Convert(hf, Path.Combine(dir, "x.gguf")));
+        Assert.Contains("no_rope_layer_interval: 2 cannot be written as GGUF (llama.cpp always skips RoPE in every 4th layer)", e.Message);
+        Directory.Delete(dir, true);
     }
 
     [Fact]

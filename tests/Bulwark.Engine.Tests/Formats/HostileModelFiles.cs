@@ -166,6 +166,9 @@ internal static class HostileModelFiles
             yield return ($"model-token-embd-{type.ToString().ToLowerInvariant()}", UnsupportedEmbedding(type));
         yield return ("model-layer-tensors-missing", Gguf(LlamaKvs(), [Embedding, new T("output_norm.weight", [8], 0, 32)]));
         yield return ("model-rope-freqs-wrong-type", Gguf(LlamaKvs(), [Embedding, new T("rope_freqs.weight", [2], 1, 4)]));
+        // Phi-3's LongRoPE needs both factor sets; its sliding window is a non-negative count.
+        yield return ("model-phi3-rope-factors-short-only", Gguf(LlamaKvs("phi3"), [Embedding, new T("rope_factors_short.weight", [2], 0, 8)]));
+        yield return ("model-phi3-sliding-window-negative", Gguf([.. LlamaKvs("phi3"), b => b.Str("phi3.attention.sliding_window").U32(TypeInt32).U32(uint.MaxValue)], [Embedding]));
     }
 
     /// <summary>The i-quants and ternary types llama.cpp writes that the engine does not run.</summary>
@@ -309,6 +312,10 @@ internal static class HostileModelFiles
         yield return ("rope-scaling-yarn", Utf8(Config(",\"rope_scaling\":{\"rope_type\":\"yarn\",\"factor\":4}")));
         yield return ("rope-theta-nan-string", Utf8(Config(",\"rope_theta\":\"NaN\"")));
         yield return ("rope-llama3-zero-width", Utf8(Config(",\"rope_scaling\":{\"rope_type\":\"llama3\",\"factor\":8,\"low_freq_factor\":4,\"high_freq_factor\":4}")));
+        static string Phi3(string extra) => Config(extra, "phi3").Replace("LlamaForCausalLM", "Phi3ForCausalLM");
+        yield return ("phi3-longrope-long-factor-missing", Utf8(Phi3(",\"rope_scaling\":{\"type\":\"longrope\",\"short_factor\":[1,1]}")));
+        yield return ("phi3-longrope-factor-as-string", Utf8(Phi3(",\"rope_scaling\":{\"type\":\"longrope\",\"short_factor\":[1,1],\"long_factor\":[\"NaN\",1]}")));
+        yield return ("smollm3-no-rope-layers-not-the-pattern", Utf8(Config(",\"no_rope_layers\":[0]", "smollm3").Replace("LlamaForCausalLM", "SmolLM3ForCausalLM")));
         yield return ("nested-10000-deep", Utf8(Config(",\"x\":" + new string('[', 10000) + new string(']', 10000))));
         yield return ("quantized-gptq", Utf8(Config(",\"quantization_config\":{\"quant_method\":\"gptq\"}")));
         yield return ("not-an-object", Utf8("\"llama\""));

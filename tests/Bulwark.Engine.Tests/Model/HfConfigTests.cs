@@ -121,13 +121,42 @@ public class HfConfigTests
         Assert.Equal(256, Parse(With(qwen2, "use_sliding_window", true)).ContextLength);
     }
 
+    private static JsonObject SmolLm3(int layers) => With(With(With(Llama(), "model_type", "smollm3"), "architectures", new JsonArray("SmolLM3ForCausalLM")), "num_hidden_layers", layers);
+
+    [Fact]
+    public void SmolLm3SkipsRopeInEveryFourthLayerByDefaultOrAsItsIntervalSays()
+    {
+        var c = Parse(SmolLm3(8));
+        Assert.Equal((ModelArchitecture.SmolLM3, 4, RopeLayout.RotateHalf), (c.Architecture, c.NoRopeLayerStep, c.RopeLayout));
+        Assert.Equal([true, true, true, false, true, true, true, false], Enumerable.Range(0, 8).Select(c.UsesRope));
+        var listed = With(SmolLm3(4), "no_rope_layers", new JsonArray(1, 1, 1, 0));
+        Assert.Equal(4, Parse(listed).NoRopeLayerStep);
+        var everyOther = With(With(SmolLm3(4), "no_rope_layer_interval", 2), "no_rope_layers", new JsonArray(1, 0, 1, 0));
+        Assert.Equal([true, false, true, false], Enumerable.Range(0, 4).Select(Parse(everyOther).UsesRope));
+        Assert.True(Enumerable.Range(0, 4).All(Parse(Llama()).UsesRope));
+    }
+
     [Theory]
-    [InlineData("gemma2")]
-    [InlineData("phi3")]
+    [InlineData("[1,1,1]", "no_rope_layers: must be an array of 4 entries (one per layer, 1: RoPE, 0: none); got [1,1,1]")]
+    [InlineData("3", "no_rope_layers: must be an array of 4 entries (one per layer, 1: RoPE, 0: none); got 3")]
+    [InlineData("[1,1,2,0]", "no_rope_layers: entry 2 must be 0 or 1; got 2")]
+    [InlineData("[1,\"1\",1,0]", "no_rope_layers: entry 1 must be 0 or 1; got \"1\"")]
+    [InlineData("[0,1,1,1]", "no_rope_layers: entry 0 is 0, but only the pattern of no_rope_layer_interval 4 is supported (no RoPE in every 4th layer), which gives 1")]
+    public void SmolLm3NoRopeListsOtherThanTheIntervalsPatternAreRefused(string list, string message)
+    {
+        var e = Refused(With(SmolLm3(4), "no_rope_layers", JsonNode.Parse(list)));
+        Assert.Contains(message, e.Message);
+        Assert.Contains("between 1 and 4096; got 0", Refused(With(SmolLm3(4), "no_rope_layer_interval", 0)).Message);
+    }
+
+    [Theory]
+    [InlineData("gpt2")]
+    [InlineData("falcon")]
     public void UnknownArchitecturesAreRefusedWithTheSupportedList(string modelType)
     {
         var e = Refused(With(Llama(), "model_type", modelType));
-        Assert.Contains($"model_type: \"{modelType}\" is not supported (supported: llama (LlamaForCausalLM), mistral (MistralForCausalLM), qwen2 (Qwen2ForCausalLM), qwen3 (Qwen3ForCausalLM))", e.Message);
+        Assert.Contains($"model_type: \"{modelType}\" is not supported (supported: {HfConfig.SupportedList})", e.Message);
+        Assert.StartsWith("llama (LlamaForCausalLM), mistral (MistralForCausalLM), qwen2 (Qwen2ForCausalLM), qwen3 (Qwen3ForCausalLM)", HfConfig.SupportedList);
         Assert.StartsWith("config.json: ", e.Message);
     }
 
@@ -146,7 +175,7 @@ public class HfConfigTests
         { "attention_bias", "true", "attention_bias: true is not supported for llama" },
         { "mlp_bias", "true", "mlp_bias: true is not supported" },
         { "partial_rotary_factor", "0.5", "partial_rotary_factor: partial RoPE is not supported: must be 1; got 0.5" },
-        { "rope_scaling", """{"rope_type":"yarn","factor":4.0}""", "rope_scaling.rope_type: \"yarn\" is not supported (supported: default, linear, llama3)" },
+        { "rope_scaling", """{"rope_type":"yarn","factor":4.0}""", "rope_scaling.rope_type: \"yarn\" is not supported (supported: default, linear, llama3, longrope (su))" },
         { "rope_scaling", """{"type":"dynamic","factor":4.0}""", "rope_scaling.type: \"dynamic\" is not supported" },
         { "rope_scaling", """{"rope_type":"linear"}""", "rope_scaling.factor: is missing" },
         { "rope_scaling", """{"rope_type":"linear","factor":-1}""", "rope_scaling.factor: must be above 0" },

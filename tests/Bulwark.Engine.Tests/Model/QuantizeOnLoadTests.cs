@@ -41,12 +41,14 @@ public sealed unsafe class QuantizeOnLoadTests
         AssertSameLogits(offline, onLoad);
     }
 
-    // qwen2/qwen3 rotate halves in both formats, so a folder and a GGUF run the same computation: logits are identical.
+    // qwen2/qwen3/phi3 rotate halves in both formats, so a folder and a GGUF run the same computation: logits are identical.
     [Theory]
     [InlineData("qwen3", false, GgmlType.Q8_0)]
     [InlineData("qwen3", false, GgmlType.Q4_0)]
     [InlineData("qwen2", true, GgmlType.Q8_0)]
     [InlineData("qwen2", true, GgmlType.Q4_0)]
+    [InlineData("phi3", false, GgmlType.Q8_0)] // fused q/k/v and gate/up: each view quantized on its own
+    [InlineData("phi3", true, GgmlType.Q4_0)]
     public void AnF32ModelQuantizedAtLoadEqualsTheGeneratorsOwnQuantizedGguf(string arch, bool safetensors, GgmlType target)
     {
         var dir = Fixtures.NewTempDirectory("quantize-on-load");

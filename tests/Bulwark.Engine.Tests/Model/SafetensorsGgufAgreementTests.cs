@@ -37,17 +37,23 @@ public class SafetensorsGgufAgreementTests
         Assert.Equal(type, hf.Weights.Layers[0].Up.Type);
         // The same config apart from the RoPE layout (which is the point of the test).
         Assert.Equal(gguf.Config with { RopeLayout = RopeLayout.RotateHalf }, hf.Config);
-        using var a = new LlamaSession(gguf, 16);
-        using var b = new LlamaSession(hf, 16);
-        for (var pos = 0; pos < 16; pos++)
+        AssertSameLogits(gguf, hf, 16, $"{arch} {type}");
+        Directory.Delete(dir, true);
+    }
+
+    /// <summary>The two models' logits at each of <paramref name="positions"/> positions of one token stream agree within 1e-4 of the largest.</summary>
+    internal static void AssertSameLogits(Bulwark.Engine.Model.LlamaModel gguf, Bulwark.Engine.Model.LlamaModel hf, int positions, string label)
+    {
+        using var a = new LlamaSession(gguf, positions);
+        using var b = new LlamaSession(hf, positions);
+        for (var pos = 0; pos < positions; pos++)
         {
-            var token = (pos * 37 + 5) % spec.Vocab;
+            var token = (pos * 37 + 5) % gguf.Config.VocabularySize;
             var x = a.Forward(token, pos).ToArray();
             var y = b.Forward(token, pos);
             var scale = x.Max(Math.Abs);
             for (var v = 0; v < x.Length; v++)
-                Assert.True(Math.Abs(x[v] - y[v]) <= 1e-4 * scale, $"{arch} {type} pos {pos} token {v}: gguf {x[v]} safetensors {y[v]}");
+                Assert.True(Math.Abs(x[v] - y[v]) <= 1e-4 * scale, $"{label} pos {pos} token {v}: gguf {x[v]} safetensors {y[v]}");
         }
-        Directory.Delete(dir, true);
     }
 }

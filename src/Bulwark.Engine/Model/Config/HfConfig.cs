@@ -23,6 +23,8 @@ public static class HfConfig
         ("mistral", "MistralForCausalLM", ModelArchitecture.Mistral),
         ("qwen2", "Qwen2ForCausalLM", ModelArchitecture.Qwen2),
         ("qwen3", "Qwen3ForCausalLM", ModelArchitecture.Qwen3),
+        ("smollm3", "SmolLM3ForCausalLM", ModelArchitecture.SmolLM3),
+        ("phi3", "Phi3ForCausalLM", ModelArchitecture.Phi3),
     ];
 
     public static string SupportedList => string.Join(", ", Supported.Select(s => $"{s.ModelType} ({s.ClassName})"));
@@ -73,15 +75,15 @@ public static class HfConfig
         var contextLength = f.Int("max_position_embeddings", 1, 1 << 24);
         // Sliding-window attention equals full attention on sequences no longer than the window,
         // so the context is capped there instead of approximating the window.
-        var windowed = architecture == ModelArchitecture.Mistral || f.Bool("use_sliding_window", false);
+        var windowed = architecture is ModelArchitecture.Mistral or ModelArchitecture.Phi3 || f.Bool("use_sliding_window", false);
         if (windowed && f.Has("sliding_window"))
             contextLength = Math.Min(contextLength, f.Int("sliding_window", 1, int.MaxValue));
-        var (theta, scaling) = HfConfigRope.Read(f);
         var kvHeads = f.Int("num_key_value_heads", 1, heads, heads);
         if (heads % kvHeads != 0)
             throw f.Error("num_key_value_heads", $"must divide num_attention_heads {heads}; got {kvHeads}");
         var headDim = f.Int("head_dim", 2, 4096, hidden / heads);
         if (headDim % 2 != 0) throw f.Error("head_dim", $"must be even for RoPE; got {headDim}");
+        var (theta, scaling) = HfConfigRope.Read(f, headDim);
 
         var config = new LlamaConfig
         {
@@ -103,6 +105,7 @@ public static class HfConfig
             TiedOutputHead = f.Bool("tie_word_embeddings", false),
             HasQkvBias = architecture == ModelArchitecture.Qwen2,
             HasQkNorm = architecture == ModelArchitecture.Qwen3,
+            NoRopeLayerStep = architecture == ModelArchitecture.SmolLM3 ? HfConfigNoRope.Step(f) : 0,
         };
         config.Validate(f.File);
         return config;

@@ -8,23 +8,23 @@ namespace Bulwark.Engine.Model.Config;
 /// </summary>
 internal static class HfConfigRope
 {
-    private const string SupportedTypes = "default, linear, llama3";
+    private const string SupportedTypes = "default, linear, llama3, longrope (su)";
 
-    public static (double Theta, RopeScaling Scaling) Read(HfConfigFields config)
+    public static (double Theta, RopeScaling Scaling) Read(HfConfigFields config, int headDim)
     {
         RefusePartialRotary(config);
         if (config.Object("rope_parameters") is { } parameters)
         {
             RefusePartialRotary(parameters);
-            return (Theta(parameters), Scaling(parameters));
+            return (Theta(parameters), Scaling(parameters, config, headDim));
         }
         var theta = Theta(config);
-        return (theta, config.Object("rope_scaling") is { } scaling ? Scaling(scaling) : RopeScaling.None);
+        return (theta, config.Object("rope_scaling") is { } scaling ? Scaling(scaling, config, headDim) : RopeScaling.None);
     }
 
     private static double Theta(HfConfigFields f) => f.Number("rope_theta", 10000.0, 1.0, 1e12);
 
-    private static RopeScaling Scaling(HfConfigFields f)
+    private static RopeScaling Scaling(HfConfigFields f, HfConfigFields config, int headDim)
     {
         // Older configs spell the kind "type"; transformers accepts both.
         var kind = f.String("rope_type") ?? f.String("type") ?? "default";
@@ -41,6 +41,8 @@ internal static class HfConfigRope
                     throw f.Error("high_freq_factor", $"must be above low_freq_factor {low}; got {high}");
                 return new RopeScaling(RopeScalingKind.Llama3, (float)Factor(f), (float)low, (float)high,
                     f.Int("original_max_position_embeddings", 1, 1 << 24, 8192));
+            case "longrope" or "su":
+                return HfConfigLongRope.Read(f, config, headDim);
             default:
                 throw f.Error(f.Has("rope_type") ? "rope_type" : "type", $"\"{HfConfigFields.Cut(kind)}\" is not supported (supported: {SupportedTypes})");
         }

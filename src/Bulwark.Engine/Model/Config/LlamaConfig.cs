@@ -22,6 +22,14 @@ public sealed record LlamaConfig
     public required RopeLayout RopeLayout { get; init; }
 
     public bool TiedOutputHead { get; init; }
+
+    /// <summary>
+    /// SmolLM3's NoPE layers: layer l (from 0) applies no RoPE when (l + 1) is a multiple of this step
+    /// (transformers' <c>no_rope_layer_interval</c>; llama.cpp's <c>n_no_rope_layer_step</c>, fixed at 4). 0: every layer rotates.
+    /// </summary>
+    public int NoRopeLayerStep { get; init; }
+
+    public bool UsesRope(int layer) => NoRopeLayerStep == 0 || (layer + 1) % NoRopeLayerStep != 0;
     public bool HasQkvBias { get; init; }
     public bool HasQkNorm { get; init; }
 

@@ -10,4 +10,8 @@ public enum ModelArchitecture
     Qwen2,
     /// <summary>Adds RMSNorm over each q and k head before RoPE.</summary>
     Qwen3,
+    /// <summary>Llama with no RoPE in every fourth layer (<see cref="LlamaConfig.NoRopeLayerStep"/>).</summary>
+    SmolLM3,
+    /// <summary>Phi-3/3.5: q/k/v in one matrix and gate/up in one (split as views of the file), LongRoPE scaling.</summary>
+    Phi3,
 }

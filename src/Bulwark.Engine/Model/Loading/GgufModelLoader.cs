@@ -25,6 +25,7 @@ public static unsafe class GgufModelLoader
                     throw new ModelFormatException(path, "rope_freqs.weight", $"must be F32 [{config.HeadDim / 2}]; got {freqs.Type} [{string.Join(", ", freqs.Dimensions)}]");
                 factors = new float[config.HeadDim / 2];
                 Dequantize.F32(file.TensorBytes(freqs), factors);
+                RopeFactorValues.Check(factors, path, "rope_freqs.weight");
             }
             var weights = new WeightsBuilder(config, source, TensorNames.Gguf, load).Build([file], factors);
             return new LlamaModel(config, weights);
@@ -44,7 +45,9 @@ public static unsafe class GgufModelLoader
             "llama" => ModelArchitecture.Llama,
             "qwen2" => ModelArchitecture.Qwen2,
             "qwen3" => ModelArchitecture.Qwen3,
-            _ => throw new ModelFormatException(file.Path, "general.architecture", $"\"{arch}\" is not supported (supported: llama, qwen2, qwen3)"),
+            "smollm3" => ModelArchitecture.SmolLM3,
+            "phi3" => ModelArchitecture.Phi3,
+            _ => throw new ModelFormatException(file.Path, "general.architecture", $"\"{arch}\" is not supported (supported: llama, qwen2, qwen3, smollm3, phi3)"),
         };
         int Int(string key, long? fallback = null)
         {
@@ -73,17 +76,20 @@ public static unsafe class GgufModelLoader
             HeadDim = headDim,
             FeedForwardLength = Int("feed_forward_length"),
             VocabularySize = (int)Math.Min(embd.Dimensions[1], int.MaxValue),
-            ContextLength = Int("context_length"),
+            ContextLength = Phi3Metadata.ContextLength(file, arch, Int("context_length")),
             RmsNormEpsilon = (float)(file.GetFloatOrNull($"{arch}.attention.layer_norm_rms_epsilon") ?? 1e-5),
             RopeTheta = (float)(file.GetFloatOrNull($"{arch}.rope.freq_base") ?? 10000.0),
-            RopeScaling = ReadRopeScaling(file, arch),
+            RopeScaling = architecture == ModelArchitecture.Phi3 ? Phi3Metadata.RopeScaling(file, arch, headDim, Int("context_length")) : ReadRopeScaling(file, arch),
             // llama.cpp rotates adjacent pairs for llama ("normal") and halves for qwen2/qwen3 ("neox");
             // its converter permutes Hugging Face q/k rows into the adjacent layout for llama only.
-            RopeLayout = architecture == ModelArchitecture.Llama ? RopeLayout.AdjacentPairs : RopeLayout.RotateHalf,
+            // SmolLM3 is converted as llama is (permuted rows, adjacent pairs).
+            RopeLayout = architecture is ModelArchitecture.Llama or ModelArchitecture.SmolLM3 ? RopeLayout.AdjacentPairs : RopeLayout.RotateHalf,
             TiedOutputHead = !file.TryGetTensor("output.weight", out _),
             HasQkvBias = architecture == ModelArchitecture.Qwen2,
             HasQkNorm = architecture == ModelArchitecture.Qwen3,
             Pooling = ReadPooling(file, arch),
+            // llama.cpp fixes SmolLM3's step at 4; no GGUF key carries it.
+            NoRopeLayerStep = architecture == ModelArchitecture.SmolLM3 ? 4 : 0,
         };
         config.Validate(file.Path);
         return config;

@@ -14,8 +14,14 @@ public sealed record TensorNames(
         KeyNorm = "attn_k_norm.weight", FeedForwardNorm = "ffn_norm.weight", Gate = "ffn_gate.weight",
         Up = "ffn_up.weight", Down = "ffn_down.weight";
 
+    /// <summary>
+    /// Phi-3's fused matrices: q, k and v rows one after another (GGUF <c>attn_qkv</c>), and gate then up rows
+    /// (a logical name: GGUF calls the fused matrix <c>ffn_up</c>, Hugging Face <c>gate_up_proj</c>).
+    /// </summary>
+    public const string QueryKeyValue = "attn_qkv.weight", GateUp = "ffn_gate_up.weight";
+
     public static readonly TensorNames Gguf = new("token_embd.weight", "output_norm.weight", "output.weight",
-        (layer, part) => $"blk.{layer}.{part}");
+        (layer, part) => $"blk.{layer}.{(part == GateUp ? Up : part)}");
 
     public static readonly TensorNames HuggingFace = new("model.embed_tokens.weight", "model.norm.weight", "lm_head.weight",
         (layer, part) => $"model.layers.{layer}." + part switch
@@ -34,6 +40,8 @@ public sealed record TensorNames(
             Gate => "mlp.gate_proj.weight",
             Up => "mlp.up_proj.weight",
             Down => "mlp.down_proj.weight",
+            QueryKeyValue => "self_attn.qkv_proj.weight",
+            GateUp => "mlp.gate_up_proj.weight",
             _ => throw new ArgumentOutOfRangeException(nameof(part), part, "unknown layer tensor"),
         });
 }

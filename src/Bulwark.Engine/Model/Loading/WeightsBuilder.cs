@@ -44,12 +44,16 @@ public sealed unsafe class WeightsBuilder(LlamaConfig config, ITensorSource sour
         for (var i = 0; i < c.LayerCount; i++)
         {
             string N(string part) => names.Layer(i, part);
+            var (query, key, value) = FusedQkv(N) ?? (Matrix(N(TensorNames.Query), c.QueryLength, c.EmbeddingLength),
+                Matrix(N(TensorNames.Key), c.KeyValueLength, c.EmbeddingLength), Matrix(N(TensorNames.Value), c.KeyValueLength, c.EmbeddingLength));
+            var (gate, up) = c.Architecture == ModelArchitecture.Phi3 ? FusedGateUp(N(TensorNames.GateUp))
+                : (Matrix(N(TensorNames.Gate), c.FeedForwardLength, c.EmbeddingLength), Matrix(N(TensorNames.Up), c.FeedForwardLength, c.EmbeddingLength));
             layers.Add(new LayerWeights
             {
                 AttentionNorm = Vector(N(TensorNames.AttentionNorm), c.EmbeddingLength),
-                Query = Matrix(N(TensorNames.Query), c.QueryLength, c.EmbeddingLength),
-                Key = Matrix(N(TensorNames.Key), c.KeyValueLength, c.EmbeddingLength),
-                Value = Matrix(N(TensorNames.Value), c.KeyValueLength, c.EmbeddingLength),
+                Query = query,
+                Key = key,
+                Value = value,
                 Output = Matrix(N(TensorNames.AttentionOutput), c.EmbeddingLength, c.QueryLength),
                 QueryBias = c.HasQkvBias ? Vector(N(TensorNames.QueryBias), c.QueryLength) : null,
                 KeyBias = c.HasQkvBias ? Vector(N(TensorNames.KeyBias), c.KeyValueLength) : null,
@@ -57,8 +61,8 @@ public sealed unsafe class WeightsBuilder(LlamaConfig config, ITensorSource sour
                 QueryNorm = c.HasQkNorm ? Vector(N(TensorNames.QueryNorm), c.HeadDim) : null,
                 KeyNorm = c.HasQkNorm ? Vector(N(TensorNames.KeyNorm), c.HeadDim) : null,
                 FeedForwardNorm = Vector(N(TensorNames.FeedForwardNorm), c.EmbeddingLength),
-                Gate = Matrix(N(TensorNames.Gate), c.FeedForwardLength, c.EmbeddingLength),
-                Up = Matrix(N(TensorNames.Up), c.FeedForwardLength, c.EmbeddingLength),
+                Gate = gate,
+                Up = up,
                 Down = Matrix(N(TensorNames.Down), c.EmbeddingLength, c.FeedForwardLength),
             });
         }
@@ -66,7 +70,8 @@ public sealed unsafe class WeightsBuilder(LlamaConfig config, ITensorSource sour
         var output = c.TiedOutputHead ? embedding : Matrix(names.Output, c.VocabularySize, c.EmbeddingLength);
         if (!ropeFrequencyFactors.IsEmpty && ropeFrequencyFactors.Length != c.HeadDim / 2)
             throw new ModelFormatException(source.Location, "rope_freqs.weight", $"needs {c.HeadDim / 2} factors; got {ropeFrequencyFactors.Length}");
-        var frequencies = c.RopeScaling.InverseFrequencies(c.HeadDim, c.RopeTheta, ropeFrequencyFactors);
+        var frequencies = c.RopeScaling.InverseFrequencies(c.HeadDim, c.RopeTheta, c.RopeScaling.ShortFactors is { } shortFactors ? shortFactors.Values : ropeFrequencyFactors);
+        var longFrequencies = c.RopeScaling.LongFactors is { } longFactors ? c.RopeScaling.InverseFrequencies(c.HeadDim, c.RopeTheta, longFactors.Values) : null;
         // Every matrix the forward pass multiplies by (not the embedding table, which is only looked up).
         foreach (var layer in layers)
             foreach (var matrix in layer.Matrices)
@@ -80,10 +85,12 @@ public sealed unsafe class WeightsBuilder(LlamaConfig config, ITensorSource sour
             embedding.ReadRowsFromFile(embeddingFile, embeddingView.FileOffset);
         // LlamaWeights disposes every matrix (quantized copies included) and then what it owns.
         if (_load.QuantizeTo is null || _keptAsStored.Count > 0)
-            return new LlamaWeights(embedding, layers, outputNorm, output, frequencies, owned);
+            return new LlamaWeights(embedding, layers, outputNorm, output, frequencies, owned)
+                { LongRopeInverseFrequencies = longFrequencies, LongRopeAbove = c.RopeScaling.OriginalContextLength };
         // Every matrix now lives in its own quantized memory and every vector was copied: unmap the files.
         foreach (var o in owned) o.Dispose();
-        return new LlamaWeights(embedding, layers, outputNorm, output, frequencies, []);
+        return new LlamaWeights(embedding, layers, outputNorm, output, frequencies, [])
+            { LongRopeInverseFrequencies = longFrequencies, LongRopeAbove = c.RopeScaling.OriginalContextLength };
     }
 
     private void Report()
@@ -108,10 +115,35 @@ public sealed unsafe class WeightsBuilder(LlamaConfig config, ITensorSource sour
         return tensor;
     }
 
-    private WeightMatrix Matrix(string name, int rows, int columns)
+    /// <summary>
+    /// Phi-3's q/k/v as three views of the rows of its fused matrix (no copy: the file's pages stay the only one);
+    /// null when the layer stores them apart (GGUF allows both; Hugging Face Phi-3 always fuses).
+    /// </summary>
+    private (WeightMatrix, WeightMatrix, WeightMatrix)? FusedQkv(Func<string, string> name)
     {
-        var t = Require(name, rows, columns);
-        var stored = new WeightMatrix(name, t.Type, rows, columns, t.Data);
+        var c = config;
+        var fused = name(TensorNames.QueryKeyValue);
+        if (c.Architecture != ModelArchitecture.Phi3 || (!source.TryGet(fused, out _) && source.TryGet(name(TensorNames.Query), out _)))
+            return null;
+        var t = Require(fused, c.QueryLength + 2L * c.KeyValueLength, c.EmbeddingLength);
+        return (Rows(t, 0, c.QueryLength), Rows(t, c.QueryLength, c.KeyValueLength), Rows(t, c.QueryLength + c.KeyValueLength, c.KeyValueLength));
+    }
+
+    /// <summary>Phi-3's gate and up as two views of its fused matrix: gate rows first, as transformers' chunk(2) and ggml's swiglu split it.</summary>
+    private (WeightMatrix, WeightMatrix) FusedGateUp(string name)
+    {
+        var t = Require(name, 2L * config.FeedForwardLength, config.EmbeddingLength);
+        return (Rows(t, 0, config.FeedForwardLength), Rows(t, config.FeedForwardLength, config.FeedForwardLength));
+    }
+
+    private WeightMatrix Matrix(string name, int rows, int columns) => Rows(Require(name, rows, columns), 0, rows);
+
+    /// <summary>Rows [<paramref name="first"/>, first + <paramref name="rows"/>) of a checked 2-D tensor as a matrix, quantized at load when asked.</summary>
+    private WeightMatrix Rows(TensorView t, int first, int rows)
+    {
+        var columns = checked((int)t.Shape[1]);
+        var name = t.Shape[0] == rows ? t.Name : $"{t.Name}[{first}..{first + rows})";
+        var stored = new WeightMatrix(name, t.Type, rows, columns, t.Data + first * GgmlTypes.ByteSize(t.Type, columns));
         if (_load.QuantizeTo is not { } target) return stored;
         // The same rule as `bulwark models quantize` (GgufRequantizer): float matrices whose rows are whole blocks.
         if (t.Type is not (GgmlType.F32 or GgmlType.F16 or GgmlType.BF16) || columns % GgmlTypes.BlockSize(target) != 0)
@@ -121,7 +153,7 @@ public sealed unsafe class WeightsBuilder(LlamaConfig config, ITensorSource sour
         }
         var quantized = stored.Quantize(target);
         // The float rows were read once; hand their pages back now so peak memory holds one float matrix, not all of them.
-        if (source.IsFileMapped) MappedPages.Release(t.Data, stored.RowBytes * rows);
+        if (source.IsFileMapped) MappedPages.Release(stored.Data, stored.RowBytes * rows);
         _quantized.Add(quantized);
         _bytesBefore += stored.RowBytes * rows;
         _bytesAfter += quantized.RowBytes * rows;

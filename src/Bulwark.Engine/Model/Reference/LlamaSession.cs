@@ -17,6 +17,9 @@ public sealed unsafe class LlamaSession : IDisposable
     private readonly ContiguousKvCache _cache;
     private readonly NativeBuffer _x, _normed, _query, _attention, _residual, _gate, _up, _logits;
 
+    /// <summary>RoPE frequencies for this session's context length (LongRoPE picks its set by it).</summary>
+    private readonly float[] _ropeFrequencies;
+
     /// <summary>A session over <paramref name="model"/> with its own KV cache of <paramref name="contextLength"/> positions (the model's context length when null).</summary>
     public LlamaSession(LlamaModel model, int? contextLength = null)
     {
@@ -34,6 +37,7 @@ public sealed unsafe class LlamaSession : IDisposable
         _gate = new NativeBuffer(c.FeedForwardLength);
         _up = new NativeBuffer(c.FeedForwardLength);
         _logits = new NativeBuffer(c.VocabularySize);
+        _ropeFrequencies = model.Weights.RopeInverseFrequenciesFor(length);
     }
 
     public int ContextLength => _cache.Capacity;
@@ -70,8 +74,11 @@ public sealed unsafe class LlamaSession : IDisposable
                 DecoderSteps.NormHeads(q, c.HeadDim, layer.QueryNorm, c.RmsNormEpsilon);
                 DecoderSteps.NormHeads(k, c.HeadDim, layer.KeyNorm, c.RmsNormEpsilon);
             }
-            DecoderSteps.ApplyRope(q, c, position, w.RopeInverseFrequencies);
-            DecoderSteps.ApplyRope(k, c, position, w.RopeInverseFrequencies);
+            if (c.UsesRope(l))
+            {
+                DecoderSteps.ApplyRope(q, c, position, _ropeFrequencies);
+                DecoderSteps.ApplyRope(k, c, position, _ropeFrequencies);
+            }
             AttendHeads(q, _cache.Keys(l, position + 1), _cache.Values(l, position + 1), position + 1);
             DecoderSteps.Project(layer.Output, _attention.Span, _residual.Span);
             Add(x, _residual.Span);

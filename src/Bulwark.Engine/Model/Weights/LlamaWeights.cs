@@ -31,6 +31,15 @@ public sealed class LlamaWeights : IDisposable
     /// <summary>Per rotated pair, with rope scaling applied (see <see cref="Config.RopeScaling"/>).</summary>
     public float[] RopeInverseFrequencies { get; }
 
+    /// <summary>LongRoPE's frequencies for contexts longer than <see cref="LongRopeAbove"/> positions; null for other scalings.</summary>
+    public float[]? LongRopeInverseFrequencies { get; init; }
+
+    public int LongRopeAbove { get; init; }
+
+    /// <summary>The frequencies a cache of <paramref name="contextLength"/> positions per sequence rotates with (see <see cref="Config.RopeScaling.FactorsFor"/>).</summary>
+    public float[] RopeInverseFrequenciesFor(int contextLength) =>
+        LongRopeInverseFrequencies is { } longer && contextLength > LongRopeAbove ? longer : RopeInverseFrequencies;
+
     public void Dispose()
     {
         foreach (var layer in Layers)

@@ -49,6 +49,9 @@ public sealed unsafe class WeightMatrix : IDisposable
     /// </summary>
     public byte* Data { get; private set; }
 
+    /// <summary><see cref="Data"/> as a number, for tests that check where rows live (views of one mapped tensor).</summary>
+    internal nint Address => (nint)Data;
+
     /// <summary>y[Rows] = W · x[Columns].</summary>
     public void MatVec(ReadOnlySpan<float> x, Span<float> y) => MatMul(x, y, 1);
 

@@ -21,6 +21,9 @@ public sealed unsafe class PagedLlamaExecutor : IModelExecutor, IDisposable
     private readonly LlamaModel _model;
     private readonly LlamaConfig _config;
     private readonly StepActivations _act;
+
+    /// <summary>RoPE frequencies for <see cref="MaxContextLength"/> (LongRoPE picks its set by it, as llama.cpp by n_ctx per sequence).</summary>
+    private readonly float[] _ropeFrequencies;
     private KvBlockStore? _kv;
 
     // Per step, for attention on the worker pool: each token's sequence, and every sequence's block
@@ -44,6 +47,7 @@ public sealed unsafe class PagedLlamaExecutor : IModelExecutor, IDisposable
             throw new ArgumentOutOfRangeException(nameof(maxContextLength), max, $"context length must be between 1 and the model's {_config.ContextLength}; got {max}");
         MaxContextLength = max;
         _act = new StepActivations(_config);
+        _ropeFrequencies = model.Weights.RopeInverseFrequenciesFor(max);
     }
 
     public int VocabSize => _config.VocabularySize;
@@ -108,7 +112,7 @@ public sealed unsafe class PagedLlamaExecutor : IModelExecutor, IDisposable
         var ids = batch.TokenIds;
         for (var t = 0; t < tokens; t++)
             w.TokenEmbedding.DequantizeRow(ids[t], hidden.Slice(t * dim, dim));
-        FillRopeTables(batch.Positions, w.RopeInverseFrequencies);
+        FillRopeTables(batch.Positions, _ropeFrequencies);
         var positions = FlattenTables(batch);
         // The same for every layer: planned once per step.
         _planItems = kv.Type != KvCacheType.F16 && TiledAttention.CanRun(KernelIsa.Active, c.HeadDim) ? PlanTiles(batch, positions) : 0;
@@ -129,8 +133,11 @@ public sealed unsafe class PagedLlamaExecutor : IModelExecutor, IDisposable
                 DecoderSteps.NormHeads(q, c.HeadDim, layer.QueryNorm, c.RmsNormEpsilon);
                 DecoderSteps.NormHeads(k, c.HeadDim, layer.KeyNorm, c.RmsNormEpsilon);
             }
-            ApplyRope(q, c.QueryLength, tokens);
-            ApplyRope(k, c.KeyValueLength, tokens);
+            if (c.UsesRope(l))
+            {
+                ApplyRope(q, c.QueryLength, tokens);
+                ApplyRope(k, c.KeyValueLength, tokens);
+            }
             StoreKv(batch, kv, l, k, v);
             Attend(batch, kv, l, positions);
 
@@ -265,6 +272,8 @@ public sealed unsafe class PagedLlamaExecutor : IModelExecutor, IDisposable
                 }
             }
         }
+        // LongRoPE scales cos and sin: the same products as DecoderSteps.ApplyRope's scaling of the rotated vector.
+        if (_config.RopeScaling.AttentionFactor != 1f) VectorOps.Scale(rows[..(tokens * rowLength)], _config.RopeScaling.AttentionFactor);
     }
 
     /// <summary>Writes each batch token's K and V into its slot, before any query of the step reads them.</summary>
