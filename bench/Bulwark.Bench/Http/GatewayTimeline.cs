@@ -57,9 +57,10 @@ internal sealed class GatewayTimeline : IObserver<DiagnosticListener>, IDisposab
         {
             _events.Clear();
             var total = await through();
-            // Hosting ends a request after its response went out, so the client may have it first.
+            // Hosting ends a request after its response went out, so the client may have it first (and the
+            // gateway may have finished before the upstream's hosting ended its own).
             var waited = Stopwatch.StartNew();
-            while (!_events.Any(e => e.Point == Point.GatewayEnd))
+            while (!_events.Any(e => e.Point == Point.GatewayEnd) || !_events.Any(e => e.Point == Point.UpstreamEnd))
             {
                 if (waited.Elapsed > TimeSpan.FromSeconds(10)) break;
                 await Task.Delay(1);
