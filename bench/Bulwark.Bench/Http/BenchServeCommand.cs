@@ -34,7 +34,7 @@ internal static class BenchServeCommand
         var warmup = new Option<int?>("--warmup")
         {
             Description = "With --compare-security or --compare-gateway: unmeasured requests per server first (0..1000000; default --requests / 10, " +
-                          "and with --compare-gateway then on until no method was JIT-compiled for 500 pairs, at most 3 minutes).",
+                          "and with --compare-gateway then on until no method was JIT-compiled for 500 pairs and 3 s, at most 3 minutes).",
         };
         var concurrency = new Option<int>("--concurrency") { Description = "Requests in flight at once (1..1024).", DefaultValueFactory = _ => 4 };
         var requests = new Option<int>("--requests") { Description = "Requests to send in all (1..1000000).", DefaultValueFactory = _ => 64 };

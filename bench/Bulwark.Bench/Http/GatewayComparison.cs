@@ -26,7 +26,7 @@ internal interface IComparisonReport
 /// <param name="DirectCost">The same per request sent directly.</param>
 /// <param name="Segments">Where a request through the gateway spends its time (<see cref="GatewayTimeline"/>).</param>
 /// <param name="Warmup">Warm-up pairs run (with <paramref name="JitQuiet"/> set: until the JIT was quiet).</param>
-/// <param name="JitQuiet">Null: the warm-up was the fixed count asked for; true: it ran until no method was compiled for <see cref="GatewayComparison.QuietPairs"/> pairs; false: it stopped at its time limit first.</param>
+/// <param name="JitQuiet">Null: the warm-up was the fixed count asked for; true: it ran until no method was compiled for <see cref="GatewayComparison.QuietPairs"/> pairs and <see cref="GatewayComparison.QuietTime"/>; false: it stopped at its time limit first.</param>
 internal sealed record GatewayComparisonReport(int Requests, int Warmup, bool? JitQuiet, int MaxTokens, bool InstantEngine, Percentiles Through, Percentiles Direct, Percentiles PairedDifference,
     RequestCost ThroughCost, RequestCost DirectCost, int CostBlocks, int CostBlockRequests, GatewaySegments Segments)
     : IComparisonReport
@@ -42,7 +42,7 @@ internal sealed record GatewayComparisonReport(int Requests, int Warmup, bool? J
         var t = new StringBuilder();
         var warm = JitQuiet switch
         {
-            true => $"{Warmup} warm-up, until no method was JIT-compiled for {GatewayComparison.QuietPairs} pairs",
+            true => $"{Warmup} warm-up, until no method was JIT-compiled for {GatewayComparison.QuietPairs} pairs and {GatewayComparison.QuietTime.TotalSeconds:0} s",
             false => $"{Warmup} warm-up, stopped at its time limit with the JIT still compiling",
             null => $"{Warmup} warm-up",
         };
@@ -97,6 +97,9 @@ internal static class GatewayComparison
     /// <summary>Warm-up pairs without a JIT compilation that end an automatic warm-up.</summary>
     public const int QuietPairs = 500;
 
+    /// <summary>The time without a JIT compilation that ends an automatic warm-up (besides <see cref="QuietPairs"/>).</summary>
+    public static readonly TimeSpan QuietTime = TimeSpan.FromSeconds(3);
+
     /// <summary>The longest an automatic warm-up runs.</summary>
     private static readonly TimeSpan WarmupLimit = TimeSpan.FromMinutes(3);
 
@@ -127,7 +130,7 @@ internal static class GatewayComparison
             Task<double> Direct() => SecurityComparison.SendAsync(direct, body, ct);
             var (warmed, quiet) = warmup is { } fixedWarmup
                 ? (fixedWarmup, (bool?)null)
-                : await AlternatingPairs.WarmUntilJitQuietAsync(Through, Direct, requests / 10, QuietPairs, WarmupLimit);
+                : await AlternatingPairs.WarmUntilJitQuietAsync(Through, Direct, requests / 10, QuietPairs, QuietTime, WarmupLimit);
             var (throughTimes, directTimes) = await AlternatingPairs.MeasureAsync(Through, Direct, warmup ?? 0, requests, bar);
             var perBlock = Math.Max(1, requests / 4);
             var (throughCost, directCost) = await CostPerRequest.MeasureAsync(Through, Direct, CostBlocks, perBlock);

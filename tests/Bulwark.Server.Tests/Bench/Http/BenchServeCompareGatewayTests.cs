@@ -59,17 +59,23 @@ public class BenchServeCompareGatewayTests
         Task<double> Count() { Interlocked.Increment(ref calls); return Task.FromResult(1.0); }
 
         // Quiet can never be reached before the limit: it stops there and says so.
-        var (pairs, quiet) = await AlternatingPairs.WarmUntilJitQuietAsync(Count, Count, minimum: 3, quietPairs: int.MaxValue, TimeSpan.FromMilliseconds(50));
+        var (pairs, quiet) = await AlternatingPairs.WarmUntilJitQuietAsync(Count, Count, minimum: 3, quietPairs: int.MaxValue, TimeSpan.Zero, TimeSpan.FromMilliseconds(50));
         Assert.False(quiet);
         Assert.True(pairs >= 3, $"{pairs} pairs");
         Assert.Equal(2 * pairs, calls);
 
         // Nothing left to compile in a loop this small: it goes quiet, after at least the minimum.
         calls = 0;
-        (pairs, quiet) = await AlternatingPairs.WarmUntilJitQuietAsync(Count, Count, minimum: 20, quietPairs: 10, TimeSpan.FromMinutes(1));
+        (pairs, quiet) = await AlternatingPairs.WarmUntilJitQuietAsync(Count, Count, minimum: 20, quietPairs: 10, TimeSpan.Zero, TimeSpan.FromMinutes(1));
         Assert.True(quiet);
         Assert.True(pairs >= 20, $"{pairs} pairs");
         Assert.Equal(2 * pairs, calls);
+
+        // Quiet takes time as well as pairs: a loop this fast runs for the quiet time at least.
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        (_, quiet) = await AlternatingPairs.WarmUntilJitQuietAsync(Count, Count, minimum: 0, quietPairs: 1, TimeSpan.FromMilliseconds(300), TimeSpan.FromMinutes(1));
+        Assert.True(quiet);
+        Assert.True(clock.Elapsed >= TimeSpan.FromMilliseconds(300), $"{clock.Elapsed}");
     }
 
     [Fact]
