@@ -63,10 +63,11 @@ public sealed class PrometheusExposition : IDisposable
     private void Record(Instrument instrument, double value, ReadOnlySpan<KeyValuePair<string, object?>> tags)
     {
         var series = _series.GetOrAdd(instrument, static i => new Series(Kind(i), i.IsObservable, BoundsOf(i)));
-        series.Record(Labels(tags), value);
+        series.Record(series.LabelsOf(tags), value);
     }
 
-    private static string Labels(ReadOnlySpan<KeyValuePair<string, object?>> tags)
+    /// <summary>A label set's exposition text, built from scratch: what <see cref="LabelCache"/> remembers, and its slow twin in the tests.</summary>
+    internal static string Labels(ReadOnlySpan<KeyValuePair<string, object?>> tags)
     {
         if (tags.Length == 0) return "";
         var sorted = tags.ToArray();
@@ -109,6 +110,9 @@ public sealed class PrometheusExposition : IDisposable
     private sealed class Series(SeriesKind kind, bool observable, double[] bounds)
     {
         private readonly ConcurrentDictionary<string, Cell> _cells = new(StringComparer.Ordinal);
+        private readonly LabelCache _labels = new();
+
+        public string LabelsOf(ReadOnlySpan<KeyValuePair<string, object?>> tags) => _labels.Get(tags);
 
         public void Record(string labels, double value)
         {
@@ -223,3 +227,68 @@ public sealed class PrometheusExposition : IDisposable
 /// <see cref="Bounds"/>, for +Inf).
 /// </summary>
 public sealed record MetricSample(string Name, IReadOnlyDictionary<string, string> Labels, double Value, long Count, double[]? Bounds, long[]? Buckets);
+
+/// <summary>
+/// The exposition text of the label sets one instrument was recorded with, so a measurement with a label set
+/// seen before costs a hash and a comparison instead of sorting, formatting and a string (every request records
+/// a dozen measurements). Entries hold the tags as they came (keys and boxed values), compared key by key
+/// (ordinal) and value by value (<see cref="object.Equals(object?, object?)"/>, only for values whose equality
+/// means the same text); the same tags in another order are another entry with the same text. Copy on write: readers never lock. At most <see cref="MaxEntries"/>
+/// label sets are remembered; past that each measurement builds its text as before.
+/// </summary>
+internal sealed class LabelCache
+{
+    public const int MaxEntries = 512;
+
+    private readonly Lock _add = new();
+    private volatile Entry[] _entries = [];
+
+    private sealed record Entry(int Hash, KeyValuePair<string, object?>[] Tags, string Text);
+
+    public int Count => _entries.Length;
+
+    public string Get(ReadOnlySpan<KeyValuePair<string, object?>> tags)
+    {
+        if (tags.Length == 0) return "";
+        foreach (var (_, value) in tags)
+            if (!Comparable(value)) return PrometheusExposition.Labels(tags);
+        var hash = Hash(tags);
+        foreach (var e in _entries)
+            if (e.Hash == hash && Same(e.Tags, tags)) return e.Text;
+        var text = PrometheusExposition.Labels(tags);
+        lock (_add)
+        {
+            var entries = _entries;
+            var known = false;
+            foreach (var e in entries) known |= e.Hash == hash && Same(e.Tags, tags);
+            if (!known && entries.Length < MaxEntries) _entries = [.. entries, new Entry(hash, tags.ToArray(), text)];
+        }
+        return text;
+    }
+
+    /// <summary>
+    /// Values whose equality means the same text: null, strings, integers, booleans, enums. Anything else (a float,
+    /// where 0 and -0 are equal but print apart; an object that may change) is formatted every time.
+    /// </summary>
+    private static bool Comparable(object? value) =>
+        value is null or string or int or long or short or byte or uint or ulong or ushort or sbyte or bool or char || value.GetType().IsEnum;
+
+    private static int Hash(ReadOnlySpan<KeyValuePair<string, object?>> tags)
+    {
+        var h = new HashCode();
+        foreach (var (key, value) in tags)
+        {
+            h.Add(key, StringComparer.Ordinal);
+            h.Add(value);
+        }
+        return h.ToHashCode();
+    }
+
+    private static bool Same(KeyValuePair<string, object?>[] known, ReadOnlySpan<KeyValuePair<string, object?>> tags)
+    {
+        if (known.Length != tags.Length) return false;
+        for (var i = 0; i < known.Length; i++)
+            if (!string.Equals(known[i].Key, tags[i].Key, StringComparison.Ordinal) || !Equals(known[i].Value, tags[i].Value)) return false;
+        return true;
+    }
+}

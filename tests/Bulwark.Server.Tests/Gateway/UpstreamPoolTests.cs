@@ -88,4 +88,56 @@ public sealed class UpstreamPoolTests
         Assert.Contains("Bulwark:Upstreams:gpu:", error.Message);
         Assert.Contains(message, error.Message);
     }
+
+    [Fact]
+    public async Task ARoutesUriIsMadeOnceAndIsTheBaseJoinedWithTheRouteEvenPastTheBound()
+    {
+        using var metrics = new ServerMetrics(() => default, () => (0, 0));
+        await using var pool = new UpstreamPool("p", Options(("http://a:1/v1/", 1), ("https://b:8443/tgi", 1)), new UpstreamMetrics(metrics), NullLogger.Instance);
+        foreach (var e in pool.Endpoints)
+        {
+            var routes = new[] { "chat/completions", "completions", "models", "generate", "generate_stream" }
+                .Concat(Enumerable.Range(0, UpstreamEndpoint.MaxRoutes).Select(i => $"r{i}")).ToList();
+            foreach (var route in routes)
+            {
+                var uri = e.UriOf(route);
+                Assert.Equal(new Uri(e.BaseUrl, route), uri);
+                Assert.Equal(uri, e.UriOf(route));
+            }
+            // The first routes (below the bound) are kept: the same instance each time.
+            Assert.Same(e.UriOf("chat/completions"), e.UriOf("chat/completions"));
+            // Those past the bound are made each time, and still right.
+            var past = routes[^1];
+            Assert.NotSame(e.UriOf(past), e.UriOf(past));
+        }
+        Assert.Equal("http://a:1/v1/chat/completions", pool.Endpoints[0].UriOf("chat/completions").ToString());
+        Assert.Equal("https://b:8443/tgi/generate", pool.Endpoints[1].UriOf("generate").ToString());
+    }
+
+    [Fact]
+    public async Task TheModelCardFollowsTheContextLengthEachHealthCheckReports()
+    {
+        using var metrics = new ServerMetrics(() => default, () => (0, 0));
+        var options = Options(("http://a:1/v1", 1), ("http://b:1/v1", 1));
+        options.Models = [];
+        await using var pool = new UpstreamPool("p", options, new UpstreamMetrics(metrics), NullLogger.Instance);
+        var backend = new UpstreamBackend(pool, "m", new UpstreamMetrics(metrics), _ => null, TimeProvider.System);
+        var (a, b) = (pool.Endpoints[0], pool.Endpoints[1]);
+        Assert.Equal(0, backend.Model.ContextLength);
+        a.SetHealth(true, new Dictionary<string, int> { ["m"] = 4096 });
+        Assert.Equal(4096, backend.Model.ContextLength);
+        // Read twice without a check between: the same card.
+        Assert.Same(backend.Model, backend.Model);
+        b.SetHealth(true, new Dictionary<string, int> { ["m"] = 2048 });
+        Assert.Equal(2048, backend.Model.ContextLength);
+        a.SetHealth(true, new Dictionary<string, int> { ["m"] = 1024 });
+        b.SetHealth(true, new Dictionary<string, int> { ["m"] = 8192 });
+        Assert.Equal(1024, backend.Model.ContextLength);
+        // A verdict without a model list (a failed check) leaves the card as it was.
+        var card = backend.Model;
+        a.SetHealth(false);
+        Assert.Same(card, backend.Model);
+        Assert.Equal("upstream:p", card.OwnedBy);
+        Assert.Equal("p", card.Pool);
+    }
 }

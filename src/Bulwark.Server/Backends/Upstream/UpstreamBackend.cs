@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Net;
-using System.Net.Http.Headers;
 using System.Runtime.CompilerServices;
 using System.Text;
 using System.Threading.RateLimiting;
@@ -67,7 +66,32 @@ public sealed class UpstreamBackend : IGenerationBackend, ITokenizingBackend
     /// <summary>The pool this model is served from.</summary>
     public UpstreamPool Pool => _pool;
 
-    public ModelCard Model => new(_served, _pool.ContextLength(_served), Encoder?.Tokenizer.VocabSize ?? 0, _created, OwnedBy: "upstream:" + _pool.Name) { Pool = _pool.Name };
+    /// <summary>
+    /// The model's card, made again only when a health check replaced some endpoint's model list (the context
+    /// length comes from there): the spine reads it several times per request.
+    /// </summary>
+    public ModelCard Model
+    {
+        get
+        {
+            var version = ModelsVersion();
+            if (_card is { } card && card.Version == version) return card.Card;
+            var made = new ModelCard(_served, _pool.ContextLength(_served), Encoder?.Tokenizer.VocabSize ?? 0, _created, OwnedBy: "upstream:" + _pool.Name) { Pool = _pool.Name };
+            _card = new CachedCard(made, version);
+            return made;
+        }
+    }
+
+    private int ModelsVersion()
+    {
+        var version = 0;
+        foreach (var e in _pool.Endpoints) version += e.ModelsVersion;
+        return version;
+    }
+
+    private sealed record CachedCard(ModelCard Card, int Version);
+
+    private volatile CachedCard? _card;
 
     private PromptEncoder? Encoder => _pool.Encoders.GetValueOrDefault(_served);
 
@@ -215,7 +239,8 @@ public sealed class UpstreamBackend : IGenerationBackend, ITokenizingBackend
                 using var request = s.Pool.Request(HttpMethod.Post, s.Endpoint, s.Path);
                 AttemptSpan.Inject(s.Span, request);
                 request.Content = new ByteArrayContent(s.Body);
-                request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+                // A fixed, valid value: added as text, with nothing to parse or format per request.
+                request.Content.Headers.TryAddWithoutValidation("Content-Type", "application/json");
                 var r = await s.Pool.Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, token);
                 if ((int)r.StatusCode >= 500 || r.StatusCode == HttpStatusCode.TooManyRequests)
                 {
@@ -234,9 +259,17 @@ public sealed class UpstreamBackend : IGenerationBackend, ITokenizingBackend
             if (!response.IsSuccessStatusCode) throw Refused(response.StatusCode);
             if (!stream)
             {
-                var bytes = await ReadWholeAsync(response, ct);
+                var (bytes, length) = await ReadWholeAsync(response, ct);
                 var deltas = new List<ChoiceDelta>(call.Request.Choices);
-                var usage = _pool.Protocol.Whole(bytes, call.Request, deltas);
+                GenerationUsage? usage;
+                try
+                {
+                    usage = _pool.Protocol.Whole(bytes.AsSpan(0, length), call.Request, deltas);
+                }
+                finally
+                {
+                    WholeBody.Return(bytes, length);
+                }
                 response.Dispose();
                 endpoint.Leave();
                 _metrics.Attempt(endpoint, "success", Stopwatch.GetElapsedTime(started));
@@ -304,15 +337,16 @@ public sealed class UpstreamBackend : IGenerationBackend, ITokenizingBackend
         return await opened.Reader!.ReadAsync(idle.Token);
     }
 
-    /// <summary>A whole response body, within the idle timeout and the response size limit.</summary>
-    private async ValueTask<byte[]> ReadWholeAsync(HttpResponseMessage response, CancellationToken ct)
+    /// <summary>A whole response body, within the idle timeout and the response size limit, in a pooled buffer the caller gives back (<see cref="WholeBody.Return"/>).</summary>
+    private async ValueTask<(byte[] Buffer, int Length)> ReadWholeAsync(HttpResponseMessage response, CancellationToken ct)
     {
+        var limit = _pool.Options.MaxResponseBytes;
+        var announced = response.Content.Headers.ContentLength;
+        if (announced > limit) throw new UpstreamResponseTooLargeException(limit);
         using var idle = CancellationTokenSource.CreateLinkedTokenSource(ct);
         idle.CancelAfter(_pool.Options.IdleTimeout);
-        await using var body = new LimitedStream(await response.Content.ReadAsStreamAsync(idle.Token), _pool.Options.MaxResponseBytes);
-        using var buffer = new MemoryStream();
-        await body.CopyToAsync(buffer, idle.Token);
-        return buffer.ToArray();
+        await using var body = await response.Content.ReadAsStreamAsync(idle.Token);
+        return await WholeBody.ReadAsync(body, announced, limit, idle.Token);
     }
 
     private GenerationUsage? Parse(string data, GenerationRequest request, List<ChoiceDelta> deltas, Opened opened)

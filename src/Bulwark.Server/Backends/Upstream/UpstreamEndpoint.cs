@@ -58,6 +58,30 @@ public sealed class UpstreamEndpoint
     /// <summary>The OpenAI-compatible base, ending in <c>/</c> (<c>http://10.0.0.5:8000/v1/</c>).</summary>
     public Uri BaseUrl { get; }
 
+    /// <summary>
+    /// <see cref="BaseUrl"/> joined with a route (<c>chat/completions</c>), made once per route: a request to an upstream
+    /// needs no URI parsing. The routes are the protocols' few fixed paths.
+    /// </summary>
+    internal Uri UriOf(string path)
+    {
+        var known = _routes;
+        if (known.TryGetValue(path, out var uri)) return uri;
+        uri = new Uri(BaseUrl, path);
+        // Copy on write: readers never lock; a race only builds the same URI twice.
+        if (known.Count < MaxRoutes) _routes = new Dictionary<string, Uri>(known, StringComparer.Ordinal) { [path] = uri };
+        return uri;
+    }
+
+    /// <summary>More routes than any protocol has: a bound, not a size anyone reaches.</summary>
+    internal const int MaxRoutes = 32;
+
+    private volatile Dictionary<string, Uri> _routes = new(StringComparer.Ordinal);
+
+    /// <summary>Bumped each time a health check replaces <see cref="Models"/> (what <see cref="UpstreamBackend.Model"/> is cached against).</summary>
+    internal int ModelsVersion => Volatile.Read(ref _modelsVersion);
+
+    private int _modelsVersion;
+
     /// <summary>Scheme, host and port: how metrics and audit records name the endpoint.</summary>
     public string Name { get; }
 
@@ -95,7 +119,11 @@ public sealed class UpstreamEndpoint
     /// <summary>Records a health verdict; returns true when the endpoint just went from up to down.</summary>
     internal bool SetHealth(bool healthy, IReadOnlyDictionary<string, int>? models = null)
     {
-        if (models is not null) _models = models;
+        if (models is not null)
+        {
+            _models = models;
+            Interlocked.Increment(ref _modelsVersion);
+        }
         var was = _healthy;
         _healthy = healthy;
         return was && !healthy;

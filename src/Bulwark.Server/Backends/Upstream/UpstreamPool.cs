@@ -20,6 +20,7 @@ public sealed class UpstreamPool : IAsyncDisposable
 {
     private readonly HttpClient _http;
     private readonly string? _apiKey;
+    private readonly string? _authorization;
     private readonly string? _metricsKey;
     private readonly UpstreamMetrics _metrics;
     private readonly ILogger _log;
@@ -36,6 +37,7 @@ public sealed class UpstreamPool : IAsyncDisposable
         _log = log;
         _apiKey = ReadKey(options);
         SecretRedactor.AddKnownSecret(_apiKey);
+        _authorization = _apiKey is not null && _apiKey.All(c => c is > ' ' and < (char)0x7f) ? "Bearer " + _apiKey : null;
         _metricsKey = options.MetricsKeyEnv is { } metricsEnv ? Environment.GetEnvironmentVariable(metricsEnv)?.Trim() : _apiKey;
         SecretRedactor.AddKnownSecret(_metricsKey);
         Endpoints = options.Endpoints.Select(e => new UpstreamEndpoint(name, e, options, metrics)).ToArray();
@@ -103,8 +105,11 @@ public sealed class UpstreamPool : IAsyncDisposable
     /// <summary>Adds the pool's credential to a request to <paramref name="endpoint"/>.</summary>
     internal HttpRequestMessage Request(HttpMethod method, UpstreamEndpoint endpoint, string path)
     {
-        var request = new HttpRequestMessage(method, new Uri(endpoint.BaseUrl, path));
-        if (_apiKey is not null) request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", _apiKey);
+        var request = new HttpRequestMessage(method, endpoint.UriOf(path));
+        // The header's text is made once: nothing to parse or format per request. A key with characters a token
+        // cannot hold goes through the typed header, which refuses it as before.
+        if (_authorization is not null) request.Headers.TryAddWithoutValidation("Authorization", _authorization);
+        else if (_apiKey is not null) request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", _apiKey);
         return request;
     }
 
