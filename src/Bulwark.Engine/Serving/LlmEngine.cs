@@ -48,7 +48,7 @@ public sealed class LlmEngine : IDisposable
         if (blocks < 1)
             throw new ArgumentOutOfRangeException(nameof(options), $"the KV cache needs at least 1 block; got {blocks}");
         executor.AllocateKvCache(blocks, _options.BlockSize);
-        _scheduler = new Scheduler(_options.Scheduler, new BlockAllocator(blocks, _options.BlockSize, _options.PrefixCaching));
+        _scheduler = new Scheduler(_options.Scheduler, new BlockAllocator(blocks, _options.BlockSize, _options.PrefixCaching, executor.KvWindow));
         Counters.KvBlocksTotal = blocks;
         Counters.BlockSize = _options.BlockSize;
         _emitter = new TokenEmitter(new Sampler(executor.VocabSize), _options, Counters, executor.MaxContextLength);

@@ -71,10 +71,13 @@ public static class HfConfig
         var hidden = f.Int("hidden_size", 1, LlamaConfig.MaxDimension);
         var heads = f.Int("num_attention_heads", 1, 4096);
         var contextLength = f.Int("max_position_embeddings", 1, 1 << 24);
-        // Sliding-window attention equals full attention on sequences no longer than the window,
-        // so the context is capped there instead of approximating the window.
-        var windowed = architecture == ModelArchitecture.Mistral || f.Bool("use_sliding_window", false);
-        if (windowed && f.Has("sliding_window"))
+        // Mistral's window applies to every layer and runs as sliding-window attention. Qwen's
+        // (use_sliding_window, from max_window_layers on) equals full attention on sequences no
+        // longer than the window, so its context is capped there instead.
+        var slidingWindow = 0;
+        if (architecture == ModelArchitecture.Mistral && f.Has("sliding_window"))
+            slidingWindow = f.Int("sliding_window", 1, 1 << 24);
+        else if (f.Bool("use_sliding_window", false) && f.Has("sliding_window"))
             contextLength = Math.Min(contextLength, f.Int("sliding_window", 1, int.MaxValue));
         var (theta, scaling) = HfConfigRope.Read(f);
         var kvHeads = f.Int("num_key_value_heads", 1, heads, heads);
@@ -103,6 +106,7 @@ public static class HfConfig
             TiedOutputHead = f.Bool("tie_word_embeddings", false),
             HasQkvBias = architecture == ModelArchitecture.Qwen2,
             HasQkNorm = architecture == ModelArchitecture.Qwen3,
+            SlidingWindow = slidingWindow,
         };
         config.Validate(f.File);
         return config;

@@ -10,4 +10,8 @@ public enum ModelArchitecture
     Qwen2,
     /// <summary>Adds RMSNorm over each q and k head before RoPE.</summary>
     Qwen3,
+    /// <summary>Gemma 2: GeGLU, pre and post norms, soft-capped attention and logits, every other layer windowed.</summary>
+    Gemma2,
+    /// <summary>Gemma 3 (text): Gemma 2's block with Qwen3's q/k norm, five local layers to one global, no soft-capping.</summary>
+    Gemma3,
 }

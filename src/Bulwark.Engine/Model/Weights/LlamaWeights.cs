@@ -31,11 +31,18 @@ public sealed class LlamaWeights : IDisposable
     /// <summary>Per rotated pair, with rope scaling applied (see <see cref="Config.RopeScaling"/>).</summary>
     public float[] RopeInverseFrequencies { get; }
 
+    /// <summary>Gemma 3's windowed layers' own RoPE (another base, no scaling); null when every layer uses <see cref="RopeInverseFrequencies"/>.</summary>
+    public float[]? LocalRopeInverseFrequencies { get; init; }
+
+    /// <summary>The RoPE frequencies layer <paramref name="layer"/> of <paramref name="config"/> rotates by.</summary>
+    public float[] RopeFor(Config.LlamaConfig config, int layer) =>
+        LocalRopeInverseFrequencies is { } local && config.WindowOf(layer) > 0 ? local : RopeInverseFrequencies;
+
     public void Dispose()
     {
         foreach (var layer in Layers)
         {
-            foreach (var buffer in new[] { layer.AttentionNorm, layer.FeedForwardNorm, layer.QueryBias, layer.KeyBias, layer.ValueBias, layer.QueryNorm, layer.KeyNorm })
+            foreach (var buffer in new[] { layer.AttentionNorm, layer.FeedForwardNorm, layer.QueryBias, layer.KeyBias, layer.ValueBias, layer.QueryNorm, layer.KeyNorm, layer.PostAttentionNorm, layer.PostFeedForwardNorm })
                 buffer?.Dispose();
         }
         OutputNorm.Dispose();
