@@ -15,7 +15,7 @@ internal static class SynthCommand
     public static Command Create()
     {
         var defaults = new SyntheticModelSpec();
-        var arch = new Option<string>("--arch") { Description = "Architecture: llama, qwen2 (q/k/v biases) or qwen3 (q/k norms).", DefaultValueFactory = _ => defaults.Architecture };
+        var arch = new Option<string>("--arch") { Description = "Architecture: llama, qwen2 (q/k/v biases), qwen3 (q/k norms), gemma2 (GeGLU, pre/post norms, soft caps, every other layer windowed; always tied) or gemma3 (q/k norms, five windowed layers to one global).", DefaultValueFactory = _ => defaults.Architecture };
         arch.AcceptOnlyFromAmong([.. SyntheticModelSpec.Architectures]);
         var layers = new Option<int>("--layers") { Description = "Decoder layers.", DefaultValueFactory = _ => defaults.Layers };
         var dim = new Option<int>("--dim") { Description = "Embedding width.", DefaultValueFactory = _ => defaults.Dim };
@@ -33,10 +33,14 @@ internal static class SynthCommand
         var chat = new Option<bool>("--chat-template") { Description = "Add a ChatML chat template." };
         var pooling = new Option<string>("--pooling") { Description = "Make an embedding model: none (a generator), mean, cls or last (GGUF pooling_type; 1_Pooling/config.json for safetensors).", DefaultValueFactory = _ => "none" };
         pooling.AcceptOnlyFromAmong("none", "mean", "cls", "last");
+        var window = new Option<int?>("--sliding-window") { Description = "gemma2/gemma3: the windowed layers' window (default 8, so short prompts cross it)." };
+        var attnCap = new Option<float?>("--attn-softcap") { Description = "gemma2: attention score soft cap (default 50)." };
+        var finalCap = new Option<float?>("--final-softcap") { Description = "gemma2: output logit soft cap (default 30)." };
+        var ropeFactor = new Option<float>("--rope-linear-factor") { Description = "Linear RoPE scaling factor (gemma3: global layers only); 0 for none.", DefaultValueFactory = _ => 0 };
         var output = new Option<string>("--out") { Description = "Output .gguf file, or folder for safetensors.", Required = true };
         var command = new Command("synth", "Write a deterministic synthetic model (random weights, real BPE vocabulary) for tests and benchmarks.")
         {
-            arch, layers, dim, heads, kvHeads, ff, vocab, ctx, dtype, format, seed, tied, chat, pooling, output,
+            arch, layers, dim, heads, kvHeads, ff, vocab, ctx, dtype, format, seed, tied, chat, pooling, window, attnCap, finalCap, ropeFactor, output,
         };
         command.SetAction(r =>
         {
@@ -56,6 +60,10 @@ internal static class SynthCommand
                 TiedOutput = r.GetValue(tied),
                 ChatTemplate = r.GetValue(chat) ? SyntheticModel.ChatMlTemplate : null,
                 Pooling = PoolingTypeNames.TryParse(r.GetValue(pooling), out var p) ? p : PoolingType.None,
+                SlidingWindow = r.GetValue(window),
+                AttentionSoftCap = r.GetValue(attnCap),
+                FinalSoftCap = r.GetValue(finalCap),
+                RopeLinearFactor = r.GetValue(ropeFactor),
             };
             var path = r.GetValue(output)!;
             var asGguf = r.GetValue(format) == "gguf";

@@ -52,7 +52,8 @@ public static unsafe class HuggingFaceToGguf
             .Add("general.name", Path.GetFileName(full.TrimEnd(Path.DirectorySeparatorChar)))
             .Add("general.file_type", GgmlTypes.LlamaFileType(matrixType))
             .Add("general.alignment", (uint)GgufFile.DefaultAlignment)
-            .Add($"{arch}.context_length", (uint)config.ContextLength)
+            // GGUF llama carries no window (llama.cpp attends to everything), so a windowed Mistral stays exact only up to its window.
+            .Add($"{arch}.context_length", (uint)(config.SlidingWindow > 0 ? Math.Min(config.ContextLength, config.SlidingWindow) : config.ContextLength))
             .Add($"{arch}.embedding_length", (uint)config.EmbeddingLength)
             .Add($"{arch}.block_count", (uint)config.LayerCount)
             .Add($"{arch}.feed_forward_length", (uint)config.FeedForwardLength)

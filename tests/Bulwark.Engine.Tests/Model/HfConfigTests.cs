@@ -129,7 +129,7 @@ public class HfConfigTests
     public void UnknownArchitecturesAreRefusedWithTheSupportedList(string modelType)
     {
         var e = Refused(With(Llama(), "model_type", modelType));
-        Assert.Contains($"model_type: \"{modelType}\" is not supported (supported: llama (LlamaForCausalLM), mistral (MistralForCausalLM), qwen2 (Qwen2ForCausalLM), qwen3 (Qwen3ForCausalLM))", e.Message);
+        Assert.Contains($"model_type: \"{modelType}\" is not supported (supported: llama (LlamaForCausalLM), mistral (MistralForCausalLM), qwen2 (Qwen2ForCausalLM), qwen3 (Qwen3ForCausalLM), gemma2 (Gemma2ForCausalLM), gemma3_text (Gemma3ForCausalLM))", e.Message);
         Assert.StartsWith("config.json: ", e.Message);
     }
 

@@ -23,6 +23,8 @@ public static class HfConfig
         ("mistral", "MistralForCausalLM", ModelArchitecture.Mistral),
         ("qwen2", "Qwen2ForCausalLM", ModelArchitecture.Qwen2),
         ("qwen3", "Qwen3ForCausalLM", ModelArchitecture.Qwen3),
+        ("gemma2", "Gemma2ForCausalLM", ModelArchitecture.Gemma2),
+        ("gemma3_text", "Gemma3ForCausalLM", ModelArchitecture.Gemma3),
     ];
 
     public static string SupportedList => string.Join(", ", Supported.Select(s => $"{s.ModelType} ({s.ClassName})"));
@@ -108,6 +110,8 @@ public static class HfConfig
             HasQkNorm = architecture == ModelArchitecture.Qwen3,
             SlidingWindow = slidingWindow,
         };
+        if (architecture is ModelArchitecture.Gemma2 or ModelArchitecture.Gemma3)
+            config = HfGemma.Read(f, config);
         config.Validate(f.File);
         return config;
     }
@@ -134,8 +138,14 @@ public static class HfConfig
     {
         if (f.Has("quantization_config"))
             throw f.Error("quantization_config", "quantized Hugging Face checkpoints (GPTQ, AWQ, bitsandbytes, ...) are not supported; use F32/F16/BF16 safetensors or a GGUF file");
-        var activation = f.String("hidden_act") ?? "silu";
-        if (activation != "silu")
+        if (modelType.StartsWith("gemma", StringComparison.Ordinal))
+        {
+            // Gemma's configs name it hidden_activation (transformers prefers it) and often hidden_act too.
+            foreach (var key in new[] { "hidden_activation", "hidden_act" })
+                if (f.String(key) is { } gelu && gelu != "gelu_pytorch_tanh")
+                    throw f.Error(key, $"\"{HfConfigFields.Cut(gelu)}\" is not supported (Gemma's MLP is GeGLU: gelu_pytorch_tanh)");
+        }
+        else if ((f.String("hidden_act") ?? "silu") is var activation && activation != "silu")
             throw f.Error("hidden_act", $"\"{HfConfigFields.Cut(activation)}\" is not supported (the decoder's MLP is SwiGLU: silu)");
         // qwen2 always has q/k/v biases (and no o_proj bias); elsewhere attention_bias adds an o_proj bias too.
         if (modelType != "qwen2" && f.Bool("attention_bias", false))

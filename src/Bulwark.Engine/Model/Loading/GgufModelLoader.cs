@@ -44,7 +44,9 @@ public static unsafe class GgufModelLoader
             "llama" => ModelArchitecture.Llama,
             "qwen2" => ModelArchitecture.Qwen2,
             "qwen3" => ModelArchitecture.Qwen3,
-            _ => throw new ModelFormatException(file.Path, "general.architecture", $"\"{arch}\" is not supported (supported: llama, qwen2, qwen3)"),
+            "gemma2" => ModelArchitecture.Gemma2,
+            "gemma3" => ModelArchitecture.Gemma3,
+            _ => throw new ModelFormatException(file.Path, "general.architecture", $"\"{arch}\" is not supported (supported: llama, qwen2, qwen3, gemma2, gemma3)"),
         };
         int Int(string key, long? fallback = null)
         {
@@ -82,9 +84,11 @@ public static unsafe class GgufModelLoader
             RopeLayout = architecture == ModelArchitecture.Llama ? RopeLayout.AdjacentPairs : RopeLayout.RotateHalf,
             TiedOutputHead = !file.TryGetTensor("output.weight", out _),
             HasQkvBias = architecture == ModelArchitecture.Qwen2,
-            HasQkNorm = architecture == ModelArchitecture.Qwen3,
+            HasQkNorm = architecture is ModelArchitecture.Qwen3 or ModelArchitecture.Gemma3,
             Pooling = ReadPooling(file, arch),
         };
+        if (architecture is ModelArchitecture.Gemma2 or ModelArchitecture.Gemma3)
+            config = GgufGemma.Read(file, arch, config);
         config.Validate(file.Path);
         return config;
     }
