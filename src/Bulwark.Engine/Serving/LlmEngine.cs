@@ -106,6 +106,13 @@ public sealed class LlmEngine : IDisposable
             throw new ArgumentOutOfRangeException(nameof(request),
                 $"prompt tokens + max_tokens must be at most the context length {_executor.MaxContextLength}; got {prompt.Count} + {p.MaxTokens} = {total}");
         var blocksNeeded = (total + _options.BlockSize - 1) / _options.BlockSize;
+        if (_executor.KvWindow is var window and > 0)
+        {
+            // Every layer windowed: blocks before the window are released as the sequence advances, so at a
+            // reservation it holds the window's blocks, the step's, and one for alignment at each end.
+            var step = Math.Min(_options.Scheduler.MaxPrefillChunk, _options.Scheduler.MaxBatchedTokens);
+            blocksNeeded = Math.Min(blocksNeeded, (window - 1L + step + _options.BlockSize - 1) / _options.BlockSize + 2);
+        }
         if (blocksNeeded > Counters.KvBlocksTotal)
             throw new ArgumentOutOfRangeException(nameof(request),
                 $"prompt tokens + max_tokens need {blocksNeeded} KV blocks; the cache holds {Counters.KvBlocksTotal} (raise --kv-cache-memory)");

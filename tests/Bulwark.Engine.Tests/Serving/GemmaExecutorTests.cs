@@ -44,7 +44,28 @@ public class GemmaExecutorTests
         using var model = SyntheticGguf.Load(LlamaCppGemmaParityTests.Spec("gemma2"));
         var e = Assert.Throws<NotSupportedException>(() => new PagedLlamaExecutor(model, kvCacheType: Bulwark.Engine.KvCache.KvCacheType.F16));
         Assert.Contains("f32 KV cache", e.Message);
-        using var gemma3 = SyntheticGguf.Load(LlamaCppGemmaParityTests.Spec("gemma3"));
-        using var f16 = new PagedLlamaExecutor(gemma3, kvCacheType: Bulwark.Engine.KvCache.KvCacheType.F16); // no caps: f16 is fine
+    }
+
+    [Fact]
+    public void Gemma3WithAnF16CacheGivesTheOutputsOfAlone()
+    {
+        using var model = SyntheticGguf.Load(LlamaCppGemmaParityTests.Spec("gemma3") with { Context = 64 }); // no caps: f16 is fine
+        var prompts = new[] { 4, 21 }.Select(n => Enumerable.Range(0, n).Select(i => (i * 37 + n) % model.Config.VocabularySize).ToArray()).ToArray();
+        using var executor = new PagedLlamaExecutor(model, kvCacheType: Bulwark.Engine.KvCache.KvCacheType.F16);
+        var driver = new StepDriver(executor, 64, 4, prefixCaching: false, new SchedulerOptions { MaxPrefillChunk = 5, MaxBatchedTokens = 64, MaxSequences = 8 });
+        var runs = prompts.Select(p => driver.Add(p, maxTokens: 6)).ToArray();
+        driver.RunToEnd();
+        for (var i = 0; i < prompts.Length; i++)
+        {
+            using var alone = new PagedLlamaExecutor(model, kvCacheType: Bulwark.Engine.KvCache.KvCacheType.F16);
+            var single = new StepDriver(alone, 64, 4, prefixCaching: false, new SchedulerOptions { MaxPrefillChunk = 1, MaxBatchedTokens = 64, MaxSequences = 8 });
+            var expected = single.Add(prompts[i], 6);
+            single.RunToEnd();
+            Assert.Equal(expected.Ids, runs[i].Ids);
+            var f32 = Alone(model, prompts[i], 6).Logits[0];
+            var scale = Math.Max(1f, f32.Max(MathF.Abs));
+            for (var v = 0; v < f32.Length; v++)
+                Assert.True(MathF.Abs(f32[v] - runs[i].Logits[0][v]) <= 1e-2f * scale, $"prompt {i} logit {v}: f16 {runs[i].Logits[0][v]} f32 {f32[v]}");
+        }
     }
 }

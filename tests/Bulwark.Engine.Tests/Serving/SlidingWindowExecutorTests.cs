@@ -140,4 +140,32 @@ public class SlidingWindowExecutorTests
         using var full = new PagedLlamaExecutor(model);
         Assert.Equal(0, full.KvWindow);
     }
+
+    [Fact]
+    public async Task TheEngineServesAGenerationLongerThanItsWholeCache()
+    {
+        using var model = SyntheticGguf.Load(new SyntheticModelSpec { Layers = 2, Seed = 47 });
+        var windowed = Windowed(model, 1);
+        var prompt = RandomPrompt(new Random(5), 5, model.Config.VocabularySize);
+        // 6 blocks of 2 slots hold 12 positions; the sequence reaches 45. Steps of at most 2 tokens: the window's
+        // 3 blocks, the step's, and one at each end fit in 6 (Validate's bound; a larger chunk is refused).
+        var scheduler = new SchedulerOptions { MaxPrefillChunk = 2, MaxBatchedTokens = 8 };
+        using (var tooBig = new Bulwark.Engine.Serving.LlmEngine(new PagedLlamaExecutor(windowed),
+            new Bulwark.Engine.Serving.EngineOptions { KvCacheBlocks = 6, BlockSize = 2, Scheduler = scheduler with { MaxPrefillChunk = 4 } }))
+            Assert.Contains("need 7 KV blocks; the cache holds 6", Assert.Throws<ArgumentOutOfRangeException>(() => tooBig.Validate(new Bulwark.Engine.Serving.EngineRequest
+            {
+                PromptTokens = prompt,
+                Sampling = new Bulwark.Engine.Serving.Sampling.SamplingParams { Temperature = 0, MaxTokens = 40, IgnoreEos = true },
+            })).Message);
+        using var engine = new Bulwark.Engine.Serving.LlmEngine(new PagedLlamaExecutor(windowed),
+            new Bulwark.Engine.Serving.EngineOptions { KvCacheBlocks = 6, BlockSize = 2, Scheduler = scheduler });
+        var events = await EngineHarness.CollectAsync(engine, new Bulwark.Engine.Serving.EngineRequest
+        {
+            PromptTokens = prompt,
+            Sampling = new Bulwark.Engine.Serving.Sampling.SamplingParams { Temperature = 0, MaxTokens = 40, IgnoreEos = true },
+        });
+        Assert.Equal(Alone(windowed, prompt, 40).Ids, EngineHarness.Ids(events));
+        Assert.True(engine.Counters.KvBlocksPeak <= 6, $"peak {engine.Counters.KvBlocksPeak} blocks");
+        Assert.Equal(0, engine.Counters.Preemptions);
+    }
 }
