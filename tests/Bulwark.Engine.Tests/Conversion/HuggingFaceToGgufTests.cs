@@ -23,7 +23,7 @@ public sealed class HuggingFaceToGgufTests
         ChatTemplate = SyntheticModel.ChatMlTemplate,
     };
 
-    public static TheoryData<string, bool> Shapes() => new() { { "llama", false }, { "llama", true }, { "qwen2", false }, { "qwen3", true } };
+    public static TheoryData<string, bool> Shapes() => new() { { "llama", false }, { "llama", true }, { "qwen2", false }, { "qwen3", true }, { "gemma2", true }, { "gemma3", false } };
 
     [Theory]
     [MemberData(nameof(Shapes))]

@@ -22,10 +22,7 @@ internal static class GgufGemma
         if (window is { } w && (w < 0 || w > 1 << 24))
             throw new ModelFormatException(file.Path, windowKey, $"must be between 0 and {1 << 24}; got {w}");
         var slidingWindow = (int)(window ?? (gemma2 ? 4096 : 0));
-        var largest = gemma2 ? config.LayerCount == 46 : config.LayerCount == 62;
-        var attentionScale = largest
-            ? 1f / MathF.Sqrt(config.EmbeddingLength / config.HeadCount)
-            : 1f / MathF.Sqrt(config.HeadDim);
+        var attentionScale = AttentionScale(arch, config);
         return config with
         {
             SlidingWindow = slidingWindow,
@@ -41,6 +38,13 @@ internal static class GgufGemma
                 LocalRopeTheta = !gemma2 && slidingWindow > 0 ? 10000f : 0,
             },
         };
+    }
+
+    /// <summary>llama.cpp's query scale for a Gemma GGUF: head_dim^−½, or (n_embd / n_head)^−½ (integer division) for the 27B layer counts.</summary>
+    public static float AttentionScale(string arch, LlamaConfig config)
+    {
+        var largest = arch == "gemma2" ? config.LayerCount == 46 : config.LayerCount == 62;
+        return largest ? 1f / MathF.Sqrt(config.EmbeddingLength / config.HeadCount) : 1f / MathF.Sqrt(config.HeadDim);
     }
 
     private static float Cap(GgufFile file, string key, float fallback)
