@@ -35,8 +35,11 @@ public sealed class LlamaWeights : IDisposable
     public float[]? LocalRopeInverseFrequencies { get; init; }
 
     /// <summary>The RoPE frequencies layer <paramref name="layer"/> of <paramref name="config"/> rotates by.</summary>
-    public float[] RopeFor(Config.LlamaConfig config, int layer) =>
-        LocalRopeInverseFrequencies is { } local && config.WindowOf(layer) > 0 ? local : RopeInverseFrequencies;
+    public float[] RopeFor(Config.LlamaConfig config, int layer) => RopeFor(config, layer, RopeInverseFrequencies);
+
+    /// <summary>As <see cref="RopeFor(Config.LlamaConfig, int)"/> with <paramref name="global"/> as the global layers' frequencies (a caller that chose them itself).</summary>
+    public float[] RopeFor(Config.LlamaConfig config, int layer, float[] global) =>
+        LocalRopeInverseFrequencies is { } local && config.WindowOf(layer) > 0 ? local : global;
 
     public void Dispose()
     {
