@@ -15,7 +15,7 @@ internal static class SynthCommand
     public static Command Create()
     {
         var defaults = new SyntheticModelSpec();
-        var arch = new Option<string>("--arch") { Description = "Architecture: llama, qwen2 (q/k/v biases), qwen3 (q/k norms), smollm3 (no RoPE in every 4th layer) or phi3 (fused q/k/v and gate/up).", DefaultValueFactory = _ => defaults.Architecture };
+        var arch = new Option<string>("--arch") { Description = "Architecture: llama, qwen2 (q/k/v biases), qwen3 (q/k norms), smollm3 (no RoPE in every 4th layer), phi3 (fused q/k/v and gate/up), gemma2 (GeGLU, pre/post norms, soft caps, every other layer windowed; always tied) or gemma3 (q/k norms, five windowed layers to one global).", DefaultValueFactory = _ => defaults.Architecture };
         arch.AcceptOnlyFromAmong([.. SyntheticModelSpec.Architectures]);
         var layers = new Option<int>("--layers") { Description = "Decoder layers.", DefaultValueFactory = _ => defaults.Layers };
         var dim = new Option<int>("--dim") { Description = "Embedding width.", DefaultValueFactory = _ => defaults.Dim };
@@ -38,10 +38,15 @@ internal static class SynthCommand
         ropeScaling.AcceptOnlyFromAmong("none", "linear", "llama3", "longrope");
         var ropeFactor = new Option<float>("--rope-factor") { Description = "Scaling factor of --rope-scaling linear or llama3; longrope: the largest long factor.", DefaultValueFactory = _ => 8f };
         var ropeOriginalCtx = new Option<int?>("--rope-original-ctx") { Description = "llama3 or longrope scaling's original_max_position_embeddings (default: --ctx / 4, so the scaling changes frequencies the context uses; longrope uses its long factors above it)." };
+        var window = new Option<int?>("--sliding-window") { Description = "gemma2/gemma3: the windowed layers' window (default 8, so short prompts cross it)." };
+        var attnCap = new Option<float?>("--attn-softcap") { Description = "gemma2: attention score soft cap (default 50)." };
+        var finalCap = new Option<float?>("--final-softcap") { Description = "gemma2: output logit soft cap (default 30)." };
+        var ropeLinearFactor = new Option<float>("--rope-linear-factor") { Description = "Linear RoPE scaling factor (gemma3: global layers only); 0 for none.", DefaultValueFactory = _ => 0 };
         var output = new Option<string>("--out") { Description = "Output .gguf file, or folder for safetensors.", Required = true };
         var command = new Command("synth", "Write a deterministic synthetic model (random weights, real BPE vocabulary) for tests and benchmarks.")
         {
-            arch, layers, dim, heads, kvHeads, ff, vocab, ctx, dtype, format, seed, tied, chat, pooling, ropeTheta, ropeScaling, ropeFactor, ropeOriginalCtx, output,
+            arch, layers, dim, heads, kvHeads, ff, vocab, ctx, dtype, format, seed, tied, chat, pooling, ropeTheta, ropeScaling, ropeFactor, ropeOriginalCtx,
+            window, attnCap, finalCap, ropeLinearFactor, output,
         };
         command.SetAction(r =>
         {
@@ -71,6 +76,10 @@ internal static class SynthCommand
                         r.GetValue(ropeOriginalCtx) ?? Math.Max(1, r.GetValue(ctx) / 4), r.GetValue(ropeFactor)),
                     _ => RopeScaling.None,
                 },
+                SlidingWindow = r.GetValue(window),
+                AttentionSoftCap = r.GetValue(attnCap),
+                FinalSoftCap = r.GetValue(finalCap),
+                RopeLinearFactor = r.GetValue(ropeLinearFactor),
             };
             var path = r.GetValue(output)!;
             var asGguf = r.GetValue(format) == "gguf";

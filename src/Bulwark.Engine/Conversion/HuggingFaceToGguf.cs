@@ -40,21 +40,25 @@ public static unsafe class HuggingFaceToGguf
             ModelArchitecture.Qwen3 => "qwen3",
             ModelArchitecture.SmolLM3 when config.NoRopeLayerStep == 4 => "smollm3",
             ModelArchitecture.Phi3 => "phi3",
+            ModelArchitecture.Gemma2 => "gemma2",
+            ModelArchitecture.Gemma3 => "gemma3",
             // llama.cpp fixes SmolLM3's step at 4 and reads none from the file.
             ModelArchitecture.SmolLM3 => throw new ModelFormatException(configPath, "no_rope_layer_interval", $"{config.NoRopeLayerStep} cannot be written as GGUF (llama.cpp always skips RoPE in every 4th layer)"),
             _ => throw new ModelFormatException(configPath, "model_type", $"{config.Architecture} cannot be written as GGUF"),
         };
+        if (config.Gemma is not null) GemmaToGguf.Check(config, arch, configPath);
         var permuteQk = arch is "llama" or "smollm3";
 
         using var checkpoint = SafetensorsCheckpoint.Open(full);
         var matrices = Tensors(config).ToList();
-        var matrixType = Find(checkpoint, TensorNames.HuggingFace.TokenEmbedding).Info.Type;
+        var matrixType = Find(checkpoint, TensorNames.HuggingFaceFor(config).TokenEmbedding).Info.Type;
         var writer = new GgufWriter()
             .Add("general.architecture", arch)
             .Add("general.name", Path.GetFileName(full.TrimEnd(Path.DirectorySeparatorChar)))
             .Add("general.file_type", GgmlTypes.LlamaFileType(matrixType))
             .Add("general.alignment", (uint)GgufFile.DefaultAlignment)
-            .Add($"{arch}.context_length", (uint)config.ContextLength)
+            // GGUF llama carries no window (llama.cpp attends to everything), so a windowed Mistral stays exact only up to its window.
+            .Add($"{arch}.context_length", (uint)(config.SlidingWindow > 0 && config.Gemma is null ? Math.Min(config.ContextLength, config.SlidingWindow) : config.ContextLength))
             .Add($"{arch}.embedding_length", (uint)config.EmbeddingLength)
             .Add($"{arch}.block_count", (uint)config.LayerCount)
             .Add($"{arch}.feed_forward_length", (uint)config.FeedForwardLength)
@@ -64,8 +68,9 @@ public static unsafe class HuggingFaceToGguf
             .Add($"{arch}.rope.freq_base", config.RopeTheta)
             .Add($"{arch}.rope.dimension_count", (uint)config.HeadDim)
             .Add($"{arch}.vocab_size", (uint)config.VocabularySize);
-        if (config.HeadDim != config.EmbeddingLength / config.HeadCount)
+        if (config.HeadDim != config.EmbeddingLength / config.HeadCount || config.Gemma is not null)
             writer.Add($"{arch}.attention.key_length", (uint)config.HeadDim).Add($"{arch}.attention.value_length", (uint)config.HeadDim);
+        if (config.Gemma is not null) GemmaToGguf.AddMetadata(writer, config, arch);
         if (config.RopeScaling.Kind == RopeScalingKind.Linear)
             writer.Add($"{arch}.rope.scaling.type", "linear").Add($"{arch}.rope.scaling.factor", config.RopeScaling.Factor);
         if (config.RopeScaling.Kind == RopeScalingKind.Llama3)
@@ -90,6 +95,9 @@ public static unsafe class HuggingFaceToGguf
                 // Norms and biases: F32, as llama.cpp's converter stores them.
                 var values = new float[info.Shape[0]];
                 Dequantize.Row(info.Type, new ReadOnlySpan<byte>(source, checked((int)info.ByteSize)), values);
+                // Hugging Face Gemma stores w and applies 1 + w; llama.cpp's converter writes 1 + w.
+                if (config.Gemma is not null && ggufName.EndsWith("norm.weight", StringComparison.Ordinal))
+                    for (var i = 0; i < values.Length; i++) values[i] += 1f;
                 writer.AddTensor(ggufName, GgmlType.F32, dims, Quantize.Tensor(GgmlType.F32, values, values.Length));
                 progress?.Report(written += values.Length * 4L);
                 continue;
@@ -129,7 +137,7 @@ public static unsafe class HuggingFaceToGguf
     /// <summary>Every tensor the decoder reads, as (Hugging Face name, GGUF name, q/k head count or 0).</summary>
     private static IEnumerable<(string Hf, string Gguf, int Heads)> Tensors(LlamaConfig c)
     {
-        var (hf, gguf) = (TensorNames.HuggingFace, TensorNames.Gguf);
+        var (hf, gguf) = (TensorNames.HuggingFaceFor(c), TensorNames.Gguf);
         yield return (hf.TokenEmbedding, gguf.TokenEmbedding, 0);
         for (var i = 0; i < c.LayerCount; i++)
         {
@@ -144,6 +152,7 @@ public static unsafe class HuggingFaceToGguf
                 };
             if (c.HasQkvBias) parts.AddRange([(TensorNames.QueryBias, 0), (TensorNames.KeyBias, 0), (TensorNames.ValueBias, 0)]);
             if (c.HasQkNorm) parts.AddRange([(TensorNames.QueryNorm, 0), (TensorNames.KeyNorm, 0)]);
+            if (c.Gemma is not null) parts.AddRange([(TensorNames.PostAttentionNorm, 0), (TensorNames.PostFeedForwardNorm, 0)]);
             parts.AddRange(phi3 ? [(TensorNames.FeedForwardNorm, 0), (TensorNames.GateUp, 0), (TensorNames.Down, 0)]
                 : [(TensorNames.FeedForwardNorm, 0), (TensorNames.Gate, 0), (TensorNames.Up, 0), (TensorNames.Down, 0)]);
             foreach (var (part, heads) in parts) yield return (hf.Layer(i, part), gguf.Layer(i, part), heads);

@@ -49,11 +49,18 @@ public static class DecoderSteps
         int positions, LlamaConfig config, Span<float> scores, Span<float> output) =>
         Kernels.Cpu.Attention.Attend(query, keys, values, positions, config.HeadCount, config.KeyValueHeadCount, config.HeadDim, scores, output);
 
-    /// <summary>SwiGLU MLP: output = Down(silu(Gate·x) ⊙ Up·x). gate/up need feed_forward_length floats.</summary>
-    public static void Mlp(LayerWeights layer, ReadOnlySpan<float> x, Span<float> gate, Span<float> up, Span<float> output)
+    /// <summary>SwiGLU MLP: output = Down(silu(Gate·x) ⊙ Up·x) (GeGLU, gelu for silu, with <paramref name="gelu"/>). gate/up need feed_forward_length floats.</summary>
+    public static void Mlp(LayerWeights layer, ReadOnlySpan<float> x, Span<float> gate, Span<float> up, Span<float> output, bool gelu = false)
     {
         WeightMatrix.MatMulShared(x, 1, layer.Gate, gate, layer.Up, up);
-        VectorOps.SiluGate(gate, up);
+        Gate(gate, up, gelu);
         layer.Down.MatVec(gate, output);
+    }
+
+    /// <summary>gate ← act(gate) ⊙ up: silu (SwiGLU) or, for Gemma, gelu (GeGLU).</summary>
+    public static void Gate(Span<float> gate, ReadOnlySpan<float> up, bool gelu)
+    {
+        if (gelu) GemmaSteps.GeluGate(gate, up);
+        else VectorOps.SiluGate(gate, up);
     }
 }

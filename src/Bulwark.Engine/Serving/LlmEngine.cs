@@ -52,7 +52,7 @@ public sealed class LlmEngine : IDisposable
         if (blocks < 1)
             throw new ArgumentOutOfRangeException(nameof(options), $"the KV cache needs at least 1 block; got {blocks}");
         executor.AllocateKvCache(blocks, _options.BlockSize);
-        _scheduler = new Scheduler(_options.Scheduler, new BlockAllocator(blocks, _options.BlockSize, _options.PrefixCaching));
+        _scheduler = new Scheduler(_options.Scheduler, new BlockAllocator(blocks, _options.BlockSize, _options.PrefixCaching, executor.KvWindow));
         Counters.KvBlocksTotal = blocks;
         Counters.BlockSize = _options.BlockSize;
         _emitter = new TokenEmitter(new Sampler(executor.VocabSize), _options, Counters, executor.MaxContextLength);
@@ -120,6 +120,13 @@ public sealed class LlmEngine : IDisposable
             throw new ArgumentOutOfRangeException(nameof(request),
                 $"prompt tokens + max_tokens must be at most the context length {_executor.MaxContextLength}; got {prompt.Count} + {p.MaxTokens} = {total}");
         var blocksNeeded = (total + _options.BlockSize - 1) / _options.BlockSize;
+        if (_executor.KvWindow is var window and > 0)
+        {
+            // Every layer windowed: blocks before the window are released as the sequence advances, so at a
+            // reservation it holds the window's blocks, the step's, and one for alignment at each end.
+            var step = Math.Min(_options.Scheduler.MaxPrefillChunk, _options.Scheduler.MaxBatchedTokens);
+            blocksNeeded = Math.Min(blocksNeeded, (window - 1L + step + _options.BlockSize - 1) / _options.BlockSize + 2);
+        }
         if (blocksNeeded > Counters.KvBlocksTotal)
             throw new ArgumentOutOfRangeException(nameof(request),
                 $"prompt tokens + max_tokens need {blocksNeeded} KV blocks; the cache holds {Counters.KvBlocksTotal} (raise --kv-cache-memory)");

@@ -52,9 +52,13 @@ internal static class HuggingFaceFiles
     {
         w.WriteStartObject();
         w.WriteStartArray("architectures");
-        w.WriteStringValue(spec.Architecture switch { "qwen2" => "Qwen2ForCausalLM", "qwen3" => "Qwen3ForCausalLM", "smollm3" => "SmolLM3ForCausalLM", "phi3" => "Phi3ForCausalLM", _ => "LlamaForCausalLM" });
+        w.WriteStringValue(spec.Architecture switch
+        {
+            "qwen2" => "Qwen2ForCausalLM", "qwen3" => "Qwen3ForCausalLM", "smollm3" => "SmolLM3ForCausalLM", "phi3" => "Phi3ForCausalLM",
+            "gemma2" => "Gemma2ForCausalLM", "gemma3" => "Gemma3ForCausalLM", _ => "LlamaForCausalLM",
+        });
         w.WriteEndArray();
-        w.WriteString("model_type", spec.Architecture);
+        w.WriteString("model_type", spec.Architecture == "gemma3" ? "gemma3_text" : spec.Architecture);
         w.WriteNumber("hidden_size", spec.Dim);
         w.WriteNumber("intermediate_size", spec.FeedForward);
         w.WriteNumber("num_hidden_layers", spec.Layers);
@@ -65,9 +69,18 @@ internal static class HuggingFaceFiles
         w.WriteNumber("max_position_embeddings", spec.Context);
         w.WriteNumber("rms_norm_eps", spec.RmsNormEpsilon);
         w.WriteNumber("rope_theta", spec.RopeTheta);
-        SyntheticRope.WriteHuggingFaceScaling(w, spec);
-        w.WriteBoolean("tie_word_embeddings", spec.TiedOutput);
-        w.WriteString("hidden_act", "silu");
+        if (spec.RopeLinearFactor > 0)
+        {
+            w.WriteStartObject("rope_scaling");
+            w.WriteString("rope_type", "linear");
+            w.WriteNumber("factor", spec.RopeLinearFactor);
+            w.WriteEndObject();
+        }
+        else
+            SyntheticRope.WriteHuggingFaceScaling(w, spec);
+        w.WriteBoolean("tie_word_embeddings", !spec.HasOutputHead);
+        if (spec.IsGemma) Gemma(w, spec);
+        else w.WriteString("hidden_act", "silu");
         if (spec.Architecture is "llama" or "smollm3")
         {
             w.WriteBoolean("attention_bias", false);
@@ -86,6 +99,29 @@ internal static class HuggingFaceFiles
         w.WriteNumber("eos_token_id", vocabulary.Special.Eos);
         w.WriteString("torch_dtype", spec.DType switch { GgmlType.F16 => "float16", GgmlType.BF16 => "bfloat16", _ => "float32" });
         w.WriteEndObject();
+    }
+
+    /// <summary>Gemma 2 / Gemma 3 text config keys, as transformers writes them (the window's layers as layer_types).</summary>
+    private static void Gemma(Utf8JsonWriter w, SyntheticModelSpec spec)
+    {
+        w.WriteString("hidden_activation", "gelu_pytorch_tanh");
+        w.WriteNumber("query_pre_attn_scalar", spec.HeadDim); // what llama.cpp assumes for every shape but 27B
+        w.WriteNumber("sliding_window", spec.Window);
+        var pattern = spec.Architecture == "gemma2" ? 2 : 6;
+        w.WriteStartArray("layer_types");
+        for (var l = 0; l < spec.Layers; l++) w.WriteStringValue(l % pattern < pattern - 1 ? "sliding_attention" : "full_attention");
+        w.WriteEndArray();
+        if (spec.Architecture == "gemma2")
+        {
+            w.WriteNumber("attn_logit_softcapping", spec.AttentionSoftCap ?? 50f);
+            w.WriteNumber("final_logit_softcapping", spec.FinalSoftCap ?? 30f);
+        }
+        else
+        {
+            w.WriteNull("attn_logit_softcapping");
+            w.WriteNull("final_logit_softcapping");
+            w.WriteNumber("rope_local_base_freq", 10000);
+        }
     }
 
     private static void Tokenizer(Utf8JsonWriter w, TokenizerDefinition vocabulary)

@@ -91,6 +91,18 @@ public static class SyntheticModel
         SyntheticRope.AddToGguf(spec, writer);
         // llama.cpp writes the key only for embedding models, as a uint32.
         if (spec.Pooling != Model.Config.PoolingType.None) writer.Add($"{arch}.pooling_type", (uint)spec.Pooling);
+        if (spec.RopeLinearFactor > 0)
+            writer.Add($"{arch}.rope.scaling.type", "linear").Add($"{arch}.rope.scaling.factor", spec.RopeLinearFactor);
+        if (spec.IsGemma)
+        {
+            // As llama.cpp's converter writes them for Gemma.
+            writer.Add($"{arch}.attention.key_length", (uint)spec.HeadDim)
+                .Add($"{arch}.attention.value_length", (uint)spec.HeadDim)
+                .Add($"{arch}.attention.sliding_window", (uint)spec.Window);
+            if (arch == "gemma2")
+                writer.Add($"{arch}.attn_logit_softcapping", spec.AttentionSoftCap ?? 50f)
+                    .Add($"{arch}.final_logit_softcapping", spec.FinalSoftCap ?? 30f);
+        }
 
         long done = 0;
         foreach (var tensor in SyntheticWeights.Generate(spec))
@@ -111,7 +123,8 @@ public static class SyntheticModel
     /// <summary>
     /// Writes <paramref name="spec"/> as a Hugging Face folder: config.json, model.safetensors,
     /// tokenizer.json, tokenizer_config.json. Every tensor takes the spec's dtype (F32, F16 or
-    /// BF16; quantized types are refused). llama and smollm3 q/k rows are un-permuted to HF's rotate-half order.
+    /// BF16; quantized types are refused). llama and smollm3 q/k rows are un-permuted to HF's rotate-half order; Gemma's
+    /// norms are stored as w where the GGUF holds 1 + w, as transformers keeps them.
     /// </summary>
     public static void WriteSafetensors(SyntheticModelSpec spec, string folder, IProgress<long>? progress)
     {
@@ -128,7 +141,10 @@ public static class SyntheticModel
                 var heads = tensor.Name.EndsWith(".attn_q.weight") ? spec.Heads : spec.KvHeads;
                 values = RopeRowOrder.ToRotateHalf(values, heads, spec.HeadDim, tensor.RowLength);
             }
-            writer.AddTensor(HuggingFaceName(tensor.Name, spec.Architecture), spec.DType, tensor.Shape.Select(d => (long)d).ToArray(),
+            if (spec.IsGemma && tensor.Name.EndsWith("norm.weight", StringComparison.Ordinal))
+                values = values.Select(v => v - 1f).ToArray(); // exact: every v is within [0.5, 2] of 1 (Sterbenz)
+            writer.AddTensor(spec.IsGemma ? HuggingFaceName(tensor.Name, TensorNames.HuggingFaceGemma) : HuggingFaceName(tensor.Name, spec.Architecture),
+                spec.DType, tensor.Shape.Select(d => (long)d).ToArray(),
                 Quantize.Tensor(spec.DType, values, tensor.RowLength));
             progress?.Report(done += values.Length);
         }
@@ -147,9 +163,9 @@ public static class SyntheticModel
             : HuggingFaceName(ggufName);
 
     /// <summary>The Hugging Face name of a GGUF tensor name.</summary>
-    public static string HuggingFaceName(string ggufName)
+    public static string HuggingFaceName(string ggufName, TensorNames? names = null)
     {
-        var hf = TensorNames.HuggingFace;
+        var hf = names ?? TensorNames.HuggingFace;
         switch (ggufName)
         {
             case "token_embd.weight": return hf.TokenEmbedding;

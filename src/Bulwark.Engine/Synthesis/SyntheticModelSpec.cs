@@ -9,7 +9,7 @@ namespace Bulwark.Engine.Synthesis;
 /// </summary>
 public sealed record SyntheticModelSpec
 {
-    /// <summary>llama, qwen2 (q/k/v biases), qwen3 (q/k RMSNorm), smollm3 (no RoPE in every fourth layer) or phi3 (fused q/k/v and gate/up).</summary>
+    /// <summary>llama, qwen2 (q/k/v biases), qwen3 (q/k RMSNorm), smollm3 (no RoPE in every fourth layer), phi3 (fused q/k/v and gate/up), gemma2 or gemma3 (see <see cref="SlidingWindow"/>).</summary>
     public string Architecture { get; init; } = "llama";
     public int Layers { get; init; } = 2;
     public int Dim { get; init; } = 64;
@@ -37,11 +37,28 @@ public sealed record SyntheticModelSpec
     /// <summary>An embedding model's pooling (GGUF <c>{arch}.pooling_type</c>, sentence-transformers' <c>1_Pooling/config.json</c>); None: a generator.</summary>
     public Model.Config.PoolingType Pooling { get; init; }
 
+    /// <summary>Gemma's sliding window (null: 8, small so short prompts cross it); other architectures have none.</summary>
+    public int? SlidingWindow { get; init; }
+
+    /// <summary>Gemma 2's attention-score and logit soft caps (null: its defaults 50 and 30).</summary>
+    public float? AttentionSoftCap { get; init; }
+    public float? FinalSoftCap { get; init; }
+
+    /// <summary>Linear RoPE scaling factor (GGUF <c>rope.scaling</c>, config.json <c>rope_scaling</c>); 0: none. Gemma 3 scales its global layers only.</summary>
+    public float RopeLinearFactor { get; init; }
+
+    public bool IsGemma => Architecture is "gemma2" or "gemma3";
+
+    public int Window => IsGemma ? SlidingWindow ?? 8 : 0;
+
+    /// <summary>Whether the file has an output head: not when tied, nor for Gemma 2, which llama.cpp always ties.</summary>
+    public bool HasOutputHead => !TiedOutput && Architecture != "gemma2";
+
     public int HeadDim => Dim / Heads;
 
     public const int MaxDimension = 1 << 16;
 
-    public static readonly IReadOnlyList<string> Architectures = ["llama", "qwen2", "qwen3", "smollm3", "phi3"];
+    public static readonly IReadOnlyList<string> Architectures = ["llama", "qwen2", "qwen3", "smollm3", "phi3", "gemma2", "gemma3"];
 
     /// <summary>Whether llama.cpp's converter permutes this architecture's q/k rows into adjacent RoPE pairs (the GGUF layout the generator writes).</summary>
     public bool PermutesQueryKeyRows => Architecture is "llama" or "smollm3";
@@ -72,6 +89,14 @@ public sealed record SyntheticModelSpec
         if (!Enum.IsDefined(Pooling)) throw new ArgumentException($"pooling must be none, mean, cls or last; got {Pooling}");
         ValidateRopeScaling();
         if (!(RmsNormEpsilon > 0 && RmsNormEpsilon < 1)) throw new ArgumentException($"rms norm epsilon must be in (0, 1); got {RmsNormEpsilon}");
+        if (!IsGemma && SlidingWindow is not null) throw new ArgumentException($"sliding window is for gemma2 and gemma3; got {SlidingWindow} for {Architecture}");
+        if (SlidingWindow is { } w) Range("sliding-window", w, 1, 1 << 20);
+        if (Architecture != "gemma2" && (AttentionSoftCap is not null || FinalSoftCap is not null))
+            throw new ArgumentException($"soft caps are for gemma2; got them for {Architecture}");
+        foreach (var cap in new[] { AttentionSoftCap, FinalSoftCap })
+            if (cap is { } c && !(c > 0 && c <= 1e6f)) throw new ArgumentException($"a soft cap must be above 0 and at most 1e6; got {c}");
+        if (!(RopeLinearFactor == 0 || (RopeLinearFactor >= 1 && RopeLinearFactor <= 1e6f)))
+            throw new ArgumentException($"rope linear factor must be 0 (none) or between 1 and 1e6; got {RopeLinearFactor}");
     }
 
     private void ValidateRopeScaling()

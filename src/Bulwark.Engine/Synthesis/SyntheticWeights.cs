@@ -25,7 +25,7 @@ public static class SyntheticWeights
         int dim = spec.Dim, hd = spec.HeadDim, q = spec.Heads * hd, kv = spec.KvHeads * hd, ff = spec.FeedForward;
         yield return Matrix(spec, "token_embd.weight", spec.Vocab, dim, 1f);
         yield return Vector(spec, "output_norm.weight", dim, 1f, 0.2f);
-        if (!spec.TiedOutput) yield return Matrix(spec, "output.weight", spec.Vocab, dim, LogitScale / MathF.Sqrt(dim));
+        if (spec.HasOutputHead) yield return Matrix(spec, "output.weight", spec.Vocab, dim, LogitScale / MathF.Sqrt(dim));
         for (var l = 0; l < spec.Layers; l++)
         {
             string N(string part) => $"blk.{l}.{part}";
@@ -49,16 +49,18 @@ public static class SyntheticWeights
                 yield return Vector(spec, N("attn_k.bias"), kv, 0f, 0.3f);
                 yield return Vector(spec, N("attn_v.bias"), kv, 0f, 0.3f);
             }
-            if (spec.Architecture == "qwen3")
+            if (spec.Architecture is "qwen3" or "gemma3")
             {
                 yield return Vector(spec, N("attn_q_norm.weight"), hd, 1f, 0.2f);
                 yield return Vector(spec, N("attn_k_norm.weight"), hd, 1f, 0.2f);
             }
             yield return Matrix(spec, N("attn_output.weight"), dim, q, 1f / MathF.Sqrt(q));
+            if (spec.IsGemma) yield return Vector(spec, N("post_attention_norm.weight"), dim, 1f, 0.2f);
             yield return Vector(spec, N("ffn_norm.weight"), dim, 1f, 0.2f);
             yield return Matrix(spec, N("ffn_gate.weight"), ff, dim, 1f / MathF.Sqrt(dim));
             yield return Matrix(spec, N("ffn_up.weight"), ff, dim, 1f / MathF.Sqrt(dim));
             yield return Matrix(spec, N("ffn_down.weight"), dim, ff, 1f / MathF.Sqrt(ff));
+            if (spec.IsGemma) yield return Vector(spec, N("post_ffw_norm.weight"), dim, 1f, 0.2f);
         }
     }
 
@@ -68,8 +70,9 @@ public static class SyntheticWeights
         long dim = spec.Dim, q = spec.Heads * spec.HeadDim, kv = spec.KvHeads * spec.HeadDim, ff = spec.FeedForward;
         var perLayer = 2 * dim + dim * (q + 2 * kv) + q * dim + 3 * dim * ff;
         if (spec.Architecture == "qwen2") perLayer += q + 2 * kv;
-        if (spec.Architecture == "qwen3") perLayer += 2 * spec.HeadDim;
-        return spec.Vocab * dim * (spec.TiedOutput ? 1 : 2) + dim + spec.Layers * perLayer;
+        if (spec.Architecture is "qwen3" or "gemma3") perLayer += 2 * spec.HeadDim;
+        if (spec.IsGemma) perLayer += 2 * dim;
+        return spec.Vocab * dim * (spec.HasOutputHead ? 2 : 1) + dim + spec.Layers * perLayer;
     }
 
     private static SyntheticTensor Matrix(SyntheticModelSpec spec, string name, int rows, int columns, float deviation) =>

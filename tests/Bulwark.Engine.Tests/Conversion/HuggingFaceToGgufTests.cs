@@ -28,6 +28,7 @@ public sealed class HuggingFaceToGgufTests
     public static TheoryData<string, bool, string> Shapes() => new()
     {
         { "llama", false, "none" }, { "llama", true, "none" }, { "qwen2", false, "none" }, { "qwen3", true, "none" }, { "llama", true, "llama3" }, { "smollm3", false, "none" }, { "phi3", false, "none" }, { "phi3", true, "longrope" },
+        { "gemma2", true, "none" }, { "gemma3", false, "none" },
     };
 
     [Theory]
@@ -72,6 +73,25 @@ public sealed class HuggingFaceToGgufTests
         using var sb = new LlamaSession(b, 8);
         for (var pos = 0; pos < 8; pos++)
             Assert.Equal(sa.Forward(pos * 31 % spec.Vocab, pos).ToArray(), sb.Forward(pos * 31 % spec.Vocab, pos).ToArray());
+    }
+
+    [Theory]
+    [InlineData("gemma2", "query_pre_attn_scalar", "256", "query_pre_attn_scalar: gives a query scale of 0.0625; a GGUF gemma2 is scaled by llama.cpp's 0.25")]
+    [InlineData("gemma2", "tie_word_embeddings", "false", "tie_word_embeddings: false cannot be written as GGUF")]
+    [InlineData("gemma3", "rope_local_base_freq", "20000", "rope_local_base_freq: 20000 cannot be written as GGUF")]
+    [InlineData("gemma2", "layer_types", "[\"full_attention\", \"full_attention\"]", "layer_types: layer 0 breaks the pattern")]
+    public void GemmaSettingsAGgufCannotCarryAreRefused(string arch, string key, string json, string expected)
+    {
+        var dir = Fixtures.NewTempDirectory("hf-to-gguf");
+        var folder = Path.Combine(dir, "hf");
+        SyntheticModel.WriteSafetensors(Spec(arch, GgmlType.F32, tied: false), folder);
+        var configPath = Path.Combine(folder, "config.json");
+        var config = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(configPath))!.AsObject();
+        config[key] = System.Text.Json.Nodes.JsonNode.Parse(json);
+        File.WriteAllText(configPath, config.ToJsonString());
+        var e = Assert.Throws<ModelFormatException>(() => HuggingFaceToGguf.Convert(folder, Path.Combine(dir, "x.gguf")));
+        Assert.Contains(expected, e.Message);
+        Assert.False(File.Exists(Path.Combine(dir, "x.gguf")));
     }
 
     [Fact]

@@ -158,6 +158,11 @@ internal static class HostileModelFiles
         yield return ("model-block-count-2^31", Gguf(LlamaKvs(replacedKey: "llama.block_count", replace: b => b.KvU32("llama.block_count", 1u << 31)), [Embedding]));
         yield return ("model-rms-eps-nan", Gguf([.. LlamaKvs(), b => b.KvF32("llama.attention.layer_norm_rms_epsilon", float.NaN)], [Embedding]));
         yield return ("model-rope-scaling-yarn", Gguf([.. LlamaKvs(), b => b.KvString("llama.rope.scaling.type", "yarn")], [Embedding]));
+        yield return ("model-gemma2-sliding-window-negative", Gguf([.. LlamaKvs("gemma2"), b => b.Str("gemma2.attention.sliding_window").U32(TypeInt32).U32(uint.MaxValue)], [Embedding]));
+        yield return ("model-gemma3-sliding-window-2^31", Gguf([.. LlamaKvs("gemma3"), b => b.KvU32("gemma3.attention.sliding_window", 1u << 31)], [Embedding]));
+        yield return ("model-gemma2-attn-softcap-nan", Gguf([.. LlamaKvs("gemma2"), b => b.KvF32("gemma2.attn_logit_softcapping", float.NaN)], [Embedding]));
+        yield return ("model-gemma2-final-softcap-zero", Gguf([.. LlamaKvs("gemma2"), b => b.KvF32("gemma2.final_logit_softcapping", 0f)], [Embedding]));
+        yield return ("model-gemma2-final-softcap-as-string", Gguf([.. LlamaKvs("gemma2"), b => b.KvString("gemma2.final_logit_softcapping", "30")], [Embedding]));
         yield return ("model-token-embd-missing", Gguf(LlamaKvs(), [TensorA]));
         yield return ("model-token-embd-1d", Gguf(LlamaKvs(), [new T("token_embd.weight", [128], 0, 512)]));
         yield return ("model-token-embd-wrong-width", Gguf(LlamaKvs(), [new T("token_embd.weight", [4, 32], 0, 512)]));
@@ -318,6 +323,11 @@ internal static class HostileModelFiles
         yield return ("smollm3-no-rope-layers-not-the-pattern", Utf8(Config(",\"no_rope_layers\":[0]", "smollm3").Replace("LlamaForCausalLM", "SmolLM3ForCausalLM")));
         yield return ("nested-10000-deep", Utf8(Config(",\"x\":" + new string('[', 10000) + new string(']', 10000))));
         yield return ("quantized-gptq", Utf8(Config(",\"quantization_config\":{\"quant_method\":\"gptq\"}")));
+        yield return ("gemma2-gelu-exact", Utf8(Config(",\"hidden_activation\":\"gelu\"", "gemma2").Replace("LlamaForCausalLM", "Gemma2ForCausalLM")));
+        yield return ("gemma2-softcap-negative", Utf8(Config(",\"attn_logit_softcapping\":-50", "gemma2").Replace("LlamaForCausalLM", "Gemma2ForCausalLM")));
+        yield return ("gemma2-layer-types-too-short", Utf8(Config(",\"layer_types\":[]", "gemma2").Replace("LlamaForCausalLM", "Gemma2ForCausalLM")));
+        yield return ("gemma3-softcap", Utf8(Config(",\"final_logit_softcapping\":30.0", "gemma3_text").Replace("LlamaForCausalLM", "Gemma3ForCausalLM")));
+        yield return ("gemma3-query-scalar-zero", Utf8(Config(",\"query_pre_attn_scalar\":0", "gemma3_text").Replace("LlamaForCausalLM", "Gemma3ForCausalLM")));
         yield return ("not-an-object", Utf8("\"llama\""));
     }
 

@@ -111,11 +111,13 @@ public class HfConfigTests
     }
 
     [Fact]
-    public void SlidingWindowCapsTheContextWhereItIsUsed()
+    public void MistralsSlidingWindowAppliesToEveryLayerAndQwensCapsTheContext()
     {
         var mistral = With(With(With(Llama(), "model_type", "mistral"), "architectures", new JsonArray("MistralForCausalLM")), "sliding_window", 512);
-        Assert.Equal((ModelArchitecture.Mistral, 512), (Parse(mistral).Architecture, Parse(mistral).ContextLength));
-        Assert.Equal(1024, Parse(With(mistral, "sliding_window", null)).ContextLength);
+        var windowed = Parse(mistral);
+        Assert.Equal((ModelArchitecture.Mistral, 1024, 512, true), (windowed.Architecture, windowed.ContextLength, windowed.SlidingWindow, windowed.EveryLayerWindowed));
+        Assert.Equal((1024, 0), (Parse(With(mistral, "sliding_window", null)).ContextLength, Parse(With(mistral, "sliding_window", null)).SlidingWindow));
+        Assert.Contains("sliding_window", Assert.Throws<ModelFormatException>(() => Parse(With(mistral, "sliding_window", 0))).Message);
         var qwen2 = With(With(With(Llama(), "model_type", "qwen2"), "architectures", new JsonArray("Qwen2ForCausalLM")), "sliding_window", 256);
         Assert.Equal(1024, Parse(With(qwen2, "use_sliding_window", false)).ContextLength);
         Assert.Equal(256, Parse(With(qwen2, "use_sliding_window", true)).ContextLength);
@@ -152,11 +154,13 @@ public class HfConfigTests
     [Theory]
     [InlineData("gpt2")]
     [InlineData("falcon")]
+    [InlineData("gemma")]
     public void UnknownArchitecturesAreRefusedWithTheSupportedList(string modelType)
     {
         var e = Refused(With(Llama(), "model_type", modelType));
         Assert.Contains($"model_type: \"{modelType}\" is not supported (supported: {HfConfig.SupportedList})", e.Message);
         Assert.StartsWith("llama (LlamaForCausalLM), mistral (MistralForCausalLM), qwen2 (Qwen2ForCausalLM), qwen3 (Qwen3ForCausalLM)", HfConfig.SupportedList);
+        Assert.Contains("gemma2 (Gemma2ForCausalLM), gemma3_text (Gemma3ForCausalLM)", HfConfig.SupportedList);
         Assert.StartsWith("config.json: ", e.Message);
     }
 

@@ -30,7 +30,7 @@ internal sealed class StepDriver
     {
         _executor = executor;
         executor.AllocateKvCache(blocks, blockSize);
-        _scheduler = new Scheduler(options, new BlockAllocator(blocks, blockSize, prefixCaching));
+        _scheduler = new Scheduler(options, new BlockAllocator(blocks, blockSize, prefixCaching, executor.KvWindow));
     }
 
     public BlockAllocator Blocks => _scheduler.Blocks;

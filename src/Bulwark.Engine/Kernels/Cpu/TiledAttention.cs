@@ -101,10 +101,11 @@ internal static unsafe class TiledAttention
     /// holds positions [0, start + tokens).
     /// </summary>
     [SkipLocalsInit]
+    /// <param name="window">Sliding window: each row sees only its own position and the window − 1 before it; 0: every earlier position.</param>
     public static void Run(int item, float* query, float* output, long queryStride, in KvPlanes kv,
-        int start, int tokens, int headCount, int kvHeadCount, int headDim)
+        int start, int tokens, int headCount, int kvHeadCount, int headDim, int window = 0)
     {
-        if (headDim is <= 0 or > MaxHeadDim || kvHeadCount < 1 || headCount % kvHeadCount != 0 || tokens < 1 || start < 0)
+        if (headDim is <= 0 or > MaxHeadDim || kvHeadCount < 1 || headCount % kvHeadCount != 0 || tokens < 1 || start < 0 || window < 0)
             throw new ArgumentException($"tiled attention over {tokens} tokens of {headCount} heads in {kvHeadCount} KV groups of size {headDim} is not valid");
         var group = headCount / kvHeadCount;
         var tiles = TilesPerKvHead(tokens, group);
@@ -115,46 +116,51 @@ internal static unsafe class TiledAttention
         var scale = 1f / MathF.Sqrt(headDim);
 
         // The rows' queries transposed (qt[d] holds element d of every row), pre-scaled; unused lanes
-        // attend position 0 only, so every lane's maximum is finite from the first block on.
+        // attend the first position visited only, so every lane's maximum is finite from the first block on.
         var qt = stackalloc float[headDim * Rows];
         var ot = stackalloc float[headDim * Rows];
         var limits = stackalloc int[Rows];
+        var lowers = stackalloc int[Rows];
         new Span<float>(qt, headDim * Rows).Clear();
         new Span<float>(ot, headDim * Rows).Clear();
         var last = 0;
+        // The first row's token comes first, so its window starts first.
+        var from = window > 0 ? Math.Max(0, start + first / group - window + 1) : 0;
         for (var lane = 0; lane < Rows; lane++)
         {
             if (lane >= count)
             {
-                limits[lane] = 0;
+                limits[lane] = lowers[lane] = from;
                 continue;
             }
             var row = first + lane;
             var t = row / group;
             var head = kvHead * group + row % group;
             limits[lane] = start + t;
+            lowers[lane] = window > 0 ? Math.Max(0, start + t - window + 1) : 0;
             last = Math.Max(last, start + t);
             var q = query + t * queryStride + head * headDim;
             for (var d = 0; d < headDim; d++) qt[d * Rows + lane] = q[d] * scale;
         }
 
         var limit = Vector512.Load(limits);
+        var lower = Vector512.Load(lowers);
         var max = Vector512.Create(float.NegativeInfinity);
         var sum = Vector512<float>.Zero;
         var positions = last + 1;
         var k = kv.Keys + kvHead * headDim;
         var v = kv.Values + kvHead * headDim;
-        for (var p = 0; p < positions;)
+        for (var p = from; p < positions;)
         {
             var offset = kv.Offset(p, kvLength);
             if (p + Positions <= positions && kv.EightInARow(p))
             {
-                Block8(qt, ot, k + offset, v + offset, kvLength, headDim, p, limit, ref max, ref sum);
+                Block8(qt, ot, k + offset, v + offset, kvLength, headDim, p, limit, lower, ref max, ref sum);
                 p += Positions;
             }
             else
             {
-                Block1(qt, ot, k + offset, v + offset, headDim, p, limit, ref max, ref sum);
+                Block1(qt, ot, k + offset, v + offset, headDim, p, limit, lower, ref max, ref sum);
                 p++;
             }
         }
@@ -172,7 +178,7 @@ internal static unsafe class TiledAttention
     /// <summary>Positions [p, p + 8): scores, online softmax step, value sum.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Block8(float* qt, float* ot, float* k, float* v, long stride, int headDim, int p, Vector512<int> limit,
-        ref Vector512<float> max, ref Vector512<float> sum)
+        Vector512<int> lower, ref Vector512<float> max, ref Vector512<float> sum)
     {
         Vector512<float> s0 = default, s1 = default, s2 = default, s3 = default, s4 = default, s5 = default, s6 = default, s7 = default;
         Ahead(k + Positions * stride, v + Positions * stride, stride, headDim);
@@ -189,25 +195,26 @@ internal static unsafe class TiledAttention
             s6 = Vector512.FusedMultiplyAdd(q, Vector512.Create(kd[6 * stride]), s6);
             s7 = Vector512.FusedMultiplyAdd(q, Vector512.Create(kd[7 * stride]), s7);
         }
-        s0 = Mask(s0, p, limit);
-        s1 = Mask(s1, p + 1, limit);
-        s2 = Mask(s2, p + 2, limit);
-        s3 = Mask(s3, p + 3, limit);
-        s4 = Mask(s4, p + 4, limit);
-        s5 = Mask(s5, p + 5, limit);
-        s6 = Mask(s6, p + 6, limit);
-        s7 = Mask(s7, p + 7, limit);
+        s0 = Mask(s0, p, limit, lower);
+        s1 = Mask(s1, p + 1, limit, lower);
+        s2 = Mask(s2, p + 2, limit, lower);
+        s3 = Mask(s3, p + 3, limit, lower);
+        s4 = Mask(s4, p + 4, limit, lower);
+        s5 = Mask(s5, p + 5, limit, lower);
+        s6 = Mask(s6, p + 6, limit, lower);
+        s7 = Mask(s7, p + 7, limit, lower);
         var newMax = Vector512.Max(max, Vector512.Max(Vector512.Max(Vector512.Max(s0, s1), Vector512.Max(s2, s3)), Vector512.Max(Vector512.Max(s4, s5), Vector512.Max(s6, s7))));
-        var keep = Vector512.Exp(max - newMax);
+        var shift = Finite(newMax);
+        var keep = Vector512.Exp(max - shift);
         max = newMax;
-        s0 = Vector512.Exp(s0 - newMax);
-        s1 = Vector512.Exp(s1 - newMax);
-        s2 = Vector512.Exp(s2 - newMax);
-        s3 = Vector512.Exp(s3 - newMax);
-        s4 = Vector512.Exp(s4 - newMax);
-        s5 = Vector512.Exp(s5 - newMax);
-        s6 = Vector512.Exp(s6 - newMax);
-        s7 = Vector512.Exp(s7 - newMax);
+        s0 = Vector512.Exp(s0 - shift);
+        s1 = Vector512.Exp(s1 - shift);
+        s2 = Vector512.Exp(s2 - shift);
+        s3 = Vector512.Exp(s3 - shift);
+        s4 = Vector512.Exp(s4 - shift);
+        s5 = Vector512.Exp(s5 - shift);
+        s6 = Vector512.Exp(s6 - shift);
+        s7 = Vector512.Exp(s7 - shift);
         sum = sum * keep + ((s0 + s1) + (s2 + s3) + ((s4 + s5) + (s6 + s7)));
         for (var d = 0; d < headDim; d++)
         {
@@ -242,22 +249,35 @@ internal static unsafe class TiledAttention
 
     /// <summary>Position p alone (the last fewer than 8).</summary>
     private static void Block1(float* qt, float* ot, float* k, float* v, int headDim, int p, Vector512<int> limit,
-        ref Vector512<float> max, ref Vector512<float> sum)
+        Vector512<int> lower, ref Vector512<float> max, ref Vector512<float> sum)
     {
         var s = Vector512<float>.Zero;
         for (var d = 0; d < headDim; d++) s = Vector512.FusedMultiplyAdd(Vector512.Load(qt + d * Rows), Vector512.Create(k[d]), s);
-        s = Mask(s, p, limit);
+        s = Mask(s, p, limit, lower);
         var newMax = Vector512.Max(max, s);
-        var keep = Vector512.Exp(max - newMax);
+        var shift = Finite(newMax);
+        var keep = Vector512.Exp(max - shift);
         max = newMax;
-        s = Vector512.Exp(s - newMax);
+        s = Vector512.Exp(s - shift);
         sum = sum * keep + s;
         for (var d = 0; d < headDim; d++)
             Vector512.FusedMultiplyAdd(s, Vector512.Create(v[d]), Vector512.Load(ot + d * Rows) * keep).Store(ot + d * Rows);
     }
 
-    /// <summary>−∞ in the lanes whose token comes before position p (causal mask).</summary>
+    /// <summary>
+    /// The running maximum with −∞ lanes (a row whose window starts after every position so far) as 0, so
+    /// their exponentials are 0 rather than exp(−∞ + ∞) = NaN.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> Mask(Vector512<float> s, int p, Vector512<int> limit) =>
-        Vector512.ConditionalSelect(Vector512.GreaterThan(Vector512.Create(p), limit).AsSingle(), Vector512.Create(float.NegativeInfinity), s);
+    private static Vector512<float> Finite(Vector512<float> max) =>
+        Vector512.ConditionalSelect(Vector512.Equals(max, Vector512.Create(float.NegativeInfinity)), Vector512<float>.Zero, max);
+
+    /// <summary>−∞ in the lanes whose token comes before position p (causal mask) or whose window starts after it.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Mask(Vector512<float> s, int p, Vector512<int> limit, Vector512<int> lower)
+    {
+        var at = Vector512.Create(p);
+        var outside = Vector512.GreaterThan(at, limit) | Vector512.LessThan(at, lower);
+        return Vector512.ConditionalSelect(outside.AsSingle(), Vector512.Create(float.NegativeInfinity), s);
+    }
 }

@@ -25,6 +25,8 @@ public static class HfConfig
         ("qwen3", "Qwen3ForCausalLM", ModelArchitecture.Qwen3),
         ("smollm3", "SmolLM3ForCausalLM", ModelArchitecture.SmolLM3),
         ("phi3", "Phi3ForCausalLM", ModelArchitecture.Phi3),
+        ("gemma2", "Gemma2ForCausalLM", ModelArchitecture.Gemma2),
+        ("gemma3_text", "Gemma3ForCausalLM", ModelArchitecture.Gemma3),
     ];
 
     public static string SupportedList => string.Join(", ", Supported.Select(s => $"{s.ModelType} ({s.ClassName})"));
@@ -73,10 +75,13 @@ public static class HfConfig
         var hidden = f.Int("hidden_size", 1, LlamaConfig.MaxDimension);
         var heads = f.Int("num_attention_heads", 1, 4096);
         var contextLength = f.Int("max_position_embeddings", 1, 1 << 24);
-        // Sliding-window attention equals full attention on sequences no longer than the window,
-        // so the context is capped there instead of approximating the window.
-        var windowed = architecture is ModelArchitecture.Mistral or ModelArchitecture.Phi3 || f.Bool("use_sliding_window", false);
-        if (windowed && f.Has("sliding_window"))
+        // Mistral's window applies to every layer and runs as sliding-window attention. Qwen's
+        // (use_sliding_window, from max_window_layers on) and Phi-3's (which llama.cpp ignores) equal full
+        // attention on sequences no longer than the window, so their context is capped there instead.
+        var slidingWindow = 0;
+        if (architecture == ModelArchitecture.Mistral && f.Has("sliding_window"))
+            slidingWindow = f.Int("sliding_window", 1, 1 << 24);
+        else if ((architecture == ModelArchitecture.Phi3 || f.Bool("use_sliding_window", false)) && f.Has("sliding_window"))
             contextLength = Math.Min(contextLength, f.Int("sliding_window", 1, int.MaxValue));
         var kvHeads = f.Int("num_key_value_heads", 1, heads, heads);
         if (heads % kvHeads != 0)
@@ -106,7 +111,10 @@ public static class HfConfig
             HasQkvBias = architecture == ModelArchitecture.Qwen2,
             HasQkNorm = architecture == ModelArchitecture.Qwen3,
             NoRopeLayerStep = architecture == ModelArchitecture.SmolLM3 ? HfConfigNoRope.Step(f) : 0,
+            SlidingWindow = slidingWindow,
         };
+        if (architecture is ModelArchitecture.Gemma2 or ModelArchitecture.Gemma3)
+            config = HfGemma.Read(f, config);
         config.Validate(f.File);
         return config;
     }
@@ -133,8 +141,14 @@ public static class HfConfig
     {
         if (f.Has("quantization_config"))
             throw f.Error("quantization_config", "quantized Hugging Face checkpoints (GPTQ, AWQ, bitsandbytes, ...) are not supported; use F32/F16/BF16 safetensors or a GGUF file");
-        var activation = f.String("hidden_act") ?? "silu";
-        if (activation != "silu")
+        if (modelType.StartsWith("gemma", StringComparison.Ordinal))
+        {
+            // Gemma's configs name it hidden_activation (transformers prefers it) and often hidden_act too.
+            foreach (var key in new[] { "hidden_activation", "hidden_act" })
+                if (f.String(key) is { } gelu && gelu != "gelu_pytorch_tanh")
+                    throw f.Error(key, $"\"{HfConfigFields.Cut(gelu)}\" is not supported (Gemma's MLP is GeGLU: gelu_pytorch_tanh)");
+        }
+        else if ((f.String("hidden_act") ?? "silu") is var activation && activation != "silu")
             throw f.Error("hidden_act", $"\"{HfConfigFields.Cut(activation)}\" is not supported (the decoder's MLP is SwiGLU: silu)");
         // qwen2 always has q/k/v biases (and no o_proj bias); elsewhere attention_bias adds an o_proj bias too.
         if (modelType != "qwen2" && f.Bool("attention_bias", false))

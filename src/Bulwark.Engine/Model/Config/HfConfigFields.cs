@@ -23,6 +23,9 @@ internal readonly struct HfConfigFields(JsonElement element, string file, string
 
     public bool Has(string key) => TryGet(key, out _);
 
+    /// <summary>Whether the key is present with the value null (transformers' None, which some keys distinguish from absent).</summary>
+    public bool IsNull(string key) => element.TryGetProperty(key, out var value) && value.ValueKind == JsonValueKind.Null;
+
     public HfConfigFields? Object(string key)
     {
         if (!TryGet(key, out var value)) return null;

@@ -22,6 +22,13 @@ internal static class HfConfigRope
         return (theta, config.Object("rope_scaling") is { } scaling ? Scaling(scaling, config, headDim) : RopeScaling.None);
     }
 
+    /// <summary>One RoPE parameter object ({"rope_theta", "rope_type", "factor", ...}), as Gemma 3's per-layer-type <c>rope_parameters</c> hold them.</summary>
+    public static (double Theta, RopeScaling Scaling) ReadObject(HfConfigFields parameters, HfConfigFields config, int headDim)
+    {
+        RefusePartialRotary(parameters);
+        return (Theta(parameters), Scaling(parameters, config, headDim));
+    }
+
     private static double Theta(HfConfigFields f) => f.Number("rope_theta", 10000.0, 1.0, 1e12);
 
     private static RopeScaling Scaling(HfConfigFields f, HfConfigFields config, int headDim)

@@ -36,6 +36,29 @@ public sealed record LlamaConfig
     /// <summary>How the file says to pool hidden states into an embedding (<see cref="PoolingType.None"/>: it is a generator).</summary>
     public PoolingType Pooling { get; init; }
 
+    /// <summary>
+    /// Sliding-window attention: a windowed layer's query at position p sees positions p − W + 1 … p
+    /// (W positions, its own included: llama.cpp's <c>is_masked_swa</c> masks p − p0 ≥ W, transformers'
+    /// mask keeps p0 &gt; p − W). 0: every layer sees every earlier position.
+    /// </summary>
+    public int SlidingWindow { get; init; }
+
+    /// <summary>
+    /// Which layers the window applies to, as llama.cpp's <c>set_swa_pattern(n)</c>: layer l is windowed when
+    /// l mod n &lt; n − 1, so 1 windows every layer (Mistral v0.1), 2 every even layer (Gemma 2), 6 five of six (Gemma 3).
+    /// </summary>
+    public int SlidingWindowPattern { get; init; } = 1;
+
+    /// <summary>The window of layer <paramref name="layer"/>; 0 for a global layer.</summary>
+    public int WindowOf(int layer) =>
+        SlidingWindow > 0 && (SlidingWindowPattern <= 1 || layer % SlidingWindowPattern < SlidingWindowPattern - 1) ? SlidingWindow : 0;
+
+    /// <summary>Whether every layer is windowed, so KV of positions before the window is never read again.</summary>
+    public bool EveryLayerWindowed => SlidingWindow > 0 && SlidingWindowPattern <= 1;
+
+    /// <summary>Gemma's extras (<see cref="GemmaConfig"/>); null for every other architecture.</summary>
+    public GemmaConfig? Gemma { get; init; }
+
     public int QueryLength => HeadCount * HeadDim;
     public int KeyValueLength => KeyValueHeadCount * HeadDim;
 
@@ -66,5 +89,8 @@ public sealed record LlamaConfig
             throw new Formats.ModelFormatException(source, "rms_norm_eps", $"must be in (0, 1); got {RmsNormEpsilon}");
         if (!(RopeTheta > 1 && float.IsFinite(RopeTheta)))
             throw new Formats.ModelFormatException(source, "rope_theta", $"must be a finite number above 1; got {RopeTheta}");
+        Range("sliding_window", SlidingWindow, 0, 1 << 24);
+        Range("sliding_window_pattern", SlidingWindowPattern, 1, 4096);
+        Gemma?.Validate(source);
     }
 }

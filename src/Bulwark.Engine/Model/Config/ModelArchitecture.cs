@@ -14,4 +14,8 @@ public enum ModelArchitecture
     SmolLM3,
     /// <summary>Phi-3/3.5: q/k/v in one matrix and gate/up in one (split as views of the file), LongRoPE scaling.</summary>
     Phi3,
+    /// <summary>Gemma 2: GeGLU, pre and post norms, soft-capped attention and logits, every other layer windowed.</summary>
+    Gemma2,
+    /// <summary>Gemma 3 (text): Gemma 2's block with Qwen3's q/k norm, five local layers to one global, no soft-capping.</summary>
+    Gemma3,
 }

@@ -47,7 +47,9 @@ public static unsafe class GgufModelLoader
             "qwen3" => ModelArchitecture.Qwen3,
             "smollm3" => ModelArchitecture.SmolLM3,
             "phi3" => ModelArchitecture.Phi3,
-            _ => throw new ModelFormatException(file.Path, "general.architecture", $"\"{arch}\" is not supported (supported: llama, qwen2, qwen3, smollm3, phi3)"),
+            "gemma2" => ModelArchitecture.Gemma2,
+            "gemma3" => ModelArchitecture.Gemma3,
+            _ => throw new ModelFormatException(file.Path, "general.architecture", $"\"{arch}\" is not supported (supported: llama, qwen2, qwen3, smollm3, phi3, gemma2, gemma3)"),
         };
         int Int(string key, long? fallback = null)
         {
@@ -86,11 +88,13 @@ public static unsafe class GgufModelLoader
             RopeLayout = architecture is ModelArchitecture.Llama or ModelArchitecture.SmolLM3 ? RopeLayout.AdjacentPairs : RopeLayout.RotateHalf,
             TiedOutputHead = !file.TryGetTensor("output.weight", out _),
             HasQkvBias = architecture == ModelArchitecture.Qwen2,
-            HasQkNorm = architecture == ModelArchitecture.Qwen3,
+            HasQkNorm = architecture is ModelArchitecture.Qwen3 or ModelArchitecture.Gemma3,
             Pooling = ReadPooling(file, arch),
             // llama.cpp fixes SmolLM3's step at 4; no GGUF key carries it.
             NoRopeLayerStep = architecture == ModelArchitecture.SmolLM3 ? 4 : 0,
         };
+        if (architecture is ModelArchitecture.Gemma2 or ModelArchitecture.Gemma3)
+            config = GgufGemma.Read(file, arch, config);
         config.Validate(file.Path);
         return config;
     }

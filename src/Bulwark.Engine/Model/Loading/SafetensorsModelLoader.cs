@@ -21,7 +21,7 @@ public static unsafe class SafetensorsModelLoader
         var checkpoint = SafetensorsCheckpoint.Open(full);
         try
         {
-            var weights = new WeightsBuilder(config, new CheckpointSource(checkpoint), TensorNames.HuggingFace, load).Build([checkpoint]);
+            var weights = new WeightsBuilder(config, new CheckpointSource(checkpoint), TensorNames.HuggingFaceFor(config), load).Build([checkpoint]);
             return new LlamaModel(config, weights);
         }
         catch

@@ -7,12 +7,16 @@ public sealed record TensorNames(
     string Output,
     Func<int, string, string> Layer)
 {
+    /// <summary>Added to every norm weight as it is loaded: 1 for Hugging Face Gemma, which stores w and applies 1 + w (GGUF files hold 1 + w).</summary>
+    public float NormWeightOffset { get; init; }
+
     /// <summary>Per-layer parts, in the vocabulary of the GGUF names.</summary>
     public const string AttentionNorm = "attn_norm.weight", Query = "attn_q.weight", Key = "attn_k.weight",
         Value = "attn_v.weight", AttentionOutput = "attn_output.weight", QueryBias = "attn_q.bias",
         KeyBias = "attn_k.bias", ValueBias = "attn_v.bias", QueryNorm = "attn_q_norm.weight",
         KeyNorm = "attn_k_norm.weight", FeedForwardNorm = "ffn_norm.weight", Gate = "ffn_gate.weight",
-        Up = "ffn_up.weight", Down = "ffn_down.weight";
+        Up = "ffn_up.weight", Down = "ffn_down.weight", PostAttentionNorm = "post_attention_norm.weight",
+        PostFeedForwardNorm = "post_ffw_norm.weight";
 
     /// <summary>
     /// Phi-3's fused matrices: q, k and v rows one after another (GGUF <c>attn_qkv</c>), and gate then up rows
@@ -44,4 +48,23 @@ public sealed record TensorNames(
             GateUp => "mlp.gate_up_proj.weight",
             _ => throw new ArgumentOutOfRangeException(nameof(part), part, "unknown layer tensor"),
         });
+
+    /// <summary>
+    /// Gemma 2/3 in transformers: four norms per layer, and "post_attention_layernorm" is the norm of the attention
+    /// output (Llama's name for the MLP's input norm, which Gemma calls pre_feedforward_layernorm).
+    /// </summary>
+    public static readonly TensorNames HuggingFaceGemma = new(HuggingFace.TokenEmbedding, HuggingFace.OutputNorm, HuggingFace.Output,
+        (layer, part) => part switch
+        {
+            FeedForwardNorm => $"model.layers.{layer}.pre_feedforward_layernorm.weight",
+            PostAttentionNorm => $"model.layers.{layer}.post_attention_layernorm.weight",
+            PostFeedForwardNorm => $"model.layers.{layer}.post_feedforward_layernorm.weight",
+            _ => HuggingFace.Layer(layer, part),
+        })
+    {
+        NormWeightOffset = 1f,
+    };
+
+    /// <summary>The names a Hugging Face checkpoint of <paramref name="config"/>'s architecture uses.</summary>
+    public static TensorNames HuggingFaceFor(Config.LlamaConfig config) => config.Gemma is null ? HuggingFace : HuggingFaceGemma;
 }

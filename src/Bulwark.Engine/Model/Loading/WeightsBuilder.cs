@@ -48,9 +48,10 @@ public sealed unsafe class WeightsBuilder(LlamaConfig config, ITensorSource sour
                 Matrix(N(TensorNames.Key), c.KeyValueLength, c.EmbeddingLength), Matrix(N(TensorNames.Value), c.KeyValueLength, c.EmbeddingLength));
             var (gate, up) = c.Architecture == ModelArchitecture.Phi3 ? FusedGateUp(N(TensorNames.GateUp))
                 : (Matrix(N(TensorNames.Gate), c.FeedForwardLength, c.EmbeddingLength), Matrix(N(TensorNames.Up), c.FeedForwardLength, c.EmbeddingLength));
+            var gemma = c.Gemma is not null;
             layers.Add(new LayerWeights
             {
-                AttentionNorm = Vector(N(TensorNames.AttentionNorm), c.EmbeddingLength),
+                AttentionNorm = Norm(N(TensorNames.AttentionNorm), c.EmbeddingLength),
                 Query = query,
                 Key = key,
                 Value = value,
@@ -58,20 +59,24 @@ public sealed unsafe class WeightsBuilder(LlamaConfig config, ITensorSource sour
                 QueryBias = c.HasQkvBias ? Vector(N(TensorNames.QueryBias), c.QueryLength) : null,
                 KeyBias = c.HasQkvBias ? Vector(N(TensorNames.KeyBias), c.KeyValueLength) : null,
                 ValueBias = c.HasQkvBias ? Vector(N(TensorNames.ValueBias), c.KeyValueLength) : null,
-                QueryNorm = c.HasQkNorm ? Vector(N(TensorNames.QueryNorm), c.HeadDim) : null,
-                KeyNorm = c.HasQkNorm ? Vector(N(TensorNames.KeyNorm), c.HeadDim) : null,
-                FeedForwardNorm = Vector(N(TensorNames.FeedForwardNorm), c.EmbeddingLength),
+                QueryNorm = c.HasQkNorm ? Norm(N(TensorNames.QueryNorm), c.HeadDim) : null,
+                KeyNorm = c.HasQkNorm ? Norm(N(TensorNames.KeyNorm), c.HeadDim) : null,
+                PostAttentionNorm = gemma ? Norm(N(TensorNames.PostAttentionNorm), c.EmbeddingLength) : null,
+                PostFeedForwardNorm = gemma ? Norm(N(TensorNames.PostFeedForwardNorm), c.EmbeddingLength) : null,
+                FeedForwardNorm = Norm(N(TensorNames.FeedForwardNorm), c.EmbeddingLength),
                 Gate = gate,
                 Up = up,
                 Down = Matrix(N(TensorNames.Down), c.EmbeddingLength, c.FeedForwardLength),
             });
         }
-        var outputNorm = Vector(names.OutputNorm, c.EmbeddingLength);
+        var outputNorm = Norm(names.OutputNorm, c.EmbeddingLength);
         var output = c.TiedOutputHead ? embedding : Matrix(names.Output, c.VocabularySize, c.EmbeddingLength);
         if (!ropeFrequencyFactors.IsEmpty && ropeFrequencyFactors.Length != c.HeadDim / 2)
             throw new ModelFormatException(source.Location, "rope_freqs.weight", $"needs {c.HeadDim / 2} factors; got {ropeFrequencyFactors.Length}");
         var frequencies = c.RopeScaling.InverseFrequencies(c.HeadDim, c.RopeTheta, c.RopeScaling.ShortFactors is { } shortFactors ? shortFactors.Values : ropeFrequencyFactors);
         var longFrequencies = c.RopeScaling.LongFactors is { } longFactors ? c.RopeScaling.InverseFrequencies(c.HeadDim, c.RopeTheta, longFactors.Values) : null;
+        // Gemma 3's local layers: their own base, unscaled.
+        var local = c.Gemma is { LocalRopeTheta: > 0 } g ? RopeScaling.None.InverseFrequencies(c.HeadDim, g.LocalRopeTheta) : null;
         // Every matrix the forward pass multiplies by (not the embedding table, which is only looked up).
         foreach (var layer in layers)
             foreach (var matrix in layer.Matrices)
@@ -86,11 +91,11 @@ public sealed unsafe class WeightsBuilder(LlamaConfig config, ITensorSource sour
         // LlamaWeights disposes every matrix (quantized copies included) and then what it owns.
         if (_load.QuantizeTo is null || _keptAsStored.Count > 0)
             return new LlamaWeights(embedding, layers, outputNorm, output, frequencies, owned)
-                { LongRopeInverseFrequencies = longFrequencies, LongRopeAbove = c.RopeScaling.OriginalContextLength };
+                { LongRopeInverseFrequencies = longFrequencies, LongRopeAbove = c.RopeScaling.OriginalContextLength, LocalRopeInverseFrequencies = local };
         // Every matrix now lives in its own quantized memory and every vector was copied: unmap the files.
         foreach (var o in owned) o.Dispose();
         return new LlamaWeights(embedding, layers, outputNorm, output, frequencies, [])
-            { LongRopeInverseFrequencies = longFrequencies, LongRopeAbove = c.RopeScaling.OriginalContextLength };
+            { LongRopeInverseFrequencies = longFrequencies, LongRopeAbove = c.RopeScaling.OriginalContextLength, LocalRopeInverseFrequencies = local };
     }
 
     private void Report()
@@ -158,6 +163,15 @@ public sealed unsafe class WeightsBuilder(LlamaConfig config, ITensorSource sour
         _bytesBefore += stored.RowBytes * rows;
         _bytesAfter += quantized.RowBytes * rows;
         return quantized;
+    }
+
+    /// <summary>A norm's weights, with the format's offset added (Hugging Face Gemma's 1 + w).</summary>
+    private NativeBuffer Norm(string name, int length)
+    {
+        var buffer = Vector(name, length);
+        if (names.NormWeightOffset != 0)
+            foreach (ref var w in buffer.Span) w += names.NormWeightOffset;
+        return buffer;
     }
 
     /// <summary>Norm weights and biases are tiny; they are converted once to float32.</summary>

@@ -58,6 +58,7 @@ public sealed unsafe class LlamaSession : IDisposable
         var x = _x.Span;
         var normed = _normed.Span;
         w.TokenEmbedding.DequantizeRow(token, x);
+        if (c.Gemma is { } gemma) Kernels.Cpu.VectorOps.Scale(x, gemma.EmbeddingScale);
         for (var l = 0; l < c.LayerCount; l++)
         {
             var layer = w.Layers[l];
@@ -76,19 +77,34 @@ public sealed unsafe class LlamaSession : IDisposable
             }
             if (c.UsesRope(l))
             {
-                DecoderSteps.ApplyRope(q, c, position, _ropeFrequencies);
-                DecoderSteps.ApplyRope(k, c, position, _ropeFrequencies);
+                DecoderSteps.ApplyRope(q, c, position, w.RopeFor(c, l, _ropeFrequencies));
+                DecoderSteps.ApplyRope(k, c, position, w.RopeFor(c, l, _ropeFrequencies));
             }
-            AttendHeads(q, _cache.Keys(l, position + 1), _cache.Values(l, position + 1), position + 1);
+            // A windowed layer sees its last `window` positions: the cache from the window's start on.
+            var window = c.WindowOf(l);
+            var from = window > 0 ? Math.Max(0, position - window + 1) : 0;
+            var kvLength = c.KeyValueLength;
+            var keys = _cache.Keys(l, position + 1)[(from * kvLength)..];
+            var values = _cache.Values(l, position + 1)[(from * kvLength)..];
+            if (c.Gemma is { AttentionLogitSoftCap: > 0 } capped)
+                AttendSoftCapped(q, keys, values, position + 1 - from, capped);
+            else
+            {
+                if (GemmaSteps.QueryFactor(c) is var factor && factor != 1f) Kernels.Cpu.VectorOps.Scale(q, factor);
+                AttendHeads(q, keys, values, position + 1 - from);
+            }
             DecoderSteps.Project(layer.Output, _attention.Span, _residual.Span);
+            if (layer.PostAttentionNorm is not null) DecoderSteps.Norm(_residual.Span, layer.PostAttentionNorm, c.RmsNormEpsilon, _residual.Span);
             Add(x, _residual.Span);
 
             DecoderSteps.Norm(x, layer.FeedForwardNorm, c.RmsNormEpsilon, normed);
-            DecoderSteps.Mlp(layer, normed, _gate.Span, _up.Span, _residual.Span);
+            DecoderSteps.Mlp(layer, normed, _gate.Span, _up.Span, _residual.Span, gelu: c.Gemma is not null);
+            if (layer.PostFeedForwardNorm is not null) DecoderSteps.Norm(_residual.Span, layer.PostFeedForwardNorm, c.RmsNormEpsilon, _residual.Span);
             Add(x, _residual.Span);
         }
         DecoderSteps.Norm(x, w.OutputNorm, c.RmsNormEpsilon, normed);
         w.Output.MatVec(normed, _logits.Span);
+        if (c.Gemma is { } final) GemmaSteps.SoftCap(_logits.Span, final.FinalLogitSoftCap);
         return _logits.Span;
     }
 
@@ -121,6 +137,21 @@ public sealed unsafe class LlamaSession : IDisposable
             }
             _ = Kernels.Cpu.Attention.ScoreScratch(job.Positions); // the caller's own, see ScoreScratch
             Kernels.Cpu.WorkerPool.Shared.Run(&HeadItem, &job, c.HeadCount);
+        }
+    }
+
+    /// <summary>Gemma 2's attention: every score soft-capped before the softmax (<see cref="Kernels.Cpu.SoftCappedAttention"/>), on this thread.</summary>
+    private void AttendSoftCapped(Span<float> query, ReadOnlySpan<float> keys, ReadOnlySpan<float> values, int positions, Config.GemmaConfig gemma)
+    {
+        var c = _model.Config;
+        fixed (float* q = query)
+        fixed (float* k = keys)
+        fixed (float* v = values)
+        fixed (float* o = _attention.Span)
+        {
+            var planes = new Kernels.Cpu.TiledAttention.KvPlanes(k, v);
+            Kernels.Cpu.SoftCappedAttention.Attend(q, planes, 0, positions - 1, c.HeadCount, c.KeyValueHeadCount, c.HeadDim,
+                gemma.AttentionScale, gemma.AttentionLogitSoftCap, o, Kernels.Cpu.Attention.ScoreScratch(positions));
         }
     }
 

@@ -20,6 +20,10 @@ public sealed class LayerWeights
     public NativeBuffer? QueryNorm { get; init; }
     public NativeBuffer? KeyNorm { get; init; }
 
+    /// <summary>Gemma's RMSNorm of the attention output and of the MLP output, before each is added to the residual; null otherwise.</summary>
+    public NativeBuffer? PostAttentionNorm { get; init; }
+    public NativeBuffer? PostFeedForwardNorm { get; init; }
+
     public required NativeBuffer FeedForwardNorm { get; init; }
     public required WeightMatrix Gate { get; init; }
     public required WeightMatrix Up { get; init; }

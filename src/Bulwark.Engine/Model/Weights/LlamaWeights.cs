@@ -39,12 +39,21 @@ public sealed class LlamaWeights : IDisposable
     /// <summary>The frequencies a cache of <paramref name="contextLength"/> positions per sequence rotates with (see <see cref="Config.RopeScaling.FactorsFor"/>).</summary>
     public float[] RopeInverseFrequenciesFor(int contextLength) =>
         LongRopeInverseFrequencies is { } longer && contextLength > LongRopeAbove ? longer : RopeInverseFrequencies;
+    /// <summary>Gemma 3's windowed layers' own RoPE (another base, no scaling); null when every layer uses <see cref="RopeInverseFrequencies"/>.</summary>
+    public float[]? LocalRopeInverseFrequencies { get; init; }
+
+    /// <summary>The RoPE frequencies layer <paramref name="layer"/> of <paramref name="config"/> rotates by.</summary>
+    public float[] RopeFor(Config.LlamaConfig config, int layer) => RopeFor(config, layer, RopeInverseFrequencies);
+
+    /// <summary>As <see cref="RopeFor(Config.LlamaConfig, int)"/> with <paramref name="global"/> as the global layers' frequencies (a caller that chose them itself).</summary>
+    public float[] RopeFor(Config.LlamaConfig config, int layer, float[] global) =>
+        LocalRopeInverseFrequencies is { } local && config.WindowOf(layer) > 0 ? local : global;
 
     public void Dispose()
     {
         foreach (var layer in Layers)
         {
-            foreach (var buffer in new[] { layer.AttentionNorm, layer.FeedForwardNorm, layer.QueryBias, layer.KeyBias, layer.ValueBias, layer.QueryNorm, layer.KeyNorm })
+            foreach (var buffer in new[] { layer.AttentionNorm, layer.FeedForwardNorm, layer.QueryBias, layer.KeyBias, layer.ValueBias, layer.QueryNorm, layer.KeyNorm, layer.PostAttentionNorm, layer.PostFeedForwardNorm })
                 buffer?.Dispose();
         }
         OutputNorm.Dispose();

@@ -24,6 +24,14 @@ public interface IModelExecutor
     /// </summary>
     void Execute(StepBatch batch, Span<float> logits);
 
+    /// <summary>
+    /// When every layer attends only to the last KvWindow positions (Mistral v0.1's sliding window), the positions
+    /// before a sequence's window are never read again and the engine releases their KV blocks; 0 (the default)
+    /// when some layer sees the whole context. Block-table entries of released blocks are −1; positions at or after
+    /// the window of every batch token are the only ones an executor may read.
+    /// </summary>
+    int KvWindow => 0;
+
     /// <summary>Width of the hidden states an embedding pools; 0 when this executor computes no embeddings.</summary>
     int EmbeddingLength => 0;
 

@@ -21,15 +21,16 @@ internal static unsafe class PagedAttention
             query, context, headCount, kvHeadCount, headDim, output, scores);
 
     /// <summary>As above, on one layer's key and value planes given as pointers (for worker threads).</summary>
+    /// <param name="first">The first position attended (a sliding window's start); blocks before it are never read.</param>
     public static void Attend(float* keys, float* values, int blockSize, long blockStride, int kvLength, ReadOnlySpan<int> blockTable,
-        float* query, int context, int headCount, int kvHeadCount, int headDim, float* output, Span<float> scores)
+        float* query, int context, int headCount, int kvHeadCount, int headDim, float* output, Span<float> scores, int first = 0)
     {
         var group = headCount / kvHeadCount;
         var scale = 1f / MathF.Sqrt(headDim);
         var blocks = (context + blockSize - 1) / blockSize;
         var isa = KernelIsa.Active;
-        if (scores.Length < Math.Min(blockSize, context) || blockTable.Length < blocks)
-            throw new ArgumentException($"attention over {context} positions needs {blocks} blocks and {blockSize} floats of scratch");
+        if (scores.Length < Math.Min(blockSize, context) || blockTable.Length < blocks || (uint)first >= (uint)context)
+            throw new ArgumentException($"attention over positions [{first}, {context}) needs {blocks} blocks and {blockSize} floats of scratch");
         fixed (float* s = scores)
         {
             for (var head = 0; head < headCount; head++)
@@ -39,10 +40,11 @@ internal static unsafe class PagedAttention
                 var kvOffset = head / group * headDim;
                 var max = float.NegativeInfinity;
                 var sum = 0f;
-                for (var b = 0; b < blocks; b++)
+                for (var b = first / blockSize; b < blocks; b++)
                 {
-                    var n = Math.Min(blockSize, context - b * blockSize);
-                    var blockStart = blockTable[b] * blockStride + kvOffset;
+                    var skip = b == first / blockSize ? first % blockSize : 0;
+                    var n = Math.Min(blockSize, context - b * blockSize) - skip;
+                    var blockStart = blockTable[b] * blockStride + kvOffset + (long)skip * kvLength;
                     AttentionKernels.OnlineBlock(q, keys + blockStart, values + blockStart, kvLength, n, headDim, scale, s, ref max, ref sum, o, isa);
                 }
                 VectorOps.Scale(new Span<float>(o, headDim), 1f / sum);
@@ -59,13 +61,13 @@ internal static unsafe class PagedAttention
     /// </summary>
     /// <param name="scratch">At least <see cref="HalfScratchLength"/> floats.</param>
     public static void AttendHalf(Half* keys, Half* values, int blockSize, long blockStride, int kvLength, ReadOnlySpan<int> blockTable,
-        float* query, int context, int headCount, int kvHeadCount, int headDim, float* output, Span<float> scratch)
+        float* query, int context, int headCount, int kvHeadCount, int headDim, float* output, Span<float> scratch, int first = 0)
     {
         var group = headCount / kvHeadCount;
         var scale = 1f / MathF.Sqrt(headDim);
         var blocks = (context + blockSize - 1) / blockSize;
         var isa = KernelIsa.Active;
-        if (scratch.Length < HalfScratchLength(blockSize, headDim) || blockTable.Length < blocks || group > 1024)
+        if (scratch.Length < HalfScratchLength(blockSize, headDim) || blockTable.Length < blocks || group > 1024 || (uint)first >= (uint)context)
             throw new ArgumentException($"attention over {context} positions needs {blocks} blocks and {HalfScratchLength(blockSize, headDim)} floats of scratch");
         Span<float> maxes = stackalloc float[group];
         Span<float> sums = stackalloc float[group];
@@ -78,10 +80,11 @@ internal static unsafe class PagedAttention
                 maxes.Fill(float.NegativeInfinity);
                 sums.Clear();
                 var kvOffset = kvHead * headDim;
-                for (var b = 0; b < blocks; b++)
+                for (var b = first / blockSize; b < blocks; b++)
                 {
-                    var n = Math.Min(blockSize, context - b * blockSize);
-                    var blockStart = blockTable[b] * blockStride + kvOffset;
+                    var skip = b == first / blockSize ? first % blockSize : 0;
+                    var n = Math.Min(blockSize, context - b * blockSize) - skip;
+                    var blockStart = blockTable[b] * blockStride + kvOffset + (long)skip * kvLength;
                     for (var t = 0; t < n; t++)
                     {
                         HalfTable.ToSingle((ushort*)(keys + blockStart + t * kvLength), k + t * headDim, headDim);

@@ -45,6 +45,8 @@ public sealed unsafe class PagedLlamaExecutor : IModelExecutor, IDisposable
         var max = maxContextLength ?? _config.ContextLength;
         if (max < 1 || max > _config.ContextLength)
             throw new ArgumentOutOfRangeException(nameof(maxContextLength), max, $"context length must be between 1 and the model's {_config.ContextLength}; got {max}");
+        if (kvCacheType == KvCacheType.F16 && _config.Gemma is { AttentionLogitSoftCap: > 0 })
+            throw new NotSupportedException("attention soft-capping (Gemma 2) runs with an f32 KV cache only; use --kv-cache-dtype f32");
         MaxContextLength = max;
         _act = new StepActivations(_config);
         _ropeFrequencies = model.Weights.RopeInverseFrequenciesFor(max);
@@ -84,6 +86,8 @@ public sealed unsafe class PagedLlamaExecutor : IModelExecutor, IDisposable
 
     public int EmbeddingLength => _config.EmbeddingLength;
 
+    public int KvWindow => _config.EveryLayerWindowed ? _config.SlidingWindow : 0;
+
     public void Execute(StepBatch batch, Span<float> logits) => Execute(batch, logits, []);
 
     public void Execute(StepBatch batch, Span<float> logits, Span<float> pooled)
@@ -112,10 +116,14 @@ public sealed unsafe class PagedLlamaExecutor : IModelExecutor, IDisposable
         var ids = batch.TokenIds;
         for (var t = 0; t < tokens; t++)
             w.TokenEmbedding.DequantizeRow(ids[t], hidden.Slice(t * dim, dim));
+        if (c.Gemma is { } gemma) VectorOps.Scale(hidden, gemma.EmbeddingScale);
         FillRopeTables(batch.Positions, _ropeFrequencies);
+        var ropeFilled = _ropeFrequencies;
         var positions = FlattenTables(batch);
-        // The same for every layer: planned once per step.
-        _planItems = kv.Type != KvCacheType.F16 && TiledAttention.CanRun(KernelIsa.Active, c.HeadDim) ? PlanTiles(batch, positions) : 0;
+        // The same for every layer: planned once per step. Soft-capped scores (Gemma 2) attend token by token.
+        var softCap = c.Gemma?.AttentionLogitSoftCap ?? 0;
+        _planItems = kv.Type != KvCacheType.F16 && softCap == 0 && TiledAttention.CanRun(KernelIsa.Active, c.HeadDim) ? PlanTiles(batch, positions) : 0;
+        var queryFactor = GemmaSteps.QueryFactor(c);
 
         for (var l = 0; l < c.LayerCount; l++)
         {
@@ -135,23 +143,32 @@ public sealed unsafe class PagedLlamaExecutor : IModelExecutor, IDisposable
             }
             if (c.UsesRope(l))
             {
+                // Gemma 3's local layers rotate by another base: the tables follow the layer's frequencies.
+                if (w.RopeFor(c, l, _ropeFrequencies) is var rope && !ReferenceEquals(rope, ropeFilled))
+                {
+                    FillRopeTables(batch.Positions, rope);
+                    ropeFilled = rope;
+                }
                 ApplyRope(q, c.QueryLength, tokens);
                 ApplyRope(k, c.KeyValueLength, tokens);
             }
             StoreKv(batch, kv, l, k, v);
+            if (softCap == 0 && queryFactor != 1f) VectorOps.Scale(q, queryFactor);
             Attend(batch, kv, l, positions);
 
             var attention = _act.Attention.Span[..(tokens * c.QueryLength)];
             var delta = _act.Delta.Span[..(tokens * dim)];
             layer.Output.MatMul(attention, delta, tokens);
+            if (layer.PostAttentionNorm is not null) NormRows(delta, layer.PostAttentionNorm, delta, tokens);
             VectorOps.Add(hidden, delta);
 
             NormRows(hidden, layer.FeedForwardNorm, normed, tokens);
             var gate = _act.Gate.Span[..(tokens * c.FeedForwardLength)];
             var up = _act.Up.Span[..(tokens * c.FeedForwardLength)];
             WeightMatrix.MatMulShared(normed, tokens, layer.Gate, gate, layer.Up, up);
-            VectorOps.SiluGate(gate, up);
+            DecoderSteps.Gate(gate, up, gelu: c.Gemma is not null);
             layer.Down.MatMul(gate, delta, tokens);
+            if (layer.PostFeedForwardNorm is not null) NormRows(delta, layer.PostFeedForwardNorm, delta, tokens);
             VectorOps.Add(hidden, delta);
         }
 
@@ -173,6 +190,7 @@ public sealed unsafe class PagedLlamaExecutor : IModelExecutor, IDisposable
             }
         }
         w.Output.MatMul(last, logits, rows);
+        if (c.Gemma is { } capped) GemmaSteps.SoftCap(logits, capped.FinalLogitSoftCap);
     }
 
     /// <summary>Per embedding input, the sum of the final norm's output over the tokens its pooling selects in this step.</summary>
@@ -205,9 +223,12 @@ public sealed unsafe class PagedLlamaExecutor : IModelExecutor, IDisposable
                 throw new ArgumentOutOfRangeException(nameof(batch), $"sequence {s} reaches position {context - 1}; the context length is {MaxContextLength}");
             if ((long)batch.BlockTable(s).Length * kv.BlockSize < context)
                 throw new ArgumentException($"sequence {s} has {batch.BlockTable(s).Length} KV blocks of {kv.BlockSize} slots for {context} positions", nameof(batch));
-            foreach (var block in batch.BlockTable(s))
-                if ((uint)block >= (uint)kv.BlockCount)
-                    throw new ArgumentOutOfRangeException(nameof(batch), $"KV block id must be below {kv.BlockCount}; got {block}");
+            // Blocks released by the window (−1) only before the window of the sequence's first position in this step.
+            var released = KvWindow > 0 ? Math.Max(0, batch.StartPosition(s) - KvWindow + 1) / kv.BlockSize : 0;
+            var table = batch.BlockTable(s);
+            for (var b = 0; b < table.Length; b++)
+                if ((uint)table[b] >= (uint)kv.BlockCount && !(b < released && table[b] == Scheduling.BlockAllocator.ReleasedBlock))
+                    throw new ArgumentOutOfRangeException(nameof(batch), $"KV block id must be below {kv.BlockCount}; got {table[b]}");
         }
     }
 
@@ -349,6 +370,11 @@ public sealed unsafe class PagedLlamaExecutor : IModelExecutor, IDisposable
         public long BlockStride;
         public int BlockSize, KvLength, QueryLength, HeadCount, KvHeadCount, HeadDim;
 
+        /// <summary>The layer's sliding window (0: none); Gemma 2's score cap (0: none), its attention scale, and the step's longest context.</summary>
+        public int Window;
+        public float SoftCap, Scale;
+        public int MaxContext;
+
         /// <summary>With tiles: per work item, its sequence (−1: one token alone) and its tile or token index; per sequence, its first token and count.</summary>
         public int* ItemSequence, ItemLocal, SequenceStart, SequenceCount;
     }
@@ -366,6 +392,8 @@ public sealed unsafe class PagedLlamaExecutor : IModelExecutor, IDisposable
             TokenSequence = _tokenSequence, Positions = positions, TableStart = _tableStart, TableLength = _tableLength, Tables = _tables,
             BlockStride = kv.BlockStride, BlockSize = kv.BlockSize, KvLength = kv.KvLength, QueryLength = c.QueryLength,
             HeadCount = c.HeadCount, KvHeadCount = c.KeyValueHeadCount, HeadDim = c.HeadDim,
+            Window = c.WindowOf(layer), SoftCap = c.Gemma?.AttentionLogitSoftCap ?? 0, Scale = c.Gemma?.AttentionScale ?? 0,
+            MaxContext = LongestContext(batch),
         };
         _ = Kernels.Cpu.Attention.ScoreScratch(ScratchLength(&job)); // the caller's own, see ScoreScratch
         if (_planItems > 0)
@@ -452,12 +480,19 @@ public sealed unsafe class PagedLlamaExecutor : IModelExecutor, IDisposable
         var first = job->SequenceStart[sequence];
         var planes = new TiledAttention.KvPlanes((float*)job->Keys, (float*)job->Values, job->Tables + job->TableStart[sequence], job->BlockSize, job->BlockStride);
         TiledAttention.Run(job->ItemLocal[item], job->Query + (long)first * job->QueryLength, job->Output + (long)first * job->QueryLength, job->QueryLength,
-            planes, job->Positions[first], job->SequenceCount[sequence], job->HeadCount, job->KvHeadCount, job->HeadDim);
+            planes, job->Positions[first], job->SequenceCount[sequence], job->HeadCount, job->KvHeadCount, job->HeadDim, job->Window);
+    }
+
+    private static int LongestContext(StepBatch batch)
+    {
+        var longest = 1;
+        for (var s = 0; s < batch.SequenceCount; s++) longest = Math.Max(longest, batch.ContextLength(s));
+        return longest;
     }
 
     /// <summary>Scores of one block, and for an F16 cache a block of keys and one of values converted to f32.</summary>
     private static int ScratchLength(AttendJob* job) =>
-        job->Half ? PagedAttention.HalfScratchLength(job->BlockSize, job->HeadDim) : job->BlockSize;
+        job->SoftCap > 0 ? job->MaxContext : job->Half ? PagedAttention.HalfScratchLength(job->BlockSize, job->HeadDim) : job->BlockSize;
 
     private static void AttendItem(void* context, int t)
     {
@@ -465,15 +500,23 @@ public sealed unsafe class PagedLlamaExecutor : IModelExecutor, IDisposable
         var scores = Kernels.Cpu.Attention.ScoreScratch(ScratchLength(job));
         var sequence = job->TokenSequence[t];
         var table = new ReadOnlySpan<int>(job->Tables + job->TableStart[sequence], job->TableLength[sequence]);
-        // Causal: token t sees its own position and every earlier one of its sequence.
-        if (job->Half)
+        // Causal: token t sees its own position and every earlier one of its sequence (within the layer's window).
+        var position = job->Positions[t];
+        var first = job->Window > 0 ? Math.Max(0, position - job->Window + 1) : 0;
+        if (job->SoftCap > 0)
+        {
+            var planes = new TiledAttention.KvPlanes((float*)job->Keys, (float*)job->Values, job->Tables + job->TableStart[sequence], job->BlockSize, job->BlockStride);
+            SoftCappedAttention.Attend(job->Query + (long)t * job->QueryLength, planes, first, position, job->HeadCount, job->KvHeadCount, job->HeadDim,
+                job->Scale, job->SoftCap, job->Output + (long)t * job->QueryLength, scores);
+        }
+        else if (job->Half)
             PagedAttention.AttendHalf((Half*)job->Keys, (Half*)job->Values, job->BlockSize, job->BlockStride, job->KvLength, table,
-                job->Query + (long)t * job->QueryLength, job->Positions[t] + 1, job->HeadCount, job->KvHeadCount, job->HeadDim,
-                job->Output + (long)t * job->QueryLength, scores);
+                job->Query + (long)t * job->QueryLength, position + 1, job->HeadCount, job->KvHeadCount, job->HeadDim,
+                job->Output + (long)t * job->QueryLength, scores, first);
         else
             PagedAttention.Attend((float*)job->Keys, (float*)job->Values, job->BlockSize, job->BlockStride, job->KvLength, table,
-                job->Query + (long)t * job->QueryLength, job->Positions[t] + 1, job->HeadCount, job->KvHeadCount, job->HeadDim,
-                job->Output + (long)t * job->QueryLength, scores);
+                job->Query + (long)t * job->QueryLength, position + 1, job->HeadCount, job->KvHeadCount, job->HeadDim,
+                job->Output + (long)t * job->QueryLength, scores, first);
     }
 
     public void Dispose()

@@ -26,8 +26,14 @@ internal sealed class BlockAllocator
     private readonly Queue<int> _sweep = new();
     private readonly List<int> _scrubNow = [];
 
-    public BlockAllocator(int capacity, int blockSize, bool prefixCaching)
+    /// <param name="window">
+    /// The model's KV window when every layer is windowed (<see cref="Execution.IModelExecutor.KvWindow"/>): blocks wholly
+    /// before the window of a sequence's next position are released as it advances (see <see cref="ReleaseOutsideWindow"/>); 0: never.
+    /// </param>
+    public BlockAllocator(int capacity, int blockSize, bool prefixCaching, int window = 0)
     {
+        ArgumentOutOfRangeException.ThrowIfNegative(window);
+        Window = window;
         if (blockSize is < 1 or > 256)
             throw new ArgumentOutOfRangeException(nameof(blockSize), $"block size must be between 1 and 256 tokens; got {blockSize}");
         BlockSize = blockSize;
@@ -95,6 +101,12 @@ internal sealed class BlockAllocator
     }
 
     public int BlockSize { get; }
+
+    /// <summary>The sliding window every layer of the model attends through; 0 when some layer sees the whole context.</summary>
+    public int Window { get; }
+
+    /// <summary>A block-table entry whose block was released because no later query of the sequence reads it.</summary>
+    public const int ReleasedBlock = -1;
 
     public bool PrefixCaching { get; }
 
@@ -182,7 +194,7 @@ internal sealed class BlockAllocator
         {
             var blockTokens = tokens.Slice(i * BlockSize, BlockSize);
             hash = BlockHash.Chain(hash, blockTokens);
-            if (PrefixCaching)
+            if (PrefixCaching && seq.Blocks[i] != ReleasedBlock)
                 _prefix.Publish(seq.Blocks[i], hash, blockTokens, seq.Tenant);
         }
         seq.ChainHash = hash;
@@ -212,7 +224,7 @@ internal sealed class BlockAllocator
         Debug.Assert(child.Blocks.Count == 0);
         foreach (var block in parent.Blocks.AsSpan())
         {
-            _pool.AddRef(block);
+            if (block != ReleasedBlock) _pool.AddRef(block);
             child.Blocks.Add(block);
         }
     }
@@ -224,6 +236,7 @@ internal sealed class BlockAllocator
         for (var i = seq.Blocks.Count - 1; i >= 0; i--)
         {
             var block = seq.Blocks[i];
+            if (block == ReleasedBlock) continue;
             _pool.Release(block);
             if (_pool.IsFree(block) && !_prefix.IsCached(block)) _sweep.Enqueue(block);
         }
@@ -234,6 +247,29 @@ internal sealed class BlockAllocator
         seq.ChainHash = seq.CacheRoot;
     }
 
+    /// <summary>
+    /// With a model whose every layer is windowed (Mistral v0.1 style), releases the blocks wholly before the window of
+    /// the sequence's next position, ComputedCount: no later query of it reads them. Their table entries become
+    /// <see cref="ReleasedBlock"/> so positions keep their blocks' indices. Call after <see cref="PublishFullBlocks"/>:
+    /// a released block that was published stays in the prefix cache with its KV intact until evicted, and a later
+    /// sequence with the same prefix may attach it — its KV is that prefix's, whoever computed it; a block evicted
+    /// (handed out again) is no longer found, and the chain of cached blocks a sequence attaches stops there.
+    /// With a global layer anywhere (Gemma's interleaved layers) every position stays readable: nothing is released.
+    /// </summary>
+    public void ReleaseOutsideWindow(Sequence seq)
+    {
+        if (Window == 0)
+            return;
+        // The next query (position ComputedCount) sees positions from ComputedCount − Window + 1 on.
+        var dead = Math.Max(0, seq.ComputedCount - Window + 1) / BlockSize;
+        for (var i = Math.Min(dead, seq.Blocks.Count) - 1; i >= 0 && seq.Blocks[i] != ReleasedBlock; i--)
+        {
+            var block = seq.Blocks[i];
+            seq.Blocks[i] = ReleasedBlock;
+            _pool.Release(block);
+            if (_pool.IsFree(block) && !_prefix.IsCached(block)) _sweep.Enqueue(block);
+        }
+    }
 
     private bool NeedsCopyOnWrite(Sequence seq, int tokenCount)
     {

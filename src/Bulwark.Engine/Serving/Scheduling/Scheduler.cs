@@ -167,6 +167,7 @@ internal sealed class Scheduler
             // Draft positions' KV is written but counts only once the drafts are accepted (SettleDrafts).
             seq.ComputedCount += step.Counts[i] - seq.DraftCount;
             if (seq.UsesPrefixCache) _blocks.PublishFullBlocks(seq);
+            _blocks.ReleaseOutsideWindow(seq);
         }
     }
 
@@ -182,6 +183,7 @@ internal sealed class Scheduler
         seq.SetDraftCount(0);
         _blocks.ReleaseBeyond(seq, seq.Count);
         _blocks.PublishFullBlocks(seq);
+        _blocks.ReleaseOutsideWindow(seq);
     }
 
     /// <summary>Ends a sequence (finished or cancelled) wherever it is, freeing its blocks at once.</summary>
