@@ -148,7 +148,7 @@ public sealed class EmbeddedBackend : IGenerationBackend, ITokenizingBackend, IE
 
     public string Decode(ReadOnlySpan<int> tokenIds) => _prompts.Decode(tokenIds);
 
-    public int[] EncodeChat(IReadOnlyList<ChatMessage> messages) => _prompts.EncodeChat(messages);
+    public int[] EncodeChat(IReadOnlyList<ChatMessage> messages, System.Text.Json.JsonElement? tools = null) => _prompts.EncodeChat(messages, tools);
 
     public PreparedPrompt Prepare(GenerationRequest request)
     {

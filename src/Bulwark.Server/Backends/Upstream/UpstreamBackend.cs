@@ -79,7 +79,7 @@ public sealed partial class UpstreamBackend : IGenerationBackend, ITokenizingBac
 
     public string Decode(ReadOnlySpan<int> tokenIds) => Tokenizing.Decode(tokenIds);
 
-    public int[] EncodeChat(IReadOnlyList<ChatMessage> messages) => Tokenizing.EncodeChat(messages);
+    public int[] EncodeChat(IReadOnlyList<ChatMessage> messages, System.Text.Json.JsonElement? tools = null) => Tokenizing.EncodeChat(messages, tools);
 
     /// <summary>An upstream's engine counters are its own: nothing to add to Bulwark's engine gauges.</summary>
     public BackendStatistics Statistics => default;
