@@ -82,6 +82,9 @@ public sealed class ToolCallStreamReader
     /// <summary>Calls opened so far.</summary>
     public int CallCount => _calls;
 
+    /// <summary>Which of the pushed characters became content and which a call's, as they are decided.</summary>
+    public ContentRuns Runs { get; } = new();
+
     public ToolCallPieces Push(string text)
     {
         foreach (var c in text) Read(c);
@@ -109,7 +112,7 @@ public sealed class ToolCallStreamReader
                     _at = 0;
                     _state = _afterLiteral;
                     // Text before a name stays held until the name is known; any other literal completes layout already sent.
-                    if (_state != State.Name) _held.Clear();
+                    if (_state != State.Name) Decided();
                 }
                 return;
             case State.Name:
@@ -128,7 +131,7 @@ public sealed class ToolCallStreamReader
                     Leave();
                     return;
                 }
-                _held.Clear();
+                Decided();
                 _pieces.Add(new ToolCallPiece(_calls++, _newId(), name, ""));
                 Expect(_afterName, State.ArgumentsStart);
                 return;
@@ -158,13 +161,14 @@ public sealed class ToolCallStreamReader
                 else if (_close.Length > 0 && _close.StartsWith(held, StringComparison.Ordinal))
                 {
                     if (held.Length < _close.Length) return;
-                    _held.Clear();
+                    Decided();
                     _state = State.Done;
                 }
                 else Leave();
                 return;
             default:
                 _content.Append(c);
+                Runs.Add(true, 1);
                 return;
         }
     }
@@ -177,6 +181,7 @@ public sealed class ToolCallStreamReader
         if (_inString)
         {
             _fragment.Append(c);
+            Runs.Add(false, 1);
             if (_escaped) _escaped = false;
             else if (c == '\\') _escaped = true;
             else if (c == '"')
@@ -193,6 +198,7 @@ public sealed class ToolCallStreamReader
             return;
         }
         _fragment.Append(c);
+        Runs.Add(false, 1);
         switch (c)
         {
             case '"':
@@ -216,6 +222,13 @@ public sealed class ToolCallStreamReader
         Expect(_callClose, State.AfterCall);
     }
 
+    /// <summary>The held text is a call's layout.</summary>
+    private void Decided()
+    {
+        Runs.Add(false, _held.Length);
+        _held.Clear();
+    }
+
     private void Expect(string literal, State then)
     {
         _literal = literal;
@@ -229,6 +242,7 @@ public sealed class ToolCallStreamReader
     {
         Fragment();
         _content.Append(_held);
+        Runs.Add(true, _held.Length);
         _held.Clear();
         _name.Clear();
         _state = State.Text;

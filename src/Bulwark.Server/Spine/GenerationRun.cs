@@ -210,6 +210,7 @@ public sealed class GenerationRun
         private readonly StringBuilder? _sent;
         private readonly ToolCallParser? _parser;
         private readonly ToolCallStreamReader? _reader;
+        private readonly ContentTokens? _contentTokens;
         private readonly Func<IOutputFilter?> _newFilter;
         private Dictionary<int, IOutputFilter?>? _callFilters;
         private List<GeneratedToken>? _pending;
@@ -233,6 +234,8 @@ public sealed class GenerationRun
             {
                 if (request.Constraint?.Field == ToolRequest.EnforcedBy) _reader = new ToolCallStreamReader(tools.Parse, tools.Names);
                 else _parser = new ToolCallParser(tools.Parse, tools.Names);
+                // As OpenAI, logprobs list content tokens only, not a call's.
+                if (_pending is not null) _contentTokens = new ContentTokens(_reader?.Runs ?? _parser!.Runs);
             }
         }
 
@@ -266,7 +269,7 @@ public sealed class GenerationRun
                 Finish = FinishReason.ContentFilter;
                 _tokens?.Close(_pending);
                 var (content, calls) = Calls(text, relayed, final: true);
-                return new ChoiceDelta(delta.Index, content, FinishReason.ContentFilter, Take()) { Format = Check(content), ToolCalls = calls };
+                return new ChoiceDelta(delta.Index, content, FinishReason.ContentFilter, Take(final: true)) { Format = Check(content), ToolCalls = calls };
             }
             if (delta.Finish is { } finish)
             {
@@ -276,7 +279,7 @@ public sealed class GenerationRun
                 FlushRelayed(ref relayed);
                 _tokens?.Close(_pending);
                 var (content, calls) = Calls(final, relayed, final: true);
-                return new ChoiceDelta(delta.Index, content, finish, Take())
+                return new ChoiceDelta(delta.Index, content, finish, Take(final: true))
                 {
                     StopStringMatched = delta.StopStringMatched, Format = Check(content), ToolCalls = calls, CalledTools = _calls > 0,
                 };
@@ -346,8 +349,14 @@ public sealed class GenerationRun
             return check;
         }
 
-        private IReadOnlyList<GeneratedToken>? Take()
+        private IReadOnlyList<GeneratedToken>? Take(bool final = false)
         {
+            if (_contentTokens is not null)
+            {
+                var listed = new List<GeneratedToken>();
+                _contentTokens.Sort(_pending!, listed, final);
+                return listed.Count == 0 ? null : listed;
+            }
             if (_pending is null || _pending.Count == 0) return null;
             var taken = _pending;
             _pending = [];

@@ -104,6 +104,7 @@ public class ToolCallStreamReaderTests
         var calls = new List<(string Name, StringBuilder Arguments)>();
         foreach (var chunk in chunks) Take(reader.Push(chunk));
         Take(reader.Finish());
+        Assert.Equal(content.ToString(), ToolCallParserTests.ContentOf(string.Concat(chunks), reader.Runs));
         return (content.ToString(), [.. calls.Select(c => (c.Name, c.Arguments.ToString()))]);
 
         void Take(ToolCallPieces output)

@@ -269,6 +269,49 @@ public sealed class ToolCallingTests
         Assert.Contains("[REDACTED:", JsonDocument.Parse(joined).RootElement.GetProperty("location").GetString());
     }
 
+    /// <summary>The token texts of a response's <c>logprobs.content</c>, whole or from every chunk of a stream, joined.</summary>
+    private static async Task<(string Whole, string Streamed, string Content)> LogprobTextsAsync(RunningServer server, string extra)
+    {
+        static string Join(IEnumerable<JsonElement> choices) => string.Concat(choices
+            .Where(c => c.TryGetProperty("logprobs", out var l) && l.ValueKind == JsonValueKind.Object)
+            .SelectMany(c => c.GetProperty("logprobs").GetProperty("content").EnumerateArray())
+            .Select(t => t.GetProperty("token").GetString()));
+        var (status, body, _) = await RawHttp.PostJsonAsync(server.Http, "v1/chat/completions", Chat(",\"logprobs\":true" + extra));
+        Assert.Equal(200, status);
+        var choice = body.GetProperty("choices")[0];
+        var content = choice.GetProperty("message").GetProperty("content") is { ValueKind: JsonValueKind.String } c ? c.GetString()! : "";
+        var response = await server.Http.PostAsync("v1/chat/completions", new StringContent(Chat(",\"logprobs\":true,\"stream\":true" + extra), Encoding.UTF8, "application/json"));
+        var chunks = RawHttp.Events(await response.Content.ReadAsStringAsync()).Where(e => e != "[DONE]").Select(e => JsonDocument.Parse(e).RootElement.GetProperty("choices")[0]);
+        return (Join([choice]), Join(chunks), content);
+    }
+
+    [Fact]
+    public async Task LogprobsListTheContentTokensAndNoneOfACallsAsOpenAiDoes()
+    {
+        // Text, a call, text: the markers, the call's JSON and the whitespace dropped around it have no logprobs.
+        const string reply = "Let me see. <tool_call>\n{\"name\": \"get_time\", \"arguments\": {\"timezone\": \"UTC\"}}\n</tool_call> Done.";
+        await using (var server = await RunningServer.StartAsync(Backend(reply)))
+        {
+            var (whole, streamed, content) = await LogprobTextsAsync(server, "");
+            Assert.Equal("Let me see. Done.", content);
+            Assert.Equal(content, whole);
+            Assert.Equal(content, streamed);
+        }
+        // Enforced calls (tool_choice required) are all call: no content tokens.
+        await using (var server = await RunningServer.StartAsync(Backend(EnforcedReply)))
+        {
+            var (whole, streamed, content) = await LogprobTextsAsync(server, Required);
+            Assert.Equal(("", "", ""), (whole, streamed, content));
+        }
+        // A malformed call is content, so every one of its tokens is listed.
+        const string broken = "<tool_call>\n{\"name\": \"get_time\", \"arguments\": {\"timezone\": }\n</tool_call>";
+        await using (var server = await RunningServer.StartAsync(Backend(broken)))
+        {
+            var (whole, streamed, content) = await LogprobTextsAsync(server, "");
+            Assert.Equal((broken, broken, broken), (whole, streamed, content));
+        }
+    }
+
     [Fact]
     public async Task ToolMessagesWithAControlTokenAreRefused()
     {
