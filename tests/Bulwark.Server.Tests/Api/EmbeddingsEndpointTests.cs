@@ -33,7 +33,7 @@ public sealed class EmbeddingsEndpointTests
 
     private static readonly SyntheticModelSpec Spec = new() { Architecture = "qwen3", Pooling = PoolingType.Last, Context = Context, Seed = 18 };
 
-    private static readonly Lazy<string> EmbeddingModel = new(() => Write(Spec));
+    internal static readonly Lazy<string> EmbeddingModel = new(() => Write(Spec));
     private static readonly Lazy<string> Generator = new(() => Write(Spec with { Pooling = PoolingType.None }));
 
     private static string Write(SyntheticModelSpec spec)

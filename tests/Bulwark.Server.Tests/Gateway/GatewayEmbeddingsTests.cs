@@ -1,11 +1,17 @@
 using System.Text.Json;
+using Bulwark.Bench.Http;
 using Bulwark.Server.Audit;
+using Bulwark.Server.Hosting;
 using Bulwark.Server.Requests;
 using Bulwark.Server.Security;
 using Bulwark.Server.Storage;
 using Bulwark.Server.Tests.Api;
+using Bulwark.Server.Tests.Cli;
 using Bulwark.Server.Tests.Hosting;
+using Bulwark.Testing;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using OpenAI;
 using OpenAI.Embeddings;
 
 namespace Bulwark.Server.Tests.Gateway;
@@ -72,6 +78,45 @@ public sealed class GatewayEmbeddingsTests
         Assert.Equal(3, embedded.Count(r => r.PromptTokens == direct.Usage.InputTokenCount));
         Assert.Contains(embedded, r => r.PromptTokens == 4);
         Assert.Contains("bulwark_upstream_requests_total{", await gateway.Metrics.GetStringAsync("metrics"));
+    }
+
+    [Fact]
+    public async Task AGatewayInFrontOfABulwarkServeProcessGivesTheSdkTheProcesssOwnVectors()
+    {
+        // The upstream: the CLI's own `bulwark serve --model embedder.gguf`, with a key made in its store beforehand.
+        var dir = Fixtures.NewTempDirectory("embedding-upstream");
+        var data = DataDirectory.Resolve(dir).EnsureCreated();
+        string upstreamKey;
+        await using (var storage = await SecurityStorage.OpenAsync(data, new StorageOptions()))
+            upstreamKey = (await new KeyIssuer(storage, new ApiKeyHasher(ServerSecret.Load(null, data.StatePath)), TimeProvider.System)
+                .CreateAsync(new KeySpec { Name = "gateway" }, "test")).Key;
+        var model = Path.Combine(dir, "embedder.gguf");
+        File.Copy(EmbeddingsEndpointTests.EmbeddingModel.Value, model);
+        await using var upstream = await ServeProcess.StartAsync(BuiltCli.Path, new Dictionary<string, string>(), dir, "--model", model, "--kv-cache-memory", "16MiB");
+
+        var variable = "BULWARK_TEST_UPSTREAM_KEY_" + Guid.NewGuid().ToString("N");
+        Environment.SetEnvironmentVariable(variable, upstreamKey);
+        var builder = BulwarkServer.CreateBuilder([], new Dictionary<string, string?>
+        {
+            ["Bulwark:Server:Port"] = "0",
+            [ServerSettings.DataDirKey] = Fixtures.NewTempDirectory("gateway"),
+            ["Bulwark:Upstreams:embed:Endpoints:0:Url"] = new Uri(upstream.Address, "v1").ToString(),
+            ["Bulwark:Upstreams:embed:ApiKeyEnv"] = variable,
+        });
+        builder.Logging.ClearProviders();
+        await using var gateway = await ServeHost.StartAsync(builder, new StringWriter());
+        var key = (await gateway.App.Services.GetRequiredService<KeyIssuer>().CreateAsync(new KeySpec { Name = "app" }, "test")).Key;
+        OpenAIClient Sdk(Uri address, string apiKey) =>
+            new(new System.ClientModel.ApiKeyCredential(apiKey), new OpenAIClientOptions { Endpoint = new Uri(address, "v1"), NetworkTimeout = TimeSpan.FromSeconds(60) });
+
+        OpenAIEmbeddingCollection direct = await Sdk(upstream.Address, upstreamKey).GetEmbeddingClient("embedder").GenerateEmbeddingsAsync(Texts);
+        OpenAIEmbeddingCollection relayed = await Sdk(gateway.Address, key).GetEmbeddingClient("embedder").GenerateEmbeddingsAsync(Texts);
+        Assert.Equal(Texts.Length, relayed.Count);
+        for (var i = 0; i < Texts.Length; i++) Assert.Equal(direct[i].ToFloats().ToArray(), relayed[i].ToFloats().ToArray());
+        Assert.Equal(direct.Usage.InputTokenCount, relayed.Usage.InputTokenCount);
+        // And they are the model's: the reference embedding of the same tokens (the process tokenizes; the SDK sends ids here).
+        OpenAIEmbeddingCollection ids = await Sdk(gateway.Address, key).GetEmbeddingClient("embedder").GenerateEmbeddingsAsync([new ReadOnlyMemory<int>([5, 6, 7])]);
+        EmbeddingsEndpointTests.AssertClose(EmbeddingsEndpointTests.Expected([5, 6, 7]), ids[0].ToFloats().ToArray());
     }
 
     [Fact]
