@@ -63,6 +63,9 @@ public sealed class ToolCallParser
     /// <summary>Calls released so far.</summary>
     public int CallCount => _callCount;
 
+    /// <summary>Which of the pushed characters became content and which a call's, as they are decided.</summary>
+    public ContentRuns Runs { get; } = new();
+
     public static string NewId() => "call_" + System.Security.Cryptography.RandomNumberGenerator.GetString("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", 24);
 
     public ToolCallOutput Push(string text)
@@ -87,6 +90,7 @@ public sealed class ToolCallParser
     {
         Scan(final: true);
         if (_callCount == 0) _content.Append(_whitespace);
+        Runs.Add(_callCount == 0, _whitespace.Length);
         _whitespace = "";
         return Take();
     }
@@ -139,7 +143,7 @@ public sealed class ToolCallParser
                     var end = buffered.IndexOf(HermesClose, StringComparison.Ordinal);
                     if (end < 0 && !final) return;
                     var body = end >= 0 ? buffered[..end] : buffered;
-                    if (TryCall(body, "arguments") is { } call) Add([call]);
+                    if (TryCall(body, "arguments") is { } call) Add([call], HermesOpen.Length + body.Length + (end >= 0 ? HermesClose.Length : 0));
                     else Text(HermesOpen + body + (end >= 0 ? HermesClose : ""));
                     _buffer.Clear();
                     if (end >= 0) _buffer.Append(buffered, end + HermesClose.Length, buffered.Length - end - HermesClose.Length);
@@ -151,7 +155,7 @@ public sealed class ToolCallParser
                 {
                     if (!final) return;
                     var calls = _format == ToolCallFormat.Mistral ? Mistral(buffered) : Llama(buffered);
-                    if (calls is not null) Add(calls);
+                    if (calls is not null) Add(calls, (_format == ToolCallFormat.Mistral ? MistralMarker.Length : 0) + buffered.Length);
                     else Text(_format == ToolCallFormat.Mistral ? MistralMarker + buffered : buffered);
                     _buffer.Clear();
                     _state = State.Text;
@@ -178,13 +182,16 @@ public sealed class ToolCallParser
             _whitespace += text;
             return;
         }
+        Runs.Add(true, _whitespace.Length + last + 1);
         _content.Append(_whitespace).Append(text, 0, last + 1);
         _whitespace = text[(last + 1)..];
     }
 
-    private void Add(List<ParsedToolCall> calls)
+    /// <param name="consumed">The characters the calls were written in, markers included.</param>
+    private void Add(List<ParsedToolCall> calls, int consumed)
     {
         // Whitespace between text and a call, or between calls, is layout, not content.
+        Runs.Add(false, _whitespace.Length + consumed);
         _whitespace = "";
         _calls.AddRange(calls);
         _callCount += calls.Count;

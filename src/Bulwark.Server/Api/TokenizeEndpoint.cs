@@ -7,7 +7,7 @@ using Microsoft.AspNetCore.Http;
 namespace Bulwark.Server.Api;
 
 /// <summary>
-/// vLLM's <c>POST /tokenize</c> (a <c>prompt</c> or chat <c>messages</c> → token ids) and
+/// vLLM's <c>POST /tokenize</c> (a <c>prompt</c> or chat <c>messages</c>, with <c>tools</c> and <c>tool_choice</c> → token ids) and
 /// <c>POST /detokenize</c> (token ids → text), with the same limits as generation and the same
 /// policy: the key must be allowed the model, and each call counts against its requests/min and
 /// concurrency (<see cref="GenerationSpine.AdmitWithoutGenerationAsync"/>).
@@ -28,7 +28,11 @@ public sealed class TokenizeEndpoint(GenerationSpine spine, ApiLimits limits)
             var backend = Tokenizing(lease);
             contextLength = lease.Backend.Model.ContextLength;
             if (f.Has("messages"))
-                tokens = backend.EncodeChat(ChatCompletionParser.ReadMessages(f, limits));
+            {
+                // tools and tool_choice as the chat route reads them (the same 400s), rendered as it renders them, so the count is what a chat request is charged.
+                var tools = ToolFields.Read(f, lease.Backend.Model, limits, null, out var unused);
+                tokens = backend.EncodeChat(ChatCompletionParser.ReadMessages(f, limits), tools?.Rendered);
+            }
             else
             {
                 var prompt = f.String("prompt", limits.MaxPromptCharacters)

@@ -84,7 +84,7 @@ public static class ToolFields
         var key = $"{ToolCallFormats.Name(model.ToolFormat)}\0{request.Parallel}\0{request.Function}\0{request.Json.GetRawText()}";
         var grammar = ConstraintFields.Compile("tool_call", key, limits.Constraints,
             () => ToolCallGrammar.Compile(model.ToolFormat, functions, request.Parallel && request.Choice == ToolChoice.Required, limits.Constraints));
-        return new OutputConstraint("tool_choice", grammar);
+        return new OutputConstraint(ToolRequest.EnforcedBy, grammar);
     }
 
     private static string ChoiceName(ToolRequest r) => r.Choice == ToolChoice.Function ? r.Function! : "required";

@@ -45,6 +45,9 @@ public interface ITokenizingBackend
     /// <summary>The text of <paramref name="tokenIds"/>; ids outside the vocabulary throw <see cref="ArgumentOutOfRangeException"/>.</summary>
     string Decode(ReadOnlySpan<int> tokenIds);
 
-    /// <summary>Renders a conversation with the model's chat template, ending with the assistant's turn opened, as token ids.</summary>
-    int[] EncodeChat(IReadOnlyList<ChatMessage> messages);
+    /// <summary>
+    /// Renders a conversation with the model's chat template, ending with the assistant's turn opened, as token ids;
+    /// <paramref name="tools"/> (OpenAI's <c>tools</c> array, null: none) as the template's <c>tools</c>, as the chat route renders them.
+    /// </summary>
+    int[] EncodeChat(IReadOnlyList<ChatMessage> messages, System.Text.Json.JsonElement? tools = null);
 }

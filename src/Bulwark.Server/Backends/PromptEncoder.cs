@@ -52,15 +52,13 @@ public sealed class PromptEncoder : ITokenizingBackend
     }
 
     /// <summary>
-    /// Renders the chat template (no tools) and tokenizes the result with its control tokens. A message that
+    /// Renders the chat template and tokenizes the result with its control tokens. A message that
     /// spells a control token itself is refused: after rendering it would be indistinguishable from
     /// the template's own markers, letting a user forge turns (e.g. a fake system message). The same
     /// holds for every string of <paramref name="tools"/> and of the messages' tool calls.
     /// </summary>
-    public int[] EncodeChat(IReadOnlyList<ChatMessage> messages) => EncodeChat(messages, null);
-
-    /// <summary>As <see cref="EncodeChat(IReadOnlyList{ChatMessage})"/>, with <paramref name="tools"/> (OpenAI's <c>tools</c> array) as the template's <c>tools</c>.</summary>
-    public int[] EncodeChat(IReadOnlyList<ChatMessage> messages, JsonElement? tools)
+    /// <param name="tools">OpenAI's <c>tools</c> array as the template's <c>tools</c>; null: none.</param>
+    public int[] EncodeChat(IReadOnlyList<ChatMessage> messages, JsonElement? tools = null)
     {
         if (_template is null)
             throw ApiException.Invalid("messages", $"The model '{_modelId}' has no chat template; use /v1/completions with a prompt.", "chat_template_missing");

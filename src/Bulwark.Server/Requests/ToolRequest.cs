@@ -23,6 +23,9 @@ public enum ToolChoice
 /// </summary>
 public sealed record ToolRequest(IReadOnlyList<ToolFunction> Functions, JsonElement Json, ToolChoice Choice, string? Function, bool Parallel)
 {
+    /// <summary>The <see cref="OutputConstraint.Field"/> of calls the grammar enforces (<c>tool_choice</c> required or a named function).</summary>
+    public const string EnforcedBy = "tool_choice";
+
     /// <summary>The format the output is parsed in for calls (the model's); <see cref="ToolCallFormat.None"/>: not parsed (an upstream relays calls itself, or <c>tool_choice</c> is none).</summary>
     public ToolCallFormat Parse { get; init; }
 

@@ -209,6 +209,8 @@ public sealed class GenerationRun
         private readonly JsonOutputFormat? _format;
         private readonly StringBuilder? _sent;
         private readonly ToolCallParser? _parser;
+        private readonly ToolCallStreamReader? _reader;
+        private readonly ContentTokens? _contentTokens;
         private readonly Func<IOutputFilter?> _newFilter;
         private Dictionary<int, IOutputFilter?>? _callFilters;
         private List<GeneratedToken>? _pending;
@@ -226,7 +228,15 @@ public sealed class GenerationRun
                 _format = JsonOutputFormat.Of(format);
                 _sent = new StringBuilder();
             }
-            if (request.Tools is { Parse: not ToolCallFormat.None } tools) _parser = new ToolCallParser(tools.Parse, tools.Names);
+            // Calls the grammar enforces (tool_choice required or named) cannot be malformed: their arguments stream as they come.
+            // Under auto a call is released whole, so that one the model got wrong can still reach the client as text.
+            if (request.Tools is { Parse: not ToolCallFormat.None } tools)
+            {
+                if (request.Constraint?.Field == ToolRequest.EnforcedBy) _reader = new ToolCallStreamReader(tools.Parse, tools.Names);
+                else _parser = new ToolCallParser(tools.Parse, tools.Names);
+                // As OpenAI, logprobs list content tokens only, not a call's.
+                if (_pending is not null) _contentTokens = new ContentTokens(_reader?.Runs ?? _parser!.Runs);
+            }
         }
 
         public IOutputFilter? Filter { get; }
@@ -259,7 +269,7 @@ public sealed class GenerationRun
                 Finish = FinishReason.ContentFilter;
                 _tokens?.Close(_pending);
                 var (content, calls) = Calls(text, relayed, final: true);
-                return new ChoiceDelta(delta.Index, content, FinishReason.ContentFilter, Take()) { Format = Check(content), ToolCalls = calls };
+                return new ChoiceDelta(delta.Index, content, FinishReason.ContentFilter, Take(final: true)) { Format = Check(content), ToolCalls = calls };
             }
             if (delta.Finish is { } finish)
             {
@@ -269,7 +279,7 @@ public sealed class GenerationRun
                 FlushRelayed(ref relayed);
                 _tokens?.Close(_pending);
                 var (content, calls) = Calls(final, relayed, final: true);
-                return new ChoiceDelta(delta.Index, content, finish, Take())
+                return new ChoiceDelta(delta.Index, content, finish, Take(final: true))
                 {
                     StopStringMatched = delta.StopStringMatched, Format = Check(content), ToolCalls = calls, CalledTools = _calls > 0,
                 };
@@ -282,6 +292,7 @@ public sealed class GenerationRun
         /// <summary>The content to show and the call pieces to send: parsed from <paramref name="text"/> in the model's format, or relayed.</summary>
         private (string Content, IReadOnlyList<ToolCallDelta>? Calls) Calls(string text, List<ToolCallDelta>? relayed, bool final)
         {
+            if (_reader is not null) return Stream(text, final);
             if (_parser is null) return (text, relayed is { Count: > 0 } ? relayed : null);
             var output = _parser.Push(text);
             if (final && _parser.Finish() is { } rest && (rest.Content.Length > 0 || rest.Calls.Count > 0))
@@ -290,6 +301,17 @@ public sealed class GenerationRun
             var pieces = new List<ToolCallDelta>(output.Calls.Count);
             foreach (var call in output.Calls) pieces.Add(new ToolCallDelta(_calls++, call.Id, call.Name, call.Arguments));
             return (output.Content, pieces);
+        }
+
+        /// <summary>Enforced calls: the opening piece once a call's name is read, then its arguments in the fragments the text came in.</summary>
+        private (string Content, IReadOnlyList<ToolCallDelta>? Calls) Stream(string text, bool final)
+        {
+            var read = _reader!.Push(text);
+            if (final && _reader.Finish() is { } rest && (rest.Content.Length > 0 || rest.Pieces.Count > 0))
+                read = new ToolCallPieces(read.Content + rest.Content, [.. read.Pieces, .. rest.Pieces]);
+            _calls = _reader.CallCount;
+            if (read.Pieces.Count == 0) return (read.Content, null);
+            return (read.Content, [.. read.Pieces.Select(p => new ToolCallDelta(p.Index, p.Id, p.Name, p.Arguments))]);
         }
 
         /// <summary>An upstream's call pieces, each call's arguments through a filter of its own (null: none came).</summary>
@@ -327,8 +349,14 @@ public sealed class GenerationRun
             return check;
         }
 
-        private IReadOnlyList<GeneratedToken>? Take()
+        private IReadOnlyList<GeneratedToken>? Take(bool final = false)
         {
+            if (_contentTokens is not null)
+            {
+                var listed = new List<GeneratedToken>();
+                _contentTokens.Sort(_pending!, listed, final);
+                return listed.Count == 0 ? null : listed;
+            }
             if (_pending is null || _pending.Count == 0) return null;
             var taken = _pending;
             _pending = [];

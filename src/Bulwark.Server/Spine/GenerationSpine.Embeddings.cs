@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Text.Json;
 using Bulwark.Server.Backends;
 using Bulwark.Server.Observability;
@@ -56,7 +57,7 @@ public sealed partial class GenerationSpine
             if (prepared.TokenCount > maxTotalTokens)
                 throw ApiException.Invalid("input", $"input must hold at most {maxTotalTokens} tokens in all; got {prepared.TokenCount}. Split it over several requests.", "request_too_large");
 
-            float[][]? vectors = null;
+            EmbeddingResult? result = null;
             try
             {
                 spans.Enter(BulwarkTracing.TokenQuota);
@@ -71,7 +72,7 @@ public sealed partial class GenerationSpine
                 using var cancel = CancellationTokenSource.CreateLinkedTokenSource(aborted, drain.HardStop, deadline.Token);
                 try
                 {
-                    vectors = await embedder.EmbedAsync(request, prepared, cancel.Token);
+                    result = await embedder.EmbedAsync(request, prepared, cancel.Token);
                 }
                 catch (OperationCanceledException) when (!aborted.IsCancellationRequested && (drain.HardStop.IsCancellationRequested || deadline.IsCancellationRequested))
                 {
@@ -83,14 +84,19 @@ public sealed partial class GenerationSpine
                         $"The request's deadline ({allowed.TotalSeconds:0.###} s) passed before its embeddings were computed. Send fewer inputs or allow more time ({RequestDeadline.Header}).",
                         "server_error", null, "deadline_exceeded");
                 }
-                metrics.PromptTokens.Add(prepared.TokenCount, new KeyValuePair<string, object?>("model", card.Id));
-                await respond(request, vectors, prepared.TokenCount);
+                var tokens = result.PromptTokens ?? prepared.TokenCount;
+                var labels = new TagList { { "model", card.Id } };
+                if (card.Pool is { } pool) labels.Add("upstream", pool);
+                metrics.PromptTokens.Add(tokens, labels);
+                await respond(request, result.Vectors, tokens);
             }
             finally
             {
-                // 10 Meter: the inputs' tokens once their vectors exist (prompt tokens; embeddings generate none).
-                var charged = vectors is null ? 0 : prepared.TokenCount;
+                // 10 Meter: the inputs' tokens once their vectors exist (prompt tokens; embeddings generate none), as the
+                // upstream counted them when it said, and which upstream endpoint answered.
+                var charged = result is null ? 0 : result.PromptTokens ?? prepared.TokenCount;
                 usage.PromptTokens = charged;
+                usage.Upstream = result?.Endpoint;
                 usage.CompletionTokens = 0;
                 if (quota is not null) await quota.SettleAsync(charged);
             }

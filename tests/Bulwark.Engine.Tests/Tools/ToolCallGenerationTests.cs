@@ -51,10 +51,13 @@ public class ToolCallGenerationTests
             foreach (var (finish, bytes) in await ConstrainedGenerationTests.SampleAsync(loaded.Engine, prompt, grammar, vocabulary, random.NextInt64(), maxTokens: 120))
             {
                 var text = Encoding.UTF8.GetString(bytes);
+                var streamed = Stream(format, functions, text, random, out var streamedContent, out var streamedAtEnd);
                 if (finish != FinishReason.Stop)
                 {
                     cut++;
                     Assert.True(grammar.IsPrefix(bytes), text);
+                    // Cut inside the layout: nothing was read as content while it could still be a call.
+                    Assert.Equal("", streamedContent);
                     continue;
                 }
                 stopped++;
@@ -65,6 +68,9 @@ public class ToolCallGenerationTests
                 Assert.Equal("", first.Content + rest.Content);
                 Assert.NotEmpty(parsed);
                 if (!parallel) Assert.Single(parsed);
+                // The streaming reader, fed the same text in random pieces, sends the same calls: the fragments joined are the arguments.
+                Assert.Equal(parsed.Select(c => (c.Name, c.Arguments)), streamed);
+                Assert.Equal("", streamedContent + streamedAtEnd);
                 foreach (var call in parsed)
                 {
                     calls++;
@@ -78,6 +84,48 @@ public class ToolCallGenerationTests
         }
         Assert.True(stopped >= 10, $"only {stopped} of {stopped + cut} completions finished; the test proves little");
         Assert.True(calls >= stopped);
+    }
+
+    /// <summary>
+    /// The calls <see cref="ToolCallStreamReader"/> streams from <paramref name="text"/> pushed in random pieces of 1 to 8
+    /// characters (each call: its name and its argument fragments joined); <paramref name="content"/>: the content released
+    /// before the end; <paramref name="atEnd"/>: held text released at the end (a cut output may end inside the layout).
+    /// </summary>
+    internal static List<(string Name, string Arguments)> Stream(ToolCallFormat format, IEnumerable<ToolFunction> functions, string text, Random random, out string content, out string atEnd)
+    {
+        var reader = new ToolCallStreamReader(format, functions.Select(f => f.Name).ToHashSet());
+        var calls = new List<(string Name, StringBuilder Arguments)>();
+        var shown = new StringBuilder();
+        void Take(ToolCallPieces output)
+        {
+            foreach (var piece in output.Pieces)
+            {
+                if (piece.Id is not null)
+                {
+                    Assert.Equal(calls.Count, piece.Index);
+                    Assert.Equal("", piece.Arguments);
+                    calls.Add((piece.Name!, new StringBuilder()));
+                }
+                else
+                {
+                    Assert.Null(piece.Name);
+                    calls[piece.Index].Arguments.Append(piece.Arguments);
+                }
+            }
+        }
+        for (var at = 0; at < text.Length;)
+        {
+            var n = Math.Min(text.Length - at, random.Next(1, 9));
+            var output = reader.Push(text.Substring(at, n));
+            shown.Append(output.Content);
+            Take(output);
+            at += n;
+        }
+        content = shown.ToString();
+        var last = reader.Finish();
+        atEnd = last.Content;
+        Take(last);
+        return [.. calls.Select(c => (c.Name, c.Arguments.ToString()))];
     }
 
     [Fact]

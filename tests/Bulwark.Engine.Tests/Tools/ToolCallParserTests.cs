@@ -23,6 +23,8 @@ public class ToolCallParserTests
         var released = new List<string>();
         foreach (var chunk in chunks) Take(parser.Push(chunk));
         Take(parser.Finish());
+        // The runs mark as content exactly the characters released as content, and cover the whole output.
+        Assert.Equal(content.ToString(), ContentOf(string.Concat(chunks), parser.Runs));
         return (content.ToString(), calls, released);
 
         void Take(ToolCallOutput o)
@@ -31,6 +33,22 @@ public class ToolCallParserTests
             released.Add(o.Content);
             calls.AddRange(o.Calls);
         }
+    }
+
+    /// <summary>The characters of <paramref name="text"/> that <paramref name="runs"/> mark as content; every character must be in a run.</summary>
+    internal static string ContentOf(string text, ContentRuns runs)
+    {
+        var taken = new List<(bool Content, int Length)>();
+        runs.TakeInto(taken);
+        Assert.Equal(text.Length, taken.Sum(r => r.Length));
+        var content = new StringBuilder();
+        var at = 0;
+        foreach (var (isContent, length) in taken)
+        {
+            if (isContent) content.Append(text, at, length);
+            at += length;
+        }
+        return content.ToString();
     }
 
     [Fact]

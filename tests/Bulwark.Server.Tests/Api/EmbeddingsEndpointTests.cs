@@ -33,7 +33,7 @@ public sealed class EmbeddingsEndpointTests
 
     private static readonly SyntheticModelSpec Spec = new() { Architecture = "qwen3", Pooling = PoolingType.Last, Context = Context, Seed = 18 };
 
-    private static readonly Lazy<string> EmbeddingModel = new(() => Write(Spec));
+    internal static readonly Lazy<string> EmbeddingModel = new(() => Write(Spec));
     private static readonly Lazy<string> Generator = new(() => Write(Spec with { Pooling = PoolingType.None }));
 
     private static string Write(SyntheticModelSpec spec)
@@ -43,7 +43,7 @@ public sealed class EmbeddingsEndpointTests
         return path;
     }
 
-    private static EmbeddedBackend Backend(string? path = null, EmbeddingSettings? settings = null) =>
+    internal static EmbeddedBackend Backend(string? path = null, EmbeddingSettings? settings = null) =>
         EmbeddedModelLoader.Load(path ?? EmbeddingModel.Value, "embedder", null, new EngineOptions { KvCacheBlocks = 64, BlockSize = 8 }, embeddings: settings);
 
     private static async Task<RunningServer> Serve(EmbeddingSettings? settings = null, Dictionary<string, string?>? config = null, string? path = null) =>
@@ -51,22 +51,22 @@ public sealed class EmbeddingsEndpointTests
 
     private static float[] Expected(EmbeddedBackend backend, string text, PoolingType pooling = PoolingType.Last) => Expected(backend.Encode(text, addSpecialTokens: true), pooling);
 
-    private static float[] Expected(int[] tokens, PoolingType pooling = PoolingType.Last, string? path = null)
+    internal static float[] Expected(int[] tokens, PoolingType pooling = PoolingType.Last, string? path = null)
     {
         using var model = ModelLoader.Load(path ?? EmbeddingModel.Value);
         return ReferenceEmbedding.Embed(model, tokens, pooling);
     }
 
-    private static void AssertClose(float[] expected, float[] actual)
+    internal static void AssertClose(float[] expected, float[] actual)
     {
         Assert.Equal(expected.Length, actual.Length);
         Assert.True(EmbeddingVector.Cosine(expected, actual) >= 0.99999, $"cosine {EmbeddingVector.Cosine(expected, actual)}");
         for (var i = 0; i < expected.Length; i++) Assert.Equal(expected[i], actual[i], 1e-4f);
     }
 
-    private static float[] Floats(JsonElement item) => item.GetProperty("embedding").EnumerateArray().Select(x => x.GetSingle()).ToArray();
+    internal static float[] Floats(JsonElement item) => item.GetProperty("embedding").EnumerateArray().Select(x => x.GetSingle()).ToArray();
 
-    private static float[] FromBase64(JsonElement item)
+    internal static float[] FromBase64(JsonElement item)
     {
         var bytes = Convert.FromBase64String(item.GetProperty("embedding").GetString()!);
         var floats = new float[bytes.Length / 4];

@@ -100,38 +100,18 @@ public sealed class ToolCallingTests
     {
         await using var server = await RunningServer.StartAsync(Backend());
         var chat = server.OpenAI().GetChatClient("test-model");
-        var options = new ChatCompletionOptions { Temperature = 0, MaxOutputTokenCount = 400 };
-        options.Tools.Add(ChatTool.CreateFunctionTool("get_weather", "Weather of a city", BinaryData.FromString(
-            """{"type":"object","properties":{"location":{"type":"string"},"unit":{"enum":["celsius","fahrenheit"]}},"required":["location"]}""")));
-        options.Tools.Add(ChatTool.CreateFunctionTool("get_time", null, BinaryData.FromString("""{"type":"object","properties":{"timezone":{"type":"string"}}}""")));
+        var options = SdkOptions();
         ChatMessage[] messages = [new UserChatMessage("Weather and time in Paris?")];
 
         ChatCompletion whole = await chat.CompleteChatAsync(messages, options);
         Assert.Equal(ChatFinishReason.ToolCalls, whole.FinishReason);
         Assert.Equal(["get_weather", "get_time"], whole.ToolCalls.Select(c => c.FunctionName));
 
-        var ids = new Dictionary<int, string>();
-        var names = new Dictionary<int, string>();
-        var arguments = new Dictionary<int, StringBuilder>();
-        ChatFinishReason? finish = null;
-        var text = new StringBuilder();
-        await foreach (var update in chat.CompleteChatStreamingAsync(messages, options))
-        {
-            foreach (var part in update.ContentUpdate) text.Append(part.Text);
-            foreach (var piece in update.ToolCallUpdates)
-            {
-                if (piece.ToolCallId is { } id) ids[piece.Index] = id;
-                if (piece.FunctionName is { } name) names[piece.Index] = name;
-                if (!arguments.TryGetValue(piece.Index, out var sb)) arguments[piece.Index] = sb = new StringBuilder();
-                sb.Append(piece.FunctionArgumentsUpdate?.ToString());
-            }
-            finish ??= update.FinishReason;
-        }
-        Assert.Equal(ChatFinishReason.ToolCalls, finish);
-        Assert.Equal("Checking both.", text.ToString());
-        Assert.Equal(whole.ToolCalls.Select(c => c.FunctionName), names.OrderBy(p => p.Key).Select(p => p.Value));
-        Assert.Equal(whole.ToolCalls.Select(c => c.FunctionArguments.ToString()), arguments.OrderBy(p => p.Key).Select(p => p.Value.ToString()));
-        Assert.All(ids.Values, id => Assert.StartsWith("call_", id));
+        var streamed = await StreamAsync(chat, messages, options);
+        Assert.Equal(ChatFinishReason.ToolCalls, streamed.Finish);
+        Assert.Equal("Checking both.", streamed.Text);
+        Assert.Equal(whole.ToolCalls.Select(c => (c.FunctionName, c.FunctionArguments.ToString())), streamed.Calls.Select(c => (c.Name, c.Arguments)));
+        Assert.All(streamed.Calls, c => Assert.StartsWith("call_", c.Id));
 
         // The conversation goes on: the assistant's calls and the tools' answers are accepted back.
         List<ChatMessage> next = [.. messages, new AssistantChatMessage(whole), .. whole.ToolCalls.Select(c => new ToolChatMessage(c.Id, "18 C"))];
@@ -174,6 +154,162 @@ public sealed class ToolCallingTests
         var raw = await response.Content.ReadAsStringAsync();
         Assert.DoesNotContain("ghp_", raw);
         Assert.Contains("[REDACTED:", raw);
+    }
+
+    private const string Required = ",\"tool_choice\":\"required\"";
+
+    // What a model writes under the grammar of tool_choice required: calls in the exact layout, nothing else.
+    private const string EnforcedReply =
+        "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"location\": \"Paris, on the left bank of the Seine, near the Jardin du Luxembourg\", \"unit\": \"celsius\"}}\n</tool_call>\n" +
+        "<tool_call>\n{\"name\": \"get_time\", \"arguments\": {\"timezone\": \"Europe/Paris\"}}\n</tool_call>";
+
+    /// <summary>The tool-call pieces of a raw stream, in order (each the first call object of a chunk's delta).</summary>
+    private static async Task<List<JsonElement>> StreamedPiecesAsync(RunningServer server, string body)
+    {
+        var response = await server.Http.PostAsync("v1/chat/completions", new StringContent(body, Encoding.UTF8, "application/json"));
+        var raw = await response.Content.ReadAsStringAsync();
+        Assert.DoesNotContain("tool_call>", raw);
+        var chunks = RawHttp.Events(raw).Where(e => e != "[DONE]").Select(e => JsonDocument.Parse(e).RootElement.GetProperty("choices")[0]).ToList();
+        Assert.Equal("tool_calls", chunks[^1].GetProperty("finish_reason").GetString());
+        return [.. chunks.Where(c => c.GetProperty("delta").TryGetProperty("tool_calls", out _)).Select(c => Assert.Single(c.GetProperty("delta").GetProperty("tool_calls").EnumerateArray()))];
+    }
+
+    [Fact]
+    public async Task ARequiredCallStreamsItsArgumentsInFragmentsAsOpenAiDoes()
+    {
+        await using var server = await RunningServer.StartAsync(Backend(EnforcedReply));
+        var (_, whole, _) = await RawHttp.PostJsonAsync(server.Http, "v1/chat/completions", Chat(Required));
+        var calls = whole.GetProperty("choices")[0].GetProperty("message").GetProperty("tool_calls").EnumerateArray().ToList();
+        Assert.Equal(2, calls.Count);
+
+        var pieces = await StreamedPiecesAsync(server, Chat(Required + ",\"stream\":true"));
+        for (var call = 0; call < 2; call++)
+        {
+            var mine = pieces.Where(p => p.GetProperty("index").GetInt32() == call).ToList();
+            var opening = mine[0];
+            Assert.StartsWith("call_", opening.GetProperty("id").GetString());
+            Assert.Equal("function", opening.GetProperty("type").GetString());
+            Assert.Equal(calls[call].GetProperty("function").GetProperty("name").GetString(), opening.GetProperty("function").GetProperty("name").GetString());
+            Assert.Equal("", opening.GetProperty("function").GetProperty("arguments").GetString());
+            // The scripted model writes one byte per token: a long argument comes in many fragments, each only index and arguments.
+            var fragments = mine.Skip(1).ToList();
+            Assert.True(fragments.Count > 1, $"call {call}: {fragments.Count} fragment(s)");
+            Assert.All(fragments, f =>
+            {
+                Assert.Equal(["index", "function"], f.EnumerateObject().Select(p => p.Name));
+                Assert.Equal(["arguments"], f.GetProperty("function").EnumerateObject().Select(p => p.Name));
+            });
+            Assert.Equal(calls[call].GetProperty("function").GetProperty("arguments").GetString(), string.Concat(fragments.Select(f => f.GetProperty("function").GetProperty("arguments").GetString())));
+        }
+        // Calls come one after the other: all of call 0's pieces before call 1's opening.
+        Assert.Equal(pieces.Select(p => p.GetProperty("index").GetInt32()).Order(), pieces.Select(p => p.GetProperty("index").GetInt32()));
+    }
+
+    [Fact]
+    public async Task TheOpenAiSdkAssemblesTheSameRequiredCallsStreamedInFragmentsAndWhole()
+    {
+        await using var server = await RunningServer.StartAsync(Backend(EnforcedReply));
+        var chat = server.OpenAI().GetChatClient("test-model");
+        var options = SdkOptions(ChatToolChoice.CreateRequiredChoice());
+        ChatMessage[] messages = [new UserChatMessage("Weather and time in Paris?")];
+        ChatCompletion whole = await chat.CompleteChatAsync(messages, options);
+        Assert.Equal(ChatFinishReason.ToolCalls, whole.FinishReason);
+
+        var streamed = await StreamAsync(chat, messages, options);
+        Assert.Equal(ChatFinishReason.ToolCalls, streamed.Finish);
+        Assert.Equal("", streamed.Text);
+        Assert.True(streamed.Updates > 10, $"{streamed.Updates} tool-call updates");
+        Assert.Equal(2, streamed.Calls.Select(c => c.Id).Distinct().Count());
+        Assert.Equal(whole.ToolCalls.Select(c => (c.FunctionName, c.FunctionArguments.ToString())), streamed.Calls.Select(c => (c.Name, c.Arguments)));
+    }
+
+    private static ChatCompletionOptions SdkOptions(ChatToolChoice? choice = null)
+    {
+        var options = new ChatCompletionOptions { Temperature = 0, MaxOutputTokenCount = 400, ToolChoice = choice };
+        options.Tools.Add(ChatTool.CreateFunctionTool("get_weather", "Weather of a city", BinaryData.FromString(
+            """{"type":"object","properties":{"location":{"type":"string"},"unit":{"enum":["celsius","fahrenheit"]}},"required":["location"]}""")));
+        options.Tools.Add(ChatTool.CreateFunctionTool("get_time", null, BinaryData.FromString("""{"type":"object","properties":{"timezone":{"type":"string"}}}""")));
+        return options;
+    }
+
+    /// <summary>A stream as the SDK's updates give it: the content, each call (id, name, its argument updates joined, by index), the finish, the number of call updates.</summary>
+    private static async Task<(string Text, List<(string Id, string Name, string Arguments)> Calls, ChatFinishReason? Finish, int Updates)> StreamAsync(
+        ChatClient chat, ChatMessage[] messages, ChatCompletionOptions options)
+    {
+        var calls = new SortedDictionary<int, (string Id, string Name, StringBuilder Arguments)>();
+        var text = new StringBuilder();
+        ChatFinishReason? finish = null;
+        var updates = 0;
+        await foreach (var update in chat.CompleteChatStreamingAsync(messages, options))
+        {
+            foreach (var part in update.ContentUpdate) text.Append(part.Text);
+            foreach (StreamingChatToolCallUpdate piece in update.ToolCallUpdates)
+            {
+                updates++;
+                var (id, name, arguments) = calls.TryGetValue(piece.Index, out var known) ? known : ("", "", new StringBuilder());
+                calls[piece.Index] = (piece.ToolCallId ?? id, piece.FunctionName ?? name, arguments.Append(piece.FunctionArgumentsUpdate?.ToString()));
+            }
+            finish ??= update.FinishReason;
+        }
+        return (text.ToString(), [.. calls.Values.Select(c => (c.Id, c.Name, c.Arguments.ToString()))], finish, updates);
+    }
+
+    [Fact]
+    public async Task ASecretSplitOverManyArgumentFragmentsIsNeverSentInClear()
+    {
+        var reply = "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"location\": \"x " + Secret + " y\"}}\n</tool_call>";
+        await using var server = await RunningServer.StartAsync(Backend(reply));
+        var pieces = await StreamedPiecesAsync(server, Chat(Required + ",\"stream\":true"));
+        var fragments = pieces.Skip(1).Select(p => p.GetProperty("function").GetProperty("arguments").GetString()!).ToList();
+        Assert.True(fragments.Count > 2, $"{fragments.Count} fragment(s)");
+        var joined = string.Concat(fragments);
+        // No piece of the secret's random part in any fragment nor across two (the redactor held it back until it knew).
+        Assert.DoesNotContain("ghp_", joined);
+        Assert.DoesNotContain(Secret[4..12], joined);
+        Assert.Contains("[REDACTED:", JsonDocument.Parse(joined).RootElement.GetProperty("location").GetString());
+    }
+
+    /// <summary>The token texts of a response's <c>logprobs.content</c>, whole or from every chunk of a stream, joined.</summary>
+    private static async Task<(string Whole, string Streamed, string Content)> LogprobTextsAsync(RunningServer server, string extra)
+    {
+        static string Join(IEnumerable<JsonElement> choices) => string.Concat(choices
+            .Where(c => c.TryGetProperty("logprobs", out var l) && l.ValueKind == JsonValueKind.Object)
+            .SelectMany(c => c.GetProperty("logprobs").GetProperty("content").EnumerateArray())
+            .Select(t => t.GetProperty("token").GetString()));
+        var (status, body, _) = await RawHttp.PostJsonAsync(server.Http, "v1/chat/completions", Chat(",\"logprobs\":true" + extra));
+        Assert.Equal(200, status);
+        var choice = body.GetProperty("choices")[0];
+        var content = choice.GetProperty("message").GetProperty("content") is { ValueKind: JsonValueKind.String } c ? c.GetString()! : "";
+        var response = await server.Http.PostAsync("v1/chat/completions", new StringContent(Chat(",\"logprobs\":true,\"stream\":true" + extra), Encoding.UTF8, "application/json"));
+        var chunks = RawHttp.Events(await response.Content.ReadAsStringAsync()).Where(e => e != "[DONE]").Select(e => JsonDocument.Parse(e).RootElement.GetProperty("choices")[0]);
+        return (Join([choice]), Join(chunks), content);
+    }
+
+    [Fact]
+    public async Task LogprobsListTheContentTokensAndNoneOfACallsAsOpenAiDoes()
+    {
+        // Text, a call, text: the markers, the call's JSON and the whitespace dropped around it have no logprobs.
+        const string reply = "Let me see. <tool_call>\n{\"name\": \"get_time\", \"arguments\": {\"timezone\": \"UTC\"}}\n</tool_call> Done.";
+        await using (var server = await RunningServer.StartAsync(Backend(reply)))
+        {
+            var (whole, streamed, content) = await LogprobTextsAsync(server, "");
+            Assert.Equal("Let me see. Done.", content);
+            Assert.Equal(content, whole);
+            Assert.Equal(content, streamed);
+        }
+        // Enforced calls (tool_choice required) are all call: no content tokens.
+        await using (var server = await RunningServer.StartAsync(Backend(EnforcedReply)))
+        {
+            var (whole, streamed, content) = await LogprobTextsAsync(server, Required);
+            Assert.Equal(("", "", ""), (whole, streamed, content));
+        }
+        // A malformed call is content, so every one of its tokens is listed.
+        const string broken = "<tool_call>\n{\"name\": \"get_time\", \"arguments\": {\"timezone\": }\n</tool_call>";
+        await using (var server = await RunningServer.StartAsync(Backend(broken)))
+        {
+            var (whole, streamed, content) = await LogprobTextsAsync(server, "");
+            Assert.Equal((broken, broken, broken), (whole, streamed, content));
+        }
     }
 
     [Fact]

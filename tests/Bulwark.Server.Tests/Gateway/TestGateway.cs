@@ -54,7 +54,7 @@ internal sealed class TestGateway : IAsyncDisposable
     /// <param name="pool">More <c>Bulwark:Upstreams:gpu:*</c> settings (keys relative to the pool).</param>
     /// <param name="upstream">More settings of every upstream server (TLS, say).</param>
     /// <param name="basePath">The endpoints' path: <c>v1</c> for the OpenAI protocol, empty for TGI's.</param>
-    public static async Task<TestGateway> StartAsync(IReadOnlyList<ScriptedBackend> backends, Dictionary<string, string?>? pool = null,
+    public static async Task<TestGateway> StartAsync(IReadOnlyList<Bulwark.Server.Backends.IGenerationBackend> backends, Dictionary<string, string?>? pool = null,
         Dictionary<string, string?>? gateway = null, Dictionary<string, string?>? upstream = null, string basePath = "v1")
     {
         var shared = Fixtures.NewTempDirectory("upstreams");
@@ -99,6 +99,10 @@ internal sealed class TestGateway : IAsyncDisposable
         var key = (await host.App.Services.GetRequiredService<KeyIssuer>().CreateAsync(new KeySpec { Name = "app" }, "tests")).Key;
         return new TestGateway(host, upstreams, proxies, key, upstreamKey, logs, output.ToString());
     }
+
+    /// <summary>The official OpenAI SDK pointed at the gateway, with the gateway's key.</summary>
+    public OpenAI.OpenAIClient OpenAI() =>
+        new(new System.ClientModel.ApiKeyCredential(ApiKey), new OpenAI.OpenAIClientOptions { Endpoint = new Uri(Host.Address, "v1"), NetworkTimeout = TimeSpan.FromSeconds(60) });
 
     public HttpClient Client(string? key)
     {

@@ -78,7 +78,8 @@ public sealed class ScriptedBackend : IGenerationBackend, ITokenizingBackend, ID
         return Encoding.UTF8.GetString(bytes);
     }
 
-    public int[] EncodeChat(IReadOnlyList<ChatMessage> messages) =>
+    /// <summary>The scripted model's template shows no tools (a tools request's prompt is the messages alone).</summary>
+    public int[] EncodeChat(IReadOnlyList<ChatMessage> messages, System.Text.Json.JsonElement? tools = null) =>
         Encode(string.Concat(messages.Select(m => $"<{m.Role}>{m.Content}\n")) + "<assistant>", false);
 
     public PreparedPrompt Prepare(GenerationRequest request)

@@ -12,11 +12,11 @@ namespace Bulwark.Server.Tests.Hosting;
 /// </summary>
 public sealed class ToolEnforcementTests
 {
-    private const string Template =
+    internal const string Template =
         "{{ bos_token }}{% if tools %}<|system|>Call with <tool_call>{\"name\": ..., \"arguments\": ...}</tool_call>: {{ tools | tojson }}{% endif %}" +
         "{% for m in messages %}<|{{ m.role }}|>{{ m.content }}{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}";
 
-    private const string Weather = """{"type":"object","properties":{"city":{"type":"string","maxLength":8},"days":{"type":"integer","minimum":1,"maximum":7}},"required":["city","days"],"additionalProperties":false}""";
+    internal const string Weather = """{"type":"object","properties":{"city":{"type":"string","maxLength":8},"days":{"type":"integer","minimum":1,"maximum":7}},"required":["city","days"],"additionalProperties":false}""";
     private const string Time = """{"type":"object","properties":{"zone":{"enum":["UTC","CET","Asia/Tokyo"]}},"required":["zone"]}""";
 
     private static string Chat(string choice, int seed) =>

@@ -87,7 +87,7 @@ public sealed class EmbeddedBackend : IGenerationBackend, ITokenizingBackend, IE
         return new PreparedEmbeddings(inputs, total);
     }
 
-    public async Task<float[][]> EmbedAsync(EmbeddingsRequest request, PreparedEmbeddings prepared, CancellationToken cancellationToken)
+    public async Task<EmbeddingResult> EmbedAsync(EmbeddingsRequest request, PreparedEmbeddings prepared, CancellationToken cancellationToken)
     {
         // Every input enters the engine's queue at once; the scheduler batches them with each other and with generations.
         var requests = prepared.TokenIds.Select(tokens => new EmbeddingRequest
@@ -111,7 +111,7 @@ public sealed class EmbeddedBackend : IGenerationBackend, ITokenizingBackend, IE
         var tasks = Array.ConvertAll(requests, r => EmbedOneAsync(r, cancel));
         try
         {
-            return await Task.WhenAll(tasks).ConfigureAwait(false);
+            return new EmbeddingResult(await Task.WhenAll(tasks).ConfigureAwait(false));
         }
         catch when (!cancellationToken.IsCancellationRequested)
         {
@@ -148,7 +148,7 @@ public sealed class EmbeddedBackend : IGenerationBackend, ITokenizingBackend, IE
 
     public string Decode(ReadOnlySpan<int> tokenIds) => _prompts.Decode(tokenIds);
 
-    public int[] EncodeChat(IReadOnlyList<ChatMessage> messages) => _prompts.EncodeChat(messages);
+    public int[] EncodeChat(IReadOnlyList<ChatMessage> messages, System.Text.Json.JsonElement? tools = null) => _prompts.EncodeChat(messages, tools);
 
     public PreparedPrompt Prepare(GenerationRequest request)
     {

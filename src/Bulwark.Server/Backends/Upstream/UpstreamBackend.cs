@@ -28,7 +28,7 @@ namespace Bulwark.Server.Backends.Upstream;
 /// fallbacks are tried, else the client gets a fast 503 with <c>Retry-After</c>. Errors the upstream
 /// sends are never passed through: the client gets Bulwark's own, with the upstream's status class.
 /// </summary>
-public sealed class UpstreamBackend : IGenerationBackend, ITokenizingBackend
+public sealed partial class UpstreamBackend : IGenerationBackend, ITokenizingBackend, IEmbeddingBackend
 {
     private readonly UpstreamPool _pool;
     private readonly string _served;
@@ -103,7 +103,7 @@ public sealed class UpstreamBackend : IGenerationBackend, ITokenizingBackend
 
     public string Decode(ReadOnlySpan<int> tokenIds) => Tokenizing.Decode(tokenIds);
 
-    public int[] EncodeChat(IReadOnlyList<ChatMessage> messages) => Tokenizing.EncodeChat(messages);
+    public int[] EncodeChat(IReadOnlyList<ChatMessage> messages, System.Text.Json.JsonElement? tools = null) => Tokenizing.EncodeChat(messages, tools);
 
     /// <summary>An upstream's engine counters are its own: nothing to add to Bulwark's engine gauges.</summary>
     public BackendStatistics Statistics => default;
@@ -233,30 +233,7 @@ public sealed class UpstreamBackend : IGenerationBackend, ITokenizingBackend
             // parse instead of a stream of events (the relay is still retried as a whole before anything is sent).
             var stream = call.Request.Stream;
             var body = _pool.Protocol.Body(call.Request, _pool.UpstreamName(_served), stream);
-            var path = _pool.Protocol.PathOf(call.Request, stream);
-            response = await endpoint.Pipeline.ExecuteAsync(static async (s, token) =>
-            {
-                using var request = s.Pool.Request(HttpMethod.Post, s.Endpoint, s.Path);
-                AttemptSpan.Inject(s.Span, request);
-                request.Content = new ByteArrayContent(s.Body);
-                // A fixed, valid value: added as text, with nothing to parse or format per request.
-                request.Content.Headers.TryAddWithoutValidation("Content-Type", "application/json");
-                var r = await s.Pool.Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, token);
-                if ((int)r.StatusCode >= 500 || r.StatusCode == HttpStatusCode.TooManyRequests)
-                {
-                    var status = r.StatusCode;
-                    var retryAfter = r.Headers.RetryAfter?.Delta;
-                    r.Dispose();
-                    // 429/502/503/504 are worth another endpoint; any 5xx counts against this one's circuit.
-                    throw new UpstreamAttemptException(s.Endpoint, status == HttpStatusCode.TooManyRequests ? "rate_limited" : "server_error",
-                        status is HttpStatusCode.TooManyRequests or HttpStatusCode.BadGateway or HttpStatusCode.ServiceUnavailable or HttpStatusCode.GatewayTimeout, status)
-                    { RetryAfter = retryAfter };
-                }
-                return r;
-            }, (Pool: _pool, Endpoint: endpoint, Path: path, Body: body, Span: span), ct);
-            span?.SetTag("http.response.status_code", (int)response.StatusCode);
-            _metrics.FirstByte(endpoint, Stopwatch.GetElapsedTime(started));
-            if (!response.IsSuccessStatusCode) throw Refused(response.StatusCode);
+            response = await SendAsync(endpoint, _pool.Protocol.PathOf(call.Request, stream), body, span, started, ct);
             if (!stream)
             {
                 var (bytes, length) = await ReadWholeAsync(response, ct);
@@ -271,9 +248,7 @@ public sealed class UpstreamBackend : IGenerationBackend, ITokenizingBackend
                     WholeBody.Return(bytes, length);
                 }
                 response.Dispose();
-                endpoint.Leave();
-                _metrics.Attempt(endpoint, "success", Stopwatch.GetElapsedTime(started));
-                AttemptSpan.End(span, "success");
+                AttemptSucceeded(endpoint, span, started);
                 return new Opened(endpoint, null, null, started, null) { Whole = deltas, Usage = usage };
             }
             reader = new SseReader(new LimitedStream(await response.Content.ReadAsStreamAsync(ct), _pool.Options.MaxResponseBytes));
@@ -286,31 +261,80 @@ public sealed class UpstreamBackend : IGenerationBackend, ITokenizingBackend
         {
             if (reader is not null) await reader.DisposeAsync();
             response?.Dispose();
-            endpoint.Leave();
-            var failure = e switch
-            {
-                UpstreamAttemptException a => a,
-                ApiException => null,
-                BrokenCircuitException => new UpstreamAttemptException(endpoint, "breaker_open", true, inner: e),
-                RateLimiterRejectedException => new UpstreamAttemptException(endpoint, "saturated", true, inner: e),
-                TimeoutRejectedException or OperationCanceledException => new UpstreamAttemptException(endpoint, "timeout", true, inner: e),
-                HttpRequestException => new UpstreamAttemptException(endpoint, "connect_error", true, inner: e),
-                _ => new UpstreamAttemptException(endpoint, "stream_error", true, inner: e),
-            };
-            _metrics.Attempt(endpoint, failure?.Outcome ?? "client_error", Stopwatch.GetElapsedTime(started));
-            AttemptSpan.End(span, failure?.Outcome ?? "client_error");
-            if (failure is null) throw;
-            throw failure;
+            throw AttemptFailed(endpoint, span, started, e);
         }
         catch
         {
             if (reader is not null) await reader.DisposeAsync();
             response?.Dispose();
-            endpoint.Leave();
-            _metrics.Attempt(endpoint, "cancelled", Stopwatch.GetElapsedTime(started));
-            AttemptSpan.End(span, "cancelled");
+            AttemptCancelled(endpoint, span, started);
             throw;
         }
+    }
+
+    /// <summary>
+    /// One request to <paramref name="endpoint"/> through its pipeline (breaker, bulkhead, first-byte timeout). A 429, 502, 503
+    /// or 504 is worth another endpoint; any 5xx counts against this one's circuit; another 4xx refuses the request itself.
+    /// </summary>
+    private async ValueTask<HttpResponseMessage> SendAsync(UpstreamEndpoint endpoint, string path, byte[] body, Activity? span, long started, CancellationToken ct)
+    {
+        var response = await endpoint.Pipeline.ExecuteAsync(static async (s, token) =>
+        {
+            using var request = s.Pool.Request(HttpMethod.Post, s.Endpoint, s.Path);
+            AttemptSpan.Inject(s.Span, request);
+            request.Content = new ByteArrayContent(s.Body);
+            // A fixed, valid value: added as text, with nothing to parse or format per request.
+            request.Content.Headers.TryAddWithoutValidation("Content-Type", "application/json");
+            var r = await s.Pool.Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, token);
+            if ((int)r.StatusCode >= 500 || r.StatusCode == HttpStatusCode.TooManyRequests)
+            {
+                var status = r.StatusCode;
+                var retryAfter = r.Headers.RetryAfter?.Delta;
+                r.Dispose();
+                throw new UpstreamAttemptException(s.Endpoint, status == HttpStatusCode.TooManyRequests ? "rate_limited" : "server_error",
+                    status is HttpStatusCode.TooManyRequests or HttpStatusCode.BadGateway or HttpStatusCode.ServiceUnavailable or HttpStatusCode.GatewayTimeout, status)
+                { RetryAfter = retryAfter };
+            }
+            return r;
+        }, (Pool: _pool, Endpoint: endpoint, Path: path, Body: body, Span: span), ct);
+        span?.SetTag("http.response.status_code", (int)response.StatusCode);
+        _metrics.FirstByte(endpoint, Stopwatch.GetElapsedTime(started));
+        if (response.IsSuccessStatusCode) return response;
+        response.Dispose();
+        throw Refused(response.StatusCode);
+    }
+
+    /// <summary>An attempt that failed (the endpoint left, the outcome counted): what to throw, a retryable <see cref="UpstreamAttemptException"/> or the client's own error.</summary>
+    private Exception AttemptFailed(UpstreamEndpoint endpoint, Activity? span, long started, Exception e)
+    {
+        endpoint.Leave();
+        var failure = e switch
+        {
+            UpstreamAttemptException a => a,
+            ApiException => null,
+            BrokenCircuitException => new UpstreamAttemptException(endpoint, "breaker_open", true, inner: e),
+            RateLimiterRejectedException => new UpstreamAttemptException(endpoint, "saturated", true, inner: e),
+            TimeoutRejectedException or OperationCanceledException => new UpstreamAttemptException(endpoint, "timeout", true, inner: e),
+            HttpRequestException => new UpstreamAttemptException(endpoint, "connect_error", true, inner: e),
+            _ => new UpstreamAttemptException(endpoint, "stream_error", true, inner: e),
+        };
+        _metrics.Attempt(endpoint, failure?.Outcome ?? "client_error", Stopwatch.GetElapsedTime(started));
+        AttemptSpan.End(span, failure?.Outcome ?? "client_error");
+        return failure ?? e;
+    }
+
+    private void AttemptCancelled(UpstreamEndpoint endpoint, Activity? span, long started)
+    {
+        endpoint.Leave();
+        _metrics.Attempt(endpoint, "cancelled", Stopwatch.GetElapsedTime(started));
+        AttemptSpan.End(span, "cancelled");
+    }
+
+    private void AttemptSucceeded(UpstreamEndpoint endpoint, Activity? span, long started)
+    {
+        endpoint.Leave();
+        _metrics.Attempt(endpoint, "success", Stopwatch.GetElapsedTime(started));
+        AttemptSpan.End(span, "success");
     }
 
     /// <summary>The next event, within the idle timeout; a failure here is after the client saw tokens, so it ends the stream with an error.</summary>

@@ -9,5 +9,6 @@ public sealed class BenchToolsCommandTests
         Assert.Equal(0, result.ExitCode);
         Assert.Contains("required grammar, 128 functions:", result.Output);
         Assert.Matches(@"Hermes parser: 1\.0 M characters in 3-character pushes, \d{4,} calls", result.Output);
+        Assert.Matches(@"Hermes streaming reader \(enforced calls\): 1\.0 M characters in 3-character pushes, \d{4,} calls, \d{5,} argument fragments", result.Output);
     }
 }
