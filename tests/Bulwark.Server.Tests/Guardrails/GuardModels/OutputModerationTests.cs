@@ -35,7 +35,8 @@ public sealed class OutputModerationTests
             ["Bulwark:Guardrails:GuardModel:Output:CheckEveryTokens"] = every.ToString(),
         };
         if (fallback is not null) settings["Bulwark:Guardrails:GuardModel:Output:Fallback"] = fallback;
-        if (timeoutMs is not null) settings["Bulwark:Guardrails:GuardModel:Output:TimeoutMs"] = timeoutMs;
+        // A generous timeout unless a test is about timeouts: a loaded machine must not turn a verdict into a fallback.
+        settings["Bulwark:Guardrails:GuardModel:Output:TimeoutMs"] = timeoutMs ?? "60000";
         return settings;
     }
 
@@ -281,6 +282,7 @@ public sealed class OutputModerationTests
         var guard = new JudgingGuard(answer => answer.Contains("from", StringComparison.Ordinal));
         var settings = Settings(every: 4);
         settings["Bulwark:Guardrails:GuardModel:Mode"] = "every";
+        settings["Bulwark:Guardrails:GuardModel:TimeoutMs"] = "60000";
         await using var server = await ServerWith(guard, settings);
         await server.Metrics.GetStringAsync("metrics");
         var (text, finish, _) = await StreamAsync(server.Http, Chat(16, stream: true));
