@@ -218,7 +218,7 @@ public sealed class GenerationRun
 
     /// <summary>
     /// Stage 9's span: the output guard runs on every delta inside decode, so its span comes at the end and says what it
-    /// did (redactions, blocked choices, JSON format failures) and the time it spent (<c>bulwark.output_guard.busy_seconds</c>).
+    /// did (redactions, blocked choices — by the secret filter or the guard model —, JSON format failures) and the time it spent (<c>bulwark.output_guard.busy_seconds</c>).
     /// </summary>
     private void TraceOutputGuard(ChoiceState[] choices, long busyTicks)
     {
@@ -227,11 +227,9 @@ public sealed class GenerationRun
         int redactions = 0, blocked = 0, invalidJson = 0;
         foreach (var choice in choices)
         {
-            if (choice.Filter is { } filter)
-            {
-                if (filter.Blocked) blocked++;
-                else redactions += filter.Hits.Count;
-            }
+            // Blocked by the secret filter or by the guard model's output stage.
+            if (choice.Filter is { Blocked: true } || choice.GuardModelBlocked) blocked++;
+            if (choice.Filter is { Blocked: false } filter) redactions += filter.Hits.Count;
             if (choice.FormatInvalid) invalidJson++;
         }
         span.SetTag(BulwarkTracing.Attributes.OutputBusy, Stopwatch.GetElapsedTime(0, busyTicks).TotalSeconds);
@@ -292,10 +290,14 @@ public sealed class GenerationRun
 
         public long LastToken { get; set; }
 
+        /// <summary>True once the guard model's output stage blocked the choice.</summary>
+        public bool GuardModelBlocked { get; private set; }
+
         /// <summary>The guard model blocked the choice: it ends with content_filter. True when it was still running (the backend must stop it).</summary>
         public bool EndFiltered()
         {
             var running = !Done;
+            GuardModelBlocked = true;
             Done = true;
             Finish = FinishReason.ContentFilter;
             return running;
