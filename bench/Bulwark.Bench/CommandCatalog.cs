@@ -22,6 +22,7 @@ internal static class CommandCatalog
         yield return BenchSecurityCommand.Create();
         yield return BenchServeCommand.Create();
         yield return BenchRedactorCommand.Create();
+        yield return BenchGuardModelCommand.Create();
         yield return BenchSoakCommand.Create();
         yield return BenchGrammarCommand.Create();
         yield return BenchEmbedCommand.Create();

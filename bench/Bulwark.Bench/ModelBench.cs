@@ -60,7 +60,7 @@ internal static class ModelBench
         foreach (var model in models)
         foreach (var dtype in dtypes)
         {
-            var file = EnsureModel(dir, model, dtype);
+            var file = EnsureModel(dir, model, Shapes[model], dtype);
             var vocab = Shapes[model].Vocab;
             var ours = new List<EngineResult>();
             var llama = new List<EngineResult>();
@@ -111,8 +111,15 @@ internal static class ModelBench
         return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
     }
 
-    /// <summary>Writes the synthetic model once per shape and type; later runs reuse the file.</summary>
-    private static string EnsureModel(string dir, string model, string dtype)
+    /// <summary>The file types this benchmark can make: ours written directly, and llama.cpp's quantizer's.</summary>
+    internal static IEnumerable<string> FileTypes => DTypes.Keys.Concat(LlamaQuantized.Keys);
+
+    /// <summary>
+    /// Writes the synthetic model <paramref name="model"/> of shape <paramref name="spec"/> once per type, as
+    /// <c>DIR/MODEL-DTYPE.gguf</c>; later runs reuse the file. K-quants and the other llama.cpp types are made by
+    /// llama.cpp's own quantizer from the shape's f16 file.
+    /// </summary>
+    internal static string EnsureModel(string dir, string model, SyntheticModelSpec spec, string dtype)
     {
         var path = Path.Combine(dir, $"{model}-{dtype}.gguf");
         if (File.Exists(path)) return path;
@@ -120,7 +127,7 @@ internal static class ModelBench
         var partial = path + ".partial";
         if (LlamaQuantized.TryGetValue(dtype, out var ftype))
         {
-            var source = EnsureModel(dir, model, "f16");
+            var source = EnsureModel(dir, model, spec, "f16");
             Console.Error.WriteLine($"quantizing {source} to {path} with llama.cpp ...");
             NativeApi.llama_empty_call(); // LLamaModelQuantizeParams.Default() needs the library loaded first.
             if (!LLamaQuantizer.Quantize(source, partial, ftype, nthread: 2, allowRequantize: true, quantizeOutputTensor: true))
@@ -129,7 +136,7 @@ internal static class ModelBench
             return path;
         }
         Console.Error.WriteLine($"writing {path} ...");
-        SyntheticModel.WriteGguf(Shapes[model] with { DType = DTypes[dtype] }, partial);
+        SyntheticModel.WriteGguf(spec with { DType = DTypes.TryGetValue(dtype, out var type) ? type : throw new ArgumentException($"unknown type \"{dtype}\" (known: {string.Join(", ", FileTypes)})") }, partial);
         File.Move(partial, path, overwrite: true);
         return path;
     }

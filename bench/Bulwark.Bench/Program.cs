@@ -38,10 +38,12 @@ static int Usage()
                   two servers in this process on the demo model, security on and off, p50/p99 and the difference
           redactor [--tokens 200000] [--rounds 5]
                   latency the output guard's streaming redactor adds per token (p50/p99)
+          guard-model [--models qwen3-0.6b,tinyllama-1.1b] [--dtypes q8_0,q4_k_m] [--checks 20] [--response] [--dir /tmp/bulwark-bench]
+                  latency of one guard-model check (p50/p95) on synthetic guard-shaped models; q4_k_m by llama.cpp's quantizer
           soak    [--duration 30m] [--interval 10s] [--warmup 20%] [--concurrency 8] [--json] ...
                   one bulwark serve process under mixed load (streams, disconnects, refusals): RSS, GC
                   heap and p50/p99 over time, and whether RSS stays flat within 5 % after warm-up
-        engine, security, serve, redactor and soak list every option with --help (e.g. bench/run serve --help).
+        engine, security, serve, redactor, guard-model and soak list every option with --help (e.g. bench/run serve --help).
         """);
     return 2;
 }

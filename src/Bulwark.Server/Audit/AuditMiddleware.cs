@@ -51,7 +51,7 @@ public sealed class AuditMiddleware(RequestDelegate next, AuditWriter audit, Aud
             LatencyMicroseconds = (long)Stopwatch.GetElapsedTime(started).TotalMicroseconds,
             Reason = usage?.RejectionReason,
             Detail = caller is not null && usage?.Content is { } content && _contentTenants.Contains(caller.Tenant) ? content : null,
-            Guard = usage?.GuardVerdict,
+            Guard = usage?.GuardAudit,
             Upstream = usage?.Upstream,
         });
     }

@@ -109,12 +109,17 @@ public static class BulwarkServer
         // Read now, so a malformed guard setting stops start-up rather than the first request.
         var inputGuard = InputGuardOptions.Read(builder.Configuration);
         var guardModel = GuardModelOptions.Read(builder.Configuration);
-        services.AddSingleton(sp => new InputGuard(inputGuard, sp.GetRequiredService<ServerMetrics>(), guardModel.Enabled
-            ? new GuardModelStage(guardModel, models, new GuardModelMetrics(sp.GetRequiredService<ServerMetrics>().Meter), sp.GetRequiredService<TimeProvider>())
+        var outputModeration = OutputModerationOptions.Read(builder.Configuration, guardModel);
+        services.AddSingleton(sp => new GuardModelMetrics(sp.GetRequiredService<ServerMetrics>().Meter));
+        services.AddSingleton(sp => new InputGuard(inputGuard, sp.GetRequiredService<ServerMetrics>(), guardModel.Enabled && guardModel.Mode.Kind != "off"
+            ? new GuardModelStage(guardModel, models, sp.GetRequiredService<GuardModelMetrics>(), sp.GetRequiredService<TimeProvider>())
             : null));
         services.AddSingleton(sp => new GenerationSpine(models, sp.GetRequiredService<InputGuard>(), sp.GetRequiredService<AdmissionGate>(),
             sp.GetRequiredService<IOutputGuard>(), sp.GetRequiredService<ServerMetrics>(), sp.GetRequiredService<ShutdownDrain>(),
-            sp.GetRequiredService<ServiceLevel>(), sp.GetRequiredService<TimeProvider>(), limits.MaxTokens, limits.Deadline, secured ? sp.GetRequiredService<QuotaGate>() : null));
+            sp.GetRequiredService<ServiceLevel>(), sp.GetRequiredService<TimeProvider>(), limits.MaxTokens, limits.Deadline, secured ? sp.GetRequiredService<QuotaGate>() : null,
+            outputModeration.Enabled
+                ? new OutputModeration(outputModeration, new GuardModelStage(outputModeration.Checks, models, sp.GetRequiredService<GuardModelMetrics>(), sp.GetRequiredService<TimeProvider>()))
+                : null));
         services.AddSingleton<ReadinessProbe>();
         // The endpoint types the routes resolve, one instance each.
         services.AddSingleton<CompletionEndpoint>().AddSingleton<TgiGenerateEndpoint>().AddSingleton<ModelsEndpoint>().AddSingleton<TokenizeEndpoint>().AddSingleton<EmbeddingsEndpoint>();

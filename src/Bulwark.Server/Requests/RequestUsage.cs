@@ -24,6 +24,16 @@ public sealed class RequestUsage
 
     /// <summary>The input guard's verdict as compact JSON (rule ids and a score, never text); null when it did not scan.</summary>
     public string? GuardVerdict { get; set; }
+
+    /// <summary>The guard model's verdict on the output as compact JSON (decision, checks, the deciding check; never text); null when the output stage is off.</summary>
+    public string? OutputGuardVerdict { get; set; }
+
+    /// <summary>The audit record's <c>guard</c> field: the input guard's verdict with the output's as <c>output</c> (either may be missing).</summary>
+    public string? GuardAudit =>
+        OutputGuardVerdict is not { } output ? GuardVerdict
+        : GuardVerdict is not { } input ? "{\"output\":" + output + "}"
+        : input[..^1] + ",\"output\":" + output + "}";
+
     /// <summary>Prompt and completion text; stored only when <c>Bulwark:Audit:ContentTenants</c> names the tenant.</summary>
     public string? Content { get; set; }
 }

@@ -3,6 +3,7 @@ using System.Text;
 using Bulwark.Engine.Serving;
 using Bulwark.Engine.Tools;
 using Bulwark.Server.Backends;
+using Bulwark.Server.Guardrails.GuardModels;
 using Bulwark.Server.Guardrails.Output;
 using Bulwark.Server.Observability;
 using Bulwark.Server.Requests;
@@ -17,7 +18,9 @@ namespace Bulwark.Server.Spine;
 /// its last delta), with time to first token, inter-token latency and token counts recorded. A choice
 /// the filter blocks ends with <c>content_filter</c> and the backend stops computing it. When the
 /// request's own deadline passes, the backend is cancelled and every unfinished choice ends with
-/// what it has and <see cref="FinishReason.Deadline"/>. When the server's drain deadline passes first, <see cref="GenerateAsync"/> throws the 503
+/// what it has and <see cref="FinishReason.Deadline"/>. With the guard model's output stage on, what the output filter lets through is
+/// further held until a guard check covering it passed (<see cref="ChoiceModeration"/>); a choice the guard blocks ends with
+/// <c>content_filter</c> and none of its held text. With it off the loop awaits nothing more than the backend. When the server's drain deadline passes first, <see cref="GenerateAsync"/> throws the 503
 /// <c>server_shutting_down</c> refusal (a stream writes it as an error event). Enumerate once.
 /// </summary>
 public sealed class GenerationRun
@@ -33,13 +36,17 @@ public sealed class GenerationRun
     private readonly CancellationToken _hardStop;
     private readonly CancellationToken _aborted;
     private readonly CancellationToken _deadline;
+    private readonly OutputModeration? _moderation;
+    private readonly RequestUsage? _usage;
+    private CancellationTokenSource? _checks;
     private int _completionTokens;
 
     internal GenerationRun(BackendCall call, IGenerationBackend backend, IOutputGuard guard, Caller? caller, ServerMetrics metrics, TimeProvider time,
-        long startedAt, CancellationToken cancel, CancellationToken hardStop, CancellationToken aborted, CancellationToken deadline = default)
+        long startedAt, CancellationToken cancel, CancellationToken hardStop, CancellationToken aborted, CancellationToken deadline = default,
+        OutputModeration? moderation = null, RequestUsage? usage = null)
     {
         (_call, _backend, _guard, _caller, _metrics, _time, _startedAt) = (call, backend, guard, caller, metrics, time, startedAt);
-        (_cancel, _hardStop, _aborted, _deadline) = (cancel, hardStop, aborted, deadline);
+        (_cancel, _hardStop, _aborted, _deadline, _moderation, _usage) = (cancel, hardStop, aborted, deadline, moderation, usage);
     }
 
     /// <summary>True once the request's deadline ended the generation (its unfinished choices end with <see cref="FinishReason.Deadline"/>).</summary>
@@ -69,7 +76,8 @@ public sealed class GenerationRun
         if (Upstream is { } pool) labels.Add("upstream", pool);
         _metrics.PromptTokens.Add(_call.Prompt.TokenCount, labels);
         var choices = new ChoiceState[request.Choices];
-        for (var i = 0; i < choices.Length; i++) choices[i] = new ChoiceState(_guard, _caller, request);
+        var tenant = _caller?.Tenant ?? request.Tenant;
+        for (var i = 0; i < choices.Length; i++) choices[i] = new ChoiceState(_guard, _caller, request, _moderation?.Begin(request, tenant));
         var firstToken = true;
         // Prefill: from the call to the first token (for an upstream, as the gateway sees it); decode: the rest. Never a span per token.
         var traced = _call.Span is not null;
@@ -121,11 +129,15 @@ public sealed class GenerationRun
                 var guardStart = traced ? Stopwatch.GetTimestamp() : 0;
                 var passed = choice.Pass(delta);
                 if (traced) guardTicks += Stopwatch.GetTimestamp() - guardStart;
-                if (passed is { } shown)
+                // The output guard ended the choice here: the backend stops computing it.
+                if (passed?.Finish == FinishReason.ContentFilter) _call.Choices.Stop(delta.Index);
+                if (choice.Moderation is null)
                 {
-                    // The output guard ended the choice here: the backend stops computing it.
-                    if (shown.Finish == FinishReason.ContentFilter) _call.Choices.Stop(delta.Index);
-                    yield return shown;
+                    if (passed is { } shown) yield return shown;
+                }
+                else if (choice.Moderation.Hold(passed, delta.GeneratedTokens))
+                {
+                    foreach (var released in await ModerateAsync(choice, delta.Index)) yield return released;
                 }
             }
             if (_hardStop.IsCancellationRequested && !_aborted.IsCancellationRequested && Array.Exists(choices, c => !c.Done)) throw ShuttingDown();
@@ -138,8 +150,17 @@ public sealed class GenerationRun
             // A backend that ends a choice without a finish reason stopped at its own length bound.
             var end = DeadlinePassed ? FinishReason.Deadline : FinishReason.Length;
             for (var i = 0; i < choices.Length; i++)
-                if (choices[i].Pass(new ChoiceDelta(i, "", end)) is { } last)
-                    yield return last;
+            {
+                var last = choices[i].Pass(new ChoiceDelta(i, "", end));
+                if (choices[i].Moderation is null)
+                {
+                    if (last is { } shown) yield return shown;
+                }
+                else if (choices[i].Moderation!.Hold(last, 0))
+                {
+                    foreach (var released in await ModerateAsync(choices[i], i)) yield return released;
+                }
+            }
             ended = true;
         }
         finally
@@ -151,6 +172,9 @@ public sealed class GenerationRun
                 if (phase is not null) EndPhase(phase, ended);
                 TraceOutputGuard(choices, guardTicks);
             }
+            _checks?.Dispose();
+            if (_moderation is not null && _usage is not null)
+                _usage.OutputGuardVerdict = OutputModeration.AuditJson(choices.Select(c => c.Moderation!));
             // Counted once per choice from its content filter (the token-text filter sees the same secrets again), however the choice ended.
             foreach (var choice in choices)
             {
@@ -159,6 +183,29 @@ public sealed class GenerationRun
                 foreach (var rule in filter.Hits) _metrics.OutputSecrets.Add(1, new KeyValuePair<string, object?>("rule", rule), new("action", action));
             }
         }
+    }
+
+    /// <summary>
+    /// The guard model's check of a choice's answer so far: the held deltas when it passed; when it blocked, only the choice's end
+    /// (<c>content_filter</c>, no text) and the backend stops computing it. The check is not cut by the request's deadline (a check
+    /// is bounded by its own timeout, and text the deadline ended must still be checked before it is shown); the client leaving
+    /// cancels it, and the drain deadline answers 503 as it would during generation.
+    /// </summary>
+    private async Task<IReadOnlyList<ChoiceDelta>> ModerateAsync(ChoiceState choice, int index)
+    {
+        bool passed;
+        try
+        {
+            _checks ??= CancellationTokenSource.CreateLinkedTokenSource(_aborted, _hardStop);
+            passed = await choice.Moderation!.CheckAsync(_checks.Token);
+        }
+        catch (OperationCanceledException) when (_hardStop.IsCancellationRequested && !_aborted.IsCancellationRequested)
+        {
+            throw ShuttingDown();
+        }
+        if (passed) return choice.Moderation.Release();
+        if (choice.EndFiltered()) _call.Choices.Stop(index);
+        return [new ChoiceDelta(index, "", FinishReason.ContentFilter)];
     }
 
     /// <summary>Ends the prefill or decode span: with the output tokens, and failed with a reason code when the run did not end normally.</summary>
@@ -171,7 +218,7 @@ public sealed class GenerationRun
 
     /// <summary>
     /// Stage 9's span: the output guard runs on every delta inside decode, so its span comes at the end and says what it
-    /// did (redactions, blocked choices, JSON format failures) and the time it spent (<c>bulwark.output_guard.busy_seconds</c>).
+    /// did (redactions, blocked choices — by the secret filter or the guard model —, JSON format failures) and the time it spent (<c>bulwark.output_guard.busy_seconds</c>).
     /// </summary>
     private void TraceOutputGuard(ChoiceState[] choices, long busyTicks)
     {
@@ -180,11 +227,9 @@ public sealed class GenerationRun
         int redactions = 0, blocked = 0, invalidJson = 0;
         foreach (var choice in choices)
         {
-            if (choice.Filter is { } filter)
-            {
-                if (filter.Blocked) blocked++;
-                else redactions += filter.Hits.Count;
-            }
+            // Blocked by the secret filter or by the guard model's output stage.
+            if (choice.Filter is { Blocked: true } || choice.GuardModelBlocked) blocked++;
+            if (choice.Filter is { Blocked: false } filter) redactions += filter.Hits.Count;
             if (choice.FormatInvalid) invalidJson++;
         }
         span.SetTag(BulwarkTracing.Attributes.OutputBusy, Stopwatch.GetElapsedTime(0, busyTicks).TotalSeconds);
@@ -216,8 +261,9 @@ public sealed class GenerationRun
         private List<GeneratedToken>? _pending;
         private int _calls;
 
-        public ChoiceState(IOutputGuard guard, Caller? caller, GenerationRequest request)
+        public ChoiceState(IOutputGuard guard, Caller? caller, GenerationRequest request, ChoiceModeration? moderation)
         {
+            Moderation = moderation;
             Filter = guard.Begin(caller, request);
             _newFilter = () => guard.Begin(caller, request);
             _pending = request.TopLogprobs is null ? null : [];
@@ -241,6 +287,9 @@ public sealed class GenerationRun
 
         public IOutputFilter? Filter { get; }
 
+        /// <summary>The guard model's output stage for this choice; null when it is off.</summary>
+        public ChoiceModeration? Moderation { get; }
+
         public bool Done { get; private set; }
 
         /// <summary>The finish reason the client saw; null while the choice runs.</summary>
@@ -250,6 +299,19 @@ public sealed class GenerationRun
         public bool FormatInvalid { get; private set; }
 
         public long LastToken { get; set; }
+
+        /// <summary>True once the guard model's output stage blocked the choice.</summary>
+        public bool GuardModelBlocked { get; private set; }
+
+        /// <summary>The guard model blocked the choice: it ends with content_filter. True when it was still running (the backend must stop it).</summary>
+        public bool EndFiltered()
+        {
+            var running = !Done;
+            GuardModelBlocked = true;
+            Done = true;
+            Finish = FinishReason.ContentFilter;
+            return running;
+        }
 
         /// <summary>What the client sees of <paramref name="delta"/>; null when it shows nothing yet.</summary>
         public ChoiceDelta? Pass(in ChoiceDelta delta)

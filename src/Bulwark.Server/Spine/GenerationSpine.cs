@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using Bulwark.Server.Admission;
 using Bulwark.Server.Backends;
+using Bulwark.Server.Guardrails.GuardModels;
 using Bulwark.Server.Guardrails.Input;
 using Bulwark.Server.Guardrails.Output;
 using Bulwark.Server.Observability;
@@ -26,7 +27,8 @@ public delegate GenerationRequest RouteContract(JsonElement body, ModelCard mode
 /// </summary>
 public sealed partial class GenerationSpine(
     ServedModels models, InputGuard inputGuard, AdmissionGate admission, IOutputGuard outputGuard, ServerMetrics metrics,
-    ShutdownDrain drain, ServiceLevel serviceLevel, TimeProvider time, int maxTokensLimit, RequestDeadline deadlines, QuotaGate? quotas = null)
+    ShutdownDrain drain, ServiceLevel serviceLevel, TimeProvider time, int maxTokensLimit, RequestDeadline deadlines, QuotaGate? quotas = null,
+    OutputModeration? outputModeration = null)
 {
     /// <param name="body">The request body, parsed once by the route; the spine disposes it as soon as the contract has read it.</param>
     /// <param name="modelOf">The model the body names (null: the default model).</param>
@@ -95,7 +97,8 @@ public sealed partial class GenerationSpine(
                 using var cancel = CancellationTokenSource.CreateLinkedTokenSource(aborted, drain.HardStop, deadline.Token);
                 generation = GenerationSpan.Start(request, backend.Model.Id);
                 call = new BackendCall(request, prompt) { Span = generation };
-                run = new GenerationRun(call, backend, outputGuard, caller, metrics, time, started, cancel.Token, drain.HardStop, aborted, deadline.Token);
+                run = new GenerationRun(call, backend, outputGuard, caller, metrics, time, started, cancel.Token, drain.HardStop, aborted, deadline.Token,
+                    outputModeration, usage);
                 await respond(run);
             }
             catch (Exception e) when (generation is not null)

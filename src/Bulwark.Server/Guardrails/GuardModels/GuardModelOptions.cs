@@ -4,7 +4,7 @@ using Microsoft.Extensions.Configuration;
 
 namespace Bulwark.Server.Guardrails.GuardModels;
 
-/// <summary>When the guard model runs on a request: every request, only those the fast detector flagged, or a random share.</summary>
+/// <summary>When the guard model runs on a request: every request, only those the fast detector flagged, a random share, or never (<c>off</c>: the output stage alone).</summary>
 public readonly record struct GuardModelMode(string Kind, double Rate)
 {
     public static GuardModelMode Every => new("every", 1);
@@ -13,15 +13,18 @@ public readonly record struct GuardModelMode(string Kind, double Rate)
 
     public static GuardModelMode Sample(double rate) => new("sample", rate);
 
-    /// <summary><c>every</c>, <c>flagged</c> or <c>sample:&lt;rate&gt;</c> with a rate in (0, 1].</summary>
+    public static GuardModelMode Off => new("off", 0);
+
+    /// <summary><c>every</c>, <c>flagged</c>, <c>sample:&lt;rate&gt;</c> with a rate in (0, 1], or <c>off</c>.</summary>
     public static GuardModelMode Parse(string? value, string setting)
     {
+        if (value is "off") return Off;
         if (value is "every") return Every;
         if (value is "flagged") return Flagged;
         if (value is not null && value.StartsWith("sample:", StringComparison.Ordinal)
             && double.TryParse(value.AsSpan("sample:".Length), NumberStyles.Float, CultureInfo.InvariantCulture, out var rate) && rate is > 0 and <= 1)
             return Sample(rate);
-        throw new FormatException($"{setting} must be every, flagged or sample:<rate> with a rate in (0, 1]; got '{value}'");
+        throw new FormatException($"{setting} must be every, flagged, sample:<rate> with a rate in (0, 1], or off; got '{value}'");
     }
 
     public override string ToString() => Kind == "sample" ? $"sample:{Rate.ToString(CultureInfo.InvariantCulture)}" : Kind;
@@ -60,7 +63,7 @@ public sealed record GuardCategoryPolicy
 /// Configuration section <c>Bulwark:Guardrails:GuardModel</c>: the guard model stage of the input
 /// guard. <c>Model</c> (a model id this server serves, embedded or through an upstream pool; unset:
 /// no stage), <c>Format</c> (<c>llama-guard-3</c> | <c>qwen3guard</c>), <c>Mode</c> (<c>every</c> |
-/// <c>flagged</c> | <c>sample:&lt;rate&gt;</c>, default <c>flagged</c>), <c>TimeoutMs</c> (default
+/// <c>flagged</c> | <c>sample:&lt;rate&gt;</c> | <c>off</c>, default <c>flagged</c>), <c>TimeoutMs</c> (default
 /// 2000), <c>Fallback</c> (decision when the check times out, fails or the text is over
 /// <c>MaxPromptChars</c>; default <c>flag</c>), <c>MaxPromptChars</c> (default 16000), the category
 /// policy (<c>Categories:&lt;id&gt;</c>, <c>Unsafe</c>, <c>Controversial</c>) and per-tenant category
@@ -107,16 +110,16 @@ public sealed class GuardModelOptions
             Model = section["Model"],
             Format = format,
             Mode = section["Mode"] is { } m ? GuardModelMode.Parse(m, $"{Section}:Mode") : GuardModelMode.Flagged,
-            Timeout = TimeSpan.FromMilliseconds(ReadInt(section, "TimeoutMs", 2000, 1, MaxTimeoutMs)),
+            Timeout = TimeSpan.FromMilliseconds(ReadInt(section, Section, "TimeoutMs", 2000, 1, MaxTimeoutMs)),
             Fallback = section["Fallback"] is { } fb ? ParseDecision(fb, $"{Section}:Fallback") : GuardDecision.Flag,
-            MaxPromptChars = ReadInt(section, "MaxPromptChars", 16_000, 1, 1_000_000),
+            MaxPromptChars = ReadInt(section, Section, "MaxPromptChars", 16_000, 1, 1_000_000),
             Policy = policy,
             TenantPolicies = tenants,
         };
     }
 
     /// <summary>A tenant's policy starts from the default one: it lists only what differs.</summary>
-    private static GuardCategoryPolicy ReadPolicy(IConfigurationSection section, string path, GuardModelFormat format, GuardCategoryPolicy inherited)
+    internal static GuardCategoryPolicy ReadPolicy(IConfigurationSection section, string path, GuardModelFormat format, GuardCategoryPolicy inherited)
     {
         var categories = new Dictionary<string, GuardDecision>(inherited.Categories, StringComparer.OrdinalIgnoreCase);
         foreach (var c in section.GetSection("Categories").GetChildren())
@@ -141,12 +144,12 @@ public sealed class GuardModelOptions
         _ => throw new FormatException($"{setting} must be allow, flag or block; got '{value}'"),
     };
 
-    private static int ReadInt(IConfigurationSection section, string key, int fallback, int min, int max)
+    internal static int ReadInt(IConfigurationSection section, string path, string key, int fallback, int min, int max)
     {
         var value = section[key];
         if (value is null) return fallback;
         return int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n >= min && n <= max
             ? n
-            : throw new FormatException($"{Section}:{key} must be a whole number between {min} and {max}; got '{value}'");
+            : throw new FormatException($"{path}:{key} must be a whole number between {min} and {max}; got '{value}'");
     }
 }

@@ -26,6 +26,7 @@ public sealed class GuardModelStage(GuardModelOptions options, ServedModels mode
     {
         "every" => true,
         "flagged" => fast >= GuardDecision.Flag,
+        "off" => false,
         _ => _random() < options.Mode.Rate,
     };
 

@@ -146,8 +146,8 @@ public sealed class GuardModelFormatTests
 
     [Theory]
     [InlineData("Format", "shieldgemma", "Bulwark:Guardrails:GuardModel:Format must be one of llama-guard-3, qwen3guard; got 'shieldgemma'")]
-    [InlineData("Mode", "sample:0", "Bulwark:Guardrails:GuardModel:Mode must be every, flagged or sample:<rate> with a rate in (0, 1]; got 'sample:0'")]
-    [InlineData("Mode", "sample:1.5", "Bulwark:Guardrails:GuardModel:Mode must be every, flagged or sample:<rate> with a rate in (0, 1]; got 'sample:1.5'")]
+    [InlineData("Mode", "sample:0", "Bulwark:Guardrails:GuardModel:Mode must be every, flagged, sample:<rate> with a rate in (0, 1], or off; got 'sample:0'")]
+    [InlineData("Mode", "sample:1.5", "Bulwark:Guardrails:GuardModel:Mode must be every, flagged, sample:<rate> with a rate in (0, 1], or off; got 'sample:1.5'")]
     [InlineData("TimeoutMs", "0", "Bulwark:Guardrails:GuardModel:TimeoutMs must be a whole number between 1 and 600000; got '0'")]
     [InlineData("TimeoutMs", "600001", "Bulwark:Guardrails:GuardModel:TimeoutMs must be a whole number between 1 and 600000; got '600001'")]
     [InlineData("MaxPromptChars", "1000001", "Bulwark:Guardrails:GuardModel:MaxPromptChars must be a whole number between 1 and 1000000; got '1000001'")]

@@ -119,8 +119,8 @@ public sealed class GuardModelStageTests
         await Stage(Guard("unsafe\nS1,S10"), options, meter: meter).CheckAsync("input", "hi", null, null, default, default);
         await Stage(Guard("safe"), options, meter: meter).CheckAsync("input", new string('x', 101), null, null, default, default);
         Assert.Contains("bulwark_guard_model_checks stage=input,outcome=verdict,decision=block", rows);
-        Assert.Contains("bulwark_guard_model_verdicts safety=unsafe,category=S1", rows);
-        Assert.Contains("bulwark_guard_model_verdicts safety=unsafe,category=S10", rows);
+        Assert.Contains("bulwark_guard_model_verdicts stage=input,safety=unsafe,category=S1", rows);
+        Assert.Contains("bulwark_guard_model_verdicts stage=input,safety=unsafe,category=S10", rows);
         Assert.Contains("bulwark_guard_model_checks stage=input,outcome=too_long,decision=allow", rows);
         Assert.Equal(2, rows.Count(r => r == "bulwark_guard_model_latency_seconds stage=input"));
     }
