@@ -36,6 +36,8 @@ public sealed class BenchSoakCommandTests
                 Assert.True(sample.GetProperty("rss_bytes").GetInt64() > 0);
                 Assert.True(sample.GetProperty("heap_bytes").GetInt64() >= 0);
                 Assert.True(sample.GetProperty("threads").GetInt32() > 0);
+                Assert.True(sample.GetProperty("kv_blocks").GetInt64() > 0);
+                Assert.InRange(sample.GetProperty("kv_blocks_touched").GetInt64(), 0, sample.GetProperty("kv_blocks").GetInt64());
             }
             Assert.True(samples[^1].GetProperty("allocated_bytes").GetInt64() > samples[0].GetProperty("allocated_bytes").GetInt64());
             Assert.Equal(5, root.GetProperty("verdict").GetProperty("samples").GetInt32());
@@ -53,8 +55,9 @@ public sealed class BenchSoakCommandTests
     [Theory]
     [InlineData("--duration 5s", "--duration must be between 10s and 24h; got 5s")]
     [InlineData("--interval 2m --duration 1m", "--interval must be between 1s and 1h and at most --duration; got 2m")]
-    [InlineData("--warmup 100%", "--warmup must be a share of --duration below 100% (20%) or a time shorter than it (5m); got '100%'")]
-    [InlineData("--warmup 30m", "--warmup must be a share of --duration below 100% (20%) or a time shorter than it (5m); got '30m'")]
+    [InlineData("--warmup 100%", "--warmup must be auto, a share of --duration below 100% (20%) or a time shorter than it (5m); got '100%'")]
+    [InlineData("--warmup 30m", "--warmup must be auto, a share of --duration below 100% (20%) or a time shorter than it (5m); got '30m'")]
+    [InlineData("--warmup automatic", "--warmup must be auto, a share of --duration below 100% (20%) or a time shorter than it (5m); got 'automatic'")]
     [InlineData("--concurrency 0", "--concurrency must be between 1 and 256; got 0")]
     [InlineData("--max-tokens 2 --disconnect-after 3", "--disconnect-after must be between 1 and --max-tokens (2); got 3")]
     [InlineData("--stream-share 1.5", "--stream-share must be between 0 and 1; got 1.5")]
