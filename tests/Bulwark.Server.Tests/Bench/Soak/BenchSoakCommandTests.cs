@@ -17,9 +17,10 @@ public sealed class BenchSoakCommandTests
         var dir = Fixtures.NewTempDirectory("soak");
         try
         {
-            var result = await BenchHarness.RunAsync("soak", "--duration", "10s", "--interval", "2s", "--warmup", "0s", "--concurrency", "4", "--max-tokens", "8",
+            var result = await BenchHarness.RunAsync("soak", "--duration", "20s", "--interval", "4s", "--warmup", "0s", "--concurrency", "4", "--max-tokens", "8",
                 "--disconnect-share", "0.25", "--refused-share", "0.25", "--kv-cache-memory", "16MiB", "--bulwark", BuiltCli.Path, "--dir", dir, "--json");
-            Assert.True(result.ExitCode is 0 or 1, result.Error); // 1: RSS not flat in 10 s, which is no fault here
+            // 20 s, not 10: on a loaded 2-core machine the first generations (JIT, cold caches) took over 7 s.
+            Assert.True(result.ExitCode is 0 or 1, result.Error); // 1: RSS not flat in 20 s, which is no fault here
             using var json = JsonDocument.Parse(result.Output);
             var root = json.RootElement;
             var totals = root.GetProperty("totals");
@@ -29,7 +30,7 @@ public sealed class BenchSoakCommandTests
             Assert.True(totals.GetProperty("disconnected").GetInt32() > 0);
 
             var samples = root.GetProperty("samples").EnumerateArray().ToList();
-            Assert.Equal(6, samples.Count); // the idle reading, then one every 2 s
+            Assert.Equal(6, samples.Count); // the idle reading, then one every 4 s
             Assert.Equal(0, samples[0].GetProperty("seconds").GetDouble());
             foreach (var sample in samples)
             {
