@@ -5,14 +5,15 @@ using Bulwark.Testing;
 namespace Bulwark.Server.Tests.Hosting;
 
 /// <summary>
-/// <c>bulwark serve</c> runs the GC its runtimeconfig sets (workstation, non-concurrent, conserve memory 5,
+/// <c>bulwark serve</c> runs the GC its runtimeconfig sets (workstation, non-concurrent, conserve memory 5, LOH from 1 MiB,
 /// chosen for a flat RSS: docs/reliability.md), the operator's <c>DOTNET_*</c> variables override it, and
 /// its start-up report says which mode the GC is in, as the GC reports it. Real serve processes.
 /// </summary>
 public sealed class GcModeTests
 {
     [Theory]
-    [InlineData("", "", "GC workstation, non-concurrent, conserve memory 5")]
+    [InlineData("", "", "GC workstation, non-concurrent, conserve memory 5, large objects from 1024 KiB")]
+    [InlineData("DOTNET_GCLOHThreshold", "0x14C08", "conserve memory 5, large objects from 83 KiB")]
     [InlineData("DOTNET_gcConcurrent", "1", "GC workstation, concurrent, conserve memory 5")]
     [InlineData("DOTNET_GCConserveMemory", "0", "GC workstation, non-concurrent, conserve memory 0")]
     [InlineData("DOTNET_gcServer", "1", "GC server (")]
