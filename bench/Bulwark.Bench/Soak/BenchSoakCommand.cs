@@ -18,7 +18,7 @@ internal static partial class BenchSoakCommand
     {
         var duration = new Option<TimeSpan>("--duration") { Description = "How long the load runs: 30m, 2m, 90s, 1h (10s..24h).", DefaultValueFactory = _ => TimeSpan.FromMinutes(30), CustomParser = r => ParseSpan(r, "--duration") };
         var interval = new Option<TimeSpan>("--interval") { Description = "A sample every this long (1s..1h, at most --duration).", DefaultValueFactory = _ => TimeSpan.FromSeconds(10), CustomParser = r => ParseSpan(r, "--interval") };
-        var warmup = new Option<string>("--warmup") { Description = "Samples not judged at the start: a share of --duration (20%) or a time (5m).", DefaultValueFactory = _ => "20%" };
+        var warmup = new Option<string>("--warmup") { Description = "Samples not judged at the start: auto (until every KV block was used and a gen2 GC followed), a share of --duration (20%) or a time (5m).", DefaultValueFactory = _ => "auto" };
         var concurrency = new Option<int>("--concurrency") { Description = "Clients sending back to back (1..256).", DefaultValueFactory = _ => 8 };
         var maxTokens = new Option<int>("--max-tokens") { Description = "max_tokens of every generation (1..2048).", DefaultValueFactory = _ => 32 };
         var streamShare = new Option<double>("--stream-share") { Description = "Share of the chat and completion requests that stream (0..1).", DefaultValueFactory = _ => 0.5 };
@@ -87,13 +87,14 @@ internal static partial class BenchSoakCommand
         return default;
     }
 
-    /// <summary><c>--warmup</c>: a share of the duration (<c>20%</c>) or a time (<c>5m</c>), shorter than the duration.</summary>
-    private static TimeSpan Warmup(string text, TimeSpan duration, List<string> problems)
+    /// <summary><c>--warmup</c>: <c>auto</c> (null: <see cref="SoakWarmup.End"/>), a share of the duration (<c>20%</c>) or a time (<c>5m</c>), shorter than the duration.</summary>
+    private static TimeSpan? Warmup(string text, TimeSpan duration, List<string> problems)
     {
+        if (text == "auto") return null;
         if (text.EndsWith('%') && double.TryParse(text[..^1], NumberStyles.Float, CultureInfo.InvariantCulture, out var percent) && percent is >= 0 and < 100)
             return duration * (percent / 100);
         if (TryParseSpan(text, out var span) && span < duration) return span;
-        problems.Add($"--warmup must be a share of --duration below 100% (20%) or a time shorter than it (5m); got '{text}'");
+        problems.Add($"--warmup must be auto, a share of --duration below 100% (20%) or a time shorter than it (5m); got '{text}'");
         return default;
     }
 

@@ -4,9 +4,9 @@ using System.Text.Json;
 
 namespace Bulwark.Bench.Soak;
 
-/// <summary>What a soak ran with.</summary>
+/// <summary>What a soak ran with. <see cref="Warmup"/>: a fixed time, or null for <see cref="SoakWarmup.End"/>.</summary>
 internal sealed record SoakSettings(
-    TimeSpan Duration, TimeSpan Interval, TimeSpan Warmup, int Concurrency, int MaxTokens, SoakMix Mix, int DisconnectAfter, int Seed, string? KvCacheMemory);
+    TimeSpan Duration, TimeSpan Interval, TimeSpan? Warmup, int Concurrency, int MaxTokens, SoakMix Mix, int DisconnectAfter, int Seed, string? KvCacheMemory);
 
 /// <summary>
 /// A finished soak: the table over time (per interval: the server's memory and GC, the clients'
@@ -26,11 +26,14 @@ internal sealed record SoakReport(SoakSettings Settings, string Model, int Serve
         var t = new StringBuilder();
         t.AppendLine(Invariant($"soak: bulwark serve (pid {ServerPid}, model {Model}, KV cache {s.KvCacheMemory ?? "serve's default"}) for {Span(s.Duration)}, concurrency {s.Concurrency}, max_tokens {s.MaxTokens}, seed {s.Seed}"));
         t.AppendLine(Invariant($"  mix: {s.Mix.DisconnectShare:P0} leave after {s.DisconnectAfter} events, {s.Mix.RefusedShare:P0} refused (bad key / over-long prompt), the rest chat and completions, {s.Mix.StreamShare:P0} streamed"));
-        t.AppendLine(Invariant($"  a sample every {Span(s.Interval)}; warm-up {Span(s.Warmup)}; GC and alloc columns are per interval"));
+        t.AppendLine(Invariant($"  a sample every {Span(s.Interval)}; warm-up {(s.Warmup is { } w ? Span(w) : "until every KV block was used and a gen2 GC followed")}; GC and alloc columns are per interval"));
         t.AppendLine(Header);
         for (var i = 0; i < Samples.Count; i++) t.AppendLine(Row(Samples[i], i > 0 ? Samples[i - 1].Server : null));
         var v = Verdict;
-        t.AppendLine(Invariant($"after warm-up (samples at {v.WarmupSeconds:0} s and later: {v.Samples}):"));
+        var last = Samples[^1].Server;
+        t.AppendLine(double.IsFinite(v.WarmupSeconds)
+            ? Invariant($"after warm-up (samples at {v.WarmupSeconds:0} s and later: {v.Samples}):")
+            : Invariant($"warm-up never ended: {last.KvBlocksTouched} of {last.KvBlocks} KV blocks used, or no gen2 GC after that (pass --warmup to judge anyway)"));
         t.AppendLine(v.Rss.Drift is { } drift
             ? Invariant($"  RSS                {v.Rss.MinBytes / MiB:0.0}..{v.Rss.MaxBytes / MiB:0.0} MiB, drift {drift:P1}: {(v.RssFlat ? "flat" : "NOT flat")} within {SoakVerdict.FlatLimit:P0}; slope {v.RssSlopeMiBPerHour:+0.0;-0.0} MiB/h")
             : "  RSS                too few samples after warm-up to judge");
@@ -47,7 +50,7 @@ internal sealed record SoakReport(SoakSettings Settings, string Model, int Serve
         return t.ToString();
     }
 
-    public const string Header = "     t s  RSS MiB heap MiB  com MiB  gc0  gc1  gc2 alloc MiB  thr  fds     ok  refus   left  fail   p50 ms   p99 ms";
+    public const string Header = "     t s  RSS MiB heap MiB  com MiB  gc0  gc1  gc2 alloc MiB  kv used  thr  fds     ok  refus   left  fail   p50 ms   p99 ms";
 
     /// <summary>One sample as a line of the table; GC and allocation columns count since <paramref name="previous"/> (since start, for the first).</summary>
     public static string Row(SoakSample sample, ServerReading? previous)
@@ -55,18 +58,18 @@ internal sealed record SoakReport(SoakSettings Settings, string Model, int Serve
         var (r, c) = (sample.Server, sample.Clients);
         var p = previous ?? r with { Gen0 = 0, Gen1 = 0, Gen2 = 0, AllocatedBytes = 0 };
         return Invariant(
-            $"{sample.Seconds,8:0} {r.RssBytes / MiB,8:0.0} {r.HeapBytes / MiB,8:0.0} {r.CommittedBytes / MiB,8:0.0} {r.Gen0 - p.Gen0,4} {r.Gen1 - p.Gen1,4} {r.Gen2 - p.Gen2,4} {(r.AllocatedBytes - p.AllocatedBytes) / MiB,9:0.0} {r.Threads,4} {r.OpenFiles,4} {c.Completed,6} {c.Refused,6} {c.Disconnected,6} {c.Failed,5} {Ms(c.Latency.P50),8} {Ms(c.Latency.P99),8}");
+            $"{sample.Seconds,8:0} {r.RssBytes / MiB,8:0.0} {r.HeapBytes / MiB,8:0.0} {r.CommittedBytes / MiB,8:0.0} {r.Gen0 - p.Gen0,4} {r.Gen1 - p.Gen1,4} {r.Gen2 - p.Gen2,4} {(r.AllocatedBytes - p.AllocatedBytes) / MiB,9:0.0} {KvUsed(r),8} {r.Threads,4} {r.OpenFiles,4} {c.Completed,6} {c.Refused,6} {c.Disconnected,6} {c.Failed,5} {Ms(c.Latency.P50),8} {Ms(c.Latency.P99),8}");
     }
 
     public static string CsvHeader =>
-        "seconds,rss_bytes,heap_bytes,committed_bytes,gc0,gc1,gc2,allocated_bytes,threads,open_files,completed,refused,disconnected,failed,latency_count,p50_ms,p99_ms";
+        "seconds,rss_bytes,heap_bytes,committed_bytes,gc0,gc1,gc2,allocated_bytes,kv_blocks,kv_blocks_touched,threads,open_files,completed,refused,disconnected,failed,latency_count,p50_ms,p99_ms";
 
     /// <summary>One row per sample; GC counts and allocated bytes cumulative since the server started, as read.</summary>
     public string ToCsv()
     {
         var t = new StringBuilder().AppendLine(CsvHeader);
         foreach (var (seconds, r, c) in Samples)
-            t.AppendLine(Invariant($"{seconds:0.###},{r.RssBytes},{r.HeapBytes},{r.CommittedBytes},{r.Gen0},{r.Gen1},{r.Gen2},{r.AllocatedBytes},{r.Threads},{r.OpenFiles},{c.Completed},{c.Refused},{c.Disconnected},{c.Failed},{c.Latency.Count},{Csv(c.Latency.P50)},{Csv(c.Latency.P99)}"));
+            t.AppendLine(Invariant($"{seconds:0.###},{r.RssBytes},{r.HeapBytes},{r.CommittedBytes},{r.Gen0},{r.Gen1},{r.Gen2},{r.AllocatedBytes},{r.KvBlocks},{r.KvBlocksTouched},{r.Threads},{r.OpenFiles},{c.Completed},{c.Refused},{c.Disconnected},{c.Failed},{c.Latency.Count},{Csv(c.Latency.P50)},{Csv(c.Latency.P99)}"));
         return t.ToString();
     }
 
@@ -79,13 +82,13 @@ internal sealed record SoakReport(SoakSettings Settings, string Model, int Serve
             model = Model, server_pid = ServerPid,
             settings = new
             {
-                duration_s = s.Duration.TotalSeconds, interval_s = s.Interval.TotalSeconds, warmup_s = s.Warmup.TotalSeconds, concurrency = s.Concurrency,
+                duration_s = s.Duration.TotalSeconds, interval_s = s.Interval.TotalSeconds, warmup_s = s.Warmup?.TotalSeconds, warmup_auto = s.Warmup is null, concurrency = s.Concurrency,
                 max_tokens = s.MaxTokens, disconnect_share = s.Mix.DisconnectShare, refused_share = s.Mix.RefusedShare, stream_share = s.Mix.StreamShare,
                 disconnect_after = s.DisconnectAfter, seed = s.Seed, kv_cache_memory = s.KvCacheMemory,
             },
             verdict = new
             {
-                samples = v.Samples, rss_min_bytes = v.Rss.MinBytes, rss_max_bytes = v.Rss.MaxBytes, rss_drift = v.Rss.Drift, rss_flat = v.RssFlat, flat_limit = SoakVerdict.FlatLimit,
+                warmup_end_s = double.IsFinite(v.WarmupSeconds) ? v.WarmupSeconds : (double?)null, samples = v.Samples, rss_min_bytes = v.Rss.MinBytes, rss_max_bytes = v.Rss.MaxBytes, rss_drift = v.Rss.Drift, rss_flat = v.RssFlat, flat_limit = SoakVerdict.FlatLimit,
                 outside_gc_min_bytes = v.OutsideGc.MinBytes, outside_gc_max_bytes = v.OutsideGc.MaxBytes, outside_gc_drift = v.OutsideGc.Drift,
                 rss_slope_mib_per_hour = v.RssSlopeMiBPerHour, heap_slope_mib_per_hour = v.HeapSlopeMiBPerHour,
                 p99_first_ms = v.P99FirstSeconds * 1000, p99_last_ms = v.P99LastSeconds * 1000, p99_drift = v.P99Drift,
@@ -96,7 +99,8 @@ internal sealed record SoakReport(SoakSettings Settings, string Model, int Serve
             samples = Samples.Select(x => new
             {
                 seconds = x.Seconds, rss_bytes = x.Server.RssBytes, heap_bytes = x.Server.HeapBytes, committed_bytes = x.Server.CommittedBytes,
-                gc0 = x.Server.Gen0, gc1 = x.Server.Gen1, gc2 = x.Server.Gen2, allocated_bytes = x.Server.AllocatedBytes, threads = x.Server.Threads, open_files = x.Server.OpenFiles,
+                gc0 = x.Server.Gen0, gc1 = x.Server.Gen1, gc2 = x.Server.Gen2, allocated_bytes = x.Server.AllocatedBytes,
+                kv_blocks = x.Server.KvBlocks, kv_blocks_touched = x.Server.KvBlocksTouched, threads = x.Server.Threads, open_files = x.Server.OpenFiles,
                 completed = x.Clients.Completed, refused = x.Clients.Refused, disconnected = x.Clients.Disconnected, failed = x.Clients.Failed,
                 latency_count = x.Clients.Latency.Count,
                 p50_ms = x.Clients.Latency.Count > 0 ? x.Clients.Latency.P50 * 1000 : (double?)null,
@@ -118,6 +122,9 @@ internal sealed record SoakReport(SoakSettings Settings, string Model, int Serve
     /// <summary>30m, 2m30s, 45s: how the flags are written.</summary>
     internal static string Span(TimeSpan span) =>
         span.TotalSeconds % 60 == 0 ? Invariant($"{span.TotalMinutes:0}m") : span.TotalSeconds > 60 ? Invariant($"{(int)span.TotalMinutes}m{span.Seconds}s") : Invariant($"{span.TotalSeconds:0}s");
+
+    /// <summary>Share of the KV blocks handed out at least once: 100 % once the cache's memory is all resident.</summary>
+    private static string KvUsed(ServerReading r) => r.KvBlocks > 0 ? Invariant($"{(double)r.KvBlocksTouched / r.KvBlocks:0.0 %}") : "-";
 
     private static string Ms(double seconds) => double.IsNaN(seconds) ? "-" : (seconds * 1000).ToString("0.0", CultureInfo.InvariantCulture);
 

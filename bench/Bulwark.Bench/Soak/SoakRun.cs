@@ -64,7 +64,7 @@ internal static class SoakRun
                 await stop.CancelAsync();
                 await Task.WhenAll(clients);
             }
-            return new SoakReport(settings, model.Id, server.Id, samples, SoakVerdict.Of(samples, settings.Warmup.TotalSeconds));
+            return new SoakReport(settings, model.Id, server.Id, samples, SoakVerdict.Of(samples, settings.Warmup?.TotalSeconds ?? SoakWarmup.End(samples) ?? double.PositiveInfinity));
         }
         finally
         {

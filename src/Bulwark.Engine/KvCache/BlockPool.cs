@@ -15,6 +15,7 @@ internal sealed class BlockPool
     private readonly int[] _prev;
     private readonly int[] _next;
     private readonly bool[] _isFree;
+    private readonly bool[] _touched;
     private int _head = None;
     private int _tail = None;
 
@@ -27,6 +28,7 @@ internal sealed class BlockPool
         _prev = new int[capacity];
         _next = new int[capacity];
         _isFree = new bool[capacity];
+        _touched = new bool[capacity];
         for (var b = 0; b < capacity; b++)
             PushTail(b);
     }
@@ -37,6 +39,13 @@ internal sealed class BlockPool
     public int FreeCount { get; private set; }
 
     public int UsedCount => Capacity - FreeCount;
+
+    /// <summary>
+    /// Blocks handed out at least once since the pool was made: their memory has been written, so it is
+    /// resident (KV pages are anonymous memory, resident from their first write). Once this reaches
+    /// <see cref="Capacity"/> the KV cache adds nothing more to the process's memory.
+    /// </summary>
+    public int TouchedCount { get; private set; }
 
     public int RefCount(int block) => _refCount[block];
 
@@ -50,6 +59,11 @@ internal sealed class BlockPool
         var block = _head;
         Unlink(block);
         _refCount[block] = 1;
+        if (!_touched[block])
+        {
+            _touched[block] = true;
+            TouchedCount++;
+        }
         return block;
     }
 

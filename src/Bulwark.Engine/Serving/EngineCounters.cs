@@ -6,7 +6,7 @@ namespace Bulwark.Engine.Serving;
 /// </summary>
 public sealed class EngineCounters
 {
-    private long _running, _waiting, _kvBlocksUsed, _kvBlocksPeak, _prefixQueries, _prefixHits, _preemptions, _kvBlocksScrubbed, _prefixCachedBlocks;
+    private long _running, _waiting, _kvBlocksUsed, _kvBlocksPeak, _kvBlocksTouched, _prefixQueries, _prefixHits, _preemptions, _kvBlocksScrubbed, _prefixCachedBlocks;
     private long _scrubBusyTicks, _scrubIdleTicks, _stepTicks;
     private long _draftTokens, _acceptedDraftTokens, _verifications;
     private long _steps, _batchedTokens, _batchedSequences, _maxBatchSequences, _promptTokens, _generatedTokens;
@@ -19,6 +19,9 @@ public sealed class EngineCounters
     public long Waiting => Volatile.Read(ref _waiting);
     public long KvBlocksUsed => Volatile.Read(ref _kvBlocksUsed);
     public long KvBlocksPeak => Volatile.Read(ref _kvBlocksPeak);
+
+    /// <summary>KV blocks handed out at least once since the engine started (their memory is resident); at most <see cref="KvBlocksTotal"/>.</summary>
+    public long KvBlocksTouched => Volatile.Read(ref _kvBlocksTouched);
     public long PrefixCacheQueryTokens => Volatile.Read(ref _prefixQueries);
     public long PrefixCacheHitTokens => Volatile.Read(ref _prefixHits);
     public long Preemptions => Volatile.Read(ref _preemptions);
@@ -80,6 +83,8 @@ public sealed class EngineCounters
     }
 
     internal void RecordCachedBlocks(long blocks) => Volatile.Write(ref _prefixCachedBlocks, blocks);
+
+    internal void RecordTouchedBlocks(long blocks) => Volatile.Write(ref _kvBlocksTouched, blocks);
 
     internal void RecordScrubbed(long total) => Volatile.Write(ref _kvBlocksScrubbed, total);
 

@@ -587,5 +587,6 @@ public sealed class LlmEngine : IDisposable
         Counters.RecordQueues(_scheduler.Running.Count, _scheduler.Waiting.Count, blocks.UsedBlocks,
             blocks.PrefixQueryTokens, blocks.PrefixHitTokens, _scheduler.Preemptions);
         Counters.RecordCachedBlocks(blocks.CachedBlocks);
+        Counters.RecordTouchedBlocks(blocks.TouchedBlocks);
     }
 }

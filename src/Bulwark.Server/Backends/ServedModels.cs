@@ -204,7 +204,8 @@ public sealed class ServedModels : IDisposable
         a.RunningSequences + b.RunningSequences, a.WaitingSequences + b.WaitingSequences, a.KvCacheUsage,
         a.PrefixCacheQueries + b.PrefixCacheQueries, a.PrefixCacheHits + b.PrefixCacheHits, a.Preemptions + b.Preemptions,
         a.KvBlocksScrubbed + b.KvBlocksScrubbed, a.KvScrubSecondsBusy + b.KvScrubSecondsBusy, a.KvScrubSecondsIdle + b.KvScrubSecondsIdle,
-        a.SpeculativeDraftTokens + b.SpeculativeDraftTokens, a.SpeculativeAcceptedTokens + b.SpeculativeAcceptedTokens, a.SpeculativeVerifications + b.SpeculativeVerifications);
+        a.SpeculativeDraftTokens + b.SpeculativeDraftTokens, a.SpeculativeAcceptedTokens + b.SpeculativeAcceptedTokens, a.SpeculativeVerifications + b.SpeculativeVerifications,
+        a.KvBlocks + b.KvBlocks, a.KvBlocksTouched + b.KvBlocksTouched);
 
     private static string Truncate(string s) => s.Length <= 64 ? s : s[..64] + "...";
 }

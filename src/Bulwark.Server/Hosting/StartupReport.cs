@@ -40,6 +40,7 @@ public static class StartupReport
             : settings.Console.Enabled
                 ? "  console    off: listening beyond loopback; Bulwark:Console:AllowRemote=true serves it (configure TLS first)"
                 : "  console    off (Bulwark:Console:Enabled=false)");
+        output.WriteLine($"  memory     {GcMode.Describe()} (DOTNET_gcServer, DOTNET_gcConcurrent, DOTNET_GCConserveMemory override; docs/reliability.md)");
         output.WriteLine($"  data       {settings.Data.Root}");
         output.WriteLine(server.IsLoopbackOnly
             ? "  network    loopback only; to accept other machines use --host 0.0.0.0 (put TLS in front or configure Kestrel certificates)"

@@ -47,6 +47,9 @@ public sealed class ServerMetrics : IDisposable
         Meter.CreateObservableGauge("bulwark_engine_running_sequences", () => engine().RunningSequences, description: "Sequences the engine is running.");
         Meter.CreateObservableGauge("bulwark_engine_waiting_sequences", () => engine().WaitingSequences, description: "Sequences waiting inside the engine.");
         Meter.CreateObservableGauge("bulwark_kv_cache_usage_ratio", () => engine().KvCacheUsage, description: "Fraction of KV-cache blocks in use (0..1).");
+        Meter.CreateObservableGauge("bulwark_kv_blocks", () => engine().KvBlocks, description: "KV-cache blocks of the models in memory.");
+        Meter.CreateObservableGauge("bulwark_kv_blocks_touched", () => engine().KvBlocksTouched,
+            description: "KV-cache blocks handed out at least once since their model loaded: their memory is resident, so RSS stops growing with the KV cache when this reaches bulwark_kv_blocks.");
         Meter.CreateObservableCounter("bulwark_prefix_cache_queries", () => engine().PrefixCacheQueries, description: "Prefix-cache lookups, in blocks.");
         Meter.CreateObservableCounter("bulwark_prefix_cache_hits", () => engine().PrefixCacheHits, description: "Prefix-cache hits, in blocks.");
         Meter.CreateObservableCounter("bulwark_preemptions", () => engine().Preemptions, description: "Sequences preempted because KV blocks ran out.");

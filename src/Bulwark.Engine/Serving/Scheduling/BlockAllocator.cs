@@ -116,6 +116,9 @@ internal sealed class BlockAllocator
 
     public int UsedBlocks => _pool.UsedCount;
 
+    /// <summary>Blocks handed out at least once (see <see cref="BlockPool.TouchedCount"/>).</summary>
+    public int TouchedBlocks => _pool.TouchedCount;
+
     public int CachedBlocks => _prefix.Count;
 
     /// <summary>Tokens looked up in the prefix cache (whole blocks only).</summary>

@@ -164,7 +164,8 @@ public sealed class EmbeddedBackend : IGenerationBackend, ITokenizingBackend, IE
             var c = _engine.Counters;
             return new BackendStatistics((int)c.Running, (int)c.Waiting, c.KvBlocksTotal == 0 ? 0 : (double)c.KvBlocksUsed / c.KvBlocksTotal,
                 c.PrefixCacheQueryTokens, c.PrefixCacheHitTokens, c.Preemptions, c.KvBlocksScrubbed, c.KvScrubSecondsBusy, c.KvScrubSecondsIdle,
-                SpeculativeDraftTokens: c.DraftTokens, SpeculativeAcceptedTokens: c.AcceptedDraftTokens, SpeculativeVerifications: c.Verifications);
+                SpeculativeDraftTokens: c.DraftTokens, SpeculativeAcceptedTokens: c.AcceptedDraftTokens, SpeculativeVerifications: c.Verifications,
+                KvBlocks: c.KvBlocksTotal, KvBlocksTouched: c.KvBlocksTouched);
         }
     }
 

@@ -1,3 +1,6 @@
+using System.Buffers;
+using System.Diagnostics;
+
 namespace Bulwark.Server.Guardrails.Input;
 
 /// <summary>
@@ -89,74 +92,106 @@ public sealed class InjectionFeatures
     }
 
     /// <summary>Distinct indices (hashed n-grams in order of first occurrence, then rules, then shape, then table context) and their values.</summary>
+    /// <remarks>
+    /// Perf: the only arrays allocated are the two returned, each of its final length. The text is read
+    /// as if padded with a space at each end without building that string, words are hashed as they
+    /// are found rather than listed, and each hash is checked against the per-thread "seen in this call"
+    /// stamp at once, so the scratch holds distinct indices only (at most <see cref="Buckets"/>) and is
+    /// rented. A long prompt used to allocate a scratch of 4 bytes per n-gram (hundreds of KiB, on the
+    /// large object heap) per instance; <c>InjectionFeaturesTests</c> holds this to the plain version.
+    /// </remarks>
     public (int[] Indices, float[] Values) Extract(string normalized, IReadOnlyCollection<string> ruleHits, int segmentCount = 1, bool betweenRows = false)
     {
         var mask = (uint)Buckets - 1;
-        var padded = " " + normalized + " ";
-        var words = Words(normalized);
-        var hashed = new int[Math.Max(0, padded.Length - MinN + 1) * (MaxN - MinN + 1) + 2 * words.Count];
-        var count = 0;
-        for (var i = 0; i + MinN <= padded.Length; i++)
-        {
-            // Perf: one FNV-1a pass per start position yields every n-gram length from there.
-            var h = Offset;
-            for (var k = 0; k < MaxN && i + k < padded.Length; k++)
-            {
-                h = Step(h, padded[i + k]);
-                if (k + 1 >= MinN) hashed[count++] = (int)(h & mask);
-            }
-        }
-        for (var w = 0; w < words.Count; w++)
-        {
-            var word = normalized.AsSpan(words[w].Start, words[w].Length);
-            hashed[count++] = (int)(Hash(word, 101) & mask);
-            if (w > 0)
-            {
-                // Perf: the bigram "previous word" is hashed in place, without concatenating.
-                var h = Step(Hash(normalized.AsSpan(words[w - 1].Start, words[w - 1].Length), 102), ' ');
-                foreach (var c in word) h = Step(h, c);
-                hashed[count++] = (int)(h & mask);
-            }
-        }
-        // Perf: duplicates are dropped with a per-thread "seen in this call" stamp per bucket instead of sorting; indices keep first-occurrence order.
         var seen = _seen is { } table && table.Length == Buckets ? table : _seen = new int[Buckets];
         if (++_stamp == int.MaxValue)
         {
             Array.Clear(seen);
             _stamp = 1;
         }
-        var distinct = 0;
-        for (var i = 0; i < count; i++)
+        var stamp = _stamp;
+        var padded = normalized.Length + 2;
+        // Every n-gram and word hash is a candidate; distinct ones are at most the buckets.
+        var candidates = (long)Math.Max(0, padded - MinN + 1) * (MaxN - MinN + 1) + normalized.Length + 1;
+        var scratch = ArrayPool<int>.Shared.Rent((int)Math.Min(candidates, Buckets));
+        try
         {
-            if (seen[hashed[i]] == _stamp) continue;
-            seen[hashed[i]] = _stamp;
-            hashed[distinct++] = hashed[i];
+            var distinct = 0;
+            for (var i = 0; i + MinN <= padded; i++)
+            {
+                // Perf: one FNV-1a pass per start position yields every n-gram length from there.
+                var h = Offset;
+                for (var k = 0; k < MaxN && i + k < padded; k++)
+                {
+                    h = Step(h, PaddedAt(normalized, i + k));
+                    if (k + 1 >= MinN) Keep(seen, stamp, scratch, ref distinct, h & mask);
+                }
+            }
+            // Words (runs of letters and digits): each one's unigram, then its bigram with the word before.
+            int start = -1, previousStart = -1, previousLength = 0;
+            for (var i = 0; i <= normalized.Length; i++)
+            {
+                var inWord = i < normalized.Length && char.IsLetterOrDigit(normalized[i]);
+                if (inWord && start < 0) start = i;
+                else if (!inWord && start >= 0)
+                {
+                    var word = normalized.AsSpan(start, i - start);
+                    Keep(seen, stamp, scratch, ref distinct, Hash(word, 101) & mask);
+                    if (previousStart >= 0)
+                    {
+                        // Perf: the bigram "previous word" is hashed in place, without concatenating.
+                        var h = Step(Hash(normalized.AsSpan(previousStart, previousLength), 102), ' ');
+                        foreach (var c in word) h = Step(h, c);
+                        Keep(seen, stamp, scratch, ref distinct, h & mask);
+                    }
+                    (previousStart, previousLength, start) = (start, i - start, -1);
+                }
+            }
+
+            var rules = 0;
+            foreach (var id in RuleIds) if (ruleHits.Contains(id)) rules++;
+            var indices = new int[distinct + rules + (ShapeCount > 0 ? 2 : 0) + (betweenRows ? 1 : 0)];
+            var values = new float[indices.Length];
+            scratch.AsSpan(0, distinct).CopyTo(indices);
+            values.AsSpan(0, distinct).Fill(distinct == 0 ? 0f : (float)(1.0 / Math.Sqrt(distinct)));
+            var n = distinct;
+            for (var r = 0; r < RuleIds.Count; r++)
+            {
+                if (!ruleHits.Contains(RuleIds[r])) continue;
+                indices[n] = Buckets + r;
+                values[n++] = 1f;
+            }
+            if (ShapeCount > 0)
+            {
+                var shape = Buckets + RuleIds.Count;
+                indices[n] = shape + Math.Min(LengthBuckets - 1, (int)Math.Log2(normalized.Length + 1));
+                values[n++] = 1f;
+                indices[n] = shape + LengthBuckets + segmentCount switch { <= 1 => 0, 2 => 1, 3 => 2, < 8 => 3, _ => 4 };
+                values[n++] = 1f;
+            }
+            if (betweenRows)
+            {
+                indices[n] = Buckets + RuleIds.Count + ShapeCount;
+                values[n++] = 1f;
+            }
+            Debug.Assert(n == indices.Length);
+            return (indices, values);
         }
-        var indices = new int[distinct + ruleHits.Count + 3];
-        var values = new float[indices.Length];
-        hashed.AsSpan(0, distinct).CopyTo(indices);
-        values.AsSpan(0, distinct).Fill(distinct == 0 ? 0f : (float)(1.0 / Math.Sqrt(distinct)));
-        var n = distinct;
-        for (var r = 0; r < RuleIds.Count; r++)
+        finally
         {
-            if (!ruleHits.Contains(RuleIds[r])) continue;
-            indices[n] = Buckets + r;
-            values[n++] = 1f;
+            ArrayPool<int>.Shared.Return(scratch);
         }
-        if (ShapeCount > 0)
-        {
-            var shape = Buckets + RuleIds.Count;
-            indices[n] = shape + Math.Min(LengthBuckets - 1, (int)Math.Log2(normalized.Length + 1));
-            values[n++] = 1f;
-            indices[n] = shape + LengthBuckets + segmentCount switch { <= 1 => 0, 2 => 1, 3 => 2, < 8 => 3, _ => 4 };
-            values[n++] = 1f;
-        }
-        if (betweenRows)
-        {
-            indices[n] = Buckets + RuleIds.Count + ShapeCount;
-            values[n++] = 1f;
-        }
-        return (indices[..n], values[..n]);
+    }
+
+    /// <summary>The text with one space before and after it, read in place.</summary>
+    private static char PaddedAt(string text, int i) => i == 0 || i == text.Length + 1 ? ' ' : text[i - 1];
+
+    /// <summary>Adds <paramref name="bucket"/> to the distinct indices unless this call has seen it already.</summary>
+    private static void Keep(int[] seen, int stamp, int[] distinctIndices, ref int count, uint bucket)
+    {
+        if (seen[bucket] == stamp) return;
+        seen[bucket] = stamp;
+        distinctIndices[count++] = (int)bucket;
     }
 
     [ThreadStatic] private static int[]? _seen;
@@ -171,24 +206,6 @@ public sealed class InjectionFeatures
         var h = Offset ^ salt;
         foreach (var c in text) h = Step(h, c);
         return h;
-    }
-
-    /// <summary>Runs of letters and digits, as (start, length) into <paramref name="text"/>.</summary>
-    private static List<(int Start, int Length)> Words(string text)
-    {
-        var words = new List<(int, int)>();
-        var start = -1;
-        for (var i = 0; i <= text.Length; i++)
-        {
-            var inWord = i < text.Length && char.IsLetterOrDigit(text[i]);
-            if (inWord && start < 0) start = i;
-            else if (!inWord && start >= 0)
-            {
-                words.Add((start, i - start));
-                start = -1;
-            }
-        }
-        return words;
     }
 }
 

@@ -146,13 +146,21 @@ public static partial class InjectionRules
     public static bool IsSplitOverride(string normalized)
     {
         if (normalized.Length > MaxSplitScan) return false;
-        Span<char> joined = normalized.Length <= 1024 ? stackalloc char[normalized.Length] : new char[normalized.Length];
-        var n = 0;
-        foreach (var c in normalized)
+        var rented = normalized.Length <= 1024 ? null : System.Buffers.ArrayPool<char>.Shared.Rent(normalized.Length);
+        try
         {
-            if (c is not (' ' or '\n')) joined[n++] = c;
+            Span<char> joined = rented is null ? stackalloc char[normalized.Length] : rented;
+            var n = 0;
+            foreach (var c in normalized)
+            {
+                if (c is not (' ' or '\n')) joined[n++] = c;
+            }
+            return SplitOverride().IsMatch(joined[..n]);
         }
-        return SplitOverride().IsMatch(joined[..n]);
+        finally
+        {
+            if (rented is not null) System.Buffers.ArrayPool<char>.Shared.Return(rented);
+        }
     }
 
     /// <summary>Longest text that is despaced (the copy is bounded); a split phrase in a longer text goes unread.</summary>

@@ -1,0 +1,32 @@
+namespace Bulwark.Bench.Soak;
+
+/// <summary>
+/// When a soak's verdict window opens, unless <c>--warmup</c> fixes it: at the first sample taken
+/// after both
+/// <list type="number">
+/// <item>every KV block has been handed out at least once (<c>bulwark_kv_blocks_touched</c> equals
+/// <c>bulwark_kv_blocks</c>): KV pages are resident from their first write, so until then RSS grows
+/// with the cache, by design and by up to <c>--kv-cache-memory</c>; and</item>
+/// <item>a gen2 collection finished after the sample that first saw (1): the GC has then collected its
+/// whole heap once with the server at its working size, so the heap's top is set by the load and not
+/// by what start-up left behind.</item>
+/// </list>
+/// Null when that never happened within the soak (no verdict then).
+/// </summary>
+internal static class SoakWarmup
+{
+    public static double? End(IReadOnlyList<SoakSample> samples)
+    {
+        long? gen2WhenFull = null;
+        foreach (var (seconds, r, _) in samples)
+        {
+            if (seconds <= 0) continue; // the idle reading before the load
+            if (gen2WhenFull is null)
+            {
+                if (r.KvBlocks > 0 && r.KvBlocksTouched >= r.KvBlocks) gen2WhenFull = r.Gen2;
+            }
+            else if (r.Gen2 > gen2WhenFull) return seconds;
+        }
+        return null;
+    }
+}
