@@ -111,7 +111,26 @@ public sealed unsafe class WeightMatrix : IDisposable
             else if (Data == null)
                 PackedMatMul.Apply(_packed!, px, py, tokens, InstructionSet.Scalar, WorkerPool.Shared); // only the packed copy is left
             else
-                Kernels.Cpu.MatMul.Apply(Type, Data, RowBytes, Rows, Columns, px, py, tokens, isa, WorkerPool.Shared);
+                Kernels.Cpu.MatMul.Apply(Type, Data, RowBytes, Rows, Columns, px, py, tokens, isa, WorkerPool.Shared, HalvesAreFinite);
+        }
+    }
+
+    /// <summary>0 not checked yet, 1 every half finite, 2 an infinity or NaN somewhere (F16 only).</summary>
+    private int _halvesFinite;
+
+    /// <summary>
+    /// F16 weights with no infinity or NaN may run through the fast conversion (<see cref="F16ScaledRow"/>).
+    /// Checked on the first multiply, not at load, so a matrix never used is never read; a race
+    /// between two first calls only checks twice.
+    /// </summary>
+    internal bool HalvesAreFinite
+    {
+        get
+        {
+            if (Type != GgmlType.F16) return false;
+            if (_halvesFinite == 0)
+                _halvesFinite = HalfKernels.AllFinite((ushort*)Data, (long)Rows * Columns, WorkerPool.Shared) ? 1 : 2;
+            return _halvesFinite == 1;
         }
     }
 
