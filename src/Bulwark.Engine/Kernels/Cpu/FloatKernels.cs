@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using Bulwark.Engine.Formats;
 
 namespace Bulwark.Engine.Kernels.Cpu;
@@ -22,9 +23,11 @@ internal unsafe struct F32Row : IFloatRow
 /// <summary>bfloat16 is the top half of a float32's bits.</summary>
 internal unsafe struct BF16Row : IFloatRow
 {
+    // Perf: one vpmovzxwd where the ISA has it (the portable widen is two and an insert).
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> Load8(byte* row, int i)
     {
+        if (Avx2.IsSupported) return Vector256.ShiftLeft(Avx2.ConvertToVector256Int32((ushort*)row + i), 16).AsSingle();
         var (lo, hi) = Vector128.Widen(Vector128.Load((ushort*)row + i));
         return Vector256.ShiftLeft(Vector256.Create(lo, hi), 16).AsSingle();
     }
@@ -32,6 +35,7 @@ internal unsafe struct BF16Row : IFloatRow
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> Load16(byte* row, int i)
     {
+        if (Avx512F.IsSupported) return Vector512.ShiftLeft(Avx512F.ConvertToVector512UInt32(Vector256.Load((ushort*)row + i)), 16).AsSingle();
         var (lo, hi) = Vector256.Widen(Vector256.Load((ushort*)row + i));
         return Vector512.ShiftLeft(Vector512.Create(lo, hi), 16).AsSingle();
     }
