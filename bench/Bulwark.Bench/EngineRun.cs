@@ -17,7 +17,8 @@ namespace Bulwark.Bench;
 /// <summary>What one engine did in one child process.</summary>
 internal sealed record EngineResult(
     string Engine, double PrefillTokensPerSecond, double DecodeTokensPerSecond,
-    Dictionary<int, double> BatchedTokensPerSecond, double PeakRssMiB);
+    Dictionary<int, double> BatchedTokensPerSecond, double PeakRssMiB,
+    double EngineShortDecodeTokensPerSecond = 0, double SessionDecodeTokensPerSecond = 0);
 
 /// <summary>
 /// One measurement in a fresh process (so peak RSS belongs to one engine): load the file, warm up,
@@ -41,10 +42,11 @@ internal static class EngineRun
         var prefill = a.Int("prefill", 512, 1, 8192);
         var decode = a.Int("decode", 128, 1, 8192);
         var batches = a.List("batch", "").Select(int.Parse).ToArray();
+        var session = a.Int("session", 0, 0, 8192);
         var tokens = Tokens(prefill + decode, a.Int("vocab", 32000, 1, 1 << 24));
         var result = engine switch
         {
-            "ours" => Ours(file, threads, tokens, prefill, decode, batches),
+            "ours" => Ours(file, threads, tokens, prefill, decode, batches, session),
             "llama" => Llama(file, threads, tokens, prefill, decode, batches),
             _ => throw new ArgumentException($"--engine must be ours or llama; got \"{engine}\""),
         };
@@ -59,7 +61,7 @@ internal static class EngineRun
         return Enumerable.Range(0, count).Select(_ => random.Next(3, vocab)).ToArray();
     }
 
-    private static EngineResult Ours(string file, int threads, int[] tokens, int prefill, int decode, int[] batches)
+    private static EngineResult Ours(string file, int threads, int[] tokens, int prefill, int decode, int[] batches, int session)
     {
         WorkerPool.ConfigureShared(threads);
         using var model = GgufModelLoader.Load(file);
@@ -73,7 +75,34 @@ internal static class EngineRun
         }
         var batched = new Dictionary<int, double>();
         foreach (var sequences in batches) batched[sequences] = OursBatched(model, sequences, tokens);
-        return new EngineResult("ours", prefill / prefillSeconds, decode / decodeSeconds, batched, PeakMemory.MiB());
+        double engineShort = 0, sessionShort = 0;
+        if (session > 0) (engineShort, sessionShort) = EngineAgainstSession(model, tokens[..ShortPrompt], session);
+        return new EngineResult("ours", prefill / prefillSeconds, decode / decodeSeconds, batched, PeakMemory.MiB(), engineShort, sessionShort);
+    }
+
+    /// <summary>Prompt of the engine-against-session decode comparison.</summary>
+    private const int ShortPrompt = 16;
+
+    /// <summary>
+    /// Greedy decode of one sequence after a short prompt, tokens per second, through the serving engine
+    /// (scheduler, paged executor, sampler, event stream) and through <see cref="LlamaSession"/> (the
+    /// single-sequence forward pass and an argmax, nothing else): what the serving path costs per step.
+    /// </summary>
+    private static (double Engine, double Session) EngineAgainstSession(LlamaModel model, int[] prompt, int decode)
+    {
+        double engineRate;
+        using (var executor = new PagedLlamaExecutor(model))
+        using (var engine = new LlmEngine(executor, SingleSequence(prompt.Length, decode)))
+        {
+            OursSingle(engine, prompt, 2); // warm-up
+            engineRate = decode / OursSingle(engine, prompt, decode).Decode;
+        }
+        using var session = new Bulwark.Engine.Model.Reference.LlamaSession(model, prompt.Length + decode + 1);
+        var next = 0;
+        for (var i = 0; i < prompt.Length; i++) next = Sampler.ArgMax(session.Forward(prompt[i], i));
+        var clock = Stopwatch.StartNew();
+        for (var i = 0; i < decode; i++) next = Sampler.ArgMax(session.Forward(next, prompt.Length + i));
+        return (engineRate, decode / clock.Elapsed.TotalSeconds);
     }
 
     /// <summary>

@@ -50,6 +50,7 @@ internal static class ModelBench
         var prefill = a.Int("prefill", 512, 1, 2048);
         var decode = a.Int("decode", 128, 1, 1024);
         var batch = a.String("batch", "8,32");
+        var session = a.Int("session", 0, 0, 1024);
         var dir = a.String("dir", Path.Combine(Path.GetTempPath(), "bulwark-bench"));
         foreach (var m in models) if (!Shapes.ContainsKey(m)) throw new ArgumentException($"--models: unknown model \"{m}\" (known: {string.Join(", ", Shapes.Keys)})");
         foreach (var d in dtypes)
@@ -70,7 +71,7 @@ internal static class ModelBench
                 var order = rep % 2 == 0 ? new[] { "ours", "llama" } : ["llama", "ours"];
                 foreach (var engine in order)
                 {
-                    var r = Child(engine, file, threads, prefill, decode, batch, vocab);
+                    var r = Child(engine, file, threads, prefill, decode, batch, vocab, engine == "ours" ? session : 0);
                     (engine == "ours" ? ours : llama).Add(r);
                     Console.Error.WriteLine($"  {model} {dtype} rep {rep + 1} {r.Engine}: prefill {r.PrefillTokensPerSecond:F1} tok/s, decode {r.DecodeTokensPerSecond:F1} tok/s, " +
                         string.Join(", ", r.BatchedTokensPerSecond.Select(kv => $"x{kv.Key} {kv.Value:F1} tok/s")) + $" peak RSS {r.PeakRssMiB:F0} MiB");
@@ -81,6 +82,12 @@ internal static class ModelBench
             foreach (var s in llama[0].BatchedTokensPerSecond.Keys)
                 rows.Add(new(model, dtype, $"decode x{s} seqs (tok/s)", Median(ours, r => r.BatchedTokensPerSecond.GetValueOrDefault(s, double.NaN)), Median(llama, r => r.BatchedTokensPerSecond[s])));
             rows.Add(new(model, dtype, "peak RSS (MiB)", Median(ours, r => r.PeakRssMiB), Median(llama, r => r.PeakRssMiB)));
+            if (session > 0)
+            {
+                // Ours only: the serving engine at one sequence against the bare single-sequence session.
+                rows.Add(new(model, dtype, $"decode {session} engine x1 (tok/s)", Median(ours, r => r.EngineShortDecodeTokensPerSecond), double.NaN));
+                rows.Add(new(model, dtype, $"decode {session} session (tok/s)", Median(ours, r => r.SessionDecodeTokensPerSecond), double.NaN));
+            }
         }
 
         if (a.Flag("json"))
@@ -89,8 +96,8 @@ internal static class ModelBench
             {
                 model = r.Model, dtype = r.DType, metric = r.Metric,
                 ours = double.IsNaN(r.Ours) ? (double?)null : r.Ours,
-                llama_cpp = r.Llama,
-                ratio = double.IsNaN(r.Ours) ? (double?)null : r.Ours / r.Llama,
+                llama_cpp = double.IsNaN(r.Llama) ? (double?)null : r.Llama,
+                ratio = double.IsNaN(r.Ours) || double.IsNaN(r.Llama) ? (double?)null : r.Ours / r.Llama,
             }), new JsonSerializerOptions { WriteIndented = true }));
         }
         else
@@ -98,7 +105,7 @@ internal static class ModelBench
             Console.WriteLine($"threads {threads}, {reps} repetitions, medians; CPU kernels: {Bulwark.Engine.Kernels.Cpu.KernelIsa.Active}; batched runs: f16 KV cache on both sides");
             Console.WriteLine($"{"model",-6} {"dtype",-5} {"metric",-26} {"ours",10} {"llama.cpp",10} {"ours/llama",10}");
             foreach (var r in rows)
-                Console.WriteLine($"{r.Model,-6} {r.DType,-5} {r.Metric,-26} {Format(r.Ours),10} {Format(r.Llama),10} {(double.IsNaN(r.Ours) ? "n/a" : (r.Ours / r.Llama).ToString("F2", CultureInfo.InvariantCulture)),10}");
+                Console.WriteLine($"{r.Model,-6} {r.DType,-5} {r.Metric,-26} {Format(r.Ours),10} {Format(r.Llama),10} {(double.IsNaN(r.Ours) || double.IsNaN(r.Llama) ? "n/a" : (r.Ours / r.Llama).ToString("F2", CultureInfo.InvariantCulture)),10}");
         }
         return 0;
     }
@@ -141,7 +148,7 @@ internal static class ModelBench
         return path;
     }
 
-    private static EngineResult Child(string engine, string file, int threads, int prefill, int decode, string batch, int vocab)
+    private static EngineResult Child(string engine, string file, int threads, int prefill, int decode, string batch, int vocab, int session)
     {
         var start = new ProcessStartInfo(Environment.ProcessPath!)
         {
@@ -154,6 +161,11 @@ internal static class ModelBench
         foreach (var arg in new[] { EngineRun.ChildCommand, "--engine", engine, "--file", file, "--threads", threads.ToString(),
                      "--prefill", prefill.ToString(), "--decode", decode.ToString(), "--vocab", vocab.ToString() })
             start.ArgumentList.Add(arg);
+        if (session > 0)
+        {
+            start.ArgumentList.Add("--session");
+            start.ArgumentList.Add(session.ToString());
+        }
         if (batch.Length > 0)
         {
             start.ArgumentList.Add("--batch");

@@ -92,6 +92,60 @@ public unsafe class MatMulTests : IDisposable
         }
     }
 
+    /// <summary>Q/K/V and gate/up in one dispatch over one preparation of the input: each output as a call of its own.</summary>
+    [Theory]
+    [InlineData(GgmlType.F16, true)]
+    [InlineData(GgmlType.F16, false)]
+    [InlineData(GgmlType.BF16, false)]
+    [InlineData(GgmlType.F32, false)]
+    [InlineData(GgmlType.Q8_0, false)]
+    [InlineData(GgmlType.Q4_K, false)]
+    public void SharedInputMatMulsEqualSeparateCallsBitForBit(GgmlType type, bool finiteHalves)
+    {
+        var columns = GgmlTypes.BlockSize(type) == 256 ? 512 : 96;
+        foreach (var isa in Enum.GetValues<InstructionSet>().Where(KernelIsa.IsSupported))
+        foreach (var tokens in new[] { 1, 5, 9 })
+        foreach (var third in new[] { true, false })
+        {
+            using var a = new RandomMatrix(type, 37, columns, seed: 1);
+            using var b = new RandomMatrix(type, 8, columns, seed: 2);
+            using var c = new RandomMatrix(type, 13, columns, seed: 3);
+            var x = RandomMatrix.Activations(tokens, columns, seed: tokens);
+            var ya = new float[tokens * a.Rows];
+            var yb = new float[tokens * b.Rows];
+            var yc = new float[tokens * c.Rows];
+            fixed (float* px = x)
+            fixed (float* pa = ya)
+            fixed (float* pb = yb)
+            fixed (float* pc = yc)
+                MatMul.ApplyShared(px, columns, tokens, isa, _pool,
+                    new MatMul.Operand(type, a.Data, a.RowBytes, a.Rows, pa, finiteHalves),
+                    new MatMul.Operand(type, b.Data, b.RowBytes, b.Rows, pb, finiteHalves),
+                    third ? new MatMul.Operand(type, c.Data, c.RowBytes, c.Rows, pc, finiteHalves) : null);
+            foreach (var (w, y) in third ? new[] { (a, ya), (b, yb), (c, yc) } : [(a, ya), (b, yb)])
+            {
+                var alone = new float[tokens * w.Rows];
+                fixed (float* px = x)
+                fixed (float* py = alone)
+                    MatMul.Apply(type, w.Data, w.RowBytes, w.Rows, columns, px, py, tokens, isa, _pool, finiteHalves);
+                for (var i = 0; i < alone.Length; i++)
+                    Assert.True(BitConverter.SingleToInt32Bits(alone[i]) == BitConverter.SingleToInt32Bits(y[i]),
+                        $"{type} {isa} {tokens} tokens, {w.Rows}-row matrix: element {i} alone {alone[i]} shared {y[i]}");
+            }
+            if (!third) Assert.All(yc, v => Assert.Equal(0f, v)); // no third matrix: nothing written there
+        }
+    }
+
+    [Fact]
+    public void MatricesOfDifferentTypesOrHalfChecksAreNotShared()
+    {
+        var f16 = new MatMul.Operand(GgmlType.F16, null, 64, 1, null, finiteHalves: true);
+        Assert.False(MatMul.CanShare(f16, new MatMul.Operand(GgmlType.F16, null, 64, 1, null, finiteHalves: false)));
+        Assert.False(MatMul.CanShare(f16, new MatMul.Operand(GgmlType.BF16, null, 64, 1, null, finiteHalves: true)));
+        Assert.Throws<ArgumentException>(() => MatMul.ApplyShared(null, 32, 1, InstructionSet.Scalar, _pool, f16,
+            new MatMul.Operand(GgmlType.Q8_0, null, 34, 1, null), null));
+    }
+
     [Fact]
     public void OnlyF16AndBF16RowsAreWidened()
     {

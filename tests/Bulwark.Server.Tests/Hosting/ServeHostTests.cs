@@ -265,7 +265,7 @@ public sealed class ServeHostTests
     }
 
     [Theory]
-    [InlineData("eagle", 4, 3, 1, "Bulwark:Serve:Speculative:Method must be none or ngram; got 'eagle'.")]
+    [InlineData("eagle", 4, 3, 1, "Bulwark:Serve:Speculative:Method must be none, ngram or draft_model; got 'eagle'.")]
     [InlineData("ngram", 0, 3, 1, "Bulwark:Serve:Speculative:NumSpeculativeTokens must be between 1 and 16; got 0.")]
     [InlineData("ngram", 17, 3, 1, "Bulwark:Serve:Speculative:NumSpeculativeTokens must be between 1 and 16; got 17.")]
     [InlineData("ngram", 16, 9, 1, "Bulwark:Serve:Speculative:PromptLookupMax must be between 1 and 8; got 9.")]

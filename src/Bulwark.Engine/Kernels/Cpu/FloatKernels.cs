@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using Bulwark.Engine.Formats;
 
 namespace Bulwark.Engine.Kernels.Cpu;
@@ -22,9 +23,11 @@ internal unsafe struct F32Row : IFloatRow
 /// <summary>bfloat16 is the top half of a float32's bits.</summary>
 internal unsafe struct BF16Row : IFloatRow
 {
+    // Perf: one vpmovzxwd where the ISA has it (the portable widen is two and an insert).
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> Load8(byte* row, int i)
     {
+        if (Avx2.IsSupported) return Vector256.ShiftLeft(Avx2.ConvertToVector256Int32((ushort*)row + i), 16).AsSingle();
         var (lo, hi) = Vector128.Widen(Vector128.Load((ushort*)row + i));
         return Vector256.ShiftLeft(Vector256.Create(lo, hi), 16).AsSingle();
     }
@@ -32,6 +35,7 @@ internal unsafe struct BF16Row : IFloatRow
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> Load16(byte* row, int i)
     {
+        if (Avx512F.IsSupported) return Vector512.ShiftLeft(Avx512F.ConvertToVector512UInt32(Vector256.Load((ushort*)row + i)), 16).AsSingle();
         var (lo, hi) = Vector256.Widen(Vector256.Load((ushort*)row + i));
         return Vector512.ShiftLeft(Vector512.Create(lo, hi), 16).AsSingle();
     }
@@ -110,6 +114,18 @@ internal static unsafe class FloatKernels
         }
     }
 
+    /// <summary>
+    /// F16 rows against activations already multiplied by 2^112 (<see cref="HalfKernels.TryScale"/>) on a
+    /// SIMD path: the same bits as <see cref="Tile"/> of F16 over the unscaled activations, faster, for
+    /// rows with no infinite or NaN half (<see cref="F16ScaledRow"/>).
+    /// </summary>
+    public static void TileScaledHalf(InstructionSet isa, byte* w, long rowBytes, int columns, int r0, int r1,
+        float* scaledX, int t0, int t1, float* y, int yStride)
+    {
+        if (isa == InstructionSet.Scalar) throw new ArgumentOutOfRangeException(nameof(isa), isa, "the scaled half kernel has SIMD paths only; its twin is Tile(F16)");
+        Tile<F16ScaledRow>(isa == InstructionSet.Avx512, w, rowBytes, columns, r0, r1, scaledX, t0, t1, y, yStride);
+    }
+
     /// <summary>An F16 or BF16 row as float32, with the same conversion the kernels apply as they load it.</summary>
     public static void Widen(GgmlType type, byte* row, int columns, float* destination)
     {
@@ -147,6 +163,20 @@ internal static unsafe class FloatKernels
                 for (; t < t1; t++)
                 for (var i = 0; i < 4; i++)
                     y[(long)t * yStride + r + i] = Dot1x512<TR>(row + i * rowBytes, columns, x + (long)t * columns);
+            }
+        }
+        if (t1 - t0 < 4)
+        {
+            // Decode: 4 rows per pass share each activation load and keep 4 weight streams in flight;
+            // per row the same FMA sequence as Dot1x512/Dot1x256, so the same bits.
+            for (; r + 4 <= r1; r += 4)
+            {
+                var row = w + r * rowBytes;
+                for (var t = t0; t < t1; t++)
+                {
+                    if (wide) Dot4Rows512<TR>(row, rowBytes, columns, x + (long)t * columns, y + (long)t * yStride + r);
+                    else Dot4Rows256<TR>(row, rowBytes, columns, x + (long)t * columns, y + (long)t * yStride + r);
+                }
             }
         }
         for (; r < r1; r++)
@@ -195,6 +225,85 @@ internal static unsafe class FloatKernels
         for (; i + 16 <= columns; i += 16)
             a0 = Vector512.FusedMultiplyAdd(TR.Load16(row, i), Vector512.Load(x + i), a0);
         var sum = Vector512.Sum(a0 + a1);
+        for (; i < columns; i++) sum += TR.Load1(row, i) * x[i];
+        return sum;
+    }
+
+    /// <summary>Rows r..r+3 (<paramref name="rowBytes"/> apart) × one token into y[0..3]: four <see cref="Dot1x512{TR}"/> at once.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Dot4Rows512<TR>(byte* w0, long rowBytes, int columns, float* x, float* y) where TR : IFloatRow
+    {
+        byte* w1 = w0 + rowBytes, w2 = w1 + rowBytes, w3 = w2 + rowBytes;
+        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        Vector512<float> b0 = default, b1 = default, b2 = default, b3 = default;
+        var i = 0;
+        for (; i + 32 <= columns; i += 32)
+        {
+            var u = Vector512.Load(x + i);
+            var v = Vector512.Load(x + i + 16);
+            a0 = Vector512.FusedMultiplyAdd(TR.Load16(w0, i), u, a0);
+            a1 = Vector512.FusedMultiplyAdd(TR.Load16(w1, i), u, a1);
+            a2 = Vector512.FusedMultiplyAdd(TR.Load16(w2, i), u, a2);
+            a3 = Vector512.FusedMultiplyAdd(TR.Load16(w3, i), u, a3);
+            b0 = Vector512.FusedMultiplyAdd(TR.Load16(w0, i + 16), v, b0);
+            b1 = Vector512.FusedMultiplyAdd(TR.Load16(w1, i + 16), v, b1);
+            b2 = Vector512.FusedMultiplyAdd(TR.Load16(w2, i + 16), v, b2);
+            b3 = Vector512.FusedMultiplyAdd(TR.Load16(w3, i + 16), v, b3);
+        }
+        if (i + 16 <= columns)
+        {
+            var u = Vector512.Load(x + i);
+            a0 = Vector512.FusedMultiplyAdd(TR.Load16(w0, i), u, a0);
+            a1 = Vector512.FusedMultiplyAdd(TR.Load16(w1, i), u, a1);
+            a2 = Vector512.FusedMultiplyAdd(TR.Load16(w2, i), u, a2);
+            a3 = Vector512.FusedMultiplyAdd(TR.Load16(w3, i), u, a3);
+            i += 16;
+        }
+        y[0] = Tail1<TR>(w0, columns, i, x, Vector512.Sum(a0 + b0));
+        y[1] = Tail1<TR>(w1, columns, i, x, Vector512.Sum(a1 + b1));
+        y[2] = Tail1<TR>(w2, columns, i, x, Vector512.Sum(a2 + b2));
+        y[3] = Tail1<TR>(w3, columns, i, x, Vector512.Sum(a3 + b3));
+    }
+
+    /// <summary>Rows r..r+3 × one token on 256 bits: four <see cref="Dot1x256{TR}"/> at once.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Dot4Rows256<TR>(byte* w0, long rowBytes, int columns, float* x, float* y) where TR : IFloatRow
+    {
+        byte* w1 = w0 + rowBytes, w2 = w1 + rowBytes, w3 = w2 + rowBytes;
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        Vector256<float> b0 = default, b1 = default, b2 = default, b3 = default;
+        var i = 0;
+        for (; i + 16 <= columns; i += 16)
+        {
+            var u = Vector256.Load(x + i);
+            var v = Vector256.Load(x + i + 8);
+            a0 = Vector256.FusedMultiplyAdd(TR.Load8(w0, i), u, a0);
+            a1 = Vector256.FusedMultiplyAdd(TR.Load8(w1, i), u, a1);
+            a2 = Vector256.FusedMultiplyAdd(TR.Load8(w2, i), u, a2);
+            a3 = Vector256.FusedMultiplyAdd(TR.Load8(w3, i), u, a3);
+            b0 = Vector256.FusedMultiplyAdd(TR.Load8(w0, i + 8), v, b0);
+            b1 = Vector256.FusedMultiplyAdd(TR.Load8(w1, i + 8), v, b1);
+            b2 = Vector256.FusedMultiplyAdd(TR.Load8(w2, i + 8), v, b2);
+            b3 = Vector256.FusedMultiplyAdd(TR.Load8(w3, i + 8), v, b3);
+        }
+        if (i + 8 <= columns)
+        {
+            var u = Vector256.Load(x + i);
+            a0 = Vector256.FusedMultiplyAdd(TR.Load8(w0, i), u, a0);
+            a1 = Vector256.FusedMultiplyAdd(TR.Load8(w1, i), u, a1);
+            a2 = Vector256.FusedMultiplyAdd(TR.Load8(w2, i), u, a2);
+            a3 = Vector256.FusedMultiplyAdd(TR.Load8(w3, i), u, a3);
+            i += 8;
+        }
+        y[0] = Tail1<TR>(w0, columns, i, x, Vector256.Sum(a0 + b0));
+        y[1] = Tail1<TR>(w1, columns, i, x, Vector256.Sum(a1 + b1));
+        y[2] = Tail1<TR>(w2, columns, i, x, Vector256.Sum(a2 + b2));
+        y[3] = Tail1<TR>(w3, columns, i, x, Vector256.Sum(a3 + b3));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Tail1<TR>(byte* row, int columns, int i, float* x, float sum) where TR : IFloatRow
+    {
         for (; i < columns; i++) sum += TR.Load1(row, i) * x[i];
         return sum;
     }

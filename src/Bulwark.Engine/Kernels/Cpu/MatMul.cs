@@ -27,22 +27,93 @@ public static unsafe class MatMul
         return "not supported";
     }
 
+    /// <param name="finiteHalves">
+    /// F16 weights known to hold no infinity or NaN (<see cref="HalfKernels.AllFinite(ushort*, long, WorkerPool)"/>):
+    /// they may run through <see cref="F16ScaledRow"/>, which gives the same bits for 3 operations per
+    /// 16 weights instead of 13.
+    /// </param>
     public static void Apply(GgmlType type, byte* weights, long rowBytes, int rows, int columns,
-        float* x, float* y, int tokens, InstructionSet isa, WorkerPool pool)
+        float* x, float* y, int tokens, InstructionSet isa, WorkerPool pool, bool finiteHalves = false)
+    {
+        CheckIsa(isa);
+        if (tokens <= 0 || rows <= 0) return;
+        var job = Prepare(new Operand(type, weights, rowBytes, rows, y, finiteHalves), columns, x, tokens, isa, pool);
+        pool.Run(&RowChunkItem, &job, job.Items);
+    }
+
+    /// <summary>One weight matrix of <see cref="ApplyShared"/> and where its output goes.</summary>
+    public readonly struct Operand(GgmlType type, byte* weights, long rowBytes, int rows, float* y, bool finiteHalves = false)
+    {
+        public GgmlType Type { get; } = type;
+        public byte* Weights { get; } = weights;
+        public long RowBytes { get; } = rowBytes;
+        public int Rows { get; } = rows;
+        public float* Y { get; } = y;
+        public bool FiniteHalves { get; } = finiteHalves;
+    }
+
+    /// <summary>Whether two matrices can share one preparation of the input: same type and the same half check.</summary>
+    public static bool CanShare(in Operand a, in Operand b) => a.Type == b.Type && a.FiniteHalves == b.FiniteHalves;
+
+    /// <summary>
+    /// Two or three matrices of <paramref name="columns"/> columns over the same input (Q/K/V, gate/up):
+    /// the input is prepared once (quantized, or scaled for F16) and one dispatch of the worker pool covers
+    /// every matrix's row chunks, instead of one each. Each matrix's rows get exactly the arithmetic of
+    /// <see cref="Apply"/>, so the results equal separate calls bit for bit. <paramref name="c"/> may be null.
+    /// </summary>
+    public static void ApplyShared(float* x, int columns, int tokens, InstructionSet isa, WorkerPool pool, in Operand a, in Operand b, Operand? c)
+    {
+        CheckIsa(isa);
+        if (!CanShare(a, b) || (c is { } oc && !CanShare(a, oc)))
+            throw new ArgumentException("shared matrices must have the same type and half check");
+        if (tokens <= 0) return;
+        var ja = Prepare(a, columns, x, tokens, isa, pool);
+        var jb = Part(ja, b, pool);
+        var jc = c is { } third ? Part(ja, third, pool) : default;
+        var shared = new SharedItems { Work = &RowChunkItem, A = &ja, B = &jb, C = &jc, ItemsA = ja.Items, ItemsB = jb.Items };
+        pool.Run(&SharedItems.Item, &shared, ja.Items + jb.Items + jc.Items);
+    }
+
+    private static void CheckIsa(InstructionSet isa)
     {
         if (!KernelIsa.IsSupported(isa))
             throw new ArgumentOutOfRangeException(nameof(isa), isa, $"this CPU supports up to {KernelIsa.Detected}");
-        if (tokens <= 0 || rows <= 0) return;
+    }
+
+    /// <summary>Another matrix's job over <paramref name="prepared"/>'s input (its activations already quantized or scaled).</summary>
+    private static Job Part(Job prepared, in Operand w, WorkerPool pool)
+    {
+        var job = prepared;
+        job.Weights = w.Weights;
+        job.RowBytes = w.RowBytes;
+        job.Rows = w.Rows;
+        job.Y = w.Y;
+        Chunk(ref job, pool);
+        return job;
+    }
+
+    /// <summary>Enough chunks to balance the threads, few enough that each covers a useful run of rows.</summary>
+    private static void Chunk(ref Job job, WorkerPool pool)
+    {
+        job.ChunkRows = Math.Max(4, job.Rows / (pool.ThreadCount * 8));
+        job.Items = job.Rows <= 0 ? 0 : (job.Rows + job.ChunkRows - 1) / job.ChunkRows;
+    }
+
+    /// <summary>The job of one matrix with its input prepared: quantized to 8-bit blocks, scaled for F16, or as it is.</summary>
+    private static Job Prepare(in Operand w, int columns, float* x, int tokens, InstructionSet isa, WorkerPool pool)
+    {
+        var type = w.Type;
+        var finiteHalves = w.FiniteHalves;
         var job = new Job
         {
             Type = type,
             Isa = isa,
-            Weights = weights,
-            RowBytes = rowBytes,
-            Rows = rows,
+            Weights = w.Weights,
+            RowBytes = w.RowBytes,
+            Rows = w.Rows,
             Columns = columns,
             X = x,
-            Y = y,
+            Y = w.Y,
             Tokens = tokens,
         };
         if (QuantizedKernels.Handles(type))
@@ -57,14 +128,25 @@ public static unsafe class MatMul
             if (tokens >= 8) pool.Run(&QuantizeKItem, &job, tokens);
             else job.KActivations.Quantize(x, 0, tokens, isa);
         }
+        else if (type == GgmlType.F16 && finiteHalves && isa != InstructionSet.Scalar && tokens < WidenFrom)
+        {
+            // Decode and small batches, where the conversion is paid per token: scaled once here on the
+            // caller's thread, read by every worker. From WidenFrom tokens rows are widened exactly once per
+            // call instead (a cost shared by all tokens), so the F32 kernel never multiplies the subnormal
+            // floats that subnormal halves become here, which some CPUs slow down with microcode assists.
+            var scaled = HalfKernels.ScaledScratch((long)tokens * columns);
+            if (HalfKernels.TryScale(x, (long)tokens * columns, scaled))
+            {
+                job.X = scaled;
+                job.ScaledHalves = true;
+            }
+        }
         else if (!FloatKernels.Handles(type))
         {
             throw new NotSupportedException($"no matmul kernel for weight type {type}");
         }
-        // Enough chunks to balance the threads, few enough that each covers a useful run of rows.
-        var chunk = Math.Max(4, rows / (pool.ThreadCount * 8));
-        job.ChunkRows = chunk;
-        pool.Run(&RowChunkItem, &job, (rows + chunk - 1) / chunk);
+        Chunk(ref job, pool);
+        return job;
     }
 
     private struct Job
@@ -73,8 +155,11 @@ public static unsafe class MatMul
         public InstructionSet Isa;
         public byte* Weights;
         public long RowBytes;
-        public int Rows, Columns, Tokens, ChunkRows;
+        public int Rows, Columns, Tokens, ChunkRows, Items;
         public float* X, Y;
+
+        /// <summary>F16 weights through <see cref="F16ScaledRow"/>; <see cref="X"/> is then the activations times 2^112.</summary>
+        public bool ScaledHalves;
         public Q8Rows Activations;
         public Q8KRows KActivations;
     }
@@ -111,6 +196,8 @@ public static unsafe class MatMul
                 KQuantKernels.Tile(job->Type, job->Isa, job->Weights, job->RowBytes, r0, r1, job->KActivations, t0, t1, job->Y, job->Rows);
             else if (job->Activations.Quants != null)
                 QuantizedKernels.Tile(job->Type, job->Isa, job->Weights, job->RowBytes, r0, r1, job->Activations, t0, t1, job->Y, job->Rows);
+            else if (job->ScaledHalves)
+                FloatKernels.TileScaledHalf(job->Isa, job->Weights, job->RowBytes, job->Columns, r0, r1, job->X, t0, t1, job->Y, job->Rows);
             else
                 FloatKernels.Tile(job->Type, job->Isa, job->Weights, job->RowBytes, job->Columns, r0, r1, job->X, t0, t1, job->Y, job->Rows);
         }

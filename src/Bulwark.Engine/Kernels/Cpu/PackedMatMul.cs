@@ -47,8 +47,8 @@ public static unsafe partial class PackedMatMul
         var jc = c is null ? default : Part(c, yc, tokens, isa, pool);
         Quantize(&ja, x, tokens, pool);
         jb.Activations = jc.Activations = ja.Activations;
-        var shared = new SharedJob { A = &ja, B = &jb, C = &jc, ItemsA = ja.Items, ItemsB = jb.Items };
-        pool.Run(&SharedChunk, &shared, ja.Items + jb.Items + (c is null ? 0 : jc.Items));
+        var shared = new SharedItems { Work = &GroupChunk, A = &ja, B = &jb, C = &jc, ItemsA = ja.Items, ItemsB = jb.Items };
+        pool.Run(&SharedItems.Item, &shared, ja.Items + jb.Items + (c is null ? 0 : jc.Items));
     }
 
     /// <summary>Whether two packed matrices can run from one quantization of the same input.</summary>
@@ -83,25 +83,6 @@ public static unsafe partial class PackedMatMul
         job->X = x;
         if (tokens >= 8) pool.Run(&QuantizeItem, job, tokens);
         else job->Activations.Quantize(x, 0, tokens, job->QuantizeIsa, job->Offset);
-    }
-
-    private struct SharedJob
-    {
-        public Job* A, B, C;
-        public int ItemsA, ItemsB;
-    }
-
-    private static void SharedChunk(void* context, int item)
-    {
-        var shared = (SharedJob*)context;
-        if (item < shared->ItemsA)
-        {
-            GroupChunk(shared->A, item);
-            return;
-        }
-        item -= shared->ItemsA;
-        if (item < shared->ItemsB) GroupChunk(shared->B, item);
-        else GroupChunk(shared->C, item - shared->ItemsB);
     }
 
     private struct Job

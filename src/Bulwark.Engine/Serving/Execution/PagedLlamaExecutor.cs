@@ -405,7 +405,13 @@ public sealed unsafe class PagedLlamaExecutor : IModelExecutor, IDisposable
             Kernels.Cpu.WorkerPool.Shared.Run(&PlannedItem, &job, _planItems);
             return;
         }
-        Kernels.Cpu.WorkerPool.Shared.Run(&AttendItem, &job, batch.TokenCount);
+        // Perf: one item per token and KV head, so a decode step's single token spreads its heads over
+        // every thread instead of running them all on one while the others wait.
+        // Soft-capped attention (Gemma 2) runs whole tokens.
+        if (job.SoftCap > 0)
+            Kernels.Cpu.WorkerPool.Shared.Run(&AttendItem, &job, batch.TokenCount);
+        else
+            Kernels.Cpu.WorkerPool.Shared.Run(&AttendHeadsItem, &job, batch.TokenCount * c.KeyValueHeadCount);
     }
 
     /// <summary>
@@ -419,8 +425,15 @@ public sealed unsafe class PagedLlamaExecutor : IModelExecutor, IDisposable
         var c = _config;
         var sequences = batch.SequenceCount;
         var items = 0;
+        var anyTiled = false;
         for (var s = 0; s < sequences; s++)
-            items += Tiled(batch, positions, s) ? TiledAttention.Items(batch.TokenCountOf(s), c.HeadCount, c.KeyValueHeadCount) : batch.TokenCountOf(s);
+        {
+            var tiled = Tiled(batch, positions, s);
+            anyTiled |= tiled;
+            items += tiled ? TiledAttention.Items(batch.TokenCountOf(s), c.HeadCount, c.KeyValueHeadCount) : batch.TokenCountOf(s);
+        }
+        if (!anyTiled)
+            return 0; // only single tokens (decoding): attended head group by head group, see Attend
         Grow(ref _plan, ref _planCapacity, 2 * items + 2 * sequences);
         var itemSequence = _plan;
         var itemLocal = _plan + items;
@@ -494,9 +507,18 @@ public sealed unsafe class PagedLlamaExecutor : IModelExecutor, IDisposable
     private static int ScratchLength(AttendJob* job) =>
         job->SoftCap > 0 ? job->MaxContext : job->Half ? PagedAttention.HalfScratchLength(job->BlockSize, job->HeadDim) : job->BlockSize;
 
-    private static void AttendItem(void* context, int t)
+    private static void AttendItem(void* context, int t) => AttendHeads((AttendJob*)context, t, 0, ((AttendJob*)context)->KvHeadCount);
+
+    /// <summary>Item = token × KV head: that KV head's group of query heads for that token (the same arithmetic per head as all at once).</summary>
+    private static void AttendHeadsItem(void* context, int item)
     {
         var job = (AttendJob*)context;
+        AttendHeads(job, item / job->KvHeadCount, item % job->KvHeadCount, 1);
+    }
+
+    /// <summary>Token t's query heads of KV heads [kvHead, kvHead + kvHeads): the query, output and cache planes offset to that group.</summary>
+    private static void AttendHeads(AttendJob* job, int t, int kvHead, int kvHeads)
+    {
         var scores = Kernels.Cpu.Attention.ScoreScratch(ScratchLength(job));
         var sequence = job->TokenSequence[t];
         var table = new ReadOnlySpan<int>(job->Tables + job->TableStart[sequence], job->TableLength[sequence]);
@@ -505,18 +527,22 @@ public sealed unsafe class PagedLlamaExecutor : IModelExecutor, IDisposable
         var first = job->Window > 0 ? Math.Max(0, position - job->Window + 1) : 0;
         if (job->SoftCap > 0)
         {
+            // Soft-capped attention (Gemma 2) takes whole tokens: Attend dispatches it by AttendItem (every KV head).
+            System.Diagnostics.Debug.Assert(kvHead == 0 && kvHeads == job->KvHeadCount);
             var planes = new TiledAttention.KvPlanes((float*)job->Keys, (float*)job->Values, job->Tables + job->TableStart[sequence], job->BlockSize, job->BlockStride);
             SoftCappedAttention.Attend(job->Query + (long)t * job->QueryLength, planes, first, position, job->HeadCount, job->KvHeadCount, job->HeadDim,
                 job->Scale, job->SoftCap, job->Output + (long)t * job->QueryLength, scores);
+            return;
         }
-        else if (job->Half)
-            PagedAttention.AttendHalf((Half*)job->Keys, (Half*)job->Values, job->BlockSize, job->BlockStride, job->KvLength, table,
-                job->Query + (long)t * job->QueryLength, position + 1, job->HeadCount, job->KvHeadCount, job->HeadDim,
-                job->Output + (long)t * job->QueryLength, scores, first);
+        var group = job->HeadCount / job->KvHeadCount;
+        var headOffset = (long)t * job->QueryLength + kvHead * group * job->HeadDim;
+        var kvOffset = kvHead * job->HeadDim;
+        if (job->Half)
+            PagedAttention.AttendHalf((Half*)job->Keys + kvOffset, (Half*)job->Values + kvOffset, job->BlockSize, job->BlockStride, job->KvLength, table,
+                job->Query + headOffset, position + 1, kvHeads * group, kvHeads, job->HeadDim, job->Output + headOffset, scores, first);
         else
-            PagedAttention.Attend((float*)job->Keys, (float*)job->Values, job->BlockSize, job->BlockStride, job->KvLength, table,
-                job->Query + (long)t * job->QueryLength, position + 1, job->HeadCount, job->KvHeadCount, job->HeadDim,
-                job->Output + (long)t * job->QueryLength, scores, first);
+            PagedAttention.Attend((float*)job->Keys + kvOffset, (float*)job->Values + kvOffset, job->BlockSize, job->BlockStride, job->KvLength, table,
+                job->Query + headOffset, position + 1, kvHeads * group, kvHeads, job->HeadDim, job->Output + headOffset, scores, first);
     }
 
     public void Dispose()
