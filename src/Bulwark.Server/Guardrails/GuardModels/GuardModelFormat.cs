@@ -10,11 +10,12 @@ namespace Bulwark.Server.Guardrails.GuardModels;
 /// </summary>
 public abstract class GuardModelFormat
 {
-    /// <summary>The formats by their configuration name: <c>llama-guard-3</c>, <c>qwen3guard</c>.</summary>
+    /// <summary>The formats by their configuration name: <c>llama-guard-3</c>, <c>qwen3guard</c>, <c>shieldgemma</c>.</summary>
     public static IReadOnlyDictionary<string, GuardModelFormat> ByName { get; } = new Dictionary<string, GuardModelFormat>(StringComparer.OrdinalIgnoreCase)
     {
         [LlamaGuard3Format.Instance.Name] = LlamaGuard3Format.Instance,
         [Qwen3GuardFormat.Instance.Name] = Qwen3GuardFormat.Instance,
+        [ShieldGemmaFormat.Instance.Name] = ShieldGemmaFormat.Instance,
     };
 
     /// <summary>The format named <paramref name="name"/>; the error lists the names there are.</summary>

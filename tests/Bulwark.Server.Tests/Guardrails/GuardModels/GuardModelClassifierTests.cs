@@ -26,7 +26,7 @@ public sealed class GuardModelClassifierTests
         return EmbeddedModelLoader.Load(path, "guard", null, new EngineOptions { KvCacheBlocks = 600 });
     }
 
-    public static TheoryData<string, string> Shapes => new() { { "llama", "llama-guard-3" }, { "qwen3", "qwen3guard" } };
+    public static TheoryData<string, string> Shapes => new() { { "llama", "llama-guard-3" }, { "qwen3", "qwen3guard" }, { "gemma2", "shieldgemma" } };
 
     [Theory]
     [MemberData(nameof(Shapes))]
@@ -140,9 +140,9 @@ public sealed class GuardEvalCommandTests
         Assert.Equal(0, text);
         Assert.Contains("guard model qwen3guard.gguf (qwen3guard), policy block: n=3", textOutput);
         Assert.Contains("latency per check: p50 ", textOutput);
-        var (bad, _, badError) = GuardCommandTests.Run("eval", "--data", data, "--guard-model", model, "--guard-format", "shieldgemma");
+        var (bad, _, badError) = GuardCommandTests.Run("eval", "--data", data, "--guard-model", model, "--guard-format", "granite-guardian");
         Assert.Equal(1, bad);
-        Assert.Contains("--guard-format must be one of llama-guard-3, qwen3guard; got 'shieldgemma'", badError);
+        Assert.Contains("--guard-format must be one of llama-guard-3, qwen3guard, shieldgemma; got 'granite-guardian'", badError);
         var (missing, _, missingError) = GuardCommandTests.Run("eval", "--data", data, "--guard-model", Path.Combine(dir, "nope.gguf"));
         Assert.Equal(1, missing);
         Assert.Contains("nope.gguf", missingError);
