@@ -38,7 +38,7 @@ public sealed class GuardModelJudgeTests
     {
         Assert.IsType<RefusalDetector>(SafetyJudges.Create(null));
         Assert.Contains("no such file or folder", Assert.Throws<RegistryException>(() => SafetyJudges.Create("/nonexistent/guard.gguf")).Message);
-        var error = Assert.Throws<RegistryException>(() => SafetyJudges.Create("/nonexistent/guard.gguf", "shieldgemma"));
+        var error = Assert.Throws<RegistryException>(() => SafetyJudges.Create("/nonexistent/guard.gguf", "granite-guardian"));
         Assert.Contains("--guard-format", error.Message);
     }
 }
