@@ -59,8 +59,9 @@ public sealed class LeaseRenewalTests
     [Fact]
     public async Task TheRenewerKeepsARunningRequestsSlotPastItsLifetimeAndADeadReplicasSlotExpires()
     {
-        // Real time: a 3 s lifetime is renewed every second.
-        var lifetime = TimeSpan.FromSeconds(3);
+        // Real time: a 6 s lifetime is renewed every 2 s, so the renewal survives a 4 s stall of a machine busy
+        // with the rest of the suite (with 3 s it had 2 s, and a loaded 2-core CI run once missed it).
+        var lifetime = TimeSpan.FromSeconds(6);
         var (store, redis, prefix) = await StoreAsync(lifetime);
         var open = new OpenLeases();
         using var renewer = new QuotaLeaseRenewer(store, open, TimeProvider.System, NullLogger<QuotaLeaseRenewer>.Instance);
