@@ -22,6 +22,10 @@ internal static class EngineHarness
         Assert.True(condition(), "the engine did not become idle");
     }
 
+    /// <summary>A prompt of ids below <paramref name="alphabet"/>; short alphabets make n-grams recur (so prompt lookup drafts).</summary>
+    public static int[] RandomPrompt(Random random, int length, int alphabet) =>
+        Enumerable.Range(0, length).Select(_ => random.Next(alphabet)).ToArray();
+
     public static int[] Ids(IEnumerable<TokenEvent> events, int choice = 0) =>
         events.Where(e => e.Index == choice).Select(e => e.TokenId).ToArray();
 

@@ -20,9 +20,6 @@ public class DraftModelSpeculationTests
 
     private static SpeculativeConfig ByDraftModel(int k) => new() { Method = SpeculativeMethod.DraftModel, NumSpeculativeTokens = k };
 
-    private static int[] RandomPrompt(Random random, int length, int alphabet) =>
-        Enumerable.Range(0, length).Select(_ => random.Next(alphabet)).ToArray();
-
     [Theory]
     [InlineData(1, 64, 512, 8, 64)]  // roomy caches
     [InlineData(2, 24, 10, 3, 64)]   // small step budget: drafts cut to what is left

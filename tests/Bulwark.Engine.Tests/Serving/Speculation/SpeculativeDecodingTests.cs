@@ -21,10 +21,6 @@ public class SpeculativeDecodingTests
     private static SpeculativeConfig Ngram(int k, int max = 3, int min = 1) =>
         new() { NumSpeculativeTokens = k, PromptLookupMax = max, PromptLookupMin = min };
 
-    /// <summary>Short alphabets make n-grams recur, so drafts are proposed nearly every step.</summary>
-    private static int[] RandomPrompt(Random random, int length, int alphabet) =>
-        Enumerable.Range(0, length).Select(_ => random.Next(alphabet)).ToArray();
-
     [Theory]
     [InlineData(1, 64, 512, 8)]   // roomy cache
     [InlineData(2, 24, 10, 3)]    // small budget: drafts cut to what is left
