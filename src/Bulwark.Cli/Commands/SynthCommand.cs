@@ -34,19 +34,18 @@ internal static class SynthCommand
         var pooling = new Option<string>("--pooling") { Description = "Make an embedding model: none (a generator), mean, cls or last (GGUF pooling_type; 1_Pooling/config.json for safetensors).", DefaultValueFactory = _ => "none" };
         pooling.AcceptOnlyFromAmong("none", "mean", "cls", "last");
         var ropeTheta = new Option<float>("--rope-theta") { Description = "RoPE base frequency (Llama 3 uses 500000).", DefaultValueFactory = _ => defaults.RopeTheta };
-        var ropeScaling = new Option<string>("--rope-scaling") { Description = "RoPE scaling: none, linear, llama3 (Llama 3.1's; GGUF gets llama.cpp's rope_freqs.weight) or longrope (Phi-3's, --arch phi3; GGUF gets rope_factors_short/long).", DefaultValueFactory = _ => "none" };
+        var ropeScaling = new Option<string>("--rope-scaling") { Description = "RoPE scaling: none, linear (gemma3: its global layers only), llama3 (Llama 3.1's; GGUF gets llama.cpp's rope_freqs.weight) or longrope (Phi-3's, --arch phi3; GGUF gets rope_factors_short/long).", DefaultValueFactory = _ => "none" };
         ropeScaling.AcceptOnlyFromAmong("none", "linear", "llama3", "longrope");
         var ropeFactor = new Option<float>("--rope-factor") { Description = "Scaling factor of --rope-scaling linear or llama3; longrope: the largest long factor.", DefaultValueFactory = _ => 8f };
         var ropeOriginalCtx = new Option<int?>("--rope-original-ctx") { Description = "llama3 or longrope scaling's original_max_position_embeddings (default: --ctx / 4, so the scaling changes frequencies the context uses; longrope uses its long factors above it)." };
         var window = new Option<int?>("--sliding-window") { Description = "gemma2/gemma3: the windowed layers' window (default 8, so short prompts cross it)." };
         var attnCap = new Option<float?>("--attn-softcap") { Description = "gemma2: attention score soft cap (default 50)." };
         var finalCap = new Option<float?>("--final-softcap") { Description = "gemma2: output logit soft cap (default 30)." };
-        var ropeLinearFactor = new Option<float>("--rope-linear-factor") { Description = "Linear RoPE scaling factor (gemma3: global layers only); 0 for none.", DefaultValueFactory = _ => 0 };
         var output = new Option<string>("--out") { Description = "Output .gguf file, or folder for safetensors.", Required = true };
         var command = new Command("synth", "Write a deterministic synthetic model (random weights, real BPE vocabulary) for tests and benchmarks.")
         {
             arch, layers, dim, heads, kvHeads, ff, vocab, ctx, dtype, format, seed, tied, chat, pooling, ropeTheta, ropeScaling, ropeFactor, ropeOriginalCtx,
-            window, attnCap, finalCap, ropeLinearFactor, output,
+            window, attnCap, finalCap, output,
         };
         command.SetAction(r =>
         {
@@ -79,7 +78,6 @@ internal static class SynthCommand
                 SlidingWindow = r.GetValue(window),
                 AttentionSoftCap = r.GetValue(attnCap),
                 FinalSoftCap = r.GetValue(finalCap),
-                RopeLinearFactor = r.GetValue(ropeLinearFactor),
             };
             var path = r.GetValue(output)!;
             var asGguf = r.GetValue(format) == "gguf";

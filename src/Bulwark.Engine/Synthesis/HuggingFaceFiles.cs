@@ -69,15 +69,7 @@ internal static class HuggingFaceFiles
         w.WriteNumber("max_position_embeddings", spec.Context);
         w.WriteNumber("rms_norm_eps", spec.RmsNormEpsilon);
         w.WriteNumber("rope_theta", spec.RopeTheta);
-        if (spec.RopeLinearFactor > 0)
-        {
-            w.WriteStartObject("rope_scaling");
-            w.WriteString("rope_type", "linear");
-            w.WriteNumber("factor", spec.RopeLinearFactor);
-            w.WriteEndObject();
-        }
-        else
-            SyntheticRope.WriteHuggingFaceScaling(w, spec);
+        SyntheticRope.WriteHuggingFaceScaling(w, spec);
         w.WriteBoolean("tie_word_embeddings", !spec.HasOutputHead);
         if (spec.IsGemma) Gemma(w, spec);
         else w.WriteString("hidden_act", "silu");

@@ -91,8 +91,6 @@ public static class SyntheticModel
         SyntheticRope.AddToGguf(spec, writer);
         // llama.cpp writes the key only for embedding models, as a uint32.
         if (spec.Pooling != Model.Config.PoolingType.None) writer.Add($"{arch}.pooling_type", (uint)spec.Pooling);
-        if (spec.RopeLinearFactor > 0)
-            writer.Add($"{arch}.rope.scaling.type", "linear").Add($"{arch}.rope.scaling.factor", spec.RopeLinearFactor);
         if (spec.IsGemma)
         {
             // As llama.cpp's converter writes them for Gemma.

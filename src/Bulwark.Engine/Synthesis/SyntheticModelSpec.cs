@@ -29,7 +29,7 @@ public sealed record SyntheticModelSpec
     public float RopeTheta { get; init; } = 10000f;
     public float RmsNormEpsilon { get; init; } = 1e-5f;
     /// <summary>
-    /// RoPE scaling: linear, Llama 3's (GGUF: the <c>rope_freqs.weight</c> factors llama.cpp's converter writes;
+    /// RoPE scaling: linear (Gemma 3 scales its global layers only), Llama 3's (GGUF: the <c>rope_freqs.weight</c> factors llama.cpp's converter writes;
     /// Hugging Face: config.json's <c>rope_scaling</c>) or, for phi3, LongRoPE (<see cref="SyntheticRope.LongRope"/>;
     /// its attention factor is derived from the context as transformers derives it).
     /// </summary>
@@ -43,9 +43,6 @@ public sealed record SyntheticModelSpec
     /// <summary>Gemma 2's attention-score and logit soft caps (null: its defaults 50 and 30).</summary>
     public float? AttentionSoftCap { get; init; }
     public float? FinalSoftCap { get; init; }
-
-    /// <summary>Linear RoPE scaling factor (GGUF <c>rope.scaling</c>, config.json <c>rope_scaling</c>); 0: none. Gemma 3 scales its global layers only.</summary>
-    public float RopeLinearFactor { get; init; }
 
     public bool IsGemma => Architecture is "gemma2" or "gemma3";
 
@@ -95,8 +92,6 @@ public sealed record SyntheticModelSpec
             throw new ArgumentException($"soft caps are for gemma2; got them for {Architecture}");
         foreach (var cap in new[] { AttentionSoftCap, FinalSoftCap })
             if (cap is { } c && !(c > 0 && c <= 1e6f)) throw new ArgumentException($"a soft cap must be above 0 and at most 1e6; got {c}");
-        if (!(RopeLinearFactor == 0 || (RopeLinearFactor >= 1 && RopeLinearFactor <= 1e6f)))
-            throw new ArgumentException($"rope linear factor must be 0 (none) or between 1 and 1e6; got {RopeLinearFactor}");
     }
 
     private void ValidateRopeScaling()

@@ -111,16 +111,34 @@ public class HfConfigTests
     }
 
     [Fact]
-    public void MistralsSlidingWindowAppliesToEveryLayerAndQwensCapsTheContext()
+    public void MistralsSlidingWindowAppliesToEveryLayer()
     {
         var mistral = With(With(With(Llama(), "model_type", "mistral"), "architectures", new JsonArray("MistralForCausalLM")), "sliding_window", 512);
         var windowed = Parse(mistral);
         Assert.Equal((ModelArchitecture.Mistral, 1024, 512, true), (windowed.Architecture, windowed.ContextLength, windowed.SlidingWindow, windowed.EveryLayerWindowed));
         Assert.Equal((1024, 0), (Parse(With(mistral, "sliding_window", null)).ContextLength, Parse(With(mistral, "sliding_window", null)).SlidingWindow));
         Assert.Contains("sliding_window", Assert.Throws<ModelFormatException>(() => Parse(With(mistral, "sliding_window", 0))).Message);
+    }
+
+    [Fact]
+    public void QwensSlidingWindowAppliesFromMaxWindowLayersOn()
+    {
         var qwen2 = With(With(With(Llama(), "model_type", "qwen2"), "architectures", new JsonArray("Qwen2ForCausalLM")), "sliding_window", 256);
-        Assert.Equal(1024, Parse(With(qwen2, "use_sliding_window", false)).ContextLength);
-        Assert.Equal(256, Parse(With(qwen2, "use_sliding_window", true)).ContextLength);
+        var off = Parse(With(qwen2, "use_sliding_window", false));
+        Assert.Equal((1024, 0, 0), (off.ContextLength, off.WindowOf(0), off.WindowOf(1)));
+        var on = With(qwen2, "use_sliding_window", true);
+        // transformers' default max_window_layers (28) is past these 2 layers: no layer windowed, the context kept.
+        var byDefault = Parse(on);
+        Assert.Equal((1024, 0, 0, 0), (byDefault.ContextLength, byDefault.SlidingWindow, byDefault.WindowOf(0), byDefault.WindowOf(1)));
+        foreach (var (first, windows) in new[] { (0, new[] { 256, 256 }), (1, new[] { 0, 256 }), (2, new[] { 0, 0 }), (3, new[] { 0, 0 }) })
+        {
+            var c = Parse(With(on, "max_window_layers", first));
+            Assert.Equal(windows, Enumerable.Range(0, 2).Select(c.WindowOf));
+            Assert.Equal((1024, first == 0), (c.ContextLength, c.EveryLayerWindowed));
+        }
+        Assert.Contains("max_window_layers", Assert.Throws<ModelFormatException>(() => Parse(With(on, "max_window_layers", -1))).Message);
+        var qwen3 = Parse(With(With(With(on, "model_type", "qwen3"), "architectures", new JsonArray("Qwen3ForCausalLM")), "max_window_layers", 1));
+        Assert.Equal([0, 256], Enumerable.Range(0, 2).Select(qwen3.WindowOf));
     }
 
     private static JsonObject SmolLm3(int layers) => With(With(With(Llama(), "model_type", "smollm3"), "architectures", new JsonArray("SmolLM3ForCausalLM")), "num_hidden_layers", layers);

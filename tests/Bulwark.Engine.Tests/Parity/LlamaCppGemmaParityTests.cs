@@ -1,5 +1,6 @@
 using Bulwark.Engine.Formats;
 using Bulwark.Engine.Formats.Gguf;
+using Bulwark.Engine.Model.Config;
 using Bulwark.Engine.Model.Loading;
 using Bulwark.Engine.Model.Reference;
 using Bulwark.Engine.Synthesis;
@@ -35,7 +36,7 @@ public class LlamaCppGemmaParityTests(ITestOutputHelper output)
         AttentionSoftCap = arch == "gemma2" ? 2f : null,
         FinalSoftCap = arch == "gemma2" ? 5f : null,
         RopeTheta = arch == "gemma3" ? 1_000_000f : 10000f,
-        RopeLinearFactor = arch == "gemma3" ? 8f : 0f,
+        RopeScaling = arch == "gemma3" ? new RopeScaling(RopeScalingKind.Linear, 8f) : RopeScaling.None,
         RmsNormEpsilon = 1e-6f,
         Seed = arch == "gemma2" ? 2200u : 2300u,
     };

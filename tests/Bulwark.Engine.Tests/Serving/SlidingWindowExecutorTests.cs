@@ -22,8 +22,8 @@ public class SlidingWindowExecutorTests
         Enumerable.Range(0, length).Select(_ => random.Next(vocab)).ToArray();
 
     /// <summary>The same weights with a window: the model object only pairs config and weights, and the caller disposes the original.</summary>
-    private static LlamaModel Windowed(LlamaModel model, int pattern) =>
-        new(model.Config with { SlidingWindow = Window, SlidingWindowPattern = pattern }, model.Weights);
+    private static LlamaModel Windowed(LlamaModel model, int pattern, int firstWindowedLayer = 0) =>
+        new(model.Config with { SlidingWindow = Window, SlidingWindowPattern = pattern, FirstWindowedLayer = firstWindowedLayer }, model.Weights);
 
     private static float[][] SessionLogits(LlamaModel model, int[] prompt)
     {
@@ -32,29 +32,31 @@ public class SlidingWindowExecutorTests
     }
 
     [Theory]
-    [InlineData(1)]
-    [InlineData(2)]
-    public void TheWindowChangesNothingWithinItAndSomethingBeyondIt(int pattern)
+    [InlineData(1, 0)]
+    [InlineData(2, 0)]
+    [InlineData(1, 2)] // Qwen's max_window_layers: layers 0 and 1 global, layer 2 windowed
+    public void TheWindowChangesNothingWithinItAndSomethingBeyondIt(int pattern, int firstWindowedLayer)
     {
         using var model = SyntheticGguf.Load(new SyntheticModelSpec { Layers = 3, Seed = 41 });
         var prompt = RandomPrompt(new Random(1), 3 * Window, model.Config.VocabularySize);
         var full = SessionLogits(model, prompt);
-        var windowed = SessionLogits(Windowed(model, pattern), prompt);
+        var windowed = SessionLogits(Windowed(model, pattern, firstWindowedLayer), prompt);
         for (var p = 0; p < Window; p++) Assert.Equal(full[p], windowed[p]);
         for (var p = Window; p < prompt.Length; p++)
             Assert.True(full[p].Zip(windowed[p]).Max(x => MathF.Abs(x.First - x.Second)) > 1e-3f, $"position {p}: the window made no difference");
     }
 
     [Theory]
-    [InlineData(1, 1, 4)]
-    [InlineData(1, 5, 4)]
-    [InlineData(2, 5, 4)]
-    [InlineData(1, 512, 8)]
-    [InlineData(2, 3, 3)]
-    public void BatchedEqualsTheSessionAcrossTheWindow(int pattern, int chunk, int blockSize)
+    [InlineData(1, 1, 4, 0)]
+    [InlineData(1, 5, 4, 0)]
+    [InlineData(2, 5, 4, 0)]
+    [InlineData(1, 512, 8, 0)]
+    [InlineData(2, 3, 3, 0)]
+    [InlineData(1, 5, 4, 1)]
+    public void BatchedEqualsTheSessionAcrossTheWindow(int pattern, int chunk, int blockSize, int firstWindowedLayer)
     {
         using var model = SyntheticGguf.Load(new SyntheticModelSpec { Layers = 3, Heads = 8, KvHeads = 2, Seed = 42 });
-        var windowed = Windowed(model, pattern);
+        var windowed = Windowed(model, pattern, firstWindowedLayer);
         var random = new Random(chunk);
         using var executor = new PagedLlamaExecutor(windowed);
         var driver = new StepDriver(executor, blocks: 64, blockSize, prefixCaching: false,
@@ -134,6 +136,9 @@ public class SlidingWindowExecutorTests
     [Fact]
     public void InterleavedGlobalLayersKeepEveryBlock()
     {
+        using (var qwenLike = SyntheticGguf.Load(new SyntheticModelSpec { Layers = 2, Seed = 46 }))
+        using (var global0 = new PagedLlamaExecutor(Windowed(qwenLike, 1, firstWindowedLayer: 1)))
+            Assert.Equal(0, global0.KvWindow); // layer 0 global: nothing freed either
         using var model = SyntheticGguf.Load(new SyntheticModelSpec { Layers = 2, Seed = 46 });
         using var executor = new PagedLlamaExecutor(Windowed(model, 2));
         Assert.Equal(0, executor.KvWindow); // layer 1 sees the whole context, so no block is ever dead

@@ -75,12 +75,20 @@ public static class HfConfig
         var hidden = f.Int("hidden_size", 1, LlamaConfig.MaxDimension);
         var heads = f.Int("num_attention_heads", 1, 4096);
         var contextLength = f.Int("max_position_embeddings", 1, 1 << 24);
-        // Mistral's window applies to every layer and runs as sliding-window attention. Qwen's
-        // (use_sliding_window, from max_window_layers on) and Phi-3's (which llama.cpp ignores) equal full
-        // attention on sequences no longer than the window, so their context is capped there instead.
-        var slidingWindow = 0;
+        // Mistral's window applies to every layer and Qwen's (use_sliding_window) to layers from max_window_layers
+        // on, as transformers and vLLM run them: both as sliding-window attention. Phi-3's (which llama.cpp, the
+        // oracle, ignores) equals full attention on sequences no longer than the window, so its context is capped there.
+        var (slidingWindow, firstWindowedLayer) = (0, 0);
+        var layerCount = f.Int("num_hidden_layers", 1, 4096);
         if (architecture == ModelArchitecture.Mistral && f.Has("sliding_window"))
             slidingWindow = f.Int("sliding_window", 1, 1 << 24);
+        else if (architecture is ModelArchitecture.Qwen2 or ModelArchitecture.Qwen3 && f.Bool("use_sliding_window", false) && f.Has("sliding_window"))
+        {
+            // transformers' default max_window_layers is 28; a value at or past the layer count windows no layer.
+            firstWindowedLayer = f.Int("max_window_layers", 0, 1 << 24, 28);
+            if (firstWindowedLayer < layerCount) slidingWindow = f.Int("sliding_window", 1, 1 << 24);
+            else firstWindowedLayer = 0;
+        }
         else if ((architecture == ModelArchitecture.Phi3 || f.Bool("use_sliding_window", false)) && f.Has("sliding_window"))
             contextLength = Math.Min(contextLength, f.Int("sliding_window", 1, int.MaxValue));
         var kvHeads = f.Int("num_key_value_heads", 1, heads, heads);
@@ -94,7 +102,7 @@ public static class HfConfig
         {
             Architecture = architecture,
             EmbeddingLength = hidden,
-            LayerCount = f.Int("num_hidden_layers", 1, 4096),
+            LayerCount = layerCount,
             HeadCount = heads,
             KeyValueHeadCount = kvHeads,
             HeadDim = headDim,
@@ -112,6 +120,7 @@ public static class HfConfig
             HasQkNorm = architecture == ModelArchitecture.Qwen3,
             NoRopeLayerStep = architecture == ModelArchitecture.SmolLM3 ? HfConfigNoRope.Step(f) : 0,
             SlidingWindow = slidingWindow,
+            FirstWindowedLayer = firstWindowedLayer,
         };
         if (architecture is ModelArchitecture.Gemma2 or ModelArchitecture.Gemma3)
             config = HfGemma.Read(f, config);

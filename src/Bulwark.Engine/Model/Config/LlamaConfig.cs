@@ -49,12 +49,18 @@ public sealed record LlamaConfig
     /// </summary>
     public int SlidingWindowPattern { get; init; } = 1;
 
+    /// <summary>
+    /// Layers below this one are global whatever the pattern says: Qwen's <c>max_window_layers</c> (transformers windows
+    /// layer l when <c>use_sliding_window</c> and l ≥ max_window_layers). 0: the pattern alone decides.
+    /// </summary>
+    public int FirstWindowedLayer { get; init; }
+
     /// <summary>The window of layer <paramref name="layer"/>; 0 for a global layer.</summary>
     public int WindowOf(int layer) =>
-        SlidingWindow > 0 && (SlidingWindowPattern <= 1 || layer % SlidingWindowPattern < SlidingWindowPattern - 1) ? SlidingWindow : 0;
+        SlidingWindow > 0 && layer >= FirstWindowedLayer && (SlidingWindowPattern <= 1 || layer % SlidingWindowPattern < SlidingWindowPattern - 1) ? SlidingWindow : 0;
 
     /// <summary>Whether every layer is windowed, so KV of positions before the window is never read again.</summary>
-    public bool EveryLayerWindowed => SlidingWindow > 0 && SlidingWindowPattern <= 1;
+    public bool EveryLayerWindowed => SlidingWindow > 0 && SlidingWindowPattern <= 1 && FirstWindowedLayer == 0;
 
     /// <summary>Gemma's extras (<see cref="GemmaConfig"/>); null for every other architecture.</summary>
     public GemmaConfig? Gemma { get; init; }
@@ -91,6 +97,7 @@ public sealed record LlamaConfig
             throw new Formats.ModelFormatException(source, "rope_theta", $"must be a finite number above 1; got {RopeTheta}");
         Range("sliding_window", SlidingWindow, 0, 1 << 24);
         Range("sliding_window_pattern", SlidingWindowPattern, 1, 4096);
+        Range("max_window_layers", FirstWindowedLayer, 0, LayerCount);
         Gemma?.Validate(source);
     }
 }
