@@ -20,6 +20,7 @@ internal static unsafe class KernelBench
         var rows = a.Int("rows", 5632, 1, 1 << 20);
         var columns = a.Int("cols", 2048, 32, 1 << 20);
         var tokens = a.Int("tokens", 128, 1, 4096);
+        var only = a.String("isas", "").Split(',', StringSplitOptions.RemoveEmptyEntries).Select(i => Enum.Parse<InstructionSet>(i, ignoreCase: true)).ToHashSet();
         if (columns % 32 != 0) throw new ArgumentException($"--cols must be a multiple of 32; got {columns}");
         using var pool = new WorkerPool(threads);
         var x = (float*)NativeMemory.AlignedAlloc((nuint)((long)tokens * columns * 4), 64);
@@ -39,7 +40,7 @@ internal static unsafe class KernelBench
             // (F16ScaledRow) below MatMul.WidenFrom tokens; "exact-cvt" is the rebiasing conversion they
             // took before (GEMM columns equal: many tokens widen rows exactly once either way).
             var finite = type == GgmlType.F16 && HalfKernels.AllFinite((ushort*)w, (long)rows * columns, pool);
-            foreach (var isa in Enum.GetValues<InstructionSet>().Where(KernelIsa.IsSupported))
+            foreach (var isa in Enum.GetValues<InstructionSet>().Where(i => KernelIsa.IsSupported(i) && (only.Count == 0 || only.Contains(i))))
             {
                 if (isa == InstructionSet.Scalar && rows * (long)columns > 4_000_000) continue; // minutes, not seconds
                 var gemv = Time(() => MatMul.Apply(type, w, rowBytes, rows, columns, x, y, 1, isa, pool, finite), 0.5);
@@ -84,8 +85,21 @@ internal static unsafe class KernelBench
             return;
         }
         var blockBytes = GgmlTypes.BlockBytes(type);
-        for (long b = 0; b < bytes / blockBytes; b++) *(Half*)(w + b * blockBytes) = (Half)0.01f;
+        // Every f16 scale of the block small and finite (random bytes there would be NaN, infinite or subnormal
+        // now and then, which no real file holds and which some CPUs slow down on).
+        foreach (var offset in HalfOffsets(type))
+            for (long b = 0; b < bytes / blockBytes; b++) *(Half*)(w + b * blockBytes + offset) = (Half)0.01f;
     }
+
+    /// <summary>Where each block of <paramref name="type"/> keeps its f16 scales (d, and dmin or m where it has one).</summary>
+    private static int[] HalfOffsets(GgmlType type) => type switch
+    {
+        GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q4_1 or GgmlType.Q5_1 => [0, 2],
+        GgmlType.Q6_K => [208],
+        GgmlType.Q3_K => [108],
+        GgmlType.Q2_K => [80, 82],
+        _ => [0],
+    };
 
     private static bool _cpuTime;
 

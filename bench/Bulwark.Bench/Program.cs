@@ -19,7 +19,7 @@ static int Usage()
         usage: bench/run <benchmark> [options]
                (bench/run builds this project in Release when its sources changed; the same as
                dotnet run -c Release --project bench/Bulwark.Bench -- <benchmark> [options])
-          kernels [--threads N] [--rows R] [--cols C] [--tokens T] [--types q8_0,q4_0,f16,bf16,f32] [--cpu-time]
+          kernels [--threads N] [--rows R] [--cols C] [--tokens T] [--types q8_0,q4_0,f16,bf16,f32] [--isas avx2,avx512] [--cpu-time]
                   matmul throughput of every weight type on every instruction set this CPU has, and of
                   the repacked VNNI layout ("packed"); --cpu-time times by process CPU time (a busy machine)
           model   [--models tiny,small] [--dtypes f16,q8_0,q4_0] [--threads 2] [--reps 3]

@@ -190,6 +190,48 @@ public unsafe class KQuantTests : IDisposable
         }
     }
 
+    /// <summary>
+    /// The tile kernel straight (no row chunking by the matmul): tokens in tiles of 8, then 4, then one at a
+    /// time over 4 rows at once, then single rows; every count at, below and above those edges, and a tile
+    /// that starts past row and token 0, equal to the scalar twin bit for bit on every tier.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(KQuants))]
+    public void TileEdgesEqualTheScalarTwinBitForBit(GgmlType type)
+    {
+        const int blocks = 2, columns = blocks * 256, maxRows = 10, maxTokens = 18;
+        using var w = new RandomMatrix(type, maxRows, columns, seed: 11, negativeScales: true);
+        var x = RandomMatrix.Activations(maxTokens, columns, seed: 12);
+        var activations = Q8KActivations.ForThread(maxTokens, columns).Rows;
+        fixed (float* px = x) activations.Quantize(px, 0, maxTokens, InstructionSet.Scalar);
+        var isas = Enum.GetValues<InstructionSet>().Where(i => i != InstructionSet.Scalar && KernelIsa.IsSupported(i)).ToArray();
+        Assert.NotEmpty(isas);
+        foreach (var (r0, r1) in new[] { (0, 1), (0, 3), (0, 4), (0, 5), (0, 8), (1, 10), (2, 9) })
+        foreach (var (t0, t1) in new[] { (0, 1), (0, 3), (0, 4), (0, 5), (0, 7), (0, 8), (0, 9), (0, 12), (0, 13), (0, 16), (0, 17), (1, 18), (5, 17) })
+        {
+            var expected = Tile(type, InstructionSet.Scalar, w, activations, r0, r1, t0, t1);
+            foreach (var isa in isas)
+            {
+                var actual = Tile(type, isa, w, activations, r0, r1, t0, t1);
+                for (var i = 0; i < expected.Length; i++)
+                    Assert.True(BitConverter.SingleToInt32Bits(expected[i]) == BitConverter.SingleToInt32Bits(actual[i]),
+                        $"{type} {isa} rows [{r0}, {r1}) tokens [{t0}, {t1}): element {i} scalar {expected[i]} simd {actual[i]}");
+            }
+        }
+    }
+
+    /// <summary>One tile into a fresh output of maxRows × tokens, NaN outside the tile (so a write out of it shows).</summary>
+    private static float[] Tile(GgmlType type, InstructionSet isa, RandomMatrix w, Q8KRows x, int r0, int r1, int t0, int t1)
+    {
+        var y = new float[t1 * w.Rows];
+        Array.Fill(y, float.NaN);
+        fixed (float* py = y) KQuantKernels.Tile(type, isa, w.Data, w.RowBytes, r0, r1, x, t0, t1, py, w.Rows);
+        for (var t = t0; t < t1; t++)
+        for (var r = r0; r < r1; r++)
+            Assert.False(float.IsNaN(y[t * w.Rows + r]), $"{type} {isa}: row {r} token {t} not written");
+        return y;
+    }
+
     [Theory]
     [MemberData(nameof(NewTypes))]
     public void AWeightMatrixMultipliesAsItsDequantizedRows(GgmlType type)

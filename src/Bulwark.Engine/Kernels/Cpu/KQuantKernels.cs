@@ -49,6 +49,12 @@ internal unsafe interface IKQuantDot
 
     /// <summary>Σ mins[g]·sums[g] over 16 groups.</summary>
     static abstract int MinSum(short* mins, short* sums);
+
+    /// <summary>Lanes whose total is <see cref="MinSum"/>, <paramref name="mins"/> already loaded (one per token or row).</summary>
+    static abstract Vector256<int> MinProducts(Vector256<short> mins, short* sums);
+
+    /// <summary>The totals of four lane vectors, [Σa, Σb, Σc, Σd]: one reduction for four dot products instead of four.</summary>
+    static abstract Vector128<int> Sum4(Vector256<int> a, Vector256<int> b, Vector256<int> c, Vector256<int> d);
 }
 
 /// <summary>
@@ -70,6 +76,20 @@ internal unsafe struct Avx2KDot : IKQuantDot
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static int MinSum(short* mins, short* sums) =>
         Vector256.Sum(Avx2.MultiplyAddAdjacent(Vector256.Load(mins), Vector256.Load(sums)));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> MinProducts(Vector256<short> mins, short* sums) => Avx2.MultiplyAddAdjacent(mins, Vector256.Load(sums));
+
+    /// <summary>
+    /// Three <c>vphaddd</c>: within each 128-bit half, [a0+a1, a2+a3, b0+b1, b2+b3] and the same for c, d, then
+    /// [Σa, Σb, Σc, Σd] of that half; the halves added. Integer sums, so any order gives the same totals.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<int> Sum4(Vector256<int> a, Vector256<int> b, Vector256<int> c, Vector256<int> d)
+    {
+        var h = Avx2.HorizontalAdd(Avx2.HorizontalAdd(a, b), Avx2.HorizontalAdd(c, d));
+        return h.GetLower() + h.GetUpper();
+    }
 }
 
 /// <summary>Portable: widen to int16, multiply, widen to int32, scale. Any CPU .NET vectorizes.</summary>
@@ -105,6 +125,18 @@ internal unsafe struct PortableKDot : IKQuantDot
         var (sl, sh) = Vector256.Widen(Vector256.Load(sums));
         return Vector256.Sum(ml * sl + mh * sh);
     }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> MinProducts(Vector256<short> mins, short* sums)
+    {
+        var (ml, mh) = Vector256.Widen(mins);
+        var (sl, sh) = Vector256.Widen(Vector256.Load(sums));
+        return ml * sl + mh * sh;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<int> Sum4(Vector256<int> a, Vector256<int> b, Vector256<int> c, Vector256<int> d) =>
+        Vector128.Create(Vector256.Sum(a), Vector256.Sum(b), Vector256.Sum(c), Vector256.Sum(d));
 }
 
 /// <summary>
@@ -191,16 +223,150 @@ internal static unsafe class KQuantKernels
         }
     }
 
+    /// <summary>
+    /// Tiles of 8 (then 4) tokens one row at a time, each super-block unpacked once for all of them; the
+    /// last tokens (fewer than 4) one at a time over 4 rows at once. Either way the per-block reductions
+    /// and float steps are done four dot products at a time (<see cref="IKQuantDot.Sum4"/>).
+    /// </summary>
     private static void Tile256<TB, TD>(byte* w, long rowBytes, int r0, int r1, Q8KRows x, int t0, int t1, float* y, int yStride)
         where TB : IKQuantBlock where TD : IKQuantDot
     {
+        var tiled = t0 + (t1 - t0) / 4 * 4;
         for (var r = r0; r < r1; r++)
         {
             var row = w + r * rowBytes;
             var t = t0;
-            for (; t + 4 <= t1; t += 4) Dot4<TB, TD>(row, x, t, y + (long)t * yStride + r, yStride);
-            for (; t < t1; t++) y[(long)t * yStride + r] = Dot1<TB, TD>(row, x, t);
+            for (; t + 8 <= tiled; t += 8) RowTokens<TB, TD, Eight>(row, x, t, y + (long)t * yStride + r, yStride);
+            if (t < tiled) RowTokens<TB, TD, Four>(row, x, t, y + (long)t * yStride + r, yStride);
         }
+        for (var t = tiled; t < t1; t++)
+        {
+            var r = r0;
+            for (; r + 4 <= r1; r += 4) RowsToken<TB, TD>(w + r * rowBytes, rowBytes, x, t, y + (long)t * yStride + r);
+            for (; r < r1; r++) y[(long)t * yStride + r] = Dot1<TB, TD>(w + r * rowBytes, x, t);
+        }
+    }
+
+    private interface ITokens
+    {
+        static abstract int Count { get; }
+    }
+
+    private struct Four : ITokens { public static int Count => 4; }
+    private struct Eight : ITokens { public static int Count => 8; }
+
+    /// <summary><see cref="Combine"/> for four (row, token) pairs at once, lane by lane the same float operations in the same order.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<float> Combine4(Vector128<float> d, Vector128<float> dmin, Vector128<float> xd, Vector128<int> sumi, Vector128<int> summ) =>
+        d * xd * Vector128.ConvertToSingle(sumi) - dmin * xd * Vector128.ConvertToSingle(summ);
+
+    /// <summary>Four tokens' activation scales for block <paramref name="index"/> (token-major, <paramref name="blocks"/> apart).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<float> TokenScales(float* scales, long index, int blocks) =>
+        Vector128.Create(scales[index], scales[index + blocks], scales[index + 2 * blocks], scales[index + 3 * blocks]);
+
+    /// <summary>
+    /// One weight row against <typeparamref name="TN"/> (4 or 8) tokens: each chunk of quants and its scales
+    /// are unpacked once for all of them; the per-token integer sums and minimum sums are reduced four at a time.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void RowTokens<TB, TD, TN>(byte* row, Q8KRows x, int t, float* y, int yStride)
+        where TB : IKQuantBlock where TD : IKQuantDot where TN : struct, ITokens
+    {
+        var scales = stackalloc short[16];
+        var mins = stackalloc short[16];
+        var blocks = x.Blocks;
+        var eight = TN.Count == 8;
+        long tq = (long)blocks * Q8KActivations.Block;
+        long ts = (long)blocks * Q8KActivations.Groups;
+        Vector128<float> f0 = default, f1 = default;
+        for (var b = 0; b < blocks; b++)
+        {
+            var block = row + b * TB.Bytes;
+            TB.Scales(block, scales, mins, out var d, out var dmin);
+            var index = (long)t * blocks + b;
+            var q0 = x.Quants + index * Q8KActivations.Block;
+            Vector256<int> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
+            for (var c = 0; c < 8; c++)
+            {
+                var wq = TB.Chunk(block, c);
+                var sc = TB.ChunkScales(scales, c);
+                var q = q0 + c * 32;
+                a0 += ChunkDot<TB, TD>(wq, Vector256.Load(q), sc);
+                a1 += ChunkDot<TB, TD>(wq, Vector256.Load(q + tq), sc);
+                a2 += ChunkDot<TB, TD>(wq, Vector256.Load(q + 2 * tq), sc);
+                a3 += ChunkDot<TB, TD>(wq, Vector256.Load(q + 3 * tq), sc);
+                if (eight)
+                {
+                    a4 += ChunkDot<TB, TD>(wq, Vector256.Load(q + 4 * tq), sc);
+                    a5 += ChunkDot<TB, TD>(wq, Vector256.Load(q + 5 * tq), sc);
+                    a6 += ChunkDot<TB, TD>(wq, Vector256.Load(q + 6 * tq), sc);
+                    a7 += ChunkDot<TB, TD>(wq, Vector256.Load(q + 7 * tq), sc);
+                }
+            }
+            var m = Vector256.Load(mins);
+            var s = x.Sums + index * Q8KActivations.Groups;
+            var vd = Vector128.Create(d);
+            var vm = Vector128.Create(dmin);
+            f0 += Combine4(vd, vm, TokenScales(x.Scales, index, blocks), TD.Sum4(a0, a1, a2, a3),
+                TD.Sum4(TD.MinProducts(m, s), TD.MinProducts(m, s + ts), TD.MinProducts(m, s + 2 * ts), TD.MinProducts(m, s + 3 * ts)));
+            if (eight)
+                f1 += Combine4(vd, vm, TokenScales(x.Scales, index + 4 * blocks, blocks), TD.Sum4(a4, a5, a6, a7),
+                    TD.Sum4(TD.MinProducts(m, s + 4 * ts), TD.MinProducts(m, s + 5 * ts), TD.MinProducts(m, s + 6 * ts), TD.MinProducts(m, s + 7 * ts)));
+        }
+        y[0] = f0.GetElement(0);
+        y[yStride] = f0.GetElement(1);
+        y[2L * yStride] = f0.GetElement(2);
+        y[3L * yStride] = f0.GetElement(3);
+        if (!eight) return;
+        y[4L * yStride] = f1.GetElement(0);
+        y[5L * yStride] = f1.GetElement(1);
+        y[6L * yStride] = f1.GetElement(2);
+        y[7L * yStride] = f1.GetElement(3);
+    }
+
+    /// <summary>
+    /// Four weight rows (<paramref name="rowBytes"/> apart) against one token (decode): four independent
+    /// accumulation chains, and the rows' reductions and float steps done together; y[0..3] are the rows' outputs.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void RowsToken<TB, TD>(byte* w, long rowBytes, Q8KRows x, int t, float* y)
+        where TB : IKQuantBlock where TD : IKQuantDot
+    {
+        var scales = stackalloc short[16];
+        var mins = stackalloc short[16];
+        var blocks = x.Blocks;
+        var f = Vector128<float>.Zero;
+        for (var b = 0; b < blocks; b++)
+        {
+            var index = (long)t * blocks + b;
+            var xq = x.Quants + index * Q8KActivations.Block;
+            var s = x.Sums + index * Q8KActivations.Groups;
+            var block = w + b * TB.Bytes;
+            var a0 = RowBlock<TB, TD>(block, xq, s, scales, mins, out var d0, out var dm0, out var m0);
+            var a1 = RowBlock<TB, TD>(block + rowBytes, xq, s, scales, mins, out var d1, out var dm1, out var m1);
+            var a2 = RowBlock<TB, TD>(block + 2 * rowBytes, xq, s, scales, mins, out var d2, out var dm2, out var m2);
+            var a3 = RowBlock<TB, TD>(block + 3 * rowBytes, xq, s, scales, mins, out var d3, out var dm3, out var m3);
+            var xd = Vector128.Create(x.Scales[index]);
+            f += Combine4(Vector128.Create(d0, d1, d2, d3), Vector128.Create(dm0, dm1, dm2, dm3), xd, TD.Sum4(a0, a1, a2, a3), TD.Sum4(m0, m1, m2, m3));
+        }
+        f.Store(y);
+    }
+
+    /// <summary>One row's super-block against one token's: the lanes of Σ scale·(q·x), and of Σ min·(Σx per 16) in <paramref name="minProducts"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> RowBlock<TB, TD>(byte* block, sbyte* xq, short* sums, short* scales, short* mins,
+        out float d, out float dmin, out Vector256<int> minProducts) where TB : IKQuantBlock where TD : IKQuantDot
+    {
+        TB.Scales(block, scales, mins, out d, out dmin);
+        Vector256<int> even = default, odd = default;
+        for (var c = 0; c < 8; c += 2)
+        {
+            even += ChunkDot<TB, TD>(TB.Chunk(block, c), Vector256.Load(xq + c * 32), TB.ChunkScales(scales, c));
+            odd += ChunkDot<TB, TD>(TB.Chunk(block, c + 1), Vector256.Load(xq + c * 32 + 32), TB.ChunkScales(scales, c + 1));
+        }
+        minProducts = TD.MinProducts(Vector256.Load(mins), sums);
+        return even + odd;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -226,47 +392,5 @@ internal static unsafe class KQuantKernels
             sum += Combine(d, dmin, x.Scales[index], Vector256.Sum(acc), TD.MinSum(mins, x.Sums + index * Q8KActivations.Groups));
         }
         return sum;
-    }
-
-    /// <summary>One weight row against 4 tokens: each chunk of quants is unpacked once for all 4.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Dot4<TB, TD>(byte* row, Q8KRows x, int t, float* y, int yStride) where TB : IKQuantBlock where TD : IKQuantDot
-    {
-        var scales = stackalloc short[16];
-        var mins = stackalloc short[16];
-        var blocks = x.Blocks;
-        float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-        long tokenQuants = (long)blocks * Q8KActivations.Block;
-        for (var b = 0; b < blocks; b++)
-        {
-            var block = row + b * TB.Bytes;
-            TB.Scales(block, scales, mins, out var d, out var dmin);
-            var index = (long)t * blocks + b;
-            var q0 = x.Quants + index * Q8KActivations.Block;
-            var q1 = q0 + tokenQuants;
-            var q2 = q1 + tokenQuants;
-            var q3 = q2 + tokenQuants;
-            Vector256<int> a0 = default, a1 = default, a2 = default, a3 = default;
-            for (var c = 0; c < 8; c++)
-            {
-                var wq = TB.Chunk(block, c);
-                var sc = TB.ChunkScales(scales, c);
-                var o = c * 32;
-                a0 += ChunkDot<TB, TD>(wq, Vector256.Load(q0 + o), sc);
-                a1 += ChunkDot<TB, TD>(wq, Vector256.Load(q1 + o), sc);
-                a2 += ChunkDot<TB, TD>(wq, Vector256.Load(q2 + o), sc);
-                a3 += ChunkDot<TB, TD>(wq, Vector256.Load(q3 + o), sc);
-            }
-            var sums = x.Sums + index * Q8KActivations.Groups;
-            var sumStride = (long)blocks * Q8KActivations.Groups;
-            s0 += Combine(d, dmin, x.Scales[index], Vector256.Sum(a0), TD.MinSum(mins, sums));
-            s1 += Combine(d, dmin, x.Scales[index + blocks], Vector256.Sum(a1), TD.MinSum(mins, sums + sumStride));
-            s2 += Combine(d, dmin, x.Scales[index + 2 * blocks], Vector256.Sum(a2), TD.MinSum(mins, sums + 2 * sumStride));
-            s3 += Combine(d, dmin, x.Scales[index + 3 * blocks], Vector256.Sum(a3), TD.MinSum(mins, sums + 3 * sumStride));
-        }
-        y[0] = s0;
-        y[yStride] = s1;
-        y[2L * yStride] = s2;
-        y[3L * yStride] = s3;
     }
 }

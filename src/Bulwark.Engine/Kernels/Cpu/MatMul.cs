@@ -22,7 +22,7 @@ public static unsafe class MatMul
         if (QuantizedKernels.Handles(type))
             return PackedQuantMatrix.CanPack(type, 256) && PackedMatMul.HasFastPath(isa)
                 ? "repacked at load, AVX-VNNI vpdpbusd int8 against Q8_0 activations"
-                : $"{isa} int8 against Q8_0 activations";
+                : $"{QuantizedKernels.Describe(isa)} int8 against Q8_0 activations";
         if (FloatKernels.Handles(type)) return $"{isa} float32 FMA";
         return "not supported";
     }

@@ -14,27 +14,37 @@ internal unsafe struct Q5_0Block : IQuantBlock
 {
     public static int Bytes => 22;
 
+    /// <summary>
+    /// As ggml's AVX2 path: where a quant's fifth bit is clear its nibble gets 0xF0 or-ed in, which as a signed
+    /// byte is nibble − 16; where it is set the nibble alone is (nibble + 16) − 16. One or, no subtraction.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<sbyte> Quants(byte* block) => Unsigned(block + 2, block + 6).AsSByte() - Vector256.Create((sbyte)16);
+    public static Vector256<sbyte> Quants(byte* block) =>
+        (Nibbles(block + 6) | Vector256.AndNot(Vector256.Create((byte)0xF0), FifthBits(block + 2))).AsSByte();
 
     /// <summary>The 32 five-bit quants (0-31) from 4 bytes of high bits and 16 bytes of nibbles.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<byte> Unsigned(byte* highBits, byte* nibbles)
+    public static Vector256<byte> Unsigned(byte* highBits, byte* nibbles) =>
+        Nibbles(nibbles) | (FifthBits(highBits) & Vector256.Create((byte)16));
+
+    /// <summary>Quant i's nibble in byte i (Q4_0's layout: the low nibbles are quants 0-15, the high ones 16-31).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<byte> Nibbles(byte* nibbles)
     {
         var (low, high) = Q4_0Block.Nibbles(nibbles);
-        var qh = Vector128.Create(*(uint*)highBits).AsByte();
-        var fifthLow = SpreadBits(qh, Vector128.Create((byte)0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1));
-        var fifthHigh = SpreadBits(qh, Vector128.Create((byte)2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3));
-        return Vector256.Create(low | fifthLow, high | fifthHigh);
+        return Vector256.Create(low, high);
     }
 
-    /// <summary>Byte i = 16 when bit i % 8 of byte <paramref name="source"/>[i] of the high bits is set.</summary>
+    /// <summary>Byte i all ones when bit i of the 32 high bits is set: the 4 bytes broadcast, byte i/8 picked, bit i%8 tested.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector128<byte> SpreadBits(Vector128<byte> qh, Vector128<byte> source)
+    private static Vector256<byte> FifthBits(byte* highBits)
     {
-        var bit = Vector128.Create((byte)1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128);
-        var bytes = Vector128.Shuffle(qh, source);
-        return Vector128.Equals(bytes & bit, bit) & Vector128.Create((byte)16);
+        var qh = Vector256.Create(*(uint*)highBits).AsByte();
+        // Every 128-bit lane holds all 4 bytes, so the in-lane vpshufb and the whole-vector shuffle pick the same.
+        var index = Vector256.Create((byte)0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+        var bytes = Avx2.IsSupported ? Avx2.Shuffle(qh, index) : Vector256.Shuffle(qh, index);
+        var bit = Vector256.Create((byte)1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128);
+        return Vector256.Equals(bytes & bit, bit);
     }
 
     public static int Quant(byte* block, int i)
