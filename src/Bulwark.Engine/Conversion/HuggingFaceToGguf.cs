@@ -104,15 +104,15 @@ public static unsafe class HuggingFaceToGguf
             var source = file.TensorPointer(info);
             // GGUF dimensions are innermost-first.
             var dims = info.Shape.Reverse().ToArray();
-            if (info.Shape.Length == 1)
+            if (info.Shape.Length == 1 || ggufName.EndsWith("." + TensorNames.Router, StringComparison.Ordinal))
             {
-                // Norms and biases: F32, as llama.cpp's converter stores them.
-                var values = new float[info.Shape[0]];
+                // Norms, biases and the experts' router: F32, as llama.cpp's converter stores them.
+                var values = new float[info.Shape.Aggregate(1L, (a, b) => a * b)];
                 Dequantize.Row(info.Type, new ReadOnlySpan<byte>(source, checked((int)info.ByteSize)), values);
                 // Hugging Face Gemma stores w and applies 1 + w; llama.cpp's converter writes 1 + w.
                 if (config.Gemma is not null && ggufName.EndsWith("norm.weight", StringComparison.Ordinal))
                     for (var i = 0; i < values.Length; i++) values[i] += 1f;
-                writer.AddTensor(ggufName, GgmlType.F32, dims, Quantize.Tensor(GgmlType.F32, values, values.Length));
+                writer.AddTensor(ggufName, GgmlType.F32, dims, Quantize.Tensor(GgmlType.F32, values, checked((int)info.Shape[^1])));
                 progress?.Report(written += values.Length * 4L);
                 continue;
             }

@@ -113,7 +113,8 @@ public static class SyntheticModel
         long done = 0;
         foreach (var tensor in SyntheticWeights.Generate(spec))
         {
-            var type = tensor.IsMatrix ? spec.DType : GgmlType.F32;
+            // The router stays F32, as llama.cpp's converter keeps ffn_gate_inp (a rounded router flips near-tied experts).
+            var type = tensor.IsMatrix && !tensor.Name.EndsWith("." + TensorNames.Router, StringComparison.Ordinal) ? spec.DType : GgmlType.F32;
             // GGUF dimensions are innermost-first.
             var dims = tensor.Shape.Reverse().Select(d => (long)d).ToArray();
             writer.AddTensor(tensor.Name, type, dims, Quantize.Tensor(type, tensor.Values, tensor.RowLength));

@@ -192,6 +192,7 @@ public sealed class MixtureOfExpertsTests : IDisposable
             Assert.Equal(experts.Down[e - 1].Address + experts.Down[e - 1].Rows * (nint)experts.Down[e - 1].RowBytes, experts.Down[e].Address);
             Assert.Equal(GgmlType.Q8_0, experts.Up[e].Type);
         }
+        Assert.Equal(GgmlType.F32, experts.Router.Type); // as llama.cpp's converter keeps ffn_gate_inp
         Assert.Equal(ModelArchitecture.Mixtral, model.Config.Architecture);
         Assert.Equal((8, 2, 64, true), (model.Config.ExpertCount, model.Config.ExpertsUsed, model.Config.ExpertFeedForwardLength, model.Config.NormalizeExpertWeights));
     }
@@ -219,6 +220,9 @@ public sealed class MixtureOfExpertsTests : IDisposable
         using var file = GgufFile.Open(converted);
         Assert.True(file.TryGetTensor("blk.1.ffn_down_exps.weight", out var down));
         Assert.Equal([64L, 64L, spec.ExpertCount], down.Dimensions);
+        Assert.Equal(type, down.Type);
+        Assert.True(file.TryGetTensor("blk.0.ffn_gate_inp.weight", out var router));
+        Assert.Equal(GgmlType.F32, router.Type);
     }
 
     /// <summary>A valid generated GGUF of <paramref name="spec"/> rewritten with the given changes; returns the refusal.</summary>
