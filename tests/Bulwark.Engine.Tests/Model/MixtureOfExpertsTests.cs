@@ -225,6 +225,36 @@ public sealed class MixtureOfExpertsTests : IDisposable
         Assert.Equal(GgmlType.F32, router.Type);
     }
 
+    [Fact]
+    public void ModelsQuantizeAndQuantizeOnLoadQuantizeTheExpertsAndKeepTheRouter()
+    {
+        var f32 = Path.Combine(_dir, "f32.gguf");
+        var q8 = Path.Combine(_dir, "q8.gguf");
+        SyntheticModel.WriteGguf(Mixtral(), f32);
+        GgufRequantizer.Requantize(f32, q8, GgmlType.Q8_0);
+        using (var file = GgufFile.Open(q8))
+        {
+            Assert.Equal(GgmlType.Q8_0, file.Tensors.Single(t => t.Name == "blk.0.ffn_down_exps.weight").Type);
+            Assert.Equal(GgmlType.F32, file.Tensors.Single(t => t.Name == "blk.0.ffn_gate_inp.weight").Type);
+        }
+        using var full = GgufModelLoader.Load(f32);
+        using var quantized = GgufModelLoader.Load(q8);
+        using var onLoad = GgufModelLoader.Load(f32, new ModelLoadOptions { QuantizeTo = GgmlType.Q8_0 });
+        Assert.Equal(GgmlType.Q8_0, onLoad.Weights.Layers[0].Experts!.Up[3].Type);
+        Assert.Equal(GgmlType.F32, onLoad.Weights.Layers[0].Experts!.Router.Type);
+        using var a = new LlamaSession(full, 16);
+        using var b = new LlamaSession(quantized, 16);
+        using var d = new LlamaSession(onLoad, 16);
+        for (var p = 0; p < 16; p++)
+        {
+            var token = (p * 37 + 5) % full.Config.VocabularySize;
+            var reference = a.Forward(token, p).ToArray();
+            var fromFile = b.Forward(token, p).ToArray();
+            Assert.Equal(fromFile, d.Forward(token, p).ToArray()); // the same Q8_0 bytes either way
+            Assert.True(Cosine(reference, fromFile) >= 0.999, $"position {p}: cosine {Cosine(reference, fromFile)}");
+        }
+    }
+
     /// <summary>A valid generated GGUF of <paramref name="spec"/> rewritten with the given changes; returns the refusal.</summary>
     private ModelFormatException Refused(SyntheticModelSpec spec, IReadOnlyDictionary<string, GgufValue?>? metadata = null,
         IReadOnlyDictionary<string, GgufEdit.Tensor?>? tensors = null) => GgufEdit.Refusal(_dir, spec, metadata, tensors);

@@ -172,7 +172,8 @@ public sealed unsafe class WeightsBuilder(LlamaConfig config, ITensorSource sour
         }
         return new ExpertWeights
         {
-            Router = Matrix(names.Layer(layer, TensorNames.Router), count, dim),
+            // Never quantized at load: the router stays as stored, as llama.cpp's quantizer and `models quantize` keep it.
+            Router = Rows(Require(names.Layer(layer, TensorNames.Router), count, dim), 0, count, quantize: false),
             Gate = Part(TensorNames.GateExperts, TensorNames.Gate, width, dim),
             Up = Part(TensorNames.UpExperts, TensorNames.Up, width, dim),
             Down = Part(TensorNames.DownExperts, TensorNames.Down, dim, width),
@@ -180,12 +181,17 @@ public sealed unsafe class WeightsBuilder(LlamaConfig config, ITensorSource sour
     }
 
     /// <summary>Rows [<paramref name="first"/>, first + <paramref name="rows"/>) of a checked tensor (2-D, or 3-D read as its rows one after another) as a matrix, quantized at load when asked.</summary>
-    private WeightMatrix Rows(TensorView t, int first, int rows, string? viewName = null)
+    private WeightMatrix Rows(TensorView t, int first, int rows, string? viewName = null, bool quantize = true)
     {
         var columns = checked((int)t.Shape[^1]);
         var name = viewName ?? (t.Shape[0] == rows ? t.Name : $"{t.Name}[{first}..{first + rows})");
         var stored = new WeightMatrix(name, t.Type, rows, columns, t.Data + first * GgmlTypes.ByteSize(t.Type, columns));
         if (_load.QuantizeTo is not { } target) return stored;
+        if (!quantize)
+        {
+            _keptAsStored.Add($"{name} {t.Type}");
+            return stored;
+        }
         // The same rule as `bulwark models quantize` (GgufRequantizer): float matrices whose rows are whole blocks.
         if (t.Type is not (GgmlType.F32 or GgmlType.F16 or GgmlType.BF16) || columns % GgmlTypes.BlockSize(target) != 0)
         {
