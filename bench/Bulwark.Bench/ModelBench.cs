@@ -14,11 +14,13 @@ namespace Bulwark.Bench;
 /// </summary>
 internal static class ModelBench
 {
-    /// <summary>The shapes of issue 5: TinyLlama 1.1B and a small GPT-2-sized model.</summary>
+    /// <summary>The shapes of issue 5 (TinyLlama 1.1B and a small GPT-2-sized model) and a small Mixtral (issue 19).</summary>
     private static readonly Dictionary<string, SyntheticModelSpec> Shapes = new()
     {
         ["tiny"] = new() { Layers = 22, Dim = 2048, Heads = 32, KvHeads = 4, FeedForward = 5632, Vocab = 32000, Context = 2048, Seed = 5 },
         ["small"] = new() { Layers = 12, Dim = 768, Heads = 12, KvHeads = 12, FeedForward = 2048, Vocab = 32000, Context = 2048, Seed = 6 },
+        // A small Mixtral: 8 experts, 2 per token (about 350M parameters, 110M active per token).
+        ["moe"] = new() { Layers = 8, Dim = 768, Heads = 12, KvHeads = 4, FeedForward = 1024, Vocab = 32000, Context = 2048, Experts = 8, ExpertsUsed = 2, Seed = 19 },
     };
 
     private static readonly Dictionary<string, GgmlType> DTypes = new()

@@ -22,7 +22,7 @@ static int Usage()
           kernels [--threads N] [--rows R] [--cols C] [--tokens T] [--types q8_0,q4_0,f16,bf16,f32] [--isas avx2,avx512] [--cpu-time]
                   matmul throughput of every weight type on every instruction set this CPU has, and of
                   the repacked VNNI layout ("packed"); --cpu-time times by process CPU time (a busy machine)
-          model   [--models tiny,small] [--dtypes f16,q8_0,q4_0] [--threads 2] [--reps 3]
+          model   [--models tiny,small,moe] [--dtypes f16,q8_0,q4_0] [--threads 2] [--reps 3]
                   [--prefill 512] [--decode 128] [--batch 8,32] [--dir /tmp/bulwark-bench] [--json]
                   ours vs llama.cpp (LLamaSharp) on the same synthetic GGUF file, alternating runs
                   in separate processes, medians; peak RSS of each process

@@ -15,7 +15,7 @@ internal static class SynthCommand
     public static Command Create()
     {
         var defaults = new SyntheticModelSpec();
-        var arch = new Option<string>("--arch") { Description = "Architecture: llama, qwen2 (q/k/v biases), qwen3 (q/k norms), smollm3 (no RoPE in every 4th layer), phi3 (fused q/k/v and gate/up), gemma2 (GeGLU, pre/post norms, soft caps, every other layer windowed; always tied) or gemma3 (q/k norms, five windowed layers to one global).", DefaultValueFactory = _ => defaults.Architecture };
+        var arch = new Option<string>("--arch") { Description = "Architecture: llama, qwen2 (q/k/v biases), qwen3 (q/k norms), smollm3 (no RoPE in every 4th layer), phi3 (fused q/k/v and gate/up), gemma2 (GeGLU, pre/post norms, soft caps, every other layer windowed; always tied), gemma3 (q/k norms, five windowed layers to one global) or qwen3moe (qwen3 with a mixture of experts; see --experts).", DefaultValueFactory = _ => defaults.Architecture };
         arch.AcceptOnlyFromAmong([.. SyntheticModelSpec.Architectures]);
         var layers = new Option<int>("--layers") { Description = "Decoder layers.", DefaultValueFactory = _ => defaults.Layers };
         var dim = new Option<int>("--dim") { Description = "Embedding width.", DefaultValueFactory = _ => defaults.Dim };
@@ -41,11 +41,13 @@ internal static class SynthCommand
         var window = new Option<int?>("--sliding-window") { Description = "gemma2/gemma3: the windowed layers' window (default 8, so short prompts cross it)." };
         var attnCap = new Option<float?>("--attn-softcap") { Description = "gemma2: attention score soft cap (default 50)." };
         var finalCap = new Option<float?>("--final-softcap") { Description = "gemma2: output logit soft cap (default 30)." };
+        var experts = new Option<int?>("--experts") { Description = "Mixture of experts: llama with experts is Mixtral (GGUF arch llama, Hugging Face MixtralForCausalLM); qwen3moe defaults to 4. Each expert is --ff wide." };
+        var expertsUsed = new Option<int?>("--experts-used") { Description = "Experts each token runs (default 2, or 1 with a single expert); at most --experts." };
         var output = new Option<string>("--out") { Description = "Output .gguf file, or folder for safetensors.", Required = true };
         var command = new Command("synth", "Write a deterministic synthetic model (random weights, real BPE vocabulary) for tests and benchmarks.")
         {
             arch, layers, dim, heads, kvHeads, ff, vocab, ctx, dtype, format, seed, tied, chat, pooling, ropeTheta, ropeScaling, ropeFactor, ropeOriginalCtx,
-            window, attnCap, finalCap, output,
+            window, attnCap, finalCap, experts, expertsUsed, output,
         };
         command.SetAction(r =>
         {
@@ -78,6 +80,8 @@ internal static class SynthCommand
                 SlidingWindow = r.GetValue(window),
                 AttentionSoftCap = r.GetValue(attnCap),
                 FinalSoftCap = r.GetValue(finalCap),
+                Experts = r.GetValue(experts),
+                ExpertsUsed = r.GetValue(expertsUsed),
             };
             var path = r.GetValue(output)!;
             var asGguf = r.GetValue(format) == "gguf";
@@ -96,7 +100,8 @@ internal static class SynthCommand
                 r.InvocationConfiguration.Output.WriteLine(
                     $"wrote {path}: {spec.Architecture}, {parameters:N0} parameters, {spec.DType}, {spec.Layers} layers, dim {spec.Dim}, heads {spec.Heads}/{spec.KvHeads}, ff {spec.FeedForward}, vocab {spec.Vocab}, ctx {spec.Context}, seed {spec.Seed}" +
                     (spec.Pooling == PoolingType.None ? "" : $", {PoolingTypeNames.Name(spec.Pooling)} pooling") +
-                    (spec.RopeScaling.Kind == RopeScalingKind.None ? "" : $", {spec.RopeScaling.Kind.ToString().ToLowerInvariant()} rope scaling"));
+                    (spec.RopeScaling.Kind == RopeScalingKind.None ? "" : $", {spec.RopeScaling.Kind.ToString().ToLowerInvariant()} rope scaling") +
+                    (spec.IsMixtureOfExperts ? $", {spec.ExpertsUsedCount} of {spec.ExpertCount} experts" : ""));
                 return 0;
             }
             catch (ArgumentException e)

@@ -8,7 +8,8 @@ namespace Bulwark.Engine.Conversion;
 /// Writes a copy of a full-precision GGUF model with its matrices quantized to Q8_0 or Q4_0
 /// (ggml's reference rounding, so the bytes match llama.cpp's <c>llama-quantize</c> for these
 /// types without an importance matrix). Metadata is copied in order with <c>general.file_type</c>
-/// updated; vectors (norms, biases) and tensors whose rows are not whole blocks stay as they are.
+/// updated; vectors (norms, biases), the experts' router and tensors whose rows are not whole blocks stay as they are
+/// (merged 3-D expert tensors are quantized row by row like any matrix).
 /// Tensors are streamed one row at a time, so memory use does not grow with the model.
 /// </summary>
 public static class GgufRequantizer
@@ -76,6 +77,8 @@ public static class GgufRequantizer
         }
     }
 
+    /// <summary>2-D weights and merged 3-D expert tensors; not the experts' router, which llama.cpp's quantizer keeps as it is too.</summary>
     private static bool IsMatrix(GgufTensorInfo tensor) =>
-        tensor.Dimensions.Length == 2 && tensor.Name.EndsWith(".weight", StringComparison.Ordinal);
+        tensor.Dimensions.Length is 2 or 3 && tensor.Name.EndsWith(".weight", StringComparison.Ordinal)
+        && !tensor.Name.EndsWith("." + Model.Loading.TensorNames.Router, StringComparison.Ordinal);
 }

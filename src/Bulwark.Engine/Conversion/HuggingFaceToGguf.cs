@@ -38,6 +38,10 @@ public static unsafe class HuggingFaceToGguf
             ModelArchitecture.Llama or ModelArchitecture.Mistral => "llama",
             ModelArchitecture.Qwen2 => "qwen2",
             ModelArchitecture.Qwen3 => "qwen3",
+            // llama.cpp labels Mixtral "llama" too, with expert counts; both renormalise the chosen experts' weights.
+            ModelArchitecture.Mixtral => "llama",
+            ModelArchitecture.Qwen3Moe when config.NormalizeExpertWeights => "qwen3moe",
+            ModelArchitecture.Qwen3Moe => throw new ModelFormatException(configPath, "norm_topk_prob", "false cannot be written as GGUF (llama.cpp's qwen3moe always renormalises the chosen experts' weights)"),
             ModelArchitecture.SmolLM3 when config.NoRopeLayerStep == 4 => "smollm3",
             ModelArchitecture.Phi3 => "phi3",
             ModelArchitecture.Gemma2 => "gemma2",
@@ -71,6 +75,11 @@ public static unsafe class HuggingFaceToGguf
         if (config.HeadDim != config.EmbeddingLength / config.HeadCount || config.Gemma is not null)
             writer.Add($"{arch}.attention.key_length", (uint)config.HeadDim).Add($"{arch}.attention.value_length", (uint)config.HeadDim);
         if (config.Gemma is not null) GemmaToGguf.AddMetadata(writer, config, arch);
+        if (config.IsMixtureOfExperts)
+        {
+            writer.Add($"{arch}.expert_count", (uint)config.ExpertCount).Add($"{arch}.expert_used_count", (uint)config.ExpertsUsed);
+            if (arch == "qwen3moe") writer.Add($"{arch}.expert_feed_forward_length", (uint)config.ExpertFeedForwardLength);
+        }
         if (config.RopeScaling.Kind == RopeScalingKind.Linear)
             writer.Add($"{arch}.rope.scaling.type", "linear").Add($"{arch}.rope.scaling.factor", config.RopeScaling.Factor);
         if (config.RopeScaling.Kind == RopeScalingKind.Llama3)
@@ -86,19 +95,24 @@ public static unsafe class HuggingFaceToGguf
         long written = 0;
         foreach (var (hfName, ggufName, heads) in matrices)
         {
+            if (hfName.StartsWith(ExpertsPrefix, StringComparison.Ordinal))
+            {
+                written = WriteMergedExperts(writer, checkpoint, config, hfName[ExpertsPrefix.Length..], ggufName, written, progress, ct);
+                continue;
+            }
             var (file, info) = Find(checkpoint, hfName);
             var source = file.TensorPointer(info);
             // GGUF dimensions are innermost-first.
             var dims = info.Shape.Reverse().ToArray();
-            if (info.Shape.Length == 1)
+            if (info.Shape.Length == 1 || ggufName.EndsWith("." + TensorNames.Router, StringComparison.Ordinal))
             {
-                // Norms and biases: F32, as llama.cpp's converter stores them.
-                var values = new float[info.Shape[0]];
+                // Norms, biases and the experts' router: F32, as llama.cpp's converter stores them.
+                var values = new float[info.Shape.Aggregate(1L, (a, b) => a * b)];
                 Dequantize.Row(info.Type, new ReadOnlySpan<byte>(source, checked((int)info.ByteSize)), values);
                 // Hugging Face Gemma stores w and applies 1 + w; llama.cpp's converter writes 1 + w.
                 if (config.Gemma is not null && ggufName.EndsWith("norm.weight", StringComparison.Ordinal))
                     for (var i = 0; i < values.Length; i++) values[i] += 1f;
-                writer.AddTensor(ggufName, GgmlType.F32, dims, Quantize.Tensor(GgmlType.F32, values, values.Length));
+                writer.AddTensor(ggufName, GgmlType.F32, dims, Quantize.Tensor(GgmlType.F32, values, checked((int)info.Shape[^1])));
                 progress?.Report(written += values.Length * 4L);
                 continue;
             }
@@ -121,6 +135,42 @@ public static unsafe class HuggingFaceToGguf
         var directory = Path.GetDirectoryName(Path.GetFullPath(destination));
         if (directory is not null) Directory.CreateDirectory(directory);
         writer.WriteTo(destination);
+    }
+
+    /// <summary>Marks a merged experts tensor in <see cref="Tensors"/>: the rest is the layer and the part (<c>layer:part</c>).</summary>
+    private const string ExpertsPrefix = "\0experts:";
+
+    /// <summary>
+    /// Every expert's matrix of one layer and part, one after another, as GGUF's merged 3-D tensor (llama.cpp's
+    /// <c>ffn_gate_exps</c> [experts × ff × dim] ...); each expert's shape and type checked against the first's.
+    /// </summary>
+    private static long WriteMergedExperts(GgufWriter writer, SafetensorsCheckpoint checkpoint, LlamaConfig config, string layerPart, string ggufName,
+        long written, IProgress<long>? progress, CancellationToken ct)
+    {
+        var names = TensorNames.HuggingFaceFor(config);
+        var separator = layerPart.IndexOf(':');
+        var layer = int.Parse(layerPart[..separator], System.Globalization.CultureInfo.InvariantCulture);
+        var part = layerPart[(separator + 1)..];
+        var experts = Enumerable.Range(0, config.ExpertCount).Select(e => Find(checkpoint, names.Expert!(layer, e, part))).ToArray();
+        var first = experts[0].Info;
+        if (first.Shape.Length != 2)
+            throw new ModelFormatException(checkpoint.Folder, names.Expert!(layer, 0, part), $"must be 2-dimensional; got [{string.Join(", ", first.Shape)}]");
+        for (var e = 1; e < experts.Length; e++)
+            if (experts[e].Info.Type != first.Type || !experts[e].Info.Shape.SequenceEqual(first.Shape))
+                throw new ModelFormatException(checkpoint.Folder, names.Expert!(layer, e, part),
+                    $"{experts[e].Info.Type} [{string.Join(", ", experts[e].Info.Shape)}] differs from expert 0's {first.Type} [{string.Join(", ", first.Shape)}]: GGUF merges them into one tensor");
+        long[] dims = [first.Shape[1], first.Shape[0], experts.Length];
+        var start = written;
+        writer.AddTensor(ggufName, first.Type, dims, stream =>
+        {
+            foreach (var (file, info) in experts)
+            {
+                ct.ThrowIfCancellationRequested();
+                stream.Write(new ReadOnlySpan<byte>(file.TensorPointer(info), checked((int)info.ByteSize)));
+            }
+            progress?.Report(start + first.ByteSize * experts.Length);
+        });
+        return written + first.ByteSize * experts.Length;
     }
 
     /// <summary>
@@ -153,6 +203,14 @@ public static unsafe class HuggingFaceToGguf
             if (c.HasQkvBias) parts.AddRange([(TensorNames.QueryBias, 0), (TensorNames.KeyBias, 0), (TensorNames.ValueBias, 0)]);
             if (c.HasQkNorm) parts.AddRange([(TensorNames.QueryNorm, 0), (TensorNames.KeyNorm, 0)]);
             if (c.Gemma is not null) parts.AddRange([(TensorNames.PostAttentionNorm, 0), (TensorNames.PostFeedForwardNorm, 0)]);
+            if (c.IsMixtureOfExperts)
+            {
+                parts.AddRange([(TensorNames.FeedForwardNorm, 0), (TensorNames.Router, 0)]);
+                foreach (var (part, heads) in parts) yield return (hf.Layer(i, part), gguf.Layer(i, part), heads);
+                foreach (var (part, merged) in new[] { (TensorNames.Gate, TensorNames.GateExperts), (TensorNames.Up, TensorNames.UpExperts), (TensorNames.Down, TensorNames.DownExperts) })
+                    yield return ($"{ExpertsPrefix}{i}:{part}", gguf.Layer(i, merged), 0);
+                continue;
+            }
             parts.AddRange(phi3 ? [(TensorNames.FeedForwardNorm, 0), (TensorNames.GateUp, 0), (TensorNames.Down, 0)]
                 : [(TensorNames.FeedForwardNorm, 0), (TensorNames.Gate, 0), (TensorNames.Up, 0), (TensorNames.Down, 0)]);
             foreach (var (part, heads) in parts) yield return (hf.Layer(i, part), gguf.Layer(i, part), heads);

@@ -52,9 +52,9 @@ public static class DecoderSteps
     /// <summary>SwiGLU MLP: output = Down(silu(Gate·x) ⊙ Up·x) (GeGLU, gelu for silu, with <paramref name="gelu"/>). gate/up need feed_forward_length floats.</summary>
     public static void Mlp(LayerWeights layer, ReadOnlySpan<float> x, Span<float> gate, Span<float> up, Span<float> output, bool gelu = false)
     {
-        WeightMatrix.MatMulShared(x, 1, layer.Gate, gate, layer.Up, up);
+        WeightMatrix.MatMulShared(x, 1, layer.Gate!, gate, layer.Up!, up);
         Gate(gate, up, gelu);
-        layer.Down.MatVec(gate, output);
+        layer.Down!.MatVec(gate, output);
     }
 
     /// <summary>gate ← act(gate) ⊙ up: silu (SwiGLU) or, for Gemma, gelu (GeGLU).</summary>

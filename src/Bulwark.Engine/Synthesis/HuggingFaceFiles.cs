@@ -55,10 +55,30 @@ internal static class HuggingFaceFiles
         w.WriteStringValue(spec.Architecture switch
         {
             "qwen2" => "Qwen2ForCausalLM", "qwen3" => "Qwen3ForCausalLM", "smollm3" => "SmolLM3ForCausalLM", "phi3" => "Phi3ForCausalLM",
-            "gemma2" => "Gemma2ForCausalLM", "gemma3" => "Gemma3ForCausalLM", _ => "LlamaForCausalLM",
+            "gemma2" => "Gemma2ForCausalLM", "gemma3" => "Gemma3ForCausalLM", "qwen3moe" => "Qwen3MoeForCausalLM",
+            _ => spec.IsMixtureOfExperts ? "MixtralForCausalLM" : "LlamaForCausalLM",
         });
         w.WriteEndArray();
-        w.WriteString("model_type", spec.Architecture == "gemma3" ? "gemma3_text" : spec.Architecture);
+        w.WriteString("model_type", spec.Architecture switch
+        {
+            "gemma3" => "gemma3_text", "qwen3moe" => "qwen3_moe", "llama" when spec.IsMixtureOfExperts => "mixtral", var a => a,
+        });
+        if (spec.Architecture == "qwen3moe")
+        {
+            // As Qwen3-30B-A3B's config: every layer sparse, the chosen experts' weights renormalised.
+            w.WriteNumber("num_experts", spec.ExpertCount);
+            w.WriteNumber("num_experts_per_tok", spec.ExpertsUsedCount);
+            w.WriteNumber("moe_intermediate_size", spec.FeedForward);
+            w.WriteBoolean("norm_topk_prob", true);
+            w.WriteNumber("decoder_sparse_step", 1);
+            w.WriteStartArray("mlp_only_layers");
+            w.WriteEndArray();
+        }
+        else if (spec.IsMixtureOfExperts)
+        {
+            w.WriteNumber("num_local_experts", spec.ExpertCount);
+            w.WriteNumber("num_experts_per_tok", spec.ExpertsUsedCount);
+        }
         w.WriteNumber("hidden_size", spec.Dim);
         w.WriteNumber("intermediate_size", spec.FeedForward);
         w.WriteNumber("num_hidden_layers", spec.Layers);
@@ -73,7 +93,7 @@ internal static class HuggingFaceFiles
         w.WriteBoolean("tie_word_embeddings", !spec.HasOutputHead);
         if (spec.IsGemma) Gemma(w, spec);
         else w.WriteString("hidden_act", "silu");
-        if (spec.Architecture is "llama" or "smollm3")
+        if (spec.Architecture is "llama" or "smollm3" && !spec.IsMixtureOfExperts)
         {
             w.WriteBoolean("attention_bias", false);
             w.WriteBoolean("mlp_bias", false);

@@ -91,6 +91,12 @@ public static class SyntheticModel
         SyntheticRope.AddToGguf(spec, writer);
         // llama.cpp writes the key only for embedding models, as a uint32.
         if (spec.Pooling != Model.Config.PoolingType.None) writer.Add($"{arch}.pooling_type", (uint)spec.Pooling);
+        if (spec.IsMixtureOfExperts)
+        {
+            // As llama.cpp's converter writes them for Mixtral (llama) and Qwen3-MoE.
+            writer.Add($"{arch}.expert_count", (uint)spec.ExpertCount).Add($"{arch}.expert_used_count", (uint)spec.ExpertsUsedCount);
+            if (arch == "qwen3moe") writer.Add($"{arch}.expert_feed_forward_length", (uint)spec.FeedForward);
+        }
         if (spec.IsGemma)
         {
             // As llama.cpp's converter writes them for Gemma.
@@ -105,7 +111,8 @@ public static class SyntheticModel
         long done = 0;
         foreach (var tensor in SyntheticWeights.Generate(spec))
         {
-            var type = tensor.IsMatrix ? spec.DType : GgmlType.F32;
+            // The router stays F32, as llama.cpp's converter keeps ffn_gate_inp (a rounded router flips near-tied experts).
+            var type = tensor.IsMatrix && !tensor.Name.EndsWith("." + TensorNames.Router, StringComparison.Ordinal) ? spec.DType : GgmlType.F32;
             // GGUF dimensions are innermost-first.
             var dims = tensor.Shape.Reverse().Select(d => (long)d).ToArray();
             writer.AddTensor(tensor.Name, type, dims, Quantize.Tensor(type, tensor.Values, tensor.RowLength));
@@ -141,7 +148,23 @@ public static class SyntheticModel
             }
             if (spec.IsGemma && tensor.Name.EndsWith("norm.weight", StringComparison.Ordinal))
                 values = values.Select(v => v - 1f).ToArray(); // exact: every v is within [0.5, 2] of 1 (Sterbenz)
-            writer.AddTensor(spec.IsGemma ? HuggingFaceName(tensor.Name, TensorNames.HuggingFaceGemma) : HuggingFaceName(tensor.Name, spec.Architecture),
+            if (tensor.Shape.Length == 3)
+            {
+                // transformers stores each expert apart (Mixtral's experts.E.w1, Qwen3-MoE's experts.E.gate_proj, ...).
+                var names = spec.Architecture == "qwen3moe" ? TensorNames.HuggingFaceQwen3Moe : TensorNames.HuggingFaceMixtral;
+                var parts = tensor.Name.Split('.', 3);
+                var layer = int.Parse(parts[1], System.Globalization.CultureInfo.InvariantCulture);
+                var part = parts[2] switch { TensorNames.GateExperts => TensorNames.Gate, TensorNames.UpExperts => TensorNames.Up, _ => TensorNames.Down };
+                var size = tensor.Shape[1] * tensor.Shape[2];
+                for (var e = 0; e < tensor.Shape[0]; e++)
+                    writer.AddTensor(names.Expert!(layer, e, part), spec.DType, [tensor.Shape[1], tensor.Shape[2]],
+                        Quantize.Tensor(spec.DType, values.AsSpan(e * size, size).ToArray(), tensor.RowLength));
+                progress?.Report(done += values.Length);
+                continue;
+            }
+            var hfNames = spec.IsGemma ? TensorNames.HuggingFaceGemma
+                : spec.IsMixtureOfExperts ? (spec.Architecture == "qwen3moe" ? TensorNames.HuggingFaceQwen3Moe : TensorNames.HuggingFaceMixtral) : null;
+            writer.AddTensor(hfNames is not null ? HuggingFaceName(tensor.Name, hfNames) : HuggingFaceName(tensor.Name, spec.Architecture),
                 spec.DType, tensor.Shape.Select(d => (long)d).ToArray(),
                 Quantize.Tensor(spec.DType, values, tensor.RowLength));
             progress?.Report(done += values.Length);

@@ -9,7 +9,7 @@ namespace Bulwark.Engine.Synthesis;
 /// </summary>
 public sealed record SyntheticModelSpec
 {
-    /// <summary>llama, qwen2 (q/k/v biases), qwen3 (q/k RMSNorm), smollm3 (no RoPE in every fourth layer), phi3 (fused q/k/v and gate/up), gemma2 or gemma3 (see <see cref="SlidingWindow"/>).</summary>
+    /// <summary>llama (Mixtral with <see cref="Experts"/>), qwen2 (q/k/v biases), qwen3 (q/k RMSNorm), smollm3 (no RoPE in every fourth layer), phi3 (fused q/k/v and gate/up), gemma2 or gemma3 (see <see cref="SlidingWindow"/>), qwen3moe (qwen3 with experts).</summary>
     public string Architecture { get; init; } = "llama";
     public int Layers { get; init; } = 2;
     public int Dim { get; init; } = 64;
@@ -44,6 +44,21 @@ public sealed record SyntheticModelSpec
     public float? AttentionSoftCap { get; init; }
     public float? FinalSoftCap { get; init; }
 
+    /// <summary>
+    /// A mixture of experts: llama with experts is Mixtral (GGUF arch llama, Hugging Face MixtralForCausalLM);
+    /// qwen3moe always has them. Each expert is <see cref="FeedForward"/> wide. Null: 4 for qwen3moe, none otherwise.
+    /// </summary>
+    public int? Experts { get; init; }
+
+    /// <summary>Experts each token runs (null: 2, or 1 with a single expert).</summary>
+    public int? ExpertsUsed { get; init; }
+
+    public int ExpertCount => Experts ?? (Architecture == "qwen3moe" ? 4 : 0);
+
+    public int ExpertsUsedCount => ExpertCount == 0 ? 0 : ExpertsUsed ?? Math.Min(2, ExpertCount);
+
+    public bool IsMixtureOfExperts => ExpertCount > 0;
+
     public bool IsGemma => Architecture is "gemma2" or "gemma3";
 
     public int Window => IsGemma ? SlidingWindow ?? 8 : 0;
@@ -55,7 +70,7 @@ public sealed record SyntheticModelSpec
 
     public const int MaxDimension = 1 << 16;
 
-    public static readonly IReadOnlyList<string> Architectures = ["llama", "qwen2", "qwen3", "smollm3", "phi3", "gemma2", "gemma3"];
+    public static readonly IReadOnlyList<string> Architectures = ["llama", "qwen2", "qwen3", "smollm3", "phi3", "gemma2", "gemma3", "qwen3moe"];
 
     /// <summary>Whether llama.cpp's converter permutes this architecture's q/k rows into adjacent RoPE pairs (the GGUF layout the generator writes).</summary>
     public bool PermutesQueryKeyRows => Architecture is "llama" or "smollm3";
@@ -92,6 +107,19 @@ public sealed record SyntheticModelSpec
             throw new ArgumentException($"soft caps are for gemma2; got them for {Architecture}");
         foreach (var cap in new[] { AttentionSoftCap, FinalSoftCap })
             if (cap is { } c && !(c > 0 && c <= 1e6f)) throw new ArgumentException($"a soft cap must be above 0 and at most 1e6; got {c}");
+        ValidateExperts();
+    }
+
+    private void ValidateExperts()
+    {
+        if (Experts is not null && Architecture is not ("llama" or "qwen3moe"))
+            throw new ArgumentException($"experts are for llama (Mixtral) and qwen3moe; got {Experts} for {Architecture}");
+        if (Experts is { } count) Range("experts", count, Architecture == "qwen3moe" ? 1 : 0, Model.Config.LlamaConfig.MaxExperts);
+        if (ExpertsUsed is { } used)
+        {
+            if (ExpertCount == 0) throw new ArgumentException($"experts-used needs experts; got {used} with none");
+            Range("experts-used", used, 1, ExpertCount);
+        }
     }
 
     private void ValidateRopeScaling()

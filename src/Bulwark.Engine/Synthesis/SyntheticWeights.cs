@@ -49,7 +49,7 @@ public static class SyntheticWeights
                 yield return Vector(spec, N("attn_k.bias"), kv, 0f, 0.3f);
                 yield return Vector(spec, N("attn_v.bias"), kv, 0f, 0.3f);
             }
-            if (spec.Architecture is "qwen3" or "gemma3")
+            if (spec.Architecture is "qwen3" or "gemma3" or "qwen3moe")
             {
                 yield return Vector(spec, N("attn_q_norm.weight"), hd, 1f, 0.2f);
                 yield return Vector(spec, N("attn_k_norm.weight"), hd, 1f, 0.2f);
@@ -57,6 +57,17 @@ public static class SyntheticWeights
             yield return Matrix(spec, N("attn_output.weight"), dim, q, 1f / MathF.Sqrt(q));
             if (spec.IsGemma) yield return Vector(spec, N("post_attention_norm.weight"), dim, 1f, 0.2f);
             yield return Vector(spec, N("ffn_norm.weight"), dim, 1f, 0.2f);
+            if (spec.IsMixtureOfExperts)
+            {
+                // The router spreads its logits (4/√dim: about ±4 over unit activations) so that near ties between the
+                // k-th and the next expert, where any rounding flips the choice, are rare. Experts merged as GGUF stores them.
+                var experts = spec.ExpertCount;
+                yield return Matrix(spec, N("ffn_gate_inp.weight"), experts, dim, 4f / MathF.Sqrt(dim));
+                yield return Experts(spec, N("ffn_gate_exps.weight"), experts, ff, dim, 1f / MathF.Sqrt(dim));
+                yield return Experts(spec, N("ffn_up_exps.weight"), experts, ff, dim, 1f / MathF.Sqrt(dim));
+                yield return Experts(spec, N("ffn_down_exps.weight"), experts, dim, ff, 1f / MathF.Sqrt(ff));
+                continue;
+            }
             yield return Matrix(spec, N("ffn_gate.weight"), ff, dim, 1f / MathF.Sqrt(dim));
             yield return Matrix(spec, N("ffn_up.weight"), ff, dim, 1f / MathF.Sqrt(dim));
             yield return Matrix(spec, N("ffn_down.weight"), dim, ff, 1f / MathF.Sqrt(ff));
@@ -68,15 +79,18 @@ public static class SyntheticWeights
     public static long ParameterCount(SyntheticModelSpec spec)
     {
         long dim = spec.Dim, q = spec.Heads * spec.HeadDim, kv = spec.KvHeads * spec.HeadDim, ff = spec.FeedForward;
-        var perLayer = 2 * dim + dim * (q + 2 * kv) + q * dim + 3 * dim * ff;
+        var perLayer = 2 * dim + dim * (q + 2 * kv) + q * dim + 3 * dim * ff * Math.Max(1, spec.ExpertCount) + spec.ExpertCount * dim;
         if (spec.Architecture == "qwen2") perLayer += q + 2 * kv;
-        if (spec.Architecture is "qwen3" or "gemma3") perLayer += 2 * spec.HeadDim;
+        if (spec.Architecture is "qwen3" or "gemma3" or "qwen3moe") perLayer += 2 * spec.HeadDim;
         if (spec.IsGemma) perLayer += 2 * dim;
         return spec.Vocab * dim * (spec.HasOutputHead ? 2 : 1) + dim + spec.Layers * perLayer;
     }
 
     private static SyntheticTensor Matrix(SyntheticModelSpec spec, string name, int rows, int columns, float deviation) =>
         new(name, [rows, columns], Uniform(spec, name, checked(rows * columns), 0f, deviation * MathF.Sqrt(3f)));
+
+    private static SyntheticTensor Experts(SyntheticModelSpec spec, string name, int experts, int rows, int columns, float deviation) =>
+        new(name, [experts, rows, columns], Uniform(spec, name, checked(experts * rows * columns), 0f, deviation * MathF.Sqrt(3f)));
 
     private static SyntheticTensor Vector(SyntheticModelSpec spec, string name, int length, float center, float halfWidth) =>
         new(name, [length], Uniform(spec, name, length, center, halfWidth));

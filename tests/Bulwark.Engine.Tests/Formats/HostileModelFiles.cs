@@ -173,6 +173,15 @@ internal static class HostileModelFiles
         yield return ("model-rope-freqs-wrong-type", Gguf(LlamaKvs(), [Embedding, new T("rope_freqs.weight", [2], 1, 4)]));
         // Phi-3's LongRoPE needs both factor sets; its sliding window is a non-negative count.
         yield return ("model-phi3-rope-factors-short-only", Gguf(LlamaKvs("phi3"), [Embedding, new T("rope_factors_short.weight", [2], 0, 8)]));
+        // Mixtures of experts: counts out of range, used above the count, a dense architecture with experts, and merged expert tensors of the wrong shape.
+        yield return ("model-experts-used-without-experts", Gguf([.. LlamaKvs(), b => b.KvU32("llama.expert_used_count", 2)], [Embedding]));
+        yield return ("model-experts-used-above-count", Gguf([.. LlamaKvs(), b => b.KvU32("llama.expert_count", 4), b => b.KvU32("llama.expert_used_count", 5)], [Embedding]));
+        yield return ("model-experts-count-2^31", Gguf([.. LlamaKvs(), b => b.KvU32("llama.expert_count", 1u << 31), b => b.KvU32("llama.expert_used_count", 2)], [Embedding]));
+        yield return ("model-qwen3moe-experts-0", Gguf([.. LlamaKvs("qwen3moe"), b => b.KvU32("qwen3moe.expert_count", 0), b => b.KvU32("qwen3moe.expert_used_count", 0)], [Embedding]));
+        yield return ("model-qwen3moe-experts-missing", Gguf(LlamaKvs("qwen3moe"), [Embedding]));
+        yield return ("model-qwen2-with-experts", Gguf([.. LlamaKvs("qwen2"), b => b.KvU32("qwen2.expert_count", 4)], [Embedding]));
+        yield return ("model-experts-tensor-2d", Gguf([.. LlamaKvs(), b => b.KvU32("llama.expert_count", 2), b => b.KvU32("llama.expert_used_count", 1)],
+            [Embedding, new T("blk.0.ffn_gate_exps.weight", [8, 8], 0, 256)]));
         yield return ("model-phi3-sliding-window-negative", Gguf([.. LlamaKvs("phi3"), b => b.Str("phi3.attention.sliding_window").U32(TypeInt32).U32(uint.MaxValue)], [Embedding]));
     }
 

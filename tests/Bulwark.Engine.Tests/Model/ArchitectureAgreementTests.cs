@@ -84,7 +84,7 @@ public class ArchitectureAgreementTests
             {
                 Assert.Equal(layer.Query.Address + layer.Query.Rows * (nint)layer.Query.RowBytes, layer.Key.Address);
                 Assert.Equal(layer.Key.Address + layer.Key.Rows * (nint)layer.Key.RowBytes, layer.Value.Address);
-                Assert.Equal(layer.Gate.Address + layer.Gate.Rows * (nint)layer.Gate.RowBytes, layer.Up.Address);
+                Assert.Equal(layer.Gate!.Address + layer.Gate.Rows * (nint)layer.Gate.RowBytes, layer.Up!.Address);
                 Assert.Equal((spec.Heads * spec.HeadDim, spec.KvHeads * spec.HeadDim, spec.FeedForward), (layer.Query.Rows, layer.Value.Rows, layer.Up.Rows));
             }
         }

@@ -1,5 +1,7 @@
 using Bulwark.Engine.Formats;
 using Bulwark.Engine.Formats.Gguf;
+using Bulwark.Engine.Model.Loading;
+using Bulwark.Engine.Synthesis;
 
 namespace Bulwark.Engine.Tests.Model;
 
@@ -31,5 +33,17 @@ internal static class GgufEdit
         foreach (var (name, tensor) in tensors)
             if (tensor is not null && !file.TryGetTensor(name, out _)) writer.AddTensor(name, tensor.Type, tensor.Dimensions, tensor.Bytes);
         writer.WriteTo(destination);
+    }
+
+    /// <summary>A valid generated GGUF of <paramref name="spec"/> in <paramref name="dir"/>, rewritten with the given changes; returns the loader's refusal.</summary>
+    public static ModelFormatException Refusal(string dir, SyntheticModelSpec spec, IReadOnlyDictionary<string, GgufValue?>? metadata = null,
+        IReadOnlyDictionary<string, Tensor?>? tensors = null)
+    {
+        var valid = Path.Combine(dir, "valid.gguf");
+        var edited = Path.Combine(dir, "edited.gguf");
+        SyntheticModel.WriteGguf(spec, valid);
+        using (GgufModelLoader.Load(valid)) { }
+        Rewrite(valid, edited, metadata, tensors);
+        return Assert.Throws<ModelFormatException>(() => GgufModelLoader.Load(edited));
     }
 }

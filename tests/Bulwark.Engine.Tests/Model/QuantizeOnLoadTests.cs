@@ -76,7 +76,7 @@ public sealed unsafe class QuantizeOnLoadTests
         for (var l = 0; l < spec.Layers; l++)
         {
             var (a, b) = (gguf.Weights.Layers[l], hf.Weights.Layers[l]);
-            foreach (var (x, y) in new[] { (a.Value, b.Value), (a.Output, b.Output), (a.Gate, b.Gate), (a.Up, b.Up), (a.Down, b.Down) })
+            foreach (var (x, y) in new[] { (a.Value, b.Value), (a.Output, b.Output), (a.Gate!, b.Gate!), (a.Up!, b.Up!), (a.Down!, b.Down!) })
                 Assert.True(Bytes(x).SequenceEqual(Bytes(y)), x.Name);
             foreach (var (x, y, heads) in new[] { (a.Query, b.Query, spec.Heads), (a.Key, b.Key, spec.KvHeads) })
             {
@@ -102,7 +102,7 @@ public sealed unsafe class QuantizeOnLoadTests
         var notices = new List<string>();
         using var plain = ModelLoader.Load(path);
         using var model = ModelLoader.Load(path, new ModelLoadOptions { QuantizeTo = GgmlType.Q4_0, Notice = notices.Add });
-        Assert.Equal(GgmlType.Q8_0, model.Weights.Layers[0].Up.Type);
+        Assert.Equal(GgmlType.Q8_0, model.Weights.Layers[0].Up!.Type);
         AssertSameLogits(plain, model);
         var notice = Assert.Single(notices);
         Assert.StartsWith("quantized 0 matrices to Q4_0 at load", notice);

@@ -79,12 +79,22 @@ public class LlamaCppArchitectureParityTests(ITestOutputHelper output)
 
     [Theory]
     [MemberData(nameof(Models))]
-    public void F32LogitsMatchLlamaCpp(string name)
+    public void F32LogitsMatchLlamaCpp(string name) => AssertF32Parity(Spec(name), WithoutFeature(name), name, "without the feature", output);
+
+    [Theory]
+    [MemberData(nameof(Models))]
+    public void Q4KMLogitsOfLlamaCppsQuantizedFileMatchLlamaCpp(string name) =>
+        AssertQuantizedParity(Spec(name), LLamaFtype.MOSTLY_Q4_K_M, file => Assert.Contains(GgmlType.Q4_K, file.Tensors.Select(t => t.Type)), $"{name} Q4_K_M", output);
+
+    /// <summary>
+    /// <paramref name="spec"/> written at F32: our logits within 1e-3 of llama.cpp's largest at each of 100 positions and the
+    /// same greedy choice at 99; <paramref name="without"/> (the model without the feature under test) must miss by more than 0.05.
+    /// </summary>
+    internal static void AssertF32Parity(SyntheticModelSpec spec, SyntheticModelSpec without, string name, string withoutLabel, ITestOutputHelper output)
     {
         var dir = Fixtures.NewTempDirectory("arch-parity");
         try
         {
-            var spec = Spec(name);
             var path = Path.Combine(dir, "model.gguf");
             SyntheticModel.WriteGguf(spec, path);
             var prompt = LlamaCppParityTests.Prompt(spec.Vocab, spec.Seed);
@@ -95,10 +105,10 @@ public class LlamaCppArchitectureParityTests(ITestOutputHelper output)
             Assert.True(stats.Agree >= 99, $"{name}: greedy choice agrees at {stats.Agree} of {PromptLength} positions; need 99%");
 
             var plain = Path.Combine(dir, "without.gguf");
-            SyntheticModel.WriteGguf(WithoutFeature(name), plain);
-            var without = Compare(LlamaCppParityTests.OurLogits(plain, prompt), theirs);
-            output.WriteLine($"{name} without the feature: worst relative difference {without.WorstRelative:0.0e+0}");
-            Assert.True(without.WorstRelative > 0.05, $"{name}: the model without its feature is within {without.WorstRelative} of llama.cpp, so this case tests nothing");
+            SyntheticModel.WriteGguf(without, plain);
+            var missed = Compare(LlamaCppParityTests.OurLogits(plain, prompt), theirs);
+            output.WriteLine($"{name} {withoutLabel}: worst relative difference {missed.WorstRelative:0.0e+0}");
+            Assert.True(missed.WorstRelative > 0.05, $"{name}: the model {withoutLabel} is within {missed.WorstRelative} of llama.cpp, so this case tests nothing");
         }
         finally
         {
@@ -106,27 +116,28 @@ public class LlamaCppArchitectureParityTests(ITestOutputHelper output)
         }
     }
 
-    [Theory]
-    [MemberData(nameof(Models))]
-    public void Q4KMLogitsOfLlamaCppsQuantizedFileMatchLlamaCpp(string name)
+    /// <summary>
+    /// <paramref name="spec"/> at F32 quantized by llama.cpp's own quantizer to <paramref name="ftype"/> (<paramref name="checkFile"/>
+    /// sees the result): cosine ≥ 0.999 at each of 100 positions, the same greedy choice at 99, disagreements near ties only.
+    /// </summary>
+    internal static void AssertQuantizedParity(SyntheticModelSpec spec, LLamaFtype ftype, Action<GgufFile> checkFile, string label, ITestOutputHelper output)
     {
         var dir = Fixtures.NewTempDirectory("arch-parity-q");
         try
         {
-            var spec = Spec(name);
             var source = Path.Combine(dir, "f32.gguf");
-            var path = Path.Combine(dir, "q4_k_m.gguf");
+            var path = Path.Combine(dir, "quantized.gguf");
             SyntheticModel.WriteGguf(spec, source);
-            LlamaCppQuantizer.Quantize(source, path, LLamaFtype.MOSTLY_Q4_K_M);
+            LlamaCppQuantizer.Quantize(source, path, ftype);
             using (var file = GgufFile.Open(path))
-                Assert.Contains(GgmlType.Q4_K, file.Tensors.Select(t => t.Type));
+                checkFile(file);
             var prompt = LlamaCppParityTests.Prompt(spec.Vocab, spec.Seed);
             var theirs = LlamaCppOracle.Logits(path, prompt);
             var stats = Compare(LlamaCppParityTests.OurLogits(path, prompt), theirs);
-            output.WriteLine($"{name} Q4_K_M: worst cosine {stats.WorstCosine:0.000000}, greedy {stats.Agree}/{PromptLength}");
-            Assert.True(stats.WorstCosine >= 0.999, $"{name}: cosine {stats.WorstCosine} below 0.999");
-            Assert.True(stats.Agree >= 99, $"{name}: greedy choice agrees at {stats.Agree} of {PromptLength} positions; need 99%");
-            Assert.True(stats.NearTiesOnly, $"{name}: a greedy disagreement is not within the logit error");
+            output.WriteLine($"{label}: worst cosine {stats.WorstCosine:0.000000}, greedy {stats.Agree}/{PromptLength}");
+            Assert.True(stats.WorstCosine >= 0.999, $"{label}: cosine {stats.WorstCosine} below 0.999");
+            Assert.True(stats.Agree >= 99, $"{label}: greedy choice agrees at {stats.Agree} of {PromptLength} positions; need 99%");
+            Assert.True(stats.NearTiesOnly, $"{label}: a greedy disagreement is not within the logit error");
         }
         finally
         {

@@ -6,7 +6,7 @@ namespace Bulwark.Engine.Model.Config;
 
 /// <summary>
 /// Reads a Hugging Face <c>config.json</c> of a Llama-family causal LM (llama, mistral, qwen2,
-/// qwen3) into a <see cref="LlamaConfig"/>, with transformers' defaults for absent keys. Anything
+/// qwen3, ..., and the mixtures of experts mixtral and qwen3_moe) into a <see cref="LlamaConfig"/>, with transformers' defaults for absent keys. Anything
 /// the decoder does not implement (other activations, o_proj/MLP biases, partial RoPE, YaRN,
 /// quantized checkpoints) is refused by name rather than silently computed wrong.
 /// </summary>
@@ -27,6 +27,8 @@ public static class HfConfig
         ("phi3", "Phi3ForCausalLM", ModelArchitecture.Phi3),
         ("gemma2", "Gemma2ForCausalLM", ModelArchitecture.Gemma2),
         ("gemma3_text", "Gemma3ForCausalLM", ModelArchitecture.Gemma3),
+        ("mixtral", "MixtralForCausalLM", ModelArchitecture.Mixtral),
+        ("qwen3_moe", "Qwen3MoeForCausalLM", ModelArchitecture.Qwen3Moe),
     ];
 
     public static string SupportedList => string.Join(", ", Supported.Select(s => $"{s.ModelType} ({s.ClassName})"));
@@ -80,7 +82,7 @@ public static class HfConfig
         // oracle, ignores) equals full attention on sequences no longer than the window, so its context is capped there.
         var (slidingWindow, firstWindowedLayer) = (0, 0);
         var layerCount = f.Int("num_hidden_layers", 1, 4096);
-        if (architecture == ModelArchitecture.Mistral && f.Has("sliding_window"))
+        if (architecture is ModelArchitecture.Mistral or ModelArchitecture.Mixtral && f.Has("sliding_window"))
             slidingWindow = f.Int("sliding_window", 1, 1 << 24);
         else if (architecture is ModelArchitecture.Qwen2 or ModelArchitecture.Qwen3 && f.Bool("use_sliding_window", false) && f.Has("sliding_window"))
         {
@@ -117,13 +119,15 @@ public static class HfConfig
             RopeLayout = RopeLayout.RotateHalf,
             TiedOutputHead = f.Bool("tie_word_embeddings", false),
             HasQkvBias = architecture == ModelArchitecture.Qwen2,
-            HasQkNorm = architecture == ModelArchitecture.Qwen3,
+            HasQkNorm = architecture is ModelArchitecture.Qwen3 or ModelArchitecture.Qwen3Moe,
             NoRopeLayerStep = architecture == ModelArchitecture.SmolLM3 ? HfConfigNoRope.Step(f) : 0,
             SlidingWindow = slidingWindow,
             FirstWindowedLayer = firstWindowedLayer,
         };
         if (architecture is ModelArchitecture.Gemma2 or ModelArchitecture.Gemma3)
             config = HfGemma.Read(f, config);
+        if (architecture is ModelArchitecture.Mixtral or ModelArchitecture.Qwen3Moe)
+            config = HfMixtureOfExperts.Read(f, config);
         config.Validate(f.File);
         return config;
     }

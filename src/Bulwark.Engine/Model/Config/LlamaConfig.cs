@@ -62,6 +62,22 @@ public sealed record LlamaConfig
     /// <summary>Whether every layer is windowed, so KV of positions before the window is never read again.</summary>
     public bool EveryLayerWindowed => SlidingWindow > 0 && SlidingWindowPattern <= 1 && FirstWindowedLayer == 0;
 
+    /// <summary>
+    /// Mixture of experts (Mixtral, Qwen3-MoE): every layer's MLP is <see cref="ExpertCount"/> SwiGLU experts of width
+    /// <see cref="ExpertFeedForwardLength"/> and a router; each token runs the <see cref="ExpertsUsed"/> with the highest
+    /// softmax probability and sums their outputs weighted by those probabilities (renormalised among the chosen when
+    /// <see cref="NormalizeExpertWeights"/>). 0: a dense MLP of <see cref="FeedForwardLength"/>.
+    /// </summary>
+    public int ExpertCount { get; init; }
+    public int ExpertsUsed { get; init; }
+    public int ExpertFeedForwardLength { get; init; }
+    public bool NormalizeExpertWeights { get; init; } = true;
+
+    public bool IsMixtureOfExperts => ExpertCount > 0;
+
+    /// <summary>Most experts a layer may have (llama.cpp's LLAMA_MAX_EXPERTS is 512 in recent versions, 256 in older).</summary>
+    public const int MaxExperts = 512;
+
     /// <summary>Gemma's extras (<see cref="GemmaConfig"/>); null for every other architecture.</summary>
     public GemmaConfig? Gemma { get; init; }
 
@@ -99,5 +115,26 @@ public sealed record LlamaConfig
         Range("sliding_window_pattern", SlidingWindowPattern, 1, 4096);
         Range("max_window_layers", FirstWindowedLayer, 0, LayerCount);
         Gemma?.Validate(source);
+        ValidateExperts(source);
+    }
+
+    private void ValidateExperts(string source)
+    {
+        if (ExpertCount == 0)
+        {
+            if (Architecture == ModelArchitecture.Qwen3Moe)
+                throw new Formats.ModelFormatException(source, "expert_count", "must be at least 1 for a mixture-of-experts architecture; got 0");
+            if (ExpertsUsed != 0)
+                throw new Formats.ModelFormatException(source, "expert_used_count", $"is {ExpertsUsed} but expert_count is 0 (a dense model uses no experts)");
+            return;
+        }
+        if (ExpertCount < 1 || ExpertCount > MaxExperts)
+            throw new Formats.ModelFormatException(source, "expert_count", $"must be between 1 and {MaxExperts}; got {ExpertCount}");
+        if (ExpertsUsed < 1 || ExpertsUsed > ExpertCount)
+            throw new Formats.ModelFormatException(source, "expert_used_count", $"must be between 1 and expert_count {ExpertCount}; got {ExpertsUsed}");
+        if (ExpertFeedForwardLength < 1 || ExpertFeedForwardLength > MaxDimension * 4L)
+            throw new Formats.ModelFormatException(source, "expert_feed_forward_length", $"must be between 1 and {MaxDimension * 4L}; got {ExpertFeedForwardLength}");
+        if (Gemma is not null || Architecture == ModelArchitecture.Phi3)
+            throw new Formats.ModelFormatException(source, "expert_count", $"experts are not supported for {Architecture} (supported: llama/Mixtral, Qwen3-MoE)");
     }
 }

@@ -18,4 +18,8 @@ public enum ModelArchitecture
     Gemma2,
     /// <summary>Gemma 3 (text): Gemma 2's block with Qwen3's q/k norm, five local layers to one global, no soft-capping.</summary>
     Gemma3,
+    /// <summary>Mixtral: Mistral's block with a mixture of SwiGLU experts for the MLP (GGUF files label it "llama").</summary>
+    Mixtral,
+    /// <summary>Qwen3-MoE: Qwen3's block (q/k norms) with a mixture of SwiGLU experts for the MLP.</summary>
+    Qwen3Moe,
 }

@@ -45,11 +45,12 @@ public static unsafe class GgufModelLoader
             "llama" => ModelArchitecture.Llama,
             "qwen2" => ModelArchitecture.Qwen2,
             "qwen3" => ModelArchitecture.Qwen3,
+            "qwen3moe" => ModelArchitecture.Qwen3Moe,
             "smollm3" => ModelArchitecture.SmolLM3,
             "phi3" => ModelArchitecture.Phi3,
             "gemma2" => ModelArchitecture.Gemma2,
             "gemma3" => ModelArchitecture.Gemma3,
-            _ => throw new ModelFormatException(file.Path, "general.architecture", $"\"{arch}\" is not supported (supported: llama, qwen2, qwen3, smollm3, phi3, gemma2, gemma3)"),
+            _ => throw new ModelFormatException(file.Path, "general.architecture", $"\"{arch}\" is not supported (supported: llama, qwen2, qwen3, qwen3moe, smollm3, phi3, gemma2, gemma3)"),
         };
         int Int(string key, long? fallback = null)
         {
@@ -88,15 +89,45 @@ public static unsafe class GgufModelLoader
             RopeLayout = architecture is ModelArchitecture.Llama or ModelArchitecture.SmolLM3 ? RopeLayout.AdjacentPairs : RopeLayout.RotateHalf,
             TiedOutputHead = !file.TryGetTensor("output.weight", out _),
             HasQkvBias = architecture == ModelArchitecture.Qwen2,
-            HasQkNorm = architecture is ModelArchitecture.Qwen3 or ModelArchitecture.Gemma3,
+            HasQkNorm = architecture is ModelArchitecture.Qwen3 or ModelArchitecture.Qwen3Moe or ModelArchitecture.Gemma3,
             Pooling = ReadPooling(file, arch),
             // llama.cpp fixes SmolLM3's step at 4; no GGUF key carries it.
             NoRopeLayerStep = architecture == ModelArchitecture.SmolLM3 ? 4 : 0,
         };
         if (architecture is ModelArchitecture.Gemma2 or ModelArchitecture.Gemma3)
             config = GgufGemma.Read(file, arch, config);
+        config = ReadExperts(file, arch, config, Int);
         config.Validate(file.Path);
         return config;
+    }
+
+    /// <summary>
+    /// <c>{arch}.expert_count</c> and <c>{arch}.expert_used_count</c> as llama.cpp reads them: a llama file with
+    /// experts is Mixtral (experts as wide as <c>feed_forward_length</c>); qwen3moe must have them, its experts
+    /// <c>expert_feed_forward_length</c> wide (llama.cpp's fallback: feed_forward_length / expert_used_count).
+    /// llama.cpp's graph renormalises the chosen experts' weights for both. Checked by <see cref="LlamaConfig.Validate"/>.
+    /// </summary>
+    private static LlamaConfig ReadExperts(GgufFile file, string arch, LlamaConfig config, Func<string, long?, int> read)
+    {
+        var moe = config.Architecture == ModelArchitecture.Qwen3Moe;
+        if (!moe && config.Architecture != ModelArchitecture.Llama)
+        {
+            if (file.GetIntegerOrNull($"{arch}.expert_count") is > 0 and var experts)
+                throw new ModelFormatException(file.Path, $"{arch}.expert_count", $"{experts} experts are not supported for {arch} (mixtures of experts: llama (Mixtral), qwen3moe)");
+            return config;
+        }
+        var count = read("expert_count", moe ? null : 0);
+        var used = read("expert_used_count", moe ? null : 0);
+        if (count == 0 && used == 0 && !moe) return config;
+        var width = moe ? read("expert_feed_forward_length", used > 0 ? config.FeedForwardLength / used : config.FeedForwardLength) : config.FeedForwardLength;
+        return config with
+        {
+            Architecture = moe ? config.Architecture : ModelArchitecture.Mixtral,
+            ExpertCount = count,
+            ExpertsUsed = used,
+            ExpertFeedForwardLength = width,
+            NormalizeExpertWeights = true,
+        };
     }
 
     /// <summary>llama.cpp's <c>{arch}.pooling_type</c> (absent: a generator); rank pooling needs a classifier head the decoder lacks.</summary>

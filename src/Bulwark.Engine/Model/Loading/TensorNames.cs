@@ -24,6 +24,16 @@ public sealed record TensorNames(
     /// </summary>
     public const string QueryKeyValue = "attn_qkv.weight", GateUp = "ffn_gate_up.weight";
 
+    /// <summary>A mixture of experts: the router, and every expert's gate/up/down merged into one 3-D tensor each (GGUF's layout).</summary>
+    public const string Router = "ffn_gate_inp.weight", GateExperts = "ffn_gate_exps.weight", UpExperts = "ffn_up_exps.weight",
+        DownExperts = "ffn_down_exps.weight";
+
+    /// <summary>
+    /// Where a format stores each expert apart (Hugging Face): expert e's <see cref="Gate"/>, <see cref="Up"/> or
+    /// <see cref="Down"/> of a layer. Null when the experts are merged (<see cref="GateExperts"/> ...).
+    /// </summary>
+    public Func<int, int, string, string>? Expert { get; init; }
+
     public static readonly TensorNames Gguf = new("token_embd.weight", "output_norm.weight", "output.weight",
         (layer, part) => $"blk.{layer}.{(part == GateUp ? Up : part)}");
 
@@ -65,6 +75,31 @@ public sealed record TensorNames(
         NormWeightOffset = 1f,
     };
 
+    /// <summary>Mixtral in transformers: <c>block_sparse_moe.gate</c> routes to <c>experts.E.w1</c> (gate), <c>w3</c> (up), <c>w2</c> (down).</summary>
+    public static readonly TensorNames HuggingFaceMixtral = HuggingFaceExperts("block_sparse_moe", "w1", "w3", "w2");
+
+    /// <summary>Qwen3-MoE in transformers: <c>mlp.gate</c> routes to <c>mlp.experts.E.gate_proj/up_proj/down_proj</c>.</summary>
+    public static readonly TensorNames HuggingFaceQwen3Moe = HuggingFaceExperts("mlp", "gate_proj", "up_proj", "down_proj");
+
+    /// <summary>Llama's names with a router <c>{block}.gate</c> and each expert's matrices <c>{block}.experts.E.{gate|up|down}</c>.</summary>
+    private static TensorNames HuggingFaceExperts(string block, string gate, string up, string down) =>
+        new(HuggingFace.TokenEmbedding, HuggingFace.OutputNorm, HuggingFace.Output,
+            (layer, part) => part == Router ? $"model.layers.{layer}.{block}.gate.weight" : HuggingFace.Layer(layer, part))
+        {
+            Expert = (layer, expert, part) => $"model.layers.{layer}.{block}.experts.{expert}." + part switch
+            {
+                Gate => gate,
+                Up => up,
+                Down => down,
+                _ => throw new ArgumentOutOfRangeException(nameof(part), part, "unknown expert tensor"),
+            } + ".weight",
+        };
+
     /// <summary>The names a Hugging Face checkpoint of <paramref name="config"/>'s architecture uses.</summary>
-    public static TensorNames HuggingFaceFor(Config.LlamaConfig config) => config.Gemma is null ? HuggingFace : HuggingFaceGemma;
+    public static TensorNames HuggingFaceFor(Config.LlamaConfig config) => config.Architecture switch
+    {
+        Config.ModelArchitecture.Mixtral => HuggingFaceMixtral,
+        Config.ModelArchitecture.Qwen3Moe => HuggingFaceQwen3Moe,
+        _ => config.Gemma is null ? HuggingFace : HuggingFaceGemma,
+    };
 }

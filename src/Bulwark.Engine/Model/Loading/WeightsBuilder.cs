@@ -46,8 +46,14 @@ public sealed unsafe class WeightsBuilder(LlamaConfig config, ITensorSource sour
             string N(string part) => names.Layer(i, part);
             var (query, key, value) = FusedQkv(N) ?? (Matrix(N(TensorNames.Query), c.QueryLength, c.EmbeddingLength),
                 Matrix(N(TensorNames.Key), c.KeyValueLength, c.EmbeddingLength), Matrix(N(TensorNames.Value), c.KeyValueLength, c.EmbeddingLength));
-            var (gate, up) = c.Architecture == ModelArchitecture.Phi3 ? FusedGateUp(N(TensorNames.GateUp))
-                : (Matrix(N(TensorNames.Gate), c.FeedForwardLength, c.EmbeddingLength), Matrix(N(TensorNames.Up), c.FeedForwardLength, c.EmbeddingLength));
+            WeightMatrix? gate = null, up = null, down = null;
+            var experts = c.IsMixtureOfExperts ? Experts(i) : null;
+            if (experts is null)
+            {
+                (gate, up) = c.Architecture == ModelArchitecture.Phi3 ? FusedGateUp(N(TensorNames.GateUp))
+                    : (Matrix(N(TensorNames.Gate), c.FeedForwardLength, c.EmbeddingLength), Matrix(N(TensorNames.Up), c.FeedForwardLength, c.EmbeddingLength));
+                down = Matrix(N(TensorNames.Down), c.EmbeddingLength, c.FeedForwardLength);
+            }
             var gemma = c.Gemma is not null;
             layers.Add(new LayerWeights
             {
@@ -66,7 +72,8 @@ public sealed unsafe class WeightsBuilder(LlamaConfig config, ITensorSource sour
                 FeedForwardNorm = Norm(N(TensorNames.FeedForwardNorm), c.EmbeddingLength),
                 Gate = gate,
                 Up = up,
-                Down = Matrix(N(TensorNames.Down), c.EmbeddingLength, c.FeedForwardLength),
+                Down = down,
+                Experts = experts,
             });
         }
         var outputNorm = Norm(names.OutputNorm, c.EmbeddingLength);
@@ -143,13 +150,48 @@ public sealed unsafe class WeightsBuilder(LlamaConfig config, ITensorSource sour
 
     private WeightMatrix Matrix(string name, int rows, int columns) => Rows(Require(name, rows, columns), 0, rows);
 
-    /// <summary>Rows [<paramref name="first"/>, first + <paramref name="rows"/>) of a checked 2-D tensor as a matrix, quantized at load when asked.</summary>
-    private WeightMatrix Rows(TensorView t, int first, int rows)
+    /// <summary>
+    /// Layer <paramref name="layer"/>'s router and experts: each expert's gate/up/down a view of its rows of the merged
+    /// 3-D tensor (GGUF), or its own tensors where the format stores them apart (Hugging Face). Every shape checked against the config.
+    /// </summary>
+    private ExpertWeights Experts(int layer)
     {
-        var columns = checked((int)t.Shape[1]);
-        var name = t.Shape[0] == rows ? t.Name : $"{t.Name}[{first}..{first + rows})";
+        var c = config;
+        var (count, width, dim) = (c.ExpertCount, c.ExpertFeedForwardLength, c.EmbeddingLength);
+        WeightMatrix[] Part(string merged, string part, int rows, int columns)
+        {
+            var parts = new WeightMatrix[count];
+            if (names.Expert is not { } expert)
+            {
+                var t = Require(names.Layer(layer, merged), count, rows, columns);
+                for (var e = 0; e < count; e++) parts[e] = Rows(t, e * rows, rows, $"{t.Name}[expert {e}]");
+                return parts;
+            }
+            for (var e = 0; e < count; e++) parts[e] = Matrix(expert(layer, e, part), rows, columns);
+            return parts;
+        }
+        return new ExpertWeights
+        {
+            // Never quantized at load: the router stays as stored, as llama.cpp's quantizer and `models quantize` keep it.
+            Router = Rows(Require(names.Layer(layer, TensorNames.Router), count, dim), 0, count, quantize: false),
+            Gate = Part(TensorNames.GateExperts, TensorNames.Gate, width, dim),
+            Up = Part(TensorNames.UpExperts, TensorNames.Up, width, dim),
+            Down = Part(TensorNames.DownExperts, TensorNames.Down, dim, width),
+        };
+    }
+
+    /// <summary>Rows [<paramref name="first"/>, first + <paramref name="rows"/>) of a checked tensor (2-D, or 3-D read as its rows one after another) as a matrix, quantized at load when asked.</summary>
+    private WeightMatrix Rows(TensorView t, int first, int rows, string? viewName = null, bool quantize = true)
+    {
+        var columns = checked((int)t.Shape[^1]);
+        var name = viewName ?? (t.Shape[0] == rows ? t.Name : $"{t.Name}[{first}..{first + rows})");
         var stored = new WeightMatrix(name, t.Type, rows, columns, t.Data + first * GgmlTypes.ByteSize(t.Type, columns));
         if (_load.QuantizeTo is not { } target) return stored;
+        if (!quantize)
+        {
+            _keptAsStored.Add($"{name} {t.Type}");
+            return stored;
+        }
         // The same rule as `bulwark models quantize` (GgufRequantizer): float matrices whose rows are whole blocks.
         if (t.Type is not (GgmlType.F32 or GgmlType.F16 or GgmlType.BF16) || columns % GgmlTypes.BlockSize(target) != 0)
         {

@@ -17,6 +17,9 @@ public sealed unsafe class LlamaSession : IDisposable
     private readonly ContiguousKvCache _cache;
     private readonly NativeBuffer _x, _normed, _query, _attention, _residual, _gate, _up, _logits;
 
+    /// <summary>The mixture-of-experts MLP (the batched executor's, with one token); null for a dense model.</summary>
+    private readonly MixtureOfExperts? _experts;
+
     /// <summary>RoPE frequencies for this session's context length (LongRoPE picks its set by it).</summary>
     private readonly float[] _ropeFrequencies;
 
@@ -37,6 +40,7 @@ public sealed unsafe class LlamaSession : IDisposable
         _gate = new NativeBuffer(c.FeedForwardLength);
         _up = new NativeBuffer(c.FeedForwardLength);
         _logits = new NativeBuffer(c.VocabularySize);
+        _experts = c.IsMixtureOfExperts ? new MixtureOfExperts(c) : null;
         _ropeFrequencies = model.Weights.RopeInverseFrequenciesFor(length);
     }
 
@@ -98,7 +102,8 @@ public sealed unsafe class LlamaSession : IDisposable
             Add(x, _residual.Span);
 
             DecoderSteps.Norm(x, layer.FeedForwardNorm, c.RmsNormEpsilon, normed);
-            DecoderSteps.Mlp(layer, normed, _gate.Span, _up.Span, _residual.Span, gelu: c.Gemma is not null);
+            if (layer.Experts is { } experts) _experts!.Apply(experts, normed, 1, _residual.Span);
+            else DecoderSteps.Mlp(layer, normed, _gate.Span, _up.Span, _residual.Span, gelu: c.Gemma is not null);
             if (layer.PostFeedForwardNorm is not null) DecoderSteps.Norm(_residual.Span, layer.PostFeedForwardNorm, c.RmsNormEpsilon, _residual.Span);
             Add(x, _residual.Span);
         }

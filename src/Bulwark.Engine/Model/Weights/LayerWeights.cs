@@ -25,10 +25,33 @@ public sealed class LayerWeights
     public NativeBuffer? PostFeedForwardNorm { get; init; }
 
     public required NativeBuffer FeedForwardNorm { get; init; }
-    public required WeightMatrix Gate { get; init; }
-    public required WeightMatrix Up { get; init; }
-    public required WeightMatrix Down { get; init; }
+    /// <summary>The dense MLP; null in a mixture-of-experts layer, which has <see cref="Experts"/> instead.</summary>
+    public WeightMatrix? Gate { get; init; }
+    public WeightMatrix? Up { get; init; }
+    public WeightMatrix? Down { get; init; }
 
-    /// <summary>The block's seven weight matrices (what is packed at load and disposed with the model).</summary>
-    public WeightMatrix[] Matrices => [Query, Key, Value, Output, Gate, Up, Down];
+    /// <summary>A mixture-of-experts layer's router and experts (Mixtral, Qwen3-MoE); null for a dense MLP.</summary>
+    public ExpertWeights? Experts { get; init; }
+
+    /// <summary>The block's weight matrices (what is packed at load and disposed with the model): attention, then the dense MLP or the router and every expert's.</summary>
+    public WeightMatrix[] Matrices => Experts is { } e
+        ? [Query, Key, Value, Output, .. e.Matrices]
+        : [Query, Key, Value, Output, Gate!, Up!, Down!];
+}
+
+/// <summary>
+/// A mixture-of-experts MLP: the router [experts × dim] and, per expert, a SwiGLU MLP. From a GGUF file each
+/// expert's matrices are views of rows of the merged 3-D tensors (<c>ffn_gate_exps</c> [experts × ff × dim] ...):
+/// the file's pages stay the only copy, in the file's type.
+/// </summary>
+public sealed class ExpertWeights
+{
+    public required WeightMatrix Router { get; init; }
+    public required WeightMatrix[] Gate { get; init; }
+    public required WeightMatrix[] Up { get; init; }
+    public required WeightMatrix[] Down { get; init; }
+
+    public int Count => Gate.Length;
+
+    public WeightMatrix[] Matrices => [Router, .. Gate, .. Up, .. Down];
 }

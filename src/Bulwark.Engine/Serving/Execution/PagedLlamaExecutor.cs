@@ -22,6 +22,9 @@ public sealed unsafe class PagedLlamaExecutor : IModelExecutor, IDisposable
     private readonly LlamaConfig _config;
     private readonly StepActivations _act;
 
+    /// <summary>The mixture-of-experts MLP and its scratch (Mixtral, Qwen3-MoE); null for a dense model.</summary>
+    private readonly MixtureOfExperts? _experts;
+
     /// <summary>RoPE frequencies for <see cref="MaxContextLength"/> (LongRoPE picks its set by it, as llama.cpp by n_ctx per sequence).</summary>
     private readonly float[] _ropeFrequencies;
     private KvBlockStore? _kv;
@@ -49,6 +52,7 @@ public sealed unsafe class PagedLlamaExecutor : IModelExecutor, IDisposable
             throw new NotSupportedException("attention soft-capping (Gemma 2) runs with an f32 KV cache only; use --kv-cache-dtype f32");
         MaxContextLength = max;
         _act = new StepActivations(_config);
+        _experts = _config.IsMixtureOfExperts ? new MixtureOfExperts(_config) : null;
         _ropeFrequencies = model.Weights.RopeInverseFrequenciesFor(max);
     }
 
@@ -163,11 +167,16 @@ public sealed unsafe class PagedLlamaExecutor : IModelExecutor, IDisposable
             VectorOps.Add(hidden, delta);
 
             NormRows(hidden, layer.FeedForwardNorm, normed, tokens);
-            var gate = _act.Gate.Span[..(tokens * c.FeedForwardLength)];
-            var up = _act.Up.Span[..(tokens * c.FeedForwardLength)];
-            WeightMatrix.MatMulShared(normed, tokens, layer.Gate, gate, layer.Up, up);
-            DecoderSteps.Gate(gate, up, gelu: c.Gemma is not null);
-            layer.Down.MatMul(gate, delta, tokens);
+            if (layer.Experts is { } experts)
+                _experts!.Apply(experts, normed, tokens, delta);
+            else
+            {
+                var gate = _act.Gate.Span[..(tokens * c.FeedForwardLength)];
+                var up = _act.Up.Span[..(tokens * c.FeedForwardLength)];
+                WeightMatrix.MatMulShared(normed, tokens, layer.Gate!, gate, layer.Up!, up);
+                DecoderSteps.Gate(gate, up, gelu: c.Gemma is not null);
+                layer.Down!.MatMul(gate, delta, tokens);
+            }
             if (layer.PostFeedForwardNorm is not null) NormRows(delta, layer.PostFeedForwardNorm, delta, tokens);
             VectorOps.Add(hidden, delta);
         }
