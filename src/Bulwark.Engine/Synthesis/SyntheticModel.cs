@@ -133,6 +133,22 @@ public static class SyntheticModel
             throw new ArgumentException($"safetensors output supports dtype F32, F16 or BF16; got {spec.DType} (write quantized models as GGUF)");
         var writer = new SafetensorsWriter();
         long done = 0;
+        foreach (var (name, tensor) in HuggingFaceTensors(spec))
+        {
+            writer.AddTensor(name, spec.DType, tensor.Shape.Select(d => (long)d).ToArray(), Quantize.Tensor(spec.DType, tensor.Values, tensor.RowLength));
+            progress?.Report(done += tensor.Values.Length);
+        }
+        Directory.CreateDirectory(folder);
+        writer.WriteTo(Path.Combine(folder, "model.safetensors"));
+        HuggingFaceFiles.Write(spec, SyntheticVocabulary.Create(spec.Vocab), folder);
+    }
+
+    /// <summary>
+    /// <paramref name="spec"/>'s weights as a Hugging Face checkpoint holds them, by their Hugging Face names: llama and
+    /// smollm3 q/k rows in rotate-half order, Gemma's norms as w (the GGUF holds 1 + w).
+    /// </summary>
+    internal static IEnumerable<(string Name, SyntheticTensor Tensor)> HuggingFaceTensors(SyntheticModelSpec spec)
+    {
         foreach (var tensor in SyntheticWeights.Generate(spec))
         {
             var values = tensor.Values;
@@ -143,14 +159,9 @@ public static class SyntheticModel
             }
             if (spec.IsGemma && tensor.Name.EndsWith("norm.weight", StringComparison.Ordinal))
                 values = values.Select(v => v - 1f).ToArray(); // exact: every v is within [0.5, 2] of 1 (Sterbenz)
-            writer.AddTensor(spec.IsGemma ? HuggingFaceName(tensor.Name, TensorNames.HuggingFaceGemma) : HuggingFaceName(tensor.Name, spec.Architecture),
-                spec.DType, tensor.Shape.Select(d => (long)d).ToArray(),
-                Quantize.Tensor(spec.DType, values, tensor.RowLength));
-            progress?.Report(done += values.Length);
+            var name = spec.IsGemma ? HuggingFaceName(tensor.Name, TensorNames.HuggingFaceGemma) : HuggingFaceName(tensor.Name, spec.Architecture);
+            yield return (name, tensor with { Values = values });
         }
-        Directory.CreateDirectory(folder);
-        writer.WriteTo(Path.Combine(folder, "model.safetensors"));
-        HuggingFaceFiles.Write(spec, SyntheticVocabulary.Create(spec.Vocab), folder);
     }
 
     /// <summary>llama.cpp's <c>general.file_type</c> (<c>llama_ftype</c>) for the dtype of the 2-D weights.</summary>

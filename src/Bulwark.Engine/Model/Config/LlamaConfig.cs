@@ -56,6 +56,9 @@ public sealed record LlamaConfig
     /// <summary>Whether every layer is windowed, so KV of positions before the window is never read again.</summary>
     public bool EveryLayerWindowed => SlidingWindow > 0 && SlidingWindowPattern <= 1;
 
+    /// <summary>A Hugging Face AWQ/GPTQ checkpoint's packed 4-bit layout; null for every other file.</summary>
+    public Int4Checkpoint? Int4 { get; init; }
+
     /// <summary>Gemma's extras (<see cref="GemmaConfig"/>); null for every other architecture.</summary>
     public GemmaConfig? Gemma { get; init; }
 
