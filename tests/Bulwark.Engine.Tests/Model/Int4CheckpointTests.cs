@@ -5,6 +5,7 @@ using Bulwark.Engine.Model;
 using Bulwark.Engine.Model.Config;
 using Bulwark.Engine.Model.Loading;
 using Bulwark.Engine.Model.Reference;
+using Bulwark.Engine.Model.Weights;
 using Bulwark.Engine.Synthesis;
 using Bulwark.Testing;
 using Xunit.Abstractions;
@@ -142,6 +143,45 @@ public class Int4CheckpointTests(ITestOutputHelper output)
         var values = new int[bytes.Length / 4];
         for (var i = 0; i < values.Length; i++) values[i] = BinaryPrimitives.ReadInt32LittleEndian(bytes[(i * 4)..]);
         return values;
+    }
+
+    [Fact]
+    public void ActOrderMatricesGatherTheirInputForEveryTokenAndSharedMultipliesEqualSeparateOnes()
+    {
+        var (folder, _) = Write("gptq-act-order-g32");
+        using var model = ModelLoader.Load(folder);
+        var layer = model.Weights.Layers[0];
+        Assert.NotNull(layer.Query.InputOrder);
+        Assert.False(layer.Query.InputOrder.SequenceEqual(Enumerable.Range(0, layer.Query.Columns)));
+        const int tokens = 3;
+        var columns = layer.Query.Columns;
+        var x = Enumerable.Range(0, tokens * columns).Select(i => MathF.Sin(i * 0.37f)).ToArray();
+        var matrices = new[] { layer.Query, layer.Key, layer.Value };
+        var shared = matrices.Select(m => new float[tokens * m.Rows]).ToArray();
+        WeightMatrix.MatMulShared(x, tokens, layer.Query, shared[0], layer.Key, shared[1], layer.Value, shared[2]);
+        var row = new float[columns];
+        for (var m = 0; m < matrices.Length; m++)
+        {
+            var separate = new float[tokens * matrices[m].Rows];
+            matrices[m].MatMul(x, separate, tokens);
+            Assert.Equal(separate, shared[m]);
+            for (var r = 0; r < matrices[m].Rows; r++)
+            {
+                matrices[m].DequantizeRow(r, row); // in input order
+                for (var t = 0; t < tokens; t++)
+                {
+                    double expected = 0, magnitude = 0;
+                    for (var i = 0; i < columns; i++)
+                    {
+                        expected += (double)row[i] * x[t * columns + i];
+                        magnitude += Math.Abs((double)row[i] * x[t * columns + i]);
+                    }
+                    // Within the 8-bit activations' rounding (1/254 of a block's largest input per value at most).
+                    Assert.True(Math.Abs(separate[t * matrices[m].Rows + r] - expected) <= 0.01 * magnitude + 1e-5,
+                        $"{matrices[m].Name} token {t} row {r}: {separate[t * matrices[m].Rows + r]} vs {expected}");
+                }
+            }
+        }
     }
 
     [Theory]
