@@ -15,7 +15,17 @@ namespace Bulwark.Fuzz;
 /// </summary>
 internal static class FuzzTargets
 {
-    private static readonly IReadOnlyList<string> FileTargets = ["gguf", "safetensors", "index", "config"];
+    private static readonly IReadOnlyList<string> FileTargets = ["gguf", "safetensors", "index", "config", "awq", "gptq"];
+
+    /// <summary>
+    /// The config.json beside the fuzzed model.safetensors of the awq/gptq targets: a 64-wide one-layer llama whose linear
+    /// layers are packed (seed the fuzzer with <c>bulwark models synth --layers 1 --dim 64 --heads 4 --kv-heads 2 --ff 64
+    /// --vocab 300 --format safetensors --quantize awq|gptq</c>'s model.safetensors).
+    /// </summary>
+    private static string Int4Config(string method) =>
+        "{\"model_type\":\"llama\",\"hidden_size\":64,\"num_hidden_layers\":1,\"num_attention_heads\":4,\"num_key_value_heads\":2," +
+        "\"intermediate_size\":64,\"vocab_size\":300,\"max_position_embeddings\":32,\"quantization_config\":{\"quant_method\":\"" + method +
+        "\",\"bits\":4,\"group_size\":32" + (method == "gptq" ? ",\"desc_act\":true" : "") + "}}";
 
     public static readonly IReadOnlyList<string> Names = [.. FileTargets, .. RequestTargets.Names];
 
@@ -65,6 +75,14 @@ internal static class FuzzTargets
                 break;
             case "config":
                 HfConfig.Parse(bytes, HfConfig.FileName);
+                break;
+            case "awq" or "gptq":
+                // The bytes as the model.safetensors of an AWQ/GPTQ folder: header, then the repack of every packed layer.
+                var folder = Path.Combine(Path.GetTempPath(), $"bulwark-fuzz-{Environment.ProcessId}-{target}");
+                Directory.CreateDirectory(folder);
+                File.WriteAllText(Path.Combine(folder, HfConfig.FileName), Int4Config(target));
+                File.WriteAllBytes(Path.Combine(folder, "model.safetensors"), bytes);
+                SafetensorsModelLoader.Load(folder).Dispose();
                 break;
             default:
                 throw new ArgumentException($"unknown target {target} (targets: {string.Join(", ", Names)})", nameof(target));

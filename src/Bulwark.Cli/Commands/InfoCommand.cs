@@ -36,6 +36,7 @@ internal static class InfoCommand
             output.WriteLine($"kernels ({isa}; BULWARK_MAX_ISA lowers it):");
             foreach (var type in WeightTypes)
                 output.WriteLine($"  {type,-7} {MatMul.Describe(type, isa)}");
+            output.WriteLine($"  AWQ/GPTQ 4-bit safetensors are repacked at load to Q4_1: {MatMul.Describe(GgmlType.Q4_1, isa)}");
             output.WriteLine($"  other types are refused at load, naming the type and the tensor (runnable: {Dequantize.SupportedList})");
             return 0;
         });

@@ -43,11 +43,16 @@ internal static class SynthCommand
         var finalCap = new Option<float?>("--final-softcap") { Description = "gemma2: output logit soft cap (default 30)." };
         var experts = new Option<int?>("--experts") { Description = "Mixture of experts: llama with experts is Mixtral (GGUF arch llama, Hugging Face MixtralForCausalLM); qwen3moe defaults to 4. Each expert is --ff wide." };
         var expertsUsed = new Option<int?>("--experts-used") { Description = "Experts each token runs (default 2, or 1 with a single expert); at most --experts." };
+        var quantize = new Option<string>("--quantize") { Description = "safetensors only: write the decoder layers' linear weights as AWQ (AutoAWQ GEMM) or GPTQ (AutoGPTQ) 4-bit, quantized from the F32 weights by the format's definition; norms, embeddings and lm_head keep --dtype. dim and ff must be multiples of --group-size.", DefaultValueFactory = _ => "none" };
+        quantize.AcceptOnlyFromAmong("none", "awq", "gptq");
+        var groupSize = new Option<int>("--group-size") { Description = "--quantize: inputs per group, a multiple of 32, or -1 for one group per row.", DefaultValueFactory = _ => 32 };
+        var actOrder = new Option<bool>("--act-order") { Description = "--quantize gptq: desc_act, inputs assigned to groups in a seeded random order through g_idx." };
+        var asymmetric = new Option<bool>("--asymmetric") { Description = "--quantize gptq: sym false (per-group zero points; AWQ always has them)." };
         var output = new Option<string>("--out") { Description = "Output .gguf file, or folder for safetensors.", Required = true };
         var command = new Command("synth", "Write a deterministic synthetic model (random weights, real BPE vocabulary) for tests and benchmarks.")
         {
             arch, layers, dim, heads, kvHeads, ff, vocab, ctx, dtype, format, seed, tied, chat, pooling, ropeTheta, ropeScaling, ropeFactor, ropeOriginalCtx,
-            window, attnCap, finalCap, experts, expertsUsed, output,
+            window, attnCap, finalCap, experts, expertsUsed, quantize, groupSize, actOrder, asymmetric, output,
         };
         command.SetAction(r =>
         {
@@ -94,14 +99,17 @@ internal static class SynthCommand
                 // Big models take a while; the bar counts float32 bytes generated.
                 var bar = parameters >= BarThreshold ? new ProgressBar("generating", parameters * 4) : null;
                 var progress = bar is null ? null : new FloatBytes(bar);
+                var int4 = Int4Options(r.GetValue(quantize)!, r.GetValue(groupSize), r.GetValue(actOrder), r.GetValue(asymmetric), asGguf);
                 if (asGguf) SyntheticModel.WriteGguf(spec, path, progress);
+                else if (int4 is not null) SyntheticInt4.Write(spec, path, int4);
                 else SyntheticModel.WriteSafetensors(spec, path, progress);
                 bar?.Finish();
                 r.InvocationConfiguration.Output.WriteLine(
                     $"wrote {path}: {spec.Architecture}, {parameters:N0} parameters, {spec.DType}, {spec.Layers} layers, dim {spec.Dim}, heads {spec.Heads}/{spec.KvHeads}, ff {spec.FeedForward}, vocab {spec.Vocab}, ctx {spec.Context}, seed {spec.Seed}" +
                     (spec.Pooling == PoolingType.None ? "" : $", {PoolingTypeNames.Name(spec.Pooling)} pooling") +
                     (spec.RopeScaling.Kind == RopeScalingKind.None ? "" : $", {spec.RopeScaling.Kind.ToString().ToLowerInvariant()} rope scaling") +
-                    (spec.IsMixtureOfExperts ? $", {spec.ExpertsUsedCount} of {spec.ExpertCount} experts" : ""));
+                    (spec.IsMixtureOfExperts ? $", {spec.ExpertsUsedCount} of {spec.ExpertCount} experts" : "") +
+                    (int4 is null ? "" : $", linear layers {int4.Format}"));
                 return 0;
             }
             catch (ArgumentException e)
@@ -111,6 +119,29 @@ internal static class SynthCommand
             }
         });
         return command;
+    }
+
+    /// <summary>The AWQ/GPTQ options of <c>--quantize</c>, null for none; options that do not apply are refused.</summary>
+    private static Int4WriteOptions? Int4Options(string quantize, int groupSize, bool actOrder, bool asymmetric, bool asGguf)
+    {
+        if (quantize == "none")
+        {
+            if (actOrder || asymmetric) throw new ArgumentException("--act-order and --asymmetric need --quantize gptq");
+            return null;
+        }
+        if (asGguf) throw new ArgumentException($"--quantize {quantize} writes a Hugging Face folder: add --format safetensors");
+        var method = quantize == "awq" ? Int4Method.Awq : Int4Method.Gptq;
+        if (method == Int4Method.Awq && (actOrder || asymmetric))
+            throw new ArgumentException("--act-order and --asymmetric are GPTQ options (AWQ always has zero points and no act order)");
+        if (groupSize != -1 && (groupSize <= 0 || groupSize % 32 != 0))
+            throw new ArgumentException($"--group-size must be -1 or a positive multiple of 32; got {groupSize}");
+        return new Int4WriteOptions
+        {
+            Method = method,
+            GroupSize = groupSize == -1 ? 0 : groupSize,
+            ActOrder = actOrder,
+            Symmetric = method == Int4Method.Gptq ? !asymmetric : null,
+        };
     }
 
     private const long BarThreshold = 1 << 24;

@@ -31,6 +31,8 @@ public static unsafe class HuggingFaceToGguf
         if (!File.Exists(configPath))
             throw new ModelFormatException(full, HfConfig.FileName, "is missing: a Hugging Face model folder has config.json beside the weights");
         var config = HfConfig.Read(configPath);
+        if (config.Int4 is { } int4)
+            throw new ModelFormatException(full, "quantization_config", $"{int4} checkpoints are not converted to GGUF (serve the folder itself: its weights are repacked to Q4_1 at load)");
         var tokenizer = ReadTokenizer(full);
         var arch = config.Architecture switch
         {

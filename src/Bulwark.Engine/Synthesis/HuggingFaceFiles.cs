@@ -13,9 +13,9 @@ internal static class HuggingFaceFiles
 {
     private static readonly JsonWriterOptions Indented = new() { Indented = true };
 
-    public static void Write(SyntheticModelSpec spec, TokenizerDefinition vocabulary, string folder)
+    public static void Write(SyntheticModelSpec spec, TokenizerDefinition vocabulary, string folder, Int4WriteOptions? int4 = null)
     {
-        File.WriteAllBytes(Path.Combine(folder, "config.json"), Json(w => Config(w, spec, vocabulary)));
+        File.WriteAllBytes(Path.Combine(folder, "config.json"), Json(w => Config(w, spec, vocabulary, int4)));
         File.WriteAllBytes(Path.Combine(folder, "tokenizer.json"), Json(w => Tokenizer(w, vocabulary)));
         File.WriteAllBytes(Path.Combine(folder, "tokenizer_config.json"), Json(w => TokenizerConfig(w, spec, vocabulary)));
         if (spec.Pooling != Model.Config.PoolingType.None)
@@ -48,7 +48,7 @@ internal static class HuggingFaceFiles
         return buffer.ToArray();
     }
 
-    private static void Config(Utf8JsonWriter w, SyntheticModelSpec spec, TokenizerDefinition vocabulary)
+    private static void Config(Utf8JsonWriter w, SyntheticModelSpec spec, TokenizerDefinition vocabulary, Int4WriteOptions? int4)
     {
         w.WriteStartObject();
         w.WriteStartArray("architectures");
@@ -110,6 +110,32 @@ internal static class HuggingFaceFiles
         w.WriteNumber("bos_token_id", vocabulary.Special.Bos);
         w.WriteNumber("eos_token_id", vocabulary.Special.Eos);
         w.WriteString("torch_dtype", spec.DType switch { GgmlType.F16 => "float16", GgmlType.BF16 => "bfloat16", _ => "float32" });
+        if (int4 is not null) Quantization(w, int4);
+        w.WriteEndObject();
+    }
+
+    /// <summary>quantization_config as transformers saves AutoAWQ's (AwqConfig) and AutoGPTQ/optimum's (GPTQConfig).</summary>
+    private static void Quantization(Utf8JsonWriter w, Int4WriteOptions int4)
+    {
+        var format = int4.Format;
+        w.WriteStartObject("quantization_config");
+        w.WriteString("quant_method", format.Method == Model.Config.Int4Method.Awq ? "awq" : "gptq");
+        w.WriteNumber("bits", Model.Config.Int4Checkpoint.Bits);
+        w.WriteNumber("group_size", format.GroupSize == 0 ? -1 : format.GroupSize);
+        if (format.Method == Model.Config.Int4Method.Awq)
+        {
+            w.WriteBoolean("zero_point", true);
+            w.WriteString("version", "gemm");
+            w.WriteNull("modules_to_not_convert");
+        }
+        else
+        {
+            w.WriteBoolean("desc_act", format.DescAct);
+            w.WriteBoolean("sym", format.Symmetric);
+            w.WriteNumber("damp_percent", 0.01);
+            w.WriteBoolean("true_sequential", true);
+            w.WriteString("checkpoint_format", format.ZeroOffset == 1 ? "gptq" : "gptq_v2");
+        }
         w.WriteEndObject();
     }
 

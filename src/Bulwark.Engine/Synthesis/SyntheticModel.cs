@@ -138,6 +138,22 @@ public static class SyntheticModel
             throw new ArgumentException($"safetensors output supports dtype F32, F16 or BF16; got {spec.DType} (write quantized models as GGUF)");
         var writer = new SafetensorsWriter();
         long done = 0;
+        foreach (var (name, tensor) in HuggingFaceTensors(spec))
+        {
+            writer.AddTensor(name, spec.DType, tensor.Shape.Select(d => (long)d).ToArray(), Quantize.Tensor(spec.DType, tensor.Values, tensor.RowLength));
+            progress?.Report(done += tensor.Values.Length);
+        }
+        Directory.CreateDirectory(folder);
+        writer.WriteTo(Path.Combine(folder, "model.safetensors"));
+        HuggingFaceFiles.Write(spec, SyntheticVocabulary.Create(spec.Vocab), folder);
+    }
+
+    /// <summary>
+    /// <paramref name="spec"/>'s weights as a Hugging Face checkpoint holds them, by their Hugging Face names: llama and
+    /// smollm3 q/k rows in rotate-half order, Gemma's norms as w (the GGUF holds 1 + w).
+    /// </summary>
+    internal static IEnumerable<(string Name, SyntheticTensor Tensor)> HuggingFaceTensors(SyntheticModelSpec spec)
+    {
         foreach (var tensor in SyntheticWeights.Generate(spec))
         {
             var values = tensor.Values;
@@ -157,21 +173,14 @@ public static class SyntheticModel
                 var part = parts[2] switch { TensorNames.GateExperts => TensorNames.Gate, TensorNames.UpExperts => TensorNames.Up, _ => TensorNames.Down };
                 var size = tensor.Shape[1] * tensor.Shape[2];
                 for (var e = 0; e < tensor.Shape[0]; e++)
-                    writer.AddTensor(names.Expert!(layer, e, part), spec.DType, [tensor.Shape[1], tensor.Shape[2]],
-                        Quantize.Tensor(spec.DType, values.AsSpan(e * size, size).ToArray(), tensor.RowLength));
-                progress?.Report(done += values.Length);
+                    yield return (names.Expert!(layer, e, part), tensor with { Shape = [tensor.Shape[1], tensor.Shape[2]], Values = values.AsSpan(e * size, size).ToArray() });
                 continue;
             }
             var hfNames = spec.IsGemma ? TensorNames.HuggingFaceGemma
                 : spec.IsMixtureOfExperts ? (spec.Architecture == "qwen3moe" ? TensorNames.HuggingFaceQwen3Moe : TensorNames.HuggingFaceMixtral) : null;
-            writer.AddTensor(hfNames is not null ? HuggingFaceName(tensor.Name, hfNames) : HuggingFaceName(tensor.Name, spec.Architecture),
-                spec.DType, tensor.Shape.Select(d => (long)d).ToArray(),
-                Quantize.Tensor(spec.DType, values, tensor.RowLength));
-            progress?.Report(done += values.Length);
+            var name = hfNames is not null ? HuggingFaceName(tensor.Name, hfNames) : HuggingFaceName(tensor.Name, spec.Architecture);
+            yield return (name, tensor with { Values = values });
         }
-        Directory.CreateDirectory(folder);
-        writer.WriteTo(Path.Combine(folder, "model.safetensors"));
-        HuggingFaceFiles.Write(spec, SyntheticVocabulary.Create(spec.Vocab), folder);
     }
 
     /// <summary>llama.cpp's <c>general.file_type</c> (<c>llama_ftype</c>) for the dtype of the 2-D weights.</summary>

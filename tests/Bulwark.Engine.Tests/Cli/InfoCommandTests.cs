@@ -17,5 +17,6 @@ public class InfoCommandTests
         Assert.Contains("against Q8_K activations", MatMul.Describe(GgmlType.IQ4_XS, isa));
         Assert.Contains("against Q8_0 activations", MatMul.Describe(GgmlType.Q5_1, isa));
         Assert.Equal("not supported", MatMul.Describe(GgmlType.IQ2_XXS, isa));
+        Assert.Contains($"  AWQ/GPTQ 4-bit safetensors are repacked at load to Q4_1: {MatMul.Describe(GgmlType.Q4_1, isa)}", result.Output);
     }
 }

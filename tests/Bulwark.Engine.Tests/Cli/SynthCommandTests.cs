@@ -41,6 +41,41 @@ public sealed class SynthCommandTests : IDisposable
     }
 
     [Fact]
+    public void QuantizeWritesAwqAndGptqFoldersThatLoadRepacked()
+    {
+        var awq = CliRunner.Run(Args("awq", "--format", "safetensors", "--dtype", "f16", "--quantize", "awq", "--group-size", "64"));
+        Assert.True(awq.ExitCode == 0, awq.Error);
+        Assert.Contains("linear layers AWQ 4-bit (group 64)", awq.Output);
+        var gptq = CliRunner.Run(Args("gptq", "--format", "safetensors", "--dtype", "f32", "--quantize", "gptq", "--group-size", "32", "--act-order", "--asymmetric"));
+        Assert.True(gptq.ExitCode == 0, gptq.Error);
+        using (var model = ModelLoader.Load(Path.Combine(_dir, "awq")))
+        {
+            Assert.Equal(Int4Method.Awq, model.Config.Int4!.Method);
+            Assert.Equal(GgmlType.Q4_1, model.Weights.Layers[0].Query.Type);
+            Assert.Equal(GgmlType.F16, model.Weights.TokenEmbedding.Type);
+        }
+        using (var model = ModelLoader.Load(Path.Combine(_dir, "gptq")))
+        {
+            Assert.Equal((Int4Method.Gptq, 32, true, false), (model.Config.Int4!.Method, model.Config.Int4.GroupSize, model.Config.Int4.DescAct, model.Config.Int4.Symmetric));
+            Assert.NotNull(model.Weights.Layers[0].Down.InputOrder);
+        }
+    }
+
+    [Theory]
+    [InlineData("--quantize awq --format gguf --dtype f32", "--quantize awq writes a Hugging Face folder: add --format safetensors")]
+    [InlineData("--quantize gptq --format safetensors --dtype f32 --group-size 48", "--group-size must be -1 or a positive multiple of 32; got 48")]
+    [InlineData("--quantize gptq --format safetensors --dtype f32 --group-size 0", "--group-size must be -1 or a positive multiple of 32; got 0")]
+    [InlineData("--quantize awq --format safetensors --dtype f32 --act-order", "--act-order and --asymmetric are GPTQ options")]
+    [InlineData("--format safetensors --dtype f32 --asymmetric", "--act-order and --asymmetric need --quantize gptq")]
+    [InlineData("--quantize awq --format safetensors --dtype f32 --group-size 128", "cannot be packed in groups of 128")]
+    public void QuantizeOptionsThatDoNotApplyAreRefused(string options, string message)
+    {
+        var result = CliRunner.Run(Args("bad", options.Split(' ')));
+        Assert.Equal(2, result.ExitCode);
+        Assert.Contains(message, result.Error);
+    }
+
+    [Fact]
     public void TiedWritesNoOutputHead()
     {
         Assert.Equal(0, CliRunner.Run(Args("t.gguf", "--tied")).ExitCode);

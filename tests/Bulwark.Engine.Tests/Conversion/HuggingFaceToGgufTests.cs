@@ -111,6 +111,18 @@ public sealed class HuggingFaceToGgufTests
     }
 
     [Fact]
+    public void AwqAndGptqFoldersAreRefusedNamingQuantizationConfig()
+    {
+        var dir = Fixtures.NewTempDirectory("hf-to-gguf");
+        var hf = Path.Combine(dir, "hf");
+        SyntheticInt4.Write(Spec("llama", GgmlType.F32, false), hf, new Int4WriteOptions { Method = Int4Method.Gptq, GroupSize = 32 });
+        var e = Assert.Throws<ModelFormatException>(() => HuggingFaceToGguf.Convert(hf, Path.Combine(dir, "x.gguf")));
+        Assert.Contains("quantization_config: GPTQ 4-bit (group 32) checkpoints are not converted to GGUF", e.Message);
+        Assert.False(File.Exists(Path.Combine(dir, "x.gguf")));
+        Directory.Delete(dir, true);
+    }
+
+    [Fact]
     public void Bf16MatricesKeepTheirTypeAndBytes()
     {
         var dir = Fixtures.NewTempDirectory("hf-to-gguf");

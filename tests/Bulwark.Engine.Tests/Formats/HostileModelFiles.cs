@@ -332,6 +332,9 @@ internal static class HostileModelFiles
         yield return ("smollm3-no-rope-layers-not-the-pattern", Utf8(Config(",\"no_rope_layers\":[0]", "smollm3").Replace("LlamaForCausalLM", "SmolLM3ForCausalLM")));
         yield return ("nested-10000-deep", Utf8(Config(",\"x\":" + new string('[', 10000) + new string(']', 10000))));
         yield return ("quantized-gptq", Utf8(Config(",\"quantization_config\":{\"quant_method\":\"gptq\"}")));
+        yield return ("quantized-awq-gemv", Utf8(Config(",\"quantization_config\":{\"quant_method\":\"awq\",\"version\":\"gemv\"}")));
+        yield return ("quantized-gptq-3-bit", Utf8(Config(",\"quantization_config\":{\"quant_method\":\"gptq\",\"bits\":3}")));
+        yield return ("quantized-bitsandbytes", Utf8(Config(",\"quantization_config\":{\"quant_method\":\"bitsandbytes\"}")));
         yield return ("gemma2-gelu-exact", Utf8(Config(",\"hidden_activation\":\"gelu\"", "gemma2").Replace("LlamaForCausalLM", "Gemma2ForCausalLM")));
         yield return ("gemma2-softcap-negative", Utf8(Config(",\"attn_logit_softcapping\":-50", "gemma2").Replace("LlamaForCausalLM", "Gemma2ForCausalLM")));
         yield return ("gemma2-layer-types-too-short", Utf8(Config(",\"layer_types\":[]", "gemma2").Replace("LlamaForCausalLM", "Gemma2ForCausalLM")));
@@ -352,6 +355,20 @@ internal static class HostileModelFiles
             .Concat(Folder("vocab-larger-than-weights", Config(",\"vocab_size\":16777216"), F("model.embed_tokens.weight", 16, 8)))
             .Concat(Folder("untied-without-lm-head", Config(",\"tie_word_embeddings\":false"), F("model.embed_tokens.weight", 16, 8)))
             .Concat(Folder("layers-missing", Config(), F("model.embed_tokens.weight", 16, 8), F("model.norm.weight", 8)))
-            .Concat(Folder("norm-as-matrix", Config(), F("model.embed_tokens.weight", 16, 8), F("model.layers.0.input_layernorm.weight", 8, 8)));
+            .Concat(Folder("norm-as-matrix", Config(), F("model.embed_tokens.weight", 16, 8), F("model.layers.0.input_layernorm.weight", 8, 8)))
+            .Concat(Folder("embedding-i32", Config(), Packed("model.embed_tokens.weight", "I32", 16, 8)))
+            .Concat(Folder("awq-qweight-wrong-shape", Int4("awq"), F("model.embed_tokens.weight", 16, 32), Packed(Q + "qweight", "I32", 32, 2)))
+            .Concat(Folder("awq-scales-missing", Int4("awq"), F("model.embed_tokens.weight", 16, 32), Packed(Q + "qweight", "I32", 32, 4), Packed(Q + "qzeros", "I32", 1, 4)))
+            .Concat(Folder("gptq-g-idx-out-of-range", Int4("gptq"), F("model.embed_tokens.weight", 16, 32), Packed(Q + "qweight", "I32", 4, 32),
+                Packed(Q + "qzeros", "I32", 1, 4), Packed(Q + "scales", "F16", 1, 32), new(Q + "g_idx", "I32", [32], Enumerable.Repeat(new byte[] { 7, 0, 0, 0 }, 32).SelectMany(b => b).ToArray())));
     }
+
+    private const string Q = "model.layers.0.self_attn.q_proj.";
+
+    private static SafetensorsBytes.Tensor Packed(string name, string dtype, params long[] shape) =>
+        new(name, dtype, shape, new byte[shape.Aggregate(dtype == "F16" ? 2L : 4L, (p, d) => p * d)]);
+
+    /// <summary>A 32-wide model (whole 32-value blocks) with an AWQ or GPTQ quantization_config.</summary>
+    private static string Int4(string method) =>
+        Config(",\"quantization_config\":{\"quant_method\":\"" + method + "\",\"bits\":4,\"group_size\":32}").Replace("\"hidden_size\":8", "\"hidden_size\":32");
 }

@@ -78,7 +78,7 @@ public class SafetensorsReaderTests
     {
         var e = Refused($$$"""{"w":{"dtype":"{{{dtype}}}","shape":[4],"data_offsets":[0,32]}}""");
         Assert.Contains("w.dtype", e.Message);
-        Assert.Contains($"\"{dtype}\" is not supported (supported: F32, F16, BF16)", e.Message);
+        Assert.Contains($"\"{dtype}\" is not supported (supported: F32, F16, BF16, I32)", e.Message);
     }
 
     [Fact]

@@ -190,9 +190,56 @@ public class HfConfigTests
         Assert.Contains("model_type: is missing", Refused(Without(Llama(), "model_type")).Message);
     }
 
+    /// <summary>AWQ/GPTQ quantization_config: accepted values (with what they read as) at and around every limit.</summary>
+    public static TheoryData<string, string> Int4Accepted() => new()
+    {
+        { """{"quant_method":"awq","bits":4,"group_size":128,"zero_point":true,"version":"gemm"}""", "Awq 128 0 False" },
+        { """{"quant_method":"awq"}""", "Awq 128 0 False" }, // transformers' AwqConfig defaults
+        { """{"quant_method":"AWQ","w_bit":4,"q_group_size":64,"version":"GEMM"}""", "Awq 64 0 False" },
+        { """{"quant_method":"awq","group_size":32}""", "Awq 32 0 False" }, // the smallest group: one block
+        { """{"quant_method":"awq","group_size":-1}""", "Awq 0 0 False" }, // one group per row
+        { """{"quant_method":"gptq","bits":4}""", "Gptq 128 1 False" },
+        { """{"quant_method":"gptq","bits":4,"group_size":4194304,"desc_act":true,"sym":false,"checkpoint_format":"gptq_v2"}""", "Gptq 4194304 0 True" },
+    };
+
+    [Theory]
+    [MemberData(nameof(Int4Accepted))]
+    public void Int4QuantizationConfigsAreRead(string json, string expected)
+    {
+        var int4 = Parse(With(Llama(), "quantization_config", JsonNode.Parse(json))).Int4!;
+        Assert.Equal(expected, $"{int4.Method} {int4.GroupSize} {int4.ZeroOffset} {int4.DescAct}");
+    }
+
+    public static TheoryData<string, string> Int4Refused() => new()
+    {
+        { """{"bits":4}""", "quantization_config.quant_method: is missing (supported: awq, gptq)" },
+        { """{"quant_method":"fp8"}""", "quantization_config.quant_method: \"fp8\" is not supported" },
+        { """{"quant_method":"awq","bits":3}""", "quantization_config.bits: 3 is not supported (only 4-bit" },
+        { """{"quant_method":"awq","bits":5}""", "quantization_config.bits: 5 is not supported" },
+        { """{"quant_method":"gptq","bits":8}""", "quantization_config.bits: 8 is not supported" },
+        { """{"quant_method":"gptq"}""", "quantization_config.bits: is missing" },
+        { """{"quant_method":"gptq","bits":4,"group_size":16}""", "quantization_config.group_size: 16 is not supported (must be -1 or a positive multiple of 32" },
+        { """{"quant_method":"gptq","bits":4,"group_size":48}""", "quantization_config.group_size: 48 is not supported" },
+        { """{"quant_method":"awq","group_size":0}""", "quantization_config.group_size: 0 is not supported" },
+        { """{"quant_method":"awq","group_size":-2}""", "quantization_config.group_size: must be between -1 and 4194304; got -2" },
+        { """{"quant_method":"awq","group_size":4194336}""", "quantization_config.group_size: must be between -1 and 4194304; got 4194336" },
+        { """{"quant_method":"awq","zero_point":false}""", "quantization_config.zero_point: false is not supported" },
+        { """{"quant_method":"awq","version":"gemv"}""", "quantization_config.version: \"gemv\" is not supported (only AutoAWQ's \"gemm\"" },
+        { """{"quant_method":"awq","backend":"llm-awq"}""", "quantization_config.backend: \"llm-awq\" is not supported" },
+        { """{"quant_method":"gptq","bits":4,"checkpoint_format":"marlin"}""", "quantization_config.checkpoint_format: \"marlin\" is not supported (supported: gptq, gptq_v2)" },
+        { """{"quant_method":"gptq","bits":4,"is_marlin_format":true}""", "quantization_config.is_marlin_format: true is not supported" },
+        { """{"quant_method":"gptq","bits":4,"desc_act":"yes"}""", "quantization_config.desc_act: must be true or false" },
+        { "[4]", "quantization_config: must be an object" },
+    };
+
+    [Theory]
+    [MemberData(nameof(Int4Refused))]
+    public void Int4QuantizationConfigsOutsideTheLimitsAreRefusedByField(string json, string message) =>
+        Assert.Contains(message, Refused(With(Llama(), "quantization_config", JsonNode.Parse(json))).Message);
+
     public static TheoryData<string, string, string> UnsupportedFeatures() => new()
     {
-        { "quantization_config", """{"quant_method":"gptq","bits":4}""", "quantization_config: quantized Hugging Face checkpoints" },
+        { "quantization_config", """{"quant_method":"bitsandbytes","load_in_4bit":true}""", "quantization_config.quant_method: \"bitsandbytes\" is not supported (supported: awq, gptq" },
         { "hidden_act", "\"gelu\"", "hidden_act: \"gelu\" is not supported" },
         { "attention_bias", "true", "attention_bias: true is not supported for llama" },
         { "mlp_bias", "true", "mlp_bias: true is not supported" },

@@ -10,7 +10,8 @@ public static class SafetensorsDTypes
         "F8_E4M3", "F8_E5M2", "F8_E8M0", "F6_E2M3", "F6_E3M2", "F4",
     };
 
-    public const string Supported = "F32, F16, BF16";
+    /// <summary>I32 holds AWQ/GPTQ's packed 4-bit weights, zero points and group indices (never a float weight: the loader checks which tensor takes which).</summary>
+    public const string Supported = "F32, F16, BF16, I32";
 
     /// <summary>The ggml element type of a supported dtype, or null.</summary>
     public static GgmlType? ToGgml(string dtype) => dtype switch
@@ -18,6 +19,7 @@ public static class SafetensorsDTypes
         "F32" => GgmlType.F32,
         "F16" => GgmlType.F16,
         "BF16" => GgmlType.BF16,
+        "I32" => GgmlType.I32,
         _ => null,
     };
 

@@ -8,7 +8,7 @@ namespace Bulwark.Engine.Formats.Safetensors;
 /// Builds a <c>.safetensors</c> file: an 8-byte little-endian header length, a JSON header
 /// (<c>{"name": {"dtype", "shape", "data_offsets"}, "__metadata__": {...}}</c>) padded with spaces
 /// to 8 bytes, then the tensors' bytes back to back. Output is a pure function of what was added
-/// and in which order. Writes F32, F16 and BF16: safetensors has no ggml block-quantized types.
+/// and in which order. Writes F32, F16, BF16 and I32 (AWQ/GPTQ's packed weights): safetensors has no ggml block-quantized types.
 /// </summary>
 public sealed class SafetensorsWriter
 {
@@ -21,7 +21,8 @@ public sealed class SafetensorsWriter
         GgmlType.F32 => "F32",
         GgmlType.F16 => "F16",
         GgmlType.BF16 => "BF16",
-        _ => throw new NotSupportedException($"safetensors cannot hold {type} (F32, F16 and BF16 can be written; quantized weights belong in GGUF)"),
+        GgmlType.I32 => "I32",
+        _ => throw new NotSupportedException($"safetensors cannot hold {type} (F32, F16, BF16 and I32 can be written; ggml's quantized blocks belong in GGUF)"),
     };
 
     public SafetensorsWriter AddMetadata(string key, string value)

@@ -8,7 +8,7 @@ namespace Bulwark.Engine.Model.Config;
 /// Reads a Hugging Face <c>config.json</c> of a Llama-family causal LM (llama, mistral, qwen2,
 /// qwen3, ..., and the mixtures of experts mixtral and qwen3_moe) into a <see cref="LlamaConfig"/>, with transformers' defaults for absent keys. Anything
 /// the decoder does not implement (other activations, o_proj/MLP biases, partial RoPE, YaRN,
-/// quantized checkpoints) is refused by name rather than silently computed wrong.
+/// quantized checkpoints other than 4-bit AWQ/GPTQ) is refused by name rather than silently computed wrong.
 /// </summary>
 public static class HfConfig
 {
@@ -123,6 +123,7 @@ public static class HfConfig
             NoRopeLayerStep = architecture == ModelArchitecture.SmolLM3 ? HfConfigNoRope.Step(f) : 0,
             SlidingWindow = slidingWindow,
             FirstWindowedLayer = firstWindowedLayer,
+            Int4 = f.Object(HfConfigInt4.Key) is { } quantization ? HfConfigInt4.Read(quantization) : null,
         };
         if (architecture is ModelArchitecture.Gemma2 or ModelArchitecture.Gemma3)
             config = HfGemma.Read(f, config);
@@ -152,8 +153,6 @@ public static class HfConfig
 
     private static void RefuseUnsupportedFeatures(HfConfigFields f, string modelType)
     {
-        if (f.Has("quantization_config"))
-            throw f.Error("quantization_config", "quantized Hugging Face checkpoints (GPTQ, AWQ, bitsandbytes, ...) are not supported; use F32/F16/BF16 safetensors or a GGUF file");
         if (modelType.StartsWith("gemma", StringComparison.Ordinal))
         {
             // Gemma's configs name it hidden_activation (transformers prefers it) and often hidden_act too.

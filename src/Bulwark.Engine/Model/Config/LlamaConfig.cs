@@ -78,6 +78,9 @@ public sealed record LlamaConfig
     /// <summary>Most experts a layer may have (llama.cpp's LLAMA_MAX_EXPERTS is 512 in recent versions, 256 in older).</summary>
     public const int MaxExperts = 512;
 
+    /// <summary>A Hugging Face AWQ/GPTQ checkpoint's packed 4-bit layout; null for every other file.</summary>
+    public Int4Checkpoint? Int4 { get; init; }
+
     /// <summary>Gemma's extras (<see cref="GemmaConfig"/>); null for every other architecture.</summary>
     public GemmaConfig? Gemma { get; init; }
 

@@ -16,9 +16,12 @@ namespace Bulwark.Engine.Model.Loading;
 public sealed unsafe class WeightsBuilder(LlamaConfig config, ITensorSource source, TensorNames names, ModelLoadOptions? load = null)
 {
     private readonly ModelLoadOptions _load = load ?? ModelLoadOptions.None;
-    private readonly List<WeightMatrix> _quantized = [];
+    private readonly List<WeightMatrix> _quantized = [], _repacked = [];
     private readonly List<string> _keptAsStored = [];
     private long _bytesBefore, _bytesAfter;
+
+    /// <summary>AWQ/GPTQ linear layers, repacked at load; null for every other checkpoint.</summary>
+    private readonly Int4Matrices? _int4 = config.Int4 is { } int4 ? new Int4Matrices(source, int4) : null;
 
     /// <param name="owned">The source files the matrices point into: kept open by the weights, or disposed here when no matrix needs them.</param>
     public LlamaWeights Build(IReadOnlyList<IDisposable> owned, ReadOnlySpan<float> ropeFrequencyFactors = default)
@@ -31,7 +34,7 @@ public sealed unsafe class WeightsBuilder(LlamaConfig config, ITensorSource sour
         }
         catch
         {
-            foreach (var m in _quantized) m.Dispose();
+            foreach (var m in _quantized.Concat(_repacked)) m.Dispose();
             throw;
         }
     }
@@ -107,8 +110,10 @@ public sealed unsafe class WeightsBuilder(LlamaConfig config, ITensorSource sour
 
     private void Report()
     {
-        if (_load.QuantizeTo is not { } target || _load.Notice is not { } notice) return;
         var mib = (double)(1 << 20);
+        if (_repacked.Count > 0)
+            _load.Notice?.Invoke($"repacked {_repacked.Count} {config.Int4} matrices to Q4_1 at load ({_repacked.Sum(m => m.RowBytes * m.Rows) / mib:0.#} MiB)");
+        if (_load.QuantizeTo is not { } target || _load.Notice is not { } notice) return;
         var line = $"quantized {_quantized.Count} matrices to {target} at load ({_bytesBefore / mib:0.#} MiB -> {_bytesAfter / mib:0.#} MiB)";
         if (_keptAsStored.Count > 0)
             line += $"; {_keptAsStored.Count} left as stored ({string.Join(", ", _keptAsStored.Take(3))}{(_keptAsStored.Count > 3 ? ", ..." : "")})";
@@ -118,7 +123,9 @@ public sealed unsafe class WeightsBuilder(LlamaConfig config, ITensorSource sour
     private TensorView Require(string name, params long[] expected)
     {
         if (!source.TryGet(name, out var tensor))
-            throw new ModelFormatException(source.Location, name, "tensor is missing");
+            throw new ModelFormatException(source.Location, name, _int4?.IsPacked(name) == true
+                ? $"is stored packed ({config.Int4}), which this layer cannot use (Phi-3's fused matrices and norms/embeddings must be unquantized)"
+                : "tensor is missing");
         if (!tensor.Shape.SequenceEqual(expected))
             throw new ModelFormatException(source.Location, name,
                 $"shape [{string.Join(", ", tensor.Shape)}] does not match the config's [{string.Join(", ", expected)}]");
@@ -148,7 +155,15 @@ public sealed unsafe class WeightsBuilder(LlamaConfig config, ITensorSource sour
         return (Rows(t, 0, config.FeedForwardLength), Rows(t, config.FeedForwardLength, config.FeedForwardLength));
     }
 
-    private WeightMatrix Matrix(string name, int rows, int columns) => Rows(Require(name, rows, columns), 0, rows);
+    private WeightMatrix Matrix(string name, int rows, int columns)
+    {
+        if (_int4?.TryLoad(name, rows, columns) is { } repacked)
+        {
+            _repacked.Add(repacked);
+            return repacked;
+        }
+        return Rows(Require(name, rows, columns), 0, rows);
+    }
 
     /// <summary>
     /// Layer <paramref name="layer"/>'s router and experts: each expert's gate/up/down a view of its rows of the merged

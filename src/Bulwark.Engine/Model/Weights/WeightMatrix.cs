@@ -36,6 +36,24 @@ public sealed unsafe class WeightMatrix : IDisposable
         Data = data;
     }
 
+    /// <summary>
+    /// A matrix in native memory from <see cref="AnonymousPages.Allocate"/> that it owns and frees (weights repacked at
+    /// load). With <paramref name="inputOrder"/>, stored column j holds input inputOrder[j] (see <see cref="InputOrder"/>).
+    /// </summary>
+    internal static WeightMatrix Owning(string name, GgmlType type, int rows, int columns, byte* data, int[]? inputOrder = null)
+    {
+        if (inputOrder is not null && inputOrder.Length != columns)
+            throw new ArgumentException($"{name}: the input order needs {columns} entries; got {inputOrder.Length}", nameof(inputOrder));
+        return new WeightMatrix(name, type, rows, columns, data) { _owned = data, InputOrder = inputOrder };
+    }
+
+    /// <summary>
+    /// Null when stored column j multiplies input j. Otherwise stored column j multiplies input InputOrder[j] (GPTQ's
+    /// act order, its inputs sorted by group at load): every multiply first gathers its input into that order.
+    /// Rows read through <see cref="DequantizeRow"/> come back in input order; <see cref="StoredRow"/> gives the stored one.
+    /// </summary>
+    internal int[]? InputOrder { get; private init; }
+
     public string Name { get; }
     public GgmlType Type { get; }
     public int Rows { get; }
@@ -88,7 +106,7 @@ public sealed unsafe class WeightMatrix : IDisposable
         b.Check(x, yb, tokens);
         c?.Check(x, yc, tokens);
         var isa = KernelIsa.Active;
-        if (a._packed is { } pa && b._packed is { } pb && PackedMatMul.HasFastPath(isa) && PackedMatMul.CanShare(pa, pb)
+        if (a.InputOrder == null && a._packed is { } pa && b._packed is { } pb && PackedMatMul.HasFastPath(isa) && PackedMatMul.CanShare(pa, pb)
             && (c is null || (c._packed is { } pc && PackedMatMul.CanShare(pa, pc))))
         {
             fixed (float* px = x)
@@ -114,7 +132,7 @@ public sealed unsafe class WeightMatrix : IDisposable
         c?.MatMul(x, yc, tokens, isa);
     }
 
-    private bool RunsUnpacked(InstructionSet isa) => Data != null && !(_packed != null && PackedMatMul.HasFastPath(isa));
+    private bool RunsUnpacked(InstructionSet isa) => Data != null && InputOrder == null && !(_packed != null && PackedMatMul.HasFastPath(isa));
 
     /// <summary>Whether this matrix and <paramref name="other"/> both run on the stored rows and can share one preparation of their input.</summary>
     private bool SharesUnpacked(WeightMatrix other, InstructionSet isa) =>
@@ -124,6 +142,32 @@ public sealed unsafe class WeightMatrix : IDisposable
 
     /// <summary>As <see cref="MatMul(ReadOnlySpan{float}, Span{float}, int)"/> on an explicit instruction set (tests).</summary>
     internal void MatMul(ReadOnlySpan<float> x, Span<float> y, int tokens, InstructionSet isa)
+    {
+        if (InputOrder is { } order)
+        {
+            // Act-order weights: the input in the order the stored columns hold it, once per call.
+            var count = tokens * Columns;
+            var gathered = System.Buffers.ArrayPool<float>.Shared.Rent(count);
+            try
+            {
+                for (var t = 0; t < tokens; t++)
+                {
+                    var from = x.Slice(t * Columns, Columns);
+                    var to = gathered.AsSpan(t * Columns, Columns);
+                    for (var j = 0; j < to.Length; j++) to[j] = from[order[j]];
+                }
+                MatMulStored(gathered.AsSpan(0, count), y, tokens, isa);
+            }
+            finally
+            {
+                System.Buffers.ArrayPool<float>.Shared.Return(gathered);
+            }
+            return;
+        }
+        MatMulStored(x, y, tokens, isa);
+    }
+
+    private void MatMulStored(ReadOnlySpan<float> x, Span<float> y, int tokens, InstructionSet isa)
     {
         fixed (float* px = x)
         fixed (float* py = y)
@@ -254,6 +298,13 @@ public sealed unsafe class WeightMatrix : IDisposable
             Dequantize.Row(Type, bytes.AsSpan(0, checked((int)RowBytes)), destination[..Columns]);
             return;
         }
+        if (InputOrder is { } order)
+        {
+            var ordered = _orderedRowScratch is { } f && f.Length >= Columns ? f : (_orderedRowScratch = new float[Columns]);
+            Dequantize.Row(Type, new ReadOnlySpan<byte>(Data + row * RowBytes, checked((int)RowBytes)), ordered.AsSpan(0, Columns));
+            for (var j = 0; j < Columns; j++) destination[order[j]] = ordered[j];
+            return;
+        }
         if (Data != null)
         {
             Dequantize.Row(Type, new ReadOnlySpan<byte>(Data + row * RowBytes, checked((int)RowBytes)), destination[..Columns]);
@@ -265,6 +316,7 @@ public sealed unsafe class WeightMatrix : IDisposable
     }
 
     [ThreadStatic] private static byte[]? _storedRowScratch;
+    [ThreadStatic] private static float[]? _orderedRowScratch;
 
     /// <summary>
     /// A new matrix holding this one's weights converted to <paramref name="target"/> (Q8_0 or Q4_0)
