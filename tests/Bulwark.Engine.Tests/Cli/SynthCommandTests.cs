@@ -57,7 +57,7 @@ public sealed class SynthCommandTests : IDisposable
         using (var model = ModelLoader.Load(Path.Combine(_dir, "gptq")))
         {
             Assert.Equal((Int4Method.Gptq, 32, true, false), (model.Config.Int4!.Method, model.Config.Int4.GroupSize, model.Config.Int4.DescAct, model.Config.Int4.Symmetric));
-            Assert.NotNull(model.Weights.Layers[0].Down.InputOrder);
+            Assert.NotNull(model.Weights.Layers[0].Down!.InputOrder);
         }
     }
 
