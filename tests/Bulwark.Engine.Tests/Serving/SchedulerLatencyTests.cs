@@ -147,7 +147,7 @@ public class SchedulerLatencyTests
     public void ALaterRequestDoesNotGetItsFirstTokenBeforeAnEarlierOne()
     {
         // Nobody decodes, so prompts take the budget (16) in chunks of 8: the earlier, long prompt gets 8 a step.
-        // The later, short one gets the rest of the budget but its last token only with the earlier one's.
+        // The later, short one would fit in the rest of the budget; it starts with the earlier one's last chunk.
         var scheduler = Create(budget: 16, chunk: 8);
         var early = Prompt(1, 20);
         var late = Prompt(2, 3);
@@ -155,15 +155,39 @@ public class SchedulerLatencyTests
         scheduler.Add(late);
         var step = Step(scheduler);
         Assert.Equal(8, CountOf(step, early));
-        Assert.Equal(2, CountOf(step, late)); // before: 3, and its first token two steps before the earlier one's
-        Assert.Equal(0, late.OutputCount);
+        Assert.Equal(0, CountOf(step, late)); // before: 3, and its first token two steps before the earlier one's
         Step(scheduler);
         Assert.Equal(0, late.OutputCount);
         step = Step(scheduler);
         Assert.Equal(4, CountOf(step, early));
-        Assert.Equal(1, CountOf(step, late));
+        Assert.Equal(3, CountOf(step, late));
         Assert.Equal(1, early.OutputCount);
         Assert.Equal(1, late.OutputCount);
+    }
+
+    [Fact]
+    public void ARunningLaterPromptStopsShortOfItsLastTokenWhileAnEarlierOneIsUnfinished()
+    {
+        // Both admitted in the first step. Then a sequence that arrived before both is queued again (as a
+        // preempted one is): from then on the running later prompt prefills up to, not including, its last token.
+        var scheduler = Create(budget: 16, chunk: 8, cap: 16);
+        var early = Prompt(1, 6);
+        var late = Prompt(2, 12);
+        scheduler.Add(early);
+        scheduler.Add(late);
+        var step = Step(scheduler);
+        Assert.Equal(6, CountOf(step, early));
+        Assert.Equal(8, CountOf(step, late));
+        var longer = Prompt(0, 30); // its arrival (0) orders it before both
+        scheduler.Add(longer);
+        step = Step(scheduler);
+        Assert.Equal(1, CountOf(step, early)); // decoding
+        Assert.Equal(8, CountOf(step, longer));
+        Assert.Equal(3, CountOf(step, late)); // 4 left: 3 now, the last with the longer one's
+        Assert.Equal(0, late.OutputCount);
+        step = Step(scheduler);
+        Assert.Equal(0, CountOf(step, late));
+        Assert.Equal(0, late.OutputCount);
     }
 
     [Fact]

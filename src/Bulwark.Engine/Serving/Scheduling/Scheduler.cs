@@ -103,17 +103,17 @@ internal sealed class Scheduler
                 break;
             var fromWaiting = waitingNext is not null && (runningNext is null || Compare(waitingNext, runningNext) < 0);
             var seq = fromWaiting ? waitingNext! : runningNext!;
-            var limit = Math.Min(Math.Min(seq.Count - seq.ComputedCount, _options.MaxPrefillChunk), Math.Min(budget, extraBudget));
-            if (holdFirstTokens && seq.OutputCount == 0)
-                limit = Math.Min(limit, seq.Count - seq.ComputedCount - 1);
+            var hold = holdFirstTokens && seq.OutputCount == 0;
             int count;
             if (fromWaiting)
             {
-                count = limit > 0 ? TryAdmit(seq, limit, seatsFor) : 0;
+                // A held arrival is not admitted at all (a partial first chunk would gain little and attach its
+                // cached prefix for nothing); the most urgent waiting sequence that does not fit stops admission
+                // too: nobody behind it goes before it, but prompts already running go on (they hold blocks that
+                // it may be waiting for).
+                count = hold ? 0 : TryAdmit(seq, Math.Min(budget, extraBudget), seatsFor);
                 if (count == 0)
                 {
-                    // The most urgent waiting sequence does not fit (or is held): nobody behind it is admitted
-                    // before it, but prompts already running go on (they hold blocks that it may be waiting for).
                     admit = false;
                     continue;
                 }
@@ -121,6 +121,7 @@ internal sealed class Scheduler
             else
             {
                 r++;
+                var limit = ChunkOf(seq, Math.Min(budget, extraBudget), hold);
                 if (limit <= 0)
                     continue;
                 if (!ReservePreempting(seq, limit, anyVictim: false))
@@ -165,6 +166,17 @@ internal sealed class Scheduler
         return null;
     }
 
+    /// <summary>
+    /// The next prefill chunk of a sequence within <paramref name="limit"/> tokens; with <paramref name="hold"/>
+    /// it stops short of the prompt's last token (the one that yields the first output token).
+    /// </summary>
+    private int ChunkOf(Sequence seq, int limit, bool hold)
+    {
+        var remaining = seq.Count - seq.ComputedCount;
+        var count = Math.Min(Math.Min(remaining, _options.MaxPrefillChunk), limit);
+        return hold ? Math.Min(count, remaining - 1) : count;
+    }
+
     /// <summary>Admits the head of the waiting queue with a first chunk of at most <paramref name="limit"/> tokens; 0 when it does not fit.</summary>
     private int TryAdmit(Sequence seq, int limit, Func<Sequence, int>? seatsFor)
     {
@@ -172,7 +184,7 @@ internal sealed class Scheduler
             return 0;
         if (seq.ComputedCount == 0 && seq.Blocks.Count == 0 && seq.UsesPrefixCache)
             _blocks.AttachCachedPrefix(seq);
-        var count = Math.Min(Math.Min(seq.Count - seq.ComputedCount, _options.MaxPrefillChunk), limit);
+        var count = ChunkOf(seq, limit, hold: false);
         if (!_blocks.TryReserve(seq, seq.ComputedCount + count, _step.Copies))
         {
             // Holding cached blocks while waiting could starve the running sequences.
