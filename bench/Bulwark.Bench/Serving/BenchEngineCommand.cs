@@ -33,9 +33,19 @@ internal static class BenchEngineCommand
             Description = "Quantize the model's F32/F16/BF16 matrices to q8_0 or q4_0 while loading (as `bulwark models quantize` would); already-quantized weights stay as they are.",
         };
         var kvDtype = new Option<string>("--kv-cache-dtype") { Description = "How the KV cache stores keys and values: f32 or f16.", DefaultValueFactory = _ => "f32" };
+        var arrival = new Option<string>("--arrival")
+        {
+            Description = "Comma-separated arrival patterns, each run at every concurrency: burst (all at once), poisson:RATE (requests per second, gaps drawn from --seed), staggered:MS (one every MS ms).",
+            DefaultValueFactory = _ => "burst",
+        };
+        var prefillCap = new Option<int>("--max-prefill-while-decoding")
+        {
+            Description = "Prefill (and draft) tokens a step may carry while any sequence decodes (the engine's option of that name).",
+            DefaultValueFactory = _ => new SchedulerOptions().MaxPrefillTokensWhileDecoding,
+        };
         var command = new Command("engine", "Measure the serving engine in-process at several concurrency levels.")
         {
-            model, concurrency, promptTokens, genTokens, sharedPrefix, json, kvMemory, maxBatched, blockSize, seed, quantize, kvDtype,
+            model, concurrency, promptTokens, genTokens, sharedPrefix, json, kvMemory, maxBatched, blockSize, seed, quantize, kvDtype, arrival, prefillCap,
         };
         command.SetAction(async (result, ct) =>
         {
@@ -45,7 +55,7 @@ internal static class BenchEngineCommand
                     result.GetValue(model)!, ParseConcurrency(result.GetValue(concurrency)!), result.GetValue(promptTokens),
                     result.GetValue(genTokens), result.GetValue(sharedPrefix), ParseSize(result.GetValue(kvMemory)),
                     result.GetValue(maxBatched), result.GetValue(blockSize), result.GetValue(seed), LoadQuantization.Parse(result.GetValue(quantize)),
-                    ParseKvCacheType(result.GetValue(kvDtype)!));
+                    ParseKvCacheType(result.GetValue(kvDtype)!), ParseArrivals(result.GetValue(arrival)!), result.GetValue(prefillCap));
                 var results = await RunAsync(settings, Console.Error);
                 Console.WriteLine(result.GetValue(json) ? ToJson(results) : ToTable(results));
                 return 0;
@@ -72,16 +82,22 @@ internal static class BenchEngineCommand
             BlockSize = s.BlockSize,
             KvCacheBlocks = s.KvCacheBytes is null ? s.Concurrency.Max() * perSequence + 1 : null,
             KvCacheMemoryBytes = s.KvCacheBytes ?? 0,
-            Scheduler = new SchedulerOptions { MaxBatchedTokens = s.MaxBatchedTokens, MaxPrefillChunk = s.MaxBatchedTokens, MaxSequences = s.Concurrency.Max() },
+            Scheduler = new SchedulerOptions
+            {
+                MaxBatchedTokens = s.MaxBatchedTokens, MaxPrefillChunk = s.MaxBatchedTokens, MaxSequences = s.Concurrency.Max(),
+                MaxPrefillTokensWhileDecoding = s.MaxPrefillWhileDecoding,
+            },
         };
         using var engine = new LlmEngine(executor, options);
         var c = model.Config;
         progress.WriteLine($"bench engine: {Path.GetFileName(s.ModelPath)} ({c.Architecture}, {c.LayerCount} layers, dim {c.EmbeddingLength}), " +
-            $"{engine.Counters.KvBlocksTotal} KV blocks of {s.BlockSize}, prompt {s.PromptTokens} (shared {s.SharedPrefix}), gen {s.GenTokens}");
+            $"{engine.Counters.KvBlocksTotal} KV blocks of {s.BlockSize}, prompt {s.PromptTokens} (shared {s.SharedPrefix}), gen {s.GenTokens}, " +
+            $"prefill cap while decoding {s.MaxPrefillWhileDecoding}");
         // Warm-up: the first steps pay for JIT compilation and page faults on the weights.
         await EngineBenchmark.RunAsync(engine, 1, Math.Min(4, s.PromptTokens), 2, 0, s.Seed + 1000);
 
         var results = new List<EngineBenchResult>();
+        foreach (var pattern in s.Arrivals ?? [ArrivalPattern.Burst])
         foreach (var n in s.Concurrency)
         {
             var total = (long)n * s.GenTokens;
@@ -95,8 +111,8 @@ internal static class BenchEngineCommand
                 lastDraw = now;
                 progress.Write($"\rconcurrency {n}: {done}/{total} tokens");
             }
-            var r = await EngineBenchmark.RunAsync(engine, n, s.PromptTokens, s.GenTokens, s.SharedPrefix, s.Seed + n, Report);
-            progress.WriteLine($"{(interactive ? "\r" : "")}concurrency {n}: {r.GeneratedTokens}/{total} tokens in {r.Seconds:0.0} s, decode {r.DecodeTokensPerSecond:0.0} tok/s");
+            var r = await EngineBenchmark.RunAsync(engine, n, s.PromptTokens, s.GenTokens, s.SharedPrefix, s.Seed + n, Report, pattern);
+            progress.WriteLine($"{(interactive ? "\r" : "")}concurrency {n} ({pattern}): {r.GeneratedTokens}/{total} tokens in {r.Seconds:0.0} s, decode {r.DecodeTokensPerSecond:0.0} tok/s");
             results.Add(r);
         }
         return results;
@@ -117,6 +133,21 @@ internal static class BenchEngineCommand
         ["preemptions"] = r.Preemptions,
         ["kv_blocks_scrubbed"] = r.ScrubbedBlocks,
         ["kv_scrub_busy_share"] = Math.Round(r.ScrubBusyShare, 6),
+        ["arrival"] = r.Arrival,
+        ["steps"] = r.Trace?.Steps ?? 0,
+        ["step_ms_mean"] = Math.Round(r.Trace?.StepMsMean ?? 0, 3),
+        ["ms_per_computed_token"] = Math.Round(r.Trace?.MsPerComputedToken ?? 0, 4),
+        ["step_tokens_p50"] = r.Trace?.StepTokensP50 ?? 0,
+        ["step_tokens_max"] = r.Trace?.StepTokensMax ?? 0,
+        ["ttft_steps_p50"] = r.Trace?.TtftStepsP50 ?? 0,
+        ["ttft_steps_p99"] = r.Trace?.TtftStepsP99 ?? 0,
+        ["ttft_steps_max"] = r.Trace?.TtftStepsMax ?? 0,
+        ["itl_steps_p50"] = r.Trace?.ItlStepsP50 ?? 0,
+        ["itl_steps_p99"] = r.Trace?.ItlStepsP99 ?? 0,
+        ["itl_steps_max"] = r.Trace?.ItlStepsMax ?? 0,
+        ["itl_computed_tokens_p50"] = r.Trace?.ItlTokensP50 ?? 0,
+        ["itl_computed_tokens_p99"] = r.Trace?.ItlTokensP99 ?? 0,
+        ["itl_computed_tokens_max"] = r.Trace?.ItlTokensMax ?? 0,
     }));
 
     public static string ToTable(IReadOnlyList<EngineBenchResult> results)
@@ -126,9 +157,18 @@ internal static class BenchEngineCommand
             $"{"conc",5} {"prefill tok/s",14} {"decode tok/s",13} {"ttft p50 ms",12} {"ttft p99 ms",12} {"itl p50 ms",11} {"itl p99 ms",11} {"peak kv",8} {"preempt",8} {"scrub %",8}",
         };
         foreach (var r in results)
-            lines.Add($"{r.Concurrency,5} {r.PrefillTokensPerSecond,14:0.0} {r.DecodeTokensPerSecond,13:0.0} {r.TtftMsP50,12:0.0} {r.TtftMsP99,12:0.0} {r.ItlMsP50,11:0.0} {r.ItlMsP99,11:0.0} {r.PeakKvBlocks,8} {r.Preemptions,8} {r.ScrubBusyShare * 100,8:0.000}");
+            lines.Add($"{r.Concurrency,5} {r.PrefillTokensPerSecond,14:0.0} {r.DecodeTokensPerSecond,13:0.0} {r.TtftMsP50,12:0.0} {r.TtftMsP99,12:0.0} {r.ItlMsP50,11:0.0} {r.ItlMsP99,11:0.0} {r.PeakKvBlocks,8} {r.Preemptions,8} {r.ScrubBusyShare * 100,8:0.000}  {r.Arrival}");
         if (results.Count > 1 && results[0].DecodeTokensPerSecond > 0)
             lines.Add($"decode speed-up at {results[^1].Concurrency} vs {results[0].Concurrency}: {results[^1].DecodeTokensPerSecond / results[0].DecodeTokensPerSecond:0.00}x");
+        // The scheduler's decisions, independent of the machine's load: steps and tokens computed.
+        lines.Add("step trace (what the scheduler decided; ttft in steps, itl as the gap in steps and in tokens computed by all sequences):");
+        lines.Add($"{"conc",5} {"steps",7} {"step ms",8} {"ms/token",9} {"tok/step p50",13} {"max",5} {"ttft st p50",12} {"p99",5} {"max",5} {"itl st p99",11} {"max",4} {"itl tok p50",12} {"p99",5} {"max",5}  arrival");
+        foreach (var r in results)
+        {
+            if (r.Trace is not { } t)
+                continue;
+            lines.Add($"{r.Concurrency,5} {t.Steps,7} {t.StepMsMean,8:0.0} {t.MsPerComputedToken,9:0.000} {t.StepTokensP50,13:0} {t.StepTokensMax,5:0} {t.TtftStepsP50,12:0} {t.TtftStepsP99,5:0} {t.TtftStepsMax,5:0} {t.ItlStepsP99,11:0} {t.ItlStepsMax,4:0} {t.ItlTokensP50,12:0} {t.ItlTokensP99,5:0} {t.ItlTokensMax,5:0}  {r.Arrival}");
+        }
         return string.Join(Environment.NewLine, lines);
     }
 
@@ -166,6 +206,14 @@ internal static class BenchEngineCommand
         return value * factor;
     }
 
+    public static ArrivalPattern[] ParseArrivals(string text)
+    {
+        var parts = text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        if (parts.Length == 0)
+            throw new ArgumentException($"--arrival must list at least one pattern; got \"{text}\"");
+        return parts.Select(ArrivalPattern.Parse).ToArray();
+    }
+
     internal static KvCacheType ParseKvCacheType(string text) =>
         KvCacheTypeNames.TryParse(text, out var type) ? type : throw new ArgumentException($"--kv-cache-dtype must be f32 or f16; got \"{text}\"");
 }
@@ -174,7 +222,7 @@ internal static class BenchEngineCommand
 internal sealed record BenchEngineSettings(
     string ModelPath, int[] Concurrency, int PromptTokens, int GenTokens, int SharedPrefix,
     long? KvCacheBytes = null, int MaxBatchedTokens = 512, int BlockSize = 16, int Seed = 1, Engine.Formats.GgmlType? QuantizeTo = null,
-    KvCacheType KvCacheType = KvCacheType.F32)
+    KvCacheType KvCacheType = KvCacheType.F32, ArrivalPattern[]? Arrivals = null, int MaxPrefillWhileDecoding = 64)
 {
     public void Validate()
     {
@@ -190,5 +238,7 @@ internal sealed record BenchEngineSettings(
             throw new ArgumentException($"--block-size must be between 1 and 256; got {BlockSize}");
         if (Concurrency.Length == 0)
             throw new ArgumentException("--concurrency must list at least one number");
+        if (MaxPrefillWhileDecoding is < 1 or > 1_048_576)
+            throw new ArgumentException($"--max-prefill-while-decoding must be between 1 and 1048576; got {MaxPrefillWhileDecoding}");
     }
 }

@@ -335,6 +335,7 @@ public sealed class LlmEngine : IDisposable
                 // Embedding inputs generate nothing, so there is nothing to draft.
                 Speculation = embedding is null && (state.Request.Speculative ?? _options.Speculative) is { Enabled: true } spec ? spec : null,
             };
+            state.ArrivalStep = Counters.Steps;
             var choice = new Choice(state, 0, seq) { ForkPending = embedding is null && p.N > 1 };
             state.Choices.Add(choice);
             state.Unfinished = embedding is null ? p.N : 1;

@@ -29,6 +29,9 @@ internal sealed class RequestState
 
     public long? FirstScheduledTimestamp { get; set; }
 
+    /// <summary>Steps the engine had completed when the step loop took this request in (see <see cref="TokenEvent.ArrivalStep"/>).</summary>
+    public long ArrivalStep { get; set; }
+
     public int CachedPromptTokens { get; set; } = -1;
 
     public Channel<TokenEvent> Events { get; } = Channel.CreateUnbounded<TokenEvent>(

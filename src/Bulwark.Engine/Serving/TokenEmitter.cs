@@ -109,6 +109,10 @@ internal sealed class TokenEmitter
             FinishReason = finish,
             SinceArrival = _options.Time.GetElapsedTime(arrival, now),
             QueueTime = _options.Time.GetElapsedTime(arrival, request.FirstScheduledTimestamp ?? now),
+            // The step loop records the step before emitting its tokens, so these count the step itself.
+            Step = _counters.Steps,
+            ArrivalStep = request.ArrivalStep,
+            ComputedTokens = _counters.BatchedTokens,
             PromptTokens = seq.PromptLength,
             CachedPromptTokens = Math.Max(0, request.CachedPromptTokens),
             CompletionTokens = seq.OutputCount,

@@ -46,6 +46,20 @@ public readonly record struct TokenEvent
     /// <summary>From arrival to the first step that computed any of the prompt.</summary>
     public TimeSpan QueueTime { get; init; }
 
+    /// <summary>
+    /// The engine's step that produced this token, counted from 1 since the engine started (steps of every
+    /// request). With <see cref="ArrivalStep"/> and <see cref="ComputedTokens"/> it measures what the
+    /// scheduler controls independent of the machine's speed: time to first token and gaps in steps and in
+    /// tokens computed.
+    /// </summary>
+    public long Step { get; init; }
+
+    /// <summary>Steps the engine had completed when the step loop took the request in (TTFT in steps = <see cref="Step"/> − this).</summary>
+    public long ArrivalStep { get; init; }
+
+    /// <summary>Tokens the engine computed (prefill, decode and draft tokens of every request) up to and including <see cref="Step"/>.</summary>
+    public long ComputedTokens { get; init; }
+
     public int PromptTokens { get; init; }
 
     /// <summary>Prompt tokens served from the prefix cache on first admission.</summary>

@@ -99,9 +99,16 @@ public class SchedulerPrefillCapTests
     }
 
     [Theory]
+    [InlineData(1)]
+    [InlineData(1_048_576)]
+    public void CapsFromOneTo1048576AreAccepted(int cap) =>
+        CreateWith(new SchedulerOptions { MaxPrefillTokensWhileDecoding = cap });
+
+    [Theory]
     [InlineData(0)]
     [InlineData(-1)]
-    public void ACapBelowOneIsRefused(int cap)
+    [InlineData(1_048_577)]
+    public void ACapOutsideOneTo1048576IsRefused(int cap)
     {
         var e = Assert.Throws<ArgumentOutOfRangeException>(() => CreateWith(new SchedulerOptions { MaxPrefillTokensWhileDecoding = cap }));
         Assert.Contains(cap.ToString(), e.Message);

@@ -15,13 +15,18 @@ internal sealed class ScheduledStep
     /// <summary>Sequences preempted while building this step (already back in the waiting queue).</summary>
     public List<Sequence> Preempted { get; } = new();
 
+    private readonly HashSet<Sequence> _members = new(ReferenceEqualityComparer.Instance);
+
     public int TokenCount { get; private set; }
+
+    public bool Contains(Sequence seq) => _members.Contains(seq);
 
     public bool IsEmpty => Sequences.Count == 0;
 
     public void Add(Sequence seq, int count)
     {
         Sequences.Add(seq);
+        _members.Add(seq);
         Counts.Add(count);
         TokenCount += count;
     }
@@ -36,6 +41,7 @@ internal sealed class ScheduledStep
     public void Clear()
     {
         Sequences.Clear();
+        _members.Clear();
         Counts.Clear();
         Copies.Clear();
         Preempted.Clear();

@@ -24,7 +24,12 @@ public class SpeculativeSamplingDistributionTests(ITestOutputHelper output)
     [Fact]
     public async Task TheFirstTokensOfSpeculativeSamplesFollowTheModelsExactJointDistribution()
     {
-        using var engine = new LlmEngine(new PagedToyModel(Vocab), new EngineOptions { KvCacheBlocks = 4096, BlockSize = 4 });
+        // Drafts share the prefill cap while sequences decode; a cap as large as the budget lets all 64 running
+        // sequences draft every step, for enough accepted and rejected drafts to test.
+        using var engine = new LlmEngine(new PagedToyModel(Vocab), new EngineOptions
+        {
+            KvCacheBlocks = 4096, BlockSize = 4, Scheduler = new Bulwark.Engine.Serving.Scheduling.SchedulerOptions { MaxPrefillTokensWhileDecoding = 512 },
+        });
         var exact = await ExactJointAsync(engine);
         Assert.Equal(1.0, exact.Values.Sum(), 6);
 
