@@ -18,7 +18,8 @@ namespace Bulwark.Bench;
 internal sealed record EngineResult(
     string Engine, double PrefillTokensPerSecond, double DecodeTokensPerSecond,
     Dictionary<int, double> BatchedTokensPerSecond, double PeakRssMiB,
-    double EngineShortDecodeTokensPerSecond = 0, double SessionDecodeTokensPerSecond = 0);
+    double EngineShortDecodeTokensPerSecond = 0, double SessionDecodeTokensPerSecond = 0,
+    double DecodeTokensPerCpuSecond = 0);
 
 /// <summary>
 /// One measurement in a fresh process (so peak RSS belongs to one engine): load the file, warm up,
@@ -65,19 +66,19 @@ internal static class EngineRun
     {
         WorkerPool.ConfigureShared(threads);
         using var model = GgufModelLoader.Load(file);
-        double prefillSeconds, decodeSeconds;
+        double prefillSeconds, decodeSeconds, decodeCpu;
         // The engine is gone before the batched runs, as llama.cpp's single-sequence context is.
         using (var executor = new PagedLlamaExecutor(model))
         using (var engine = new LlmEngine(executor, SingleSequence(prefill, decode)))
         {
             OursSingle(engine, tokens[..Math.Min(16, prefill)], 1); // JIT and scratch warm-up
-            (prefillSeconds, decodeSeconds) = OursSingle(engine, tokens[..prefill], decode);
+            (prefillSeconds, decodeSeconds, decodeCpu) = OursSingle(engine, tokens[..prefill], decode);
         }
         var batched = new Dictionary<int, double>();
         foreach (var sequences in batches) batched[sequences] = OursBatched(model, sequences, tokens);
         double engineShort = 0, sessionShort = 0;
         if (session > 0) (engineShort, sessionShort) = EngineAgainstSession(model, tokens[..ShortPrompt], session);
-        return new EngineResult("ours", prefill / prefillSeconds, decode / decodeSeconds, batched, PeakMemory.MiB(), engineShort, sessionShort);
+        return new EngineResult("ours", prefill / prefillSeconds, decode / decodeSeconds, batched, PeakMemory.MiB(), engineShort, sessionShort, decode / decodeCpu);
     }
 
     /// <summary>Prompt of the engine-against-session decode comparison.</summary>
@@ -122,10 +123,14 @@ internal static class EngineRun
         };
     }
 
-    /// <summary>Seconds from the request to its first token (the prefill step) and from there to the last of <paramref name="decode"/> more.</summary>
-    private static (double Prefill, double Decode) OursSingle(LlmEngine engine, int[] prompt, int decode)
+    /// <summary>
+    /// Seconds from the request to its first token (the prefill step) and from there to the last of
+    /// <paramref name="decode"/> more; and the process CPU seconds of those decode steps (all threads).
+    /// </summary>
+    private static (double Prefill, double Decode, double DecodeCpu) OursSingle(LlmEngine engine, int[] prompt, int decode)
     {
         double first = 0, last = 0;
+        TimeSpan firstCpu = default, lastCpu = default;
         var clock = Stopwatch.StartNew();
         Task.Run(async () =>
         {
@@ -133,11 +138,16 @@ internal static class EngineRun
             // decode + 1 greedy tokens, end of sequence ignored: the prompt's step gives the first.
             await foreach (var e in engine.GenerateAsync(new() { PromptTokens = prompt, Sampling = new SamplingParams { Temperature = 0, MaxTokens = decode + 1, IgnoreEos = true } }))
             {
-                if (count++ == 0) first = clock.Elapsed.TotalSeconds;
+                if (count++ == 0)
+                {
+                    first = clock.Elapsed.TotalSeconds;
+                    firstCpu = CpuTime();
+                }
                 last = clock.Elapsed.TotalSeconds;
             }
+            lastCpu = CpuTime();
         }).Wait();
-        return (first, last - first);
+        return (first, last - first, (lastCpu - firstCpu).TotalSeconds);
     }
 
     /// <summary>
@@ -193,7 +203,7 @@ internal static class EngineRun
             GpuLayerCount = 0,
         };
         using var weights = LLamaWeights.LoadFromFile(parameters);
-        double prefillSeconds, decodeSeconds;
+        double prefillSeconds, decodeSeconds, decodeCpu;
         using (var context = weights.CreateContext(parameters))
         {
             var batch = new LLamaBatch();
@@ -204,8 +214,10 @@ internal static class EngineRun
             Decode(context, batch, tokens.AsSpan(0, prefill), 0);
             prefillSeconds = clock.Elapsed.TotalSeconds;
             clock.Restart();
+            var cpu = CpuTime();
             for (var i = 0; i < decode; i++) Decode(context, batch, tokens.AsSpan(prefill + i, 1), prefill + i);
             decodeSeconds = clock.Elapsed.TotalSeconds;
+            decodeCpu = (CpuTime() - cpu).TotalSeconds;
         }
 
         var batched = new Dictionary<int, double>();
@@ -238,7 +250,18 @@ internal static class EngineRun
             }
             batched[sequences] = sequences * BatchSteps / clock.Elapsed.TotalSeconds;
         }
-        return new EngineResult("llama.cpp", prefill / prefillSeconds, decode / decodeSeconds, batched, PeakMemory.MiB());
+        return new EngineResult("llama.cpp", prefill / prefillSeconds, decode / decodeSeconds, batched, PeakMemory.MiB(), DecodeTokensPerCpuSecond: decode / decodeCpu);
+    }
+
+    /// <summary>
+    /// This process's CPU time, all threads: on a shared machine tokens per CPU-second say what the code
+    /// costs when wall clock mostly says who else was running. Both engines' workers busy-wait briefly
+    /// between steps, which counts here as it would on an idle machine.
+    /// </summary>
+    private static TimeSpan CpuTime()
+    {
+        using var process = Process.GetCurrentProcess();
+        return process.TotalProcessorTime;
     }
 
     private static void Decode(LLamaContext context, LLamaBatch batch, ReadOnlySpan<int> tokens, int start)

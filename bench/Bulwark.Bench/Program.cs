@@ -8,6 +8,7 @@ return args.FirstOrDefault() switch
     "kernels" => KernelBench.Run(args[1..]),
     "model" => ModelBench.Run(args[1..]),
     "tokenizers" => TokenizersBenchmark.Run(args[1..]),
+    "sampler" => SamplerBench.Run(args[1..]),
     EngineRun.ChildCommand => EngineRun.RunChild(args[1..]),
     { } name when serving.Subcommands.Any(c => c.Name == name) => await serving.Parse(args).InvokeAsync(),
     _ => Usage(),
@@ -26,6 +27,8 @@ static int Usage()
                   [--prefill 512] [--decode 128] [--batch 8,32] [--dir /tmp/bulwark-bench] [--json]
                   ours vs llama.cpp (LLamaSharp) on the same synthetic GGUF file, alternating runs
                   in separate processes, medians; peak RSS of each process
+          sampler [--vocab 32000] [--steps 2000]
+                  microseconds per sampled token with top-k/top-p: the heap cut against the full sort it replaced
           tokenizers [--mb N] [--runs N] [--spm tokenizer.model]
                   encode MB/s, ours vs Microsoft.ML.Tokenizers (GPT-2, cl100k; SentencePiece with --spm)
           engine  --model PATH [--concurrency 1,8,32] [--prompt-tokens 128] [--gen-tokens 64] [--shared-prefix N] [--json] ...

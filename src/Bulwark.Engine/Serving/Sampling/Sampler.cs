@@ -12,6 +12,7 @@ internal sealed class Sampler
     private readonly float[] _probs;
     private readonly float[] _keys;
     private readonly int[] _order;
+    private readonly int[] _ranked;
     private readonly int[] _counts;
     private readonly bool[] _seen;
     private readonly float[] _masked;
@@ -25,6 +26,7 @@ internal sealed class Sampler
         _probs = new float[vocabSize];
         _keys = new float[vocabSize];
         _order = new int[vocabSize];
+        _ranked = new int[vocabSize];
         _counts = new int[vocabSize];
         _seen = new bool[vocabSize];
         _masked = new float[vocabSize];
@@ -59,8 +61,7 @@ internal sealed class Sampler
         }
         else
         {
-            var probs = Distribution(adjusted, p);
-            token = Draw(probs, random.NextDouble());
+            token = DrawFrom(adjusted, p, random.NextDouble());
         }
         var wantLogprobs = p.Logprobs || !top.IsEmpty;
         if (wantLogprobs && !allowed.IsEmpty)
@@ -129,6 +130,38 @@ internal sealed class Sampler
     /// </summary>
     public ReadOnlySpan<float> Distribution(ReadOnlySpan<float> adjusted, SamplingParams p)
     {
+        var probs = Softmax(adjusted, p);
+        if (Truncates(p, probs.Length))
+        {
+            var keep = Cut(probs, p, _order, _ranked);
+            Zero(probs, _ranked.AsSpan(0, keep));
+        }
+        return probs;
+    }
+
+    /// <summary>
+    /// <see cref="Draw"/> over <see cref="Distribution"/>, the same token for the same <paramref name="u"/>,
+    /// without the full passes of zeroing the dropped tokens and drawing over the whole vocabulary: with
+    /// top-k/top-p the draw runs over the kept tokens only, in id order (zeros add nothing to Draw's sums).
+    /// </summary>
+    private int DrawFrom(ReadOnlySpan<float> adjusted, SamplingParams p, double u)
+    {
+        var probs = Softmax(adjusted, p);
+        if (!Truncates(p, probs.Length)) return Draw(probs, u);
+        var keep = Cut(probs, p, _order, _ranked);
+        var kept = _ranked.AsSpan(0, keep);
+        kept.Sort();
+        var weights = _keys.AsSpan(0, keep);
+        for (var r = 0; r < keep; r++) weights[r] = probs[kept[r]];
+        var drawn = Draw(weights, u);
+        return drawn < 0 ? Draw(probs, u) : kept[drawn];
+    }
+
+    private static bool Truncates(SamplingParams p, int n) => (p.TopK > 0 && p.TopK < n) || p.TopP < 1f;
+
+    /// <summary>Softmax at the temperature, then min-p, into scratch (valid until the next call).</summary>
+    private Span<float> Softmax(ReadOnlySpan<float> adjusted, SamplingParams p)
+    {
         var n = adjusted.Length;
         var probs = _probs.AsSpan(0, n);
         var max = float.NegativeInfinity;
@@ -156,38 +189,136 @@ internal sealed class Sampler
                 if (probs[i] < threshold)
                     probs[i] = 0f;
         }
-
-        if ((p.TopK > 0 && p.TopK < n) || p.TopP < 1f)
-        {
-            // Perf: a full sort per token is O(V log V); fine next to a forward pass over the same vocabulary.
-            for (var i = 0; i < n; i++)
-            {
-                _keys[i] = -probs[i];
-                _order[i] = i;
-            }
-            Array.Sort(_keys, _order, 0, n);
-            var keep = p.TopK > 0 ? Math.Min(p.TopK, n) : n;
-            if (p.TopP < 1f)
-            {
-                double kept = 0;
-                for (var r = 0; r < keep; r++)
-                    kept += probs[_order[r]];
-                double cumulative = 0;
-                var r2 = 0;
-                while (r2 < keep)
-                {
-                    cumulative += probs[_order[r2]];
-                    r2++;
-                    // The epsilon keeps float rounding of the probabilities from taking one token too many.
-                    if (cumulative >= p.TopP * kept - 1e-6)
-                        break;
-                }
-                keep = r2;
-            }
-            for (var r = keep; r < n; r++)
-                probs[_order[r]] = 0f;
-        }
         return probs;
+    }
+
+    /// <summary>Zeroes every probability whose id is not in <paramref name="kept"/>.</summary>
+    private void Zero(Span<float> probs, ReadOnlySpan<int> kept)
+    {
+        var keptValues = _keys.AsSpan(0, kept.Length);
+        for (var r = 0; r < kept.Length; r++) keptValues[r] = probs[kept[r]];
+        probs.Clear();
+        for (var r = 0; r < kept.Length; r++) probs[kept[r]] = keptValues[r];
+    }
+
+    /// <summary>
+    /// Top-k then top-p: the tokens kept, best first, in <paramref name="ranked"/>[0..returned). Ranks are by
+    /// probability, the lower id first on ties. Perf: a heap over the tokens with a nonzero probability,
+    /// popped only as far as the cut needs (k, or the nucleus) instead of sorting the vocabulary: O(V + m log V)
+    /// for m kept. Its twin is <see cref="CutBySort"/>, which sorts everything; they rank and cut alike.
+    /// A NaN probability (a NaN or +∞ logit) is refused: it has no rank.
+    /// </summary>
+    internal static int Cut(ReadOnlySpan<float> probs, SamplingParams p, Span<int> heap, Span<int> ranked)
+    {
+        var n = probs.Length;
+        var size = 0;
+        double total = 0;
+        for (var i = 0; i < n; i++)
+        {
+            var v = probs[i];
+            if (float.IsNaN(v)) throw new InvalidOperationException($"the distribution holds a NaN at token {i}: the logits held a NaN or an infinity");
+            if (v > 0f)
+            {
+                heap[size++] = i;
+                total += v;
+            }
+        }
+        for (var i = size / 2 - 1; i >= 0; i--) SiftDown(probs, heap, i, size);
+        var k = p.TopK > 0 ? Math.Min(p.TopK, n) : n;
+        var count = 0;
+        if (p.TopP >= 1f || k < size)
+        {
+            // Top-k (or top-k before top-p): the k best whatever top-p does next.
+            for (; count < k && size > 0; count++) ranked[count] = Pop(probs, heap, ref size);
+            return p.TopP < 1f ? Nucleus(probs, ranked, count, p.TopP, Sum(probs, ranked[..count])) : count;
+        }
+        // Top-p over every nonzero token: popped until the nucleus is complete.
+        double cumulative = 0;
+        while (size > 0)
+        {
+            var id = Pop(probs, heap, ref size);
+            ranked[count++] = id;
+            cumulative += probs[id];
+            if (cumulative >= p.TopP * total - 1e-6) break;
+        }
+        return count;
+    }
+
+    /// <summary>
+    /// <see cref="Cut"/>'s slow twin: every token sorted by (probability descending, id ascending), then
+    /// the same cut. For tests.
+    /// </summary>
+    internal static int CutBySort(ReadOnlySpan<float> probs, SamplingParams p, Span<int> ranked)
+    {
+        var n = probs.Length;
+        foreach (var v in probs)
+            if (float.IsNaN(v)) throw new InvalidOperationException("the distribution holds a NaN");
+        var ids = new int[n];
+        for (var i = 0; i < n; i++) ids[i] = i;
+        var values = probs.ToArray();
+        Array.Sort(ids, (a, b) => values[a] != values[b] ? values[b].CompareTo(values[a]) : a.CompareTo(b));
+        var positive = 0;
+        double total = 0;
+        for (var i = 0; i < n; i++)
+            if (probs[i] > 0f)
+            {
+                positive++;
+                total += probs[i];
+            }
+        var k = p.TopK > 0 ? Math.Min(p.TopK, n) : n;
+        var count = Math.Min(k, positive);
+        ids.AsSpan(0, count).CopyTo(ranked);
+        if (p.TopP >= 1f) return count;
+        return Nucleus(probs, ranked, count, p.TopP, k < positive ? Sum(probs, ranked[..count]) : total);
+    }
+
+    private static double Sum(ReadOnlySpan<float> probs, ReadOnlySpan<int> ids)
+    {
+        double sum = 0;
+        foreach (var id in ids) sum += probs[id];
+        return sum;
+    }
+
+    /// <summary>How many of the <paramref name="count"/> ranked tokens the nucleus of mass <paramref name="topP"/> × <paramref name="kept"/> takes.</summary>
+    private static int Nucleus(ReadOnlySpan<float> probs, ReadOnlySpan<int> ranked, int count, float topP, double kept)
+    {
+        double cumulative = 0;
+        var r = 0;
+        while (r < count)
+        {
+            cumulative += probs[ranked[r]];
+            r++;
+            // The epsilon keeps float rounding of the probabilities from taking one token too many.
+            if (cumulative >= topP * kept - 1e-6)
+                break;
+        }
+        return r;
+    }
+
+    /// <summary>Whether token a ranks before token b: more probable, or as probable with a lower id.</summary>
+    private static bool Before(ReadOnlySpan<float> probs, int a, int b) => probs[a] > probs[b] || (probs[a] == probs[b] && a < b);
+
+    private static int Pop(ReadOnlySpan<float> probs, Span<int> heap, ref int size)
+    {
+        var top = heap[0];
+        heap[0] = heap[--size];
+        SiftDown(probs, heap, 0, size);
+        return top;
+    }
+
+    private static void SiftDown(ReadOnlySpan<float> probs, Span<int> heap, int i, int size)
+    {
+        var item = heap[i];
+        while (true)
+        {
+            var child = 2 * i + 1;
+            if (child >= size) break;
+            if (child + 1 < size && Before(probs, heap[child + 1], heap[child])) child++;
+            if (!Before(probs, heap[child], item)) break;
+            heap[i] = heap[child];
+            i = child;
+        }
+        heap[i] = item;
     }
 
     /// <summary>Inverse-CDF draw: the first token whose cumulative mass exceeds u × total.</summary>
