@@ -18,6 +18,15 @@ public interface ITokenizer
 
     TokenizerLimits Limits { get; }
 
+    /// <summary>
+    /// The most input bytes one token of an encoding can stand for: the longest text or decoded piece of
+    /// any token (control tokens spelled out), at least 1. So a text of <c>B</c> UTF-8 bytes encodes to at least
+    /// <c>⌈B / MaxInputBytesPerToken⌉</c> tokens, which lets a server refuse a prompt over the context
+    /// without encoding it. 0 when no such bound holds: a vocabulary where some byte has no token at all
+    /// (a SentencePiece one with neither byte tokens nor an unknown token drops such bytes).
+    /// </summary>
+    int MaxInputBytesPerToken { get; }
+
     /// <summary>The token's text as the vocabulary stores it (byte-level or '▁' form).</summary>
     string TokenText(int id);
 

@@ -66,6 +66,31 @@ public abstract class Tokenizer : ITokenizer
 
     private protected SpecialTokenSplitter Splitter { get; }
 
+    private int _maxInputBytesPerToken = -1;
+
+    public int MaxInputBytesPerToken
+    {
+        get
+        {
+            if (_maxInputBytesPerToken >= 0) return _maxInputBytesPerToken;
+            // Every token stands for a stretch of the input: a special's spelling, one byte (a byte token, or an
+            // unknown token in its place), or a merged piece. A merged piece is as long as its decoded bytes
+            // (byte-level) or at most as long as its text (SentencePiece: a '▁' in the text is a space, 1 byte,
+            // or a '▁' the user typed, 3 bytes), so the longer of the two bounds every token.
+            var most = 0;
+            if (EveryByteHasToken)
+            {
+                most = 1;
+                for (var id = 0; id < _texts.Length; id++)
+                    most = Math.Max(most, Math.Max(_renderedPieces[id].Length, Encoding.UTF8.GetByteCount(_texts[id])));
+            }
+            return _maxInputBytesPerToken = most;
+        }
+    }
+
+    /// <summary>Whether each byte a text can hold becomes at least one token when no longer piece covers it.</summary>
+    private protected virtual bool EveryByteHasToken => true;
+
     public string TokenText(int id) => _texts[CheckId(id)];
 
     public TokenType TypeOf(int id) => _types[CheckId(id)];

@@ -57,6 +57,7 @@ public sealed class EmbeddedBackend : IGenerationBackend, ITokenizingBackend, IE
         Model = new ModelCard(modelId, engine.MaxContextLength, tokenizer.VocabSize, created, Notice: notice)
         {
             ToolFormat = toolFormat ?? Bulwark.Engine.Tools.ToolCallFormats.Detect(template?.Source),
+            MaxInputBytesPerToken = tokenizer.MaxInputBytesPerToken,
         };
         _pooling = pooling;
         var width = engine.EmbeddingLength;

@@ -76,7 +76,11 @@ public sealed partial class UpstreamBackend : IGenerationBackend, ITokenizingBac
         {
             var version = ModelsVersion();
             if (_card is { } card && card.Version == version) return card.Card;
-            var made = new ModelCard(_served, _pool.ContextLength(_served), Encoder?.Tokenizer.VocabSize ?? 0, _created, OwnedBy: "upstream:" + _pool.Name) { Pool = _pool.Name };
+            var made = new ModelCard(_served, _pool.ContextLength(_served), Encoder?.Tokenizer.VocabSize ?? 0, _created, OwnedBy: "upstream:" + _pool.Name)
+            {
+                Pool = _pool.Name,
+                MaxInputBytesPerToken = Encoder?.Tokenizer.MaxInputBytesPerToken ?? 0,
+            };
             _card = new CachedCard(made, version);
             return made;
         }
