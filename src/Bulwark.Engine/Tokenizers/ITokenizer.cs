@@ -38,6 +38,15 @@ public interface ITokenizer
     /// <summary>Encodes text. <paramref name="addSpecial"/> adds BOS/EOS as the model asks.</summary>
     int[] Encode(string text, bool addSpecial = true, bool parseSpecial = false);
 
+    /// <summary>
+    /// A lower bound of <c>Encode(text, addSpecial).Length</c> (specials not parsed) found without encoding, counted
+    /// only until it reaches <paramref name="stopAt"/> (the result is at most that): byte-level BPE counts the
+    /// pre-tokenizer's pieces, which no token spans, and the specials cut out; SentencePiece, whose merges run over
+    /// the whole text, gives <c>⌈bytes / MaxInputBytesPerToken⌉</c>. Allocates nothing for text without lone
+    /// surrogates, so a prompt far over a context is refused without its token ids.
+    /// </summary>
+    int CountTokensAtLeast(ReadOnlySpan<char> text, int stopAt, bool addSpecial = true);
+
     /// <summary>Appends the ids of <paramref name="text"/> to <paramref name="output"/>.</summary>
     void Encode(ReadOnlySpan<char> text, List<int> output, bool addSpecial = true, bool parseSpecial = false);
 

@@ -19,7 +19,7 @@ public sealed class MaxInputBytesPerTokenTests
     [
         " the", " and", "ing", "tion", "                ", "\n\n\n\n", "\t\t", "----------------", "================",
         "▁", "▁▁▁▁▁▁▁▁", "é", "日本語", "🙂", "𝄞", "<|endoftext|>", "<s>", "0123456789", "https://", ".", ",", "a", "Z",
-        "function(", "    return", "\r\n",
+        "function(", "    return", "\r\n", "\uD800", " w123", "'s", "!!",
     ];
 
     public static TheoryData<string> Vocabularies => ["gpt2", "cl100k_base", "synthetic-512", "synthetic-full", "llama2"];
@@ -81,6 +81,51 @@ public sealed class MaxInputBytesPerTokenTests
         AssertBound(withUnknown, "日本 ab", "with unknown");
     }
 
+    [Theory]
+    [MemberData(nameof(Vocabularies))]
+    public void CountTokensAtLeastIsALowerBoundOfTheEncodingCutAtStopAt(string vocabulary)
+    {
+        if (vocabulary == "llama2" && !Fixtures.Available) return;
+        var tokenizer = Tokenizer(vocabulary);
+        var random = new Random(22);
+        for (var round = 0; round < 300; round++)
+        {
+            var text = new StringBuilder();
+            for (var i = random.Next(0, 80); i > 0; i--) text.Append(Pieces[random.Next(Pieces.Length)]);
+            var s = text.ToString();
+            foreach (var addSpecial in new[] { true, false })
+            {
+                var tokens = tokenizer.Encode(s, addSpecial).Length;
+                var all = tokenizer.CountTokensAtLeast(s, int.MaxValue, addSpecial);
+                Assert.True(all <= tokens, $"{vocabulary}: counted {all}, encoded {tokens}: {Truncate(s)}");
+                foreach (var stopAt in new[] { 1, Math.Max(1, all / 2), all, all + 1 })
+                    Assert.Equal(Math.Min(stopAt, all), tokenizer.CountTokensAtLeast(s, stopAt, addSpecial));
+            }
+        }
+    }
+
+    [Fact]
+    public void ByteLevelCountsPiecesSoALongPromptIsCountedPastAContextWithoutItsIds()
+    {
+        // The soak's over-long prompt on the demo model's vocabulary: 6,000 words, 34,889 bytes, 20,191 tokens; context 2,048.
+        var tokenizer = Tokenizer("synthetic-demo");
+        var prompt = string.Join(' ', Enumerable.Range(0, 6000).Select(i => "w" + i));
+        Assert.True((Encoding.UTF8.GetByteCount(prompt) + tokenizer.MaxInputBytesPerToken - 1) / tokenizer.MaxInputBytesPerToken < 2048,
+            "the byte bound alone would not refuse it");
+        Assert.Equal(2048, tokenizer.CountTokensAtLeast(prompt, 2048)); // warm-up: the regex and statics
+
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        var counted = tokenizer.CountTokensAtLeast(prompt, 2048);
+        var counting = GC.GetAllocatedBytesForCurrentThread() - before;
+        before = GC.GetAllocatedBytesForCurrentThread();
+        var tokens = tokenizer.Encode(prompt).Length;
+        var encoding = GC.GetAllocatedBytesForCurrentThread() - before;
+
+        Assert.Equal(2048, counted);
+        Assert.True(tokens > 2048);
+        Assert.True(counting < 1024 && counting * 100 < encoding, $"counting allocated {counting} bytes, encoding {encoding}");
+    }
+
     private static void AssertBound(ITokenizer tokenizer, string text, string vocabulary)
     {
         var bytes = Encoding.UTF8.GetByteCount(text);
@@ -94,6 +139,7 @@ public sealed class MaxInputBytesPerTokenTests
         "llama2" => TokenizerLoader.FromSentencePieceModel(Fixtures.PathOf("tokenizers", "llama2", "tokenizer.model")),
         "synthetic-512" => TokenizerFactory.Create(SyntheticVocabulary.Create(512)),
         "synthetic-full" => TokenizerFactory.Create(SyntheticVocabulary.Create(SyntheticVocabulary.MaximumSize)),
+        "synthetic-demo" => TokenizerFactory.Create(SyntheticVocabulary.Create(SyntheticModel.Demo.Vocab)),
         _ => TiktokenVocabularies.Get(vocabulary).Ours,
     };
 

@@ -1,6 +1,8 @@
 using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
+using Bulwark.Engine.Synthesis;
+using Bulwark.Engine.Tokenizers.Loading;
 using Bulwark.Server.Api;
 using Bulwark.Server.Backends;
 using Bulwark.Server.Guardrails.Input;
@@ -162,5 +164,33 @@ public sealed class PromptLengthBoundTests
             Assert.Equal(("prompt", "context_length_exceeded"), (e.GetProperty("param").GetString(), e.GetProperty("code").GetString()));
             return e;
         }
+    }
+
+    [Fact]
+    public void ThePromptStageCountsAByteLevelPromptUpToTheContextWithoutEncodingIt()
+    {
+        // A byte-level vocabulary on the alphabet model's engine (context 1024): two pieces a word (" w", "123").
+        var backend = AlphabetModel.Backend(tokenizer: TokenizerFactory.Create(SyntheticVocabulary.Create(AlphabetModel.Vocab)));
+        var words = string.Join(' ', Enumerable.Range(0, 3000).Select(i => "w" + i));
+        var request = new GenerationRequest { Model = "alphabet", Prompt = PromptInput.FromText(words) };
+        Assert.Throws<ApiException>(() => backend.Prepare(request)); // warm-up
+
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        var error = Assert.Throws<ApiException>(() => backend.Prepare(request));
+        var refusal = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.Equal(("prompt", "context_length_exceeded"), (error.Param, error.Code));
+        Assert.Contains("the prompt has at least 1024 tokens", error.Message);
+        var encoding = GC.GetAllocatedBytesForCurrentThread();
+        var tokens = backend.Tokenizer.Encode(words).Length;
+        encoding = GC.GetAllocatedBytesForCurrentThread() - encoding;
+        Assert.True(tokens > 1024);
+        Assert.True(refusal * 20 < encoding, $"the refusal allocated {refusal} bytes, encoding the prompt {encoding}");
+
+        // Below: 1,000 pieces are counted, so the prompt is encoded and the spine's exact count judges it.
+        var under = string.Join(' ', Enumerable.Range(0, 500).Select(i => "w" + i));
+        Assert.Equal(backend.Tokenizer.Encode(under).Length, backend.Prepare(request with { Prompt = PromptInput.FromText(under) }).TokenCount);
+        // One long word is one piece: the count says little, the exact count is what refuses it.
+        var word = new string('w', 5000);
+        Assert.True(backend.Prepare(request with { Prompt = PromptInput.FromText(word) }).TokenCount > 1024);
     }
 }

@@ -155,7 +155,7 @@ public sealed class EmbeddedBackend : IGenerationBackend, ITokenizingBackend, IE
     {
         if (request.Choices > _engine.MaxSequences)
             throw ApiException.Invalid("n", $"n must be at most {_engine.MaxSequences} on this server (the engine's --max-seqs); got {request.Choices}.");
-        return _prompts.Prepare(request);
+        return _prompts.Prepare(request, Model.ContextLength);
     }
 
     public BackendStatistics Statistics

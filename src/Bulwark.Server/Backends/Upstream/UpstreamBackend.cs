@@ -122,7 +122,7 @@ public sealed partial class UpstreamBackend : IGenerationBackend, ITokenizingBac
     public PreparedPrompt Prepare(GenerationRequest request)
     {
         _pool.Protocol.Check(request, _served);
-        if (Encoder is { } encoder) return encoder.Prepare(request);
+        if (Encoder is { } encoder) return encoder.Prepare(request, Model.ContextLength);
         if (request.Prompt?.TokenIds is { } ids) return new PreparedPrompt(ids.Length, true, ids);
         long estimate = 0;
         if (request.Messages is { } messages)
