@@ -26,7 +26,7 @@ internal sealed record SoakReport(SoakSettings Settings, string Model, int Serve
         var t = new StringBuilder();
         t.AppendLine(Invariant($"soak: bulwark serve (pid {ServerPid}, model {Model}, KV cache {s.KvCacheMemory ?? "serve's default"}) for {Span(s.Duration)}, concurrency {s.Concurrency}, max_tokens {s.MaxTokens}, seed {s.Seed}"));
         t.AppendLine(Invariant($"  mix: {s.Mix.DisconnectShare:P0} leave after {s.DisconnectAfter} events, {s.Mix.RefusedShare:P0} refused (bad key / over-long prompt), the rest chat and completions, {s.Mix.StreamShare:P0} streamed"));
-        t.AppendLine(Invariant($"  a sample every {Span(s.Interval)}; warm-up {(s.Warmup is { } w ? Span(w) : "until every KV block was used and a gen2 GC followed")}; GC and alloc columns are per interval"));
+        t.AppendLine(Invariant($"  a sample every {Span(s.Interval)}; warm-up {(s.Warmup is { } w ? Span(w) : "until every KV block was used and a gen2 GC followed (or 5 minutes passed)")}; GC and alloc columns are per interval"));
         t.AppendLine(Header);
         for (var i = 0; i < Samples.Count; i++) t.AppendLine(Row(Samples[i], i > 0 ? Samples[i - 1].Server : null));
         var v = Verdict;
