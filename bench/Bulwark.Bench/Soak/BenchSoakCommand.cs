@@ -18,7 +18,7 @@ internal static partial class BenchSoakCommand
     {
         var duration = new Option<TimeSpan>("--duration") { Description = "How long the load runs: 30m, 2m, 90s, 1h (10s..24h).", DefaultValueFactory = _ => TimeSpan.FromMinutes(30), CustomParser = r => ParseSpan(r, "--duration") };
         var interval = new Option<TimeSpan>("--interval") { Description = "A sample every this long (1s..1h, at most --duration).", DefaultValueFactory = _ => TimeSpan.FromSeconds(10), CustomParser = r => ParseSpan(r, "--interval") };
-        var warmup = new Option<string>("--warmup") { Description = "Samples not judged at the start: auto (until every KV block was used and a gen2 GC followed), a share of --duration (20%) or a time (5m).", DefaultValueFactory = _ => "auto" };
+        var warmup = new Option<string>("--warmup") { Description = "Samples not judged at the start: auto (until every KV block was used and a gen2 GC followed, or 5 minutes passed without one), a share of --duration (20%) or a time (5m).", DefaultValueFactory = _ => "auto" };
         var concurrency = new Option<int>("--concurrency") { Description = "Clients sending back to back (1..256).", DefaultValueFactory = _ => 8 };
         var maxTokens = new Option<int>("--max-tokens") { Description = "max_tokens of every generation (1..2048).", DefaultValueFactory = _ => 32 };
         var streamShare = new Option<double>("--stream-share") { Description = "Share of the chat and completion requests that stream (0..1).", DefaultValueFactory = _ => 0.5 };

@@ -26,13 +26,13 @@ internal sealed record SoakReport(SoakSettings Settings, string Model, int Serve
         var t = new StringBuilder();
         t.AppendLine(Invariant($"soak: bulwark serve (pid {ServerPid}, model {Model}, KV cache {s.KvCacheMemory ?? "serve's default"}) for {Span(s.Duration)}, concurrency {s.Concurrency}, max_tokens {s.MaxTokens}, seed {s.Seed}"));
         t.AppendLine(Invariant($"  mix: {s.Mix.DisconnectShare:P0} leave after {s.DisconnectAfter} events, {s.Mix.RefusedShare:P0} refused (bad key / over-long prompt), the rest chat and completions, {s.Mix.StreamShare:P0} streamed"));
-        t.AppendLine(Invariant($"  a sample every {Span(s.Interval)}; warm-up {(s.Warmup is { } w ? Span(w) : "until every KV block was used and a gen2 GC followed")}; GC and alloc columns are per interval"));
+        t.AppendLine(Invariant($"  a sample every {Span(s.Interval)}; warm-up {(s.Warmup is { } w ? Span(w) : "until every KV block was used and a gen2 GC followed (or 5 minutes passed)")}; GC and alloc columns are per interval"));
         t.AppendLine(Header);
         for (var i = 0; i < Samples.Count; i++) t.AppendLine(Row(Samples[i], i > 0 ? Samples[i - 1].Server : null));
         var v = Verdict;
         var last = Samples[^1].Server;
         t.AppendLine(double.IsFinite(v.WarmupSeconds)
-            ? Invariant($"after warm-up (samples at {v.WarmupSeconds:0} s and later: {v.Samples}):")
+            ? Invariant($"after warm-up (samples at {v.WarmupSeconds:0} s and later: {v.Samples}; judged window {Span(TimeSpan.FromSeconds(Math.Round(v.JudgedSeconds)))}):")
             : Invariant($"warm-up never ended: {last.KvBlocksTouched} of {last.KvBlocks} KV blocks used, or no gen2 GC after that (pass --warmup to judge anyway)"));
         t.AppendLine(v.Rss.Drift is { } drift
             ? Invariant($"  RSS                {v.Rss.MinBytes / MiB:0.0}..{v.Rss.MaxBytes / MiB:0.0} MiB, drift {drift:P1}: {(v.RssFlat ? "flat" : "NOT flat")} within {SoakVerdict.FlatLimit:P0}; slope {v.RssSlopeMiBPerHour:+0.0;-0.0} MiB/h")
@@ -88,7 +88,7 @@ internal sealed record SoakReport(SoakSettings Settings, string Model, int Serve
             },
             verdict = new
             {
-                warmup_end_s = double.IsFinite(v.WarmupSeconds) ? v.WarmupSeconds : (double?)null, samples = v.Samples, rss_min_bytes = v.Rss.MinBytes, rss_max_bytes = v.Rss.MaxBytes, rss_drift = v.Rss.Drift, rss_flat = v.RssFlat, flat_limit = SoakVerdict.FlatLimit,
+                warmup_end_s = double.IsFinite(v.WarmupSeconds) ? v.WarmupSeconds : (double?)null, samples = v.Samples, judged_s = v.JudgedSeconds, rss_min_bytes = v.Rss.MinBytes, rss_max_bytes = v.Rss.MaxBytes, rss_drift = v.Rss.Drift, rss_flat = v.RssFlat, flat_limit = SoakVerdict.FlatLimit,
                 outside_gc_min_bytes = v.OutsideGc.MinBytes, outside_gc_max_bytes = v.OutsideGc.MaxBytes, outside_gc_drift = v.OutsideGc.Drift,
                 rss_slope_mib_per_hour = v.RssSlopeMiBPerHour, heap_slope_mib_per_hour = v.HeapSlopeMiBPerHour,
                 p99_first_ms = v.P99FirstSeconds * 1000, p99_last_ms = v.P99LastSeconds * 1000, p99_drift = v.P99Drift,

@@ -17,6 +17,8 @@ internal readonly record struct ByteRange(long MinBytes, long MaxBytes, double? 
 /// What a soak's samples say once warm-up is over (samples taken at or after
 /// <see cref="WarmupSeconds"/>; the idle reading before the load, at 0 s, is never judged):
 /// <list type="bullet">
+/// <item>the judged window's length: from the first judged sample to the last (<see cref="JudgedSeconds"/>),
+/// which the goal wants at least 30 minutes long;</item>
 /// <item>the RSS drift <c>(max − min) / min</c> and whether it is within <see cref="FlatLimit"/>;</item>
 /// <item>the same for the RSS outside the GC heap (RSS − GC committed bytes: native memory such as the
 /// KV cache, code, thread stacks), which the GC's sawtooth does not move, so a native leak shows there;</item>
@@ -28,7 +30,7 @@ internal readonly record struct ByteRange(long MinBytes, long MaxBytes, double? 
 /// Null where too few samples (or latency windows) are left to compare.
 /// </summary>
 internal sealed record SoakVerdict(
-    double WarmupSeconds, int Samples, ByteRange Rss, ByteRange OutsideGc, double? RssSlopeMiBPerHour, double? HeapSlopeMiBPerHour,
+    double WarmupSeconds, int Samples, double JudgedSeconds, ByteRange Rss, ByteRange OutsideGc, double? RssSlopeMiBPerHour, double? HeapSlopeMiBPerHour,
     double? P99FirstSeconds, double? P99LastSeconds, double? P99FirstFifthSeconds, double? P99LastFifthSeconds)
 {
     /// <summary>The goal of issue 21: RSS flat within 5 % after warm-up.</summary>
@@ -45,7 +47,7 @@ internal sealed record SoakVerdict(
         var after = samples.Where(s => s.Seconds > 0 && s.Seconds >= warmupSeconds).ToList();
         var p99 = after.Where(s => s.Clients.Latency.Count > 0).Select(s => s.Clients.Latency.P99).ToList();
         var fifth = Math.Max(1, p99.Count / 5);
-        return new SoakVerdict(warmupSeconds, after.Count,
+        return new SoakVerdict(warmupSeconds, after.Count, after.Count >= 2 ? after[^1].Seconds - after[0].Seconds : 0,
             ByteRange.Of(after.Select(s => s.Server.RssBytes).ToList()), ByteRange.Of(after.Select(s => s.Server.RssBytes - s.Server.CommittedBytes).ToList()),
             Slope(after, s => s.Server.RssBytes), Slope(after, s => s.Server.HeapBytes),
             p99.Count >= 2 ? p99[0] : null, p99.Count >= 2 ? p99[^1] : null,

@@ -18,6 +18,15 @@ public interface ITokenizer
 
     TokenizerLimits Limits { get; }
 
+    /// <summary>
+    /// The most input bytes one token of an encoding can stand for: the longest text or decoded piece of
+    /// any token (control tokens spelled out), at least 1. So a text of <c>B</c> UTF-8 bytes encodes to at least
+    /// <c>⌈B / MaxInputBytesPerToken⌉</c> tokens, which lets a server refuse a prompt over the context
+    /// without encoding it. 0 when no such bound holds: a vocabulary where some byte has no token at all
+    /// (a SentencePiece one with neither byte tokens nor an unknown token drops such bytes).
+    /// </summary>
+    int MaxInputBytesPerToken { get; }
+
     /// <summary>The token's text as the vocabulary stores it (byte-level or '▁' form).</summary>
     string TokenText(int id);
 
@@ -28,6 +37,15 @@ public interface ITokenizer
 
     /// <summary>Encodes text. <paramref name="addSpecial"/> adds BOS/EOS as the model asks.</summary>
     int[] Encode(string text, bool addSpecial = true, bool parseSpecial = false);
+
+    /// <summary>
+    /// A lower bound of <c>Encode(text, addSpecial).Length</c> (specials not parsed) found without encoding, counted
+    /// only until it reaches <paramref name="stopAt"/> (the result is at most that): byte-level BPE counts the
+    /// pre-tokenizer's pieces, which no token spans, and the specials cut out; SentencePiece, whose merges run over
+    /// the whole text, gives <c>⌈bytes / MaxInputBytesPerToken⌉</c>. Allocates nothing for text without lone
+    /// surrogates, so a prompt far over a context is refused without its token ids.
+    /// </summary>
+    int CountTokensAtLeast(ReadOnlySpan<char> text, int stopAt, bool addSpecial = true);
 
     /// <summary>Appends the ids of <paramref name="text"/> to <paramref name="output"/>.</summary>
     void Encode(ReadOnlySpan<char> text, List<int> output, bool addSpecial = true, bool parseSpecial = false);

@@ -66,6 +66,35 @@ public abstract class Tokenizer : ITokenizer
 
     private protected SpecialTokenSplitter Splitter { get; }
 
+    private int _maxInputBytesPerToken = -1;
+
+    public int MaxInputBytesPerToken
+    {
+        get
+        {
+            if (_maxInputBytesPerToken >= 0) return _maxInputBytesPerToken;
+            // Every token stands for a stretch of the input: a special's spelling, one byte (a byte token, or an
+            // unknown token in its place), or a merged piece (InputBytesAtMost).
+            var most = 0;
+            if (EveryByteHasToken)
+            {
+                most = 1;
+                for (var id = 0; id < _texts.Length; id++) most = Math.Max(most, InputBytesAtMost(_texts[id], _renderedPieces[id]));
+            }
+            return _maxInputBytesPerToken = most;
+        }
+    }
+
+    /// <summary>
+    /// The most input bytes a token of this text and decoded piece (control tokens spelled out) can stand for:
+    /// here the longer of its piece and its text in UTF-8, which SentencePiece needs (a '▁' in a token's text
+    /// is a space, 1 byte, or a '▁' the user typed, 3 bytes, and merges join any tokens' texts).
+    /// </summary>
+    private protected virtual int InputBytesAtMost(string text, byte[] piece) => Math.Max(piece.Length, Encoding.UTF8.GetByteCount(text));
+
+    /// <summary>Whether each byte a text can hold becomes at least one token when no longer piece covers it.</summary>
+    private protected virtual bool EveryByteHasToken => true;
+
     public string TokenText(int id) => _texts[CheckId(id)];
 
     public TokenType TypeOf(int id) => _types[CheckId(id)];
@@ -103,6 +132,24 @@ public abstract class Tokenizer : ITokenizer
         if (Utf8Text.HasLoneSurrogate(text)) EncodeText(Utf8Text.ReplaceLoneSurrogates(text), output, parseSpecial);
         else EncodeText(text, output, parseSpecial);
         AddEos(output, addSpecial);
+    }
+
+    public int CountTokensAtLeast(ReadOnlySpan<char> text, int stopAt, bool addSpecial = true)
+    {
+        var specials = (addSpecial && Special.AddBos && Special.Bos >= 0 ? 1 : 0) + (addSpecial && Special.AddEos && Special.Eos >= 0 ? 1 : 0);
+        if (specials >= stopAt) return stopAt;
+        // As Encode: a lone surrogate is read as U+FFFD, which the pre-tokenizer may class differently.
+        var count = specials + (Utf8Text.HasLoneSurrogate(text)
+            ? CountTextTokensAtLeast(Utf8Text.ReplaceLoneSurrogates(text), stopAt - specials)
+            : CountTextTokensAtLeast(text, stopAt - specials));
+        return (int)Math.Min(count, stopAt);
+    }
+
+    /// <summary>A lower bound of the tokens of <paramref name="text"/> (no specials parsed, none added); may stop counting at <paramref name="stopAt"/>.</summary>
+    private protected virtual long CountTextTokensAtLeast(ReadOnlySpan<char> text, int stopAt)
+    {
+        var perToken = MaxInputBytesPerToken;
+        return perToken == 0 ? 0 : (Encoding.UTF8.GetByteCount(text) + perToken - 1L) / perToken;
     }
 
     public int[] EncodeUtf8(ReadOnlySpan<byte> utf8, bool addSpecial = true, bool parseSpecial = false)

@@ -58,14 +58,28 @@ public readonly struct JsonFields
         return v.GetBoolean();
     }
 
-    public string? String(string name, int maxLength)
+    public string? String(string name, int maxLength) => StringValue(name, maxLength)?.GetString();
+
+    /// <summary>The field as a string value of at most <paramref name="maxLength"/> characters, checked without making the string.</summary>
+    public JsonElement? StringValue(string name, int maxLength)
     {
         if (Get(name) is not { } v) return null;
         if (v.ValueKind != JsonValueKind.String) throw ApiException.WrongType(PathOf(name), "a string", Kind(v));
-        var s = v.GetString()!;
-        if (s.Length > maxLength)
-            throw ApiException.Invalid(PathOf(name), $"{PathOf(name)} must be at most {maxLength} characters; got {s.Length}.", "string_above_max_length");
-        return s;
+        RefuseLonger(v, PathOf(name), maxLength);
+        return v;
+    }
+
+    /// <summary>
+    /// Refuses a string value over <paramref name="maxLength"/> UTF-16 characters from its raw text in the body, so a
+    /// field far over its limit is refused before it is copied (the raw length bounds the characters from above, so
+    /// a value within it costs no pass).
+    /// </summary>
+    public static void RefuseLonger(JsonElement value, string path, int maxLength)
+    {
+        if (JsonStringSize.RawLength(value) <= maxLength) return;
+        var length = JsonStringSize.Of(value).Utf16Length;
+        if (length > maxLength)
+            throw ApiException.Invalid(path, $"{path} must be at most {maxLength} characters; got {length}.", "string_above_max_length");
     }
 
     public string RequiredString(string name, int maxLength) =>

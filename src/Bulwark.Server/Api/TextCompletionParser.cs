@@ -53,7 +53,12 @@ public static class TextCompletionParser
     private static PromptInput Prompt(JsonFields f, ModelCard model, ApiLimits limits)
     {
         var value = f.Get("prompt") ?? throw ApiException.Invalid("prompt", "prompt is required.", "missing_required_parameter");
-        if (value.ValueKind == JsonValueKind.String) return PromptInput.FromText(f.String("prompt", limits.MaxPromptCharacters)!);
+        if (value.ValueKind == JsonValueKind.String)
+        {
+            f.StringValue("prompt", limits.MaxPromptCharacters);
+            PromptLengthBound.RefuseOverContext(value, "prompt", model);
+            return PromptInput.FromText(value.GetString()!);
+        }
         var array = f.Array("prompt", 1, model.ContextLimit)!.Value;
         var first = array[0];
         if (first.ValueKind is JsonValueKind.String or JsonValueKind.Array)
@@ -62,10 +67,9 @@ public static class TextCompletionParser
                 throw ApiException.Unsupported("prompt", $"prompt must hold a single prompt on this server; got {array.GetArrayLength()}. Send one request per prompt.");
             if (first.ValueKind == JsonValueKind.String)
             {
-                var text = first.GetString()!;
-                if (text.Length > limits.MaxPromptCharacters)
-                    throw ApiException.Invalid("prompt[0]", $"prompt[0] must be at most {limits.MaxPromptCharacters} characters; got {text.Length}.", "string_above_max_length");
-                return PromptInput.FromText(text);
+                JsonFields.RefuseLonger(first, "prompt[0]", limits.MaxPromptCharacters);
+                PromptLengthBound.RefuseOverContext(first, "prompt[0]", model);
+                return PromptInput.FromText(first.GetString()!);
             }
             if (first.GetArrayLength() is 0 || first.GetArrayLength() > model.ContextLimit)
                 throw ApiException.Invalid("prompt[0]", $"prompt[0] must have between 1 and {model.ContextLimit} token ids; got {first.GetArrayLength()}.");

@@ -95,7 +95,10 @@ public sealed class TgiGenerateEndpoint(GenerationSpine spine, ApiLimits limits)
     public static (GenerationRequest Request, Options Options) Parse(JsonElement body, bool stream, ModelCard model, ApiLimits limits)
     {
         var f = new JsonFields(body, "");
-        var inputs = f.RequiredString("inputs", limits.MaxPromptCharacters);
+        var inputsValue = f.StringValue("inputs", limits.MaxPromptCharacters)
+            ?? throw ApiException.Invalid("inputs", "inputs is required.", "missing_required_parameter");
+        PromptLengthBound.RefuseOverContext(inputsValue, "inputs", model);
+        var inputs = inputsValue.GetString()!;
         var p = f.Object("parameters") ?? new JsonFields(EmptyObject, "parameters");
         p.Integer("best_of", 1, 1); // TGI's best_of > 1 needs beam-like reranking this server does not do.
         if (p.Get("typical_p") is not null) throw ApiException.Unsupported("parameters.typical_p", "parameters.typical_p is not supported by this server.");

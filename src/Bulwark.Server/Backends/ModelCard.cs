@@ -20,6 +20,12 @@ public sealed record ModelCard(
     /// <summary>How the model writes tool calls (from its chat template or configured); None for an upstream, which relays calls itself.</summary>
     public Bulwark.Engine.Tools.ToolCallFormat ToolFormat { get; init; }
 
+    /// <summary>
+    /// The most UTF-8 bytes of a prompt one token of this model stands for (<see cref="Bulwark.Engine.Tokenizers.ITokenizer.MaxInputBytesPerToken"/>);
+    /// 0 when unknown (an upstream without a configured tokenizer). A text prompt over the context by this bound is refused before it is read.
+    /// </summary>
+    public int MaxInputBytesPerToken { get; init; }
+
     /// <summary>The context length as an upper bound for validation (no bound when unknown).</summary>
     public int ContextLimit => ContextLength > 0 ? ContextLength : int.MaxValue;
 

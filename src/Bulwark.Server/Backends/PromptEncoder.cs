@@ -118,14 +118,32 @@ public sealed class PromptEncoder : ITokenizingBackend
     }
 
     /// <summary>The request's prompt as token ids: the rendered chat, the tokenized text, or the ids the client sent.</summary>
-    public PreparedPrompt Prepare(GenerationRequest request)
+    /// <param name="contextLength">The model's context (0: unknown): a text prompt that provably fills it is refused before it is encoded.</param>
+    public PreparedPrompt Prepare(GenerationRequest request, int contextLength = 0)
     {
         if (request.Messages is { } messages) return PreparedPrompt.Exact(EncodeChat(messages, request.Tools?.Rendered));
         var prompt = request.Prompt ?? throw new ArgumentException("a request has messages or a prompt", nameof(request));
         if (prompt.TokenIds is { } ids) return PreparedPrompt.Exact(ids);
+        RefuseOverContext(prompt.Text!, contextLength);
         var tokens = Encode(prompt.Text!, addSpecialTokens: true);
         if (tokens.Length == 0) throw ApiException.Invalid("prompt", "prompt must not be empty.");
         return PreparedPrompt.Exact(tokens);
+    }
+
+    /// <summary>
+    /// A text prompt whose tokens, counted without encoding (<see cref="ITokenizer.CountTokensAtLeast"/>, which stops at the
+    /// context), fill the context: refused as the spine would refuse its exact count, without the token ids of a prompt
+    /// that may be many times the context. A text with fewer UTF-8 bytes than the context less three is not counted: no
+    /// token stands for less than a byte but BOS, EOS and SentencePiece's space prefix.
+    /// </summary>
+    private void RefuseOverContext(string text, int contextLength)
+    {
+        if (contextLength <= 0 || text.Length * 3L + 3 < contextLength) return;
+        var least = _tokenizer.CountTokensAtLeast(text, contextLength);
+        if (least < contextLength) return;
+        throw ApiException.Invalid("prompt",
+            $"This model's maximum context length is {contextLength} tokens; the prompt has at least {least} tokens (counted up to the context, without encoding it), which leaves no room for output. Reduce the prompt.",
+            "context_length_exceeded");
     }
 
     /// <summary>The messages as the template's <c>messages</c>: tool-call arguments as objects, as templates expect them.</summary>

@@ -228,7 +228,7 @@ public sealed partial class GenerationSpine(
         var fallback = Math.Min(request.DefaultMaxTokens, maxTokensLimit);
         if (!prompt.IsExact || model.ContextLength == 0) return request.RequestedMaxTokens ?? (model.ContextLength > 0 && room >= 1 ? Math.Min(fallback, room) : fallback);
         if (room < 1)
-            throw ApiException.Invalid("messages",
+            throw ApiException.Invalid(request.Messages is null ? "prompt" : "messages",
                 $"This model's maximum context length is {model.ContextLength} tokens; the prompt has {prompt.TokenCount} tokens, which leaves no room for output.",
                 "context_length_exceeded");
         if (request.RequestedMaxTokens is not { } wanted) return Math.Min(fallback, room);

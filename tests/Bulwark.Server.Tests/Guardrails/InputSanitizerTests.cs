@@ -1,3 +1,4 @@
+using System.Text;
 using System.Text.RegularExpressions;
 using Bulwark.Server.Guardrails.Input;
 using CsCheck;
@@ -85,5 +86,21 @@ public sealed class InputSanitizerTests
     {
         var e = Assert.Throws<ArgumentOutOfRangeException>(() => new InputSanitizer(spaces, newlines));
         Assert.Contains(field, e.Message);
+    }
+
+    // AnyText with lone surrogates, and halves of a pair with a removed character between them (they join once it goes).
+    private static readonly Gen<string> TextWithSurrogates = Gen.OneOf<string>(
+            "a", "é", "字", "😀", " ", "\u3000", "\t", "\n", "\r", "\r\n", "\0", "\u0085", "\uD83D", "\uDE00", "\uDC00", "\uD800\u0001\uDC00")
+        .Array[0, 80].Select(string.Concat);
+
+    [Fact]
+    public void SanitizedUtf8LengthIsTheUtf8LengthOfTheSanitizedText()
+    {
+        foreach (var (spaces, newlines) in new[] { (1, 1), (3, 2), (256, 32) })
+        {
+            var sanitizer = new InputSanitizer(spaces, newlines);
+            AnyText.Sample(text => Assert.Equal(Encoding.UTF8.GetByteCount(sanitizer.Sanitize(text)), sanitizer.SanitizedUtf8Length(text)), iter: 2000);
+            TextWithSurrogates.Sample(text => Assert.Equal(Encoding.UTF8.GetByteCount(sanitizer.Sanitize(text)), sanitizer.SanitizedUtf8Length(text)), iter: 2000);
+        }
     }
 }

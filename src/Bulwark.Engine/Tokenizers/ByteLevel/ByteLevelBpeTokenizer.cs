@@ -67,6 +67,12 @@ internal sealed class ByteLevelBpeTokenizer : Tokenizer
         _ => [],
     };
 
+    /// <summary>
+    /// A merged token stands for one input byte per character of its text (each byte starts as one alphabet
+    /// character, merges join texts); a special matched by the splitter for its spelling, which is its piece.
+    /// </summary>
+    private protected override int InputBytesAtMost(string text, byte[] piece) => Math.Max(piece.Length, text.Length);
+
     private protected override void EncodeBytes(ReadOnlySpan<byte> utf8, List<int> output, bool parseSpecial) =>
         EncodeText(Utf8Text.DecodeLenient(utf8), output, parseSpecial);
 
@@ -77,6 +83,37 @@ internal sealed class ByteLevelBpeTokenizer : Tokenizer
             if (fragment.IsText) PreTokenize(text.Slice(fragment.Start, fragment.Length), 0, output);
             else output.Add(fragment.TokenId);
         }
+    }
+
+    /// <summary>Every piece of the pre-tokenizer is at least one token, and every special cut out one.</summary>
+    private protected override long CountTextTokensAtLeast(ReadOnlySpan<char> text, int stopAt)
+    {
+        long count = 0;
+        foreach (var fragment in SplitSpecials(text, parseSpecial: false))
+        {
+            if (count >= stopAt) break;
+            count += fragment.IsText ? CountPieces(text.Slice(fragment.Start, fragment.Length), 0, stopAt - count) : 1;
+        }
+        return count;
+    }
+
+    /// <summary><see cref="PreTokenize"/>'s pieces, counted instead of encoded, until <paramref name="stopAt"/>.</summary>
+    private long CountPieces(ReadOnlySpan<char> text, int stage, long stopAt)
+    {
+        if (text.IsEmpty) return 0;
+        if (stage == _stages.Length) return 1;
+        long count = 0;
+        var position = 0;
+        foreach (var match in _stages[stage].EnumerateMatches(text))
+        {
+            if (count >= stopAt) return count;
+            if (match.Length == 0) continue;
+            if (match.Index > position) count += CountPieces(text[position..match.Index], stage + 1, stopAt - count);
+            count += CountPieces(text.Slice(match.Index, match.Length), stage + 1, stopAt - count);
+            position = match.Index + match.Length;
+        }
+        if (position < text.Length && count < stopAt) count += CountPieces(text[position..], stage + 1, stopAt - count);
+        return count;
     }
 
     /// <summary>Splits with regex <paramref name="stage"/>: matches and the gaps between them are both pieces.</summary>

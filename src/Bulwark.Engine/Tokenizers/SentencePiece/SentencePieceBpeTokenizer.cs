@@ -31,6 +31,9 @@ internal sealed class SentencePieceBpeTokenizer : Tokenizer
         for (var b = 0; b < 256; b++) _byteTokens[b] = ByteFallbackToken((byte)b);
     }
 
+    /// <summary>A symbol that is no token falls back to its bytes; a byte with neither a byte token nor an unknown token is dropped.</summary>
+    private protected override bool EveryByteHasToken => Array.TrueForAll(_byteTokens, id => id >= 0);
+
     private int ByteFallbackToken(byte b)
     {
         var id = IdOf($"<0x{b:X2}>");

@@ -57,6 +57,7 @@ public sealed class EmbeddedBackend : IGenerationBackend, ITokenizingBackend, IE
         Model = new ModelCard(modelId, engine.MaxContextLength, tokenizer.VocabSize, created, Notice: notice)
         {
             ToolFormat = toolFormat ?? Bulwark.Engine.Tools.ToolCallFormats.Detect(template?.Source),
+            MaxInputBytesPerToken = tokenizer.MaxInputBytesPerToken,
         };
         _pooling = pooling;
         var width = engine.EmbeddingLength;
@@ -154,7 +155,7 @@ public sealed class EmbeddedBackend : IGenerationBackend, ITokenizingBackend, IE
     {
         if (request.Choices > _engine.MaxSequences)
             throw ApiException.Invalid("n", $"n must be at most {_engine.MaxSequences} on this server (the engine's --max-seqs); got {request.Choices}.");
-        return _prompts.Prepare(request);
+        return _prompts.Prepare(request, Model.ContextLength);
     }
 
     public BackendStatistics Statistics

@@ -76,7 +76,11 @@ public sealed partial class UpstreamBackend : IGenerationBackend, ITokenizingBac
         {
             var version = ModelsVersion();
             if (_card is { } card && card.Version == version) return card.Card;
-            var made = new ModelCard(_served, _pool.ContextLength(_served), Encoder?.Tokenizer.VocabSize ?? 0, _created, OwnedBy: "upstream:" + _pool.Name) { Pool = _pool.Name };
+            var made = new ModelCard(_served, _pool.ContextLength(_served), Encoder?.Tokenizer.VocabSize ?? 0, _created, OwnedBy: "upstream:" + _pool.Name)
+            {
+                Pool = _pool.Name,
+                MaxInputBytesPerToken = Encoder?.Tokenizer.MaxInputBytesPerToken ?? 0,
+            };
             _card = new CachedCard(made, version);
             return made;
         }
@@ -118,7 +122,7 @@ public sealed partial class UpstreamBackend : IGenerationBackend, ITokenizingBac
     public PreparedPrompt Prepare(GenerationRequest request)
     {
         _pool.Protocol.Check(request, _served);
-        if (Encoder is { } encoder) return encoder.Prepare(request);
+        if (Encoder is { } encoder) return encoder.Prepare(request, Model.ContextLength);
         if (request.Prompt?.TokenIds is { } ids) return new PreparedPrompt(ids.Length, true, ids);
         long estimate = 0;
         if (request.Messages is { } messages)

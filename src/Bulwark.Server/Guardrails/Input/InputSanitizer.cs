@@ -40,35 +40,95 @@ public sealed class InputSanitizer(int maxSpaceRun = InputSanitizer.DefaultMaxSp
         ArgumentNullException.ThrowIfNull(text);
         if (!NeedsChange(text)) return text; // Perf: the common case allocates nothing.
         var output = new StringBuilder(text.Length);
-        int spaces = 0, newlines = 0;
-        for (var i = 0; i < text.Length; i++)
+        var runs = new Runs(MaxSpaceRun, MaxNewlineRun);
+        foreach (var c in text)
+            if (runs.Next(c) is var kept and not Runs.Dropped) output.Append(kept);
+        return output.ToString();
+    }
+
+    /// <summary>
+    /// The UTF-8 length of <see cref="Sanitize"/>'s result (lone surrogates as U+FFFD, as
+    /// <see cref="Encoding.UTF8"/> counts them), without building it; the slow twin is
+    /// <c>Encoding.UTF8.GetByteCount(Sanitize(text))</c>.
+    /// </summary>
+    public long SanitizedUtf8Length(ReadOnlySpan<char> text)
+    {
+        var count = new Utf8Count(MaxSpaceRun, MaxNewlineRun);
+        foreach (var c in text) count.Add(c);
+        return count.Bytes;
+    }
+
+    /// <summary>
+    /// The sanitizer one UTF-16 unit at a time: <see cref="Next"/> gives the character to keep, or
+    /// <see cref="Dropped"/> (NUL, which is always removed). A <c>\r</c> becomes <c>\n</c> and a
+    /// <c>\n</c> right after it is dropped; removed characters do not end a run.
+    /// </summary>
+    public struct Runs(int maxSpaceRun, int maxNewlineRun)
+    {
+        public const char Dropped = '\0';
+
+        private int _spaces;
+        private int _newlines;
+        private bool _afterCarriageReturn;
+
+        public char Next(char c)
         {
-            var c = text[i];
+            if (_afterCarriageReturn)
+            {
+                _afterCarriageReturn = false;
+                if (c == '\n') return Dropped; // the \n of a \r\n pair
+            }
             if (c == '\r')
             {
-                if (i + 1 < text.Length && text[i + 1] == '\n') i++;
+                _afterCarriageReturn = true;
                 c = '\n';
             }
             else if (IsRemoved(c))
             {
-                continue; // removed without ending a run: "a \0 b" must not grow a run past the cap
+                return Dropped; // removed without ending a run: "a \0 b" must not grow a run past the cap
             }
             if (c == '\n')
             {
-                spaces = 0;
-                if (++newlines <= MaxNewlineRun) output.Append(c);
-                continue;
+                _spaces = 0;
+                return ++_newlines <= maxNewlineRun ? c : Dropped;
             }
-            newlines = 0;
-            if (IsHorizontalSpace(c))
-            {
-                if (++spaces <= MaxSpaceRun) output.Append(c);
-                continue;
-            }
-            spaces = 0;
-            output.Append(c);
+            _newlines = 0;
+            if (IsHorizontalSpace(c)) return ++_spaces <= maxSpaceRun ? c : Dropped;
+            _spaces = 0;
+            return c;
         }
-        return output.ToString();
+    }
+
+    /// <summary>
+    /// The UTF-8 bytes of the sanitized text, fed one UTF-16 unit at a time (from a string, or from a JSON
+    /// string's escapes without making the string): a surrogate pair is 4 bytes, a lone surrogate 3 (U+FFFD).
+    /// </summary>
+    public struct Utf8Count(int maxSpaceRun, int maxNewlineRun)
+    {
+        private Runs _runs = new(maxSpaceRun, maxNewlineRun);
+        private long _bytes;
+        private bool _pendingHigh;
+
+        /// <summary>The bytes so far (a high surrogate waiting for its low half counted as a lone one).</summary>
+        public readonly long Bytes => _bytes + (_pendingHigh ? 3 : 0);
+
+        public void Add(char c)
+        {
+            var kept = _runs.Next(c);
+            if (kept == Runs.Dropped) return;
+            if (_pendingHigh)
+            {
+                _pendingHigh = false;
+                if (char.IsLowSurrogate(kept))
+                {
+                    _bytes += 4;
+                    return;
+                }
+                _bytes += 3;
+            }
+            if (char.IsHighSurrogate(kept)) _pendingHigh = true;
+            else _bytes += kept < 0x80 ? 1 : kept < 0x800 ? 2 : 3;
+        }
     }
 
     private bool NeedsChange(string text)

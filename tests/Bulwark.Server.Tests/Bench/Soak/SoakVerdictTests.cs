@@ -22,6 +22,16 @@ public sealed class SoakVerdictTests
     }
 
     [Fact]
+    public void TheJudgedWindowRunsFromTheFirstJudgedSampleToTheLast()
+    {
+        // Warm-up ends at 15 s: the samples at 20..50 s are judged, a window of 30 s; one sample judges no window.
+        var samples = Samples((0, 80), (10, 150), (20, 200), (30, 210), (40, 205), (50, 208));
+        Assert.Equal(30, SoakVerdict.Of(samples, warmupSeconds: 15).JudgedSeconds);
+        Assert.Equal(0, SoakVerdict.Of(samples, warmupSeconds: 50).JudgedSeconds);
+        Assert.Equal(0, SoakVerdict.Of(samples, warmupSeconds: 51).JudgedSeconds);
+    }
+
+    [Fact]
     public void DriftJustOverFivePercentIsNotFlat()
     {
         var verdict = SoakVerdict.Of(Samples((10, 1000), (20, 1051)), warmupSeconds: 0);

@@ -32,6 +32,17 @@ public sealed class SoakWarmupTests
     }
 
     [Fact]
+    public void WithoutAGen2WarmupEndsFiveMinutesAfterTheCacheWasFullyUsed()
+    {
+        // Full at 20 s; no gen2 after it: 310 s is still waiting (290 s), 320 s is 300 s on.
+        var samples = Samples((10, 90, 1), (20, 100, 1), (310, 100, 1), (320, 100, 1), (330, 100, 1));
+        Assert.Equal(320, SoakWarmup.End(samples));
+        Assert.Null(SoakWarmup.End(samples.Take(3).ToList()));
+        // A gen2 before the five minutes are up ends it at once.
+        Assert.Equal(310, SoakWarmup.End(Samples((10, 90, 1), (20, 100, 1), (310, 100, 2), (320, 100, 2))));
+    }
+
+    [Fact]
     public void AKvCacheNeverFullyUsedNeverEndsIt()
     {
         var samples = Samples((10, 50, 1), (20, 99, 5), (30, 99, 9));
