@@ -136,6 +136,44 @@ public unsafe class MatMulTests : IDisposable
         }
     }
 
+    /// <summary>
+    /// Quantized types sum integers per block, so a token's row must not depend on the tile it falls in: each token of a
+    /// multi-token call (4-token tiles plus leftovers) equals that token multiplied alone, bit for bit — what lets a
+    /// speculative verification row equal plain decoding of that position.
+    /// </summary>
+    [Theory]
+    [InlineData(GgmlType.Q8_0)]
+    [InlineData(GgmlType.Q4_0)]
+    [InlineData(GgmlType.Q5_0)]
+    [InlineData(GgmlType.Q4_1)]
+    [InlineData(GgmlType.IQ4_NL)]
+    [InlineData(GgmlType.Q4_K)]
+    [InlineData(GgmlType.Q6_K)]
+    public void EachTokenOfABatchEqualsThatTokenAloneBitForBit(GgmlType type)
+    {
+        foreach (var isa in Enum.GetValues<InstructionSet>().Where(KernelIsa.IsSupported))
+        foreach (var columns in GgmlTypes.BlockSize(type) == 256 ? new[] { 256, 768, 1280 } : new[] { 32, 96, 128, 160, 288 }) // block counts below, at and above the 4-block group
+        {
+            const int tokens = 9;
+            using var w = new RandomMatrix(type, 13, columns, seed: columns);
+            var x = RandomMatrix.Activations(tokens, columns, seed: 7);
+            var together = new float[tokens * w.Rows];
+            fixed (float* px = x)
+            fixed (float* py = together)
+                MatMul.Apply(type, w.Data, w.RowBytes, w.Rows, columns, px, py, tokens, isa, _pool);
+            for (var t = 0; t < tokens; t++)
+            {
+                var alone = new float[w.Rows];
+                fixed (float* px = x.AsSpan(t * columns, columns))
+                fixed (float* py = alone)
+                    MatMul.Apply(type, w.Data, w.RowBytes, w.Rows, columns, px, py, 1, isa, _pool);
+                for (var r = 0; r < w.Rows; r++)
+                    Assert.True(BitConverter.SingleToInt32Bits(alone[r]) == BitConverter.SingleToInt32Bits(together[t * w.Rows + r]),
+                        $"{type} {isa} {columns} columns: token {t} row {r} alone {alone[r]}, in a batch of {tokens} {together[t * w.Rows + r]}");
+            }
+        }
+    }
+
     [Fact]
     public void MatricesOfDifferentTypesOrHalfChecksAreNotShared()
     {

@@ -147,29 +147,33 @@ internal static unsafe class QuantizedKernels
         }
     }
 
+    /// <summary>
+    /// One weight row against one token, summing in exactly <see cref="Dot4x256{TB, TD}"/>'s order for each of its tokens
+    /// (four-block groups, then single blocks, one accumulator), so a token's result does not depend on the tile it
+    /// falls in: decoding a position alone equals the same position in a verification or prefill batch bit for bit.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static float Dot1x256<TB, TD>(byte* row, int blocks, sbyte* xq, float* xs)
         where TB : IQuantBlock where TD : IInt8Dot
     {
-        var acc0 = Vector256<float>.Zero;
-        var acc1 = Vector256<float>.Zero;
+        var acc = Vector256<float>.Zero;
         var b = 0;
-        for (; b + 2 <= blocks; b += 2)
+        if (Avx2.IsSupported && typeof(TD) != typeof(PortableDot))
         {
-            var w0 = row + b * TB.Bytes;
-            var w1 = w0 + TB.Bytes;
-            var p0 = TD.Dot(TB.Quants(w0), Vector256.Load(xq + b * 32));
-            var p1 = TD.Dot(TB.Quants(w1), Vector256.Load(xq + b * 32 + 32));
-            acc0 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(p0), Vector256.Create(HalfTable.ToSingle(w0) * xs[b]), acc0);
-            acc1 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(p1), Vector256.Create(HalfTable.ToSingle(w1) * xs[b + 1]), acc1);
+            for (; b + 4 <= blocks; b += 4)
+            {
+                var block = row + b * TB.Bytes;
+                var d = Vector128.Create(HalfTable.ToSingle(block), HalfTable.ToSingle(block + TB.Bytes), HalfTable.ToSingle(block + 2 * TB.Bytes), HalfTable.ToSingle(block + 3 * TB.Bytes));
+                var sums = Sum4Blocks<TD>(TB.Quants(block), TB.Quants(block + TB.Bytes), TB.Quants(block + 2 * TB.Bytes), TB.Quants(block + 3 * TB.Bytes), xq + b * 32);
+                acc = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(sums), Scales4(d, xs + b), acc);
+            }
         }
-        if (b < blocks)
+        for (; b < blocks; b++)
         {
-            var w0 = row + b * TB.Bytes;
-            var p0 = TD.Dot(TB.Quants(w0), Vector256.Load(xq + b * 32));
-            acc0 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(p0), Vector256.Create(HalfTable.ToSingle(w0) * xs[b]), acc0);
+            var block = row + b * TB.Bytes;
+            acc = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(TD.Dot(TB.Quants(block), Vector256.Load(xq + b * 32))), Vector256.Create(HalfTable.ToSingle(block) * xs[b]), acc);
         }
-        return Vector256.Sum(acc0 + acc1);
+        return Vector256.Sum(acc);
     }
 
     /// <summary>One weight row against 4 tokens: each weight block is unpacked once for all 4.</summary>
