@@ -3,6 +3,8 @@ using Bulwark.Engine.Serving.Scheduling;
 using Bulwark.Engine.Serving.Speculation;
 using CsCheck;
 
+using static Bulwark.Engine.Tests.Serving.SchedulerSteps;
+
 namespace Bulwark.Engine.Tests.Serving;
 
 /// <summary>
@@ -21,23 +23,6 @@ public class SchedulerLatencyTests
 
     private static Sequence Prompt(long id, int length, int priority = 0, int maxTokens = 16) =>
         new(id, Enumerable.Range(0, length).Select(i => (int)(id * 31 + i) % 97).ToArray(), maxTokens, priority, arrival: id, BlockHash.Root("t"));
-
-    /// <summary>One step as the engine runs it: a token appended to every sequence whose tokens are all computed.</summary>
-    private static ScheduledStep Step(Scheduler scheduler)
-    {
-        var step = scheduler.Schedule();
-        scheduler.Complete(step);
-        foreach (var seq in step.Sequences)
-            if (seq.ComputedCount == seq.Count) seq.Append(1);
-        return step;
-    }
-
-    private static int CountOf(ScheduledStep step, Sequence seq)
-    {
-        for (var i = 0; i < step.Sequences.Count; i++)
-            if (ReferenceEquals(step.Sequences[i], seq)) return step.Counts[i];
-        return 0;
-    }
 
     private static Sequence Decoding(Scheduler scheduler, long id, int priority = 0, SpeculativeConfig? speculation = null)
     {

@@ -1,5 +1,6 @@
 using Bulwark.Engine.KvCache;
 using Bulwark.Engine.Serving.Scheduling;
+using static Bulwark.Engine.Tests.Serving.SchedulerSteps;
 
 namespace Bulwark.Engine.Tests.Serving;
 
@@ -17,23 +18,6 @@ public class SchedulerPrefillCapTests
 
     private static Sequence Prompt(long id, int length) =>
         new(id, Enumerable.Range(0, length).Select(i => i % 7).ToArray(), 16, priority: 0, arrival: id, BlockHash.Root("t"));
-
-    /// <summary>Runs one step and appends a token to every sequence that finished its prompt (as the engine does).</summary>
-    private static ScheduledStep Step(Scheduler scheduler)
-    {
-        var step = scheduler.Schedule();
-        scheduler.Complete(step);
-        foreach (var seq in step.Sequences)
-            if (seq.ComputedCount == seq.Count) seq.Append(1);
-        return step;
-    }
-
-    private static int CountOf(ScheduledStep step, Sequence seq)
-    {
-        for (var i = 0; i < step.Sequences.Count; i++)
-            if (ReferenceEquals(step.Sequences[i], seq)) return step.Counts[i];
-        return 0;
-    }
 
     [Fact]
     public void WithoutDecodesAPromptGetsTheFullChunk()
