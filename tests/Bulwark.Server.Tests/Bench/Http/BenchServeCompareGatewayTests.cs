@@ -35,8 +35,8 @@ public class BenchServeCompareGatewayTests
         Assert.Equal(2, segments.GetProperty("requests").GetInt32());
         foreach (var name in new[] { "gateway_in_us", "upstream_hop_us", "upstream_server_us", "gateway_out_us" })
             Assert.True(segments.GetProperty(name).GetDouble() > 0, name);
-        // The upstream's own time is part of the hop to it.
-        Assert.True(segments.GetProperty("upstream_server_us").GetDouble() < segments.GetProperty("upstream_hop_us").GetDouble());
+        // No order is asserted between the upstream's Kestrel time and the hop: Kestrel's request-stop event can come
+        // after the gateway's HttpClient already has the answer (a fresh clone's quiet CI run once saw it so).
     }
 
     [Fact]
