@@ -59,19 +59,17 @@ internal sealed class GatewayTimeline : IObserver<DiagnosticListener>, IDisposab
             var total = await through();
             // Hosting ends a request after its response went out, so the client may have it first (and the
             // gateway may have finished before the upstream's hosting ended its own).
+            // Each point is taken in causal order (the first after the point before it), so an event of another
+            // request — the previous one's hosting ending late, or a health check to the upstream — is not paired with
+            // this one (a fresh clone's CI once measured the upstream's time as zero that way).
             var waited = Stopwatch.StartNew();
-            while (!_events.Any(e => e.Point == Point.GatewayEnd) || !_events.Any(e => e.Point == Point.UpstreamEnd))
+            long t1, t2, t3, t4, t5, t6;
+            while (!Chain(out t1, out t2, out t3, out t4, out t5, out t6))
             {
-                if (waited.Elapsed > TimeSpan.FromSeconds(10)) break;
+                if (waited.Elapsed > TimeSpan.FromSeconds(10))
+                    throw new InvalidOperationException($"the diagnostic events of a request through the gateway are incomplete ({string.Join(", ", _events.Select(e => e.Point).Distinct())})");
                 await Task.Delay(1);
             }
-            var at = new Dictionary<Point, long>();
-            // The first of each point; response headers count only after the request to the upstream started.
-            foreach (var (point, time) in _events)
-                if (point != Point.OutResponse || at.ContainsKey(Point.OutRequest)) at.TryAdd(point, time);
-            if (!at.TryGetValue(Point.GatewayBegin, out var t1) || !at.TryGetValue(Point.OutRequest, out var t2) || !at.TryGetValue(Point.UpstreamBegin, out var t3)
-                || !at.TryGetValue(Point.UpstreamEnd, out var t4) || !at.TryGetValue(Point.OutResponse, out var t5) || !at.TryGetValue(Point.GatewayEnd, out var t6))
-                throw new InvalidOperationException($"the diagnostic events of a request through the gateway are incomplete ({string.Join(", ", at.Keys)})");
             double Us(long from, long to) => Stopwatch.GetElapsedTime(from, to).TotalMicroseconds;
             gin.Add(Us(t1, t2));
             hop.Add(Us(t2, t5));
@@ -81,6 +79,26 @@ internal sealed class GatewayTimeline : IObserver<DiagnosticListener>, IDisposab
             client.Add(total - Us(t1, t6));
         }
         return new GatewaySegments(requests, Median(gin), Median(hop), Median(server), Median(gout), Median(own), Median(client));
+    }
+
+    /// <summary>The six points of one request, each the first of its kind after the one it follows causally.</summary>
+    private bool Chain(out long gatewayBegin, out long outRequest, out long upstreamBegin, out long upstreamEnd, out long outResponse, out long gatewayEnd)
+    {
+        var events = _events.ToArray();
+        Array.Sort(events, (a, b) => a.At.CompareTo(b.At));
+        long First(Point point, long after)
+        {
+            foreach (var (p, time) in events)
+                if (p == point && time >= after) return time;
+            return -1;
+        }
+        gatewayBegin = First(Point.GatewayBegin, long.MinValue);
+        outRequest = gatewayBegin < 0 ? -1 : First(Point.OutRequest, gatewayBegin);
+        upstreamBegin = outRequest < 0 ? -1 : First(Point.UpstreamBegin, outRequest);
+        upstreamEnd = upstreamBegin < 0 ? -1 : First(Point.UpstreamEnd, upstreamBegin);
+        outResponse = outRequest < 0 ? -1 : First(Point.OutResponse, outRequest);
+        gatewayEnd = outResponse < 0 ? -1 : First(Point.GatewayEnd, outResponse);
+        return upstreamEnd >= 0 && gatewayEnd >= 0;
     }
 
     private static double Median(List<double> values)

@@ -35,8 +35,8 @@ public class BenchServeCompareGatewayTests
         Assert.Equal(2, segments.GetProperty("requests").GetInt32());
         foreach (var name in new[] { "gateway_in_us", "upstream_hop_us", "upstream_server_us", "gateway_out_us" })
             Assert.True(segments.GetProperty(name).GetDouble() > 0, name);
-        // No order is asserted between the upstream's Kestrel time and the hop: Kestrel's request-stop event can come
-        // after the gateway's HttpClient already has the answer (a fresh clone's quiet CI run once saw it so).
+        // No order is asserted between the upstream's Kestrel time and the hop: Kestrel ends a request after its
+        // response went out, so the gateway's HttpClient can have the answer first.
     }
 
     [Fact]
