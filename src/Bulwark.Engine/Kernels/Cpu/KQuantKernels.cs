@@ -224,9 +224,9 @@ internal static unsafe class KQuantKernels
     }
 
     /// <summary>
-    /// Tiles of 8 (then 4) tokens one row at a time, each super-block unpacked once for all of them; the
-    /// last tokens (fewer than 4) one at a time over 4 rows at once. Either way the per-block reductions
-    /// and float steps are done four dot products at a time (<see cref="IKQuantDot.Sum4"/>).
+    /// Tiles of 8 (then 4) tokens one row at a time, each super-block unpacked once for all of them, the
+    /// per-block reductions and float steps done four dot products at a time (<see cref="IKQuantDot.Sum4"/>);
+    /// the last tokens (fewer than 4) one row and one token at a time.
     /// </summary>
     private static void Tile256<TB, TD>(byte* w, long rowBytes, int r0, int r1, Q8KRows x, int t0, int t1, float* y, int yStride)
         where TB : IKQuantBlock where TD : IKQuantDot
@@ -239,12 +239,11 @@ internal static unsafe class KQuantKernels
             for (; t + 8 <= tiled; t += 8) RowTokens<TB, TD, Eight>(row, x, t, y + (long)t * yStride + r, yStride);
             if (t < tiled) RowTokens<TB, TD, Four>(row, x, t, y + (long)t * yStride + r, yStride);
         }
+        // Fewer than 4 tokens (decode): one row at a time. Walking 4 rows at once (four streams of 144–210-byte
+        // blocks) measured 3.0 GB/s for Q6_K on a matrix larger than the caches against 9.8 row by row
+        // (`bench/run kernels --threads 1 --cpu-time --types q6_k --rows 32768 --cols 2048 --tokens 8`).
         for (var t = tiled; t < t1; t++)
-        {
-            var r = r0;
-            for (; r + 4 <= r1; r += 4) RowsToken<TB, TD>(w + r * rowBytes, rowBytes, x, t, y + (long)t * yStride + r);
-            for (; r < r1; r++) y[(long)t * yStride + r] = Dot1<TB, TD>(w + r * rowBytes, x, t);
-        }
+            for (var r = r0; r < r1; r++) y[(long)t * yStride + r] = Dot1<TB, TD>(w + r * rowBytes, x, t);
     }
 
     private interface ITokens
@@ -324,55 +323,6 @@ internal static unsafe class KQuantKernels
         y[6L * yStride] = f1.GetElement(2);
         y[7L * yStride] = f1.GetElement(3);
     }
-
-    /// <summary>
-    /// Four weight rows (<paramref name="rowBytes"/> apart) against one token (decode): four independent
-    /// accumulation chains, and the rows' reductions and float steps done together; y[0..3] are the rows' outputs.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void RowsToken<TB, TD>(byte* w, long rowBytes, Q8KRows x, int t, float* y)
-        where TB : IKQuantBlock where TD : IKQuantDot
-    {
-        var scales = stackalloc short[16];
-        var mins = stackalloc short[16];
-        var blocks = x.Blocks;
-        var f = Vector128<float>.Zero;
-        for (var b = 0; b < blocks; b++)
-        {
-            var index = (long)t * blocks + b;
-            var xq = x.Quants + index * Q8KActivations.Block;
-            var s = x.Sums + index * Q8KActivations.Groups;
-            var block = w + b * TB.Bytes;
-            var a0 = RowBlock<TB, TD>(block, xq, s, scales, mins, out var d0, out var dm0, out var m0);
-            var a1 = RowBlock<TB, TD>(block + rowBytes, xq, s, scales, mins, out var d1, out var dm1, out var m1);
-            var a2 = RowBlock<TB, TD>(block + 2 * rowBytes, xq, s, scales, mins, out var d2, out var dm2, out var m2);
-            var a3 = RowBlock<TB, TD>(block + 3 * rowBytes, xq, s, scales, mins, out var d3, out var dm3, out var m3);
-            var xd = Vector128.Create(x.Scales[index]);
-            f += Combine4(Vector128.Create(d0, d1, d2, d3), Vector128.Create(dm0, dm1, dm2, dm3), xd, TD.Sum4(a0, a1, a2, a3), TD.Sum4(m0, m1, m2, m3));
-        }
-        f.Store(y);
-    }
-
-    /// <summary>One row's super-block against one token's: the lanes of Σ scale·(q·x), and of Σ min·(Σx per 16) in <paramref name="minProducts"/>.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<int> RowBlock<TB, TD>(byte* block, sbyte* xq, short* sums, short* scales, short* mins,
-        out float d, out float dmin, out Vector256<int> minProducts) where TB : IKQuantBlock where TD : IKQuantDot
-    {
-        TB.Scales(block, scales, mins, out d, out dmin);
-        // Written out with constant chunk numbers (not a loop) so the JIT folds each chunk's offsets, shifts and
-        // branches: in decode nothing amortises the unpacking, and the loop's index arithmetic was most of the cost.
-        var even = Chunk<TB, TD>(block, xq, scales, 0) + Chunk<TB, TD>(block, xq, scales, 2)
-            + Chunk<TB, TD>(block, xq, scales, 4) + Chunk<TB, TD>(block, xq, scales, 6);
-        var odd = Chunk<TB, TD>(block, xq, scales, 1) + Chunk<TB, TD>(block, xq, scales, 3)
-            + Chunk<TB, TD>(block, xq, scales, 5) + Chunk<TB, TD>(block, xq, scales, 7);
-        minProducts = TD.MinProducts(Vector256.Load(mins), sums);
-        return even + odd;
-    }
-
-    /// <summary>Chunk <paramref name="c"/> (32 quants) of a super-block against the token's quants, scaled per 16.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<int> Chunk<TB, TD>(byte* block, sbyte* xq, short* scales, int c) where TB : IKQuantBlock where TD : IKQuantDot =>
-        ChunkDot<TB, TD>(TB.Chunk(block, c), Vector256.Load(xq + c * 32), TB.ChunkScales(scales, c));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<int> ChunkDot<TB, TD>(Vector256<byte> w, Vector256<sbyte> x, Vector256<short> scales)
