@@ -5,10 +5,10 @@ using Bulwark.Bench;
 var serving = CommandCatalog.Root();
 return args.FirstOrDefault() switch
 {
-    "kernels" => KernelBench.Run(args[1..]),
-    "model" => ModelBench.Run(args[1..]),
-    "tokenizers" => TokenizersBenchmark.Run(args[1..]),
-    "sampler" => SamplerBench.Run(args[1..]),
+    "kernels" => DirectCommand.Run("kernels", KernelBench.Run, args[1..], UsageText(), Console.Out, Console.Error),
+    "model" => DirectCommand.Run("model", ModelBench.Run, args[1..], UsageText(), Console.Out, Console.Error),
+    "tokenizers" => DirectCommand.Run("tokenizers", TokenizersBenchmark.Run, args[1..], UsageText(), Console.Out, Console.Error),
+    "sampler" => DirectCommand.Run("sampler", SamplerBench.Run, args[1..], UsageText(), Console.Out, Console.Error),
     EngineRun.ChildCommand => EngineRun.RunChild(args[1..]),
     { } name when serving.Subcommands.Any(c => c.Name == name) => await serving.Parse(args).InvokeAsync(),
     _ => Usage(),
@@ -16,7 +16,11 @@ return args.FirstOrDefault() switch
 
 static int Usage()
 {
-    Console.Error.WriteLine("""
+    Console.Error.WriteLine(UsageText());
+    return 2;
+}
+
+static string UsageText() => """
         usage: bench/run <benchmark> [options]
                (bench/run builds this project in Release when its sources changed; the same as
                dotnet run -c Release --project bench/Bulwark.Bench -- <benchmark> [options])
@@ -46,7 +50,5 @@ static int Usage()
           soak    [--duration 30m] [--interval 10s] [--warmup 20%] [--concurrency 8] [--json] ...
                   one bulwark serve process under mixed load (streams, disconnects, refusals): RSS, GC
                   heap and p50/p99 over time, and whether RSS stays flat within 5 % after warm-up
-        engine, security, serve, redactor, guard-model and soak list every option with --help (e.g. bench/run serve --help).
-        """);
-    return 2;
-}
+        bench/run <benchmark> --help: this text for kernels, model, tokenizers and sampler; every option for the others.
+        """;
