@@ -6,7 +6,11 @@ namespace Bulwark.Bench.Soak;
 
 /// <summary>What a soak ran with. <see cref="Warmup"/>: a fixed time, or null for <see cref="SoakWarmup.End"/>.</summary>
 internal sealed record SoakSettings(
-    TimeSpan Duration, TimeSpan Interval, TimeSpan? Warmup, int Concurrency, int MaxTokens, SoakMix Mix, int DisconnectAfter, int Seed, string? KvCacheMemory);
+    TimeSpan Duration, TimeSpan Interval, TimeSpan? Warmup, int Concurrency, int MaxTokens, SoakMix Mix, int DisconnectAfter, int Seed, string? KvCacheMemory)
+{
+    /// <summary><c>--serve-setting</c>: configuration keys (<c>Bulwark:Memory:MallocArenaMax</c>) and values passed to <c>serve</c> as its environment.</summary>
+    public IReadOnlyDictionary<string, string> ServeSettings { get; init; } = new Dictionary<string, string>();
+}
 
 /// <summary>
 /// A finished soak: the table over time (per interval: the server's memory and GC, the clients'
@@ -25,6 +29,7 @@ internal sealed record SoakReport(SoakSettings Settings, string Model, int Serve
         var s = Settings;
         var t = new StringBuilder();
         t.AppendLine(Invariant($"soak: bulwark serve (pid {ServerPid}, model {Model}, KV cache {s.KvCacheMemory ?? "serve's default"}) for {Span(s.Duration)}, concurrency {s.Concurrency}, max_tokens {s.MaxTokens}, seed {s.Seed}"));
+        if (s.ServeSettings.Count > 0) t.AppendLine("  serve settings: " + string.Join(", ", s.ServeSettings.Select(p => $"{p.Key}={p.Value}")));
         t.AppendLine(Invariant($"  mix: {s.Mix.DisconnectShare:P0} leave after {s.DisconnectAfter} events, {s.Mix.RefusedShare:P0} refused (bad key / over-long prompt), the rest chat and completions, {s.Mix.StreamShare:P0} streamed"));
         t.AppendLine(Invariant($"  a sample every {Span(s.Interval)}; warm-up {(s.Warmup is { } w ? Span(w) : "until every KV block was used and a gen2 GC followed (or 5 minutes passed)")}; GC and alloc columns are per interval"));
         t.AppendLine(Header);
@@ -86,7 +91,7 @@ internal sealed record SoakReport(SoakSettings Settings, string Model, int Serve
             {
                 duration_s = s.Duration.TotalSeconds, interval_s = s.Interval.TotalSeconds, warmup_s = s.Warmup?.TotalSeconds, warmup_auto = s.Warmup is null, concurrency = s.Concurrency,
                 max_tokens = s.MaxTokens, disconnect_share = s.Mix.DisconnectShare, refused_share = s.Mix.RefusedShare, stream_share = s.Mix.StreamShare,
-                disconnect_after = s.DisconnectAfter, seed = s.Seed, kv_cache_memory = s.KvCacheMemory,
+                disconnect_after = s.DisconnectAfter, seed = s.Seed, kv_cache_memory = s.KvCacheMemory, serve_settings = s.ServeSettings,
             },
             verdict = new
             {
