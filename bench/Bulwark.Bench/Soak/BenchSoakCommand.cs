@@ -26,13 +26,14 @@ internal static partial class BenchSoakCommand
         var disconnectAfter = new Option<int>("--disconnect-after") { Description = "Events a leaving client reads before it drops the connection (1..--max-tokens).", DefaultValueFactory = _ => 3 };
         var refusedShare = new Option<double>("--refused-share") { Description = "Share of requests the server must refuse: half with a bad key (401), half with a prompt over the context (400) (0..1).", DefaultValueFactory = _ => 0.1 };
         var kvMemory = new Option<string?>("--kv-cache-memory") { Description = "The server's --kv-cache-memory (default: serve's own)." };
+        var serveSettings = new Option<string[]>("--serve-setting") { Description = "A setting for serve, KEY=VALUE with a Bulwark:* configuration key (Bulwark:Memory:MallocArenaMax=0); repeatable, up to 32.", AllowMultipleArgumentsPerToken = false, DefaultValueFactory = _ => [] };
         var seed = new Option<int>("--seed") { Description = "Seed of the clients' request mix.", DefaultValueFactory = _ => 1 };
         var dir = new Option<string>("--dir") { Description = "Where the raw samples go (soak-<UTC time>.csv and .json).", DefaultValueFactory = _ => Path.Combine(Path.GetTempPath(), "bulwark-bench") };
         var cli = new Option<string>("--bulwark") { Description = "The bulwark.dll to run (default: the one bench/run builds beside the benchmark).", DefaultValueFactory = _ => ServeProcess.BesideBenchmark };
         var json = new Option<bool>("--json") { Description = "Print the report (settings, verdict, samples) as JSON on standard output." };
         var command = new Command("soak", "Run one bulwark serve under mixed load for --duration; report RSS, GC and latency over time and whether RSS stays flat after warm-up.")
         {
-            duration, interval, warmup, concurrency, maxTokens, streamShare, disconnectShare, disconnectAfter, refusedShare, kvMemory, seed, dir, cli, json,
+            duration, interval, warmup, concurrency, maxTokens, streamShare, disconnectShare, disconnectAfter, refusedShare, kvMemory, serveSettings, seed, dir, cli, json,
         };
         command.SetAction(async (result, ct) =>
         {
@@ -50,6 +51,7 @@ internal static partial class BenchSoakCommand
             foreach (var (name, share) in new[] { ("--stream-share", mix.StreamShare), ("--disconnect-share", mix.DisconnectShare), ("--refused-share", mix.RefusedShare) })
                 if (share is < 0 or > 1 || double.IsNaN(share)) problems.Add($"{name} must be between 0 and 1; got {share.ToString(CultureInfo.InvariantCulture)}");
             if (mix.DisconnectShare + mix.RefusedShare > 1) problems.Add($"--disconnect-share and --refused-share add up to more than 1 ({(mix.DisconnectShare + mix.RefusedShare).ToString(CultureInfo.InvariantCulture)})");
+            var serve = ServeSettings(result.GetValue(serveSettings) ?? [], problems);
             var cliPath = result.GetValue(cli)!;
             if (!File.Exists(cliPath)) problems.Add($"no bulwark CLI at {cliPath}: run through bench/run (it builds one there) or pass --bulwark PATH/bulwark.dll");
             if (!Directory.Exists("/proc/self")) problems.Add("soak reads the server's memory from /proc/PID/status: it runs on Linux only");
@@ -59,7 +61,7 @@ internal static partial class BenchSoakCommand
                 return 2;
             }
 
-            var settings = new SoakSettings(d, i, w, c, m, mix, after, result.GetValue(seed), result.GetValue(kvMemory));
+            var settings = new SoakSettings(d, i, w, c, m, mix, after, result.GetValue(seed), result.GetValue(kvMemory)) { ServeSettings = serve };
             var started = DateTime.UtcNow;
             SoakReport report;
             try
@@ -96,6 +98,23 @@ internal static partial class BenchSoakCommand
         if (TryParseSpan(text, out var span) && span < duration) return span;
         problems.Add($"--warmup must be auto, a share of --duration below 100% (20%) or a time shorter than it (5m); got '{text}'");
         return default;
+    }
+
+    /// <summary><c>--serve-setting KEY=VALUE</c>: a <c>Bulwark:</c> key (letters, digits, <c>:</c> and <c>_</c>, up to 200) and a value up to 1000 characters; at most 32.</summary>
+    private static Dictionary<string, string> ServeSettings(string[] settings, List<string> problems)
+    {
+        var parsed = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+        if (settings.Length > 32) problems.Add($"--serve-setting may be given at most 32 times; got {settings.Length}");
+        foreach (var setting in settings)
+        {
+            var equals = setting.IndexOf('=');
+            var key = equals > 0 ? setting[..equals] : "";
+            if (!key.StartsWith("Bulwark:", StringComparison.OrdinalIgnoreCase) || key.Length > 200 || !key.All(c => char.IsAsciiLetterOrDigit(c) || c is ':' or '_')
+                || setting.Length - equals - 1 > 1000)
+                problems.Add($"--serve-setting must be KEY=VALUE with a Bulwark:* configuration key (Bulwark:Memory:MallocArenaMax=0); got '{setting}'");
+            else parsed[key] = setting[(equals + 1)..];
+        }
+        return parsed;
     }
 
     /// <summary>1h30m, 30m, 2m30s, 90s: hours, minutes and seconds, each optional, in that order.</summary>

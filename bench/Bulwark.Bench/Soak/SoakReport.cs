@@ -6,7 +6,11 @@ namespace Bulwark.Bench.Soak;
 
 /// <summary>What a soak ran with. <see cref="Warmup"/>: a fixed time, or null for <see cref="SoakWarmup.End"/>.</summary>
 internal sealed record SoakSettings(
-    TimeSpan Duration, TimeSpan Interval, TimeSpan? Warmup, int Concurrency, int MaxTokens, SoakMix Mix, int DisconnectAfter, int Seed, string? KvCacheMemory);
+    TimeSpan Duration, TimeSpan Interval, TimeSpan? Warmup, int Concurrency, int MaxTokens, SoakMix Mix, int DisconnectAfter, int Seed, string? KvCacheMemory)
+{
+    /// <summary><c>--serve-setting</c>: configuration keys (<c>Bulwark:Memory:MallocArenaMax</c>) and values passed to <c>serve</c> as its environment.</summary>
+    public IReadOnlyDictionary<string, string> ServeSettings { get; init; } = new Dictionary<string, string>();
+}
 
 /// <summary>
 /// A finished soak: the table over time (per interval: the server's memory and GC, the clients'
@@ -25,6 +29,7 @@ internal sealed record SoakReport(SoakSettings Settings, string Model, int Serve
         var s = Settings;
         var t = new StringBuilder();
         t.AppendLine(Invariant($"soak: bulwark serve (pid {ServerPid}, model {Model}, KV cache {s.KvCacheMemory ?? "serve's default"}) for {Span(s.Duration)}, concurrency {s.Concurrency}, max_tokens {s.MaxTokens}, seed {s.Seed}"));
+        if (s.ServeSettings.Count > 0) t.AppendLine("  serve settings: " + string.Join(", ", s.ServeSettings.Select(p => $"{p.Key}={p.Value}")));
         t.AppendLine(Invariant($"  mix: {s.Mix.DisconnectShare:P0} leave after {s.DisconnectAfter} events, {s.Mix.RefusedShare:P0} refused (bad key / over-long prompt), the rest chat and completions, {s.Mix.StreamShare:P0} streamed"));
         t.AppendLine(Invariant($"  a sample every {Span(s.Interval)}; warm-up {(s.Warmup is { } w ? Span(w) : "until every KV block was used and a gen2 GC followed (or 5 minutes passed)")}; GC and alloc columns are per interval"));
         t.AppendLine(Header);
@@ -40,6 +45,8 @@ internal sealed record SoakReport(SoakSettings Settings, string Model, int Serve
         if (v.OutsideGc.Drift is { } outside)
             t.AppendLine(Invariant($"  RSS outside the GC {v.OutsideGc.MinBytes / MiB:0.0}..{v.OutsideGc.MaxBytes / MiB:0.0} MiB, drift {outside:P1} (RSS − GC committed: KV cache, code, stacks)"));
         if (v.HeapSlopeMiBPerHour is { } heap) t.AppendLine(Invariant($"  GC heap            slope {heap:+0.0;-0.0} MiB/h"));
+        var first = Samples[0].Server;
+        t.AppendLine(Invariant($"  server             {last.Gen2} gen2 GCs ({last.RequestedGen2} it asked for, {last.RequestedPauseSeconds * 1000:0.0} ms of pauses in those); malloc arenas {first.MallocArenas} idle, {last.MallocArenas} at the end; malloc {last.MallocBytes / MiB:0.0} MiB at the end"));
         t.AppendLine(v.P99Drift is { } p99
             ? Invariant($"  p99                first window {Ms(v.P99FirstSeconds!.Value)} ms, last window {Ms(v.P99LastSeconds!.Value)} ms: drift {p99:+0.0 %;-0.0 %}")
             : "  p99                too few windows after warm-up to compare");
@@ -50,26 +57,26 @@ internal sealed record SoakReport(SoakSettings Settings, string Model, int Serve
         return t.ToString();
     }
 
-    public const string Header = "     t s  RSS MiB heap MiB  com MiB  gc0  gc1  gc2 alloc MiB  kv used  thr  fds     ok  refus   left  fail   p50 ms   p99 ms";
+    public const string Header = "     t s  RSS MiB heap MiB  com MiB  gc0  gc1  gc2 req2 alloc MiB  kv used arena mal MiB  thr  fds     ok  refus   left  fail   p50 ms   p99 ms";
 
     /// <summary>One sample as a line of the table; GC and allocation columns count since <paramref name="previous"/> (since start, for the first).</summary>
     public static string Row(SoakSample sample, ServerReading? previous)
     {
         var (r, c) = (sample.Server, sample.Clients);
-        var p = previous ?? r with { Gen0 = 0, Gen1 = 0, Gen2 = 0, AllocatedBytes = 0 };
+        var p = previous ?? r with { Gen0 = 0, Gen1 = 0, Gen2 = 0, AllocatedBytes = 0, RequestedGen2 = 0 };
         return Invariant(
-            $"{sample.Seconds,8:0} {r.RssBytes / MiB,8:0.0} {r.HeapBytes / MiB,8:0.0} {r.CommittedBytes / MiB,8:0.0} {r.Gen0 - p.Gen0,4} {r.Gen1 - p.Gen1,4} {r.Gen2 - p.Gen2,4} {(r.AllocatedBytes - p.AllocatedBytes) / MiB,9:0.0} {KvUsed(r),8} {r.Threads,4} {r.OpenFiles,4} {c.Completed,6} {c.Refused,6} {c.Disconnected,6} {c.Failed,5} {Ms(c.Latency.P50),8} {Ms(c.Latency.P99),8}");
+            $"{sample.Seconds,8:0} {r.RssBytes / MiB,8:0.0} {r.HeapBytes / MiB,8:0.0} {r.CommittedBytes / MiB,8:0.0} {r.Gen0 - p.Gen0,4} {r.Gen1 - p.Gen1,4} {r.Gen2 - p.Gen2,4} {r.RequestedGen2 - p.RequestedGen2,4} {(r.AllocatedBytes - p.AllocatedBytes) / MiB,9:0.0} {KvUsed(r),8} {r.MallocArenas,5} {r.MallocBytes / MiB,7:0.0} {r.Threads,4} {r.OpenFiles,4} {c.Completed,6} {c.Refused,6} {c.Disconnected,6} {c.Failed,5} {Ms(c.Latency.P50),8} {Ms(c.Latency.P99),8}");
     }
 
     public static string CsvHeader =>
-        "seconds,rss_bytes,heap_bytes,committed_bytes,gc0,gc1,gc2,allocated_bytes,kv_blocks,kv_blocks_touched,threads,open_files,completed,refused,disconnected,failed,latency_count,p50_ms,p99_ms";
+        "seconds,rss_bytes,heap_bytes,committed_bytes,gc0,gc1,gc2,allocated_bytes,kv_blocks,kv_blocks_touched,threads,open_files,completed,refused,disconnected,failed,latency_count,p50_ms,p99_ms,malloc_arenas,malloc_bytes,requested_gen2,requested_pause_s";
 
     /// <summary>One row per sample; GC counts and allocated bytes cumulative since the server started, as read.</summary>
     public string ToCsv()
     {
         var t = new StringBuilder().AppendLine(CsvHeader);
         foreach (var (seconds, r, c) in Samples)
-            t.AppendLine(Invariant($"{seconds:0.###},{r.RssBytes},{r.HeapBytes},{r.CommittedBytes},{r.Gen0},{r.Gen1},{r.Gen2},{r.AllocatedBytes},{r.KvBlocks},{r.KvBlocksTouched},{r.Threads},{r.OpenFiles},{c.Completed},{c.Refused},{c.Disconnected},{c.Failed},{c.Latency.Count},{Csv(c.Latency.P50)},{Csv(c.Latency.P99)}"));
+            t.AppendLine(Invariant($"{seconds:0.###},{r.RssBytes},{r.HeapBytes},{r.CommittedBytes},{r.Gen0},{r.Gen1},{r.Gen2},{r.AllocatedBytes},{r.KvBlocks},{r.KvBlocksTouched},{r.Threads},{r.OpenFiles},{c.Completed},{c.Refused},{c.Disconnected},{c.Failed},{c.Latency.Count},{Csv(c.Latency.P50)},{Csv(c.Latency.P99)},{r.MallocArenas},{r.MallocBytes},{r.RequestedGen2},{r.RequestedPauseSeconds:0.######}"));
         return t.ToString();
     }
 
@@ -84,7 +91,7 @@ internal sealed record SoakReport(SoakSettings Settings, string Model, int Serve
             {
                 duration_s = s.Duration.TotalSeconds, interval_s = s.Interval.TotalSeconds, warmup_s = s.Warmup?.TotalSeconds, warmup_auto = s.Warmup is null, concurrency = s.Concurrency,
                 max_tokens = s.MaxTokens, disconnect_share = s.Mix.DisconnectShare, refused_share = s.Mix.RefusedShare, stream_share = s.Mix.StreamShare,
-                disconnect_after = s.DisconnectAfter, seed = s.Seed, kv_cache_memory = s.KvCacheMemory,
+                disconnect_after = s.DisconnectAfter, seed = s.Seed, kv_cache_memory = s.KvCacheMemory, serve_settings = s.ServeSettings,
             },
             verdict = new
             {
@@ -100,7 +107,8 @@ internal sealed record SoakReport(SoakSettings Settings, string Model, int Serve
             {
                 seconds = x.Seconds, rss_bytes = x.Server.RssBytes, heap_bytes = x.Server.HeapBytes, committed_bytes = x.Server.CommittedBytes,
                 gc0 = x.Server.Gen0, gc1 = x.Server.Gen1, gc2 = x.Server.Gen2, allocated_bytes = x.Server.AllocatedBytes,
-                kv_blocks = x.Server.KvBlocks, kv_blocks_touched = x.Server.KvBlocksTouched, threads = x.Server.Threads, open_files = x.Server.OpenFiles,
+                kv_blocks = x.Server.KvBlocks, kv_blocks_touched = x.Server.KvBlocksTouched,
+                malloc_arenas = x.Server.MallocArenas, malloc_bytes = x.Server.MallocBytes, requested_gen2 = x.Server.RequestedGen2, requested_pause_s = x.Server.RequestedPauseSeconds, threads = x.Server.Threads, open_files = x.Server.OpenFiles,
                 completed = x.Clients.Completed, refused = x.Clients.Refused, disconnected = x.Clients.Disconnected, failed = x.Clients.Failed,
                 latency_count = x.Clients.Latency.Count,
                 p50_ms = x.Clients.Latency.Count > 0 ? x.Clients.Latency.P50 * 1000 : (double?)null,

@@ -26,7 +26,8 @@ internal static class SoakRun
             var model = ModelSource.EnsureDemo(data);
             var (apiKey, adminKey) = await IssueKeysAsync(data, ct);
             string[] flags = settings.KvCacheMemory is { } kv ? ["--kv-cache-memory", kv] : [];
-            await using var server = await ServeProcess.StartAsync(cliPath, new Dictionary<string, string>(), dir, flags);
+            await using var server = await ServeProcess.StartAsync(cliPath,
+                settings.ServeSettings.ToDictionary(p => p.Key.Replace(":", "__", StringComparison.Ordinal), p => p.Value), dir, flags);
             // Connections closed by disconnects are opened again, as clients that come back would.
             using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = settings.Concurrency })
             {

@@ -103,6 +103,7 @@ public static class BulwarkServer
         services.AddSingleton(sp => new PrometheusExposition(sp.GetRequiredService<ServerMetrics>().Meter));
         services.AddSingleton<AdmissionGate>();
         services.AddSingleton(settings.Degradation);
+        services.AddHostedService(sp => new Gen2Collector(settings.Memory, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<Gen2Collector>>()));
         services.TryAddSingleton<ReplicaIsolation>();
         services.AddSingleton<ServiceLevel>().AddHostedService(sp => sp.GetRequiredService<ServiceLevel>());
         services.AddSingleton(sp => new ShutdownDrain(sp.GetRequiredService<AdmissionQueue>(), server.DrainTimeout, sp.GetRequiredService<TimeProvider>()));

@@ -68,6 +68,8 @@ public sealed class ServeHost : IAsyncDisposable
         var settings = ServerSettings.Read(builder.Configuration);
         // Before anything holds a prompt or a key: a crash must not write them to a core file.
         if (!settings.Server.CoreDumps) CoreDumps.Disable();
+        // Before the load starts threads that each want a malloc arena of their own (docs/reliability.md).
+        NativeHeap.Apply(settings.Memory.MallocArenaMax);
         DataDirectory data;
         try { data = settings.Data.EnsureCreated(); }
         catch (Exception e) when (DataDirectoryException.IsDiskFailure(e)) { throw new DataDirectoryException(settings.Data.Root, e); }

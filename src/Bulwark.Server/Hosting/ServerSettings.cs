@@ -14,6 +14,9 @@ public sealed record ServerSettings(ServerOptions Server, ApiLimits Limits, Admi
     /// <summary>Degradation levels and their effects (<c>Bulwark:Degradation</c>).</summary>
     public DegradationOptions Degradation { get; init; } = new();
 
+    /// <summary>glibc's malloc arenas and the server's own gen2 collections (<c>Bulwark:Memory</c>).</summary>
+    public MemoryOptions Memory { get; init; } = new();
+
     /// <summary>OpenTelemetry tracing (<c>Bulwark:Tracing</c> and the standard <c>OTEL_*</c> settings); off unless configured.</summary>
     public TracingOptions Tracing { get; init; } = new();
 
@@ -45,6 +48,8 @@ public sealed record ServerSettings(ServerOptions Server, ApiLimits Limits, Admi
         problems.AddRange(admission.Validate());
         problems.AddRange(serve.Validate());
         problems.AddRange(degradation.Validate());
+        var memory = Bind<MemoryOptions>(configuration, MemoryOptions.Section, problems);
+        problems.AddRange(memory.Validate());
         var console = Bind<OperatorConsole.ConsoleOptions>(configuration, OperatorConsole.ConsoleOptions.Section, problems);
         problems.AddRange(console.Validate());
         var tracing = Bind<TracingOptions>(configuration, TracingOptions.Section, problems);
@@ -67,6 +72,7 @@ public sealed record ServerSettings(ServerOptions Server, ApiLimits Limits, Admi
         return new ServerSettings(server, limits, admission, serve, DataDirectory.Resolve(configuration[DataDirKey]), redact, upstreams)
         {
             Degradation = degradation,
+            Memory = memory,
             Tracing = tracing,
             Console = console,
             LogFormat = logFormat,

@@ -41,6 +41,9 @@ public static class StartupReport
                 ? "  console    off: listening beyond loopback; Bulwark:Console:AllowRemote=true serves it (configure TLS first)"
                 : "  console    off (Bulwark:Console:Enabled=false)");
         output.WriteLine($"  memory     {GcMode.Describe()} (DOTNET_gcServer, DOTNET_gcConcurrent, DOTNET_GCConserveMemory override; docs/reliability.md)");
+        var memory = settings.Memory;
+        output.WriteLine($"             {NativeHeap.Applied ?? "malloc arenas: glibc's default"}; " +
+            (memory.Gen2WhenGrownByBytes > 0 ? $"a full GC when the heap grew by {memory.Gen2WhenGrownBy} since the last (checked every {memory.Gen2CheckInterval.TotalSeconds:0} s)" : "no server-requested GC (Gen2WhenGrownBy 0)"));
         output.WriteLine($"  data       {settings.Data.Root}");
         output.WriteLine(server.IsLoopbackOnly
             ? "  network    loopback only; to accept other machines use --host 0.0.0.0 (put TLS in front or configure Kestrel certificates)"
