@@ -75,15 +75,20 @@ internal static class ModelBench
                 {
                     var r = Child(engine, file, threads, prefill, decode, batch, vocab, engine == "ours" ? session : 0);
                     (engine == "ours" ? ours : llama).Add(r);
-                    Console.Error.WriteLine($"  {model} {dtype} rep {rep + 1} {r.Engine}: prefill {r.PrefillTokensPerSecond:F1} tok/s, decode {r.DecodeTokensPerSecond:F1} tok/s ({r.DecodeTokensPerCpuSecond:F1}/CPU-s), " +
+                    Console.Error.WriteLine($"  {model} {dtype} rep {rep + 1} {r.Engine}: prefill {r.PrefillTokensPerSecond:F1} tok/s ({r.PrefillTokensPerCpuSecond:F1}/CPU-s), decode {r.DecodeTokensPerSecond:F1} tok/s ({r.DecodeTokensPerCpuSecond:F1}/CPU-s), " +
                         string.Join(", ", r.BatchedTokensPerSecond.Select(kv => $"x{kv.Key} {kv.Value:F1} tok/s")) + $" peak RSS {r.PeakRssMiB:F0} MiB");
                 }
             }
             rows.Add(new(model, dtype, $"prefill {prefill} (tok/s)", Median(ours, r => r.PrefillTokensPerSecond), Median(llama, r => r.PrefillTokensPerSecond)));
+            rows.Add(new(model, dtype, $"prefill {prefill} (tok/CPU-s)", Median(ours, r => r.PrefillTokensPerCpuSecond), Median(llama, r => r.PrefillTokensPerCpuSecond)));
             rows.Add(new(model, dtype, $"decode {decode} (tok/s)", Median(ours, r => r.DecodeTokensPerSecond), Median(llama, r => r.DecodeTokensPerSecond)));
             rows.Add(new(model, dtype, $"decode {decode} (tok/CPU-s)", Median(ours, r => r.DecodeTokensPerCpuSecond), Median(llama, r => r.DecodeTokensPerCpuSecond)));
             foreach (var s in llama[0].BatchedTokensPerSecond.Keys)
+            {
                 rows.Add(new(model, dtype, $"decode x{s} seqs (tok/s)", Median(ours, r => r.BatchedTokensPerSecond.GetValueOrDefault(s, double.NaN)), Median(llama, r => r.BatchedTokensPerSecond[s])));
+                rows.Add(new(model, dtype, $"decode x{s} seqs (tok/CPU-s)", Median(ours, r => r.BatchedTokensPerCpuSecond?.GetValueOrDefault(s, double.NaN) ?? double.NaN),
+                    Median(llama, r => r.BatchedTokensPerCpuSecond?.GetValueOrDefault(s, double.NaN) ?? double.NaN)));
+            }
             rows.Add(new(model, dtype, "peak RSS (MiB)", Median(ours, r => r.PeakRssMiB), Median(llama, r => r.PeakRssMiB)));
             if (session > 0)
             {

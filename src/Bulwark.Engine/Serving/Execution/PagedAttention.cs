@@ -87,8 +87,8 @@ internal static unsafe class PagedAttention
                     var blockStart = blockTable[b] * blockStride + kvOffset + (long)skip * kvLength;
                     for (var t = 0; t < n; t++)
                     {
-                        HalfTable.ToSingle((ushort*)(keys + blockStart + t * kvLength), k + t * headDim, headDim);
-                        HalfTable.ToSingle((ushort*)(values + blockStart + t * kvLength), v + t * headDim, headDim);
+                        KvHalf.ToSingle((ushort*)(keys + blockStart + t * kvLength), k + t * headDim, headDim);
+                        KvHalf.ToSingle((ushort*)(values + blockStart + t * kvLength), v + t * headDim, headDim);
                     }
                     for (var g = 0; g < group; g++)
                     {
