@@ -220,6 +220,35 @@ public unsafe class KQuantTests : IDisposable
         }
     }
 
+    /// <summary>
+    /// Decode (fewer than 4 tokens, one row at a time) takes super-blocks four at a time, the rest one by one,
+    /// through per-type AVX2 block sums for Q4_K, Q5_K and Q6_K: block counts below, at and above 4 and 8, each
+    /// equal to the scalar twin bit for bit on every tier.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(KQuants))]
+    public void DecodeBlockGroupsEqualTheScalarTwinBitForBit(GgmlType type)
+    {
+        var isas = Enum.GetValues<InstructionSet>().Where(i => i != InstructionSet.Scalar && KernelIsa.IsSupported(i)).ToArray();
+        foreach (var blocks in new[] { 1, 3, 4, 5, 7, 8, 9, 22 })
+        {
+            const int rows = 5, tokens = 3;
+            var columns = blocks * 256;
+            using var w = new RandomMatrix(type, rows, columns, seed: 100 + blocks, negativeScales: true);
+            var x = RandomMatrix.Activations(tokens, columns, seed: 200 + blocks);
+            var activations = Q8KActivations.ForThread(tokens, columns).Rows;
+            fixed (float* px = x) activations.Quantize(px, 0, tokens, InstructionSet.Scalar);
+            var expected = Tile(type, InstructionSet.Scalar, w, activations, 0, rows, 0, tokens);
+            foreach (var isa in isas)
+            {
+                var actual = Tile(type, isa, w, activations, 0, rows, 0, tokens);
+                for (var i = 0; i < expected.Length; i++)
+                    Assert.True(BitConverter.SingleToInt32Bits(expected[i]) == BitConverter.SingleToInt32Bits(actual[i]),
+                        $"{type} {isa} {blocks} blocks: element {i} scalar {expected[i]} simd {actual[i]}");
+            }
+        }
+    }
+
     /// <summary>One tile into a fresh output of maxRows × tokens, NaN outside the tile (so a write out of it shows).</summary>
     private static float[] Tile(GgmlType type, InstructionSet isa, RandomMatrix w, Q8KRows x, int r0, int r1, int t0, int t1)
     {

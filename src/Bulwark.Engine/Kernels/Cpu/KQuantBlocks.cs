@@ -208,22 +208,39 @@ internal static unsafe class KQuantScales
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void FromPacked(byte* block, short* scales, short* mins, out float d, out float dmin)
     {
-        const uint low6 = 0x3f3f3f3f, low4 = 0x0f0f0f0f, low2 = 0x03030303;
-        var words = (uint*)(block + 4);
-        uint u0 = words[0], u1 = words[1], u2 = words[2];
-        var packed = Vector128.Create(
-            u0 & low6,
-            (u2 & low4) | (((u0 >> 6) & low2) << 4),
-            u1 & low6,
-            ((u2 >> 4) & low4) | (((u1 >> 6) & low2) << 4)).AsByte();
+        var packed = Packed(block);
         var s = Vector128.Shuffle(packed, Vector128.Create((byte)0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7));
-        var m = Vector128.Shuffle(packed, Vector128.Create((byte)8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15));
+        var m = Vector128.Shuffle(packed, MinsPer16);
         Vector128.WidenLower(s).AsInt16().Store(scales);
         Vector128.WidenUpper(s).AsInt16().Store(scales + 8);
         Vector128.WidenLower(m).AsInt16().Store(mins);
         Vector128.WidenUpper(m).AsInt16().Store(mins + 8);
         d = HalfTable.ToSingle(block);
         dmin = HalfTable.ToSingle(block + 2);
+    }
+
+    /// <summary>
+    /// Q4_K/Q5_K's eight 6-bit scales (bytes 0-7, one per 32 values) and eight minimums (bytes 8-15) from
+    /// the 12 packed bytes at 4, regrouped as three 32-bit words.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<byte> Packed(byte* block)
+    {
+        const uint low6 = 0x3f3f3f3f, low4 = 0x0f0f0f0f, low2 = 0x03030303;
+        var words = (uint*)(block + 4);
+        uint u0 = words[0], u1 = words[1], u2 = words[2];
+        return Vector128.Create(
+            u0 & low6,
+            (u2 & low4) | (((u0 >> 6) & low2) << 4),
+            u1 & low6,
+            ((u2 >> 4) & low4) | (((u1 >> 6) & low2) << 4)).AsByte();
+    }
+
+    /// <summary>The shuffle of <see cref="Packed"/> that writes each per-32 minimum twice, once per 16 values.</summary>
+    public static Vector128<byte> MinsPer16
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        get => Vector128.Create((byte)8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15);
     }
 
     /// <summary>Chunk c of 32-byte nibble runs: the low nibbles of run c/2 for even c, its high nibbles for odd.</summary>
