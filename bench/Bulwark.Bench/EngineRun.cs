@@ -20,7 +20,8 @@ internal sealed record EngineResult(
     Dictionary<int, double> BatchedTokensPerSecond, double PeakRssMiB,
     double EngineShortDecodeTokensPerSecond = 0, double SessionDecodeTokensPerSecond = 0,
     double DecodeTokensPerCpuSecond = 0, double PrefillTokensPerCpuSecond = 0,
-    Dictionary<int, double>? BatchedTokensPerCpuSecond = null);
+    Dictionary<int, double>? BatchedTokensPerCpuSecond = null,
+    double EngineShortDecodeTokensPerCpuSecond = 0, double SessionDecodeTokensPerCpuSecond = 0);
 
 /// <summary>
 /// One measurement in a fresh process (so peak RSS belongs to one engine): load the file, warm up,
@@ -78,10 +79,10 @@ internal static class EngineRun
         var batched = new Dictionary<int, double>();
         var batchedCpu = new Dictionary<int, double>();
         foreach (var sequences in batches) (batched[sequences], batchedCpu[sequences]) = OursBatched(model, sequences, tokens);
-        double engineShort = 0, sessionShort = 0;
+        (double Rate, double PerCpu) engineShort = default, sessionShort = default;
         if (session > 0) (engineShort, sessionShort) = EngineAgainstSession(model, tokens[..ShortPrompt], session);
-        return new EngineResult("ours", prefill / prefillSeconds, decode / decodeSeconds, batched, PeakMemory.MiB(), engineShort, sessionShort, decode / decodeCpu,
-            prefill / prefillCpu, batchedCpu);
+        return new EngineResult("ours", prefill / prefillSeconds, decode / decodeSeconds, batched, PeakMemory.MiB(), engineShort.Rate, sessionShort.Rate, decode / decodeCpu,
+            prefill / prefillCpu, batchedCpu, engineShort.PerCpu, sessionShort.PerCpu);
     }
 
     /// <summary>Prompt of the engine-against-session decode comparison.</summary>
@@ -90,23 +91,26 @@ internal static class EngineRun
     /// <summary>
     /// Greedy decode of one sequence after a short prompt, tokens per second, through the serving engine
     /// (scheduler, paged executor, sampler, event stream) and through <see cref="LlamaSession"/> (the
-    /// single-sequence forward pass and an argmax, nothing else): what the serving path costs per step.
+    /// single-sequence forward pass and an argmax, nothing else): what the serving path costs per step; per second
+    /// and per CPU-second (all threads), since the two run one after the other and the load between them moves.
     /// </summary>
-    private static (double Engine, double Session) EngineAgainstSession(LlamaModel model, int[] prompt, int decode)
+    private static ((double Rate, double PerCpu) Engine, (double Rate, double PerCpu) Session) EngineAgainstSession(LlamaModel model, int[] prompt, int decode)
     {
-        double engineRate;
+        (double, double) engineRate;
         using (var executor = new PagedLlamaExecutor(model))
         using (var engine = new LlmEngine(executor, SingleSequence(prompt.Length, decode)))
         {
             OursSingle(engine, prompt, 2); // warm-up
-            engineRate = decode / OursSingle(engine, prompt, decode).Decode;
+            var run = OursSingle(engine, prompt, decode);
+            engineRate = (decode / run.Decode, decode / run.DecodeCpu);
         }
         using var session = new Bulwark.Engine.Model.Reference.LlamaSession(model, prompt.Length + decode + 1);
         var next = 0;
         for (var i = 0; i < prompt.Length; i++) next = Sampler.ArgMax(session.Forward(prompt[i], i));
+        var cpu = CpuTime();
         var clock = Stopwatch.StartNew();
         for (var i = 0; i < decode; i++) next = Sampler.ArgMax(session.Forward(next, prompt.Length + i));
-        return (engineRate, decode / clock.Elapsed.TotalSeconds);
+        return (engineRate, (decode / clock.Elapsed.TotalSeconds, decode / (CpuTime() - cpu).TotalSeconds));
     }
 
     /// <summary>

@@ -95,6 +95,8 @@ internal static class ModelBench
                 // Ours only: the serving engine at one sequence against the bare single-sequence session.
                 rows.Add(new(model, dtype, $"decode {session} engine x1 (tok/s)", Median(ours, r => r.EngineShortDecodeTokensPerSecond), double.NaN));
                 rows.Add(new(model, dtype, $"decode {session} session (tok/s)", Median(ours, r => r.SessionDecodeTokensPerSecond), double.NaN));
+                rows.Add(new(model, dtype, $"decode {session} engine x1 (tok/CPU-s)", Median(ours, r => r.EngineShortDecodeTokensPerCpuSecond), double.NaN));
+                rows.Add(new(model, dtype, $"decode {session} session (tok/CPU-s)", Median(ours, r => r.SessionDecodeTokensPerCpuSecond), double.NaN));
             }
         }
 

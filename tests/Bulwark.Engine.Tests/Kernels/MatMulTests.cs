@@ -92,14 +92,16 @@ public unsafe class MatMulTests : IDisposable
         }
     }
 
+    /// <summary>Weight types of the shared-input calls, with and without the finite-halves path for F16.</summary>
+    public static TheoryData<GgmlType, bool> SharedTypes => new()
+    {
+        { GgmlType.F16, true }, { GgmlType.F16, false }, { GgmlType.BF16, false }, { GgmlType.F32, false },
+        { GgmlType.Q8_0, false }, { GgmlType.Q4_0, false }, { GgmlType.Q4_1, false }, { GgmlType.Q4_K, false }, { GgmlType.Q6_K, false },
+    };
+
     /// <summary>Q/K/V and gate/up in one dispatch over one preparation of the input: each output as a call of its own.</summary>
     [Theory]
-    [InlineData(GgmlType.F16, true)]
-    [InlineData(GgmlType.F16, false)]
-    [InlineData(GgmlType.BF16, false)]
-    [InlineData(GgmlType.F32, false)]
-    [InlineData(GgmlType.Q8_0, false)]
-    [InlineData(GgmlType.Q4_K, false)]
+    [MemberData(nameof(SharedTypes))]
     public void SharedInputMatMulsEqualSeparateCallsBitForBit(GgmlType type, bool finiteHalves)
     {
         var columns = GgmlTypes.BlockSize(type) == 256 ? 512 : 96;
@@ -133,6 +135,44 @@ public unsafe class MatMulTests : IDisposable
                         $"{type} {isa} {tokens} tokens, {w.Rows}-row matrix: element {i} alone {alone[i]} shared {y[i]}");
             }
             if (!third) Assert.All(yc, v => Assert.Equal(0f, v)); // no third matrix: nothing written there
+        }
+    }
+
+    /// <summary>
+    /// RMSNorm fused into the preparation of the input (into the quantization for 8-bit activations) against its slow
+    /// twin, the norm of each row and then the shared call: the normed rows and every output bit for bit, below, at and
+    /// above the 8 tokens from which quantization runs on the pool.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(SharedTypes))]
+    public void NormFusedIntoThePreparationEqualsTheNormThenTheCall(GgmlType type, bool finiteHalves)
+    {
+        var columns = GgmlTypes.BlockSize(type) == 256 ? 512 : 96;
+        var weight = RandomMatrix.Activations(1, columns, seed: 99);
+        foreach (var isa in Enum.GetValues<InstructionSet>().Where(KernelIsa.IsSupported))
+        foreach (var tokens in new[] { 1, 7, 8, 9, 33 })
+        {
+            using var a = new RandomMatrix(type, 37, columns, seed: 1);
+            using var b = new RandomMatrix(type, 8, columns, seed: 2);
+            var hidden = RandomMatrix.Activations(tokens, columns, seed: tokens);
+            for (var i = 0; i < hidden.Length; i++) hidden[i] *= 40f; // a residual stream's scale, so the norm changes the values
+            var normedFused = new float[tokens * columns];
+            var normedTwin = new float[tokens * columns];
+            var (ya, yb, za, zb) = (new float[tokens * a.Rows], new float[tokens * b.Rows], new float[tokens * a.Rows], new float[tokens * b.Rows]);
+            for (var t = 0; t < tokens; t++)
+                VectorOps.RmsNorm(hidden.AsSpan(t * columns, columns), weight, 1e-5f, normedTwin.AsSpan(t * columns, columns));
+            fixed (float* ph = hidden, pw = weight, pn = normedFused, pt = normedTwin)
+            fixed (float* pa = ya, pb = yb, qa = za, qb = zb)
+            {
+                MatMul.ApplySharedNormed(new MatMul.RowNorm(ph, pw, 1e-5f), pn, columns, tokens, isa, _pool,
+                    new MatMul.Operand(type, a.Data, a.RowBytes, a.Rows, pa, finiteHalves), new MatMul.Operand(type, b.Data, b.RowBytes, b.Rows, pb, finiteHalves), null);
+                MatMul.ApplyShared(pt, columns, tokens, isa, _pool,
+                    new MatMul.Operand(type, a.Data, a.RowBytes, a.Rows, qa, finiteHalves), new MatMul.Operand(type, b.Data, b.RowBytes, b.Rows, qb, finiteHalves), null);
+            }
+            foreach (var (name, fused, twin) in new[] { ("normed", normedFused, normedTwin), ("a", ya, za), ("b", yb, zb) })
+                for (var i = 0; i < twin.Length; i++)
+                    Assert.True(BitConverter.SingleToInt32Bits(twin[i]) == BitConverter.SingleToInt32Bits(fused[i]),
+                        $"{type} {isa} {tokens} tokens, {name}: element {i} fused {fused[i]} twin {twin[i]}");
         }
     }
 

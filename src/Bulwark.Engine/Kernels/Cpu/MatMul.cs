@@ -61,13 +61,37 @@ public static unsafe class MatMul
     /// every matrix's row chunks, instead of one each. Each matrix's rows get exactly the arithmetic of
     /// <see cref="Apply"/>, so the results equal separate calls bit for bit. <paramref name="c"/> may be null.
     /// </summary>
-    public static void ApplyShared(float* x, int columns, int tokens, InstructionSet isa, WorkerPool pool, in Operand a, in Operand b, Operand? c)
+    public static void ApplyShared(float* x, int columns, int tokens, InstructionSet isa, WorkerPool pool, in Operand a, in Operand b, Operand? c) =>
+        Shared(x, null, columns, tokens, isa, pool, a, b, c);
+
+    /// <summary>An RMSNorm of the input rows: <see cref="VectorOps.RmsNorm"/> of each row of <see cref="Input"/> by <see cref="Weight"/>.</summary>
+    public readonly struct RowNorm(float* input, float* weight, float epsilon)
+    {
+        public float* Input { get; } = input;
+        public float* Weight { get; } = weight;
+        public float Epsilon { get; } = epsilon;
+    }
+
+    /// <summary>
+    /// <paramref name="normed"/>[t] = RMSNorm(<paramref name="norm"/>'s input row t), then <see cref="ApplyShared"/> on
+    /// <paramref name="normed"/>: bit for bit the norm followed by that call. Where the matrices take 8-bit activations
+    /// the norm is fused into their quantization: one pass per token on the worker pool that norms the row and
+    /// quantizes it while it is in L1, instead of every row normed on the caller's thread and read again.
+    /// </summary>
+    public static void ApplySharedNormed(in RowNorm norm, float* normed, int columns, int tokens, InstructionSet isa, WorkerPool pool,
+        in Operand a, in Operand b, Operand? c)
+    {
+        var n = norm;
+        Shared(normed, &n, columns, tokens, isa, pool, a, b, c);
+    }
+
+    private static void Shared(float* x, RowNorm* norm, int columns, int tokens, InstructionSet isa, WorkerPool pool, in Operand a, in Operand b, Operand? c)
     {
         CheckIsa(isa);
         if (!CanShare(a, b) || (c is { } oc && !CanShare(a, oc)))
             throw new ArgumentException("shared matrices must have the same type and half check");
         if (tokens <= 0) return;
-        var ja = Prepare(a, columns, x, tokens, isa, pool);
+        var ja = Prepare(a, columns, x, tokens, isa, pool, norm);
         var jb = Part(ja, b, pool);
         var jc = c is { } third ? Part(ja, third, pool) : default;
         var shared = new SharedItems { Work = &RowChunkItem, A = &ja, B = &jb, C = &jc, ItemsA = ja.Items, ItemsB = jb.Items };
@@ -100,7 +124,9 @@ public static unsafe class MatMul
     }
 
     /// <summary>The job of one matrix with its input prepared: quantized to 8-bit blocks, scaled for F16, or as it is.</summary>
-    private static Job Prepare(in Operand w, int columns, float* x, int tokens, InstructionSet isa, WorkerPool pool)
+    /// <param name="norm">When set, <paramref name="x"/> is first written with the norm of its input rows: fused into
+    /// the quantization for 8-bit activations, row by row on the caller's thread otherwise.</param>
+    private static Job Prepare(in Operand w, int columns, float* x, int tokens, InstructionSet isa, WorkerPool pool, RowNorm* norm = null)
     {
         var type = w.Type;
         var finiteHalves = w.FiniteHalves;
@@ -115,7 +141,13 @@ public static unsafe class MatMul
             X = x,
             Y = w.Y,
             Tokens = tokens,
+            Norm = norm,
         };
+        if (norm != null && !QuantizedKernels.Handles(type) && !KQuantKernels.Handles(type))
+        {
+            NormRows(&job, 0, tokens);
+            job.Norm = null;
+        }
         if (QuantizedKernels.Handles(type))
         {
             job.Activations = Q8Activations.ForThread(tokens, columns).Rows;
@@ -126,7 +158,11 @@ public static unsafe class MatMul
         {
             job.KActivations = Q8KActivations.ForThread(tokens, columns).Rows;
             if (tokens >= 8) pool.Run(&QuantizeKItem, &job, tokens);
-            else job.KActivations.Quantize(x, 0, tokens, isa);
+            else
+            {
+                NormRows(&job, 0, tokens);
+                job.KActivations.Quantize(x, 0, tokens, isa);
+            }
         }
         else if (type == GgmlType.F16 && finiteHalves && isa != InstructionSet.Scalar && tokens < WidenFrom)
         {
@@ -145,6 +181,7 @@ public static unsafe class MatMul
         {
             throw new NotSupportedException($"no matmul kernel for weight type {type}");
         }
+        job.Norm = null; // X holds the normed rows now; the caller's norm is not read again
         Chunk(ref job, pool);
         return job;
     }
@@ -162,11 +199,26 @@ public static unsafe class MatMul
         public bool ScaledHalves;
         public Q8Rows Activations;
         public Q8KRows KActivations;
+
+        /// <summary>The norm <see cref="X"/>'s rows are made by as they are quantized; null when X is the input as it is.</summary>
+        public RowNorm* Norm;
+    }
+
+    /// <summary>Rows [first, first + count) of <see cref="Job.X"/> = the norm of its input rows, when the job has one.</summary>
+    private static void NormRows(Job* job, int first, int count)
+    {
+        var norm = job->Norm;
+        if (norm == null) return;
+        var columns = job->Columns;
+        var weight = new ReadOnlySpan<float>(norm->Weight, columns);
+        for (var t = first; t < first + count; t++)
+            VectorOps.RmsNorm(new ReadOnlySpan<float>(norm->Input + (long)t * columns, columns), weight, norm->Epsilon, new Span<float>(job->X + (long)t * columns, columns));
     }
 
     private static void QuantizeKItem(void* context, int token)
     {
         var job = (Job*)context;
+        NormRows(job, token, 1);
         job->KActivations.Quantize(job->X, token, 1, job->Isa);
     }
 
@@ -175,6 +227,7 @@ public static unsafe class MatMul
     /// <summary>Q4_1/Q5_1 multiply ggml's Q8_1 activations: Q8_0's quants and each block's s = d·Σq, for their m·Σx term.</summary>
     private static void Quantize(Job* job, int first, int count)
     {
+        NormRows(job, first, count);
         if (QuantizedKernels.HasMin(job->Type)) job->Activations.QuantizeQ8_1(job->X, first, count, job->Isa);
         else job->Activations.Quantize(job->X, first, count, job->Isa);
     }

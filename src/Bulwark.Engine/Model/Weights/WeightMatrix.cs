@@ -132,6 +132,39 @@ public sealed unsafe class WeightMatrix : IDisposable
         c?.MatMul(x, yc, tokens, isa);
     }
 
+    /// <summary>
+    /// <paramref name="normed"/> = RMSNorm(<paramref name="hidden"/>) row by row (<see cref="VectorOps.RmsNorm"/>), then
+    /// <see cref="MatMulShared"/> over it: the same bits as the two in turn. Matrices that run on their stored rows with
+    /// 8-bit activations (K-quants, the legacy quants not repacked) norm and quantize each row in one pass on the
+    /// worker pool (<see cref="Kernels.Cpu.MatMul.ApplySharedNormed"/>); the others norm first on this thread.
+    /// </summary>
+    public static void MatMulSharedNormed(ReadOnlySpan<float> hidden, NativeBuffer normWeight, float epsilon, Span<float> normed, int tokens,
+        WeightMatrix a, Span<float> ya, WeightMatrix b, Span<float> yb, WeightMatrix? c = null, Span<float> yc = default)
+    {
+        a.Check(hidden, ya, tokens);
+        a.Check(normed, ya, tokens);
+        b.Check(normed, yb, tokens);
+        c?.Check(normed, yc, tokens);
+        if (normWeight.Length != a.Columns)
+            throw new ArgumentException($"{a.Name}: the norm needs {a.Columns} weights; got {normWeight.Length}", nameof(normWeight));
+        var isa = KernelIsa.Active;
+        if (a.SharesUnpacked(b, isa) && (c is null || a.SharesUnpacked(c, isa)))
+        {
+            fixed (float* ph = hidden)
+            fixed (float* pn = normed)
+            fixed (float* pya = ya)
+            fixed (float* pyb = yb)
+            fixed (float* pyc = yc)
+                Kernels.Cpu.MatMul.ApplySharedNormed(new Kernels.Cpu.MatMul.RowNorm(ph, normWeight.Pointer, epsilon), pn, a.Columns, tokens, isa, WorkerPool.Shared,
+                    a.Operand(pya), b.Operand(pyb), c?.Operand(pyc));
+            return;
+        }
+        var columns = a.Columns;
+        for (var t = 0; t < tokens; t++)
+            VectorOps.RmsNorm(hidden.Slice(t * columns, columns), normWeight.Span, epsilon, normed.Slice(t * columns, columns));
+        MatMulShared(normed, tokens, a, ya, b, yb, c, yc);
+    }
+
     private bool RunsUnpacked(InstructionSet isa) => Data != null && InputOrder == null && !(_packed != null && PackedMatMul.HasFastPath(isa));
 
     /// <summary>Whether this matrix and <paramref name="other"/> both run on the stored rows and can share one preparation of their input.</summary>

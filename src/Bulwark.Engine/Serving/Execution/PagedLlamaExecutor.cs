@@ -132,11 +132,10 @@ public sealed unsafe class PagedLlamaExecutor : IModelExecutor, IDisposable
         for (var l = 0; l < c.LayerCount; l++)
         {
             var layer = w.Layers[l];
-            NormRows(hidden, layer.AttentionNorm, normed, tokens);
             var q = _act.Query.Span[..(tokens * layer.Query.Rows)];
             var k = _act.Key.Span[..(tokens * layer.Key.Rows)];
             var v = _act.Value.Span[..(tokens * layer.Value.Rows)];
-            WeightMatrix.MatMulShared(normed, tokens, layer.Query, q, layer.Key, k, layer.Value, v);
+            WeightMatrix.MatMulSharedNormed(hidden, layer.AttentionNorm, c.RmsNormEpsilon, normed, tokens, layer.Query, q, layer.Key, k, layer.Value, v);
             AddBias(q, layer.QueryBias, tokens);
             AddBias(k, layer.KeyBias, tokens);
             AddBias(v, layer.ValueBias, tokens);
@@ -166,14 +165,16 @@ public sealed unsafe class PagedLlamaExecutor : IModelExecutor, IDisposable
             if (layer.PostAttentionNorm is not null) NormRows(delta, layer.PostAttentionNorm, delta, tokens);
             VectorOps.Add(hidden, delta);
 
-            NormRows(hidden, layer.FeedForwardNorm, normed, tokens);
             if (layer.Experts is { } experts)
+            {
+                NormRows(hidden, layer.FeedForwardNorm, normed, tokens);
                 _experts!.Apply(experts, normed, tokens, delta);
+            }
             else
             {
                 var gate = _act.Gate.Span[..(tokens * c.FeedForwardLength)];
                 var up = _act.Up.Span[..(tokens * c.FeedForwardLength)];
-                WeightMatrix.MatMulShared(normed, tokens, layer.Gate!, gate, layer.Up!, up);
+                WeightMatrix.MatMulSharedNormed(hidden, layer.FeedForwardNorm, c.RmsNormEpsilon, normed, tokens, layer.Gate!, gate, layer.Up!, up);
                 DecoderSteps.Gate(gate, up, gelu: c.Gemma is not null);
                 layer.Down!.MatMul(gate, delta, tokens);
             }
