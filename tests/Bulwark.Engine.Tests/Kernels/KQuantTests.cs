@@ -192,7 +192,7 @@ public unsafe class KQuantTests : IDisposable
 
     /// <summary>
     /// The tile kernel straight (no row chunking by the matmul): tokens in tiles of 8, then 4, then one at a
-    /// time over 4 rows at once, then single rows; every count at, below and above those edges, and a tile
+    /// time, one row at a time; every count at, below and above those edges, and a tile
     /// that starts past row and token 0, equal to the scalar twin bit for bit on every tier.
     /// </summary>
     [Theory]
