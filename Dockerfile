@@ -25,7 +25,10 @@ RUN dotnet publish src/Bulwark.Cli/Bulwark.Cli.csproj -c Release --no-restore -o
 FROM ${RUNTIME_IMAGE} AS runtime
 # APP_UID (1654, user "app") is the non-root user the official .NET images define.
 ARG APP_UID=1654
+# MALLOC_ARENA_MAX: glibc reads it when the process starts, so the runtime's own threads share 2 malloc arenas
+# instead of up to 8 per core (serve's Bulwark:Memory:MallocArenaMax can only stop new ones; docs/reliability.md).
 ENV BULWARK_DATA_DIR=/data \
+    MALLOC_ARENA_MAX=2 \
     Bulwark__Server__Host=0.0.0.0 \
     Bulwark__Server__Port=8000 \
     DOTNET_NOLOGO=1 \

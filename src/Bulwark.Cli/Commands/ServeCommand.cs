@@ -78,7 +78,11 @@ internal static class ServeCommand
             }
             try
             {
-                await using var serve = await ServeHost.StartAsync(BulwarkServer.CreateBuilder([], flags), Console.Out, ct: ct);
+                var builder = BulwarkServer.CreateBuilder([], flags);
+                // glibc takes its arena cap from the environment at process start: serve starts again with it (same pid).
+                if (int.TryParse(builder.Configuration[MemoryOptions.Section + ":MallocArenaMax"] ?? new MemoryOptions().MallocArenaMax.ToString(System.Globalization.CultureInfo.InvariantCulture), out var arenas))
+                    NativeHeap.RestartWithArenaLimit(arenas);
+                await using var serve = await ServeHost.StartAsync(builder, Console.Out, ct: ct);
                 await serve.App.WaitForShutdownAsync(ct);
                 return 0;
             }

@@ -28,6 +28,34 @@ public static partial class NativeHeap
         return MallOpt(MArenaMax, arenas) == 1;
     }
 
+    /// <summary>The environment variable glibc reads its arena cap from when a process starts.</summary>
+    public const string ArenaMaxVariable = "MALLOC_ARENA_MAX";
+
+    /// <summary>
+    /// For <c>bulwark serve</c> only, before anything else starts: when <paramref name="maxArenas"/> is above 0 and
+    /// <c>MALLOC_ARENA_MAX</c> is not set, runs this same command line again in this process (<c>execve</c> of
+    /// <c>/proc/self/exe</c>: same pid, same open standard streams) with <c>MALLOC_ARENA_MAX</c> set, because by the
+    /// time managed code runs the runtime's threads have made about seven arenas that a later cap keeps. Returns only
+    /// when it does not do so (no glibc, cap 0, the variable already set, or <c>execve</c> failed): then
+    /// <see cref="Apply"/> still stops new arenas.
+    /// </summary>
+    public static void RestartWithArenaLimit(int maxArenas)
+    {
+        if (maxArenas <= 0 || GlibcVersion is null || Environment.GetEnvironmentVariable(ArenaMaxVariable) is not null) return;
+        string[] argv;
+        try
+        {
+            argv = File.ReadAllText("/proc/self/cmdline").TrimEnd('\0').Split('\0');
+        }
+        catch (IOException)
+        {
+            return;
+        }
+        var environment = Environment.GetEnvironmentVariables().Cast<System.Collections.DictionaryEntry>()
+            .Select(e => $"{e.Key}={e.Value}").Append($"{ArenaMaxVariable}={maxArenas}").ToArray();
+        _ = ExecVe("/proc/self/exe", [.. argv, null], [.. environment, null]); // returns only on failure
+    }
+
     /// <summary>What <see cref="Apply"/> last did, as <c>serve</c> prints it on its <c>memory</c> line; null before.</summary>
     public static string? Applied { get; private set; }
 
@@ -41,7 +69,7 @@ public static partial class NativeHeap
         var existing = Read()?.Arenas;
         Applied = GlibcVersion is null ? "malloc arenas: not glibc, MallocArenaMax ignored"
             : maxArenas == 0 ? $"malloc arenas: glibc {GlibcVersion}'s default (8 per core), {existing} now"
-            : LimitArenas(maxArenas) ? $"malloc arenas at most {maxArenas} (glibc {GlibcVersion}; {existing} existed, kept)"
+            : LimitArenas(maxArenas) ? $"malloc arenas at most {maxArenas} (glibc {GlibcVersion}; {existing} existed, kept; {ArenaMaxVariable} {Environment.GetEnvironmentVariable(ArenaMaxVariable) ?? "unset"} at process start)"
             : $"malloc arenas: glibc {GlibcVersion} refused M_ARENA_MAX {maxArenas}, its default stays";
         return Applied;
     }
@@ -116,6 +144,9 @@ public static partial class NativeHeap
 
     [LibraryImport("libc", EntryPoint = "gnu_get_libc_version")]
     private static partial nint GnuGetLibcVersion();
+
+    [LibraryImport("libc", EntryPoint = "execve", StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int ExecVe(string path, string?[] argv, string?[] envp);
 
     [LibraryImport("libc", EntryPoint = "mallopt")]
     private static partial int MallOpt(int parameter, int value);

@@ -32,6 +32,8 @@ public sealed partial class DockerfileTests
         Assert.Contains("ARG APP_UID=1654", runtime);
         Assert.Contains("VOLUME [\"/data\"]", runtime);
         Assert.Contains(runtime, l => l.StartsWith("ENV ") && l.Contains("BULWARK_DATA_DIR=/data") && l.Contains("Bulwark__Server__Host=0.0.0.0") && l.Contains("Bulwark__Server__Port=8000"));
+        // glibc reads it at process start, before serve can cap its malloc arenas (docs/reliability.md).
+        Assert.Contains(runtime, l => l.StartsWith("ENV ") && l.Contains("MALLOC_ARENA_MAX=2 "));
         // The Kubernetes manifests run it as that uid, on the port the image listens on.
         var deployment = File.ReadAllText(DeployTools.PathOf("kubernetes", "deployment.yaml"));
         Assert.Contains("runAsUser: 1654", deployment);

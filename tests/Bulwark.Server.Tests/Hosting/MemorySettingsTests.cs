@@ -2,6 +2,7 @@ using Bulwark.Server.Hosting;
 using Bulwark.Server.Tests.Replicas;
 using Bulwark.Server.Tests.Security;
 using Bulwark.Testing;
+using System.Text.RegularExpressions;
 using Microsoft.Extensions.Configuration;
 
 namespace Bulwark.Server.Tests.Hosting;
@@ -69,14 +70,16 @@ public sealed class MemorySettingsTests
         Assert.Contains("Bulwark:Memory:Gen2CheckInterval must be between 00:00:01 and 01:00:00", Refused(("Gen2CheckInterval", value)));
 
     [Theory]
-    [InlineData("", "malloc arenas at most 2 (glibc ", "a full GC when the heap grew by 6MiB since the last (checked every 15 s)")]
-    [InlineData("1", "malloc arenas at most 1 (glibc ", "a full GC when the heap grew by 6MiB")]
-    [InlineData("0", "malloc arenas: glibc ", "'s default (8 per core)")]
-    public async Task ServeAppliesTheArenaCapFromTheEnvironmentAndSaysSo(string arenas, string expected, string alsoExpected)
+    [InlineData("", "", "malloc arenas at most 2 (glibc ", "MALLOC_ARENA_MAX 2 at process start", 2)]
+    [InlineData("1", "", "malloc arenas at most 1 (glibc ", "MALLOC_ARENA_MAX 1 at process start", 1)]
+    [InlineData("", "3", "malloc arenas at most 2 (glibc ", "MALLOC_ARENA_MAX 3 at process start", 3)] // the operator's variable wins
+    [InlineData("0", "", "malloc arenas: glibc ", "'s default (8 per core)", -1)]
+    public async Task ServeStartsWithTheArenaCapInItsEnvironmentAndSaysSo(string setting, string variable, string expected, string alsoExpected, int mostArenas)
     {
         Assert.NotNull(NativeHeap.GlibcVersion); // these tests run on glibc (Debian); the cap is a no-op elsewhere
         var environment = new Dictionary<string, string>();
-        if (arenas.Length > 0) environment["Bulwark__Memory__MallocArenaMax"] = arenas;
+        if (setting.Length > 0) environment["Bulwark__Memory__MallocArenaMax"] = setting;
+        if (variable.Length > 0) environment[NativeHeap.ArenaMaxVariable] = variable;
         var dir = Fixtures.NewTempDirectory("arenas");
         try
         {
@@ -85,6 +88,10 @@ public sealed class MemorySettingsTests
             var line = serve.Output.Split('\n').Single(l => l.Contains("malloc arenas", StringComparison.Ordinal));
             Assert.Contains(expected, line);
             Assert.Contains(alsoExpected, line);
+            Assert.Contains("a full GC when the heap grew by 6MiB since the last (checked every 15 s)", line);
+            // Started again with the variable set (same pid), the runtime's threads made no more arenas than it allows.
+            if (mostArenas > 0) Assert.InRange(int.Parse(Regex.Match(line, @"; (\d+) existed").Groups[1].Value), 1, mostArenas);
+            Assert.Single(Regex.Matches(serve.Output, "Bulwark is serving")); // the restart printed nothing twice
         }
         finally
         {

@@ -51,20 +51,15 @@ public sealed class NativeHeapTests
         Assert.Throws<ArgumentOutOfRangeException>(() => NativeHeap.LimitArenas(-1));
     }
 
+    /// <summary>
+    /// glibc accepts the cap. Whether it still bites cannot be shown in this process: glibc fixes its limit the first
+    /// time it has to choose after 8 arenas exist, which a test host long past start-up has done, and threads reuse the
+    /// arenas of threads that ended. <c>MemorySettingsTests</c> shows the cap on a real <c>serve</c>'s arena count.
+    /// </summary>
     [Fact]
-    public void WithTheCapAtTodaysCountNewThreadsMallocingAtOnceMakeNoNewArena()
+    public void GlibcAcceptsTheCap()
     {
         var before = NativeHeap.Read()!.Value.Arenas;
-        Assert.True(NativeHeap.LimitArenas(before));
-        // Threads that all allocate at the same moment: without a cap glibc gives each one an arena of its own.
-        using var start = new Barrier(8);
-        var threads = Enumerable.Range(0, 8).Select(_ => new Thread(() =>
-        {
-            start.SignalAndWait();
-            for (var i = 0; i < 1000; i++) System.Runtime.InteropServices.Marshal.FreeHGlobal(System.Runtime.InteropServices.Marshal.AllocHGlobal(256));
-        })).ToList();
-        threads.ForEach(t => t.Start());
-        threads.ForEach(t => t.Join());
-        Assert.Equal(before, NativeHeap.Read()!.Value.Arenas);
+        Assert.True(NativeHeap.LimitArenas(Math.Max(before, 8 * Environment.ProcessorCount))); // glibc's own limit: changes nothing for other tests
     }
 }
