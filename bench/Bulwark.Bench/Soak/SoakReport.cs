@@ -40,11 +40,11 @@ internal sealed record SoakReport(SoakSettings Settings, string Model, int Serve
             ? Invariant($"after warm-up (samples at {v.WarmupSeconds:0} s and later: {v.Samples}; judged window {Span(TimeSpan.FromSeconds(Math.Round(v.JudgedSeconds)))}):")
             : Invariant($"warm-up never ended: {last.KvBlocksTouched} of {last.KvBlocks} KV blocks used, or no gen2 GC after that (pass --warmup to judge anyway)"));
         t.AppendLine(v.Rss.Drift is { } drift
-            ? Invariant($"  RSS                {v.Rss.MinBytes / MiB:0.0}..{v.Rss.MaxBytes / MiB:0.0} MiB, drift {drift:P1}: {(v.RssFlat ? "flat" : "NOT flat")} within {SoakVerdict.FlatLimit:P0}; slope {v.RssSlopeMiBPerHour:+0.0;-0.0} MiB/h")
+            ? Invariant($"  RSS                {v.Rss.MinBytes / MiB:0.0}..{v.Rss.MaxBytes / MiB:0.0} MiB, drift {drift:P1}: {(v.RssFlat ? "flat" : "NOT flat")} within {SoakVerdict.FlatLimit:P0}; slope {v.RssSlopeMiBPerHour:+0.0;-0.0;0.0} MiB/h")
             : "  RSS                too few samples after warm-up to judge");
         if (v.OutsideGc.Drift is { } outside)
             t.AppendLine(Invariant($"  RSS outside the GC {v.OutsideGc.MinBytes / MiB:0.0}..{v.OutsideGc.MaxBytes / MiB:0.0} MiB, drift {outside:P1} (RSS − GC committed: KV cache, code, stacks)"));
-        if (v.HeapSlopeMiBPerHour is { } heap) t.AppendLine(Invariant($"  GC heap            slope {heap:+0.0;-0.0} MiB/h"));
+        if (v.HeapSlopeMiBPerHour is { } heap) t.AppendLine(Invariant($"  GC heap            slope {heap:+0.0;-0.0;0.0} MiB/h"));
         var first = Samples[0].Server;
         t.AppendLine(Invariant($"  server             {last.Gen2} gen2 GCs ({last.RequestedGen2} it asked for, {last.RequestedPauseSeconds * 1000:0.0} ms of pauses in those); malloc arenas {first.MallocArenas} idle, {last.MallocArenas} at the end; malloc {last.MallocBytes / MiB:0.0} MiB at the end"));
         t.AppendLine(v.P99Drift is { } p99
