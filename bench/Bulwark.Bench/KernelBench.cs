@@ -53,11 +53,12 @@ internal static unsafe class KernelBench
             }
             if (PackedQuantMatrix.CanPack(type, columns) && PackedMatMul.HasFastPath(KernelIsa.Detected))
             {
-                // The layout the model uses on this CPU: rows repacked in groups of 8 for vpdpbusd; Q4_0 with
+                // The packed layout (the model's for Q4_0, and for Q8_0 with VNNI; PackedMatMul.Repacks): rows in groups of 8
+                // for vpdpbusd or its AVX2 emulation; Q4_0 with
                 // AVX-512 BW also through the 512-bit kernel ("packed", the model's path) next to the 256-bit one.
                 using var packed = PackedQuantMatrix.Pack(type, w, rowBytes, rows, columns, pool);
                 var paths = PackedMatMul.HasWidePath(type, columns, KernelIsa.Detected)
-                    ? new[] { ("packed", KernelIsa.Detected), ("packed256", InstructionSet.AvxVnni) }
+                    ? new[] { ("packed", KernelIsa.Detected), ("packed256", PackedMatMul.UsesVnni(KernelIsa.Detected) ? InstructionSet.AvxVnni : InstructionSet.Avx2) }
                     : [("packed", KernelIsa.Detected)];
                 foreach (var (name, isa) in paths)
                 {

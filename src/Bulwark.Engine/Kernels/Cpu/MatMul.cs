@@ -20,8 +20,10 @@ public static unsafe class MatMul
     {
         if (KQuantKernels.Handles(type)) return $"{KQuantKernels.Describe(isa)} against Q8_K activations";
         if (QuantizedKernels.Handles(type))
-            return PackedQuantMatrix.CanPack(type, 256) && PackedMatMul.HasFastPath(isa)
-                ? "repacked at load, AVX-VNNI vpdpbusd int8 against Q8_0 activations"
+            return PackedMatMul.Repacks(type, isa)
+                ? PackedMatMul.UsesVnni(isa)
+                    ? "repacked at load, AVX-VNNI vpdpbusd int8 against Q8_0 activations"
+                    : $"repacked at load, {(PackedMatMul.HasWidePath(type, 256, isa) ? "AVX-512 BW (8-token tiles) and " : "")}AVX2 vpmaddubsw int8 against Q8_0 activations"
                 : $"{QuantizedKernels.Describe(isa)} int8 against Q8_0 activations";
         if (FloatKernels.Handles(type)) return $"{isa} float32 FMA";
         return "not supported";

@@ -18,8 +18,22 @@ public static unsafe partial class PackedMatMul
     /// <summary>Tokens per cache tile: 64 activation rows stay in L2 while a row group is walked over them.</summary>
     private const int TokenTile = 64;
 
-    /// <summary>Whether the VNNI kernel can run at <paramref name="isa"/> (the scalar twin always can).</summary>
-    public static bool HasFastPath(InstructionSet isa) => isa >= InstructionSet.AvxVnni && AvxVnni.IsSupported;
+    /// <summary>
+    /// Whether a packed matrix runs its SIMD kernel at <paramref name="isa"/> (the scalar twin always can): with
+    /// <c>vpdpbusd</c> where AVX-VNNI is there (<see cref="UsesVnni"/>), else with <c>vpmaddubsw</c>/<c>vpmaddwd</c> on AVX2.
+    /// </summary>
+    public static bool HasFastPath(InstructionSet isa) => isa >= InstructionSet.Avx2 && KernelIsa.IsSupported(isa);
+
+    /// <summary>Whether the packed kernel at <paramref name="isa"/> uses AVX-VNNI's <c>vpdpbusd</c> (else it emulates it exactly).</summary>
+    public static bool UsesVnni(InstructionSet isa) => isa >= InstructionSet.AvxVnni && AvxVnni.IsSupported;
+
+    /// <summary>
+    /// Whether a <paramref name="type"/> matrix is repacked at load to run at <paramref name="isa"/>: Q8_0 and Q4_0 wherever the
+    /// packed kernel runs. Without VNNI too the interleaved rows win — one activation load and one float step feed 8 rows —
+    /// (Zen 4, one thread: Q4_0 GEMM 33 → 113 GMAC/s, Q8_0 38 → 53; GEMV of a matrix larger than the caches Q8_0 15 → 22 GB/s;
+    /// docs/engine.md, "Legacy quants without VNNI").
+    /// </summary>
+    public static bool Repacks(GgmlType type, InstructionSet isa) => PackedQuantMatrix.CanPack(type, 32) && HasFastPath(isa);
 
     public static void Apply(PackedQuantMatrix w, float* x, float* y, int tokens, InstructionSet isa, WorkerPool pool)
     {
@@ -57,7 +71,7 @@ public static unsafe partial class PackedMatMul
     private static void CheckIsa(InstructionSet isa)
     {
         if (isa != InstructionSet.Scalar && !HasFastPath(isa))
-            throw new ArgumentOutOfRangeException(nameof(isa), isa, "the packed kernel runs on AVX-VNNI or as its scalar twin");
+            throw new ArgumentOutOfRangeException(nameof(isa), isa, "the packed kernel runs on AVX2 or above, or as its scalar twin");
     }
 
     private static Job Part(PackedQuantMatrix w, float* y, int tokens, InstructionSet isa, WorkerPool pool)
@@ -67,10 +81,16 @@ public static unsafe partial class PackedMatMul
         var wide = HasWidePath(w.Type, w.Columns, isa);
         var chunk = Math.Max(1, w.Groups / (pool.ThreadCount * 8));
         if (wide) chunk = Math.Max(2, chunk + (chunk & 1));
+        var scalar = isa == InstructionSet.Scalar;
+        var isQ8 = w.Type == GgmlType.Q8_0;
+        var vnni = !scalar && UsesVnni(isa);
         return new Job
         {
-            W = w.Quants, Scales = w.Scales, Offset = w.Offset, IsQ8 = w.Type == GgmlType.Q8_0, GroupBlockBytes = w.GroupBlockBytes,
-            Rows = w.Rows, Groups = w.Groups, Columns = w.Columns, Y = y, Tokens = tokens, Scalar = isa == InstructionSet.Scalar,
+            W = w.Quants, Scales = w.Scales, Type = w.Type, GroupBlockBytes = w.GroupBlockBytes,
+            // Q8_0 without VNNI multiplies the signed quants back (w = stored ^ 0x80), so no offset·Σx is subtracted;
+            // the integer per block is the same as vpdpbusd's on the stored bytes minus 128·Σx.
+            Offset = isQ8 && !scalar && !vnni ? 0 : w.Offset, Vnni = vnni, FiniteScales = w.FiniteScales,
+            Rows = w.Rows, Groups = w.Groups, Columns = w.Columns, Y = y, Tokens = tokens, Scalar = scalar,
             QuantizeIsa = isa == InstructionSet.Scalar ? InstructionSet.Scalar : InstructionSet.Avx2,
             ChunkGroups = chunk, Items = (w.Groups + chunk - 1) / chunk, Wide = wide,
         };
@@ -90,7 +110,14 @@ public static unsafe partial class PackedMatMul
         public byte* W;
         public ushort* Scales;
         public int Offset, GroupBlockBytes, Rows, Groups, Columns, Tokens, ChunkGroups, Items;
-        public bool IsQ8, Scalar;
+        public GgmlType Type;
+        public bool Scalar;
+
+        /// <summary>The micro-kernel uses <c>vpdpbusd</c>; else its exact AVX2 emulation.</summary>
+        public bool Vnni;
+
+        /// <summary>No scale is infinite or NaN: the kernels convert them with integer operations (<see cref="ConvertScales"/>).</summary>
+        public bool FiniteScales;
 
         /// <summary>Q4_0 on AVX-512 BW: pairs of row groups through the 512-bit kernel (<see cref="GroupPairWide"/>).</summary>
         public bool Wide;
@@ -119,10 +146,17 @@ public static unsafe partial class PackedMatMul
             for (; g < g1; g++)
             {
                 if (job->Scalar) GroupScalar(job, g, t0, t1);
-                else if (job->IsQ8) GroupVnni<Q8Packed>(job, g, t0, t1);
-                else GroupVnni<Q4Packed>(job, g, t0, t1);
+                else if (job->Vnni) Group<WithVnni>(job, g, t0, t1);
+                else Group<WithMadd>(job, g, t0, t1);
             }
         }
+    }
+
+    private static void Group<TK>(Job* job, int g, int t0, int t1) where TK : struct, IDotKind
+    {
+        if (job->Type == GgmlType.Q8_0) GroupVnni<Q8Packed, TK>(job, g, t0, t1);
+        else if (job->Type == GgmlType.Q5_0) GroupVnni<Q5Packed, TK>(job, g, t0, t1);
+        else GroupVnni<Q4Packed, TK>(job, g, t0, t1);
     }
 
     /// <summary>The twin: per lane (row) and token, the block's exact integer sum, then one FMA per block in block order.</summary>
@@ -143,7 +177,7 @@ public static unsafe partial class PackedMatMul
                     var w = job->W + index * job->GroupBlockBytes;
                     var xq = x.Quants + ((long)t * blocks + b) * 32;
                     var dot = 0;
-                    for (var i = 0; i < 32; i++) dot += PackedQuant(w, job->IsQ8, lane, i) * xq[i];
+                    for (var i = 0; i < 32; i++) dot += PackedQuant(w, job->Type, lane, i) * xq[i];
                     dot -= x.Sums[(long)t * blocks + b];
                     sum = MathF.FusedMultiplyAdd(dot, HalfTable.ToSingle(job->Scales[index * PackedQuantMatrix.GroupRows + lane]) * x.Scales[(long)t * blocks + b], sum);
                 }
@@ -153,17 +187,19 @@ public static unsafe partial class PackedMatMul
     }
 
     /// <summary>Stored (unsigned) quant i of one lane in a packed group block.</summary>
-    private static int PackedQuant(byte* w, bool isQ8, int lane, int i)
+    private static int PackedQuant(byte* w, GgmlType type, int lane, int i)
     {
-        if (isQ8) return w[((i / 4) * PackedQuantMatrix.GroupRows + lane) * 4 + i % 4];
+        if (type == GgmlType.Q8_0) return w[((i / 4) * PackedQuantMatrix.GroupRows + lane) * 4 + i % 4];
         var j = i % 16;
         var b = w[((j / 4) * PackedQuantMatrix.GroupRows + lane) * 4 + j % 4];
-        return i < 16 ? b & 0x0F : b >> 4;
+        var nibble = i < 16 ? b & 0x0F : b >> 4;
+        if (type != GgmlType.Q5_0) return nibble;
+        return nibble | (((w[PackedQuantMatrix.FifthBitsAt + lane * 4 + i % 4] >> (i / 4)) & 1) << 4);
     }
 
     /// <summary>8 rows × 8 tokens per pass (then 4, then 1); the group's blocks are re-read from L1 for each pass.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void GroupVnni<TF>(Job* job, int g, int t0, int t1) where TF : struct, IPackedFormat
+    private static void GroupVnni<TF, TK>(Job* job, int g, int t0, int t1) where TF : struct, IPackedFormat where TK : struct, IDotKind
     {
         var x = job->Activations;
         var w = job->W + (long)g * x.Blocks * job->GroupBlockBytes;
@@ -171,14 +207,30 @@ public static unsafe partial class PackedMatMul
         var rowsHere = Math.Min(PackedQuantMatrix.GroupRows, job->Rows - g * PackedQuantMatrix.GroupRows);
         var y = job->Y + (long)g * PackedQuantMatrix.GroupRows;
         var t = t0;
-        for (; t + 8 <= t1; t += 8) Tile<TF, Eight>(w, scales, job->GroupBlockBytes, x, t, y, job->Rows, rowsHere);
-        for (; t + 4 <= t1; t += 4) Tile<TF, Four>(w, scales, job->GroupBlockBytes, x, t, y, job->Rows, rowsHere);
-        for (; t < t1; t++) Tile<TF, One>(w, scales, job->GroupBlockBytes, x, t, y, job->Rows, rowsHere);
+        for (; t + 8 <= t1; t += 8) Tile<TF, Eight, TK>(w, scales, job->GroupBlockBytes, x, t, y, job->Rows, rowsHere, job->FiniteScales);
+        for (; t + 4 <= t1; t += 4) Tile<TF, Four, TK>(w, scales, job->GroupBlockBytes, x, t, y, job->Rows, rowsHere, job->FiniteScales);
+        for (; t < t1; t++) Tile<TF, One, TK>(w, scales, job->GroupBlockBytes, x, t, y, job->Rows, rowsHere, job->FiniteScales);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<float> RowScales(ushort* scales) =>
         Avx2.GatherVector256(HalfTable.Pointer, Avx2.ConvertToVector256Int32(scales), 4);
+
+    /// <summary>
+    /// The 8 rows' f16 scales as floats without the table gather (which cost about as much as the rest of a decode
+    /// block's work): sign, exponent and mantissa moved to a float's places read the half's value × 2^-112 — a float
+    /// subnormal for a subnormal half, still exact — and × 2^112 is exact. Wrong for infinities and NaNs only, which
+    /// <see cref="PackedQuantMatrix.FiniteScales"/> rules out.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> ConvertScales(ushort* scales)
+    {
+        var h = Avx2.ConvertToVector256Int32(scales);
+        var bits = Vector256.ShiftLeft(h & Vector256.Create(0x7FFF), 13) | Vector256.ShiftLeft(h & Vector256.Create(0x8000), 16);
+        return bits.AsSingle() * Vector256.Create(Two112);
+    }
+
+    private static readonly float Two112 = BitConverter.Int32BitsToSingle((127 + 112) << 23);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<sbyte> Broadcast(sbyte* quants) => Vector256.Create(*(int*)quants).AsSByte();
@@ -201,8 +253,8 @@ public static unsafe partial class PackedMatMul
     /// keep enough independent chains in flight to hide the instruction's latency.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Tile<TF, TN>(byte* w, ushort* scales, int groupBlockBytes, Q8Rows x, int t, float* y, int yStride, int rowsHere)
-        where TF : struct, IPackedFormat where TN : struct, ITokenCount
+    private static void Tile<TF, TN, TK>(byte* w, ushort* scales, int groupBlockBytes, Q8Rows x, int t, float* y, int yStride, int rowsHere, bool finiteScales)
+        where TF : struct, IPackedFormat where TN : struct, ITokenCount where TK : struct, IDotKind
     {
         var blocks = x.Blocks;
         var stride = (long)blocks * 32;
@@ -238,6 +290,10 @@ public static unsafe partial class PackedMatMul
             var i6 = Vector256<int>.Zero;
             var i7 = Vector256<int>.Zero;
             var xo = b * 32;
+            if (!TK.Vnni)
+                EmulatedBlock<TF, TN>(wb, xo, q0, q1, q2, q3, q4, q5, q6, q7, out i0, out i1, out i2, out i3, out i4, out i5, out i6, out i7);
+            else
+            {
             // The 8 chunks written out: constant offsets, no loop counter between the vpdpbusd.
             Chunk<TF, TN>(TF.Chunk(wb, 0), xo + TF.Offset(0), q0, q1, q2, q3, q4, q5, q6, q7, ref i0, ref i1, ref i2, ref i3, ref i4, ref i5, ref i6, ref i7, first: true);
             Chunk<TF, TN>(TF.Chunk(wb, 1), xo + TF.Offset(1), q0, q1, q2, q3, q4, q5, q6, q7, ref i0, ref i1, ref i2, ref i3, ref i4, ref i5, ref i6, ref i7, first: false);
@@ -247,7 +303,8 @@ public static unsafe partial class PackedMatMul
             Chunk<TF, TN>(TF.Chunk(wb, 5), xo + TF.Offset(5), q0, q1, q2, q3, q4, q5, q6, q7, ref i0, ref i1, ref i2, ref i3, ref i4, ref i5, ref i6, ref i7, first: false);
             Chunk<TF, TN>(TF.Chunk(wb, 6), xo + TF.Offset(6), q0, q1, q2, q3, q4, q5, q6, q7, ref i0, ref i1, ref i2, ref i3, ref i4, ref i5, ref i6, ref i7, first: true);
             Chunk<TF, TN>(TF.Chunk(wb, 7), xo + TF.Offset(7), q0, q1, q2, q3, q4, q5, q6, q7, ref i0, ref i1, ref i2, ref i3, ref i4, ref i5, ref i6, ref i7, first: false);
-            var ws = RowScales(scales + b * PackedQuantMatrix.GroupRows);
+            }
+            var ws = finiteScales ? ConvertScales(scales + b * PackedQuantMatrix.GroupRows) : RowScales(scales + b * PackedQuantMatrix.GroupRows);
             var index = (long)t * blocks + b;
             if (n == 1)
             {
@@ -308,6 +365,79 @@ public static unsafe partial class PackedMatMul
         }
     }
 
+    /// <summary>Whether the micro-kernel's 4-quant dot products are <c>vpdpbusd</c> (AVX-VNNI) or its exact AVX2 emulation.</summary>
+    private interface IDotKind
+    {
+        static abstract bool Vnni { get; }
+    }
+
+    private struct WithVnni : IDotKind { public static bool Vnni => true; }
+    private struct WithMadd : IDotKind { public static bool Vnni => false; }
+
+    /// <summary>
+    /// One group block without VNNI, exactly the integers <c>vpdpbusd</c> would give: per chunk and token a <c>vpmaddubsw</c>
+    /// (adjacent pairs of products summed to 16 bits), <see cref="IPackedFormat.ChunksIn16Bits"/> chunks added in 16 bits,
+    /// then <c>vpmaddwd</c> by 1 to 32. Q4_0's nibbles: 16 products of at most 15 × 127 a lane, 30480; Q5_0's 5-bit quants:
+    /// 4 chunks, 8 products of at most 31 × 127, 31496; Q8_0's signed quants (stored ^ 0x80) as ggml's mul_sum_i8_pairs,
+    /// |w| × (x with w's sign), one chunk, a pair at most 2 × 128 × 127 = 32512 — so nothing saturates. Q8_0 then sums
+    /// w·x itself, not (w + 128)·x: its job's offset is 0.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void EmulatedBlock<TF, TN>(byte* wb, int xo, sbyte* q0, sbyte* q1, sbyte* q2, sbyte* q3, sbyte* q4, sbyte* q5, sbyte* q6, sbyte* q7,
+        out Vector256<int> i0, out Vector256<int> i1, out Vector256<int> i2, out Vector256<int> i3,
+        out Vector256<int> i4, out Vector256<int> i5, out Vector256<int> i6, out Vector256<int> i7)
+        where TF : struct, IPackedFormat where TN : struct, ITokenCount
+    {
+        var n = TN.Count;
+        i0 = i1 = i2 = i3 = i4 = i5 = i6 = i7 = default;
+        Vector256<short> s0 = default, s1 = default, s2 = default, s3 = default, s4 = default, s5 = default, s6 = default, s7 = default;
+        var one = Vector256.Create((short)1);
+        for (var c = 0; c < 8; c++)
+        {
+            var v = TF.Chunk(wb, c);
+            var ws = (v ^ Vector256.Create((byte)0x80)).AsSByte();
+            var a = TF.Signed ? Avx2.Abs(ws) : v;
+            var o = xo + TF.Offset(c);
+            s0 += Pairs<TF>(a, ws, q0 + o);
+            if (n >= 4)
+            {
+                s1 += Pairs<TF>(a, ws, q1 + o);
+                s2 += Pairs<TF>(a, ws, q2 + o);
+                s3 += Pairs<TF>(a, ws, q3 + o);
+            }
+            if (n == 8)
+            {
+                s4 += Pairs<TF>(a, ws, q4 + o);
+                s5 += Pairs<TF>(a, ws, q5 + o);
+                s6 += Pairs<TF>(a, ws, q6 + o);
+                s7 += Pairs<TF>(a, ws, q7 + o);
+            }
+            if ((c + 1) % TF.ChunksIn16Bits != 0) continue;
+            i0 += Avx2.MultiplyAddAdjacent(s0, one);
+            s0 = default;
+            if (n >= 4)
+            {
+                i1 += Avx2.MultiplyAddAdjacent(s1, one);
+                i2 += Avx2.MultiplyAddAdjacent(s2, one);
+                i3 += Avx2.MultiplyAddAdjacent(s3, one);
+                s1 = s2 = s3 = default;
+            }
+            if (n == 8)
+            {
+                i4 += Avx2.MultiplyAddAdjacent(s4, one);
+                i5 += Avx2.MultiplyAddAdjacent(s5, one);
+                i6 += Avx2.MultiplyAddAdjacent(s6, one);
+                i7 += Avx2.MultiplyAddAdjacent(s7, one);
+                s4 = s5 = s6 = s7 = default;
+            }
+        }
+    }
+
+    /// <summary>One chunk's products for one token, adjacent pairs summed to 16 bits (signed formats: |w| × x·sign(w)).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<short> Pairs<TF>(Vector256<byte> a, Vector256<sbyte> ws, sbyte* x) where TF : struct, IPackedFormat =>
+        Avx2.MultiplyAddAdjacent(a, TF.Signed ? Avx2.Sign(Broadcast(x), ws) : Broadcast(x));
+
     private interface ITokenCount
     {
         static abstract int Count { get; }
@@ -325,5 +455,11 @@ public static unsafe partial class PackedMatMul
 
         /// <summary>Index within the 32-value block of the first of chunk c's 4 quants.</summary>
         static abstract int Offset(int c);
+
+        /// <summary>Stored bytes are w + 128 of signed quants (Q8_0): the AVX2 emulation multiplies w itself, by sign.</summary>
+        static virtual bool Signed => false;
+
+        /// <summary>Chunks whose <c>vpmaddubsw</c> pairs the AVX2 emulation may add in 16 bits without saturating.</summary>
+        static abstract int ChunksIn16Bits { get; }
     }
 }

@@ -77,8 +77,16 @@ public static unsafe partial class PackedMatMul
                 TileWide(w, w + groupBytes, ws, ws + x.Blocks * PackedQuantMatrix.GroupRows, x, t, y, job->Rows, rowsHere);
         }
         if (t == t1) return;
-        GroupVnni<Q4Packed>(job, g, t, t1);
-        GroupVnni<Q4Packed>(job, g + 1, t, t1);
+        if (job->Vnni)
+        {
+            GroupVnni<Q4Packed, WithVnni>(job, g, t, t1);
+            GroupVnni<Q4Packed, WithVnni>(job, g + 1, t, t1);
+        }
+        else
+        {
+            GroupVnni<Q4Packed, WithMadd>(job, g, t, t1);
+            GroupVnni<Q4Packed, WithMadd>(job, g + 1, t, t1);
+        }
     }
 
     /// <summary>
@@ -185,5 +193,7 @@ public static unsafe partial class PackedMatMul
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static int Offset(int c) => c < 4 ? c * 4 : 16 + (c - 4) * 4;
+
+        public static int ChunksIn16Bits => 8;
     }
 }

@@ -115,3 +115,27 @@ internal unsafe struct Q5_1Block : IQuantBlock
 
     public static float Min(byte* block) => HalfTable.ToSingle(block + 2);
 }
+
+public static unsafe partial class PackedMatMul
+{
+    /// <summary>
+    /// A packed Q5_0 group block: Q4_0's chunks of nibbles, each with its fifth bits or-ed in as 16 — chunk c's are bit c
+    /// of the block's last vector (<see cref="PackedQuantMatrix"/>), moved to bit 4 with one 16-bit shift (bit 4 of each
+    /// byte comes from the same byte: shifts of at most 4) and one mask.
+    /// </summary>
+    private struct Q5Packed : IPackedFormat
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<byte> Chunk(byte* block, int c)
+        {
+            var high = Vector256.Load(block + PackedQuantMatrix.FifthBitsAt).AsUInt16();
+            high = c < 4 ? Vector256.ShiftLeft(high, 4 - c) : Vector256.ShiftRightLogical(high, c - 4);
+            return Q4Packed.Chunk(block, c) | (high.AsByte() & Vector256.Create((byte)0x10));
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static int Offset(int c) => Q4Packed.Offset(c);
+
+        public static int ChunksIn16Bits => 4;
+    }
+}

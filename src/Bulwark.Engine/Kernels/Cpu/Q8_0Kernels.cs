@@ -28,5 +28,9 @@ public static unsafe partial class PackedMatMul
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static int Offset(int c) => c * 4;
+
+        public static bool Signed => true;
+
+        public static int ChunksIn16Bits => 1;
     }
 }

@@ -237,7 +237,7 @@ public sealed unsafe class WeightMatrix : IDisposable
     public bool IsPacked => _packed != null;
 
     /// <summary>
-    /// Repacks Q8_0/Q4_0 weights for the VNNI kernel when this CPU runs it (a no-op otherwise), so
+    /// Repacks Q8_0/Q4_0 weights for the packed kernel where <see cref="PackedMatMul.Repacks"/> says so (a no-op otherwise), so
     /// every later <see cref="MatMul"/> reads the packed copy. When the weights are a view of a
     /// memory-mapped file (<paramref name="releaseMappedPages"/>), the file's pages are then handed back
     /// to the page cache: the process keeps one resident copy, not two. The file view stays valid
@@ -249,8 +249,8 @@ public sealed unsafe class WeightMatrix : IDisposable
     public void PrepareForKernels(bool releaseMappedPages, InstructionSet isa)
     {
         ObjectDisposedException.ThrowIf(_freed, this);
-        if (_packed != null || !PackedMatMul.HasFastPath(isa)) return;
-        if (PackedQuantMatrix.CanPack(Type, Columns))
+        if (_packed != null) return;
+        if (PackedMatMul.Repacks(Type, isa) && PackedQuantMatrix.CanPack(Type, Columns))
         {
             _packed = PackedQuantMatrix.Pack(Type, Data, RowBytes, Rows, Columns, WorkerPool.Shared);
         }
