@@ -66,6 +66,14 @@ public sealed class Gen2Collector(MemoryOptions options, TimeProvider time, ILog
 
     private static long s_requested;
     private static long s_requestedPauseTicks;
+    private static long s_lastRequestedAt = long.MinValue / 2;
+
+    /// <summary>
+    /// The GC is the process's: when several servers share a process (tests, a second host), a collection one of
+    /// them asked for within the last check interval stands for all of them, so the process is never collected more
+    /// often than once per interval however many collectors run.
+    /// </summary>
+    private bool CollectedRecently() => Environment.TickCount64 - Interlocked.Read(ref s_lastRequestedAt) < (long)options.Gen2CheckInterval.TotalMilliseconds;
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -76,7 +84,8 @@ public sealed class Gen2Collector(MemoryOptions options, TimeProvider time, ILog
             while (await timer.WaitForNextTickAsync(stoppingToken))
             {
                 var before = GcReading.Now();
-                if (!_policy.ShouldCollect(before)) continue;
+                if (!_policy.ShouldCollect(before) || CollectedRecently()) continue;
+                Interlocked.Exchange(ref s_lastRequestedAt, Environment.TickCount64);
                 GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
                 var info = GC.GetGCMemoryInfo(GCKind.FullBlocking);
                 var pause = info.PauseDurations.Length > 0 ? info.PauseDurations[0] : TimeSpan.Zero;
