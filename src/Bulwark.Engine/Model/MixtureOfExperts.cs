@@ -75,7 +75,9 @@ public sealed class MixtureOfExperts(LlamaConfig config)
             throw new ArgumentException($"input and output need {tokens} rows of {dim}");
         Ensure(tokens, count, width);
         var logits = _logits.AsSpan(0, tokens * count);
-        experts.Router.MatMul(x, logits, tokens);
+        // One token at a time: the router is small (experts × dim) and a near tie between two experts must not be
+        // decided by the batch a token happens to share a step with (a float GEMM sums in another order than a GEMV).
+        for (var t = 0; t < tokens; t++) experts.Router.MatMul(x.Slice(t * dim, dim), logits.Slice(t * count, count), 1);
         var slots = tokens * used;
         for (var t = 0; t < tokens; t++)
             ExpertRouting.Route(logits.Slice(t * count, count), config.NormalizeExpertWeights, _probabilities,

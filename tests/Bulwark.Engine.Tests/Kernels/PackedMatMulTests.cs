@@ -63,6 +63,31 @@ public unsafe class PackedMatMulTests : IDisposable
     }
 
     /// <summary>
+    /// Each token of a multi-token call equals that token multiplied alone, bit for bit, on every packed path: what lets
+    /// a batched step (or a speculative verification row, or an expert's grouped rows) equal the session's one token.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Types))]
+    public void EachTokenOfABatchEqualsThatTokenAloneBitForBit(GgmlType type)
+    {
+        foreach (var isa in FastIsas)
+        foreach (var (rows, columns) in new[] { (13, 32), (64, 64), (16, 96), (24, 288), (8, 2048) })
+        foreach (var tokens in new[] { 2, 3, 4, 5, 7, 8, 9, 17 })
+        {
+            using var w = new RandomMatrix(type, rows, columns, seed: rows + columns);
+            var x = RandomMatrix.Activations(tokens, columns, seed: tokens);
+            var together = Packed(w, x, tokens, isa);
+            for (var t = 0; t < tokens; t++)
+            {
+                var alone = Packed(w, x.AsSpan(t * columns, columns).ToArray(), 1, isa);
+                for (var r = 0; r < rows; r++)
+                    Assert.True(BitConverter.SingleToInt32Bits(alone[r]) == BitConverter.SingleToInt32Bits(together[t * rows + r]),
+                        $"{type} {isa} [{rows}×{columns}]·{tokens}: token {t} row {r} alone {alone[r]}, in the batch {together[t * rows + r]}");
+            }
+        }
+    }
+
+    /// <summary>
     /// The 16-bit sums at their limits, on every path: the 512-bit Q4_0 kernel and the AVX2 emulation add a Q4_0 block's
     /// 16 products per lane in 16 bits (every nibble 15 or 0, every activation ±127: ±30480), Q5_0's 4 chunks (quants 31:
     /// 31496), Q8_0's |w|·x pairs (w = −128: 32512) — each must still be exact.

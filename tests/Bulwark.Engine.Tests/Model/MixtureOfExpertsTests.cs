@@ -123,6 +123,39 @@ public sealed class MixtureOfExpertsTests : IDisposable
         }
     }
 
+    /// <summary>
+    /// With quantized experts every kernel sums a token's row the same way whatever the batch, and the router runs one
+    /// token at a time, so a token's output does not depend on who shares its step, bit for bit — a float GEMM over the
+    /// batch once decided a near tie between two experts differently from the session's one token.
+    /// </summary>
+    [Theory]
+    [InlineData("mixtral", GgmlType.Q4_0)]
+    [InlineData("qwen3moe", GgmlType.Q4_0)]
+    [InlineData("qwen3moe", GgmlType.Q8_0)]
+    [InlineData("mixtral", GgmlType.Q8_0)]
+    public void AQuantizedBatchGivesEachRowsOutputAloneBitForBit(string arch, GgmlType type)
+    {
+        using var model = Load(arch == "mixtral" ? Mixtral(type) : Qwen3Moe(type));
+        var c = model.Config;
+        const int tokens = 24;
+        var random = new Random(9);
+        var x = Enumerable.Range(0, tokens * c.EmbeddingLength).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray();
+        var moe = new MixtureOfExperts(c);
+        foreach (var layer in model.Weights.Layers)
+        {
+            var batched = new float[x.Length];
+            moe.Apply(layer.Experts!, x, tokens, batched);
+            for (var t = 0; t < tokens; t++)
+            {
+                var alone = new float[c.EmbeddingLength];
+                moe.Apply(layer.Experts!, x.AsSpan(t * c.EmbeddingLength, c.EmbeddingLength), 1, alone);
+                for (var i = 0; i < alone.Length; i++)
+                    Assert.True(BitConverter.SingleToInt32Bits(alone[i]) == BitConverter.SingleToInt32Bits(batched[t * c.EmbeddingLength + i]),
+                        $"{arch} {type} token {t} value {i}: batched {batched[t * c.EmbeddingLength + i]} alone {alone[i]}");
+            }
+        }
+    }
+
     [Fact]
     public void ABatchOfRowsGivesEachRowsOutputAlone()
     {
