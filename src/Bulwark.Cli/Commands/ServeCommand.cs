@@ -1,3 +1,4 @@
+using Bulwark.Server.Observability;
 using System.CommandLine;
 using Bulwark.Server.Backends.Upstream;
 using Bulwark.Server.Hosting;

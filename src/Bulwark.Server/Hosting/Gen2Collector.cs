@@ -1,3 +1,4 @@
+using Bulwark.Server.Observability;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
@@ -59,13 +60,8 @@ public sealed class Gen2Collector(MemoryOptions options, TimeProvider time, ILog
     public long Collections => Interlocked.Read(ref _collections);
 
     /// <summary>Collections this server asked for so far, process-wide (every collector in the process adds here).</summary>
-    public static long Requested => Interlocked.Read(ref s_requested);
+    public static long Requested => RequestedCollections.Count;
 
-    /// <summary>Their pauses summed, as the GC measured them.</summary>
-    public static TimeSpan RequestedPause => TimeSpan.FromTicks(Interlocked.Read(ref s_requestedPauseTicks));
-
-    private static long s_requested;
-    private static long s_requestedPauseTicks;
     private static long s_lastRequestedAt = long.MinValue / 2;
 
     /// <summary>
@@ -89,8 +85,7 @@ public sealed class Gen2Collector(MemoryOptions options, TimeProvider time, ILog
                 GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
                 var info = GC.GetGCMemoryInfo(GCKind.FullBlocking);
                 var pause = info.PauseDurations.Length > 0 ? info.PauseDurations[0] : TimeSpan.Zero;
-                Interlocked.Increment(ref s_requested);
-                Interlocked.Add(ref s_requestedPauseTicks, pause.Ticks);
+                RequestedCollections.Add(pause);
                 Interlocked.Increment(ref _collections);
                 var after = GcReading.Now();
                 logger.LogInformation("Requested a full GC ({Count} so far): committed {Before:0.0} -> {After:0.0} MiB, old generations {OldBefore:0.0} -> {OldAfter:0.0} MiB, pause {Pause:0.0} ms",

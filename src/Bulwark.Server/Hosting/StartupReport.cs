@@ -1,3 +1,4 @@
+using Bulwark.Server.Observability;
 using Microsoft.Extensions.Configuration;
 
 namespace Bulwark.Server.Hosting;

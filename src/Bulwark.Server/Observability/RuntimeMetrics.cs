@@ -20,9 +20,9 @@ internal static class RuntimeMetrics
             "Memory the GC had committed at the last collection.");
         meter.CreateObservableCounter("bulwark_dotnet_gc_collections", Collections, description: "Garbage collections, by the highest generation each collected.");
         meter.CreateObservableCounter("bulwark_dotnet_gc_allocated_bytes", () => GC.GetTotalAllocatedBytes(), "By", "Bytes allocated on the GC heap since start.");
-        meter.CreateObservableCounter("bulwark_dotnet_gc_requested_collections", () => Hosting.Gen2Collector.Requested,
+        meter.CreateObservableCounter("bulwark_dotnet_gc_requested_collections", () => RequestedCollections.Count,
             description: "Full collections the server asked for (Bulwark:Memory:Gen2WhenGrownBy), counted in the gen2 series too.");
-        meter.CreateObservableCounter("bulwark_dotnet_gc_requested_pause_seconds", () => Hosting.Gen2Collector.RequestedPause.TotalSeconds, "s",
+        meter.CreateObservableCounter("bulwark_dotnet_gc_requested_pause_seconds", () => RequestedCollections.Pause.TotalSeconds, "s",
             "Pauses of those collections, summed.");
         meter.CreateObservableGauge("bulwark_malloc_arenas", MallocArenas, description: "glibc malloc arenas (Bulwark:Memory:MallocArenaMax caps them); absent without glibc.");
         meter.CreateObservableGauge("bulwark_malloc_system_bytes", MallocBytes, "By", "Bytes glibc malloc holds from the system over all arenas, mmap'd blocks included; absent without glibc.");
@@ -30,10 +30,10 @@ internal static class RuntimeMetrics
     }
 
     private static IEnumerable<Measurement<long>> MallocArenas() =>
-        Hosting.NativeHeap.Read() is { } heap ? [new(heap.Arenas)] : [];
+        NativeHeap.Read() is { } heap ? [new(heap.Arenas)] : [];
 
     private static IEnumerable<Measurement<long>> MallocBytes() =>
-        Hosting.NativeHeap.Read() is { } heap ? [new(heap.SystemBytes)] : [];
+        NativeHeap.Read() is { } heap ? [new(heap.SystemBytes)] : [];
 
     private static Measurement<long>[] Collections()
     {

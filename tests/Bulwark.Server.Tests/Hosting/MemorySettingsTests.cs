@@ -1,3 +1,4 @@
+using Bulwark.Server.Observability;
 using Bulwark.Server.Hosting;
 using Bulwark.Server.Tests.Replicas;
 using Bulwark.Server.Tests.Security;

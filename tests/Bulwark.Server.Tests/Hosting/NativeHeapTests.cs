@@ -1,3 +1,4 @@
+using Bulwark.Server.Observability;
 using Bulwark.Server.Hosting;
 
 namespace Bulwark.Server.Tests.Hosting;

@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Text.RegularExpressions;
 
-namespace Bulwark.Server.Hosting;
+namespace Bulwark.Server.Observability;
 
 /// <summary>
 /// glibc's malloc, which the .NET runtime, the JIT, OpenSSL and SQLite allocate from (the GC heap is not in it). glibc
