@@ -28,12 +28,14 @@ public static unsafe partial class PackedMatMul
     public static bool UsesVnni(InstructionSet isa) => isa >= InstructionSet.AvxVnni && AvxVnni.IsSupported;
 
     /// <summary>
-    /// Whether a <paramref name="type"/> matrix is repacked at load to run at <paramref name="isa"/>: Q8_0 and Q4_0 wherever the
-    /// packed kernel runs. Without VNNI too the interleaved rows win — one activation load and one float step feed 8 rows —
-    /// (Zen 4, one thread: Q4_0 GEMM 33 → 113 GMAC/s, Q8_0 38 → 53; GEMV of a matrix larger than the caches Q8_0 15 → 22 GB/s;
-    /// docs/engine.md, "Legacy quants without VNNI").
+    /// Whether a <paramref name="type"/> matrix is repacked at load to run at <paramref name="isa"/>: Q4_0 and Q5_0 wherever
+    /// the packed kernel runs — without VNNI too the interleaved rows win, one activation load and one float step feeding
+    /// 8 rows (Zen 4, one thread: Q4_0 GEMM 33 → 113 GMAC/s; docs/engine.md, "Legacy quants without VNNI") — and Q8_0 only
+    /// with VNNI: emulated, its decode GEMV streamed less than the stored rows' (quiet Zen 4, a matrix larger than the caches,
+    /// `bench/run kernels --types q8_0 --rows 32768 --tokens 1`: 1 thread 24.9 against 14.7 GB/s, 2 threads 39.7 against 24.6).
     /// </summary>
-    public static bool Repacks(GgmlType type, InstructionSet isa) => PackedQuantMatrix.CanPack(type, 32) && HasFastPath(isa);
+    public static bool Repacks(GgmlType type, InstructionSet isa) =>
+        PackedQuantMatrix.CanPack(type, 32) && HasFastPath(isa) && (type != GgmlType.Q8_0 || UsesVnni(isa));
 
     public static void Apply(PackedQuantMatrix w, float* x, float* y, int tokens, InstructionSet isa, WorkerPool pool)
     {
