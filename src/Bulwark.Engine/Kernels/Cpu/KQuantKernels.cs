@@ -92,6 +92,61 @@ internal unsafe struct Avx2KDot : IKQuantDot
     }
 }
 
+/// <summary>
+/// AVX-VNNI: the same exact integers as <see cref="Avx2KDot"/> with fewer instructions for two chunks at a time
+/// (<see cref="Pair"/>). Single-chunk operations are <see cref="Avx2KDot"/>'s (the signed IQ4_XS and the
+/// odd-chunk forms have no VNNI shape).
+/// </summary>
+internal unsafe struct VnniKDot : IKQuantDot
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> Dot(Vector256<byte> w, Vector256<sbyte> x, Vector256<short> scales) => Avx2KDot.Dot(w, x, scales);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> DotSigned(Vector256<sbyte> w, Vector256<sbyte> x, Vector256<short> scales) => Avx2KDot.DotSigned(w, x, scales);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int MinSum(short* mins, short* sums) => Avx2KDot.MinSum(mins, sums);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> MinProducts(Vector256<short> mins, short* sums) => Avx2KDot.MinProducts(mins, sums);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<int> Sum4(Vector256<int> a, Vector256<int> b, Vector256<int> c, Vector256<int> d) => Avx2KDot.Sum4(a, b, c, d);
+
+    /// <summary>
+    /// <paramref name="acc"/> plus two chunks' scaled products: <c>vpdpbusd</c> sums each 4 products of a chunk
+    /// (unsigned quants ≤ 63 times activations in [−127, 127]: |sum| ≤ 4·63·127 = 32004, so it fits 16 bits), the
+    /// two chunks' sums are packed to 16 bits (<c>vpackssdw</c>, exact: nothing reaches the saturation), and one
+    /// <c>vpdpwssd</c> multiplies them by their per-16 scales and adds pairs to <paramref name="acc"/>: 4
+    /// instructions for two chunks where <c>vpmaddubsw</c>, <c>vpmaddwd</c> and an add took 6.
+    /// </summary>
+    /// <param name="scales">
+    /// <see cref="PairScales"/>' arrangement (<c>vpackssdw</c>'s order within each 128-bit half): shorts 0-3 the
+    /// scale of chunk a's values 0-15, 4-7 chunk b's values 0-15, 8-11 chunk a's values 16-31, 12-15 chunk b's.
+    /// </param>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> Pair(Vector256<int> acc, Vector256<byte> a, Vector256<sbyte> xa, Vector256<byte> b, Vector256<sbyte> xb, Vector256<short> scales)
+    {
+        var sa = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, a, xa);
+        var sb = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, b, xb);
+        return AvxVnni.MultiplyWideningAndAdd(acc, Avx2.PackSignedSaturate(sa, sb), scales);
+    }
+
+    /// <summary>
+    /// <see cref="Pair"/>'s scales for chunks c and c+1 from the 16 per-16 scales (<see cref="IKQuantBlock.Scales"/>):
+    /// scales[2c], [2c+2] in the low half, [2c+1], [2c+3] in the high half, each four times.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<short> PairScales(short* scales, int c)
+    {
+        var four = Vector256.Create(*(long*)(scales + 2 * c)).AsByte();
+        return Avx2.Shuffle(four, Vector256.Create(
+            (byte)0, 1, 0, 1, 0, 1, 0, 1, 4, 5, 4, 5, 4, 5, 4, 5,
+            2, 3, 2, 3, 2, 3, 2, 3, 6, 7, 6, 7, 6, 7, 6, 7)).AsInt16();
+    }
+}
+
 /// <summary>Portable: widen to int16, multiply, widen to int32, scale. Any CPU .NET vectorizes.</summary>
 internal unsafe struct PortableKDot : IKQuantDot
 {
@@ -143,9 +198,11 @@ internal unsafe struct PortableKDot : IKQuantDot
 /// K-quant weight rows (Q2_K-Q6_K, as stored in the file) times Q8_K activation rows. A tile is a
 /// range of rows × a range of tokens; each weight super-block is unpacked once per 4 tokens. All
 /// tiers compute the same exact integers per super-block and combine them with the same float
-/// operations in the same order, so every tier equals the scalar twin bit for bit. At AVX-VNNI and
-/// AVX-512 the AVX2 arithmetic runs: <c>vpdpbusd</c> would still need a separate multiply by the
-/// per-16 scales, which <c>vpmaddwd</c> already does while adding.
+/// operations in the same order, so every tier equals the scalar twin bit for bit. Where the CPU has
+/// AVX-VNNI (at the AVX-VNNI and AVX-512 tiers) the unsigned K-quants run <see cref="VnniKDot.Pair"/>:
+/// <c>vpdpbusd</c> per chunk, two chunks packed to 16 bits, one <c>vpdpwssd</c> by the per-16 scales.
+/// .NET 10 has no 512-bit <c>vpdpbusd</c> (no AVX512-VNNI class; <c>Avx10v1</c> is not reported by AMD
+/// CPUs), so the VNNI forms are 256-bit.
 /// </summary>
 internal static unsafe class KQuantKernels
 {
@@ -156,6 +213,7 @@ internal static unsafe class KQuantKernels
     {
         InstructionSet.Scalar => "scalar int8",
         InstructionSet.Portable => "portable Vector256 int8",
+        InstructionSet.AvxVnni or InstructionSet.Avx512 when AvxVnni.IsSupported => "AVX-VNNI vpdpbusd/vpdpwssd int8 (256-bit)",
         _ => "AVX2 vpmaddubsw/vpmaddwd int8",
     };
 
@@ -181,6 +239,8 @@ internal static unsafe class KQuantKernels
         {
             case InstructionSet.Scalar: TileScalar<TB>(w, rowBytes, r0, r1, x, t0, t1, y, yStride); break;
             case InstructionSet.Portable: Tile256<TB, PortableKDot>(w, rowBytes, r0, r1, x, t0, t1, y, yStride); break;
+            case InstructionSet.AvxVnni or InstructionSet.Avx512 when AvxVnni.IsSupported:
+                Tile256<TB, VnniKDot>(w, rowBytes, r0, r1, x, t0, t1, y, yStride); break;
             case InstructionSet.Avx2 or InstructionSet.AvxVnni or InstructionSet.Avx512:
                 Tile256<TB, Avx2KDot>(w, rowBytes, r0, r1, x, t0, t1, y, yStride); break;
             default: throw new ArgumentOutOfRangeException(nameof(isa), isa, "unknown instruction set");
@@ -286,6 +346,28 @@ internal static unsafe class KQuantKernels
             var index = (long)t * blocks + b;
             var q0 = x.Quants + index * Q8KActivations.Block;
             Vector256<int> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
+            if (typeof(TD) == typeof(VnniKDot) && !TB.Signed)
+            {
+                for (var c = 0; c < 8; c += 2)
+                {
+                    var wa = TB.Chunk(block, c);
+                    var wb = TB.Chunk(block, c + 1);
+                    var sc = VnniKDot.PairScales(scales, c);
+                    var q = q0 + c * 32;
+                    a0 = VnniKDot.Pair(a0, wa, Vector256.Load(q), wb, Vector256.Load(q + 32), sc);
+                    a1 = VnniKDot.Pair(a1, wa, Vector256.Load(q + tq), wb, Vector256.Load(q + tq + 32), sc);
+                    a2 = VnniKDot.Pair(a2, wa, Vector256.Load(q + 2 * tq), wb, Vector256.Load(q + 2 * tq + 32), sc);
+                    a3 = VnniKDot.Pair(a3, wa, Vector256.Load(q + 3 * tq), wb, Vector256.Load(q + 3 * tq + 32), sc);
+                    if (eight)
+                    {
+                        a4 = VnniKDot.Pair(a4, wa, Vector256.Load(q + 4 * tq), wb, Vector256.Load(q + 4 * tq + 32), sc);
+                        a5 = VnniKDot.Pair(a5, wa, Vector256.Load(q + 5 * tq), wb, Vector256.Load(q + 5 * tq + 32), sc);
+                        a6 = VnniKDot.Pair(a6, wa, Vector256.Load(q + 6 * tq), wb, Vector256.Load(q + 6 * tq + 32), sc);
+                        a7 = VnniKDot.Pair(a7, wa, Vector256.Load(q + 7 * tq), wb, Vector256.Load(q + 7 * tq + 32), sc);
+                    }
+                }
+            }
+            else
             for (var c = 0; c < 8; c++)
             {
                 var wq = TB.Chunk(block, c);
