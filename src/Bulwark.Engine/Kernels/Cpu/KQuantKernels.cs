@@ -238,11 +238,15 @@ internal static unsafe class KQuantKernels
         switch (isa)
         {
             case InstructionSet.Scalar: TileScalar<TB>(w, rowBytes, r0, r1, x, t0, t1, y, yStride); break;
-            case InstructionSet.Portable: Tile256<TB, PortableKDot>(w, rowBytes, r0, r1, x, t0, t1, y, yStride); break;
-            case InstructionSet.AvxVnni or InstructionSet.Avx512 when AvxVnni.IsSupported:
-                Tile256<TB, VnniKDot>(w, rowBytes, r0, r1, x, t0, t1, y, yStride); break;
-            case InstructionSet.Avx2 or InstructionSet.AvxVnni or InstructionSet.Avx512:
-                Tile256<TB, Avx2KDot>(w, rowBytes, r0, r1, x, t0, t1, y, yStride); break;
+            case InstructionSet.Portable: Tile256<TB, PortableKDot, Narrow>(w, rowBytes, r0, r1, x, t0, t1, y, yStride); break;
+            case InstructionSet.Avx512 when AvxVnni.IsSupported:
+                Tile256<TB, VnniKDot, Wide>(w, rowBytes, r0, r1, x, t0, t1, y, yStride); break;
+            case InstructionSet.Avx512:
+                Tile256<TB, Avx2KDot, Wide>(w, rowBytes, r0, r1, x, t0, t1, y, yStride); break;
+            case InstructionSet.AvxVnni when AvxVnni.IsSupported:
+                Tile256<TB, VnniKDot, Narrow>(w, rowBytes, r0, r1, x, t0, t1, y, yStride); break;
+            case InstructionSet.Avx2 or InstructionSet.AvxVnni:
+                Tile256<TB, Avx2KDot, Narrow>(w, rowBytes, r0, r1, x, t0, t1, y, yStride); break;
             default: throw new ArgumentOutOfRangeException(nameof(isa), isa, "unknown instruction set");
         }
     }
@@ -288,16 +292,16 @@ internal static unsafe class KQuantKernels
     /// per-block reductions and float steps done four dot products at a time (<see cref="IKQuantDot.Sum4"/>);
     /// the last tokens (fewer than 4) one row and one token at a time.
     /// </summary>
-    private static void Tile256<TB, TD>(byte* w, long rowBytes, int r0, int r1, Q8KRows x, int t0, int t1, float* y, int yStride)
-        where TB : IKQuantBlock where TD : IKQuantDot
+    private static void Tile256<TB, TD, TW>(byte* w, long rowBytes, int r0, int r1, Q8KRows x, int t0, int t1, float* y, int yStride)
+        where TB : IKQuantBlock where TD : IKQuantDot where TW : struct, ITileWidth
     {
         var tiled = t0 + (t1 - t0) / 4 * 4;
         for (var r = r0; r < r1; r++)
         {
             var row = w + r * rowBytes;
             var t = t0;
-            for (; t + 8 <= tiled; t += 8) RowTokens<TB, TD, Eight>(row, x, t, y + (long)t * yStride + r, yStride);
-            if (t < tiled) RowTokens<TB, TD, Four>(row, x, t, y + (long)t * yStride + r, yStride);
+            for (; t + 8 <= tiled; t += 8) RowTokens<TB, TD, Eight, TW>(row, x, t, y + (long)t * yStride + r, yStride);
+            if (t < tiled) RowTokens<TB, TD, Four, TW>(row, x, t, y + (long)t * yStride + r, yStride);
         }
         // Fewer than 4 tokens (decode): one row at a time. Walking 4 rows at once (four streams of 144–210-byte
         // blocks) measured 3.0 GB/s for Q6_K on a matrix larger than the caches against 9.8 row by row
@@ -314,6 +318,15 @@ internal static unsafe class KQuantKernels
     private struct Four : ITokens { public static int Count => 4; }
     private struct Eight : ITokens { public static int Count => 8; }
 
+    /// <summary>Whether the tiles multiply two chunks per 512-bit instruction (<see cref="Wide"/>) or use <c>TD</c>'s 256-bit forms.</summary>
+    private interface ITileWidth
+    {
+        static abstract bool Is512 { get; }
+    }
+
+    private struct Narrow : ITileWidth { public static bool Is512 => false; }
+    private struct Wide : ITileWidth { public static bool Is512 => true; }
+
     /// <summary><see cref="Combine"/> for four (row, token) pairs at once, lane by lane the same float operations in the same order.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector128<float> Combine4(Vector128<float> d, Vector128<float> dmin, Vector128<float> xd, Vector128<int> sumi, Vector128<int> summ) =>
@@ -329,8 +342,8 @@ internal static unsafe class KQuantKernels
     /// are unpacked once for all of them; the per-token integer sums and minimum sums are reduced four at a time.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void RowTokens<TB, TD, TN>(byte* row, Q8KRows x, int t, float* y, int yStride)
-        where TB : IKQuantBlock where TD : IKQuantDot where TN : struct, ITokens
+    private static void RowTokens<TB, TD, TN, TW>(byte* row, Q8KRows x, int t, float* y, int yStride)
+        where TB : IKQuantBlock where TD : IKQuantDot where TN : struct, ITokens where TW : struct, ITileWidth
     {
         var scales = stackalloc short[16];
         var mins = stackalloc short[16];
@@ -346,7 +359,39 @@ internal static unsafe class KQuantKernels
             var index = (long)t * blocks + b;
             var q0 = x.Quants + index * Q8KActivations.Block;
             Vector256<int> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
-            if (typeof(TD) == typeof(VnniKDot) && !TB.Signed)
+            if (TW.Is512 && !TB.Signed)
+            {
+                Vector512<int> z0 = default, z1 = default, z2 = default, z3 = default, z4 = default, z5 = default, z6 = default, z7 = default;
+                for (var c = 0; c < 8; c += 2)
+                {
+                    var wq = Vector512.Create(TB.Chunk(block, c), TB.Chunk(block, c + 1));
+                    var sc = Vector512.Create(TB.ChunkScales(scales, c), TB.ChunkScales(scales, c + 1));
+                    var q = q0 + c * 32;
+                    z0 += Wide512(wq, Vector512.Load(q), sc);
+                    z1 += Wide512(wq, Vector512.Load(q + tq), sc);
+                    z2 += Wide512(wq, Vector512.Load(q + 2 * tq), sc);
+                    z3 += Wide512(wq, Vector512.Load(q + 3 * tq), sc);
+                    if (eight)
+                    {
+                        z4 += Wide512(wq, Vector512.Load(q + 4 * tq), sc);
+                        z5 += Wide512(wq, Vector512.Load(q + 5 * tq), sc);
+                        z6 += Wide512(wq, Vector512.Load(q + 6 * tq), sc);
+                        z7 += Wide512(wq, Vector512.Load(q + 7 * tq), sc);
+                    }
+                }
+                a0 = z0.GetLower() + z0.GetUpper();
+                a1 = z1.GetLower() + z1.GetUpper();
+                a2 = z2.GetLower() + z2.GetUpper();
+                a3 = z3.GetLower() + z3.GetUpper();
+                if (eight)
+                {
+                    a4 = z4.GetLower() + z4.GetUpper();
+                    a5 = z5.GetLower() + z5.GetUpper();
+                    a6 = z6.GetLower() + z6.GetUpper();
+                    a7 = z7.GetLower() + z7.GetUpper();
+                }
+            }
+            else if (typeof(TD) == typeof(VnniKDot) && !TB.Signed)
             {
                 for (var c = 0; c < 8; c += 2)
                 {
@@ -405,6 +450,14 @@ internal static unsafe class KQuantKernels
         y[6L * yStride] = f1.GetElement(2);
         y[7L * yStride] = f1.GetElement(3);
     }
+
+    /// <summary>
+    /// Two chunks of unsigned quants times their 64 activations and per-16 scales on 512 bits: <c>vpmaddubsw</c>
+    /// (pairs at most 2·63·127, never saturating) then <c>vpmaddwd</c>; the same exact integers as two 256-bit chunk dots.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<int> Wide512(Vector512<byte> w, Vector512<sbyte> x, Vector512<short> scales) =>
+        Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(w, x), scales);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static Vector256<int> ChunkDot<TB, TD>(Vector256<byte> w, Vector256<sbyte> x, Vector256<short> scales)
