@@ -10,7 +10,8 @@ namespace Bulwark.Engine.Kernels.Cpu;
 /// Q4_K, Q5_K and Q6_K (what Q4_K_M, Q5_K_M and Q6_K files hold) have AVX2 forms written out whole, as
 /// ggml's vec_dot_q*_K_q8_K: each 32 bytes of quants loaded once for the chunks they hold, and the scales
 /// taken from a register with one byte shuffle per chunk rather than stored and re-broadcast. The lanes
-/// may split the sums differently from the generic form; the totals are the same exact integers.
+/// may split the sums differently from the generic form; the totals are the same exact integers. With
+/// <see cref="VnniKDot"/> the same forms run two chunks per <see cref="VnniKDot.Pair"/> (AVX-VNNI).
 /// </summary>
 internal static unsafe class KQuantBlockSums
 {

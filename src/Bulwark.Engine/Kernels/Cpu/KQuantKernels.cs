@@ -213,7 +213,9 @@ internal static unsafe class KQuantKernels
     {
         InstructionSet.Scalar => "scalar int8",
         InstructionSet.Portable => "portable Vector256 int8",
-        InstructionSet.AvxVnni or InstructionSet.Avx512 when AvxVnni.IsSupported => "AVX-VNNI vpdpbusd/vpdpwssd int8 (256-bit)",
+        InstructionSet.AvxVnni when AvxVnni.IsSupported => "AVX-VNNI vpdpbusd/vpdpwssd int8 (256-bit)",
+        InstructionSet.Avx512 when AvxVnni.IsSupported => "AVX-512 vpmaddubsw tiles, AVX-VNNI vpdpbusd/vpdpwssd decode",
+        InstructionSet.Avx512 => "AVX-512 vpmaddubsw tiles, AVX2 decode",
         _ => "AVX2 vpmaddubsw/vpmaddwd int8",
     };
 
@@ -290,7 +292,8 @@ internal static unsafe class KQuantKernels
     /// <summary>
     /// Tiles of 8 (then 4) tokens one row at a time, each super-block unpacked once for all of them, the
     /// per-block reductions and float steps done four dot products at a time (<see cref="IKQuantDot.Sum4"/>);
-    /// the last tokens (fewer than 4) one row and one token at a time.
+    /// the last tokens (fewer than 4) one row and one token at a time. <typeparamref name="TW"/> <see cref="Wide"/>
+    /// (the AVX-512 tier) runs the token tiles two chunks per 512-bit instruction; decode stays on <typeparamref name="TD"/>.
     /// </summary>
     private static void Tile256<TB, TD, TW>(byte* w, long rowBytes, int r0, int r1, Q8KRows x, int t0, int t1, float* y, int yStride)
         where TB : IKQuantBlock where TD : IKQuantDot where TW : struct, ITileWidth
