@@ -215,7 +215,6 @@ internal static unsafe class KQuantKernels
         InstructionSet.Portable => "portable Vector256 int8",
         InstructionSet.AvxVnni when AvxVnni.IsSupported => "AVX-VNNI vpdpbusd/vpdpwssd int8 (256-bit)",
         InstructionSet.Avx512 when AvxVnni.IsSupported => "AVX-512 vpmaddubsw tiles, AVX-VNNI vpdpbusd/vpdpwssd decode",
-        InstructionSet.Avx512 => "AVX-512 vpmaddubsw tiles, AVX2 decode",
         _ => "AVX2 vpmaddubsw/vpmaddwd int8",
     };
 
@@ -241,13 +240,13 @@ internal static unsafe class KQuantKernels
         {
             case InstructionSet.Scalar: TileScalar<TB>(w, rowBytes, r0, r1, x, t0, t1, y, yStride); break;
             case InstructionSet.Portable: Tile256<TB, PortableKDot, Narrow>(w, rowBytes, r0, r1, x, t0, t1, y, yStride); break;
+            // 512-bit tiles only where AVX-VNNI is also present (Zen 5, where they were measured to win): a CPU with
+            // AVX-512 but no AVX-VNNI (Zen 4) splits 512-bit operations and keeps the 256-bit kernels it had.
             case InstructionSet.Avx512 when AvxVnni.IsSupported:
                 Tile256<TB, VnniKDot, Wide>(w, rowBytes, r0, r1, x, t0, t1, y, yStride); break;
-            case InstructionSet.Avx512:
-                Tile256<TB, Avx2KDot, Wide>(w, rowBytes, r0, r1, x, t0, t1, y, yStride); break;
             case InstructionSet.AvxVnni when AvxVnni.IsSupported:
                 Tile256<TB, VnniKDot, Narrow>(w, rowBytes, r0, r1, x, t0, t1, y, yStride); break;
-            case InstructionSet.Avx2 or InstructionSet.AvxVnni:
+            case InstructionSet.Avx2 or InstructionSet.AvxVnni or InstructionSet.Avx512:
                 Tile256<TB, Avx2KDot, Narrow>(w, rowBytes, r0, r1, x, t0, t1, y, yStride); break;
             default: throw new ArgumentOutOfRangeException(nameof(isa), isa, "unknown instruction set");
         }
