@@ -249,6 +249,99 @@ public unsafe class KQuantTests : IDisposable
         }
     }
 
+    /// <summary>
+    /// The VNNI pair packs each 4 products' sum to 16 bits, exact only while |sum| ≤ 32767: the largest quants every
+    /// format holds (every quant byte 0xFF: Q6_K 63, Q5_K 31, ...) against activations all +127, all −127 and
+    /// alternating in sign every 4 (4·63·127 = 32004), with the largest and most negative scales, through decode
+    /// and the 4- and 8-token tiles, equal to the scalar twin bit for bit on every tier.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(KQuants))]
+    public void ExtremeQuantsAndActivationsStayExact(GgmlType type)
+    {
+        const int rows = 3, blocks = 5, tokens = 13, columns = blocks * 256;
+        var isas = Enum.GetValues<InstructionSet>().Where(i => i != InstructionSet.Scalar && KernelIsa.IsSupported(i)).ToArray();
+        foreach (var signedScale in new byte[] { 0xFF, 0x7F, 0x80 })
+        {
+            using var w = new RandomMatrix(type, rows, columns, seed: 1);
+            var blockBytes = GgmlTypes.BlockBytes(type);
+            new Span<byte>(w.Data, (int)(w.RowBytes * rows)).Fill(0xFF);
+            for (var b = 0; b < rows * blocks; b++)
+            {
+                var block = w.Data + b * blockBytes;
+                // d (and dmin) 1.0 where each format keeps them; Q6_K's signed per-16 scales at their limits.
+                foreach (var offset in type switch { GgmlType.Q2_K => new[] { 80, 82 }, GgmlType.Q3_K => [108], GgmlType.Q6_K => [208], _ => [0, 2] })
+                    *(ushort*)(block + offset) = 0x3C00;
+                if (type == GgmlType.Q6_K) new Span<byte>(block + 192, 16).Fill(signedScale);
+            }
+            var activations = Q8KActivations.ForThread(tokens, columns).Rows;
+            for (var t = 0; t < tokens; t++)
+            for (var b = 0; b < blocks; b++)
+            {
+                var index = (long)t * blocks + b;
+                var q = activations.Quants + index * Q8KActivations.Block;
+                for (var i = 0; i < Q8KActivations.Block; i++)
+                    q[i] = (t % 3) switch { 0 => 127, 1 => -127, _ => (i / 4 % 2 == 0) ? (sbyte)127 : (sbyte)-127 };
+                for (var g = 0; g < Q8KActivations.Groups; g++)
+                {
+                    var sum = 0;
+                    for (var i = 0; i < 16; i++) sum += q[g * 16 + i];
+                    activations.Sums[index * Q8KActivations.Groups + g] = (short)sum;
+                }
+                activations.Scales[index] = 1f / 127;
+            }
+            foreach (var (t0, t1) in new[] { (0, 1), (0, 4), (0, 8), (0, tokens) })
+            {
+                var expected = Tile(type, InstructionSet.Scalar, w, activations, 0, rows, t0, t1);
+                foreach (var isa in isas)
+                {
+                    var actual = Tile(type, isa, w, activations, 0, rows, t0, t1);
+                    for (var i = 0; i < expected.Length; i++)
+                        Assert.True(BitConverter.SingleToInt32Bits(expected[i]) == BitConverter.SingleToInt32Bits(actual[i]),
+                            $"{type} {isa} scale byte {signedScale:x2} tokens [{t0}, {t1}): element {i} scalar {expected[i]} simd {actual[i]}");
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Q4_K/Q5_K's scale regrouping in one vector register equals ggml's three-word scalar form for every bit of the
+    /// 12 scale bytes (each bit set alone, all set, none) and 2,000 random blocks; the scales and minimums it yields
+    /// equal the reference dequantizer's get_scale_min_k4.
+    /// </summary>
+    [Fact]
+    public void PackedScalesEqualTheScalarRegrouping()
+    {
+        var random = new Random(5);
+        var block = stackalloc byte[16];
+        var patterns = new List<byte[]> { new byte[16], Enumerable.Repeat((byte)0xFF, 16).ToArray() };
+        for (var bit = 32; bit < 128; bit++)
+        {
+            var one = new byte[16];
+            one[bit / 8] = (byte)(1 << (bit % 8));
+            patterns.Add(one);
+        }
+        for (var i = 0; i < 2000; i++)
+        {
+            var bytes = new byte[16];
+            random.NextBytes(bytes);
+            patterns.Add(bytes);
+        }
+        Span<int> reference = stackalloc int[16];
+        foreach (var pattern in patterns)
+        {
+            pattern.CopyTo(new Span<byte>(block, 16));
+            var packed = KQuantScales.Packed(block);
+            Assert.Equal(KQuantScales.PackedScalar(block), packed);
+            for (var j = 0; j < 8; j++)
+            {
+                var (scale, min) = Dequantize.ScaleMinK4(j, new ReadOnlySpan<byte>(block + 4, 12));
+                Assert.Equal(scale, packed[j]);
+                Assert.Equal(min, packed[8 + j]);
+            }
+        }
+    }
+
     /// <summary>One tile into a fresh output of maxRows × tokens, NaN outside the tile (so a write out of it shows).</summary>
     private static float[] Tile(GgmlType type, InstructionSet isa, RandomMatrix w, Q8KRows x, int r0, int r1, int t0, int t1)
     {

@@ -92,6 +92,61 @@ internal unsafe struct Avx2KDot : IKQuantDot
     }
 }
 
+/// <summary>
+/// AVX-VNNI: the same exact integers as <see cref="Avx2KDot"/> with fewer instructions for two chunks at a time
+/// (<see cref="Pair"/>). Single-chunk operations are <see cref="Avx2KDot"/>'s (the signed IQ4_XS and the
+/// odd-chunk forms have no VNNI shape).
+/// </summary>
+internal unsafe struct VnniKDot : IKQuantDot
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> Dot(Vector256<byte> w, Vector256<sbyte> x, Vector256<short> scales) => Avx2KDot.Dot(w, x, scales);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> DotSigned(Vector256<sbyte> w, Vector256<sbyte> x, Vector256<short> scales) => Avx2KDot.DotSigned(w, x, scales);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int MinSum(short* mins, short* sums) => Avx2KDot.MinSum(mins, sums);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> MinProducts(Vector256<short> mins, short* sums) => Avx2KDot.MinProducts(mins, sums);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<int> Sum4(Vector256<int> a, Vector256<int> b, Vector256<int> c, Vector256<int> d) => Avx2KDot.Sum4(a, b, c, d);
+
+    /// <summary>
+    /// <paramref name="acc"/> plus two chunks' scaled products: <c>vpdpbusd</c> sums each 4 products of a chunk
+    /// (unsigned quants ≤ 63 times activations in [−127, 127]: |sum| ≤ 4·63·127 = 32004, so it fits 16 bits), the
+    /// two chunks' sums are packed to 16 bits (<c>vpackssdw</c>, exact: nothing reaches the saturation), and one
+    /// <c>vpdpwssd</c> multiplies them by their per-16 scales and adds pairs to <paramref name="acc"/>: 4
+    /// instructions for two chunks where <c>vpmaddubsw</c>, <c>vpmaddwd</c> and an add took 6.
+    /// </summary>
+    /// <param name="scales">
+    /// <see cref="PairScales"/>' arrangement (<c>vpackssdw</c>'s order within each 128-bit half): shorts 0-3 the
+    /// scale of chunk a's values 0-15, 4-7 chunk b's values 0-15, 8-11 chunk a's values 16-31, 12-15 chunk b's.
+    /// </param>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> Pair(Vector256<int> acc, Vector256<byte> a, Vector256<sbyte> xa, Vector256<byte> b, Vector256<sbyte> xb, Vector256<short> scales)
+    {
+        var sa = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, a, xa);
+        var sb = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, b, xb);
+        return AvxVnni.MultiplyWideningAndAdd(acc, Avx2.PackSignedSaturate(sa, sb), scales);
+    }
+
+    /// <summary>
+    /// <see cref="Pair"/>'s scales for chunks c and c+1 from the 16 per-16 scales (<see cref="IKQuantBlock.Scales"/>):
+    /// scales[2c], [2c+2] in the low half, [2c+1], [2c+3] in the high half, each four times.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<short> PairScales(short* scales, int c)
+    {
+        var four = Vector256.Create(*(long*)(scales + 2 * c)).AsByte();
+        return Avx2.Shuffle(four, Vector256.Create(
+            (byte)0, 1, 0, 1, 0, 1, 0, 1, 4, 5, 4, 5, 4, 5, 4, 5,
+            2, 3, 2, 3, 2, 3, 2, 3, 6, 7, 6, 7, 6, 7, 6, 7)).AsInt16();
+    }
+}
+
 /// <summary>Portable: widen to int16, multiply, widen to int32, scale. Any CPU .NET vectorizes.</summary>
 internal unsafe struct PortableKDot : IKQuantDot
 {
@@ -143,9 +198,11 @@ internal unsafe struct PortableKDot : IKQuantDot
 /// K-quant weight rows (Q2_K-Q6_K, as stored in the file) times Q8_K activation rows. A tile is a
 /// range of rows × a range of tokens; each weight super-block is unpacked once per 4 tokens. All
 /// tiers compute the same exact integers per super-block and combine them with the same float
-/// operations in the same order, so every tier equals the scalar twin bit for bit. At AVX-VNNI and
-/// AVX-512 the AVX2 arithmetic runs: <c>vpdpbusd</c> would still need a separate multiply by the
-/// per-16 scales, which <c>vpmaddwd</c> already does while adding.
+/// operations in the same order, so every tier equals the scalar twin bit for bit. Where the CPU has
+/// AVX-VNNI (at the AVX-VNNI and AVX-512 tiers) the unsigned K-quants run <see cref="VnniKDot.Pair"/>:
+/// <c>vpdpbusd</c> per chunk, two chunks packed to 16 bits, one <c>vpdpwssd</c> by the per-16 scales.
+/// .NET 10 has no 512-bit <c>vpdpbusd</c> (no AVX512-VNNI class; <c>Avx10v1</c> is not reported by AMD
+/// CPUs), so the VNNI forms are 256-bit.
 /// </summary>
 internal static unsafe class KQuantKernels
 {
@@ -156,6 +213,8 @@ internal static unsafe class KQuantKernels
     {
         InstructionSet.Scalar => "scalar int8",
         InstructionSet.Portable => "portable Vector256 int8",
+        InstructionSet.AvxVnni when AvxVnni.IsSupported => "AVX-VNNI vpdpbusd/vpdpwssd int8 (256-bit)",
+        InstructionSet.Avx512 when AvxVnni.IsSupported => "AVX-512 vpmaddubsw tiles, AVX-VNNI vpdpbusd/vpdpwssd decode",
         _ => "AVX2 vpmaddubsw/vpmaddwd int8",
     };
 
@@ -180,9 +239,15 @@ internal static unsafe class KQuantKernels
         switch (isa)
         {
             case InstructionSet.Scalar: TileScalar<TB>(w, rowBytes, r0, r1, x, t0, t1, y, yStride); break;
-            case InstructionSet.Portable: Tile256<TB, PortableKDot>(w, rowBytes, r0, r1, x, t0, t1, y, yStride); break;
+            case InstructionSet.Portable: Tile256<TB, PortableKDot, Narrow>(w, rowBytes, r0, r1, x, t0, t1, y, yStride); break;
+            // 512-bit tiles only where AVX-VNNI is also present (Zen 5, where they were measured to win): a CPU with
+            // AVX-512 but no AVX-VNNI (Zen 4) splits 512-bit operations and keeps the 256-bit kernels it had.
+            case InstructionSet.Avx512 when AvxVnni.IsSupported:
+                Tile256<TB, VnniKDot, Wide>(w, rowBytes, r0, r1, x, t0, t1, y, yStride); break;
+            case InstructionSet.AvxVnni when AvxVnni.IsSupported:
+                Tile256<TB, VnniKDot, Narrow>(w, rowBytes, r0, r1, x, t0, t1, y, yStride); break;
             case InstructionSet.Avx2 or InstructionSet.AvxVnni or InstructionSet.Avx512:
-                Tile256<TB, Avx2KDot>(w, rowBytes, r0, r1, x, t0, t1, y, yStride); break;
+                Tile256<TB, Avx2KDot, Narrow>(w, rowBytes, r0, r1, x, t0, t1, y, yStride); break;
             default: throw new ArgumentOutOfRangeException(nameof(isa), isa, "unknown instruction set");
         }
     }
@@ -226,18 +291,19 @@ internal static unsafe class KQuantKernels
     /// <summary>
     /// Tiles of 8 (then 4) tokens one row at a time, each super-block unpacked once for all of them, the
     /// per-block reductions and float steps done four dot products at a time (<see cref="IKQuantDot.Sum4"/>);
-    /// the last tokens (fewer than 4) one row and one token at a time.
+    /// the last tokens (fewer than 4) one row and one token at a time. <typeparamref name="TW"/> <see cref="Wide"/>
+    /// (the AVX-512 tier) runs the token tiles two chunks per 512-bit instruction; decode stays on <typeparamref name="TD"/>.
     /// </summary>
-    private static void Tile256<TB, TD>(byte* w, long rowBytes, int r0, int r1, Q8KRows x, int t0, int t1, float* y, int yStride)
-        where TB : IKQuantBlock where TD : IKQuantDot
+    private static void Tile256<TB, TD, TW>(byte* w, long rowBytes, int r0, int r1, Q8KRows x, int t0, int t1, float* y, int yStride)
+        where TB : IKQuantBlock where TD : IKQuantDot where TW : struct, ITileWidth
     {
         var tiled = t0 + (t1 - t0) / 4 * 4;
         for (var r = r0; r < r1; r++)
         {
             var row = w + r * rowBytes;
             var t = t0;
-            for (; t + 8 <= tiled; t += 8) RowTokens<TB, TD, Eight>(row, x, t, y + (long)t * yStride + r, yStride);
-            if (t < tiled) RowTokens<TB, TD, Four>(row, x, t, y + (long)t * yStride + r, yStride);
+            for (; t + 8 <= tiled; t += 8) RowTokens<TB, TD, Eight, TW>(row, x, t, y + (long)t * yStride + r, yStride);
+            if (t < tiled) RowTokens<TB, TD, Four, TW>(row, x, t, y + (long)t * yStride + r, yStride);
         }
         // Fewer than 4 tokens (decode): one row at a time. Walking 4 rows at once (four streams of 144–210-byte
         // blocks) measured 3.0 GB/s for Q6_K on a matrix larger than the caches against 9.8 row by row
@@ -254,6 +320,15 @@ internal static unsafe class KQuantKernels
     private struct Four : ITokens { public static int Count => 4; }
     private struct Eight : ITokens { public static int Count => 8; }
 
+    /// <summary>Whether the tiles multiply two chunks per 512-bit instruction (<see cref="Wide"/>) or use <c>TD</c>'s 256-bit forms.</summary>
+    private interface ITileWidth
+    {
+        static abstract bool Is512 { get; }
+    }
+
+    private struct Narrow : ITileWidth { public static bool Is512 => false; }
+    private struct Wide : ITileWidth { public static bool Is512 => true; }
+
     /// <summary><see cref="Combine"/> for four (row, token) pairs at once, lane by lane the same float operations in the same order.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector128<float> Combine4(Vector128<float> d, Vector128<float> dmin, Vector128<float> xd, Vector128<int> sumi, Vector128<int> summ) =>
@@ -269,8 +344,8 @@ internal static unsafe class KQuantKernels
     /// are unpacked once for all of them; the per-token integer sums and minimum sums are reduced four at a time.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void RowTokens<TB, TD, TN>(byte* row, Q8KRows x, int t, float* y, int yStride)
-        where TB : IKQuantBlock where TD : IKQuantDot where TN : struct, ITokens
+    private static void RowTokens<TB, TD, TN, TW>(byte* row, Q8KRows x, int t, float* y, int yStride)
+        where TB : IKQuantBlock where TD : IKQuantDot where TN : struct, ITokens where TW : struct, ITileWidth
     {
         var scales = stackalloc short[16];
         var mins = stackalloc short[16];
@@ -286,6 +361,60 @@ internal static unsafe class KQuantKernels
             var index = (long)t * blocks + b;
             var q0 = x.Quants + index * Q8KActivations.Block;
             Vector256<int> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
+            if (TW.Is512 && !TB.Signed)
+            {
+                Vector512<int> z0 = default, z1 = default, z2 = default, z3 = default, z4 = default, z5 = default, z6 = default, z7 = default;
+                for (var c = 0; c < 8; c += 2)
+                {
+                    var wq = Vector512.Create(TB.Chunk(block, c), TB.Chunk(block, c + 1));
+                    var sc = Vector512.Create(TB.ChunkScales(scales, c), TB.ChunkScales(scales, c + 1));
+                    var q = q0 + c * 32;
+                    z0 += Wide512(wq, Vector512.Load(q), sc);
+                    z1 += Wide512(wq, Vector512.Load(q + tq), sc);
+                    z2 += Wide512(wq, Vector512.Load(q + 2 * tq), sc);
+                    z3 += Wide512(wq, Vector512.Load(q + 3 * tq), sc);
+                    if (eight)
+                    {
+                        z4 += Wide512(wq, Vector512.Load(q + 4 * tq), sc);
+                        z5 += Wide512(wq, Vector512.Load(q + 5 * tq), sc);
+                        z6 += Wide512(wq, Vector512.Load(q + 6 * tq), sc);
+                        z7 += Wide512(wq, Vector512.Load(q + 7 * tq), sc);
+                    }
+                }
+                a0 = z0.GetLower() + z0.GetUpper();
+                a1 = z1.GetLower() + z1.GetUpper();
+                a2 = z2.GetLower() + z2.GetUpper();
+                a3 = z3.GetLower() + z3.GetUpper();
+                if (eight)
+                {
+                    a4 = z4.GetLower() + z4.GetUpper();
+                    a5 = z5.GetLower() + z5.GetUpper();
+                    a6 = z6.GetLower() + z6.GetUpper();
+                    a7 = z7.GetLower() + z7.GetUpper();
+                }
+            }
+            else if (typeof(TD) == typeof(VnniKDot) && !TB.Signed)
+            {
+                for (var c = 0; c < 8; c += 2)
+                {
+                    var wa = TB.Chunk(block, c);
+                    var wb = TB.Chunk(block, c + 1);
+                    var sc = VnniKDot.PairScales(scales, c);
+                    var q = q0 + c * 32;
+                    a0 = VnniKDot.Pair(a0, wa, Vector256.Load(q), wb, Vector256.Load(q + 32), sc);
+                    a1 = VnniKDot.Pair(a1, wa, Vector256.Load(q + tq), wb, Vector256.Load(q + tq + 32), sc);
+                    a2 = VnniKDot.Pair(a2, wa, Vector256.Load(q + 2 * tq), wb, Vector256.Load(q + 2 * tq + 32), sc);
+                    a3 = VnniKDot.Pair(a3, wa, Vector256.Load(q + 3 * tq), wb, Vector256.Load(q + 3 * tq + 32), sc);
+                    if (eight)
+                    {
+                        a4 = VnniKDot.Pair(a4, wa, Vector256.Load(q + 4 * tq), wb, Vector256.Load(q + 4 * tq + 32), sc);
+                        a5 = VnniKDot.Pair(a5, wa, Vector256.Load(q + 5 * tq), wb, Vector256.Load(q + 5 * tq + 32), sc);
+                        a6 = VnniKDot.Pair(a6, wa, Vector256.Load(q + 6 * tq), wb, Vector256.Load(q + 6 * tq + 32), sc);
+                        a7 = VnniKDot.Pair(a7, wa, Vector256.Load(q + 7 * tq), wb, Vector256.Load(q + 7 * tq + 32), sc);
+                    }
+                }
+            }
+            else
             for (var c = 0; c < 8; c++)
             {
                 var wq = TB.Chunk(block, c);
@@ -323,6 +452,14 @@ internal static unsafe class KQuantKernels
         y[6L * yStride] = f1.GetElement(2);
         y[7L * yStride] = f1.GetElement(3);
     }
+
+    /// <summary>
+    /// Two chunks of unsigned quants times their 64 activations and per-16 scales on 512 bits: <c>vpmaddubsw</c>
+    /// (pairs at most 2·63·127, never saturating) then <c>vpmaddwd</c>; the same exact integers as two 256-bit chunk dots.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<int> Wide512(Vector512<byte> w, Vector512<sbyte> x, Vector512<short> scales) =>
+        Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(w, x), scales);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static Vector256<int> ChunkDot<TB, TD>(Vector256<byte> w, Vector256<sbyte> x, Vector256<short> scales)
