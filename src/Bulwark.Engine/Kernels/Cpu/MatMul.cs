@@ -144,6 +144,7 @@ public static unsafe class MatMul
             Y = w.Y,
             Tokens = tokens,
             Norm = norm,
+            FiniteHalves = type == GgmlType.F16 && finiteHalves,
         };
         if (norm != null && !QuantizedKernels.Handles(type) && !KQuantKernels.Handles(type))
         {
@@ -199,6 +200,9 @@ public static unsafe class MatMul
 
         /// <summary>F16 weights through <see cref="F16ScaledRow"/>; <see cref="X"/> is then the activations times 2^112.</summary>
         public bool ScaledHalves;
+
+        /// <summary>F16 weights with no infinity or NaN: widened with <see cref="FloatKernels.WidenFiniteHalves"/>.</summary>
+        public bool FiniteHalves;
         public Q8Rows Activations;
         public Q8KRows KActivations;
 
@@ -266,7 +270,8 @@ public static unsafe class MatMul
 
     /// <summary>
     /// F16/BF16 weights with many tokens: each run of rows is widened to float32 once (the kernels' own
-    /// <see cref="F16Row"/>/<see cref="BF16Row"/> conversion, exact) and then multiplied by every tile of
+    /// <see cref="F16Row"/>/<see cref="BF16Row"/> conversion, exact; finite F16 rows the same values in 4
+    /// operations per 16 halves with <see cref="FloatKernels.WidenFiniteHalves"/>) and then multiplied by every tile of
     /// tokens with the F32 kernel. Widening per 4 tokens cost about three times the FMAs; the values and
     /// the FMA order are the same, so the result equals the per-tile conversion bit for bit.
     /// </summary>
@@ -281,7 +286,11 @@ public static unsafe class MatMul
             {
                 var n = Math.Min(WidenRows, r1 - rb);
                 for (var r = 0; r < n; r++)
-                    FloatKernels.Widen(job->Type, job->Weights + (rb + r) * job->RowBytes, columns, rows + (long)r * columns);
+                {
+                    var row = job->Weights + (rb + r) * job->RowBytes;
+                    if (job->FiniteHalves) FloatKernels.WidenFiniteHalves(row, columns, rows + (long)r * columns);
+                    else FloatKernels.Widen(job->Type, row, columns, rows + (long)r * columns);
+                }
                 for (var t0 = 0; t0 < job->Tokens; t0 += TokenTile)
                     FloatKernels.Tile(GgmlType.F32, job->Isa, (byte*)rows, columns * 4L, columns, 0, n, job->X, t0, Math.Min(job->Tokens, t0 + TokenTile), job->Y + rb, job->Rows);
             }
