@@ -4,7 +4,8 @@ namespace Bulwark.Engine.Kernels.Cpu;
 
 /// <summary>
 /// A dedicated pool of worker threads for the kernels: one thread per core (the caller's thread
-/// counts as one), spin-then-park, work split into items claimed with an atomic counter.
+/// counts as one), spin-then-park, work split into items claimed with a compare-exchange on a ticket
+/// (job, next item); a call returns when its items are done, whether or not every worker woke for it.
 /// A call passes a function pointer and a pointer to a context the caller keeps on its stack,
 /// so <see cref="Run"/> allocates nothing. Only one caller uses the workers at a time; a second
 /// concurrent caller (another session on another thread) or a nested call runs its items inline.
