@@ -73,16 +73,56 @@ internal static class EngineRun
         using (var executor = new PagedLlamaExecutor(model))
         using (var engine = new LlmEngine(executor, SingleSequence(prefill, decode)))
         {
-            OursSingle(engine, tokens[..Math.Min(16, prefill)], 1); // JIT and scratch warm-up
+            // Warm-up to the steady state a serving process is in after its first requests (see WarmUp).
+            WarmUp(() => OursSingle(engine, tokens[..prefill], Math.Min(decode, 32)));
             (prefillSeconds, decodeSeconds, decodeCpu, prefillCpu) = OursSingle(engine, tokens[..prefill], decode);
         }
         var batched = new Dictionary<int, double>();
         var batchedCpu = new Dictionary<int, double>();
-        foreach (var sequences in batches) (batched[sequences], batchedCpu[sequences]) = OursBatched(model, sequences, tokens);
+        foreach (var sequences in batches)
+        {
+            WaitForTiering();
+            (batched[sequences], batchedCpu[sequences]) = OursBatched(model, sequences, tokens);
+        }
         (double Rate, double PerCpu) engineShort = default, sessionShort = default;
         if (session > 0) (engineShort, sessionShort) = EngineAgainstSession(model, tokens[..ShortPrompt], session);
         return new EngineResult("ours", prefill / prefillSeconds, decode / decodeSeconds, batched, PeakMemory.MiB(), engineShort.Rate, sessionShort.Rate, decode / decodeCpu,
             prefill / prefillCpu, batchedCpu, engineShort.PerCpu, sessionShort.PerCpu);
+    }
+
+    /// <summary>
+    /// Runs <paramref name="run"/> twice, letting the runtime finish recompiling after each. .NET first runs a method
+    /// unoptimized (tier 0) and recompiles it optimized only after 30 calls and a quiet 100 ms, on a background thread
+    /// whose CPU time is this process's: after the 16-token warm-up this replaced, a third of the engine thread's samples
+    /// in the measured 128-token prefill were tier-0 code, and with 32 decode steps the JIT's own time counted in
+    /// decode's CPU seconds (110M Q4_0, one thread: prefill 671–697 tok/CPU-s against 1087–1908 with tiered compilation
+    /// off). llama.cpp's kernels are native, so both sides are now measured warm, as a server is after its first requests.
+    /// </summary>
+    private static void WarmUp(Action run)
+    {
+        run();
+        WaitForTiering();
+        run();
+        WaitForTiering();
+    }
+
+    /// <summary>Waits (at most 5 s) until no method was compiled for 200 ms: the background recompilations are done.</summary>
+    private static void WaitForTiering()
+    {
+        var count = System.Runtime.JitInfo.GetCompiledMethodCount();
+        var clock = Stopwatch.StartNew();
+        var quietSince = TimeSpan.Zero;
+        while (clock.Elapsed.TotalSeconds < 5)
+        {
+            Thread.Sleep(50);
+            var now = System.Runtime.JitInfo.GetCompiledMethodCount();
+            if (now != count)
+            {
+                count = now;
+                quietSince = clock.Elapsed;
+            }
+            else if ((clock.Elapsed - quietSince).TotalMilliseconds >= 200) return;
+        }
     }
 
     /// <summary>Prompt of the engine-against-session decode comparison.</summary>
@@ -100,12 +140,16 @@ internal static class EngineRun
         using (var executor = new PagedLlamaExecutor(model))
         using (var engine = new LlmEngine(executor, SingleSequence(prompt.Length, decode)))
         {
-            OursSingle(engine, prompt, 2); // warm-up
+            WarmUp(() => OursSingle(engine, prompt, Math.Min(decode, 32)));
             var run = OursSingle(engine, prompt, decode);
             engineRate = (decode / run.Decode, decode / run.DecodeCpu);
         }
         using var session = new Bulwark.Engine.Model.Reference.LlamaSession(model, prompt.Length + decode + 1);
         var next = 0;
+        WarmUp(() =>
+        {
+            for (var i = 0; i < prompt.Length + Math.Min(decode, 32); i++) Sampler.ArgMax(session.Forward(prompt[i % prompt.Length], i));
+        });
         for (var i = 0; i < prompt.Length; i++) next = Sampler.ArgMax(session.Forward(prompt[i], i));
         var cpu = CpuTime();
         var clock = Stopwatch.StartNew();
@@ -222,8 +266,14 @@ internal static class EngineRun
         using (var context = weights.CreateContext(parameters))
         {
             var batch = new LLamaBatch();
-            Decode(context, batch, tokens.AsSpan(0, Math.Min(16, prefill)), 0); // warm-up
-            context.NativeHandle.MemoryClear(true);
+            // The same warm-up as ours (WarmUp): the measured prompt and up to 32 steps, twice, so neither side's
+            // measured run pays first-use costs (its compute buffers for a 128-token batch, our JIT).
+            WarmUp(() =>
+            {
+                Decode(context, batch, tokens.AsSpan(0, prefill), 0);
+                for (var i = 0; i < Math.Min(decode, 32); i++) Decode(context, batch, tokens.AsSpan(prefill + i, 1), prefill + i);
+                context.NativeHandle.MemoryClear(true);
+            });
 
             var startCpu = CpuTime();
             var clock = Stopwatch.StartNew();

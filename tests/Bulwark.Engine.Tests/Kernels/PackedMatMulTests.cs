@@ -63,6 +63,32 @@ public unsafe class PackedMatMulTests : IDisposable
     }
 
     /// <summary>
+    /// Nothing is written past the output: a group (8 rows) or a 512-bit pair (16) cut short by the matrix's end stores only
+    /// its rows (masked stores), so a guard of sentinel floats after the last token's row stays as it was, on every path.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Types))]
+    public void NothingIsWrittenPastTheOutput(GgmlType type)
+    {
+        const int guard = 32;
+        const int sentinel = 0x7FC0_1234;
+        foreach (var isa in FastIsas.Append(InstructionSet.Scalar))
+        foreach (var (rows, columns, tokens) in Shapes)
+        {
+            using var w = new RandomMatrix(type, rows, columns, seed: rows + 3);
+            var x = RandomMatrix.Activations(tokens, columns, seed: 5);
+            using var packed = PackedQuantMatrix.Pack(w.Type, w.Data, w.RowBytes, w.Rows, w.Columns, _pool);
+            var y = new float[tokens * rows + guard];
+            Array.Fill(y, BitConverter.Int32BitsToSingle(sentinel));
+            fixed (float* px = x)
+            fixed (float* py = y)
+                PackedMatMul.Apply(packed, px, py, tokens, isa, _pool);
+            for (var i = tokens * rows; i < y.Length; i++)
+                Assert.True(BitConverter.SingleToInt32Bits(y[i]) == sentinel, $"{type} {isa} [{rows}×{columns}]·{tokens}: wrote guard float {i - tokens * rows}");
+        }
+    }
+
+    /// <summary>
     /// Each token of a multi-token call equals that token multiplied alone, bit for bit, on every packed path: what lets
     /// a batched step (or a speculative verification row, or an expert's grouped rows) equal the session's one token.
     /// </summary>

@@ -40,6 +40,37 @@ public unsafe class WorkerPoolTests
             Assert.All(RunOnce(pool, items), c => Assert.Equal(1, c));
     }
 
+    /// <summary>
+    /// Back-to-back runs of 2–9 items, each with its own context: the caller no longer waits for every worker to check
+    /// in, so a worker often wakes after its job is over — while the next one is being set up — and must then claim
+    /// nothing (an item of the new job run with the old job's context, or one claimed twice, shows as a wrong count).
+    /// </summary>
+    [Theory]
+    [InlineData(2)]
+    [InlineData(3)]
+    public void WorkersWakingLateNeverRunAnItemOfAnotherJob(int threads)
+    {
+        using var pool = new WorkerPool(threads);
+        var first = new int[9];
+        var second = new int[9];
+        fixed (int* a = first)
+        fixed (int* b = second)
+        {
+            for (var round = 0; round < 20_000; round++)
+            {
+                var items = 2 + round % 8;
+                var counts = new Counts { PerItem = round % 2 == 0 ? a : b, Length = items };
+                pool.Run(&CountItem, &counts, items);
+                var perItem = round % 2 == 0 ? first : second;
+                for (var i = 0; i < perItem.Length; i++)
+                {
+                    Assert.True(perItem[i] == (i < items ? 1 : 0), $"round {round}, {items} items: item {i} ran {perItem[i]} times");
+                    perItem[i] = 0;
+                }
+            }
+        }
+    }
+
     [Fact]
     public void ARunStartedBeforeTheWorkersFirstGetScheduledCompletes()
     {

@@ -209,14 +209,14 @@ public static unsafe partial class PackedMatMul
         var rowsHere = Math.Min(PackedQuantMatrix.GroupRows, job->Rows - g * PackedQuantMatrix.GroupRows);
         var y = job->Y + (long)g * PackedQuantMatrix.GroupRows;
         var t = t0;
-        for (; t + 8 <= t1; t += 8) Tile<TF, Eight, TK>(w, scales, job->GroupBlockBytes, x, t, y, job->Rows, rowsHere, job->FiniteScales);
-        for (; t + 4 <= t1; t += 4) Tile<TF, Four, TK>(w, scales, job->GroupBlockBytes, x, t, y, job->Rows, rowsHere, job->FiniteScales);
-        for (; t < t1; t++) Tile<TF, One, TK>(w, scales, job->GroupBlockBytes, x, t, y, job->Rows, rowsHere, job->FiniteScales);
+        for (; t + 8 <= t1; t += 8) Tile<TF, Eight, TK>(w, scales, x, t, y, job->Rows, rowsHere, job->FiniteScales);
+        for (; t + 4 <= t1; t += 4) Tile<TF, Four, TK>(w, scales, x, t, y, job->Rows, rowsHere, job->FiniteScales);
+        for (; t < t1; t++) Tile<TF, One, TK>(w, scales, x, t, y, job->Rows, rowsHere, job->FiniteScales);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> RowScales(ushort* scales) =>
-        Avx2.GatherVector256(HalfTable.Pointer, Avx2.ConvertToVector256Int32(scales), 4);
+    private static Vector256<float> RowScales(float* table, ushort* scales) =>
+        Avx2.GatherVector256(table, Avx2.ConvertToVector256Int32(scales), 4);
 
     /// <summary>
     /// The 8 rows' f16 scales as floats without the table gather (which cost about as much as the rest of a decode
@@ -229,10 +229,15 @@ public static unsafe partial class PackedMatMul
     {
         var h = Avx2.ConvertToVector256Int32(scales);
         var bits = Vector256.ShiftLeft(h & Vector256.Create(0x7FFF), 13) | Vector256.ShiftLeft(h & Vector256.Create(0x8000), 16);
-        return bits.AsSingle() * Vector256.Create(Two112);
+        return bits.AsSingle() * Vector256.Create(Two112Bits).AsSingle();
     }
 
-    private static readonly float Two112 = BitConverter.Int32BitsToSingle((127 + 112) << 23);
+    /// <summary>
+    /// 2^112 as float bits: a constant, not a static field — the kernels are jitted fully optimized before the class is
+    /// initialized, and reading a static there cost a class-initialization check (and a helper call that spilled every
+    /// accumulator to the stack) in every block.
+    /// </summary>
+    private const int Two112Bits = (127 + 112) << 23;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<sbyte> Broadcast(sbyte* quants) => Vector256.Create(*(int*)quants).AsSByte();
@@ -241,7 +246,9 @@ public static unsafe partial class PackedMatMul
     private static void Store(Vector256<float> v, float* y, int rowsHere)
     {
         if (rowsHere == PackedQuantMatrix.GroupRows) { v.Store(y); return; }
-        for (var i = 0; i < rowsHere; i++) y[i] = v.GetElement(i);
+        // A masked store, not GetElement(i) with a variable i: that gave the accumulators a stack home, and the JIT
+        // stored every one of them there in every block of the tile's loop. Lanes masked off are not touched.
+        Avx.MaskStore(y, Vector256.LessThan(Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7), Vector256.Create(rowsHere)).AsSingle(), v);
     }
 
     /// <summary>y += Σ (stored·x − offset·Σx) · (row scale · token scale), for one block and one token's accumulator.</summary>
@@ -255,7 +262,7 @@ public static unsafe partial class PackedMatMul
     /// keep enough independent chains in flight to hide the instruction's latency.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Tile<TF, TN, TK>(byte* w, ushort* scales, int groupBlockBytes, Q8Rows x, int t, float* y, int yStride, int rowsHere, bool finiteScales)
+    private static void Tile<TF, TN, TK>(byte* w, ushort* scales, Q8Rows x, int t, float* y, int yStride, int rowsHere, bool finiteScales)
         where TF : struct, IPackedFormat where TN : struct, ITokenCount where TK : struct, IDotKind
     {
         var blocks = x.Blocks;
@@ -277,12 +284,16 @@ public static unsafe partial class PackedMatMul
         var f6 = Vector256<float>.Zero;
         var f7 = Vector256<float>.Zero;
         var n = TN.Count;
+        // Read once, before the loop: this method is jitted fully optimized, maybe before HalfTable's class is initialized,
+        // and a static read in the loop then kept a class-initialization helper call there, which spilled every
+        // accumulator to the stack in every block.
+        var table = HalfTable.Pointer;
         for (var b = 0; b < blocks; b++)
         {
-            var wb = w + (long)b * groupBlockBytes;
+            var wb = w + (long)b * TF.GroupBlockBytes;
             // 16 blocks ahead: with few tokens the weights stream from memory faster than the prefetcher fetches them.
-            var ahead = wb + 16 * groupBlockBytes;
-            for (var line = 0; line < groupBlockBytes; line += 64) Sse.Prefetch0(ahead + line);
+            var ahead = wb + 16 * TF.GroupBlockBytes;
+            for (var line = 0; line < TF.GroupBlockBytes; line += 64) Sse.Prefetch0(ahead + line);
             var i0 = Vector256<int>.Zero;
             var i1 = Vector256<int>.Zero;
             var i2 = Vector256<int>.Zero;
@@ -291,7 +302,8 @@ public static unsafe partial class PackedMatMul
             var i5 = Vector256<int>.Zero;
             var i6 = Vector256<int>.Zero;
             var i7 = Vector256<int>.Zero;
-            var xo = b * 32;
+            // 64-bit, so each chunk's activation address is one addressing mode with a constant displacement.
+            var xo = (long)b * 32;
             if (!TK.Vnni)
                 EmulatedBlock<TF, TN>(wb, xo, q0, q1, q2, q3, q4, q5, q6, q7, out i0, out i1, out i2, out i3, out i4, out i5, out i6, out i7);
             else
@@ -306,7 +318,7 @@ public static unsafe partial class PackedMatMul
             Chunk<TF, TN>(TF.Chunk(wb, 6), xo + TF.Offset(6), q0, q1, q2, q3, q4, q5, q6, q7, ref i0, ref i1, ref i2, ref i3, ref i4, ref i5, ref i6, ref i7, first: true);
             Chunk<TF, TN>(TF.Chunk(wb, 7), xo + TF.Offset(7), q0, q1, q2, q3, q4, q5, q6, q7, ref i0, ref i1, ref i2, ref i3, ref i4, ref i5, ref i6, ref i7, first: false);
             }
-            var ws = finiteScales ? ConvertScales(scales + b * PackedQuantMatrix.GroupRows) : RowScales(scales + b * PackedQuantMatrix.GroupRows);
+            var ws = finiteScales ? ConvertScales(scales + b * PackedQuantMatrix.GroupRows) : RowScales(table, scales + b * PackedQuantMatrix.GroupRows);
             var index = (long)t * blocks + b;
             if (n == 1)
             {
@@ -343,7 +355,7 @@ public static unsafe partial class PackedMatMul
     /// and odd chunks go to two accumulators so consecutive <c>vpdpbusd</c> do not wait on each other.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Chunk<TF, TN>(Vector256<byte> v, int o, sbyte* q0, sbyte* q1, sbyte* q2, sbyte* q3, sbyte* q4, sbyte* q5, sbyte* q6, sbyte* q7,
+    private static void Chunk<TF, TN>(Vector256<byte> v, long o, sbyte* q0, sbyte* q1, sbyte* q2, sbyte* q3, sbyte* q4, sbyte* q5, sbyte* q6, sbyte* q7,
         ref Vector256<int> i0, ref Vector256<int> i1, ref Vector256<int> i2, ref Vector256<int> i3,
         ref Vector256<int> i4, ref Vector256<int> i5, ref Vector256<int> i6, ref Vector256<int> i7, bool first)
         where TF : struct, IPackedFormat where TN : struct, ITokenCount
@@ -385,7 +397,7 @@ public static unsafe partial class PackedMatMul
     /// w·x itself, not (w + 128)·x: its job's offset is 0.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void EmulatedBlock<TF, TN>(byte* wb, int xo, sbyte* q0, sbyte* q1, sbyte* q2, sbyte* q3, sbyte* q4, sbyte* q5, sbyte* q6, sbyte* q7,
+    private static void EmulatedBlock<TF, TN>(byte* wb, long xo, sbyte* q0, sbyte* q1, sbyte* q2, sbyte* q3, sbyte* q4, sbyte* q5, sbyte* q6, sbyte* q7,
         out Vector256<int> i0, out Vector256<int> i1, out Vector256<int> i2, out Vector256<int> i3,
         out Vector256<int> i4, out Vector256<int> i5, out Vector256<int> i6, out Vector256<int> i7)
         where TF : struct, IPackedFormat where TN : struct, ITokenCount
@@ -463,5 +475,8 @@ public static unsafe partial class PackedMatMul
 
         /// <summary>Chunks whose <c>vpmaddubsw</c> pairs the AVX2 emulation may add in 16 bits without saturating.</summary>
         static abstract int ChunksIn16Bits { get; }
+
+        /// <summary>Bytes of one group block (<see cref="PackedQuantMatrix.GroupBlockBytes"/>), a constant for the prefetch.</summary>
+        static abstract int GroupBlockBytes { get; }
     }
 }

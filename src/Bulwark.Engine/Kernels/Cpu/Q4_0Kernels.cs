@@ -177,7 +177,8 @@ public static unsafe partial class PackedMatMul
     private static void StoreWide(Vector512<float> v, float* y, int rowsHere)
     {
         if (rowsHere == 2 * PackedQuantMatrix.GroupRows) { v.Store(y); return; }
-        for (var i = 0; i < rowsHere; i++) y[i] = v.GetElement(i);
+        Store(v.GetLower(), y, Math.Min(rowsHere, PackedQuantMatrix.GroupRows)); // masked, as the 256-bit kernel's
+        if (rowsHere > PackedQuantMatrix.GroupRows) Store(v.GetUpper(), y + PackedQuantMatrix.GroupRows, rowsHere - PackedQuantMatrix.GroupRows);
     }
 
     /// <summary>Chunks 0..3 are the low nibbles of the 4 stored vectors (quants 4c..), 4..7 their high nibbles (quants 16 + 4(c−4)..).</summary>
@@ -195,5 +196,7 @@ public static unsafe partial class PackedMatMul
         public static int Offset(int c) => c < 4 ? c * 4 : 16 + (c - 4) * 4;
 
         public static int ChunksIn16Bits => 8;
+
+        public static int GroupBlockBytes => PackedQuantMatrix.GroupRows * 16;
     }
 }

@@ -137,5 +137,7 @@ public static unsafe partial class PackedMatMul
         public static int Offset(int c) => Q4Packed.Offset(c);
 
         public static int ChunksIn16Bits => 4;
+
+        public static int GroupBlockBytes => PackedQuantMatrix.FifthBitsAt + PackedQuantMatrix.GroupRows * 4;
     }
 }

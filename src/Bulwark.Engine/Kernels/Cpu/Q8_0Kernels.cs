@@ -32,5 +32,7 @@ public static unsafe partial class PackedMatMul
         public static bool Signed => true;
 
         public static int ChunksIn16Bits => 1;
+
+        public static int GroupBlockBytes => PackedQuantMatrix.GroupRows * 32;
     }
 }

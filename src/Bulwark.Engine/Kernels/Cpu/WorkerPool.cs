@@ -4,7 +4,8 @@ namespace Bulwark.Engine.Kernels.Cpu;
 
 /// <summary>
 /// A dedicated pool of worker threads for the kernels: one thread per core (the caller's thread
-/// counts as one), spin-then-park, work split into items claimed with an atomic counter.
+/// counts as one), spin-then-park, work split into items claimed with a compare-exchange on a ticket
+/// (job, next item); a call returns when its items are done, whether or not every worker woke for it.
 /// A call passes a function pointer and a pointer to a context the caller keeps on its stack,
 /// so <see cref="Run"/> allocates nothing. Only one caller uses the workers at a time; a second
 /// concurrent caller (another session on another thread) or a nested call runs its items inline.
@@ -29,8 +30,13 @@ public sealed unsafe class WorkerPool : IDisposable
     private delegate*<void*, int, void> _work;
     private void* _context;
     private int _itemCount;
-    private int _nextItem;
-    private int _running;
+
+    // The job's generation (high 32 bits) and its next unclaimed item (low 32): a thread claims an item with a
+    // compare-exchange that also checks the generation, so a worker that wakes after its job is over can never take
+    // an item of the next one. The caller waits for _done (items finished), not for every worker to check in: a
+    // worker that was descheduled while the caller ran all the items no longer holds the step up.
+    private long _ticket;
+    private int _done;
 
     [ThreadStatic] private static bool _isWorker;
 
@@ -91,17 +97,21 @@ public sealed unsafe class WorkerPool : IDisposable
         }
         try
         {
+            var generation = _generation + 1;
+            // Closed first (no item left to claim, and no longer the last job's generation), so a late worker that read
+            // some of these fields as they change can never claim an item with them.
+            Volatile.Write(ref _ticket, ((long)generation << 32) | int.MaxValue);
             _work = work;
             _context = context;
             _itemCount = itemCount;
-            _nextItem = 0;
-            _running = _threads.Length;
-            Interlocked.Increment(ref _generation);
+            _done = 0;
+            Volatile.Write(ref _ticket, (long)generation << 32);
+            Volatile.Write(ref _generation, generation);
             if (Volatile.Read(ref _parked) > 0)
                 lock (_gate) Monitor.PulseAll(_gate);
-            RunItems();
+            RunItems(generation, work, context, itemCount);
             var spinner = new SpinWait();
-            while (Volatile.Read(ref _running) != 0) spinner.SpinOnce(-1);
+            while (Volatile.Read(ref _done) != itemCount) spinner.SpinOnce(-1);
         }
         finally
         {
@@ -111,14 +121,18 @@ public sealed unsafe class WorkerPool : IDisposable
         }
     }
 
-    private void RunItems()
+    /// <summary>Claims and runs items of job <paramref name="generation"/> until none is left or another job has begun.</summary>
+    private void RunItems(int generation, delegate*<void*, int, void> work, void* context, int count)
     {
-        var work = _work;
-        var context = _context;
-        var count = _itemCount;
-        int item;
-        while ((item = Interlocked.Increment(ref _nextItem) - 1) < count)
+        while (true)
+        {
+            var ticket = Volatile.Read(ref _ticket);
+            var item = (int)ticket;
+            if ((int)(ticket >> 32) != generation || item >= count) return;
+            if (Interlocked.CompareExchange(ref _ticket, ticket + 1, ticket) != ticket) continue;
             work(context, item);
+            Interlocked.Increment(ref _done);
+        }
     }
 
     private void WorkerLoop()
@@ -147,8 +161,14 @@ public sealed unsafe class WorkerPool : IDisposable
             }
             if (_disposed) return;
             seen = Volatile.Read(ref _generation);
-            RunItems();
-            Interlocked.Decrement(ref _running);
+            // Read after the generation (the caller wrote them before it): this job's, or — if it is already over and
+            // the next is being set up — partly a later one's; then the ticket was closed before they changed, and
+            // RunItems, reading it after them (the fence), claims nothing.
+            var work = _work;
+            var context = _context;
+            var count = _itemCount;
+            Interlocked.MemoryBarrier();
+            RunItems(seen, work, context, count);
         }
     }
 
