@@ -99,8 +99,10 @@ public sealed unsafe class WorkerPool : IDisposable
         {
             var generation = _generation + 1;
             // Closed first (no item left to claim, and no longer the last job's generation), so a late worker that read
-            // some of these fields as they change can never claim an item with them.
-            Volatile.Write(ref _ticket, ((long)generation << 32) | int.MaxValue);
+            // some of these fields as they change can never claim an item with them. A full fence, not a release write:
+            // a release orders the stores before it, not the field stores after it, which a weaker memory model (Arm64)
+            // may make visible first — a late worker could then see the new item count beside the old open ticket.
+            Interlocked.Exchange(ref _ticket, ((long)generation << 32) | int.MaxValue);
             _work = work;
             _context = context;
             _itemCount = itemCount;
